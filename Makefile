@@ -1,0 +1,49 @@
+# Tessera's tasks. With DATABASE_URL unset, run and test use the embedded default database:
+# a private Postgres cluster in .tessera/ started by internal/devdb/devdb.sh.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+SQLC_VERSION := v1.31.1
+BIN := $(CURDIR)/bin
+SQLC := $(BIN)/sqlc
+SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
+
+# database prints the URL to use: DATABASE_URL when set, otherwise the embedded database's.
+database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
+
+.PHONY: run test check generate build db db-stop
+
+## build: compile ./tessera
+build:
+	go build -o tessera ./cmd/tessera
+
+## run: migrate, bootstrap a demo tenant and key when there is none, serve on TESSERA_ADDR (:8080)
+run: build
+	url="$(database)"; export DATABASE_URL="$$url"; \
+	./tessera migrate && ./tessera bootstrap && exec ./tessera serve
+
+## test: the whole suite with the race detector, on a real Postgres
+test:
+	url="$(database)"; DATABASE_URL="$$url" go test -race -count=1 ./...
+
+## check: gofmt, go vet and sqlc diff; fails on any finding
+check: $(SQLC_STAMP)
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	$(SQLC) diff
+
+## generate: regenerate sql/ from queries/ and migrations/ with the pinned sqlc
+generate: $(SQLC_STAMP)
+	$(SQLC) generate
+
+## db: start the embedded database and print its DATABASE_URL; db-stop: stop it
+db:
+	@internal/devdb/devdb.sh start
+db-stop:
+	@internal/devdb/devdb.sh stop
+
+$(SQLC_STAMP):
+	mkdir -p $(BIN)
+	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	touch $@

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
+)
+
+// Idempotency headers.
+const (
+	headerIdempotencyKey = "Idempotency-Key"
+	headerReplayed       = "Idempotent-Replayed"
+)
+
+var (
+	errInFlight        = errors.New("in flight")
+	errRequestMismatch = errors.New("request mismatch")
+	errHandlerRefused  = errors.New("handler answered with an error")
+)
+
+// replayError carries a stored response out of the transaction that found it.
+type replayError struct{ stored sql.IdempotencyKey }
+
+func (replayError) Error() string { return "replay" }
+
+// transact makes every write (POST, PUT, PATCH, DELETE) one transaction: it opens it, hands
+// it to the handler through the context, buffers the response, and commits only when the
+// handler succeeded — so a client never sees a success that did not commit. A write that
+// carries an Idempotency-Key (and a tenant) is also idempotent:
+//   - the same key and the same request (method, path, query and body bytes) replays the
+//     first successful response, with Idempotent-Replayed: true;
+//   - the same key with another request is 422;
+//   - the same key while its first request is still running is 409;
+//   - error responses are not stored: nothing was written, so the request may be retried.
+//
+// Stored responses expire after Config.IdempotencyTTL (the idempotency.expire_sweep job
+// deletes them).
+func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
+	switch ctx.Method() {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		next(ctx)
+		return
+	}
+	c := ctx.Context()
+	limit := ctx.Operation().MaxBodyBytes
+	body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), limit+1))
+	switch {
+	case err != nil:
+		s.writeError(ctx, huma.Error400BadRequest("could not read the request body", err))
+		return
+	case int64(len(body)) > limit:
+		s.writeError(ctx, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the request body is larger than %d bytes", limit)))
+		return
+	}
+	key := ctx.Header(headerIdempotencyKey)
+	if key != "" && !printableASCII(key, 255) {
+		s.writeError(ctx, huma.Error400BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters"))
+		return
+	}
+	p, hasTenant := principalFrom(c)
+	idempotent := key != "" && hasTenant
+	u := ctx.URL()
+	hash := sha256.Sum256(fmt.Appendf(nil, "%s %s?%s\n%s", ctx.Method(), u.Path, u.RawQuery, body))
+	now := s.cfg.Clock.Now()
+	rec := &recorder{humaContext: ctx, body: body, header: http.Header{}}
+
+	err = pg.InTx(c, s.cfg.DB, func(tx pgx.Tx) error {
+		if idempotent {
+			if err := s.idempotencyCheck(c, tx, p, key, hash[:]); err != nil {
+				return err
+			}
+		}
+		next(huma.WithValue(rec, txKey, tx))
+		if rec.status >= 400 {
+			return errHandlerRefused
+		}
+		if !idempotent {
+			return nil
+		}
+		headers, err := json.Marshal(rec.header)
+		if err != nil {
+			return fmt.Errorf("encode response headers: %w", err)
+		}
+		return s.queries.IdempotencyKeyStore(c, tx, sql.IdempotencyKeyStoreParams{
+			TenantID: p.tenantID, Key: key, RequestHash: hash[:], ResponseStatus: int32(rec.status),
+			ResponseHeaders: headers, ResponseBody: rec.out.Bytes(), Now: now, ExpiresAt: now.Add(s.cfg.IdempotencyTTL),
+		})
+	})
+	var replay replayError
+	switch {
+	case err == nil, errors.Is(err, errHandlerRefused):
+		rec.flush(ctx, false)
+	case errors.Is(err, errInFlight):
+		s.writeError(ctx, huma.Error409Conflict("a request with this Idempotency-Key is still in progress; retry later"))
+	case errors.Is(err, errRequestMismatch):
+		s.writeError(ctx, huma.Error422UnprocessableEntity("this Idempotency-Key was used with a different request"))
+	case errors.As(err, &replay):
+		rec.header = http.Header{}
+		rec.out.Reset()
+		if err := json.Unmarshal(replay.stored.ResponseHeaders, &rec.header); err != nil {
+			s.writeError(ctx, problem(c, fmt.Errorf("decode stored response headers: %w", err)))
+			return
+		}
+		rec.status = int(replay.stored.ResponseStatus)
+		rec.out.Write(replay.stored.ResponseBody)
+		rec.flush(ctx, true)
+	default:
+		s.writeError(ctx, problem(c, err))
+	}
+}
+
+// idempotencyCheck takes the key's lock and looks for its stored response; it returns nil
+// when the request should run.
+func (s *Server) idempotencyCheck(c context.Context, tx pgx.Tx, p principal, key string, hash []byte) error {
+	locked, err := s.queries.IdempotencyKeyLock(c, tx, sql.IdempotencyKeyLockParams{TenantID: p.tenantID, Key: key})
+	if err != nil {
+		return fmt.Errorf("lock idempotency key: %w", err)
+	}
+	if !locked {
+		return errInFlight
+	}
+	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: p.tenantID, Key: key, Now: s.cfg.Clock.Now()})
+	switch err = core.DBError(err); {
+	case errors.Is(err, core.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read idempotency key: %w", err)
+	case !bytes.Equal(stored.RequestHash, hash):
+		return errRequestMismatch
+	}
+	return replayError{stored: stored}
+}
+
+// humaContext lets recorder embed huma.Context without a field named Context hiding the
+// interface's Context method.
+type humaContext = huma.Context
+
+// recorder buffers a handler's response so that it reaches the client only after the
+// transaction has decided, and can be stored for replay.
+type recorder struct {
+	humaContext
+	body   []byte
+	status int
+	header http.Header
+	out    bytes.Buffer
+}
+
+func (r *recorder) BodyReader() io.Reader           { return bytes.NewReader(r.body) }
+func (r *recorder) SetStatus(code int)              { r.status = code }
+func (r *recorder) Status() int                     { return r.status }
+func (r *recorder) SetHeader(name, value string)    { r.header.Set(name, value) }
+func (r *recorder) AppendHeader(name, value string) { r.header.Add(name, value) }
+func (r *recorder) BodyWriter() io.Writer           { return &r.out }
+
+// flush writes the buffered response to the real context.
+func (r *recorder) flush(ctx huma.Context, replayed bool) {
+	for name, values := range r.header {
+		for _, v := range values {
+			ctx.AppendHeader(name, v)
+		}
+	}
+	if replayed {
+		ctx.SetHeader(headerReplayed, "true")
+	}
+	ctx.SetStatus(r.status)
+	if _, err := ctx.BodyWriter().Write(r.out.Bytes()); err != nil {
+		requestInfoFrom(ctx.Context()).log.WarnContext(ctx.Context(), "write response", "error", err)
+	}
+}

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/tessera/tessera/internal/core"
+)
+
+// observe is the outermost handler: it gives the request an id (the caller's X-Request-Id
+// when it is sane), logs and measures it, answers unmatched routes and wrong methods with
+// problem+json, and turns a panic into a 500 problem.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{id: r.Header.Get("X-Request-Id")}
+		if !printableASCII(info.id, 128) {
+			info.id = uuid.Must(uuid.NewV7()).String()
+		}
+		info.log = s.cfg.Log.With("request_id", info.id)
+		w.Header().Set("X-Request-Id", info.id)
+		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
+
+		defer func() {
+			if p := recover(); p != nil {
+				info.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeProblem(sw, http.StatusInternalServerError, "internal error; quote request id "+info.id+" when reporting it")
+				}
+			}
+			elapsed := time.Since(start)
+			s.metrics.observe(info.operation, sw.status, elapsed)
+			info.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+				"operation", info.operation, "status", sw.status, "duration", elapsed)
+		}()
+
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			unmatched(sw, r, s.mux)
+			return
+		}
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// unmatched answers a request no route matches: 404, or 405 with Allow when the path
+// exists under other methods, as problem+json rather than the mux's plain text.
+func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	probe := &statusWriter{ResponseWriter: discardWriter{header: http.Header{}}}
+	mux.ServeHTTP(probe, r)
+	if allow := probe.Header().Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	if probe.status == http.StatusMethodNotAllowed {
+		writeProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+}
+
+// writeProblem writes an RFC 9457 problem outside of Huma, in Huma's shape.
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"title":%q,"status":%d,"detail":%q}`, http.StatusText(status), status, detail)
+}
+
+// printableASCII reports whether s is 1 to max printable ASCII characters without spaces.
+func printableASCII(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// operation records which operation matched, for logs and metrics.
+func (s *Server) operation(ctx huma.Context, next func(huma.Context)) {
+	requestInfoFrom(ctx.Context()).operation = ctx.Operation().OperationID
+	next(ctx)
+}
+
+// authenticate admits callers of admin operations with an active API key of their tenant
+// and puts the principal in the context. Missing, malformed, unknown and revoked keys are
+// all 401 with the same detail.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	if !requiresAdminKey(ctx.Operation()) {
+		next(ctx)
+		return
+	}
+	scheme, secret, _ := strings.Cut(ctx.Header("Authorization"), " ")
+	key, err := core.APIKeyAuthenticate(ctx.Context(), s.cfg.DB, strings.TrimSpace(secret))
+	if !strings.EqualFold(scheme, "Bearer") {
+		err = core.ErrUnauthenticated
+	}
+	if err != nil {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="tessera"`)
+		s.writeError(ctx, problem(ctx.Context(), err))
+		return
+	}
+	next(huma.WithValue(ctx, principalKey, principal{tenantID: key.TenantID, keyID: key.ID}))
+}
+
+func requiresAdminKey(op *huma.Operation) bool {
+	for _, requirement := range op.Security {
+		if _, ok := requirement[securityAdminKey]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discardWriter is a ResponseWriter that keeps headers and drops the body.
+type discardWriter struct{ header http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.header }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}

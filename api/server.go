@@ -1,0 +1,119 @@
+// Package api is Tessera's HTTP surface: Huma operations, one file per resource, on the
+// standard library mux, with the middleware every request passes through (request ids,
+// logs, metrics, authentication, one transaction per write, idempotency keys).
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
+)
+
+// Version is the API version published in the OpenAPI document.
+const Version = "0.1.0"
+
+// securityAdminKey names the Bearer scheme of admin operations in the OpenAPI document.
+const securityAdminKey = "adminKey"
+
+// Config holds the server's dependencies.
+type Config struct {
+	// DB runs queries and opens the one transaction of each write. Required.
+	DB pg.DB
+	// Clock is the time of every request. Required.
+	Clock clock.Clock
+	// Log receives request logs. Required.
+	Log *slog.Logger
+	// Metrics is where request metrics are registered and what /metrics serves. Required.
+	Metrics *prometheus.Registry
+	// Ready reports whether the server can serve: the database is reachable and migrated.
+	// Required.
+	Ready func(ctx context.Context) error
+	// IdempotencyTTL is how long a stored Idempotency-Key response is replayed. Default 24h.
+	IdempotencyTTL time.Duration
+}
+
+// Server serves Tessera's HTTP API.
+type Server struct {
+	cfg     Config
+	queries *sql.Queries
+	mux     *http.ServeMux
+	api     huma.API
+	metrics *httpMetrics
+}
+
+// New validates cfg and returns a server with every operation registered.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, errors.New("api: Config.DB is required")
+	case cfg.Clock == nil:
+		return nil, errors.New("api: Config.Clock is required")
+	case cfg.Log == nil:
+		return nil, errors.New("api: Config.Log is required")
+	case cfg.Metrics == nil:
+		return nil, errors.New("api: Config.Metrics is required")
+	case cfg.Ready == nil:
+		return nil, errors.New("api: Config.Ready is required")
+	}
+	if cfg.IdempotencyTTL == 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	metrics, err := newHTTPMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, queries: sql.New(), metrics: metrics}
+	s.register()
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// Spec returns the OpenAPI document of every operation without needing a database.
+func Spec() *huma.OpenAPI {
+	s := &Server{}
+	s.register()
+	return s.api.OpenAPI()
+}
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler {
+	return s.observe(s.mux)
+}
+
+// register builds the mux and the Huma API and registers every operation on them.
+func (s *Server) register() {
+	config := huma.DefaultConfig("Tessera", Version)
+	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
+		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header. Errors are RFC 9457 problem+json."
+	config.CreateHooks = nil // no $schema fields or Link headers in responses
+	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
+	}
+	s.mux = http.NewServeMux()
+	s.api = humago.New(s.mux, config)
+	s.api.UseMiddleware(s.operation, s.authenticate, s.transact)
+
+	s.registerHealth()
+	s.registerTenants()
+	s.registerAPIKeys()
+	s.registerAuditLog()
+}
+
+// adminOperation fills in what every admin operation shares: its security and error
+// responses.
+func adminOperation(op huma.Operation) huma.Operation {
+	op.Security = []map[string][]string{{securityAdminKey: {}}}
+	op.Errors = append(op.Errors, http.StatusUnauthorized)
+	return op
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config is Tessera's configuration, read from the environment. The README's configuration
+// table lists the same variables and defaults.
+type Config struct {
+	// DatabaseURL is the Postgres connection string. Required by every command but openapi;
+	// make run and make test point it at the embedded default database.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// Addr is where serve listens. Default :8080.
+	Addr string `env:"TESSERA_ADDR" envDefault:":8080"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `env:"TESSERA_LOG_LEVEL" envDefault:"info"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `env:"TESSERA_LOG_FORMAT" envDefault:"text"`
+	// Workers is how many River jobs one process works at once. Default 10.
+	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
+	// DBMaxConns is the size of the connection pool. Default 20.
+	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
+	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
+	// letting running jobs finish before they are cancelled. Default 30s.
+	ShutdownTimeout time.Duration `env:"TESSERA_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	// IdempotencyTTL is how long a response stored under an Idempotency-Key is replayed.
+	// Default 24h.
+	IdempotencyTTL time.Duration `env:"TESSERA_IDEMPOTENCY_TTL" envDefault:"24h"`
+}
+
+// loadConfig reads and validates the configuration.
+func loadConfig() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	var problems []error
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		problems = append(problems, err)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		problems = append(problems, fmt.Errorf("TESSERA_LOG_FORMAT must be text or json, not %q", cfg.LogFormat))
+	}
+	if cfg.Workers < 1 {
+		problems = append(problems, fmt.Errorf("TESSERA_WORKERS must be at least 1, not %d", cfg.Workers))
+	}
+	if cfg.DBMaxConns < 2 {
+		problems = append(problems, fmt.Errorf("TESSERA_DB_MAX_CONNS must be at least 2, not %d", cfg.DBMaxConns))
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		problems = append(problems, errors.New("TESSERA_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))
+	}
+	return cfg, errors.Join(problems...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("TESSERA_LOG_LEVEL must be debug, info, warn or error, not %q", s)
+	}
+	return level, nil
+}
+
+// logger builds the process's logger; logs go to stderr, command output to stdout.
+func (cfg Config) logger() *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel) // validated by loadConfig
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.LogFormat, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// pool connects to DatabaseURL.
+func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("DATABASE_URL is not set (make run and make test set it to the embedded database)")
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = cfg.DBMaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/user"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
+)
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tessera",
+		Short:         "Tessera: licensing and subscriptions on Postgres",
+		Long:          "Tessera is a licensing and subscription backend that lives in Postgres.\nConfiguration comes from environment variables (DATABASE_URL, TESSERA_ADDR, ...); see the README.",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(
+		newServeCommand(),
+		newWorkerCommand(),
+		newMigrateCommand(),
+		newBootstrapCommand(),
+		newTenantCommand(),
+		newKeyCommand(),
+		newOpenAPICommand(),
+	)
+	return root
+}
+
+// cli is what a database command needs: configuration, a logger, a pool and the clock.
+type cli struct {
+	cfg   Config
+	log   *slog.Logger
+	pool  *pgxpool.Pool
+	clock clock.Clock
+}
+
+// withDB runs fn with a connected cli and closes the pool afterwards.
+func withDB(ctx context.Context, fn func(c *cli) error) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	pool, err := cfg.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(&cli{cfg: cfg, log: cfg.logger(), pool: pool, clock: clock.System{}})
+}
+
+// cliActor is the audit-log actor of CLI commands: the operating-system user.
+func cliActor() core.Actor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return core.Actor{Type: core.ActorCLI, ID: name}
+}
+
+// docsURL is where the API's documentation is served for a listen address.
+func docsURL(addr string) string {
+	host := addr
+	if len(host) > 0 && host[0] == ':' {
+		host = "localhost" + host
+	}
+	return fmt.Sprintf("http://%s/docs", host)
+}

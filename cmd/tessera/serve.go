@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/spf13/cobra"
+
+	"github.com/tessera/tessera/api"
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/jobs"
+)
+
+func newServeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the HTTP API and work River jobs in one process",
+		Long: "serve listens on TESSERA_ADDR and works River jobs. On SIGINT or SIGTERM it stops accepting\n" +
+			"requests, drains those in flight, lets running jobs finish, and cancels what is left after\n" +
+			"TESSERA_SHUTDOWN_TIMEOUT.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+			}
+			return run(cmd.Context(), cfg, ln)
+		},
+	}
+}
+
+func newWorkerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Work River jobs without serving HTTP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), cfg, nil)
+		},
+	}
+}
+
+// run works River jobs and, when ln is not nil, serves the API on it, until ctx is
+// cancelled. Then it shuts down in order: stop accepting and drain HTTP requests, let
+// running jobs finish (soft stop), and cancel the jobs still running after the timeout
+// (hard stop).
+func run(ctx context.Context, cfg Config, ln net.Listener) error {
+	log := cfg.logger()
+	pool, err := cfg.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	pending, err := migrate.Pending(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if pending {
+		return errors.New("the database has pending migrations: run tessera migrate first")
+	}
+
+	clk := clock.System{}
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log})
+	if err != nil {
+		return err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:      workers,
+		PeriodicJobs: jobs.PeriodicJobs(),
+		Logger:       log,
+	})
+	if err != nil {
+		return fmt.Errorf("create river client: %w", err)
+	}
+	// River stops hard when its start context ends; shutdown below stops it softly first.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if ln != nil {
+		handler, err := newHandler(cfg, pool, clk, log)
+		if err != nil {
+			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
+		}
+		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- srv.Serve(ln) }()
+		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()))
+	} else {
+		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-serveErr:
+		runErr = fmt.Errorf("serve http: %w", runErr)
+	}
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("drain http requests: %w", err))
+		}
+		cancel()
+	}
+	return errors.Join(runErr, stopRiver(client, cfg.ShutdownTimeout))
+}
+
+// newHandler builds the API's handler with its metrics registry.
+func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger) (http.Handler, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		jobs.NewJobCountCollector(pool, log),
+	)
+	server, err := api.New(api.Config{
+		DB:             pool,
+		Clock:          clk,
+		Log:            log,
+		Metrics:        reg,
+		IdempotencyTTL: cfg.IdempotencyTTL,
+		Ready: func(ctx context.Context) error {
+			pending, err := migrate.Pending(ctx, pool)
+			switch {
+			case err != nil:
+				return err
+			case pending:
+				return errors.New("the database has pending migrations")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return server.Handler(), nil
+}
+
+// stopRiver lets running jobs finish for up to timeout, then cancels them and waits up to
+// timeout again.
+func stopRiver(client *river.Client[pgx.Tx], timeout time.Duration) error {
+	softCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := client.Stop(softCtx)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stop river: %w", err)
+	}
+	hardCtx, cancelHard := context.WithTimeout(context.Background(), timeout)
+	defer cancelHard()
+	if err := client.StopAndCancel(hardCtx); err != nil {
+		return fmt.Errorf("stop river (cancelling jobs): %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,23 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tessera/tessera/sql"
+)
+
+// TenantCreate creates a tenant with the given slug and name and audits it. A taken slug
+// is ErrConflict; a malformed one is ErrInvalid.
+func TenantCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, slug, name string) (sql.Tenant, error) {
+	tenant, err := queries.TenantCreate(ctx, tx, sql.TenantCreateParams{ID: NewID(), Slug: slug, Name: name, Now: now})
+	if err != nil {
+		return sql.Tenant{}, fmt.Errorf("create tenant %q: %w", slug, DBError(err))
+	}
+	err = Audit(ctx, tx, now, tenant.ID, actor, Change{
+		Action: "tenant.create", SubjectType: "tenant", SubjectID: tenant.ID.String(),
+		Details: map[string]string{"slug": slug, "name": name},
+	})
+	return tenant, err
+}

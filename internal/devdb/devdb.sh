@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# devdb.sh: start (or reuse) Tessera's embedded default database, a private Postgres cluster
+# in a project-local directory, and print its DATABASE_URL on stdout.
+#
+#   internal/devdb/devdb.sh start   create the cluster if needed, start it if stopped, print the URL
+#   internal/devdb/devdb.sh stop    stop it
+#
+# The cluster listens only on a Unix socket inside the directory (no TCP port to collide
+# with), trusts local connections, and runs with fsync off: it is for development and tests,
+# never for data you keep. Postgres refuses to run as root, so as root it runs as the
+# `postgres` user. Missing Postgres binaries are installed from Debian's `postgresql` package.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dir="${TESSERA_DEVDB_DIR:-$root/.tessera}"
+data="$dir/pgdata"
+sock="$dir/run"
+port=5432
+dbname=tessera
+
+log() { echo "devdb: $*" >&2; }
+
+find_bindir() {
+	local d
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+		[ -x "$d/initdb" ] && { echo "$d"; return 0; }
+	done
+	return 1
+}
+
+as_owner() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+bindir="$(find_bindir || true)"
+if [ -z "$bindir" ]; then
+	log "no Postgres server binaries found; installing Debian's postgresql package"
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+	else
+		sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+	fi
+	bindir="$(find_bindir)"
+fi
+
+case "${1:-start}" in
+stop)
+	[ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" -m fast stop >&2
+	exit 0
+	;;
+start) ;;
+*)
+	log "usage: $0 start|stop"
+	exit 2
+	;;
+esac
+
+if [ "${#sock}" -gt 90 ]; then
+	log "socket directory $sock is too long for a Unix socket; set TESSERA_DEVDB_DIR to a shorter path"
+	exit 1
+fi
+
+mkdir -p "$dir"
+if [ "$(id -u)" = 0 ]; then
+	chown postgres: "$dir"
+	if ! runuser -u postgres -- test -x "$dir"; then
+		log "the postgres user cannot reach $dir; make its parent directories world-searchable (chmod o+x)"
+		exit 1
+	fi
+fi
+
+if [ ! -f "$data/PG_VERSION" ]; then
+	log "creating a Postgres cluster in $data"
+	as_owner mkdir -p "$data" "$sock"
+	as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+fi
+
+if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+	as_owner mkdir -p "$sock"
+	as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start \
+		-o "-c listen_addresses='' -k $sock -p $port -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB" >/dev/null
+fi
+
+if ! as_owner "$bindir/psql" -h "$sock" -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'" | grep -q 1; then
+	as_owner "$bindir/createdb" -h "$sock" -p "$port" -U postgres "$dbname"
+fi
+
+echo "postgres://postgres@/$dbname?host=$sock&port=$port&sslmode=disable"

@@ -1,0 +1,74 @@
+// Package jobs holds Tessera's River workers, one file per job family, and the periodic
+// schedule. Every worker runs its job in one transaction that also completes the job
+// (river.JobCompleteTx), so a job's effects and its completion commit together.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
+)
+
+// Config holds what workers need.
+type Config struct {
+	// DB begins each job's transaction: the pool in production, the test's transaction in
+	// tests. Required.
+	DB pg.DB
+	// Clock is the time of every job. Required.
+	Clock clock.Clock
+	// Log receives the workers' logs. Required.
+	Log *slog.Logger
+	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
+	// Default 10000.
+	IdempotencySweepBatch int
+}
+
+// Workers returns a River worker for every job kind, validating cfg.
+func Workers(cfg Config) (*river.Workers, error) {
+	switch {
+	case cfg.DB == nil:
+		return nil, errors.New("jobs: Config.DB is required")
+	case cfg.Clock == nil:
+		return nil, errors.New("jobs: Config.Clock is required")
+	case cfg.Log == nil:
+		return nil, errors.New("jobs: Config.Log is required")
+	}
+	if cfg.IdempotencySweepBatch == 0 {
+		cfg.IdempotencySweepBatch = 10000
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
+	return workers, nil
+}
+
+// PeriodicJobs returns the periodic schedule. River's elected leader enqueues them, so
+// running more processes does not run them more often.
+func PeriodicJobs() []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.IdempotencyExpireSweep{}, nil
+		}, &river.PeriodicJobOpts{ID: "idempotency.expire_sweep", RunOnStart: true}),
+	}
+}
+
+// queries is stateless generated code; every method takes the connection it runs on.
+var queries = sql.New()
+
+// complete marks job completed in tx, so the completion commits with the job's effects.
+func complete[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) error {
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete job %d: %w", job.ID, err)
+	}
+	return nil
+}
