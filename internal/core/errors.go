@@ -2,7 +2,6 @@ package core
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,11 +21,12 @@ var ErrInvalid = errors.New("invalid")
 
 // DBError translates a database error into Tessera's errors: no rows is ErrNotFound,
 // unique and exclusion violations are ErrConflict, check, not-null and foreign-key
-// violations are ErrInvalid, each naming the constraint. Other errors pass through. It is
+// violations and values the database cannot store (a NUL in text, a number out of range)
+// are ErrInvalid, each naming the constraint or the problem. Other errors pass through. It is
 // the one place where database errors are interpreted.
 func DBError(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
+		return &dbError{kind: ErrNotFound, msg: "not found", cause: err}
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
@@ -34,12 +34,27 @@ func DBError(err error) error {
 	}
 	switch pgErr.Code {
 	case "23505", "23P01": // unique_violation, exclusion_violation
-		return fmt.Errorf("%w: %s already exists: %w", ErrConflict, pgErr.ConstraintName, err)
-	case "23514", "23502", "23503", "22P02": // check, not_null, foreign_key, invalid_text_representation
-		return fmt.Errorf("%w: %s: %w", ErrInvalid, constraintOrMessage(pgErr), err)
+		return &dbError{kind: ErrConflict, msg: "conflict: " + pgErr.ConstraintName + " already exists", cause: err}
+	case "23514", "23502", "23503": // check, not_null, foreign_key
+		return &dbError{kind: ErrInvalid, msg: "invalid: " + constraintOrMessage(pgErr), cause: err}
+	case "22P05", "22021": // untranslatable_character (a NUL in text), character_not_in_repertoire
+		return &dbError{kind: ErrInvalid, msg: "invalid: text must be valid UTF-8 without NUL characters", cause: err}
+	case "22P02", "22001", "22003", "22007", "22008": // bad text representation, too long, out of range, bad or overflowing date/time
+		return &dbError{kind: ErrInvalid, msg: "invalid: " + pgErr.Message, cause: err}
 	}
 	return err
 }
+
+// dbError is a translated database error: it reads as the domain problem, without the
+// driver's text, and is both its kind (errors.Is) and its cause (errors.As).
+type dbError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *dbError) Error() string   { return e.msg }
+func (e *dbError) Unwrap() []error { return []error{e.kind, e.cause} }
 
 func constraintOrMessage(pgErr *pgconn.PgError) string {
 	if pgErr.ConstraintName != "" {

@@ -1,0 +1,83 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/factory"
+)
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t)
+	revoked, revokedSecret := factory.APIKey(t, b.db, b.tenant.ID)
+	_, err := core.APIKeyRevoke(t.Context(), b.db, factory.Now, factory.Actor, b.tenant.ID, revoked.ID)
+	require.NoError(t, err)
+	// A key with a real prefix but a wrong secret.
+	forged := b.key[:17] + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+	for _, tc := range []struct {
+		name          string
+		authorization string
+	}{
+		{"Missing", ""},
+		{"NotBearer", "Basic " + b.key},
+		{"BearerWithoutKey", "Bearer "},
+		{"Malformed", "Bearer not-a-key"},
+		{"Unknown", "Bearer tsk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{"ForgedSecret", "Bearer " + forged},
+		{"Revoked", "Bearer " + revokedSecret},
+		{"Oversized", "Bearer " + string(make([]byte, 4096))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", tc.authorization)
+			p := requireProblem(t, res, http.StatusUnauthorized)
+			require.Equal(t, "missing, unknown or revoked API key", p.Detail, "every failure reads the same")
+			require.Contains(t, res.header.Get("WWW-Authenticate"), "Bearer")
+		})
+	}
+
+	t.Run("Valid", func(t *testing.T) {
+		res := b.request(t, http.MethodGet, "/v1/admin/tenant", "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		got := decode[struct {
+			ID   string `json:"id"`
+			Slug string `json:"slug"`
+		}](t, res)
+		require.Equal(t, b.tenant.ID.String(), got.ID)
+		require.Equal(t, b.tenant.Slug, got.Slug)
+	})
+
+	t.Run("LowerCaseScheme", func(t *testing.T) {
+		res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "bearer "+b.key)
+		require.Equal(t, http.StatusOK, res.status)
+	})
+
+	t.Run("PublicOperationsNeedNoKey", func(t *testing.T) {
+		res := b.request(t, http.MethodGet, "/healthz", "", "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status)
+	})
+}
+
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := factory.Tenant(t, b.db)
+	_, otherSecret := factory.APIKey(t, b.db, other.ID)
+
+	res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+otherSecret)
+	require.Equal(t, http.StatusOK, res.status)
+	require.Contains(t, string(res.body), other.ID.String())
+	require.NotContains(t, string(res.body), b.tenant.ID.String())
+
+	log := decode[page[struct {
+		SubjectID string `json:"subject_id"`
+	}]](t, b.request(t, http.MethodGet, "/v1/admin/audit-log", "", "Authorization", "Bearer "+otherSecret))
+	for _, e := range log.Items {
+		require.NotEqual(t, b.tenant.ID.String(), e.SubjectID, "another tenant's audit log is invisible")
+	}
+}

@@ -1,0 +1,154 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/factory"
+)
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+
+	keyCount := func(t *testing.T, b *bundle) int {
+		t.Helper()
+		return len(decode[page[apiKey]](t, b.request(t, http.MethodGet, "/v1/admin/api-keys", "")).Items)
+	}
+
+	t.Run("ReplaysTheFirstResponse", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		first := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"once"}`, "Idempotency-Key", "k-1")
+		require.Equal(t, http.StatusCreated, first.status)
+		require.Empty(t, first.header.Get("Idempotent-Replayed"))
+
+		again := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"once"}`, "Idempotency-Key", "k-1")
+		require.Equal(t, http.StatusCreated, again.status)
+		require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+		require.Equal(t, first.header.Get("Content-Type"), again.header.Get("Content-Type"))
+		require.JSONEq(t, string(first.body), string(again.body), "the same key, shown once, replayed to the same caller")
+		require.Equal(t, 2, keyCount(t, b), "the fixture's key and one new key")
+	})
+
+	t.Run("OtherBodyIs422", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"a"}`, "Idempotency-Key", "k-2")
+		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"b"}`, "Idempotency-Key", "k-2"), http.StatusUnprocessableEntity)
+		require.Contains(t, p.Detail, "different request")
+	})
+
+	t.Run("OtherOperationIs422", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		created := decode[apiKey](t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"a"}`, "Idempotency-Key", "k-3"))
+		requireProblem(t, b.request(t, http.MethodDelete, "/v1/admin/api-keys/"+created.ID, "", "Idempotency-Key", "k-3"), http.StatusUnprocessableEntity)
+	})
+
+	t.Run("ErrorsAreNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":""}`, "Idempotency-Key", "k-4"), http.StatusUnprocessableEntity)
+		res := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"fixed"}`, "Idempotency-Key", "k-4")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		require.Empty(t, res.header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ExpiresAfterTTL", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", "k-5")
+		b.clock.Advance(24*time.Hour - time.Second)
+		require.Equal(t, "true", b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", "k-5").header.Get("Idempotent-Replayed"))
+		b.clock.Advance(time.Second)
+		res := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", "k-5")
+		require.Equal(t, http.StatusCreated, res.status)
+		require.Empty(t, res.header.Get("Idempotent-Replayed"), "an expired key runs the request again")
+		require.Equal(t, 3, keyCount(t, b))
+	})
+
+	t.Run("ScopedPerTenant", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		other := factory.Tenant(t, b.db)
+		_, otherSecret := factory.APIKey(t, b.db, other.ID)
+		b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", "shared")
+		res := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", "shared", "Authorization", "Bearer "+otherSecret)
+		require.Equal(t, http.StatusCreated, res.status)
+		require.Empty(t, res.header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("MalformedKeyIs400", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, key := range []string{strings.Repeat("k", 256), "has space", "tab\tkey", "ünicode"} {
+			requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", key), http.StatusBadRequest)
+		}
+		require.Equal(t, 1, keyCount(t, b))
+	})
+
+	t.Run("InFlightIs409", func(t *testing.T) {
+		t.Parallel()
+		b, srv := setupServer(t)
+		ctx := t.Context()
+
+		// Hold inserts into api_keys (reads still pass, so authentication succeeds): the
+		// first request takes the idempotency lock, then waits in its handler.
+		blocker, err := b.db.Begin(ctx)
+		require.NoError(t, err)
+		_, err = blocker.Exec(ctx, "LOCK TABLE api_keys IN SHARE MODE")
+		require.NoError(t, err)
+
+		first := make(chan response, 1)
+		go func() { first <- b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6") }()
+		require.Eventually(t, func() bool {
+			var waiting int
+			err := b.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+			return err == nil && waiting == 1
+		}, 10*time.Second, 10*time.Millisecond)
+
+		p := requireProblem(t, b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6"), http.StatusConflict)
+		require.Contains(t, p.Detail, "still in progress")
+
+		require.NoError(t, blocker.Rollback(ctx))
+		done := <-first
+		require.Equal(t, http.StatusCreated, done.status, "body: %s", done.body)
+
+		replay := b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6")
+		require.Equal(t, "true", replay.header.Get("Idempotent-Replayed"))
+		require.JSONEq(t, string(done.body), string(replay.body))
+	})
+
+	t.Run("ConcurrentDuplicatesRunOnce", func(t *testing.T) {
+		t.Parallel()
+		b, srv := setupServer(t)
+		const n = 12
+		results := make([]response, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				results[i] = b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"race"}`, "Idempotency-Key", "k-7")
+			})
+		}
+		wg.Wait()
+		executed := 0
+		for _, r := range results {
+			switch {
+			case r.status == http.StatusCreated && r.header.Get("Idempotent-Replayed") == "":
+				executed++
+			case r.status == http.StatusCreated:
+			default:
+				requireProblem(t, r, http.StatusConflict)
+			}
+		}
+		require.Equal(t, 1, executed)
+		var created int
+		require.NoError(t, b.db.QueryRow(t.Context(), "SELECT count(*) FROM api_keys WHERE name = 'race'").Scan(&created))
+		require.Equal(t, 1, created)
+	})
+}
