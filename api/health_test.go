@@ -46,7 +46,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`tessera_http_requests_total{operation="tenant-get",status="200"} 1`,
 		`tessera_http_requests_total{operation="tenant-get",status="401"} 1`,
-		`tessera_http_requests_total{operation="",status="404"} 1`,
+		`tessera_http_requests_total{operation="unmatched",status="404"} 1`,
 		`tessera_http_request_duration_seconds_count{operation="tenant-get",status="200"} 1`,
 	} {
 		require.True(t, strings.Contains(body, want), "missing %s in:\n%s", want, body)

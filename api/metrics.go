@@ -8,8 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// httpMetrics counts and times requests by operation id and status. Unmatched routes have
-// an empty operation.
+// httpMetrics counts and times requests by operation id and status. Routes outside Huma
+// (/docs, /openapi.json, /metrics) are labelled with their mux pattern, requests no route
+// matches with "unmatched".
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec

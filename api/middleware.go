@@ -42,10 +42,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				"operation", info.operation, "status", sw.status, "duration", elapsed)
 		}()
 
-		if _, pattern := s.mux.Handler(r); pattern == "" {
+		_, pattern := s.mux.Handler(r)
+		if pattern == "" {
+			info.operation = "unmatched"
 			unmatched(sw, r, s.mux)
 			return
 		}
+		info.operation = pattern // Huma operations replace it with their operation id
 		next.ServeHTTP(sw, r)
 	})
 }

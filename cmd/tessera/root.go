@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os/user"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,9 +67,12 @@ func cliActor() core.Actor {
 
 // docsURL is where the API's documentation is served for a listen address.
 func docsURL(addr string) string {
-	host := addr
-	if len(host) > 0 && host[0] == ':' {
-		host = "localhost" + host
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("http://%s/docs", addr)
 	}
-	return fmt.Sprintf("http://%s/docs", host)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return fmt.Sprintf("http://%s/docs", net.JoinHostPort(host, port))
 }
