@@ -10,6 +10,9 @@ SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
 
 # database prints the URL to use: DATABASE_URL when set, otherwise the embedded database's.
 database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
+# secret prints the key sealing secrets at rest: TESSERA_SECRET_KEY when set, otherwise the
+# development key kept in .tessera/secret-key.
+secret = $${TESSERA_SECRET_KEY:-$$(internal/devdb/devdb.sh secret)}
 
 .PHONY: run test check generate build db db-stop
 
@@ -19,7 +22,7 @@ build:
 
 ## run: migrate, bootstrap a demo tenant and key when there is none, serve on TESSERA_ADDR (:8080)
 run: build
-	url="$(database)"; export DATABASE_URL="$$url"; \
+	url="$(database)"; key="$(secret)"; export DATABASE_URL="$$url" TESSERA_SECRET_KEY="$$key"; \
 	./tessera migrate && ./tessera bootstrap && exec ./tessera serve
 
 ## test: the whole suite with the race detector, on a real Postgres

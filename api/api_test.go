@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/api"
@@ -52,9 +54,13 @@ func setupServer(t *testing.T) (*bundle, *httptest.Server) {
 func newBundle(t *testing.T, db pg.DB) *bundle {
 	t.Helper()
 	b := &bundle{clock: clock.NewManual(factory.Now), db: db, metrics: prometheus.NewRegistry()}
+	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only
+	require.NoError(t, err)
 	server, err := api.New(api.Config{
 		DB:      db,
 		Clock:   b.clock,
+		Jobs:    jobs,
+		Box:     factory.Box,
 		Log:     slog.New(slog.DiscardHandler),
 		Metrics: b.metrics,
 		Ready:   func(context.Context) error { return b.ready },

@@ -105,7 +105,9 @@ func TestIdempotency(t *testing.T) {
 		require.NoError(t, err)
 
 		first := make(chan response, 1)
-		go func() { first <- b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6") }()
+		go func() {
+			first <- b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6")
+		}()
 		require.Eventually(t, func() bool {
 			var waiting int
 			err := b.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)

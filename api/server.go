@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -32,6 +34,11 @@ type Config struct {
 	DB pg.DB
 	// Clock is the time of every request. Required.
 	Clock clock.Clock
+	// Jobs enqueues River jobs in the request's transaction (a River client; an insert-only
+	// one is enough). Required.
+	Jobs core.JobInserter
+	// Box seals and opens secrets at rest (signing keys, webhook secrets). Required.
+	Box *secrets.Box
 	// Log receives request logs. Required.
 	Log *slog.Logger
 	// Metrics is where request metrics are registered and what /metrics serves. Required.
@@ -59,6 +66,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.DB is required")
 	case cfg.Clock == nil:
 		return nil, errors.New("api: Config.Clock is required")
+	case cfg.Jobs == nil:
+		return nil, errors.New("api: Config.Jobs is required")
+	case cfg.Box == nil:
+		return nil, errors.New("api: Config.Box is required")
 	case cfg.Log == nil:
 		return nil, errors.New("api: Config.Log is required")
 	case cfg.Metrics == nil:

@@ -35,7 +35,9 @@ func (w *IdempotencyExpireSweepWorker) Work(ctx context.Context, job *river.Job[
 			return fmt.Errorf("delete expired idempotency keys: %w", err)
 		}
 		w.cfg.Log.InfoContext(ctx, "expired idempotency keys deleted", "count", deleted)
-		if deleted == int64(w.cfg.IdempotencySweepBatch) {
+		// A full batch means more may be left: the next sweep follows at once. It is not
+		// unique, or it would be deduplicated against this one's period.
+		if deleted > 0 && deleted == int64(w.cfg.IdempotencySweepBatch) {
 			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.IdempotencyExpireSweep{}, nil); err != nil {
 				return fmt.Errorf("enqueue next idempotency sweep: %w", err)
 			}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -29,6 +31,8 @@ type Config struct {
 	Clock clock.Clock
 	// Log receives the workers' logs. Required.
 	Log *slog.Logger
+	// Box opens secrets sealed at rest (webhook secrets, signing keys). Required.
+	Box *secrets.Box
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
@@ -43,9 +47,14 @@ func Workers(cfg Config) (*river.Workers, error) {
 		return nil, errors.New("jobs: Config.Clock is required")
 	case cfg.Log == nil:
 		return nil, errors.New("jobs: Config.Log is required")
+	case cfg.Box == nil:
+		return nil, errors.New("jobs: Config.Box is required")
 	}
 	if cfg.IdempotencySweepBatch == 0 {
 		cfg.IdempotencySweepBatch = 10000
+	}
+	if cfg.IdempotencySweepBatch < 1 || cfg.IdempotencySweepBatch > math.MaxInt32 {
+		return nil, fmt.Errorf("jobs: Config.IdempotencySweepBatch must be between 1 and %d", math.MaxInt32)
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
@@ -57,7 +66,7 @@ func Workers(cfg Config) (*river.Workers, error) {
 func PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.IdempotencyExpireSweep{}, nil
+			return jobargs.IdempotencyExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "idempotency.expire_sweep", RunOnStart: true}),
 	}
 }

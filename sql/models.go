@@ -5,10 +5,271 @@
 package sql
 
 import (
+	"database/sql/driver"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type Asset string
+
+const (
+	AssetCredits    Asset = "credits"
+	AssetRewardSats Asset = "reward_sats"
+)
+
+func (e *Asset) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = Asset(s)
+	case string:
+		*e = Asset(s)
+	default:
+		return fmt.Errorf("unsupported scan type for Asset: %T", src)
+	}
+	return nil
+}
+
+type NullAsset struct {
+	Asset Asset
+	Valid bool // Valid is true if Asset is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullAsset) Scan(value interface{}) error {
+	if value == nil {
+		ns.Asset, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.Asset.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullAsset) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.Asset), nil
+}
+
+type Currency string
+
+const (
+	CurrencyUSD Currency = "USD"
+	CurrencyEUR Currency = "EUR"
+	CurrencySAT Currency = "SAT"
+)
+
+func (e *Currency) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = Currency(s)
+	case string:
+		*e = Currency(s)
+	default:
+		return fmt.Errorf("unsupported scan type for Currency: %T", src)
+	}
+	return nil
+}
+
+type NullCurrency struct {
+	Currency Currency
+	Valid    bool // Valid is true if Currency is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullCurrency) Scan(value interface{}) error {
+	if value == nil {
+		ns.Currency, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.Currency.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullCurrency) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.Currency), nil
+}
+
+type DeliveryState string
+
+const (
+	DeliveryStatePending   DeliveryState = "pending"
+	DeliveryStateSucceeded DeliveryState = "succeeded"
+	DeliveryStateDead      DeliveryState = "dead"
+)
+
+func (e *DeliveryState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DeliveryState(s)
+	case string:
+		*e = DeliveryState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DeliveryState: %T", src)
+	}
+	return nil
+}
+
+type NullDeliveryState struct {
+	DeliveryState DeliveryState
+	Valid         bool // Valid is true if DeliveryState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDeliveryState) Scan(value interface{}) error {
+	if value == nil {
+		ns.DeliveryState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DeliveryState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDeliveryState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DeliveryState), nil
+}
+
+type LicenseOrigin string
+
+const (
+	LicenseOriginIssued   LicenseOrigin = "issued"
+	LicenseOriginExternal LicenseOrigin = "external"
+)
+
+func (e *LicenseOrigin) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = LicenseOrigin(s)
+	case string:
+		*e = LicenseOrigin(s)
+	default:
+		return fmt.Errorf("unsupported scan type for LicenseOrigin: %T", src)
+	}
+	return nil
+}
+
+type NullLicenseOrigin struct {
+	LicenseOrigin LicenseOrigin
+	Valid         bool // Valid is true if LicenseOrigin is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullLicenseOrigin) Scan(value interface{}) error {
+	if value == nil {
+		ns.LicenseOrigin, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.LicenseOrigin.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullLicenseOrigin) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.LicenseOrigin), nil
+}
+
+type LicenseStatus string
+
+const (
+	LicenseStatusActive    LicenseStatus = "active"
+	LicenseStatusSuspended LicenseStatus = "suspended"
+	LicenseStatusRevoked   LicenseStatus = "revoked"
+	LicenseStatusExpired   LicenseStatus = "expired"
+)
+
+func (e *LicenseStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = LicenseStatus(s)
+	case string:
+		*e = LicenseStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for LicenseStatus: %T", src)
+	}
+	return nil
+}
+
+type NullLicenseStatus struct {
+	LicenseStatus LicenseStatus
+	Valid         bool // Valid is true if LicenseStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullLicenseStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.LicenseStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.LicenseStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullLicenseStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.LicenseStatus), nil
+}
+
+type SubscriptionStatus string
+
+const (
+	SubscriptionStatusActive    SubscriptionStatus = "active"
+	SubscriptionStatusPastDue   SubscriptionStatus = "past_due"
+	SubscriptionStatusLapsed    SubscriptionStatus = "lapsed"
+	SubscriptionStatusCancelled SubscriptionStatus = "cancelled"
+)
+
+func (e *SubscriptionStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = SubscriptionStatus(s)
+	case string:
+		*e = SubscriptionStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for SubscriptionStatus: %T", src)
+	}
+	return nil
+}
+
+type NullSubscriptionStatus struct {
+	SubscriptionStatus SubscriptionStatus
+	Valid              bool // Valid is true if SubscriptionStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullSubscriptionStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.SubscriptionStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.SubscriptionStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullSubscriptionStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.SubscriptionStatus), nil
+}
 
 type APIKey struct {
 	TenantID  uuid.UUID
@@ -18,6 +279,17 @@ type APIKey struct {
 	KeyHash   []byte
 	CreatedAt time.Time
 	RevokedAt *time.Time
+}
+
+type Addon struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Slug       string
+	Name       string
+	Metadata   []byte
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ArchivedAt *time.Time
 }
 
 type AuditLog struct {
@@ -33,6 +305,45 @@ type AuditLog struct {
 	RequestID   *string
 }
 
+type Balance struct {
+	TenantID   uuid.UUID
+	CustomerID uuid.UUID
+	Asset      Asset
+	Amount     int64
+	UpdatedAt  time.Time
+}
+
+type Customer struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Email      string
+	ExternalID *string
+	IsActive   bool
+	IsVerified bool
+	InviteCode string
+	ReferredBy *uuid.UUID
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+type CustomerEvent struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	CustomerID uuid.UUID
+	Type       string
+	IpHash     *string
+	OccurredAt time.Time
+	CreatedAt  time.Time
+}
+
+type Event struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Type       string
+	Data       []byte
+	OccurredAt time.Time
+}
+
 type IdempotencyKey struct {
 	TenantID        uuid.UUID
 	Key             string
@@ -44,9 +355,144 @@ type IdempotencyKey struct {
 	ExpiresAt       time.Time
 }
 
+type License struct {
+	TenantID                   uuid.UUID
+	ID                         uuid.UUID
+	PolicyID                   uuid.UUID
+	CustomerID                 uuid.UUID
+	Key                        string
+	Status                     LicenseStatus
+	IssuedAt                   time.Time
+	ExpiresAt                  *time.Time
+	SubscriptionExpirationDate *time.Time
+	Message                    *string
+	Entitlements               []string
+	MaxMachines                pgtype.Int4
+	Origin                     LicenseOrigin
+	ExternalLicenseID          *string
+	StatusChangedAt            time.Time
+	UpdatedAt                  time.Time
+}
+
+type LicenseAddon struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+	AddonID   uuid.UUID
+}
+
+type Machine struct {
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	LicenseID     uuid.UUID
+	Fingerprint   string
+	Name          *string
+	ActivatedAt   time.Time
+	DeactivatedAt *time.Time
+}
+
+type Policy struct {
+	TenantID              uuid.UUID
+	ID                    uuid.UUID
+	ProductID             uuid.UUID
+	Slug                  string
+	Name                  string
+	TierRank              int32
+	ListedCurrency        Currency
+	ListedValue           int64
+	IsRecurring           bool
+	PeriodDays            pgtype.Int4
+	GracePeriodDays       int32
+	MaxMachines           pgtype.Int4
+	Entitlements          []string
+	PerpetualAfterDays    pgtype.Int4
+	QualifiesForReferrals bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+	ArchivedAt            *time.Time
+}
+
+type Product struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	Slug       string
+	Name       string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ArchivedAt *time.Time
+}
+
+type ProductRelease struct {
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+	ProductID  uuid.UUID
+	Version    string
+	ReleasedAt time.Time
+	CreatedAt  time.Time
+}
+
+type Subscription struct {
+	TenantID             uuid.UUID
+	ID                   uuid.UUID
+	CustomerID           uuid.UUID
+	LicenseID            uuid.UUID
+	PolicyID             uuid.UUID
+	Status               SubscriptionStatus
+	PriceCurrency        Currency
+	PriceValue           int64
+	PeriodDays           int32
+	CurrentPeriodStart   time.Time
+	CurrentPeriodEnd     time.Time
+	NextRenewalAt        *time.Time
+	ConsecutiveFailures  int32
+	LastRenewalAttemptAt *time.Time
+	CreatedAt            time.Time
+	CancelledAt          *time.Time
+	StatusChangedAt      time.Time
+	UpdatedAt            time.Time
+}
+
+type SubscriptionAddon struct {
+	TenantID       uuid.UUID
+	SubscriptionID uuid.UUID
+	AddonID        uuid.UUID
+}
+
 type Tenant struct {
 	ID        uuid.UUID
 	Slug      string
 	Name      string
 	CreatedAt time.Time
+}
+
+type TenantSigningKey struct {
+	TenantID         uuid.UUID
+	ID               uuid.UUID
+	PublicKey        []byte
+	PrivateKeySealed []byte
+	CreatedAt        time.Time
+}
+
+type WebhookDelivery struct {
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	EventID       uuid.UUID
+	EndpointID    uuid.UUID
+	State         DeliveryState
+	Attempts      int32
+	LastAttemptAt *time.Time
+	LastStatus    pgtype.Int4
+	LastError     *string
+	CreatedAt     time.Time
+	FinishedAt    *time.Time
+}
+
+type WebhookEndpoint struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	Url          string
+	EventTypes   []string
+	Enabled      bool
+	SecretSealed []byte
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }

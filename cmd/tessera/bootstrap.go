@@ -23,6 +23,10 @@ func newBootstrapCommand() *cobra.Command {
 			ctx := cmd.Context()
 			return withDB(ctx, func(c *cli) error {
 				out := cmd.OutOrStdout()
+				box, err := c.cfg.box()
+				if err != nil {
+					return err
+				}
 				return pg.InTx(ctx, c.pool, func(tx pgx.Tx) error {
 					existing, err := sql.New().TenantGetFirst(ctx, tx)
 					if err = core.DBError(err); err == nil {
@@ -34,7 +38,7 @@ func newBootstrapCommand() *cobra.Command {
 					if !errors.Is(err, core.ErrNotFound) {
 						return fmt.Errorf("look for a tenant: %w", err)
 					}
-					tenant, err := core.TenantCreate(ctx, tx, c.clock.Now(), cliActor(), slug, "Demo")
+					tenant, err := core.TenantCreate(ctx, tx, c.clock.Now(), cliActor(), box, slug, "Demo")
 					if err != nil {
 						return err
 					}

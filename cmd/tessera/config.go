@@ -11,6 +11,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tessera/tessera/internal/secrets"
 )
 
 // Config is Tessera's configuration, read from the environment. The README's configuration
@@ -19,6 +21,11 @@ type Config struct {
 	// DatabaseURL is the Postgres connection string. Required by every command but openapi;
 	// make run and make test point it at the embedded default database.
 	DatabaseURL string `env:"DATABASE_URL"`
+	// SecretKey is the base64 of 32 random bytes that seals tenants' signing keys and webhook
+	// secrets at rest (`openssl rand -base64 32`). Required by commands that create tenants
+	// or sign; make run keeps one in .tessera/secret-key. Losing it makes sealed secrets
+	// unreadable.
+	SecretKey string `env:"TESSERA_SECRET_KEY"`
 	// Addr is where serve listens. Default :8080.
 	Addr string `env:"TESSERA_ADDR" envDefault:":8080"`
 	// LogLevel is debug, info, warn or error. Default info.
@@ -81,6 +88,18 @@ func (cfg Config) logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// box returns the sealing box of SecretKey.
+func (cfg Config) box() (*secrets.Box, error) {
+	if cfg.SecretKey == "" {
+		return nil, errors.New("TESSERA_SECRET_KEY is not set: generate one with `openssl rand -base64 32` (make run keeps one in .tessera/secret-key)")
+	}
+	box, err := secrets.Parse(cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("TESSERA_SECRET_KEY: %w", err)
+	}
+	return box, nil
 }
 
 // pool connects to DatabaseURL.

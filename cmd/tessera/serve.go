@@ -20,6 +20,7 @@ import (
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
 )
 
@@ -79,8 +80,12 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return errors.New("the database has pending migrations: run tessera migrate first")
 	}
 
+	box, err := cfg.box()
+	if err != nil {
+		return err
+	}
 	clk := clock.System{}
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box})
 	if err != nil {
 		return err
 	}
@@ -101,7 +106,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if ln != nil {
-		handler, err := newHandler(cfg, pool, clk, log)
+		handler, err := newHandler(cfg, pool, clk, log, client, box)
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
@@ -130,7 +135,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 }
 
 // newHandler builds the API's handler with its metrics registry.
-func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger) (http.Handler, error) {
+func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, client *river.Client[pgx.Tx], box *secrets.Box) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -140,6 +145,8 @@ func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logge
 	server, err := api.New(api.Config{
 		DB:             pool,
 		Clock:          clk,
+		Jobs:           client,
+		Box:            box,
 		Log:            log,
 		Metrics:        reg,
 		IdempotencyTTL: cfg.IdempotencyTTL,

@@ -22,8 +22,12 @@ func newTenantCommand() *cobra.Command {
 				name = slug
 			}
 			return withDB(cmd.Context(), func(c *cli) error {
+				box, err := c.cfg.box()
+				if err != nil {
+					return err
+				}
 				return pg.InTx(cmd.Context(), c.pool, func(tx pgx.Tx) error {
-					t, err := core.TenantCreate(cmd.Context(), tx, c.clock.Now(), cliActor(), slug, name)
+					t, err := core.TenantCreate(cmd.Context(), tx, c.clock.Now(), cliActor(), box, slug, name)
 					if err != nil {
 						return err
 					}

@@ -4,6 +4,7 @@
 #
 #   internal/devdb/devdb.sh start   create the cluster if needed, start it if stopped, print the URL
 #   internal/devdb/devdb.sh stop    stop it
+#   internal/devdb/devdb.sh secret  print the development TESSERA_SECRET_KEY, creating it once
 #
 # The cluster listens only on a Unix socket inside the directory (no TCP port to collide
 # with), trusts local connections, and runs with fsync off: it is for development and tests,
@@ -19,6 +20,15 @@ port=5432
 dbname=tessera
 
 log() { echo "devdb: $*" >&2; }
+
+if [ "${1:-}" = secret ]; then
+	mkdir -p "$dir"
+	if [ ! -s "$dir/secret-key" ]; then
+		(umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret-key")
+	fi
+	cat "$dir/secret-key"
+	exit 0
+fi
 
 find_bindir() {
 	local d

@@ -11,11 +11,21 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
 
 // Now is the time fixtures are created at unless a test says otherwise.
 var Now = time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+
+// Box seals fixtures' secrets with a fixed test key.
+var Box = func() *secrets.Box {
+	box, err := secrets.New([]byte("tessera-test-secret-key-32-bytes"))
+	if err != nil {
+		panic(err)
+	}
+	return box
+}()
 
 // Actor is the audit-log actor of fixtures.
 var Actor = core.Actor{Type: core.ActorCLI, ID: "factory"}
@@ -24,7 +34,7 @@ var Actor = core.Actor{Type: core.ActorCLI, ID: "factory"}
 func Tenant(tb testing.TB, db sql.DBTX) sql.Tenant {
 	tb.Helper()
 	slug := "t-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	tenant, err := core.TenantCreate(context.Background(), db, Now, Actor, slug, "Tenant "+slug)
+	tenant, err := core.TenantCreate(context.Background(), db, Now, Actor, Box, slug, "Tenant "+slug)
 	if err != nil {
 		tb.Fatalf("factory: tenant: %v", err)
 	}

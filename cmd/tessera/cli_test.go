@@ -1,0 +1,118 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/sql"
+)
+
+// keyPattern is what an admin API key looks like.
+const keyPattern = `^tsk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`
+
+// The CLI tests set DATABASE_URL, so none of them is parallel; each is one story on its own
+// database.
+
+func TestTenantCreate(t *testing.T) {
+	pool, databaseURL := testdb.Clone(t)
+	useDatabase(t, databaseURL)
+
+	out := mustExecute(t, "tenant", "create", "--slug", "acme-x", "--name", "X")
+	fields := strings.Split(strings.TrimSuffix(out, "\n"), "\t")
+	require.Len(t, fields, 2)
+	id, err := uuid.Parse(fields[0])
+	require.NoError(t, err)
+	require.Equal(t, "acme-x", fields[1])
+	tenant, err := sql.New().TenantGetBySlug(t.Context(), pool, "acme-x")
+	require.NoError(t, err)
+	require.Equal(t, id, tenant.ID)
+	require.Equal(t, "X", tenant.Name)
+
+	_, err = execute(t, "tenant", "create", "--slug", "acme-x", "--name", "Y")
+	require.ErrorIs(t, err, core.ErrConflict)
+	require.ErrorContains(t, err, "acme-x")
+}
+
+func TestKeyCommands(t *testing.T) {
+	pool, databaseURL := testdb.Clone(t)
+	tenant := factory.Tenant(t, pool)
+	useDatabase(t, databaseURL)
+
+	secret := strings.TrimSpace(mustExecute(t, "key", "create", "--tenant", tenant.Slug, "--name", "n"))
+	require.Regexp(t, keyPattern, secret)
+	key, err := core.APIKeyAuthenticate(t.Context(), pool, secret)
+	require.NoError(t, err, "the printed key does not authenticate")
+	require.Equal(t, tenant.ID, key.TenantID)
+
+	listed := listKey(t, tenant.Slug, key.Prefix)
+	require.Equal(t, []string{key.ID.String(), key.Prefix, "n"}, listed[:3])
+	require.Equal(t, "-", listed[4], "a new key is listed as revoked")
+
+	out := mustExecute(t, "key", "revoke", "--tenant", tenant.Slug, listed[0])
+	require.Contains(t, out, key.ID.String())
+	require.NotEqual(t, "-", listKey(t, tenant.Slug, key.Prefix)[4], "a revoked key is listed as active")
+	_, err = core.APIKeyAuthenticate(t.Context(), pool, secret)
+	require.ErrorIs(t, err, core.ErrUnauthenticated)
+
+	_, err = execute(t, "key", "revoke", "--tenant", tenant.Slug, listed[0])
+	require.ErrorIs(t, err, core.ErrConflict)
+
+	_, err = execute(t, "key", "list", "--tenant", "unknown")
+	require.ErrorIs(t, err, core.ErrNotFound)
+	require.ErrorContains(t, err, `tenant "unknown"`)
+}
+
+func TestBootstrap(t *testing.T) {
+	pool, databaseURL := testdb.Clone(t)
+	useDatabase(t, databaseURL)
+	t.Setenv("TESSERA_ADDR", ":9123")
+
+	out := mustExecute(t, "bootstrap")
+	require.Contains(t, out, `Created tenant "demo".`)
+	require.Contains(t, out, "API docs: http://localhost:9123/docs")
+	secret := regexp.MustCompile(`Admin API key \(shown once\): (\S+)`).FindStringSubmatch(out)
+	require.Len(t, secret, 2, "no key in: %s", out)
+	require.Regexp(t, keyPattern, secret[1])
+	tenant, err := sql.New().TenantGetBySlug(t.Context(), pool, "demo")
+	require.NoError(t, err)
+	key, err := core.APIKeyAuthenticate(t.Context(), pool, secret[1])
+	require.NoError(t, err, "the printed key does not authenticate")
+	require.Equal(t, tenant.ID, key.TenantID)
+
+	out = mustExecute(t, "bootstrap")
+	require.Contains(t, out, `Tenant "demo" exists`)
+	require.Contains(t, out, "API docs: http://localhost:9123/docs")
+	require.NotContains(t, out, "tsk_")
+	require.Equal(t, 1, count(t, pool, "tenants"))
+	require.Equal(t, 1, count(t, pool, "api_keys"))
+}
+
+// listKey runs key list and returns the fields of the line of the key with prefix: id,
+// prefix, name, created and revoked.
+func listKey(t *testing.T, tenantSlug, prefix string) []string {
+	t.Helper()
+	out := mustExecute(t, "key", "list", "--tenant", tenantSlug)
+	for _, line := range strings.Split(out, "\n") {
+		if fields := strings.Fields(line); len(fields) == 5 && fields[1] == prefix {
+			return fields
+		}
+	}
+	require.FailNow(t, "key not listed", "no key %s in:\n%s", prefix, out)
+	return nil
+}
+
+// count returns how many rows table has.
+func count(t *testing.T, pool *pgxpool.Pool, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}

@@ -1,0 +1,64 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/sql"
+)
+
+// JobInserter enqueues River jobs in a transaction: a *river.Client[pgx.Tx], insert-only or
+// working.
+type JobInserter interface {
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+}
+
+// Event is something that happened that a tenant may want to hear about.
+type Event struct {
+	// Type reads domain.action, e.g. "license.issued".
+	Type string
+	// Data is the event's JSON payload.
+	Data any
+}
+
+// Emit records e in the outbox and enqueues one webhook.deliver job per enabled endpoint of
+// the tenant subscribed to its type, all in tx: the event exists and will be delivered if
+// and only if the change that caused it commits.
+func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e Event) error {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", e.Type, err)
+	}
+	eventID := NewID()
+	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: tenantID, ID: eventID, Type: e.Type, Data: data, Now: now}); err != nil {
+		return fmt.Errorf("record event %s: %w", e.Type, DBError(err))
+	}
+	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: tenantID, Type: e.Type})
+	if err != nil || len(endpoints) == 0 {
+		return err
+	}
+	ids := make([]uuid.UUID, len(endpoints))
+	params := make([]river.InsertManyParams, len(endpoints))
+	for i := range endpoints {
+		ids[i] = NewID()
+		params[i] = river.InsertManyParams{Args: jobargs.WebhookDeliver{TenantID: tenantID, DeliveryID: ids[i]}}
+	}
+	err = queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
+		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIds: endpoints, Now: now,
+	})
+	if err != nil {
+		return fmt.Errorf("create deliveries of %s: %w", e.Type, err)
+	}
+	if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue deliveries of %s: %w", e.Type, err)
+	}
+	return nil
+}

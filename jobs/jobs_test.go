@@ -1,0 +1,112 @@
+package jobs_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/jobs"
+	"github.com/tessera/tessera/sql"
+)
+
+func TestWorkers(t *testing.T) {
+	t.Parallel()
+
+	valid := func(t *testing.T) jobs.Config {
+		t.Helper()
+		return jobs.Config{
+			DB:    testdb.Tx(t),
+			Clock: clock.NewManual(factory.Now),
+			Log:   slog.New(slog.DiscardHandler),
+			Box:   factory.Box,
+		}
+	}
+
+	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		workers, err := jobs.Workers(valid(t))
+		require.NoError(t, err)
+		require.NotNil(t, workers)
+	})
+
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*jobs.Config)
+		wantErr string
+	}{
+		{name: "MissingDB", mutate: func(c *jobs.Config) { c.DB = nil }, wantErr: "jobs: Config.DB is required"},
+		{name: "MissingClock", mutate: func(c *jobs.Config) { c.Clock = nil }, wantErr: "jobs: Config.Clock is required"},
+		{name: "MissingLog", mutate: func(c *jobs.Config) { c.Log = nil }, wantErr: "jobs: Config.Log is required"},
+		{name: "MissingBox", mutate: func(c *jobs.Config) { c.Box = nil }, wantErr: "jobs: Config.Box is required"},
+		{name: "NegativeBatch", mutate: func(c *jobs.Config) { c.IdempotencySweepBatch = -1 }, wantErr: "jobs: Config.IdempotencySweepBatch must be between 1 and 2147483647"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := valid(t)
+			tt.mutate(&cfg)
+			workers, err := jobs.Workers(cfg)
+			require.EqualError(t, err, tt.wantErr)
+			require.Nil(t, workers)
+		})
+	}
+}
+
+// TestPeriodicJobs runs a real River client on its own database with Tessera's workers and
+// schedule: the idempotency sweep runs as soon as the client starts (RunOnStart) and
+// deletes a committed expired key.
+func TestPeriodicJobs(t *testing.T) {
+	t.Parallel()
+
+	require.Len(t, jobs.PeriodicJobs(), 1)
+
+	ctx := context.Background()
+	pool, _ := testdb.Clone(t)
+	tenant := factory.Tenant(t, pool)
+	queries := sql.New()
+	require.NoError(t, queries.IdempotencyKeyStore(ctx, pool, sql.IdempotencyKeyStoreParams{
+		TenantID: tenant.ID, Key: "expired", RequestHash: make([]byte, 32), ResponseStatus: 201,
+		ResponseHeaders: []byte(`{}`), ResponseBody: []byte(`{}`),
+		Now: factory.Now.Add(-48 * time.Hour), ExpiresAt: factory.Now.Add(-24 * time.Hour),
+	}))
+
+	log := slog.New(slog.DiscardHandler)
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box})
+	require.NoError(t, err)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Logger:       log,
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:      workers,
+		PeriodicJobs: jobs.PeriodicJobs(),
+		TestOnly:     true, // no staggered start of the leader's services
+	})
+	require.NoError(t, err)
+	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	t.Cleanup(cancel)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
+
+	select {
+	case event := <-events:
+		require.Equal(t, river.EventKindJobCompleted, event.Kind)
+		require.Equal(t, jobargs.IdempotencyExpireSweep{}.Kind(), event.Job.Kind)
+		require.Equal(t, rivertype.JobStateCompleted, event.Job.State)
+	case <-time.After(30 * time.Second):
+		require.FailNow(t, "the periodic idempotency sweep did not run on start")
+	}
+
+	_, err = queries.IdempotencyKeyGet(ctx, pool, sql.IdempotencyKeyGetParams{
+		TenantID: tenant.ID, Key: "expired", Now: factory.Now.Add(-48 * time.Hour),
+	})
+	require.ErrorIs(t, err, pgx.ErrNoRows, "the sweep deleted the expired key")
+}
