@@ -12,10 +12,6 @@ import (
 	"github.com/tessera/tessera/internal/migrate"
 )
 
-// testSecretKey is TESSERA_SECRET_KEY in tests: the key factory.Box seals with, so commands
-// and fixtures open each other's sealed secrets.
-var testSecretKey = base64.StdEncoding.EncodeToString([]byte("tessera-test-secret-key-32-bytes"))
-
 // execute runs the tessera command line in process with args and returns what it printed
 // on stdout. Cobra's error output is kept out of the test log; the error is returned.
 func execute(t *testing.T, args ...string) (string, error) {
@@ -38,13 +34,13 @@ func mustExecute(t *testing.T, args ...string) string {
 }
 
 // useDatabase points the commands run by execute at databaseURL for the rest of the test,
-// gives them testSecretKey and limits their logs to errors. It sets environment variables,
+// gives them factory.SecretKey and limits their logs to errors. It sets environment variables,
 // so the test cannot be parallel; get the database from testdb first, since testdb reads
 // DATABASE_URL once per process.
 func useDatabase(t *testing.T, databaseURL string) {
 	t.Helper()
 	t.Setenv("DATABASE_URL", databaseURL)
-	t.Setenv("TESSERA_SECRET_KEY", testSecretKey)
+	t.Setenv("TESSERA_SECRET_KEY", factory.SecretKey)
 	t.Setenv("TESSERA_LOG_LEVEL", "error")
 }
 

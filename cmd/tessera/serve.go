@@ -66,6 +66,9 @@ func newWorkerCommand() *cobra.Command {
 // running jobs finish (soft stop), and cancel the jobs still running after the timeout
 // (hard stop).
 func run(ctx context.Context, cfg Config, ln net.Listener) error {
+	if ln != nil {
+		defer ln.Close() // also when run fails before serving; after Shutdown it is a no-op
+	}
 	log := cfg.logger()
 	pool, err := cfg.pool(ctx)
 	if err != nil {

@@ -51,6 +51,7 @@ func startServer(t *testing.T) *server {
 	go func() {
 		defer close(s.exited)
 		s.err = run(ctx, serveConfig(databaseURL, s.addr), ln)
+		ln.Close() // run leaves it open when it fails before serving; requests must not hang
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -79,7 +80,7 @@ func startServer(t *testing.T) *server {
 func serveConfig(databaseURL, addr string) Config {
 	return Config{
 		DatabaseURL:     databaseURL,
-		SecretKey:       testSecretKey,
+		SecretKey:       factory.SecretKey,
 		Addr:            addr,
 		LogLevel:        "error",
 		LogFormat:       "text",

@@ -18,9 +18,13 @@ import (
 // Now is the time fixtures are created at unless a test says otherwise.
 var Now = time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
 
-// Box seals fixtures' secrets with a fixed test key.
+// SecretKey is the fixed test TESSERA_SECRET_KEY (base64), the key of Box: commands run in
+// tests with it read what fixtures sealed.
+const SecretKey = "dGVzc2VyYS10ZXN0LXNlY3JldC1rZXktMzItYnl0ZXM="
+
+// Box seals fixtures' secrets with SecretKey.
 var Box = func() *secrets.Box {
-	box, err := secrets.New([]byte("tessera-test-secret-key-32-bytes"))
+	box, err := secrets.Parse(SecretKey)
 	if err != nil {
 		panic(err)
 	}
