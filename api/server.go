@@ -119,6 +119,10 @@ func (s *Server) register() {
 	s.registerTenants()
 	s.registerAPIKeys()
 	s.registerAuditLog()
+	s.registerProducts()
+	s.registerPolicies()
+	s.registerAddons()
+	s.registerCustomers()
 }
 
 // adminOperation fills in what every admin operation shares: its security and error

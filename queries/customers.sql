@@ -13,9 +13,10 @@ RETURNING *;
 SELECT * FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @id::uuid;
 
 -- name: CustomerGetForUpdate :one
--- CustomerGetForUpdate reads one of a tenant's customers and locks it for the rest of the
--- transaction (primary key).
-SELECT * FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @id::uuid FOR UPDATE;
+-- CustomerGetForUpdate reads one of a tenant's customers and locks it against other
+-- changes for the rest of the transaction (primary key). The lock is FOR NO KEY UPDATE:
+-- rows referencing the customer (its referrals, licences) can still be written meanwhile.
+SELECT * FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @id::uuid FOR NO KEY UPDATE;
 
 -- name: CustomerGetByEmail :one
 -- CustomerGetByEmail finds a tenant's customer by email, case-insensitively
@@ -49,6 +50,13 @@ UPDATE customers SET
     updated_at  = @now::timestamptz
 WHERE tenant_id = @tenant_id::uuid AND id = @id::uuid
 RETURNING *;
+
+-- name: CustomerReferralLock :exec
+-- CustomerReferralLock serialises, per tenant and until the transaction ends, the changes
+-- that set an existing customer's referrer, so that two of them cannot each pass the cycle
+-- check and together close a cycle. Take it before locking the customer row. New customers
+-- need no lock: nobody refers to them yet.
+SELECT pg_advisory_xact_lock(hashtextextended('customer-referral:' || CAST(@tenant_id::uuid AS text), 0));
 
 -- name: CustomerReferrerChainContains :one
 -- CustomerReferrerChainContains decides whether customer_id is referrer_id or one of

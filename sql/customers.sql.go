@@ -299,7 +299,7 @@ func (q *Queries) CustomerGetByEmail(ctx context.Context, db DBTX, arg CustomerG
 }
 
 const customerGetForUpdate = `-- name: CustomerGetForUpdate :one
-SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE
+SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid FOR NO KEY UPDATE
 `
 
 type CustomerGetForUpdateParams struct {
@@ -307,8 +307,9 @@ type CustomerGetForUpdateParams struct {
 	ID       uuid.UUID
 }
 
-// CustomerGetForUpdate reads one of a tenant's customers and locks it for the rest of the
-// transaction (primary key).
+// CustomerGetForUpdate reads one of a tenant's customers and locks it against other
+// changes for the rest of the transaction (primary key). The lock is FOR NO KEY UPDATE:
+// rows referencing the customer (its referrals, licences) can still be written meanwhile.
 func (q *Queries) CustomerGetForUpdate(ctx context.Context, db DBTX, arg CustomerGetForUpdateParams) (Customer, error) {
 	row := db.QueryRow(ctx, customerGetForUpdate, arg.TenantID, arg.ID)
 	var i Customer
@@ -418,6 +419,19 @@ func (q *Queries) CustomerListExistingIDs(ctx context.Context, db DBTX, arg Cust
 		return nil, err
 	}
 	return items, nil
+}
+
+const customerReferralLock = `-- name: CustomerReferralLock :exec
+SELECT pg_advisory_xact_lock(hashtextextended('customer-referral:' || CAST($1::uuid AS text), 0))
+`
+
+// CustomerReferralLock serialises, per tenant and until the transaction ends, the changes
+// that set an existing customer's referrer, so that two of them cannot each pass the cycle
+// check and together close a cycle. Take it before locking the customer row. New customers
+// need no lock: nobody refers to them yet.
+func (q *Queries) CustomerReferralLock(ctx context.Context, db DBTX, tenantID uuid.UUID) error {
+	_, err := db.Exec(ctx, customerReferralLock, tenantID)
+	return err
 }
 
 const customerReferrerChainContains = `-- name: CustomerReferrerChainContains :one

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type Asset string
@@ -367,7 +366,7 @@ type License struct {
 	SubscriptionExpirationDate *time.Time
 	Message                    *string
 	Entitlements               []string
-	MaxMachines                pgtype.Int4
+	MaxMachines                *int32
 	Origin                     LicenseOrigin
 	ExternalLicenseID          *string
 	StatusChangedAt            time.Time
@@ -400,11 +399,11 @@ type Policy struct {
 	ListedCurrency        Currency
 	ListedValue           int64
 	IsRecurring           bool
-	PeriodDays            pgtype.Int4
+	PeriodDays            *int32
 	GracePeriodDays       int32
-	MaxMachines           pgtype.Int4
+	MaxMachines           *int32
 	Entitlements          []string
-	PerpetualAfterDays    pgtype.Int4
+	PerpetualAfterDays    *int32
 	QualifiesForReferrals bool
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
@@ -480,7 +479,7 @@ type WebhookDelivery struct {
 	State         DeliveryState
 	Attempts      int32
 	LastAttemptAt *time.Time
-	LastStatus    pgtype.Int4
+	LastStatus    *int32
 	LastError     *string
 	CreatedAt     time.Time
 	FinishedAt    *time.Time

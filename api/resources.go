@@ -1,0 +1,74 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tessera/tessera/internal/core"
+)
+
+// What the admin resources (products, policies, add-ons, customers) share: the slug rule,
+// field-level 422s, wording of constraint violations, not-found and archive errors, and the
+// audit of a change.
+
+// slugPattern is what products, policies and add-ons accept as slugs (the tables' checks).
+const slugPattern = `^[a-z0-9][a-z0-9._-]{0,99}$`
+
+// invalid is a 422 problem about one field of the request: detail says what is wrong, and
+// the error detail names where (as Huma's own validation errors do, e.g. "body.period_days").
+func invalid(location, detail string, value any) huma.StatusError {
+	return huma.Error422UnprocessableEntity(detail, &huma.ErrorDetail{Location: location, Message: detail, Value: value})
+}
+
+// constraintError rewords a translated database error that names one of the constraints in
+// messages, keeping its kind (ErrConflict, ErrInvalid): "conflict: a customer with this
+// email already exists" instead of the constraint's name. Other errors pass through.
+func constraintError(err error, messages map[string]string) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	msg, ok := messages[pgErr.ConstraintName]
+	if !ok {
+		return err
+	}
+	for _, kind := range []error{core.ErrConflict, core.ErrInvalid} {
+		if errors.Is(err, kind) {
+			return fmt.Errorf("%w: %s", kind, msg)
+		}
+	}
+	return err
+}
+
+// notFound names what was not found in a translated ErrNotFound; other errors pass through.
+func notFound(err error, noun string, id uuid.UUID) error {
+	if errors.Is(err, core.ErrNotFound) {
+		return fmt.Errorf("%w: %s %s", core.ErrNotFound, noun, id)
+	}
+	return err
+}
+
+// archiveError explains why a guarded archive found no row: get reports ErrNotFound when the
+// thing does not exist; otherwise it was already archived.
+func archiveError(err error, noun string, id uuid.UUID, get func() error) error {
+	if !errors.Is(err, core.ErrNotFound) {
+		return fmt.Errorf("archive %s %s: %w", noun, id, err)
+	}
+	if err := get(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s %s is already archived", core.ErrConflict, noun, id)
+}
+
+// audit records a change made by the caller in the request's transaction.
+func (s *Server) audit(ctx context.Context, now time.Time, action, subjectType string, subjectID uuid.UUID, details any) error {
+	return core.Audit(ctx, s.conn(ctx), now, tenantID(ctx), actor(ctx), core.Change{
+		Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: details,
+	})
+}
