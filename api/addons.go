@@ -40,7 +40,7 @@ func addonFrom(a sql.Addon) (Addon, error) {
 // AddonCreateInput is a new add-on.
 type AddonCreateInput struct {
 	Body struct {
-		Slug     string         `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" patternDescription:"lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100" example:"perpetual-elite" doc:"Unique among the tenant's add-ons; cannot change."`
+		Slug     string         `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"perpetual-elite" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's add-ons; cannot change."`
 		Name     string         `json:"name" minLength:"1" maxLength:"200" example:"Perpetual Elite"`
 		Metadata map[string]any `json:"metadata,omitempty" nullable:"false" example:"{\"perpetual\":true,\"features\":[\"R_Elite\"],\"allowed_ids\":[\"elite-yearly\"]}" doc:"A JSON object; default {}. With a perpetual key it must be a perpetual add-on: perpetual (boolean), features (feature names) and allowed_ids (policy slugs), the two arrays required when perpetual is true."`
 	}

@@ -29,7 +29,7 @@ func customerEventFrom(e sql.CustomerEvent) CustomerEvent {
 
 // CustomerEventFields are what a new event says.
 type CustomerEventFields struct {
-	Type       string     `json:"type" pattern:"^[a-z][a-z0-9_.]{0,63}$" patternDescription:"lowercase letters, digits, '_' and '.', starting with a letter; at most 64" example:"registered" doc:"What happened; registered events carry the IP hash referral checks use."`
+	Type       string     `json:"type" pattern:"^[a-z][a-z0-9_.]{0,63}$" example:"registered" doc:"Lowercase letters, digits, '_' and '.', starting with a letter; at most 64. What happened; registered events carry the IP hash referral checks use."`
 	IPHash     *string    `json:"ip_hash,omitempty" minLength:"1" maxLength:"128" example:"9f86d081884c7d65" doc:"A hash of the customer's IP address, computed by the caller: Tessera never sees raw IPs."`
 	OccurredAt *time.Time `json:"occurred_at,omitempty" example:"2026-01-15T12:00:00Z" doc:"Default now."`
 }

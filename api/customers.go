@@ -43,7 +43,7 @@ type CustomerCreateInput struct {
 		ExternalID *string    `json:"external_id,omitempty" minLength:"1" maxLength:"200" example:"user-4711" doc:"The tenant's own id for the customer; unique among the tenant's customers."`
 		IsActive   *bool      `json:"is_active,omitempty" example:"true" doc:"Default true."`
 		IsVerified bool       `json:"is_verified,omitempty" example:"false" doc:"Default false."`
-		InviteCode *string    `json:"invite_code,omitempty" pattern:"^[A-Za-z0-9_-]{4,64}$" patternDescription:"4 to 64 letters, digits, '_' or '-'" example:"ADA-2026" doc:"Unique among the tenant's customers; default a random 10-character code."`
+		InviteCode *string    `json:"invite_code,omitempty" pattern:"^[A-Za-z0-9_-]{4,64}$" example:"ADA-2026" doc:"4 to 64 letters, digits, '_' or '-'. Unique among the tenant's customers; default a random 10-character code."`
 		ReferredBy *uuid.UUID `json:"referred_by,omitempty" doc:"Another customer of the tenant who referred this one."`
 	}
 }

@@ -49,7 +49,7 @@ func policyFrom(p sql.Policy) Policy {
 type PolicyCreateInput struct {
 	Body struct {
 		ProductID             uuid.UUID `json:"product_id" doc:"A live product of the tenant."`
-		Slug                  string    `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" patternDescription:"lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100" example:"pro-yearly" doc:"Unique among the tenant's policies; add-ons name policies by slug. Cannot change."`
+		Slug                  string    `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's policies; add-ons name policies by slug. Cannot change."`
 		Name                  string    `json:"name" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
 		TierRank              int32     `json:"tier_rank,omitempty" example:"2" doc:"Default 0."`
 		ListedCurrency        string    `json:"listed_currency" enum:"USD,EUR,SAT" example:"USD"`

@@ -44,7 +44,7 @@ func productReleaseFrom(r sql.ProductRelease) ProductRelease {
 // ProductCreateInput is a new product.
 type ProductCreateInput struct {
 	Body struct {
-		Slug string `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" patternDescription:"lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100" example:"photo-editor" doc:"Unique among the tenant's products; cannot change."`
+		Slug string `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"photo-editor" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's products; cannot change."`
 		Name string `json:"name" minLength:"1" maxLength:"200" example:"Photo Editor"`
 	}
 }
