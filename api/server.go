@@ -123,6 +123,7 @@ func (s *Server) register() {
 	s.registerPolicies()
 	s.registerAddons()
 	s.registerCustomers()
+	s.registerWebhooks()
 }
 
 // adminOperation fills in what every admin operation shares: its security and error

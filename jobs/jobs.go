@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,12 @@ type Config struct {
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
+	// HTTPClient sends webhook deliveries. Default: a client on a clone of
+	// http.DefaultTransport that does not follow redirects (a 3xx is a failed attempt).
+	HTTPClient *http.Client
+	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
+	// response. Default 10s.
+	WebhookTimeout time.Duration
 }
 
 // Workers returns a River worker for every job kind, validating cfg.
@@ -56,8 +63,18 @@ func Workers(cfg Config) (*river.Workers, error) {
 	if cfg.IdempotencySweepBatch < 1 || cfg.IdempotencySweepBatch > math.MaxInt32 {
 		return nil, fmt.Errorf("jobs: Config.IdempotencySweepBatch must be between 1 and %d", math.MaxInt32)
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = newWebhookClient()
+	}
+	if cfg.WebhookTimeout == 0 {
+		cfg.WebhookTimeout = 10 * time.Second
+	}
+	if cfg.WebhookTimeout < 0 {
+		return nil, errors.New("jobs: Config.WebhookTimeout must be positive")
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
 	return workers, nil
 }
 

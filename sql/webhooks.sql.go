@@ -37,6 +37,46 @@ func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParam
 	return err
 }
 
+const webhookDeliveryAbandon = `-- name: WebhookDeliveryAbandon :one
+UPDATE webhook_deliveries SET state = 'dead', last_error = $1::text, finished_at = $2::timestamptz
+WHERE tenant_id = $3::uuid AND id = $4::uuid AND state = 'pending'
+RETURNING tenant_id, id, event_id, endpoint_id, state, attempts, last_attempt_at, last_status, last_error, created_at, finished_at
+`
+
+type WebhookDeliveryAbandonParams struct {
+	Reason   string
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookDeliveryAbandon makes a pending delivery dead without attempting it, saying why
+// (its endpoint was disabled); an admin may retry it once the endpoint is enabled again. No
+// row means the delivery is no longer pending.
+func (q *Queries) WebhookDeliveryAbandon(ctx context.Context, db DBTX, arg WebhookDeliveryAbandonParams) (WebhookDelivery, error) {
+	row := db.QueryRow(ctx, webhookDeliveryAbandon,
+		arg.Reason,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EventID,
+		&i.EndpointID,
+		&i.State,
+		&i.Attempts,
+		&i.LastAttemptAt,
+		&i.LastStatus,
+		&i.LastError,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
 const webhookDeliveryCreateMany = `-- name: WebhookDeliveryCreateMany :exec
 INSERT INTO webhook_deliveries (tenant_id, id, event_id, endpoint_id, created_at)
 SELECT $1::uuid, d.id, $2::uuid, e.endpoint_id, $3::timestamptz
@@ -63,6 +103,433 @@ func (q *Queries) WebhookDeliveryCreateMany(ctx context.Context, db DBTX, arg We
 		arg.EndpointIds,
 	)
 	return err
+}
+
+const webhookDeliveryGet = `-- name: WebhookDeliveryGet :one
+SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, e.type AS event_type, w.enabled AS endpoint_enabled
+FROM webhook_deliveries d
+JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
+JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
+WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid
+`
+
+type WebhookDeliveryGetParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+type WebhookDeliveryGetRow struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	EventID         uuid.UUID
+	EndpointID      uuid.UUID
+	State           DeliveryState
+	Attempts        int32
+	LastAttemptAt   *time.Time
+	LastStatus      *int32
+	LastError       *string
+	CreatedAt       time.Time
+	FinishedAt      *time.Time
+	EventType       string
+	EndpointEnabled bool
+}
+
+// WebhookDeliveryGet reads one of a tenant's deliveries with its event's type and its
+// endpoint's enabled flag (primary keys).
+func (q *Queries) WebhookDeliveryGet(ctx context.Context, db DBTX, arg WebhookDeliveryGetParams) (WebhookDeliveryGetRow, error) {
+	row := db.QueryRow(ctx, webhookDeliveryGet, arg.TenantID, arg.ID)
+	var i WebhookDeliveryGetRow
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EventID,
+		&i.EndpointID,
+		&i.State,
+		&i.Attempts,
+		&i.LastAttemptAt,
+		&i.LastStatus,
+		&i.LastError,
+		&i.CreatedAt,
+		&i.FinishedAt,
+		&i.EventType,
+		&i.EndpointEnabled,
+	)
+	return i, err
+}
+
+const webhookDeliveryGetForSend = `-- name: WebhookDeliveryGetForSend :one
+SELECT d.state, d.attempts,
+       e.id AS event_id, e.type AS event_type, e.data AS event_data, e.occurred_at AS event_occurred_at,
+       w.id AS endpoint_id, w.url AS endpoint_url, w.enabled AS endpoint_enabled, w.secret_sealed AS endpoint_secret_sealed
+FROM webhook_deliveries d
+JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
+JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
+WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid
+`
+
+type WebhookDeliveryGetForSendParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+type WebhookDeliveryGetForSendRow struct {
+	State                DeliveryState
+	Attempts             int32
+	EventID              uuid.UUID
+	EventType            string
+	EventData            []byte
+	EventOccurredAt      time.Time
+	EndpointID           uuid.UUID
+	EndpointUrl          string
+	EndpointEnabled      bool
+	EndpointSecretSealed []byte
+}
+
+// WebhookDeliveryGetForSend reads everything one delivery attempt needs — the delivery, its
+// event and its endpoint — by the primary keys. No row means the delivery is gone (its
+// endpoint was deleted).
+func (q *Queries) WebhookDeliveryGetForSend(ctx context.Context, db DBTX, arg WebhookDeliveryGetForSendParams) (WebhookDeliveryGetForSendRow, error) {
+	row := db.QueryRow(ctx, webhookDeliveryGetForSend, arg.TenantID, arg.ID)
+	var i WebhookDeliveryGetForSendRow
+	err := row.Scan(
+		&i.State,
+		&i.Attempts,
+		&i.EventID,
+		&i.EventType,
+		&i.EventData,
+		&i.EventOccurredAt,
+		&i.EndpointID,
+		&i.EndpointUrl,
+		&i.EndpointEnabled,
+		&i.EndpointSecretSealed,
+	)
+	return i, err
+}
+
+const webhookDeliveryList = `-- name: WebhookDeliveryList :many
+SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, e.type AS event_type
+FROM webhook_deliveries d
+JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
+WHERE d.tenant_id = $1::uuid
+  AND ($2::uuid IS NULL OR d.endpoint_id = $2::uuid)
+  AND ($3::delivery_state IS NULL OR d.state = $3::delivery_state)
+  AND ($4::uuid IS NULL OR d.id < $4::uuid)
+ORDER BY d.id DESC
+LIMIT $5::int
+`
+
+type WebhookDeliveryListParams struct {
+	TenantID   uuid.UUID
+	EndpointID *uuid.UUID
+	State      *DeliveryState
+	After      *uuid.UUID
+	RowLimit   int32
+}
+
+type WebhookDeliveryListRow struct {
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	EventID       uuid.UUID
+	EndpointID    uuid.UUID
+	State         DeliveryState
+	Attempts      int32
+	LastAttemptAt *time.Time
+	LastStatus    *int32
+	LastError     *string
+	CreatedAt     time.Time
+	FinishedAt    *time.Time
+	EventType     string
+}
+
+// WebhookDeliveryList pages through a tenant's deliveries, newest first, before the cursor
+// id, optionally of one endpoint (webhook_deliveries_endpoint_idx) and in one state
+// (webhook_deliveries_state_idx); unfiltered, the primary key serves it.
+func (q *Queries) WebhookDeliveryList(ctx context.Context, db DBTX, arg WebhookDeliveryListParams) ([]WebhookDeliveryListRow, error) {
+	rows, err := db.Query(ctx, webhookDeliveryList,
+		arg.TenantID,
+		arg.EndpointID,
+		arg.State,
+		arg.After,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookDeliveryListRow{}
+	for rows.Next() {
+		var i WebhookDeliveryListRow
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.EventID,
+			&i.EndpointID,
+			&i.State,
+			&i.Attempts,
+			&i.LastAttemptAt,
+			&i.LastStatus,
+			&i.LastError,
+			&i.CreatedAt,
+			&i.FinishedAt,
+			&i.EventType,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookDeliveryRecordAttempt = `-- name: WebhookDeliveryRecordAttempt :one
+UPDATE webhook_deliveries SET
+    state           = $1::delivery_state,
+    attempts        = attempts + 1,
+    last_attempt_at = $2::timestamptz,
+    last_status     = $3::int,
+    last_error      = $4::text,
+    finished_at     = CASE WHEN $1::delivery_state = 'pending' THEN NULL ELSE $5::timestamptz END
+WHERE tenant_id = $6::uuid AND id = $7::uuid AND state = 'pending'
+RETURNING tenant_id, id, event_id, endpoint_id, state, attempts, last_attempt_at, last_status, last_error, created_at, finished_at
+`
+
+type WebhookDeliveryRecordAttemptParams struct {
+	State       DeliveryState
+	AttemptedAt time.Time
+	LastStatus  *int32
+	LastError   *string
+	Now         time.Time
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+}
+
+// WebhookDeliveryRecordAttempt records one attempt of a pending delivery and moves it to
+// @state: succeeded (a 2xx), pending (failed; River retries it) or dead (failed on the last
+// attempt). A finished delivery gets finished_at. No row means the delivery is no longer
+// pending (or gone): another run already finished it, and nothing is recorded.
+func (q *Queries) WebhookDeliveryRecordAttempt(ctx context.Context, db DBTX, arg WebhookDeliveryRecordAttemptParams) (WebhookDelivery, error) {
+	row := db.QueryRow(ctx, webhookDeliveryRecordAttempt,
+		arg.State,
+		arg.AttemptedAt,
+		arg.LastStatus,
+		arg.LastError,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EventID,
+		&i.EndpointID,
+		&i.State,
+		&i.Attempts,
+		&i.LastAttemptAt,
+		&i.LastStatus,
+		&i.LastError,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const webhookDeliveryRetry = `-- name: WebhookDeliveryRetry :one
+UPDATE webhook_deliveries d SET state = 'pending', finished_at = NULL
+FROM webhook_endpoints w
+WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid AND d.state = 'dead'
+  AND w.tenant_id = d.tenant_id AND w.id = d.endpoint_id AND w.enabled
+RETURNING d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at
+`
+
+type WebhookDeliveryRetryParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookDeliveryRetry makes a dead delivery pending again, for a new webhook.deliver job,
+// when its endpoint is enabled. Its attempts and last outcome stay until the next attempt.
+// No row means no such delivery, a delivery that is not dead, or a disabled endpoint.
+func (q *Queries) WebhookDeliveryRetry(ctx context.Context, db DBTX, arg WebhookDeliveryRetryParams) (WebhookDelivery, error) {
+	row := db.QueryRow(ctx, webhookDeliveryRetry, arg.TenantID, arg.ID)
+	var i WebhookDelivery
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.EventID,
+		&i.EndpointID,
+		&i.State,
+		&i.Attempts,
+		&i.LastAttemptAt,
+		&i.LastStatus,
+		&i.LastError,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const webhookEndpointCreate = `-- name: WebhookEndpointCreate :one
+INSERT INTO webhook_endpoints (tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at)
+VALUES ($1::uuid, $2::uuid, $3::text, $4::text[], $5::boolean, $6::bytea,
+        $7::timestamptz, $7::timestamptz)
+RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at
+`
+
+type WebhookEndpointCreateParams struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	Url          string
+	EventTypes   []string
+	Enabled      bool
+	SecretSealed []byte
+	Now          time.Time
+}
+
+// WebhookEndpointCreate stores a new endpoint with its sealed secret.
+func (q *Queries) WebhookEndpointCreate(ctx context.Context, db DBTX, arg WebhookEndpointCreateParams) (WebhookEndpoint, error) {
+	row := db.QueryRow(ctx, webhookEndpointCreate,
+		arg.TenantID,
+		arg.ID,
+		arg.Url,
+		arg.EventTypes,
+		arg.Enabled,
+		arg.SecretSealed,
+		arg.Now,
+	)
+	var i WebhookEndpoint
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const webhookEndpointDelete = `-- name: WebhookEndpointDelete :one
+WITH deliveries AS (
+    DELETE FROM webhook_deliveries
+    WHERE tenant_id = $1::uuid AND endpoint_id = $2::uuid
+    RETURNING 1
+)
+DELETE FROM webhook_endpoints
+WHERE tenant_id = $1::uuid AND id = $2::uuid
+RETURNING webhook_endpoints.tenant_id, webhook_endpoints.id, webhook_endpoints.url, webhook_endpoints.event_types, webhook_endpoints.enabled, webhook_endpoints.secret_sealed, webhook_endpoints.created_at, webhook_endpoints.updated_at, (SELECT count(*) FROM deliveries)::bigint AS deliveries_deleted
+`
+
+type WebhookEndpointDeleteParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+type WebhookEndpointDeleteRow struct {
+	TenantID          uuid.UUID
+	ID                uuid.UUID
+	Url               string
+	EventTypes        []string
+	Enabled           bool
+	SecretSealed      []byte
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	DeliveriesDeleted int64
+}
+
+// WebhookEndpointDelete deletes an endpoint and its deliveries (the events stay in the
+// outbox); delivery jobs still queued find no delivery and do nothing. Served by
+// webhook_deliveries_endpoint_idx. No row means no such endpoint.
+func (q *Queries) WebhookEndpointDelete(ctx context.Context, db DBTX, arg WebhookEndpointDeleteParams) (WebhookEndpointDeleteRow, error) {
+	row := db.QueryRow(ctx, webhookEndpointDelete, arg.TenantID, arg.ID)
+	var i WebhookEndpointDeleteRow
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DeliveriesDeleted,
+	)
+	return i, err
+}
+
+const webhookEndpointGet = `-- name: WebhookEndpointGet :one
+SELECT tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at FROM webhook_endpoints WHERE tenant_id = $1::uuid AND id = $2::uuid
+`
+
+type WebhookEndpointGetParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointGet reads one of a tenant's endpoints (primary key).
+func (q *Queries) WebhookEndpointGet(ctx context.Context, db DBTX, arg WebhookEndpointGetParams) (WebhookEndpoint, error) {
+	row := db.QueryRow(ctx, webhookEndpointGet, arg.TenantID, arg.ID)
+	var i WebhookEndpoint
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const webhookEndpointList = `-- name: WebhookEndpointList :many
+SELECT tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at FROM webhook_endpoints
+WHERE tenant_id = $1::uuid
+  AND ($2::uuid IS NULL OR id > $2::uuid)
+ORDER BY id
+LIMIT $3::int
+`
+
+type WebhookEndpointListParams struct {
+	TenantID uuid.UUID
+	After    *uuid.UUID
+	RowLimit int32
+}
+
+// WebhookEndpointList pages through a tenant's endpoints, oldest first, after the cursor id
+// (primary key order; ids are UUIDv7).
+func (q *Queries) WebhookEndpointList(ctx context.Context, db DBTX, arg WebhookEndpointListParams) ([]WebhookEndpoint, error) {
+	rows, err := db.Query(ctx, webhookEndpointList, arg.TenantID, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookEndpoint{}
+	for rows.Next() {
+		var i WebhookEndpoint
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.Url,
+			&i.EventTypes,
+			&i.Enabled,
+			&i.SecretSealed,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const webhookEndpointListSubscribed = `-- name: WebhookEndpointListSubscribed :many
@@ -96,4 +563,84 @@ func (q *Queries) WebhookEndpointListSubscribed(ctx context.Context, db DBTX, ar
 		return nil, err
 	}
 	return items, nil
+}
+
+const webhookEndpointRotateSecret = `-- name: WebhookEndpointRotateSecret :one
+UPDATE webhook_endpoints SET secret_sealed = $1::bytea, updated_at = $2::timestamptz
+WHERE tenant_id = $3::uuid AND id = $4::uuid
+RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at
+`
+
+type WebhookEndpointRotateSecretParams struct {
+	SecretSealed []byte
+	Now          time.Time
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+}
+
+// WebhookEndpointRotateSecret replaces an endpoint's sealed secret; deliveries attempted
+// from now on are signed with the new one. No row means no such endpoint.
+func (q *Queries) WebhookEndpointRotateSecret(ctx context.Context, db DBTX, arg WebhookEndpointRotateSecretParams) (WebhookEndpoint, error) {
+	row := db.QueryRow(ctx, webhookEndpointRotateSecret,
+		arg.SecretSealed,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i WebhookEndpoint
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const webhookEndpointUpdate = `-- name: WebhookEndpointUpdate :one
+UPDATE webhook_endpoints SET
+    url         = coalesce($1::text, url),
+    event_types = coalesce($2::text[], event_types),
+    enabled     = coalesce($3::boolean, enabled),
+    updated_at  = $4::timestamptz
+WHERE tenant_id = $5::uuid AND id = $6::uuid
+RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at
+`
+
+type WebhookEndpointUpdateParams struct {
+	Url        *string
+	EventTypes []string
+	Enabled    *bool
+	Now        time.Time
+	TenantID   uuid.UUID
+	ID         uuid.UUID
+}
+
+// WebhookEndpointUpdate changes what is given of an endpoint's url, event types and enabled
+// flag (a null argument keeps the current value). No row means no such endpoint.
+func (q *Queries) WebhookEndpointUpdate(ctx context.Context, db DBTX, arg WebhookEndpointUpdateParams) (WebhookEndpoint, error) {
+	row := db.QueryRow(ctx, webhookEndpointUpdate,
+		arg.Url,
+		arg.EventTypes,
+		arg.Enabled,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i WebhookEndpoint
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Url,
+		&i.EventTypes,
+		&i.Enabled,
+		&i.SecretSealed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }

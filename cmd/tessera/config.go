@@ -34,6 +34,11 @@ type Config struct {
 	LogFormat string `env:"TESSERA_LOG_FORMAT" envDefault:"text"`
 	// Workers is how many River jobs one process works at once. Default 10.
 	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
+	// WebhookWorkers is how many webhook deliveries one process attempts at once, on their
+	// own queue so that slow endpoints never hold up other jobs. Default 20.
+	WebhookWorkers int `env:"TESSERA_WEBHOOK_WORKERS" envDefault:"20"`
+	// WebhookTimeout bounds one webhook delivery attempt. Default 10s.
+	WebhookTimeout time.Duration `env:"TESSERA_WEBHOOK_TIMEOUT" envDefault:"10s"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
@@ -59,6 +64,12 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.Workers < 1 {
 		problems = append(problems, fmt.Errorf("TESSERA_WORKERS must be at least 1, not %d", cfg.Workers))
+	}
+	if cfg.WebhookWorkers < 1 {
+		problems = append(problems, fmt.Errorf("TESSERA_WEBHOOK_WORKERS must be at least 1, not %d", cfg.WebhookWorkers))
+	}
+	if cfg.WebhookTimeout <= 0 {
+		problems = append(problems, errors.New("TESSERA_WEBHOOK_TIMEOUT must be positive"))
 	}
 	if cfg.DBMaxConns < 2 {
 		problems = append(problems, fmt.Errorf("TESSERA_DB_MAX_CONNS must be at least 2, not %d", cfg.DBMaxConns))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
@@ -88,12 +89,15 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 	clk := clock.System{}
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, WebhookTimeout: cfg.WebhookTimeout})
 	if err != nil {
 		return err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault:    {MaxWorkers: cfg.Workers},
+			jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
+		},
 		Workers:      workers,
 		PeriodicJobs: jobs.PeriodicJobs(),
 		Logger:       log,

@@ -85,6 +85,8 @@ func serveConfig(databaseURL, addr string) Config {
 		LogLevel:        "error",
 		LogFormat:       "text",
 		Workers:         2,
+		WebhookWorkers:  2,
+		WebhookTimeout:  10 * time.Second,
 		DBMaxConns:      10,
 		ShutdownTimeout: 10 * time.Second,
 		IdempotencyTTL:  24 * time.Hour,

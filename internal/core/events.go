@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,44 @@ type JobInserter interface {
 	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 }
 
+// The event types Tessera emits, as domain.action. Webhook endpoints subscribe to them by
+// name; EventTypes lists them all, and Emit refuses any other type.
+const (
+	EventLicenseIssued              = "license.issued"
+	EventLicenseSuspended           = "license.suspended"
+	EventLicenseReinstated          = "license.reinstated"
+	EventLicenseRevoked             = "license.revoked"
+	EventLicenseExpired             = "license.expired"
+	EventLicenseTierChanged         = "license.tier_changed"
+	EventLicenseUpstreamRevoked     = "license.upstream_revoked"
+	EventSubscriptionCreated        = "subscription.created"
+	EventSubscriptionCancelled      = "subscription.cancelled"
+	EventSubscriptionRenewalPending = "subscription.renewal_pending"
+	EventSubscriptionRenewed        = "subscription.renewed"
+	EventSubscriptionLapsed         = "subscription.lapsed"
+	EventMachineActivated           = "machine.activated"
+	EventMachineDeactivated         = "machine.deactivated"
+	EventReferralRewardChanged      = "referral.reward_changed"
+)
+
+// EventTypes returns every event type Tessera emits, in a stable order: the one list that
+// webhook endpoints may subscribe to and that Emit accepts.
+func EventTypes() []string {
+	return []string{
+		EventLicenseIssued, EventLicenseSuspended, EventLicenseReinstated, EventLicenseRevoked,
+		EventLicenseExpired, EventLicenseTierChanged, EventLicenseUpstreamRevoked,
+		EventSubscriptionCreated, EventSubscriptionCancelled, EventSubscriptionRenewalPending,
+		EventSubscriptionRenewed, EventSubscriptionLapsed,
+		EventMachineActivated, EventMachineDeactivated,
+		EventReferralRewardChanged,
+	}
+}
+
+// IsEventType reports whether t is one of EventTypes.
+func IsEventType(t string) bool {
+	return slices.Contains(EventTypes(), t)
+}
+
 // Event is something that happened that a tenant may want to hear about.
 type Event struct {
 	// Type reads domain.action, e.g. "license.issued".
@@ -31,8 +70,12 @@ type Event struct {
 
 // Emit records e in the outbox and enqueues one webhook.deliver job per enabled endpoint of
 // the tenant subscribed to its type, all in tx: the event exists and will be delivered if
-// and only if the change that caused it commits.
+// and only if the change that caused it commits. A type that is not one of EventTypes is an
+// error (a programming mistake: no endpoint could subscribe to it).
 func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e Event) error {
+	if !IsEventType(e.Type) {
+		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventTypes", e.Type)
+	}
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", e.Type, err)

@@ -1,0 +1,331 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/sql"
+)
+
+// EventType is the type of an event Tessera emits. Its schema enumerates core.EventTypes,
+// so the OpenAPI document lists what endpoints can subscribe to and unknown types are 422.
+type EventType string
+
+// Schema publishes EventType as a string enum of core.EventTypes.
+func (EventType) Schema(huma.Registry) *huma.Schema {
+	types := core.EventTypes()
+	enum := make([]any, len(types))
+	for i, t := range types {
+		enum[i] = t
+	}
+	return &huma.Schema{
+		Type:        huma.TypeString,
+		Description: "An event type Tessera emits, as domain.action.",
+		Enum:        enum,
+		Examples:    []any{core.EventLicenseIssued},
+	}
+}
+
+func eventTypesFrom(types []string) []EventType {
+	out := make([]EventType, len(types))
+	for i, t := range types {
+		out[i] = EventType(t)
+	}
+	return out
+}
+
+func eventTypeStrings(types []EventType) []string {
+	if types == nil {
+		return nil
+	}
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = string(t)
+	}
+	return out
+}
+
+// WebhookEndpoint is where a tenant receives events. Its secret is never shown after it is
+// created or rotated.
+type WebhookEndpoint struct {
+	ID         uuid.UUID   `json:"id"`
+	URL        string      `json:"url" example:"https://example.com/webhooks/tessera"`
+	EventTypes []EventType `json:"event_types" nullable:"false" doc:"The event types delivered to the endpoint, sorted."`
+	Enabled    bool        `json:"enabled" doc:"Whether events are delivered to it."`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+}
+
+func webhookEndpointFrom(e sql.WebhookEndpoint) WebhookEndpoint {
+	return WebhookEndpoint{
+		ID: e.ID, URL: e.Url, EventTypes: eventTypesFrom(e.EventTypes), Enabled: e.Enabled,
+		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+	}
+}
+
+// WebhookEndpointWithSecret is an endpoint with its signing secret, shown this once.
+type WebhookEndpointWithSecret struct {
+	WebhookEndpoint
+	Secret string `json:"secret" example:"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" doc:"The signing secret (whsec_ and base64 of the HMAC key). It cannot be shown again; rotate it to get a new one."`
+}
+
+// WebhookEndpointCreateInput is a new endpoint.
+type WebhookEndpointCreateInput struct {
+	Body struct {
+		URL        string      `json:"url" format:"uri" pattern:"^https?://" maxLength:"2000" example:"https://example.com/webhooks/tessera" doc:"Where events are POSTed."`
+		EventTypes []EventType `json:"event_types" nullable:"false" minItems:"1" example:"[\"license.issued\",\"license.revoked\"]" doc:"The event types to deliver; at least one."`
+	}
+}
+
+// WebhookEndpointUpdateInput changes what is given of an endpoint.
+type WebhookEndpointUpdateInput struct {
+	ID   uuid.UUID `path:"id"`
+	Body struct {
+		URL        *string     `json:"url,omitempty" format:"uri" pattern:"^https?://" maxLength:"2000" example:"https://example.com/webhooks/tessera"`
+		EventTypes []EventType `json:"event_types,omitempty" nullable:"false" minItems:"1" example:"[\"license.issued\"]" doc:"Replaces the subscribed event types."`
+		Enabled    *bool       `json:"enabled,omitempty" example:"false" doc:"Disabling stops deliveries: pending ones become dead without being attempted, and can be retried once the endpoint is enabled again."`
+	}
+}
+
+// WebhookEndpointOutput is one endpoint.
+type WebhookEndpointOutput struct {
+	Body WebhookEndpoint
+}
+
+// WebhookEndpointSecretOutput is an endpoint with its new secret.
+type WebhookEndpointSecretOutput struct {
+	Body WebhookEndpointWithSecret
+}
+
+// WebhookEndpointListOutput is a page of endpoints.
+type WebhookEndpointListOutput struct {
+	Body Page[WebhookEndpoint]
+}
+
+// WebhookEndpointIDInput names one endpoint.
+type WebhookEndpointIDInput struct {
+	ID uuid.UUID `path:"id"`
+}
+
+// WebhookDelivery is one event's delivery to one endpoint.
+type WebhookDelivery struct {
+	ID            uuid.UUID  `json:"id"`
+	EndpointID    uuid.UUID  `json:"endpoint_id"`
+	EventID       uuid.UUID  `json:"event_id" doc:"Sent as the webhook-id header, the same on every attempt, so receivers can deduplicate."`
+	EventType     EventType  `json:"event_type"`
+	State         string     `json:"state" enum:"pending,succeeded,dead" doc:"pending: being delivered or waiting for a retry; succeeded: an attempt got a 2xx; dead: every attempt failed (or the endpoint was disabled), until an admin retries it."`
+	Attempts      int32      `json:"attempts" example:"3" doc:"Attempts made so far, across admin retries."`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+	LastStatus    *int32     `json:"last_status,omitempty" example:"503" doc:"The HTTP status of the last attempt; absent when it got no response."`
+	LastError     *string    `json:"last_error,omitempty" example:"HTTP 503: upstream unavailable" doc:"Why the last attempt failed (truncated)."`
+	CreatedAt     time.Time  `json:"created_at"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty" doc:"When it succeeded or died."`
+}
+
+func webhookDeliveryFrom(d sql.WebhookDelivery, eventType string) WebhookDelivery {
+	return WebhookDelivery{
+		ID: d.ID, EndpointID: d.EndpointID, EventID: d.EventID, EventType: EventType(eventType), State: string(d.State),
+		Attempts: d.Attempts, LastAttemptAt: d.LastAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
+		CreatedAt: d.CreatedAt, FinishedAt: d.FinishedAt,
+	}
+}
+
+// WebhookDeliveryListInput filters and pages deliveries.
+type WebhookDeliveryListInput struct {
+	PageParams
+	EndpointID string `query:"endpoint_id" format:"uuid" doc:"Only this endpoint's deliveries."`
+	State      string `query:"state" enum:"pending,succeeded,dead" doc:"Only deliveries in this state."`
+}
+
+// WebhookDeliveryOutput is one delivery.
+type WebhookDeliveryOutput struct {
+	Body WebhookDelivery
+}
+
+// WebhookDeliveryListOutput is a page of deliveries.
+type WebhookDeliveryListOutput struct {
+	Body Page[WebhookDelivery]
+}
+
+// WebhookDeliveryIDInput names one delivery.
+type WebhookDeliveryIDInput struct {
+	ID uuid.UUID `path:"id"`
+}
+
+func (s *Server) registerWebhooks() {
+	const tag = "Webhooks"
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID:   "webhook-endpoint-create",
+		Method:        http.MethodPost,
+		Path:          "/v1/admin/webhook-endpoints",
+		Summary:       "Create a webhook endpoint",
+		Description:   "Events of the given types are POSTed to the URL, signed per Standard Webhooks. The response carries the signing secret; it is shown once.",
+		Tags:          []string{tag},
+		DefaultStatus: http.StatusCreated,
+	}), func(ctx context.Context, in *WebhookEndpointCreateInput) (*WebhookEndpointSecretOutput, error) {
+		endpoint, secret, err := core.WebhookEndpointCreate(ctx, s.conn(ctx), s.cfg.Box, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx),
+			in.Body.URL, eventTypeStrings(in.Body.EventTypes))
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-endpoint-get",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/webhook-endpoints/{id}",
+		Summary:     "Get a webhook endpoint",
+		Description: "The secret is not shown; rotate it to get a new one.",
+		Tags:        []string{tag},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointOutput, error) {
+		endpoint, err := s.queries.WebhookEndpointGet(ctx, s.conn(ctx), sql.WebhookEndpointGetParams{TenantID: tenantID(ctx), ID: in.ID})
+		if err != nil {
+			return nil, problem(ctx, fmt.Errorf("webhook endpoint %s: %w", in.ID, core.DBError(err)))
+		}
+		return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-endpoint-list",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/webhook-endpoints",
+		Summary:     "List the tenant's webhook endpoints, oldest first",
+		Tags:        []string{tag},
+	}), func(ctx context.Context, in *PageParams) (*WebhookEndpointListOutput, error) {
+		after, fetch := in.cursor()
+		endpoints, err := s.queries.WebhookEndpointList(ctx, s.conn(ctx), sql.WebhookEndpointListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &WebhookEndpointListOutput{Body: page(endpoints, fetch, webhookEndpointFrom, func(e sql.WebhookEndpoint) uuid.UUID { return e.ID })}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-endpoint-update",
+		Method:      http.MethodPatch,
+		Path:        "/v1/admin/webhook-endpoints/{id}",
+		Summary:     "Update a webhook endpoint",
+		Description: "Changes the fields given: url, event_types (replaced as a whole), enabled.",
+		Tags:        []string{tag},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *WebhookEndpointUpdateInput) (*WebhookEndpointOutput, error) {
+		endpoint, err := core.WebhookEndpointUpdate(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID, core.WebhookEndpointChange{
+			URL: in.Body.URL, EventTypes: eventTypeStrings(in.Body.EventTypes), Enabled: in.Body.Enabled,
+		})
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID:   "webhook-endpoint-delete",
+		Method:        http.MethodDelete,
+		Path:          "/v1/admin/webhook-endpoints/{id}",
+		Summary:       "Delete a webhook endpoint",
+		Description:   "Deletes the endpoint and its deliveries; deliveries still queued are dropped. To pause deliveries and keep their history, update it with enabled false instead.",
+		Tags:          []string{tag},
+		DefaultStatus: http.StatusNoContent,
+		Errors:        []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*struct{}, error) {
+		if _, err := core.WebhookEndpointDelete(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID); err != nil {
+			return nil, problem(ctx, err)
+		}
+		return nil, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-endpoint-rotate-secret",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/webhook-endpoints/{id}/rotate-secret",
+		Summary:     "Rotate a webhook endpoint's signing secret",
+		Description: "Replaces the secret at once: every attempt from now on, retries included, is signed with the new one. The response carries it; it is shown once.",
+		Tags:        []string{tag},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointSecretOutput, error) {
+		endpoint, secret, err := core.WebhookEndpointRotateSecret(ctx, s.conn(ctx), s.cfg.Box, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-delivery-list",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/webhook-deliveries",
+		Summary:     "List the tenant's webhook deliveries, newest first",
+		Tags:        []string{tag},
+	}), func(ctx context.Context, in *WebhookDeliveryListInput) (*WebhookDeliveryListOutput, error) {
+		after, fetch := in.cursor()
+		params := sql.WebhookDeliveryListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch}
+		if id, err := uuid.Parse(in.EndpointID); err == nil {
+			params.EndpointID = &id
+		}
+		if in.State != "" {
+			state := sql.DeliveryState(in.State)
+			params.State = &state
+		}
+		rows, err := s.queries.WebhookDeliveryList(ctx, s.conn(ctx), params)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &WebhookDeliveryListOutput{Body: page(rows, fetch, func(r sql.WebhookDeliveryListRow) WebhookDelivery {
+			return webhookDeliveryFrom(sql.WebhookDelivery{
+				TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
+				LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+			}, r.EventType)
+		}, func(r sql.WebhookDeliveryListRow) uuid.UUID { return r.ID })}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "webhook-delivery-get",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/webhook-deliveries/{id}",
+		Summary:     "Get a webhook delivery",
+		Description: "With its attempts, the last attempt's status and error, and its event's id and type.",
+		Tags:        []string{tag},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
+		r, err := s.queries.WebhookDeliveryGet(ctx, s.conn(ctx), sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: in.ID})
+		if err != nil {
+			return nil, problem(ctx, fmt.Errorf("webhook delivery %s: %w", in.ID, core.DBError(err)))
+		}
+		return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(sql.WebhookDelivery{
+			TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
+			LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+		}, r.EventType)}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID:   "webhook-delivery-retry",
+		Method:        http.MethodPost,
+		Path:          "/v1/admin/webhook-deliveries/{id}/retry",
+		Summary:       "Retry a dead webhook delivery",
+		Description:   "Makes a dead delivery pending again and queues it with a fresh attempt budget (the full retry schedule). A pending or succeeded delivery, or one whose endpoint is disabled, is 409.",
+		Tags:          []string{tag},
+		DefaultStatus: http.StatusAccepted,
+		Errors:        []int{http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
+		tx, _ := s.conn(ctx).(pgx.Tx) // a write: the transact middleware opened it
+		delivery, err := core.WebhookDeliveryRetry(ctx, tx, s.cfg.Jobs, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		r, err := s.queries.WebhookDeliveryGet(ctx, tx, sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: delivery.ID})
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(delivery, r.EventType)}, nil
+	})
+}
