@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -61,7 +62,7 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 		Clock:   b.clock,
 		Jobs:    jobs,
 		Box:     factory.Box,
-		Log:     slog.New(slog.DiscardHandler),
+		Log:     testLogger(),
 		Metrics: b.metrics,
 		Ready:   func(context.Context) error { return b.ready },
 	})
@@ -138,4 +139,12 @@ func requireProblem(t *testing.T, r response, status int) problem {
 	require.Equal(t, status, p.Status)
 	require.NotEmpty(t, p.Detail)
 	return p
+}
+
+// testLogger discards request logs unless TESSERA_TEST_LOG is set, when they go to stderr.
+func testLogger() *slog.Logger {
+	if os.Getenv("TESSERA_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -19,10 +19,11 @@ const (
 	txKey
 )
 
-// requestInfo is what the HTTP layer knows about a request: its id, its logger, and the
-// operation Huma matched (empty for unmatched routes), filled in as the request goes down.
+// requestInfo is what the HTTP layer knows about a request: its id, the client's address,
+// its logger, and the operation Huma matched, filled in as the request goes down.
 type requestInfo struct {
 	id        string
+	client    string
 	log       *slog.Logger
 	operation string
 }
@@ -56,6 +57,23 @@ func tenantID(ctx context.Context) uuid.UUID {
 func actor(ctx context.Context) core.Actor {
 	p, _ := principalFrom(ctx)
 	return core.Actor{Type: core.ActorAPIKey, ID: p.keyID.String(), RequestID: requestInfoFrom(ctx).id}
+}
+
+// step returns what a core step needs for this request, acting as actor.
+func (s *Server) step(actor core.Actor) core.Step {
+	return core.Step{Now: s.cfg.Clock.Now(), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs}
+}
+
+// buyer is the audit-log actor of a buyer operation: the licence whose key was presented.
+func buyer(ctx context.Context, licenseID uuid.UUID) core.Actor {
+	return core.Actor{Type: core.ActorBuyer, ID: licenseID.String(), RequestID: requestInfoFrom(ctx).id}
+}
+
+// tx returns the request's transaction. Only write operations call it: the transact
+// middleware opens one for every POST, PUT, PATCH and DELETE.
+func tx(ctx context.Context) pgx.Tx {
+	t, _ := ctx.Value(txKey).(pgx.Tx)
+	return t
 }
 
 // conn returns what a handler runs its queries on: the request's transaction for writes

@@ -24,6 +24,10 @@ const (
 	headerReplayed       = "Idempotent-Replayed"
 )
 
+// metadataReadOnly marks an operation that does not write although its method is POST
+// (validation): it runs without a transaction or idempotency.
+const metadataReadOnly = "readOnly"
+
 var (
 	errInFlight        = errors.New("in flight")
 	errRequestMismatch = errors.New("request mismatch")
@@ -48,6 +52,10 @@ func (replayError) Error() string { return "replay" }
 // Stored responses expire after Config.IdempotencyTTL (the idempotency.expire_sweep job
 // deletes them).
 func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
+	if readOnly, _ := ctx.Operation().Metadata[metadataReadOnly].(bool); readOnly {
+		next(ctx)
+		return
+	}
 	switch ctx.Method() {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:

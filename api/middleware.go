@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -20,7 +21,10 @@ import (
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: r.Header.Get("X-Request-Id")}
+		info := &requestInfo{id: r.Header.Get("X-Request-Id"), client: r.RemoteAddr}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			info.client = host
+		}
 		if !printableASCII(info.id, 128) {
 			info.id = uuid.Must(uuid.NewV7()).String()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/ratelimit"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
@@ -48,6 +49,24 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// IdempotencyTTL is how long a stored Idempotency-Key response is replayed. Default 24h.
 	IdempotencyTTL time.Duration
+	// ValidatePerKey limits validations per licence key. Default 5 per second, bursts of 20.
+	ValidatePerKey RateLimit
+	// ValidatePerClient limits validations per client address. Default 50 per second,
+	// bursts of 100.
+	ValidatePerClient RateLimit
+}
+
+// RateLimit is a token bucket: PerSecond on average, up to Burst at once.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+func (r RateLimit) orDefault(perSecond float64, burst int) RateLimit {
+	if r.PerSecond <= 0 || r.Burst <= 0 {
+		return RateLimit{PerSecond: perSecond, Burst: burst}
+	}
+	return r
 }
 
 // Server serves Tessera's HTTP API.
@@ -57,6 +76,9 @@ type Server struct {
 	mux     *http.ServeMux
 	api     huma.API
 	metrics *httpMetrics
+
+	validateByKey    *ratelimit.Limiter
+	validateByClient *ratelimit.Limiter
 }
 
 // New validates cfg and returns a server with every operation registered.
@@ -84,7 +106,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, queries: sql.New(), metrics: metrics}
+	perKey := cfg.ValidatePerKey.orDefault(5, 20)
+	perClient := cfg.ValidatePerClient.orDefault(50, 100)
+	s := &Server{
+		cfg: cfg, queries: sql.New(), metrics: metrics,
+		validateByKey:    ratelimit.New(perKey.PerSecond, perKey.Burst),
+		validateByClient: ratelimit.New(perClient.PerSecond, perClient.Burst),
+	}
 	s.register()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
 	return s, nil
@@ -123,6 +151,10 @@ func (s *Server) register() {
 	s.registerPolicies()
 	s.registerAddons()
 	s.registerCustomers()
+	s.registerLicenses()
+	s.registerMachines()
+	s.registerSubscriptions()
+	s.registerValidation()
 	s.registerWebhooks()
 }
 

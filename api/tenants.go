@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"time"
 
@@ -29,7 +30,41 @@ type TenantOutput struct {
 	Body Tenant
 }
 
+// PublicKeyInput names a tenant by slug.
+type PublicKeyInput struct {
+	Slug string `path:"slug" example:"acme"`
+}
+
+// PublicKeyOutput is a tenant's licence-signing public key.
+type PublicKeyOutput struct {
+	Body struct {
+		TenantID  uuid.UUID `json:"tenant_id"`
+		Slug      string    `json:"slug"`
+		Algorithm string    `json:"algorithm" enum:"Ed25519"`
+		PublicKey string    `json:"public_key" doc:"The 32-byte Ed25519 public key, base64 (standard, padded)."`
+	}
+}
+
 func (s *Server) registerTenants() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "tenant-public-key",
+		Method:      http.MethodGet,
+		Path:        "/v1/tenants/{slug}/public-key",
+		Summary:     "Read a tenant's licence-signing public key",
+		Description: "Public: clients verify licence keys offline with it (see the README for the key format).",
+		Tags:        []string{"Tenant"},
+		Errors:      []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *PublicKeyInput) (*PublicKeyOutput, error) {
+		key, err := s.queries.SigningKeyGetPublicBySlug(ctx, s.conn(ctx), in.Slug)
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		out := &PublicKeyOutput{}
+		out.Body.TenantID, out.Body.Slug, out.Body.Algorithm = key.TenantID, key.Slug, "Ed25519"
+		out.Body.PublicKey = base64.StdEncoding.EncodeToString(key.PublicKey)
+		return out, nil
+	})
+
 	huma.Register(s.api, adminOperation(huma.Operation{
 		OperationID: "tenant-get",
 		Method:      http.MethodGet,

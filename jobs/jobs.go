@@ -75,6 +75,7 @@ func Workers(cfg Config) (*river.Workers, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
+	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
 	return workers, nil
 }
 
@@ -85,6 +86,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.IdempotencyExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "idempotency.expire_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),
 	}
 }
 

@@ -63,12 +63,12 @@ func TestWorkers(t *testing.T) {
 }
 
 // TestPeriodicJobs runs a real River client on its own database with Tessera's workers and
-// schedule: the idempotency sweep runs as soon as the client starts (RunOnStart) and
-// deletes a committed expired key.
+// schedule: every periodic sweep runs as soon as the client starts (RunOnStart), and the
+// idempotency sweep deletes a committed expired key.
 func TestPeriodicJobs(t *testing.T) {
 	t.Parallel()
 
-	require.Len(t, jobs.PeriodicJobs(), 1)
+	require.Len(t, jobs.PeriodicJobs(), 2)
 
 	ctx := context.Background()
 	pool, _ := testdb.Clone(t)
@@ -96,13 +96,16 @@ func TestPeriodicJobs(t *testing.T) {
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
 
-	select {
-	case event := <-events:
-		require.Equal(t, river.EventKindJobCompleted, event.Kind)
-		require.Equal(t, jobargs.IdempotencyExpireSweep{}.Kind(), event.Job.Kind)
-		require.Equal(t, rivertype.JobStateCompleted, event.Job.State)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the periodic idempotency sweep did not run on start")
+	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true}
+	for len(pending) > 0 {
+		select {
+		case event := <-events:
+			require.Equal(t, river.EventKindJobCompleted, event.Kind, "job %s", event.Job.Kind)
+			require.Equal(t, rivertype.JobStateCompleted, event.Job.State)
+			delete(pending, event.Job.Kind)
+		case <-time.After(30 * time.Second):
+			require.FailNow(t, "periodic sweeps did not run on start", "%v", pending)
+		}
 	}
 
 	_, err = queries.IdempotencyKeyGet(ctx, pool, sql.IdempotencyKeyGetParams{

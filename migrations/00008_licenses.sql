@@ -32,6 +32,8 @@ CREATE TABLE licenses (
 CREATE INDEX licenses_customer_idx ON licenses (tenant_id, customer_id, id);
 CREATE INDEX licenses_policy_idx ON licenses (tenant_id, policy_id, id);
 CREATE INDEX licenses_status_idx ON licenses (tenant_id, status, id);
+-- LicenseExpireDueAllTenants: active licences whose expiry has passed.
+CREATE INDEX licenses_expiry_idx ON licenses (expires_at) WHERE status = 'active' AND expires_at IS NOT NULL;
 -- Re-importing an upstream licence updates it (revocation issue).
 CREATE UNIQUE INDEX licenses_external_key ON licenses (tenant_id, external_license_id) WHERE external_license_id IS NOT NULL;
 

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/sql"
+)
+
+// Machine is an activation of a licence on one machine.
+type Machine struct {
+	ID            uuid.UUID  `json:"id"`
+	LicenseID     uuid.UUID  `json:"license_id"`
+	Fingerprint   string     `json:"fingerprint" example:"4c:7f:2a:9e:11:d0"`
+	Name          *string    `json:"name,omitempty" example:"build server"`
+	ActivatedAt   time.Time  `json:"activated_at"`
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"`
+}
+
+func machineFrom(m sql.Machine) Machine {
+	return Machine{ID: m.ID, LicenseID: m.LicenseID, Fingerprint: m.Fingerprint, Name: m.Name, ActivatedAt: m.ActivatedAt, DeactivatedAt: m.DeactivatedAt}
+}
+
+// MachineFields describe the machine to activate.
+type MachineFields struct {
+	Fingerprint string  `json:"fingerprint" minLength:"1" maxLength:"255" doc:"A stable identifier of the machine, chosen by the client."`
+	Name        *string `json:"name,omitempty" maxLength:"200"`
+}
+
+// MachineOutput is one machine. Activation answers 201 when it activated the machine and
+// 200 when the fingerprint was already active.
+type MachineOutput struct {
+	Status int
+	Body   Machine
+}
+
+// MachineActivateAdminInput activates a machine on a licence by id.
+type MachineActivateAdminInput struct {
+	ID   uuid.UUID `path:"id"`
+	Body MachineFields
+}
+
+// MachineActivateInput activates a machine on the licence whose key it carries.
+type MachineActivateInput struct {
+	Body struct {
+		Key string `json:"key" maxLength:"512" doc:"The licence key."`
+		MachineFields
+	}
+}
+
+// MachineDeactivateInput deactivates, by fingerprint, a machine of the licence whose key it
+// carries.
+type MachineDeactivateInput struct {
+	Body struct {
+		Key         string `json:"key" maxLength:"512" doc:"The licence key."`
+		Fingerprint string `json:"fingerprint" minLength:"1" maxLength:"255"`
+	}
+}
+
+// MachineIDInput names one machine of one licence.
+type MachineIDInput struct {
+	ID        uuid.UUID `path:"id"`
+	MachineID uuid.UUID `path:"machine_id"`
+}
+
+// MachineListInput pages through a licence's machines.
+type MachineListInput struct {
+	ID uuid.UUID `path:"id"`
+	PageParams
+	IncludeInactive bool `query:"include_inactive" doc:"Also list deactivated machines."`
+}
+
+// MachineListOutput is a page of machines.
+type MachineListOutput struct {
+	Body Page[Machine]
+}
+
+func (s *Server) registerMachines() {
+	activated := func(m sql.Machine, created bool) *MachineOutput {
+		out := &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}
+		if created {
+			out.Status = http.StatusCreated
+		}
+		return out
+	}
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "machine-activate-admin",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/licenses/{id}/machines",
+		Summary:     "Activate a machine on a licence",
+		Description: "At most max_machines machines are active at once: with every slot taken this is 409, even under concurrent activations. An already active fingerprint answers 200 with its machine.",
+		Tags:        []string{"Machines"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
+		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.Fingerprint, in.Body.Name)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return activated(m, created), nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "machine-list",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/licenses/{id}/machines",
+		Summary:     "List a licence's machines, newest first",
+		Tags:        []string{"Machines"},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *MachineListInput) (*MachineListOutput, error) {
+		if _, err := s.queries.LicenseGet(ctx, s.conn(ctx), sql.LicenseGetParams{TenantID: tenantID(ctx), ID: in.ID}); err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		after, fetch := in.cursor()
+		rows, err := s.queries.MachineList(ctx, s.conn(ctx), sql.MachineListParams{
+			TenantID: tenantID(ctx), LicenseID: in.ID, IncludeInactive: in.IncludeInactive, After: after, RowLimit: fetch,
+		})
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &MachineListOutput{Body: page(rows, fetch, machineFrom, func(m sql.Machine) uuid.UUID { return m.ID })}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "machine-deactivate-admin",
+		Method:      http.MethodDelete,
+		Path:        "/v1/admin/licenses/{id}/machines/{machine_id}",
+		Summary:     "Deactivate a machine of a licence",
+		Tags:        []string{"Machines"},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *MachineIDInput) (*MachineOutput, error) {
+		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.MachineID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "machine-activate",
+		Method:      http.MethodPost,
+		Path:        "/v1/machines/activate",
+		Summary:     "Activate this machine on a licence (buyer)",
+		Description: "Authenticated by the licence key. An unknown or forged key is 404. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
+		Tags:        []string{"Machines"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
+		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, l.ID, in.Body.Fingerprint, in.Body.Name)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return activated(m, created), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "machine-deactivate",
+		Method:      http.MethodPost,
+		Path:        "/v1/machines/deactivate",
+		Summary:     "Deactivate a machine of a licence (buyer)",
+		Description: "Authenticated by the licence key; frees the machine's slot.",
+		Tags:        []string{"Machines"},
+		Errors:      []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
+		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		active, err := s.queries.MachineGetActiveByFingerprint(ctx, tx(ctx), sql.MachineGetActiveByFingerprintParams{
+			TenantID: l.TenantID, LicenseID: l.ID, Fingerprint: in.Body.Fingerprint,
+		})
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, l.ID, active.ID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
+	})
+}

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/sql"
+)
+
+// Money is an amount in minor units of a currency (cents; sats for SAT).
+type Money struct {
+	Currency string `json:"currency" enum:"USD,EUR,SAT"`
+	Value    int64  `json:"value" example:"2500" doc:"Minor units: cents for USD and EUR, sats for SAT."`
+}
+
+// Subscription is a customer's recurring purchase of a policy.
+type Subscription struct {
+	ID                  uuid.UUID  `json:"id"`
+	CustomerID          uuid.UUID  `json:"customer_id"`
+	LicenseID           uuid.UUID  `json:"license_id"`
+	PolicyID            uuid.UUID  `json:"policy_id"`
+	Status              string     `json:"status" enum:"active,past_due,lapsed,cancelled"`
+	Price               Money      `json:"price" doc:"The price snapshot taken at creation; later policy price changes do not apply."`
+	PeriodDays          int32      `json:"period_days"`
+	CurrentPeriodStart  time.Time  `json:"current_period_start"`
+	CurrentPeriodEnd    time.Time  `json:"current_period_end"`
+	NextRenewalAt       *time.Time `json:"next_renewal_at,omitempty"`
+	ConsecutiveFailures int32      `json:"consecutive_failures"`
+	CreatedAt           time.Time  `json:"created_at"`
+	CancelledAt         *time.Time `json:"cancelled_at,omitempty"`
+}
+
+func subscriptionFrom(s sql.Subscription) Subscription {
+	return Subscription{
+		ID: s.ID, CustomerID: s.CustomerID, LicenseID: s.LicenseID, PolicyID: s.PolicyID, Status: string(s.Status),
+		Price: Money{Currency: string(s.PriceCurrency), Value: s.PriceValue}, PeriodDays: s.PeriodDays,
+		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd, NextRenewalAt: s.NextRenewalAt,
+		ConsecutiveFailures: s.ConsecutiveFailures, CreatedAt: s.CreatedAt, CancelledAt: s.CancelledAt,
+	}
+}
+
+// SubscriptionOutput is one subscription.
+type SubscriptionOutput struct {
+	Body Subscription
+}
+
+// SubscriptionWithLicenseOutput is a subscription with its licence, as created or cancelled.
+type SubscriptionWithLicenseOutput struct {
+	Body struct {
+		Subscription Subscription `json:"subscription"`
+		License      License      `json:"license"`
+	}
+}
+
+func subscriptionWithLicense(s sql.Subscription, l sql.License) *SubscriptionWithLicenseOutput {
+	out := &SubscriptionWithLicenseOutput{}
+	out.Body.Subscription = subscriptionFrom(s)
+	out.Body.License = licenseFrom(l)
+	return out
+}
+
+// SubscriptionCreateInput starts a subscription.
+type SubscriptionCreateInput struct {
+	Body struct {
+		CustomerID uuid.UUID   `json:"customer_id"`
+		PolicyID   uuid.UUID   `json:"policy_id" doc:"A recurring policy."`
+		AddonIDs   []uuid.UUID `json:"addon_ids,omitempty" maxItems:"50" doc:"Add-ons; each must apply to the policy."`
+	}
+}
+
+// SubscriptionIDInput names one subscription.
+type SubscriptionIDInput struct {
+	ID uuid.UUID `path:"id"`
+}
+
+// SubscriptionListInput filters a list of subscriptions.
+type SubscriptionListInput struct {
+	PageParams
+	CustomerID string `query:"customer_id" format:"uuid" doc:"Only this customer's subscriptions."`
+	Status     string `query:"status" enum:"active,past_due,lapsed,cancelled" doc:"Only subscriptions with this status."`
+}
+
+// SubscriptionListOutput is a page of subscriptions.
+type SubscriptionListOutput struct {
+	Body Page[Subscription]
+}
+
+// SubscriptionCancelInput cancels the subscription of the licence whose key it carries.
+type SubscriptionCancelInput struct {
+	Body struct {
+		Key string `json:"key" maxLength:"512" doc:"The licence key."`
+	}
+}
+
+const cancelDescription = "Cancels at once. The licence then follows the perpetual fallback: with a perpetual add-on that applies to the policy, " +
+	"or when cancelled at least the policy's perpetual_after_days after the subscription was created, it never expires but covers only " +
+	"releases up to the cancellation (subscription_expiration_date, with a message); otherwise it expires at the end of the paid period. " +
+	"A cancelled subscription is 409."
+
+func (s *Server) registerSubscriptions() {
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID:   "subscription-create",
+		Method:        http.MethodPost,
+		Path:          "/v1/admin/subscriptions",
+		Summary:       "Start a subscription and issue its licence",
+		Description:   "The first period starts now; the licence expires one period plus the policy's grace days from now (never, with a perpetual add-on).",
+		Tags:          []string{"Subscriptions"},
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusUnprocessableEntity},
+	}), func(ctx context.Context, in *SubscriptionCreateInput) (*SubscriptionWithLicenseOutput, error) {
+		sub, l, err := core.SubscriptionCreate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.Body.CustomerID, in.Body.PolicyID, in.Body.AddonIDs)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return subscriptionWithLicense(sub, l), nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "subscription-get",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/subscriptions/{id}",
+		Summary:     "Read a subscription",
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionOutput, error) {
+		sub, err := s.queries.SubscriptionGet(ctx, s.conn(ctx), sql.SubscriptionGetParams{TenantID: tenantID(ctx), ID: in.ID})
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		return &SubscriptionOutput{Body: subscriptionFrom(sub)}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "subscription-list",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/subscriptions",
+		Summary:     "List subscriptions, newest first",
+		Tags:        []string{"Subscriptions"},
+	}), func(ctx context.Context, in *SubscriptionListInput) (*SubscriptionListOutput, error) {
+		after, fetch := in.cursor()
+		params := sql.SubscriptionListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
+		if in.Status != "" {
+			status := sql.SubscriptionStatus(in.Status)
+			params.Status = &status
+		}
+		rows, err := s.queries.SubscriptionList(ctx, s.conn(ctx), params)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &SubscriptionListOutput{Body: page(rows, fetch, subscriptionFrom, func(s sql.Subscription) uuid.UUID { return s.ID })}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "subscription-cancel-admin",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/subscriptions/{id}/cancel",
+		Summary:     "Cancel a subscription",
+		Description: cancelDescription,
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionWithLicenseOutput, error) {
+		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return subscriptionWithLicense(sub, l), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "subscription-cancel",
+		Method:      http.MethodPost,
+		Path:        "/v1/subscriptions/cancel",
+		Summary:     "Cancel the subscription of a licence (buyer)",
+		Description: "Authenticated by the licence key; an unknown or forged key, or a licence without a subscription, is 404. " + cancelDescription,
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
+		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		current, err := s.queries.SubscriptionGetByLicense(ctx, tx(ctx), sql.SubscriptionGetByLicenseParams{TenantID: l.TenantID, LicenseID: l.ID})
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, current.ID)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return subscriptionWithLicense(sub, l), nil
+	})
+}

@@ -1,0 +1,164 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/licensekey"
+	"github.com/tessera/tessera/sql"
+)
+
+// LicenseIssueParams says what licence to issue.
+type LicenseIssueParams struct {
+	PolicyID   uuid.UUID
+	CustomerID uuid.UUID
+	// AddonIDs must each apply to the policy (no allowed_ids, or allowed_ids naming it).
+	AddonIDs []uuid.UUID
+	// ExpiresAt overrides the computed expiry (see the LicenseIssue query).
+	ExpiresAt *time.Time
+}
+
+// LicenseIssue issues a licence with its signed key, records its add-ons, audits it and
+// emits license.issued. Add-ons that do not exist or do not apply to the policy, and a
+// policy or customer the tenant does not have, are ErrInvalid.
+func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p LicenseIssueParams) (sql.License, error) {
+	addonIDs := sortedIDs(p.AddonIDs)
+	applicable, err := queries.AddonListApplicable(ctx, tx, sql.AddonListApplicableParams{TenantID: tenantID, PolicyID: p.PolicyID, Ids: addonIDs})
+	if err != nil {
+		return sql.License{}, fmt.Errorf("check add-ons: %w", err)
+	}
+	if len(applicable) != len(addonIDs) {
+		for i, id := range addonIDs {
+			if i >= len(applicable) || applicable[i].ID != id {
+				return sql.License{}, fmt.Errorf("%w: add-on %s does not exist, is archived, or does not apply to policy %s", ErrInvalid, id, p.PolicyID)
+			}
+		}
+	}
+	private, err := SigningKeyPrivate(ctx, tx, st.Box, tenantID)
+	if err != nil {
+		return sql.License{}, err
+	}
+	id := NewID()
+	license, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
+		TenantID: tenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIds: addonIDs,
+		Key: licensekey.Sign(private, licensekey.Claims{TenantID: tenantID, LicenseID: id}), ExpiresAt: p.ExpiresAt, Now: st.Now,
+	})
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		return sql.License{}, fmt.Errorf("%w: policy %s (live) or customer %s not found", ErrInvalid, p.PolicyID, p.CustomerID)
+	} else if err != nil {
+		return sql.License{}, fmt.Errorf("issue licence: %w", err)
+	}
+	if len(addonIDs) > 0 {
+		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: tenantID, LicenseID: id, AddonIds: addonIDs}); err != nil {
+			return sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
+		}
+	}
+	return license, Record(ctx, tx, st, tenantID, "license.issue", "license", id, EventLicenseIssued, LicenseEventData(license))
+}
+
+// LicenseAction is an admin transition of a licence's status.
+type LicenseAction string
+
+// The licence transitions; LicenseTransitions says from which statuses each is allowed.
+const (
+	LicenseSuspend   LicenseAction = "suspend"
+	LicenseReinstate LicenseAction = "reinstate"
+	LicenseRevoke    LicenseAction = "revoke"
+)
+
+// LicenseTransitions is the licence state machine's admin moves: from which statuses, to
+// which, and the event it emits. Expiry is time-driven (the license.expire_sweep job).
+var LicenseTransitions = map[LicenseAction]struct {
+	From  []sql.LicenseStatus
+	To    sql.LicenseStatus
+	Event string
+}{
+	LicenseSuspend:   {From: []sql.LicenseStatus{sql.LicenseStatusActive}, To: sql.LicenseStatusSuspended, Event: EventLicenseSuspended},
+	LicenseReinstate: {From: []sql.LicenseStatus{sql.LicenseStatusSuspended}, To: sql.LicenseStatusActive, Event: EventLicenseReinstated},
+	LicenseRevoke: {
+		From: []sql.LicenseStatus{sql.LicenseStatusActive, sql.LicenseStatusSuspended, sql.LicenseStatusExpired},
+		To:   sql.LicenseStatusRevoked, Event: EventLicenseRevoked,
+	},
+}
+
+// LicenseTransition applies an admin action to a licence, audits it and emits its event.
+// An unknown licence is ErrNotFound; a status that does not allow the action is
+// ErrConflict naming the status.
+func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, action LicenseAction) (sql.License, error) {
+	t, ok := LicenseTransitions[action]
+	if !ok {
+		return sql.License{}, fmt.Errorf("%w: unknown licence action %q", ErrInvalid, action)
+	}
+	from := make([]string, len(t.From))
+	for i, status := range t.From {
+		from[i] = string(status)
+	}
+	license, err := queries.LicenseTransition(ctx, tx, sql.LicenseTransitionParams{
+		TenantID: tenantID, ID: id, FromStatuses: from, ToStatus: t.To, Now: st.Now,
+	})
+	if err != nil {
+		if err = DBError(err); !errors.Is(err, ErrNotFound) {
+			return sql.License{}, fmt.Errorf("%s licence %s: %w", action, id, err)
+		}
+		current, getErr := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: tenantID, ID: id})
+		if getErr != nil {
+			return sql.License{}, fmt.Errorf("licence %s: %w", id, DBError(getErr))
+		}
+		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrConflict, id, current.Status, action)
+	}
+	return license, Record(ctx, tx, st, tenantID, "license."+string(action), "license", id, t.Event, LicenseEventData(license))
+}
+
+// LicenseByKey finds the licence a key names after checking the key is the one issued for
+// it. Malformed, forged, unknown and mismatched keys are all ErrNotFound, alike.
+func LicenseByKey(ctx context.Context, db sql.DBTX, key string) (sql.License, error) {
+	parsed, err := licensekey.Parse(key)
+	if err != nil {
+		return sql.License{}, fmt.Errorf("%w: licence key", ErrNotFound)
+	}
+	license, err := queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: parsed.TenantID, ID: parsed.LicenseID})
+	if err = DBError(err); err != nil && !errors.Is(err, ErrNotFound) {
+		return sql.License{}, fmt.Errorf("find licence by key: %w", err)
+	}
+	if !KeyMatches(license.Key, key) {
+		return sql.License{}, fmt.Errorf("%w: licence key", ErrNotFound)
+	}
+	return license, nil
+}
+
+// sortedIDs returns ids sorted as Postgres sorts uuids, without duplicates.
+func sortedIDs(ids []uuid.UUID) []uuid.UUID {
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(sorted)
+}
+
+// KeyMatches compares a presented licence key with the stored one in constant time.
+func KeyMatches(stored, presented string) bool {
+	return stored != "" && subtle.ConstantTimeCompare([]byte(stored), []byte(presented)) == 1
+}
+
+// LicenseEventData is the payload of licence events.
+func LicenseEventData(l sql.License) map[string]any {
+	return map[string]any{
+		"license_id": l.ID, "customer_id": l.CustomerID, "policy_id": l.PolicyID, "status": l.Status,
+		"expires_at": l.ExpiresAt, "subscription_expiration_date": l.SubscriptionExpirationDate,
+	}
+}
+
+// Record audits a change and emits its event: the two things every state change does.
+func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, event string, data map[string]any) error {
+	err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: data})
+	if err != nil {
+		return err
+	}
+	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, Event{Type: event, Data: data})
+}
