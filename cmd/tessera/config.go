@@ -44,6 +44,14 @@ type Config struct {
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
 	// letting running jobs finish before they are cancelled. Default 30s.
 	ShutdownTimeout time.Duration `env:"TESSERA_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	// ValidatePerKey and ValidateKeyBurst limit licence validations per licence key, per
+	// process: on average per second, and at once. Defaults 5 and 20.
+	ValidatePerKey   float64 `env:"TESSERA_VALIDATE_PER_KEY" envDefault:"5"`
+	ValidateKeyBurst int     `env:"TESSERA_VALIDATE_KEY_BURST" envDefault:"20"`
+	// ValidatePerClient and ValidateClientBurst limit licence validations per client
+	// address, per process. Defaults 50 and 100.
+	ValidatePerClient   float64 `env:"TESSERA_VALIDATE_PER_CLIENT" envDefault:"50"`
+	ValidateClientBurst int     `env:"TESSERA_VALIDATE_CLIENT_BURST" envDefault:"100"`
 	// IdempotencyTTL is how long a response stored under an Idempotency-Key is replayed.
 	// Default 24h.
 	IdempotencyTTL time.Duration `env:"TESSERA_IDEMPOTENCY_TTL" envDefault:"24h"`
@@ -76,6 +84,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		problems = append(problems, errors.New("TESSERA_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if cfg.ValidatePerKey <= 0 || cfg.ValidateKeyBurst < 1 || cfg.ValidatePerClient <= 0 || cfg.ValidateClientBurst < 1 {
+		problems = append(problems, errors.New("TESSERA_VALIDATE_PER_KEY, _PER_CLIENT must be positive and TESSERA_VALIDATE_KEY_BURST, _CLIENT_BURST at least 1"))
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))

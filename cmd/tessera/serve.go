@@ -150,13 +150,15 @@ func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logge
 		jobs.NewJobCountCollector(pool, log),
 	)
 	server, err := api.New(api.Config{
-		DB:             pool,
-		Clock:          clk,
-		Jobs:           client,
-		Box:            box,
-		Log:            log,
-		Metrics:        reg,
-		IdempotencyTTL: cfg.IdempotencyTTL,
+		DB:                pool,
+		Clock:             clk,
+		Jobs:              client,
+		Box:               box,
+		Log:               log,
+		Metrics:           reg,
+		IdempotencyTTL:    cfg.IdempotencyTTL,
+		ValidatePerKey:    api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
+		ValidatePerClient: api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {

@@ -90,6 +90,8 @@ func serveConfig(databaseURL, addr string) Config {
 		DBMaxConns:      10,
 		ShutdownTimeout: 10 * time.Second,
 		IdempotencyTTL:  24 * time.Hour,
+
+		ValidatePerKey: 5, ValidateKeyBurst: 20, ValidatePerClient: 50, ValidateClientBurst: 100,
 	}
 }
 
