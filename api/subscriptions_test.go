@@ -211,3 +211,39 @@ func TestConcurrentCancels(t *testing.T) {
 	require.Equal(t, 1, ok)
 	require.Equal(t, 1, b.eventCount(t, "subscription.cancelled"))
 }
+
+// TestSubscriptionCancelTransitions cancels from every status: every status but cancelled
+// may be cancelled.
+func TestSubscriptionCancelTransitions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30))
+	customer := factory.Customer(t, b.db, b.tenant.ID)
+
+	for _, tc := range []struct {
+		from   string
+		status int
+	}{
+		{"active", http.StatusOK},
+		{"past_due", http.StatusOK},
+		{"lapsed", http.StatusOK},
+		{"cancelled", http.StatusConflict},
+	} {
+		t.Run(tc.from, func(t *testing.T) {
+			sub, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+			_, err := b.db.Exec(context.Background(),
+				"UPDATE subscriptions SET status = $2::subscription_status, cancelled_at = CASE WHEN $2::text = 'cancelled' THEN $3::timestamptz END WHERE id = $1",
+				sub.ID, tc.from, factory.Now)
+			require.NoError(t, err)
+			res := b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", "")
+			if tc.status != http.StatusOK {
+				requireProblem(t, res, tc.status)
+				return
+			}
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			got := decode[subscriptionWithLicense](t, res)
+			require.Equal(t, "cancelled", got.Subscription.Status)
+			require.Equal(t, got.Subscription.CurrentPeriodEnd, *got.License.ExpiresAt)
+		})
+	}
+}
