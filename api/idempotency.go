@@ -49,7 +49,8 @@ func (replayError) Error() string { return "replay" }
 //   - the same key while its first request is still running is 409;
 //   - error responses are not stored: nothing was written, so the request may be retried.
 //
-// Stored responses expire after Config.IdempotencyTTL (the idempotency.expire_sweep job
+// Stored responses are sealed with Config.Box (they may carry a secret shown once) and
+// expire after Config.IdempotencyTTL (the idempotency.expire_sweep job
 // deletes them).
 func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	if readOnly, _ := ctx.Operation().Metadata[metadataReadOnly].(bool); readOnly {
@@ -104,7 +105,8 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 		}
 		return s.queries.IdempotencyKeyStore(c, tx, sql.IdempotencyKeyStoreParams{
 			TenantID: p.tenantID, Key: key, RequestHash: hash[:], ResponseStatus: int32(rec.status),
-			ResponseHeaders: headers, ResponseBody: rec.out.Bytes(), Now: now, ExpiresAt: now.Add(s.cfg.IdempotencyTTL),
+			ResponseHeaders: headers, ResponseBody: s.cfg.Box.Seal(rec.out.Bytes(), idempotencyLabel(p, key)),
+			Now: now, ExpiresAt: now.Add(s.cfg.IdempotencyTTL),
 		})
 	})
 	var replay replayError
@@ -122,12 +124,23 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 			s.writeError(ctx, problem(c, fmt.Errorf("decode stored response headers: %w", err)))
 			return
 		}
+		body, err := s.cfg.Box.Open(replay.stored.ResponseBody, idempotencyLabel(p, key))
+		if err != nil {
+			s.writeError(ctx, problem(c, fmt.Errorf("open stored response: %w", err)))
+			return
+		}
 		rec.status = int(replay.stored.ResponseStatus)
-		rec.out.Write(replay.stored.ResponseBody)
+		rec.out.Write(body)
 		rec.flush(ctx, true)
 	default:
 		s.writeError(ctx, problem(c, err))
 	}
+}
+
+// idempotencyLabel binds a stored response to its tenant and key. Stored responses are
+// sealed: some carry secrets shown once (a new API key, a webhook secret).
+func idempotencyLabel(p principal, key string) string {
+	return "idempotency/" + p.tenantID.String() + "/" + key
 }
 
 // idempotencyCheck takes the key's lock and looks for its stored response; it returns nil

@@ -154,3 +154,18 @@ func TestIdempotency(t *testing.T) {
 		require.Equal(t, 1, created)
 	})
 }
+
+// TestIdempotencyStoresNoSecrets checks that a stored response carrying a secret shown once
+// (a new API key) is not readable in the database.
+func TestIdempotencyStoresNoSecrets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	created := decode[apiKey](t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"secret"}`, "Idempotency-Key", "k-secret"))
+	var stored []byte
+	require.NoError(t, b.db.QueryRow(t.Context(), "SELECT response_body FROM idempotency_keys WHERE tenant_id = $1 AND key = 'k-secret'", b.tenant.ID).Scan(&stored))
+	require.NotContains(t, string(stored), created.Key)
+	require.NotContains(t, string(stored), created.Prefix)
+
+	replay := decode[apiKey](t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"secret"}`, "Idempotency-Key", "k-secret"))
+	require.Equal(t, created.Key, replay.Key)
+}
