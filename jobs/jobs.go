@@ -43,6 +43,8 @@ type Config struct {
 	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
 	// response. Default 10s.
 	WebhookTimeout time.Duration
+	// Revocation configures the upstream revocation check loop; zero fields take defaults.
+	Revocation RevocationConfig
 }
 
 // Workers returns a River worker for every job kind, validating cfg.
@@ -76,6 +78,11 @@ func Workers(cfg Config) (*river.Workers, error) {
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
+	revocationCheck, err := newRevocationCheckWorker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	river.AddWorker(workers, revocationCheck)
 	return workers, nil
 }
 

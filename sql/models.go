@@ -270,6 +270,90 @@ func (ns NullSubscriptionStatus) Value() (driver.Value, error) {
 	return string(ns.SubscriptionStatus), nil
 }
 
+type UpstreamCheckOutcome string
+
+const (
+	UpstreamCheckOutcomeExists UpstreamCheckOutcome = "exists"
+	UpstreamCheckOutcomeGone   UpstreamCheckOutcome = "gone"
+	UpstreamCheckOutcomeError  UpstreamCheckOutcome = "error"
+)
+
+func (e *UpstreamCheckOutcome) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = UpstreamCheckOutcome(s)
+	case string:
+		*e = UpstreamCheckOutcome(s)
+	default:
+		return fmt.Errorf("unsupported scan type for UpstreamCheckOutcome: %T", src)
+	}
+	return nil
+}
+
+type NullUpstreamCheckOutcome struct {
+	UpstreamCheckOutcome UpstreamCheckOutcome
+	Valid                bool // Valid is true if UpstreamCheckOutcome is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullUpstreamCheckOutcome) Scan(value interface{}) error {
+	if value == nil {
+		ns.UpstreamCheckOutcome, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.UpstreamCheckOutcome.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullUpstreamCheckOutcome) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.UpstreamCheckOutcome), nil
+}
+
+type UpstreamStoreKind string
+
+const (
+	UpstreamStoreKindJinxxy UpstreamStoreKind = "jinxxy"
+)
+
+func (e *UpstreamStoreKind) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = UpstreamStoreKind(s)
+	case string:
+		*e = UpstreamStoreKind(s)
+	default:
+		return fmt.Errorf("unsupported scan type for UpstreamStoreKind: %T", src)
+	}
+	return nil
+}
+
+type NullUpstreamStoreKind struct {
+	UpstreamStoreKind UpstreamStoreKind
+	Valid             bool // Valid is true if UpstreamStoreKind is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullUpstreamStoreKind) Scan(value interface{}) error {
+	if value == nil {
+		ns.UpstreamStoreKind, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.UpstreamStoreKind.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullUpstreamStoreKind) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.UpstreamStoreKind), nil
+}
+
 type APIKey struct {
 	TenantID  uuid.UUID
 	ID        uuid.UUID
@@ -429,6 +513,11 @@ type ProductRelease struct {
 	CreatedAt  time.Time
 }
 
+type RevocationLimiter struct {
+	ID            bool
+	NextAllowedAt time.Time
+}
+
 type Subscription struct {
 	TenantID             uuid.UUID
 	ID                   uuid.UUID
@@ -469,6 +558,61 @@ type TenantSigningKey struct {
 	PublicKey        []byte
 	PrivateKeySealed []byte
 	CreatedAt        time.Time
+}
+
+type UpstreamLicense struct {
+	TenantID      uuid.UUID
+	LicenseID     uuid.UUID
+	StoreID       uuid.UUID
+	CustomerID    uuid.UUID
+	AcquiredAt    time.Time
+	ImportedAt    time.Time
+	GoneAt        *time.Time
+	LastCheckedAt *time.Time
+	RetryAfter    *time.Time
+	CheckErrors   int32
+}
+
+type UpstreamLicenseCheck struct {
+	TenantID       uuid.UUID
+	ID             uuid.UUID
+	LicenseID      uuid.UUID
+	StoreID        uuid.UUID
+	CheckedAt      time.Time
+	Outcome        UpstreamCheckOutcome
+	UpstreamStatus *int32
+	Error          *string
+}
+
+type UpstreamOwner struct {
+	TenantID        uuid.UUID
+	StoreID         uuid.UUID
+	ExternalOwnerID string
+	CustomerID      uuid.UUID
+}
+
+type UpstreamOwnerStat struct {
+	TenantID          uuid.UUID
+	CustomerID        uuid.UUID
+	RevokedCount      int32
+	LastRevokedAt     *time.Time
+	RevokedSeconds    int64
+	UnrevokedCount    int32
+	UnrevokedStartSum int64
+}
+
+type UpstreamStore struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
+	Kind         UpstreamStoreKind
+	Name         string
+	BaseUrl      string
+	ApiKeySealed []byte
+	PolicyID     uuid.UUID
+	Enabled      bool
+	RevokeOnGone bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 type WebhookDelivery struct {

@@ -1,0 +1,78 @@
+package factory
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/upstream"
+	"github.com/tessera/tessera/sql"
+)
+
+// UpstreamStore connects an enabled Jinxxy-style store of tenantID at baseURL with apiKey,
+// whose imported licences get a new one-off policy. opts change the parameters first.
+func UpstreamStore(tb testing.TB, db pg.DB, tenantID uuid.UUID, baseURL, apiKey string, opts ...func(*upstream.StoreParams)) sql.UpstreamStore {
+	tb.Helper()
+	p := upstream.StoreParams{Kind: "jinxxy", Name: "Store", BaseURL: baseURL, APIKey: apiKey,
+		PolicyID: Policy(tb, db, tenantID).ID, Enabled: true}
+	for _, opt := range opts {
+		opt(&p)
+	}
+	store, err := upstream.StoreCreate(context.Background(), db, Step(), tenantID, p)
+	if err != nil {
+		tb.Fatalf("factory: upstream store: %v", err)
+	}
+	return store
+}
+
+// UpstreamImport imports rows into store at Now and returns the licence ids by external id.
+func UpstreamImport(tb testing.TB, db pg.DB, store sql.UpstreamStore, rows ...upstream.Row) map[string]uuid.UUID {
+	tb.Helper()
+	ids := map[string]uuid.UUID{}
+	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) error {
+		im, err := upstream.NewImporter(context.Background(), tx, Step(), store.TenantID, store.ID)
+		if err != nil {
+			return err
+		}
+		for i, r := range rows {
+			if err := im.Import(context.Background(), i, r); err != nil {
+				return err
+			}
+		}
+		for _, r := range rows {
+			var id uuid.UUID
+			if err := tx.QueryRow(context.Background(), "SELECT id FROM licenses WHERE tenant_id = $1 AND external_license_id = $2",
+				store.TenantID, r.ExternalLicenseID).Scan(&id); err != nil {
+				return err
+			}
+			ids[r.ExternalLicenseID] = id
+		}
+		return im.Finish(context.Background())
+	})
+	if err != nil {
+		tb.Fatalf("factory: upstream import: %v", err)
+	}
+	return ids
+}
+
+// UpstreamRow is an import row of owner acquired at acquiredAt.
+func UpstreamRow(externalID, owner string, acquiredAt time.Time) upstream.Row {
+	return upstream.Row{ExternalLicenseID: externalID, Owner: owner, AcquiredAt: acquiredAt}
+}
+
+// LogChannel gives tenantID an enabled webhook endpoint subscribed to
+// license.upstream_revoked: the log channel that makes its licences checked.
+func LogChannel(tb testing.TB, db sql.DBTX, tenantID uuid.UUID) sql.WebhookEndpoint {
+	tb.Helper()
+	endpoint, _, err := core.WebhookEndpointCreate(context.Background(), db, Box, Now, Actor, tenantID,
+		"https://hooks.example.com/"+uuid.NewString(), []string{core.EventLicenseUpstreamRevoked})
+	if err != nil {
+		tb.Fatalf("factory: log channel: %v", err)
+	}
+	return endpoint
+}

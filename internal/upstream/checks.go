@@ -1,0 +1,104 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/sql"
+)
+
+// Target is a licence picked for a check, with what the check needs.
+type Target = sql.UpstreamLicenseForCheckRow
+
+// RecordCheck records one check of target in tx (SPEC 5):
+//   - exists: the licence is not eligible again for the minimum interval;
+//   - gone: the licence is marked gone once, its owner's aggregates move it from unrevoked
+//     to revoked, license.upstream_revoked is emitted (with licence, owner and store ids)
+//     and, when the store says so, the licence is revoked, all in tx; a licence already
+//     known gone records the check and changes nothing else, so a retried job emits nothing;
+//   - error: the licence is held back for backoff only; its last answered check stays.
+func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res Result, backoff time.Duration) error {
+	key := sql.UpstreamLicenseMarkExistsParams{Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID}
+	var status *int32
+	if res.Status != 0 {
+		s := int32(res.Status)
+		status = &s
+	}
+	var errText *string
+	if res.Err != "" {
+		errText = &res.Err
+	}
+	err := queries.UpstreamCheckCreate(ctx, tx, sql.UpstreamCheckCreateParams{
+		TenantID: target.TenantID, ID: core.NewID(), LicenseID: target.LicenseID, StoreID: target.StoreID, Now: st.Now,
+		Outcome: sql.UpstreamCheckOutcome(res.Outcome), UpstreamStatus: status, Error: errText,
+	})
+	if err != nil {
+		return fmt.Errorf("record check of licence %s: %w", target.LicenseID, core.DBError(err))
+	}
+	switch res.Outcome {
+	case OutcomeExists:
+		if err := queries.UpstreamLicenseMarkExists(ctx, tx, key); err != nil {
+			return fmt.Errorf("mark licence %s checked: %w", target.LicenseID, err)
+		}
+		return nil
+	case OutcomeError:
+		err := queries.UpstreamLicenseMarkError(ctx, tx, sql.UpstreamLicenseMarkErrorParams{
+			Now: st.Now, BackoffSeconds: backoff.Seconds(), TenantID: target.TenantID, LicenseID: target.LicenseID,
+		})
+		if err != nil {
+			return fmt.Errorf("hold licence %s back after an error: %w", target.LicenseID, err)
+		}
+		return nil
+	case OutcomeGone:
+		return markGone(ctx, tx, st, target, res)
+	}
+	return fmt.Errorf("record check of licence %s: unknown outcome %q", target.LicenseID, res.Outcome)
+}
+
+func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res Result) error {
+	ul, err := queries.UpstreamLicenseMarkGone(ctx, tx, sql.UpstreamLicenseMarkGoneParams{Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID})
+	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
+		return nil // already known gone: emitted then
+	} else if err != nil {
+		return fmt.Errorf("mark licence %s gone: %w", target.LicenseID, err)
+	}
+	held := max(0, int64(st.Now.Sub(ul.AcquiredAt)/time.Second))
+	now := st.Now
+	err = StatsAdd(ctx, tx, ul.TenantID, ul.CustomerID, StatsDelta{
+		Revoked: 1, RevokedAt: &now, RevokedSeconds: held, Unrevoked: -1, StartSum: -ul.AcquiredAt.Unix(),
+	})
+	if err != nil {
+		return err
+	}
+	data := map[string]any{
+		"license_id": ul.LicenseID, "customer_id": ul.CustomerID, "store_id": ul.StoreID,
+		"external_license_id": target.ExternalLicenseID, "upstream_status": res.Status, "detected_at": st.Now,
+	}
+	err = core.Record(ctx, tx, st, ul.TenantID, "license.upstream_revoke", "license", ul.LicenseID, core.EventLicenseUpstreamRevoked, data)
+	if err != nil {
+		return err
+	}
+	if !target.RevokeOnGone {
+		return nil
+	}
+	_, err = core.LicenseTransition(ctx, tx, st, ul.TenantID, ul.LicenseID, core.LicenseRevoke)
+	if errors.Is(err, core.ErrConflict) {
+		return nil // already revoked
+	}
+	return err
+}
+
+// ForCheck reads a licence's check target (all tenants: the job names the tenant).
+func ForCheck(ctx context.Context, db sql.DBTX, tenantID, licenseID uuid.UUID) (Target, error) {
+	t, err := queries.UpstreamLicenseForCheck(ctx, db, sql.UpstreamLicenseForCheckParams{TenantID: tenantID, LicenseID: licenseID})
+	if err != nil {
+		return Target{}, fmt.Errorf("read licence %s for a check: %w", licenseID, core.DBError(err))
+	}
+	return t, nil
+}

@@ -1,0 +1,79 @@
+package upstream
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tessera/tessera/sql"
+)
+
+// Weights are the weights of the risk score's terms (the RevocationQueue query says how
+// each term is computed). Every weight must be at least 0: the sign of each term is fixed by
+// SPEC 5, the weight only says how much it counts.
+type Weights struct {
+	// RevokedCount weighs ln(1 + the owner's licences gone upstream). Default 10.
+	RevokedCount float64
+	// RecentRevocation weighs 1 / (1 + days since the owner's last revocation). Default 10.
+	RecentRevocation float64
+	// RevokedHours weighs ln(1 + hours the owner held licences before they went). Default 2.
+	RevokedHours float64
+	// OwnerHours weighs -ln(1 + hours of the owner's other unrevoked licences). Default 1.
+	OwnerHours float64
+	// LicenseAge weighs -ln(1 + hours since the licence was acquired). Default 1.
+	LicenseAge float64
+	// Staleness weighs the hours since the licence's last check (or import). Default 1.
+	Staleness float64
+}
+
+// DefaultWeights returns the default weights.
+func DefaultWeights() Weights {
+	return Weights{RevokedCount: 10, RecentRevocation: 10, RevokedHours: 2, OwnerHours: 1, LicenseAge: 1, Staleness: 1}
+}
+
+// Validate refuses negative weights.
+func (w Weights) Validate() error {
+	for _, v := range []float64{w.RevokedCount, w.RecentRevocation, w.RevokedHours, w.OwnerHours, w.LicenseAge, w.Staleness} {
+		if v < 0 {
+			return errors.New("revocation weights must be at least 0")
+		}
+	}
+	return nil
+}
+
+// Schedule is what decides eligibility and order: the score's weights and the per-licence
+// minimum interval between checks.
+type Schedule struct {
+	// Weights of the risk score.
+	Weights Weights
+	// MinInterval is the least time between two answered checks of a licence. Default 15m.
+	MinInterval time.Duration
+}
+
+// DefaultSchedule returns the default weights and a 15-minute minimum interval.
+func DefaultSchedule() Schedule {
+	return Schedule{Weights: DefaultWeights(), MinInterval: 15 * time.Minute}
+}
+
+// OrDefault fills in a zero Schedule with the defaults.
+func (s Schedule) OrDefault() Schedule {
+	if s == (Schedule{}) {
+		return DefaultSchedule()
+	}
+	if s.MinInterval == 0 {
+		s.MinInterval = 15 * time.Minute
+	}
+	return s
+}
+
+// QueueParams returns the RevocationQueue parameters of s at now for tenantID (nil: all
+// tenants), up to limit rows.
+func (s Schedule) QueueParams(now time.Time, tenantID *uuid.UUID, limit int32) sql.RevocationQueueParams {
+	w := s.Weights
+	return sql.RevocationQueueParams{
+		WRevokedCount: w.RevokedCount, WRecentRevocation: w.RecentRevocation, WRevokedHours: w.RevokedHours,
+		WOwnerHours: w.OwnerHours, WLicenseAge: w.LicenseAge, WStaleness: w.Staleness,
+		Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), RowLimit: limit,
+	}
+}

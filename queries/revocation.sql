@@ -1,0 +1,214 @@
+-- name: UpstreamOwnerGet :one
+-- UpstreamOwnerGet maps a store's user id to the tenant's customer (primary key).
+SELECT customer_id FROM upstream_owners
+WHERE tenant_id = @tenant_id::uuid AND store_id = @store_id::uuid AND external_owner_id = @external_owner_id::text;
+
+-- name: UpstreamOwnerCreate :exec
+-- UpstreamOwnerCreate records which customer a store's user id is.
+INSERT INTO upstream_owners (tenant_id, store_id, external_owner_id, customer_id)
+VALUES (@tenant_id::uuid, @store_id::uuid, @external_owner_id::text, @customer_id::uuid);
+
+-- name: UpstreamOwnerCustomerByEmail :one
+-- UpstreamOwnerCustomerByEmail finds the customer an imported owner's email names
+-- (customers_email_key).
+SELECT id FROM customers WHERE tenant_id = @tenant_id::uuid AND lower(email) = lower(@email::text);
+
+-- name: UpstreamLicenseFind :one
+-- UpstreamLicenseFind reads and locks an imported licence by its store id
+-- (licenses_external_key) with its check state.
+SELECT l.id, l.customer_id, ul.store_id, ul.acquired_at, ul.gone_at
+FROM licenses l
+JOIN upstream_licenses ul ON ul.tenant_id = l.tenant_id AND ul.license_id = l.id
+WHERE l.tenant_id = @tenant_id::uuid AND l.external_license_id = @external_license_id::text
+FOR UPDATE OF l, ul;
+
+-- name: UpstreamLicenseExternalTaken :one
+-- UpstreamLicenseExternalTaken says whether a licence with this external id exists but is
+-- not an imported one with check state (licenses_external_key).
+SELECT EXISTS (SELECT 1 FROM licenses WHERE tenant_id = @tenant_id::uuid AND external_license_id = @external_license_id::text);
+
+-- name: LicenseImportCreate :one
+-- LicenseImportCreate inserts an imported licence (origin external) of the store's policy,
+-- active, with the policy's entitlements and machine limit. No row means another
+-- transaction imported the same external id first (licenses_external_key).
+INSERT INTO licenses (tenant_id, id, policy_id, customer_id, key, status, issued_at, entitlements, max_machines,
+                      origin, external_license_id, status_changed_at, updated_at)
+SELECT p.tenant_id, @id::uuid, p.id, @customer_id::uuid, @key::text, 'active', @acquired_at::timestamptz,
+       p.entitlements, p.max_machines, 'external', @external_license_id::text,
+       sqlc.arg(now)::timestamptz, sqlc.arg(now)::timestamptz
+FROM policies p
+WHERE p.tenant_id = @tenant_id::uuid AND p.id = @policy_id::uuid
+ON CONFLICT (tenant_id, external_license_id) WHERE external_license_id IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: UpstreamLicenseCreate :exec
+-- UpstreamLicenseCreate starts the check state of an imported licence.
+INSERT INTO upstream_licenses (tenant_id, license_id, store_id, customer_id, acquired_at, imported_at)
+VALUES (@tenant_id::uuid, @license_id::uuid, @store_id::uuid, @customer_id::uuid, @acquired_at::timestamptz, sqlc.arg(now)::timestamptz);
+
+-- name: UpstreamLicenseReown :exec
+-- UpstreamLicenseReown applies a re-import that changed a licence's owner or acquisition
+-- time, to the licence and its check state.
+WITH l AS (
+    UPDATE licenses SET customer_id = @customer_id::uuid, issued_at = @acquired_at::timestamptz, updated_at = sqlc.arg(now)::timestamptz
+    WHERE tenant_id = @tenant_id::uuid AND id = @license_id::uuid
+)
+UPDATE upstream_licenses SET customer_id = @customer_id::uuid, acquired_at = @acquired_at::timestamptz
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid;
+
+-- name: UpstreamActivationsImport :execrows
+-- UpstreamActivationsImport records an imported licence's activations as active machines,
+-- skipping fingerprints already active (machines_active_fingerprint_key).
+INSERT INTO machines (tenant_id, id, license_id, fingerprint, name, activated_at)
+SELECT @tenant_id::uuid, a.id, @license_id::uuid, a.fingerprint, nullif(a.name, ''), a.activated_at
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@fingerprints::text[]) AS fingerprint,
+             unnest(@names::text[]) AS name, unnest(@activated_at::timestamptz[]) AS activated_at) AS a
+ON CONFLICT (tenant_id, license_id, fingerprint) WHERE deactivated_at IS NULL DO NOTHING;
+
+-- name: UpstreamOwnerStatsAdd :execrows
+-- UpstreamOwnerStatsAdd adds deltas to an owner's aggregates: every import, re-import and
+-- gone check calls it in its transaction, so the aggregates always equal the owner's
+-- licences. last_revoked_at only moves forward. No row means the owner has none yet
+-- (UpstreamOwnerStatsCreate).
+UPDATE upstream_owner_stats
+SET revoked_count       = revoked_count + @revoked_count::int,
+    last_revoked_at     = greatest(last_revoked_at, sqlc.narg(revoked_at)::timestamptz),
+    revoked_seconds     = revoked_seconds + @revoked_seconds::bigint,
+    unrevoked_count     = unrevoked_count + @unrevoked_count::int,
+    unrevoked_start_sum = unrevoked_start_sum + @unrevoked_start_sum::bigint
+WHERE tenant_id = @tenant_id::uuid AND customer_id = @customer_id::uuid;
+
+-- name: UpstreamOwnerStatsCreate :exec
+-- UpstreamOwnerStatsCreate starts an owner's aggregates with their first licence; when a
+-- concurrent transaction started them first, it adds to them.
+INSERT INTO upstream_owner_stats AS s (tenant_id, customer_id, unrevoked_count, unrevoked_start_sum)
+VALUES (@tenant_id::uuid, @customer_id::uuid, @unrevoked_count::int, @unrevoked_start_sum::bigint)
+ON CONFLICT (tenant_id, customer_id) DO UPDATE
+SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
+    unrevoked_start_sum = s.unrevoked_start_sum + excluded.unrevoked_start_sum;
+
+-- name: RevocationQueue :many
+-- RevocationQueue decides which imported licences to check next (SPEC 5): the eligible ones,
+-- by risk score, highest first, ties broken by tenant and licence id. The check job picks
+-- its first row over all tenants (tenant_id NULL); the queue endpoint lists a tenant's.
+-- Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
+-- subscribed to license.upstream_revoked (the log channel); not checked within
+-- @min_interval_seconds; not held back by an error's backoff or an in-flight check.
+-- The score is the sum of six terms, each weighted by configuration:
+--   term_revoked_count      +w * ln(1 + licences of the owner gone upstream)
+--   term_recent_revocation  +w / (1 + days since the owner's last revocation), 0 if none
+--   term_revoked_hours      +w * ln(1 + hours the owner held licences before they went)
+--   term_owner_hours        -w * ln(1 + hours of the owner's other unrevoked licences)
+--   term_license_age        -w * ln(1 + hours since this licence was acquired)
+--   term_staleness          +w * hours since this licence's last check (or its import)
+-- Owner terms come from upstream_owner_stats (maintained by imports and checks), so the
+-- query reads each pending licence once (upstream_licenses_pending_idx) and never
+-- aggregates licences.
+WITH terms AS (
+    SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
+           sqlc.arg(w_revoked_count)::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
+           CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
+                ELSE sqlc.arg(w_recent_revocation)::float8
+                     / (1 + greatest(0, extract(epoch FROM sqlc.arg(now)::timestamptz - s.last_revoked_at)::float8) / 86400)
+           END AS term_recent_revocation,
+           sqlc.arg(w_revoked_hours)::float8 * ln(1 + coalesce(s.revoked_seconds, 0)::float8 / 3600) AS term_revoked_hours,
+           -sqlc.arg(w_owner_hours)::float8 * ln(1 + greatest(0,
+               (coalesce(s.unrevoked_count, 0) * extract(epoch FROM sqlc.arg(now)::timestamptz)::float8
+                - coalesce(s.unrevoked_start_sum, 0)
+                - extract(epoch FROM sqlc.arg(now)::timestamptz - ul.acquired_at)::float8) / 3600)) AS term_owner_hours,
+           -sqlc.arg(w_license_age)::float8 * ln(1 + greatest(0, extract(epoch FROM sqlc.arg(now)::timestamptz - ul.acquired_at)::float8) / 3600) AS term_license_age,
+           sqlc.arg(w_staleness)::float8 * greatest(0, extract(epoch FROM sqlc.arg(now)::timestamptz - coalesce(ul.last_checked_at, ul.imported_at))::float8) / 3600 AS term_staleness
+    FROM upstream_licenses ul
+    JOIN upstream_stores st ON st.tenant_id = ul.tenant_id AND st.id = ul.store_id AND st.enabled
+    LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+    WHERE ul.gone_at IS NULL
+      AND (sqlc.narg(tenant_id)::uuid IS NULL OR ul.tenant_id = sqlc.narg(tenant_id)::uuid)
+      AND (ul.last_checked_at IS NULL
+           OR ul.last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8))
+      AND (ul.retry_after IS NULL OR ul.retry_after <= sqlc.arg(now)::timestamptz)
+      AND ul.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
+                           WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+), ranked AS (
+    SELECT t.*,
+           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
+            + t.term_license_age + t.term_staleness)::float8 AS score
+    FROM terms t
+    ORDER BY score DESC, t.tenant_id, t.license_id
+    LIMIT @row_limit::int
+)
+SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,
+       r.acquired_at, r.last_checked_at,
+       r.term_revoked_count::float8 AS term_revoked_count, r.term_recent_revocation::float8 AS term_recent_revocation,
+       r.term_revoked_hours::float8 AS term_revoked_hours, r.term_owner_hours::float8 AS term_owner_hours,
+       r.term_license_age::float8 AS term_license_age, r.term_staleness::float8 AS term_staleness, r.score::float8 AS score
+FROM ranked r
+JOIN licenses l ON l.tenant_id = r.tenant_id AND l.id = r.license_id
+ORDER BY r.score DESC, r.tenant_id, r.license_id;
+
+-- name: RevocationLimiterAcquire :execrows
+-- RevocationLimiterAcquire takes the global permit of one revocation.check firing: it moves
+-- next_allowed_at @interval_seconds past @now if and only if it has been reached. One row
+-- for all processes, so at most one firing per interval happens anywhere; 0 rows means
+-- another firing holds this interval.
+UPDATE revocation_limiter
+SET next_allowed_at = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(interval_seconds)::float8)
+WHERE id AND next_allowed_at <= sqlc.arg(now)::timestamptz;
+
+-- name: UpstreamLicenseClaimAllTenants :execrows
+-- UpstreamLicenseClaimAllTenants leases a picked licence for one check (retry_after moves
+-- @lease_seconds ahead) if it is still eligible, so no other worker checks it meanwhile.
+UPDATE upstream_licenses
+SET retry_after = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(lease_seconds)::float8)
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+  AND (retry_after IS NULL OR retry_after <= sqlc.arg(now)::timestamptz)
+  AND (last_checked_at IS NULL
+       OR last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8));
+
+-- name: UpstreamLicenseForCheck :one
+-- UpstreamLicenseForCheck reads what a check needs: the licence's external id and owner, and
+-- its store's address, sealed key and revoke choice (primary keys).
+SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.gone_at,
+       l.external_license_id::text AS external_license_id,
+       st.base_url, st.api_key_sealed, st.revoke_on_gone, st.enabled AS store_enabled
+FROM upstream_licenses ul
+JOIN licenses l ON l.tenant_id = ul.tenant_id AND l.id = ul.license_id
+JOIN upstream_stores st ON st.tenant_id = ul.tenant_id AND st.id = ul.store_id
+WHERE ul.tenant_id = @tenant_id::uuid AND ul.license_id = @license_id::uuid;
+
+-- name: UpstreamCheckCreate :exec
+-- UpstreamCheckCreate records one check of a licence.
+INSERT INTO upstream_license_checks (tenant_id, id, license_id, store_id, checked_at, outcome, upstream_status, error)
+VALUES (@tenant_id::uuid, @id::uuid, @license_id::uuid, @store_id::uuid, sqlc.arg(now)::timestamptz,
+        @outcome::upstream_check_outcome, sqlc.narg(upstream_status)::int, sqlc.narg(error)::text);
+
+-- name: UpstreamLicenseMarkExists :exec
+-- UpstreamLicenseMarkExists records an answered check that found the licence: it is not
+-- eligible again for the minimum interval.
+UPDATE upstream_licenses
+SET last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL, check_errors = 0
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL;
+
+-- name: UpstreamLicenseMarkGone :one
+-- UpstreamLicenseMarkGone records that the store no longer knows the licence, once: no row
+-- means it was already known gone (or does not exist), so the caller emits nothing.
+UPDATE upstream_licenses
+SET gone_at = sqlc.arg(now)::timestamptz, last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+RETURNING *;
+
+-- name: UpstreamLicenseMarkError :exec
+-- UpstreamLicenseMarkError records a check without an answer (5xx, timeout, ...): the
+-- licence is held back only for @backoff_seconds, and its last answered check is kept.
+UPDATE upstream_licenses
+SET retry_after = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(backoff_seconds)::float8),
+    check_errors = check_errors + 1
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL;
+
+-- name: UpstreamCheckList :many
+-- UpstreamCheckList pages through a licence's checks, newest first
+-- (upstream_license_checks_license_idx).
+SELECT * FROM upstream_license_checks
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid
+  AND (sqlc.narg(after)::uuid IS NULL OR id < sqlc.narg(after)::uuid)
+ORDER BY id DESC
+LIMIT @row_limit::int;
