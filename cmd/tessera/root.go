@@ -30,6 +30,7 @@ func newRootCommand() *cobra.Command {
 		newTenantCommand(),
 		newKeyCommand(),
 		newOpenAPICommand(),
+		newFakeBTCPayCommand(),
 	)
 	return root
 }
