@@ -78,6 +78,8 @@ func Workers(cfg Config) (*river.Workers, error) {
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &ReferralRecomputeWorker{cfg: cfg})
+	river.AddWorker(workers, &ReferralRecomputeSweepWorker{cfg: cfg})
 	revocationCheck, err := newRevocationCheckWorker(cfg)
 	if err != nil {
 		return nil, err
@@ -96,6 +98,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
 		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.ReferralRecomputeSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
+		}, &river.PeriodicJobOpts{ID: "referral.recompute_sweep", RunOnStart: true}),
 	}
 }
 

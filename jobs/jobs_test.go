@@ -68,7 +68,7 @@ func TestWorkers(t *testing.T) {
 func TestPeriodicJobs(t *testing.T) {
 	t.Parallel()
 
-	require.Len(t, jobs.PeriodicJobs(), 2)
+	require.Len(t, jobs.PeriodicJobs(), 3)
 
 	ctx := context.Background()
 	pool, _ := testdb.Clone(t)
@@ -96,7 +96,8 @@ func TestPeriodicJobs(t *testing.T) {
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
 
-	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true}
+	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true,
+		jobargs.ReferralRecomputeSweep{}.Kind(): true}
 	for len(pending) > 0 {
 		select {
 		case event := <-events:

@@ -226,6 +226,48 @@ func (ns NullLicenseStatus) Value() (driver.Value, error) {
 	return string(ns.LicenseStatus), nil
 }
 
+type ReferralBadge string
+
+const (
+	ReferralBadgeVerifiedReferrer ReferralBadge = "verified_referrer"
+	ReferralBadgeEliteReferrer    ReferralBadge = "elite_referrer"
+)
+
+func (e *ReferralBadge) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = ReferralBadge(s)
+	case string:
+		*e = ReferralBadge(s)
+	default:
+		return fmt.Errorf("unsupported scan type for ReferralBadge: %T", src)
+	}
+	return nil
+}
+
+type NullReferralBadge struct {
+	ReferralBadge ReferralBadge
+	Valid         bool // Valid is true if ReferralBadge is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullReferralBadge) Scan(value interface{}) error {
+	if value == nil {
+		ns.ReferralBadge, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.ReferralBadge.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullReferralBadge) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.ReferralBadge), nil
+}
+
 type SubscriptionStatus string
 
 const (
@@ -511,6 +553,44 @@ type ProductRelease struct {
 	Version    string
 	ReleasedAt time.Time
 	CreatedAt  time.Time
+}
+
+type ReferralReward struct {
+	TenantID                uuid.UUID
+	CustomerID              uuid.UUID
+	ReferredTotal           int32
+	QualifiedTotal          int32
+	DisqualifiedCooldown    int32
+	DisqualifiedMissingIp   int32
+	DisqualifiedSharedIp    int32
+	DisqualifiedDuplicateIp int32
+	BonusUnits              int32
+	Badge                   *ReferralBadge
+	ComputedAt              time.Time
+}
+
+type ReferralSetting struct {
+	TenantID        uuid.UUID
+	BatchSize       int32
+	BonusPerBatch   int32
+	VerifiedBadgeAt int32
+	EliteBadgeAt    int32
+	CooldownDays    int32
+	IpWindowDays    int32
+	RequireIpHash   bool
+	UpdatedAt       time.Time
+}
+
+type ReferralSettingsEffective struct {
+	TenantID        uuid.UUID
+	BatchSize       int32
+	BonusPerBatch   int32
+	VerifiedBadgeAt int32
+	EliteBadgeAt    int32
+	CooldownDays    int32
+	IpWindowDays    int32
+	RequireIpHash   bool
+	UpdatedAt       *time.Time
 }
 
 type RevocationLimiter struct {

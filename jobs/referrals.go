@@ -1,0 +1,117 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
+)
+
+// ReferralRecomputeResult is what a referral recompute did.
+type ReferralRecomputeResult struct {
+	// Processed is how many referrers were computed: those with referrals or a stored reward.
+	Processed int
+	// Updated is how many stored rewards changed (any count, the bonus or the badge).
+	Updated int
+	// RewardsChanged is how many referrers' bonus or badge changed: one
+	// referral.reward_changed event each.
+	RewardsChanged int
+}
+
+// ReferralRecompute recomputes tenantID's referral rewards in tx with the ReferralRecompute
+// query — of one referrer, or of all of them when referrerID is nil, in one statement —
+// writing only the rewards whose values changed, and audits and emits
+// referral.reward_changed for each referrer whose bonus or badge changed.
+func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uuid.UUID, referrerID *uuid.UUID) (ReferralRecomputeResult, error) {
+	rows, err := queries.ReferralRecompute(ctx, core.CustomPlans{DB: tx}, sql.ReferralRecomputeParams{
+		TenantID: tenantID, ReferrerID: referrerID, Now: st.Now, Write: true,
+	})
+	if err != nil {
+		return ReferralRecomputeResult{}, fmt.Errorf("recompute referral rewards of tenant %s: %w", tenantID, core.DBError(err))
+	}
+	var res ReferralRecomputeResult
+	for _, r := range rows {
+		res.Processed, res.Updated = int(r.Processed), int(r.Updated)
+		if r.ReferrerID == nil {
+			continue // the one row of a recompute that changed no reward
+		}
+		res.RewardsChanged++
+		data := map[string]any{
+			"customer_id": *r.ReferrerID, "qualified_total": r.QualifiedTotal,
+			"bonus_units": r.BonusUnits, "badge": r.Badge,
+			"previous_bonus_units": zeroIfNil(r.PreviousBonusUnits), "previous_badge": r.PreviousBadge,
+		}
+		err := core.Record(ctx, tx, st, tenantID, "referral.reward_change", "customer", *r.ReferrerID, core.EventReferralRewardChanged, data)
+		if err != nil {
+			return ReferralRecomputeResult{}, err
+		}
+	}
+	return res, nil
+}
+
+func zeroIfNil(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// ReferralRecomputeWorker runs a referral.recompute job: the recompute and the job's
+// completion in one transaction.
+type ReferralRecomputeWorker struct {
+	river.WorkerDefaults[jobargs.ReferralRecompute]
+	cfg Config
+}
+
+// Timeout bounds one recompute; a full one of a million customers takes seconds.
+func (w *ReferralRecomputeWorker) Timeout(*river.Job[jobargs.ReferralRecompute]) time.Duration {
+	return 10 * time.Minute
+}
+
+// Work recomputes the rewards the job names and completes it.
+func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecompute]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		st := core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow), Box: w.cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx)}
+		res, err := ReferralRecompute(ctx, tx, st, job.Args.TenantID, job.Args.ReferrerID)
+		if err != nil {
+			return err
+		}
+		w.cfg.Log.InfoContext(ctx, "referral rewards recomputed", "tenant_id", job.Args.TenantID, "referrer_id", job.Args.ReferrerID,
+			"processed", res.Processed, "updated", res.Updated, "rewards_changed", res.RewardsChanged)
+		return complete(ctx, tx, job)
+	})
+}
+
+// ReferralRecomputeSweepWorker enqueues a full referral recompute of every tenant.
+type ReferralRecomputeSweepWorker struct {
+	river.WorkerDefaults[jobargs.ReferralRecomputeSweep]
+	cfg Config
+}
+
+// Work enqueues the recomputes and completes the job, in one transaction.
+func (w *ReferralRecomputeSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecomputeSweep]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		tenants, err := queries.ReferralTenantIDs(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("list tenants: %w", err)
+		}
+		if len(tenants) > 0 {
+			params := make([]river.InsertManyParams, len(tenants))
+			for i, id := range tenants {
+				params[i] = river.InsertManyParams{Args: jobargs.ReferralRecompute{TenantID: id}}
+			}
+			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, params); err != nil {
+				return fmt.Errorf("enqueue referral recomputes: %w", err)
+			}
+		}
+		return complete(ctx, tx, job)
+	})
+}

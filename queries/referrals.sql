@@ -1,0 +1,212 @@
+-- name: ReferralSettingsGet :one
+-- ReferralSettingsGet reads a tenant's referral settings, the defaults where it never set
+-- them (referral_settings_effective; tenants primary key). No row means no such tenant.
+SELECT * FROM referral_settings_effective WHERE tenant_id = @tenant_id::uuid;
+
+-- name: ReferralSettingsPut :one
+-- ReferralSettingsPut stores all of a tenant's referral settings (primary key). The CHECKs
+-- of referral_settings refuse values out of range.
+INSERT INTO referral_settings (tenant_id, batch_size, bonus_per_batch, verified_badge_at, elite_badge_at,
+                               cooldown_days, ip_window_days, require_ip_hash, updated_at)
+VALUES (@tenant_id::uuid, @batch_size::int, @bonus_per_batch::int, @verified_badge_at::int, @elite_badge_at::int,
+        @cooldown_days::int, @ip_window_days::int, @require_ip_hash::bool, @now::timestamptz)
+ON CONFLICT (tenant_id) DO UPDATE
+SET batch_size = excluded.batch_size, bonus_per_batch = excluded.bonus_per_batch,
+    verified_badge_at = excluded.verified_badge_at, elite_badge_at = excluded.elite_badge_at,
+    cooldown_days = excluded.cooldown_days, ip_window_days = excluded.ip_window_days,
+    require_ip_hash = excluded.require_ip_hash, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: ReferralRecompute :many
+-- ReferralRecompute decides every referral of a tenant's referrers (SPEC 6), or of one
+-- referrer when referrer_id is given, in one set-based statement, and with write stores the
+-- results: it upserts only the referral_rewards rows whose values changed.
+--
+-- A referral (a customer whose referred_by is the referrer) is a candidate when the customer
+-- is active and verified and has a subscription that is active or past_due, on a policy
+-- that qualifies_for_referrals, not expired (its licence's expires_at NULL or >= @now). A
+-- customer is one candidate however many such subscriptions they have; the earliest-started
+-- one is used. Each candidate then gets the first reason that applies, in this order:
+--   cooldown:     cooldown_days > 0 and the account or that subscription was created after
+--                 @now - cooldown_days;
+--   missing_ip:   require_ip_hash and the customer has no IP hash: the greatest (bytewise)
+--                 non-null ip_hash of its `registered` events;
+--   shared_ip:    the IP hash equals one the referrer used in any event with occurred_at in
+--                 [@now - ip_window_days, @now];
+--   duplicate_ip: among the referrer's candidates left, another has the same IP hash: one
+--                 counts (the smallest customer id), the others are duplicates;
+-- and qualifies otherwise. Counts never depend on row order. bonus_units is
+-- (qualified / batch_size) * bonus_per_batch; the badge is elite_referrer from
+-- elite_badge_at qualified, verified_referrer from verified_badge_at.
+--
+-- The referrers in scope are those with referrals and those with a stored reward. The result
+-- has at least one row: processed (referrers in scope) and updated (rows written) on each,
+-- and the referrer columns of: every referrer in scope without write (the live snapshot); or,
+-- with write, each written referrer whose bonus or badge changed (previous_* are the stored
+-- values it replaced). Other columns are NULL on the one row of an empty result.
+--
+-- Served by customers_referred_by_idx (one referrer) or a scan of the tenant's customers
+-- (all), subscriptions_customer_idx, the licences and policies primary keys, and
+-- customer_events_customer_idx for registered events and the referrer's IP hashes.
+WITH settings AS (
+    SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
+           sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, st.cooldown_days) AS cooldown_cutoff,
+           st.cooldown_days > 0 AS cooldown_on,
+           sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, st.ip_window_days) AS ip_window_start
+    FROM referral_settings_effective st
+    WHERE st.tenant_id = @tenant_id::uuid
+), referrals AS (
+    SELECT c.referred_by AS referrer_id, c.id, c.created_at, c.is_active, c.is_verified
+    FROM customers c
+    WHERE c.tenant_id = @tenant_id::uuid AND c.referred_by IS NOT NULL
+      AND (sqlc.narg(referrer_id)::uuid IS NULL OR c.referred_by = sqlc.narg(referrer_id)::uuid)
+), candidates AS (
+    SELECT r.referrer_id, r.id, r.created_at, min(s.created_at) AS started_at
+    FROM referrals r
+    JOIN subscriptions s ON s.tenant_id = @tenant_id::uuid AND s.customer_id = r.id
+    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
+    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
+    WHERE r.is_active AND r.is_verified
+      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
+      AND (l.expires_at IS NULL OR l.expires_at >= sqlc.arg(now)::timestamptz)
+    GROUP BY r.referrer_id, r.id, r.created_at
+), signups AS (
+    SELECT e.customer_id, max(e.ip_hash COLLATE "C") AS ip_hash
+    FROM customer_events e
+    WHERE e.tenant_id = @tenant_id::uuid AND e.type = 'registered' AND e.ip_hash IS NOT NULL
+      AND e.customer_id IN (SELECT cd.id FROM candidates cd)
+    GROUP BY e.customer_id
+), referrer_ips AS (
+    SELECT DISTINCT e.customer_id, e.ip_hash COLLATE "C" AS ip_hash
+    FROM customer_events e, settings st
+    WHERE e.tenant_id = @tenant_id::uuid AND e.ip_hash IS NOT NULL
+      AND e.customer_id IN (SELECT cd.referrer_id FROM candidates cd)
+      AND e.occurred_at >= st.ip_window_start AND e.occurred_at <= sqlc.arg(now)::timestamptz
+), checked AS (
+    SELECT cd.referrer_id, cd.id, su.ip_hash,
+           CASE
+               WHEN st.cooldown_on AND (cd.created_at > st.cooldown_cutoff OR cd.started_at > st.cooldown_cutoff) THEN 'cooldown'
+               WHEN st.require_ip_hash AND su.ip_hash IS NULL THEN 'missing_ip'
+               WHEN ri.ip_hash IS NOT NULL THEN 'shared_ip'
+           END AS reason
+    FROM candidates cd
+    CROSS JOIN settings st
+    LEFT JOIN signups su ON su.customer_id = cd.id
+    LEFT JOIN referrer_ips ri ON ri.customer_id = cd.referrer_id AND ri.ip_hash = su.ip_hash
+), outcomes AS (
+    SELECT ch.referrer_id,
+           CASE
+               WHEN ch.reason IS NOT NULL THEN ch.reason
+               WHEN ch.ip_hash IS NOT NULL
+                    AND row_number() OVER (PARTITION BY ch.referrer_id, ch.ip_hash, ch.reason IS NULL ORDER BY ch.id) > 1
+                   THEN 'duplicate_ip'
+               ELSE 'qualified'
+           END AS outcome
+    FROM checked ch
+), computed AS (
+    SELECT r.referrer_id,
+           count(*)::int AS referred_total,
+           coalesce(o.qualified, 0)::int AS qualified_total,
+           coalesce(o.cooldown, 0)::int AS disqualified_cooldown,
+           coalesce(o.missing_ip, 0)::int AS disqualified_missing_ip,
+           coalesce(o.shared_ip, 0)::int AS disqualified_shared_ip,
+           coalesce(o.duplicate_ip, 0)::int AS disqualified_duplicate_ip
+    FROM referrals r
+    LEFT JOIN (
+        SELECT oc.referrer_id,
+               count(*) FILTER (WHERE oc.outcome = 'qualified') AS qualified,
+               count(*) FILTER (WHERE oc.outcome = 'cooldown') AS cooldown,
+               count(*) FILTER (WHERE oc.outcome = 'missing_ip') AS missing_ip,
+               count(*) FILTER (WHERE oc.outcome = 'shared_ip') AS shared_ip,
+               count(*) FILTER (WHERE oc.outcome = 'duplicate_ip') AS duplicate_ip
+        FROM outcomes oc
+        GROUP BY oc.referrer_id
+    ) o ON o.referrer_id = r.referrer_id
+    GROUP BY r.referrer_id, o.qualified, o.cooldown, o.missing_ip, o.shared_ip, o.duplicate_ip
+), stored AS (
+    SELECT rw.* FROM referral_rewards rw
+    WHERE rw.tenant_id = @tenant_id::uuid
+      AND (sqlc.narg(referrer_id)::uuid IS NULL OR rw.customer_id = sqlc.narg(referrer_id)::uuid)
+), scoped AS (
+    SELECT coalesce(c.referrer_id, sr.customer_id) AS referrer_id,
+           coalesce(c.referred_total, 0) AS referred_total,
+           coalesce(c.qualified_total, 0) AS qualified_total,
+           coalesce(c.disqualified_cooldown, 0) AS disqualified_cooldown,
+           coalesce(c.disqualified_missing_ip, 0) AS disqualified_missing_ip,
+           coalesce(c.disqualified_shared_ip, 0) AS disqualified_shared_ip,
+           coalesce(c.disqualified_duplicate_ip, 0) AS disqualified_duplicate_ip,
+           sr.customer_id IS NOT NULL AS was_stored,
+           sr.bonus_units AS previous_bonus_units,
+           sr.badge AS previous_badge,
+           sr.computed_at AS stored_computed_at
+    FROM computed c
+    FULL JOIN stored sr ON sr.customer_id = c.referrer_id
+), rewarded AS (
+    SELECT sc.*,
+           ((sc.qualified_total / st.batch_size) * st.bonus_per_batch)::int AS bonus_units,
+           (CASE
+               WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
+               WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
+           END)::referral_badge AS badge
+    FROM scoped sc CROSS JOIN settings st
+), written AS (
+    INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+                                        disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
+                                        bonus_units, badge, computed_at)
+    SELECT @tenant_id::uuid, rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown,
+           rd.disqualified_missing_ip, rd.disqualified_shared_ip, rd.disqualified_duplicate_ip,
+           rd.bonus_units, rd.badge, sqlc.arg(now)::timestamptz
+    FROM rewarded rd
+    WHERE @write::bool
+    ORDER BY rd.referrer_id
+    ON CONFLICT (tenant_id, customer_id) DO UPDATE
+    SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
+        disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
+        disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
+        bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
+    WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
+           rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
+          IS DISTINCT FROM
+          (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
+           excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge)
+    RETURNING rw.customer_id
+), totals AS (
+    SELECT (SELECT count(*) FROM rewarded)::int AS processed, (SELECT count(*) FROM written)::int AS updated
+)
+SELECT t.processed, t.updated,
+       rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
+       rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
+       rd.previous_bonus_units, rd.previous_badge, rd.stored_computed_at
+FROM totals t
+LEFT JOIN rewarded rd ON NOT @write::bool
+    OR (rd.referrer_id IN (SELECT w.customer_id FROM written w)
+        AND (coalesce(rd.previous_bonus_units, 0), rd.previous_badge) IS DISTINCT FROM (rd.bonus_units, rd.badge))
+ORDER BY rd.referrer_id;
+
+-- name: ReferralRewardGet :one
+-- ReferralRewardGet reads a referrer's stored reward (primary key); no row means none.
+SELECT * FROM referral_rewards WHERE tenant_id = @tenant_id::uuid AND customer_id = @customer_id::uuid;
+
+-- name: ReferralLeaderboard :many
+-- ReferralLeaderboard pages through a tenant's referrers with at least one qualified
+-- referral, most qualified first (ties by customer id), from the stored rewards, after the
+-- cursor referrer. Served by referral_rewards_leaderboard_idx.
+SELECT rw.*, c.email
+FROM referral_rewards rw
+JOIN customers c ON c.tenant_id = rw.tenant_id AND c.id = rw.customer_id
+WHERE rw.tenant_id = @tenant_id::uuid AND rw.qualified_total > 0
+  AND (sqlc.narg(after)::uuid IS NULL OR (-rw.qualified_total, rw.customer_id) > (
+        SELECT -a.qualified_total, a.customer_id FROM referral_rewards a
+        WHERE a.tenant_id = @tenant_id::uuid AND a.customer_id = sqlc.narg(after)::uuid))
+ORDER BY rw.qualified_total DESC, rw.customer_id
+LIMIT @row_limit::int;
+
+-- name: ReferralTenantIDs :many
+-- ReferralTenantIDs lists every tenant (a sweep across all tenants): the periodic full
+-- recompute enqueues one recompute per tenant.
+SELECT id FROM tenants ORDER BY id;
+
+-- name: ReferralReferrerOf :one
+-- ReferralReferrerOf returns who referred a customer (primary key), NULL when nobody: a
+-- change to the customer may move that referrer's count.
+SELECT referred_by FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @customer_id::uuid;
