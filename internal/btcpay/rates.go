@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -34,7 +35,7 @@ func (c *Client) Rate(ctx context.Context, currency string) (payment.Rate, error
 	}
 	pair := "BTC_" + currency
 	var results []rateResult
-	if err := c.do(ctx, "GET", c.storePath("rates"), url.Values{"currencyPair": {pair}}, nil, &results); err != nil {
+	if err := c.do(ctx, http.MethodGet, c.storePath("rates"), url.Values{"currencyPair": {pair}}, nil, &results); err != nil {
 		return payment.Rate{}, fmt.Errorf("btcpay: rate %s: %w", pair, err)
 	}
 	for _, r := range results {
