@@ -20,6 +20,7 @@ import (
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/ratelimit"
 	"github.com/tessera/tessera/internal/secrets"
+	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -47,6 +48,10 @@ type Config struct {
 	// Ready reports whether the server can serve: the database is reachable and migrated.
 	// Required.
 	Ready func(ctx context.Context) error
+	// Revocation holds the revocation queue's score weights and minimum check interval
+	// (the check loop's, so the queue shows what it will pick). Default
+	// upstream.DefaultSchedule.
+	Revocation upstream.Schedule
 	// IdempotencyTTL is how long a stored Idempotency-Key response is replayed. Default 24h.
 	IdempotencyTTL time.Duration
 	// ValidatePerKey limits validations per licence key. Default 5 per second, bursts of 20.
@@ -156,6 +161,8 @@ func (s *Server) register() {
 	s.registerSubscriptions()
 	s.registerValidation()
 	s.registerWebhooks()
+	s.registerUpstreamStores()
+	s.registerRevocation()
 }
 
 // adminOperation fills in what every admin operation shares: its security and error
