@@ -55,6 +55,25 @@ type Config struct {
 	// IdempotencyTTL is how long a response stored under an Idempotency-Key is replayed.
 	// Default 24h.
 	IdempotencyTTL time.Duration `env:"TESSERA_IDEMPOTENCY_TTL" envDefault:"24h"`
+	// RevocationInterval is the global rate limit of upstream revocation checks: one firing
+	// per interval across all processes. Default 60s.
+	RevocationInterval time.Duration `env:"TESSERA_REVOCATION_INTERVAL" envDefault:"60s"`
+	// RevocationPerFiring is how many upstream requests one firing makes at most. Default 1.
+	RevocationPerFiring int `env:"TESSERA_REVOCATION_PER_FIRING" envDefault:"1"`
+	// RevocationMinInterval is the least time between two checks of a licence. Default 15m.
+	RevocationMinInterval time.Duration `env:"TESSERA_REVOCATION_MIN_INTERVAL" envDefault:"15m"`
+	// RevocationErrorBackoff holds a licence back after a failed check. Default 5m.
+	RevocationErrorBackoff time.Duration `env:"TESSERA_REVOCATION_ERROR_BACKOFF" envDefault:"5m"`
+	// RevocationTimeout bounds one upstream request. Default 10s.
+	RevocationTimeout time.Duration `env:"TESSERA_REVOCATION_TIMEOUT" envDefault:"10s"`
+	// RevocationWeight* weigh the revocation risk score's terms (see queries/revocation.sql).
+	// Defaults 10, 10, 2, 1, 1 and 1.
+	RevocationWeightRevokedCount     float64 `env:"TESSERA_REVOCATION_WEIGHT_REVOKED_COUNT" envDefault:"10"`
+	RevocationWeightRecentRevocation float64 `env:"TESSERA_REVOCATION_WEIGHT_RECENT_REVOCATION" envDefault:"10"`
+	RevocationWeightRevokedHours     float64 `env:"TESSERA_REVOCATION_WEIGHT_REVOKED_HOURS" envDefault:"2"`
+	RevocationWeightOwnerHours       float64 `env:"TESSERA_REVOCATION_WEIGHT_OWNER_HOURS" envDefault:"1"`
+	RevocationWeightLicenseAge       float64 `env:"TESSERA_REVOCATION_WEIGHT_LICENSE_AGE" envDefault:"1"`
+	RevocationWeightStaleness        float64 `env:"TESSERA_REVOCATION_WEIGHT_STALENESS" envDefault:"1"`
 }
 
 // loadConfig reads and validates the configuration.
@@ -91,6 +110,7 @@ func loadConfig() (Config, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))
 	}
+	problems = append(problems, cfg.revocationProblems()...)
 	return cfg, errors.Join(problems...)
 }
 

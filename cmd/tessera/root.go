@@ -30,6 +30,8 @@ func newRootCommand() *cobra.Command {
 		newTenantCommand(),
 		newKeyCommand(),
 		newOpenAPICommand(),
+		newImportCommand(),
+		newFakeStoreCommand(),
 		newFakeBTCPayCommand(),
 	)
 	return root

@@ -89,7 +89,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 	clk := clock.System{}
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, WebhookTimeout: cfg.WebhookTimeout})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 			jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
 		},
 		Workers:      workers,
-		PeriodicJobs: jobs.PeriodicJobs(),
+		PeriodicJobs: append(jobs.PeriodicJobs(), jobs.RevocationPeriodicJob(cfg.RevocationInterval)),
 		Logger:       log,
 	})
 	if err != nil {
@@ -157,6 +157,7 @@ func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logge
 		Log:               log,
 		Metrics:           reg,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
+		Revocation:        cfg.revocation().Schedule,
 		ValidatePerKey:    api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
 		ValidatePerClient: api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
 		Ready: func(ctx context.Context) error {
