@@ -130,6 +130,11 @@ func (s *Server) registerCustomers() {
 		if err := s.audit(ctx, now, "customer.create", "customer", customer.ID, customerFrom(customer)); err != nil {
 			return nil, problem(ctx, err)
 		}
+		if customer.ReferredBy != nil { // a new referral: its referrer's referred total moves
+			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
+				return nil, problem(ctx, err)
+			}
+		}
 		return &CustomerOutput{Body: customerFrom(customer)}, nil
 	})
 
@@ -219,6 +224,12 @@ func (s *Server) registerCustomers() {
 		}
 		if err := s.audit(ctx, now, "customer.update", "customer", customer.ID, b); err != nil {
 			return nil, problem(ctx, err)
+		}
+		// Activity, verification and a new referrer can move the referrer's count.
+		if customer.ReferredBy != nil && (customer.IsActive != current.IsActive || customer.IsVerified != current.IsVerified || current.ReferredBy == nil) {
+			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
+				return nil, problem(ctx, err)
+			}
 		}
 		return &CustomerOutput{Body: customerFrom(customer)}, nil
 	})

@@ -161,6 +161,7 @@ func (s *Server) register() {
 	s.registerSubscriptions()
 	s.registerValidation()
 	s.registerWebhooks()
+	s.registerReferrals()
 	s.registerUpstreamStores()
 	s.registerRevocation()
 }

@@ -40,7 +40,8 @@ type ValidationLicense struct {
 	SubscriptionExpirationDate *time.Time `json:"subscription_expiration_date,omitempty"`
 	SubscriptionStatus         *string    `json:"subscription_status,omitempty" enum:"active,past_due,lapsed,cancelled"`
 	Entitlements               []string   `json:"entitlements"`
-	MaxMachines                *int32     `json:"max_machines,omitempty"`
+	MaxMachines                *int32     `json:"max_machines,omitempty" doc:"The licence's max_machines plus referral_bonus_machines; absent: unlimited."`
+	ReferralBonusMachines      int32      `json:"referral_bonus_machines" doc:"Machines the customer earned by referrals (the stored referral bonus)."`
 	ActiveMachines             int32      `json:"active_machines"`
 }
 
@@ -101,7 +102,11 @@ func (s *Server) registerValidation() {
 			out.Body.License = &ValidationLicense{
 				ID: row.ID, Status: string(row.Status), PolicyID: row.PolicyID, PolicySlug: row.PolicySlug, CustomerID: row.CustomerID,
 				ExpiresAt: row.ExpiresAt, SubscriptionExpirationDate: row.SubscriptionExpirationDate, Entitlements: row.Entitlements,
-				MaxMachines: row.MaxMachines, ActiveMachines: row.ActiveMachines,
+				MaxMachines: row.MaxMachines, ReferralBonusMachines: row.ReferralBonusUnits, ActiveMachines: row.ActiveMachines,
+			}
+			if row.MaxMachines != nil {
+				withBonus := *row.MaxMachines + row.ReferralBonusUnits
+				out.Body.License.MaxMachines = &withBonus
 			}
 			if row.SubscriptionStatus != nil {
 				status := string(*row.SubscriptionStatus)

@@ -436,6 +436,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
        p.product_id,
        s.status AS subscription_status,
        m.active_machines,
+       coalesce(rr.bonus_units, 0)::int AS referral_bonus_units,
        (CASE
            WHEN l.status = 'revoked' THEN 'REVOKED'
            WHEN l.status = 'suspended' THEN 'SUSPENDED'
@@ -444,7 +445,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
                 AND r.released_at IS NULL THEN 'UNKNOWN_RELEASE'
            WHEN l.subscription_expiration_date < $3::timestamptz
                 OR l.subscription_expiration_date < r.released_at THEN 'BUILD_NOT_COVERED'
-           WHEN m.active_machines > l.max_machines THEN 'TOO_MANY_MACHINES'
+           WHEN m.active_machines > l.max_machines + coalesce(rr.bonus_units, 0) THEN 'TOO_MANY_MACHINES'
            WHEN $4::text IS NOT NULL AND NOT m.fingerprint_active THEN 'FINGERPRINT_MISMATCH'
            WHEN $5::text IS NOT NULL
                 AND NOT $5::text = ANY(l.entitlements) THEN 'ENTITLEMENT_MISSING'
@@ -453,6 +454,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
 FROM licenses l
 JOIN policies p ON p.tenant_id = l.tenant_id AND p.id = l.policy_id
 LEFT JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id
+LEFT JOIN referral_rewards rr ON rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id
 LEFT JOIN product_releases r ON r.tenant_id = l.tenant_id AND r.product_id = p.product_id
                             AND r.version = $2::text
 CROSS JOIN LATERAL (
@@ -494,6 +496,7 @@ type LicenseValidateRow struct {
 	ProductID                  uuid.UUID
 	SubscriptionStatus         *SubscriptionStatus
 	ActiveMachines             int32
+	ReferralBonusUnits         int32
 	Code                       string
 }
 
@@ -508,7 +511,8 @@ type LicenseValidateRow struct {
 //	  expiration date, and the product has no such release;
 //	BUILD_NOT_COVERED: the build date or the release's date is after the licence's
 //	  subscription_expiration_date (perpetual fallback, SPEC 2.4);
-//	TOO_MANY_MACHINES: more machines are active than the licence allows;
+//	TOO_MANY_MACHINES: more machines are active than the licence allows (max_machines plus
+//	  the customer's stored referral bonus, referral_rewards primary key);
 //	FINGERPRINT_MISMATCH: a fingerprint was given and is not an active machine;
 //	ENTITLEMENT_MISSING: an entitlement was given and the licence lacks it;
 //	VALID otherwise.
@@ -544,6 +548,7 @@ func (q *Queries) LicenseValidate(ctx context.Context, db DBTX, arg LicenseValid
 		&i.ProductID,
 		&i.SubscriptionStatus,
 		&i.ActiveMachines,
+		&i.ReferralBonusUnits,
 		&i.Code,
 	)
 	return i, err

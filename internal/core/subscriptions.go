@@ -35,7 +35,11 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 		}
 	}
 	err = Record(ctx, tx, st, tenantID, "subscription.create", "subscription", sub.ID, EventSubscriptionCreated, subscriptionEventData(sub, license))
-	return sub, license, err
+	if err != nil {
+		return sql.Subscription{}, sql.License{}, err
+	}
+	// A subscription can make the customer a qualified referral: recompute their referrer.
+	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, tenantID, customerID)
 }
 
 // SubscriptionCancel cancels a subscription at once and applies the perpetual fallback to
@@ -60,7 +64,11 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 	data := subscriptionEventData(sub, license)
 	data["message"] = license.Message
 	err = Record(ctx, tx, st, tenantID, "subscription.cancel", "subscription", sub.ID, EventSubscriptionCancelled, data)
-	return sub, license, err
+	if err != nil {
+		return sql.Subscription{}, sql.License{}, err
+	}
+	// A cancelled subscription can disqualify the customer as a referral: recompute their referrer.
+	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, tenantID, sub.CustomerID)
 }
 
 func subscriptionEventData(s sql.Subscription, l sql.License) map[string]any {

@@ -1,0 +1,243 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/api"
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/sql"
+)
+
+// recomputeJobs counts the referral.recompute jobs enqueued for the bundle's tenant and
+// referrer (nil: the full recompute).
+func recomputeJobs(t *testing.T, b *bundle, referrer *uuid.UUID) int {
+	t.Helper()
+	var n int
+	query := "SELECT count(*) FROM river_job WHERE kind = 'referral.recompute' AND args->>'tenant_id' = $1 AND "
+	args := []any{b.tenant.ID.String()}
+	if referrer == nil {
+		query += "NOT args ? 'referrer_id'"
+	} else {
+		query += "args->>'referrer_id' = $2"
+		args = append(args, referrer.String())
+	}
+	require.NoError(t, b.db.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+// referrals gives the bundle's tenant a referrer with n referrals that qualify once the
+// cooldown has passed: verified, 30 days old, each from its own IP hash, each subscribed
+// (at factory.Now) to a qualifying policy.
+func referrals(t *testing.T, b *bundle, n int) sql.Customer {
+	t.Helper()
+	referrer := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerVerified())
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyQualifiesForReferrals())
+	for i := range n {
+		c := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerReferredBy(referrer.ID), factory.CustomerVerified(),
+			factory.CustomerCreatedAt(factory.Now.Add(-30*day)))
+		factory.CustomerEvent(t, b.db, b.tenant.ID, c.ID, "registered", fmt.Sprint("ip-", i), factory.Now.Add(-30*day))
+		factory.Subscription(t, b.db, b.tenant.ID, policy.ID, c.ID)
+	}
+	return referrer
+}
+
+func TestReferralSettings(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DefaultsThenUpdate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		got := decode[api.ReferralSettings](t, b.request(t, http.MethodGet, "/v1/admin/referrals/settings", ""))
+		require.Equal(t, api.ReferralSettings{BatchSize: 3, BonusPerBatch: 5, VerifiedBadgeAt: 3, EliteBadgeAt: 10, CooldownDays: 7, IPWindowDays: 30, RequireIPHash: true}, got)
+
+		r := b.request(t, http.MethodPatch, "/v1/admin/referrals/settings", `{"cooldown_days": 0, "require_ip_hash": false, "batch_size": 2}`)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		got = decode[api.ReferralSettings](t, r)
+		require.NotNil(t, got.UpdatedAt)
+		got.UpdatedAt = nil
+		require.Equal(t, api.ReferralSettings{BatchSize: 2, BonusPerBatch: 5, VerifiedBadgeAt: 3, EliteBadgeAt: 10, CooldownDays: 0, IPWindowDays: 30}, got)
+		require.Equal(t, got, func() api.ReferralSettings {
+			s := decode[api.ReferralSettings](t, b.request(t, http.MethodGet, "/v1/admin/referrals/settings", ""))
+			s.UpdatedAt = nil
+			return s
+		}())
+		require.Equal(t, 1, recomputeJobs(t, b, nil), "a change enqueues a full recompute")
+		var audited int
+		require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'referral_settings.update'", b.tenant.ID).Scan(&audited))
+		require.Equal(t, 1, audited)
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, body := range []string{
+			`{"elite_badge_at": 3}`, `{"verified_badge_at": 10}`, `{"batch_size": 0}`, `{"ip_window_days": 0}`,
+			`{"cooldown_days": -1}`, `{"bonus_per_batch": "many"}`, `{"batch_size": 99999999999}`, `[]`,
+		} {
+			requireProblem(t, b.request(t, http.MethodPatch, "/v1/admin/referrals/settings", body), http.StatusUnprocessableEntity)
+		}
+		require.Equal(t, 0, recomputeJobs(t, b, nil))
+	})
+}
+
+func TestCustomerReferrals(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Snapshot", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		referrer := referrals(t, b, 3)
+		path := "/v1/admin/customers/" + referrer.ID.String() + "/referrals"
+
+		got := decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, path, ""))
+		require.Equal(t, api.ReferralSnapshot{
+			CustomerID: referrer.ID, ReferredTotal: 3, DisqualifiedCooldown: 3, CooldownDays: 7, ComputedAt: factory.Now,
+		}, got, "the subscriptions are younger than the cooldown")
+
+		b.clock.Advance(8 * day)
+		got = decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, path, ""))
+		badge := "verified_referrer"
+		require.Equal(t, api.ReferralSnapshot{
+			CustomerID: referrer.ID, ReferredTotal: 3, QualifiedTotal: 3, CooldownDays: 7, BonusUnits: 5, Badge: &badge,
+			ComputedAt: factory.Now.Add(8 * day),
+		}, got, "live, not stored yet")
+
+		other := factory.Customer(t, b.db, b.tenant.ID)
+		got = decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, "/v1/admin/customers/"+other.ID.String()+"/referrals", ""))
+		require.Equal(t, api.ReferralSnapshot{CustomerID: other.ID, CooldownDays: 7, ComputedAt: factory.Now.Add(8 * day)}, got)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/customers/"+uuid.NewString()+"/referrals", ""), http.StatusNotFound)
+		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/customers/nope/referrals", ""), http.StatusUnprocessableEntity)
+		foreign := factory.Customer(t, b.db, factory.Tenant(t, b.db).ID)
+		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/customers/"+foreign.ID.String()+"/referrals", ""), http.StatusNotFound)
+	})
+}
+
+func TestReferralLeaderboard(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var ids []uuid.UUID
+	for _, qualified := range []int{2, 11, 0, 2} {
+		c := factory.Customer(t, b.db, b.tenant.ID)
+		ids = append(ids, c.ID)
+		_, err := b.db.Exec(ctx, `INSERT INTO referral_rewards (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+			disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, badge, computed_at)
+			VALUES ($1, $2, $3, $3, 0, 0, 0, 0, $3 / 3 * 5, CASE WHEN $3 >= 10 THEN 'elite_referrer'::referral_badge END, $4)`,
+			b.tenant.ID, c.ID, qualified, factory.Now)
+		require.NoError(t, err)
+	}
+	tied := []uuid.UUID{ids[0], ids[3]}
+	if tied[1].String() < tied[0].String() {
+		tied[0], tied[1] = tied[1], tied[0]
+	}
+
+	first := decode[api.Page[api.ReferralLeader]](t, b.request(t, http.MethodGet, "/v1/admin/referrals/leaderboard?limit=2", ""))
+	require.Len(t, first.Items, 2)
+	require.Equal(t, ids[1], first.Items[0].CustomerID)
+	require.Equal(t, int32(15), first.Items[0].BonusUnits)
+	require.Equal(t, "elite_referrer", *first.Items[0].Badge)
+	require.Equal(t, tied[0], first.Items[1].CustomerID)
+	require.NotEmpty(t, first.NextCursor)
+
+	second := decode[api.Page[api.ReferralLeader]](t, b.request(t, http.MethodGet, "/v1/admin/referrals/leaderboard?limit=2&after="+first.NextCursor, ""))
+	require.Len(t, second.Items, 1, "no referrer without qualified referrals")
+	require.Equal(t, tied[1], second.Items[0].CustomerID)
+	require.Empty(t, second.NextCursor)
+}
+
+func TestReferralRecomputeEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.request(t, http.MethodPost, "/v1/admin/referrals/recompute", "")
+	require.Equal(t, http.StatusAccepted, r.status, "body: %s", r.body)
+	require.True(t, decode[struct{ Enqueued bool }](t, r).Enqueued)
+	r = b.request(t, http.MethodPost, "/v1/admin/referrals/recompute", "")
+	require.Equal(t, http.StatusAccepted, r.status)
+	require.Equal(t, 1, recomputeJobs(t, b, nil), "unique while one is waiting")
+}
+
+// TestReferralRecomputeEnqueued checks that the changes that can move a referrer's count
+// enqueue a recompute of that referrer in their transaction, and others do not.
+func TestReferralRecomputeEnqueued(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	referrer := factory.Customer(t, b.db, b.tenant.ID)
+
+	r := b.request(t, http.MethodPost, "/v1/admin/customers", fmt.Sprintf(`{"email": "r@example.com", "referred_by": %q}`, referrer.ID))
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	referral := decode[api.Customer](t, r)
+	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "a new referral")
+
+	_, err := b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
+	require.NoError(t, err)
+	r = b.request(t, http.MethodPatch, "/v1/admin/customers/"+referral.ID.String(), `{"email": "r2@example.com"}`)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, 0, recomputeJobs(t, b, &referrer.ID), "an email change moves no count")
+	r = b.request(t, http.MethodPatch, "/v1/admin/customers/"+referral.ID.String(), `{"is_verified": true}`)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "verified")
+
+	_, err = b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
+	require.NoError(t, err)
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyQualifiesForReferrals())
+	sub, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, referral.ID)
+	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "subscribed")
+
+	_, err = b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
+	require.NoError(t, err)
+	r = b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", "")
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "cancelled")
+
+	factory.Subscription(t, b.db, b.tenant.ID, policy.ID, referrer.ID)
+	require.Equal(t, 0, recomputeJobs(t, b, nil), "the referrer has no referrer")
+}
+
+// validationAnswer is the body of a validation answer.
+type validationAnswer struct {
+	Code    string                 `json:"code"`
+	License *api.ValidationLicense `json:"license"`
+}
+
+// TestValidationReferralBonus checks that a referrer's stored bonus adds to max_machines in
+// validation answers and machine activation.
+func TestValidationReferralBonus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	customer := factory.Customer(t, b.db, b.tenant.ID)
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyMaxMachines(1))
+	license := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+	validate := func() api.ValidationLicense {
+		r := b.request(t, http.MethodPost, "/v1/licenses/validate", fmt.Sprintf(`{"key": %q}`, license.Key))
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		return *decode[validationAnswer](t, r).License
+	}
+	require.Equal(t, int32(1), *validate().MaxMachines)
+
+	_, err := b.db.Exec(context.Background(), `INSERT INTO referral_rewards (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+		disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, badge, computed_at)
+		VALUES ($1, $2, 3, 3, 0, 0, 0, 0, 5, 'verified_referrer', $3)`, b.tenant.ID, customer.ID, factory.Now)
+	require.NoError(t, err)
+	got := validate()
+	require.Equal(t, int32(6), *got.MaxMachines)
+	require.Equal(t, int32(5), got.ReferralBonusMachines)
+
+	for i := range 6 {
+		r := b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key": %q, "fingerprint": "fp-%d"}`, license.Key, i))
+		require.Equal(t, http.StatusCreated, r.status, "machine %d: %s", i, r.body)
+	}
+	r := b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key": %q, "fingerprint": "fp-7"}`, license.Key))
+	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
+	require.Equal(t, "VALID", decode[validationAnswer](t, b.request(t, http.MethodPost, "/v1/licenses/validate", fmt.Sprintf(`{"key": %q}`, license.Key))).Code)
+}
