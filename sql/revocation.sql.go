@@ -83,15 +83,15 @@ WITH terms AS (
            $1::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
            CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
                 ELSE $2::float8
-                     / (1 + greatest(0, extract(epoch FROM $3::timestamptz - s.last_revoked_at)::float8) / 86400)
+                     / (1 + greatest(0, date_part('epoch', $3::timestamptz - s.last_revoked_at)) / 86400)
            END AS term_recent_revocation,
            $4::float8 * ln(1 + coalesce(s.revoked_seconds, 0)::float8 / 3600) AS term_revoked_hours,
            -$5::float8 * ln(1 + greatest(0,
-               (coalesce(s.unrevoked_count, 0) * extract(epoch FROM $3::timestamptz)::float8
+               (coalesce(s.unrevoked_count, 0) * date_part('epoch', $3::timestamptz)
                 - coalesce(s.unrevoked_start_sum, 0)
-                - extract(epoch FROM $3::timestamptz - ul.acquired_at)::float8) / 3600)) AS term_owner_hours,
-           -$6::float8 * ln(1 + greatest(0, extract(epoch FROM $3::timestamptz - ul.acquired_at)::float8) / 3600) AS term_license_age,
-           $7::float8 * greatest(0, extract(epoch FROM $3::timestamptz - coalesce(ul.last_checked_at, ul.imported_at))::float8) / 3600 AS term_staleness
+                - date_part('epoch', $3::timestamptz - ul.acquired_at)) / 3600)) AS term_owner_hours,
+           -$6::float8 * ln(1 + greatest(0, date_part('epoch', $3::timestamptz - ul.acquired_at)) / 3600) AS term_license_age,
+           $7::float8 * greatest(0, date_part('epoch', $3::timestamptz - coalesce(ul.last_checked_at, ul.imported_at))) / 3600 AS term_staleness
     FROM upstream_licenses ul
     JOIN upstream_stores st ON st.tenant_id = ul.tenant_id AND st.id = ul.store_id AND st.enabled
     LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
@@ -165,6 +165,7 @@ type RevocationQueueRow struct {
 //	term_license_age        -w * ln(1 + hours since this licence was acquired)
 //	term_staleness          +w * hours since this licence's last check (or its import)
 //
+// Epochs are date_part (float8), not extract (numeric, several times slower per row).
 // Owner terms come from upstream_owner_stats (maintained by imports and checks), so the
 // query reads each pending licence once (upstream_licenses_pending_idx) and never
 // aggregates licences.
