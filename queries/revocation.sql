@@ -106,6 +106,10 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
 -- query reads each pending licence once (upstream_licenses_pending_idx) and never
 -- aggregates licences.
 WITH terms AS (
+    SELECT t.*,
+           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
+            + t.term_license_age + t.term_staleness)::float8 AS score
+    FROM (
     SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
            sqlc.arg(w_revoked_count)::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
            CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
@@ -129,12 +133,11 @@ WITH terms AS (
       AND (ul.retry_after IS NULL OR ul.retry_after <= sqlc.arg(now)::timestamptz)
       AND ul.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
                            WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+    OFFSET 0 -- evaluate the terms once per licence, below the sort
+    ) t
 ), ranked AS (
-    SELECT t.*,
-           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
-            + t.term_license_age + t.term_staleness)::float8 AS score
-    FROM terms t
-    ORDER BY score DESC, t.tenant_id, t.license_id
+    SELECT * FROM terms
+    ORDER BY score DESC, tenant_id, license_id
     LIMIT @row_limit::int
 )
 SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,

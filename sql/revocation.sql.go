@@ -79,6 +79,10 @@ func (q *Queries) RevocationLimiterAcquire(ctx context.Context, db DBTX, arg Rev
 
 const revocationQueue = `-- name: RevocationQueue :many
 WITH terms AS (
+    SELECT t.tenant_id, t.license_id, t.store_id, t.customer_id, t.acquired_at, t.last_checked_at, t.term_revoked_count, t.term_recent_revocation, t.term_revoked_hours, t.term_owner_hours, t.term_license_age, t.term_staleness,
+           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
+            + t.term_license_age + t.term_staleness)::float8 AS score
+    FROM (
     SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
            $1::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
            CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
@@ -102,12 +106,11 @@ WITH terms AS (
       AND (ul.retry_after IS NULL OR ul.retry_after <= $3::timestamptz)
       AND ul.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
                            WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+    OFFSET 0 -- evaluate the terms once per licence, below the sort
+    ) t
 ), ranked AS (
-    SELECT t.tenant_id, t.license_id, t.store_id, t.customer_id, t.acquired_at, t.last_checked_at, t.term_revoked_count, t.term_recent_revocation, t.term_revoked_hours, t.term_owner_hours, t.term_license_age, t.term_staleness,
-           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
-            + t.term_license_age + t.term_staleness)::float8 AS score
-    FROM terms t
-    ORDER BY score DESC, t.tenant_id, t.license_id
+    SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, term_revoked_count, term_recent_revocation, term_revoked_hours, term_owner_hours, term_license_age, term_staleness, score FROM terms
+    ORDER BY score DESC, tenant_id, license_id
     LIMIT $10::int
 )
 SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,
