@@ -205,6 +205,18 @@ func TestRevocationCheckWorker(t *testing.T) {
 		require.Zero(t, b.count(t, "SELECT count(*) FROM upstream_license_checks WHERE tenant_id = ANY($1)", []uuid.UUID{other.ID, third.ID}))
 	})
 
+	t.Run("LateFiringKeepsTheNextWindow", func(t *testing.T) {
+		t.Parallel()
+		b := setupRevocation(t, RevocationConfig{Interval: time.Minute})
+		b.fake.Add("L1", "L2")
+		factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("L1", "u1", acquired), factory.UpstreamRow("L2", "u1", acquired))
+		b.clock.Advance(5 * time.Second) // this window's firing runs late
+		b.fire(t)
+		b.clock.Advance(55 * time.Second) // the next one runs on time
+		b.fire(t)
+		require.Equal(t, int64(2), b.fake.Requests(), "a late firing does not push the next window back")
+	})
+
 	t.Run("PermitTakenDoesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setupRevocation(t, RevocationConfig{Interval: time.Minute, PerFiring: 2})

@@ -150,12 +150,16 @@ JOIN licenses l ON l.tenant_id = r.tenant_id AND l.id = r.license_id
 ORDER BY r.score DESC, r.tenant_id, r.license_id;
 
 -- name: RevocationLimiterAcquire :execrows
--- RevocationLimiterAcquire takes the global permit of one revocation.check firing: it moves
--- next_allowed_at @interval_seconds past @now if and only if it has been reached. One row
--- for all processes, so at most one firing per interval happens anywhere; 0 rows means
--- another firing holds this interval.
+-- RevocationLimiterAcquire takes the global permit of one revocation.check firing: if
+-- next_allowed_at has been reached, it moves it to the start of the next window of
+-- @interval_seconds (windows aligned on 2000-01-01 UTC), so that firings scheduled every
+-- interval each find their window free even when one ran a little late. One row for all
+-- processes: at most one firing per window happens anywhere; 0 rows means another firing
+-- holds this window.
 UPDATE revocation_limiter
-SET next_allowed_at = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(interval_seconds)::float8)
+SET next_allowed_at = date_bin(make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(interval_seconds)::float8), sqlc.arg(now)::timestamptz,
+                               '2000-01-01 00:00:00+00'::timestamptz)
+                      + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(interval_seconds)::float8)
 WHERE id AND next_allowed_at <= sqlc.arg(now)::timestamptz;
 
 -- name: UpstreamLicenseClaimAllTenants :execrows

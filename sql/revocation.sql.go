@@ -56,21 +56,25 @@ func (q *Queries) LicenseImportCreate(ctx context.Context, db DBTX, arg LicenseI
 
 const revocationLimiterAcquire = `-- name: RevocationLimiterAcquire :execrows
 UPDATE revocation_limiter
-SET next_allowed_at = $1::timestamptz + make_interval(0, 0, 0, 0, 0, 0, $2::float8)
-WHERE id AND next_allowed_at <= $1::timestamptz
+SET next_allowed_at = date_bin(make_interval(0, 0, 0, 0, 0, 0, $1::float8), $2::timestamptz,
+                               '2000-01-01 00:00:00+00'::timestamptz)
+                      + make_interval(0, 0, 0, 0, 0, 0, $1::float8)
+WHERE id AND next_allowed_at <= $2::timestamptz
 `
 
 type RevocationLimiterAcquireParams struct {
-	Now             time.Time
 	IntervalSeconds float64
+	Now             time.Time
 }
 
-// RevocationLimiterAcquire takes the global permit of one revocation.check firing: it moves
-// next_allowed_at @interval_seconds past @now if and only if it has been reached. One row
-// for all processes, so at most one firing per interval happens anywhere; 0 rows means
-// another firing holds this interval.
+// RevocationLimiterAcquire takes the global permit of one revocation.check firing: if
+// next_allowed_at has been reached, it moves it to the start of the next window of
+// @interval_seconds (windows aligned on 2000-01-01 UTC), so that firings scheduled every
+// interval each find their window free even when one ran a little late. One row for all
+// processes: at most one firing per window happens anywhere; 0 rows means another firing
+// holds this window.
 func (q *Queries) RevocationLimiterAcquire(ctx context.Context, db DBTX, arg RevocationLimiterAcquireParams) (int64, error) {
-	result, err := db.Exec(ctx, revocationLimiterAcquire, arg.Now, arg.IntervalSeconds)
+	result, err := db.Exec(ctx, revocationLimiterAcquire, arg.IntervalSeconds, arg.Now)
 	if err != nil {
 		return 0, err
 	}
