@@ -20,10 +20,17 @@ secret = $${TESSERA_SECRET_KEY:-$$(internal/devdb/devdb.sh secret)}
 build:
 	go build -o tessera ./cmd/tessera
 
-## run: migrate, bootstrap a demo tenant and key when there is none, serve on TESSERA_ADDR (:8080)
+## run: migrate, bootstrap a demo tenant and key when there is none, serve on TESSERA_ADDR (:8080);
+##      without TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it
 run: build
 	url="$(database)"; key="$(secret)"; export DATABASE_URL="$$url" TESSERA_SECRET_KEY="$$key"; \
-	./tessera migrate && ./tessera bootstrap && exec ./tessera serve
+	if [ -z "$${TESSERA_BTCPAY_URL:-}" ]; then \
+		mkdir -p .tessera; ./tessera fake-btcpay >.tessera/fake-btcpay.log 2>&1 & fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT; \
+		export TESSERA_BTCPAY_URL=http://127.0.0.1:8081 TESSERA_BTCPAY_STORE_ID=fake-store \
+			TESSERA_BTCPAY_API_KEY=fake-api-key TESSERA_BTCPAY_WEBHOOK_SECRET=fake-webhook-secret; \
+		echo "fake BTCPay on http://127.0.0.1:8081 (log: .tessera/fake-btcpay.log)"; \
+	fi; \
+	./tessera migrate && ./tessera bootstrap && ./tessera serve
 
 ## test: the whole suite with the race detector, on a real Postgres
 test:

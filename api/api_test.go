@@ -33,6 +33,8 @@ type bundle struct {
 	tenant  sql.Tenant
 	key     string
 	ready   error
+	// payments is the fake BTCPay server the API's provider talks to.
+	payments factory.Payments
 }
 
 // setup returns a bundle inside a rolled-back transaction; requests run one at a time.
@@ -54,17 +56,19 @@ func setupServer(t *testing.T) (*bundle, *httptest.Server) {
 
 func newBundle(t *testing.T, db pg.DB) *bundle {
 	t.Helper()
-	b := &bundle{clock: clock.NewManual(factory.Now), db: db, metrics: prometheus.NewRegistry()}
+	b := &bundle{clock: clock.NewManual(factory.Now), db: db, metrics: prometheus.NewRegistry(), payments: factory.FakeBTCPay(t, "")}
 	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only
 	require.NoError(t, err)
 	server, err := api.New(api.Config{
-		DB:      db,
-		Clock:   b.clock,
-		Jobs:    jobs,
-		Box:     factory.Box,
-		Log:     testLogger(),
-		Metrics: b.metrics,
-		Ready:   func(context.Context) error { return b.ready },
+		DB:       db,
+		Clock:    b.clock,
+		Jobs:     jobs,
+		Box:      factory.Box,
+		Payments: b.payments.Client,
+		Rates:    b.payments.Client,
+		Log:      testLogger(),
+		Metrics:  b.metrics,
+		Ready:    func(context.Context) error { return b.ready },
 	})
 	require.NoError(t, err)
 	b.handler = server.Handler()

@@ -65,6 +65,9 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	}
 	c := ctx.Context()
 	limit := ctx.Operation().MaxBodyBytes
+	if limit <= 0 {
+		limit = 1 << 20 // Huma's default, which it leaves unset on raw-body operations
+	}
 	body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), limit+1))
 	switch {
 	case err != nil:

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -101,6 +102,7 @@ func TestIdempotency(t *testing.T) {
 		// first request takes the idempotency lock, then waits in its handler.
 		blocker, err := b.db.Begin(ctx)
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = blocker.Rollback(context.Background()) }) // on failure too; a second rollback is a no-op
 		_, err = blocker.Exec(ctx, "LOCK TABLE api_keys IN SHARE MODE")
 		require.NoError(t, err)
 

@@ -100,9 +100,11 @@ func (s *Server) operation(ctx huma.Context, next func(huma.Context)) {
 
 // authenticate admits callers of admin operations with an active API key of their tenant
 // and puts the principal in the context. Missing, malformed, unknown and revoked keys are
-// all 401 with the same detail.
+// all 401 with the same detail. Operations where the key is optional (buyer operations a
+// seller's backend may also call) authenticate a key when one is sent.
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
-	if !requiresAdminKey(ctx.Operation()) {
+	required, optional := adminKeyRule(ctx.Operation())
+	if !required && !(optional && ctx.Header("Authorization") != "") {
 		next(ctx)
 		return
 	}
@@ -119,13 +121,18 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	next(huma.WithValue(ctx, principalKey, principal{tenantID: key.TenantID, keyID: key.ID}))
 }
 
-func requiresAdminKey(op *huma.Operation) bool {
+// adminKeyRule tells whether an operation requires the admin key, or accepts it optionally
+// (its security lists the key and an empty requirement).
+func adminKeyRule(op *huma.Operation) (required, optional bool) {
+	var withKey, without bool
 	for _, requirement := range op.Security {
 		if _, ok := requirement[securityAdminKey]; ok {
-			return true
+			withKey = true
+		} else if len(requirement) == 0 {
+			without = true
 		}
 	}
-	return false
+	return withKey && !without, withKey && without
 }
 
 // statusWriter remembers the status a handler wrote.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/ratelimit"
 	"github.com/tessera/tessera/internal/secrets"
@@ -41,6 +42,10 @@ type Config struct {
 	Jobs core.JobInserter
 	// Box seals and opens secrets at rest (signing keys, webhook secrets). Required.
 	Box *secrets.Box
+	// Payments verifies the payment provider's webhooks. Required.
+	Payments payment.Provider
+	// Rates converts fiat prices to sats at purchase time. Required.
+	Rates payment.RateSource
 	// Log receives request logs. Required.
 	Log *slog.Logger
 	// Metrics is where request metrics are registered and what /metrics serves. Required.
@@ -97,6 +102,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Jobs is required")
 	case cfg.Box == nil:
 		return nil, errors.New("api: Config.Box is required")
+	case cfg.Payments == nil:
+		return nil, errors.New("api: Config.Payments is required")
+	case cfg.Rates == nil:
+		return nil, errors.New("api: Config.Rates is required")
 	case cfg.Log == nil:
 		return nil, errors.New("api: Config.Log is required")
 	case cfg.Metrics == nil:
@@ -160,10 +169,40 @@ func (s *Server) register() {
 	s.registerMachines()
 	s.registerSubscriptions()
 	s.registerValidation()
+	s.registerPayIns()
+	s.registerProviders()
 	s.registerWebhooks()
 	s.registerReferrals()
 	s.registerUpstreamStores()
 	s.registerRevocation()
+	describeRawBodies(s.api.OpenAPI())
+}
+
+// describeRawBodies rewrites the schemas Huma gives raw request bodies (a string with format
+// binary, which it publishes with contentMediaType, a keyword OpenAPI 3.0 does not have) as
+// plain strings, so that both documents stay valid.
+func describeRawBodies(doc *huma.OpenAPI) {
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Patch, item.Delete} {
+			if op == nil || op.RequestBody == nil {
+				continue
+			}
+			for _, media := range op.RequestBody.Content {
+				if media.Schema != nil && media.Schema.Format == "binary" {
+					media.Schema.Format = ""
+					media.Schema.Description = "The raw request body."
+				}
+			}
+		}
+	}
+}
+
+// optionalAdminOperation is a buyer operation that a seller's backend may also call with its
+// admin key, which unlocks more (spending a customer's custodial balances).
+func optionalAdminOperation(op huma.Operation) huma.Operation {
+	op.Security = []map[string][]string{{}, {securityAdminKey: {}}}
+	op.Errors = append(op.Errors, http.StatusUnauthorized)
+	return op
 }
 
 // adminOperation fills in what every admin operation shares: its security and error

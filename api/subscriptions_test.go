@@ -167,7 +167,9 @@ func TestSubscriptions(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.Equal(t, "cancelled", decode[subscriptionWithLicense](t, res).Subscription.Status)
 
-		for _, key := range []string{"garbage", l.Key[:len(l.Key)-2] + "AA", ""} {
+		forged := []byte(l.Key)
+		forged[10] ^= 'A' ^ 'B' // a different letter of the same alphabet: well formed, wrong
+		for _, key := range []string{"garbage", string(forged), ""} {
 			requireProblem(t, b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, key), "Authorization", ""), http.StatusNotFound)
 		}
 		plain := factory.License(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID).ID, factory.Customer(t, b.db, b.tenant.ID).ID)

@@ -10,14 +10,18 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
@@ -34,6 +38,9 @@ type Config struct {
 	Log *slog.Logger
 	// Box opens secrets sealed at rest (webhook secrets, signing keys). Required.
 	Box *secrets.Box
+	// Payments is the payment provider invoices are created at and re-confirmed with.
+	// Required.
+	Payments payment.Provider
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
@@ -58,6 +65,8 @@ func Workers(cfg Config) (*river.Workers, error) {
 		return nil, errors.New("jobs: Config.Log is required")
 	case cfg.Box == nil:
 		return nil, errors.New("jobs: Config.Box is required")
+	case cfg.Payments == nil:
+		return nil, errors.New("jobs: Config.Payments is required")
 	}
 	if cfg.IdempotencySweepBatch == 0 {
 		cfg.IdempotencySweepBatch = 10000
@@ -78,13 +87,16 @@ func Workers(cfg Config) (*river.Workers, error) {
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &ReferralRecomputeWorker{cfg: cfg})
-	river.AddWorker(workers, &ReferralRecomputeSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &PayInCreateInvoiceWorker{cfg: cfg})
+	river.AddWorker(workers, &PayInSettleWorker{cfg: cfg})
+	river.AddWorker(workers, &PayInReconcileSweepWorker{cfg: cfg})
 	revocationCheck, err := newRevocationCheckWorker(cfg)
 	if err != nil {
 		return nil, err
 	}
 	river.AddWorker(workers, revocationCheck)
+	river.AddWorker(workers, &ReferralRecomputeWorker{cfg: cfg})
+	river.AddWorker(workers, &ReferralRecomputeSweepWorker{cfg: cfg})
 	return workers, nil
 }
 
@@ -98,6 +110,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
 		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.PayInReconcileSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: 5 * time.Minute}}
+		}, &river.PeriodicJobOpts{ID: "payin.reconcile_sweep", RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.ReferralRecomputeSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "referral.recompute_sweep", RunOnStart: true}),
@@ -113,4 +128,15 @@ func complete[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]
 		return fmt.Errorf("complete job %d: %w", job.ID, err)
 	}
 	return nil
+}
+
+// step returns what a core step needs inside a job: the time, the job as the actor, the box,
+// and the job's River client, to enqueue follow-up jobs in the job's transaction.
+func (cfg Config) step(ctx context.Context, job *rivertype.JobRow) core.Step {
+	return core.Step{Now: cfg.Clock.Now(), Actor: jobActor(job), Box: cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx)}
+}
+
+// jobActor is the audit-log actor of a job: its kind and id.
+func jobActor(job *rivertype.JobRow) core.Actor {
+	return core.Actor{Type: core.ActorJob, ID: job.Kind + "/" + strconv.FormatInt(job.ID, 10)}
 }

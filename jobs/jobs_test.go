@@ -26,10 +26,11 @@ func TestWorkers(t *testing.T) {
 	valid := func(t *testing.T) jobs.Config {
 		t.Helper()
 		return jobs.Config{
-			DB:    testdb.Tx(t),
-			Clock: clock.NewManual(factory.Now),
-			Log:   slog.New(slog.DiscardHandler),
-			Box:   factory.Box,
+			DB:       testdb.Tx(t),
+			Clock:    clock.NewManual(factory.Now),
+			Log:      slog.New(slog.DiscardHandler),
+			Box:      factory.Box,
+			Payments: factory.FakeBTCPay(t, "").Client,
 		}
 	}
 
@@ -49,6 +50,7 @@ func TestWorkers(t *testing.T) {
 		{name: "MissingClock", mutate: func(c *jobs.Config) { c.Clock = nil }, wantErr: "jobs: Config.Clock is required"},
 		{name: "MissingLog", mutate: func(c *jobs.Config) { c.Log = nil }, wantErr: "jobs: Config.Log is required"},
 		{name: "MissingBox", mutate: func(c *jobs.Config) { c.Box = nil }, wantErr: "jobs: Config.Box is required"},
+		{name: "MissingPayments", mutate: func(c *jobs.Config) { c.Payments = nil }, wantErr: "jobs: Config.Payments is required"},
 		{name: "NegativeBatch", mutate: func(c *jobs.Config) { c.IdempotencySweepBatch = -1 }, wantErr: "jobs: Config.IdempotencySweepBatch must be between 1 and 2147483647"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,8 +70,6 @@ func TestWorkers(t *testing.T) {
 func TestPeriodicJobs(t *testing.T) {
 	t.Parallel()
 
-	require.Len(t, jobs.PeriodicJobs(), 3)
-
 	ctx := context.Background()
 	pool, _ := testdb.Clone(t)
 	tenant := factory.Tenant(t, pool)
@@ -81,7 +81,7 @@ func TestPeriodicJobs(t *testing.T) {
 	}))
 
 	log := slog.New(slog.DiscardHandler)
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client})
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:       log,

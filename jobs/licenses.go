@@ -3,12 +3,10 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
@@ -34,8 +32,7 @@ func (w *LicenseExpireSweepWorker) Timeout(*river.Job[jobargs.LicenseExpireSweep
 // Work expires due licences and completes the job.
 func (w *LicenseExpireSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.LicenseExpireSweep]) error {
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		client := river.ClientFromContext[pgx.Tx](ctx)
-		st := core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow), Box: w.cfg.Box, Jobs: client}
+		st := w.cfg.step(ctx, job.JobRow)
 		expired, err := queries.LicenseExpireDueAllTenants(ctx, tx, sql.LicenseExpireDueAllTenantsParams{Now: st.Now, Batch: licenseExpireSweepBatch})
 		if err != nil {
 			return fmt.Errorf("expire licences: %w", err)
@@ -47,15 +44,10 @@ func (w *LicenseExpireSweepWorker) Work(ctx context.Context, job *river.Job[joba
 			}
 		}
 		if len(expired) == licenseExpireSweepBatch {
-			if _, err := client.InsertTx(ctx, tx, jobargs.LicenseExpireSweep{}, nil); err != nil {
+			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.LicenseExpireSweep{}, nil); err != nil {
 				return fmt.Errorf("enqueue next licence expiry sweep: %w", err)
 			}
 		}
 		return complete(ctx, tx, job)
 	})
-}
-
-// jobActor is the audit-log actor of a job: its kind and id.
-func jobActor(job *rivertype.JobRow) core.Actor {
-	return core.Actor{Type: core.ActorJob, ID: job.Kind + "/" + strconv.FormatInt(job.ID, 10)}
 }

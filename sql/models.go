@@ -226,6 +226,185 @@ func (ns NullLicenseStatus) Value() (driver.Value, error) {
 	return string(ns.LicenseStatus), nil
 }
 
+type PayInFailureReason string
+
+const (
+	PayinFailureReasonINVOICECREATIONFAILED PayInFailureReason = "INVOICE_CREATION_FAILED"
+	PayinFailureReasonINVOICEEXPIRED        PayInFailureReason = "INVOICE_EXPIRED"
+	PayinFailureReasonINVOICEINVALID        PayInFailureReason = "INVOICE_INVALID"
+	PayinFailureReasonUSERCANCELLED         PayInFailureReason = "USER_CANCELLED"
+	PayinFailureReasonSYSTEMCANCELLED       PayInFailureReason = "SYSTEM_CANCELLED"
+	PayinFailureReasonAMOUNTMISMATCH        PayInFailureReason = "AMOUNT_MISMATCH"
+	PayinFailureReasonEXECUTIONFAILED       PayInFailureReason = "EXECUTION_FAILED"
+)
+
+func (e *PayInFailureReason) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = PayInFailureReason(s)
+	case string:
+		*e = PayInFailureReason(s)
+	default:
+		return fmt.Errorf("unsupported scan type for PayInFailureReason: %T", src)
+	}
+	return nil
+}
+
+type NullPayInFailureReason struct {
+	PayInFailureReason PayInFailureReason
+	Valid              bool // Valid is true if PayInFailureReason is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullPayInFailureReason) Scan(value interface{}) error {
+	if value == nil {
+		ns.PayInFailureReason, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.PayInFailureReason.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullPayInFailureReason) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.PayInFailureReason), nil
+}
+
+type PayInState string
+
+const (
+	PayinStatePENDINGINVOICECREATION PayInState = "PENDING_INVOICE_CREATION"
+	PayinStatePENDING                PayInState = "PENDING"
+	PayinStatePAID                   PayInState = "PAID"
+	PayinStateFAILED                 PayInState = "FAILED"
+)
+
+func (e *PayInState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = PayInState(s)
+	case string:
+		*e = PayInState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for PayInState: %T", src)
+	}
+	return nil
+}
+
+type NullPayInState struct {
+	PayInState PayInState
+	Valid      bool // Valid is true if PayInState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullPayInState) Scan(value interface{}) error {
+	if value == nil {
+		ns.PayInState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.PayInState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullPayInState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.PayInState), nil
+}
+
+type PayInType string
+
+const (
+	PayinTypeLicensePurchase     PayInType = "license_purchase"
+	PayinTypeSubscriptionRenewal PayInType = "subscription_renewal"
+	PayinTypeTierUpgrade         PayInType = "tier_upgrade"
+	PayinTypeCreditPurchase      PayInType = "credit_purchase"
+)
+
+func (e *PayInType) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = PayInType(s)
+	case string:
+		*e = PayInType(s)
+	default:
+		return fmt.Errorf("unsupported scan type for PayInType: %T", src)
+	}
+	return nil
+}
+
+type NullPayInType struct {
+	PayInType PayInType
+	Valid     bool // Valid is true if PayInType is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullPayInType) Scan(value interface{}) error {
+	if value == nil {
+		ns.PayInType, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.PayInType.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullPayInType) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.PayInType), nil
+}
+
+type PayoutType string
+
+const (
+	PayoutTypeTenantRevenue    PayoutType = "tenant_revenue"
+	PayoutTypeReferralReward   PayoutType = "referral_reward"
+	PayoutTypeOverpaySpillover PayoutType = "overpay_spillover"
+	PayoutTypeCreditPurchase   PayoutType = "credit_purchase"
+)
+
+func (e *PayoutType) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = PayoutType(s)
+	case string:
+		*e = PayoutType(s)
+	default:
+		return fmt.Errorf("unsupported scan type for PayoutType: %T", src)
+	}
+	return nil
+}
+
+type NullPayoutType struct {
+	PayoutType PayoutType
+	Valid      bool // Valid is true if PayoutType is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullPayoutType) Scan(value interface{}) error {
+	if value == nil {
+		ns.PayoutType, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.PayoutType.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullPayoutType) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.PayoutType), nil
+}
+
 type ReferralBadge string
 
 const (
@@ -515,6 +694,82 @@ type Machine struct {
 	DeactivatedAt *time.Time
 }
 
+type PayIn struct {
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	CustomerID      uuid.UUID
+	Type            PayInType
+	State           PayInState
+	FailureReason   *PayInFailureReason
+	PriceCurrency   Currency
+	PriceValue      int64
+	RateMinorPerBtc *int64
+	RateSource      *string
+	CostSats        int64
+	PolicyID        *uuid.UUID
+	AddonIds        []uuid.UUID
+	LicenseID       *uuid.UUID
+	GenesisID       uuid.UUID
+	SuccessorID     *uuid.UUID
+	RetryCount      int32
+	StateChangedAt  time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+type PayInCustodialPart struct {
+	TenantID     uuid.UUID
+	PayinID      uuid.UUID
+	Asset        Asset
+	Amount       int64
+	BalanceAfter int64
+}
+
+type PayInInvoice struct {
+	TenantID          uuid.UUID
+	PayinID           uuid.UUID
+	Provider          string
+	ProviderInvoiceID string
+	CheckoutUrl       string
+	AmountSats        int64
+	PaidSats          *int64
+	ExpiresAt         *time.Time
+	CreatedAt         time.Time
+	SettledAt         *time.Time
+	CancelledAt       *time.Time
+}
+
+type PayInRefund struct {
+	TenantID     uuid.UUID
+	PayinID      uuid.UUID
+	Asset        Asset
+	Amount       int64
+	BalanceAfter int64
+	CreatedAt    time.Time
+}
+
+type PayInTransition struct {
+	TenantID  uuid.UUID
+	PayinID   uuid.UUID
+	Seq       int64
+	FromState *PayInState
+	ToState   PayInState
+	Reason    *PayInFailureReason
+	At        time.Time
+}
+
+type Payout struct {
+	TenantID         uuid.UUID
+	ID               uuid.UUID
+	PayinID          uuid.UUID
+	Type             PayoutType
+	EarnerCustomerID *uuid.UUID
+	Asset            string
+	Amount           int64
+	BalanceAfter     *int64
+	CreatedAt        time.Time
+}
+
 type Policy struct {
 	TenantID              uuid.UUID
 	ID                    uuid.UUID
@@ -553,6 +808,14 @@ type ProductRelease struct {
 	Version    string
 	ReleasedAt time.Time
 	CreatedAt  time.Time
+}
+
+type ProviderWebhookDelivery struct {
+	Provider   string
+	DeliveryID string
+	Type       string
+	InvoiceID  string
+	ReceivedAt time.Time
 }
 
 type ReferralReward struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/secrets"
 )
 
@@ -52,6 +53,18 @@ type Config struct {
 	// address, per process. Defaults 50 and 100.
 	ValidatePerClient   float64 `env:"TESSERA_VALIDATE_PER_CLIENT" envDefault:"50"`
 	ValidateClientBurst int     `env:"TESSERA_VALIDATE_CLIENT_BURST" envDefault:"100"`
+	// BTCPayURL, BTCPayStoreID, BTCPayAPIKey and BTCPayWebhookSecret reach the BTCPay
+	// Server store that invoices buyers: its address, store id, a Greenfield API key with
+	// invoice and rate permissions, and the secret of the store's webhook pointing at
+	// /v1/providers/btcpay/webhook. Required by serve and worker; make run points them at
+	// `tessera fake-btcpay`.
+	BTCPayURL           string `env:"TESSERA_BTCPAY_URL"`
+	BTCPayStoreID       string `env:"TESSERA_BTCPAY_STORE_ID"`
+	BTCPayAPIKey        string `env:"TESSERA_BTCPAY_API_KEY"`
+	BTCPayWebhookSecret string `env:"TESSERA_BTCPAY_WEBHOOK_SECRET"`
+	// RateMaxAge is how long a fetched exchange rate is used before it is fetched again.
+	// Default 1m.
+	RateMaxAge time.Duration `env:"TESSERA_RATE_MAX_AGE" envDefault:"1m"`
 	// IdempotencyTTL is how long a response stored under an Idempotency-Key is replayed.
 	// Default 24h.
 	IdempotencyTTL time.Duration `env:"TESSERA_IDEMPOTENCY_TTL" envDefault:"24h"`
@@ -107,6 +120,9 @@ func loadConfig() (Config, error) {
 	if cfg.ValidatePerKey <= 0 || cfg.ValidateKeyBurst < 1 || cfg.ValidatePerClient <= 0 || cfg.ValidateClientBurst < 1 {
 		problems = append(problems, errors.New("TESSERA_VALIDATE_PER_KEY, _PER_CLIENT must be positive and TESSERA_VALIDATE_KEY_BURST, _CLIENT_BURST at least 1"))
 	}
+	if cfg.RateMaxAge <= 0 {
+		problems = append(problems, errors.New("TESSERA_RATE_MAX_AGE must be positive"))
+	}
 	if cfg.IdempotencyTTL <= 0 {
 		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))
 	}
@@ -142,6 +158,17 @@ func (cfg Config) box() (*secrets.Box, error) {
 		return nil, fmt.Errorf("TESSERA_SECRET_KEY: %w", err)
 	}
 	return box, nil
+}
+
+// payments returns the BTCPay client that serve and worker invoice through.
+func (cfg Config) payments() (*btcpay.Client, error) {
+	client, err := btcpay.New(btcpay.Config{
+		BaseURL: cfg.BTCPayURL, StoreID: cfg.BTCPayStoreID, APIKey: cfg.BTCPayAPIKey, WebhookSecret: cfg.BTCPayWebhookSecret,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("TESSERA_BTCPAY_*: %w", err)
+	}
+	return client, nil
 }
 
 // pool connects to DatabaseURL.

@@ -18,9 +18,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/api"
+	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
 )
@@ -88,8 +90,12 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	payments, err := cfg.payments()
+	if err != nil {
+		return err
+	}
 	clk := clock.System{}
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
 	if err != nil {
 		return err
 	}
@@ -113,7 +119,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if ln != nil {
-		handler, err := newHandler(cfg, pool, clk, log, client, box)
+		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments})
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
@@ -141,20 +147,33 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	return errors.Join(runErr, stopRiver(client, cfg.ShutdownTimeout))
 }
 
+// services are what a serving process has built from its configuration.
+type services struct {
+	pool     *pgxpool.Pool
+	clock    clock.Clock
+	log      *slog.Logger
+	jobs     *river.Client[pgx.Tx]
+	box      *secrets.Box
+	payments *btcpay.Client
+}
+
 // newHandler builds the API's handler with its metrics registry.
-func newHandler(cfg Config, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, client *river.Client[pgx.Tx], box *secrets.Box) (http.Handler, error) {
+func newHandler(cfg Config, sv services) (http.Handler, error) {
+	pool := sv.pool
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewJobCountCollector(pool, log),
+		jobs.NewJobCountCollector(pool, sv.log),
 	)
 	server, err := api.New(api.Config{
 		DB:                pool,
-		Clock:             clk,
-		Jobs:              client,
-		Box:               box,
-		Log:               log,
+		Clock:             sv.clock,
+		Jobs:              sv.jobs,
+		Box:               sv.box,
+		Payments:          sv.payments,
+		Rates:             payment.NewCached(sv.payments, sv.clock, cfg.RateMaxAge),
+		Log:               sv.log,
 		Metrics:           reg,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Revocation:        cfg.revocation().Schedule,

@@ -92,6 +92,8 @@ func serveConfig(databaseURL, addr string) Config {
 		IdempotencyTTL:  24 * time.Hour,
 
 		ValidatePerKey: 5, ValidateKeyBurst: 20, ValidatePerClient: 50, ValidateClientBurst: 100,
+		BTCPayURL: "http://127.0.0.1:9", BTCPayStoreID: "store", BTCPayAPIKey: "key", BTCPayWebhookSecret: "secret",
+		RateMaxAge: time.Minute,
 	}
 }
 

@@ -40,6 +40,8 @@ const (
 	EventMachineActivated           = "machine.activated"
 	EventMachineDeactivated         = "machine.deactivated"
 	EventReferralRewardChanged      = "referral.reward_changed"
+	EventPayInPaid                  = "payin.paid"
+	EventPayInFailed                = "payin.failed"
 )
 
 // EventTypes returns every event type Tessera emits, in a stable order: the one list that
@@ -52,6 +54,7 @@ func EventTypes() []string {
 		EventSubscriptionRenewed, EventSubscriptionLapsed,
 		EventMachineActivated, EventMachineDeactivated,
 		EventReferralRewardChanged,
+		EventPayInPaid, EventPayInFailed,
 	}
 }
 

@@ -30,17 +30,9 @@ type LicenseIssueParams struct {
 // emits license.issued. Add-ons that do not exist or do not apply to the policy, and a
 // policy or customer the tenant does not have, are ErrInvalid.
 func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p LicenseIssueParams) (sql.License, error) {
-	addonIDs := sortedIDs(p.AddonIDs)
-	applicable, err := queries.AddonListApplicable(ctx, tx, sql.AddonListApplicableParams{TenantID: tenantID, PolicyID: p.PolicyID, Ids: addonIDs})
+	addonIDs, err := applicableAddons(ctx, tx, tenantID, p.PolicyID, p.AddonIDs)
 	if err != nil {
-		return sql.License{}, fmt.Errorf("check add-ons: %w", err)
-	}
-	if len(applicable) != len(addonIDs) {
-		for i, id := range addonIDs {
-			if i >= len(applicable) || applicable[i].ID != id {
-				return sql.License{}, fmt.Errorf("%w: add-on %s does not exist, is archived, or does not apply to policy %s", ErrInvalid, id, p.PolicyID)
-			}
-		}
+		return sql.License{}, err
 	}
 	private, err := SigningKeyPrivate(ctx, tx, st.Box, tenantID)
 	if err != nil {
@@ -62,6 +54,22 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p
 		}
 	}
 	return license, Record(ctx, tx, st, tenantID, "license.issue", "license", id, EventLicenseIssued, LicenseEventData(license))
+}
+
+// applicableAddons returns ids sorted and without duplicates after checking that each is a
+// live add-on of the tenant that applies to the policy; any other is ErrInvalid.
+func applicableAddons(ctx context.Context, tx sql.DBTX, tenantID, policyID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error) {
+	sorted := sortedIDs(ids)
+	applicable, err := queries.AddonListApplicable(ctx, tx, sql.AddonListApplicableParams{TenantID: tenantID, PolicyID: policyID, Ids: sorted})
+	if err != nil {
+		return nil, fmt.Errorf("check add-ons: %w", err)
+	}
+	for i, id := range sorted {
+		if i >= len(applicable) || applicable[i].ID != id {
+			return nil, fmt.Errorf("%w: add-on %s does not exist, is archived, or does not apply to policy %s", ErrInvalid, id, policyID)
+		}
+	}
+	return sorted, nil
 }
 
 // LicenseAction is an admin transition of a licence's status.
@@ -136,7 +144,7 @@ func LicenseByKey(ctx context.Context, db sql.DBTX, key string) (sql.License, er
 
 // sortedIDs returns ids sorted as Postgres sorts uuids, without duplicates.
 func sortedIDs(ids []uuid.UUID) []uuid.UUID {
-	sorted := slices.Clone(ids)
+	sorted := append([]uuid.UUID{}, ids...)
 	slices.SortFunc(sorted, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return slices.Compact(sorted)
 }

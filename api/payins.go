@@ -1,0 +1,297 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/sql"
+)
+
+// PayInPart is what a PayIn took from one custodial balance.
+type PayInPart struct {
+	Asset        string `json:"asset" enum:"credits,reward_sats"`
+	Amount       int64  `json:"amount" doc:"Sats taken."`
+	BalanceAfter int64  `json:"balance_after"`
+}
+
+// PayInInvoice is the provider invoice paying the rest of a PayIn.
+type PayInInvoice struct {
+	Provider    string     `json:"provider" example:"btcpay"`
+	InvoiceID   string     `json:"invoice_id"`
+	CheckoutURL string     `json:"checkout_url" doc:"Where the buyer pays."`
+	AmountSats  int64      `json:"amount_sats"`
+	PaidSats    *int64     `json:"paid_sats,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// PayIn is a payment as the API shows it.
+type PayIn struct {
+	ID              uuid.UUID     `json:"id"`
+	Type            string        `json:"type" enum:"license_purchase,subscription_renewal,tier_upgrade,credit_purchase"`
+	State           string        `json:"state" enum:"PENDING_INVOICE_CREATION,PENDING,PAID,FAILED" doc:"PENDING_INVOICE_CREATION: custodial part taken, invoice being created; poll until PENDING for the checkout URL."`
+	FailureReason   *string       `json:"failure_reason,omitempty"`
+	CustomerID      uuid.UUID     `json:"customer_id"`
+	Price           Money         `json:"price" doc:"The price as listed."`
+	RateMinorPerBTC *int64        `json:"rate_minor_per_btc,omitempty" doc:"The exchange rate used for a fiat price: minor units (cents) per BTC."`
+	RateSource      *string       `json:"rate_source,omitempty"`
+	CostSats        int64         `json:"cost_sats" doc:"The price in sats: verbatim for SAT prices, else rounded up from the rate."`
+	Parts           []PayInPart   `json:"parts" doc:"What custodial balances paid."`
+	Invoice         *PayInInvoice `json:"invoice,omitempty"`
+	LicenseID       *uuid.UUID    `json:"license_id,omitempty"`
+	LicenseKey      *string       `json:"license_key,omitempty" doc:"The licence key, once PAID."`
+	GenesisID       uuid.UUID     `json:"genesis_id"`
+	RetryCount      int32         `json:"retry_count"`
+	StateChangedAt  time.Time     `json:"state_changed_at"`
+	CreatedAt       time.Time     `json:"created_at"`
+}
+
+// PayInOutput is one PayIn.
+type PayInOutput struct {
+	Body PayIn
+}
+
+// payInView reads what the API shows of a PayIn besides its row: parts, invoice, licence key.
+func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
+	db := s.conn(ctx)
+	view := PayIn{
+		ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
+		Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
+		RateSource: p.RateSource, CostSats: p.CostSats, Parts: []PayInPart{}, LicenseID: p.LicenseID, GenesisID: p.GenesisID,
+		RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
+	}
+	if p.FailureReason != nil {
+		reason := string(*p.FailureReason)
+		view.FailureReason = &reason
+	}
+	parts, err := s.queries.PayInParts(ctx, db, sql.PayInPartsParams{TenantID: p.TenantID, PayinID: p.ID})
+	if err != nil {
+		return PayIn{}, fmt.Errorf("parts of payin %s: %w", p.ID, err)
+	}
+	for _, part := range parts {
+		view.Parts = append(view.Parts, PayInPart{Asset: string(part.Asset), Amount: part.Amount, BalanceAfter: part.BalanceAfter})
+	}
+	invoice, err := s.queries.PayInInvoiceGet(ctx, db, sql.PayInInvoiceGetParams{TenantID: p.TenantID, PayinID: p.ID})
+	switch err = core.DBError(err); {
+	case err == nil:
+		view.Invoice = &PayInInvoice{
+			Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID, CheckoutURL: invoice.CheckoutUrl,
+			AmountSats: invoice.AmountSats, PaidSats: invoice.PaidSats, ExpiresAt: invoice.ExpiresAt,
+		}
+	case !errors.Is(err, core.ErrNotFound):
+		return PayIn{}, fmt.Errorf("invoice of payin %s: %w", p.ID, err)
+	}
+	if p.LicenseID != nil {
+		l, err := s.queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: p.TenantID, ID: *p.LicenseID})
+		if err != nil {
+			return PayIn{}, fmt.Errorf("licence of payin %s: %w", p.ID, core.DBError(err))
+		}
+		view.LicenseKey = &l.Key
+	}
+	return view, nil
+}
+
+// PurchaseInput buys a licence.
+type PurchaseInput struct {
+	Body struct {
+		Tenant        string      `json:"tenant" minLength:"1" maxLength:"63" example:"acme" doc:"The seller's slug."`
+		Policy        string      `json:"policy" minLength:"1" maxLength:"100" example:"pro-yearly" doc:"The policy's slug."`
+		CustomerID    *uuid.UUID  `json:"customer_id,omitempty" doc:"The buyer, by id; or customer_email."`
+		CustomerEmail *string     `json:"customer_email,omitempty" maxLength:"320" example:"buyer@example.com"`
+		AddonIDs      []uuid.UUID `json:"addon_ids,omitempty" maxItems:"50"`
+		Assets        []string    `json:"assets,omitempty" maxItems:"2" uniqueItems:"true" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key: the seller's backend vouches for the buyer."`
+	}
+}
+
+// PayInIDInput names one PayIn.
+type PayInIDInput struct {
+	ID uuid.UUID `path:"id"`
+}
+
+// PayInListInput filters a list of PayIns.
+type PayInListInput struct {
+	PageParams
+	CustomerID string `query:"customer_id" format:"uuid"`
+	State      string `query:"state" enum:"PENDING_INVOICE_CREATION,PENDING,PAID,FAILED"`
+}
+
+// PayInListOutput is a page of PayIns.
+type PayInListOutput struct {
+	Body Page[PayIn]
+}
+
+func (s *Server) registerPayIns() {
+	huma.Register(s.api, optionalAdminOperation(huma.Operation{
+		OperationID:   "purchase",
+		Method:        http.MethodPost,
+		Path:          "/v1/purchase",
+		Summary:       "Buy a licence",
+		Description:   purchaseDescription,
+		Tags:          []string{"Payments"},
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
+	}), func(ctx context.Context, in *PurchaseInput) (*PayInOutput, error) {
+		payin, err := s.purchase(ctx, in)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		view, err := s.payInView(ctx, payin)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &PayInOutput{Body: view}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "payin-get",
+		Method:      http.MethodGet,
+		Path:        "/v1/payins/{id}",
+		Summary:     "Poll a PayIn",
+		Description: "The PayIn id is the buyer's handle on the payment: poll until PENDING for the checkout URL, then until PAID for the licence key.",
+		Tags:        []string{"Payments"},
+		Errors:      []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+		payin, err := s.queries.PayInGetAnyTenant(ctx, s.conn(ctx), in.ID)
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		view, err := s.payInView(ctx, payin)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &PayInOutput{Body: view}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "payin-cancel",
+		Method:      http.MethodPost,
+		Path:        "/v1/payins/{id}/cancel",
+		Summary:     "Cancel an unpaid PayIn",
+		Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts. A PAID or FAILED PayIn is 409.",
+		Tags:        []string{"Payments"},
+		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+		payin, err := s.queries.PayInGetAnyTenant(ctx, tx(ctx), in.ID)
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		who := core.Actor{Type: core.ActorBuyer, ID: payin.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
+		payin, err = core.PayInFail(ctx, tx(ctx), s.step(who), payin.TenantID, payin.ID,
+			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		view, err := s.payInView(ctx, payin)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &PayInOutput{Body: view}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "payin-get-admin",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/payins/{id}",
+		Summary:     "Read a PayIn",
+		Tags:        []string{"Payments"},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+		payin, err := s.queries.PayInGet(ctx, s.conn(ctx), sql.PayInGetParams{TenantID: tenantID(ctx), ID: in.ID})
+		if err != nil {
+			return nil, problem(ctx, core.DBError(err))
+		}
+		view, err := s.payInView(ctx, payin)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &PayInOutput{Body: view}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "payin-list",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/payins",
+		Summary:     "List PayIns, newest first",
+		Tags:        []string{"Payments"},
+	}), func(ctx context.Context, in *PayInListInput) (*PayInListOutput, error) {
+		after, fetch := in.cursor()
+		params := sql.PayInListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
+		if in.State != "" {
+			params.State = &in.State
+		}
+		rows, err := s.queries.PayInList(ctx, s.conn(ctx), params)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		views := make([]PayIn, len(rows))
+		for i, row := range rows {
+			if views[i], err = s.payInView(ctx, row); err != nil {
+				return nil, problem(ctx, err)
+			}
+		}
+		return &PayInListOutput{Body: page(views, fetch, func(v PayIn) PayIn { return v }, func(v PayIn) uuid.UUID { return v.ID })}, nil
+	})
+}
+
+const purchaseDescription = "Creates a licence_purchase PayIn for a policy at its listed price (fiat prices are converted to sats " +
+	"at the current rate, rounded up to a whole sat, and the rate is stored). Custodial balances named in `assets` pay first " +
+	"(that needs the tenant's admin key); fully covered, the PayIn is PAID at once and the licence issued. Otherwise it is " +
+	"PENDING_INVOICE_CREATION while a job creates the provider invoice for the rest: poll GET /v1/payins/{id} for the checkout " +
+	"URL. The licence (with its subscription, for a recurring policy) is issued when the invoice is paid."
+
+// purchase resolves a purchase's tenant, policy and customer and creates its PayIn.
+func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, error) {
+	db := tx(ctx)
+	tenant, err := s.queries.TenantGetBySlug(ctx, db, in.Body.Tenant)
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("tenant %q: %w", in.Body.Tenant, core.DBError(err))
+	}
+	p, authenticated := principalFrom(ctx)
+	switch {
+	case authenticated && p.tenantID != tenant.ID:
+		return sql.PayIn{}, huma.Error403Forbidden("the API key belongs to another tenant")
+	case !authenticated && len(in.Body.Assets) > 0:
+		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
+	case (in.Body.CustomerID == nil) == (in.Body.CustomerEmail == nil):
+		return sql.PayIn{}, huma.Error422UnprocessableEntity("give exactly one of customer_id and customer_email")
+	}
+	policy, err := s.queries.PolicyGetBySlug(ctx, db, sql.PolicyGetBySlugParams{TenantID: tenant.ID, Slug: in.Body.Policy})
+	if err != nil || policy.ArchivedAt != nil {
+		return sql.PayIn{}, huma.Error404NotFound(fmt.Sprintf("tenant %q sells no policy %q", tenant.Slug, in.Body.Policy))
+	}
+	var customer sql.Customer
+	if in.Body.CustomerID != nil {
+		customer, err = s.queries.CustomerGet(ctx, db, sql.CustomerGetParams{TenantID: tenant.ID, ID: *in.Body.CustomerID})
+	} else {
+		customer, err = s.queries.CustomerGetByEmail(ctx, db, sql.CustomerGetByEmailParams{TenantID: tenant.ID, Email: *in.Body.CustomerEmail})
+	}
+	if err != nil {
+		return sql.PayIn{}, huma.Error422UnprocessableEntity("no such customer of " + tenant.Slug + "; create customers with the admin API")
+	}
+	params := core.PayInCreateParams{
+		CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,
+		PriceValue: policy.ListedValue, PolicyID: &policy.ID, AddonIDs: in.Body.AddonIDs,
+	}
+	for _, a := range in.Body.Assets {
+		params.Assets = append(params.Assets, sql.Asset(a))
+	}
+	if policy.ListedCurrency != sql.CurrencySAT {
+		rate, err := s.cfg.Rates.Rate(ctx, string(policy.ListedCurrency))
+		if err != nil {
+			requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", policy.ListedCurrency, "error", err)
+			return sql.PayIn{}, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
+		}
+		params.Rate = &rate
+	}
+	who := core.Actor{Type: core.ActorBuyer, ID: customer.ID.String(), RequestID: requestInfoFrom(ctx).id}
+	if authenticated {
+		who = actor(ctx)
+	}
+	return core.PayInCreate(ctx, db, s.step(who), tenant.ID, params)
+}

@@ -1,0 +1,338 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/jobs"
+	"github.com/tessera/tessera/sql"
+)
+
+type payin struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	FailureReason string `json:"failure_reason"`
+	CostSats      int64  `json:"cost_sats"`
+	Parts         []struct {
+		Asset        string `json:"asset"`
+		Amount       int64  `json:"amount"`
+		BalanceAfter int64  `json:"balance_after"`
+	} `json:"parts"`
+	Invoice *struct {
+		InvoiceID   string `json:"invoice_id"`
+		CheckoutURL string `json:"checkout_url"`
+		AmountSats  int64  `json:"amount_sats"`
+	} `json:"invoice"`
+	LicenseKey string `json:"license_key"`
+}
+
+// shop is a served bundle with River workers running against the fake BTCPay: the whole
+// payment flow on real connections.
+type shop struct {
+	*bundle
+	srv      *httptest.Server
+	customer sql.Customer
+	policy   sql.Policy
+}
+
+func setupShop(t *testing.T, price int64, currency sql.Currency) *shop {
+	t.Helper()
+	b, srv := setupServer(t)
+	s := &shop{bundle: b, srv: srv}
+	s.customer = factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+	s.policy = factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(currency, price),
+		factory.PolicyEntitlements("export"))
+
+	workers, err := jobs.Workers(jobs.Config{DB: b.db, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: b.payments.Client})
+	require.NoError(t, err)
+	client, err := river.NewClient(riverpgxv5.New(b.db.(*pgxpool.Pool)), &river.Config{
+		Logger: slog.New(slog.DiscardHandler), Workers: workers, TestOnly: true,
+		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, client.StopAndCancel(ctx))
+	})
+	return s
+}
+
+func (s *shop) credit(t *testing.T, asset sql.Asset, amount int64) {
+	t.Helper()
+	_, err := sql.New().BalanceCredit(context.Background(), s.db, sql.BalanceCreditParams{
+		TenantID: s.tenant.ID, CustomerID: s.customer.ID, Asset: asset, Amount: amount, Now: factory.Now,
+	})
+	require.NoError(t, err)
+}
+
+func (s *shop) balance(t *testing.T, asset sql.Asset) int64 {
+	t.Helper()
+	var amount int64
+	require.NoError(t, s.db.QueryRow(context.Background(),
+		"SELECT coalesce((SELECT amount FROM balances WHERE tenant_id = $1 AND customer_id = $2 AND asset = $3), 0)",
+		s.tenant.ID, s.customer.ID, asset).Scan(&amount))
+	return amount
+}
+
+// purchase buys the shop's policy, with the admin key when assets are named.
+func (s *shop) purchase(t *testing.T, assets string) payin {
+	t.Helper()
+	body := fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":[%s]}`, s.tenant.Slug, assets)
+	res := s.send(t, s.srv, http.MethodPost, "/v1/purchase", body)
+	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+	return decode[payin](t, res)
+}
+
+// await polls a PayIn until it reaches state.
+func (s *shop) await(t *testing.T, id, state string) payin {
+	t.Helper()
+	var p payin
+	require.Eventually(t, func() bool {
+		p = decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+id, "", "Authorization", ""))
+		return p.State == state
+	}, 20*time.Second, 20*time.Millisecond, "payin %s never became %s", id, state)
+	return p
+}
+
+// webhook posts the fake BTCPay's signed webhook about an invoice to Tessera.
+func (s *shop) webhook(t *testing.T, invoiceID, eventType string) response {
+	t.Helper()
+	body, header, err := s.payments.Fake.SignedWebhook(invoiceID, eventType)
+	require.NoError(t, err)
+	return s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(body),
+		"Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig"))
+}
+
+func (s *shop) requireInvariants(t *testing.T) {
+	t.Helper()
+	violations, err := sql.New().PayInInvariantViolations(context.Background(), s.db, s.tenant.ID)
+	require.NoError(t, err)
+	require.Empty(t, violations)
+}
+
+func TestPurchaseMixedPayment(t *testing.T) {
+	t.Parallel()
+	s := setupShop(t, 100, sql.CurrencySAT)
+	s.credit(t, sql.AssetCredits, 20)
+	s.credit(t, sql.AssetRewardSats, 20)
+
+	// Cost 100: 20 credits + 20 reward sats + a 60-sat invoice.
+	p := s.purchase(t, `"credits","reward_sats"`)
+	require.Equal(t, "PENDING_INVOICE_CREATION", p.State)
+	require.Equal(t, int64(100), p.CostSats)
+	require.Len(t, p.Parts, 2)
+
+	p = s.await(t, p.ID, "PENDING")
+	require.Equal(t, int64(60), p.Invoice.AmountSats)
+	require.NotEmpty(t, p.Invoice.CheckoutURL)
+	require.Empty(t, p.LicenseKey)
+
+	require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 60))
+	res := s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	p = s.await(t, p.ID, "PAID")
+	require.NotEmpty(t, p.LicenseKey)
+
+	v, _ := s.validate(t, map[string]any{"key": p.LicenseKey, "entitlement": "export"})
+	require.Equal(t, "VALID", v.Code, "the licence bought validates")
+	require.Equal(t, int64(0), s.balance(t, sql.AssetCredits))
+	require.Equal(t, int64(0), s.balance(t, sql.AssetRewardSats))
+	s.requireInvariants(t)
+}
+
+func TestPurchaseOutcomes(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Overpayment", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 115))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		s.await(t, p.ID, "PAID")
+		require.Equal(t, int64(15), s.balance(t, sql.AssetCredits), "the surplus is paid back as credits")
+		s.requireInvariants(t)
+	})
+
+	t.Run("Underpayment", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		s.credit(t, sql.AssetCredits, 30)
+		p := s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
+		require.Equal(t, int64(70), p.Invoice.AmountSats)
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 50))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		p = s.await(t, p.ID, "FAILED")
+		require.Equal(t, "AMOUNT_MISMATCH", p.FailureReason)
+		require.Empty(t, p.LicenseKey)
+		require.Equal(t, int64(30+50), s.balance(t, sql.AssetCredits), "the custodial part refunded, the sats received credited")
+		s.requireInvariants(t)
+	})
+
+	t.Run("Expired", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		s.credit(t, sql.AssetRewardSats, 40)
+		p := s.await(t, s.purchase(t, `"reward_sats"`).ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Expire(p.Invoice.InvoiceID))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceExpired")
+		p = s.await(t, p.ID, "FAILED")
+		require.Equal(t, "INVOICE_EXPIRED", p.FailureReason)
+		require.Equal(t, int64(40), s.balance(t, sql.AssetRewardSats))
+		s.requireInvariants(t)
+	})
+
+	t.Run("WebhookIsReconfirmed", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		// BTCPay says settled in a webhook, but the invoice is not paid: nothing happens.
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		require.Never(t, func() bool {
+			return decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "")).State != "PENDING"
+		}, 500*time.Millisecond, 50*time.Millisecond)
+	})
+
+	t.Run("BuyerCancels", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		s.credit(t, sql.AssetCredits, 10)
+		p := s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
+		res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		require.Equal(t, "USER_CANCELLED", decode[payin](t, res).FailureReason)
+		require.Equal(t, int64(10), s.balance(t, sql.AssetCredits))
+		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", ""), http.StatusConflict)
+
+		// Paying the cancelled invoice afterwards does not resurrect the PayIn.
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 90))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		require.Never(t, func() bool {
+			return decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "")).State != "FAILED"
+		}, 500*time.Millisecond, 50*time.Millisecond)
+		s.requireInvariants(t)
+	})
+
+	t.Run("FiatPrice", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 2500, sql.CurrencyUSD)
+		p := s.purchase(t, "")
+		require.Equal(t, int64(50_000), p.CostSats, "$25 at $50,000/BTC")
+		var rate int64
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT rate_minor_per_btc FROM payins WHERE id = $1", p.ID).Scan(&rate))
+		require.Equal(t, int64(5_000_000), rate)
+	})
+}
+
+func TestPurchaseRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+	factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
+	other := factory.Tenant(t, b.db)
+	_, otherKey := factory.APIKey(t, b.db, other.ID)
+
+	for _, tc := range []struct {
+		name, body, auth string
+		status           int
+	}{
+		{"AssetsWithoutKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["credits"]}`, "", http.StatusForbidden},
+		{"OtherTenantsKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer " + otherKey, http.StatusForbidden},
+		{"UnknownPolicy", `{"tenant":%q,"policy":"gold","customer_email":"buyer@example.com"}`, "", http.StatusNotFound},
+		{"UnknownCustomer", `{"tenant":%q,"policy":"pro","customer_email":"nobody@example.com"}`, "", http.StatusUnprocessableEntity},
+		{"BothCustomerFields", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","customer_id":"01900000-0000-7000-8000-000000000000"}`, "", http.StatusUnprocessableEntity},
+		{"UnknownAsset", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["gold"]}`, "Bearer " + b.key, http.StatusUnprocessableEntity},
+		{"BadKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer nope", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(tc.body, b.tenant.Slug), "Authorization", tc.auth), tc.status)
+		})
+	}
+	requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", `{"tenant":"no-such-tenant","policy":"pro","customer_email":"buyer@example.com"}`, "Authorization", ""), http.StatusNotFound)
+	var payins int
+	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1", b.tenant.ID).Scan(&payins))
+	require.Equal(t, 0, payins)
+}
+
+func TestProviderWebhook(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ForgedSignatureRecordsNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for _, sig := range []string{"", "sha256=00", "sha256=" + fmt.Sprintf("%064x", 1), "md5=abc"} {
+			res := b.request(t, http.MethodPost, "/v1/providers/btcpay/webhook", `{"deliveryId":"d1","type":"InvoiceSettled","invoiceId":"x"}`,
+				"Authorization", "", "BTCPay-Sig", sig)
+			requireProblem(t, res, http.StatusUnauthorized)
+		}
+		var n int
+		require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries WHERE delivery_id = 'd1'").Scan(&n))
+		require.Equal(t, 0, n)
+	})
+
+	t.Run("TwentyConcurrentDuplicates", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, "InvoiceSettled")
+		require.NoError(t, err)
+
+		statuses := make([]int, 20)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Go(func() {
+				statuses[i] = s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(body),
+					"Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig")).status
+			})
+		}
+		wg.Wait()
+		for _, status := range statuses {
+			require.Equal(t, http.StatusOK, status)
+		}
+		s.await(t, p.ID, "PAID")
+		var licences, payouts int
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM licenses WHERE tenant_id = $1", s.tenant.ID).Scan(&licences))
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM payouts WHERE tenant_id = $1", s.tenant.ID).Scan(&payouts))
+		require.Equal(t, 1, licences)
+		require.Equal(t, 1, payouts)
+		s.requireInvariants(t)
+	})
+
+	t.Run("WebhookBeforeTheInvoiceIsCommitted", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		ctx := context.Background()
+		blocker, err := s.db.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })      // on failure too; a second rollback is a no-op
+		_, err = blocker.Exec(ctx, "LOCK TABLE payin_invoices IN SHARE MODE") // holds the invoice row's insert
+		require.NoError(t, err)
+
+		p := s.purchase(t, "")
+		require.Eventually(t, func() bool { return len(s.payments.Fake.Invoices()) == 1 }, 10*time.Second, 10*time.Millisecond)
+		invoice := s.payments.Fake.Invoices()[0]
+		require.NoError(t, s.payments.Fake.Settle(invoice.ID, 100))
+		require.Equal(t, http.StatusOK, s.webhook(t, invoice.ID, "InvoiceSettled").status)
+
+		require.NoError(t, blocker.Rollback(ctx))
+		p = s.await(t, p.ID, "PAID")
+		require.NotEmpty(t, p.LicenseKey)
+		s.requireInvariants(t)
+	})
+}

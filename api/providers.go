@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/riverqueue/river"
+
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/sql"
+)
+
+// ProviderWebhookInput is a payment provider's webhook: its raw body, verified by signature.
+type ProviderWebhookInput struct {
+	Signature string `header:"BTCPay-Sig" doc:"sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>"`
+	RawBody   []byte
+}
+
+// ProviderWebhookOutput acknowledges a webhook.
+type ProviderWebhookOutput struct {
+	Body struct {
+		Received  bool `json:"received"`
+		Duplicate bool `json:"duplicate" doc:"The delivery was recorded before; nothing more was done."`
+	}
+}
+
+// settlingWebhooks are the provider events that can end a PayIn; others are recorded only.
+var settlingWebhooks = map[string]bool{
+	"InvoiceSettled": true, "InvoicePaymentSettled": true, "InvoiceExpired": true, "InvoiceInvalid": true,
+}
+
+func (s *Server) registerProviders() {
+	huma.Register(s.api, huma.Operation{
+		OperationID: "provider-webhook-btcpay",
+		Method:      http.MethodPost,
+		Path:        "/v1/providers/btcpay/webhook",
+		Summary:     "Receive a BTCPay Server webhook",
+		Description: "Verifies BTCPay-Sig over the raw body (401 otherwise, recording nothing), records the delivery once " +
+			"by its id, and enqueues a payin.settle job in the same transaction; the job re-confirms the invoice with " +
+			"BTCPay before anything is fulfilled. Answers at once.",
+		Tags:   []string{"Payments"},
+		Errors: []int{http.StatusUnauthorized},
+	}, func(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
+		event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
+		switch {
+		case errors.Is(err, payment.ErrBadSignature):
+			return nil, huma.Error401Unauthorized("bad or missing BTCPay-Sig")
+		case err != nil:
+			return nil, huma.Error400BadRequest("not a BTCPay webhook: " + err.Error())
+		}
+		delivery := event.OriginalDeliveryID
+		if delivery == "" {
+			delivery = event.DeliveryID
+		}
+		recorded, err := s.queries.ProviderWebhookRecord(ctx, tx(ctx), sql.ProviderWebhookRecordParams{
+			Provider: s.cfg.Payments.Name(), DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: s.cfg.Clock.Now(),
+		})
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		out := &ProviderWebhookOutput{}
+		out.Body.Received, out.Body.Duplicate = true, !recorded
+		if recorded && settlingWebhooks[event.Type] && event.InvoiceID != "" {
+			_, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{
+				Args: jobargs.PayInSettle{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID},
+			}})
+			if err != nil {
+				return nil, problem(ctx, err)
+			}
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,255 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/sql"
+)
+
+// DefaultAssets is the order custodial balances pay in unless a request names others.
+var DefaultAssets = []sql.Asset{sql.AssetCredits, sql.AssetRewardSats}
+
+// PayInCreateParams says what a customer pays for and how.
+type PayInCreateParams struct {
+	CustomerID    uuid.UUID
+	Type          sql.PayInType
+	PriceCurrency sql.Currency
+	PriceValue    int64
+	// Rate converts a fiat price to sats; nil for SAT prices.
+	Rate *payment.Rate
+	// PolicyID and AddonIDs are what a licence purchase buys.
+	PolicyID *uuid.UUID
+	AddonIDs []uuid.UUID
+	// Assets are the custodial balances to pay from, in order; none pays all by invoice.
+	Assets []sql.Asset
+	// Predecessor is the FAILED PayIn this one retries, if any.
+	Predecessor *sql.PayIn
+}
+
+// PayInCreate creates a PayIn, converting its price to sats, and pays what it can from the
+// payer's custodial balances in the same transaction. Fully covered, it is PAID at once
+// (with its effect and payouts); otherwise it stays PENDING_INVOICE_CREATION and a
+// payin.create_invoice job, enqueued in the same transaction, invoices the rest.
+func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p PayInCreateParams) (sql.PayIn, error) {
+	params := sql.PayInCreateParams{
+		TenantID: tenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, PriceCurrency: p.PriceCurrency,
+		PriceValue: p.PriceValue, PolicyID: p.PolicyID, AddonIds: []uuid.UUID{}, Now: st.Now,
+	}
+	if p.PolicyID != nil {
+		var err error
+		if params.AddonIds, err = applicableAddons(ctx, tx, tenantID, *p.PolicyID, p.AddonIDs); err != nil {
+			return sql.PayIn{}, err
+		}
+	}
+	if p.PriceCurrency != sql.CurrencySAT {
+		if p.Rate == nil || p.Rate.Currency != string(p.PriceCurrency) {
+			return sql.PayIn{}, fmt.Errorf("create payin: no %s rate", p.PriceCurrency)
+		}
+		params.RateMinorPerBtc, params.RateSource = &p.Rate.MinorPerBTC, &p.Rate.Source
+	}
+	if p.Predecessor != nil {
+		params.GenesisID, params.RetryCount = &p.Predecessor.GenesisID, p.Predecessor.RetryCount+1
+	}
+	payin, err := queries.PayInCreate(ctx, tx, params)
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("create payin: %w", DBError(err))
+	}
+	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
+		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
+	}
+	assets := make([]string, len(p.Assets))
+	for i, a := range p.Assets {
+		assets[i] = string(a)
+	}
+	parts, err := queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
+		TenantID: tenantID, PayinID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
+	})
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", DBError(err))
+	}
+	covered := int64(0)
+	for _, part := range parts {
+		covered += part.Amount
+	}
+	if err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "payin.create", SubjectType: "payin", SubjectID: payin.ID.String(),
+		Details: map[string]any{"type": payin.Type, "cost_sats": payin.CostSats, "custodial_sats": covered},
+	}); err != nil {
+		return sql.PayIn{}, err
+	}
+	if covered == payin.CostSats {
+		return PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 0)
+	}
+	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoice{TenantID: tenantID, PayInID: payin.ID}}})
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("enqueue invoice creation: %w", err)
+	}
+	return payin, nil
+}
+
+// payInTransition moves a PayIn between states, from one of from; a PayIn in another state
+// is ErrConflict naming it, an unknown one ErrNotFound.
+func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, to sql.PayInState, reason *sql.PayInFailureReason) (sql.PayIn, error) {
+	states := make([]string, len(from))
+	for i, s := range from {
+		states[i] = string(s)
+	}
+	row, err := queries.PayInTransition(ctx, tx, sql.PayInTransitionParams{
+		TenantID: tenantID, ID: id, FromStates: states, ToState: to, Reason: reason, Now: st.Now,
+	})
+	if err != nil {
+		if err = DBError(err); !errors.Is(err, ErrNotFound) {
+			return sql.PayIn{}, fmt.Errorf("move payin %s to %s: %w", id, to, err)
+		}
+		current, getErr := queries.PayInGet(ctx, tx, sql.PayInGetParams{TenantID: tenantID, ID: id})
+		if getErr != nil {
+			return sql.PayIn{}, fmt.Errorf("payin %s: %w", id, DBError(getErr))
+		}
+		return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s and cannot become %s", ErrConflict, id, current.State, to)
+	}
+	return sql.PayIn(row), nil
+}
+
+// PayInPaid moves a PayIn from one of from to PAID and, in the same transaction, applies
+// its effect (issue the licence, with its subscription for a recurring policy; credit a
+// credit purchase), records its payouts — the tenant's revenue, and overpaidSats as an
+// overpay_spillover payout in credits to the payer — and emits payin.paid. A PayIn already
+// PAID is ErrConflict, so a second settle changes nothing.
+func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []sql.PayInState, overpaidSats int64) (sql.PayIn, error) {
+	payin, err := payInTransition(ctx, tx, st, payin.TenantID, payin.ID, from, sql.PayinStatePAID, nil)
+	if err != nil {
+		return sql.PayIn{}, err
+	}
+	payout := func(typ sql.PayoutType, earner *uuid.UUID, asset string, amount int64, balanceAfter *int64) error {
+		if amount == 0 {
+			return nil
+		}
+		return queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
+			TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: typ, EarnerCustomerID: earner,
+			Asset: asset, Amount: amount, BalanceAfter: balanceAfter, Now: st.Now,
+		})
+	}
+	credit := func(typ sql.PayoutType, amount int64) error {
+		if amount == 0 {
+			return nil
+		}
+		after, err := queries.BalanceCredit(ctx, tx, sql.BalanceCreditParams{
+			TenantID: payin.TenantID, CustomerID: payin.CustomerID, Asset: sql.AssetCredits, Amount: amount, Now: st.Now,
+		})
+		if err != nil {
+			return fmt.Errorf("credit balance: %w", DBError(err))
+		}
+		return payout(typ, &payin.CustomerID, string(sql.AssetCredits), amount, &after)
+	}
+
+	switch payin.Type {
+	case sql.PayinTypeCreditPurchase:
+		err = credit(sql.PayoutTypeCreditPurchase, payin.CostSats)
+	case sql.PayinTypeLicensePurchase:
+		err = payInIssueLicense(ctx, tx, st, &payin)
+		if err == nil {
+			err = payout(sql.PayoutTypeTenantRevenue, nil, "sats", payin.CostSats, nil)
+		}
+	default:
+		err = fmt.Errorf("payin %s: no effect for type %s yet", payin.ID, payin.Type)
+	}
+	if err == nil {
+		err = credit(sql.PayoutTypeOverpaySpillover, overpaidSats)
+	}
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
+	}
+	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, EventPayInPaid, PayInEventData(payin))
+}
+
+// payInIssueLicense issues what a licence purchase bought: a subscription with its licence
+// for a recurring policy, a licence otherwise.
+func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn) error {
+	if payin.PolicyID == nil {
+		return fmt.Errorf("%w: licence purchase without a policy", ErrInvalid)
+	}
+	policy, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: payin.TenantID, ID: *payin.PolicyID})
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", *payin.PolicyID, DBError(err))
+	}
+	var license sql.License
+	if policy.IsRecurring {
+		_, license, err = SubscriptionCreate(ctx, tx, st, payin.TenantID, payin.CustomerID, policy.ID, payin.AddonIds)
+	} else {
+		license, err = LicenseIssue(ctx, tx, st, payin.TenantID, LicenseIssueParams{PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIds})
+	}
+	if err != nil {
+		return err
+	}
+	payin.LicenseID = &license.ID
+	return queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: payin.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now})
+}
+
+// PayInFail moves a PayIn from one of from to FAILED with reason, refunds its custodial
+// parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
+// emits payin.failed.
+func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, reason sql.PayInFailureReason, receivedSats int64) (sql.PayIn, error) {
+	payin, err := payInTransition(ctx, tx, st, tenantID, id, from, sql.PayinStateFAILED, &reason)
+	if err != nil {
+		return sql.PayIn{}, err
+	}
+	if _, err := queries.PayInRefundCustodial(ctx, tx, sql.PayInRefundCustodialParams{
+		TenantID: tenantID, PayinID: id, CustomerID: payin.CustomerID, Now: st.Now,
+	}); err != nil {
+		return sql.PayIn{}, fmt.Errorf("refund payin %s: %w", id, DBError(err))
+	}
+	if receivedSats > 0 {
+		after, err := queries.BalanceCredit(ctx, tx, sql.BalanceCreditParams{
+			TenantID: tenantID, CustomerID: payin.CustomerID, Asset: sql.AssetCredits, Amount: receivedSats, Now: st.Now,
+		})
+		if err != nil {
+			return sql.PayIn{}, fmt.Errorf("credit received sats of payin %s: %w", id, DBError(err))
+		}
+		err = queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
+			TenantID: tenantID, ID: NewID(), PayinID: id, Type: sql.PayoutTypeOverpaySpillover, EarnerCustomerID: &payin.CustomerID,
+			Asset: string(sql.AssetCredits), Amount: receivedSats, BalanceAfter: &after, Now: st.Now,
+		})
+		if err != nil {
+			return sql.PayIn{}, fmt.Errorf("record received sats of payin %s: %w", id, DBError(err))
+		}
+	}
+	data := PayInEventData(payin)
+	data["failure_reason"] = reason
+	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, EventPayInFailed, data)
+}
+
+// PayInEventData is the payload of PayIn events.
+func PayInEventData(p sql.PayIn) map[string]any {
+	return map[string]any{
+		"payin_id": p.ID, "customer_id": p.CustomerID, "type": p.Type, "state": p.State,
+		"cost_sats": p.CostSats, "license_id": p.LicenseID,
+	}
+}
+
+// PayInInvoiceCreated records the provider invoice for the rest of a PayIn and moves it
+// from PENDING_INVOICE_CREATION to PENDING.
+func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) (sql.PayIn, sql.PayInInvoice, error) {
+	var expires *time.Time
+	if !invoice.ExpiresAt.IsZero() {
+		expires = &invoice.ExpiresAt
+	}
+	row, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
+		TenantID: payin.TenantID, PayinID: payin.ID, Provider: provider, ProviderInvoiceID: invoice.ID,
+		CheckoutUrl: invoice.CheckoutURL, AmountSats: invoice.AmountSats, ExpiresAt: expires, Now: st.Now,
+	})
+	if err != nil {
+		return sql.PayIn{}, sql.PayInInvoice{}, fmt.Errorf("attach invoice to payin %s: %w", payin.ID, DBError(err))
+	}
+	payin, err = payInTransition(ctx, tx, st, payin.TenantID, payin.ID,
+		[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinStatePENDING, nil)
+	return payin, row, err
+}

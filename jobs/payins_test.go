@@ -1,0 +1,105 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/sql"
+)
+
+// TestPayInCreateInvoiceWorker drives invoice creation against the fake BTCPay: success,
+// a provider outage that is retried, and the last attempt failing the PayIn with refunds.
+func TestPayInCreateInvoiceWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	setup := func(t *testing.T) (pgx.Tx, factory.Payments, *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx], sql.PayIn, *PayInCreateInvoiceWorker) {
+		tx := testdb.Tx(t)
+		payments := factory.FakeBTCPay(t, "")
+		worker := &PayInCreateInvoiceWorker{cfg: Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: payments.Client}}
+		w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
+
+		tenant := factory.Tenant(t, tx)
+		customer := factory.Customer(t, tx, tenant.ID)
+		policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
+		_, err := sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: tenant.ID, CustomerID: customer.ID, Asset: sql.AssetCredits, Amount: 30, Now: factory.Now})
+		require.NoError(t, err)
+		var payin sql.PayIn
+		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+			payin, err = core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
+				CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
+				PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
+			})
+			return err
+		}))
+		return tx, payments, w, payin, worker
+	}
+	state := func(t *testing.T, tx pgx.Tx, p sql.PayIn) sql.PayIn {
+		got, err := sql.New().PayInGet(ctx, tx, sql.PayInGetParams{TenantID: p.TenantID, ID: p.ID})
+		require.NoError(t, err)
+		return got
+	}
+
+	t.Run("CreatesTheInvoiceForTheRest", func(t *testing.T) {
+		t.Parallel()
+		tx, payments, w, payin, _ := setup(t)
+		res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Equal(t, sql.PayinStatePENDING, state(t, tx, payin).State)
+		invoices := payments.Fake.Invoices()
+		require.Len(t, invoices, 1)
+		require.Equal(t, int64(70), invoices[0].AmountSats, "the cost less the custodial part")
+		require.Equal(t, payin.ID.String(), invoices[0].OrderID)
+
+		res, err = w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+		require.NoError(t, err, "a duplicate job finds the PayIn PENDING and does nothing")
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Len(t, payments.Fake.Invoices(), 1)
+	})
+
+	t.Run("ProviderDownIsRetried", func(t *testing.T) {
+		t.Parallel()
+		tx, payments, w, payin, worker := setup(t)
+		payments.Fake.FailNext(1)
+		_, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+		require.Error(t, err, "River retries it")
+		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, state(t, tx, payin).State)
+		next := worker.NextRetry(&river.Job[jobargs.PayInCreateInvoice]{JobRow: &rivertype.JobRow{Attempt: 1}})
+		require.Equal(t, factory.Now.Add(10*time.Second), next, "backs off by the injected clock")
+	})
+
+	t.Run("LastAttemptFailsAndRefunds", func(t *testing.T) {
+		t.Parallel()
+		tx, payments, w, payin, _ := setup(t)
+		payments.Fake.FailNext(1)
+		res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, &river.InsertOpts{MaxAttempts: 1})
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		failed := state(t, tx, payin)
+		require.Equal(t, sql.PayinStateFAILED, failed.State)
+		require.Equal(t, sql.PayinFailureReasonINVOICECREATIONFAILED, *failed.FailureReason)
+		var credits int64
+		require.NoError(t, tx.QueryRow(ctx, "SELECT amount FROM balances WHERE tenant_id = $1 AND customer_id = $2 AND asset = 'credits'",
+			payin.TenantID, payin.CustomerID).Scan(&credits))
+		require.Equal(t, int64(30), credits, "the custodial part is refunded")
+		violations, err := sql.New().PayInInvariantViolations(ctx, tx, payin.TenantID)
+		require.NoError(t, err)
+		require.Empty(t, violations)
+	})
+}

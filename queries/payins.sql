@@ -1,0 +1,222 @@
+-- name: PayInCreate :one
+-- PayInCreate inserts a PayIn in PENDING_INVOICE_CREATION and converts its price to sats:
+-- SAT prices verbatim (no rate); fiat prices at the given rate (minor units per BTC),
+-- rounded UP to a whole sat, so $25.00 at $50,000.00/BTC is exactly 50,000 sats. A retry
+-- names the genesis of its chain.
+INSERT INTO payins (tenant_id, id, customer_id, type, state, price_currency, price_value, rate_minor_per_btc, rate_source,
+                    cost_sats, policy_id, addon_ids, genesis_id, retry_count, state_changed_at, created_at, updated_at)
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(id)::uuid, sqlc.arg(customer_id)::uuid, sqlc.arg(type)::payin_type, 'PENDING_INVOICE_CREATION',
+        sqlc.arg(price_currency)::currency, sqlc.arg(price_value)::bigint, sqlc.narg(rate_minor_per_btc)::bigint, sqlc.narg(rate_source)::text,
+        CASE WHEN sqlc.arg(price_currency)::currency = 'SAT' THEN sqlc.arg(price_value)::bigint
+             ELSE ceil(100000000::numeric * sqlc.arg(price_value)::bigint / sqlc.narg(rate_minor_per_btc)::bigint)::bigint END,
+        sqlc.narg(policy_id)::uuid, sqlc.arg(addon_ids)::uuid[], coalesce(sqlc.narg(genesis_id)::uuid, sqlc.arg(id)::uuid), sqlc.arg(retry_count)::int,
+        sqlc.arg(now)::timestamptz, sqlc.arg(now)::timestamptz, sqlc.arg(now)::timestamptz)
+RETURNING *;
+
+-- name: PayInLogCreated :exec
+-- PayInLogCreated records a PayIn's first state in its transitions.
+INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, at)
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, NULL, 'PENDING_INVOICE_CREATION', sqlc.arg(now)::timestamptz);
+
+-- name: PayInDebitCustodial :many
+-- PayInDebitCustodial pays what it can of a PayIn from the payer's custodial balances: it
+-- locks them, takes from each asset in the order given (credits then reward_sats unless the
+-- request says otherwise) until the cost is covered, and records each part with the balance
+-- after. Concurrent PayIns of one payer take turns on the row locks, so a balance is never
+-- overdrawn and no debit is lost (balances_not_negative is the last line).
+WITH bal AS (
+    SELECT b.asset, b.amount, array_position(sqlc.arg(assets)::text[], b.asset::text) AS ord
+    FROM balances b
+    WHERE b.tenant_id = sqlc.arg(tenant_id)::uuid AND b.customer_id = sqlc.arg(customer_id)::uuid AND b.asset::text = ANY(sqlc.arg(assets)::text[])
+    FOR UPDATE
+), running AS (
+    SELECT asset, amount, coalesce(sum(amount) OVER (ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS covered
+    FROM bal
+), plan AS (
+    SELECT asset, LEAST(amount, GREATEST(sqlc.arg(cost_sats)::bigint - covered, 0))::bigint AS debit
+    FROM running
+), debited AS (
+    UPDATE balances b SET amount = b.amount - plan.debit, updated_at = sqlc.arg(now)::timestamptz
+    FROM plan
+    WHERE b.tenant_id = sqlc.arg(tenant_id)::uuid AND b.customer_id = sqlc.arg(customer_id)::uuid AND b.asset = plan.asset AND plan.debit > 0
+    RETURNING b.asset, b.amount AS balance_after
+)
+INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after)
+SELECT sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, d.asset, plan.debit, d.balance_after
+FROM debited d JOIN plan ON plan.asset = d.asset
+RETURNING *;
+
+-- name: PayInTransition :one
+-- PayInTransition moves a PayIn to @to_state if and only if its state is one of
+-- @from_states, records the transition with its time, and sets the failure reason (only
+-- with FAILED). No row means the PayIn does not exist or its state does not allow it.
+WITH old AS (
+    SELECT tenant_id, id, state FROM payins
+    WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid AND state::text = ANY(sqlc.arg(from_states)::text[])
+    FOR UPDATE
+), moved AS (
+    UPDATE payins p
+    SET state = sqlc.arg(to_state)::payin_state, failure_reason = sqlc.narg(reason)::payin_failure_reason,
+        state_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
+    FROM old
+    WHERE p.tenant_id = old.tenant_id AND p.id = old.id
+    RETURNING p.*, old.state AS from_state
+), logged AS (
+    INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, reason, at)
+    SELECT tenant_id, id, from_state, state, failure_reason, sqlc.arg(now)::timestamptz FROM moved
+)
+SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source,
+       cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
+FROM moved;
+
+-- name: PayInRefundCustodial :many
+-- PayInRefundCustodial gives a failed PayIn's custodial parts back to the payer, with the
+-- balances after. It runs in the transaction that moved the PayIn to FAILED, so once.
+WITH parts AS (
+    SELECT asset, amount FROM payin_custodial_parts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid
+), refunded AS (
+    UPDATE balances b SET amount = b.amount + parts.amount, updated_at = sqlc.arg(now)::timestamptz
+    FROM parts
+    WHERE b.tenant_id = sqlc.arg(tenant_id)::uuid AND b.customer_id = sqlc.arg(customer_id)::uuid AND b.asset = parts.asset
+    RETURNING b.asset, b.amount AS balance_after
+)
+INSERT INTO payin_refunds (tenant_id, payin_id, asset, amount, balance_after, created_at)
+SELECT sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, r.asset, parts.amount, r.balance_after, sqlc.arg(now)::timestamptz
+FROM refunded r JOIN parts ON parts.asset = r.asset
+RETURNING *;
+
+-- name: BalanceCredit :one
+-- BalanceCredit adds to a customer's balance of an asset, creating it, and returns the
+-- balance after.
+INSERT INTO balances AS b (tenant_id, customer_id, asset, amount, updated_at)
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(customer_id)::uuid, sqlc.arg(asset)::asset, sqlc.arg(amount)::bigint, sqlc.arg(now)::timestamptz)
+ON CONFLICT (tenant_id, customer_id, asset) DO UPDATE
+SET amount = b.amount + EXCLUDED.amount, updated_at = EXCLUDED.updated_at
+RETURNING amount;
+
+-- name: PayoutCreate :exec
+-- PayoutCreate records what someone earned from a PayIn.
+INSERT INTO payouts (tenant_id, id, payin_id, type, earner_customer_id, asset, amount, balance_after, created_at)
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(id)::uuid, sqlc.arg(payin_id)::uuid, sqlc.arg(type)::payout_type, sqlc.narg(earner_customer_id)::uuid,
+        sqlc.arg(asset)::text, sqlc.arg(amount)::bigint, sqlc.narg(balance_after)::bigint, sqlc.arg(now)::timestamptz);
+
+-- name: PayInSetLicense :exec
+-- PayInSetLicense records the licence a PAID licence purchase produced.
+UPDATE payins SET license_id = sqlc.arg(license_id)::uuid, updated_at = sqlc.arg(now)::timestamptz
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid;
+
+-- name: PayInGet :one
+-- PayInGet reads one of a tenant's PayIns (primary key).
+SELECT * FROM payins WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid;
+
+-- name: PayInParts :many
+-- PayInParts lists a PayIn's custodial parts.
+SELECT * FROM payin_custodial_parts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY asset;
+
+-- name: PayInTransitions :many
+-- PayInTransitions lists a PayIn's state changes in order.
+SELECT * FROM payin_transitions WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY seq;
+
+-- name: PayInPayouts :many
+-- PayInPayouts lists what a PayIn paid out (payouts_payin_idx).
+SELECT * FROM payouts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY id;
+
+-- name: PayInRefunds :many
+-- PayInRefunds lists what a failed PayIn gave back.
+SELECT * FROM payin_refunds WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY asset;
+
+-- name: PayInInvariantViolations :many
+-- PayInInvariantViolations checks SPEC 3's invariants over a tenant's PayIns and returns
+-- the ones that break them (tests run it after every scenario):
+--   - custodial parts plus the invoice amount equal the cost (when the PayIn has left
+--     PENDING_INVOICE_CREATION, or is fully custodial);
+--   - a PAID PayIn's payouts, overpay spillover aside, equal its cost, and the spillover
+--     equals what the invoice received beyond its amount;
+--   - a FAILED PayIn refunded every custodial part and paid nothing out.
+WITH totals AS (
+    SELECT p.tenant_id, p.id, p.state, p.cost_sats,
+           coalesce((SELECT sum(amount) FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0) AS custodial,
+           i.amount_sats AS invoiced, i.paid_sats AS received,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type <> 'overpay_spillover'), 0) AS paid_out,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type = 'overpay_spillover'), 0) AS spillover,
+           coalesce((SELECT sum(amount) FROM payin_refunds r WHERE r.tenant_id = p.tenant_id AND r.payin_id = p.id AND r.asset IN (
+               SELECT c.asset FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id)), 0) AS refunded
+    FROM payins p
+    LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+    WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid
+)
+SELECT id, state, violation FROM (
+    SELECT id, state::text AS state,
+           (CASE
+               WHEN (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
+                    AND custodial + coalesce(invoiced, 0) <> cost_sats THEN 'parts do not sum to the cost'
+               WHEN state = 'PAID' AND paid_out <> cost_sats THEN 'payouts do not sum to the cost'
+               WHEN state = 'PAID' AND spillover <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
+                   THEN 'spillover differs from the overpayment'
+               WHEN state = 'FAILED' AND (paid_out <> 0 OR refunded <> custodial) THEN 'failed without a full refund'
+           END)::text AS violation
+    FROM totals) v
+WHERE violation IS NOT NULL;
+
+-- name: PayInInvoiceAttach :one
+-- PayInInvoiceAttach records the provider invoice that pays the rest of a PayIn.
+INSERT INTO payin_invoices (tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, expires_at, created_at)
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, sqlc.arg(provider)::text, sqlc.arg(provider_invoice_id)::text,
+        sqlc.arg(checkout_url)::text, sqlc.arg(amount_sats)::bigint, sqlc.narg(expires_at)::timestamptz, sqlc.arg(now)::timestamptz)
+RETURNING *;
+
+-- name: PayInInvoiceGet :one
+-- PayInInvoiceGet reads a PayIn's invoice (primary key).
+SELECT * FROM payin_invoices WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid;
+
+-- name: PayInInvoiceFind :one
+-- PayInInvoiceFind finds the PayIn invoice a provider webhook names, across tenants: the
+-- provider's invoice id is unique (payin_invoices_provider_key).
+SELECT * FROM payin_invoices WHERE provider = sqlc.arg(provider)::text AND provider_invoice_id = sqlc.arg(provider_invoice_id)::text;
+
+-- name: PayInInvoiceClose :exec
+-- PayInInvoiceClose records how an invoice ended: what it received and when it settled, or
+-- when it was cancelled (expired, invalid, or its PayIn failed).
+UPDATE payin_invoices
+SET paid_sats = sqlc.narg(paid_sats)::bigint,
+    settled_at = CASE WHEN sqlc.arg(settled)::boolean THEN sqlc.arg(now)::timestamptz END,
+    cancelled_at = CASE WHEN NOT sqlc.arg(settled)::boolean THEN sqlc.arg(now)::timestamptz END
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid;
+
+-- name: ProviderWebhookRecord :one
+-- ProviderWebhookRecord records a verified provider webhook delivery once: false means the
+-- delivery was recorded before (a redelivery or a duplicate) and needs no processing.
+WITH inserted AS (
+    INSERT INTO provider_webhook_deliveries (provider, delivery_id, type, invoice_id, received_at)
+    VALUES (sqlc.arg(provider)::text, sqlc.arg(delivery_id)::text, sqlc.arg(type)::text, sqlc.arg(invoice_id)::text, sqlc.arg(now)::timestamptz)
+    ON CONFLICT (provider, delivery_id) DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM inserted) AS recorded;
+
+-- name: PayInGetAnyTenant :one
+-- PayInGetAnyTenant reads a PayIn by id alone, for the buyer's poll: the PayIn id is the
+-- buyer's capability. Reads across tenants by primary key suffix; ids are UUIDv7 and unique.
+SELECT * FROM payins WHERE id = sqlc.arg(id)::uuid;
+
+-- name: PayInList :many
+-- PayInList pages through a tenant's PayIns, newest first, optionally by customer
+-- (payins_customer_idx) and state.
+SELECT * FROM payins
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid
+  AND (sqlc.narg(customer_id)::uuid IS NULL OR customer_id = sqlc.narg(customer_id)::uuid)
+  AND (sqlc.narg(state)::text IS NULL OR state::text = sqlc.narg(state)::text)
+  AND (sqlc.narg(after)::uuid IS NULL OR id < sqlc.narg(after)::uuid)
+ORDER BY id DESC
+LIMIT sqlc.arg(row_limit)::int;
+
+-- name: PayInListPendingAllTenants :many
+-- PayInListPendingAllTenants returns, across all tenants, PENDING PayIns whose state has not
+-- changed since @before, oldest first, with their invoices (the payin.reconcile_sweep job
+-- asks the provider about them). Served by payins_pending_idx.
+SELECT i.provider, i.provider_invoice_id
+FROM payins p
+JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+WHERE p.state = 'PENDING' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
+ORDER BY p.state_changed_at
+LIMIT sqlc.arg(batch)::int;
