@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
@@ -102,4 +104,47 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, violations)
 	})
+}
+
+// TestPayInReconcileSweepWorker asks again about PayIns left PENDING too long: it enqueues a
+// settle for each, and none for recent ones.
+func TestPayInReconcileSweepWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	clk := clock.NewManual(factory.Now)
+	worker := &PayInReconcileSweepWorker{cfg: Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client}}
+	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
+
+	tenant := factory.Tenant(t, tx)
+	customer := factory.Customer(t, tx, tenant.ID)
+	policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
+	pending := func(invoiceID string) {
+		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+			payin, err := core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
+				CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100, PolicyID: &policy.ID,
+			})
+			if err != nil {
+				return err
+			}
+			st := factory.Step()
+			st.Now = clk.Now()
+			_, _, err = core.PayInInvoiceCreated(ctx, tx, st, payin, "btcpay", payment.Invoice{ID: invoiceID, AmountSats: 100, CheckoutURL: "http://pay"})
+			return err
+		}))
+	}
+	pending("stale-" + tenant.ID.String())
+	clk.Advance(9 * time.Minute)
+	pending("fresh-" + tenant.ID.String())
+	clk.Advance(2 * time.Minute)
+
+	res, err := w.Work(ctx, t, tx, jobargs.PayInReconcileSweep{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	settles := rivertest.RequireManyInsertedTx[*riverpgxv5.Driver](ctx, t, tx, []rivertest.ExpectedJob{
+		{Args: &jobargs.PayInSettle{}, Opts: nil},
+	})
+	var args jobargs.PayInSettle
+	require.NoError(t, json.Unmarshal(settles[0].EncodedArgs, &args))
+	require.Equal(t, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: "stale-" + tenant.ID.String()}, args, "only the PayIn pending for over 10 minutes")
 }
