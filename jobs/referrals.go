@@ -79,7 +79,7 @@ func (w *ReferralRecomputeWorker) Timeout(*river.Job[jobargs.ReferralRecompute])
 // Work recomputes the rewards the job names and completes it.
 func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecompute]) error {
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow), Box: w.cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx)}
+		st := w.cfg.step(ctx, job.JobRow)
 		res, err := ReferralRecompute(ctx, tx, st, job.Args.TenantID, job.Args.ReferrerID)
 		if err != nil {
 			return err

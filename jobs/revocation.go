@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
-	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
@@ -180,7 +179,7 @@ func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobarg
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revocationRecordTimeout)
 	defer cancel()
 	return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow), Box: w.cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx)}
+		st := w.cfg.step(ctx, job.JobRow)
 		return upstream.RecordCheck(rctx, tx, st, target, res, w.rc.ErrorBackoff)
 	})
 }

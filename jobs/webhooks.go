@@ -172,7 +172,7 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 	if state == sql.DeliveryStateDead {
 		action = "webhook_delivery.die"
 	}
-	return core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, w.actor(job), core.Change{
+	return core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
 		Action: action, SubjectType: "webhook_delivery", SubjectID: args.DeliveryID.String(),
 		Details: map[string]any{"attempts": d.Attempts, "last_status": d.LastStatus, "last_error": d.LastError},
 	})
@@ -192,7 +192,7 @@ func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *rive
 	case err != nil:
 		return fmt.Errorf("abandon webhook delivery %s: %w", args.DeliveryID, err)
 	}
-	err = core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, w.actor(job), core.Change{
+	err = core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
 		Action: "webhook_delivery.die", SubjectType: "webhook_delivery", SubjectID: args.DeliveryID.String(),
 		Details: map[string]any{"last_error": reason},
 	})
@@ -263,9 +263,4 @@ func truncateWebhookError(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// actor is the audit-log actor of a delivery job: its kind and id.
-func (w *WebhookDeliverWorker) actor(job *river.Job[jobargs.WebhookDeliver]) core.Actor {
-	return core.Actor{Type: core.ActorJob, ID: fmt.Sprintf("%s/%d", job.Kind, job.ID)}
 }
