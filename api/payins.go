@@ -34,7 +34,7 @@ type PayInInvoice struct {
 // PayIn is a payment as the API shows it.
 type PayIn struct {
 	ID              uuid.UUID     `json:"id"`
-	Type            string        `json:"type" enum:"license_purchase,subscription_renewal,tier_upgrade,credit_purchase"`
+	Type            string        `json:"type" enum:"license_purchase,subscription_renewal,tier_upgrade,credit_purchase,credit_grant"`
 	State           string        `json:"state" enum:"PENDING_INVOICE_CREATION,PENDING,PAID,FAILED" doc:"PENDING_INVOICE_CREATION: custodial part taken, invoice being created; poll until PENDING for the checkout URL."`
 	FailureReason   *string       `json:"failure_reason,omitempty"`
 	CustomerID      uuid.UUID     `json:"customer_id"`
@@ -46,7 +46,8 @@ type PayIn struct {
 	Invoice         *PayInInvoice `json:"invoice,omitempty"`
 	LicenseID       *uuid.UUID    `json:"license_id,omitempty"`
 	LicenseKey      *string       `json:"license_key,omitempty" doc:"The licence key, once PAID."`
-	GenesisID       uuid.UUID     `json:"genesis_id"`
+	GenesisID       uuid.UUID     `json:"genesis_id" doc:"The first PayIn of this PayIn's chain of retries."`
+	SuccessorID     *uuid.UUID    `json:"successor_id,omitempty" doc:"The retry that replaced this FAILED PayIn."`
 	RetryCount      int32         `json:"retry_count"`
 	StateChangedAt  time.Time     `json:"state_changed_at"`
 	CreatedAt       time.Time     `json:"created_at"`
@@ -64,7 +65,7 @@ func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
 		ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
 		Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
 		RateSource: p.RateSource, CostSats: p.CostSats, Parts: []PayInPart{}, LicenseID: p.LicenseID, GenesisID: p.GenesisID,
-		RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
+		SuccessorID: p.SuccessorID, RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
 	}
 	if p.FailureReason != nil {
 		reason := string(*p.FailureReason)
@@ -112,6 +113,68 @@ type PurchaseInput struct {
 // PayInIDInput names one PayIn.
 type PayInIDInput struct {
 	ID uuid.UUID `path:"id"`
+}
+
+// PayInRetryInput retries a FAILED PayIn.
+type PayInRetryInput struct {
+	ID   uuid.UUID `path:"id"`
+	Body *struct {
+		Assets []string `json:"assets,omitempty" maxItems:"2" uniqueItems:"true" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key; without it the retry is paid by invoice alone."`
+	}
+}
+
+// CreditGrantInput gives a customer credits.
+type CreditGrantInput struct {
+	ID   uuid.UUID `path:"id" doc:"The customer."`
+	Body struct {
+		Amount int64  `json:"amount" minimum:"1" maximum:"1000000000000" doc:"Credits to give, in sats (one credit is worth one sat)."`
+		Reason string `json:"reason,omitempty" maxLength:"500" doc:"Why, for the audit log."`
+	}
+}
+
+// CreditGrantOutput is the grant: its PayIn and the customer's credits after it.
+type CreditGrantOutput struct {
+	Body struct {
+		PayIn        PayIn `json:"payin"`
+		BalanceAfter int64 `json:"balance_after" doc:"The customer's credits balance after the grant."`
+	}
+}
+
+// PayInStatisticsInput chooses the range and customer of statistics.
+type PayInStatisticsInput struct {
+	From       time.Time `query:"from" doc:"Start of the range, inclusive (RFC 3339); default: the beginning."`
+	To         time.Time `query:"to" doc:"End of the range, exclusive (RFC 3339); default: now."`
+	CustomerID string    `query:"customer_id" format:"uuid" doc:"One customer's statistics; default: the whole tenant's."`
+}
+
+// PayInSpent is what PayIns of one type PAID in the range cost, and what paid it.
+type PayInSpent struct {
+	Type        string `json:"type" enum:"license_purchase,subscription_renewal,tier_upgrade,credit_purchase,credit_grant"`
+	PayIns      int64  `json:"payins"`
+	CostSats    int64  `json:"cost_sats" doc:"credits + reward_sats + invoice_sats + granted_sats."`
+	Credits     int64  `json:"credits" doc:"Sats paid from credits."`
+	RewardSats  int64  `json:"reward_sats" doc:"Sats paid from reward sats."`
+	InvoiceSats int64  `json:"invoice_sats" doc:"Sats paid by invoice (its amount; any overpayment is an overpay_spillover payout)."`
+	GrantedSats int64  `json:"granted_sats" doc:"Sats funded by the tenant: credit grants."`
+}
+
+// PayOutEarned is what payouts of one type in one asset paid in the range.
+type PayOutEarned struct {
+	Type    string `json:"type" enum:"tenant_revenue,referral_reward,overpay_spillover,credit_purchase,credit_grant"`
+	Asset   string `json:"asset" enum:"sats,credits,reward_sats"`
+	PayOuts int64  `json:"payouts"`
+	Amount  int64  `json:"amount"`
+}
+
+// PayInStatisticsOutput is spending and earning over a time range.
+type PayInStatisticsOutput struct {
+	Body struct {
+		From       time.Time      `json:"from"`
+		To         time.Time      `json:"to"`
+		CustomerID *uuid.UUID     `json:"customer_id,omitempty"`
+		Spent      []PayInSpent   `json:"spent" doc:"PayIns PAID in the range, by type."`
+		Earned     []PayOutEarned `json:"earned" doc:"Payouts made in the range, by type and asset: the customer's earnings, or all of the tenant's payouts."`
+	}
 }
 
 // PayInListInput filters a list of PayIns.
@@ -194,6 +257,99 @@ func (s *Server) registerPayIns() {
 		return &PayInOutput{Body: view}, nil
 	})
 
+	huma.Register(s.api, optionalAdminOperation(huma.Operation{
+		OperationID:   "payin-retry",
+		Method:        http.MethodPost,
+		Path:          "/v1/payins/{id}/retry",
+		Summary:       "Retry a FAILED PayIn",
+		Description:   payInRetryDescription,
+		Tags:          []string{"Payments"},
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+	}), func(ctx context.Context, in *PayInRetryInput) (*PayInOutput, error) {
+		payin, err := s.payInRetry(ctx, in)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		view, err := s.payInView(ctx, payin)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		return &PayInOutput{Body: view}, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID:   "credit-grant",
+		Method:        http.MethodPost,
+		Path:          "/v1/admin/customers/{id}/credits",
+		Summary:       "Give a customer credits",
+		Description:   "Creates a credit_grant PayIn funded by the tenant (nothing is debited or invoiced), PAID at once: the customer's credits grow by amount, paid out as a credit_grant payout with the balance after. Audited as credit.grant; emits payin.paid.",
+		Tags:          []string{"Payments"},
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}), func(ctx context.Context, in *CreditGrantInput) (*CreditGrantOutput, error) {
+		if _, err := s.customerGet(ctx, in.ID); err != nil {
+			return nil, problem(ctx, err)
+		}
+		payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.Amount, in.Body.Reason)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		out := &CreditGrantOutput{}
+		if out.Body.PayIn, err = s.payInView(ctx, payin); err != nil {
+			return nil, problem(ctx, err)
+		}
+		out.Body.BalanceAfter = after
+		return out, nil
+	})
+
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "payin-statistics",
+		Method:      http.MethodGet,
+		Path:        "/v1/admin/payins/statistics",
+		Summary:     "Spending and earning over a time range",
+		Description: "Spent: PayIns PAID in [from, to), by type, with the sats paid from credits, reward sats, invoices and (credit grants) the tenant. " +
+			"Earned: payouts made in [from, to), by type and asset. For one customer with customer_id, else for the whole tenant.",
+		Tags:   []string{"Payments"},
+		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+	}), func(ctx context.Context, in *PayInStatisticsInput) (*PayInStatisticsOutput, error) {
+		out := &PayInStatisticsOutput{}
+		out.Body.From, out.Body.To, out.Body.CustomerID = in.From, in.To, optionalUUID(in.CustomerID)
+		if out.Body.To.IsZero() {
+			out.Body.To = s.cfg.Clock.Now()
+		}
+		if !out.Body.From.Before(out.Body.To) {
+			return nil, invalid("query.from", "from must be before to", in.From)
+		}
+		if out.Body.CustomerID != nil {
+			if _, err := s.customerGet(ctx, *out.Body.CustomerID); err != nil {
+				return nil, problem(ctx, err)
+			}
+		}
+		db := s.conn(ctx)
+		spent, err := s.queries.PayInStatisticsSpent(ctx, db, sql.PayInStatisticsSpentParams{
+			TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
+		})
+		if err != nil {
+			return nil, problem(ctx, fmt.Errorf("spent statistics: %w", err))
+		}
+		earned, err := s.queries.PayInStatisticsEarned(ctx, db, sql.PayInStatisticsEarnedParams{
+			TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
+		})
+		if err != nil {
+			return nil, problem(ctx, fmt.Errorf("earned statistics: %w", err))
+		}
+		out.Body.Spent, out.Body.Earned = make([]PayInSpent, len(spent)), make([]PayOutEarned, len(earned))
+		for i, r := range spent {
+			out.Body.Spent[i] = PayInSpent{Type: r.Type, PayIns: r.Payins, CostSats: r.CostSats, Credits: r.Credits,
+				RewardSats: r.RewardSats, InvoiceSats: r.InvoiceSats, GrantedSats: r.GrantedSats}
+		}
+		for i, r := range earned {
+			out.Body.Earned[i] = PayOutEarned{Type: r.Type, Asset: r.Asset, PayOuts: r.Payouts, Amount: r.Amount}
+		}
+		return out, nil
+	})
+
 	huma.Register(s.api, adminOperation(huma.Operation{
 		OperationID: "payin-get-admin",
 		Method:      http.MethodGet,
@@ -244,6 +400,47 @@ const purchaseDescription = "Creates a licence_purchase PayIn for a policy at it
 	"(that needs the tenant's admin key); fully covered, the PayIn is PAID at once and the licence issued. Otherwise it is " +
 	"PENDING_INVOICE_CREATION while a job creates the provider invoice for the rest: poll GET /v1/payins/{id} for the checkout " +
 	"URL. The licence (with its subscription, for a recurring policy) is issued when the invoice is paid."
+
+const payInRetryDescription = "Creates the successor of a FAILED PayIn: same type, customer, price (a fiat price re-quoted at the " +
+	"current rate), policy and add-ons, in the same chain (genesis_id) with retry_count + 1, paid by invoice unless the " +
+	"tenant's admin key is given with `assets`. The PayIn id is the buyer's capability, as for cancel. A PayIn that is not " +
+	"FAILED, or was already retried, is 409: of concurrent retries of one PayIn exactly one succeeds."
+
+// payInRetry resolves a retry's PayIn and rate and retries it.
+func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn, error) {
+	db := tx(ctx)
+	failed, err := s.queries.PayInGetAnyTenant(ctx, db, in.ID)
+	if err != nil {
+		return sql.PayIn{}, core.DBError(err)
+	}
+	p, authenticated := principalFrom(ctx)
+	var params core.PayInRetryParams
+	if in.Body != nil {
+		for _, a := range in.Body.Assets {
+			params.Assets = append(params.Assets, sql.Asset(a))
+		}
+	}
+	switch {
+	case authenticated && p.tenantID != failed.TenantID:
+		return sql.PayIn{}, huma.Error404NotFound(fmt.Sprintf("no payin %s", in.ID))
+	case !authenticated && len(params.Assets) > 0:
+		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
+	}
+	// A PayIn that cannot be retried needs no rate: core.PayInRetry's guarded claim refuses it.
+	if failed.PriceCurrency != sql.CurrencySAT && failed.State == sql.PayinStateFAILED && failed.SuccessorID == nil {
+		rate, err := s.cfg.Rates.Rate(ctx, string(failed.PriceCurrency))
+		if err != nil {
+			requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", failed.PriceCurrency, "error", err)
+			return sql.PayIn{}, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
+		}
+		params.Rate = &rate
+	}
+	who := core.Actor{Type: core.ActorBuyer, ID: failed.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
+	if authenticated {
+		who = actor(ctx)
+	}
+	return core.PayInRetry(ctx, db, s.step(who), failed, params)
+}
 
 // purchase resolves a purchase's tenant, policy and customer and creates its PayIn.
 func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, error) {

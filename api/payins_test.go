@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +36,10 @@ type payin struct {
 		CheckoutURL string `json:"checkout_url"`
 		AmountSats  int64  `json:"amount_sats"`
 	} `json:"invoice"`
-	LicenseKey string `json:"license_key"`
+	LicenseKey  string `json:"license_key"`
+	GenesisID   string `json:"genesis_id"`
+	SuccessorID string `json:"successor_id"`
+	RetryCount  int    `json:"retry_count"`
 }
 
 // shop is a served bundle with River workers running against the fake BTCPay: the whole
@@ -335,4 +339,179 @@ func TestProviderWebhook(t *testing.T) {
 		require.NotEmpty(t, p.LicenseKey)
 		s.requireInvariants(t)
 	})
+}
+
+// failed buys the shop's policy and cancels it once invoiced: a FAILED PayIn to retry.
+func (s *shop) failed(t *testing.T) payin {
+	t.Helper()
+	p := s.await(t, s.purchase(t, "").ID, "PENDING")
+	res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "")
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	return decode[payin](t, res)
+}
+
+func TestPayInRetry(t *testing.T) {
+	t.Parallel()
+
+	t.Run("BuyerRetriesAndPays", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		first := s.failed(t)
+		res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		second := decode[payin](t, res)
+		require.Equal(t, "PENDING_INVOICE_CREATION", second.State)
+		require.Equal(t, first.ID, second.GenesisID)
+		require.Equal(t, 1, second.RetryCount)
+		require.Equal(t, int64(100), second.CostSats)
+		require.Equal(t, second.ID, decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+first.ID, "")).SuccessorID)
+
+		second = s.await(t, second.ID, "PENDING")
+		require.Equal(t, int64(100), second.Invoice.AmountSats)
+		require.NoError(t, s.payments.Fake.Settle(second.Invoice.InvoiceID, 100))
+		s.webhook(t, second.Invoice.InvoiceID, "InvoiceSettled")
+		require.NotEmpty(t, s.await(t, second.ID, "PAID").LicenseKey)
+
+		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
+		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+second.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
+		s.requireInvariants(t)
+	})
+
+	t.Run("AdminRetriesWithAssets", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		first := s.failed(t)
+		s.credit(t, sql.AssetCredits, 100)
+		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", `{"assets":["credits"]}`, "Authorization", ""), http.StatusForbidden)
+		other := factory.Tenant(t, s.db)
+		_, otherKey := factory.APIKey(t, s.db, other.ID)
+		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", "Bearer "+otherKey), http.StatusNotFound)
+
+		res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", `{"assets":["credits"]}`)
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		second := decode[payin](t, res)
+		require.Equal(t, "PAID", second.State, "fully covered by credits")
+		require.NotEmpty(t, second.LicenseKey)
+		require.Equal(t, int64(0), s.balance(t, sql.AssetCredits))
+		s.requireInvariants(t)
+	})
+
+	t.Run("FiatIsRequoted", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 2500, sql.CurrencyUSD)
+		first := s.failed(t)
+		_, err := s.db.Exec(context.Background(), "UPDATE payins SET rate_minor_per_btc = 1000000, cost_sats = 250000 WHERE id = $1", first.ID)
+		require.NoError(t, err)
+		res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		require.Equal(t, int64(50_000), decode[payin](t, res).CostSats, "$25 at the current $50,000/BTC, not the old rate")
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/payins/01900000-0000-7000-8000-000000000000/retry", "", "Authorization", ""), http.StatusNotFound)
+	})
+
+	// Concurrent retries of one PayIn on real connections: exactly one succeeds.
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		first := s.failed(t)
+		statuses := make([]int, 8)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Go(func() {
+				statuses[i] = s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", "").status
+			})
+		}
+		wg.Wait()
+		count := map[int]int{}
+		for _, status := range statuses {
+			count[status]++
+		}
+		require.Equal(t, map[int]int{http.StatusCreated: 1, http.StatusConflict: len(statuses) - 1}, count)
+		var successors int
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE genesis_id = $1 AND id <> $1", first.ID).Scan(&successors))
+		require.Equal(t, 1, successors)
+		s.requireInvariants(t)
+	})
+}
+
+type creditGrant struct {
+	PayIn        payin `json:"payin"`
+	BalanceAfter int64 `json:"balance_after"`
+}
+
+func TestCreditGrant(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	customer := factory.Customer(t, b.db, b.tenant.ID)
+	path := "/v1/admin/customers/" + customer.ID.String() + "/credits"
+
+	res := b.request(t, http.MethodPost, path, `{"amount":250,"reason":"beta tester"}`)
+	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+	g := decode[creditGrant](t, res)
+	require.Equal(t, "PAID", g.PayIn.State)
+	require.Equal(t, int64(250), g.PayIn.CostSats)
+	require.Empty(t, g.PayIn.Parts)
+	require.Nil(t, g.PayIn.Invoice)
+	require.Equal(t, int64(250), g.BalanceAfter)
+	g = decode[creditGrant](t, b.request(t, http.MethodPost, path, `{"amount":50}`))
+	require.Equal(t, int64(300), g.BalanceAfter, "balances after are recorded")
+
+	var audited int
+	require.NoError(t, b.db.QueryRow(context.Background(),
+		"SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'credit.grant' AND subject_id = $2", b.tenant.ID, customer.ID.String()).Scan(&audited))
+	require.Equal(t, 2, audited)
+
+	for _, body := range []string{`{"amount":0}`, `{"amount":1000000000001}`, `{}`, `{"amount":5,"reason":"` + strings.Repeat("x", 501) + `"}`} {
+		requireProblem(t, b.request(t, http.MethodPost, path, body), http.StatusUnprocessableEntity)
+	}
+	requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/customers/01900000-0000-7000-8000-000000000000/credits", `{"amount":5}`), http.StatusNotFound)
+	other := factory.Customer(t, b.db, factory.Tenant(t, b.db).ID)
+	requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/customers/"+other.ID.String()+"/credits", `{"amount":5}`), http.StatusNotFound)
+	requireProblem(t, b.request(t, http.MethodPost, path, `{"amount":5}`, "Authorization", ""), http.StatusUnauthorized)
+	violations, err := sql.New().PayInInvariantViolations(context.Background(), b.db, b.tenant.ID)
+	require.NoError(t, err)
+	require.Empty(t, violations)
+}
+
+func TestPayInStatistics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	customer := factory.Customer(t, b.db, b.tenant.ID)
+	require.Equal(t, http.StatusCreated, b.request(t, http.MethodPost, "/v1/admin/customers/"+customer.ID.String()+"/credits", `{"amount":250}`).status)
+
+	type stats struct {
+		Spent []struct {
+			Type        string `json:"type"`
+			PayIns      int64  `json:"payins"`
+			CostSats    int64  `json:"cost_sats"`
+			GrantedSats int64  `json:"granted_sats"`
+		} `json:"spent"`
+		Earned []struct {
+			Type   string `json:"type"`
+			Asset  string `json:"asset"`
+			Amount int64  `json:"amount"`
+		} `json:"earned"`
+	}
+	b.clock.Advance(time.Minute)
+	for _, query := range []string{"", "?customer_id=" + customer.ID.String(), "?from=2026-01-15T11:00:00Z&to=2026-01-15T13:00:00Z"} {
+		res := b.request(t, http.MethodGet, "/v1/admin/payins/statistics"+query, "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		st := decode[stats](t, res)
+		require.Len(t, st.Spent, 1, query)
+		require.Equal(t, []any{"credit_grant", int64(1), int64(250), int64(250)},
+			[]any{st.Spent[0].Type, st.Spent[0].PayIns, st.Spent[0].CostSats, st.Spent[0].GrantedSats})
+		require.Len(t, st.Earned, 1)
+		require.Equal(t, []any{"credit_grant", "credits", int64(250)}, []any{st.Earned[0].Type, st.Earned[0].Asset, st.Earned[0].Amount})
+	}
+	st := decode[stats](t, b.request(t, http.MethodGet, "/v1/admin/payins/statistics?from=2026-01-15T12:30:00Z", ""))
+	require.Empty(t, st.Spent, "out of range")
+	require.Empty(t, st.Earned)
+
+	requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/payins/statistics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", ""), http.StatusUnprocessableEntity)
+	requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/payins/statistics?customer_id=01900000-0000-7000-8000-000000000000", ""), http.StatusNotFound)
+	requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/payins/statistics?from=yesterday", ""), http.StatusUnprocessableEntity)
 }

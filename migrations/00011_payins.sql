@@ -3,12 +3,15 @@
 -- balanced by PayOuts (who earns it). Amounts are sats: fiat prices are converted once, when
 -- the PayIn is created, at a stored rate; credits and reward_sats are custodial assets worth
 -- one sat each.
-CREATE TYPE payin_type AS ENUM ('license_purchase', 'subscription_renewal', 'tier_upgrade', 'credit_purchase');
+-- credit_grant is credits an admin gives a customer: the tenant funds it, so it has no pay-in
+-- parts (no custodial debit, no invoice) and is PAID when created.
+CREATE TYPE payin_type AS ENUM ('license_purchase', 'subscription_renewal', 'tier_upgrade', 'credit_purchase', 'credit_grant');
 CREATE TYPE payin_state AS ENUM ('PENDING_INVOICE_CREATION', 'PENDING', 'PAID', 'FAILED');
 CREATE TYPE payin_failure_reason AS ENUM (
     'INVOICE_CREATION_FAILED', 'INVOICE_EXPIRED', 'INVOICE_INVALID', 'USER_CANCELLED',
     'SYSTEM_CANCELLED', 'AMOUNT_MISMATCH', 'EXECUTION_FAILED');
-CREATE TYPE payout_type AS ENUM ('tenant_revenue', 'referral_reward', 'overpay_spillover', 'credit_purchase');
+-- credit_grant pays a credit_grant PayIn out to its customer, in credits.
+CREATE TYPE payout_type AS ENUM ('tenant_revenue', 'referral_reward', 'overpay_spillover', 'credit_purchase', 'credit_grant');
 
 CREATE TABLE payins (
     tenant_id          uuid                 NOT NULL,
@@ -41,6 +44,11 @@ CREATE TABLE payins (
     FOREIGN KEY (tenant_id, policy_id) REFERENCES policies (tenant_id, id),
     FOREIGN KEY (tenant_id, license_id) REFERENCES licenses (tenant_id, id),
     CONSTRAINT payins_successor_key UNIQUE (tenant_id, successor_id),
+    -- Deferred: a retry claims its predecessor (PayInRetryClaim) before inserting itself.
+    CONSTRAINT payins_successor_fkey FOREIGN KEY (tenant_id, successor_id) REFERENCES payins (tenant_id, id)
+        DEFERRABLE INITIALLY DEFERRED,
+    -- Only a FAILED PayIn is retried.
+    CONSTRAINT payins_successor_check CHECK (successor_id IS NULL OR state = 'FAILED'),
     CONSTRAINT payins_rate_check CHECK ((price_currency = 'SAT') = (rate_minor_per_btc IS NULL)),
     CONSTRAINT payins_failure_check CHECK ((state = 'FAILED') = (failure_reason IS NOT NULL))
 );
@@ -51,6 +59,11 @@ CREATE INDEX payins_customer_idx ON payins (tenant_id, customer_id, id);
 CREATE UNIQUE INDEX payins_id_key ON payins (id);
 -- The reconcile sweep: PENDING PayIns across tenants by age.
 CREATE INDEX payins_pending_idx ON payins (state_changed_at) WHERE state = 'PENDING';
+-- PayInStatisticsSpent, for the tenant: PayIns PAID in a time range (PAID is final, so
+-- state_changed_at is when it was paid).
+CREATE INDEX payins_paid_idx ON payins (tenant_id, state_changed_at) WHERE state = 'PAID';
+-- PayInStatisticsSpent, for one customer.
+CREATE INDEX payins_customer_paid_idx ON payins (tenant_id, customer_id, state_changed_at) WHERE state = 'PAID';
 
 -- payin_transitions: every state change of a PayIn, with its time.
 CREATE TABLE payin_transitions (
@@ -113,6 +126,11 @@ CREATE TABLE payouts (
 );
 
 CREATE INDEX payouts_payin_idx ON payouts (tenant_id, payin_id);
+-- PayInStatisticsEarned, for the tenant: payouts made in a time range.
+CREATE INDEX payouts_created_idx ON payouts (tenant_id, created_at);
+-- PayInStatisticsEarned, for one customer: what they earned in a time range (and the earner
+-- foreign key).
+CREATE INDEX payouts_earner_idx ON payouts (tenant_id, earner_customer_id, created_at) WHERE earner_customer_id IS NOT NULL;
 
 -- payin_refunds: custodial debits (and any sats received) given back when a PayIn fails.
 CREATE TABLE payin_refunds (

@@ -132,9 +132,13 @@ SELECT * FROM payin_refunds WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payi
 --     PENDING_INVOICE_CREATION, or is fully custodial);
 --   - a PAID PayIn's payouts, overpay spillover aside, equal its cost, and the spillover
 --     equals what the invoice received beyond its amount;
---   - a FAILED PayIn refunded every custodial part and paid nothing out.
+--   - a FAILED PayIn refunded every custodial part and paid nothing out;
+--   - a credit_grant has no pay-in parts at all, and is PAID: the tenant funds it (it is
+--     credits given, not a payment by the customer), so nothing is debited from the customer
+--     and nothing is invoiced; the parts rule above does not apply to it, but its payouts
+--     (the credits granted) must still sum to its cost.
 WITH totals AS (
-    SELECT p.tenant_id, p.id, p.state, p.cost_sats,
+    SELECT p.tenant_id, p.id, p.type, p.state, p.cost_sats,
            coalesce((SELECT sum(amount) FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0) AS custodial,
            i.amount_sats AS invoiced, i.paid_sats AS received,
            coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type <> 'overpay_spillover'), 0) AS paid_out,
@@ -148,7 +152,9 @@ WITH totals AS (
 SELECT id, state, violation FROM (
     SELECT id, state::text AS state,
            (CASE
-               WHEN (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
+               WHEN type = 'credit_grant' AND (custodial <> 0 OR invoiced IS NOT NULL OR state <> 'PAID')
+                   THEN 'credit grant not funded by the tenant alone'
+               WHEN type <> 'credit_grant' AND (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
                     AND custodial + coalesce(invoiced, 0) <> cost_sats THEN 'parts do not sum to the cost'
                WHEN state = 'PAID' AND paid_out <> cost_sats THEN 'payouts do not sum to the cost'
                WHEN state = 'PAID' AND spillover <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
@@ -220,3 +226,66 @@ JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 WHERE p.state = 'PENDING' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
 ORDER BY p.state_changed_at
 LIMIT sqlc.arg(batch)::int;
+
+-- name: PayInRetryClaim :one
+-- PayInRetryClaim records @successor_id as the retry of a FAILED PayIn that has none yet,
+-- before the successor is inserted (payins_successor_fkey is deferred). It is the guard of a
+-- retry: of two concurrent retries of one PayIn, the second waits on the row lock, then finds
+-- successor_id set and gets no row. No row means the PayIn does not exist, is not FAILED, or
+-- was already retried.
+UPDATE payins SET successor_id = sqlc.arg(successor_id)::uuid, updated_at = sqlc.arg(now)::timestamptz
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid AND state = 'FAILED' AND successor_id IS NULL
+RETURNING *;
+
+-- name: PayInStatisticsSpent :many
+-- PayInStatisticsSpent sums what was spent through PayIns PAID in [@from_time, @to_time), by
+-- type: the number of PayIns, their cost, and what paid it — credits, reward sats, the
+-- invoice (its amount; an overpayment is an overpay_spillover payout, in earned) and, for
+-- credit grants, the tenant (granted_sats). So cost_sats = credits + reward_sats +
+-- invoice_sats + granted_sats on every row. For one customer when @customer_id is given
+-- (payins_customer_paid_idx), else for the whole tenant (payins_paid_idx): the two branches
+-- are exclusive on the parameter, so each is planned with its own index.
+WITH paid AS (
+    SELECT p.tenant_id, p.id, p.type, p.cost_sats FROM payins p
+    WHERE sqlc.narg(customer_id)::uuid IS NULL AND p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.state = 'PAID'
+      AND p.state_changed_at >= sqlc.arg(from_time)::timestamptz AND p.state_changed_at < sqlc.arg(to_time)::timestamptz
+    UNION ALL
+    SELECT p.tenant_id, p.id, p.type, p.cost_sats FROM payins p
+    WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.customer_id = sqlc.narg(customer_id)::uuid AND p.state = 'PAID'
+      AND p.state_changed_at >= sqlc.arg(from_time)::timestamptz AND p.state_changed_at < sqlc.arg(to_time)::timestamptz
+)
+SELECT paid.type::text AS type,
+       count(*)::bigint AS payins,
+       sum(paid.cost_sats)::bigint AS cost_sats,
+       coalesce(sum(parts.credits), 0)::bigint AS credits,
+       coalesce(sum(parts.reward_sats), 0)::bigint AS reward_sats,
+       coalesce(sum(i.amount_sats), 0)::bigint AS invoice_sats,
+       coalesce(sum(paid.cost_sats) FILTER (WHERE paid.type = 'credit_grant'), 0)::bigint AS granted_sats
+FROM paid
+LEFT JOIN LATERAL (
+    SELECT sum(c.amount) FILTER (WHERE c.asset = 'credits') AS credits,
+           sum(c.amount) FILTER (WHERE c.asset = 'reward_sats') AS reward_sats
+    FROM payin_custodial_parts c WHERE c.tenant_id = paid.tenant_id AND c.payin_id = paid.id
+) parts ON true
+LEFT JOIN payin_invoices i ON i.tenant_id = paid.tenant_id AND i.payin_id = paid.id
+GROUP BY paid.type
+ORDER BY paid.type;
+
+-- name: PayInStatisticsEarned :many
+-- PayInStatisticsEarned sums the payouts made in [@from_time, @to_time), by type and asset:
+-- what one customer earned when @customer_id is given (payouts_earner_idx), else everything
+-- paid out from the tenant's PayIns, the tenant's own revenue included (payouts_created_idx).
+-- The branches are exclusive on the parameter, as in PayInStatisticsSpent.
+WITH earned AS (
+    SELECT o.type, o.asset, o.amount FROM payouts o
+    WHERE sqlc.narg(customer_id)::uuid IS NULL AND o.tenant_id = sqlc.arg(tenant_id)::uuid
+      AND o.created_at >= sqlc.arg(from_time)::timestamptz AND o.created_at < sqlc.arg(to_time)::timestamptz
+    UNION ALL
+    SELECT o.type, o.asset, o.amount FROM payouts o
+    WHERE o.tenant_id = sqlc.arg(tenant_id)::uuid AND o.earner_customer_id = sqlc.narg(customer_id)::uuid
+      AND o.created_at >= sqlc.arg(from_time)::timestamptz AND o.created_at < sqlc.arg(to_time)::timestamptz
+)
+SELECT earned.type::text AS type, earned.asset, count(*)::bigint AS payouts, sum(earned.amount)::bigint AS amount
+FROM earned
+GROUP BY earned.type, earned.asset
+ORDER BY earned.type, earned.asset;

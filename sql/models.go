@@ -324,6 +324,7 @@ const (
 	PayinTypeSubscriptionRenewal PayInType = "subscription_renewal"
 	PayinTypeTierUpgrade         PayInType = "tier_upgrade"
 	PayinTypeCreditPurchase      PayInType = "credit_purchase"
+	PayinTypeCreditGrant         PayInType = "credit_grant"
 )
 
 func (e *PayInType) Scan(src interface{}) error {
@@ -368,6 +369,7 @@ const (
 	PayoutTypeReferralReward   PayoutType = "referral_reward"
 	PayoutTypeOverpaySpillover PayoutType = "overpay_spillover"
 	PayoutTypeCreditPurchase   PayoutType = "credit_purchase"
+	PayoutTypeCreditGrant      PayoutType = "credit_grant"
 )
 
 func (e *PayoutType) Scan(src interface{}) error {

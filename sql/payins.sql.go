@@ -262,7 +262,7 @@ func (q *Queries) PayInGetAnyTenant(ctx context.Context, db DBTX, id uuid.UUID) 
 
 const payInInvariantViolations = `-- name: PayInInvariantViolations :many
 WITH totals AS (
-    SELECT p.tenant_id, p.id, p.state, p.cost_sats,
+    SELECT p.tenant_id, p.id, p.type, p.state, p.cost_sats,
            coalesce((SELECT sum(amount) FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0) AS custodial,
            i.amount_sats AS invoiced, i.paid_sats AS received,
            coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type <> 'overpay_spillover'), 0) AS paid_out,
@@ -276,7 +276,9 @@ WITH totals AS (
 SELECT id, state, violation FROM (
     SELECT id, state::text AS state,
            (CASE
-               WHEN (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
+               WHEN type = 'credit_grant' AND (custodial <> 0 OR invoiced IS NOT NULL OR state <> 'PAID')
+                   THEN 'credit grant not funded by the tenant alone'
+               WHEN type <> 'credit_grant' AND (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
                     AND custodial + coalesce(invoiced, 0) <> cost_sats THEN 'parts do not sum to the cost'
                WHEN state = 'PAID' AND paid_out <> cost_sats THEN 'payouts do not sum to the cost'
                WHEN state = 'PAID' AND spillover <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
@@ -299,7 +301,11 @@ type PayInInvariantViolationsRow struct {
 //     PENDING_INVOICE_CREATION, or is fully custodial);
 //   - a PAID PayIn's payouts, overpay spillover aside, equal its cost, and the spillover
 //     equals what the invoice received beyond its amount;
-//   - a FAILED PayIn refunded every custodial part and paid nothing out.
+//   - a FAILED PayIn refunded every custodial part and paid nothing out;
+//   - a credit_grant has no pay-in parts at all, and is PAID: the tenant funds it (it is
+//     credits given, not a payment by the customer), so nothing is debited from the customer
+//     and nothing is invoiced; the parts rule above does not apply to it, but its payouts
+//     (the credits granted) must still sum to its cost.
 func (q *Queries) PayInInvariantViolations(ctx context.Context, db DBTX, tenantID uuid.UUID) ([]PayInInvariantViolationsRow, error) {
 	rows, err := db.Query(ctx, payInInvariantViolations, tenantID)
 	if err != nil {
@@ -750,6 +756,57 @@ func (q *Queries) PayInRefunds(ctx context.Context, db DBTX, arg PayInRefundsPar
 	return items, nil
 }
 
+const payInRetryClaim = `-- name: PayInRetryClaim :one
+UPDATE payins SET successor_id = $1::uuid, updated_at = $2::timestamptz
+WHERE tenant_id = $3::uuid AND id = $4::uuid AND state = 'FAILED' AND successor_id IS NULL
+RETURNING tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
+`
+
+type PayInRetryClaimParams struct {
+	SuccessorID uuid.UUID
+	Now         time.Time
+	TenantID    uuid.UUID
+	ID          uuid.UUID
+}
+
+// PayInRetryClaim records @successor_id as the retry of a FAILED PayIn that has none yet,
+// before the successor is inserted (payins_successor_fkey is deferred). It is the guard of a
+// retry: of two concurrent retries of one PayIn, the second waits on the row lock, then finds
+// successor_id set and gets no row. No row means the PayIn does not exist, is not FAILED, or
+// was already retried.
+func (q *Queries) PayInRetryClaim(ctx context.Context, db DBTX, arg PayInRetryClaimParams) (PayIn, error) {
+	row := db.QueryRow(ctx, payInRetryClaim,
+		arg.SuccessorID,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i PayIn
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.CustomerID,
+		&i.Type,
+		&i.State,
+		&i.FailureReason,
+		&i.PriceCurrency,
+		&i.PriceValue,
+		&i.RateMinorPerBtc,
+		&i.RateSource,
+		&i.CostSats,
+		&i.PolicyID,
+		&i.AddonIds,
+		&i.LicenseID,
+		&i.GenesisID,
+		&i.SuccessorID,
+		&i.RetryCount,
+		&i.StateChangedAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const payInSetLicense = `-- name: PayInSetLicense :exec
 UPDATE payins SET license_id = $1::uuid, updated_at = $2::timestamptz
 WHERE tenant_id = $3::uuid AND id = $4::uuid
@@ -771,6 +828,155 @@ func (q *Queries) PayInSetLicense(ctx context.Context, db DBTX, arg PayInSetLice
 		arg.ID,
 	)
 	return err
+}
+
+const payInStatisticsEarned = `-- name: PayInStatisticsEarned :many
+WITH earned AS (
+    SELECT o.type, o.asset, o.amount FROM payouts o
+    WHERE $1::uuid IS NULL AND o.tenant_id = $2::uuid
+      AND o.created_at >= $3::timestamptz AND o.created_at < $4::timestamptz
+    UNION ALL
+    SELECT o.type, o.asset, o.amount FROM payouts o
+    WHERE o.tenant_id = $2::uuid AND o.earner_customer_id = $1::uuid
+      AND o.created_at >= $3::timestamptz AND o.created_at < $4::timestamptz
+)
+SELECT earned.type::text AS type, earned.asset, count(*)::bigint AS payouts, sum(earned.amount)::bigint AS amount
+FROM earned
+GROUP BY earned.type, earned.asset
+ORDER BY earned.type, earned.asset
+`
+
+type PayInStatisticsEarnedParams struct {
+	CustomerID *uuid.UUID
+	TenantID   uuid.UUID
+	FromTime   time.Time
+	ToTime     time.Time
+}
+
+type PayInStatisticsEarnedRow struct {
+	Type    string
+	Asset   string
+	Payouts int64
+	Amount  int64
+}
+
+// PayInStatisticsEarned sums the payouts made in [@from_time, @to_time), by type and asset:
+// what one customer earned when @customer_id is given (payouts_earner_idx), else everything
+// paid out from the tenant's PayIns, the tenant's own revenue included (payouts_created_idx).
+// The branches are exclusive on the parameter, as in PayInStatisticsSpent.
+func (q *Queries) PayInStatisticsEarned(ctx context.Context, db DBTX, arg PayInStatisticsEarnedParams) ([]PayInStatisticsEarnedRow, error) {
+	rows, err := db.Query(ctx, payInStatisticsEarned,
+		arg.CustomerID,
+		arg.TenantID,
+		arg.FromTime,
+		arg.ToTime,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInStatisticsEarnedRow{}
+	for rows.Next() {
+		var i PayInStatisticsEarnedRow
+		if err := rows.Scan(
+			&i.Type,
+			&i.Asset,
+			&i.Payouts,
+			&i.Amount,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const payInStatisticsSpent = `-- name: PayInStatisticsSpent :many
+WITH paid AS (
+    SELECT p.tenant_id, p.id, p.type, p.cost_sats FROM payins p
+    WHERE $1::uuid IS NULL AND p.tenant_id = $2::uuid AND p.state = 'PAID'
+      AND p.state_changed_at >= $3::timestamptz AND p.state_changed_at < $4::timestamptz
+    UNION ALL
+    SELECT p.tenant_id, p.id, p.type, p.cost_sats FROM payins p
+    WHERE p.tenant_id = $2::uuid AND p.customer_id = $1::uuid AND p.state = 'PAID'
+      AND p.state_changed_at >= $3::timestamptz AND p.state_changed_at < $4::timestamptz
+)
+SELECT paid.type::text AS type,
+       count(*)::bigint AS payins,
+       sum(paid.cost_sats)::bigint AS cost_sats,
+       coalesce(sum(parts.credits), 0)::bigint AS credits,
+       coalesce(sum(parts.reward_sats), 0)::bigint AS reward_sats,
+       coalesce(sum(i.amount_sats), 0)::bigint AS invoice_sats,
+       coalesce(sum(paid.cost_sats) FILTER (WHERE paid.type = 'credit_grant'), 0)::bigint AS granted_sats
+FROM paid
+LEFT JOIN LATERAL (
+    SELECT sum(c.amount) FILTER (WHERE c.asset = 'credits') AS credits,
+           sum(c.amount) FILTER (WHERE c.asset = 'reward_sats') AS reward_sats
+    FROM payin_custodial_parts c WHERE c.tenant_id = paid.tenant_id AND c.payin_id = paid.id
+) parts ON true
+LEFT JOIN payin_invoices i ON i.tenant_id = paid.tenant_id AND i.payin_id = paid.id
+GROUP BY paid.type
+ORDER BY paid.type
+`
+
+type PayInStatisticsSpentParams struct {
+	CustomerID *uuid.UUID
+	TenantID   uuid.UUID
+	FromTime   time.Time
+	ToTime     time.Time
+}
+
+type PayInStatisticsSpentRow struct {
+	Type        string
+	Payins      int64
+	CostSats    int64
+	Credits     int64
+	RewardSats  int64
+	InvoiceSats int64
+	GrantedSats int64
+}
+
+// PayInStatisticsSpent sums what was spent through PayIns PAID in [@from_time, @to_time), by
+// type: the number of PayIns, their cost, and what paid it — credits, reward sats, the
+// invoice (its amount; an overpayment is an overpay_spillover payout, in earned) and, for
+// credit grants, the tenant (granted_sats). So cost_sats = credits + reward_sats +
+// invoice_sats + granted_sats on every row. For one customer when @customer_id is given
+// (payins_customer_paid_idx), else for the whole tenant (payins_paid_idx): the two branches
+// are exclusive on the parameter, so each is planned with its own index.
+func (q *Queries) PayInStatisticsSpent(ctx context.Context, db DBTX, arg PayInStatisticsSpentParams) ([]PayInStatisticsSpentRow, error) {
+	rows, err := db.Query(ctx, payInStatisticsSpent,
+		arg.CustomerID,
+		arg.TenantID,
+		arg.FromTime,
+		arg.ToTime,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInStatisticsSpentRow{}
+	for rows.Next() {
+		var i PayInStatisticsSpentRow
+		if err := rows.Scan(
+			&i.Type,
+			&i.Payins,
+			&i.CostSats,
+			&i.Credits,
+			&i.RewardSats,
+			&i.InvoiceSats,
+			&i.GrantedSats,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const payInTransition = `-- name: PayInTransition :one

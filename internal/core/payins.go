@@ -31,8 +31,10 @@ type PayInCreateParams struct {
 	AddonIDs []uuid.UUID
 	// Assets are the custodial balances to pay from, in order; none pays all by invoice.
 	Assets []sql.Asset
-	// Predecessor is the FAILED PayIn this one retries, if any.
+	// Predecessor is the FAILED PayIn this one retries, if any; PayInRetry sets it.
 	Predecessor *sql.PayIn
+	// ID is the new PayIn's id; zero makes a new one.
+	ID uuid.UUID
 }
 
 // PayInCreate creates a PayIn, converting its price to sats, and pays what it can from the
@@ -40,8 +42,14 @@ type PayInCreateParams struct {
 // (with its effect and payouts); otherwise it stays PENDING_INVOICE_CREATION and a
 // payin.create_invoice job, enqueued in the same transaction, invoices the rest.
 func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p PayInCreateParams) (sql.PayIn, error) {
+	if p.Type == sql.PayinTypeCreditGrant {
+		return sql.PayIn{}, fmt.Errorf("%w: credit grants are made by CreditGrant, not paid for", ErrInvalid)
+	}
+	if p.ID == uuid.Nil {
+		p.ID = NewID()
+	}
 	params := sql.PayInCreateParams{
-		TenantID: tenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, PriceCurrency: p.PriceCurrency,
+		TenantID: tenantID, ID: p.ID, CustomerID: p.CustomerID, Type: p.Type, PriceCurrency: p.PriceCurrency,
 		PriceValue: p.PriceValue, PolicyID: p.PolicyID, AddonIds: []uuid.UUID{}, Now: st.Now,
 	}
 	if p.PolicyID != nil {
@@ -121,7 +129,7 @@ func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.
 
 // PayInPaid moves a PayIn from one of from to PAID and, in the same transaction, applies
 // its effect (issue the licence, with its subscription for a recurring policy; credit a
-// credit purchase), records its payouts — the tenant's revenue, and overpaidSats as an
+// credit purchase or grant), records its payouts — the tenant's revenue, and overpaidSats as an
 // overpay_spillover payout in credits to the payer — and emits payin.paid. A PayIn already
 // PAID is ErrConflict, so a second settle changes nothing.
 func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []sql.PayInState, overpaidSats int64) (sql.PayIn, error) {
@@ -154,6 +162,8 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 	switch payin.Type {
 	case sql.PayinTypeCreditPurchase:
 		err = credit(sql.PayoutTypeCreditPurchase, payin.CostSats)
+	case sql.PayinTypeCreditGrant:
+		err = credit(sql.PayoutTypeCreditGrant, payin.CostSats)
 	case sql.PayinTypeLicensePurchase:
 		err = payInIssueLicense(ctx, tx, st, &payin)
 		if err == nil {
@@ -252,4 +262,99 @@ func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	payin, err = payInTransition(ctx, tx, st, payin.TenantID, payin.ID,
 		[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinStatePENDING, nil)
 	return payin, row, err
+}
+
+// PayInRetryParams says how a retry pays.
+type PayInRetryParams struct {
+	// Rate re-quotes a fiat price at the current rate; nil for SAT prices (charged verbatim).
+	Rate *payment.Rate
+	// Assets are the custodial balances to pay from, in order; none pays all by invoice.
+	Assets []sql.Asset
+}
+
+// PayInRetry retries a FAILED PayIn: it claims the PayIn with a guarded update (it must be
+// FAILED and not retried yet) and, in the same transaction, creates its successor with the
+// same type, customer, price (re-quoted), policy and add-ons, in the chain of the same
+// genesis with retry_count + 1. A purchase of a policy archived since is ErrConflict. Of concurrent retries of one PayIn exactly one succeeds; the
+// others, and retries of a PayIn that is not FAILED or already retried, are ErrConflict.
+func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p PayInRetryParams) (sql.PayIn, error) {
+	if failed.PolicyID != nil {
+		policy, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: failed.TenantID, ID: *failed.PolicyID})
+		if err != nil {
+			return sql.PayIn{}, fmt.Errorf("policy %s: %w", *failed.PolicyID, DBError(err))
+		}
+		if policy.ArchivedAt != nil {
+			return sql.PayIn{}, fmt.Errorf("%w: policy %s is archived and no longer sold", ErrConflict, policy.ID)
+		}
+	}
+	successorID := NewID()
+	claimed, err := queries.PayInRetryClaim(ctx, tx, sql.PayInRetryClaimParams{
+		SuccessorID: successorID, Now: st.Now, TenantID: failed.TenantID, ID: failed.ID,
+	})
+	if err != nil {
+		if err = DBError(err); !errors.Is(err, ErrNotFound) {
+			return sql.PayIn{}, fmt.Errorf("claim payin %s for a retry: %w", failed.ID, err)
+		}
+		current, getErr := queries.PayInGet(ctx, tx, sql.PayInGetParams{TenantID: failed.TenantID, ID: failed.ID})
+		switch {
+		case getErr != nil:
+			return sql.PayIn{}, fmt.Errorf("payin %s: %w", failed.ID, DBError(getErr))
+		case current.SuccessorID != nil:
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s was already retried by %s", ErrConflict, failed.ID, *current.SuccessorID)
+		default:
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s; only a FAILED PayIn can be retried", ErrConflict, failed.ID, current.State)
+		}
+	}
+	successor, err := PayInCreate(ctx, tx, st, claimed.TenantID, PayInCreateParams{
+		ID: successorID, CustomerID: claimed.CustomerID, Type: claimed.Type, PriceCurrency: claimed.PriceCurrency,
+		PriceValue: claimed.PriceValue, Rate: p.Rate, PolicyID: claimed.PolicyID, AddonIDs: claimed.AddonIds,
+		Assets: p.Assets, Predecessor: &claimed,
+	})
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("retry payin %s: %w", failed.ID, err)
+	}
+	err = Audit(ctx, tx, st.Now, claimed.TenantID, st.Actor, Change{
+		Action: "payin.retry", SubjectType: "payin", SubjectID: claimed.ID.String(),
+		Details: map[string]any{"successor_id": successor.ID, "genesis_id": successor.GenesisID, "retry_count": successor.RetryCount},
+	})
+	return successor, err
+}
+
+// CreditGrantMax is the most credits one grant gives.
+const CreditGrantMax = 1_000_000_000_000
+
+// CreditGrant gives a customer credits as a credit_grant PayIn: funded by the tenant (no
+// custodial part, no invoice), PAID at once, paid out to the customer in credits with the
+// balance after, audited as credit.grant with reason, and emitting payin.paid. It returns
+// the PayIn and the customer's credits balance after.
+func CreditGrant(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID uuid.UUID, amount int64, reason string) (sql.PayIn, int64, error) {
+	if amount < 1 || amount > CreditGrantMax {
+		return sql.PayIn{}, 0, fmt.Errorf("%w: a grant is 1 to %d credits", ErrInvalid, int64(CreditGrantMax))
+	}
+	payin, err := queries.PayInCreate(ctx, tx, sql.PayInCreateParams{
+		TenantID: tenantID, ID: NewID(), CustomerID: customerID, Type: sql.PayinTypeCreditGrant, PriceCurrency: sql.CurrencySAT,
+		PriceValue: amount, AddonIds: []uuid.UUID{}, Now: st.Now,
+	})
+	if err != nil {
+		return sql.PayIn{}, 0, fmt.Errorf("create credit grant: %w", DBError(err))
+	}
+	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
+		return sql.PayIn{}, 0, fmt.Errorf("log credit grant: %w", err)
+	}
+	if payin, err = PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 0); err != nil {
+		return sql.PayIn{}, 0, err
+	}
+	payouts, err := queries.PayInPayouts(ctx, tx, sql.PayInPayoutsParams{TenantID: tenantID, PayinID: payin.ID})
+	if err != nil {
+		return sql.PayIn{}, 0, fmt.Errorf("payout of credit grant %s: %w", payin.ID, err)
+	}
+	if len(payouts) != 1 || payouts[0].BalanceAfter == nil {
+		return sql.PayIn{}, 0, fmt.Errorf("credit grant %s: %d payouts, want one with its balance after", payin.ID, len(payouts))
+	}
+	after := *payouts[0].BalanceAfter
+	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "credit.grant", SubjectType: "customer", SubjectID: customerID.String(),
+		Details: map[string]any{"payin_id": payin.ID, "amount": amount, "reason": reason, "balance_after": after},
+	})
+	return payin, after, err
 }

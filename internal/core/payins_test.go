@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -331,3 +332,312 @@ func TestPayInInvariantsProperty(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// fail fails a PayIn that has not been invoiced yet, refunding it.
+func (l *ledger) fail(t *testing.T, payin sql.PayIn) sql.PayIn {
+	t.Helper()
+	l.inTx(t, func(tx pgx.Tx) error {
+		var err error
+		payin, err = core.PayInFail(context.Background(), tx, factory.Step(), l.tenant.ID, payin.ID,
+			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
+		return err
+	})
+	return payin
+}
+
+// retry retries a PayIn in its own transaction.
+func (l *ledger) retry(t *testing.T, payin sql.PayIn, p core.PayInRetryParams) (sql.PayIn, error) {
+	t.Helper()
+	var successor sql.PayIn
+	err := pg.InTx(context.Background(), l.db, func(tx pgx.Tx) error {
+		var err error
+		successor, err = core.PayInRetry(context.Background(), tx, factory.Step(), payin, p)
+		return err
+	})
+	return successor, err
+}
+
+func (l *ledger) get(t *testing.T, id uuid.UUID) sql.PayIn {
+	t.Helper()
+	payin, err := queries.PayInGet(context.Background(), l.db, sql.PayInGetParams{TenantID: l.tenant.ID, ID: id})
+	require.NoError(t, err)
+	return payin
+}
+
+func TestPayInRetry(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t, testdb.Tx(t), 20, 0)
+	first, err := l.purchase(t, 100, sql.AssetCredits)
+	require.NoError(t, err)
+	first = l.fail(t, first)
+	require.Equal(t, int64(20), l.balance(t, sql.AssetCredits), "refunded")
+
+	second, err := l.retry(t, first, core.PayInRetryParams{})
+	require.NoError(t, err)
+	require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, second.State)
+	require.Equal(t, []any{first.Type, first.CustomerID, first.PolicyID, first.PriceCurrency, first.PriceValue, first.CostSats},
+		[]any{second.Type, second.CustomerID, second.PolicyID, second.PriceCurrency, second.PriceValue, second.CostSats})
+	require.Equal(t, first.ID, second.GenesisID)
+	require.Equal(t, int32(1), second.RetryCount)
+	require.Equal(t, &second.ID, l.get(t, first.ID).SuccessorID)
+	require.Equal(t, int64(20), l.balance(t, sql.AssetCredits), "no assets named: all by invoice")
+
+	_, err = l.retry(t, first, core.PayInRetryParams{})
+	require.ErrorIs(t, err, core.ErrConflict, "a PayIn is retried once")
+	require.ErrorContains(t, err, "already retried by "+second.ID.String())
+
+	third, err := l.retry(t, l.fail(t, second), core.PayInRetryParams{Assets: []sql.Asset{sql.AssetCredits}})
+	require.NoError(t, err)
+	require.Equal(t, first.ID, third.GenesisID, "the chain keeps its genesis")
+	require.Equal(t, int32(2), third.RetryCount)
+	require.Equal(t, int64(0), l.balance(t, sql.AssetCredits), "assets named: credits pay first")
+	l.requireInvariants(t)
+}
+
+func TestPayInRetryRefused(t *testing.T) {
+	t.Parallel()
+	l := newLedger(t, testdb.Tx(t), 1000, 0)
+	pending, err := l.purchase(t, 100)
+	require.NoError(t, err)
+	invoiced, err := l.purchase(t, 100)
+	require.NoError(t, err)
+	l.inTx(t, func(tx pgx.Tx) error {
+		invoiced, _, err = core.PayInInvoiceCreated(context.Background(), tx, factory.Step(), invoiced, "btcpay",
+			payment.Invoice{ID: "inv-" + invoiced.ID.String(), AmountSats: 100, CheckoutURL: "http://pay/inv"})
+		return err
+	})
+	paid, err := l.purchase(t, 100, sql.AssetCredits)
+	require.NoError(t, err)
+	retried, err := l.purchase(t, 100)
+	require.NoError(t, err)
+	retried = l.fail(t, retried)
+	_, err = l.retry(t, retried, core.PayInRetryParams{})
+	require.NoError(t, err)
+	failed := l.fail(t, pending)
+	pending, err = l.purchase(t, 100)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name  string
+		payin sql.PayIn
+		ok    bool
+	}{
+		{"PendingInvoiceCreation", pending, false},
+		{"Pending", invoiced, false},
+		{"Paid", paid, false},
+		{"FailedAndRetried", retried, false},
+		{"Failed", failed, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := l.retry(t, tc.payin, core.PayInRetryParams{})
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, core.ErrConflict)
+		})
+	}
+	_, err = l.retry(t, sql.PayIn{TenantID: l.tenant.ID, ID: core.NewID()}, core.PayInRetryParams{})
+	require.ErrorIs(t, err, core.ErrNotFound)
+
+	// A purchase of a policy archived since is not retried.
+	unsold, err := l.purchase(t, 100)
+	require.NoError(t, err)
+	unsold = l.fail(t, unsold)
+	_, err = queries.PolicyArchive(context.Background(), l.db, sql.PolicyArchiveParams{Now: factory.Now, TenantID: l.tenant.ID, ID: l.policy.ID})
+	require.NoError(t, err)
+	_, err = l.retry(t, unsold, core.PayInRetryParams{})
+	require.ErrorIs(t, err, core.ErrConflict)
+	require.Nil(t, l.get(t, unsold.ID).SuccessorID)
+	l.requireInvariants(t)
+}
+
+func TestPayInRetryRequotes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := newLedger(t, testdb.Tx(t), 0, 0)
+	var first sql.PayIn
+	l.inTx(t, func(tx pgx.Tx) error {
+		var err error
+		first, err = core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
+			CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyUSD, PriceValue: 2500,
+			Rate: &payment.Rate{Currency: "USD", MinorPerBTC: 5_000_000, Source: "fixed"},
+		})
+		return err
+	})
+	require.Equal(t, int64(50_000), first.CostSats)
+	second, err := l.retry(t, l.fail(t, first), core.PayInRetryParams{Rate: &payment.Rate{Currency: "USD", MinorPerBTC: 10_000_000, Source: "later"}})
+	require.NoError(t, err)
+	require.Equal(t, int64(25_000), second.CostSats, "$25 at the current $100,000/BTC")
+	require.Equal(t, "later", *second.RateSource)
+	require.Equal(t, sql.PayinTypeCreditPurchase, second.Type)
+}
+
+// TestPayInRetryConcurrent retries one FAILED PayIn from many connections at once: exactly
+// one retry wins, the others are refused, and the chain has one successor.
+func TestPayInRetryConcurrent(t *testing.T) {
+	t.Parallel()
+	pool, _ := testdb.Clone(t)
+	l := newLedger(t, pool, 0, 0)
+	payin, err := l.purchase(t, 100)
+	require.NoError(t, err)
+	payin = l.fail(t, payin)
+
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = l.retry(t, payin, core.PayInRetryParams{}) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		require.ErrorIs(t, err, core.ErrConflict)
+	}
+	require.Equal(t, 1, won)
+	var successors int
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1 AND genesis_id = $2 AND id <> $2",
+		l.tenant.ID, payin.ID).Scan(&successors))
+	require.Equal(t, 1, successors)
+	l.requireInvariants(t)
+}
+
+func TestCreditGrant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := newLedger(t, testdb.Tx(t), 30, 0)
+	var (
+		payin sql.PayIn
+		after int64
+	)
+	l.inTx(t, func(tx pgx.Tx) error {
+		var err error
+		payin, after, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 500, "apology for the outage")
+		return err
+	})
+	require.Equal(t, sql.PayinTypeCreditGrant, payin.Type)
+	require.Equal(t, sql.PayinStatePAID, payin.State)
+	require.Equal(t, int64(500), payin.CostSats)
+	require.Equal(t, int64(530), after)
+	require.Equal(t, int64(530), l.balance(t, sql.AssetCredits))
+
+	parts, err := queries.PayInParts(ctx, l.db, sql.PayInPartsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	require.NoError(t, err)
+	require.Empty(t, parts, "the tenant funds a grant: nothing is debited")
+	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	require.NoError(t, err)
+	require.Len(t, payouts, 1)
+	require.Equal(t, sql.PayoutTypeCreditGrant, payouts[0].Type)
+	require.Equal(t, &l.customer.ID, payouts[0].EarnerCustomerID)
+	require.Equal(t, []any{"credits", int64(500), int64(530)}, []any{payouts[0].Asset, payouts[0].Amount, *payouts[0].BalanceAfter})
+
+	var reason string
+	require.NoError(t, l.db.QueryRow(ctx, "SELECT details->>'reason' FROM audit_log WHERE tenant_id = $1 AND action = 'credit.grant' AND subject_id = $2",
+		l.tenant.ID, l.customer.ID.String()).Scan(&reason))
+	require.Equal(t, "apology for the outage", reason)
+	var events int
+	require.NoError(t, l.db.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'payin.paid' AND data->>'payin_id' = $2",
+		l.tenant.ID, payin.ID.String()).Scan(&events))
+	require.Equal(t, 1, events)
+	l.requireInvariants(t)
+
+	for _, amount := range []int64{0, -1, core.CreditGrantMax + 1} {
+		l.inTx(t, func(tx pgx.Tx) error {
+			_, _, err := core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, amount, "")
+			require.ErrorIs(t, err, core.ErrInvalid, "amount %d", amount)
+			return nil
+		})
+	}
+	l.inTx(t, func(tx pgx.Tx) error {
+		_, err := core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
+			CustomerID: l.customer.ID, Type: sql.PayinTypeCreditGrant, PriceCurrency: sql.CurrencySAT, PriceValue: 10,
+		})
+		require.ErrorIs(t, err, core.ErrInvalid, "a grant is not bought")
+		return nil
+	})
+
+	// The invariant query treats grants explicitly: a grant with a custodial part is caught.
+	_, err = l.db.Exec(ctx, "INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after) VALUES ($1, $2, 'credits', 1, 0)",
+		l.tenant.ID, payin.ID)
+	require.NoError(t, err)
+	violations, err := queries.PayInInvariantViolations(ctx, l.db, l.tenant.ID)
+	require.NoError(t, err)
+	require.Len(t, violations, 1)
+	require.Equal(t, "credit grant not funded by the tenant alone", violations[0].Violation)
+}
+
+func TestPayInStatistics(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := newLedger(t, testdb.Tx(t), 20, 20)
+	other := factory.Customer(t, l.db, l.tenant.ID)
+	later := factory.Step()
+	later.Now = factory.Now.Add(48 * time.Hour)
+
+	// In range: a mixed payment of 100 (20 credits, 20 reward sats, an invoice of 60 that
+	// received 65), a grant of 300, and a failed PayIn; a grant to another customer later.
+	mixed, err := l.purchase(t, 100, core.DefaultAssets...)
+	require.NoError(t, err)
+	l.inTx(t, func(tx pgx.Tx) error {
+		_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
+			TenantID: l.tenant.ID, PayinID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutUrl: "http://pay", AmountSats: 60, Now: factory.Now,
+		})
+		require.NoError(t, err)
+		require.NoError(t, queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
+			TenantID: l.tenant.ID, PayinID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
+		}))
+		_, err = core.PayInPaid(ctx, tx, factory.Step(), mixed, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 5)
+		require.NoError(t, err)
+		_, _, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 300, "")
+		require.NoError(t, err)
+		_, _, err = core.CreditGrant(ctx, tx, later, l.tenant.ID, other.ID, 1000, "")
+		return err
+	})
+	failed, err := l.purchase(t, 50)
+	require.NoError(t, err)
+	l.fail(t, failed)
+	l.requireInvariants(t)
+
+	from, to := factory.Now.Add(-time.Hour), factory.Now.Add(time.Hour)
+	stats := func(customerID *uuid.UUID, to time.Time) ([]sql.PayInStatisticsSpentRow, []sql.PayInStatisticsEarnedRow) {
+		spent, err := queries.PayInStatisticsSpent(ctx, l.db, sql.PayInStatisticsSpentParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
+		require.NoError(t, err)
+		earned, err := queries.PayInStatisticsEarned(ctx, l.db, sql.PayInStatisticsEarnedParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
+		require.NoError(t, err)
+		return spent, earned
+	}
+	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", Payins: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
+	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 1, CostSats: 300, GrantedSats: 300}
+
+	t.Run("Customer", func(t *testing.T) {
+		spent, earned := stats(&l.customer.ID, to)
+		require.Equal(t, []sql.PayInStatisticsSpentRow{purchaseRow, grantRow}, spent)
+		require.Equal(t, []sql.PayInStatisticsEarnedRow{
+			{Type: "overpay_spillover", Asset: "credits", Payouts: 1, Amount: 5},
+			{Type: "credit_grant", Asset: "credits", Payouts: 1, Amount: 300},
+		}, earned, "the customer's earnings: not the tenant's revenue")
+	})
+	t.Run("Tenant", func(t *testing.T) {
+		spent, earned := stats(nil, to)
+		require.Equal(t, []sql.PayInStatisticsSpentRow{purchaseRow, grantRow}, spent)
+		require.Equal(t, []sql.PayInStatisticsEarnedRow{
+			{Type: "tenant_revenue", Asset: "sats", Payouts: 1, Amount: 100},
+			{Type: "overpay_spillover", Asset: "credits", Payouts: 1, Amount: 5},
+			{Type: "credit_grant", Asset: "credits", Payouts: 1, Amount: 300},
+		}, earned)
+	})
+	t.Run("WiderRange", func(t *testing.T) {
+		spent, earned := stats(nil, later.Now.Add(time.Second))
+		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
+		require.Equal(t, int64(1300), earned[2].Amount)
+	})
+	t.Run("OtherCustomerOutOfRange", func(t *testing.T) {
+		spent, earned := stats(&other.ID, to)
+		require.Empty(t, spent)
+		require.Empty(t, earned)
+	})
+}
