@@ -58,6 +58,15 @@ type PayInOutput struct {
 	Body PayIn
 }
 
+// payInOutput answers one PayIn with its view.
+func (s *Server) payInOutput(ctx context.Context, p sql.PayIn) (*PayInOutput, error) {
+	view, err := s.payInView(ctx, p)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &PayInOutput{Body: view}, nil
+}
+
 // payInView reads what the API shows of a PayIn besides its row: parts, invoice, licence key.
 func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
 	db := s.conn(ctx)
@@ -204,11 +213,7 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		view, err := s.payInView(ctx, payin)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInOutput{Body: view}, nil
+		return s.payInOutput(ctx, payin)
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -224,11 +229,7 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
 		}
-		view, err := s.payInView(ctx, payin)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInOutput{Body: view}, nil
+		return s.payInOutput(ctx, payin)
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -250,11 +251,7 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		view, err := s.payInView(ctx, payin)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInOutput{Body: view}, nil
+		return s.payInOutput(ctx, payin)
 	})
 
 	huma.Register(s.api, optionalAdminOperation(huma.Operation{
@@ -271,11 +268,7 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		view, err := s.payInView(ctx, payin)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInOutput{Body: view}, nil
+		return s.payInOutput(ctx, payin)
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
@@ -362,11 +355,7 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
 		}
-		view, err := s.payInView(ctx, payin)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInOutput{Body: view}, nil
+		return s.payInOutput(ctx, payin)
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
