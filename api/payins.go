@@ -48,14 +48,82 @@ type PayIn struct {
 	LicenseKey      *string       `json:"license_key,omitempty" doc:"The licence key, once PAID."`
 	GenesisID       uuid.UUID     `json:"genesis_id" doc:"The first PayIn of this PayIn's chain of retries."`
 	SuccessorID     *uuid.UUID    `json:"successor_id,omitempty" doc:"The retry that replaced this FAILED PayIn."`
-	RetryCount      int32         `json:"retry_count"`
-	StateChangedAt  time.Time     `json:"state_changed_at"`
-	CreatedAt       time.Time     `json:"created_at"`
+	// Transitions, Payouts and Refunds are the PayIn's trail, shown to admins (payin-get-admin).
+	Transitions    []PayInTransition `json:"transitions,omitempty"`
+	Payouts        []Payout          `json:"payouts,omitempty"`
+	Refunds        []Refund          `json:"refunds,omitempty"`
+	RetryCount     int32             `json:"retry_count"`
+	StateChangedAt time.Time         `json:"state_changed_at"`
+	CreatedAt      time.Time         `json:"created_at"`
 }
 
 // PayInOutput is one PayIn.
 type PayInOutput struct {
 	Body PayIn
+}
+
+// PayInTransition is one state change of a PayIn.
+type PayInTransition struct {
+	From   *string   `json:"from,omitempty" doc:"Absent for the first state."`
+	To     string    `json:"to"`
+	Reason *string   `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// Payout is what someone earned from a PayIn.
+type Payout struct {
+	ID           uuid.UUID  `json:"id"`
+	Type         string     `json:"type" example:"tenant_revenue"`
+	EarnerID     *uuid.UUID `json:"earner_customer_id,omitempty" doc:"Absent when the tenant earns it."`
+	Asset        string     `json:"asset" enum:"sats,credits,reward_sats"`
+	Amount       int64      `json:"amount"`
+	BalanceAfter *int64     `json:"balance_after,omitempty"`
+}
+
+// Refund is what a failed PayIn gave back.
+type Refund struct {
+	Asset        string `json:"asset" enum:"credits,reward_sats"`
+	Amount       int64  `json:"amount"`
+	BalanceAfter int64  `json:"balance_after"`
+}
+
+// payInLedger adds a PayIn's transitions, payouts and refunds to its view (admins see the
+// whole trail).
+func (s *Server) payInLedger(ctx context.Context, p sql.PayIn, view *PayIn) error {
+	db := s.conn(ctx)
+	tenant, id := p.TenantID, p.ID
+	transitions, err := s.queries.PayInTransitions(ctx, db, sql.PayInTransitionsParams{TenantID: tenant, PayinID: id})
+	if err != nil {
+		return fmt.Errorf("transitions of payin %s: %w", id, err)
+	}
+	payouts, err := s.queries.PayInPayouts(ctx, db, sql.PayInPayoutsParams{TenantID: tenant, PayinID: id})
+	if err != nil {
+		return fmt.Errorf("payouts of payin %s: %w", id, err)
+	}
+	refunds, err := s.queries.PayInRefunds(ctx, db, sql.PayInRefundsParams{TenantID: tenant, PayinID: id})
+	if err != nil {
+		return fmt.Errorf("refunds of payin %s: %w", id, err)
+	}
+	view.Transitions, view.Payouts, view.Refunds = []PayInTransition{}, []Payout{}, []Refund{}
+	for _, t := range transitions {
+		tr := PayInTransition{To: string(t.ToState), At: t.At}
+		if t.FromState != nil {
+			from := string(*t.FromState)
+			tr.From = &from
+		}
+		if t.Reason != nil {
+			reason := string(*t.Reason)
+			tr.Reason = &reason
+		}
+		view.Transitions = append(view.Transitions, tr)
+	}
+	for _, o := range payouts {
+		view.Payouts = append(view.Payouts, Payout{ID: o.ID, Type: string(o.Type), EarnerID: o.EarnerCustomerID, Asset: o.Asset, Amount: o.Amount, BalanceAfter: o.BalanceAfter})
+	}
+	for _, r := range refunds {
+		view.Refunds = append(view.Refunds, Refund{Asset: string(r.Asset), Amount: r.Amount, BalanceAfter: r.BalanceAfter})
+	}
+	return nil
 }
 
 // payInOutput answers one PayIn with its view.
@@ -355,7 +423,14 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
 		}
-		return s.payInOutput(ctx, payin)
+		out, err := s.payInOutput(ctx, payin)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.payInLedger(ctx, payin, &out.Body); err != nil {
+			return nil, problem(ctx, err)
+		}
+		return out, nil
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
