@@ -59,7 +59,7 @@ func setupShop(t *testing.T, price int64, currency sql.Currency) *shop {
 	s.policy = factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(currency, price),
 		factory.PolicyEntitlements("export"))
 
-	workers, err := jobs.Workers(jobs.Config{DB: b.db, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: b.payments.Client})
+	workers, err := jobs.Workers(jobs.Config{DB: b.db, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: b.payments.Client, Rates: b.payments.Client})
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(b.db.(*pgxpool.Pool)), &river.Config{
 		Logger: slog.New(slog.DiscardHandler), Workers: workers, TestOnly: true,

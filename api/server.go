@@ -168,6 +168,7 @@ func (s *Server) register() {
 	s.registerLicenses()
 	s.registerMachines()
 	s.registerSubscriptions()
+	s.registerRenewals()
 	s.registerValidation()
 	s.registerPayIns()
 	s.registerProviders()

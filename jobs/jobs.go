@@ -41,6 +41,8 @@ type Config struct {
 	// Payments is the payment provider invoices are created at and re-confirmed with.
 	// Required.
 	Payments payment.Provider
+	// Rates quotes fiat prices in sats when subscriptions renew. Required.
+	Rates payment.RateSource
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
@@ -67,6 +69,8 @@ func Workers(cfg Config) (*river.Workers, error) {
 		return nil, errors.New("jobs: Config.Box is required")
 	case cfg.Payments == nil:
 		return nil, errors.New("jobs: Config.Payments is required")
+	case cfg.Rates == nil:
+		return nil, errors.New("jobs: Config.Rates is required")
 	}
 	if cfg.IdempotencySweepBatch == 0 {
 		cfg.IdempotencySweepBatch = 10000
@@ -97,6 +101,9 @@ func Workers(cfg Config) (*river.Workers, error) {
 	river.AddWorker(workers, revocationCheck)
 	river.AddWorker(workers, &ReferralRecomputeWorker{cfg: cfg})
 	river.AddWorker(workers, &ReferralRecomputeSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &SubscriptionRenewSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &SubscriptionRenewWorker{cfg: cfg})
+	river.AddWorker(workers, &SubscriptionLapseSweepWorker{cfg: cfg})
 	return workers, nil
 }
 
@@ -116,6 +123,12 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.ReferralRecomputeSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "referral.recompute_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.SubscriptionRenewSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+		}, &river.PeriodicJobOpts{ID: "subscription.renew_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.SubscriptionLapseSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
+		}, &river.PeriodicJobOpts{ID: "subscription.lapse_sweep", RunOnStart: true}),
 	}
 }
 

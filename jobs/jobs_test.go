@@ -31,6 +31,7 @@ func TestWorkers(t *testing.T) {
 			Log:      slog.New(slog.DiscardHandler),
 			Box:      factory.Box,
 			Payments: factory.FakeBTCPay(t, "").Client,
+			Rates:    factory.Rates(t),
 		}
 	}
 
@@ -51,6 +52,7 @@ func TestWorkers(t *testing.T) {
 		{name: "MissingLog", mutate: func(c *jobs.Config) { c.Log = nil }, wantErr: "jobs: Config.Log is required"},
 		{name: "MissingBox", mutate: func(c *jobs.Config) { c.Box = nil }, wantErr: "jobs: Config.Box is required"},
 		{name: "MissingPayments", mutate: func(c *jobs.Config) { c.Payments = nil }, wantErr: "jobs: Config.Payments is required"},
+		{name: "MissingRates", mutate: func(c *jobs.Config) { c.Rates = nil }, wantErr: "jobs: Config.Rates is required"},
 		{name: "NegativeBatch", mutate: func(c *jobs.Config) { c.IdempotencySweepBatch = -1 }, wantErr: "jobs: Config.IdempotencySweepBatch must be between 1 and 2147483647"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +83,7 @@ func TestPeriodicJobs(t *testing.T) {
 	}))
 
 	log := slog.New(slog.DiscardHandler)
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t)})
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:       log,
@@ -97,7 +99,8 @@ func TestPeriodicJobs(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
 
 	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true,
-		jobargs.ReferralRecomputeSweep{}.Kind(): true}
+		jobargs.ReferralRecomputeSweep{}.Kind(): true, jobargs.SubscriptionRenewSweep{}.Kind(): true,
+		jobargs.SubscriptionLapseSweep{}.Kind(): true}
 	for len(pending) > 0 {
 		select {
 		case event := <-events:

@@ -257,7 +257,7 @@ func TestRevocationGlobalRate(t *testing.T) {
 	const perFiring, interval = 3, time.Minute
 	var clients []*river.Client[pgx.Tx]
 	for range 2 {
-		workers, err := Workers(Config{DB: pool, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client,
+		workers, err := Workers(Config{DB: pool, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t),
 			Revocation: RevocationConfig{Interval: interval, PerFiring: perFiring}})
 		require.NoError(t, err)
 		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{

@@ -258,7 +258,7 @@ type payload struct {
 func TestWebhookDeliverConfig(t *testing.T) {
 	t.Parallel()
 
-	valid := Config{DB: testdb.Tx(t), Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client}
+	valid := Config{DB: testdb.Tx(t), Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t)}
 
 	t.Run("NegativeTimeout", func(t *testing.T) {
 		t.Parallel()
@@ -667,7 +667,7 @@ func TestWebhookDeliverySlowEndpointDoesNotDelayOthers(t *testing.T) {
 		return nil
 	}))
 
-	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, WebhookTimeout: time.Minute})
+	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t), WebhookTimeout: time.Minute})
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:   log,

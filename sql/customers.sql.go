@@ -58,7 +58,7 @@ const customerCreate = `-- name: CustomerCreate :one
 INSERT INTO customers (tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at)
 VALUES ($1::uuid, $2::uuid, $3::text, $4::text, $5::bool, $6::bool,
         $7::text, $8::uuid, $9::timestamptz, $9::timestamptz)
-RETURNING tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at
+RETURNING tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay
 `
 
 type CustomerCreateParams struct {
@@ -101,6 +101,7 @@ func (q *Queries) CustomerCreate(ctx context.Context, db DBTX, arg CustomerCreat
 		&i.ReferredBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AutoPay,
 	)
 	return i, err
 }
@@ -242,7 +243,7 @@ func (q *Queries) CustomerEventList(ctx context.Context, db DBTX, arg CustomerEv
 }
 
 const customerGet = `-- name: CustomerGet :one
-SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid
+SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid
 `
 
 type CustomerGetParams struct {
@@ -265,12 +266,13 @@ func (q *Queries) CustomerGet(ctx context.Context, db DBTX, arg CustomerGetParam
 		&i.ReferredBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AutoPay,
 	)
 	return i, err
 }
 
 const customerGetByEmail = `-- name: CustomerGetByEmail :one
-SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers WHERE tenant_id = $1::uuid AND lower(email) = lower($2::text)
+SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay FROM customers WHERE tenant_id = $1::uuid AND lower(email) = lower($2::text)
 `
 
 type CustomerGetByEmailParams struct {
@@ -294,12 +296,13 @@ func (q *Queries) CustomerGetByEmail(ctx context.Context, db DBTX, arg CustomerG
 		&i.ReferredBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AutoPay,
 	)
 	return i, err
 }
 
 const customerGetForUpdate = `-- name: CustomerGetForUpdate :one
-SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid FOR NO KEY UPDATE
+SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid FOR NO KEY UPDATE
 `
 
 type CustomerGetForUpdateParams struct {
@@ -324,12 +327,13 @@ func (q *Queries) CustomerGetForUpdate(ctx context.Context, db DBTX, arg Custome
 		&i.ReferredBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AutoPay,
 	)
 	return i, err
 }
 
 const customerList = `-- name: CustomerList :many
-SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at FROM customers
+SELECT tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay FROM customers
 WHERE tenant_id = $1::uuid
   AND ($2::text IS NULL OR lower(email) = lower($2::text))
   AND ($3::text IS NULL OR external_id = $3::text)
@@ -379,6 +383,7 @@ func (q *Queries) CustomerList(ctx context.Context, db DBTX, arg CustomerListPar
 			&i.ReferredBy,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.AutoPay,
 		); err != nil {
 			return nil, err
 		}
@@ -470,7 +475,7 @@ UPDATE customers SET
     referred_by = coalesce(referred_by, $6::uuid),
     updated_at  = $7::timestamptz
 WHERE tenant_id = $8::uuid AND id = $9::uuid
-RETURNING tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at
+RETURNING tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay
 `
 
 type CustomerUpdateParams struct {
@@ -512,6 +517,7 @@ func (q *Queries) CustomerUpdate(ctx context.Context, db DBTX, arg CustomerUpdat
 		&i.ReferredBy,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.AutoPay,
 	)
 	return i, err
 }

@@ -630,6 +630,7 @@ type Customer struct {
 	ReferredBy *uuid.UUID
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	AutoPay    bool
 }
 
 type CustomerEvent struct {
@@ -888,6 +889,17 @@ type SubscriptionAddon struct {
 	TenantID       uuid.UUID
 	SubscriptionID uuid.UUID
 	AddonID        uuid.UUID
+}
+
+type SubscriptionCycle struct {
+	TenantID       uuid.UUID
+	SubscriptionID uuid.UUID
+	CycleNumber    int32
+	PayinID        uuid.UUID
+	PeriodStart    time.Time
+	PeriodEnd      time.Time
+	CreatedAt      time.Time
+	PaidAt         *time.Time
 }
 
 type Tenant struct {

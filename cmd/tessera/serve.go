@@ -95,7 +95,9 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 	clk := clock.System{}
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
+	// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
+	rates := payment.NewCached(payments, clk, cfg.RateMaxAge)
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, Rates: rates, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
 	if err != nil {
 		return err
 	}
@@ -119,7 +121,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if ln != nil {
-		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments})
+		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates})
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
@@ -155,6 +157,7 @@ type services struct {
 	jobs     *river.Client[pgx.Tx]
 	box      *secrets.Box
 	payments *btcpay.Client
+	rates    payment.RateSource
 }
 
 // newHandler builds the API's handler with its metrics registry.
@@ -172,7 +175,7 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		Jobs:              sv.jobs,
 		Box:               sv.box,
 		Payments:          sv.payments,
-		Rates:             payment.NewCached(sv.payments, sv.clock, cfg.RateMaxAge),
+		Rates:             sv.rates,
 		Log:               sv.log,
 		Metrics:           reg,
 		IdempotencyTTL:    cfg.IdempotencyTTL,

@@ -164,6 +164,8 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 		err = credit(sql.PayoutTypeCreditPurchase, payin.CostSats)
 	case sql.PayinTypeCreditGrant:
 		err = credit(sql.PayoutTypeCreditGrant, payin.CostSats)
+	case sql.PayinTypeSubscriptionRenewal:
+		err = subscriptionRenewed(ctx, tx, st, payin)
 	case sql.PayinTypeLicensePurchase:
 		err = payInIssueLicense(ctx, tx, st, &payin)
 		if err == nil {

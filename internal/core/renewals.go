@@ -1,0 +1,290 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/sql"
+)
+
+// RenewalMaxFailures is how many renewals in a row may fail (the price could not be quoted)
+// before the renewal sweep stops trying a subscription; an admin reset puts it back. The
+// queries in queries/renewals.sql and the partial indexes of migration 00012 carry the same
+// literal 5.
+const RenewalMaxFailures = 5
+
+// RenewalSweepBatch is how many due subscriptions one subscription.renew_sweep enqueues.
+const RenewalSweepBatch = 500
+
+// SubscriptionRenewSweep enqueues, across all tenants, one subscription.renew job for each of
+// up to RenewalSweepBatch due subscriptions (SubscriptionListDueAllTenants), for the cycle
+// its renewal opens. The rows are locked until tx ends and other sweeps skip them; the jobs
+// are unique by tenant, subscription and cycle, so sweeps that overlap enqueue each cycle
+// once. It returns how many subscriptions were due.
+func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error) {
+	due, err := queries.SubscriptionListDueAllTenants(ctx, tx, sql.SubscriptionListDueAllTenantsParams{Now: st.Now, Batch: RenewalSweepBatch})
+	if err != nil {
+		return 0, fmt.Errorf("list due subscriptions: %w", err)
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	params := make([]river.InsertManyParams, len(due))
+	for i, d := range due {
+		params[i] = river.InsertManyParams{Args: jobargs.SubscriptionRenew{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber}}
+	}
+	if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
+		return 0, fmt.Errorf("enqueue renewals: %w", err)
+	}
+	return len(due), nil
+}
+
+// RenewalQuote is the price of a renewal at the current rate: Rate is nil for a SAT price
+// (charged verbatim), set for a fiat one; Err is why a fiat price could not be quoted.
+type RenewalQuote struct {
+	Rate *payment.Rate
+	Err  error
+}
+
+// RenewalOutcome says what SubscriptionRenew did.
+type RenewalOutcome string
+
+// The outcomes of a renewal.
+const (
+	// RenewalNotDue: nothing to do — the cycle is already open (a retried or duplicated
+	// job), the subscription is not due, at the failure cap, cancelled or lapsed.
+	RenewalNotDue RenewalOutcome = "not_due"
+	// RenewalStarted: the cycle is open with its PayIn.
+	RenewalStarted RenewalOutcome = "started"
+	// RenewalFailed: the price could not be quoted; the failure is recorded and backed off.
+	RenewalFailed RenewalOutcome = "failed"
+)
+
+// SubscriptionRenewalDue reports whether cycle is the cycle a renewal of the subscription
+// opens now, with what the renewal needs (its price currency). It takes no lock: the worker
+// uses it to skip a stale job before quoting; SubscriptionRenew decides again under a lock.
+func SubscriptionRenewalDue(ctx context.Context, db sql.DBTX, p sql.SubscriptionRenewalGetParams) (sql.SubscriptionRenewalGetRow, error) {
+	row, err := queries.SubscriptionRenewalGet(ctx, db, p)
+	if err != nil {
+		return sql.SubscriptionRenewalGetRow{}, fmt.Errorf("subscription %s: %w", p.ID, DBError(err))
+	}
+	return row, nil
+}
+
+// SubscriptionRenew renews a subscription for cycle, in tx, if that cycle is the one due
+// (under the subscription's row lock, so concurrent renewals of one subscription run one at
+// a time and the second finds the cycle open and does nothing):
+//   - quoted: the cycle opened (SubscriptionRenewalStart: past_due, next renewal at the
+//     cycle's end) and tied to a subscription_renewal PayIn for the subscription's price (SAT
+//     verbatim, fiat at quote.Rate, stored on the PayIn), paid first from the customer's
+//     credits then reward_sats when they enabled auto_pay — fully covered, it is PAID at once
+//     and the subscription renewed (subscriptionRenewed) — the rest invoiced by a
+//     payin.create_invoice job; subscription.renewal_pending;
+//   - not quoted (quote.Err): no PayIn; one more failure, backed off
+//     (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
+func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, quote RenewalQuote) (RenewalOutcome, error) {
+	if _, err := queries.SubscriptionLockForRenewal(ctx, tx, sql.SubscriptionLockForRenewalParams{TenantID: tenantID, ID: subscriptionID}); err != nil {
+		if err = DBError(err); errors.Is(err, ErrNotFound) {
+			return RenewalNotDue, nil
+		}
+		return "", fmt.Errorf("lock subscription %s: %w", subscriptionID, err)
+	}
+	sub, err := SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: tenantID, ID: subscriptionID, CycleNumber: cycle, Now: st.Now})
+	if err != nil {
+		return "", err
+	}
+	if !sub.Due {
+		return RenewalNotDue, nil
+	}
+	if quote.Err != nil {
+		failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
+		if err != nil {
+			return "", fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, DBError(err))
+		}
+		return RenewalFailed, Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+			Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
+			Details: map[string]any{
+				"cycle_number": cycle, "error": quote.Err.Error(), "consecutive_failures": failed.ConsecutiveFailures,
+				"next_renewal_at": failed.NextRenewalAt,
+			},
+		})
+	}
+	var assets []sql.Asset
+	if sub.AutoPay {
+		assets = DefaultAssets
+	}
+	// The cycle is opened first, tied to the PayIn's id (the foreign key is deferred): a PayIn
+	// paid at once from custodial balances then finds its cycle in PayInPaid.
+	payinID := NewID()
+	started, err := queries.SubscriptionRenewalStart(ctx, tx, sql.SubscriptionRenewalStartParams{
+		TenantID: tenantID, SubscriptionID: subscriptionID, CycleNumber: cycle, PayinID: payinID, Now: st.Now,
+	})
+	if err != nil {
+		return "", fmt.Errorf("open cycle %d of subscription %s: %w", cycle, subscriptionID, DBError(err))
+	}
+	payin, err := PayInCreate(ctx, tx, st, tenantID, PayInCreateParams{
+		ID: payinID, CustomerID: sub.CustomerID, Type: sql.PayinTypeSubscriptionRenewal, PriceCurrency: sub.PriceCurrency,
+		PriceValue: sub.PriceValue, Rate: quote.Rate, PolicyID: &sub.PolicyID, Assets: assets,
+	})
+	if err != nil {
+		return "", fmt.Errorf("renew subscription %s: %w", subscriptionID, err)
+	}
+	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: tenantID, ID: started.LicenseID})
+	if err != nil {
+		return "", fmt.Errorf("licence of subscription %s: %w", subscriptionID, DBError(err))
+	}
+	data := subscriptionEventData(renewalSubscription(started), license)
+	if payin.State == sql.PayinStatePAID {
+		data["subscription_status"] = sql.SubscriptionStatusActive // paid at once from custodial balances
+	}
+	data["cycle_number"] = started.CycleNumber
+	data["period_start"] = started.PeriodStart
+	data["period_end"] = started.PeriodEnd
+	data["payin_id"] = payin.ID
+	data["cost_sats"] = payin.CostSats
+	data["payin_state"] = payin.State
+	err = Record(ctx, tx, st, tenantID, "subscription.renew", "subscription", subscriptionID, EventSubscriptionRenewalPending, data)
+	if err != nil {
+		return "", err
+	}
+	return RenewalStarted, nil
+}
+
+// renewalSubscription is the subscription part of a SubscriptionRenewalStart row.
+func renewalSubscription(r sql.SubscriptionRenewalStartRow) sql.Subscription {
+	return sql.Subscription{
+		TenantID: r.TenantID, ID: r.ID, CustomerID: r.CustomerID, LicenseID: r.LicenseID, PolicyID: r.PolicyID,
+		Status: r.Status, PriceCurrency: r.PriceCurrency, PriceValue: r.PriceValue, PeriodDays: r.PeriodDays,
+		CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd, NextRenewalAt: r.NextRenewalAt,
+		ConsecutiveFailures: r.ConsecutiveFailures, LastRenewalAttemptAt: r.LastRenewalAttemptAt, CreatedAt: r.CreatedAt,
+		CancelledAt: r.CancelledAt, StatusChangedAt: r.StatusChangedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+// LapseSweepBatch is how many subscriptions one subscription.lapse_sweep lapses.
+const LapseSweepBatch = 1000
+
+// SubscriptionLapseSweep lapses, across all tenants, up to LapseSweepBatch past_due
+// subscriptions unpaid for longer than their policy's grace days since their unpaid cycle
+// started (SubscriptionLapseDueAllTenants), auditing and emitting subscription.lapsed for
+// each. A lapsed subscription's licence validates as EXPIRED. It returns how many lapsed.
+func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error) {
+	lapsed, err := queries.SubscriptionLapseDueAllTenants(ctx, tx, sql.SubscriptionLapseDueAllTenantsParams{Now: st.Now, Batch: LapseSweepBatch})
+	if err != nil {
+		return 0, fmt.Errorf("lapse subscriptions: %w", err)
+	}
+	for _, s := range lapsed {
+		license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: s.TenantID, ID: s.LicenseID})
+		if err != nil {
+			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, DBError(err))
+		}
+		err = Record(ctx, tx, st, s.TenantID, "subscription.lapse", "subscription", s.ID, EventSubscriptionLapsed, subscriptionEventData(s, license))
+		if err != nil {
+			return 0, err
+		}
+		// A lapsed subscription can disqualify the customer as a referral.
+		if err := ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, s.TenantID, s.CustomerID); err != nil {
+			return 0, err
+		}
+	}
+	return len(lapsed), nil
+}
+
+// SubscriptionListStuck pages through a tenant's subscriptions at the failure cap, which the
+// renewal sweep no longer tries.
+func SubscriptionListStuck(ctx context.Context, db sql.DBTX, tenantID uuid.UUID, after *uuid.UUID, limit int32) ([]sql.Subscription, error) {
+	subs, err := queries.SubscriptionListStuck(ctx, db, sql.SubscriptionListStuckParams{TenantID: tenantID, After: after, RowLimit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list stuck subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+// SubscriptionRenewalReset puts a subscription stuck at the failure cap back in the renewal
+// sweep (failures 0, due now) and audits it. An unknown subscription is ErrNotFound; one
+// that is not stuck is ErrConflict.
+func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID) (sql.Subscription, error) {
+	sub, err := queries.SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: tenantID, ID: id, Now: st.Now})
+	if err != nil {
+		if err = DBError(err); !errors.Is(err, ErrNotFound) {
+			return sql.Subscription{}, fmt.Errorf("reset renewal of subscription %s: %w", id, err)
+		}
+		current, getErr := queries.SubscriptionGet(ctx, tx, sql.SubscriptionGetParams{TenantID: tenantID, ID: id})
+		if getErr != nil {
+			return sql.Subscription{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
+		}
+		return sql.Subscription{}, fmt.Errorf("%w: subscription %s is %s with %d failures, not stuck at the cap of %d",
+			ErrConflict, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
+	}
+	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: id.String(),
+		Details: map[string]any{"next_renewal_at": sub.NextRenewalAt},
+	})
+	return sub, err
+}
+
+// subscriptionRenewed is the effect of a PAID subscription_renewal PayIn (PayInPaid): the
+// tenant's revenue payout, then SubscriptionRenewalPaid — the cycle paid, failures reset, the
+// subscription active (past_due while a later cycle is unpaid), its current period the paid
+// cycle when that ends later. Late payment rule: a renewal paid after its subscription lapsed
+// reactivates it for the paid cycle, as scheduled (its period is not shifted to the payment
+// time). When the period moved, the licence expires at the period's end plus the policy's
+// grace days and an expired licence is active again (LicenseApplyRenewal).
+// subscription.renewed is emitted. A renewal paid for a cancelled subscription is revenue
+// only: the cancellation stands.
+func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
+	if payin.CostSats > 0 {
+		err := queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
+			TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeTenantRevenue,
+			Asset: "sats", Amount: payin.CostSats, Now: st.Now,
+		})
+		if err != nil {
+			return fmt.Errorf("revenue of renewal payin %s: %w", payin.ID, DBError(err))
+		}
+	}
+	renewed, err := queries.SubscriptionRenewalPaid(ctx, tx, sql.SubscriptionRenewalPaidParams{
+		TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID, Now: st.Now,
+	})
+	if err != nil {
+		if err = DBError(err); errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("renew subscription of payin %s: %w", payin.ID, err)
+	}
+	var license sql.License
+	if renewed.Applied {
+		license, err = queries.LicenseApplyRenewal(ctx, tx, sql.LicenseApplyRenewalParams{TenantID: payin.TenantID, SubscriptionID: renewed.ID, Now: st.Now})
+	} else {
+		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: renewed.LicenseID})
+	}
+	if err != nil {
+		return fmt.Errorf("licence of subscription %s: %w", renewed.ID, DBError(err))
+	}
+	data := subscriptionEventData(renewedSubscription(renewed), license)
+	data["cycle_number"] = renewed.CycleNumber
+	data["payin_id"] = payin.ID
+	err = Record(ctx, tx, st, payin.TenantID, "subscription.renewed", "subscription", renewed.ID, EventSubscriptionRenewed, data)
+	if err != nil {
+		return err
+	}
+	// A subscription active again can make the customer a qualified referral.
+	return ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, payin.TenantID, renewed.CustomerID)
+}
+
+// renewedSubscription is the subscription part of a SubscriptionRenewalPaid row.
+func renewedSubscription(r sql.SubscriptionRenewalPaidRow) sql.Subscription {
+	return sql.Subscription{
+		TenantID: r.TenantID, ID: r.ID, CustomerID: r.CustomerID, LicenseID: r.LicenseID, PolicyID: r.PolicyID,
+		Status: r.Status, PriceCurrency: r.PriceCurrency, PriceValue: r.PriceValue, PeriodDays: r.PeriodDays,
+		CurrentPeriodStart: r.CurrentPeriodStart, CurrentPeriodEnd: r.CurrentPeriodEnd, NextRenewalAt: r.NextRenewalAt,
+		ConsecutiveFailures: r.ConsecutiveFailures, LastRenewalAttemptAt: r.LastRenewalAttemptAt, CreatedAt: r.CreatedAt,
+		CancelledAt: r.CancelledAt, StatusChangedAt: r.StatusChangedAt, UpdatedAt: r.UpdatedAt,
+	}
+}

@@ -1,0 +1,47 @@
+package jobargs
+
+import (
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// SubscriptionRenewSweep enqueues a SubscriptionRenew for every due subscription (SPEC 4.1),
+// across tenants. It runs every minute; a sweep that fills its batch enqueues the next one.
+type SubscriptionRenewSweep struct{}
+
+// Kind is the job kind River UI shows.
+func (SubscriptionRenewSweep) Kind() string { return "subscription.renew_sweep" }
+
+// SubscriptionRenew renews one subscription for one cycle: it quotes the price and creates
+// the cycle's subscription_renewal PayIn, or records a failure with backoff.
+type SubscriptionRenew struct {
+	TenantID       uuid.UUID `json:"tenant_id"`
+	SubscriptionID uuid.UUID `json:"subscription_id"`
+	// CycleNumber is the cycle the renewal opens (1 after the first period).
+	CycleNumber int32 `json:"cycle_number"`
+}
+
+// Kind is the job kind River UI shows.
+func (SubscriptionRenew) Kind() string { return "subscription.renew" }
+
+// InsertOpts makes the job unique by args (one per subscription and cycle) while it is
+// waiting or running. Completed jobs do not count: after a failed renewal (completed, with
+// the failure recorded and backed off) the sweep enqueues the same cycle again when it is
+// due; a job for a cycle already opened finds it open and does nothing.
+func (SubscriptionRenew) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{
+		ByArgs: true,
+		ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		},
+	}}
+}
+
+// SubscriptionLapseSweep lapses past_due subscriptions unpaid beyond their grace days, across
+// tenants. It runs every minute; a sweep that fills its batch enqueues the next one.
+type SubscriptionLapseSweep struct{}
+
+// Kind is the job kind River UI shows.
+func (SubscriptionLapseSweep) Kind() string { return "subscription.lapse_sweep" }

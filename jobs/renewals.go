@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
+)
+
+// SubscriptionRenewSweepWorker enqueues one subscription.renew per due subscription and
+// cycle (core.SubscriptionRenewSweep), across tenants, in one transaction with the job's
+// completion. A sweep that fills its batch enqueues the next sweep.
+type SubscriptionRenewSweepWorker struct {
+	river.WorkerDefaults[jobargs.SubscriptionRenewSweep]
+	cfg Config
+}
+
+// Timeout bounds one sweep.
+func (w *SubscriptionRenewSweepWorker) Timeout(*river.Job[jobargs.SubscriptionRenewSweep]) time.Duration {
+	return time.Minute
+}
+
+// Work enqueues the due renewals and completes the job.
+func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionRenewSweep]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		n, err := core.SubscriptionRenewSweep(ctx, tx, w.cfg.step(ctx, job.JobRow))
+		if err != nil {
+			return err
+		}
+		if n == core.RenewalSweepBatch {
+			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.SubscriptionRenewSweep{}, nil); err != nil {
+				return fmt.Errorf("enqueue next renewal sweep: %w", err)
+			}
+		}
+		return complete(ctx, tx, job)
+	})
+}
+
+// SubscriptionRenewWorker renews one subscription for one cycle (core.SubscriptionRenew).
+// A fiat price is quoted from Config.Rates first, outside any transaction; then creating
+// the PayIn and opening the cycle — or recording the failure to quote, with backoff — and
+// completing the job are one transaction. A job for a cycle that is not due (already
+// opened by an earlier or duplicated job, cancelled, lapsed, at the failure cap) completes
+// without doing anything. Invoice creation is the payin.create_invoice job's business.
+type SubscriptionRenewWorker struct {
+	river.WorkerDefaults[jobargs.SubscriptionRenew]
+	cfg Config
+}
+
+// Timeout bounds one renewal, the rate fetch included.
+func (w *SubscriptionRenewWorker) Timeout(*river.Job[jobargs.SubscriptionRenew]) time.Duration {
+	return time.Minute
+}
+
+// Work renews the subscription and completes the job.
+func (w *SubscriptionRenewWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionRenew]) error {
+	args := job.Args
+	st := w.cfg.step(ctx, job.JobRow)
+	sub, err := core.SubscriptionRenewalDue(ctx, w.cfg.DB, sql.SubscriptionRenewalGetParams{
+		TenantID: args.TenantID, ID: args.SubscriptionID, CycleNumber: args.CycleNumber, Now: st.Now,
+	})
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
+		return err
+	}
+	if err != nil || !sub.Due {
+		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
+	}
+	var quote core.RenewalQuote
+	if sub.PriceCurrency != sql.CurrencySAT {
+		rate, err := w.cfg.Rates.Rate(ctx, string(sub.PriceCurrency))
+		if err != nil {
+			w.cfg.Log.WarnContext(ctx, "renewal not quoted", "subscription", sub.ID, "cycle", args.CycleNumber, "error", err)
+			quote.Err = fmt.Errorf("quote %s: %w", sub.PriceCurrency, err)
+		} else {
+			quote.Rate = &rate
+		}
+	}
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		if _, err := core.SubscriptionRenew(ctx, tx, st, args.TenantID, args.SubscriptionID, args.CycleNumber, quote); err != nil {
+			return err
+		}
+		return complete(ctx, tx, job)
+	})
+}
+
+// SubscriptionLapseSweepWorker lapses past_due subscriptions unpaid beyond their grace days
+// (core.SubscriptionLapseSweep), across tenants, in one transaction with the job's
+// completion. A sweep that fills its batch enqueues the next sweep.
+type SubscriptionLapseSweepWorker struct {
+	river.WorkerDefaults[jobargs.SubscriptionLapseSweep]
+	cfg Config
+}
+
+// Timeout bounds one sweep.
+func (w *SubscriptionLapseSweepWorker) Timeout(*river.Job[jobargs.SubscriptionLapseSweep]) time.Duration {
+	return time.Minute
+}
+
+// Work lapses the due subscriptions and completes the job.
+func (w *SubscriptionLapseSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionLapseSweep]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		n, err := core.SubscriptionLapseSweep(ctx, tx, w.cfg.step(ctx, job.JobRow))
+		if err != nil {
+			return err
+		}
+		if n == core.LapseSweepBatch {
+			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.SubscriptionLapseSweep{}, nil); err != nil {
+				return fmt.Errorf("enqueue next lapse sweep: %w", err)
+			}
+		}
+		return complete(ctx, tx, job)
+	})
+}

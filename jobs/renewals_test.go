@@ -1,0 +1,666 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/sql"
+)
+
+// errRates is a rate source that is down.
+type errRates struct{}
+
+func (errRates) Rate(context.Context, string) (payment.Rate, error) {
+	return payment.Rate{}, errors.New("rates: connection refused")
+}
+
+// switchRates answers from a fixed source, or fails while down is set.
+type switchRates struct {
+	mu    sync.Mutex
+	down  bool
+	fixed payment.RateSource
+}
+
+func (s *switchRates) Rate(ctx context.Context, currency string) (payment.Rate, error) {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		return errRates{}.Rate(ctx, currency)
+	}
+	return s.fixed.Rate(ctx, currency)
+}
+
+func (s *switchRates) set(down bool) {
+	s.mu.Lock()
+	s.down = down
+	s.mu.Unlock()
+}
+
+// renewals is a test's bundle: a transaction, a clock, a tenant with a customer, and the
+// renewal workers on them.
+type renewals struct {
+	db       pg.DB
+	clock    *clock.Manual
+	rates    *switchRates
+	tenant   sql.Tenant
+	customer sql.Customer
+	payments factory.Payments
+	cfg      Config
+	renew    *rivertest.Worker[jobargs.SubscriptionRenew, pgx.Tx]
+	sweep    *rivertest.Worker[jobargs.SubscriptionRenewSweep, pgx.Tx]
+	lapse    *rivertest.Worker[jobargs.SubscriptionLapseSweep, pgx.Tx]
+}
+
+func setupRenewals(t *testing.T, db pg.DB) *renewals {
+	t.Helper()
+	clk := clock.NewManual(factory.Now)
+	b := &renewals{db: db, clock: clk, rates: &switchRates{fixed: factory.Rates(t)}, payments: factory.FakeBTCPay(t, "")}
+	b.cfg = Config{DB: db, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: b.payments.Client, Rates: b.rates}
+	b.renew = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &SubscriptionRenewWorker{cfg: b.cfg})
+	b.sweep = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &SubscriptionRenewSweepWorker{cfg: b.cfg})
+	b.lapse = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &SubscriptionLapseSweepWorker{cfg: b.cfg})
+	b.tenant = factory.Tenant(t, db)
+	b.customer = factory.Customer(t, db, b.tenant.ID)
+	return b
+}
+
+// subscription starts a 30-day subscription at factory.Now to a policy priced value in
+// currency, with 7 grace days.
+func (b *renewals) subscription(t *testing.T, currency sql.Currency, value int64) (sql.Subscription, sql.License) {
+	t.Helper()
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(currency, value), factory.PolicyGraceDays(7))
+	return factory.Subscription(t, b.db, b.tenant.ID, policy.ID, b.customer.ID)
+}
+
+func (b *renewals) get(t *testing.T, s sql.Subscription) sql.Subscription {
+	t.Helper()
+	got, err := sql.New().SubscriptionGet(context.Background(), b.db, sql.SubscriptionGetParams{TenantID: s.TenantID, ID: s.ID})
+	require.NoError(t, err)
+	return got
+}
+
+func (b *renewals) cycles(t *testing.T, s sql.Subscription) []sql.SubscriptionCycle {
+	t.Helper()
+	cycles, err := sql.New().SubscriptionCycles(context.Background(), b.db, sql.SubscriptionCyclesParams{TenantID: s.TenantID, SubscriptionID: s.ID})
+	require.NoError(t, err)
+	return cycles
+}
+
+// payins lists the subscription_renewal PayIns of the bundle's customer.
+func (b *renewals) payins(t *testing.T) []sql.PayIn {
+	t.Helper()
+	rows, err := b.db.Query(context.Background(),
+		"SELECT * FROM payins WHERE tenant_id = $1 AND customer_id = $2 AND type = 'subscription_renewal' ORDER BY id",
+		b.tenant.ID, b.customer.ID)
+	require.NoError(t, err)
+	payins, err := pgx.CollectRows(rows, pgx.RowToStructByPos[sql.PayIn])
+	require.NoError(t, err)
+	return payins
+}
+
+// work runs one renew job in tx for the subscription's cycle.
+func (b *renewals) work(t *testing.T, tx pgx.Tx, s sql.Subscription, cycle int32) {
+	t.Helper()
+	res, err := b.renew.Work(context.Background(), t, tx, jobargs.SubscriptionRenew{TenantID: s.TenantID, SubscriptionID: s.ID, CycleNumber: cycle}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+}
+
+// renewJobs returns the args of the subscription.renew jobs of the bundle's tenant waiting
+// to run (rivertest's own jobs are completed when Work returns).
+func (b *renewals) renewJobs(t *testing.T, db sql.DBTX) []jobargs.SubscriptionRenew {
+	t.Helper()
+	rows, err := db.Query(context.Background(), "SELECT args FROM river_job WHERE kind = 'subscription.renew' AND state <> 'completed' AND args->>'tenant_id' = $1 ORDER BY id", b.tenant.ID.String())
+	require.NoError(t, err)
+	encoded, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	require.NoError(t, err)
+	args := make([]jobargs.SubscriptionRenew, len(encoded))
+	for i, e := range encoded {
+		require.NoError(t, json.Unmarshal(e, &args[i]))
+	}
+	return args
+}
+
+// TestSubscriptionRenewWorker renews one subscription for one cycle.
+func TestSubscriptionRenewWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("SATPriceChargedVerbatimWithNoRate", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 21_000)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		require.Equal(t, int64(21_000), payins[0].CostSats, "the listed sats, verbatim")
+		require.Nil(t, payins[0].RateMinorPerBtc, "no rate for a SAT price")
+		require.Nil(t, payins[0].RateSource)
+		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payins[0].State)
+
+		got := b.get(t, sub)
+		require.Equal(t, sql.SubscriptionStatusPastDue, got.Status, "past_due until paid")
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*24*time.Hour), got.NextRenewalAt.UTC(), "due again at the end of the new cycle")
+		require.Equal(t, b.clock.Now(), got.LastRenewalAttemptAt.UTC())
+		require.Equal(t, sub.CurrentPeriodEnd.UTC(), got.CurrentPeriodEnd.UTC(), "the current period is the last paid one")
+		cycles := b.cycles(t, sub)
+		require.Len(t, cycles, 1)
+		require.Equal(t, int32(1), cycles[0].CycleNumber)
+		require.Equal(t, payins[0].ID, cycles[0].PayinID)
+		require.Equal(t, sub.CurrentPeriodEnd.UTC(), cycles[0].PeriodStart.UTC())
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*24*time.Hour), cycles[0].PeriodEnd.UTC())
+
+		var events int
+		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'subscription.renewal_pending'", b.tenant.ID).Scan(&events))
+		require.Equal(t, 1, events)
+		rivertest.RequireInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &jobargs.PayInCreateInvoice{}, nil)
+	})
+
+	t.Run("FiatRequotedAtTheCurrentRate", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencyUSD, 2500)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		require.Equal(t, int64(50_000), payins[0].CostSats, "$25 at $50,000/BTC")
+		require.Equal(t, int64(5_000_000), *payins[0].RateMinorPerBtc, "the rate is stored")
+		require.Equal(t, "fixed", *payins[0].RateSource)
+		require.Equal(t, sql.CurrencyUSD, payins[0].PriceCurrency)
+		require.Equal(t, int64(2500), payins[0].PriceValue)
+	})
+
+	t.Run("RateFailureBacksOffAndLeavesNoPayIn", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		b.rates.set(true)
+		sub, _ := b.subscription(t, sql.CurrencyUSD, 2500)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		for i, backoff := range []time.Duration{5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour} {
+			b.work(t, tx, sub, 1)
+			got := b.get(t, sub)
+			require.Equal(t, int32(i+1), got.ConsecutiveFailures)
+			require.Equal(t, b.clock.Now().Add(backoff), got.NextRenewalAt.UTC(), "failure %d", i+1)
+			require.Equal(t, sql.SubscriptionStatusPastDue, got.Status)
+			require.Equal(t, b.clock.Now(), got.LastRenewalAttemptAt.UTC())
+			require.Empty(t, b.payins(t), "no PayIn left behind")
+			require.Empty(t, b.cycles(t, sub))
+			b.clock.Advance(backoff)
+		}
+		b.rates.set(false)
+		b.work(t, tx, sub, 1)
+		require.Empty(t, b.payins(t), "at the cap a job does nothing")
+		require.Equal(t, int32(5), b.get(t, sub).ConsecutiveFailures)
+	})
+
+	t.Run("RetriedJobCreatesOnePayIn", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		b.work(t, tx, sub, 1)
+		b.work(t, tx, sub, 1) // River retrying the job after a crash once it had committed
+		b.work(t, tx, sub, 2) // a stale or early job for a cycle that is not due
+		require.Len(t, b.payins(t), 1)
+		require.Len(t, b.cycles(t, sub), 1)
+	})
+
+	t.Run("CrashBeforeCommitLeavesNothing", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		// A renewal that dies mid-way rolls back: here its transaction is a savepoint
+		// rolled back after the job's work.
+		crash := errors.New("crash")
+		err := pg.InTx(ctx, tx, func(crashed pgx.Tx) error {
+			b.work(t, crashed, sub, 1)
+			return crash
+		})
+		require.ErrorIs(t, err, crash)
+		require.Empty(t, b.payins(t))
+		b.work(t, tx, sub, 1)
+		require.Len(t, b.payins(t), 1, "the retry creates the one PayIn")
+	})
+
+	t.Run("AutoPayTakesCreditsFirst", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		_, err := tx.Exec(ctx, "UPDATE customers SET auto_pay = true WHERE tenant_id = $1 AND id = $2", b.tenant.ID, b.customer.ID)
+		require.NoError(t, err)
+		_, err = sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: b.tenant.ID, CustomerID: b.customer.ID, Asset: sql.AssetCredits, Amount: 300, Now: factory.Now})
+		require.NoError(t, err)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		parts, err := sql.New().PayInParts(ctx, tx, sql.PayInPartsParams{TenantID: b.tenant.ID, PayinID: payins[0].ID})
+		require.NoError(t, err)
+		require.Len(t, parts, 1)
+		require.Equal(t, sql.AssetCredits, parts[0].Asset)
+		require.Equal(t, int64(300), parts[0].Amount)
+	})
+
+	t.Run("WithoutAutoPayBalancesAreLeftAlone", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		_, err := sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: b.tenant.ID, CustomerID: b.customer.ID, Asset: sql.AssetCredits, Amount: 300, Now: factory.Now})
+		require.NoError(t, err)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		parts, err := sql.New().PayInParts(ctx, tx, sql.PayInPartsParams{TenantID: b.tenant.ID, PayinID: payins[0].ID})
+		require.NoError(t, err)
+		require.Empty(t, parts)
+	})
+
+	t.Run("NotDueDoesNothing", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.work(t, tx, sub, 1) // a day early: not due
+		b.work(t, tx, sql.Subscription{TenantID: b.tenant.ID, ID: uuid.New()}, 1)
+		require.Empty(t, b.payins(t))
+		require.Equal(t, sql.SubscriptionStatusActive, b.get(t, sub).Status)
+	})
+}
+
+// TestSubscriptionRenewSweepWorker enqueues one renewal per due subscription and cycle.
+func TestSubscriptionRenewSweepWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	// sweep runs the sweep's step with a client that enforces uniqueness (rivertest's does
+	// not).
+	sweep := func(t *testing.T, b *renewals, tx pgx.Tx) {
+		t.Helper()
+		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+			_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, factory.Jobs))
+			return err
+		}))
+	}
+
+	t.Run("EnqueuesOneRenewalPerDueSubscription", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		due, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		notYet, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		_, err := tx.Exec(ctx, "UPDATE subscriptions SET next_renewal_at = next_renewal_at + make_interval(0, 0, 0, 1) WHERE tenant_id = $1 AND id = $2", notYet.TenantID, notYet.ID)
+		require.NoError(t, err)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		sweep(t, b, tx)
+		require.Equal(t, []jobargs.SubscriptionRenew{{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 1}}, b.renewJobs(t, tx))
+		sweep(t, b, tx)
+		require.Len(t, b.renewJobs(t, tx), 1, "the job for the cycle is unique while it waits")
+
+		b.work(t, tx, due, 1)
+		b.clock.Advance(30 * 24 * time.Hour)
+		sweep(t, b, tx)
+		require.ElementsMatch(t, []jobargs.SubscriptionRenew{
+			{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 1},
+			{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 2},
+			{TenantID: b.tenant.ID, SubscriptionID: notYet.ID, CycleNumber: 1},
+		}, b.renewJobs(t, tx), "the next cycle of the renewed one, and the other now due")
+	})
+
+	t.Run("NothingDueDoesNothing", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		b.subscription(t, sql.CurrencySAT, 1000)
+		res, err := b.sweep.Work(ctx, t, tx, jobargs.SubscriptionRenewSweep{}, nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Empty(t, b.renewJobs(t, tx))
+	})
+
+	t.Run("SkipsAtTheFailureCap", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		_, err := tx.Exec(ctx, "UPDATE subscriptions SET consecutive_failures = 5 WHERE tenant_id = $1 AND id = $2", sub.TenantID, sub.ID)
+		require.NoError(t, err)
+		b.clock.Advance(60 * 24 * time.Hour)
+		sweep(t, b, tx)
+		require.Empty(t, b.renewJobs(t, tx))
+	})
+
+	t.Run("FailedRenewalIsEnqueuedAgainWhenDue", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencyUSD, 2500)
+		b.clock.Advance(30 * 24 * time.Hour)
+		b.rates.set(true)
+		sweep(t, b, tx)
+		b.work(t, tx, sub, 1)
+		_, err := tx.Exec(ctx, "UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = 'subscription.renew' AND args->>'tenant_id' = $1", b.tenant.ID.String())
+		require.NoError(t, err)
+		b.rates.set(false)
+		sweep(t, b, tx)
+		require.Empty(t, b.renewJobs(t, tx), "not due during the backoff")
+		b.clock.Advance(5 * time.Minute)
+		sweep(t, b, tx)
+		require.Equal(t, []jobargs.SubscriptionRenew{{TenantID: b.tenant.ID, SubscriptionID: sub.ID, CycleNumber: 1}}, b.renewJobs(t, tx),
+			"due again after the backoff: the same cycle, a new job")
+		b.work(t, tx, sub, 1)
+		require.Len(t, b.payins(t), 1)
+	})
+}
+
+// step is a core.Step at the bundle's time, enqueueing through client.
+func step(b *renewals, client *river.Client[pgx.Tx]) core.Step {
+	return core.Step{Now: b.clock.Now(), Actor: core.Actor{Type: core.ActorJob, ID: "test"}, Box: factory.Box, Jobs: client}
+}
+
+// TestSubscriptionRenewSweepRace runs sweeps and renewals of the same due subscriptions on
+// several connections at once: each cycle is renewed exactly once.
+func TestSubscriptionRenewSweepRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := testdb.Clone(t)
+	b := setupRenewals(t, pool)
+	subs := make([]sql.Subscription, 20)
+	for i := range subs {
+		subs[i], _ = b.subscription(t, sql.CurrencySAT, 1000)
+	}
+	b.clock.Advance(30 * 24 * time.Hour)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
+
+	// Two sweeps at once, then every renewal twice at once (duplicates of one cycle).
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 2 {
+		wg.Go(func() {
+			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+				_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, client))
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	jobs := b.renewJobs(t, pool)
+	require.Len(t, jobs, len(subs), "one job per subscription and cycle")
+	for range 2 {
+		for _, j := range jobs {
+			wg.Go(func() {
+				errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+					_, err := core.SubscriptionRenew(ctx, tx, step(b, client), j.TenantID, j.SubscriptionID, j.CycleNumber, core.RenewalQuote{})
+					return err
+				})
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Len(t, b.payins(t), len(subs), "one PayIn per cycle")
+	for _, s := range subs {
+		require.Len(t, b.cycles(t, s), 1)
+	}
+}
+
+// TestSubscriptionLapseSweepWorker lapses past_due subscriptions unpaid for longer than their
+// grace days since their unpaid cycle started.
+func TestSubscriptionLapseSweepWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	b := setupRenewals(t, tx)
+	old, _ := b.subscription(t, sql.CurrencySAT, 1000)
+	recent, _ := b.subscription(t, sql.CurrencySAT, 1000)
+	active, _ := b.subscription(t, sql.CurrencySAT, 1000)
+	_, err := tx.Exec(ctx, "UPDATE subscriptions SET next_renewal_at = next_renewal_at + make_interval(0, 0, 0, 8) WHERE tenant_id = $1 AND id = $2", recent.TenantID, recent.ID)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "UPDATE subscriptions SET next_renewal_at = NULL WHERE tenant_id = $1 AND id = $2", active.TenantID, active.ID)
+	require.NoError(t, err)
+
+	b.clock.Advance(30 * 24 * time.Hour)
+	b.work(t, tx, old, 1) // past_due from the end of the first period
+	b.clock.Advance(8 * 24 * time.Hour)
+	b.work(t, tx, recent, 1) // past_due too, but its unpaid cycle also started 8 days ago
+	_, err = tx.Exec(ctx, "UPDATE subscriptions SET current_period_end = current_period_end + make_interval(0, 0, 0, 8), current_period_start = current_period_start + make_interval(0, 0, 0, 8) WHERE tenant_id = $1 AND id = $2", recent.TenantID, recent.ID)
+	require.NoError(t, err)
+	b.clock.Advance(7 * 24 * time.Hour) // old: 15 days past_due with 7 grace days; recent: 7 days
+
+	res, err := b.lapse.Work(ctx, t, tx, jobargs.SubscriptionLapseSweep{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	require.Equal(t, sql.SubscriptionStatusLapsed, b.get(t, old).Status, "15 days unpaid with 7 grace days")
+	require.Equal(t, sql.SubscriptionStatusPastDue, b.get(t, recent).Status, "still within its grace days")
+	require.Equal(t, sql.SubscriptionStatusActive, b.get(t, active).Status)
+	var lapsed int
+	require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'subscription.lapsed'", b.tenant.ID).Scan(&lapsed))
+	require.Equal(t, 1, lapsed)
+
+	res, err = b.lapse.Work(ctx, t, tx, jobargs.SubscriptionLapseSweep{}, nil)
+	require.NoError(t, err, "a second sweep finds nothing more")
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'subscription.lapsed'", b.tenant.ID).Scan(&lapsed))
+	require.Equal(t, 1, lapsed)
+	b.clock.Advance(30 * 24 * time.Hour)
+	b.work(t, tx, old, 2)
+	require.Equal(t, sql.SubscriptionStatusLapsed, b.get(t, old).Status, "a lapsed subscription is not renewed")
+}
+
+// pay creates the invoice of a renewal PayIn at the fake BTCPay, pays it in full there and
+// settles it through payin.settle, as a webhook would.
+func (b *renewals) pay(t *testing.T, tx pgx.Tx, payin sql.PayIn) {
+	t.Helper()
+	ctx := context.Background()
+	create := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoiceWorker{cfg: b.cfg})
+	_, err := create.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+	require.NoError(t, err)
+	invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	require.NoError(t, err)
+	require.NoError(t, b.payments.Fake.Settle(invoice.ProviderInvoiceID, invoice.AmountSats))
+	b.settle(t, tx, invoice.ProviderInvoiceID)
+}
+
+// settle runs payin.settle for a provider invoice.
+func (b *renewals) settle(t *testing.T, tx pgx.Tx, invoiceID string) {
+	t.Helper()
+	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInSettleWorker{cfg: b.cfg})
+	res, err := w.Work(context.Background(), t, tx, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: invoiceID}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+}
+
+func (b *renewals) license(t *testing.T, l sql.License) sql.License {
+	t.Helper()
+	got, err := sql.New().LicenseGet(context.Background(), b.db, sql.LicenseGetParams{TenantID: l.TenantID, ID: l.ID})
+	require.NoError(t, err)
+	return got
+}
+
+func (b *renewals) events(t *testing.T, typ string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = $2", b.tenant.ID, typ).Scan(&n))
+	return n
+}
+
+func (b *renewals) requireLedgerBalanced(t *testing.T) {
+	t.Helper()
+	violations, err := sql.New().PayInInvariantViolations(context.Background(), b.db, b.tenant.ID)
+	require.NoError(t, err)
+	require.Empty(t, violations)
+}
+
+// TestSubscriptionRenewalPaid settles renewal PayIns through the payments settle path.
+func TestSubscriptionRenewalPaid(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const day = 24 * time.Hour
+
+	t.Run("SettlingARenewalMakesItActiveAgain", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, license := b.subscription(t, sql.CurrencyUSD, 2500)
+		b.clock.Advance(30 * day)
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		b.clock.Advance(day)
+		b.pay(t, tx, payins[0])
+
+		got := b.get(t, sub)
+		require.Equal(t, sql.SubscriptionStatusActive, got.Status)
+		require.Equal(t, int32(0), got.ConsecutiveFailures)
+		cycleEnd := sub.CurrentPeriodEnd.UTC().Add(30 * day)
+		require.Equal(t, sub.CurrentPeriodEnd.UTC(), got.CurrentPeriodStart.UTC(), "the current period is the paid cycle")
+		require.Equal(t, cycleEnd, got.CurrentPeriodEnd.UTC())
+		require.Equal(t, cycleEnd, got.NextRenewalAt.UTC())
+		require.Equal(t, cycleEnd.Add(7*day), b.license(t, license).ExpiresAt.UTC(), "the period's end plus 7 grace days")
+		require.Equal(t, 1, b.events(t, "subscription.renewed"))
+		require.NotNil(t, b.cycles(t, sub)[0].PaidAt)
+		b.requireLedgerBalanced(t)
+
+		invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: b.tenant.ID, PayinID: payins[0].ID})
+		require.NoError(t, err)
+		b.settle(t, tx, invoice.ProviderInvoiceID) // the webhook delivered again
+		require.Equal(t, 1, b.events(t, "subscription.renewed"), "a second settle changes nothing")
+		require.Equal(t, cycleEnd.Add(7*day), b.license(t, license).ExpiresAt.UTC())
+		b.requireLedgerBalanced(t)
+	})
+
+	t.Run("PaidAfterALapseReactivatesForThePaidCycle", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, license := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * day)
+		b.work(t, tx, sub, 1)
+		b.clock.Advance(15 * day)
+		_, err := b.lapse.Work(ctx, t, tx, jobargs.SubscriptionLapseSweep{}, nil)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, "UPDATE licenses SET status = 'expired' WHERE tenant_id = $1 AND id = $2", license.TenantID, license.ID)
+		require.NoError(t, err)
+		require.Equal(t, sql.SubscriptionStatusLapsed, b.get(t, sub).Status)
+
+		b.pay(t, tx, b.payins(t)[0])
+		got := b.get(t, sub)
+		require.Equal(t, sql.SubscriptionStatusActive, got.Status)
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*day), got.CurrentPeriodEnd.UTC(), "the paid cycle as scheduled, not shifted")
+		l := b.license(t, license)
+		require.Equal(t, sql.LicenseStatusActive, l.Status, "the expired licence is active again")
+		require.Equal(t, got.CurrentPeriodEnd.UTC().Add(7*day), l.ExpiresAt.UTC())
+	})
+
+	t.Run("AutoPayFullyCoveredIsPaidAtOnce", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		_, err := tx.Exec(ctx, "UPDATE customers SET auto_pay = true WHERE tenant_id = $1 AND id = $2", b.tenant.ID, b.customer.ID)
+		require.NoError(t, err)
+		_, err = sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: b.tenant.ID, CustomerID: b.customer.ID, Asset: sql.AssetRewardSats, Amount: 1000, Now: factory.Now})
+		require.NoError(t, err)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * day)
+		b.work(t, tx, sub, 1)
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		require.Equal(t, sql.PayinStatePAID, payins[0].State)
+		got := b.get(t, sub)
+		require.Equal(t, sql.SubscriptionStatusActive, got.Status)
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*day), got.CurrentPeriodEnd.UTC())
+		require.Equal(t, 1, b.events(t, "subscription.renewed"))
+		b.requireLedgerBalanced(t)
+	})
+}
+
+// TestSubscriptionRenewalYear simulates, for several random seeds, a year of monthly
+// renewals, each preceded by a random number of failed quotes (rates down) and paid after a
+// random delay within the grace days: at the end the subscription has exactly 12 cycles, 12
+// PAID PayIns of 50,000 sats, and its licence expires 13 periods plus the grace days after the
+// start. (A seeded loop rather than rapid: one year is some 60 jobs, too slow for 100 runs.)
+func TestSubscriptionRenewalYear(t *testing.T) {
+	t.Parallel()
+	const day = 24 * time.Hour
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprintf("Seed%d", seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, seed))
+			tx := testdb.Tx(t)
+			b := setupRenewals(t, tx)
+			sub, license := b.subscription(t, sql.CurrencyUSD, 2500)
+			start := sub.CurrentPeriodStart.UTC()
+			for cycle := int32(1); cycle <= 12; cycle++ {
+				b.clock.Advance(b.get(t, sub).NextRenewalAt.UTC().Sub(b.clock.Now()))
+				b.rates.set(true)
+				for range rng.IntN(5) {
+					b.work(t, tx, sub, cycle)
+					b.clock.Advance(b.get(t, sub).NextRenewalAt.UTC().Sub(b.clock.Now()))
+				}
+				b.rates.set(false)
+				b.work(t, tx, sub, cycle)
+				b.work(t, tx, sub, cycle) // a duplicate does nothing
+				payins := b.payins(t)
+				require.Len(t, payins, int(cycle))
+				b.clock.Advance(time.Duration(rng.IntN(6*24)) * time.Hour)
+				b.pay(t, tx, payins[len(payins)-1])
+				require.Equal(t, sql.SubscriptionStatusActive, b.get(t, sub).Status)
+			}
+			got := b.get(t, sub)
+			require.Len(t, b.cycles(t, sub), 12)
+			for _, p := range b.payins(t) {
+				require.Equal(t, sql.PayinStatePAID, p.State)
+				require.Equal(t, int64(50_000), p.CostSats)
+			}
+			require.Equal(t, start.Add(13*30*day), got.CurrentPeriodEnd.UTC())
+			require.Equal(t, start.Add(13*30*day).Add(7*day), b.license(t, license).ExpiresAt.UTC())
+			require.Equal(t, 12, b.events(t, "subscription.renewed"))
+			b.requireLedgerBalanced(t)
+		})
+	}
+}
