@@ -11,7 +11,41 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
+// CustomerAutoPayInput turns a customer's auto-pay on or off.
+type CustomerAutoPayInput struct {
+	ID   uuid.UUID `path:"id"`
+	Body struct {
+		AutoPay bool `json:"auto_pay" doc:"With auto-pay, renewals take credits then reward sats before invoicing the rest."`
+	}
+}
+
+// CustomerAutoPayOutput is a customer's auto-pay setting.
+type CustomerAutoPayOutput struct {
+	Body struct {
+		CustomerID uuid.UUID `json:"customer_id"`
+		AutoPay    bool      `json:"auto_pay"`
+	}
+}
+
 func (s *Server) registerRenewals() {
+	huma.Register(s.api, adminOperation(huma.Operation{
+		OperationID: "customer-set-auto-pay",
+		Method:      http.MethodPut,
+		Path:        "/v1/admin/customers/{id}/auto-pay",
+		Summary:     "Turn a customer's auto-pay of renewals on or off",
+		Description: "Off by default. With auto-pay, a renewal pays from the customer's credits, then reward sats, and invoices the rest; audited.",
+		Tags:        []string{"Subscriptions"},
+		Errors:      []int{http.StatusNotFound},
+	}), func(ctx context.Context, in *CustomerAutoPayInput) (*CustomerAutoPayOutput, error) {
+		customer, err := core.CustomerSetAutoPay(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.AutoPay)
+		if err != nil {
+			return nil, problem(ctx, err)
+		}
+		out := &CustomerAutoPayOutput{}
+		out.Body.CustomerID, out.Body.AutoPay = customer.ID, customer.AutoPay
+		return out, nil
+	})
+
 	huma.Register(s.api, adminOperation(huma.Operation{
 		OperationID: "subscription-list-stuck",
 		Method:      http.MethodGet,

@@ -59,3 +59,33 @@ func TestRenewalsStuck(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, res.status, "body: %s", res.body)
 	})
 }
+
+// TestCustomerSetAutoPay turns auto-pay on and off, audited; an unknown customer is 404.
+func TestCustomerSetAutoPay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	customer := factory.Customer(t, b.db, b.tenant.ID)
+	type autoPay struct {
+		CustomerID string `json:"customer_id"`
+		AutoPay    bool   `json:"auto_pay"`
+	}
+
+	res := b.request(t, http.MethodPut, "/v1/admin/customers/"+customer.ID.String()+"/auto-pay", `{"auto_pay":true}`)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	require.Equal(t, autoPay{CustomerID: customer.ID.String(), AutoPay: true}, decode[autoPay](t, res))
+	var stored bool
+	require.NoError(t, b.db.QueryRow(ctx, "SELECT auto_pay FROM customers WHERE tenant_id = $1 AND id = $2", b.tenant.ID, customer.ID).Scan(&stored))
+	require.True(t, stored)
+
+	res = b.request(t, http.MethodPut, "/v1/admin/customers/"+customer.ID.String()+"/auto-pay", `{"auto_pay":false}`)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	require.False(t, decode[autoPay](t, res).AutoPay)
+	var audited int
+	require.NoError(t, b.db.QueryRow(ctx, "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'customer.auto_pay' AND subject_id = $2",
+		b.tenant.ID, customer.ID.String()).Scan(&audited))
+	require.Equal(t, 2, audited)
+
+	res = b.request(t, http.MethodPut, "/v1/admin/customers/"+uuid.NewString()+"/auto-pay", `{"auto_pay":true}`)
+	require.Equal(t, http.StatusNotFound, res.status, "body: %s", res.body)
+}
