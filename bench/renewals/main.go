@@ -5,6 +5,9 @@
 // transaction rolled back, so the data does not change between runs.
 //
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 1000000
+//	DATABASE_URL=... go run ./bench/renewals -subscriptions 10000 -throughput-workers 20
+//
+// With -throughput-workers it measures renewals per second instead (throughput.go).
 //
 // It creates the database named by -db on DATABASE_URL's server (dropping it first), migrates
 // it with internal/migrate.Up, and drops it at the end unless -keep is given.
@@ -36,13 +39,14 @@ func main() {
 	runs := flag.Int("runs", 7, "timed runs of each query")
 	dbName := flag.String("db", "tessera_bench_renewals", "database to create on DATABASE_URL's server")
 	keep := flag.Bool("keep", false, "keep the database at the end")
+	workers := flag.Int("throughput-workers", 0, "instead of the queries: make every subscription due and measure renewals per second with this many River workers against a fake BTCPay")
 	flag.Parse()
-	if err := run(context.Background(), *subscriptions, *runs, *dbName, *keep); err != nil {
+	if err := run(context.Background(), *subscriptions, *runs, *dbName, *keep, *workers); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool) (err error) {
+func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool, workers int) (err error) {
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
 		return fmt.Errorf("DATABASE_URL is not set")
@@ -84,6 +88,9 @@ func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool)
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "generated %d subscriptions in %s\n", subscriptions, time.Since(start).Round(time.Second))
+	if workers > 0 {
+		return throughput(ctx, pool, now, workers)
+	}
 	return measure(ctx, pool, now, runs)
 }
 
