@@ -597,6 +597,39 @@ func TestSubscriptionRenewalPaid(t *testing.T) {
 		require.Equal(t, got.CurrentPeriodEnd.UTC().Add(7*day), l.ExpiresAt.UTC())
 	})
 
+	t.Run("RetryOfAFailedRenewalPaysItsCycle", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		b.clock.Advance(30 * day)
+		b.work(t, tx, sub, 1)
+		first := b.payins(t)[0]
+		create := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoiceWorker{cfg: b.cfg})
+		_, err := create.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: first.TenantID, PayInID: first.ID}, nil)
+		require.NoError(t, err)
+		invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: first.TenantID, PayinID: first.ID})
+		require.NoError(t, err)
+		require.NoError(t, b.payments.Fake.Expire(invoice.ProviderInvoiceID))
+		b.settle(t, tx, invoice.ProviderInvoiceID)
+		failed, err := sql.New().PayInGet(ctx, tx, sql.PayInGetParams{TenantID: first.TenantID, ID: first.ID})
+		require.NoError(t, err)
+		require.Equal(t, sql.PayinStateFAILED, failed.State)
+		require.Equal(t, sql.SubscriptionStatusPastDue, b.get(t, sub).Status)
+
+		var retry sql.PayIn
+		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+			retry, err = core.PayInRetry(ctx, tx, step(b, factory.Jobs), failed, core.PayInRetryParams{})
+			return err
+		}))
+		b.pay(t, tx, retry)
+		got := b.get(t, sub)
+		require.Equal(t, sql.SubscriptionStatusActive, got.Status, "the retry, in the first PayIn's chain, pays its cycle")
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*day), got.CurrentPeriodEnd.UTC())
+		require.Len(t, b.cycles(t, sub), 1)
+		b.requireLedgerBalanced(t)
+	})
+
 	t.Run("AutoPayFullyCoveredIsPaidAtOnce", func(t *testing.T) {
 		t.Parallel()
 		tx := testdb.Tx(t)
