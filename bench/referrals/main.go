@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/sql"
@@ -363,7 +364,7 @@ func describeData(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) e
 // explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute with write, in a
 // transaction rolled back.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
-	text, err := queryText()
+	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralRecompute")
 	if err != nil {
 		return "", err
 	}
@@ -386,18 +387,4 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 		out += line + "\n"
 	}
 	return out, rows.Err()
-}
-
-// queryText reads the ReferralRecompute query from sqlc's generated code, so EXPLAIN shows
-// exactly what Tessera runs.
-func queryText() (string, error) {
-	b, err := os.ReadFile("sql/referrals.sql.go")
-	if err != nil {
-		return "", fmt.Errorf("run from the repository's root: %w", err)
-	}
-	m := regexp.MustCompile("(?s)const referralRecompute = `(.*?)`").FindSubmatch(b)
-	if m == nil {
-		return "", fmt.Errorf("ReferralRecompute not found in sql/referrals.sql.go")
-	}
-	return string(m[1]), nil
 }

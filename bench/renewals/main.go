@@ -21,13 +21,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/secrets"
@@ -184,7 +184,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 		{"SubscriptionListDueAllTenants (batch 500)", "subscriptionListDueAllTenants"},
 		{"SubscriptionLapseDueAllTenants (batch 1000)", "subscriptionLapseDueAllTenants"},
 	} {
-		text, err := queryText(q.constant)
+		text, err := benchsql.QueryText("sql/renewals.sql.go", q.constant)
 		if err != nil {
 			return err
 		}
@@ -248,18 +248,4 @@ func inRolledBackTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) (in
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // rolled back on purpose; nothing to keep
 	return fn(tx)
-}
-
-// queryText reads a query from sqlc's generated code (run from the repository's root), so
-// the benchmark runs exactly what Tessera runs.
-func queryText(constant string) (string, error) {
-	b, err := os.ReadFile("sql/renewals.sql.go")
-	if err != nil {
-		return "", fmt.Errorf("run from the repository's root: %w", err)
-	}
-	m := regexp.MustCompile("(?s)const " + constant + " = `.*?\n(.*?)`").FindSubmatch(b)
-	if m == nil {
-		return "", fmt.Errorf("%s not found in sql/renewals.sql.go", constant)
-	}
-	return string(m[1]), nil
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/secrets"
@@ -171,7 +171,7 @@ WITH s AS (
 )`
 
 func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) error {
-	maintained, err := queryText()
+	maintained, err := benchsql.QueryText("sql/revocation.sql.go", "revocationQueue")
 	if err != nil {
 		return err
 	}
@@ -228,18 +228,4 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 		fmt.Print("```\n\n")
 	}
 	return nil
-}
-
-// queryText reads the RevocationQueue query from sqlc's generated code (run from the
-// repository's root), so the benchmark runs exactly what Tessera runs.
-func queryText() (string, error) {
-	b, err := os.ReadFile("sql/revocation.sql.go")
-	if err != nil {
-		return "", fmt.Errorf("run from the repository's root: %w", err)
-	}
-	m := regexp.MustCompile("(?s)const revocationQueue = `(.*?)`").FindSubmatch(b)
-	if m == nil {
-		return "", fmt.Errorf("RevocationQueue not found in sql/revocation.sql.go")
-	}
-	return string(m[1]), nil
 }

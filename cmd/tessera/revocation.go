@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/fakestore"
 	"github.com/tessera/tessera/internal/pg"
@@ -220,7 +221,7 @@ func writeFakeExport(path string, n int, store *fakestore.Server) error {
 		return err
 	}
 	enc := json.NewEncoder(f)
-	now := time.Now().UTC().Truncate(time.Second)
+	now := clock.System{}.Now().Truncate(time.Second)
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("lic-%04d", i)
 		store.Add(id)

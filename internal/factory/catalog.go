@@ -90,14 +90,6 @@ func PolicyRecurring(periodDays int32) func(*sql.PolicyCreateParams) {
 	}
 }
 
-// PolicyPerpetual makes the policy a one-off (non-recurring) purchase, the default.
-func PolicyPerpetual() func(*sql.PolicyCreateParams) {
-	return func(p *sql.PolicyCreateParams) {
-		p.IsRecurring = false
-		p.PeriodDays = nil
-	}
-}
-
 // PolicyPrice sets the policy's listed price in minor units of currency.
 func PolicyPrice(currency sql.Currency, value int64) func(*sql.PolicyCreateParams) {
 	return func(p *sql.PolicyCreateParams) {

@@ -13,7 +13,7 @@ import (
 
 // Customer creates an active, unverified customer of tenantID with a unique email and
 // invite code, no external id and no referrer. opts (CustomerReferredBy, CustomerVerified,
-// CustomerInactive, CustomerEmail or any func) change the parameters before the insert.
+// CustomerEmail, CustomerCreatedAt or any func) change the parameters before the insert.
 func Customer(tb testing.TB, db sql.DBTX, tenantID uuid.UUID, opts ...func(*sql.CustomerCreateParams)) sql.Customer {
 	tb.Helper()
 	p := sql.CustomerCreateParams{
@@ -38,11 +38,6 @@ func CustomerReferredBy(referrerID uuid.UUID) func(*sql.CustomerCreateParams) {
 // CustomerVerified marks the customer verified.
 func CustomerVerified() func(*sql.CustomerCreateParams) {
 	return func(p *sql.CustomerCreateParams) { p.IsVerified = true }
-}
-
-// CustomerInactive marks the customer inactive.
-func CustomerInactive() func(*sql.CustomerCreateParams) {
-	return func(p *sql.CustomerCreateParams) { p.IsActive = false }
 }
 
 // CustomerEmail sets the customer's email.

@@ -48,11 +48,6 @@ func License(tb testing.TB, db pg.DB, tenantID, policyID, customerID uuid.UUID, 
 	return license
 }
 
-// LicenseAddons issues the licence with add-ons.
-func LicenseAddons(ids ...uuid.UUID) func(*core.LicenseIssueParams) {
-	return func(p *core.LicenseIssueParams) { p.AddonIDs = ids }
-}
-
 // Subscription starts a subscription of customerID to the recurring policyID through
 // core.SubscriptionCreate at Now, with add-ons.
 func Subscription(tb testing.TB, db pg.DB, tenantID, policyID, customerID uuid.UUID, addonIDs ...uuid.UUID) (sql.Subscription, sql.License) {
