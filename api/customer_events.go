@@ -105,6 +105,9 @@ func (s *Server) registerCustomerEvents() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
+		if err := s.referralRecomputeAfterEvents(ctx, now, []uuid.UUID{event.ID}); err != nil {
+			return nil, problem(ctx, err)
+		}
 		return &CustomerEventOutput{Body: customerEventFrom(event)}, nil
 	})
 
@@ -163,6 +166,9 @@ func (s *Server) registerCustomerEvents() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
+		if err := s.referralRecomputeAfterEvents(ctx, now, params.Ids); err != nil {
+			return nil, problem(ctx, err)
+		}
 		out := &CustomerEventCreateBatchOutput{}
 		out.Body.Created = created
 		return out, nil
@@ -190,4 +196,23 @@ func (s *Server) registerCustomerEvents() {
 		}
 		return &CustomerEventListOutput{Body: page(rows, fetch, customerEventFrom, func(e sql.CustomerEvent) uuid.UUID { return e.ID })}, nil
 	})
+}
+
+// referralRecomputeAfterEvents enqueues, in the request's transaction, a recompute of each
+// referrer whose count the just-recorded events eventIDs may move
+// (ReferralReferrersMovedByEvents decides which): a referral's registered IP hash, or an IP
+// hash a referrer used inside the IP window.
+func (s *Server) referralRecomputeAfterEvents(ctx context.Context, now time.Time, eventIDs []uuid.UUID) error {
+	referrers, err := s.queries.ReferralReferrersMovedByEvents(ctx, s.conn(ctx), sql.ReferralReferrersMovedByEventsParams{
+		TenantID: tenantID(ctx), EventIds: eventIDs, Now: now,
+	})
+	if err != nil {
+		return fmt.Errorf("find referrers moved by %d customer events: %w", len(eventIDs), err)
+	}
+	for _, referrer := range referrers {
+		if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, tenantID(ctx), &referrer); err != nil {
+			return err
+		}
+	}
+	return nil
 }

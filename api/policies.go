@@ -214,13 +214,22 @@ func (s *Server) registerPolicies() {
 			"A price change (listed_currency, listed_value) applies to new purchases only: a subscription keeps " +
 			"the price and period it was created with. Licences already issued keep their entitlements and " +
 			"max_machines until their tier changes. slug, product_id, is_recurring and period_days cannot change " +
-			"(create another policy instead); sending them is 422.",
+			"(create another policy instead); sending them is 422. Turning qualifies_for_referrals on or off enqueues a " +
+			"recompute of every referrer's reward.",
 		Tags:   tags,
 		Errors: []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *PolicyUpdateInput) (*PolicyOutput, error) {
 		b := in.Body
 		if err := validEntitlements(b.Entitlements); err != nil {
 			return nil, err
+		}
+		var qualified bool // whether the policy counted for referrals before the change
+		if b.QualifiesForReferrals != nil {
+			before, err := s.policyGet(ctx, in.ID)
+			if err != nil {
+				return nil, problem(ctx, err)
+			}
+			qualified = before.QualifiesForReferrals
 		}
 		now := s.cfg.Clock.Now()
 		params := sql.PolicyUpdateParams{
@@ -239,6 +248,12 @@ func (s *Server) registerPolicies() {
 		}
 		if err := s.audit(ctx, now, "policy.update", "policy", policy.ID, b); err != nil {
 			return nil, problem(ctx, err)
+		}
+		// Whether the policy counts for referrals can move any referrer: recompute them all.
+		if b.QualifiesForReferrals != nil && policy.QualifiesForReferrals != qualified {
+			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, policy.TenantID, nil); err != nil {
+				return nil, problem(ctx, err)
+			}
 		}
 		return &PolicyOutput{Body: policyFrom(policy)}, nil
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -202,6 +203,108 @@ func TestReferralRecomputeEnqueued(t *testing.T) {
 
 	factory.Subscription(t, b.db, b.tenant.ID, policy.ID, referrer.ID)
 	require.Equal(t, 0, recomputeJobs(t, b, nil), "the referrer has no referrer")
+}
+
+// TestReferralRecomputeEnqueuedByEvents checks that recording an event enqueues, in its
+// transaction, a recompute of each referrer whose count it may move — the referrer of a
+// customer registering with an IP hash, and a referrer using an IP hash inside the IP window
+// — and of nobody else.
+func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
+	t.Parallel()
+	inWindow := factory.Now.Add(-29 * day).Format(time.RFC3339)
+	outsideWindow := factory.Now.Add(-31 * day).Format(time.RFC3339)
+	for _, tc := range []struct {
+		name       string
+		byReferral bool   // the event is the referral's (else the referrer's)
+		body       string // the event
+		want       int    // recomputes of the referrer enqueued
+	}{
+		{name: "ReferralRegisters", byReferral: true, body: `{"type": "registered", "ip_hash": "h1"}`, want: 1},
+		{name: "ReferralRegistersWithoutIPHash", byReferral: true, body: `{"type": "registered"}`, want: 0},
+		{name: "ReferralLogsIn", byReferral: true, body: `{"type": "login", "ip_hash": "h1"}`, want: 0},
+		{name: "ReferrerLogsIn", body: `{"type": "login", "ip_hash": "h1"}`, want: 1},
+		{name: "ReferrerLogsInInsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + inWindow + `"}`, want: 1},
+		{name: "ReferrerLogsInOutsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + outsideWindow + `"}`, want: 0},
+		{name: "ReferrerLogsInWithoutIPHash", body: `{"type": "login"}`, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			referrer := factory.Customer(t, b.db, b.tenant.ID)
+			referral := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerReferredBy(referrer.ID))
+			who := referrer.ID
+			if tc.byReferral {
+				who = referral.ID
+			}
+			r := b.request(t, http.MethodPost, "/v1/admin/customers/"+who.String()+"/events", tc.body)
+			require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+			require.Equal(t, tc.want, recomputeJobs(t, b, &referrer.ID))
+			require.Equal(t, tc.want, allRecomputeJobs(t, b), "no other recompute")
+		})
+	}
+
+	t.Run("NeitherReferralNorReferrer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		c := factory.Customer(t, b.db, b.tenant.ID)
+		r := b.request(t, http.MethodPost, "/v1/admin/customers/"+c.ID.String()+"/events", `{"type": "registered", "ip_hash": "h1"}`)
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		require.Zero(t, allRecomputeJobs(t, b))
+	})
+
+	t.Run("Batch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		referrer := factory.Customer(t, b.db, b.tenant.ID)
+		referral := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerReferredBy(referrer.ID))
+		other := factory.Customer(t, b.db, b.tenant.ID)
+		otherReferral := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerReferredBy(other.ID))
+		r := b.request(t, http.MethodPost, "/v1/admin/customer-events/batch", fmt.Sprintf(`{"events": [
+			{"customer_id": %q, "type": "registered", "ip_hash": "h1"},
+			{"customer_id": %q, "type": "login", "ip_hash": "h2"},
+			{"customer_id": %q, "type": "login"},
+			{"customer_id": %q, "type": "login", "ip_hash": "h3"}]}`, referral.ID, referrer.ID, other.ID, otherReferral.ID))
+		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+		require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "two events of one referrer: one recompute")
+		require.Equal(t, 1, allRecomputeJobs(t, b), "nothing moves other's count")
+	})
+}
+
+// TestReferralRecomputeEnqueuedByPolicy checks that turning a policy's
+// qualifies_for_referrals on or off enqueues a full recompute in its transaction, and that
+// other policy changes do not.
+func TestReferralRecomputeEnqueuedByPolicy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30))
+	path := "/v1/admin/policies/" + policy.ID.String()
+	for _, step := range []struct {
+		body string
+		want int
+	}{
+		{`{"name": "Pro"}`, 0},
+		{`{"qualifies_for_referrals": false}`, 0},
+		{`{"qualifies_for_referrals": true}`, 1},
+		{`{"qualifies_for_referrals": true, "name": "Pro 2"}`, 0},
+		{`{"qualifies_for_referrals": false}`, 1},
+	} {
+		r := b.request(t, http.MethodPatch, path, step.body)
+		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+		require.Equal(t, step.want, recomputeJobs(t, b, nil), step.body)
+		require.Equal(t, step.want, allRecomputeJobs(t, b), step.body)
+		_, err := b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
+		require.NoError(t, err)
+	}
+}
+
+// allRecomputeJobs counts the referral.recompute jobs enqueued for the bundle's tenant.
+func allRecomputeJobs(t *testing.T, b *bundle) int {
+	t.Helper()
+	var n int
+	err := b.db.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE kind = 'referral.recompute' AND args->>'tenant_id' = $1",
+		b.tenant.ID.String()).Scan(&n)
+	require.NoError(t, err)
+	return n
 }
 
 // validationAnswer is the body of a validation answer.

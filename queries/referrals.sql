@@ -210,3 +210,27 @@ SELECT id FROM tenants ORDER BY id;
 -- ReferralReferrerOf returns who referred a customer (primary key), NULL when nobody: a
 -- change to the customer may move that referrer's count.
 SELECT referred_by FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @customer_id::uuid;
+
+-- name: ReferralReferrersMovedByEvents :many
+-- ReferralReferrersMovedByEvents lists, once each, the referrers whose count the tenant's
+-- events event_ids (just recorded) may move: the referrer of a customer whose event is a
+-- `registered` one with an IP hash (it may change that customer's IP hash), and the
+-- customer itself when it has referrals and the event carries an IP hash inside the IP
+-- window [@now - ip_window_days, @now] (it adds to the referrer's IP hashes). Served by the
+-- customer_events and customers primary keys and customers_referred_by_idx.
+SELECT moved.referrer_id::uuid AS referrer_id FROM (
+    SELECT c.referred_by AS referrer_id
+    FROM customer_events e
+    JOIN customers c ON c.tenant_id = e.tenant_id AND c.id = e.customer_id
+    WHERE e.tenant_id = @tenant_id::uuid AND e.id = ANY(@event_ids::uuid[])
+      AND e.type = 'registered' AND e.ip_hash IS NOT NULL AND c.referred_by IS NOT NULL
+    UNION
+    SELECT e.customer_id
+    FROM customer_events e
+    JOIN referral_settings_effective st ON st.tenant_id = e.tenant_id
+    WHERE e.tenant_id = @tenant_id::uuid AND e.id = ANY(@event_ids::uuid[]) AND e.ip_hash IS NOT NULL
+      AND e.occurred_at >= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, st.ip_window_days)
+      AND e.occurred_at <= sqlc.arg(now)::timestamptz
+      AND EXISTS (SELECT 1 FROM customers r WHERE r.tenant_id = e.tenant_id AND r.referred_by = e.customer_id)
+) moved
+ORDER BY moved.referrer_id;

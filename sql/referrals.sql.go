@@ -332,6 +332,57 @@ func (q *Queries) ReferralReferrerOf(ctx context.Context, db DBTX, arg ReferralR
 	return referred_by, err
 }
 
+const referralReferrersMovedByEvents = `-- name: ReferralReferrersMovedByEvents :many
+SELECT moved.referrer_id::uuid AS referrer_id FROM (
+    SELECT c.referred_by AS referrer_id
+    FROM customer_events e
+    JOIN customers c ON c.tenant_id = e.tenant_id AND c.id = e.customer_id
+    WHERE e.tenant_id = $1::uuid AND e.id = ANY($2::uuid[])
+      AND e.type = 'registered' AND e.ip_hash IS NOT NULL AND c.referred_by IS NOT NULL
+    UNION
+    SELECT e.customer_id
+    FROM customer_events e
+    JOIN referral_settings_effective st ON st.tenant_id = e.tenant_id
+    WHERE e.tenant_id = $1::uuid AND e.id = ANY($2::uuid[]) AND e.ip_hash IS NOT NULL
+      AND e.occurred_at >= $3::timestamptz - make_interval(0, 0, 0, st.ip_window_days)
+      AND e.occurred_at <= $3::timestamptz
+      AND EXISTS (SELECT 1 FROM customers r WHERE r.tenant_id = e.tenant_id AND r.referred_by = e.customer_id)
+) moved
+ORDER BY moved.referrer_id
+`
+
+type ReferralReferrersMovedByEventsParams struct {
+	TenantID uuid.UUID
+	EventIds []uuid.UUID
+	Now      time.Time
+}
+
+// ReferralReferrersMovedByEvents lists, once each, the referrers whose count the tenant's
+// events event_ids (just recorded) may move: the referrer of a customer whose event is a
+// `registered` one with an IP hash (it may change that customer's IP hash), and the
+// customer itself when it has referrals and the event carries an IP hash inside the IP
+// window [@now - ip_window_days, @now] (it adds to the referrer's IP hashes). Served by the
+// customer_events and customers primary keys and customers_referred_by_idx.
+func (q *Queries) ReferralReferrersMovedByEvents(ctx context.Context, db DBTX, arg ReferralReferrersMovedByEventsParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, referralReferrersMovedByEvents, arg.TenantID, arg.EventIds, arg.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var referrer_id uuid.UUID
+		if err := rows.Scan(&referrer_id); err != nil {
+			return nil, err
+		}
+		items = append(items, referrer_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const referralRewardGet = `-- name: ReferralRewardGet :one
 SELECT tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown, disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, badge, computed_at FROM referral_rewards WHERE tenant_id = $1::uuid AND customer_id = $2::uuid
 `
