@@ -22,6 +22,8 @@ func problem(ctx context.Context, err error) huma.StatusError {
 		return huma.Error404NotFound(err.Error())
 	case errors.Is(err, core.ErrConflict):
 		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, core.ErrRefused):
+		return huma.Error400BadRequest(err.Error())
 	case errors.Is(err, core.ErrInvalid):
 		return huma.Error422UnprocessableEntity(err.Error())
 	case errors.Is(err, core.ErrUnauthenticated):

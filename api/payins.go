@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -491,13 +492,10 @@ func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn
 		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
 	}
 	// A PayIn that cannot be retried needs no rate: core.PayInRetry's guarded claim refuses it.
-	if failed.PriceCurrency != sql.CurrencySAT && failed.State == sql.PayinStateFAILED && failed.SuccessorID == nil {
-		rate, err := s.cfg.Rates.Rate(ctx, string(failed.PriceCurrency))
-		if err != nil {
-			requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", failed.PriceCurrency, "error", err)
-			return sql.PayIn{}, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
+	if failed.State == sql.PayinStateFAILED && failed.SuccessorID == nil && failed.Type != sql.PayinTypeTierUpgrade {
+		if params.Rate, err = s.rate(ctx, failed.PriceCurrency); err != nil {
+			return sql.PayIn{}, err
 		}
-		params.Rate = &rate
 	}
 	who := core.Actor{Type: core.ActorBuyer, ID: failed.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
 	if authenticated {
@@ -542,17 +540,26 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	for _, a := range in.Body.Assets {
 		params.Assets = append(params.Assets, sql.Asset(a))
 	}
-	if policy.ListedCurrency != sql.CurrencySAT {
-		rate, err := s.cfg.Rates.Rate(ctx, string(policy.ListedCurrency))
-		if err != nil {
-			requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", policy.ListedCurrency, "error", err)
-			return sql.PayIn{}, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
-		}
-		params.Rate = &rate
+	if params.Rate, err = s.rate(ctx, policy.ListedCurrency); err != nil {
+		return sql.PayIn{}, err
 	}
 	who := core.Actor{Type: core.ActorBuyer, ID: customer.ID.String(), RequestID: requestInfoFrom(ctx).id}
 	if authenticated {
 		who = actor(ctx)
 	}
 	return core.PayInCreate(ctx, db, s.step(who), tenant.ID, params)
+}
+
+// rate is the current exchange rate of a fiat currency (nil for SAT, charged verbatim); an
+// unavailable rate is 503.
+func (s *Server) rate(ctx context.Context, currency sql.Currency) (*payment.Rate, error) {
+	if currency == sql.CurrencySAT {
+		return nil, nil
+	}
+	rate, err := s.cfg.Rates.Rate(ctx, string(currency))
+	if err != nil {
+		requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", currency, "error", err)
+		return nil, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
+	}
+	return &rate, nil
 }

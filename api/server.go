@@ -169,6 +169,7 @@ func (s *Server) register() {
 	s.registerMachines()
 	s.registerSubscriptions()
 	s.registerRenewals()
+	s.registerTierChanges()
 	s.registerValidation()
 	s.registerPayIns()
 	s.registerProviders()

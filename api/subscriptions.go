@@ -25,7 +25,7 @@ type Subscription struct {
 	LicenseID           uuid.UUID  `json:"license_id"`
 	PolicyID            uuid.UUID  `json:"policy_id"`
 	Status              string     `json:"status" enum:"active,past_due,lapsed,cancelled"`
-	Price               Money      `json:"price" doc:"The price snapshot taken at creation; later policy price changes do not apply."`
+	Price               Money      `json:"price" doc:"What each renewal charges: the policy's price when the subscription started or last changed tier; later policy price changes do not apply."`
 	PeriodDays          int32      `json:"period_days"`
 	CurrentPeriodStart  time.Time  `json:"current_period_start"`
 	CurrentPeriodEnd    time.Time  `json:"current_period_end"`

@@ -697,3 +697,49 @@ func TestSubscriptionRenewalYear(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscriptionRenewAppliesScheduledDowngrade: a buyer's recurring downgrade takes effect
+// when the next renewal starts, which charges the lower tier; a paid renewal keeps it.
+func TestSubscriptionRenewAppliesScheduledDowngrade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	b := setupRenewals(t, tx)
+	product := factory.Product(t, tx, b.tenant.ID)
+	tier := func(slug string, rank int32, value int64, entitlements ...string) sql.Policy {
+		return factory.Policy(t, tx, b.tenant.ID, factory.PolicyProduct(product.ID), factory.PolicySlug(slug), factory.PolicyTierRank(rank),
+			factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, value), factory.PolicyGraceDays(2), factory.PolicyEntitlements(entitlements...))
+	}
+	basic, plus := tier("basic", 1, 1000, "basic"), tier("plus", 2, 4000, "basic", "export")
+	sub, l := factory.Subscription(t, tx, b.tenant.ID, plus.ID, b.customer.ID)
+
+	var change sql.TierChange
+	require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+		var err error
+		change, err = core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), l, basic.ID)
+		return err
+	}))
+	require.Equal(t, sql.TierChangeStatusScheduled, change.Status)
+
+	b.clock.Advance(30 * 24 * time.Hour)
+	b.work(t, tx, sub, 1)
+	payins := b.payins(t)
+	require.Len(t, payins, 1)
+	require.Equal(t, int64(1000), payins[0].CostSats, "the renewal charges the lower tier")
+	got := b.get(t, sub)
+	require.Equal(t, basic.ID, got.PolicyID)
+	require.Equal(t, int64(1000), got.PriceValue)
+	license := b.license(t, l)
+	require.Equal(t, basic.ID, license.PolicyID, "same licence, lower tier")
+	require.Equal(t, []string{"basic"}, license.Entitlements)
+	require.Equal(t, 1, b.events(t, core.EventLicenseTierChanged))
+	applied, err := sql.New().TierChangeGet(ctx, tx, sql.TierChangeGetParams{TenantID: b.tenant.ID, ID: change.ID})
+	require.NoError(t, err)
+	require.Equal(t, sql.TierChangeStatusApplied, applied.Status)
+
+	b.pay(t, tx, payins[0])
+	license = b.license(t, l)
+	require.Equal(t, basic.ID, license.PolicyID)
+	require.Equal(t, got.NextRenewalAt.UTC().Add(2*24*time.Hour), license.ExpiresAt.UTC(), "the paid cycle plus the lower tier's grace")
+	b.requireLedgerBalanced(t)
+}

@@ -493,6 +493,94 @@ func (ns NullSubscriptionStatus) Value() (driver.Value, error) {
 	return string(ns.SubscriptionStatus), nil
 }
 
+type TierChangeKind string
+
+const (
+	TierChangeKindUpgrade   TierChangeKind = "upgrade"
+	TierChangeKindDowngrade TierChangeKind = "downgrade"
+	TierChangeKindAdmin     TierChangeKind = "admin"
+)
+
+func (e *TierChangeKind) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = TierChangeKind(s)
+	case string:
+		*e = TierChangeKind(s)
+	default:
+		return fmt.Errorf("unsupported scan type for TierChangeKind: %T", src)
+	}
+	return nil
+}
+
+type NullTierChangeKind struct {
+	TierChangeKind TierChangeKind
+	Valid          bool // Valid is true if TierChangeKind is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullTierChangeKind) Scan(value interface{}) error {
+	if value == nil {
+		ns.TierChangeKind, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.TierChangeKind.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullTierChangeKind) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.TierChangeKind), nil
+}
+
+type TierChangeStatus string
+
+const (
+	TierChangeStatusPending   TierChangeStatus = "pending"
+	TierChangeStatusScheduled TierChangeStatus = "scheduled"
+	TierChangeStatusApplied   TierChangeStatus = "applied"
+	TierChangeStatusCancelled TierChangeStatus = "cancelled"
+	TierChangeStatusFailed    TierChangeStatus = "failed"
+)
+
+func (e *TierChangeStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = TierChangeStatus(s)
+	case string:
+		*e = TierChangeStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for TierChangeStatus: %T", src)
+	}
+	return nil
+}
+
+type NullTierChangeStatus struct {
+	TierChangeStatus TierChangeStatus
+	Valid            bool // Valid is true if TierChangeStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullTierChangeStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.TierChangeStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.TierChangeStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullTierChangeStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.TierChangeStatus), nil
+}
+
 type UpstreamCheckOutcome string
 
 const (
@@ -915,6 +1003,25 @@ type TenantSigningKey struct {
 	PublicKey        []byte
 	PrivateKeySealed []byte
 	CreatedAt        time.Time
+}
+
+type TierChange struct {
+	TenantID       uuid.UUID
+	ID             uuid.UUID
+	LicenseID      uuid.UUID
+	SubscriptionID *uuid.UUID
+	Kind           TierChangeKind
+	Status         TierChangeStatus
+	FromPolicyID   uuid.UUID
+	ToPolicyID     uuid.UUID
+	ChargeCurrency Currency
+	ChargeValue    int64
+	PayinID        *uuid.UUID
+	EffectiveAt    time.Time
+	CreatedAt      time.Time
+	AppliedAt      *time.Time
+	CancelledAt    *time.Time
+	UpdatedAt      time.Time
 }
 
 type UpstreamLicense struct {

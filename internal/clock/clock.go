@@ -44,3 +44,10 @@ func (m *Manual) Advance(d time.Duration) {
 	defer m.mu.Unlock()
 	m.now = m.now.Add(d).Truncate(time.Microsecond)
 }
+
+// Set moves the clock to t, forward or back.
+func (m *Manual) Set(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = t.UTC().Truncate(time.Microsecond)
+}

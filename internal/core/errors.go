@@ -19,6 +19,11 @@ var ErrConflict = errors.New("conflict")
 // reference) that the API's schema could not catch.
 var ErrInvalid = errors.New("invalid")
 
+// ErrRefused means the request is well formed and consistent, but asks for something this
+// path does not do (a buyer's downgrade of a perpetual licence, an upgrade with nothing to
+// charge): the API answers 400 with the reason and, where there is one, the path that does.
+var ErrRefused = errors.New("refused")
+
 // DBError translates a database error into Tessera's errors: no rows is ErrNotFound,
 // unique and exclusion violations are ErrConflict, check, not-null and foreign-key
 // violations and values the database cannot store (a NUL in text, a number out of range)

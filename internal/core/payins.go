@@ -166,10 +166,12 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 		err = credit(sql.PayoutTypeCreditGrant, payin.CostSats)
 	case sql.PayinTypeSubscriptionRenewal:
 		err = subscriptionRenewed(ctx, tx, st, payin)
+	case sql.PayinTypeTierUpgrade:
+		err = tierUpgradePaid(ctx, tx, st, payin)
 	case sql.PayinTypeLicensePurchase:
 		err = payInIssueLicense(ctx, tx, st, &payin)
 		if err == nil {
-			err = payout(sql.PayoutTypeTenantRevenue, nil, "sats", payin.CostSats, nil)
+			err = payoutRevenue(ctx, tx, st, payin)
 		}
 	default:
 		err = fmt.Errorf("payin %s: no effect for type %s yet", payin.ID, payin.Type)
@@ -181,6 +183,21 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
 	}
 	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, EventPayInPaid, PayInEventData(payin))
+}
+
+// payoutRevenue records what a PAID PayIn earns the tenant: its cost in sats, when any.
+func payoutRevenue(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
+	if payin.CostSats == 0 {
+		return nil
+	}
+	err := queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
+		TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeTenantRevenue,
+		Asset: "sats", Amount: payin.CostSats, Now: st.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("revenue of payin %s: %w", payin.ID, DBError(err))
+	}
+	return nil
 }
 
 // payInIssueLicense issues what a licence purchase bought: a subscription with its licence
@@ -206,13 +223,20 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 	return queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: payin.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now})
 }
 
-// PayInFail moves a PayIn from one of from to FAILED with reason, refunds its custodial
-// parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
+// PayInFail moves a PayIn from one of from to FAILED with reason, fails the upgrade a
+// tier_upgrade PayIn would have paid, refunds its custodial parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
 // emits payin.failed.
 func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, reason sql.PayInFailureReason, receivedSats int64) (sql.PayIn, error) {
 	payin, err := payInTransition(ctx, tx, st, tenantID, id, from, sql.PayinStateFAILED, &reason)
 	if err != nil {
 		return sql.PayIn{}, err
+	}
+	if payin.Type == sql.PayinTypeTierUpgrade {
+		// The upgrade it would have paid fails with it; the buyer may start a new one.
+		_, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusPending, PayinID: &id, Failed: true})
+		if err != nil {
+			return sql.PayIn{}, err
+		}
 	}
 	if _, err := queries.PayInRefundCustodial(ctx, tx, sql.PayInRefundCustodialParams{
 		TenantID: tenantID, PayinID: id, CustomerID: payin.CustomerID, Now: st.Now,
@@ -277,9 +301,14 @@ type PayInRetryParams struct {
 // PayInRetry retries a FAILED PayIn: it claims the PayIn with a guarded update (it must be
 // FAILED and not retried yet) and, in the same transaction, creates its successor with the
 // same type, customer, price (re-quoted), policy and add-ons, in the chain of the same
-// genesis with retry_count + 1. A purchase of a policy archived since is ErrConflict. Of concurrent retries of one PayIn exactly one succeeds; the
-// others, and retries of a PayIn that is not FAILED or already retried, are ErrConflict.
+// genesis with retry_count + 1. A purchase of a policy archived since is ErrConflict, and so
+// is a tier upgrade (its prorated price is re-quoted by a new upgrade). Of concurrent retries
+// of one PayIn exactly one succeeds; the others, and retries of a PayIn that is not FAILED or
+// already retried, are ErrConflict.
 func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p PayInRetryParams) (sql.PayIn, error) {
+	if failed.Type == sql.PayinTypeTierUpgrade {
+		return sql.PayIn{}, fmt.Errorf("%w: an upgrade is priced for the day it starts; start a new one with POST /v1/upgrade", ErrConflict)
+	}
 	if failed.PolicyID != nil {
 		policy, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: failed.TenantID, ID: *failed.PolicyID})
 		if err != nil {

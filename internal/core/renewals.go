@@ -80,7 +80,8 @@ func SubscriptionRenewalDue(ctx context.Context, db sql.DBTX, p sql.Subscription
 
 // SubscriptionRenew renews a subscription for cycle, in tx, if that cycle is the one due
 // (under the subscription's row lock, so concurrent renewals of one subscription run one at
-// a time and the second finds the cycle open and does nothing):
+// a time and the second finds the cycle open and does nothing), after applying a downgrade
+// scheduled for the licence (tierDowngradeDue; the renewal charges the new price):
 //   - quoted: the cycle opened (SubscriptionRenewalStart: past_due, next renewal at the
 //     cycle's end) and tied to a subscription_renewal PayIn for the subscription's price (SAT
 //     verbatim, fiat at quote.Rate, stored on the PayIn), paid first from the customer's
@@ -102,6 +103,17 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	}
 	if !sub.Due {
 		return RenewalNotDue, nil
+	}
+	// A downgrade scheduled for this renewal applies first: the renewal charges its price.
+	if downgraded, err := tierDowngradeDue(ctx, tx, st, tenantID, sub.LicenseID); err != nil {
+		return "", err
+	} else if downgraded {
+		if sub, err = SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: tenantID, ID: subscriptionID, CycleNumber: cycle, Now: st.Now}); err != nil {
+			return "", err
+		}
+		if quote.Err == nil && sub.PriceCurrency != sql.CurrencySAT && (quote.Rate == nil || quote.Rate.Currency != string(sub.PriceCurrency)) {
+			quote = RenewalQuote{Err: fmt.Errorf("the new tier is priced in %s: quoted again at the next attempt", sub.PriceCurrency)}
+		}
 	}
 	if quote.Err != nil {
 		failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
@@ -240,14 +252,8 @@ func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID,
 // subscription.renewed is emitted. A renewal paid for a cancelled subscription is revenue
 // only: the cancellation stands.
 func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
-	if payin.CostSats > 0 {
-		err := queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-			TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeTenantRevenue,
-			Asset: "sats", Amount: payin.CostSats, Now: st.Now,
-		})
-		if err != nil {
-			return fmt.Errorf("revenue of renewal payin %s: %w", payin.ID, DBError(err))
-		}
+	if err := payoutRevenue(ctx, tx, st, payin); err != nil {
+		return err
 	}
 	renewed, err := queries.SubscriptionRenewalPaid(ctx, tx, sql.SubscriptionRenewalPaidParams{
 		TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID, Now: st.Now,

@@ -43,8 +43,8 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 }
 
 // SubscriptionCancel cancels a subscription at once and applies the perpetual fallback to
-// its licence (the LicenseApplyCancellation query), audits, and emits
-// subscription.cancelled. An unknown subscription is ErrNotFound; a cancelled one is
+// its licence (the LicenseApplyCancellation query), cancels a downgrade scheduled for its
+// next renewal, audits, and emits subscription.cancelled. An unknown subscription is ErrNotFound; a cancelled one is
 // ErrConflict: of two concurrent cancels exactly one succeeds.
 func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID) (sql.Subscription, sql.License, error) {
 	sub, err := queries.SubscriptionCancel(ctx, tx, sql.SubscriptionCancelParams{TenantID: tenantID, ID: id, Now: st.Now})
@@ -60,6 +60,10 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 	license, err := queries.LicenseApplyCancellation(ctx, tx, sql.LicenseApplyCancellationParams{TenantID: tenantID, SubscriptionID: id, Now: st.Now})
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, fmt.Errorf("apply cancellation to licence of subscription %s: %w", id, DBError(err))
+	}
+	// A downgrade scheduled for a renewal that will not come is cancelled with it.
+	if _, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &sub.LicenseID}); err != nil {
+		return sql.Subscription{}, sql.License{}, err
 	}
 	data := subscriptionEventData(sub, license)
 	data["message"] = license.Message

@@ -1,0 +1,475 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/sql"
+)
+
+type tierQuote struct {
+	Direction     string    `json:"direction"`
+	Charge        money     `json:"charge"`
+	Effective     string    `json:"effective"`
+	EffectiveAt   time.Time `json:"effective_at"`
+	RemainingDays *int32    `json:"remaining_days"`
+	NextRenewal   *money    `json:"next_renewal"`
+	NextPeriod    *int32    `json:"next_renewal_period_days"`
+}
+
+type money struct {
+	Currency string `json:"currency"`
+	Value    int64  `json:"value"`
+}
+
+type tierChange struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind"`
+	Status      string    `json:"status"`
+	ToPolicyID  string    `json:"to_policy_id"`
+	Charge      money     `json:"charge"`
+	PayInID     string    `json:"payin_id"`
+	EffectiveAt time.Time `json:"effective_at"`
+}
+
+type tierUpgrade struct {
+	TierChange tierChange `json:"tier_change"`
+	PayIn      payin      `json:"payin"`
+}
+
+// tiers is a product sold in tiers to one customer of a bundle's tenant: Standard (2500)
+// and Pro (7500) perpetual, Basic (1000) and Plus (4000) every 30 days, Plus yearly
+// (36500 every 365 days).
+type tiers struct {
+	customer                               sql.Customer
+	standard, pro, basic, plus, plusYearly sql.Policy
+}
+
+func setupTiers(t *testing.T, b *bundle, customer sql.Customer) tiers {
+	t.Helper()
+	product := factory.Product(t, b.db, b.tenant.ID)
+	policy := func(slug string, rank int32, value int64, opts ...func(*sql.PolicyCreateParams)) sql.Policy {
+		return factory.Policy(t, b.db, b.tenant.ID, append([]func(*sql.PolicyCreateParams){
+			factory.PolicyProduct(product.ID), factory.PolicySlug(slug), factory.PolicyTierRank(rank),
+			factory.PolicyPrice(sql.CurrencyUSD, value),
+		}, opts...)...)
+	}
+	return tiers{
+		customer: customer,
+		standard: policy("standard", 1, 2500, factory.PolicyEntitlements("basic"), factory.PolicyMaxMachines(1)),
+		pro:      policy("pro-tier", 2, 7500, factory.PolicyEntitlements("basic", "export"), factory.PolicyMaxMachines(5)),
+		basic:    policy("basic-monthly", 1, 1000, factory.PolicyRecurring(30), factory.PolicyGraceDays(3), factory.PolicyEntitlements("basic")),
+		plus: policy("plus-monthly", 2, 4000, factory.PolicyRecurring(30), factory.PolicyGraceDays(10),
+			factory.PolicyEntitlements("basic", "export"), factory.PolicyMaxMachines(4)),
+		plusYearly: policy("plus-yearly", 3, 36500, factory.PolicyRecurring(365), factory.PolicyEntitlements("basic", "export")),
+	}
+}
+
+// tier sends a buyer's tier request (no API key) for the licence key and target slug.
+func (b *bundle) tier(t *testing.T, path, key, slug string) response {
+	t.Helper()
+	return b.request(t, http.MethodPost, path, fmt.Sprintf(`{"key":%q,"policy":%q}`, key, slug), "Authorization", "")
+}
+
+func (b *bundle) quote(t *testing.T, key, slug string) tierQuote {
+	t.Helper()
+	res := b.tier(t, "/v1/upgrade-quote", key, slug)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	return decode[tierQuote](t, res)
+}
+
+func TestTierUpgradeQuote(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PerpetualFlatDifferenceEffectiveImmediately", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+
+		q := b.quote(t, l.Key, "pro-tier")
+		require.Equal(t, "upgrade", q.Direction)
+		require.Equal(t, money{"USD", 5000}, q.Charge, "Standard 25.00 -> Pro 75.00 = 5000 cents")
+		require.Equal(t, "immediate", q.Effective)
+		require.Equal(t, factory.Now, q.EffectiveAt.UTC())
+		require.Nil(t, q.RemainingDays, "no period for a perpetual licence")
+		require.Nil(t, q.NextRenewal)
+	})
+
+	t.Run("GarbageKeyIs401WhetherOrNotTheTargetExists", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+		forged := l.Key[:len(l.Key)-2] + "AA"
+		var details []string
+		for _, key := range []string{"garbage", "", forged, "TSR1.x.y"} {
+			for _, target := range []string{"pro-tier", "no-such-tier"} {
+				for _, path := range []string{"/v1/upgrade-quote", "/v1/upgrade", "/v1/downgrade"} {
+					p := requireProblem(t, b.tier(t, path, key, target), http.StatusUnauthorized)
+					details = append(details, p.Detail)
+				}
+			}
+		}
+		for _, d := range details {
+			require.Equal(t, details[0], d, "the answer never depends on the target")
+		}
+	})
+
+	t.Run("UnknownTargetIs404", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+		requireProblem(t, b.tier(t, "/v1/upgrade-quote", l.Key, "no-such-tier"), http.StatusNotFound)
+		requireProblem(t, b.tier(t, "/v1/upgrade", l.Key, "no-such-tier"), http.StatusNotFound)
+
+		other := factory.Tenant(t, b.db)
+		factory.Policy(t, b.db, other.ID, factory.PolicySlug("elite"), factory.PolicyTierRank(9))
+		requireProblem(t, b.tier(t, "/v1/upgrade-quote", l.Key, "elite"), http.StatusNotFound) // another tenant's tier
+	})
+
+	t.Run("RecurringProratedByRemainingDays", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+		sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+
+		for _, c := range []struct {
+			name      string
+			after     time.Duration
+			target    string
+			remaining int32
+			charge    int64
+		}{
+			// (4000 - 1000) over 30 days: 100 a day.
+			{"FullPeriod", 0, "plus-monthly", 30, 3000},
+			{"TwentyDaysLeft", 10 * day, "plus-monthly", 20, 2000},
+			{"AStartedDayCounts", 10*day + time.Hour, "plus-monthly", 20, 2000},
+			{"LastHour", 30*day - time.Hour, "plus-monthly", 1, 100},
+			// 36500/365 = 100 a day against 1000/30 = 33.33 a day: 20 * 66.67 = 1333.33, rounded down.
+			{"YearlyTarget", 10 * day, "plus-yearly", 20, 1333},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				b.clock.Set(factory.Now.Add(c.after))
+				q := b.quote(t, l.Key, c.target)
+				require.Equal(t, "upgrade", q.Direction)
+				require.Equal(t, c.remaining, *q.RemainingDays)
+				require.Equal(t, money{"USD", c.charge}, q.Charge)
+				require.Equal(t, "immediate", q.Effective)
+			})
+		}
+
+		b.clock.Set(factory.Now.Add(10 * day))
+		q := b.quote(t, l.Key, "plus-yearly")
+		require.Equal(t, money{"USD", 36500}, *q.NextRenewal, "the next renewal charges the new tier")
+		require.Equal(t, int32(365), *q.NextPeriod)
+
+		t.Run("RecurringDowngradeIsFreeAtTheNextRenewal", func(t *testing.T) {
+			_, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+			q := b.quote(t, plus.Key, "basic-monthly")
+			require.Equal(t, "downgrade", q.Direction)
+			require.Equal(t, money{"USD", 0}, q.Charge)
+			require.Equal(t, "next_renewal", q.Effective)
+			require.Equal(t, sub.NextRenewalAt.UTC(), q.EffectiveAt.UTC())
+		})
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+		standard := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+		pro := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
+		_, monthly := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+		factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("other-product"), factory.PolicyTierRank(5))
+		for _, c := range []struct {
+			name, key, target, detail string
+			status                    int
+		}{
+			{"PerpetualDowngradeIsAdminOnly", pro.Key, "standard", "admin-only", http.StatusBadRequest},
+			{"SamePolicy", standard.Key, "standard", "already on policy", http.StatusBadRequest},
+			{"AnotherProduct", standard.Key, "other-product", "another product", http.StatusBadRequest},
+			{"PerpetualToRecurring", standard.Key, "plus-monthly", "buy a subscription", http.StatusBadRequest},
+			{"RecurringToPerpetual", monthly.Key, "pro-tier", "buy the perpetual licence", http.StatusBadRequest},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", c.key, c.target), c.status)
+				require.Contains(t, p.Detail, c.detail)
+			})
+		}
+
+		t.Run("SuspendedLicence", func(t *testing.T) {
+			res := b.request(t, http.MethodPost, "/v1/admin/licenses/"+standard.ID.String()+"/suspend", "")
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", standard.Key, "pro-tier"), http.StatusConflict)
+			require.Contains(t, p.Detail, "suspended")
+		})
+
+		t.Run("ArchivedTargetIsUnknownToBuyers", func(t *testing.T) {
+			res := b.request(t, http.MethodPost, "/v1/admin/policies/"+tr.pro.ID.String()+"/archive", "")
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+			requireProblem(t, b.tier(t, "/v1/upgrade-quote", l.Key, "pro-tier"), http.StatusNotFound)
+		})
+	})
+}
+
+// TestTierUpgrade starts an upgrade and settles it through the fake BTCPay: SPEC 4.2 end to end.
+func TestTierUpgrade(t *testing.T) {
+	t.Parallel()
+	s := setupShop(t, 100, sql.CurrencySAT)
+	tr := setupTiers(t, s.bundle, s.customer)
+	l := factory.License(t, s.db, s.tenant.ID, tr.standard.ID, s.customer.ID)
+	licenceCount := func() int {
+		var n int
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM licenses WHERE tenant_id = $1 AND customer_id = $2",
+			s.tenant.ID, s.customer.ID).Scan(&n))
+		return n
+	}
+
+	res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
+	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+	up := decode[tierUpgrade](t, res)
+	require.Equal(t, "upgrade", up.TierChange.Kind)
+	require.Equal(t, "pending", up.TierChange.Status)
+	require.Equal(t, money{"USD", 5000}, up.TierChange.Charge)
+	require.Equal(t, up.PayIn.ID, up.TierChange.PayInID, "the tier change is tied to its PayIn")
+	require.Equal(t, int64(100_000), up.PayIn.CostSats, "$50 at $50,000/BTC")
+
+	t.Run("NothingChangesUntilPaid", func(t *testing.T) {
+		v, _ := s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
+		require.Equal(t, "ENTITLEMENT_MISSING", v.Code, "still Standard")
+		require.Equal(t, "standard", v.License.PolicySlug)
+	})
+
+	t.Run("ASecondUpgradeWaits", func(t *testing.T) {
+		res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
+		p := requireProblem(t, res, http.StatusConflict)
+		require.Contains(t, p.Detail, "already waiting for its payment")
+	})
+
+	p := s.await(t, up.PayIn.ID, "PENDING")
+	require.NotEmpty(t, p.Invoice.CheckoutURL)
+	require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, p.Invoice.AmountSats))
+	require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+	p = s.await(t, up.PayIn.ID, "PAID")
+
+	t.Run("SettlingAppliesTheChangeToTheSameLicence", func(t *testing.T) {
+		require.Equal(t, l.Key, p.LicenseKey, "same key")
+		v, _ := s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
+		require.Equal(t, "VALID", v.Code)
+		require.Equal(t, "pro-tier", v.License.PolicySlug)
+		require.Equal(t, l.ID.String(), v.License.ID, "same licence")
+		require.ElementsMatch(t, []string{"basic", "export"}, v.License.Entitlements)
+		require.Equal(t, 1, licenceCount(), "no new licence")
+		require.Equal(t, 1, s.eventCount(t, "license.tier_changed"))
+		changes := collect[tierChange](t, s.bundle, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50")
+		require.Len(t, changes, 1)
+		require.Equal(t, "applied", changes[0].Status)
+		s.requireInvariants(t)
+	})
+
+	t.Run("RedeliveryIsANoOp", func(t *testing.T) {
+		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+		require.Never(t, func() bool { return s.eventCount(t, "license.tier_changed") != 1 }, 300*time.Millisecond, 20*time.Millisecond)
+		require.Equal(t, 1, licenceCount())
+		s.requireInvariants(t)
+	})
+}
+
+func TestTierUpgradeFailed(t *testing.T) {
+	t.Parallel()
+	s := setupShop(t, 100, sql.CurrencySAT)
+	tr := setupTiers(t, s.bundle, s.customer)
+	l := factory.License(t, s.db, s.tenant.ID, tr.standard.ID, s.customer.ID)
+	start := func() tierUpgrade {
+		res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		return decode[tierUpgrade](t, res)
+	}
+	up := start()
+	res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+up.PayIn.ID+"/cancel", "", "Authorization", "")
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+
+	changes := collect[tierChange](t, s.bundle, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50")
+	require.Equal(t, "failed", changes[0].Status, "the upgrade fails with its PayIn")
+
+	p := requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+up.PayIn.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
+	require.Contains(t, p.Detail, "start a new one", "a prorated price is not retried")
+
+	again := start()
+	require.NotEqual(t, up.PayIn.ID, again.PayIn.ID, "a failed upgrade no longer blocks a new one")
+}
+
+// TestTierUpgradeRace: concurrent upgrades of one licence start one PayIn.
+func TestTierUpgradeRace(t *testing.T) {
+	t.Parallel()
+	b, srv := setupServer(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+
+	const n = 6
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses[i] = b.send(t, srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "").status
+		})
+	}
+	wg.Wait()
+	counts := map[int]int{}
+	for _, s := range statuses {
+		counts[s]++
+	}
+	require.Equal(t, map[int]int{http.StatusCreated: 1, http.StatusConflict: n - 1}, counts)
+	var payins int
+	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1 AND type = 'tier_upgrade'", b.tenant.ID).Scan(&payins))
+	require.Equal(t, 1, payins)
+}
+
+func TestTierUpgradeBuyerRefusals(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+
+	t.Run("PerpetualDowngradeIsRefused", func(t *testing.T) {
+		pro := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
+		for _, path := range []string{"/v1/upgrade", "/v1/downgrade"} {
+			p := requireProblem(t, b.tier(t, path, pro.Key, "standard"), http.StatusBadRequest)
+			require.Contains(t, p.Detail, "admin-only")
+		}
+	})
+
+	_, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+	t.Run("RecurringDowngradeIsNotAnUpgrade", func(t *testing.T) {
+		p := requireProblem(t, b.tier(t, "/v1/upgrade", plus.Key, "basic-monthly"), http.StatusBadRequest)
+		require.Contains(t, p.Detail, "POST /v1/downgrade")
+	})
+
+	t.Run("AnUpgradeIsNotADowngrade", func(t *testing.T) {
+		p := requireProblem(t, b.tier(t, "/v1/downgrade", plus.Key, "plus-yearly"), http.StatusBadRequest)
+		require.Contains(t, p.Detail, "POST /v1/upgrade")
+	})
+
+	t.Run("ZeroChargeUpgradeIsRefused", func(t *testing.T) {
+		b.clock.Set(factory.Now.Add(31 * day)) // past the paid period, not yet renewed: no day left to charge
+		p := requireProblem(t, b.tier(t, "/v1/upgrade", plus.Key, "plus-yearly"), http.StatusBadRequest)
+		require.Contains(t, p.Detail, "charges nothing")
+	})
+}
+
+func TestTierDowngradeScheduled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+
+	res := b.tier(t, "/v1/downgrade", l.Key, "basic-monthly")
+	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+	first := decode[tierChange](t, res)
+	require.Equal(t, "scheduled", first.Status)
+	require.Equal(t, "downgrade", first.Kind)
+	require.Equal(t, money{"USD", 0}, first.Charge)
+	require.Equal(t, sub.NextRenewalAt.UTC(), first.EffectiveAt.UTC())
+
+	v, _ := b.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
+	require.Equal(t, "VALID", v.Code, "nothing changes before the renewal")
+
+	res = b.tier(t, "/v1/downgrade", l.Key, "basic-monthly")
+	require.Equal(t, http.StatusCreated, res.status, "scheduling again replaces it: %s", res.body)
+	second := decode[tierChange](t, res)
+
+	cancel := func() response {
+		return b.request(t, http.MethodPost, "/v1/downgrade/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
+	}
+	res = cancel()
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	require.Equal(t, second.ID, decode[tierChange](t, res).ID)
+	requireProblem(t, cancel(), http.StatusNotFound)
+	requireProblem(t, b.request(t, http.MethodPost, "/v1/downgrade/cancel", `{"key":"garbage"}`, "Authorization", ""), http.StatusUnauthorized)
+
+	statuses := map[string]string{}
+	for _, c := range collect[tierChange](t, b, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50") {
+		statuses[c.ID] = c.Status
+	}
+	require.Equal(t, map[string]string{first.ID: "cancelled", second.ID: "cancelled"}, statuses)
+
+	t.Run("CancellingTheSubscriptionCancelsIt", func(t *testing.T) {
+		require.Equal(t, http.StatusCreated, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly").status)
+		res := b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		requireProblem(t, cancel(), http.StatusNotFound)
+	})
+}
+
+func TestTierChangeAdmin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	changeTier := func(licenseID, policyID fmt.Stringer) response {
+		return b.request(t, http.MethodPost, "/v1/admin/licenses/"+licenseID.String()+"/change-tier", fmt.Sprintf(`{"policy_id":%q}`, policyID))
+	}
+	type adminChange struct {
+		TierChange tierChange `json:"tier_change"`
+		License    license    `json:"license"`
+	}
+
+	t.Run("PerpetualDowngradeAtOnce", func(t *testing.T) {
+		l := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
+		res := changeTier(l.ID, tr.standard.ID)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		got := decode[adminChange](t, res)
+		require.Equal(t, "admin", got.TierChange.Kind)
+		require.Equal(t, "applied", got.TierChange.Status)
+		require.Equal(t, []string{"basic"}, got.License.Entitlements)
+		require.Equal(t, int32(1), *got.License.MaxMachines)
+		require.Equal(t, l.Key, got.License.Key, "same key")
+		require.Contains(t, auditActions(t, b), "tier_change.admin")
+		require.Contains(t, auditActions(t, b), "license.tier_change")
+	})
+
+	t.Run("RecurringChangeMovesPriceAndExpiry", func(t *testing.T) {
+		sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+		res := b.tier(t, "/v1/downgrade", l.Key, "basic-monthly")
+		requireProblem(t, res, http.StatusBadRequest) // already on it
+		res = changeTier(l.ID, tr.plus.ID)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		got := decode[adminChange](t, res)
+		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(10*day), got.License.ExpiresAt.UTC(), "the paid period plus Plus's 10 grace days")
+		updated := decode[struct {
+			Price      money `json:"price"`
+			PeriodDays int   `json:"period_days"`
+		}](t, b.request(t, http.MethodGet, "/v1/admin/subscriptions/"+sub.ID.String(), ""))
+		require.Equal(t, money{"USD", 4000}, updated.Price, "renewals charge the new tier")
+	})
+
+	t.Run("CancelsAScheduledDowngrade", func(t *testing.T) {
+		_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plusYearly.ID, tr.customer.ID)
+		require.Equal(t, http.StatusCreated, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly").status)
+		require.Equal(t, http.StatusOK, changeTier(l.ID, tr.plus.ID).status)
+		statuses := []string{}
+		for _, c := range collect[tierChange](t, b, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50") {
+			statuses = append(statuses, c.Kind+":"+c.Status)
+		}
+		require.Equal(t, []string{"admin:applied", "downgrade:cancelled"}, statuses)
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+		requireProblem(t, changeTier(l.ID, tr.standard.ID), http.StatusBadRequest)
+		requireProblem(t, changeTier(l.ID, tr.plus.ID), http.StatusBadRequest)
+		requireProblem(t, changeTier(factory.Tenant(t, b.db).ID, tr.pro.ID), http.StatusNotFound)
+		other := factory.Tenant(t, b.db)
+		foreign := factory.Policy(t, b.db, other.ID)
+		requireProblem(t, changeTier(l.ID, foreign.ID), http.StatusNotFound)
+		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/licenses/"+foreign.ID.String()+"/tier-changes", ""), http.StatusNotFound)
+	})
+}

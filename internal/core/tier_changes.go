@@ -1,0 +1,265 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/sql"
+)
+
+// TierPath is who asks for a tier change, and how: each path allows different changes.
+type TierPath string
+
+// The tier change paths (SPEC 4.2).
+const (
+	// TierQuote: a buyer asks what a change would cost (upgrades and recurring downgrades).
+	TierQuote TierPath = "quote"
+	// TierUpgrade: a buyer starts a paid upgrade.
+	TierUpgrade TierPath = "upgrade"
+	// TierDowngrade: a buyer schedules a recurring downgrade for the next renewal.
+	TierDowngrade TierPath = "downgrade"
+	// TierAdmin: the tenant changes a licence's tier at once, in any direction, free.
+	TierAdmin TierPath = "admin"
+)
+
+// TierChangeQuote prices moving a licence to policy toPolicyID at st.Now (the TierChangeQuote
+// query: direction, charge, effective time) and refuses what path does not allow:
+//   - on every path: the same policy, a policy of another product, or a change between a
+//     recurring and a perpetual policy (ErrRefused);
+//   - on the buyer's paths: an archived target (ErrNotFound, as if unknown), a licence that
+//     is not active or a subscription that is not active (ErrConflict), prices in different
+//     currencies or a change that is neither up nor down (ErrRefused), and a downgrade of a
+//     perpetual licence (ErrRefused: admin-only);
+//   - on the upgrade path a downgrade, or an upgrade that charges nothing (ErrRefused);
+//   - on the downgrade path an upgrade (ErrRefused);
+//   - on the admin path an archived target (ErrConflict).
+//
+// An unknown licence or policy is ErrNotFound.
+func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licenseID, toPolicyID uuid.UUID, path TierPath) (sql.TierChangeQuoteRow, error) {
+	q, err := queries.TierChangeQuote(ctx, db, sql.TierChangeQuoteParams{TenantID: tenantID, LicenseID: licenseID, ToPolicyID: toPolicyID, Now: st.Now})
+	if err != nil {
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("quote tier change of licence %s: %w", licenseID, DBError(err))
+	}
+	buyer := path != TierAdmin
+	perpetual := q.FromPeriodDays == 0
+	refused := func(format string, args ...any) (sql.TierChangeQuoteRow, error) {
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
+	}
+	switch {
+	case q.SamePolicy:
+		return refused("the licence is already on policy %q", q.ToSlug)
+	case !q.SameProduct:
+		return refused("policy %q is a tier of another product", q.ToSlug)
+	case !q.SameRecurrence && perpetual:
+		return refused("policy %q is recurring and the licence is perpetual: buy a subscription instead", q.ToSlug)
+	case !q.SameRecurrence:
+		return refused("policy %q is perpetual and the licence is a subscription: buy the perpetual licence instead", q.ToSlug)
+	case q.ToArchived && buyer:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is no longer sold", ErrNotFound, q.ToSlug)
+	case q.ToArchived:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrConflict, q.ToSlug)
+	case !buyer:
+		return q, nil
+	case q.LicenseStatus != sql.LicenseStatusActive:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrConflict, q.LicenseStatus)
+	case q.SubscriptionStatus != nil && *q.SubscriptionStatus != sql.SubscriptionStatusActive:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s; its tier changes once it is active again (pay the pending renewal)", ErrConflict, *q.SubscriptionStatus)
+	case !q.SameCurrency:
+		return refused("policy %q is priced in %s and the licence in %s: ask the seller to change the tier", q.ToSlug, q.ToCurrency, q.FromCurrency)
+	case q.Direction == "none":
+		return refused("policy %q costs the same at the same rank: neither an upgrade nor a downgrade", q.ToSlug)
+	case q.Direction == "downgrade" && perpetual:
+		return refused("downgrading a perpetual licence is admin-only: ask the seller")
+	case q.Direction == "downgrade" && path == TierUpgrade:
+		return refused("policy %q is a downgrade: schedule it for the next renewal with POST /v1/downgrade", q.ToSlug)
+	case q.Direction == "upgrade" && path == TierDowngrade:
+		return refused("policy %q is an upgrade: start it with POST /v1/upgrade", q.ToSlug)
+	case q.Direction == "upgrade" && path == TierUpgrade && q.ChargeValue == 0:
+		return refused("the upgrade to %q charges nothing now (no days left in the paid period); ask the seller to change the tier", q.ToSlug)
+	}
+	return q, nil
+}
+
+// TierUpgradeStart starts a buyer's paid upgrade of license to policy toPolicyID: it
+// re-quotes it (TierChangeQuote on the upgrade path; the client's quote is never trusted),
+// records a pending upgrade tier change tied to a new tier_upgrade PayIn for the charge
+// (fiat at rate, stored), and creates the PayIn, invoiced in full by a payin.create_invoice
+// job. Nothing changes on the licence until the PayIn is PAID (tierUpgradePaid). A licence
+// with an upgrade already waiting for its payment is ErrConflict.
+func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.License, toPolicyID uuid.UUID, rate *payment.Rate) (sql.TierChange, sql.PayIn, error) {
+	q, err := TierChangeQuote(ctx, tx, st, license.TenantID, license.ID, toPolicyID, TierUpgrade)
+	if err != nil {
+		return sql.TierChange{}, sql.PayIn{}, err
+	}
+	payinID := NewID()
+	// The change is recorded first, tied to the PayIn's id (the foreign key is deferred).
+	change, err := tierChangeCreate(ctx, tx, st, license.TenantID, q, sql.TierChangeKindUpgrade, sql.TierChangeStatusPending, &payinID)
+	if err != nil {
+		return sql.TierChange{}, sql.PayIn{}, err
+	}
+	payin, err := PayInCreate(ctx, tx, st, license.TenantID, PayInCreateParams{
+		ID: payinID, CustomerID: license.CustomerID, Type: sql.PayinTypeTierUpgrade, PriceCurrency: q.ToCurrency,
+		PriceValue: q.ChargeValue, Rate: rate, PolicyID: &q.ToPolicyID,
+	})
+	if err != nil {
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("upgrade licence %s: %w", license.ID, err)
+	}
+	if err := queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: license.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now}); err != nil {
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("tie payin %s to licence %s: %w", payin.ID, license.ID, DBError(err))
+	}
+	payin.LicenseID = &license.ID
+	return change, payin, nil
+}
+
+// TierDowngradeSchedule schedules a buyer's recurring downgrade of license to policy
+// toPolicyID for the subscription's next renewal (TierChangeQuote on the downgrade path),
+// free; it replaces a downgrade scheduled before. The renewal applies it
+// (SubscriptionRenew) and charges the new price; until then TierDowngradeCancel cancels it.
+func TierDowngradeSchedule(ctx context.Context, tx pgx.Tx, st Step, license sql.License, toPolicyID uuid.UUID) (sql.TierChange, error) {
+	q, err := TierChangeQuote(ctx, tx, st, license.TenantID, license.ID, toPolicyID, TierDowngrade)
+	if err != nil {
+		return sql.TierChange{}, err
+	}
+	if _, err := tierChangeEnd(ctx, tx, st, license.TenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID}); err != nil {
+		return sql.TierChange{}, err
+	}
+	return tierChangeCreate(ctx, tx, st, license.TenantID, q, sql.TierChangeKindDowngrade, sql.TierChangeStatusScheduled, nil)
+}
+
+// TierDowngradeCancel cancels the downgrade scheduled for license. None is ErrNotFound.
+func TierDowngradeCancel(ctx context.Context, tx pgx.Tx, st Step, license sql.License) (sql.TierChange, error) {
+	ended, err := tierChangeEnd(ctx, tx, st, license.TenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID})
+	if err != nil {
+		return sql.TierChange{}, err
+	}
+	if len(ended) == 0 {
+		return sql.TierChange{}, fmt.Errorf("%w: no downgrade is scheduled for this licence", ErrNotFound)
+	}
+	return ended[0], nil
+}
+
+// TierChangeAdmin moves a licence to policy toPolicyID at once, free, in any direction
+// (TierChangeQuote on the admin path), applying it as a paid upgrade is applied
+// (tierChangeApply). A downgrade scheduled for the licence is cancelled.
+func TierChangeAdmin(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID, toPolicyID uuid.UUID) (sql.TierChange, sql.License, error) {
+	q, err := TierChangeQuote(ctx, tx, st, tenantID, licenseID, toPolicyID, TierAdmin)
+	if err != nil {
+		return sql.TierChange{}, sql.License{}, err
+	}
+	q.ChargeValue = 0
+	change, err := tierChangeCreate(ctx, tx, st, tenantID, q, sql.TierChangeKindAdmin, sql.TierChangeStatusPending, nil)
+	if err != nil {
+		return sql.TierChange{}, sql.License{}, err
+	}
+	return tierChangeApply(ctx, tx, st, change)
+}
+
+// tierChangeCreate records a tier change as quoted, and audits it as tier_change.<kind>.
+// A second upgrade pending, or a second scheduled downgrade, of one licence is ErrConflict.
+func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, q sql.TierChangeQuoteRow, kind sql.TierChangeKind, status sql.TierChangeStatus, payinID *uuid.UUID) (sql.TierChange, error) {
+	change, err := queries.TierChangeCreate(ctx, tx, sql.TierChangeCreateParams{
+		TenantID: tenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: kind, Status: status,
+		FromPolicyID: q.FromPolicyID, ToPolicyID: q.ToPolicyID, ChargeCurrency: q.ToCurrency, ChargeValue: q.ChargeValue,
+		PayinID: payinID, EffectiveAt: q.EffectiveAt, Now: st.Now,
+	})
+	if err != nil {
+		if err = DBError(err); errors.Is(err, ErrConflict) {
+			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel that PayIn first", ErrConflict)
+		}
+		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
+	}
+	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeEventData(change),
+	})
+	return change, err
+}
+
+// tierChangeEnd ends a licence's pending upgrade or scheduled downgrade (TierChangeEnd),
+// auditing each as tier_change.cancel or tier_change.fail.
+func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p sql.TierChangeEndParams) ([]sql.TierChange, error) {
+	p.TenantID, p.Now = tenantID, st.Now
+	ended, err := queries.TierChangeEnd(ctx, tx, p)
+	if err != nil {
+		return nil, fmt.Errorf("end tier changes: %w", DBError(err))
+	}
+	action := "tier_change.cancel"
+	if p.Failed {
+		action = "tier_change.fail"
+	}
+	for _, c := range ended {
+		err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeEventData(c),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ended, nil
+}
+
+// tierChangeApply applies a pending or scheduled tier change (the TierChangeApply query:
+// the licence takes the new policy's entitlements, max machines, grace and expiry, its
+// subscription the new price and period), audits and emits license.tier_changed, and
+// recomputes the referrer of the licence's customer (the policy decides whether a referral
+// qualifies). A change applied already is a no-op: it returns the licence as it is.
+func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierChange) (sql.TierChange, sql.License, error) {
+	license, err := queries.TierChangeApply(ctx, tx, sql.TierChangeApplyParams{TenantID: change.TenantID, ID: change.ID, Now: st.Now})
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: change.TenantID, ID: change.LicenseID})
+		return change, license, DBError(err)
+	} else if err != nil {
+		return sql.TierChange{}, sql.License{}, fmt.Errorf("apply tier change %s: %w", change.ID, err)
+	}
+	change.Status, change.AppliedAt = sql.TierChangeStatusApplied, &st.Now
+	data := LicenseEventData(license)
+	for k, v := range TierChangeEventData(change) {
+		data[k] = v
+	}
+	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, EventLicenseTierChanged, data)
+	if err != nil {
+		return sql.TierChange{}, sql.License{}, err
+	}
+	return change, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, change.TenantID, license.CustomerID)
+}
+
+// tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaid): the tenant's
+// revenue, and the upgrade it pays applied (tierChangeApply), once.
+func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
+	if err := payoutRevenue(ctx, tx, st, payin); err != nil {
+		return err
+	}
+	change, err := queries.TierChangeGetByPayIn(ctx, tx, sql.TierChangeGetByPayInParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	if err != nil {
+		return fmt.Errorf("tier change of payin %s: %w", payin.ID, DBError(err))
+	}
+	_, _, err = tierChangeApply(ctx, tx, st, change)
+	return err
+}
+
+// tierDowngradeDue applies the downgrade scheduled for a subscription's licence, if any, as
+// its renewal starts (SubscriptionRenew): the renewal then charges the new price. It
+// reports whether one was applied.
+func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID) (bool, error) {
+	change, err := queries.TierChangeScheduled(ctx, tx, sql.TierChangeScheduledParams{TenantID: tenantID, LicenseID: licenseID})
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("scheduled downgrade of licence %s: %w", licenseID, err)
+	}
+	_, _, err = tierChangeApply(ctx, tx, st, change)
+	return err == nil, err
+}
+
+// TierChangeEventData is the payload of tier change events and audit entries.
+func TierChangeEventData(c sql.TierChange) map[string]any {
+	return map[string]any{
+		"tier_change_id": c.ID, "kind": c.Kind, "tier_change_status": c.Status, "from_policy_id": c.FromPolicyID,
+		"to_policy_id": c.ToPolicyID, "charge": map[string]any{"currency": c.ChargeCurrency, "value": c.ChargeValue},
+		"payin_id": c.PayinID, "effective_at": c.EffectiveAt,
+	}
+}
