@@ -176,10 +176,19 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 		require.Equal(t, sub.CurrentPeriodEnd.UTC(), cycles[0].PeriodStart.UTC())
 		require.Equal(t, sub.CurrentPeriodEnd.UTC().Add(30*24*time.Hour), cycles[0].PeriodEnd.UTC())
 
-		var events int
-		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'subscription.renewal_pending'", b.tenant.ID).Scan(&events))
-		require.Equal(t, 1, events)
 		rivertest.RequireInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &jobargs.PayInCreateInvoice{}, nil)
+		require.Zero(t, b.events(t, core.EventSubscriptionRenewalPending), "pending is announced with its invoice")
+
+		create := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoiceWorker{cfg: b.cfg})
+		_, err := create.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payins[0].TenantID, PayInID: payins[0].ID}, nil)
+		require.NoError(t, err)
+		invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payins[0].TenantID, PayinID: payins[0].ID})
+		require.NoError(t, err)
+		var data map[string]any
+		require.NoError(t, tx.QueryRow(ctx, "SELECT data FROM events WHERE tenant_id = $1 AND type = 'subscription.renewal_pending'", b.tenant.ID).Scan(&data))
+		require.Equal(t, invoice.CheckoutUrl, data["checkout_url"], "the buyer pays the renewal there")
+		require.Equal(t, float64(1), data["cycle_number"])
+		require.Equal(t, payins[0].ID.String(), data["payin_id"])
 	})
 
 	t.Run("FiatRequotedAtTheCurrentRate", func(t *testing.T) {
@@ -741,5 +750,44 @@ func TestSubscriptionRenewAppliesScheduledDowngrade(t *testing.T) {
 	license = b.license(t, l)
 	require.Equal(t, basic.ID, license.PolicyID)
 	require.Equal(t, got.NextRenewalAt.UTC().Add(2*24*time.Hour), license.ExpiresAt.UTC(), "the paid cycle plus the lower tier's grace")
+	b.requireLedgerBalanced(t)
+}
+
+// TestSubscriptionRenewalInvoiceFailure: when the provider cannot invoice a renewal for good,
+// the renewal counts as failed and backs off, and the same cycle is opened again with a new
+// PayIn — not skipped, not left to lapse.
+func TestSubscriptionRenewalInvoiceFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	b := setupRenewals(t, tx)
+	sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+	b.clock.Advance(30 * 24 * time.Hour)
+	b.work(t, tx, sub, 1)
+	first := b.payins(t)[0]
+
+	create := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoiceWorker{cfg: b.cfg})
+	b.payments.Fake.FailNext(1)
+	_, err := create.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: first.TenantID, PayInID: first.ID}, &river.InsertOpts{MaxAttempts: 1})
+	require.NoError(t, err)
+
+	got := b.get(t, sub)
+	require.Equal(t, int32(1), got.ConsecutiveFailures)
+	require.Equal(t, b.clock.Now().Add(5*time.Minute), got.NextRenewalAt.UTC(), "backed off like a failed quote")
+	require.Empty(t, b.cycles(t, sub), "the cycle nobody could pay is released")
+	require.Equal(t, sql.PayinStateFAILED, b.payins(t)[0].State)
+
+	b.clock.Advance(5 * time.Minute)
+	b.work(t, tx, sub, 1)
+	payins := b.payins(t)
+	require.Len(t, payins, 2)
+	cycles := b.cycles(t, sub)
+	require.Len(t, cycles, 1)
+	require.Equal(t, payins[1].ID, cycles[0].PayinID, "the same cycle, with a new PayIn")
+	require.Equal(t, sub.CurrentPeriodEnd.UTC(), cycles[0].PeriodStart.UTC())
+	b.pay(t, tx, payins[1])
+	got = b.get(t, sub)
+	require.Equal(t, sql.SubscriptionStatusActive, got.Status)
+	require.Zero(t, got.ConsecutiveFailures)
 	b.requireLedgerBalanced(t)
 }

@@ -207,3 +207,27 @@ ORDER BY cycle_number;
 UPDATE customers SET auto_pay = sqlc.arg(auto_pay)::boolean, updated_at = sqlc.arg(now)::timestamptz
 WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
 RETURNING *;
+
+-- name: SubscriptionRenewalByPayIn :one
+-- SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
+-- cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
+-- (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
+SELECT sqlc.embed(s), c.cycle_number, c.period_start, c.period_end
+FROM subscription_cycles c
+JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+WHERE c.tenant_id = sqlc.arg(tenant_id)::uuid AND c.payin_id IN (sqlc.arg(payin_id)::uuid, sqlc.arg(genesis_id)::uuid)
+LIMIT 1;
+
+-- name: SubscriptionCycleRelease :one
+-- SubscriptionCycleRelease removes the unpaid cycle that a renewal PayIn — or the first PayIn
+-- of its retry chain (@genesis_id) — opened, if it is still its subscription's last cycle:
+-- the provider could not invoice it, so nothing was offered to the buyer for it, and the
+-- renewal opens it again with a new PayIn (subscription_cycles_payin_key). No row means the
+-- PayIn holds no such cycle.
+DELETE FROM subscription_cycles c
+WHERE c.tenant_id = sqlc.arg(tenant_id)::uuid AND c.payin_id IN (sqlc.arg(payin_id)::uuid, sqlc.arg(genesis_id)::uuid)
+  AND c.paid_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM subscription_cycles later
+                  WHERE later.tenant_id = c.tenant_id AND later.subscription_id = c.subscription_id
+                    AND later.cycle_number > c.cycle_number)
+RETURNING c.subscription_id, c.cycle_number;

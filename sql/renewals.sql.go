@@ -100,6 +100,39 @@ func (q *Queries) LicenseApplyRenewal(ctx context.Context, db DBTX, arg LicenseA
 	return i, err
 }
 
+const subscriptionCycleRelease = `-- name: SubscriptionCycleRelease :one
+DELETE FROM subscription_cycles c
+WHERE c.tenant_id = $1::uuid AND c.payin_id IN ($2::uuid, $3::uuid)
+  AND c.paid_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM subscription_cycles later
+                  WHERE later.tenant_id = c.tenant_id AND later.subscription_id = c.subscription_id
+                    AND later.cycle_number > c.cycle_number)
+RETURNING c.subscription_id, c.cycle_number
+`
+
+type SubscriptionCycleReleaseParams struct {
+	TenantID  uuid.UUID
+	PayinID   uuid.UUID
+	GenesisID uuid.UUID
+}
+
+type SubscriptionCycleReleaseRow struct {
+	SubscriptionID uuid.UUID
+	CycleNumber    int32
+}
+
+// SubscriptionCycleRelease removes the unpaid cycle that a renewal PayIn — or the first PayIn
+// of its retry chain (@genesis_id) — opened, if it is still its subscription's last cycle:
+// the provider could not invoice it, so nothing was offered to the buyer for it, and the
+// renewal opens it again with a new PayIn (subscription_cycles_payin_key). No row means the
+// PayIn holds no such cycle.
+func (q *Queries) SubscriptionCycleRelease(ctx context.Context, db DBTX, arg SubscriptionCycleReleaseParams) (SubscriptionCycleReleaseRow, error) {
+	row := db.QueryRow(ctx, subscriptionCycleRelease, arg.TenantID, arg.PayinID, arg.GenesisID)
+	var i SubscriptionCycleReleaseRow
+	err := row.Scan(&i.SubscriptionID, &i.CycleNumber)
+	return i, err
+}
+
 const subscriptionCycles = `-- name: SubscriptionCycles :many
 SELECT tenant_id, subscription_id, cycle_number, payin_id, period_start, period_end, created_at, paid_at FROM subscription_cycles
 WHERE tenant_id = $1::uuid AND subscription_id = $2::uuid
@@ -327,6 +360,59 @@ func (q *Queries) SubscriptionLockForRenewal(ctx context.Context, db DBTX, arg S
 	var id uuid.UUID
 	err := row.Scan(&id)
 	return id, err
+}
+
+const subscriptionRenewalByPayIn = `-- name: SubscriptionRenewalByPayIn :one
+SELECT s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status, s.price_currency, s.price_value, s.period_days, s.current_period_start, s.current_period_end, s.next_renewal_at, s.consecutive_failures, s.last_renewal_attempt_at, s.created_at, s.cancelled_at, s.status_changed_at, s.updated_at, c.cycle_number, c.period_start, c.period_end
+FROM subscription_cycles c
+JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+WHERE c.tenant_id = $1::uuid AND c.payin_id IN ($2::uuid, $3::uuid)
+LIMIT 1
+`
+
+type SubscriptionRenewalByPayInParams struct {
+	TenantID  uuid.UUID
+	PayinID   uuid.UUID
+	GenesisID uuid.UUID
+}
+
+type SubscriptionRenewalByPayInRow struct {
+	Subscription Subscription
+	CycleNumber  int32
+	PeriodStart  time.Time
+	PeriodEnd    time.Time
+}
+
+// SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
+// cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
+// (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
+func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg SubscriptionRenewalByPayInParams) (SubscriptionRenewalByPayInRow, error) {
+	row := db.QueryRow(ctx, subscriptionRenewalByPayIn, arg.TenantID, arg.PayinID, arg.GenesisID)
+	var i SubscriptionRenewalByPayInRow
+	err := row.Scan(
+		&i.Subscription.TenantID,
+		&i.Subscription.ID,
+		&i.Subscription.CustomerID,
+		&i.Subscription.LicenseID,
+		&i.Subscription.PolicyID,
+		&i.Subscription.Status,
+		&i.Subscription.PriceCurrency,
+		&i.Subscription.PriceValue,
+		&i.Subscription.PeriodDays,
+		&i.Subscription.CurrentPeriodStart,
+		&i.Subscription.CurrentPeriodEnd,
+		&i.Subscription.NextRenewalAt,
+		&i.Subscription.ConsecutiveFailures,
+		&i.Subscription.LastRenewalAttemptAt,
+		&i.Subscription.CreatedAt,
+		&i.Subscription.CancelledAt,
+		&i.Subscription.StatusChangedAt,
+		&i.Subscription.UpdatedAt,
+		&i.CycleNumber,
+		&i.PeriodStart,
+		&i.PeriodEnd,
+	)
+	return i, err
 }
 
 const subscriptionRenewalFailed = `-- name: SubscriptionRenewalFailed :one

@@ -224,12 +224,18 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 }
 
 // PayInFail moves a PayIn from one of from to FAILED with reason, fails the upgrade a
-// tier_upgrade PayIn would have paid, refunds its custodial parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
+// tier_upgrade PayIn would have paid, backs off the renewal of a renewal PayIn that could
+// not be invoiced (renewalInvoiceFailed), refunds its custodial parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
 // emits payin.failed.
 func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, reason sql.PayInFailureReason, receivedSats int64) (sql.PayIn, error) {
 	payin, err := payInTransition(ctx, tx, st, tenantID, id, from, sql.PayinStateFAILED, &reason)
 	if err != nil {
 		return sql.PayIn{}, err
+	}
+	if payin.Type == sql.PayinTypeSubscriptionRenewal && reason == sql.PayinFailureReasonINVOICECREATIONFAILED {
+		if err := renewalInvoiceFailed(ctx, tx, st, payin); err != nil {
+			return sql.PayIn{}, err
+		}
 	}
 	if payin.Type == sql.PayinTypeTierUpgrade {
 		// The upgrade it would have paid fails with it; the buyer may start a new one.
@@ -272,7 +278,8 @@ func PayInEventData(p sql.PayIn) map[string]any {
 }
 
 // PayInInvoiceCreated records the provider invoice for the rest of a PayIn and moves it
-// from PENDING_INVOICE_CREATION to PENDING.
+// from PENDING_INVOICE_CREATION to PENDING; for a renewal it emits
+// subscription.renewal_pending with the checkout URL (renewalPending).
 func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) (sql.PayIn, sql.PayInInvoice, error) {
 	var expires *time.Time
 	if !invoice.ExpiresAt.IsZero() {
@@ -287,6 +294,9 @@ func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	}
 	payin, err = payInTransition(ctx, tx, st, payin.TenantID, payin.ID,
 		[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinStatePENDING, nil)
+	if err == nil && payin.Type == sql.PayinTypeSubscriptionRenewal {
+		err = renewalPending(ctx, tx, st, payin, row)
+	}
 	return payin, row, err
 }
 

@@ -87,7 +87,8 @@ func SubscriptionRenewalDue(ctx context.Context, db sql.DBTX, p sql.Subscription
 //     verbatim, fiat at quote.Rate, stored on the PayIn), paid first from the customer's
 //     credits then reward_sats when they enabled auto_pay — fully covered, it is PAID at once
 //     and the subscription renewed (subscriptionRenewed) — the rest invoiced by a
-//     payin.create_invoice job; subscription.renewal_pending;
+//     payin.create_invoice job (subscription.renewal_pending follows with the checkout URL
+//     once the invoice exists: renewalPending); audited as subscription.renew;
 //   - not quoted (quote.Err): no PayIn; one more failure, backed off
 //     (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
 func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, quote RenewalQuote) (RenewalOutcome, error) {
@@ -116,17 +117,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 		}
 	}
 	if quote.Err != nil {
-		failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
-		if err != nil {
-			return "", fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, DBError(err))
-		}
-		return RenewalFailed, Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-			Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
-			Details: map[string]any{
-				"cycle_number": cycle, "error": quote.Err.Error(), "consecutive_failures": failed.ConsecutiveFailures,
-				"next_renewal_at": failed.NextRenewalAt,
-			},
-		})
+		return RenewalFailed, renewalFailed(ctx, tx, st, tenantID, subscriptionID, cycle, quote.Err)
 	}
 	var assets []sql.Asset
 	if sub.AutoPay {
@@ -162,11 +153,73 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	data["payin_id"] = payin.ID
 	data["cost_sats"] = payin.CostSats
 	data["payin_state"] = payin.State
-	err = Record(ctx, tx, st, tenantID, "subscription.renew", "subscription", subscriptionID, EventSubscriptionRenewalPending, data)
+	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
 	if err != nil {
 		return "", err
 	}
 	return RenewalStarted, nil
+}
+
+// renewalPending emits subscription.renewal_pending when the invoice of a renewal PayIn (or
+// of its retry) exists (PayInInvoiceCreated): the buyer pays the cycle at checkout_url before
+// the invoice expires. A renewal paid at once from custodial balances has no invoice and
+// emits subscription.renewed instead.
+func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, invoice sql.PayInInvoice) error {
+	r, err := queries.SubscriptionRenewalByPayIn(ctx, tx, sql.SubscriptionRenewalByPayInParams{TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID})
+	if err != nil {
+		return fmt.Errorf("renewal of payin %s: %w", payin.ID, DBError(err))
+	}
+	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: r.Subscription.LicenseID})
+	if err != nil {
+		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, DBError(err))
+	}
+	data := subscriptionEventData(r.Subscription, license)
+	data["cycle_number"] = r.CycleNumber
+	data["period_start"] = r.PeriodStart
+	data["period_end"] = r.PeriodEnd
+	data["payin_id"] = payin.ID
+	data["cost_sats"] = payin.CostSats
+	data["invoice_sats"] = invoice.AmountSats
+	data["checkout_url"] = invoice.CheckoutUrl
+	data["invoice_expires_at"] = invoice.ExpiresAt
+	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, Event{Type: EventSubscriptionRenewalPending, Data: data})
+}
+
+// renewalFailed records a renewal of cycle that could not be charged — its price could not
+// be quoted, or the provider could not invoice it — as one more consecutive failure, backed
+// off (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
+func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, cause error) error {
+	failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		return nil // cancelled or lapsed meanwhile: nothing to renew
+	} else if err != nil {
+		return fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, err)
+	}
+	return Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
+		Details: map[string]any{
+			"cycle_number": cycle, "error": cause.Error(), "consecutive_failures": failed.ConsecutiveFailures,
+			"next_renewal_at": failed.NextRenewalAt,
+		},
+	})
+}
+
+// renewalInvoiceFailed is what a renewal PayIn failing with INVOICE_CREATION_FAILED does
+// (PayInFail): the provider could not invoice its cycle, so the cycle is released
+// (SubscriptionCycleRelease) and, as when the price could not be quoted, the renewal counts
+// as failed and is backed off (renewalFailed); the sweep opens the cycle again, with a new
+// PayIn, when it is due. A PayIn that failed otherwise (expired, cancelled) keeps its cycle
+// open: retrying that PayIn pays it, and the subscription lapses after its grace days if
+// nobody does.
+func renewalInvoiceFailed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
+	released, err := queries.SubscriptionCycleRelease(ctx, tx, sql.SubscriptionCycleReleaseParams{TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID})
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("release the cycle of payin %s: %w", payin.ID, err)
+	}
+	return renewalFailed(ctx, tx, st, payin.TenantID, released.SubscriptionID, released.CycleNumber,
+		fmt.Errorf("the invoice of payin %s could not be created", payin.ID))
 }
 
 // renewalSubscription is the subscription part of a SubscriptionRenewalStart row.
