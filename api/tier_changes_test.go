@@ -436,6 +436,21 @@ func TestTierChangeAdmin(t *testing.T) {
 		require.Contains(t, auditActions(t, b), "license.tier_change")
 	})
 
+	t.Run("FewerMachinesThanActive", func(t *testing.T) {
+		l := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
+		for _, fp := range []string{"fp-1", "fp-2"} {
+			res := b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key":%q,"fingerprint":%q}`, l.Key, fp), "Authorization", "")
+			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		}
+		require.Equal(t, http.StatusOK, changeTier(l.ID, tr.standard.ID).status)
+		v, _ := b.validate(t, map[string]any{"key": l.Key})
+		require.Equal(t, "TOO_MANY_MACHINES", v.Code, "machines stay active; the buyer deactivates down to the new limit")
+		res := b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-2"}`, l.Key), "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		v, _ = b.validate(t, map[string]any{"key": l.Key})
+		require.Equal(t, "VALID", v.Code)
+	})
+
 	t.Run("RecurringChangeMovesPriceAndExpiry", func(t *testing.T) {
 		sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 		res := b.tier(t, "/v1/downgrade", l.Key, "basic-monthly")
