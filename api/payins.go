@@ -180,7 +180,7 @@ func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
 type PurchaseInput struct {
 	Body struct {
 		Tenant        string      `json:"tenant" minLength:"1" maxLength:"63" example:"acme" doc:"The seller's slug."`
-		Policy        string      `json:"policy" minLength:"1" maxLength:"100" example:"pro-yearly" doc:"The policy's slug."`
+		Policy        string      `json:"policy" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"The policy's slug."`
 		CustomerID    *uuid.UUID  `json:"customer_id,omitempty" doc:"The buyer, by id; or customer_email."`
 		CustomerEmail *string     `json:"customer_email,omitempty" maxLength:"320" example:"buyer@example.com"`
 		AddonIDs      []uuid.UUID `json:"addon_ids,omitempty" maxItems:"50"`

@@ -48,7 +48,7 @@ type TierChangeOutput struct {
 type TierInput struct {
 	Body struct {
 		Key    string `json:"key" maxLength:"512" doc:"The licence key."`
-		Policy string `json:"policy" maxLength:"100" example:"pro" doc:"The slug of the target policy, a tier of the licence's product."`
+		Policy string `json:"policy" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro" doc:"The slug of the target policy, a tier of the licence's product."`
 	}
 }
 

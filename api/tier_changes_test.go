@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -487,4 +489,30 @@ func TestTierChangeAdmin(t *testing.T) {
 		requireProblem(t, changeTier(l.ID, foreign.ID), http.StatusNotFound)
 		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/licenses/"+foreign.ID.String()+"/tier-changes", ""), http.StatusNotFound)
 	})
+}
+
+// TestTierHostileInput: whatever a buyer sends, the tier endpoints answer a problem below 500.
+func TestTierHostileInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+	keys := []string{l.Key, "", "\u0000", l.Key + "\u0000", "TSR1." + strings.Repeat("A", 43) + "." + strings.Repeat("B", 86), "💥", strings.Repeat("k", 600)}
+	policies := []string{"pro-tier", "", "\u0000", "PRO-TIER", "pro-tier'; DROP TABLE policies; --", strings.Repeat("p", 101), "é"}
+	for _, path := range []string{"/v1/upgrade-quote", "/v1/upgrade", "/v1/downgrade"} {
+		for _, key := range keys {
+			for _, policy := range policies {
+				body, err := json.Marshal(map[string]string{"key": key, "policy": policy})
+				require.NoError(t, err)
+				res := b.request(t, http.MethodPost, path, string(body), "Authorization", "")
+				require.Less(t, res.status, 500, "%s %s gave %d: %s", path, body, res.status, res.body)
+				if res.status >= 400 {
+					requireProblem(t, res, res.status)
+				}
+			}
+		}
+	}
+	for _, body := range []string{`{"key":1,"policy":"pro-tier"}`, `{"key":"x"}`, `[]`, `{"key":"x","policy":"pro-tier","extra":true}`} {
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/upgrade", body, "Authorization", ""), http.StatusUnprocessableEntity)
+	}
 }
