@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivertest"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
@@ -790,4 +791,134 @@ func TestSubscriptionRenewalInvoiceFailure(t *testing.T) {
 	require.Equal(t, sql.SubscriptionStatusActive, got.Status)
 	require.Zero(t, got.ConsecutiveFailures)
 	b.requireLedgerBalanced(t)
+}
+
+// TestTierChangesWithRenewals runs random sequences of buyer upgrades (paid or failed),
+// scheduled and cancelled downgrades, admin changes and paid renewals on one subscription:
+// the licence and its subscription always agree on the tier, the subscription renews at its
+// tier's listed price and period, a licence has at most one scheduled downgrade and no
+// unpaid upgrade once its PayIn is settled, each applied change emitted one
+// license.tier_changed, and the ledger balances.
+func TestTierChangesWithRenewals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+
+	rapid.Check(t, func(rt *rapid.T) {
+		b := setupRenewals(t, tx)
+		product := factory.Product(t, tx, b.tenant.ID)
+		tiers := make([]sql.Policy, 3)
+		for i := range tiers {
+			tiers[i] = factory.Policy(t, tx, b.tenant.ID, factory.PolicyProduct(product.ID), factory.PolicyTierRank(int32(i)),
+				factory.PolicyRecurring([]int32{30, 30, 90}[i]), factory.PolicyPrice(sql.CurrencySAT, []int64{1000, 3000, 12000}[i]),
+				factory.PolicyEntitlements([]string{"basic", "plus", "pro"}[:i+1]...))
+		}
+		start := rapid.IntRange(0, 2).Draw(rt, "start")
+		sub, l := factory.Subscription(t, tx, b.tenant.ID, tiers[start].ID, b.customer.ID)
+		cycle := int32(0)
+		run := func(f func(tx pgx.Tx) error) error {
+			return pg.InTx(ctx, tx, f)
+		}
+		tolerated := func(err error) {
+			if err != nil && !errors.Is(err, core.ErrRefused) && !errors.Is(err, core.ErrConflict) {
+				require.NoError(t, err)
+			}
+		}
+		target := func(rt *rapid.T) uuid.UUID { return tiers[rapid.IntRange(0, 2).Draw(rt, "tier")].ID }
+		// pay invoices a PayIn and settles it in full through core, without the provider
+		// round trips (the payment path has its own tests).
+		pay := func(payin sql.PayIn) {
+			require.NoError(t, run(func(tx pgx.Tx) error {
+				st := step(b, factory.Jobs)
+				payin, _, err := core.PayInInvoiceCreated(ctx, tx, st, payin, "test", payment.Invoice{
+					ID: payin.ID.String(), AmountSats: payin.CostSats, CheckoutURL: "https://pay.example/" + payin.ID.String(),
+				})
+				if err != nil {
+					return err
+				}
+				_, err = core.PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+				return err
+			}))
+		}
+
+		actions := map[string]func(*rapid.T){
+			"upgrade": func(rt *rapid.T) {
+				to, paid := target(rt), rapid.Bool().Draw(rt, "paid")
+				var payin sql.PayIn
+				err := run(func(tx pgx.Tx) error {
+					var err error
+					_, payin, err = core.TierUpgradeStart(ctx, tx, step(b, factory.Jobs), l, to, nil)
+					return err
+				})
+				if tolerated(err); err != nil {
+					return
+				}
+				if paid {
+					pay(payin)
+					return
+				}
+				require.NoError(t, run(func(tx pgx.Tx) error {
+					_, err := core.PayInFail(ctx, tx, step(b, factory.Jobs), payin.TenantID, payin.ID,
+						[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonUSERCANCELLED, 0)
+					return err
+				}))
+			},
+			"downgrade": func(rt *rapid.T) {
+				to := target(rt)
+				tolerated(run(func(tx pgx.Tx) error {
+					_, err := core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), l, to)
+					return err
+				}))
+			},
+			"cancel_downgrade": func(rt *rapid.T) {
+				err := run(func(tx pgx.Tx) error {
+					_, err := core.TierDowngradeCancel(ctx, tx, step(b, factory.Jobs), l)
+					return err
+				})
+				if !errors.Is(err, core.ErrNotFound) {
+					require.NoError(t, err)
+				}
+			},
+			"admin": func(rt *rapid.T) {
+				to := target(rt)
+				tolerated(run(func(tx pgx.Tx) error {
+					_, _, err := core.TierChangeAdmin(ctx, tx, step(b, factory.Jobs), b.tenant.ID, l.ID, to)
+					return err
+				}))
+			},
+			"renew": func(rt *rapid.T) {
+				b.clock.Set(b.get(t, sub).NextRenewalAt.UTC())
+				cycle++
+				b.work(t, tx, sub, cycle)
+				payins := b.payins(t)
+				pay(payins[len(payins)-1])
+				b.clock.Advance(time.Duration(rapid.IntRange(0, 20).Draw(rt, "days")) * 24 * time.Hour)
+			},
+			"check": func(rt *rapid.T) {
+				s, license := b.get(t, sub), b.license(t, l)
+				require.Equal(t, s.PolicyID, license.PolicyID, "the licence and its subscription agree on the tier")
+				var policy sql.Policy
+				for _, p := range tiers {
+					if p.ID == s.PolicyID {
+						policy = p
+					}
+				}
+				require.Equal(t, policy.ListedValue, s.PriceValue, "renewals charge the tier's price")
+				require.Equal(t, *policy.PeriodDays, s.PeriodDays)
+				require.Equal(t, policy.Entitlements, license.Entitlements)
+			},
+		}
+		// Up to 12 actions, each followed by the check.
+		for range rapid.IntRange(1, 12).Draw(rt, "steps") {
+			actions[rapid.SampledFrom([]string{"upgrade", "downgrade", "cancel_downgrade", "admin", "renew"}).Draw(rt, "action")](rt)
+			actions["check"](rt)
+		}
+		var scheduled, pending, applied int
+		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'scheduled'), count(*) FILTER (WHERE status = 'pending'),
+			count(*) FILTER (WHERE status = 'applied') FROM tier_changes WHERE tenant_id = $1`, b.tenant.ID).Scan(&scheduled, &pending, &applied))
+		require.LessOrEqual(t, scheduled, 1)
+		require.Zero(t, pending, "every upgrade was paid or failed")
+		require.Equal(t, applied, b.events(t, core.EventLicenseTierChanged), "one event per applied change")
+		b.requireLedgerBalanced(t)
+	})
 }
