@@ -224,12 +224,25 @@ func TestTierUpgradeQuote(t *testing.T) {
 	})
 }
 
+// setupTierShop is a shop (workers and the fake BTCPay) selling tiers, with a Standard
+// licence of its customer.
+func setupTierShop(t *testing.T) (*shop, sql.License) {
+	t.Helper()
+	s := setupShop(t, 100, sql.CurrencySAT)
+	tr := setupTiers(t, s.bundle, s.customer)
+	return s, factory.License(t, s.db, s.tenant.ID, tr.standard.ID, s.customer.ID)
+}
+
+// upgrade starts the buyer's upgrade of the licence key to Pro.
+func (s *shop) upgrade(t *testing.T, key string) response {
+	t.Helper()
+	return s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, key), "Authorization", "")
+}
+
 // TestTierUpgrade starts an upgrade and settles it through the fake BTCPay: SPEC 4.2 end to end.
 func TestTierUpgrade(t *testing.T) {
 	t.Parallel()
-	s := setupShop(t, 100, sql.CurrencySAT)
-	tr := setupTiers(t, s.bundle, s.customer)
-	l := factory.License(t, s.db, s.tenant.ID, tr.standard.ID, s.customer.ID)
+	s, l := setupTierShop(t)
 	licenceCount := func() int {
 		var n int
 		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM licenses WHERE tenant_id = $1 AND customer_id = $2",
@@ -237,7 +250,7 @@ func TestTierUpgrade(t *testing.T) {
 		return n
 	}
 
-	res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
+	res := s.upgrade(t, l.Key)
 	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 	up := decode[tierUpgrade](t, res)
 	require.Equal(t, "upgrade", up.TierChange.Kind)
@@ -253,8 +266,7 @@ func TestTierUpgrade(t *testing.T) {
 	})
 
 	t.Run("ASecondUpgradeWaits", func(t *testing.T) {
-		res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
-		p := requireProblem(t, res, http.StatusConflict)
+		p := requireProblem(t, s.upgrade(t, l.Key), http.StatusConflict)
 		require.Contains(t, p.Detail, "already waiting for its payment")
 	})
 
@@ -289,11 +301,9 @@ func TestTierUpgrade(t *testing.T) {
 
 func TestTierUpgradeFailed(t *testing.T) {
 	t.Parallel()
-	s := setupShop(t, 100, sql.CurrencySAT)
-	tr := setupTiers(t, s.bundle, s.customer)
-	l := factory.License(t, s.db, s.tenant.ID, tr.standard.ID, s.customer.ID)
+	s, l := setupTierShop(t)
 	start := func() tierUpgrade {
-		res := s.send(t, s.srv, http.MethodPost, "/v1/upgrade", fmt.Sprintf(`{"key":%q,"policy":"pro-tier"}`, l.Key), "Authorization", "")
+		res := s.upgrade(t, l.Key)
 		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 		return decode[tierUpgrade](t, res)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -143,15 +144,10 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	if err != nil {
 		return "", fmt.Errorf("licence of subscription %s: %w", subscriptionID, DBError(err))
 	}
-	data := subscriptionEventData(renewalSubscription(started), license)
+	data := renewalEventData(renewalSubscription(started), license, started.CycleNumber, started.PeriodStart, started.PeriodEnd, payin)
 	if payin.State == sql.PayinStatePAID {
 		data["subscription_status"] = sql.SubscriptionStatusActive // paid at once from custodial balances
 	}
-	data["cycle_number"] = started.CycleNumber
-	data["period_start"] = started.PeriodStart
-	data["period_end"] = started.PeriodEnd
-	data["payin_id"] = payin.ID
-	data["cost_sats"] = payin.CostSats
 	data["payin_state"] = payin.State
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
 	if err != nil {
@@ -173,16 +169,23 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	if err != nil {
 		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, DBError(err))
 	}
-	data := subscriptionEventData(r.Subscription, license)
-	data["cycle_number"] = r.CycleNumber
-	data["period_start"] = r.PeriodStart
-	data["period_end"] = r.PeriodEnd
-	data["payin_id"] = payin.ID
-	data["cost_sats"] = payin.CostSats
+	data := renewalEventData(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin)
 	data["invoice_sats"] = invoice.AmountSats
 	data["checkout_url"] = invoice.CheckoutUrl
 	data["invoice_expires_at"] = invoice.ExpiresAt
 	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, Event{Type: EventSubscriptionRenewalPending, Data: data})
+}
+
+// renewalEventData is the payload of a renewal's audit entry and events: the subscription
+// and licence, the cycle and the PayIn paying it.
+func renewalEventData(sub sql.Subscription, license sql.License, cycle int32, start, end time.Time, payin sql.PayIn) map[string]any {
+	data := subscriptionEventData(sub, license)
+	data["cycle_number"] = cycle
+	data["period_start"] = start
+	data["period_end"] = end
+	data["payin_id"] = payin.ID
+	data["cost_sats"] = payin.CostSats
+	return data
 }
 
 // renewalFailed records a renewal of cycle that could not be charged — its price could not

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
 )
@@ -34,15 +35,21 @@ func expectedUpgradeCharge(periodEnd, now time.Time, oldValue, oldDays, newValue
 	return remaining, charge.Int64()
 }
 
+// setupQuotes is a tenant with a customer in a rolled-back transaction.
+func setupQuotes(t *testing.T) (pg.DB, sql.Tenant, sql.Customer) {
+	t.Helper()
+	tx := testdb.Tx(t)
+	tenant := factory.Tenant(t, tx)
+	return tx, tenant, factory.Customer(t, tx, tenant.ID)
+}
+
 // TestTierChangeQuoteProration: for any prices, periods and moment, the SQL quote of an
 // upgrade equals the rule computed exactly in Go, and never exceeds the new tier's price for
 // the days left.
 func TestTierChangeQuoteProration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	tx := testdb.Tx(t)
-	tenant := factory.Tenant(t, tx)
-	customer := factory.Customer(t, tx, tenant.ID)
+	tx, tenant, customer := setupQuotes(t)
 
 	rapid.Check(t, func(rt *rapid.T) {
 		oldDays := rapid.Int32Range(1, 400).Draw(rt, "old_period_days")
@@ -76,9 +83,7 @@ func TestTierChangeQuoteProration(t *testing.T) {
 func TestTierChangeQuotePerpetual(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	tx := testdb.Tx(t)
-	tenant := factory.Tenant(t, tx)
-	customer := factory.Customer(t, tx, tenant.ID)
+	tx, tenant, customer := setupQuotes(t)
 
 	rapid.Check(t, func(rt *rapid.T) {
 		oldRank, newRank := rapid.Int32Range(0, 3).Draw(rt, "old_rank"), rapid.Int32Range(0, 3).Draw(rt, "new_rank")
