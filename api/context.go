@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
+	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -62,6 +64,16 @@ func actor(ctx context.Context) core.Actor {
 // step returns what a core step needs for this request, acting as actor.
 func (s *Server) step(actor core.Actor) core.Step {
 	return core.Step{Now: s.cfg.Clock.Now(), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs}
+}
+
+// licenseByKey authenticates a buyer operation by the licence key in its body: a malformed,
+// forged or unknown key — anything but the key issued for a licence — is the same 401.
+func (s *Server) licenseByKey(ctx context.Context, key string) (sql.License, error) {
+	l, err := core.LicenseByKey(ctx, s.conn(ctx), key)
+	if errors.Is(err, core.ErrNotFound) {
+		return sql.License{}, huma.Error401Unauthorized("invalid licence key")
+	}
+	return l, err
 }
 
 // buyer is the audit-log actor of a buyer operation: the licence whose key was presented.

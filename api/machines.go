@@ -146,11 +146,11 @@ func (s *Server) registerMachines() {
 		Method:      http.MethodPost,
 		Path:        "/v1/machines/activate",
 		Summary:     "Activate this machine on a licence (buyer)",
-		Description: "Authenticated by the licence key. An unknown or forged key is 404. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
+		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
 		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+		Errors:      []int{http.StatusUnauthorized, http.StatusConflict},
 	}, func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
-		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -166,11 +166,11 @@ func (s *Server) registerMachines() {
 		Method:      http.MethodPost,
 		Path:        "/v1/machines/deactivate",
 		Summary:     "Deactivate a machine of a licence (buyer)",
-		Description: "Authenticated by the licence key; frees the machine's slot.",
+		Description: "Authenticated by the licence key (401 otherwise); frees the machine's slot. A fingerprint that is not active on the licence is 404.",
 		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusNotFound},
+		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
 	}, func(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
-		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

@@ -68,7 +68,8 @@ func TestMachines(t *testing.T) {
 		res = b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", ""), http.StatusNotFound)
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusNotFound)
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusUnauthorized)
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/deactivate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusUnauthorized)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key":%q,"fingerprint":""}`, l.Key), "Authorization", ""), http.StatusUnprocessableEntity)
 	})
 }

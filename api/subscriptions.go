@@ -176,11 +176,11 @@ func (s *Server) registerSubscriptions() {
 		Method:      http.MethodPost,
 		Path:        "/v1/subscriptions/cancel",
 		Summary:     "Cancel the subscription of a licence (buyer)",
-		Description: "Authenticated by the licence key; an unknown or forged key, or a licence without a subscription, is 404. " + cancelDescription,
+		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401; a licence without a subscription is 404. " + cancelDescription,
 		Tags:        []string{"Subscriptions"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
+		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
 	}, func(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
-		l, err := core.LicenseByKey(ctx, tx(ctx), in.Body.Key)
+		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

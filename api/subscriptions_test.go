@@ -170,7 +170,7 @@ func TestSubscriptions(t *testing.T) {
 		forged := []byte(l.Key)
 		forged[10] ^= 'A' ^ 'B' // a different letter of the same alphabet: well formed, wrong
 		for _, key := range []string{"garbage", string(forged), ""} {
-			requireProblem(t, b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, key), "Authorization", ""), http.StatusNotFound)
+			requireProblem(t, b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, key), "Authorization", ""), http.StatusUnauthorized)
 		}
 		plain := factory.License(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID).ID, factory.Customer(t, b.db, b.tenant.ID).ID)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, plain.Key), "Authorization", ""), http.StatusNotFound)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -264,16 +263,6 @@ func (s *Server) registerTierChanges() {
 		}
 		return &TierChangeListOutput{Body: page(rows, fetch, tierChangeFrom, func(c sql.TierChange) uuid.UUID { return c.ID })}, nil
 	})
-}
-
-// licenseByKey authenticates a buyer by licence key: anything but the key issued for a
-// licence is 401, alike.
-func (s *Server) licenseByKey(ctx context.Context, key string) (sql.License, error) {
-	l, err := core.LicenseByKey(ctx, s.conn(ctx), key)
-	if errors.Is(err, core.ErrNotFound) {
-		return sql.License{}, huma.Error401Unauthorized("invalid licence key")
-	}
-	return l, err
 }
 
 // tierTarget authenticates a buyer's tier request by its key (first, so that an invalid key
