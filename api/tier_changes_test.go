@@ -268,6 +268,7 @@ func TestTierUpgrade(t *testing.T) {
 	t.Run("ASecondUpgradeWaits", func(t *testing.T) {
 		p := requireProblem(t, s.upgrade(t, l.Key), http.StatusConflict)
 		require.Contains(t, p.Detail, "already waiting for its payment")
+		require.Contains(t, p.Detail, up.PayIn.ID, "the buyer can go on with the pending one")
 	})
 
 	p := s.await(t, up.PayIn.ID, "PENDING")

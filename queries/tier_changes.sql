@@ -148,11 +148,13 @@ SELECT * FROM tier_changes WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = 
 -- TierChangeGetByPayIn finds the upgrade a tier_upgrade PayIn pays (tier_changes_payin_key).
 SELECT * FROM tier_changes WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid;
 
--- name: TierChangeScheduled :one
--- TierChangeScheduled finds the downgrade scheduled for a licence's next renewal
+-- name: TierChangeOpen :one
+-- TierChangeOpen finds a licence's buyer change waiting in @status: the upgrade pending its
+-- payment (tier_changes_pending_key) or the downgrade scheduled for the next renewal
 -- (tier_changes_scheduled_key). No row means none is.
 SELECT * FROM tier_changes
-WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND license_id = sqlc.arg(license_id)::uuid AND status = 'scheduled';
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND license_id = sqlc.arg(license_id)::uuid
+  AND status = sqlc.arg(status)::tier_change_status AND kind IN ('upgrade', 'downgrade');
 
 -- name: TierChangeEnd :many
 -- TierChangeEnd ends a licence's tier changes in status @from_status (a pending upgrade, a

@@ -361,6 +361,45 @@ func (q *Queries) TierChangeList(ctx context.Context, db DBTX, arg TierChangeLis
 	return items, nil
 }
 
+const tierChangeOpen = `-- name: TierChangeOpen :one
+SELECT tenant_id, id, license_id, subscription_id, kind, status, from_policy_id, to_policy_id, charge_currency, charge_value, payin_id, effective_at, created_at, applied_at, cancelled_at, updated_at FROM tier_changes
+WHERE tenant_id = $1::uuid AND license_id = $2::uuid
+  AND status = $3::tier_change_status AND kind IN ('upgrade', 'downgrade')
+`
+
+type TierChangeOpenParams struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+	Status    TierChangeStatus
+}
+
+// TierChangeOpen finds a licence's buyer change waiting in @status: the upgrade pending its
+// payment (tier_changes_pending_key) or the downgrade scheduled for the next renewal
+// (tier_changes_scheduled_key). No row means none is.
+func (q *Queries) TierChangeOpen(ctx context.Context, db DBTX, arg TierChangeOpenParams) (TierChange, error) {
+	row := db.QueryRow(ctx, tierChangeOpen, arg.TenantID, arg.LicenseID, arg.Status)
+	var i TierChange
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.LicenseID,
+		&i.SubscriptionID,
+		&i.Kind,
+		&i.Status,
+		&i.FromPolicyID,
+		&i.ToPolicyID,
+		&i.ChargeCurrency,
+		&i.ChargeValue,
+		&i.PayinID,
+		&i.EffectiveAt,
+		&i.CreatedAt,
+		&i.AppliedAt,
+		&i.CancelledAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const tierChangeQuote = `-- name: TierChangeQuote :one
 WITH cur AS (
     SELECT l.tenant_id, l.id AS license_id, l.status AS license_status,
@@ -505,42 +544,6 @@ func (q *Queries) TierChangeQuote(ctx context.Context, db DBTX, arg TierChangeQu
 		&i.SamePolicy,
 		&i.ChargeValue,
 		&i.EffectiveAt,
-	)
-	return i, err
-}
-
-const tierChangeScheduled = `-- name: TierChangeScheduled :one
-SELECT tenant_id, id, license_id, subscription_id, kind, status, from_policy_id, to_policy_id, charge_currency, charge_value, payin_id, effective_at, created_at, applied_at, cancelled_at, updated_at FROM tier_changes
-WHERE tenant_id = $1::uuid AND license_id = $2::uuid AND status = 'scheduled'
-`
-
-type TierChangeScheduledParams struct {
-	TenantID  uuid.UUID
-	LicenseID uuid.UUID
-}
-
-// TierChangeScheduled finds the downgrade scheduled for a licence's next renewal
-// (tier_changes_scheduled_key). No row means none is.
-func (q *Queries) TierChangeScheduled(ctx context.Context, db DBTX, arg TierChangeScheduledParams) (TierChange, error) {
-	row := db.QueryRow(ctx, tierChangeScheduled, arg.TenantID, arg.LicenseID)
-	var i TierChange
-	err := row.Scan(
-		&i.TenantID,
-		&i.ID,
-		&i.LicenseID,
-		&i.SubscriptionID,
-		&i.Kind,
-		&i.Status,
-		&i.FromPolicyID,
-		&i.ToPolicyID,
-		&i.ChargeCurrency,
-		&i.ChargeValue,
-		&i.PayinID,
-		&i.EffectiveAt,
-		&i.CreatedAt,
-		&i.AppliedAt,
-		&i.CancelledAt,
-		&i.UpdatedAt,
 	)
 	return i, err
 }

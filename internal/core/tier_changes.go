@@ -90,11 +90,18 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 // records a pending upgrade tier change tied to a new tier_upgrade PayIn for the charge
 // (fiat at rate, stored), and creates the PayIn, invoiced in full by a payin.create_invoice
 // job. Nothing changes on the licence until the PayIn is PAID (tierUpgradePaid). A licence
-// with an upgrade already waiting for its payment is ErrConflict.
+// with an upgrade already waiting for its payment is ErrConflict naming its PayIn (of
+// concurrent starts, tier_changes_pending_key lets one through).
 func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.License, toPolicyID uuid.UUID, rate *payment.Rate) (sql.TierChange, sql.PayIn, error) {
 	q, err := TierChangeQuote(ctx, tx, st, license.TenantID, license.ID, toPolicyID, TierUpgrade)
 	if err != nil {
 		return sql.TierChange{}, sql.PayIn{}, err
+	}
+	pending, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: license.TenantID, LicenseID: license.ID, Status: sql.TierChangeStatusPending})
+	if err = DBError(err); err == nil {
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrConflict, *pending.PayinID)
+	} else if !errors.Is(err, ErrNotFound) {
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("pending upgrade of licence %s: %w", license.ID, err)
 	}
 	payinID := NewID()
 	// The change is recorded first, tied to the PayIn's id (the foreign key is deferred).
@@ -169,7 +176,7 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 	})
 	if err != nil {
 		if err = DBError(err); errors.Is(err, ErrConflict) {
-			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel that PayIn first", ErrConflict)
+			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrConflict)
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}
@@ -245,7 +252,7 @@ func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) e
 // its renewal starts (SubscriptionRenew): the renewal then charges the new price. It
 // reports whether one was applied.
 func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID) (bool, error) {
-	change, err := queries.TierChangeScheduled(ctx, tx, sql.TierChangeScheduledParams{TenantID: tenantID, LicenseID: licenseID})
+	change, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: tenantID, LicenseID: licenseID, Status: sql.TierChangeStatusScheduled})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		return false, nil
 	} else if err != nil {
