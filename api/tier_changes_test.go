@@ -110,9 +110,10 @@ func TestTierUpgradeQuote(t *testing.T) {
 		b := setup(t)
 		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
 		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
-		forged := l.Key[:len(l.Key)-2] + "AA"
+		forged := []byte(l.Key)
+		forged[len(forged)-20] ^= 'A' ^ 'B' // a different letter in the signature: well formed, wrong
 		var details []string
-		for _, key := range []string{"garbage", "", forged, "TSR1.x.y"} {
+		for _, key := range []string{"garbage", "", string(forged), "TSR1.x.y"} {
 			for _, target := range []string{"pro-tier", "no-such-tier"} {
 				for _, path := range []string{"/v1/upgrade-quote", "/v1/upgrade", "/v1/downgrade"} {
 					p := requireProblem(t, b.tier(t, path, key, target), http.StatusUnauthorized)
