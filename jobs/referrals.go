@@ -31,7 +31,7 @@ type ReferralRecomputeResult struct {
 // writing only the rewards whose values changed, and audits and emits
 // referral.reward_changed for each referrer whose bonus or badge changed.
 func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uuid.UUID, referrerID *uuid.UUID) (ReferralRecomputeResult, error) {
-	rows, err := queries.ReferralRecompute(ctx, core.CustomPlans{DB: tx}, sql.ReferralRecomputeParams{
+	rows, err := ReferralRecomputeRows(ctx, tx, sql.ReferralRecomputeParams{
 		TenantID: tenantID, ReferrerID: referrerID, Now: st.Now, Write: true,
 	})
 	if err != nil {
@@ -55,6 +55,16 @@ func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uu
 		}
 	}
 	return res, nil
+}
+
+// ReferralRecomputeRows runs the ReferralRecompute query in tx the way the recompute job
+// does: with the session settings of ReferralRecomputeSession (local to tx) and a plan made
+// for params (core.CustomPlans). bench/referrals measures it.
+func ReferralRecomputeRows(ctx context.Context, tx pgx.Tx, params sql.ReferralRecomputeParams) ([]sql.ReferralRecomputeRow, error) {
+	if err := queries.ReferralRecomputeSession(ctx, tx); err != nil {
+		return nil, fmt.Errorf("set the referral recompute's session: %w", err)
+	}
+	return queries.ReferralRecompute(ctx, core.CustomPlans{DB: tx}, params)
 }
 
 func zeroIfNil(p *int32) int32 {

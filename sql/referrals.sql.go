@@ -89,74 +89,62 @@ WITH settings AS (
            $2::timestamptz - make_interval(0, 0, 0, st.ip_window_days) AS ip_window_start
     FROM referral_settings_effective st
     WHERE st.tenant_id = $3::uuid
-), referrals AS (
-    SELECT c.referred_by AS referrer_id, c.id, c.created_at, c.is_active, c.is_verified
+), candidates AS (
+    SELECT c.id, c.referred_by AS referrer_id, c.created_at, min(s.created_at) AS started_at, max(e.ip_hash COLLATE "C") AS ip_hash
+    FROM customers c
+    JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
+    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
+    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
+    LEFT JOIN customer_events e ON e.tenant_id = c.tenant_id AND e.customer_id = c.id AND e.type = 'registered' AND e.ip_hash IS NOT NULL
+    WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL AND c.is_active AND c.is_verified
+      AND ($4::uuid IS NULL OR c.referred_by = $4::uuid)
+      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
+      AND (l.expires_at IS NULL OR l.expires_at >= $2::timestamptz)
+    GROUP BY c.tenant_id, c.id
+), shares AS (
+    SELECT cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at, count(e.customer_id) > 0 AS shared
+    FROM candidates cd
+    LEFT JOIN customer_events e ON e.tenant_id = $3::uuid AND e.customer_id = cd.referrer_id
+         AND e.ip_hash COLLATE "C" = cd.ip_hash
+         AND e.occurred_at >= (SELECT ws.ip_window_start FROM settings ws) AND e.occurred_at <= $2::timestamptz
+    GROUP BY cd.id, cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at
+), checked AS (
+    SELECT sh.referrer_id, sh.ip_hash,
+           CASE
+               WHEN st.cooldown_on AND (sh.created_at > st.cooldown_cutoff OR sh.started_at > st.cooldown_cutoff) THEN 'cooldown'
+               WHEN st.require_ip_hash AND sh.ip_hash IS NULL THEN 'missing_ip'
+               WHEN sh.shared THEN 'shared_ip'
+               ELSE 'passed'
+           END AS status
+    FROM shares sh CROSS JOIN settings st
+), by_ip AS (
+    SELECT ch.referrer_id, ch.status, ch.ip_hash, count(*)::int AS n
+    FROM checked ch
+    GROUP BY ch.referrer_id, ch.status, ch.ip_hash
+), outcomes AS (
+    SELECT b.referrer_id,
+           sum(CASE WHEN b.ip_hash IS NULL THEN b.n ELSE 1 END) FILTER (WHERE b.status = 'passed') AS qualified,
+           sum(b.n) FILTER (WHERE b.status = 'cooldown') AS cooldown,
+           sum(b.n) FILTER (WHERE b.status = 'missing_ip') AS missing_ip,
+           sum(b.n) FILTER (WHERE b.status = 'shared_ip') AS shared_ip,
+           sum(b.n - 1) FILTER (WHERE b.status = 'passed' AND b.ip_hash IS NOT NULL) AS duplicate_ip
+    FROM by_ip b
+    GROUP BY b.referrer_id
+), referred AS (
+    SELECT c.referred_by AS referrer_id, count(*) AS referred_total
     FROM customers c
     WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL
       AND ($4::uuid IS NULL OR c.referred_by = $4::uuid)
-), candidates AS (
-    SELECT r.referrer_id, r.id, r.created_at, min(s.created_at) AS started_at
-    FROM referrals r
-    JOIN subscriptions s ON s.tenant_id = $3::uuid AND s.customer_id = r.id
-    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
-    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
-    WHERE r.is_active AND r.is_verified
-      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
-      AND (l.expires_at IS NULL OR l.expires_at >= $2::timestamptz)
-    GROUP BY r.referrer_id, r.id, r.created_at
-), signups AS (
-    SELECT e.customer_id, max(e.ip_hash COLLATE "C") AS ip_hash
-    FROM customer_events e
-    WHERE e.tenant_id = $3::uuid AND e.type = 'registered' AND e.ip_hash IS NOT NULL
-      AND e.customer_id IN (SELECT cd.id FROM candidates cd)
-    GROUP BY e.customer_id
-), referrer_ips AS (
-    SELECT DISTINCT e.customer_id, e.ip_hash COLLATE "C" AS ip_hash
-    FROM customer_events e, settings st
-    WHERE e.tenant_id = $3::uuid AND e.ip_hash IS NOT NULL
-      AND e.customer_id IN (SELECT cd.referrer_id FROM candidates cd)
-      AND e.occurred_at >= st.ip_window_start AND e.occurred_at <= $2::timestamptz
-), checked AS (
-    SELECT cd.referrer_id, cd.id, su.ip_hash,
-           CASE
-               WHEN st.cooldown_on AND (cd.created_at > st.cooldown_cutoff OR cd.started_at > st.cooldown_cutoff) THEN 'cooldown'
-               WHEN st.require_ip_hash AND su.ip_hash IS NULL THEN 'missing_ip'
-               WHEN ri.ip_hash IS NOT NULL THEN 'shared_ip'
-           END AS reason
-    FROM candidates cd
-    CROSS JOIN settings st
-    LEFT JOIN signups su ON su.customer_id = cd.id
-    LEFT JOIN referrer_ips ri ON ri.customer_id = cd.referrer_id AND ri.ip_hash = su.ip_hash
-), outcomes AS (
-    SELECT ch.referrer_id,
-           CASE
-               WHEN ch.reason IS NOT NULL THEN ch.reason
-               WHEN ch.ip_hash IS NOT NULL
-                    AND row_number() OVER (PARTITION BY ch.referrer_id, ch.ip_hash, ch.reason IS NULL ORDER BY ch.id) > 1
-                   THEN 'duplicate_ip'
-               ELSE 'qualified'
-           END AS outcome
-    FROM checked ch
+    GROUP BY c.referred_by
 ), computed AS (
-    SELECT r.referrer_id,
-           count(*)::int AS referred_total,
+    SELECT r.referrer_id, r.referred_total::int AS referred_total,
            coalesce(o.qualified, 0)::int AS qualified_total,
            coalesce(o.cooldown, 0)::int AS disqualified_cooldown,
            coalesce(o.missing_ip, 0)::int AS disqualified_missing_ip,
            coalesce(o.shared_ip, 0)::int AS disqualified_shared_ip,
            coalesce(o.duplicate_ip, 0)::int AS disqualified_duplicate_ip
-    FROM referrals r
-    LEFT JOIN (
-        SELECT oc.referrer_id,
-               count(*) FILTER (WHERE oc.outcome = 'qualified') AS qualified,
-               count(*) FILTER (WHERE oc.outcome = 'cooldown') AS cooldown,
-               count(*) FILTER (WHERE oc.outcome = 'missing_ip') AS missing_ip,
-               count(*) FILTER (WHERE oc.outcome = 'shared_ip') AS shared_ip,
-               count(*) FILTER (WHERE oc.outcome = 'duplicate_ip') AS duplicate_ip
-        FROM outcomes oc
-        GROUP BY oc.referrer_id
-    ) o ON o.referrer_id = r.referrer_id
-    GROUP BY r.referrer_id, o.qualified, o.cooldown, o.missing_ip, o.shared_ip, o.duplicate_ip
+    FROM referred r
+    LEFT JOIN outcomes o ON o.referrer_id = r.referrer_id
 ), stored AS (
     SELECT rw.tenant_id, rw.customer_id, rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip, rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge, rw.computed_at FROM referral_rewards rw
     WHERE rw.tenant_id = $3::uuid
@@ -170,13 +158,16 @@ WITH settings AS (
            coalesce(c.disqualified_shared_ip, 0) AS disqualified_shared_ip,
            coalesce(c.disqualified_duplicate_ip, 0) AS disqualified_duplicate_ip,
            sr.customer_id IS NOT NULL AS was_stored,
+           sr.referred_total AS stored_referred_total, sr.qualified_total AS stored_qualified_total,
+           sr.disqualified_cooldown AS stored_cooldown, sr.disqualified_missing_ip AS stored_missing_ip,
+           sr.disqualified_shared_ip AS stored_shared_ip, sr.disqualified_duplicate_ip AS stored_duplicate_ip,
            sr.bonus_units AS previous_bonus_units,
            sr.badge AS previous_badge,
            sr.computed_at AS stored_computed_at
     FROM computed c
     FULL JOIN stored sr ON sr.customer_id = c.referrer_id
 ), rewarded AS (
-    SELECT sc.referrer_id, sc.referred_total, sc.qualified_total, sc.disqualified_cooldown, sc.disqualified_missing_ip, sc.disqualified_shared_ip, sc.disqualified_duplicate_ip, sc.was_stored, sc.previous_bonus_units, sc.previous_badge, sc.stored_computed_at,
+    SELECT sc.referrer_id, sc.referred_total, sc.qualified_total, sc.disqualified_cooldown, sc.disqualified_missing_ip, sc.disqualified_shared_ip, sc.disqualified_duplicate_ip, sc.was_stored, sc.stored_referred_total, sc.stored_qualified_total, sc.stored_cooldown, sc.stored_missing_ip, sc.stored_shared_ip, sc.stored_duplicate_ip, sc.previous_bonus_units, sc.previous_badge, sc.stored_computed_at,
            ((sc.qualified_total / st.batch_size) * st.bonus_per_batch)::int AS bonus_units,
            (CASE
                WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
@@ -192,6 +183,12 @@ WITH settings AS (
            rd.bonus_units, rd.badge, $2::timestamptz
     FROM rewarded rd
     WHERE $1::bool
+      AND (NOT rd.was_stored
+           OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
+               rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
+              IS DISTINCT FROM
+              (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
+               rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge))
     ORDER BY rd.referrer_id
     ON CONFLICT (tenant_id, customer_id) DO UPDATE
     SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
@@ -244,7 +241,7 @@ type ReferralRecomputeRow struct {
 
 // ReferralRecompute decides every referral of a tenant's referrers (SPEC 6), or of one
 // referrer when referrer_id is given, in one set-based statement, and with write stores the
-// results: it upserts only the referral_rewards rows whose values changed.
+// results: it writes only the referral_rewards rows whose values changed.
 //
 // A referral (a customer whose referred_by is the referrer) is a candidate when the customer
 // is active and verified and has a subscription that is active or past_due, on a policy
@@ -258,8 +255,8 @@ type ReferralRecomputeRow struct {
 //	              non-null ip_hash of its `registered` events;
 //	shared_ip:    the IP hash equals one the referrer used in any event with occurred_at in
 //	              [@now - ip_window_days, @now];
-//	duplicate_ip: among the referrer's candidates left, another has the same IP hash: one
-//	              counts (the smallest customer id), the others are duplicates;
+//	duplicate_ip: among the referrer's candidates left, others have the same IP hash: one of
+//	              them counts, the others are duplicates;
 //
 // and qualifies otherwise. Counts never depend on row order. bonus_units is
 // (qualified / batch_size) * bonus_per_batch; the badge is elite_referrer from
@@ -271,9 +268,22 @@ type ReferralRecomputeRow struct {
 // with write, each written referrer whose bonus or badge changed (previous_* are the stored
 // values it replaced). Other columns are NULL on the one row of an empty result.
 //
-// Served by customers_referred_by_idx (one referrer) or a scan of the tenant's customers
-// (all), subscriptions_customer_idx, the licences and policies primary keys, and
-// customer_events_customer_idx for registered events and the referrer's IP hashes.
+// Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row),
+// rewarded and written is read once, so Postgres inlines it and estimates its joins from
+// the tables' statistics.
+// candidates is one grouping of the eligible referrals joined to their live subscriptions
+// and registered events; shares joins the candidates to the events in the IP window on the
+// referrer and the IP hash (a hash join); duplicates come from counting each referrer's
+// passed candidates per IP hash; referred totals are an index-only scan of
+// customers_referred_by_idx. Only rows that differ from the stored ones reach the
+// upsert, so a recompute that changes nothing writes nothing. The recompute job runs it with
+// JIT off and a larger work_mem (ReferralRecomputeSession).
+//
+// Served by customers_referred_by_idx (referred totals; the referrals of one referrer) or a
+// scan of the tenant's customers (all), subscriptions_customer_idx, the licences and
+// policies primary keys, customer_events_customer_idx for registered events and the
+// referrer's IP hashes (one referrer) or a scan of customer_events (all), and the
+// referral_rewards primary key.
 func (q *Queries) ReferralRecompute(ctx context.Context, db DBTX, arg ReferralRecomputeParams) ([]ReferralRecomputeRow, error) {
 	rows, err := db.Query(ctx, referralRecompute,
 		arg.Write,
@@ -312,6 +322,18 @@ func (q *Queries) ReferralRecompute(ctx context.Context, db DBTX, arg ReferralRe
 		return nil, err
 	}
 	return items, nil
+}
+
+const referralRecomputeSession = `-- name: ReferralRecomputeSession :exec
+SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)
+`
+
+// ReferralRecomputeSession sets, until the end of the transaction, what the full
+// ReferralRecompute needs at a million customers: JIT off (compiling its large plan costs
+// seconds, more than it saves) and a work_mem in which its hashes and sorts stay in memory.
+func (q *Queries) ReferralRecomputeSession(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, referralRecomputeSession)
+	return err
 }
 
 const referralReferrerOf = `-- name: ReferralReferrerOf :one

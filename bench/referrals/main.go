@@ -32,6 +32,7 @@ import (
 	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -141,24 +142,24 @@ type recomputeResult struct {
 	rows                               []sql.ReferralRecomputeRow
 }
 
-// recompute runs ReferralRecompute for all referrers of the tenant through the generated
-// code, with the custom plans jobs.ReferralRecompute uses, in a transaction it commits or
-// rolls back.
-func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, write, commit bool, session string) (recomputeResult, error) {
+// recompute runs ReferralRecompute for all referrers of the tenant in a transaction it
+// commits or rolls back: as the recompute job runs it (jobs.ReferralRecomputeRows: the
+// session settings of ReferralRecomputeSession, a custom plan), or with defaults, only the
+// custom plan on the server's settings.
+func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, write, commit, defaults bool) (recomputeResult, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return recomputeResult{}, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
-	if session != "" {
-		if _, err := tx.Exec(ctx, session); err != nil {
-			return recomputeResult{}, err
-		}
-	}
+	params := sql.ReferralRecomputeParams{TenantID: tenantID, Now: now, Write: write}
 	start := time.Now()
-	rows, err := sql.New().ReferralRecompute(ctx, core.CustomPlans{DB: tx}, sql.ReferralRecomputeParams{
-		TenantID: tenantID, Now: now, Write: write,
-	})
+	var rows []sql.ReferralRecomputeRow
+	if defaults {
+		rows, err = sql.New().ReferralRecompute(ctx, core.CustomPlans{DB: tx}, params)
+	} else {
+		rows, err = jobs.ReferralRecomputeRows(ctx, tx, params)
+	}
 	took := time.Since(start)
 	if err != nil {
 		return recomputeResult{}, fmt.Errorf("recompute: %w", err)
@@ -180,9 +181,9 @@ func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, writ
 
 // timed runs the recompute runs+1 times (the first warms the cache) and returns the
 // durations sorted and the last result. With fresh, each run starts from no stored rewards
-// (TRUNCATE, then the run commits); otherwise each run is rolled back. session is a
-// statement run first in each run's transaction ("" for none).
-func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int, fresh bool, session string) ([]time.Duration, recomputeResult, error) {
+// (TRUNCATE, then the run commits); otherwise each run is rolled back. defaults runs it on
+// the server's settings instead of the job's (see recompute).
+func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int, fresh, defaults bool) ([]time.Duration, recomputeResult, error) {
 	var times []time.Duration
 	var last recomputeResult
 	for i := range runs + 1 {
@@ -191,7 +192,7 @@ func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int
 				return nil, last, err
 			}
 		}
-		res, err := recompute(ctx, pool, tenantID, true, fresh, session)
+		res, err := recompute(ctx, pool, tenantID, true, fresh, defaults)
 		if err != nil {
 			return nil, last, err
 		}
@@ -210,12 +211,17 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "set-based recompute, first run (from no stored rewards)")
-	firstTimes, first, err := timed(ctx, pool, tenantID, cfg.runs, true, "")
+	firstTimes, first, err := timed(ctx, pool, tenantID, cfg.runs, true, false)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "set-based recompute, first run, jit off")
-	noJITTimes, _, err := timed(ctx, pool, tenantID, cfg.runs, true, "SET LOCAL jit = off")
+	fmt.Fprintln(os.Stderr, "set-based recompute, first run, on the server's settings")
+	defaultsTimes, _, err := timed(ctx, pool, tenantID, cfg.runs, true, true)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "the recompute job's transaction, first run")
+	job, err := jobRun(ctx, pool, tenantID)
 	if err != nil {
 		return err
 	}
@@ -234,11 +240,11 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 	}
 
 	// Store the rewards for real, then measure the run that finds nothing to change.
-	if _, err := recompute(ctx, pool, tenantID, true, true, ""); err != nil {
+	if _, err := recompute(ctx, pool, tenantID, true, true, false); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "set-based recompute, second run (nothing to write)")
-	secondTimes, second, err := timed(ctx, pool, tenantID, cfg.runs, false, "")
+	secondTimes, second, err := timed(ctx, pool, tenantID, cfg.runs, false, false)
 	if err != nil {
 		return err
 	}
@@ -248,7 +254,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 	}
 
 	// The loop's answers must be the query's: compare them with the live snapshot.
-	snap, err := recompute(ctx, pool, tenantID, false, false, "")
+	snap, err := recompute(ctx, pool, tenantID, false, false, false)
 	if err != nil {
 		return err
 	}
@@ -285,7 +291,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 	fmt.Printf("### Set-based recompute (ReferralRecompute, all referrers)\n\n")
 	fmt.Printf("- first run (no stored rewards): processed %d, updated %d, rewards changed %d; %s\n",
 		first.processed, first.updated, first.rewardsChanged, span(firstTimes))
-	fmt.Printf("- first run with `SET LOCAL jit = off` in its transaction: %s\n", span(noJITTimes))
+	fmt.Printf("- first run on the server's settings (no ReferralRecomputeSession: JIT on, default work_mem): %s\n", span(defaultsTimes))
+	fmt.Printf("- first run through the job's function (jobs.ReferralRecompute: the query, then an audit row and a referral.reward_changed event for each of the %d bonus or badge changes), one run: %s\n",
+		job.RewardsChanged, job.took.Round(time.Millisecond))
 	fmt.Printf("- second run (nothing changed): processed %d, updated %d; %s\n\n", second.processed, second.updated, span(secondTimes))
 	fmt.Printf("### Per-referrer loop (the seed's queries)\n\n")
 	fmt.Printf("- sample of %d referrers (random, fixed): %s, %d queries, %s per referrer; wrote %d rewards\n",
@@ -361,8 +369,34 @@ func describeData(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) e
 	return hist.Err()
 }
 
+// jobResult is one run of the recompute job's function.
+type jobResult struct {
+	jobs.ReferralRecomputeResult
+	took time.Duration
+}
+
+// jobRun times jobs.ReferralRecompute for all referrers from no stored rewards (what a
+// referral.recompute job does in its transaction, less completing the job), rolled back.
+func jobRun(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (jobResult, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return jobResult{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // measured, never kept
+	if _, err := tx.Exec(ctx, "TRUNCATE referral_rewards"); err != nil {
+		return jobResult{}, err
+	}
+	st := core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
+	start := time.Now()
+	res, err := jobs.ReferralRecompute(ctx, tx, st, tenantID, nil)
+	if err != nil {
+		return jobResult{}, err
+	}
+	return jobResult{ReferralRecomputeResult: res, took: time.Since(start)}, nil
+}
+
 // explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute with write, in a
-// transaction rolled back.
+// transaction rolled back, with the job's session settings.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
 	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralRecompute")
 	if err != nil {
@@ -373,6 +407,9 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 		return "", err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only use
+	if err := sql.New().ReferralRecomputeSession(ctx, tx); err != nil {
+		return "", err
+	}
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, now, tenantID, (*uuid.UUID)(nil))
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
