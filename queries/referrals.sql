@@ -200,7 +200,7 @@ SELECT * FROM referral_rewards WHERE tenant_id = @tenant_id::uuid AND customer_i
 -- name: ReferralLeaderboard :many
 -- ReferralLeaderboard pages through a tenant's referrers with at least one qualified
 -- referral, most qualified first (ties by customer id), from the stored rewards, after the
--- cursor referrer. Served by referral_rewards_leaderboard_idx.
+-- cursor referrer. Served by referral_rewards_leaderboard_idx (partial: qualified_total > 0).
 SELECT rw.*, c.email
 FROM referral_rewards rw
 JOIN customers c ON c.tenant_id = rw.tenant_id AND c.id = rw.customer_id

@@ -47,7 +47,7 @@ type ReferralLeaderboardRow struct {
 
 // ReferralLeaderboard pages through a tenant's referrers with at least one qualified
 // referral, most qualified first (ties by customer id), from the stored rewards, after the
-// cursor referrer. Served by referral_rewards_leaderboard_idx.
+// cursor referrer. Served by referral_rewards_leaderboard_idx (partial: qualified_total > 0).
 func (q *Queries) ReferralLeaderboard(ctx context.Context, db DBTX, arg ReferralLeaderboardParams) ([]ReferralLeaderboardRow, error) {
 	rows, err := db.Query(ctx, referralLeaderboard, arg.TenantID, arg.After, arg.RowLimit)
 	if err != nil {
