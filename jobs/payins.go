@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,8 @@ var payInCreateInvoiceRetries = []time.Duration{
 
 // PayInCreateInvoiceWorker creates the provider invoice for the rest of a PayIn. The call to
 // the provider happens outside any transaction; recording the invoice, moving the PayIn to
-// PENDING and completing the job are one transaction. When the provider keeps failing, the
+// PENDING and completing the job are one transaction, and a retry reuses an invoice an
+// earlier attempt created but did not record (invoice). When the provider keeps failing, the
 // last attempt fails the PayIn with INVOICE_CREATION_FAILED and refunds its custodial parts.
 type PayInCreateInvoiceWorker struct {
 	river.WorkerDefaults[jobargs.PayInCreateInvoice]
@@ -59,10 +61,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	for _, p := range parts {
 		remainder -= p.Amount
 	}
-	invoice, createErr := w.cfg.Payments.CreateInvoice(ctx, payment.InvoiceRequest{
-		OrderID: payin.ID.String(), AmountSats: remainder,
-		Metadata: map[string]string{"tenantId": payin.TenantID.String(), "payinType": string(payin.Type)},
-	})
+	invoice, createErr := w.invoice(ctx, job, payin, remainder)
 	if createErr != nil && job.Attempt < job.MaxAttempts {
 		return fmt.Errorf("create invoice for payin %s: %w", payin.ID, createErr)
 	}
@@ -78,6 +77,29 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 			return err
 		}
 		return complete(ctx, tx, job)
+	})
+}
+
+// invoice creates the provider invoice for remainder sats of payin — or, on a retry, reuses
+// the one an earlier attempt created but could not record (a crash or a failed commit after
+// the provider answered), found by the PayIn's id as its order id: one payable invoice per
+// PayIn. A found invoice that expired, was invalidated or is for another amount is not
+// reused.
+func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], payin sql.PayIn, remainder int64) (payment.Invoice, error) {
+	if job.Attempt > 1 {
+		found, err := w.cfg.Payments.FindInvoice(ctx, payin.ID.String())
+		switch {
+		case err != nil && !errors.Is(err, payment.ErrNotFound):
+			return payment.Invoice{}, fmt.Errorf("find an earlier invoice for payin %s: %w", payin.ID, err)
+		case err == nil && found.AmountSats == remainder &&
+			slices.Contains([]payment.InvoiceStatus{payment.InvoiceNew, payment.InvoiceProcessing, payment.InvoiceSettled}, found.Status):
+			w.cfg.Log.InfoContext(ctx, "reusing the invoice an earlier attempt created", "payin", payin.ID, "invoice", found.ID)
+			return found, nil
+		}
+	}
+	return w.cfg.Payments.CreateInvoice(ctx, payment.InvoiceRequest{
+		OrderID: payin.ID.String(), AmountSats: remainder,
+		Metadata: map[string]string{"tenantId": payin.TenantID.String(), "payinType": string(payin.Type)},
 	})
 }
 

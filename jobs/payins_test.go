@@ -24,33 +24,38 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
+// setupCreateInvoice is a SAT PayIn of 100 with 30 paid from credits, waiting for its
+// invoice, and the invoice worker on the fake BTCPay, in a rolled-back transaction.
+func setupCreateInvoice(t *testing.T) (pgx.Tx, factory.Payments, *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx], sql.PayIn, *PayInCreateInvoiceWorker) {
+	t.Helper()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	payments := factory.FakeBTCPay(t, "")
+	worker := &PayInCreateInvoiceWorker{cfg: Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: payments.Client}}
+	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
+
+	tenant := factory.Tenant(t, tx)
+	customer := factory.Customer(t, tx, tenant.ID)
+	policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
+	_, err := sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: tenant.ID, CustomerID: customer.ID, Asset: sql.AssetCredits, Amount: 30, Now: factory.Now})
+	require.NoError(t, err)
+	var payin sql.PayIn
+	require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+		payin, err = core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
+			CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
+			PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
+		})
+		return err
+	}))
+	return tx, payments, w, payin, worker
+}
+
 // TestPayInCreateInvoiceWorker drives invoice creation against the fake BTCPay: success,
 // a provider outage that is retried, and the last attempt failing the PayIn with refunds.
 func TestPayInCreateInvoiceWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	setup := func(t *testing.T) (pgx.Tx, factory.Payments, *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx], sql.PayIn, *PayInCreateInvoiceWorker) {
-		tx := testdb.Tx(t)
-		payments := factory.FakeBTCPay(t, "")
-		worker := &PayInCreateInvoiceWorker{cfg: Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: payments.Client}}
-		w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
-
-		tenant := factory.Tenant(t, tx)
-		customer := factory.Customer(t, tx, tenant.ID)
-		policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
-		_, err := sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: tenant.ID, CustomerID: customer.ID, Asset: sql.AssetCredits, Amount: 30, Now: factory.Now})
-		require.NoError(t, err)
-		var payin sql.PayIn
-		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			payin, err = core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
-				CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
-				PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
-			})
-			return err
-		}))
-		return tx, payments, w, payin, worker
-	}
 	state := func(t *testing.T, tx pgx.Tx, p sql.PayIn) sql.PayIn {
 		got, err := sql.New().PayInGet(ctx, tx, sql.PayInGetParams{TenantID: p.TenantID, ID: p.ID})
 		require.NoError(t, err)
@@ -59,7 +64,7 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 
 	t.Run("CreatesTheInvoiceForTheRest", func(t *testing.T) {
 		t.Parallel()
-		tx, payments, w, payin, _ := setup(t)
+		tx, payments, w, payin, _ := setupCreateInvoice(t)
 		res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
@@ -77,7 +82,7 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 
 	t.Run("ProviderDownIsRetried", func(t *testing.T) {
 		t.Parallel()
-		tx, payments, w, payin, worker := setup(t)
+		tx, payments, w, payin, worker := setupCreateInvoice(t)
 		payments.Fake.FailNext(1)
 		_, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
 		require.Error(t, err, "River retries it")
@@ -88,7 +93,7 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 
 	t.Run("LastAttemptFailsAndRefunds", func(t *testing.T) {
 		t.Parallel()
-		tx, payments, w, payin, _ := setup(t)
+		tx, payments, w, payin, _ := setupCreateInvoice(t)
 		payments.Fake.FailNext(1)
 		res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, &river.InsertOpts{MaxAttempts: 1})
 		require.NoError(t, err)
@@ -104,6 +109,43 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, violations)
 	})
+}
+
+// TestPayInCreateInvoiceRetryReusesInvoice: a retry finds the invoice an earlier attempt
+// created at the provider but did not record (it crashed, or its commit failed) and records
+// that one instead of invoicing the PayIn twice; an expired one is not reused.
+func TestPayInCreateInvoiceRetryReusesInvoice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		expire bool
+	}{{"Open", false}, {"Expired", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tx, payments, w, payin, _ := setupCreateInvoice(t)
+			payments.Fake.FailNext(1)
+			res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+			require.Error(t, err, "the first attempt fails")
+			orphan, err := payments.Client.CreateInvoice(ctx, payment.InvoiceRequest{OrderID: payin.ID.String(), AmountSats: 70})
+			require.NoError(t, err) // as if that attempt had reached BTCPay before failing
+			if c.expire {
+				require.NoError(t, payments.Fake.Expire(orphan.ID))
+			}
+
+			_, err = w.WorkJob(ctx, t, tx, res.Job)
+			require.NoError(t, err)
+			invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+			require.NoError(t, err)
+			if c.expire {
+				require.NotEqual(t, orphan.ID, invoice.ProviderInvoiceID, "an expired invoice is not payable")
+				require.Len(t, payments.Fake.Invoices(), 2)
+			} else {
+				require.Equal(t, orphan.ID, invoice.ProviderInvoiceID, "the earlier invoice is recorded")
+				require.Len(t, payments.Fake.Invoices(), 1, "no second invoice")
+			}
+		})
+	}
 }
 
 // TestPayInReconcileSweepWorker asks again about PayIns left PENDING too long: it enqueues a

@@ -171,6 +171,28 @@ func (c *Client) GetInvoice(ctx context.Context, id string) (payment.Invoice, er
 	return inv, nil
 }
 
+// FindInvoice finds the newest of the store's invoices whose metadata.orderId is orderID
+// (Greenfield's invoice list filtered by orderId, newest first). None is
+// payment.ErrNotFound. PaidSats is not read (GetInvoice does).
+func (c *Client) FindInvoice(ctx context.Context, orderID string) (payment.Invoice, error) {
+	if orderID == "" {
+		return payment.Invoice{}, errors.New("btcpay: find invoice: orderID is required")
+	}
+	var list []invoiceData
+	query := url.Values{"orderId": {orderID}, "take": {"1"}}
+	if err := c.do(ctx, http.MethodGet, c.storePath("invoices"), query, nil, &list); err != nil {
+		return payment.Invoice{}, fmt.Errorf("btcpay: find invoice of order %s: %w", orderID, err)
+	}
+	if len(list) == 0 {
+		return payment.Invoice{}, fmt.Errorf("btcpay: find invoice of order %s: %w", orderID, payment.ErrNotFound)
+	}
+	inv, err := list[0].invoice()
+	if err != nil {
+		return payment.Invoice{}, fmt.Errorf("btcpay: find invoice of order %s: %w", orderID, err)
+	}
+	return inv, nil
+}
+
 // paidSats sums what was paid through the bitcoin payment methods, in sats. Each method's
 // paymentMethodPaid counts only its own payments (totalPaid would repeat the invoice's total
 // on every method). Fractions of a sat (Lightning's millisats) are dropped.

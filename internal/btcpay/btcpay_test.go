@@ -194,6 +194,29 @@ func TestCreateInvoice(t *testing.T) {
 	})
 }
 
+func TestFindInvoice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	older := b.createInvoice(t, 1_000)
+	newer := b.createInvoice(t, 2_000)
+	_, err := b.client.CreateInvoice(t.Context(), payment.InvoiceRequest{OrderID: "order-2", AmountSats: 3_000})
+	require.NoError(t, err)
+
+	found, err := b.client.FindInvoice(t.Context(), "order-1")
+	require.NoError(t, err)
+	require.Equal(t, newer, found, "the newest invoice of the order")
+	require.NotEqual(t, older.ID, found.ID)
+
+	_, err = b.client.FindInvoice(t.Context(), "order-none")
+	require.ErrorIs(t, err, payment.ErrNotFound)
+	_, err = b.client.FindInvoice(t.Context(), "")
+	require.Error(t, err)
+	b.fake.FailNext(1)
+	_, err = b.client.FindInvoice(t.Context(), "order-1")
+	require.ErrorContains(t, err, "503")
+	require.NotErrorIs(t, err, payment.ErrNotFound, "an outage is not an absence")
+}
+
 func TestGetInvoice(t *testing.T) {
 	t.Parallel()
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,6 +18,7 @@ func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	api := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.apiCall(h)) }
 	api("POST /api/v1/stores/{storeId}/invoices", s.createInvoice)
+	api("GET /api/v1/stores/{storeId}/invoices", s.searchInvoices)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}", s.getInvoice)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}/payment-methods", s.getPaymentMethods)
 	api("GET /api/v1/stores/{storeId}/rates", s.getRates)
@@ -101,6 +104,27 @@ func (s *Server) getInvoice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, data)
+}
+
+// searchInvoices answers GET /api/v1/stores/{storeId}/invoices: the invoices whose
+// metadata.orderId is one of the orderId parameters (all without one), newest first, at
+// most take of them.
+func (s *Server) searchInvoices(w http.ResponseWriter, r *http.Request) {
+	orders := r.URL.Query()["orderId"]
+	take, err := strconv.Atoi(r.URL.Query().Get("take"))
+	if err != nil || take <= 0 {
+		take = math.MaxInt
+	}
+	s.mu.Lock()
+	found := []map[string]any{}
+	for i := len(s.order) - 1; i >= 0 && len(found) < take; i-- {
+		inv := s.invoices[s.order[i]]
+		if order, _ := inv.Metadata["orderId"].(string); len(orders) == 0 || slices.Contains(orders, order) {
+			found = append(found, s.invoiceData(inv))
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, found)
 }
 
 // invoiceData is an invoice as Greenfield's InvoiceData. The caller holds s.mu.

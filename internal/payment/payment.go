@@ -75,6 +75,9 @@ type Provider interface {
 	CreateInvoice(ctx context.Context, r InvoiceRequest) (Invoice, error)
 	// GetInvoice reads an invoice, to re-confirm what a webhook said.
 	GetInvoice(ctx context.Context, id string) (Invoice, error)
+	// FindInvoice finds the newest invoice created for orderID (ErrNotFound: none), so that a
+	// retried creation reuses an invoice an earlier attempt created but could not record.
+	FindInvoice(ctx context.Context, orderID string) (Invoice, error)
 	// ParseWebhook verifies a webhook's signature over the raw body and decodes it.
 	ParseWebhook(body []byte, header http.Header) (WebhookEvent, error)
 }
