@@ -24,6 +24,7 @@ build:
 ##      without TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it
 run: build
 	url="$(database)"; key="$(secret)"; export DATABASE_URL="$$url" TESSERA_SECRET_KEY="$$key"; \
+	export TESSERA_ALLOW_PRIVATE_NETWORKS="$${TESSERA_ALLOW_PRIVATE_NETWORKS:-true}"; \
 	if [ -z "$${TESSERA_BTCPAY_URL:-}" ]; then \
 		mkdir -p .tessera; ./tessera fake-btcpay >.tessera/fake-btcpay.log 2>&1 & fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT; \
 		export TESSERA_BTCPAY_URL=http://127.0.0.1:8081 TESSERA_BTCPAY_STORE_ID=fake-store \

@@ -21,6 +21,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/outbound"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
@@ -46,9 +47,13 @@ type Config struct {
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
-	// HTTPClient sends webhook deliveries. Default: a client on a clone of
-	// http.DefaultTransport that does not follow redirects (a 3xx is a failed attempt).
+	// HTTPClient sends webhook deliveries. Default: outbound.Client with AllowPrivateNetworks
+	// (no redirects: a 3xx is a failed attempt).
 	HTTPClient *http.Client
+	// AllowPrivateNetworks lets webhook deliveries and upstream store checks — URLs tenants
+	// choose — reach loopback, private and link-local addresses. Off in production (SSRF);
+	// on for development and tests, whose receivers listen on loopback.
+	AllowPrivateNetworks bool
 	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
 	// response. Default 10s.
 	WebhookTimeout time.Duration
@@ -79,7 +84,7 @@ func Workers(cfg Config) (*river.Workers, error) {
 		return nil, fmt.Errorf("jobs: Config.IdempotencySweepBatch must be between 1 and %d", math.MaxInt32)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = newWebhookClient()
+		cfg.HTTPClient = outbound.Client(cfg.AllowPrivateNetworks)
 	}
 	if cfg.WebhookTimeout == 0 {
 		cfg.WebhookTimeout = 10 * time.Second

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/outbound"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -31,7 +32,8 @@ type RevocationConfig struct {
 	ErrorBackoff time.Duration
 	// Timeout bounds one upstream request. Default 10s.
 	Timeout time.Duration
-	// HTTPClient sends upstream requests. Default: the default transport, no redirects.
+	// HTTPClient sends upstream requests. Default: outbound.Client with
+	// Config.AllowPrivateNetworks (a store's base_url is a tenant's choice).
 	HTTPClient *http.Client
 }
 
@@ -94,6 +96,9 @@ func newRevocationCheckWorker(cfg Config) (*RevocationCheckWorker, error) {
 	rc, err := cfg.Revocation.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if rc.HTTPClient == nil {
+		rc.HTTPClient = outbound.Client(cfg.AllowPrivateNetworks)
 	}
 	client, err := upstream.NewClient(rc.HTTPClient, rc.Timeout)
 	if err != nil {

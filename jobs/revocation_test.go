@@ -49,7 +49,7 @@ func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstr
 	tenant := factory.Tenant(t, tx)
 	factory.LogChannel(t, tx, tenant.ID)
 	b.store = factory.UpstreamStore(t, tx, tenant.ID, srv.URL, "store-key", storeOpts...)
-	worker, err := newRevocationCheckWorker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc})
+	worker, err := newRevocationCheckWorker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
 	require.NoError(t, err)
 	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
 	return b
@@ -258,7 +258,7 @@ func TestRevocationGlobalRate(t *testing.T) {
 	var clients []*river.Client[pgx.Tx]
 	for range 2 {
 		workers, err := Workers(Config{DB: pool, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t),
-			Revocation: RevocationConfig{Interval: interval, PerFiring: perFiring}})
+			Revocation: RevocationConfig{Interval: interval, PerFiring: perFiring}, AllowPrivateNetworks: true})
 		require.NoError(t, err)
 		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 			Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}},

@@ -48,16 +48,6 @@ const (
 	webhookRecordTimeout = 30 * time.Second
 )
 
-// newWebhookClient returns the default client of webhook deliveries: the default transport,
-// and no redirects (a 3xx is a failed attempt, as in Standard Webhooks). It has no overall
-// timeout; each attempt has Config.WebhookTimeout.
-func newWebhookClient() *http.Client {
-	return &http.Client{
-		Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // WebhookDeliverWorker delivers one event to one endpoint per job: it POSTs the Standard
 // Webhooks payload, signed with the endpoint's secret. A 2xx succeeds the delivery and
 // completes the job in one transaction. Any other answer, or none within

@@ -28,6 +28,7 @@ import (
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/outbound"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
@@ -147,8 +148,9 @@ type deliverBundle struct {
 	probe    *deliverProbe
 }
 
-// setupDeliver returns a bundle whose worker gives each attempt timeout.
-func setupDeliver(t *testing.T, timeout time.Duration) *deliverBundle {
+// setupDeliver returns a bundle whose worker gives each attempt timeout and may reach the
+// loopback receivers, unless opts change its configuration.
+func setupDeliver(t *testing.T, timeout time.Duration, opts ...func(*Config)) *deliverBundle {
 	t.Helper()
 	tx := testdb.Tx(t)
 	b := &deliverBundle{clock: clock.NewManual(factory.Now), tx: tx, tenant: factory.Tenant(t, tx), probe: &deliverProbe{DB: tx}}
@@ -157,9 +159,12 @@ func setupDeliver(t *testing.T, timeout time.Duration) *deliverBundle {
 		Clock:          b.clock,
 		Log:            slog.New(slog.DiscardHandler),
 		Box:            factory.Box,
-		HTTPClient:     newWebhookClient(),
+		HTTPClient:     outbound.Client(true),
 		WebhookTimeout: timeout,
 	}}
+	for _, opt := range opts {
+		opt(&worker.cfg)
+	}
 	riverConfig := &river.Config{Logger: slog.New(slog.DiscardHandler), Test: river.TestConfig{Time: riverTime{b.clock}}}
 	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), riverConfig, worker)
 	inserter, err := river.NewClient(riverpgxv5.New(nil), riverConfig)
@@ -368,6 +373,22 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		require.Zero(t, got[0].openTxs, "no transaction is open while the request runs")
 		require.Equal(t, deliverCommit{Job: rivertype.JobStateCompleted, Delivery: sql.DeliveryStateSucceeded}, b.probe.lastCommit(t, res.Job.ID, delivery.ID),
 			"the job completes in the transaction that records the success")
+	})
+
+	t.Run("PrivateAddressRefused", func(t *testing.T) {
+		t.Parallel()
+		b := setupDeliver(t, 10*time.Second, func(c *Config) { c.HTTPClient = outbound.Client(false) })
+		r := newReceiver(t, b)
+		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseRevoked)
+		delivery := b.emit(t, core.EventLicenseRevoked, map[string]string{"license_id": "lic-3"})[endpoint.ID]
+
+		res, err := b.work(t, delivery.ID)
+		require.ErrorIs(t, err, outbound.ErrForbiddenAddress)
+		require.Equal(t, rivertype.JobStateRetryable, res.Job.State)
+		d := b.delivery(t, delivery.ID)
+		require.Contains(t, *d.LastError, "not public", "the tenant sees why")
+		require.Nil(t, d.LastStatus)
+		require.Empty(t, r.received(), "nothing reached the loopback receiver")
 	})
 
 	t.Run("FailingEndpointRetriesOnScheduleThenDies", func(t *testing.T) {
@@ -667,7 +688,7 @@ func TestWebhookDeliverySlowEndpointDoesNotDelayOthers(t *testing.T) {
 		return nil
 	}))
 
-	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t), WebhookTimeout: time.Minute})
+	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t), WebhookTimeout: time.Minute, AllowPrivateNetworks: true})
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:   log,

@@ -40,6 +40,10 @@ type Config struct {
 	WebhookWorkers int `env:"TESSERA_WEBHOOK_WORKERS" envDefault:"20"`
 	// WebhookTimeout bounds one webhook delivery attempt. Default 10s.
 	WebhookTimeout time.Duration `env:"TESSERA_WEBHOOK_TIMEOUT" envDefault:"10s"`
+	// AllowPrivateNetworks lets webhook deliveries and upstream store checks, whose URLs
+	// tenants choose, reach loopback, private and link-local addresses. Default false (no
+	// server-side request forgery); make run turns it on for local receivers and fakes.
+	AllowPrivateNetworks bool `env:"TESSERA_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then

@@ -97,7 +97,8 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	clk := clock.System{}
 	// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
 	rates := payment.NewCached(payments, clk, cfg.RateMaxAge)
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, Rates: rates, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation()})
+	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, Rates: rates, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation(),
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tessera/tessera/internal/outbound"
 )
 
 // Outcome is what a check found, as upstream_license_checks records it.
@@ -46,17 +48,14 @@ type Client struct {
 }
 
 // NewClient returns a client whose requests each take at most timeout (from connecting to
-// reading the answer's status). A nil httpClient uses a clone of http.DefaultTransport and
-// follows no redirects.
+// reading the answer's status). A nil httpClient is outbound.Client(false): no redirects,
+// and no connections to addresses that are not public.
 func NewClient(httpClient *http.Client, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
 		return nil, errors.New("upstream: timeout must be positive")
 	}
 	if httpClient == nil {
-		httpClient = &http.Client{
-			Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		httpClient = outbound.Client(false)
 	}
 	return &Client{http: httpClient, timeout: timeout}, nil
 }
