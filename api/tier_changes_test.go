@@ -528,3 +528,46 @@ func TestTierHostileInput(t *testing.T) {
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/upgrade", body, "Authorization", ""), http.StatusUnprocessableEntity)
 	}
 }
+
+// TestTierChangesConcurrent sends admin changes, buyer downgrades and their cancellations of
+// one subscription at once, on real connections: every answer is a decision (no 500, no
+// deadlock), at most one downgrade stays scheduled, and the licence and its subscription end
+// on the same tier.
+func TestTierChangesConcurrent(t *testing.T) {
+	t.Parallel()
+	b, srv := setupServer(t)
+	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plusYearly.ID, tr.customer.ID)
+	targets := []sql.Policy{tr.basic, tr.plus, tr.plusYearly}
+
+	var wg sync.WaitGroup
+	statuses := make(chan int, 60)
+	for i := range 20 {
+		wg.Go(func() {
+			target := targets[i%len(targets)]
+			var res response
+			switch i % 3 {
+			case 0:
+				res = b.send(t, srv, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/change-tier", fmt.Sprintf(`{"policy_id":%q}`, target.ID))
+			case 1:
+				res = b.send(t, srv, http.MethodPost, "/v1/downgrade", fmt.Sprintf(`{"key":%q,"policy":%q}`, l.Key, target.Slug), "Authorization", "")
+			default:
+				res = b.send(t, srv, http.MethodPost, "/v1/downgrade/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
+			}
+			statuses <- res.status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for status := range statuses {
+		require.Less(t, status, 500)
+	}
+	var licensePolicy, subscriptionPolicy string
+	var scheduled int
+	require.NoError(t, b.db.QueryRow(context.Background(), `SELECT l.policy_id, s.policy_id,
+		(SELECT count(*) FROM tier_changes c WHERE c.tenant_id = l.tenant_id AND c.license_id = l.id AND c.status = 'scheduled')
+		FROM licenses l JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id WHERE s.id = $1`, sub.ID).
+		Scan(&licensePolicy, &subscriptionPolicy, &scheduled))
+	require.Equal(t, licensePolicy, subscriptionPolicy)
+	require.LessOrEqual(t, scheduled, 1)
+}

@@ -37,10 +37,12 @@ WHERE s.tenant_id = sqlc.arg(tenant_id)::uuid AND s.id = sqlc.arg(id)::uuid;
 
 -- name: SubscriptionLockForRenewal :one
 -- SubscriptionLockForRenewal locks a subscription's row for its renewal: renewals (and the
--- settlement of a renewal) of one subscription run one at a time. Primary key.
+-- settlement of a renewal) and tier changes of one subscription run one at a time. FOR NO
+-- KEY UPDATE, which does not conflict with the key-share locks of rows being inserted that
+-- reference the subscription (TierChangeLockSubscription says why). Primary key.
 SELECT id FROM subscriptions
 WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: SubscriptionRenewalStart :one
 -- SubscriptionRenewalStart opens cycle @cycle_number of a due subscription, paid by PayIn

@@ -178,3 +178,15 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND license_id = sqlc.arg(license_id
   AND (sqlc.narg(after)::uuid IS NULL OR id < sqlc.narg(after)::uuid)
 ORDER BY id DESC
 LIMIT sqlc.arg(row_limit)::int;
+
+-- name: TierChangeLockSubscription :exec
+-- TierChangeLockSubscription locks the subscription of a licence, if it has one, before a tier
+-- change of the licence is applied: renewals (SubscriptionLockForRenewal) and tier changes of
+-- one subscription then take their locks in the same order, the subscription's row first,
+-- and never deadlock. FOR NO KEY UPDATE, like the UPDATE it precedes: it does not wait for
+-- (nor block) the key-share locks that rows referencing the subscription take (a tier change
+-- or a cycle being recorded), which FOR UPDATE would, deadlocking two such transactions.
+-- subscriptions_license_key.
+SELECT id FROM subscriptions
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND license_id = sqlc.arg(license_id)::uuid
+FOR NO KEY UPDATE;

@@ -345,7 +345,7 @@ func (q *Queries) SubscriptionListStuck(ctx context.Context, db DBTX, arg Subscr
 const subscriptionLockForRenewal = `-- name: SubscriptionLockForRenewal :one
 SELECT id FROM subscriptions
 WHERE tenant_id = $1::uuid AND id = $2::uuid
-FOR UPDATE
+FOR NO KEY UPDATE
 `
 
 type SubscriptionLockForRenewalParams struct {
@@ -354,7 +354,9 @@ type SubscriptionLockForRenewalParams struct {
 }
 
 // SubscriptionLockForRenewal locks a subscription's row for its renewal: renewals (and the
-// settlement of a renewal) of one subscription run one at a time. Primary key.
+// settlement of a renewal) and tier changes of one subscription run one at a time. FOR NO
+// KEY UPDATE, which does not conflict with the key-share locks of rows being inserted that
+// reference the subscription (TierChangeLockSubscription says why). Primary key.
 func (q *Queries) SubscriptionLockForRenewal(ctx context.Context, db DBTX, arg SubscriptionLockForRenewalParams) (uuid.UUID, error) {
 	row := db.QueryRow(ctx, subscriptionLockForRenewal, arg.TenantID, arg.ID)
 	var id uuid.UUID

@@ -361,6 +361,29 @@ func (q *Queries) TierChangeList(ctx context.Context, db DBTX, arg TierChangeLis
 	return items, nil
 }
 
+const tierChangeLockSubscription = `-- name: TierChangeLockSubscription :exec
+SELECT id FROM subscriptions
+WHERE tenant_id = $1::uuid AND license_id = $2::uuid
+FOR NO KEY UPDATE
+`
+
+type TierChangeLockSubscriptionParams struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+}
+
+// TierChangeLockSubscription locks the subscription of a licence, if it has one, before a tier
+// change of the licence is applied: renewals (SubscriptionLockForRenewal) and tier changes of
+// one subscription then take their locks in the same order, the subscription's row first,
+// and never deadlock. FOR NO KEY UPDATE, like the UPDATE it precedes: it does not wait for
+// (nor block) the key-share locks that rows referencing the subscription take (a tier change
+// or a cycle being recorded), which FOR UPDATE would, deadlocking two such transactions.
+// subscriptions_license_key.
+func (q *Queries) TierChangeLockSubscription(ctx context.Context, db DBTX, arg TierChangeLockSubscriptionParams) error {
+	_, err := db.Exec(ctx, tierChangeLockSubscription, arg.TenantID, arg.LicenseID)
+	return err
+}
+
 const tierChangeOpen = `-- name: TierChangeOpen :one
 SELECT tenant_id, id, license_id, subscription_id, kind, status, from_policy_id, to_policy_id, charge_currency, charge_value, payin_id, effective_at, created_at, applied_at, cancelled_at, updated_at FROM tier_changes
 WHERE tenant_id = $1::uuid AND license_id = $2::uuid

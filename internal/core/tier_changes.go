@@ -211,10 +211,15 @@ func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, 
 
 // tierChangeApply applies a pending or scheduled tier change (the TierChangeApply query:
 // the licence takes the new policy's entitlements, max machines, grace and expiry, its
-// subscription the new price and period), audits and emits license.tier_changed, and
+// subscription the new price and period) after locking the licence's subscription
+// (TierChangeLockSubscription: renewals lock it first too, so the two never deadlock),
+// audits and emits license.tier_changed, and
 // recomputes the referrer of the licence's customer (the policy decides whether a referral
 // qualifies). A change applied already is a no-op: it returns the licence as it is.
 func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierChange) (sql.TierChange, sql.License, error) {
+	if err := queries.TierChangeLockSubscription(ctx, tx, sql.TierChangeLockSubscriptionParams{TenantID: change.TenantID, LicenseID: change.LicenseID}); err != nil {
+		return sql.TierChange{}, sql.License{}, fmt.Errorf("lock the subscription of licence %s: %w", change.LicenseID, err)
+	}
 	license, err := queries.TierChangeApply(ctx, tx, sql.TierChangeApplyParams{TenantID: change.TenantID, ID: change.ID, Now: st.Now})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: change.TenantID, ID: change.LicenseID})
