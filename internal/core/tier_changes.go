@@ -175,7 +175,9 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 		PayinID: payinID, EffectiveAt: q.EffectiveAt, Now: st.Now,
 	})
 	if err != nil {
-		if err = DBError(err); errors.Is(err, ErrConflict) {
+		if err = DBError(err); errors.Is(err, ErrConflict) && status == sql.TierChangeStatusScheduled {
+			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrConflict)
+		} else if errors.Is(err, ErrConflict) {
 			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrConflict)
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
