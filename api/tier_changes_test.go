@@ -216,6 +216,19 @@ func TestTierUpgradeQuote(t *testing.T) {
 			require.Contains(t, p.Detail, "suspended")
 		})
 
+		t.Run("SubscriptionNotActive", func(t *testing.T) {
+			sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+			_, err := b.db.Exec(context.Background(), "UPDATE subscriptions SET status = 'past_due' WHERE tenant_id = $1 AND id = $2", b.tenant.ID, sub.ID)
+			require.NoError(t, err)
+			p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", l.Key, "plus-monthly"), http.StatusConflict)
+			require.Contains(t, p.Detail, "pay its pending renewal first")
+
+			res := b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			p = requireProblem(t, b.tier(t, "/v1/upgrade", l.Key, "plus-monthly"), http.StatusConflict)
+			require.Contains(t, p.Detail, "cancelled")
+		})
+
 		t.Run("ArchivedTargetIsUnknownToBuyers", func(t *testing.T) {
 			res := b.request(t, http.MethodPost, "/v1/admin/policies/"+tr.pro.ID.String()+"/archive", "")
 			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)

@@ -29,10 +29,11 @@ const (
 
 // TierChangeQuote prices moving a licence to policy toPolicyID at st.Now (the TierChangeQuote
 // query: direction, charge, effective time) and refuses what path does not allow:
+//   - on the buyer's paths, first: an archived target (ErrNotFound, as if unknown);
 //   - on every path: the same policy, a policy of another product, or a change between a
 //     recurring and a perpetual policy (ErrRefused);
-//   - on the buyer's paths: an archived target (ErrNotFound, as if unknown), a licence that
-//     is not active or a subscription that is not active (ErrConflict), prices in different
+//   - on the buyer's paths: a licence that is not active, or a subscription that is not
+//     (ErrConflict: past_due and lapsed ones pay their renewal first), prices in different
 //     currencies or a change that is neither up nor down (ErrRefused), and a downgrade of a
 //     perpetual licence (ErrRefused: admin-only);
 //   - on the upgrade path a downgrade, or an upgrade that charges nothing (ErrRefused);
@@ -51,6 +52,8 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
 	}
 	switch {
+	case q.ToArchived && buyer:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is no longer sold", ErrNotFound, q.ToSlug)
 	case q.SamePolicy:
 		return refused("the licence is already on policy %q", q.ToSlug)
 	case !q.SameProduct:
@@ -59,16 +62,16 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 		return refused("policy %q is recurring and the licence is perpetual: buy a subscription instead", q.ToSlug)
 	case !q.SameRecurrence:
 		return refused("policy %q is perpetual and the licence is a subscription: buy the perpetual licence instead", q.ToSlug)
-	case q.ToArchived && buyer:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is no longer sold", ErrNotFound, q.ToSlug)
 	case q.ToArchived:
 		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrConflict, q.ToSlug)
 	case !buyer:
 		return q, nil
 	case q.LicenseStatus != sql.LicenseStatusActive:
 		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrConflict, q.LicenseStatus)
+	case q.SubscriptionStatus != nil && *q.SubscriptionStatus == sql.SubscriptionStatusCancelled:
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is cancelled", ErrConflict)
 	case q.SubscriptionStatus != nil && *q.SubscriptionStatus != sql.SubscriptionStatusActive:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s; its tier changes once it is active again (pay the pending renewal)", ErrConflict, *q.SubscriptionStatus)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s: pay its pending renewal first", ErrConflict, *q.SubscriptionStatus)
 	case !q.SameCurrency:
 		return refused("policy %q is priced in %s and the licence in %s: ask the seller to change the tier", q.ToSlug, q.ToCurrency, q.FromCurrency)
 	case q.Direction == "none":
