@@ -13,6 +13,19 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
+// sweepAgainIfFull enqueues next, in tx, when a sweep's batch was full (deleted == batch):
+// more may be left, so the next sweep follows at once. It is not unique, or it would be
+// deduplicated against this sweep's period.
+func sweepAgainIfFull(ctx context.Context, tx pgx.Tx, deleted int64, batch int, next river.JobArgs) error {
+	if deleted == 0 || deleted < int64(batch) {
+		return nil
+	}
+	if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, next, nil); err != nil {
+		return fmt.Errorf("enqueue the next %s: %w", next.Kind(), err)
+	}
+	return nil
+}
+
 // IdempotencyExpireSweepWorker deletes one batch of expired Idempotency-Key responses. When
 // the batch was full it enqueues the next sweep in the same transaction.
 type IdempotencyExpireSweepWorker struct {
@@ -35,12 +48,8 @@ func (w *IdempotencyExpireSweepWorker) Work(ctx context.Context, job *river.Job[
 			return fmt.Errorf("delete expired idempotency keys: %w", err)
 		}
 		w.cfg.Log.InfoContext(ctx, "expired idempotency keys deleted", "count", deleted)
-		// A full batch means more may be left: the next sweep follows at once. It is not
-		// unique, or it would be deduplicated against this one's period.
-		if deleted > 0 && deleted == int64(w.cfg.IdempotencySweepBatch) {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.IdempotencyExpireSweep{}, nil); err != nil {
-				return fmt.Errorf("enqueue next idempotency sweep: %w", err)
-			}
+		if err := sweepAgainIfFull(ctx, tx, deleted, w.cfg.IdempotencySweepBatch, jobargs.IdempotencyExpireSweep{}); err != nil {
+			return err
 		}
 		return complete(ctx, tx, job)
 	})

@@ -47,6 +47,9 @@ type Config struct {
 	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
 	// Default 10000.
 	IdempotencySweepBatch int
+	// EventRetention is how long events and their finished webhook deliveries are kept
+	// (event.retention_sweep). Default 30 days.
+	EventRetention time.Duration
 	// HTTPClient sends webhook deliveries. Default: outbound.Client with AllowPrivateNetworks
 	// (no redirects: a 3xx is a failed attempt).
 	HTTPClient *http.Client
@@ -83,6 +86,12 @@ func Workers(cfg Config) (*river.Workers, error) {
 	if cfg.IdempotencySweepBatch < 1 || cfg.IdempotencySweepBatch > math.MaxInt32 {
 		return nil, fmt.Errorf("jobs: Config.IdempotencySweepBatch must be between 1 and %d", math.MaxInt32)
 	}
+	if cfg.EventRetention == 0 {
+		cfg.EventRetention = 30 * 24 * time.Hour
+	}
+	if cfg.EventRetention < 0 {
+		return nil, errors.New("jobs: Config.EventRetention must be positive")
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = outbound.Client(cfg.AllowPrivateNetworks)
 	}
@@ -94,6 +103,7 @@ func Workers(cfg Config) (*river.Workers, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
+	river.AddWorker(workers, &EventRetentionSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInCreateInvoiceWorker{cfg: cfg})
@@ -119,6 +129,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.IdempotencyExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "idempotency.expire_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.EventRetentionSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
+		}, &river.PeriodicJobOpts{ID: "event.retention_sweep", RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
 		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),

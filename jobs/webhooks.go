@@ -254,3 +254,34 @@ func truncateWebhookError(s string) string {
 	}
 	return s[:cut] + "…"
 }
+
+// eventRetentionBatch is how many events one event.retention_sweep deletes.
+const eventRetentionBatch = 5000
+
+// EventRetentionSweepWorker deletes one batch of events older than Config.EventRetention
+// with their finished deliveries (EventPurge); events with a delivery still pending stay.
+// When the batch was full it enqueues the next sweep in the same transaction.
+type EventRetentionSweepWorker struct {
+	river.WorkerDefaults[jobargs.EventRetentionSweep]
+	cfg Config
+}
+
+// Timeout bounds one sweep.
+func (w *EventRetentionSweepWorker) Timeout(*river.Job[jobargs.EventRetentionSweep]) time.Duration {
+	return time.Minute
+}
+
+// Work deletes old events and completes the job in one transaction.
+func (w *EventRetentionSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.EventRetentionSweep]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		purged, err := queries.EventPurge(ctx, tx, sql.EventPurgeParams{Cutoff: w.cfg.Clock.Now().Add(-w.cfg.EventRetention), Batch: eventRetentionBatch})
+		if err != nil {
+			return fmt.Errorf("purge old events: %w", err)
+		}
+		w.cfg.Log.InfoContext(ctx, "old events deleted", "events", purged.Events, "deliveries", purged.Deliveries)
+		if err := sweepAgainIfFull(ctx, tx, purged.Events, eventRetentionBatch, jobargs.EventRetentionSweep{}); err != nil {
+			return err
+		}
+		return complete(ctx, tx, job)
+	})
+}

@@ -847,3 +847,48 @@ func requireTime(t *testing.T, want time.Time, got *time.Time) {
 	require.NotNil(t, got)
 	require.True(t, want.Equal(*got), "want %s, got %s", want, *got)
 }
+
+// TestEventRetentionSweepWorker keeps the outbox bounded: events older than the retention
+// go with their finished deliveries; recent ones, and old ones still being delivered, stay.
+func TestEventRetentionSweepWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupDeliver(t, 10*time.Second)
+	endpoint := b.endpoint(t, nil, "https://example.com/hook", core.EventLicenseRevoked)
+	setState := func(d sql.WebhookDelivery, state sql.DeliveryState) {
+		_, err := b.tx.Exec(ctx, "UPDATE webhook_deliveries SET state = $3::delivery_state, finished_at = CASE WHEN $3::delivery_state <> 'pending' THEN now() END WHERE tenant_id = $1 AND id = $2",
+			b.tenant.ID, d.ID, state)
+		require.NoError(t, err)
+	}
+	succeeded := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "succeeded"})[endpoint.ID]
+	setState(succeeded, sql.DeliveryStateSucceeded)
+	dead := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "dead"})[endpoint.ID]
+	setState(dead, sql.DeliveryStateDead)
+	pending := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "pending"})[endpoint.ID]
+	require.Empty(t, b.emit(t, core.EventLicenseIssued, map[string]string{"n": "undelivered"}), "no endpoint wants it")
+	b.clock.Advance(31 * 24 * time.Hour)
+	recent := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "recent"})[endpoint.ID]
+	setState(recent, sql.DeliveryStateSucceeded)
+
+	worker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &EventRetentionSweepWorker{cfg: Config{
+		DB: b.tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), EventRetention: 30 * 24 * time.Hour,
+	}})
+	res, err := worker.Work(ctx, t, b.tx, jobargs.EventRetentionSweep{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+
+	left := b.deliveries(t)
+	require.Len(t, left, 2)
+	require.Contains(t, left, pending.ID, "an old event still being delivered stays")
+	require.Contains(t, left, recent.ID)
+	var events []string
+	rows, err := b.tx.Query(ctx, "SELECT data->>'n' FROM events WHERE tenant_id = $1 ORDER BY occurred_at, id", b.tenant.ID)
+	require.NoError(t, err)
+	events, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"pending", "recent"}, events)
+
+	_, err = worker.Work(ctx, t, b.tx, jobargs.EventRetentionSweep{}, nil)
+	require.NoError(t, err, "a second sweep finds nothing more to delete")
+	require.Len(t, b.deliveries(t), 2)
+}

@@ -136,3 +136,30 @@ WHERE d.tenant_id = @tenant_id::uuid
   AND (sqlc.narg(after)::uuid IS NULL OR d.id < sqlc.narg(after)::uuid)
 ORDER BY d.id DESC
 LIMIT @row_limit::int;
+
+-- name: EventPurge :one
+-- EventPurge deletes, across tenants, up to @batch events that occurred before @cutoff and
+-- have no delivery still pending, with their deliveries (succeeded or dead), oldest first:
+-- the outbox keeps what is recent or still being delivered. Rows another sweep holds are
+-- skipped. A delivery retried (made pending again) while the sweep runs is not deleted: the
+-- event's foreign key then fails the sweep, which deletes nothing and skips that event the
+-- next time. It returns how many events and deliveries it deleted. events_occurred_idx,
+-- and webhook_deliveries_event_idx for each event's deliveries.
+WITH doomed AS (
+    SELECT e.tenant_id, e.id FROM events e
+    WHERE e.occurred_at < sqlc.arg(cutoff)::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.state = 'pending')
+    ORDER BY e.occurred_at
+    LIMIT sqlc.arg(batch)::int
+    FOR UPDATE SKIP LOCKED
+), deliveries AS (
+    DELETE FROM webhook_deliveries d USING doomed
+    WHERE d.tenant_id = doomed.tenant_id AND d.event_id = doomed.id AND d.state <> 'pending'
+    RETURNING d.id
+), events AS (
+    DELETE FROM events e USING doomed
+    WHERE e.tenant_id = doomed.tenant_id AND e.id = doomed.id
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM events)::bigint AS events, (SELECT count(*) FROM deliveries)::bigint AS deliveries;

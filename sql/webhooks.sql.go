@@ -37,6 +37,51 @@ func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParam
 	return err
 }
 
+const eventPurge = `-- name: EventPurge :one
+WITH doomed AS (
+    SELECT e.tenant_id, e.id FROM events e
+    WHERE e.occurred_at < $1::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.state = 'pending')
+    ORDER BY e.occurred_at
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+), deliveries AS (
+    DELETE FROM webhook_deliveries d USING doomed
+    WHERE d.tenant_id = doomed.tenant_id AND d.event_id = doomed.id AND d.state <> 'pending'
+    RETURNING d.id
+), events AS (
+    DELETE FROM events e USING doomed
+    WHERE e.tenant_id = doomed.tenant_id AND e.id = doomed.id
+    RETURNING e.id
+)
+SELECT (SELECT count(*) FROM events)::bigint AS events, (SELECT count(*) FROM deliveries)::bigint AS deliveries
+`
+
+type EventPurgeParams struct {
+	Cutoff time.Time
+	Batch  int32
+}
+
+type EventPurgeRow struct {
+	Events     int64
+	Deliveries int64
+}
+
+// EventPurge deletes, across tenants, up to @batch events that occurred before @cutoff and
+// have no delivery still pending, with their deliveries (succeeded or dead), oldest first:
+// the outbox keeps what is recent or still being delivered. Rows another sweep holds are
+// skipped. A delivery retried (made pending again) while the sweep runs is not deleted: the
+// event's foreign key then fails the sweep, which deletes nothing and skips that event the
+// next time. It returns how many events and deliveries it deleted. events_occurred_idx,
+// and webhook_deliveries_event_idx for each event's deliveries.
+func (q *Queries) EventPurge(ctx context.Context, db DBTX, arg EventPurgeParams) (EventPurgeRow, error) {
+	row := db.QueryRow(ctx, eventPurge, arg.Cutoff, arg.Batch)
+	var i EventPurgeRow
+	err := row.Scan(&i.Events, &i.Deliveries)
+	return i, err
+}
+
 const webhookDeliveryAbandon = `-- name: WebhookDeliveryAbandon :one
 UPDATE webhook_deliveries SET state = 'dead', last_error = $1::text, finished_at = $2::timestamptz
 WHERE tenant_id = $3::uuid AND id = $4::uuid AND state = 'pending'

@@ -44,6 +44,9 @@ type Config struct {
 	// tenants choose, reach loopback, private and link-local addresses. Default false (no
 	// server-side request forgery); make run turns it on for local receivers and fakes.
 	AllowPrivateNetworks bool `env:"TESSERA_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
+	// EventRetention is how long events and their finished webhook deliveries are kept.
+	// Default 720h (30 days).
+	EventRetention time.Duration `env:"TESSERA_EVENT_RETENTION" envDefault:"720h"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
@@ -126,6 +129,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.RateMaxAge <= 0 {
 		problems = append(problems, errors.New("TESSERA_RATE_MAX_AGE must be positive"))
+	}
+	if cfg.EventRetention <= 0 {
+		problems = append(problems, fmt.Errorf("TESSERA_EVENT_RETENTION must be positive, not %s", cfg.EventRetention))
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))

@@ -98,7 +98,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
 	rates := payment.NewCached(payments, clk, cfg.RateMaxAge)
 	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, Rates: rates, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation(),
-		AllowPrivateNetworks: cfg.AllowPrivateNetworks})
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks, EventRetention: cfg.EventRetention})
 	if err != nil {
 		return err
 	}

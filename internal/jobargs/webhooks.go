@@ -26,3 +26,11 @@ func (WebhookDeliver) Kind() string { return "webhook.deliver" }
 func (WebhookDeliver) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueWebhooks, MaxAttempts: WebhookDeliverMaxAttempts}
 }
+
+// EventRetentionSweep deletes events older than the retention with their finished
+// deliveries, across tenants. It runs every hour; a sweep that fills its batch enqueues the
+// next one.
+type EventRetentionSweep struct{}
+
+// Kind is the job kind River UI shows.
+func (EventRetentionSweep) Kind() string { return "event.retention_sweep" }
