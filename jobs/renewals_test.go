@@ -855,6 +855,11 @@ func TestTierChangesWithRenewals(t *testing.T) {
 				}
 				if paid {
 					pay(payin)
+					err := run(func(tx pgx.Tx) error { // a replayed settlement changes nothing
+						_, err := core.PayInPaid(ctx, tx, step(b, factory.Jobs), payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+						return err
+					})
+					require.ErrorIs(t, err, core.ErrConflict)
 					return
 				}
 				require.NoError(t, run(func(tx pgx.Tx) error {

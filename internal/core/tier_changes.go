@@ -220,13 +220,19 @@ func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, 
 // (TierChangeLockSubscription: renewals lock it first too, so the two never deadlock),
 // audits and emits license.tier_changed, and
 // recomputes the referrer of the licence's customer (the policy decides whether a referral
-// qualifies). A change applied already is a no-op: it returns the licence as it is.
+// qualifies). A change no longer pending or scheduled (applied, or cancelled by a concurrent
+// request) is a no-op: it returns the change and the licence as they are.
 func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierChange) (sql.TierChange, sql.License, error) {
 	if err := queries.TierChangeLockSubscription(ctx, tx, sql.TierChangeLockSubscriptionParams{TenantID: change.TenantID, LicenseID: change.LicenseID}); err != nil {
 		return sql.TierChange{}, sql.License{}, fmt.Errorf("lock the subscription of licence %s: %w", change.LicenseID, err)
 	}
 	license, err := queries.TierChangeApply(ctx, tx, sql.TierChangeApplyParams{TenantID: change.TenantID, ID: change.ID, Now: st.Now})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
+		// Applied, cancelled or failed meanwhile: return both as they are now.
+		id := change.ID
+		if change, err = queries.TierChangeGet(ctx, tx, sql.TierChangeGetParams{TenantID: change.TenantID, ID: id}); err != nil {
+			return sql.TierChange{}, sql.License{}, fmt.Errorf("tier change %s: %w", id, DBError(err))
+		}
 		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: change.TenantID, ID: change.LicenseID})
 		return change, license, DBError(err)
 	} else if err != nil {
@@ -268,8 +274,8 @@ func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, license
 	} else if err != nil {
 		return false, fmt.Errorf("scheduled downgrade of licence %s: %w", licenseID, err)
 	}
-	_, _, err = tierChangeApply(ctx, tx, st, change)
-	return err == nil, err
+	applied, _, err := tierChangeApply(ctx, tx, st, change)
+	return err == nil && applied.Status == sql.TierChangeStatusApplied, err
 }
 
 // TierChangeEventData is the payload of tier change events and audit entries.
