@@ -11,9 +11,11 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/sql"
 )
@@ -42,7 +44,9 @@ func (replayError) Error() string { return "replay" }
 // transact makes every write (POST, PUT, PATCH, DELETE) one transaction: it opens it, hands
 // it to the handler through the context, buffers the response, and commits only when the
 // handler succeeded — so a client never sees a success that did not commit. A write that
-// carries an Idempotency-Key (and a tenant) is also idempotent:
+// carries an Idempotency-Key is also idempotent, within its scope (idempotencyScopeOf): an
+// admin request's keys are its tenant's, a buyer request's keys are the buyers' of the tenant
+// it names. Within the scope:
 //   - the same key and the same request (method, path, query and body bytes) replays the
 //     first successful response, with Idempotent-Replayed: true;
 //   - the same key with another request is 422;
@@ -82,8 +86,14 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 		s.writeError(ctx, huma.Error400BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters"))
 		return
 	}
-	p, hasTenant := principalFrom(c)
-	idempotent := key != "" && hasTenant
+	var scope idempotencyScope
+	if key != "" {
+		if scope, err = s.idempotencyScopeOf(ctx, body); err != nil {
+			s.writeError(ctx, problem(c, err))
+			return
+		}
+	}
+	idempotent := key != "" && scope.tenantID != uuid.Nil
 	u := ctx.URL()
 	hash := sha256.Sum256(fmt.Appendf(nil, "%s %s?%s\n%s", ctx.Method(), u.Path, u.RawQuery, body))
 	now := s.cfg.Clock.Now()
@@ -91,7 +101,7 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 
 	err = pg.InTx(c, s.cfg.DB, func(tx pgx.Tx) error {
 		if idempotent {
-			if err := s.idempotencyCheck(c, tx, p, key, hash[:]); err != nil {
+			if err := s.idempotencyCheck(c, tx, scope, key, hash[:]); err != nil {
 				return err
 			}
 		}
@@ -107,8 +117,8 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 			return fmt.Errorf("encode response headers: %w", err)
 		}
 		return s.queries.IdempotencyKeyStore(c, tx, sql.IdempotencyKeyStoreParams{
-			TenantID: p.tenantID, Key: key, RequestHash: hash[:], ResponseStatus: int32(rec.status),
-			ResponseHeaders: headers, ResponseBody: s.cfg.Box.Seal(rec.out.Bytes(), idempotencyLabel(p, key)),
+			TenantID: scope.tenantID, Scope: scope.name, Key: key, RequestHash: hash[:], ResponseStatus: int32(rec.status),
+			ResponseHeaders: headers, ResponseBody: s.cfg.Box.Seal(rec.out.Bytes(), scope.label(key)),
 			Now: now, ExpiresAt: now.Add(s.cfg.IdempotencyTTL),
 		})
 	})
@@ -127,7 +137,7 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 			s.writeError(ctx, problem(c, fmt.Errorf("decode stored response headers: %w", err)))
 			return
 		}
-		body, err := s.cfg.Box.Open(replay.stored.ResponseBody, idempotencyLabel(p, key))
+		body, err := s.cfg.Box.Open(replay.stored.ResponseBody, scope.label(key))
 		if err != nil {
 			s.writeError(ctx, problem(c, fmt.Errorf("open stored response: %w", err)))
 			return
@@ -140,23 +150,121 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	}
 }
 
-// idempotencyLabel binds a stored response to its tenant and key. Stored responses are
-// sealed: some carry secrets shown once (a new API key, a webhook secret).
-func idempotencyLabel(p principal, key string) string {
-	return "idempotency/" + p.tenantID.String() + "/" + key
+// Idempotency scopes: a tenant's admin requests, or the requests of a tenant's buyers.
+const (
+	scopeAdmin = "admin"
+	scopeBuyer = "buyer"
+)
+
+// idempotencyScope is where an Idempotency-Key is unique.
+type idempotencyScope struct {
+	tenantID uuid.UUID
+	name     string // scopeAdmin or scopeBuyer
+}
+
+// label binds a stored response to its scope and key. Stored responses are sealed: some
+// carry secrets shown once (a new API key, a webhook secret).
+func (sc idempotencyScope) label(key string) string {
+	return "idempotency/" + sc.tenantID.String() + "/" + sc.name + "/" + key
+}
+
+// metadataBuyerTenant holds, on a buyer operation, the buyerTenant that finds the tenant its
+// request names, so that the request's Idempotency-Key is scoped by it.
+const metadataBuyerTenant = "buyerTenant"
+
+// buyerTenant finds the tenant a buyer request names, from its path and raw body, before the
+// handler runs. core.ErrNotFound means the request names no tenant that exists: it then runs
+// without idempotency, and its handler refuses it (refusals are not stored).
+type buyerTenant func(ctx huma.Context, body []byte) (uuid.UUID, error)
+
+// buyerOperation marks op as a buyer operation whose Idempotency-Keys are scoped by the
+// tenant that tenantOf finds in its request.
+func buyerOperation(op huma.Operation, tenantOf buyerTenant) huma.Operation {
+	if op.Metadata == nil {
+		op.Metadata = map[string]any{}
+	}
+	op.Metadata[metadataBuyerTenant] = tenantOf
+	return op
+}
+
+// idempotencyScopeOf returns the scope of a write's Idempotency-Key: the authenticated
+// tenant's admin scope, or the buyer scope of the tenant a buyer operation names. The zero
+// scope (no tenant) means the write is not idempotent.
+func (s *Server) idempotencyScopeOf(ctx huma.Context, body []byte) (idempotencyScope, error) {
+	if p, ok := principalFrom(ctx.Context()); ok {
+		return idempotencyScope{tenantID: p.tenantID, name: scopeAdmin}, nil
+	}
+	tenantOf, ok := ctx.Operation().Metadata[metadataBuyerTenant].(buyerTenant)
+	if !ok {
+		return idempotencyScope{}, nil
+	}
+	tenant, err := tenantOf(ctx, body)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return idempotencyScope{}, nil
+	case err != nil:
+		return idempotencyScope{}, fmt.Errorf("find the tenant of a buyer request: %w", err)
+	}
+	return idempotencyScope{tenantID: tenant, name: scopeBuyer}, nil
+}
+
+// tenantOfLicenseKey is the buyerTenant of operations that carry a licence key as "key" in
+// their body: the tenant the key's claims name (the handler verifies the key).
+func (s *Server) tenantOfLicenseKey(_ huma.Context, body []byte) (uuid.UUID, error) {
+	var in struct {
+		Key string `json:"key"`
+	}
+	if json.Unmarshal(body, &in) != nil {
+		return uuid.Nil, core.ErrNotFound
+	}
+	parsed, err := licensekey.Parse(in.Key)
+	if err != nil {
+		return uuid.Nil, core.ErrNotFound
+	}
+	return parsed.TenantID, nil
+}
+
+// tenantOfSlug is the buyerTenant of a purchase: the tenant whose slug is "tenant" in its
+// body.
+func (s *Server) tenantOfSlug(ctx huma.Context, body []byte) (uuid.UUID, error) {
+	var in struct {
+		Tenant string `json:"tenant"`
+	}
+	if json.Unmarshal(body, &in) != nil || in.Tenant == "" {
+		return uuid.Nil, core.ErrNotFound
+	}
+	t, err := s.queries.TenantGetBySlug(ctx.Context(), s.cfg.DB, in.Tenant)
+	if err != nil {
+		return uuid.Nil, core.DBError(err)
+	}
+	return t.ID, nil
+}
+
+// tenantOfPayIn is the buyerTenant of PayIn operations: the tenant of the PayIn whose id is
+// the path's {id}.
+func (s *Server) tenantOfPayIn(ctx huma.Context, _ []byte) (uuid.UUID, error) {
+	id, err := uuid.Parse(ctx.Param("id"))
+	if err != nil {
+		return uuid.Nil, core.ErrNotFound
+	}
+	p, err := s.queries.PayInGetAnyTenant(ctx.Context(), s.cfg.DB, id)
+	if err != nil {
+		return uuid.Nil, core.DBError(err)
+	}
+	return p.TenantID, nil
 }
 
 // idempotencyCheck takes the key's lock and looks for its stored response; it returns nil
 // when the request should run.
-func (s *Server) idempotencyCheck(c context.Context, tx pgx.Tx, p principal, key string, hash []byte) error {
-	locked, err := s.queries.IdempotencyKeyLock(c, tx, sql.IdempotencyKeyLockParams{TenantID: p.tenantID, Key: key})
+func (s *Server) idempotencyCheck(c context.Context, tx pgx.Tx, scope idempotencyScope, key string, hash []byte) error {
+	locked, err := s.queries.IdempotencyKeyLock(c, tx, sql.IdempotencyKeyLockParams{TenantID: scope.tenantID, Scope: scope.name, Key: key})
 	if err != nil {
 		return fmt.Errorf("lock idempotency key: %w", err)
 	}
 	if !locked {
 		return errInFlight
 	}
-	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: p.tenantID, Key: key, Now: s.cfg.Clock.Now()})
+	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: scope.tenantID, Scope: scope.name, Key: key, Now: s.cfg.Clock.Now()})
 	switch err = core.DBError(err); {
 	case errors.Is(err, core.ErrNotFound):
 		return nil

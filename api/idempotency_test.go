@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/sql"
 )
 
 func TestIdempotency(t *testing.T) {
@@ -170,4 +172,128 @@ func TestIdempotencyStoresNoSecrets(t *testing.T) {
 
 	replay := decode[apiKey](t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"secret"}`, "Idempotency-Key", "k-secret"))
 	require.Equal(t, created.Key, replay.Key)
+}
+
+// TestIdempotencyBuyers checks that buyer operations, the ones a flaky client retries,
+// honour Idempotency-Key with the admin semantics, scoped by the tenant their request names
+// and apart from the tenant's admin keys.
+func TestIdempotencyBuyers(t *testing.T) {
+	t.Parallel()
+
+	payinCount := func(t *testing.T, b *bundle) int {
+		t.Helper()
+		var n int
+		require.NoError(t, b.db.QueryRow(t.Context(), "SELECT count(*) FROM payins WHERE tenant_id = $1", b.tenant.ID).Scan(&n))
+		return n
+	}
+	purchaseBody := func(b *bundle, email string) string {
+		return fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":%q}`, b.tenant.Slug, email)
+	}
+	setupShopOf := func(t *testing.T, b *bundle, tenant sql.Tenant) {
+		t.Helper()
+		factory.Policy(t, b.db, tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 1000))
+		for _, email := range []string{"a@example.com", "b@example.com", "race@example.com"} {
+			factory.Customer(t, b.db, tenant.ID, factory.CustomerEmail(email))
+		}
+	}
+	setupPolicy := func(t *testing.T, b *bundle) {
+		t.Helper()
+		setupShopOf(t, b, b.tenant)
+	}
+
+	t.Run("PurchaseReplaysTheFirstResponse", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		setupPolicy(t, b)
+		first := b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Authorization", "", "Idempotency-Key", "buy-1")
+		require.Equal(t, http.StatusCreated, first.status, "body: %s", first.body)
+		again := b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Authorization", "", "Idempotency-Key", "buy-1")
+		require.Equal(t, http.StatusCreated, again.status)
+		require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+		require.JSONEq(t, string(first.body), string(again.body))
+		require.Equal(t, 1, payinCount(t, b), "one PayIn and one invoice for a retried purchase")
+
+		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "b@example.com"), "Authorization", "", "Idempotency-Key", "buy-1"), http.StatusUnprocessableEntity)
+		require.Contains(t, p.Detail, "different request")
+	})
+
+	t.Run("BuyerKeysApartFromAdminKeys", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		setupPolicy(t, b)
+		admin := b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Idempotency-Key", "shared")
+		require.Equal(t, http.StatusCreated, admin.status, "body: %s", admin.body)
+		buyer := b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Authorization", "", "Idempotency-Key", "shared")
+		require.Equal(t, http.StatusCreated, buyer.status, "body: %s", buyer.body)
+		require.Empty(t, buyer.header.Get("Idempotent-Replayed"), "a buyer never sees a response stored for the admin key")
+		require.Equal(t, 2, payinCount(t, b))
+	})
+
+	t.Run("ScopedByTheTenantNamed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		setupPolicy(t, b)
+		other := factory.Tenant(t, b.db)
+		setupShopOf(t, b, other)
+		require.Equal(t, http.StatusCreated, b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Authorization", "", "Idempotency-Key", "k").status)
+		res := b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"a@example.com"}`, other.Slug), "Authorization", "", "Idempotency-Key", "k")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		require.Empty(t, res.header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("LicenceKeyAndPayInOperations", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		setupPolicy(t, b)
+		l := factory.License(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID).ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+		body := fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key)
+		first := b.request(t, http.MethodPost, "/v1/machines/activate", body, "Authorization", "", "Idempotency-Key", "act-1")
+		require.Equal(t, http.StatusCreated, first.status, "body: %s", first.body)
+		again := b.request(t, http.MethodPost, "/v1/machines/activate", body, "Authorization", "", "Idempotency-Key", "act-1")
+		require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+		require.Equal(t, first.status, again.status, "the replay answers the first status")
+
+		created := decode[payin](t, b.request(t, http.MethodPost, "/v1/purchase", purchaseBody(b, "a@example.com"), "Authorization", ""))
+		cancel := b.request(t, http.MethodPost, "/v1/payins/"+created.ID+"/cancel", "", "Authorization", "", "Idempotency-Key", "cancel-1")
+		require.Equal(t, http.StatusOK, cancel.status, "body: %s", cancel.body)
+		again = b.request(t, http.MethodPost, "/v1/payins/"+created.ID+"/cancel", "", "Authorization", "", "Idempotency-Key", "cancel-1")
+		require.Equal(t, http.StatusOK, again.status, "a retried cancel replays its success instead of a 409")
+		require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("UnknownTenantRunsWithoutAKey", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for range 2 {
+			requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", `{"tenant":"nobody","policy":"pro","customer_email":"a@example.com"}`, "Authorization", "", "Idempotency-Key", "k"), http.StatusNotFound)
+			requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", `{"key":"forged","fingerprint":"fp"}`, "Authorization", "", "Idempotency-Key", "k"), http.StatusUnauthorized)
+		}
+	})
+
+	t.Run("ConcurrentPurchasesRunOnce", func(t *testing.T) {
+		t.Parallel()
+		b, srv := setupServer(t)
+		setupPolicy(t, b)
+		const n = 8
+		results := make([]response, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				results[i] = b.send(t, srv, http.MethodPost, "/v1/purchase", purchaseBody(b, "race@example.com"), "Authorization", "", "Idempotency-Key", "race")
+			})
+		}
+		wg.Wait()
+		executed := 0
+		for _, r := range results {
+			switch {
+			case r.status == http.StatusCreated && r.header.Get("Idempotent-Replayed") == "":
+				executed++
+			case r.status == http.StatusCreated:
+			default:
+				requireProblem(t, r, http.StatusConflict)
+			}
+		}
+		require.Equal(t, 1, executed)
+		require.Equal(t, 1, payinCount(t, b))
+	})
 }

@@ -141,7 +141,7 @@ func (s *Server) registerMachines() {
 		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "machine-activate",
 		Method:      http.MethodPost,
 		Path:        "/v1/machines/activate",
@@ -149,7 +149,7 @@ func (s *Server) registerMachines() {
 		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusUnauthorized, http.StatusConflict},
-	}, func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
 		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -161,7 +161,7 @@ func (s *Server) registerMachines() {
 		return activated(m, created), nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "machine-deactivate",
 		Method:      http.MethodPost,
 		Path:        "/v1/machines/deactivate",
@@ -169,7 +169,7 @@ func (s *Server) registerMachines() {
 		Description: "Authenticated by the licence key (401 otherwise); frees the machine's slot. A fingerprint that is not active on the licence is 404.",
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
-	}, func(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
 		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)

@@ -268,7 +268,7 @@ type PayInListOutput struct {
 }
 
 func (s *Server) registerPayIns() {
-	huma.Register(s.api, optionalAdminOperation(huma.Operation{
+	huma.Register(s.api, optionalAdminOperation(buyerOperation(huma.Operation{
 		OperationID:   "purchase",
 		Method:        http.MethodPost,
 		Path:          "/v1/purchase",
@@ -277,7 +277,7 @@ func (s *Server) registerPayIns() {
 		Tags:          []string{"Payments"},
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
-	}), func(ctx context.Context, in *PurchaseInput) (*PayInOutput, error) {
+	}, s.tenantOfSlug)), func(ctx context.Context, in *PurchaseInput) (*PayInOutput, error) {
 		payin, err := s.purchase(ctx, in)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -301,7 +301,7 @@ func (s *Server) registerPayIns() {
 		return s.payInOutput(ctx, payin)
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "payin-cancel",
 		Method:      http.MethodPost,
 		Path:        "/v1/payins/{id}/cancel",
@@ -309,7 +309,7 @@ func (s *Server) registerPayIns() {
 		Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts. A PAID or FAILED PayIn is 409.",
 		Tags:        []string{"Payments"},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	}, func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+	}, s.tenantOfPayIn), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
 		payin, err := s.queries.PayInGetAnyTenant(ctx, tx(ctx), in.ID)
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
@@ -323,7 +323,7 @@ func (s *Server) registerPayIns() {
 		return s.payInOutput(ctx, payin)
 	})
 
-	huma.Register(s.api, optionalAdminOperation(huma.Operation{
+	huma.Register(s.api, optionalAdminOperation(buyerOperation(huma.Operation{
 		OperationID:   "payin-retry",
 		Method:        http.MethodPost,
 		Path:          "/v1/payins/{id}/retry",
@@ -332,7 +332,7 @@ func (s *Server) registerPayIns() {
 		Tags:          []string{"Payments"},
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
-	}), func(ctx context.Context, in *PayInRetryInput) (*PayInOutput, error) {
+	}, s.tenantOfPayIn)), func(ctx context.Context, in *PayInRetryInput) (*PayInOutput, error) {
 		payin, err := s.payInRetry(ctx, in)
 		if err != nil {
 			return nil, problem(ctx, err)

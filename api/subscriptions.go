@@ -171,7 +171,7 @@ func (s *Server) registerSubscriptions() {
 		return subscriptionWithLicense(sub, l), nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "subscription-cancel",
 		Method:      http.MethodPost,
 		Path:        "/v1/subscriptions/cancel",
@@ -179,7 +179,7 @@ func (s *Server) registerSubscriptions() {
 		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401; a licence without a subscription is 404. " + cancelDescription,
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-	}, func(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
 		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)

@@ -142,7 +142,7 @@ func (s *Server) registerTierChanges() {
 		return tierQuoteFrom(q), nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "tier-upgrade",
 		Method:      http.MethodPost,
 		Path:        "/v1/upgrade",
@@ -155,7 +155,7 @@ func (s *Server) registerTierChanges() {
 		Tags:          []string{"Tier changes"},
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
-	}, func(ctx context.Context, in *TierInput) (*TierUpgradeOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierInput) (*TierUpgradeOutput, error) {
 		license, target, err := s.tierTarget(ctx, in)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -180,7 +180,7 @@ func (s *Server) registerTierChanges() {
 		return out, nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "tier-downgrade",
 		Method:      http.MethodPost,
 		Path:        "/v1/downgrade",
@@ -191,7 +191,7 @@ func (s *Server) registerTierChanges() {
 		Tags:          []string{"Tier changes"},
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-	}, func(ctx context.Context, in *TierInput) (*TierChangeOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierInput) (*TierChangeOutput, error) {
 		license, target, err := s.tierTarget(ctx, in)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -203,7 +203,7 @@ func (s *Server) registerTierChanges() {
 		return &TierChangeOutput{Body: tierChangeFrom(change)}, nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, buyerOperation(huma.Operation{
 		OperationID: "tier-downgrade-cancel",
 		Method:      http.MethodPost,
 		Path:        "/v1/downgrade/cancel",
@@ -211,7 +211,7 @@ func (s *Server) registerTierChanges() {
 		Description: "Authenticated by the licence key (401 otherwise). No scheduled downgrade is 404.",
 		Tags:        []string{"Tier changes"},
 		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
-	}, func(ctx context.Context, in *TierDowngradeCancelInput) (*TierChangeOutput, error) {
+	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierDowngradeCancelInput) (*TierChangeOutput, error) {
 		license, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)

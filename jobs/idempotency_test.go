@@ -67,6 +67,7 @@ func (b *sweepBundle) storeKey(t *testing.T, tenant sql.Tenant, key string, expi
 	t.Helper()
 	err := queries.IdempotencyKeyStore(context.Background(), b.tx, sql.IdempotencyKeyStoreParams{
 		TenantID:        tenant.ID,
+		Scope:           "admin",
 		Key:             key,
 		RequestHash:     make([]byte, 32),
 		ResponseStatus:  201,

@@ -77,7 +77,7 @@ func TestPeriodicJobs(t *testing.T) {
 	tenant := factory.Tenant(t, pool)
 	queries := sql.New()
 	require.NoError(t, queries.IdempotencyKeyStore(ctx, pool, sql.IdempotencyKeyStoreParams{
-		TenantID: tenant.ID, Key: "expired", RequestHash: make([]byte, 32), ResponseStatus: 201,
+		TenantID: tenant.ID, Scope: "admin", Key: "expired", RequestHash: make([]byte, 32), ResponseStatus: 201,
 		ResponseHeaders: []byte(`{}`), ResponseBody: []byte(`{}`),
 		Now: factory.Now.Add(-48 * time.Hour), ExpiresAt: factory.Now.Add(-24 * time.Hour),
 	}))

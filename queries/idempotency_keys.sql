@@ -1,20 +1,20 @@
 -- name: IdempotencyKeyLock :one
--- IdempotencyKeyLock takes a transaction-scoped advisory lock on (tenant, key) without
--- waiting: false means another request with the same key is still in flight.
-SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(@tenant_id::uuid AS text) || '/' || @key::text, 0));
+-- IdempotencyKeyLock takes a transaction-scoped advisory lock on (tenant, scope, key)
+-- without waiting: false means another request with the same key is still in flight.
+SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(@tenant_id::uuid AS text) || '/' || @scope::text || '/' || @key::text, 0));
 
 -- name: IdempotencyKeyGet :one
 -- IdempotencyKeyGet reads the stored response for a key unless it has expired (primary key).
 SELECT * FROM idempotency_keys
-WHERE tenant_id = @tenant_id::uuid AND key = @key::text AND expires_at > @now::timestamptz;
+WHERE tenant_id = @tenant_id::uuid AND scope = @scope::text AND key = @key::text AND expires_at > @now::timestamptz;
 
 -- name: IdempotencyKeyStore :exec
 -- IdempotencyKeyStore records the response of a write in the write's transaction. An
 -- expired row for the same key is replaced.
-INSERT INTO idempotency_keys (tenant_id, key, request_hash, response_status, response_headers, response_body, created_at, expires_at)
-VALUES (@tenant_id::uuid, @key::text, @request_hash::bytea, @response_status::int, @response_headers::jsonb,
+INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, response_status, response_headers, response_body, created_at, expires_at)
+VALUES (@tenant_id::uuid, @scope::text, @key::text, @request_hash::bytea, @response_status::int, @response_headers::jsonb,
         @response_body::bytea, @now::timestamptz, @expires_at::timestamptz)
-ON CONFLICT (tenant_id, key) DO UPDATE
+ON CONFLICT (tenant_id, scope, key) DO UPDATE
 SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
     response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,
     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at

@@ -38,19 +38,25 @@ func (q *Queries) IdempotencyKeyDeleteExpired(ctx context.Context, db DBTX, arg 
 }
 
 const idempotencyKeyGet = `-- name: IdempotencyKeyGet :one
-SELECT tenant_id, key, request_hash, response_status, response_headers, response_body, created_at, expires_at FROM idempotency_keys
-WHERE tenant_id = $1::uuid AND key = $2::text AND expires_at > $3::timestamptz
+SELECT tenant_id, key, request_hash, response_status, response_headers, response_body, created_at, expires_at, scope FROM idempotency_keys
+WHERE tenant_id = $1::uuid AND scope = $2::text AND key = $3::text AND expires_at > $4::timestamptz
 `
 
 type IdempotencyKeyGetParams struct {
 	TenantID uuid.UUID
+	Scope    string
 	Key      string
 	Now      time.Time
 }
 
 // IdempotencyKeyGet reads the stored response for a key unless it has expired (primary key).
 func (q *Queries) IdempotencyKeyGet(ctx context.Context, db DBTX, arg IdempotencyKeyGetParams) (IdempotencyKey, error) {
-	row := db.QueryRow(ctx, idempotencyKeyGet, arg.TenantID, arg.Key, arg.Now)
+	row := db.QueryRow(ctx, idempotencyKeyGet,
+		arg.TenantID,
+		arg.Scope,
+		arg.Key,
+		arg.Now,
+	)
 	var i IdempotencyKey
 	err := row.Scan(
 		&i.TenantID,
@@ -61,33 +67,35 @@ func (q *Queries) IdempotencyKeyGet(ctx context.Context, db DBTX, arg Idempotenc
 		&i.ResponseBody,
 		&i.CreatedAt,
 		&i.ExpiresAt,
+		&i.Scope,
 	)
 	return i, err
 }
 
 const idempotencyKeyLock = `-- name: IdempotencyKeyLock :one
-SELECT pg_try_advisory_xact_lock(hashtextextended(CAST($1::uuid AS text) || '/' || $2::text, 0))
+SELECT pg_try_advisory_xact_lock(hashtextextended(CAST($1::uuid AS text) || '/' || $2::text || '/' || $3::text, 0))
 `
 
 type IdempotencyKeyLockParams struct {
 	TenantID uuid.UUID
+	Scope    string
 	Key      string
 }
 
-// IdempotencyKeyLock takes a transaction-scoped advisory lock on (tenant, key) without
-// waiting: false means another request with the same key is still in flight.
+// IdempotencyKeyLock takes a transaction-scoped advisory lock on (tenant, scope, key)
+// without waiting: false means another request with the same key is still in flight.
 func (q *Queries) IdempotencyKeyLock(ctx context.Context, db DBTX, arg IdempotencyKeyLockParams) (bool, error) {
-	row := db.QueryRow(ctx, idempotencyKeyLock, arg.TenantID, arg.Key)
+	row := db.QueryRow(ctx, idempotencyKeyLock, arg.TenantID, arg.Scope, arg.Key)
 	var pg_try_advisory_xact_lock bool
 	err := row.Scan(&pg_try_advisory_xact_lock)
 	return pg_try_advisory_xact_lock, err
 }
 
 const idempotencyKeyStore = `-- name: IdempotencyKeyStore :exec
-INSERT INTO idempotency_keys (tenant_id, key, request_hash, response_status, response_headers, response_body, created_at, expires_at)
-VALUES ($1::uuid, $2::text, $3::bytea, $4::int, $5::jsonb,
-        $6::bytea, $7::timestamptz, $8::timestamptz)
-ON CONFLICT (tenant_id, key) DO UPDATE
+INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, response_status, response_headers, response_body, created_at, expires_at)
+VALUES ($1::uuid, $2::text, $3::text, $4::bytea, $5::int, $6::jsonb,
+        $7::bytea, $8::timestamptz, $9::timestamptz)
+ON CONFLICT (tenant_id, scope, key) DO UPDATE
 SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
     response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,
     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
@@ -96,6 +104,7 @@ WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
 
 type IdempotencyKeyStoreParams struct {
 	TenantID        uuid.UUID
+	Scope           string
 	Key             string
 	RequestHash     []byte
 	ResponseStatus  int32
@@ -110,6 +119,7 @@ type IdempotencyKeyStoreParams struct {
 func (q *Queries) IdempotencyKeyStore(ctx context.Context, db DBTX, arg IdempotencyKeyStoreParams) error {
 	_, err := db.Exec(ctx, idempotencyKeyStore,
 		arg.TenantID,
+		arg.Scope,
 		arg.Key,
 		arg.RequestHash,
 		arg.ResponseStatus,

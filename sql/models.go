@@ -748,6 +748,7 @@ type IdempotencyKey struct {
 	ResponseBody    []byte
 	CreatedAt       time.Time
 	ExpiresAt       time.Time
+	Scope           string
 }
 
 type License struct {
