@@ -193,6 +193,27 @@ func (c *Client) FindInvoice(ctx context.Context, orderID string) (payment.Invoi
 	return inv, nil
 }
 
+// InvalidateInvoice marks invoice id invalid with Greenfield's
+// POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status {"status":"Invalid"}. BTCPay
+// allows it for New, Processing and Expired invoices (and ones marked by hand) and answers
+// 422 otherwise — settled, or invalid already — which is payment.ErrNotInvalidatable; 404
+// is payment.ErrNotFound.
+func (c *Client) InvalidateInvoice(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("btcpay: invalidate invoice: %w", err)
+	}
+	var data invoiceData
+	err := c.do(ctx, http.MethodPost, c.storePath("invoices", id, "status"), nil, []byte(`{"status":"Invalid"}`), &data)
+	var serr *statusError
+	if errors.As(err, &serr) && serr.status == http.StatusUnprocessableEntity {
+		return fmt.Errorf("btcpay: invalidate invoice %s: %w (%w)", id, payment.ErrNotInvalidatable, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("btcpay: invalidate invoice %s: %w", id, err)
+	}
+	return nil
+}
+
 // paidSats sums what was paid through the bitcoin payment methods, in sats. Each method's
 // paymentMethodPaid counts only its own payments (totalPaid would repeat the invoice's total
 // on every method). Fractions of a sat (Lightning's millisats) are dropped.

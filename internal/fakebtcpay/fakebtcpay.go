@@ -176,24 +176,58 @@ func (s *Server) Invalidate(id string) error {
 		StatusNew, StatusProcessing, StatusSettled)
 }
 
-// transition moves invoice id to status when its status is one of from, applying change.
+// MarkInvalid marks invoice id invalid as Greenfield's "mark invoice status" does: a New,
+// Processing or Expired invoice, or a settled one that was marked by hand, becomes Invalid
+// (marked); a settled or invalid one is ErrState. It sends no webhook.
+func (s *Server) MarkInvalid(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invoices[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("fakebtcpay: mark %s invalid: %w", id, ErrNotFound)
+	case inv.Status == StatusInvalid || inv.Status == StatusSettled && inv.Additional != "Marked":
+		return fmt.Errorf("fakebtcpay: mark %s invalid: it is %s: %w", id, inv.Status, ErrState)
+	}
+	inv.Status, inv.Additional = StatusInvalid, "Marked"
+	return nil
+}
+
+// PayLate adds sats paid to an invoice that no longer expects them — expired, invalid, or
+// settled already — as a buyer paying a stale checkout does; BTCPay records such payments
+// (PaidLate) without changing the status. It sends no webhook.
+func (s *Server) PayLate(id string, sats int64) error {
+	if sats <= 0 {
+		return fmt.Errorf("fakebtcpay: pay %s late: %d sats is not positive", id, sats)
+	}
+	return s.transition(id, "", func(inv *invoice) {
+		inv.PaidSats += sats
+		if inv.Status != StatusInvalid {
+			inv.Additional = "PaidLate"
+		}
+	}, StatusExpired, StatusInvalid, StatusSettled)
+}
+
+// transition moves invoice id to status (keeps it when status is empty) when its status is one of from, applying change.
 func (s *Server) transition(id, status string, change func(*invoice), from ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv, ok := s.invoices[id]
 	if !ok {
-		return fmt.Errorf("fakebtcpay: mark %s %s: %w", id, status, ErrNotFound)
+		return fmt.Errorf("fakebtcpay: change %s to %q: %w", id, status, ErrNotFound)
 	}
 	for _, f := range from {
 		if inv.Status == f {
-			inv.Status = status
+			if status != "" {
+				inv.Status = status
+			}
 			if change != nil {
 				change(inv)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("fakebtcpay: mark %s %s: it is %s: %w", id, status, inv.Status, ErrState)
+	return fmt.Errorf("fakebtcpay: change %s to %q: it is %s: %w", id, status, inv.Status, ErrState)
 }
 
 // Invoice is an invoice as the demo endpoints list it.

@@ -21,6 +21,7 @@ func (s *Server) routes() {
 	api("GET /api/v1/stores/{storeId}/invoices", s.searchInvoices)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}", s.getInvoice)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}/payment-methods", s.getPaymentMethods)
+	api("POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status", s.markInvoiceStatus)
 	api("GET /api/v1/stores/{storeId}/rates", s.getRates)
 	s.mux.HandleFunc("GET /fake/invoices", s.listInvoices)
 	s.mux.HandleFunc("POST /fake/invoices/{invoiceId}/settle", s.demoSettle)
@@ -103,6 +104,38 @@ func (s *Server) getInvoice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invoice-not-found", "The invoice was not found")
 		return
 	}
+	writeJSON(w, http.StatusOK, data)
+}
+
+// markInvoiceStatus answers POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status with
+// {"status":"Invalid"} as BTCPay does: New, Processing and Expired invoices (and settled ones
+// marked by hand) become Invalid, marked; others are a 422 validation error. Marking an
+// invoice settled is not part of the fake.
+func (s *Server) markInvoiceStatus(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid-request", "Invalid JSON: "+err.Error())
+		return
+	}
+	if req.Status != StatusInvalid {
+		writeValidation(w, "status", "The fake BTCPay server only marks invoices Invalid")
+		return
+	}
+	id := r.PathValue("invoiceId")
+	err := s.MarkInvalid(id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "invoice-not-found", "The invoice was not found")
+		return
+	case err != nil:
+		writeValidation(w, "status", "Status can only be marked to invalid or settled within certain conditions.")
+		return
+	}
+	s.mu.Lock()
+	data := s.invoiceData(s.invoices[id])
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, data)
 }
 

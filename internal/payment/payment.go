@@ -65,9 +65,13 @@ var ErrBadSignature = errors.New("payment: bad webhook signature")
 // ErrNotFound means the provider has no such invoice.
 var ErrNotFound = errors.New("payment: no such invoice")
 
+// ErrNotInvalidatable means the provider refused to mark an invoice invalid because its
+// status does not allow it: it is settled, or invalid already.
+var ErrNotInvalidatable = errors.New("payment: invoice cannot be marked invalid")
+
 // Provider creates and reads invoices at a payment provider and verifies its webhooks.
-// Errors other than ErrNotFound and ErrBadSignature are transient (network, 5xx) and worth
-// retrying.
+// Errors other than ErrNotFound, ErrNotInvalidatable and ErrBadSignature are transient
+// (network, 5xx) and worth retrying.
 type Provider interface {
 	// Name is the provider's name as stored on invoices: "btcpay".
 	Name() string
@@ -78,6 +82,11 @@ type Provider interface {
 	// FindInvoice finds the newest invoice created for orderID (ErrNotFound: none), so that a
 	// retried creation reuses an invoice an earlier attempt created but could not record.
 	FindInvoice(ctx context.Context, orderID string) (Invoice, error)
+	// InvalidateInvoice marks an open or expired invoice invalid, so that its checkout no
+	// longer takes payments (a PayIn that failed does not want them). A settled or already
+	// invalid invoice is ErrNotInvalidatable, an unknown one ErrNotFound. Money that still
+	// reaches it is read by GetInvoice like any other.
+	InvalidateInvoice(ctx context.Context, id string) error
 	// ParseWebhook verifies a webhook's signature over the raw body and decodes it.
 	ParseWebhook(body []byte, header http.Header) (WebhookEvent, error)
 }
