@@ -527,3 +527,29 @@ func TestSubscriptionRenewOperated(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscriptionRenewalInvoiceCancelled: an operator cancels the invoice creation of a
+// renewal PayIn; the reconcile sweep fails it with SYSTEM_CANCELLED, which releases the cycle
+// and backs the renewal off, like an invoice the provider could not create: the next renewal
+// opens the cycle again with a new PayIn.
+func TestSubscriptionRenewalInvoiceCancelled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOperated(t)
+	sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
+	b.clock.Advance(30 * 24 * time.Hour)
+	b.inTx(t, func(tx pgx.Tx, st core.Step) error {
+		_, err := core.SubscriptionRenew(ctx, tx, st, sub.TenantID, sub.ID, 1, core.RenewalQuote{})
+		return err
+	})
+	payin := b.payins(t)[0]
+	_, err := b.client.JobCancel(ctx, b.job(t, "payin.create_invoice", payInArgs(payin)))
+	require.NoError(t, err)
+	b.start(t)
+	b.sweep(t)
+	failed := b.awaitPayIn(t, payin, sql.PayinStateFAILED)
+	require.Equal(t, sql.PayinFailureReasonSYSTEMCANCELLED, *failed.FailureReason)
+	require.Empty(t, b.cycles(t, sub), "the cycle nobody could pay is released")
+	require.Equal(t, int32(1), b.get(t, sub).ConsecutiveFailures)
+	b.requireInvariants(t)
+}
