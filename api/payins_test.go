@@ -319,7 +319,13 @@ func TestPurchaseOutcomes(t *testing.T) {
 		p = s.await(t, p.ID, "FAILED")
 		require.Equal(t, "INVOICE_EXPIRED", p.FailureReason)
 		s.awaitInvoice(t, p.Invoice.InvoiceID, "Invalid")
-		require.NoError(t, s.payments.Fake.PayLate(p.Invoice.InvoiceID, 100))
+		// Seen but unconfirmed (a double spend could still undo it): nothing yet.
+		require.NoError(t, s.payments.Fake.PayLateUnconfirmed(p.Invoice.InvoiceID, 100))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
+		s.awaitSettles(t, p.Invoice.InvoiceID)
+		require.Equal(t, int64(0), s.balance(t, sql.AssetCredits))
+		// Confirmed: credited.
+		require.NoError(t, s.payments.Fake.ConfirmPayments(p.Invoice.InvoiceID))
 		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
 		s.awaitLateCredit(t, p.ID, 100)
 		require.Equal(t, int64(100), s.balance(t, sql.AssetCredits))

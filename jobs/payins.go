@@ -168,8 +168,9 @@ func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[j
 //   - still open: nothing (a later webhook or the reconcile sweep asks again).
 //
 // For a PayIn that can no longer use money — FAILED (cancelled, expired, ...) or PAID — what
-// the invoice received beyond what was accounted for is a late payment, credited to the
-// payer once (core.PayInLatePaymentCredit). The PayIn is locked while this is decided, so a
+// the invoice's confirmed payments received beyond what was accounted for is a late
+// payment, credited to the payer once (core.PayInLatePaymentCredit); an unconfirmed payment
+// (which a double spend could undo) waits for its confirmation's webhook. The PayIn is locked while this is decided, so a
 // payment racing a cancel is either settled or credited, never dropped.
 //
 // An invoice the database does not know yet (a webhook faster than the commit of the
@@ -208,7 +209,7 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 		case payin.State == sql.PayinStatePENDING:
 			err = w.settle(ctx, tx, st, payin, invoice, remote)
 		case !gone:
-			_, err = core.PayInLatePaymentCredit(ctx, tx, st, payin, remote.PaidSats)
+			_, err = core.PayInLatePaymentCredit(ctx, tx, st, payin, remote.ConfirmedSats)
 		}
 		if err != nil {
 			return err

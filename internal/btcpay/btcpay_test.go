@@ -241,7 +241,7 @@ func TestGetInvoice(t *testing.T) {
 			got, err := b.client.GetInvoice(t.Context(), created.ID)
 			require.NoError(t, err)
 			want := created
-			want.Status, want.PaidSats = tt.status, tt.paid
+			want.Status, want.PaidSats, want.ConfirmedSats = tt.status, tt.paid, tt.paid
 			require.Equal(t, want, got)
 		})
 	}
@@ -330,10 +330,16 @@ func TestInvalidateInvoice(t *testing.T) {
 		require.NoError(t, b.client.InvalidateInvoice(t.Context(), id))
 		require.Error(t, b.fake.Settle(id, 60), "an invalid invoice's checkout takes no payment")
 		require.NoError(t, b.fake.PayLate(id, 60))
+		require.NoError(t, b.fake.PayLateUnconfirmed(id, 40))
 		got, err := b.client.GetInvoice(t.Context(), id)
 		require.NoError(t, err)
 		require.Equal(t, payment.InvoiceInvalid, got.Status)
-		require.Equal(t, int64(60), got.PaidSats)
+		require.Equal(t, int64(100), got.PaidSats)
+		require.Equal(t, int64(60), got.ConfirmedSats, "the unconfirmed payment is not counted yet")
+		require.NoError(t, b.fake.ConfirmPayments(id))
+		got, err = b.client.GetInvoice(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, int64(100), got.ConfirmedSats)
 	})
 }
 

@@ -181,13 +181,25 @@ func (s *Server) invoiceData(inv *invoice) map[string]any {
 }
 
 // getPaymentMethods answers GET .../invoices/{invoiceId}/payment-methods with one on-chain
-// BTC payment method holding everything paid, amounts in BTC.
+// BTC payment method holding everything paid and its payments (status Settled when
+// confirmed, Processing before), amounts in BTC.
 func (s *Server) getPaymentMethods(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	inv, ok := s.invoices[r.PathValue("invoiceId")]
 	var amount, paid int64
+	payments := []map[string]any{}
 	if ok {
 		amount, paid = inv.AmountSats, inv.PaidSats
+		for i, p := range inv.Payments {
+			status := StatusProcessing
+			if p.Settled {
+				status = StatusSettled
+			}
+			payments = append(payments, map[string]any{
+				"id": fmt.Sprintf("%s-%d", inv.ID, i), "receivedDate": inv.Created.Unix(), "value": btc(p.Sats),
+				"fee": "0.00000000", "status": status, "destination": "bcrt1qfakefakefakefakefakefakefakefakefake",
+			})
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -206,7 +218,7 @@ func (s *Server) getPaymentMethods(w http.ResponseWriter, r *http.Request) {
 		"totalPaid":         btc(paid),
 		"due":               btc(amount - paid),
 		"networkFee":        "0.00000000",
-		"payments":          []any{},
+		"payments":          payments,
 	}})
 }
 

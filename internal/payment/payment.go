@@ -40,8 +40,12 @@ type Invoice struct {
 	OrderID     string
 	Status      InvoiceStatus
 	AmountSats  int64
-	PaidSats    int64
-	CheckoutURL string
+	// PaidSats is everything paid to the invoice, confirmed or not.
+	PaidSats int64
+	// ConfirmedSats is what its confirmed payments paid (a double spend can no longer undo
+	// them): what money reaching a dead invoice is credited by.
+	ConfirmedSats int64
+	CheckoutURL   string
 	ExpiresAt   time.Time
 }
 
