@@ -108,9 +108,9 @@ type invoiceData struct {
 // paymentMethodData is the part of Greenfield's InvoicePaymentMethodDataModel that Tessera
 // reads. BTCPay 1.x names the currency cryptoCode, 2.x currency.
 type paymentMethodData struct {
-	Currency          string  `json:"currency"`
-	CryptoCode        string  `json:"cryptoCode"`
-	PaymentMethodPaid decimal `json:"paymentMethodPaid"`
+	Currency          string        `json:"currency"`
+	CryptoCode        string        `json:"cryptoCode"`
+	PaymentMethodPaid decimal       `json:"paymentMethodPaid"`
 	Payments          []paymentData `json:"payments"`
 }
 

@@ -36,17 +36,17 @@ type InvoiceRequest struct {
 
 // Invoice is a provider invoice as Tessera reads it.
 type Invoice struct {
-	ID          string
-	OrderID     string
-	Status      InvoiceStatus
-	AmountSats  int64
+	ID         string
+	OrderID    string
+	Status     InvoiceStatus
+	AmountSats int64
 	// PaidSats is everything paid to the invoice, confirmed or not.
 	PaidSats int64
 	// ConfirmedSats is what its confirmed payments paid (a double spend can no longer undo
 	// them): what money reaching a dead invoice is credited by.
 	ConfirmedSats int64
 	CheckoutURL   string
-	ExpiresAt   time.Time
+	ExpiresAt     time.Time
 }
 
 // WebhookEvent is a provider webhook whose signature was verified.
