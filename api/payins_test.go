@@ -335,29 +335,47 @@ func TestPurchaseOutcomes(t *testing.T) {
 	t.Run("CancelRacesPayment", func(t *testing.T) {
 		t.Parallel()
 		s := setupShop(t, 100, sql.CurrencySAT)
-		s.credit(t, sql.AssetCredits, 30)
-		p := s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
-		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 70))
-		body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, "InvoiceSettled")
-		require.NoError(t, err)
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(body), "Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig"))
-		})
-		wg.Go(func() { s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "") })
-		wg.Wait()
-		s.awaitSettles(t, p.Invoice.InvoiceID)
-		final := decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, ""))
-		switch final.State {
-		case "PAID": // the payment won: the licence, nothing back
-			require.NotEmpty(t, final.LicenseKey)
-			require.Equal(t, int64(0), s.balance(t, sql.AssetCredits))
-		case "FAILED": // the cancel won: the custodial part back, the payment credited
-			s.awaitLateCredit(t, p.ID, 70)
-			require.Equal(t, int64(30+70), s.balance(t, sql.AssetCredits))
-		default:
-			require.Failf(t, "unexpected state", "%s", final.State)
+		const n = 4
+		payins := make([]payin, n)
+		for i := range payins {
+			s.credit(t, sql.AssetCredits, 30)
+			payins[i] = s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
+			require.NoError(t, s.payments.Fake.Settle(payins[i].Invoice.InvoiceID, 70))
 		}
+		// Each buyer pays and cancels at once: the cancel races the webhook (even PayIns) or
+		// the settle job the webhook enqueued (odd ones), on their own connections.
+		var wg sync.WaitGroup
+		for i, p := range payins {
+			body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, "InvoiceSettled")
+			require.NoError(t, err)
+			webhooked := make(chan struct{})
+			wg.Go(func() {
+				defer close(webhooked)
+				s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(body), "Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig"))
+			})
+			wg.Go(func() {
+				if i%2 == 1 {
+					<-webhooked
+				}
+				s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "")
+			})
+		}
+		wg.Wait()
+		want := int64(0)
+		for _, p := range payins {
+			s.awaitSettles(t, p.Invoice.InvoiceID)
+			final := decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, ""))
+			switch final.State {
+			case "PAID": // the payment won: the licence, nothing back
+				require.NotEmpty(t, final.LicenseKey)
+			case "FAILED": // the cancel won: the custodial part back, the payment credited once
+				s.awaitLateCredit(t, p.ID, 70)
+				want += 30 + 70
+			default:
+				require.Failf(t, "unexpected state", "%s", final.State)
+			}
+		}
+		require.Equal(t, want, s.balance(t, sql.AssetCredits), "no sat lost or paid twice")
 		s.requireInvariants(t)
 	})
 
