@@ -1,6 +1,7 @@
 // Package fakebtcpay is a fake BTCPay Server for development and tests. It speaks the part of
 // the Greenfield API that Tessera uses (create and read invoices in SATS, an invoice's
-// payment methods, the store's rates) with API-key authentication, keeps invoices in memory,
+// payment methods and payments, marking an invoice invalid, the store's rates) with API-key
+// authentication, keeps invoices in memory,
 // and lets tests and humans settle, expire or invalidate invoices, which sends the matching
 // webhooks signed like BTCPay's (BTCPay-Sig). It listens wherever its Handler is served:
 // httptest on loopback in tests, `tessera fake-btcpay` for demos.
