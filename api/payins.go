@@ -37,7 +37,7 @@ type PayIn struct {
 	ID              uuid.UUID     `json:"id"`
 	Type            string        `json:"type" enum:"license_purchase,subscription_renewal,tier_upgrade,credit_purchase,credit_grant"`
 	State           string        `json:"state" enum:"PENDING_INVOICE_CREATION,PENDING,PAID,FAILED" doc:"PENDING_INVOICE_CREATION: custodial part taken, invoice being created; poll until PENDING for the checkout URL."`
-	FailureReason   *string       `json:"failure_reason,omitempty"`
+	FailureReason   *string       `json:"failure_reason,omitempty" enum:"INVOICE_CREATION_FAILED,INVOICE_EXPIRED,INVOICE_INVALID,INVOICE_NOT_FOUND,USER_CANCELLED,SYSTEM_CANCELLED,AMOUNT_MISMATCH,EXECUTION_FAILED" doc:"Why a FAILED PayIn failed. INVOICE_NOT_FOUND: the provider no longer knows the invoice; SYSTEM_CANCELLED: an operator cancelled its invoice creation."`
 	CustomerID      uuid.UUID     `json:"customer_id"`
 	Price           Money         `json:"price" doc:"The price as listed."`
 	RateMinorPerBTC *int64        `json:"rate_minor_per_btc,omitempty" doc:"The exchange rate used for a fiat price: minor units (cents) per BTC."`
@@ -238,7 +238,7 @@ type PayInSpent struct {
 
 // PayOutEarned is what payouts of one type in one asset paid in the range.
 type PayOutEarned struct {
-	Type    string `json:"type" enum:"tenant_revenue,referral_reward,overpay_spillover,credit_purchase,credit_grant"`
+	Type    string `json:"type" enum:"tenant_revenue,referral_reward,overpay_spillover,credit_purchase,credit_grant,underpayment_refund,late_payment_credit" doc:"underpayment_refund: what an underpaid invoice received, credited when its PayIn failed; late_payment_credit: money that reached the invoice of a PayIn already failed or paid, credited to the payer."`
 	Asset   string `json:"asset" enum:"sats,credits,reward_sats"`
 	PayOuts int64  `json:"payouts"`
 	Amount  int64  `json:"amount"`
@@ -306,7 +306,7 @@ func (s *Server) registerPayIns() {
 		Method:      http.MethodPost,
 		Path:        "/v1/payins/{id}/cancel",
 		Summary:     "Cancel an unpaid PayIn",
-		Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts. A PAID or FAILED PayIn is 409.",
+		Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts; its invoice is then marked invalid at the provider, and money that reaches it all the same is credited to the buyer as credits (payin.late_payment_credited). A PAID or FAILED PayIn is 409.",
 		Tags:        []string{"Payments"},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	}, s.tenantOfPayIn), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {

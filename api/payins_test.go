@@ -122,6 +122,57 @@ func (s *shop) webhook(t *testing.T, invoiceID, eventType string) response {
 		"Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig"))
 }
 
+// awaitInvoice waits until the fake BTCPay's invoice has status.
+func (s *shop) awaitInvoice(t *testing.T, id, status string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		inv, err := s.payments.Fake.Invoice(id)
+		require.NoError(t, err)
+		return inv.Status == status
+	}, 20*time.Second, 20*time.Millisecond, "invoice %s never became %s", id, status)
+}
+
+// awaitSettles waits until no payin.settle job of the invoice is left to run.
+func (s *shop) awaitSettles(t *testing.T, invoiceID string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, s.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind IN ('payin.settle', 'payin.invalidate_invoice')
+			AND state NOT IN ('completed', 'cancelled', 'discarded') AND (kind <> 'payin.settle' OR args->>'invoice_id' = $1)`, invoiceID).Scan(&n))
+		return n == 0
+	}, 20*time.Second, 20*time.Millisecond)
+}
+
+// awaitLateCredit waits for the one late_payment_credit payout of a PayIn and checks it
+// was emitted and audited.
+func (s *shop) awaitLateCredit(t *testing.T, payinID string, sats int64) {
+	t.Helper()
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM payouts WHERE tenant_id = $1 AND payin_id = $2 AND type = 'late_payment_credit'",
+			s.tenant.ID, payinID).Scan(&n))
+		return n > 0
+	}, 20*time.Second, 20*time.Millisecond, "payin %s got no late payment credit", payinID)
+	var credits []int64
+	rows, err := s.db.Query(ctx, "SELECT amount FROM payouts WHERE tenant_id = $1 AND payin_id = $2 AND type = 'late_payment_credit'", s.tenant.ID, payinID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var amount int64
+		require.NoError(t, rows.Scan(&amount))
+		credits = append(credits, amount)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []int64{sats}, credits, "credited once")
+	var events, audits int
+	require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'payin.late_payment_credited' AND data->>'payin_id' = $2",
+		s.tenant.ID, payinID).Scan(&events))
+	require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'payin.late_payment_credit' AND subject_id = $2",
+		s.tenant.ID, payinID).Scan(&audits))
+	require.Equal(t, 1, events)
+	require.Equal(t, 1, audits)
+}
+
 func (s *shop) requireInvariants(t *testing.T) {
 	t.Helper()
 	violations, err := sql.New().PayInInvariantViolations(context.Background(), s.db, s.tenant.ID)
@@ -185,6 +236,9 @@ func TestPurchaseOutcomes(t *testing.T) {
 		require.Equal(t, "AMOUNT_MISMATCH", p.FailureReason)
 		require.Empty(t, p.LicenseKey)
 		require.Equal(t, int64(30+50), s.balance(t, sql.AssetCredits), "the custodial part refunded, the sats received credited")
+		var typ string
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT type FROM payouts WHERE tenant_id = $1 AND payin_id = $2", s.tenant.ID, p.ID).Scan(&typ))
+		require.Equal(t, "underpayment_refund", typ, "the credit names what happened")
 		s.requireInvariants(t)
 	})
 
@@ -223,12 +277,105 @@ func TestPurchaseOutcomes(t *testing.T) {
 		require.Equal(t, int64(10), s.balance(t, sql.AssetCredits))
 		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", ""), http.StatusConflict)
 
-		// Paying the cancelled invoice afterwards does not resurrect the PayIn.
-		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 90))
-		s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
-		require.Never(t, func() bool {
-			return decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "")).State != "FAILED"
-		}, 500*time.Millisecond, 50*time.Millisecond)
+		// The cancel invalidates the invoice: its checkout takes no more payments.
+		s.awaitInvoice(t, p.Invoice.InvoiceID, "Invalid")
+		require.Error(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 90))
+
+		// A payment that reaches it all the same (a wallet paying the stale address) is
+		// credited to the buyer, once, with an event and an audit row.
+		require.NoError(t, s.payments.Fake.PayLate(p.Invoice.InvoiceID, 90))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
+		s.awaitLateCredit(t, p.ID, 90)
+		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
+		s.awaitSettles(t, p.Invoice.InvoiceID)
+		require.Equal(t, int64(10+90), s.balance(t, sql.AssetCredits), "refunded, then credited once")
+		require.Equal(t, "FAILED", decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "")).State)
+		s.requireInvariants(t)
+	})
+
+	t.Run("PaidBeforeTheInvalidation", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		// The buyer pays and cancels at once: the payment settles at BTCPay before Tessera
+		// hears of it, so the invalidation is refused (settled) and the money is credited.
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		res := s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		s.awaitLateCredit(t, p.ID, 100)
+		inv, err := s.payments.Fake.Invoice(p.Invoice.InvoiceID)
+		require.NoError(t, err)
+		require.Equal(t, "Settled", inv.Status)
+		require.Equal(t, int64(100), s.balance(t, sql.AssetCredits))
+		s.requireInvariants(t)
+	})
+
+	t.Run("LatePaymentOnAnExpiredInvoice", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Expire(p.Invoice.InvoiceID))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoiceExpired")
+		p = s.await(t, p.ID, "FAILED")
+		require.Equal(t, "INVOICE_EXPIRED", p.FailureReason)
+		s.awaitInvoice(t, p.Invoice.InvoiceID, "Invalid")
+		// Seen but unconfirmed (a double spend could still undo it): nothing yet.
+		require.NoError(t, s.payments.Fake.PayLateUnconfirmed(p.Invoice.InvoiceID, 100))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
+		s.awaitSettles(t, p.Invoice.InvoiceID)
+		require.Equal(t, int64(0), s.balance(t, sql.AssetCredits))
+		// Confirmed: credited.
+		require.NoError(t, s.payments.Fake.ConfirmPayments(p.Invoice.InvoiceID))
+		s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled")
+		s.awaitLateCredit(t, p.ID, 100)
+		require.Equal(t, int64(100), s.balance(t, sql.AssetCredits))
+		s.requireInvariants(t)
+	})
+
+	t.Run("CancelRacesPayment", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		const n = 4
+		payins := make([]payin, n)
+		for i := range payins {
+			s.credit(t, sql.AssetCredits, 30)
+			payins[i] = s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
+			require.NoError(t, s.payments.Fake.Settle(payins[i].Invoice.InvoiceID, 70))
+		}
+		// Each buyer pays and cancels at once: the cancel races the webhook (even PayIns) or
+		// the settle job the webhook enqueued (odd ones), on their own connections.
+		var wg sync.WaitGroup
+		for i, p := range payins {
+			body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, "InvoiceSettled")
+			require.NoError(t, err)
+			webhooked := make(chan struct{})
+			wg.Go(func() {
+				defer close(webhooked)
+				s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(body), "Authorization", "", "BTCPay-Sig", header.Get("BTCPay-Sig"))
+			})
+			wg.Go(func() {
+				if i%2 == 1 {
+					<-webhooked
+				}
+				s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "")
+			})
+		}
+		wg.Wait()
+		want := int64(0)
+		for _, p := range payins {
+			s.awaitSettles(t, p.Invoice.InvoiceID)
+			final := decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, ""))
+			switch final.State {
+			case "PAID": // the payment won: the licence, nothing back
+				require.NotEmpty(t, final.LicenseKey)
+			case "FAILED": // the cancel won: the custodial part back, the payment credited once
+				s.awaitLateCredit(t, p.ID, 70)
+				want += 30 + 70
+			default:
+				require.Failf(t, "unexpected state", "%s", final.State)
+			}
+		}
+		require.Equal(t, want, s.balance(t, sql.AssetCredits), "no sat lost or paid twice")
 		s.requireInvariants(t)
 	})
 
@@ -315,6 +462,20 @@ func TestProviderWebhook(t *testing.T) {
 		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM payouts WHERE tenant_id = $1", s.tenant.ID).Scan(&payouts))
 		require.Equal(t, 1, licences)
 		require.Equal(t, 1, payouts)
+		s.requireInvariants(t)
+	})
+
+	t.Run("EveryDeliveryIsProcessed", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		// A payment seen but not settled yet: its settle finds the invoice open.
+		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoicePaymentSettled").status)
+		s.awaitSettles(t, p.Invoice.InvoiceID)
+		// Seconds later the invoice settles: this delivery gets its own settle.
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+		s.await(t, p.ID, "PAID")
 		s.requireInvariants(t)
 	})
 

@@ -39,8 +39,9 @@ func (s *Server) registerProviders() {
 		Path:        "/v1/providers/btcpay/webhook",
 		Summary:     "Receive a BTCPay Server webhook",
 		Description: "Verifies BTCPay-Sig over the raw body (401 otherwise, recording nothing), records the delivery once " +
-			"by its id, and enqueues a payin.settle job in the same transaction; the job re-confirms the invoice with " +
-			"BTCPay before anything is fulfilled. Answers at once.",
+			"by its id, and enqueues a payin.settle job of its own in the same transaction (every recorded delivery is " +
+			"processed); the job re-confirms the invoice with BTCPay before anything is fulfilled, and credits money " +
+			"that reached the invoice of a failed or paid PayIn to the payer. Answers at once.",
 		Tags:   []string{"Payments"},
 		Errors: []int{http.StatusUnauthorized},
 	}, func(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
@@ -65,7 +66,7 @@ func (s *Server) registerProviders() {
 		out.Body.Received, out.Body.Duplicate = true, !recorded
 		if recorded && settlingWebhooks[event.Type] && event.InvoiceID != "" {
 			_, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{
-				Args: jobargs.PayInSettle{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID},
+				Args: jobargs.PayInSettle{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID, Trigger: delivery},
 			}})
 			if err != nil {
 				return nil, problem(ctx, err)

@@ -108,6 +108,7 @@ func Workers(cfg Config) (*river.Workers, error) {
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInCreateInvoiceWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInSettleWorker{cfg: cfg})
+	river.AddWorker(workers, &PayInInvalidateInvoiceWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInReconcileSweepWorker{cfg: cfg})
 	revocationCheck, err := newRevocationCheckWorker(cfg)
 	if err != nil {

@@ -28,6 +28,10 @@ var payInCreateInvoiceRetries = []time.Duration{
 // PENDING and completing the job are one transaction, and a retry reuses an invoice an
 // earlier attempt created but did not record (invoice). When the provider keeps failing, the
 // last attempt fails the PayIn with INVOICE_CREATION_FAILED and refunds its custodial parts.
+// A PayIn that failed meanwhile (the buyer cancelled) keeps no payable invoice: one the
+// provider created for it anyway — by this attempt or a lost earlier one — is recorded on
+// the FAILED PayIn and invalidated (core.PayInInvoiceAbandoned), so money paid to it is
+// credited.
 type PayInCreateInvoiceWorker struct {
 	river.WorkerDefaults[jobargs.PayInCreateInvoice]
 	cfg Config
@@ -50,7 +54,11 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
 	}
 	step := w.cfg.step(ctx, job.JobRow)
-	if payin.State != sql.PayinStatePENDINGINVOICECREATION {
+	switch payin.State {
+	case sql.PayinStateFAILED:
+		return w.abandoned(ctx, job, step, payin)
+	case sql.PayinStatePENDINGINVOICECREATION:
+	default:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
 	parts, err := queries.PayInParts(ctx, w.cfg.DB, sql.PayInPartsParams{TenantID: payin.TenantID, PayinID: payin.ID})
@@ -66,18 +74,65 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 		return fmt.Errorf("create invoice for payin %s: %w", payin.ID, createErr)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		if createErr != nil {
+		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: payin.TenantID, ID: payin.ID})
+		if err != nil {
+			return fmt.Errorf("lock payin %s: %w", job.Args.PayInID, core.DBError(err))
+		}
+		switch {
+		case payin.State == sql.PayinStateFAILED && createErr == nil: // the buyer cancelled while BTCPay invoiced
+			err = w.recordAbandoned(ctx, tx, step, payin, invoice)
+		case payin.State != sql.PayinStatePENDINGINVOICECREATION:
+		case createErr != nil:
 			w.cfg.Log.WarnContext(ctx, "invoice creation failed for good", "payin", payin.ID, "error", createErr)
 			_, err = core.PayInFail(ctx, tx, step, payin.TenantID, payin.ID,
 				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonINVOICECREATIONFAILED, 0)
-		} else {
+		default:
 			_, _, err = core.PayInInvoiceCreated(ctx, tx, step, payin, w.cfg.Payments.Name(), invoice)
 		}
-		if err != nil && !errors.Is(err, core.ErrConflict) { // a conflict: the buyer cancelled meanwhile
+		if err != nil {
 			return err
 		}
 		return complete(ctx, tx, job)
 	})
+}
+
+// abandoned handles the job of a PayIn that failed before its invoice was recorded: an
+// invoice the provider created for it all the same (an earlier attempt that crashed after
+// the provider answered) is found by the PayIn's id and recorded and invalidated.
+func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], step core.Step, payin sql.PayIn) error {
+	_, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	switch {
+	case err == nil:
+		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
+	}
+	found, err := w.cfg.Payments.FindInvoice(ctx, payin.ID.String())
+	if err != nil && !errors.Is(err, payment.ErrNotFound) {
+		return fmt.Errorf("find an invoice of failed payin %s: %w", payin.ID, err)
+	}
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		if err == nil {
+			if err := w.recordAbandoned(ctx, tx, step, payin, found); err != nil {
+				return err
+			}
+		}
+		return complete(ctx, tx, job)
+	})
+}
+
+// recordAbandoned records invoice on FAILED payin and enqueues its invalidation, unless the
+// PayIn has its invoice recorded already.
+func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
+	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
+	}
+	w.cfg.Log.InfoContext(ctx, "invoice of a failed payin recorded for invalidation", "payin", payin.ID, "invoice", invoice.ID)
+	return core.PayInInvoiceAbandoned(ctx, tx, step, payin, w.cfg.Payments.Name(), invoice)
 }
 
 // invoice creates the provider invoice for remainder sats of payin — or, on a retry, reuses
@@ -104,16 +159,22 @@ func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[j
 }
 
 // PayInSettleWorker re-confirms an invoice with its provider and settles its PayIn by what
-// the provider says, whatever the webhook claimed:
+// the provider says, whatever the webhook claimed. For a PENDING PayIn:
 //   - settled with at least the amount: PAID, with the surplus paid back as credits;
 //   - settled with less: FAILED with AMOUNT_MISMATCH, custodial parts refunded and the sats
-//     received credited;
+//     received credited (underpayment_refund);
 //   - expired or invalid: FAILED with INVOICE_EXPIRED or INVOICE_INVALID, likewise;
+//   - unknown to the provider (404): FAILED with INVOICE_NOT_FOUND, custodial parts refunded;
 //   - still open: nothing (a later webhook or the reconcile sweep asks again).
 //
+// For a PayIn that can no longer use money — FAILED (cancelled, expired, ...) or PAID — what
+// the invoice's confirmed payments received beyond what was accounted for is a late
+// payment, credited to the payer once (core.PayInLatePaymentCredit); an unconfirmed payment
+// (which a double spend could undo) waits for its confirmation's webhook. The PayIn is locked while this is decided, so a
+// payment racing a cancel is either settled or credited, never dropped.
+//
 // An invoice the database does not know yet (a webhook faster than the commit of the
-// invoice's row) is an error, so River retries. A PayIn no longer PENDING is left alone: a
-// second settle changes nothing.
+// invoice's row) is an error, so River retries.
 type PayInSettleWorker struct {
 	river.WorkerDefaults[jobargs.PayInSettle]
 	cfg Config
@@ -124,33 +185,40 @@ func (w *PayInSettleWorker) Timeout(*river.Job[jobargs.PayInSettle]) time.Durati
 	return time.Minute
 }
 
-// Work settles the invoice's PayIn.
+// Work settles the invoice's PayIn, or credits a late payment.
 func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInSettle]) error {
 	invoice, err := queries.PayInInvoiceFind(ctx, w.cfg.DB, sql.PayInInvoiceFindParams{Provider: job.Args.Provider, ProviderInvoiceID: job.Args.InvoiceID})
 	if err != nil {
 		return fmt.Errorf("invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, core.DBError(err))
 	}
 	remote, err := w.cfg.Payments.GetInvoice(ctx, invoice.ProviderInvoiceID)
-	if err != nil {
+	gone := errors.Is(err, payment.ErrNotFound)
+	if err != nil && !gone {
 		return fmt.Errorf("re-confirm invoice %s: %w", invoice.ProviderInvoiceID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		payin, err := queries.PayInGet(ctx, tx, sql.PayInGetParams{TenantID: invoice.TenantID, ID: invoice.PayinID})
+		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayinID})
 		if err != nil {
-			return fmt.Errorf("payin %s: %w", invoice.PayinID, core.DBError(err))
+			return fmt.Errorf("lock payin %s: %w", invoice.PayinID, core.DBError(err))
 		}
-		if err := w.settle(ctx, tx, w.cfg.step(ctx, job.JobRow), payin, invoice, remote); err != nil && !errors.Is(err, core.ErrConflict) {
-			return err // a conflict: another settle got there first
+		st := w.cfg.step(ctx, job.JobRow)
+		switch {
+		case payin.State == sql.PayinStatePENDING && gone:
+			w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
+			err = w.fail(ctx, tx, st, payin, invoice, sql.PayinFailureReasonINVOICENOTFOUND, 0)
+		case payin.State == sql.PayinStatePENDING:
+			err = w.settle(ctx, tx, st, payin, invoice, remote)
+		case !gone:
+			_, err = core.PayInLatePaymentCredit(ctx, tx, st, payin, remote.ConfirmedSats)
+		}
+		if err != nil {
+			return err
 		}
 		return complete(ctx, tx, job)
 	})
 }
 
 func (w *PayInSettleWorker) settle(ctx context.Context, tx pgx.Tx, st core.Step, payin sql.PayIn, invoice sql.PayInInvoice, remote payment.Invoice) error {
-	pending := []sql.PayInState{sql.PayinStatePENDING}
-	if payin.State != sql.PayinStatePENDING {
-		return nil
-	}
 	var reason sql.PayInFailureReason
 	switch remote.Status {
 	case payment.InvoiceSettled:
@@ -158,7 +226,7 @@ func (w *PayInSettleWorker) settle(ctx context.Context, tx pgx.Tx, st core.Step,
 			if err := w.closeInvoice(ctx, tx, st, invoice, remote.PaidSats, true); err != nil {
 				return err
 			}
-			_, err := core.PayInPaid(ctx, tx, st, payin, pending, remote.PaidSats-invoice.AmountSats)
+			_, err := core.PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDING}, remote.PaidSats-invoice.AmountSats)
 			return err
 		}
 		reason = sql.PayinFailureReasonAMOUNTMISMATCH
@@ -169,10 +237,15 @@ func (w *PayInSettleWorker) settle(ctx context.Context, tx pgx.Tx, st core.Step,
 	default:
 		return nil
 	}
-	if err := w.closeInvoice(ctx, tx, st, invoice, remote.PaidSats, false); err != nil {
+	return w.fail(ctx, tx, st, payin, invoice, reason, remote.PaidSats)
+}
+
+// fail closes a PENDING PayIn's invoice with what it received and fails the PayIn.
+func (w *PayInSettleWorker) fail(ctx context.Context, tx pgx.Tx, st core.Step, payin sql.PayIn, invoice sql.PayInInvoice, reason sql.PayInFailureReason, received int64) error {
+	if err := w.closeInvoice(ctx, tx, st, invoice, received, false); err != nil {
 		return err
 	}
-	_, err := core.PayInFail(ctx, tx, st, payin.TenantID, payin.ID, pending, reason, remote.PaidSats)
+	_, err := core.PayInFail(ctx, tx, st, payin.TenantID, payin.ID, []sql.PayInState{sql.PayinStatePENDING}, reason, received)
 	return err
 }
 
@@ -186,37 +259,129 @@ func (w *PayInSettleWorker) closeInvoice(ctx context.Context, tx pgx.Tx, st core
 	return nil
 }
 
+// PayInInvalidateInvoiceWorker makes the invoice of a FAILED PayIn unpayable at its provider
+// (payment.Provider.InvalidateInvoice; outside any transaction, retried while the provider
+// fails). An invoice the provider says is settled or invalid already, or no longer knows,
+// needs nothing more. Then, in one transaction, it records that the invoice is invalidated,
+// enqueues a payin.settle for it — money that reached it before it became invalid, a payment
+// racing the cancel, is credited to the payer by that settle — and completes. A PayIn that is
+// not FAILED (a job enqueued by hand) is left alone: its invoice may still be paid.
+type PayInInvalidateInvoiceWorker struct {
+	river.WorkerDefaults[jobargs.PayInInvalidateInvoice]
+	cfg Config
+}
+
+// Timeout bounds one attempt.
+func (w *PayInInvalidateInvoiceWorker) Timeout(*river.Job[jobargs.PayInInvalidateInvoice]) time.Duration {
+	return time.Minute
+}
+
+// Work invalidates the invoice and has it re-confirmed.
+func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInInvalidateInvoice]) error {
+	payin, err := queries.PayInGet(ctx, w.cfg.DB, sql.PayInGetParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
+	if err != nil {
+		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
+	}
+	invoice, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && payin.State != sql.PayinStateFAILED {
+		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
+	}
+	if err != nil {
+		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
+	}
+	err = w.cfg.Payments.InvalidateInvoice(ctx, invoice.ProviderInvoiceID)
+	if err != nil && !errors.Is(err, payment.ErrNotInvalidatable) && !errors.Is(err, payment.ErrNotFound) {
+		return fmt.Errorf("invalidate invoice %s of payin %s: %w", invoice.ProviderInvoiceID, payin.ID, err)
+	}
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayinID: payin.ID, Now: w.cfg.Clock.Now()})
+		if err != nil {
+			return fmt.Errorf("record invalidation of the invoice of payin %s: %w", payin.ID, err)
+		}
+		_, err = river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.PayInSettle{
+			Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID, Trigger: jobargs.PayInSettleAfterInvalidation,
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("enqueue the settle of invalidated invoice %s: %w", invoice.ProviderInvoiceID, err)
+		}
+		return complete(ctx, tx, job)
+	})
+}
+
 // payInReconcileAfter is how long a PayIn stays PENDING before the reconcile sweep asks the
-// provider about it, and payInReconcileBatch how many it asks about per sweep.
+// provider about it, and how long a PayIn waits for its invoice creation or the invalidation
+// of its invoice without a live job before the sweep heals it; payInInvalidateWithin is how
+// long after a PayIn failed a lost invalidation of its invoice is still redone (BTCPay
+// watches an invoice for payments for a day); payInReconcileBatch is how many of each kind
+// one sweep handles.
 const (
-	payInReconcileAfter = 10 * time.Minute
-	payInReconcileBatch = 500
+	payInReconcileAfter   = 10 * time.Minute
+	payInInvalidateWithin = 24 * time.Hour
+	payInReconcileBatch   = 500
 )
 
-// PayInReconcileSweepWorker enqueues a payin.settle for every PayIn left PENDING longer than
-// payInReconcileAfter, across tenants: the provider is asked again in case its webhook never
-// came. Settles of invoices still open change nothing.
+// PayInReconcileSweepWorker heals PayIns, across tenants, in one transaction with its
+// completion:
+//   - a PayIn left PENDING longer than payInReconcileAfter gets a payin.settle: the provider
+//     is asked again in case its webhook never came (settles of open invoices change nothing);
+//   - a PayIn left PENDING_INVOICE_CREATION that long with no live payin.create_invoice job
+//     (lost to a crash, deleted in River UI, discarded) gets the job again — unless an operator
+//     cancelled it, which fails the PayIn with SYSTEM_CANCELLED and refunds its custodial
+//     parts;
+//   - a PayIn FAILED that long (within payInInvalidateWithin) whose invoice is not invalidated
+//     and has no live payin.invalidate_invoice job gets that job again.
 type PayInReconcileSweepWorker struct {
 	river.WorkerDefaults[jobargs.PayInReconcileSweep]
 	cfg Config
 }
 
-// Work enqueues the settles and completes the job in one transaction.
+// Timeout bounds one sweep.
+func (w *PayInReconcileSweepWorker) Timeout(*river.Job[jobargs.PayInReconcileSweep]) time.Duration {
+	return time.Minute
+}
+
+// Work enqueues the settles and heals orphans, and completes the job in one transaction.
 func (w *PayInReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInReconcileSweep]) error {
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		due, err := queries.PayInListPendingAllTenants(ctx, tx, sql.PayInListPendingAllTenantsParams{
-			Before: w.cfg.Clock.Now().Add(-payInReconcileAfter), Batch: payInReconcileBatch,
-		})
+		st := w.cfg.step(ctx, job.JobRow)
+		before := st.Now.Add(-payInReconcileAfter)
+		due, err := queries.PayInListPendingAllTenants(ctx, tx, sql.PayInListPendingAllTenantsParams{Before: before, Batch: payInReconcileBatch})
 		if err != nil {
 			return fmt.Errorf("list pending payins: %w", err)
 		}
-		params := make([]river.InsertManyParams, len(due))
-		for i, d := range due {
-			params[i] = river.InsertManyParams{Args: jobargs.PayInSettle{Provider: d.Provider, InvoiceID: d.ProviderInvoiceID}}
+		var params []river.InsertManyParams
+		for _, d := range due {
+			params = append(params, river.InsertManyParams{Args: jobargs.PayInSettle{Provider: d.Provider, InvoiceID: d.ProviderInvoiceID}})
+		}
+		orphans, err := queries.PayInListOrphanedAllTenants(ctx, tx, sql.PayInListOrphanedAllTenantsParams{Before: before, Batch: payInReconcileBatch})
+		if err != nil {
+			return fmt.Errorf("list payins without their invoice job: %w", err)
+		}
+		for _, o := range orphans {
+			if !o.Cancelled {
+				w.cfg.Log.WarnContext(ctx, "payin lost its invoice creation job; enqueued again", "payin", o.ID)
+				params = append(params, river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: o.TenantID, PayInID: o.ID}})
+				continue
+			}
+			w.cfg.Log.WarnContext(ctx, "payin's invoice creation was cancelled in River; failing it", "payin", o.ID)
+			_, err := core.PayInFail(ctx, tx, st, o.TenantID, o.ID,
+				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonSYSTEMCANCELLED, 0)
+			if err != nil {
+				return err
+			}
+		}
+		uninvalidated, err := queries.PayInInvoiceListUninvalidatedAllTenants(ctx, tx, sql.PayInInvoiceListUninvalidatedAllTenantsParams{
+			Since: st.Now.Add(-payInInvalidateWithin), Before: before, Batch: payInReconcileBatch,
+		})
+		if err != nil {
+			return fmt.Errorf("list failed payins whose invoice is not invalidated: %w", err)
+		}
+		for _, u := range uninvalidated {
+			params = append(params, river.InsertManyParams{Args: jobargs.PayInInvalidateInvoice{TenantID: u.TenantID, PayInID: u.ID}})
 		}
 		if len(params) > 0 {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, params); err != nil {
-				return fmt.Errorf("enqueue settles: %w", err)
+			if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
+				return fmt.Errorf("enqueue reconciliation: %w", err)
 			}
 		}
 		return complete(ctx, tx, job)

@@ -49,7 +49,10 @@ RETURNING *;
 -- name: PayInTransition :one
 -- PayInTransition moves a PayIn to @to_state if and only if its state is one of
 -- @from_states, records the transition with its time, and sets the failure reason (only
--- with FAILED). No row means the PayIn does not exist or its state does not allow it.
+-- with FAILED). With @created, the PayIn was inserted in this transaction and its first
+-- state was never recorded: the transition is recorded as its first (from no state), the
+-- path it really took (a fully custodial payment goes straight to PAID). No row means the
+-- PayIn does not exist or its state does not allow it.
 WITH old AS (
     SELECT tenant_id, id, state FROM payins
     WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid AND state::text = ANY(sqlc.arg(from_states)::text[])
@@ -63,7 +66,8 @@ WITH old AS (
     RETURNING p.*, old.state AS from_state
 ), logged AS (
     INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, reason, at)
-    SELECT tenant_id, id, from_state, state, failure_reason, sqlc.arg(now)::timestamptz FROM moved
+    SELECT tenant_id, id, CASE WHEN NOT sqlc.arg(created)::boolean THEN from_state END, state, failure_reason, sqlc.arg(now)::timestamptz
+    FROM moved
 )
 SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source,
        cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
@@ -109,6 +113,12 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid;
 -- PayInGet reads one of a tenant's PayIns (primary key).
 SELECT * FROM payins WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid;
 
+-- name: PayInLock :one
+-- PayInLock reads one of a tenant's PayIns and locks it until the transaction ends, so that
+-- what is decided from its state (settle it, credit a late payment, record an invoice) is
+-- not raced by a cancel or another settle (primary key).
+SELECT * FROM payins WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid FOR UPDATE;
+
 -- name: PayInParts :many
 -- PayInParts lists a PayIn's custodial parts.
 SELECT * FROM payin_custodial_parts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY asset;
@@ -130,9 +140,11 @@ SELECT * FROM payin_refunds WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payi
 -- the ones that break them (tests run it after every scenario):
 --   - custodial parts plus the invoice amount equal the cost (when the PayIn has left
 --     PENDING_INVOICE_CREATION, or is fully custodial);
---   - a PAID PayIn's payouts, overpay spillover aside, equal its cost, and the spillover
---     equals what the invoice received beyond its amount;
---   - a FAILED PayIn refunded every custodial part and paid nothing out;
+--   - a PAID PayIn's payouts, the payer's credits aside (overpay_spillover,
+--     underpayment_refund, late_payment_credit), equal its cost, and those credits equal
+--     what the invoice received beyond its amount;
+--   - a FAILED PayIn refunded every custodial part, paid nothing out, and credited the payer
+--     everything its invoice received: money is never dropped;
 --   - a credit_grant has no pay-in parts at all, and is PAID: the tenant funds it (it is
 --     credits given, not a payment by the customer), so nothing is debited from the customer
 --     and nothing is invoiced; the parts rule above does not apply to it, but its payouts
@@ -141,8 +153,10 @@ WITH totals AS (
     SELECT p.tenant_id, p.id, p.type, p.state, p.cost_sats,
            coalesce((SELECT sum(amount) FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0) AS custodial,
            i.amount_sats AS invoiced, i.paid_sats AS received,
-           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type <> 'overpay_spillover'), 0) AS paid_out,
-           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type = 'overpay_spillover'), 0) AS spillover,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id
+                     AND o.type NOT IN ('overpay_spillover', 'underpayment_refund', 'late_payment_credit')), 0) AS paid_out,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id
+                     AND o.type IN ('overpay_spillover', 'underpayment_refund', 'late_payment_credit')), 0) AS payer_credits,
            coalesce((SELECT sum(amount) FROM payin_refunds r WHERE r.tenant_id = p.tenant_id AND r.payin_id = p.id AND r.asset IN (
                SELECT c.asset FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id)), 0) AS refunded
     FROM payins p
@@ -157,9 +171,10 @@ SELECT id, state, violation FROM (
                WHEN type <> 'credit_grant' AND (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
                     AND custodial + coalesce(invoiced, 0) <> cost_sats THEN 'parts do not sum to the cost'
                WHEN state = 'PAID' AND paid_out <> cost_sats THEN 'payouts do not sum to the cost'
-               WHEN state = 'PAID' AND spillover <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
-                   THEN 'spillover differs from the overpayment'
+               WHEN state = 'PAID' AND payer_credits <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
+                   THEN 'credits to the payer differ from the overpayment'
                WHEN state = 'FAILED' AND (paid_out <> 0 OR refunded <> custodial) THEN 'failed without a full refund'
+               WHEN state = 'FAILED' AND payer_credits <> coalesce(received, 0) THEN 'money received by a failed PayIn not credited'
            END)::text AS violation
     FROM totals) v
 WHERE violation IS NOT NULL;
@@ -188,6 +203,75 @@ SET paid_sats = sqlc.narg(paid_sats)::bigint,
     settled_at = CASE WHEN sqlc.arg(settled)::boolean THEN sqlc.arg(now)::timestamptz END,
     cancelled_at = CASE WHEN NOT sqlc.arg(settled)::boolean THEN sqlc.arg(now)::timestamptz END
 WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid;
+
+-- name: PayInInvoiceAccount :one
+-- PayInInvoiceAccount records that the invoice of a PayIn that can no longer use money
+-- (FAILED, or PAID already) has received @paid_sats in all, as its provider says, and returns
+-- late_sats: what it received beyond what was accounted for before (paid_sats: what the
+-- settle saw, or nothing for an invoice whose PayIn failed unpaid), which the caller credits
+-- to the payer. It locks the invoice row, so of two re-confirmations of one payment the
+-- second finds it accounted for (0): late money is credited exactly once. paid_sats never
+-- goes down; a PENDING PayIn's invoice is the settle's business (0).
+WITH inv AS (
+    SELECT i.tenant_id, i.payin_id, coalesce(i.paid_sats, 0) AS accounted
+    FROM payin_invoices i
+    JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
+    WHERE i.tenant_id = sqlc.arg(tenant_id)::uuid AND i.payin_id = sqlc.arg(payin_id)::uuid AND p.state IN ('FAILED', 'PAID')
+    FOR UPDATE OF i
+), accounted AS (
+    UPDATE payin_invoices i SET paid_sats = sqlc.arg(paid_sats)::bigint
+    FROM inv
+    WHERE i.tenant_id = inv.tenant_id AND i.payin_id = inv.payin_id AND sqlc.arg(paid_sats)::bigint > inv.accounted
+    RETURNING sqlc.arg(paid_sats)::bigint - inv.accounted AS late_sats
+)
+SELECT coalesce((SELECT late_sats FROM accounted), 0)::bigint AS late_sats;
+
+-- name: PayInInvoiceMarkInvalidated :exec
+-- PayInInvoiceMarkInvalidated records that the invoice of a FAILED PayIn is unpayable at its
+-- provider (the payin.invalidate_invoice job made it so, or found it settled or invalid
+-- already).
+UPDATE payin_invoices SET invalidated_at = sqlc.arg(now)::timestamptz
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid AND invalidated_at IS NULL;
+
+-- name: PayInListOrphanedAllTenants :many
+-- PayInListOrphanedAllTenants returns, across all tenants, PayIns waiting in
+-- PENDING_INVOICE_CREATION since before @before with no live payin.create_invoice job
+-- (available, pending, retryable, running or scheduled): their job was lost (a crash after
+-- River marked it completed, a delete in River UI) or cancelled by an operator, which
+-- cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
+-- Oldest first, locked, skipping PayIns another transaction holds (a job recording their
+-- invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
+SELECT p.tenant_id, p.id,
+       EXISTS (SELECT 1 FROM river_job j
+               WHERE j.kind = 'payin.create_invoice' AND j.state = 'cancelled'
+                 AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
+FROM payins p
+WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM river_job j
+                  WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+ORDER BY p.state_changed_at
+LIMIT sqlc.arg(batch)::int
+FOR UPDATE OF p SKIP LOCKED;
+
+-- name: PayInInvoiceListUninvalidatedAllTenants :many
+-- PayInInvoiceListUninvalidatedAllTenants returns, across all tenants, FAILED PayIns whose
+-- invoice is still to be made unpayable (invalidated_at unset) and that have no live
+-- payin.invalidate_invoice job: the job was lost, deleted, cancelled or discarded. Only
+-- PayIns that failed in (@since, @before]: past @since (a day, BTCPay's payment monitoring)
+-- invalidating no longer matters, and before @before the job enqueued with the failure has
+-- its chance. The payin.reconcile_sweep re-enqueues their jobs. Oldest first; served by
+-- payins_failed_idx and River's river_job_args_index.
+SELECT p.tenant_id, p.id
+FROM payins p
+JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+WHERE p.state = 'FAILED' AND p.state_changed_at > sqlc.arg(since)::timestamptz AND p.state_changed_at <= sqlc.arg(before)::timestamptz
+  AND i.invalidated_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM river_job j
+                  WHERE j.kind = 'payin.invalidate_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+ORDER BY p.state_changed_at
+LIMIT sqlc.arg(batch)::int;
 
 -- name: ProviderWebhookRecord :one
 -- ProviderWebhookRecord records a verified provider webhook delivery once: false means the

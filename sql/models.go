@@ -236,6 +236,7 @@ const (
 	PayinFailureReasonSYSTEMCANCELLED       PayInFailureReason = "SYSTEM_CANCELLED"
 	PayinFailureReasonAMOUNTMISMATCH        PayInFailureReason = "AMOUNT_MISMATCH"
 	PayinFailureReasonEXECUTIONFAILED       PayInFailureReason = "EXECUTION_FAILED"
+	PayinFailureReasonINVOICENOTFOUND       PayInFailureReason = "INVOICE_NOT_FOUND"
 )
 
 func (e *PayInFailureReason) Scan(src interface{}) error {
@@ -365,11 +366,13 @@ func (ns NullPayInType) Value() (driver.Value, error) {
 type PayoutType string
 
 const (
-	PayoutTypeTenantRevenue    PayoutType = "tenant_revenue"
-	PayoutTypeReferralReward   PayoutType = "referral_reward"
-	PayoutTypeOverpaySpillover PayoutType = "overpay_spillover"
-	PayoutTypeCreditPurchase   PayoutType = "credit_purchase"
-	PayoutTypeCreditGrant      PayoutType = "credit_grant"
+	PayoutTypeTenantRevenue      PayoutType = "tenant_revenue"
+	PayoutTypeReferralReward     PayoutType = "referral_reward"
+	PayoutTypeOverpaySpillover   PayoutType = "overpay_spillover"
+	PayoutTypeCreditPurchase     PayoutType = "credit_purchase"
+	PayoutTypeCreditGrant        PayoutType = "credit_grant"
+	PayoutTypeUnderpaymentRefund PayoutType = "underpayment_refund"
+	PayoutTypeLatePaymentCredit  PayoutType = "late_payment_credit"
 )
 
 func (e *PayoutType) Scan(src interface{}) error {
@@ -447,6 +450,54 @@ func (ns NullReferralBadge) Value() (driver.Value, error) {
 		return nil, nil
 	}
 	return string(ns.ReferralBadge), nil
+}
+
+type RiverJobState string
+
+const (
+	RiverJobStateAvailable RiverJobState = "available"
+	RiverJobStateCancelled RiverJobState = "cancelled"
+	RiverJobStateCompleted RiverJobState = "completed"
+	RiverJobStateDiscarded RiverJobState = "discarded"
+	RiverJobStatePending   RiverJobState = "pending"
+	RiverJobStateRetryable RiverJobState = "retryable"
+	RiverJobStateRunning   RiverJobState = "running"
+	RiverJobStateScheduled RiverJobState = "scheduled"
+)
+
+func (e *RiverJobState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = RiverJobState(s)
+	case string:
+		*e = RiverJobState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for RiverJobState: %T", src)
+	}
+	return nil
+}
+
+type NullRiverJobState struct {
+	RiverJobState RiverJobState
+	Valid         bool // Valid is true if RiverJobState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullRiverJobState) Scan(value interface{}) error {
+	if value == nil {
+		ns.RiverJobState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.RiverJobState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullRiverJobState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.RiverJobState), nil
 }
 
 type SubscriptionStatus string
@@ -829,6 +880,7 @@ type PayInInvoice struct {
 	CreatedAt         time.Time
 	SettledAt         *time.Time
 	CancelledAt       *time.Time
+	InvalidatedAt     *time.Time
 }
 
 type PayInRefund struct {
@@ -951,6 +1003,14 @@ type ReferralSettingsEffective struct {
 type RevocationLimiter struct {
 	ID            bool
 	NextAllowedAt time.Time
+}
+
+type RiverJob struct {
+	ID          int64
+	State       RiverJobState
+	FinalizedAt *time.Time
+	Args        []byte
+	Kind        string
 }
 
 type Subscription struct {

@@ -265,8 +265,10 @@ WITH totals AS (
     SELECT p.tenant_id, p.id, p.type, p.state, p.cost_sats,
            coalesce((SELECT sum(amount) FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0) AS custodial,
            i.amount_sats AS invoiced, i.paid_sats AS received,
-           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type <> 'overpay_spillover'), 0) AS paid_out,
-           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id AND o.type = 'overpay_spillover'), 0) AS spillover,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id
+                     AND o.type NOT IN ('overpay_spillover', 'underpayment_refund', 'late_payment_credit')), 0) AS paid_out,
+           coalesce((SELECT sum(amount) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id
+                     AND o.type IN ('overpay_spillover', 'underpayment_refund', 'late_payment_credit')), 0) AS payer_credits,
            coalesce((SELECT sum(amount) FROM payin_refunds r WHERE r.tenant_id = p.tenant_id AND r.payin_id = p.id AND r.asset IN (
                SELECT c.asset FROM payin_custodial_parts c WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id)), 0) AS refunded
     FROM payins p
@@ -281,9 +283,10 @@ SELECT id, state, violation FROM (
                WHEN type <> 'credit_grant' AND (state <> 'PENDING_INVOICE_CREATION' OR invoiced IS NOT NULL) AND state <> 'FAILED'
                     AND custodial + coalesce(invoiced, 0) <> cost_sats THEN 'parts do not sum to the cost'
                WHEN state = 'PAID' AND paid_out <> cost_sats THEN 'payouts do not sum to the cost'
-               WHEN state = 'PAID' AND spillover <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
-                   THEN 'spillover differs from the overpayment'
+               WHEN state = 'PAID' AND payer_credits <> GREATEST(coalesce(received, 0) - coalesce(invoiced, 0), 0)
+                   THEN 'credits to the payer differ from the overpayment'
                WHEN state = 'FAILED' AND (paid_out <> 0 OR refunded <> custodial) THEN 'failed without a full refund'
+               WHEN state = 'FAILED' AND payer_credits <> coalesce(received, 0) THEN 'money received by a failed PayIn not credited'
            END)::text AS violation
     FROM totals) v
 WHERE violation IS NOT NULL
@@ -299,9 +302,11 @@ type PayInInvariantViolationsRow struct {
 // the ones that break them (tests run it after every scenario):
 //   - custodial parts plus the invoice amount equal the cost (when the PayIn has left
 //     PENDING_INVOICE_CREATION, or is fully custodial);
-//   - a PAID PayIn's payouts, overpay spillover aside, equal its cost, and the spillover
-//     equals what the invoice received beyond its amount;
-//   - a FAILED PayIn refunded every custodial part and paid nothing out;
+//   - a PAID PayIn's payouts, the payer's credits aside (overpay_spillover,
+//     underpayment_refund, late_payment_credit), equal its cost, and those credits equal
+//     what the invoice received beyond its amount;
+//   - a FAILED PayIn refunded every custodial part, paid nothing out, and credited the payer
+//     everything its invoice received: money is never dropped;
 //   - a credit_grant has no pay-in parts at all, and is PAID: the tenant funds it (it is
 //     credits given, not a payment by the customer), so nothing is debited from the customer
 //     and nothing is invoiced; the parts rule above does not apply to it, but its payouts
@@ -326,11 +331,47 @@ func (q *Queries) PayInInvariantViolations(ctx context.Context, db DBTX, tenantI
 	return items, nil
 }
 
+const payInInvoiceAccount = `-- name: PayInInvoiceAccount :one
+WITH inv AS (
+    SELECT i.tenant_id, i.payin_id, coalesce(i.paid_sats, 0) AS accounted
+    FROM payin_invoices i
+    JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
+    WHERE i.tenant_id = $1::uuid AND i.payin_id = $2::uuid AND p.state IN ('FAILED', 'PAID')
+    FOR UPDATE OF i
+), accounted AS (
+    UPDATE payin_invoices i SET paid_sats = $3::bigint
+    FROM inv
+    WHERE i.tenant_id = inv.tenant_id AND i.payin_id = inv.payin_id AND $3::bigint > inv.accounted
+    RETURNING $3::bigint - inv.accounted AS late_sats
+)
+SELECT coalesce((SELECT late_sats FROM accounted), 0)::bigint AS late_sats
+`
+
+type PayInInvoiceAccountParams struct {
+	TenantID uuid.UUID
+	PayinID  uuid.UUID
+	PaidSats int64
+}
+
+// PayInInvoiceAccount records that the invoice of a PayIn that can no longer use money
+// (FAILED, or PAID already) has received @paid_sats in all, as its provider says, and returns
+// late_sats: what it received beyond what was accounted for before (paid_sats: what the
+// settle saw, or nothing for an invoice whose PayIn failed unpaid), which the caller credits
+// to the payer. It locks the invoice row, so of two re-confirmations of one payment the
+// second finds it accounted for (0): late money is credited exactly once. paid_sats never
+// goes down; a PENDING PayIn's invoice is the settle's business (0).
+func (q *Queries) PayInInvoiceAccount(ctx context.Context, db DBTX, arg PayInInvoiceAccountParams) (int64, error) {
+	row := db.QueryRow(ctx, payInInvoiceAccount, arg.TenantID, arg.PayinID, arg.PaidSats)
+	var late_sats int64
+	err := row.Scan(&late_sats)
+	return late_sats, err
+}
+
 const payInInvoiceAttach = `-- name: PayInInvoiceAttach :one
 INSERT INTO payin_invoices (tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, expires_at, created_at)
 VALUES ($1::uuid, $2::uuid, $3::text, $4::text,
         $5::text, $6::bigint, $7::timestamptz, $8::timestamptz)
-RETURNING tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at
+RETURNING tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at, invalidated_at
 `
 
 type PayInInvoiceAttachParams struct {
@@ -369,6 +410,7 @@ func (q *Queries) PayInInvoiceAttach(ctx context.Context, db DBTX, arg PayInInvo
 		&i.CreatedAt,
 		&i.SettledAt,
 		&i.CancelledAt,
+		&i.InvalidatedAt,
 	)
 	return i, err
 }
@@ -403,7 +445,7 @@ func (q *Queries) PayInInvoiceClose(ctx context.Context, db DBTX, arg PayInInvoi
 }
 
 const payInInvoiceFind = `-- name: PayInInvoiceFind :one
-SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at FROM payin_invoices WHERE provider = $1::text AND provider_invoice_id = $2::text
+SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at, invalidated_at FROM payin_invoices WHERE provider = $1::text AND provider_invoice_id = $2::text
 `
 
 type PayInInvoiceFindParams struct {
@@ -428,12 +470,13 @@ func (q *Queries) PayInInvoiceFind(ctx context.Context, db DBTX, arg PayInInvoic
 		&i.CreatedAt,
 		&i.SettledAt,
 		&i.CancelledAt,
+		&i.InvalidatedAt,
 	)
 	return i, err
 }
 
 const payInInvoiceGet = `-- name: PayInInvoiceGet :one
-SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at FROM payin_invoices WHERE tenant_id = $1::uuid AND payin_id = $2::uuid
+SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at, invalidated_at FROM payin_invoices WHERE tenant_id = $1::uuid AND payin_id = $2::uuid
 `
 
 type PayInInvoiceGetParams struct {
@@ -457,8 +500,79 @@ func (q *Queries) PayInInvoiceGet(ctx context.Context, db DBTX, arg PayInInvoice
 		&i.CreatedAt,
 		&i.SettledAt,
 		&i.CancelledAt,
+		&i.InvalidatedAt,
 	)
 	return i, err
+}
+
+const payInInvoiceListUninvalidatedAllTenants = `-- name: PayInInvoiceListUninvalidatedAllTenants :many
+SELECT p.tenant_id, p.id
+FROM payins p
+JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+WHERE p.state = 'FAILED' AND p.state_changed_at > $1::timestamptz AND p.state_changed_at <= $2::timestamptz
+  AND i.invalidated_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM river_job j
+                  WHERE j.kind = 'payin.invalidate_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+ORDER BY p.state_changed_at
+LIMIT $3::int
+`
+
+type PayInInvoiceListUninvalidatedAllTenantsParams struct {
+	Since  time.Time
+	Before time.Time
+	Batch  int32
+}
+
+type PayInInvoiceListUninvalidatedAllTenantsRow struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// PayInInvoiceListUninvalidatedAllTenants returns, across all tenants, FAILED PayIns whose
+// invoice is still to be made unpayable (invalidated_at unset) and that have no live
+// payin.invalidate_invoice job: the job was lost, deleted, cancelled or discarded. Only
+// PayIns that failed in (@since, @before]: past @since (a day, BTCPay's payment monitoring)
+// invalidating no longer matters, and before @before the job enqueued with the failure has
+// its chance. The payin.reconcile_sweep re-enqueues their jobs. Oldest first; served by
+// payins_failed_idx and River's river_job_args_index.
+func (q *Queries) PayInInvoiceListUninvalidatedAllTenants(ctx context.Context, db DBTX, arg PayInInvoiceListUninvalidatedAllTenantsParams) ([]PayInInvoiceListUninvalidatedAllTenantsRow, error) {
+	rows, err := db.Query(ctx, payInInvoiceListUninvalidatedAllTenants, arg.Since, arg.Before, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInInvoiceListUninvalidatedAllTenantsRow{}
+	for rows.Next() {
+		var i PayInInvoiceListUninvalidatedAllTenantsRow
+		if err := rows.Scan(&i.TenantID, &i.ID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const payInInvoiceMarkInvalidated = `-- name: PayInInvoiceMarkInvalidated :exec
+UPDATE payin_invoices SET invalidated_at = $1::timestamptz
+WHERE tenant_id = $2::uuid AND payin_id = $3::uuid AND invalidated_at IS NULL
+`
+
+type PayInInvoiceMarkInvalidatedParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	PayinID  uuid.UUID
+}
+
+// PayInInvoiceMarkInvalidated records that the invoice of a FAILED PayIn is unpayable at its
+// provider (the payin.invalidate_invoice job made it so, or found it settled or invalid
+// already).
+func (q *Queries) PayInInvoiceMarkInvalidated(ctx context.Context, db DBTX, arg PayInInvoiceMarkInvalidatedParams) error {
+	_, err := db.Exec(ctx, payInInvoiceMarkInvalidated, arg.Now, arg.TenantID, arg.PayinID)
+	return err
 }
 
 const payInList = `-- name: PayInList :many
@@ -528,6 +642,59 @@ func (q *Queries) PayInList(ctx context.Context, db DBTX, arg PayInListParams) (
 	return items, nil
 }
 
+const payInListOrphanedAllTenants = `-- name: PayInListOrphanedAllTenants :many
+SELECT p.tenant_id, p.id,
+       EXISTS (SELECT 1 FROM river_job j
+               WHERE j.kind = 'payin.create_invoice' AND j.state = 'cancelled'
+                 AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
+FROM payins p
+WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= $1::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM river_job j
+                  WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+ORDER BY p.state_changed_at
+LIMIT $2::int
+FOR UPDATE OF p SKIP LOCKED
+`
+
+type PayInListOrphanedAllTenantsParams struct {
+	Before time.Time
+	Batch  int32
+}
+
+type PayInListOrphanedAllTenantsRow struct {
+	TenantID  uuid.UUID
+	ID        uuid.UUID
+	Cancelled bool
+}
+
+// PayInListOrphanedAllTenants returns, across all tenants, PayIns waiting in
+// PENDING_INVOICE_CREATION since before @before with no live payin.create_invoice job
+// (available, pending, retryable, running or scheduled): their job was lost (a crash after
+// River marked it completed, a delete in River UI) or cancelled by an operator, which
+// cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
+// Oldest first, locked, skipping PayIns another transaction holds (a job recording their
+// invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
+func (q *Queries) PayInListOrphanedAllTenants(ctx context.Context, db DBTX, arg PayInListOrphanedAllTenantsParams) ([]PayInListOrphanedAllTenantsRow, error) {
+	rows, err := db.Query(ctx, payInListOrphanedAllTenants, arg.Before, arg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInListOrphanedAllTenantsRow{}
+	for rows.Next() {
+		var i PayInListOrphanedAllTenantsRow
+		if err := rows.Scan(&i.TenantID, &i.ID, &i.Cancelled); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const payInListPendingAllTenants = `-- name: PayInListPendingAllTenants :many
 SELECT i.provider, i.provider_invoice_id
 FROM payins p
@@ -568,6 +735,46 @@ func (q *Queries) PayInListPendingAllTenants(ctx context.Context, db DBTX, arg P
 		return nil, err
 	}
 	return items, nil
+}
+
+const payInLock = `-- name: PayInLock :one
+SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE
+`
+
+type PayInLockParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// PayInLock reads one of a tenant's PayIns and locks it until the transaction ends, so that
+// what is decided from its state (settle it, credit a late payment, record an invoice) is
+// not raced by a cancel or another settle (primary key).
+func (q *Queries) PayInLock(ctx context.Context, db DBTX, arg PayInLockParams) (PayIn, error) {
+	row := db.QueryRow(ctx, payInLock, arg.TenantID, arg.ID)
+	var i PayIn
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.CustomerID,
+		&i.Type,
+		&i.State,
+		&i.FailureReason,
+		&i.PriceCurrency,
+		&i.PriceValue,
+		&i.RateMinorPerBtc,
+		&i.RateSource,
+		&i.CostSats,
+		&i.PolicyID,
+		&i.AddonIds,
+		&i.LicenseID,
+		&i.GenesisID,
+		&i.SuccessorID,
+		&i.RetryCount,
+		&i.StateChangedAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const payInLogCreated = `-- name: PayInLogCreated :exec
@@ -993,7 +1200,8 @@ WITH old AS (
     RETURNING p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at, old.state AS from_state
 ), logged AS (
     INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, reason, at)
-    SELECT tenant_id, id, from_state, state, failure_reason, $6::timestamptz FROM moved
+    SELECT tenant_id, id, CASE WHEN NOT $7::boolean THEN from_state END, state, failure_reason, $6::timestamptz
+    FROM moved
 )
 SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source,
        cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
@@ -1007,6 +1215,7 @@ type PayInTransitionParams struct {
 	ToState    PayInState
 	Reason     *PayInFailureReason
 	Now        time.Time
+	Created    bool
 }
 
 type PayInTransitionRow struct {
@@ -1034,7 +1243,10 @@ type PayInTransitionRow struct {
 
 // PayInTransition moves a PayIn to @to_state if and only if its state is one of
 // @from_states, records the transition with its time, and sets the failure reason (only
-// with FAILED). No row means the PayIn does not exist or its state does not allow it.
+// with FAILED). With @created, the PayIn was inserted in this transaction and its first
+// state was never recorded: the transition is recorded as its first (from no state), the
+// path it really took (a fully custodial payment goes straight to PAID). No row means the
+// PayIn does not exist or its state does not allow it.
 func (q *Queries) PayInTransition(ctx context.Context, db DBTX, arg PayInTransitionParams) (PayInTransitionRow, error) {
 	row := db.QueryRow(ctx, payInTransition,
 		arg.TenantID,
@@ -1043,6 +1255,7 @@ func (q *Queries) PayInTransition(ctx context.Context, db DBTX, arg PayInTransit
 		arg.ToState,
 		arg.Reason,
 		arg.Now,
+		arg.Created,
 	)
 	var i PayInTransitionRow
 	err := row.Scan(

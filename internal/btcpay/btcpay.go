@@ -108,9 +108,17 @@ type invoiceData struct {
 // paymentMethodData is the part of Greenfield's InvoicePaymentMethodDataModel that Tessera
 // reads. BTCPay 1.x names the currency cryptoCode, 2.x currency.
 type paymentMethodData struct {
-	Currency          string  `json:"currency"`
-	CryptoCode        string  `json:"cryptoCode"`
-	PaymentMethodPaid decimal `json:"paymentMethodPaid"`
+	Currency          string        `json:"currency"`
+	CryptoCode        string        `json:"cryptoCode"`
+	PaymentMethodPaid decimal       `json:"paymentMethodPaid"`
+	Payments          []paymentData `json:"payments"`
+}
+
+// paymentData is the part of Greenfield's payment (of an invoice payment method) that
+// Tessera reads.
+type paymentData struct {
+	Value  decimal `json:"value"`
+	Status string  `json:"status"`
 }
 
 // CreateInvoice creates an invoice of r.AmountSats in BTCPay's SATS currency, with r.Metadata
@@ -147,8 +155,8 @@ func (c *Client) CreateInvoice(ctx context.Context, r payment.InvoiceRequest) (p
 }
 
 // GetInvoice reads invoice id and what has been paid to it: the sum of paymentMethodPaid over
-// its bitcoin payment methods (on-chain and Lightning), in whole sats rounded down. An
-// unknown invoice is payment.ErrNotFound.
+// its bitcoin payment methods (on-chain and Lightning), in whole sats rounded down, and the
+// sum of its confirmed payments' values. An unknown invoice is payment.ErrNotFound.
 func (c *Client) GetInvoice(ctx context.Context, id string) (payment.Invoice, error) {
 	if err := validID(id); err != nil {
 		return payment.Invoice{}, fmt.Errorf("btcpay: get invoice: %w", err)
@@ -165,7 +173,7 @@ func (c *Client) GetInvoice(ctx context.Context, id string) (payment.Invoice, er
 	if err := c.do(ctx, http.MethodGet, c.storePath("invoices", id, "payment-methods"), nil, nil, &methods); err != nil {
 		return payment.Invoice{}, fmt.Errorf("btcpay: get payment methods of invoice %s: %w", id, err)
 	}
-	if inv.PaidSats, err = paidSats(methods); err != nil {
+	if inv.PaidSats, inv.ConfirmedSats, err = paidSats(methods); err != nil {
 		return payment.Invoice{}, fmt.Errorf("btcpay: get payment methods of invoice %s: %w", id, err)
 	}
 	return inv, nil
@@ -193,11 +201,43 @@ func (c *Client) FindInvoice(ctx context.Context, orderID string) (payment.Invoi
 	return inv, nil
 }
 
-// paidSats sums what was paid through the bitcoin payment methods, in sats. Each method's
+// InvalidateInvoice marks invoice id invalid with Greenfield's
+// POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status {"status":"Invalid"}. BTCPay
+// allows it for New, Processing and Expired invoices (and ones marked by hand) and answers
+// 422 otherwise — settled, or invalid already — which is payment.ErrNotInvalidatable; 404
+// is payment.ErrNotFound.
+func (c *Client) InvalidateInvoice(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return fmt.Errorf("btcpay: invalidate invoice: %w", err)
+	}
+	var data invoiceData
+	err := c.do(ctx, http.MethodPost, c.storePath("invoices", id, "status"), nil, []byte(`{"status":"Invalid"}`), &data)
+	var serr *statusError
+	if errors.As(err, &serr) && serr.status == http.StatusUnprocessableEntity {
+		return fmt.Errorf("btcpay: invalidate invoice %s: %w (%w)", id, payment.ErrNotInvalidatable, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("btcpay: invalidate invoice %s: %w", id, err)
+	}
+	return nil
+}
+
+// paidSats sums what was paid through the bitcoin payment methods, in sats: in all, and by
+// confirmed payments (status Settled; Complete before BTCPay 2.0). Each method's
 // paymentMethodPaid counts only its own payments (totalPaid would repeat the invoice's total
 // on every method). Fractions of a sat (Lightning's millisats) are dropped.
-func paidSats(methods []paymentMethodData) (int64, error) {
-	var total int64
+func paidSats(methods []paymentMethodData) (paid, confirmed int64, err error) {
+	add := func(total *int64, amount decimal, what string) error {
+		sats, err := parseDecimal(string(amount), 8, floor)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if *total > 1<<62 || sats > 1<<62 {
+			return fmt.Errorf("%s: total out of range", what)
+		}
+		*total += sats
+		return nil
+	}
 	for _, m := range methods {
 		currency := m.Currency
 		if currency == "" {
@@ -206,16 +246,19 @@ func paidSats(methods []paymentMethodData) (int64, error) {
 		if currency != "BTC" || m.PaymentMethodPaid == "" {
 			continue
 		}
-		sats, err := parseDecimal(string(m.PaymentMethodPaid), 8, floor)
-		if err != nil {
-			return 0, fmt.Errorf("paymentMethodPaid: %w", err)
+		if err := add(&paid, m.PaymentMethodPaid, "paymentMethodPaid"); err != nil {
+			return 0, 0, err
 		}
-		if total > 1<<62 || sats > 1<<62 {
-			return 0, errors.New("paymentMethodPaid: total out of range")
+		for _, p := range m.Payments {
+			if p.Status != "Settled" && p.Status != "Complete" {
+				continue
+			}
+			if err := add(&confirmed, p.Value, "payment value"); err != nil {
+				return 0, 0, err
+			}
 		}
-		total += sats
 	}
-	return total, nil
+	return paid, confirmed, nil
 }
 
 // invoice converts a Greenfield invoice in SATS to Tessera's view of it.

@@ -241,7 +241,7 @@ func TestGetInvoice(t *testing.T) {
 			got, err := b.client.GetInvoice(t.Context(), created.ID)
 			require.NoError(t, err)
 			want := created
-			want.Status, want.PaidSats = tt.status, tt.paid
+			want.Status, want.PaidSats, want.ConfirmedSats = tt.status, tt.paid, tt.paid
 			require.Equal(t, want, got)
 		})
 	}
@@ -275,6 +275,71 @@ func TestGetInvoice(t *testing.T) {
 		_, err := b.client.GetInvoice(t.Context(), id)
 		require.ErrorContains(t, err, "503")
 		require.NotErrorIs(t, err, payment.ErrNotFound)
+	})
+}
+
+func TestInvalidateInvoice(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct {
+		name    string
+		mark    func(f *fakebtcpay.Server, id string) error
+		wantErr error
+		status  string
+	}{
+		{name: "New", mark: func(*fakebtcpay.Server, string) error { return nil }, status: "Invalid"},
+		{name: "Expired", mark: func(f *fakebtcpay.Server, id string) error { return f.Expire(id) }, status: "Invalid"},
+		{name: "Settled", mark: func(f *fakebtcpay.Server, id string) error { return f.Settle(id, 60) }, wantErr: payment.ErrNotInvalidatable, status: "Settled"},
+		{name: "InvalidAlready", mark: func(f *fakebtcpay.Server, id string) error { return f.MarkInvalid(id) }, wantErr: payment.ErrNotInvalidatable, status: "Invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			id := b.createInvoice(t, 60).ID
+			require.NoError(t, tt.mark(b.fake, id))
+			err := b.client.InvalidateInvoice(t.Context(), id)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+			} else {
+				require.NoError(t, err)
+			}
+			inv, err := b.fake.Invoice(id)
+			require.NoError(t, err)
+			require.Equal(t, tt.status, inv.Status)
+		})
+	}
+
+	t.Run("NotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.ErrorIs(t, b.client.InvalidateInvoice(t.Context(), "nope"), payment.ErrNotFound)
+	})
+	t.Run("ProviderDown", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := b.createInvoice(t, 1).ID
+		b.fake.FailNext(1)
+		err := b.client.InvalidateInvoice(t.Context(), id)
+		require.ErrorContains(t, err, "503")
+		require.NotErrorIs(t, err, payment.ErrNotInvalidatable)
+	})
+	t.Run("LatePaymentIsRead", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id := b.createInvoice(t, 60).ID
+		require.NoError(t, b.client.InvalidateInvoice(t.Context(), id))
+		require.Error(t, b.fake.Settle(id, 60), "an invalid invoice's checkout takes no payment")
+		require.NoError(t, b.fake.PayLate(id, 60))
+		require.NoError(t, b.fake.PayLateUnconfirmed(id, 40))
+		got, err := b.client.GetInvoice(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, payment.InvoiceInvalid, got.Status)
+		require.Equal(t, int64(100), got.PaidSats)
+		require.Equal(t, int64(60), got.ConfirmedSats, "the unconfirmed payment is not counted yet")
+		require.NoError(t, b.fake.ConfirmPayments(id))
+		got, err = b.client.GetInvoice(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, int64(100), got.ConfirmedSats)
 	})
 }
 

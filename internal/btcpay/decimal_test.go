@@ -93,18 +93,25 @@ func TestPaidSats(t *testing.T) {
 
 	t.Run("SumsBitcoinMethods", func(t *testing.T) {
 		t.Parallel()
-		got, err := paidSats([]paymentMethodData{
-			{Currency: "BTC", PaymentMethodPaid: "0.00030000"},
-			{CryptoCode: "BTC", PaymentMethodPaid: "0.00020000123"},
-			{Currency: "LTC", PaymentMethodPaid: "5.0"},
+		paid, confirmed, err := paidSats([]paymentMethodData{
+			{Currency: "BTC", PaymentMethodPaid: "0.00030000", Payments: []paymentData{
+				{Value: "0.00010000", Status: "Settled"}, {Value: "0.00020000", Status: "Processing"},
+			}},
+			{CryptoCode: "BTC", PaymentMethodPaid: "0.00020000123", Payments: []paymentData{
+				{Value: "0.00020000123", Status: "Complete"}, {Value: "0.1", Status: "Invalid"},
+			}},
+			{Currency: "LTC", PaymentMethodPaid: "5.0", Payments: []paymentData{{Value: "5.0", Status: "Settled"}}},
 			{Currency: "BTC"},
 		})
 		require.NoError(t, err)
-		require.Equal(t, int64(50_000), got)
+		require.Equal(t, int64(50_000), paid)
+		require.Equal(t, int64(30_000), confirmed, "only confirmed bitcoin payments")
 	})
 	t.Run("RefusesMalformedAmount", func(t *testing.T) {
 		t.Parallel()
-		_, err := paidSats([]paymentMethodData{{Currency: "BTC", PaymentMethodPaid: "lots"}})
+		_, _, err := paidSats([]paymentMethodData{{Currency: "BTC", PaymentMethodPaid: "lots"}})
+		require.ErrorIs(t, err, errDecimal)
+		_, _, err = paidSats([]paymentMethodData{{Currency: "BTC", PaymentMethodPaid: "1", Payments: []paymentData{{Value: "x", Status: "Settled"}}}})
 		require.ErrorIs(t, err, errDecimal)
 	})
 }

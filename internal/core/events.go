@@ -42,6 +42,10 @@ const (
 	EventReferralRewardChanged      = "referral.reward_changed"
 	EventPayInPaid                  = "payin.paid"
 	EventPayInFailed                = "payin.failed"
+	// EventPayInLatePaymentCredited: money reached the invoice of a PayIn that could no
+	// longer use it (failed, cancelled, expired, or paid already) and was credited to the
+	// payer as credits.
+	EventPayInLatePaymentCredited = "payin.late_payment_credited"
 )
 
 // EventTypes returns every event type Tessera emits, in a stable order: the one list that
@@ -54,7 +58,7 @@ func EventTypes() []string {
 		EventSubscriptionRenewed, EventSubscriptionLapsed,
 		EventMachineActivated, EventMachineDeactivated,
 		EventReferralRewardChanged,
-		EventPayInPaid, EventPayInFailed,
+		EventPayInPaid, EventPayInFailed, EventPayInLatePaymentCredited,
 	}
 }
 

@@ -39,7 +39,8 @@ type PayInCreateParams struct {
 
 // PayInCreate creates a PayIn, converting its price to sats, and pays what it can from the
 // payer's custodial balances in the same transaction. Fully covered, it is PAID at once
-// (with its effect and payouts); otherwise it stays PENDING_INVOICE_CREATION and a
+// (with its effect and payouts), and its transitions say so: created PAID, never waiting
+// for an invoice. Otherwise it is created PENDING_INVOICE_CREATION and a
 // payin.create_invoice job, enqueued in the same transaction, invoices the rest.
 func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p PayInCreateParams) (sql.PayIn, error) {
 	if p.Type == sql.PayinTypeCreditGrant {
@@ -71,9 +72,6 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("create payin: %w", DBError(err))
 	}
-	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
-		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
-	}
 	assets := make([]string, len(p.Assets))
 	for i, a := range p.Assets {
 		assets[i] = string(a)
@@ -95,7 +93,10 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 		return sql.PayIn{}, err
 	}
 	if covered == payin.CostSats {
-		return PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 0)
+		return PayInPaid(ctx, tx, st, payin, nil, 0)
+	}
+	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
+		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
 	}
 	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoice{TenantID: tenantID, PayInID: payin.ID}}})
 	if err != nil {
@@ -105,14 +106,20 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 }
 
 // payInTransition moves a PayIn between states, from one of from; a PayIn in another state
-// is ErrConflict naming it, an unknown one ErrNotFound.
+// is ErrConflict naming it, an unknown one ErrNotFound. No from means the PayIn was just
+// inserted (PENDING_INVOICE_CREATION, not recorded yet): the transition is recorded as its
+// first state.
 func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, to sql.PayInState, reason *sql.PayInFailureReason) (sql.PayIn, error) {
+	created := len(from) == 0
+	if created {
+		from = []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}
+	}
 	states := make([]string, len(from))
 	for i, s := range from {
 		states[i] = string(s)
 	}
 	row, err := queries.PayInTransition(ctx, tx, sql.PayInTransitionParams{
-		TenantID: tenantID, ID: id, FromStates: states, ToState: to, Reason: reason, Now: st.Now,
+		TenantID: tenantID, ID: id, FromStates: states, ToState: to, Reason: reason, Created: created, Now: st.Now,
 	})
 	if err != nil {
 		if err = DBError(err); !errors.Is(err, ErrNotFound) {
@@ -131,7 +138,8 @@ func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.
 // its effect (issue the licence, with its subscription for a recurring policy; credit a
 // credit purchase or grant), records its payouts — the tenant's revenue, and overpaidSats as an
 // overpay_spillover payout in credits to the payer — and emits payin.paid. A PayIn already
-// PAID is ErrConflict, so a second settle changes nothing.
+// PAID is ErrConflict, so a second settle changes nothing. No from means the PayIn was
+// inserted in this transaction and is PAID at once (payInTransition).
 func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []sql.PayInState, overpaidSats int64) (sql.PayIn, error) {
 	payin, err := payInTransition(ctx, tx, st, payin.TenantID, payin.ID, from, sql.PayinStatePAID, nil)
 	if err != nil {
@@ -224,15 +232,19 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 }
 
 // PayInFail moves a PayIn from one of from to FAILED with reason, fails the upgrade a
-// tier_upgrade PayIn would have paid, backs off the renewal of a renewal PayIn that could
-// not be invoiced (renewalInvoiceFailed), refunds its custodial parts and credits receivedSats (what an underpaid invoice did receive) to the payer, and
-// emits payin.failed.
+// tier_upgrade PayIn would have paid, backs off the renewal of a renewal PayIn that was never
+// invoiced (INVOICE_CREATION_FAILED or SYSTEM_CANCELLED: renewalInvoiceFailed), refunds its
+// custodial parts, credits receivedSats (what an underpaid invoice did receive) to the payer
+// as an underpayment_refund payout, and emits payin.failed. A PayIn with an invoice gets a
+// payin.invalidate_invoice job in the same transaction: its invoice must take no more
+// money, and money it took meanwhile is credited (PayInLatePaymentCredit).
 func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, reason sql.PayInFailureReason, receivedSats int64) (sql.PayIn, error) {
 	payin, err := payInTransition(ctx, tx, st, tenantID, id, from, sql.PayinStateFAILED, &reason)
 	if err != nil {
 		return sql.PayIn{}, err
 	}
-	if payin.Type == sql.PayinTypeSubscriptionRenewal && reason == sql.PayinFailureReasonINVOICECREATIONFAILED {
+	if payin.Type == sql.PayinTypeSubscriptionRenewal &&
+		(reason == sql.PayinFailureReasonINVOICECREATIONFAILED || reason == sql.PayinFailureReasonSYSTEMCANCELLED) {
 		if err := renewalInvoiceFailed(ctx, tx, st, payin); err != nil {
 			return sql.PayIn{}, err
 		}
@@ -257,16 +269,82 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 			return sql.PayIn{}, fmt.Errorf("credit received sats of payin %s: %w", id, DBError(err))
 		}
 		err = queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-			TenantID: tenantID, ID: NewID(), PayinID: id, Type: sql.PayoutTypeOverpaySpillover, EarnerCustomerID: &payin.CustomerID,
+			TenantID: tenantID, ID: NewID(), PayinID: id, Type: sql.PayoutTypeUnderpaymentRefund, EarnerCustomerID: &payin.CustomerID,
 			Asset: string(sql.AssetCredits), Amount: receivedSats, BalanceAfter: &after, Now: st.Now,
 		})
 		if err != nil {
 			return sql.PayIn{}, fmt.Errorf("record received sats of payin %s: %w", id, DBError(err))
 		}
 	}
+	if err := payInInvalidateInvoice(ctx, tx, st, payin); err != nil {
+		return sql.PayIn{}, err
+	}
 	data := PayInEventData(payin)
 	data["failure_reason"] = reason
 	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, EventPayInFailed, data)
+}
+
+// payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
+func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
+	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
+	}
+	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInInvalidateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}}})
+	if err != nil {
+		return fmt.Errorf("enqueue invalidation of the invoice of payin %s: %w", payin.ID, err)
+	}
+	return nil
+}
+
+// PayInInvoiceAbandoned records an invoice the provider created for a PayIn that failed
+// before the invoice was recorded (the buyer cancelled while payin.create_invoice waited for
+// the provider), so that money paid to it is found and credited, and enqueues its
+// invalidation. A PayIn has one invoice: the caller checks that none is recorded yet.
+func PayInInvoiceAbandoned(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) error {
+	if payin.State != sql.PayinStateFAILED {
+		return fmt.Errorf("%w: payin %s is %s, not FAILED", ErrConflict, payin.ID, payin.State)
+	}
+	if _, err := payInInvoiceAttach(ctx, tx, st, payin, provider, invoice); err != nil {
+		return err
+	}
+	return payInInvalidateInvoice(ctx, tx, st, payin)
+}
+
+// PayInLatePaymentCredit credits to the payer money that reached the invoice of a PayIn that
+// can no longer use it — FAILED (cancelled, expired, invalid, not found), or PAID already — when
+// its provider says the invoice has received paidSats in all: what is beyond what was
+// accounted for before (PayInInvoiceAccount, which makes it exactly once) goes to the payer's
+// credits as a late_payment_credit payout with the balance after, audited and emitted as
+// payin.late_payment_credited. It returns the sats credited (0: nothing new). The caller
+// holds the PayIn's lock (PayInLock).
+func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, paidSats int64) (int64, error) {
+	late, err := queries.PayInInvoiceAccount(ctx, tx, sql.PayInInvoiceAccountParams{TenantID: payin.TenantID, PayinID: payin.ID, PaidSats: paidSats})
+	if err != nil {
+		return 0, fmt.Errorf("account for what the invoice of payin %s received: %w", payin.ID, DBError(err))
+	}
+	if late == 0 {
+		return 0, nil
+	}
+	after, err := queries.BalanceCredit(ctx, tx, sql.BalanceCreditParams{
+		TenantID: payin.TenantID, CustomerID: payin.CustomerID, Asset: sql.AssetCredits, Amount: late, Now: st.Now,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("credit late payment of payin %s: %w", payin.ID, DBError(err))
+	}
+	err = queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
+		TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeLatePaymentCredit, EarnerCustomerID: &payin.CustomerID,
+		Asset: string(sql.AssetCredits), Amount: late, BalanceAfter: &after, Now: st.Now,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("record late payment of payin %s: %w", payin.ID, DBError(err))
+	}
+	data := PayInEventData(payin)
+	data["credited_sats"], data["received_sats"], data["balance_after"] = late, paidSats, after
+	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, EventPayInLatePaymentCredited, data)
 }
 
 // PayInEventData is the payload of PayIn events.
@@ -281,6 +359,20 @@ func PayInEventData(p sql.PayIn) map[string]any {
 // from PENDING_INVOICE_CREATION to PENDING; for a renewal it emits
 // subscription.renewal_pending with the checkout URL (renewalPending).
 func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) (sql.PayIn, sql.PayInInvoice, error) {
+	row, err := payInInvoiceAttach(ctx, tx, st, payin, provider, invoice)
+	if err != nil {
+		return sql.PayIn{}, sql.PayInInvoice{}, err
+	}
+	payin, err = payInTransition(ctx, tx, st, payin.TenantID, payin.ID,
+		[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinStatePENDING, nil)
+	if err == nil && payin.Type == sql.PayinTypeSubscriptionRenewal {
+		err = renewalPending(ctx, tx, st, payin, row)
+	}
+	return payin, row, err
+}
+
+// payInInvoiceAttach records the provider invoice of a PayIn.
+func payInInvoiceAttach(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) (sql.PayInInvoice, error) {
 	var expires *time.Time
 	if !invoice.ExpiresAt.IsZero() {
 		expires = &invoice.ExpiresAt
@@ -290,14 +382,9 @@ func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 		CheckoutUrl: invoice.CheckoutURL, AmountSats: invoice.AmountSats, ExpiresAt: expires, Now: st.Now,
 	})
 	if err != nil {
-		return sql.PayIn{}, sql.PayInInvoice{}, fmt.Errorf("attach invoice to payin %s: %w", payin.ID, DBError(err))
+		return sql.PayInInvoice{}, fmt.Errorf("attach invoice to payin %s: %w", payin.ID, DBError(err))
 	}
-	payin, err = payInTransition(ctx, tx, st, payin.TenantID, payin.ID,
-		[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinStatePENDING, nil)
-	if err == nil && payin.Type == sql.PayinTypeSubscriptionRenewal {
-		err = renewalPending(ctx, tx, st, payin, row)
-	}
-	return payin, row, err
+	return row, nil
 }
 
 // PayInRetryParams says how a retry pays.
@@ -379,10 +466,7 @@ func CreditGrant(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID u
 	if err != nil {
 		return sql.PayIn{}, 0, fmt.Errorf("create credit grant: %w", DBError(err))
 	}
-	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
-		return sql.PayIn{}, 0, fmt.Errorf("log credit grant: %w", err)
-	}
-	if payin, err = PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 0); err != nil {
+	if payin, err = PayInPaid(ctx, tx, st, payin, nil, 0); err != nil {
 		return sql.PayIn{}, 0, err
 	}
 	payouts, err := queries.PayInPayouts(ctx, tx, sql.PayInPayoutsParams{TenantID: tenantID, PayinID: payin.ID})

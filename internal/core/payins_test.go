@@ -160,8 +160,9 @@ func TestPayInFullyCustodialIsPaidAtOnce(t *testing.T) {
 	require.Equal(t, int64(100), payouts[0].Amount)
 	transitions, err := queries.PayInTransitions(ctx, l.db, sql.PayInTransitionsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
 	require.NoError(t, err)
-	require.Len(t, transitions, 2)
-	require.Equal(t, sql.PayinStatePAID, transitions[1].ToState)
+	require.Len(t, transitions, 1, "the path it took: created PAID, never waiting for an invoice")
+	require.Nil(t, transitions[0].FromState)
+	require.Equal(t, sql.PayinStatePAID, transitions[0].ToState)
 	l.requireInvariants(t)
 
 	l.inTx(t, func(tx pgx.Tx) error {

@@ -207,8 +207,9 @@ func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscripti
 	})
 }
 
-// renewalInvoiceFailed is what a renewal PayIn failing with INVOICE_CREATION_FAILED does
-// (PayInFail): the provider could not invoice its cycle, so the cycle is released
+// renewalInvoiceFailed is what a renewal PayIn failing with INVOICE_CREATION_FAILED or
+// SYSTEM_CANCELLED does (PayInFail): the provider could not invoice its cycle, or an operator
+// cancelled its invoice creation in River, so the cycle is released
 // (SubscriptionCycleRelease) and, as when the price could not be quoted, the renewal counts
 // as failed and is backed off (renewalFailed); the sweep opens the cycle again, with a new
 // PayIn, when it is due. A PayIn that failed otherwise (expired, cancelled) keeps its cycle

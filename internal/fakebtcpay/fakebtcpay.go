@@ -1,6 +1,7 @@
 // Package fakebtcpay is a fake BTCPay Server for development and tests. It speaks the part of
 // the Greenfield API that Tessera uses (create and read invoices in SATS, an invoice's
-// payment methods, the store's rates) with API-key authentication, keeps invoices in memory,
+// payment methods and payments, marking an invoice invalid, the store's rates) with API-key
+// authentication, keeps invoices in memory,
 // and lets tests and humans settle, expire or invalidate invoices, which sends the matching
 // webhooks signed like BTCPay's (BTCPay-Sig). It listens wherever its Handler is served:
 // httptest on loopback in tests, `tessera fake-btcpay` for demos.
@@ -89,10 +90,18 @@ type invoice struct {
 	Additional string
 	AmountSats int64
 	PaidSats   int64
+	Payments   []invoicePayment
 	Metadata   map[string]any
 	Checkout   string
 	Created    time.Time
 	Expires    time.Time
+}
+
+// invoicePayment is one payment to an invoice: its sats and whether it is confirmed
+// (Greenfield's payment status Settled) or not yet (Processing).
+type invoicePayment struct {
+	Sats    int64
+	Settled bool
 }
 
 // New validates cfg and returns a Server.
@@ -144,15 +153,20 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
-// Settle marks invoice id paid with paidSats, which may differ from its amount (an under- or
-// overpayment, recorded in additionalStatus as PaidPartial or PaidOver). Only New and
-// Processing invoices can be settled. It sends no webhook (see SendWebhook).
+// Settle marks invoice id paid with paidSats in one confirmed payment, which may differ from
+// its amount (an under- or overpayment, recorded in additionalStatus as PaidPartial or
+// PaidOver). Only New and Processing invoices can be settled. It sends no webhook (see
+// SendWebhook).
 func (s *Server) Settle(id string, paidSats int64) error {
 	if paidSats < 0 {
 		return fmt.Errorf("fakebtcpay: settle %s: paid %d sats is negative", id, paidSats)
 	}
 	return s.transition(id, StatusSettled, func(inv *invoice) {
 		inv.PaidSats = paidSats
+		inv.Payments = nil
+		if paidSats > 0 {
+			inv.Payments = []invoicePayment{{Sats: paidSats, Settled: true}}
+		}
 		switch {
 		case paidSats < inv.AmountSats:
 			inv.Additional = "PaidPartial"
@@ -176,24 +190,83 @@ func (s *Server) Invalidate(id string) error {
 		StatusNew, StatusProcessing, StatusSettled)
 }
 
-// transition moves invoice id to status when its status is one of from, applying change.
+// MarkInvalid marks invoice id invalid as Greenfield's "mark invoice status" does: a New,
+// Processing or Expired invoice, or a settled one that was marked by hand, becomes Invalid
+// (marked); a settled or invalid one is ErrState. It sends no webhook.
+func (s *Server) MarkInvalid(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invoices[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("fakebtcpay: mark %s invalid: %w", id, ErrNotFound)
+	case inv.Status == StatusInvalid || inv.Status == StatusSettled && inv.Additional != "Marked":
+		return fmt.Errorf("fakebtcpay: mark %s invalid: it is %s: %w", id, inv.Status, ErrState)
+	}
+	inv.Status, inv.Additional = StatusInvalid, "Marked"
+	return nil
+}
+
+// PayLate adds a confirmed payment of sats to an invoice that no longer expects it —
+// expired, invalid, or settled already — as a buyer paying a stale checkout does; BTCPay
+// records such payments (PaidLate) without changing the status. It sends no webhook.
+func (s *Server) PayLate(id string, sats int64) error {
+	return s.payLate(id, sats, true)
+}
+
+// PayLateUnconfirmed is PayLate with a payment not confirmed yet (status Processing), which
+// a double spend could still undo; ConfirmPayments confirms it.
+func (s *Server) PayLateUnconfirmed(id string, sats int64) error {
+	return s.payLate(id, sats, false)
+}
+
+func (s *Server) payLate(id string, sats int64, settled bool) error {
+	if sats <= 0 {
+		return fmt.Errorf("fakebtcpay: pay %s late: %d sats is not positive", id, sats)
+	}
+	return s.transition(id, "", func(inv *invoice) {
+		inv.PaidSats += sats
+		inv.Payments = append(inv.Payments, invoicePayment{Sats: sats, Settled: settled})
+		if inv.Status != StatusInvalid {
+			inv.Additional = "PaidLate"
+		}
+	}, StatusExpired, StatusInvalid, StatusSettled)
+}
+
+// ConfirmPayments confirms every payment of invoice id. It sends no webhook.
+func (s *Server) ConfirmPayments(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invoices[id]
+	if !ok {
+		return fmt.Errorf("fakebtcpay: confirm payments of %s: %w", id, ErrNotFound)
+	}
+	for i := range inv.Payments {
+		inv.Payments[i].Settled = true
+	}
+	return nil
+}
+
+// transition moves invoice id to status (keeps it when status is empty) when its status is one of from, applying change.
 func (s *Server) transition(id, status string, change func(*invoice), from ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv, ok := s.invoices[id]
 	if !ok {
-		return fmt.Errorf("fakebtcpay: mark %s %s: %w", id, status, ErrNotFound)
+		return fmt.Errorf("fakebtcpay: change %s to %q: %w", id, status, ErrNotFound)
 	}
 	for _, f := range from {
 		if inv.Status == f {
-			inv.Status = status
+			if status != "" {
+				inv.Status = status
+			}
 			if change != nil {
 				change(inv)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("fakebtcpay: mark %s %s: it is %s: %w", id, status, inv.Status, ErrState)
+	return fmt.Errorf("fakebtcpay: change %s to %q: it is %s: %w", id, status, inv.Status, ErrState)
 }
 
 // Invoice is an invoice as the demo endpoints list it.

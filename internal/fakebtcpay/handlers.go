@@ -21,6 +21,7 @@ func (s *Server) routes() {
 	api("GET /api/v1/stores/{storeId}/invoices", s.searchInvoices)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}", s.getInvoice)
 	api("GET /api/v1/stores/{storeId}/invoices/{invoiceId}/payment-methods", s.getPaymentMethods)
+	api("POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status", s.markInvoiceStatus)
 	api("GET /api/v1/stores/{storeId}/rates", s.getRates)
 	s.mux.HandleFunc("GET /fake/invoices", s.listInvoices)
 	s.mux.HandleFunc("POST /fake/invoices/{invoiceId}/settle", s.demoSettle)
@@ -106,6 +107,38 @@ func (s *Server) getInvoice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, data)
 }
 
+// markInvoiceStatus answers POST /api/v1/stores/{storeId}/invoices/{invoiceId}/status with
+// {"status":"Invalid"} as BTCPay does: New, Processing and Expired invoices (and settled ones
+// marked by hand) become Invalid, marked; others are a 422 validation error. Marking an
+// invoice settled is not part of the fake.
+func (s *Server) markInvoiceStatus(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid-request", "Invalid JSON: "+err.Error())
+		return
+	}
+	if req.Status != StatusInvalid {
+		writeValidation(w, "status", "The fake BTCPay server only marks invoices Invalid")
+		return
+	}
+	id := r.PathValue("invoiceId")
+	err := s.MarkInvalid(id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "invoice-not-found", "The invoice was not found")
+		return
+	case err != nil:
+		writeValidation(w, "status", "Status can only be marked to invalid or settled within certain conditions.")
+		return
+	}
+	s.mu.Lock()
+	data := s.invoiceData(s.invoices[id])
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, data)
+}
+
 // searchInvoices answers GET /api/v1/stores/{storeId}/invoices: the invoices whose
 // metadata.orderId is one of the orderId parameters (all without one), newest first, at
 // most take of them.
@@ -148,13 +181,25 @@ func (s *Server) invoiceData(inv *invoice) map[string]any {
 }
 
 // getPaymentMethods answers GET .../invoices/{invoiceId}/payment-methods with one on-chain
-// BTC payment method holding everything paid, amounts in BTC.
+// BTC payment method holding everything paid and its payments (status Settled when
+// confirmed, Processing before), amounts in BTC.
 func (s *Server) getPaymentMethods(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	inv, ok := s.invoices[r.PathValue("invoiceId")]
 	var amount, paid int64
+	payments := []map[string]any{}
 	if ok {
 		amount, paid = inv.AmountSats, inv.PaidSats
+		for i, p := range inv.Payments {
+			status := StatusProcessing
+			if p.Settled {
+				status = StatusSettled
+			}
+			payments = append(payments, map[string]any{
+				"id": fmt.Sprintf("%s-%d", inv.ID, i), "receivedDate": inv.Created.Unix(), "value": btc(p.Sats),
+				"fee": "0.00000000", "status": status, "destination": "bcrt1qfakefakefakefakefakefakefakefakefake",
+			})
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -173,7 +218,7 @@ func (s *Server) getPaymentMethods(w http.ResponseWriter, r *http.Request) {
 		"totalPaid":         btc(paid),
 		"due":               btc(amount - paid),
 		"networkFee":        "0.00000000",
-		"payments":          []any{},
+		"payments":          payments,
 	}})
 }
 

@@ -1,8 +1,6 @@
 package jobargs
 
 import (
-	"time"
-
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 )
@@ -22,30 +20,61 @@ type PayInCreateInvoice struct {
 // Kind is the job kind River UI shows.
 func (PayInCreateInvoice) Kind() string { return "payin.create_invoice" }
 
-// InsertOpts gives invoice creation its attempt budget; one job per PayIn.
+// InsertOpts gives invoice creation its attempt budget; one unfinished job per PayIn, so
+// that the reconcile sweep can enqueue again the job of a PayIn whose job was lost.
 func (PayInCreateInvoice) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: PayInCreateInvoiceMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{MaxAttempts: PayInCreateInvoiceMaxAttempts, UniqueOpts: uniqueWhileUnfinished()}
 }
 
 // PayInSettle re-confirms a provider invoice with its provider and settles or fails its
-// PayIn by what the provider says. Webhooks and the reconcile sweep enqueue it. It names the
-// invoice as the provider does, because a webhook can arrive before the invoice's row is
-// committed: the job then retries until it is.
+// PayIn by what the provider says, or credits money that reached it after its PayIn failed
+// or was paid. Webhooks, the invalidation of an invoice and the reconcile sweep enqueue it.
+// It names the invoice as the provider does, because a webhook can arrive before the
+// invoice's row is committed: the job then retries until it is.
 type PayInSettle struct {
 	Provider  string `json:"provider"`
 	InvoiceID string `json:"invoice_id"`
+	// Trigger says what asked for the re-confirmation: the provider webhook delivery's id,
+	// PayInSettleAfterInvalidation, or empty for the reconcile sweep.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// PayInSettleAfterInvalidation is the Trigger of the settle a payin.invalidate_invoice job
+// enqueues, to credit money that reached the invoice before it became invalid.
+const PayInSettleAfterInvalidation = "invalidation"
 
 // Kind is the job kind River UI shows.
 func (PayInSettle) Kind() string { return "payin.settle" }
 
-// InsertOpts makes duplicate webhooks for one invoice, arriving together, one settle job.
+// InsertOpts makes settles unique by invoice and trigger among unfinished jobs: every
+// recorded webhook delivery gets its own settle (a delivery that arrives while another's
+// settle runs is never swallowed by it), while the reconcile sweep enqueues no second settle
+// for an invoice whose sweep settle has not run yet.
 func (PayInSettle) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+	return river.InsertOpts{UniqueOpts: uniqueWhileUnfinished()}
+}
+
+// PayInInvalidateInvoice makes the provider invoice of a FAILED PayIn unpayable (BTCPay: marks
+// it Invalid), then has it re-confirmed (payin.settle), so that money that reached it before
+// is credited to the payer. PayInFail enqueues it in the transaction that fails the PayIn;
+// the reconcile sweep enqueues it again when it was lost, deleted, cancelled or discarded.
+type PayInInvalidateInvoice struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	PayInID  uuid.UUID `json:"payin_id"`
+}
+
+// Kind is the job kind River UI shows.
+func (PayInInvalidateInvoice) Kind() string { return "payin.invalidate_invoice" }
+
+// InsertOpts makes the job unique by PayIn among unfinished jobs.
+func (PayInInvalidateInvoice) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueWhileUnfinished()}
 }
 
 // PayInReconcileSweep asks the provider about PENDING PayIns whose webhook never came, by
-// enqueueing a payin.settle for each.
+// enqueueing a payin.settle for each, and heals PayIns whose job is gone: it enqueues again
+// the lost payin.create_invoice and payin.invalidate_invoice jobs, and fails with
+// SYSTEM_CANCELLED a PayIn whose invoice creation an operator cancelled.
 type PayInReconcileSweep struct{}
 
 // Kind is the job kind River UI shows.

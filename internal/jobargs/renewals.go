@@ -3,7 +3,6 @@ package jobargs
 import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 )
 
 // SubscriptionRenewSweep enqueues a SubscriptionRenew for every due subscription (SPEC 4.1),
@@ -30,13 +29,7 @@ func (SubscriptionRenew) Kind() string { return "subscription.renew" }
 // the failure recorded and backed off) the sweep enqueues the same cycle again when it is
 // due; a job for a cycle already opened finds it open and does nothing.
 func (SubscriptionRenew) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{
-		ByArgs: true,
-		ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		},
-	}}
+	return river.InsertOpts{UniqueOpts: uniqueWhileUnfinished()}
 }
 
 // SubscriptionLapseSweep lapses past_due subscriptions unpaid beyond their grace days, across

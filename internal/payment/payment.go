@@ -36,13 +36,17 @@ type InvoiceRequest struct {
 
 // Invoice is a provider invoice as Tessera reads it.
 type Invoice struct {
-	ID          string
-	OrderID     string
-	Status      InvoiceStatus
-	AmountSats  int64
-	PaidSats    int64
-	CheckoutURL string
-	ExpiresAt   time.Time
+	ID         string
+	OrderID    string
+	Status     InvoiceStatus
+	AmountSats int64
+	// PaidSats is everything paid to the invoice, confirmed or not.
+	PaidSats int64
+	// ConfirmedSats is what its confirmed payments paid (a double spend can no longer undo
+	// them): what money reaching a dead invoice is credited by.
+	ConfirmedSats int64
+	CheckoutURL   string
+	ExpiresAt     time.Time
 }
 
 // WebhookEvent is a provider webhook whose signature was verified.
@@ -65,9 +69,13 @@ var ErrBadSignature = errors.New("payment: bad webhook signature")
 // ErrNotFound means the provider has no such invoice.
 var ErrNotFound = errors.New("payment: no such invoice")
 
+// ErrNotInvalidatable means the provider refused to mark an invoice invalid because its
+// status does not allow it: it is settled, or invalid already.
+var ErrNotInvalidatable = errors.New("payment: invoice cannot be marked invalid")
+
 // Provider creates and reads invoices at a payment provider and verifies its webhooks.
-// Errors other than ErrNotFound and ErrBadSignature are transient (network, 5xx) and worth
-// retrying.
+// Errors other than ErrNotFound, ErrNotInvalidatable and ErrBadSignature are transient
+// (network, 5xx) and worth retrying.
 type Provider interface {
 	// Name is the provider's name as stored on invoices: "btcpay".
 	Name() string
@@ -78,6 +86,11 @@ type Provider interface {
 	// FindInvoice finds the newest invoice created for orderID (ErrNotFound: none), so that a
 	// retried creation reuses an invoice an earlier attempt created but could not record.
 	FindInvoice(ctx context.Context, orderID string) (Invoice, error)
+	// InvalidateInvoice marks an open or expired invoice invalid, so that its checkout no
+	// longer takes payments (a PayIn that failed does not want them). A settled or already
+	// invalid invoice is ErrNotInvalidatable, an unknown one ErrNotFound. Money that still
+	// reaches it is read by GetInvoice like any other.
+	InvalidateInvoice(ctx context.Context, id string) error
 	// ParseWebhook verifies a webhook's signature over the raw body and decodes it.
 	ParseWebhook(body []byte, header http.Header) (WebhookEvent, error)
 }
