@@ -150,12 +150,13 @@ func (s *Server) register() {
 	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
 		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header. Errors are RFC 9457 problem+json."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
+	config.Transformers = []huma.Transformer{boundErrors}
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
-	s.api.UseMiddleware(s.operation, s.authenticate, s.transact)
+	s.api.UseMiddleware(s.operation, s.screen, s.authenticate, s.transact)
 
 	s.registerHealth()
 	s.registerTenants()
