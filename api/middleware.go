@@ -78,8 +78,8 @@ func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
 func writeProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	problem := huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: clip(detail, maxErrorDetail)}
-	_ = json.NewEncoder(w).Encode(problem) // a client gone away is nothing to report
+	model := huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: clip(detail, maxErrorDetail)}
+	_ = json.NewEncoder(w).Encode(model) // a client gone away is nothing to report
 }
 
 // printableASCII reports whether s is 1 to max printable ASCII characters without spaces.
