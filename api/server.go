@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -179,6 +180,30 @@ func (s *Server) register() {
 	s.registerUpstreamStores()
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
+	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
+		allowNullInEnums(schema)
+	}
+}
+
+// allowNullInEnums adds null to the enum of every nullable schema in s (a nullable *string
+// field with an enum tag): Huma publishes such a field as type [string, null] with an enum
+// of its strings only, so a null it sends breaks its own document.
+func allowNullInEnums(s *huma.Schema) {
+	if s == nil {
+		return
+	}
+	if s.Nullable && len(s.Enum) > 0 && !slices.Contains(s.Enum, any(nil)) {
+		s.Enum = append(s.Enum, nil)
+	}
+	allowNullInEnums(s.Items)
+	for _, p := range s.Properties {
+		allowNullInEnums(p)
+	}
+	for _, group := range [][]*huma.Schema{s.OneOf, s.AnyOf, s.AllOf} {
+		for _, sub := range group {
+			allowNullInEnums(sub)
+		}
+	}
 }
 
 // describeRawBodies rewrites the schemas Huma gives raw request bodies (a string with format
