@@ -51,13 +51,13 @@ type PolicyCreateInput struct {
 		ProductID             uuid.UUID     `json:"product_id" doc:"A live product of the tenant."`
 		Slug                  string        `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's policies; add-ons name policies by slug. Cannot change."`
 		Name                  string        `json:"name" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
-		TierRank              int32         `json:"tier_rank,omitempty" example:"2" doc:"Default 0."`
+		TierRank              int32         `json:"tier_rank,omitempty" minimum:"-1000000" maximum:"1000000" example:"2" doc:"Default 0."`
 		ListedCurrency        string        `json:"listed_currency" enum:"USD,EUR,SAT" example:"USD"`
-		ListedValue           int64         `json:"listed_value" minimum:"0" example:"7500" doc:"Price in minor units of listed_currency (cents, or sats)."`
+		ListedValue           int64         `json:"listed_value" minimum:"0" maximum:"1000000000000" example:"7500" doc:"Price in minor units of listed_currency (cents, or sats); at most 10^12 (ten billion dollars or euros, 10,000 BTC), so that no conversion, proration or sum overflows."`
 		IsRecurring           bool          `json:"is_recurring" example:"true" doc:"Whether the policy renews every period_days. Cannot change."`
 		PeriodDays            *int32        `json:"period_days,omitempty" minimum:"1" maximum:"3660" example:"365" doc:"Required when is_recurring, refused otherwise. Cannot change."`
 		GracePeriodDays       *int32        `json:"grace_period_days,omitempty" minimum:"0" maximum:"365" example:"7" doc:"Default 7."`
-		MaxMachines           *int32        `json:"max_machines,omitempty" minimum:"0" example:"3" doc:"Active machines per licence; left out means unlimited."`
+		MaxMachines           *int32        `json:"max_machines,omitempty" minimum:"0" maximum:"1000000" example:"3" doc:"Active machines per licence; left out means unlimited."`
 		Entitlements          UniqueStrings `json:"entitlements,omitempty" nullable:"false" maxItems:"100" example:"[\"export\",\"R_Pro\"]" doc:"Feature names, 1 to 100 characters each."`
 		PerpetualAfterDays    *int32        `json:"perpetual_after_days,omitempty" minimum:"1" maximum:"36600" example:"1095" doc:"A subscription cancelled at least this many days after it was created leaves a perpetual licence; left out never."`
 		QualifiesForReferrals bool          `json:"qualifies_for_referrals,omitempty" example:"true" doc:"Default false."`
@@ -70,11 +70,11 @@ type PolicyUpdateInput struct {
 	ID   uuid.UUID `path:"id"`
 	Body struct {
 		Name                  *string         `json:"name,omitempty" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
-		TierRank              *int32          `json:"tier_rank,omitempty" example:"3"`
+		TierRank              *int32          `json:"tier_rank,omitempty" minimum:"-1000000" maximum:"1000000" example:"3"`
 		ListedCurrency        *string         `json:"listed_currency,omitempty" enum:"USD,EUR,SAT" example:"USD"`
-		ListedValue           *int64          `json:"listed_value,omitempty" minimum:"0" example:"8000"`
+		ListedValue           *int64          `json:"listed_value,omitempty" minimum:"0" maximum:"1000000000000" example:"8000" doc:"At most 10^12 minor units."`
 		GracePeriodDays       *int32          `json:"grace_period_days,omitempty" minimum:"0" maximum:"365" example:"14"`
-		MaxMachines           Nullable[int32] `json:"max_machines,omitzero" nullable:"true" minimum:"0" example:"5" doc:"null means unlimited."`
+		MaxMachines           Nullable[int32] `json:"max_machines,omitzero" nullable:"true" minimum:"0" maximum:"1000000" example:"5" doc:"null means unlimited."`
 		Entitlements          UniqueStrings   `json:"entitlements,omitempty" nullable:"false" maxItems:"100" example:"[\"export\",\"R_Pro\",\"R_Batch\"]" doc:"Replaces the list."`
 		PerpetualAfterDays    Nullable[int32] `json:"perpetual_after_days,omitzero" nullable:"true" minimum:"1" maximum:"36600" example:"1095" doc:"null means never."`
 		QualifiesForReferrals *bool           `json:"qualifies_for_referrals,omitempty" example:"true"`
