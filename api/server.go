@@ -1,6 +1,7 @@
 // Package api is Tessera's HTTP surface: Huma operations, one file per resource, on the
 // standard library mux, with the middleware every request passes through (request ids,
-// logs, metrics, authentication, one transaction per write, idempotency keys).
+// logs, metrics, text screening, authentication, one transaction per write, idempotency
+// keys) and the bounds of every error answer.
 package api
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -150,12 +152,13 @@ func (s *Server) register() {
 	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
 		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header (an admin key's are its tenant's; a buyer write's are scoped by the tenant it names). Errors are RFC 9457 problem+json."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
+	config.Transformers = []huma.Transformer{boundErrors}
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
-	s.api.UseMiddleware(s.operation, s.authenticate, s.transact)
+	s.api.UseMiddleware(s.operation, s.screenParams, s.authenticate, s.screenBody, s.transact)
 
 	s.registerHealth()
 	s.registerTenants()
@@ -178,6 +181,30 @@ func (s *Server) register() {
 	s.registerUpstreamStores()
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
+	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
+		allowNullInEnums(schema)
+	}
+}
+
+// allowNullInEnums adds null to the enum of every nullable schema in s (a nullable *string
+// field with an enum tag): Huma publishes such a field as type [string, null] with an enum
+// of its strings only, so a null it sends breaks its own document.
+func allowNullInEnums(s *huma.Schema) {
+	if s == nil {
+		return
+	}
+	if s.Nullable && len(s.Enum) > 0 && !slices.Contains(s.Enum, any(nil)) {
+		s.Enum = append(s.Enum, nil)
+	}
+	allowNullInEnums(s.Items)
+	for _, p := range s.Properties {
+		allowNullInEnums(p)
+	}
+	for _, group := range [][]*huma.Schema{s.OneOf, s.AnyOf, s.AllOf} {
+		for _, sub := range group {
+			allowNullInEnums(sub)
+		}
+	}
 }
 
 // describeRawBodies rewrites the schemas Huma gives raw request bodies (a string with format
