@@ -33,9 +33,9 @@ type PayInCreateInvoiceWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one attempt.
+// Timeout bounds one attempt: Config.JobTimeout.
 func (w *PayInCreateInvoiceWorker) Timeout(*river.Job[jobargs.PayInCreateInvoice]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // NextRetry backs off by payInCreateInvoiceRetries.
@@ -119,9 +119,9 @@ type PayInSettleWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one attempt.
+// Timeout bounds one attempt: Config.JobTimeout.
 func (w *PayInSettleWorker) Timeout(*river.Job[jobargs.PayInSettle]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work settles the invoice's PayIn.
@@ -199,6 +199,11 @@ const (
 type PayInReconcileSweepWorker struct {
 	river.WorkerDefaults[jobargs.PayInReconcileSweep]
 	cfg Config
+}
+
+// Timeout bounds one sweep: Config.JobTimeout.
+func (w *PayInReconcileSweepWorker) Timeout(*river.Job[jobargs.PayInReconcileSweep]) time.Duration {
+	return w.cfg.jobTimeout()
 }
 
 // Work enqueues the settles and completes the job in one transaction.
