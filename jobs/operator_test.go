@@ -262,26 +262,61 @@ func (o *operator) subscription(t *testing.T) sql.Subscription {
 	return sub
 }
 
-// TestOperatorActionsReferralRecomputeUnique: a cancelled referral.recompute does not hold
-// back the next change's recompute (the job is unique only while waiting or running), and
-// Retry of the cancelled one while that recompute waits is refused by River's uniqueness:
-// the waiting one does the work.
-func TestOperatorActionsReferralRecomputeUnique(t *testing.T) {
+// TestOperatorActionsRetryOfADuplicate: a cancelled job does not hold back the next one of
+// the same unique args (River's uniqueness counts jobs waiting, running or, for periodic
+// jobs, completed in the period; not cancelled ones), and Retry of the cancelled job while
+// that next one exists is refused as a duplicate: the next one does the work.
+func TestOperatorActionsRetryOfADuplicate(t *testing.T) {
 	t.Parallel()
-	o := setupOperator(t, RevocationConfig{})
-	l := o.referrer(t)
-	args := jobargs.ReferralRecompute{TenantID: l.tenant.ID}
 
-	cancelled := o.cancelled(t, args)
-	next := o.waiting(t, args)
-	_, err := o.client.JobRetry(o.ctx, cancelled.ID)
-	require.ErrorContains(t, err, "duplicate key value violates unique constraint")
-	require.False(t, o.rewarded(t, l)())
+	for _, tt := range []struct {
+		name string
+		// opts are the insert options of the job's enqueuer (nil: the args' own).
+		opts    *river.InsertOpts
+		arrange func(t *testing.T, o *operator) (river.JobArgs, func() bool)
+	}{
+		{
+			name: "ReferralRecompute",
+			arrange: func(t *testing.T, o *operator) (river.JobArgs, func() bool) {
+				l := o.referrer(t)
+				return jobargs.ReferralRecompute{TenantID: l.tenant.ID}, o.rewarded(t, l)
+			},
+		},
+		{
+			name: "PeriodicSweep", // as PeriodicJobs enqueues referral.recompute_sweep
+			opts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}},
+			arrange: func(t *testing.T, o *operator) (river.JobArgs, func() bool) {
+				return jobargs.ReferralRecomputeSweep{}, o.rewarded(t, o.referrer(t))
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o := setupOperator(t, RevocationConfig{})
+			args, done := tt.arrange(t, o)
+			insert := func() *rivertype.JobRow {
+				opts := river.InsertOpts{}
+				if tt.opts != nil {
+					opts = *tt.opts
+				}
+				opts.ScheduledAt = time.Now().Add(time.Hour).Truncate(time.Hour) // one period
+				res, err := o.client.Insert(o.ctx, args, &opts)
+				require.NoError(t, err)
+				require.False(t, res.UniqueSkippedAsDuplicate)
+				return res.Job
+			}
 
-	_, err = o.client.JobRetry(o.ctx, next.ID) // run the waiting one now
-	require.NoError(t, err)
-	o.completed(t, next.ID)
-	require.True(t, o.rewarded(t, l)())
+			cancelled, err := o.client.JobCancel(o.ctx, insert().ID)
+			require.NoError(t, err)
+			next := insert()
+			_, err = o.client.JobRetry(o.ctx, cancelled.ID)
+			require.ErrorContains(t, err, "duplicate key value violates unique constraint")
+			require.False(t, done())
+
+			o.retry(t, next) // run the next one now
+			require.Eventually(t, done, operatorWait, 20*time.Millisecond)
+		})
+	}
 }
 
 // TestOperatorActionsRevocationCheck: a revocation.check retried from River is one more
