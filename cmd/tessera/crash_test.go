@@ -5,8 +5,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,10 +34,10 @@ import (
 
 // The crash tests run workers as real processes, `tessera worker` re-executed from the test
 // binary (TestMain), with short job timeouts so that a killed worker's jobs are rescued in
-// seconds. The longest of these timeouts is revocation.check's, 1 × (1 s + 5 s) + 3 s = 9 s.
+// seconds. The longest of these timeouts is revocation.check's, 1 × (1 s + 5 s) + 5 s = 11 s.
 var crashEnv = map[string]string{
 	"TESSERA_WORKERS":                 "4",
-	"TESSERA_JOB_TIMEOUT":             "3s",
+	"TESSERA_JOB_TIMEOUT":             "5s",
 	"TESSERA_WEBHOOK_TIMEOUT":         "1s",
 	"TESSERA_REVOCATION_TIMEOUT":      "1s",
 	"TESSERA_RESCUE_STUCK_JOBS_AFTER": crashRescueAfter.String(),
@@ -44,13 +46,16 @@ var crashEnv = map[string]string{
 }
 
 // crashRescueAfter is the crash tests' TESSERA_RESCUE_STUCK_JOBS_AFTER.
-const crashRescueAfter = 10 * time.Second
+const crashRescueAfter = 12 * time.Second
 
 // recoveryBound is the README's bound on how long after a process died its orphaned jobs
 // have run again: TESSERA_RESCUE_STUCK_JOBS_AFTER plus one minute (River's rescuer runs every
 // 30 s on the leader, a dead leader is replaced within about 20 s, and a rescued job waits
 // its kind's first retry backoff, 10 s at most, and River's scheduler, 5 s at most).
 const recoveryBound = crashRescueAfter + time.Minute
+
+// crashStart bounds the wait for the first worker to start its work.
+const crashStart = 30 * time.Second
 
 // crashSubscriptions is how many subscriptions are due when the first worker starts.
 const crashSubscriptions = 24
@@ -84,8 +89,8 @@ func TestCrashRecovery(t *testing.T) {
 				var lockPID int
 				require.NoError(t, lock.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&lockPID))
 
-				worker := c.start(t)
-				c.poll(t, waitFor, "no renewal waited on the lock", func() bool {
+				worker := c.start(t, "first")
+				c.poll(t, crashStart, "no renewal waited on the lock", func() bool {
 					var waiting int
 					err := c.pool.QueryRow(ctx, `
 						SELECT count(*) FROM pg_stat_activity
@@ -101,8 +106,8 @@ func TestCrashRecovery(t *testing.T) {
 			name: "MidInvoiceCreation",
 			interrupt: func(t *testing.T, c *crash) {
 				c.provider.hold(3)
-				worker := c.start(t)
-				c.poll(t, waitFor, "no invoice creation was held", func() bool { return c.provider.holding() >= 2 })
+				worker := c.start(t, "first")
+				c.poll(t, crashStart, "no invoice creation was held", func() bool { return c.provider.holding() >= 2 })
 				worker.kill(t)
 				c.provider.hold(-1)
 			},
@@ -114,21 +119,27 @@ func TestCrashRecovery(t *testing.T) {
 
 			tt.interrupt(t, c)
 			killedAt := time.Now()
+			// The dead worker's transactions end once Postgres notices: then its jobs still
+			// running are orphans.
+			c.poll(t, waitFor, "the dead worker's connections stayed", func() bool {
+				return c.count(t, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'first'`) == 0
+			})
 			orphans := c.jobIDs(t, "state = 'running'")
 			require.NotEmpty(t, orphans, "the worker died with jobs running")
 
-			second := c.start(t)
-			c.poll(t, recoveryBound, "the second worker did not finish the renewals", func() bool {
-				return c.count(t, `SELECT count(*) FROM payin_invoices WHERE tenant_id = $1`) == crashSubscriptions
+			second := c.start(t, "second")
+			c.poll(t, recoveryBound, "the second worker did not finish the renewals and the orphaned jobs", func() bool {
+				return c.count(t, `SELECT count(*) FROM payin_invoices WHERE tenant_id = $1`, c.tenant.ID) == crashSubscriptions &&
+					len(c.jobIDs(t, "id = ANY($1) AND finalized_at IS NULL", orphans)) == 0
 			})
 			recovery := time.Since(killedAt)
-			t.Logf("%d orphaned jobs; every renewal invoiced %s after the kill (bound %s)", len(orphans), recovery.Round(100*time.Millisecond), recoveryBound)
+			t.Logf("%d orphaned jobs; they and every renewal's invoice were done %s after the kill (bound %s)", len(orphans), recovery.Round(100*time.Millisecond), recoveryBound)
 			rescued := c.jobIDs(t, "id = ANY($1) AND state = 'completed' AND errors::text LIKE '%Stuck job rescued by JobRescuer%'", orphans)
 			require.ElementsMatch(t, orphans, rescued, "every orphaned job was rescued and completed")
 
 			c.pay(t)
 			c.poll(t, waitFor, "the renewals were not all paid", func() bool {
-				return c.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1 AND status = 'active'`) == crashSubscriptions
+				return c.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1 AND status = 'active'`, c.tenant.ID) == crashSubscriptions
 			})
 			second.stop(t)
 			c.requireExactlyOnce(t)
@@ -139,10 +150,11 @@ func TestCrashRecovery(t *testing.T) {
 // crash is a crash test's bundle: a database with due subscriptions, the fake provider in
 // front of which invoice creations can be held, and the environment of worker processes.
 type crash struct {
-	pool     *pgxpool.Pool
-	tenant   sql.Tenant
-	provider *heldProvider
-	env      []string
+	pool        *pgxpool.Pool
+	databaseURL string
+	tenant      sql.Tenant
+	provider    *heldProvider
+	env         []string // but DATABASE_URL
 }
 
 // setupCrash creates crashSubscriptions subscriptions priced 50,000 sats whose first
@@ -166,7 +178,6 @@ func setupCrash(t *testing.T) *crash {
 	provider := newHeldProvider(t)
 	env := append(os.Environ(),
 		childEnv+"=worker",
-		"DATABASE_URL="+databaseURL,
 		"TESSERA_SECRET_KEY="+factory.SecretKey,
 		"TESSERA_BTCPAY_URL="+provider.url,
 		"TESSERA_BTCPAY_STORE_ID="+heldStore,
@@ -176,7 +187,7 @@ func setupCrash(t *testing.T) *crash {
 	for k, v := range crashEnv {
 		env = append(env, k+"="+v)
 	}
-	return &crash{pool: pool, tenant: tenant, provider: provider, env: env}
+	return &crash{pool: pool, databaseURL: databaseURL, tenant: tenant, provider: provider, env: env}
 }
 
 // poll checks cond every 20 ms until it holds, failing the test after deadline.
@@ -185,11 +196,11 @@ func (c *crash) poll(t *testing.T, deadline time.Duration, msg string, cond func
 	require.Eventually(t, cond, deadline, 20*time.Millisecond, msg)
 }
 
-// count runs a count query whose $1 is the tenant.
-func (c *crash) count(t *testing.T, query string) int {
+// count runs a count query.
+func (c *crash) count(t *testing.T, query string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, c.pool.QueryRow(t.Context(), query, c.tenant.ID).Scan(&n))
+	require.NoError(t, c.pool.QueryRow(t.Context(), query, args...).Scan(&n))
 	return n
 }
 
@@ -231,22 +242,22 @@ func (c *crash) pay(t *testing.T) {
 // provider (by order id, the PayIn's id), and payouts summing to each PayIn's cost.
 func (c *crash) requireExactlyOnce(t *testing.T) {
 	t.Helper()
-	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1`))
+	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1`, c.tenant.ID))
 	require.Zero(t, c.count(t, `
 		SELECT count(*) FROM subscriptions s
 		WHERE s.tenant_id = $1
-		  AND (SELECT count(*) FROM subscription_cycles c WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id) <> 1`),
+		  AND (SELECT count(*) FROM subscription_cycles c WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id) <> 1`, c.tenant.ID),
 		"a subscription without exactly one cycle")
-	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM payins WHERE tenant_id = $1`), "PayIns")
+	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM payins WHERE tenant_id = $1`, c.tenant.ID), "PayIns")
 	require.Equal(t, crashSubscriptions, c.count(t, `
 		SELECT count(DISTINCT c.payin_id) FROM subscription_cycles c
 		JOIN payins p ON p.tenant_id = c.tenant_id AND p.id = c.payin_id AND p.state = 'PAID'
-		WHERE c.tenant_id = $1`), "one PAID PayIn per cycle")
-	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM payin_invoices WHERE tenant_id = $1`), "one invoice per PayIn")
+		WHERE c.tenant_id = $1`, c.tenant.ID), "one PAID PayIn per cycle")
+	require.Equal(t, crashSubscriptions, c.count(t, `SELECT count(*) FROM payin_invoices WHERE tenant_id = $1`, c.tenant.ID), "one invoice per PayIn")
 	require.Zero(t, c.count(t, `
 		SELECT count(*) FROM payins p
 		WHERE p.tenant_id = $1
-		  AND p.cost_sats <> (SELECT coalesce(sum(o.amount), 0) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id)`),
+		  AND p.cost_sats <> (SELECT coalesce(sum(o.amount), 0) FROM payouts o WHERE o.tenant_id = p.tenant_id AND o.payin_id = p.id)`, c.tenant.ID),
 		"a PayIn whose payouts do not sum to its cost")
 
 	rows, err := c.pool.Query(t.Context(), `SELECT id FROM payins WHERE tenant_id = $1`, c.tenant.ID)
@@ -270,12 +281,17 @@ type process struct {
 	exited chan struct{}
 }
 
-// start starts a worker process on the bundle's database. Its output is logged when the test
-// fails; the test's cleanup kills it if it still runs.
-func (c *crash) start(t *testing.T) *process {
+// start starts a worker process on the bundle's database, connected as application name.
+// Its output is logged when the test fails; the test's cleanup kills it if it still runs.
+func (c *crash) start(t *testing.T, name string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), output: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = c.env
+	u, err := url.Parse(c.databaseURL)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("application_name", name)
+	u.RawQuery = q.Encode()
+	p.cmd.Env = append(slices.Clip(c.env), "DATABASE_URL="+u.String())
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	require.NoError(t, p.cmd.Start())
 	go func() {
