@@ -48,10 +48,10 @@ var crashEnv = map[string]string{
 // crashRescueAfter is the crash tests' TESSERA_RESCUE_STUCK_JOBS_AFTER.
 const crashRescueAfter = 12 * time.Second
 
-// recoveryBound is the README's bound on how long after a process died its orphaned jobs
-// have run again: TESSERA_RESCUE_STUCK_JOBS_AFTER plus one minute (River's rescuer runs every
-// 30 s on the leader, a dead leader is replaced within about 20 s, and a rescued job waits
-// its kind's first retry backoff, 10 s at most, and River's scheduler, 5 s at most).
+// recoveryBound is the README's bound on how long after a process died its orphaned first
+// attempts have run again: TESSERA_RESCUE_STUCK_JOBS_AFTER plus one minute (River's rescuer
+// runs every 30 s on the leader, a dead leader is replaced within about 20 s, and a rescued
+// job waits its kind's first retry backoff, 10 s at most, and River's scheduler, 5 s at most).
 const recoveryBound = crashRescueAfter + time.Minute
 
 // crashStart bounds the wait for the first worker to start its work.
@@ -133,6 +133,7 @@ func TestCrashRecovery(t *testing.T) {
 					len(c.jobIDs(t, "id = ANY($1) AND finalized_at IS NULL", orphans)) == 0
 			})
 			recovery := time.Since(killedAt)
+			require.Less(t, recovery, recoveryBound)
 			t.Logf("%d orphaned jobs; they and every renewal's invoice were done %s after the kill (bound %s)", len(orphans), recovery.Round(100*time.Millisecond), recoveryBound)
 			rescued := c.jobIDs(t, "id = ANY($1) AND state = 'completed' AND errors::text LIKE '%Stuck job rescued by JobRescuer%'", orphans)
 			require.ElementsMatch(t, orphans, rescued, "every orphaned job was rescued and completed")

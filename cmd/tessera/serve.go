@@ -138,7 +138,8 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		}
 		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- srv.Serve(ln) }()
-		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()))
+		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()),
+			"rescue_stuck_jobs_after", rescueAfter)
 	} else {
 		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "rescue_stuck_jobs_after", rescueAfter)
 	}
