@@ -33,9 +33,9 @@ type IdempotencyExpireSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *IdempotencyExpireSweepWorker) Timeout(*river.Job[jobargs.IdempotencyExpireSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work deletes expired keys and completes the job in one transaction.

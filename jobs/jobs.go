@@ -4,6 +4,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,23 @@ type Config struct {
 	WebhookTimeout time.Duration
 	// Revocation configures the upstream revocation check loop; zero fields take defaults.
 	Revocation RevocationConfig
+	// JobTimeout bounds one attempt of every job's own work, in Postgres and at the payment
+	// provider: the whole attempt of every kind but webhook.deliver and revocation.check,
+	// whose requests to tenants' URLs have their own bounds (WebhookTimeout,
+	// Revocation.Timeout) and which it bounds in recording their outcome. River rescues a
+	// job orphaned by a dead process only once its kind's timeout has passed (see
+	// LongestTimeout). Default DefaultJobTimeout.
+	JobTimeout time.Duration
+}
+
+// DefaultJobTimeout is Config.JobTimeout's default. A full referral recompute of 1M
+// customers, the longest job measured (bench/README.md), takes about 10 s.
+const DefaultJobTimeout = time.Minute
+
+// jobTimeout is JobTimeout or its default: workers built from a Config that Workers did not
+// fill in (tests build them directly) get the default too.
+func (cfg Config) jobTimeout() time.Duration {
+	return cmp.Or(cfg.JobTimeout, DefaultJobTimeout)
 }
 
 // Workers returns a River worker for every job kind, validating cfg.
@@ -80,6 +98,27 @@ func Workers(cfg Config) (*river.Workers, error) {
 	case cfg.Rates == nil:
 		return nil, errors.New("jobs: Config.Rates is required")
 	}
+	r, err := register(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return r.workers, nil
+}
+
+// LongestTimeout is the longest Timeout of the workers Workers(cfg) returns: River must not
+// rescue a job as stuck before it, so the client's RescueStuckJobsAfter has to be longer.
+// Only cfg's settings count; its dependencies (DB, Clock, ...) may be nil.
+func LongestTimeout(cfg Config) (time.Duration, error) {
+	r, err := register(cfg)
+	if err != nil {
+		return 0, err
+	}
+	return r.longest, nil
+}
+
+// register fills in cfg's defaults, validates its settings and registers a worker for every
+// job kind.
+func register(cfg Config) (*registry, error) {
 	if cfg.IdempotencySweepBatch == 0 {
 		cfg.IdempotencySweepBatch = 10000
 	}
@@ -101,26 +140,50 @@ func Workers(cfg Config) (*river.Workers, error) {
 	if cfg.WebhookTimeout < 0 {
 		return nil, errors.New("jobs: Config.WebhookTimeout must be positive")
 	}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &EventRetentionSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
-	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &PayInCreateInvoiceWorker{cfg: cfg})
-	river.AddWorker(workers, &PayInSettleWorker{cfg: cfg})
-	river.AddWorker(workers, &PayInInvalidateInvoiceWorker{cfg: cfg})
-	river.AddWorker(workers, &PayInReconcileSweepWorker{cfg: cfg})
+	if cfg.JobTimeout < 0 {
+		return nil, errors.New("jobs: Config.JobTimeout must be positive")
+	}
+	cfg.JobTimeout = cfg.jobTimeout()
 	revocationCheck, err := newRevocationCheckWorker(cfg)
 	if err != nil {
 		return nil, err
 	}
-	river.AddWorker(workers, revocationCheck)
-	river.AddWorker(workers, &ReferralRecomputeWorker{cfg: cfg})
-	river.AddWorker(workers, &ReferralRecomputeSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &SubscriptionRenewSweepWorker{cfg: cfg})
-	river.AddWorker(workers, &SubscriptionRenewWorker{cfg: cfg})
-	river.AddWorker(workers, &SubscriptionLapseSweepWorker{cfg: cfg})
-	return workers, nil
+	r := &registry{workers: river.NewWorkers()}
+	add(r, &IdempotencyExpireSweepWorker{cfg: cfg})
+	add(r, &EventRetentionSweepWorker{cfg: cfg})
+	add(r, &WebhookDeliverWorker{cfg: cfg})
+	add(r, &LicenseExpireSweepWorker{cfg: cfg})
+	add(r, &PayInCreateInvoiceWorker{cfg: cfg})
+	add(r, &PayInSettleWorker{cfg: cfg})
+	add(r, &PayInInvalidateInvoiceWorker{cfg: cfg})
+	add(r, &PayInReconcileSweepWorker{cfg: cfg})
+	add(r, revocationCheck)
+	add(r, &ReferralRecomputeWorker{cfg: cfg})
+	add(r, &ReferralRecomputeSweepWorker{cfg: cfg})
+	add(r, &SubscriptionRenewSweepWorker{cfg: cfg})
+	add(r, &SubscriptionRenewWorker{cfg: cfg})
+	add(r, &SubscriptionLapseSweepWorker{cfg: cfg})
+	return r, r.err
+}
+
+// registry is the workers of every job kind and the longest of their timeouts.
+type registry struct {
+	workers *river.Workers
+	longest time.Duration
+	err     error
+}
+
+// add registers w with r. Its Timeout must not depend on the job and must be positive: a
+// worker without one would take River's client-wide JobTimeout, which the rescue bound
+// (LongestTimeout) would not see.
+func add[T river.JobArgs](r *registry, w river.Worker[T]) {
+	var args T
+	timeout := w.Timeout(&river.Job[T]{JobRow: &rivertype.JobRow{Kind: args.Kind()}, Args: args})
+	if timeout <= 0 {
+		r.err = errors.Join(r.err, fmt.Errorf("jobs: the %s worker has no Timeout", args.Kind()))
+	}
+	r.longest = max(r.longest, timeout)
+	river.AddWorker(r.workers, w)
 }
 
 // PeriodicJobs returns the periodic schedule. River's elected leader enqueues them, so

@@ -66,6 +66,37 @@ func TestWorkers(t *testing.T) {
 	}
 }
 
+// TestLongestTimeout: every worker has its own timeout, and the longest bounds River's rescue
+// of orphaned jobs.
+func TestLongestTimeout(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct {
+		name    string
+		cfg     jobs.Config
+		want    time.Duration
+		wantErr string
+	}{
+		// revocation.check: 1 × (10 s + 5 s) + 1 m to record.
+		{name: "Defaults", want: 75 * time.Second},
+		{name: "RevocationCheck", cfg: jobs.Config{JobTimeout: 2 * time.Second, WebhookTimeout: time.Second, Revocation: jobs.RevocationConfig{Timeout: time.Second}}, want: 8 * time.Second},
+		{name: "WebhookDelivery", cfg: jobs.Config{JobTimeout: 2 * time.Second, WebhookTimeout: time.Minute}, want: time.Minute + 2*time.Second},
+		{name: "JobTimeout", cfg: jobs.Config{JobTimeout: 5 * time.Minute, WebhookTimeout: time.Second, Revocation: jobs.RevocationConfig{Timeout: time.Second}}, want: 5*time.Minute + 6*time.Second},
+		{name: "NegativeJobTimeout", cfg: jobs.Config{JobTimeout: -time.Second}, wantErr: "jobs: Config.JobTimeout must be positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := jobs.LongestTimeout(tt.cfg)
+			if tt.wantErr != "" {
+				require.EqualError(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
 // TestPeriodicJobs runs a real River client on its own database with Tessera's workers and
 // schedule: every periodic sweep runs as soon as the client starts (RunOnStart), and the
 // idempotency sweep deletes a committed expired key.

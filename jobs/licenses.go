@@ -24,9 +24,9 @@ type LicenseExpireSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *LicenseExpireSweepWorker) Timeout(*river.Job[jobargs.LicenseExpireSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work expires due licences and completes the job.

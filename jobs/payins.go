@@ -37,9 +37,9 @@ type PayInCreateInvoiceWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one attempt.
+// Timeout bounds one attempt: Config.JobTimeout.
 func (w *PayInCreateInvoiceWorker) Timeout(*river.Job[jobargs.PayInCreateInvoice]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // NextRetry backs off by payInCreateInvoiceRetries.
@@ -180,9 +180,9 @@ type PayInSettleWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one attempt.
+// Timeout bounds one attempt: Config.JobTimeout.
 func (w *PayInSettleWorker) Timeout(*river.Job[jobargs.PayInSettle]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work settles the invoice's PayIn, or credits a late payment.
@@ -271,9 +271,9 @@ type PayInInvalidateInvoiceWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one attempt.
+// Timeout bounds one attempt: Config.JobTimeout.
 func (w *PayInInvalidateInvoiceWorker) Timeout(*river.Job[jobargs.PayInInvalidateInvoice]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work invalidates the invoice and has it re-confirmed.
@@ -335,9 +335,9 @@ type PayInReconcileSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *PayInReconcileSweepWorker) Timeout(*river.Job[jobargs.PayInReconcileSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work enqueues the settles and heals orphans, and completes the job in one transaction.

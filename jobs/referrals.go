@@ -81,9 +81,10 @@ type ReferralRecomputeWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one recompute; a full one of a million customers takes seconds.
+// Timeout bounds one recompute: Config.JobTimeout (a full one of a million customers takes
+// about 10 s).
 func (w *ReferralRecomputeWorker) Timeout(*river.Job[jobargs.ReferralRecompute]) time.Duration {
-	return 10 * time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work recomputes the rewards the job names and completes it.
@@ -104,6 +105,11 @@ func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobar
 type ReferralRecomputeSweepWorker struct {
 	river.WorkerDefaults[jobargs.ReferralRecomputeSweep]
 	cfg Config
+}
+
+// Timeout bounds one sweep: Config.JobTimeout.
+func (w *ReferralRecomputeSweepWorker) Timeout(*river.Job[jobargs.ReferralRecomputeSweep]) time.Duration {
+	return w.cfg.jobTimeout()
 }
 
 // Work enqueues the recomputes and completes the job, in one transaction.

@@ -23,9 +23,9 @@ type SubscriptionRenewSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *SubscriptionRenewSweepWorker) Timeout(*river.Job[jobargs.SubscriptionRenewSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work enqueues the due renewals and completes the job.
@@ -55,9 +55,9 @@ type SubscriptionRenewWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one renewal, the rate fetch included.
+// Timeout bounds one renewal, the rate fetch included: Config.JobTimeout.
 func (w *SubscriptionRenewWorker) Timeout(*river.Job[jobargs.SubscriptionRenew]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work renews the subscription and completes the job.
@@ -99,9 +99,9 @@ type SubscriptionLapseSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *SubscriptionLapseSweepWorker) Timeout(*river.Job[jobargs.SubscriptionLapseSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work lapses the due subscriptions and completes the job.

@@ -73,10 +73,6 @@ func RevocationPeriodicJob(interval time.Duration) *river.PeriodicJob {
 	}, &river.PeriodicJobOpts{ID: "revocation.check", RunOnStart: true})
 }
 
-// revocationRecordTimeout bounds recording a check's outcome, which goes ahead even when
-// the job's context ended, so no answered request goes unrecorded.
-const revocationRecordTimeout = 30 * time.Second
-
 // RevocationCheckWorker is one firing of the check loop. It first takes the global permit
 // with a guarded update of the one revocation_limiter row, committed at once: a firing
 // that finds it taken (another process's firing in the same interval, or this job's
@@ -107,9 +103,10 @@ func newRevocationCheckWorker(cfg Config) (*RevocationCheckWorker, error) {
 	return &RevocationCheckWorker{cfg: cfg, rc: rc, client: client}, nil
 }
 
-// Timeout bounds one firing: its requests and their recording.
+// Timeout bounds one firing: each of its requests (RevocationConfig.Timeout) with 5 s to
+// pick and lease its licence, and Config.JobTimeout for recording the last outcome.
 func (w *RevocationCheckWorker) Timeout(*river.Job[jobargs.RevocationCheck]) time.Duration {
-	return time.Duration(w.rc.PerFiring)*(w.rc.Timeout+5*time.Second) + revocationRecordTimeout
+	return time.Duration(w.rc.PerFiring)*(w.rc.Timeout+5*time.Second) + w.cfg.jobTimeout()
 }
 
 // Work takes the permit and checks licences.
@@ -158,7 +155,7 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 		}
 		next := rows[0]
 		leased, err := queries.UpstreamLicenseClaimAllTenants(ctx, w.cfg.DB, sql.UpstreamLicenseClaimAllTenantsParams{
-			Now: now, LeaseSeconds: (w.rc.Timeout + revocationRecordTimeout).Seconds(), TenantID: next.TenantID,
+			Now: now, LeaseSeconds: (w.rc.Timeout + w.cfg.jobTimeout()).Seconds(), TenantID: next.TenantID,
 			LicenseID: next.LicenseID, MinIntervalSeconds: w.rc.Schedule.MinInterval.Seconds(),
 		})
 		if err != nil {
@@ -181,7 +178,9 @@ func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobarg
 	} else {
 		res = w.client.Check(ctx, target.BaseUrl, key, target.ExternalLicenseID)
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revocationRecordTimeout)
+	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
+	// request goes unrecorded.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
 	defer cancel()
 	return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
 		st := w.cfg.step(ctx, job.JobRow)

@@ -43,9 +43,6 @@ const (
 	// webhookResponseDrain is how much of a response's body is read so that its connection
 	// can be reused.
 	webhookResponseDrain = 64 << 10
-	// webhookRecordTimeout bounds recording an attempt's outcome, which goes ahead even when
-	// the job's context is cancelled (a shutdown) so no attempt goes unrecorded.
-	webhookRecordTimeout = 30 * time.Second
 )
 
 // WebhookDeliverWorker delivers one event to one endpoint per job: it POSTs the Standard
@@ -76,9 +73,11 @@ func (w *WebhookDeliverWorker) NextRetry(job *river.Job[jobargs.WebhookDeliver])
 	return attempted.Add(WebhookRetrySchedule[n-1])
 }
 
-// Timeout bounds one attempt: the request's own timeout and time to record its outcome.
+// Timeout bounds one attempt: the request's own timeout (Config.WebhookTimeout) and
+// Config.JobTimeout to record its outcome, which goes ahead even when the job's context is
+// cancelled (a shutdown) so no attempt goes unrecorded.
 func (w *WebhookDeliverWorker) Timeout(*river.Job[jobargs.WebhookDeliver]) time.Duration {
-	return w.cfg.WebhookTimeout + webhookRecordTimeout
+	return w.cfg.WebhookTimeout + w.cfg.jobTimeout()
 }
 
 // Work makes one delivery attempt.
@@ -101,7 +100,7 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 	status, attemptErr := w.send(ctx, d, attemptedAt)
 	if attemptErr == nil {
 		// Recorded even if the job's context ended meanwhile: the endpoint has the event.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), webhookRecordTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
 		defer cancel()
 		return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
 			if err := w.record(rctx, tx, job, sql.DeliveryStateSucceeded, attemptedAt, &status, nil); err != nil {
@@ -120,7 +119,7 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		statusPtr = &status
 	}
 	message := truncateWebhookError(attemptErr.Error())
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), webhookRecordTimeout)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
 	defer cancel()
 	err = pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
 		return w.record(rctx, tx, job, state, attemptedAt, statusPtr, &message)
@@ -266,9 +265,9 @@ type EventRetentionSweepWorker struct {
 	cfg Config
 }
 
-// Timeout bounds one sweep.
+// Timeout bounds one sweep: Config.JobTimeout.
 func (w *EventRetentionSweepWorker) Timeout(*river.Job[jobargs.EventRetentionSweep]) time.Duration {
-	return time.Minute
+	return w.cfg.jobTimeout()
 }
 
 // Work deletes old events and completes the job in one transaction.

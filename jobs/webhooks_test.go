@@ -276,7 +276,7 @@ func TestWebhookDeliverConfig(t *testing.T) {
 
 	t.Run("TimeoutBoundsTheJob", func(t *testing.T) {
 		t.Parallel()
-		worker := &WebhookDeliverWorker{cfg: Config{WebhookTimeout: 10 * time.Second}}
+		worker := &WebhookDeliverWorker{cfg: Config{WebhookTimeout: 10 * time.Second, JobTimeout: 30 * time.Second}}
 		require.Equal(t, 40*time.Second, worker.Timeout(nil), "the attempt's timeout and time to record it")
 	})
 }

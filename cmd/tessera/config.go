@@ -14,6 +14,7 @@ import (
 
 	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/secrets"
+	"github.com/tessera/tessera/jobs"
 )
 
 // Config is Tessera's configuration, read from the environment. The README's configuration
@@ -47,6 +48,16 @@ type Config struct {
 	// EventRetention is how long events and their finished webhook deliveries are kept.
 	// Default 720h (30 days).
 	EventRetention time.Duration `env:"TESSERA_EVENT_RETENTION" envDefault:"720h"`
+	// JobTimeout bounds one attempt of every job's own work, in Postgres and at the payment
+	// provider; webhook deliveries and revocation checks add their request's timeout
+	// (WebhookTimeout, RevocationTimeout). Default 1m.
+	JobTimeout time.Duration `env:"TESSERA_JOB_TIMEOUT" envDefault:"1m"`
+	// RescueStuckJobsAfter is how long a job may stay running before River's rescuer takes it
+	// for orphaned (its process died or lost its database connection) and retries it, or
+	// discards it after its last attempt. It must be above the longest job timeout
+	// (jobs.LongestTimeout: 75s with the defaults), so that no job is run twice at once.
+	// Default: the longest job timeout plus rescueMargin (2m15s with the defaults).
+	RescueStuckJobsAfter time.Duration `env:"TESSERA_RESCUE_STUCK_JOBS_AFTER"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
@@ -136,8 +147,48 @@ func loadConfig() (Config, error) {
 	if cfg.IdempotencyTTL <= 0 {
 		problems = append(problems, errors.New("TESSERA_IDEMPOTENCY_TTL must be positive"))
 	}
+	if cfg.JobTimeout <= 0 {
+		problems = append(problems, errors.New("TESSERA_JOB_TIMEOUT must be positive"))
+	}
+	if cfg.RescueStuckJobsAfter < 0 {
+		problems = append(problems, errors.New("TESSERA_RESCUE_STUCK_JOBS_AFTER must be positive"))
+	}
 	problems = append(problems, cfg.revocationProblems()...)
+	if len(problems) == 0 { // the job timeouts are valid: check the rescue bound against them
+		if _, err := cfg.rescueStuckJobsAfter(); err != nil {
+			problems = append(problems, err)
+		}
+	}
 	return cfg, errors.Join(problems...)
+}
+
+// rescueMargin is how much longer than the longest job timeout a job runs before River
+// rescues it, by default: time for a timed-out job to return and record its failure.
+const rescueMargin = time.Minute
+
+// jobSettings is the jobs configuration of cfg's settings; run adds the dependencies.
+func (cfg Config) jobSettings() jobs.Config {
+	return jobs.Config{
+		JobTimeout: cfg.JobTimeout, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation(),
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks, EventRetention: cfg.EventRetention,
+	}
+}
+
+// rescueStuckJobsAfter is RescueStuckJobsAfter, or its default: the longest job timeout plus
+// rescueMargin. A bound set no longer than the longest timeout is an error.
+func (cfg Config) rescueStuckJobsAfter() (time.Duration, error) {
+	longest, err := jobs.LongestTimeout(cfg.jobSettings())
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case cfg.RescueStuckJobsAfter == 0:
+		return longest + rescueMargin, nil
+	case cfg.RescueStuckJobsAfter <= longest:
+		return 0, fmt.Errorf("TESSERA_RESCUE_STUCK_JOBS_AFTER (%s) must be above the longest job timeout (%s, from TESSERA_JOB_TIMEOUT, TESSERA_WEBHOOK_TIMEOUT and TESSERA_REVOCATION_TIMEOUT and _PER_FIRING)",
+			cfg.RescueStuckJobsAfter, longest)
+	}
+	return cfg.RescueStuckJobsAfter, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

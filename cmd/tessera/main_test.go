@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,6 +13,19 @@ import (
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/migrate"
 )
+
+// childEnv, when set, makes the test binary run the tessera command line it holds (arguments
+// separated by spaces) instead of the tests: the crash tests start real tessera processes so.
+const childEnv = "TESSERA_TEST_RUN_COMMAND"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(childEnv); args != "" {
+		os.Args = append([]string{"tessera"}, strings.Fields(args)...)
+		main() // exits 1 on failure
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // execute runs the tessera command line in process with args and returns what it printed
 // on stdout. Cobra's error output is kept out of the test log; the error is returned.

@@ -97,8 +97,13 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	clk := clock.System{}
 	// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
 	rates := payment.NewCached(payments, clk, cfg.RateMaxAge)
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: log, Box: box, Payments: payments, Rates: rates, WebhookTimeout: cfg.WebhookTimeout, Revocation: cfg.revocation(),
-		AllowPrivateNetworks: cfg.AllowPrivateNetworks, EventRetention: cfg.EventRetention})
+	jobsCfg := cfg.jobSettings()
+	jobsCfg.DB, jobsCfg.Clock, jobsCfg.Log, jobsCfg.Box, jobsCfg.Payments, jobsCfg.Rates = pool, clk, log, box, payments, rates
+	workers, err := jobs.Workers(jobsCfg)
+	if err != nil {
+		return err
+	}
+	rescueAfter, err := cfg.rescueStuckJobsAfter()
 	if err != nil {
 		return err
 	}
@@ -110,6 +115,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Workers:      workers,
 		PeriodicJobs: append(jobs.PeriodicJobs(), jobs.RevocationPeriodicJob(cfg.RevocationInterval)),
 		Logger:       log,
+		// Every worker sets its own Timeout; this is River's fallback for any that would not.
+		JobTimeout: cfg.JobTimeout,
+		// A job still running after this is taken for orphaned and retried: minutes, not
+		// River's default hour, yet never before its own timeout has passed.
+		RescueStuckJobsAfter: rescueAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)
@@ -128,9 +138,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		}
 		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- srv.Serve(ln) }()
-		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()))
+		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()),
+			"rescue_stuck_jobs_after", rescueAfter)
 	} else {
-		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers)
+		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "rescue_stuck_jobs_after", rescueAfter)
 	}
 
 	var runErr error

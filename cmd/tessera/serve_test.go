@@ -87,6 +87,7 @@ func serveConfig(databaseURL, addr string) Config {
 		Workers:         2,
 		WebhookWorkers:  2,
 		WebhookTimeout:  10 * time.Second,
+		JobTimeout:      time.Minute,
 		DBMaxConns:      10,
 		ShutdownTimeout: 10 * time.Second,
 		IdempotencyTTL:  24 * time.Hour,

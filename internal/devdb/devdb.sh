@@ -7,9 +7,13 @@
 #   internal/devdb/devdb.sh secret  print the development TESSERA_SECRET_KEY, creating it once
 #
 # The cluster listens only on a Unix socket inside the directory (no TCP port to collide
-# with), trusts local connections, and runs with fsync off: it is for development and tests,
-# never for data you keep. Postgres refuses to run as root, so as root it runs as the
-# `postgres` user. Missing Postgres binaries are installed from Debian's `postgresql` package.
+# with) and trusts local connections. It trades durability for speed (the README's "The
+# embedded database's settings"): synchronous_commit=off loses the last commits (about 0.6 s,
+# already acknowledged) when Postgres crashes; fsync=off and full_page_writes=off let an
+# operating-system crash keep some commits and not others, or corrupt the cluster. It is for
+# development and tests, never for data you keep: production runs Postgres' defaults.
+# Postgres refuses to run as root, so as root it runs as the `postgres` user. Missing Postgres
+# binaries are installed from Debian's `postgresql` package.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -85,6 +89,7 @@ if [ ! -f "$data/PG_VERSION" ]; then
 	as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 
+# Durability off (see the header); more connections and memory for the parallel tests.
 if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 	as_owner mkdir -p "$sock"
 	as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start \

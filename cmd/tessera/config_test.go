@@ -1,0 +1,66 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The configuration tests set environment variables, so none of them is parallel.
+
+func TestConfigRescueStuckJobsAfter(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		want    time.Duration
+		wantErr string
+	}{
+		// The longest default timeout is revocation.check's: 1 × (10 s + 5 s) + 1 m.
+		{name: "DefaultIsTheLongestTimeoutPlusAMargin", want: 2*time.Minute + 15*time.Second},
+		{name: "Set", env: map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "10m"}, want: 10 * time.Minute},
+		{
+			name: "ShortTimeoutsGiveAShortDefault",
+			env:  map[string]string{"TESSERA_JOB_TIMEOUT": "2s", "TESSERA_WEBHOOK_TIMEOUT": "1s", "TESSERA_REVOCATION_TIMEOUT": "1s"},
+			want: time.Minute + 8*time.Second,
+		},
+		{
+			name: "SetJustAboveTheLongestTimeout",
+			env: map[string]string{"TESSERA_JOB_TIMEOUT": "2s", "TESSERA_WEBHOOK_TIMEOUT": "1s", "TESSERA_REVOCATION_TIMEOUT": "1s",
+				"TESSERA_RESCUE_STUCK_JOBS_AFTER": "9s"},
+			want: 9 * time.Second,
+		},
+		{
+			name:    "NotAboveTheLongestTimeout",
+			env:     map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "75s"},
+			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (1m15s) must be above the longest job timeout (1m15s,",
+		},
+		{
+			name:    "LongerWebhookTimeoutRaisesTheBound",
+			env:     map[string]string{"TESSERA_WEBHOOK_TIMEOUT": "5m", "TESSERA_RESCUE_STUCK_JOBS_AFTER": "5m"},
+			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (5m0s) must be above the longest job timeout (6m0s,",
+		},
+		{
+			name:    "MoreChecksPerFiringRaiseTheBound",
+			env:     map[string]string{"TESSERA_REVOCATION_PER_FIRING": "10", "TESSERA_RESCUE_STUCK_JOBS_AFTER": "3m"},
+			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (3m0s) must be above the longest job timeout (3m30s,",
+		},
+		{name: "NegativeJobTimeout", env: map[string]string{"TESSERA_JOB_TIMEOUT": "-1s"}, wantErr: "TESSERA_JOB_TIMEOUT must be positive"},
+		{name: "NegativeBound", env: map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "-1s"}, wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER must be positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			got, err := cfg.rescueStuckJobsAfter()
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
