@@ -136,7 +136,7 @@ func TestOperatorActions(t *testing.T) {
 			arrange: func(t *testing.T, o *operator) (river.JobArgs, func() bool) {
 				tenant := factory.Tenant(t, o.pool)
 				require.NoError(t, queries.IdempotencyKeyStore(o.ctx, o.pool, sql.IdempotencyKeyStoreParams{
-					TenantID: tenant.ID, Key: "expired", RequestHash: make([]byte, 32), ResponseStatus: 201,
+					TenantID: tenant.ID, Scope: "admin", Key: "expired", RequestHash: make([]byte, 32), ResponseStatus: 201,
 					ResponseHeaders: []byte(`{}`), ResponseBody: []byte(`{}`), Now: o.clock.Now().Add(-2 * day), ExpiresAt: o.clock.Now().Add(-day),
 				}))
 				return jobargs.IdempotencyExpireSweep{}, func() bool {
