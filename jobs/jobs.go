@@ -60,6 +60,9 @@ type Config struct {
 	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
 	// response. Default 10s.
 	WebhookTimeout time.Duration
+	// WebhookBatch is the most deliveries one webhook.deliver run attempts before the
+	// endpoint's job goes to the back of the queue. Default 20.
+	WebhookBatch int
 	// Revocation configures the upstream revocation check loop; zero fields take defaults.
 	Revocation RevocationConfig
 }
@@ -101,10 +104,17 @@ func Workers(cfg Config) (*river.Workers, error) {
 	if cfg.WebhookTimeout < 0 {
 		return nil, errors.New("jobs: Config.WebhookTimeout must be positive")
 	}
+	if cfg.WebhookBatch == 0 {
+		cfg.WebhookBatch = defaultWebhookBatch
+	}
+	if cfg.WebhookBatch < 0 {
+		return nil, errors.New("jobs: Config.WebhookBatch must be positive")
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &EventRetentionSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &WebhookDeliverWorker{cfg: cfg})
+	river.AddWorker(workers, &WebhookDeliverSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &LicenseExpireSweepWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInCreateInvoiceWorker{cfg: cfg})
 	river.AddWorker(workers, &PayInSettleWorker{cfg: cfg})
@@ -132,6 +142,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.EventRetentionSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "event.retention_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(jobargs.WebhookDeliverSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.WebhookDeliverSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: jobargs.WebhookDeliverSweepInterval}}
+		}, &river.PeriodicJobOpts{ID: "webhook.deliver_sweep", RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
 		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),
