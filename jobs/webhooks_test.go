@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -949,11 +950,25 @@ func TestWebhookDeliverJobInRiver(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.client.JobRetry(ctx, discardedJob)
 	require.NoError(t, err)
+
+	// A cancelled job whose endpoint has a live job again cannot be retried: that job sends.
+	other := factory.Tenant(t, b.pool)
+	replacedReceiver := newReceiver(t, nil)
+	replaced := b.endpoint(t, other.ID, replacedReceiver, replacedReceiver.srv.URL)
+	b.emit(t, other.ID)
+	replacedJob, err := b.client.JobCancel(ctx, b.job(t, replaced.ID))
+	require.NoError(t, err)
+	b.emit(t, other.ID)
+	_, err = b.client.JobRetry(ctx, replacedJob.ID)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "river_job_unique_idx", pgErr.ConstraintName)
 	b.start(t)
 
 	for _, r := range []*receiver{cancelled, discarded, deleted} {
 		waitReceived(t, r, 1)
 	}
+	waitReceived(t, replacedReceiver, 2)
 	for name, retried := range map[string]int64{"cancelled": cancelledJob.ID, "discarded": discardedJob} {
 		require.Eventually(t, func() bool {
 			job, err := b.client.JobGet(ctx, retried)
