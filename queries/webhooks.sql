@@ -155,13 +155,18 @@ SELECT enabled FROM webhook_endpoints WHERE tenant_id = @tenant_id::uuid AND id 
 
 -- name: WebhookEndpointHasWork :one
 -- WebhookEndpointHasWork reports whether an endpoint's job has work at @now: a pending
--- delivery due, or any pending delivery of a disabled endpoint (to abandon).
--- webhook_deliveries_due_idx.
+-- delivery due, or any pending delivery of a disabled endpoint (to abandon; its due time is
+-- then taken as infinitely late). One probe of webhook_deliveries_due_idx (its first entry).
 SELECT EXISTS (
-    SELECT 1 FROM webhook_deliveries d
-    JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
-    WHERE d.tenant_id = @tenant_id::uuid AND d.endpoint_id = @id::uuid AND d.state = 'pending'
-      AND (d.next_attempt_at <= @now::timestamptz OR NOT w.enabled)
+    SELECT 1 FROM webhook_endpoints w
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM webhook_deliveries d
+        WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+          AND d.next_attempt_at <= CASE WHEN w.enabled THEN @now::timestamptz ELSE 'infinity' END
+        ORDER BY d.next_attempt_at
+        LIMIT 1
+    ) due
+    WHERE w.tenant_id = @tenant_id::uuid AND w.id = @id::uuid
 )::boolean AS has_work;
 
 -- name: WebhookEndpointListWorkAllTenants :many
@@ -169,13 +174,16 @@ SELECT EXISTS (
 -- work at @now (as WebhookEndpointHasWork decides): the webhook.deliver_sweep enqueues their
 -- jobs, which a unique insert skips where one is live. It finds deliveries whose job was
 -- cancelled, deleted or lost, and those whose backoff has passed. One probe of
--- webhook_deliveries_due_idx per endpoint.
+-- webhook_deliveries_due_idx per endpoint (the lateral ORDER BY ... LIMIT 1 reads the
+-- index's first entry), however many deliveries wait.
 SELECT w.tenant_id, w.id FROM webhook_endpoints w
-WHERE EXISTS (
+CROSS JOIN LATERAL (
     SELECT 1 FROM webhook_deliveries d
     WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
-      AND (d.next_attempt_at <= @now::timestamptz OR NOT w.enabled)
-)
+      AND d.next_attempt_at <= CASE WHEN w.enabled THEN @now::timestamptz ELSE 'infinity' END
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) due
 ORDER BY w.tenant_id, w.id;
 
 -- name: WebhookDeliveryRetry :one

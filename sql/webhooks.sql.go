@@ -605,24 +605,29 @@ func (q *Queries) WebhookEndpointGet(ctx context.Context, db DBTX, arg WebhookEn
 
 const webhookEndpointHasWork = `-- name: WebhookEndpointHasWork :one
 SELECT EXISTS (
-    SELECT 1 FROM webhook_deliveries d
-    JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
-    WHERE d.tenant_id = $1::uuid AND d.endpoint_id = $2::uuid AND d.state = 'pending'
-      AND (d.next_attempt_at <= $3::timestamptz OR NOT w.enabled)
+    SELECT 1 FROM webhook_endpoints w
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM webhook_deliveries d
+        WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+          AND d.next_attempt_at <= CASE WHEN w.enabled THEN $1::timestamptz ELSE 'infinity' END
+        ORDER BY d.next_attempt_at
+        LIMIT 1
+    ) due
+    WHERE w.tenant_id = $2::uuid AND w.id = $3::uuid
 )::boolean AS has_work
 `
 
 type WebhookEndpointHasWorkParams struct {
+	Now      time.Time
 	TenantID uuid.UUID
 	ID       uuid.UUID
-	Now      time.Time
 }
 
 // WebhookEndpointHasWork reports whether an endpoint's job has work at @now: a pending
-// delivery due, or any pending delivery of a disabled endpoint (to abandon).
-// webhook_deliveries_due_idx.
+// delivery due, or any pending delivery of a disabled endpoint (to abandon; its due time is
+// then taken as infinitely late). One probe of webhook_deliveries_due_idx (its first entry).
 func (q *Queries) WebhookEndpointHasWork(ctx context.Context, db DBTX, arg WebhookEndpointHasWorkParams) (bool, error) {
-	row := db.QueryRow(ctx, webhookEndpointHasWork, arg.TenantID, arg.ID, arg.Now)
+	row := db.QueryRow(ctx, webhookEndpointHasWork, arg.Now, arg.TenantID, arg.ID)
 	var has_work bool
 	err := row.Scan(&has_work)
 	return has_work, err
@@ -708,11 +713,13 @@ func (q *Queries) WebhookEndpointListSubscribed(ctx context.Context, db DBTX, ar
 
 const webhookEndpointListWorkAllTenants = `-- name: WebhookEndpointListWorkAllTenants :many
 SELECT w.tenant_id, w.id FROM webhook_endpoints w
-WHERE EXISTS (
+CROSS JOIN LATERAL (
     SELECT 1 FROM webhook_deliveries d
     WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
-      AND (d.next_attempt_at <= $1::timestamptz OR NOT w.enabled)
-)
+      AND d.next_attempt_at <= CASE WHEN w.enabled THEN $1::timestamptz ELSE 'infinity' END
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) due
 ORDER BY w.tenant_id, w.id
 `
 
@@ -725,7 +732,8 @@ type WebhookEndpointListWorkAllTenantsRow struct {
 // work at @now (as WebhookEndpointHasWork decides): the webhook.deliver_sweep enqueues their
 // jobs, which a unique insert skips where one is live. It finds deliveries whose job was
 // cancelled, deleted or lost, and those whose backoff has passed. One probe of
-// webhook_deliveries_due_idx per endpoint.
+// webhook_deliveries_due_idx per endpoint (the lateral ORDER BY ... LIMIT 1 reads the
+// index's first entry), however many deliveries wait.
 func (q *Queries) WebhookEndpointListWorkAllTenants(ctx context.Context, db DBTX, now time.Time) ([]WebhookEndpointListWorkAllTenantsRow, error) {
 	rows, err := db.Query(ctx, webhookEndpointListWorkAllTenants, now)
 	if err != nil {
