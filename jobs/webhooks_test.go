@@ -1032,6 +1032,8 @@ func TestWebhookDeliveryFairAcrossTenants(t *testing.T) {
 
 	got := fair.received()
 	require.True(t, got[0].verified)
+	require.Eventually(t, func() bool { return hangingRequests.Load() > 0 }, 30*time.Second, 10*time.Millisecond,
+		"A's hanging endpoint holds one worker")
 	require.Equal(t, int32(1), hangingRequests.Load(), "one request at a time per endpoint")
 	deadAttempts := b.attempts(t, deadEndpoint.ID)
 	require.Len(t, deadAttempts, queued)
