@@ -61,6 +61,8 @@ type Config struct {
 	Revocation upstream.Schedule
 	// IdempotencyTTL is how long a stored Idempotency-Key response is replayed. Default 24h.
 	IdempotencyTTL time.Duration
+	// WebhookMaxEndpoints is how many webhook endpoints a tenant may have. Default 20.
+	WebhookMaxEndpoints int
 	// ValidatePerKey limits validations per licence key. Default 5 per second, bursts of 20.
 	ValidatePerKey RateLimit
 	// ValidatePerClient limits validations per client address. Default 50 per second,
@@ -117,6 +119,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdempotencyTTL == 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.WebhookMaxEndpoints == 0 {
+		cfg.WebhookMaxEndpoints = core.WebhookMaxEndpointsDefault
+	}
+	if cfg.WebhookMaxEndpoints < 0 {
+		return nil, errors.New("api: Config.WebhookMaxEndpoints must be positive")
 	}
 	metrics, err := newHTTPMetrics(cfg.Metrics)
 	if err != nil {

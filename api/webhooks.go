@@ -122,6 +122,7 @@ type WebhookDelivery struct {
 	EventType     EventType  `json:"event_type"`
 	State         string     `json:"state" enum:"pending,succeeded,dead" doc:"pending: being delivered or waiting for a retry; succeeded: an attempt got a 2xx; dead: every attempt failed (or the endpoint was disabled), until an admin retries it."`
 	Attempts      int32      `json:"attempts" example:"3" doc:"Attempts made so far, across admin retries."`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" doc:"When a pending delivery is attempted next (give or take the few seconds its endpoint's earlier deliveries take); absent once it succeeded or died."`
 	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
 	LastStatus    *int32     `json:"last_status,omitempty" example:"503" doc:"The HTTP status of the last attempt; absent when it got no response."`
 	LastError     *string    `json:"last_error,omitempty" example:"HTTP 503: upstream unavailable" doc:"Why the last attempt failed (truncated)."`
@@ -132,7 +133,7 @@ type WebhookDelivery struct {
 func webhookDeliveryFrom(d sql.WebhookDelivery, eventType string) WebhookDelivery {
 	return WebhookDelivery{
 		ID: d.ID, EndpointID: d.EndpointID, EventID: d.EventID, EventType: EventType(eventType), State: string(d.State),
-		Attempts: d.Attempts, LastAttemptAt: d.LastAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
+		Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastAttemptAt: d.LastAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError,
 		CreatedAt: d.CreatedAt, FinishedAt: d.FinishedAt,
 	}
 }
@@ -163,16 +164,18 @@ func (s *Server) registerWebhooks() {
 	const tag = "Webhooks"
 
 	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "webhook-endpoint-create",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/webhook-endpoints",
-		Summary:       "Create a webhook endpoint",
-		Description:   "Events of the given types are POSTed to the URL, signed per Standard Webhooks. The response carries the signing secret; it is shown once.",
+		OperationID: "webhook-endpoint-create",
+		Method:      http.MethodPost,
+		Path:        "/v1/admin/webhook-endpoints",
+		Summary:     "Create a webhook endpoint",
+		Description: "Events of the given types are POSTed to the URL, signed per Standard Webhooks. The response carries the signing secret; it is shown once. " +
+			"A tenant has at most TESSERA_WEBHOOK_MAX_ENDPOINTS endpoints (20 by default), enabled or not: one more is 409.",
 		Tags:          []string{tag},
 		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusConflict},
 	}), func(ctx context.Context, in *WebhookEndpointCreateInput) (*WebhookEndpointSecretOutput, error) {
 		endpoint, secret, err := core.WebhookEndpointCreate(ctx, s.conn(ctx), s.cfg.Box, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx),
-			in.Body.URL, eventTypeStrings(in.Body.EventTypes))
+			s.cfg.WebhookMaxEndpoints, in.Body.URL, eventTypeStrings(in.Body.EventTypes))
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -233,7 +236,7 @@ func (s *Server) registerWebhooks() {
 		Method:        http.MethodDelete,
 		Path:          "/v1/admin/webhook-endpoints/{id}",
 		Summary:       "Delete a webhook endpoint",
-		Description:   "Deletes the endpoint and its deliveries; deliveries still queued are dropped. To pause deliveries and keep their history, update it with enabled false instead.",
+		Description:   "Deletes the endpoint and its deliveries; deliveries still pending are dropped. To pause deliveries and keep their history, update it with enabled false instead.",
 		Tags:          []string{tag},
 		DefaultStatus: http.StatusNoContent,
 		Errors:        []int{http.StatusNotFound},
@@ -284,6 +287,7 @@ func (s *Server) registerWebhooks() {
 			return webhookDeliveryFrom(sql.WebhookDelivery{
 				TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
 				LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+				NextAttemptAt: r.NextAttemptAt,
 			}, r.EventType)
 		}, func(r sql.WebhookDeliveryListRow) uuid.UUID { return r.ID })}, nil
 	})
@@ -304,6 +308,7 @@ func (s *Server) registerWebhooks() {
 		return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(sql.WebhookDelivery{
 			TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
 			LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+			NextAttemptAt: r.NextAttemptAt,
 		}, r.EventType)}, nil
 	})
 
@@ -311,8 +316,8 @@ func (s *Server) registerWebhooks() {
 		OperationID:   "webhook-delivery-retry",
 		Method:        http.MethodPost,
 		Path:          "/v1/admin/webhook-deliveries/{id}/retry",
-		Summary:       "Retry a dead webhook delivery",
-		Description:   "Makes a dead delivery pending again and queues it with a fresh attempt budget (the full retry schedule). A pending or succeeded delivery, or one whose endpoint is disabled, is 409.",
+		Summary:       "Retry a dead or pending webhook delivery now",
+		Description:   "Makes a dead or pending delivery due now with a fresh attempt budget (the full retry schedule); its endpoint's delivery job sends it, after the endpoint's deliveries that were due before. A succeeded delivery, or one whose endpoint is disabled, is 409.",
 		Tags:          []string{tag},
 		DefaultStatus: http.StatusAccepted,
 		Errors:        []int{http.StatusNotFound, http.StatusConflict},

@@ -3,8 +3,10 @@ package api_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +44,7 @@ type webhookDelivery struct {
 	LastAttemptAt *string `json:"last_attempt_at"`
 	LastStatus    *int    `json:"last_status"`
 	LastError     *string `json:"last_error"`
+	NextAttemptAt *string `json:"next_attempt_at"`
 	FinishedAt    *string `json:"finished_at"`
 }
 
@@ -78,19 +81,28 @@ func (b *bundle) deliveries(t *testing.T, query string) page[webhookDelivery] {
 func (b *bundle) finish(t *testing.T, id string, state sql.DeliveryState) {
 	t.Helper()
 	_, err := sql.New().WebhookDeliveryRecordAttempt(context.Background(), b.db, sql.WebhookDeliveryRecordAttemptParams{
-		TenantID: b.tenant.ID, ID: uuid.MustParse(id), State: state, AttemptedAt: b.clock.Now(),
-		LastStatus: new(int32(503)), LastError: new("HTTP 503"), Now: b.clock.Now(),
+		TenantID: b.tenant.ID, ID: uuid.MustParse(id), Succeeded: state == sql.DeliveryStateSucceeded, AttemptedAt: b.clock.Now(),
+		RetryAt: b.clock.Now().Add(time.Minute), MaxAttempts: 1, LastStatus: new(int32(503)), LastError: new("HTTP 503"), Now: b.clock.Now(),
 	})
 	require.NoError(t, err)
 }
 
-// deliverJobs counts the webhook.deliver jobs enqueued for a delivery.
-func (b *bundle) deliverJobs(t *testing.T, deliveryID string) int {
+// deliverJobs counts the live (not finished) webhook.deliver jobs of an endpoint.
+func (b *bundle) deliverJobs(t *testing.T, endpointID string) int {
 	t.Helper()
 	var n int
-	require.NoError(t, b.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'delivery_id' = $2`,
-		jobargs.WebhookDeliver{}.Kind(), deliveryID).Scan(&n))
+	require.NoError(t, b.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'endpoint_id' = $2
+		AND state NOT IN ('completed', 'cancelled', 'discarded')`, jobargs.WebhookDeliver{}.Kind(), endpointID).Scan(&n))
 	return n
+}
+
+// completeDeliverJobs marks the endpoint's live webhook.deliver jobs completed, as a run
+// that found nothing more to send leaves them.
+func (b *bundle) completeDeliverJobs(t *testing.T, endpointID string) {
+	t.Helper()
+	_, err := b.db.Exec(context.Background(), `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = $1 AND args->>'endpoint_id' = $2`,
+		jobargs.WebhookDeliver{}.Kind(), endpointID)
+	require.NoError(t, err)
 }
 
 func TestWebhookEndpoints(t *testing.T) {
@@ -140,6 +152,41 @@ func TestWebhookEndpoints(t *testing.T) {
 		require.Empty(t, res.body)
 		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/webhook-endpoints/"+created.ID, ""), http.StatusNotFound)
 		requireProblem(t, b.request(t, http.MethodDelete, "/v1/admin/webhook-endpoints/"+created.ID, ""), http.StatusNotFound)
+	})
+
+	t.Run("CapPerTenant", func(t *testing.T) {
+		t.Parallel()
+		b, srv := setupServer(t)
+		// More concurrent creations than the cap: each counts the others (the tenant's row is
+		// locked), so exactly the cap are created.
+		const tries = core.WebhookMaxEndpointsDefault + 5
+		statuses := make([]int, tries)
+		var wg sync.WaitGroup
+		for i := range tries {
+			wg.Go(func() {
+				statuses[i] = b.send(t, srv, http.MethodPost, "/v1/admin/webhook-endpoints",
+					fmt.Sprintf(`{"url":"https://hooks.example/%d","event_types":["license.issued"]}`, i)).status
+			})
+		}
+		wg.Wait()
+		created := 0
+		for _, status := range statuses {
+			require.Contains(t, []int{http.StatusCreated, http.StatusConflict}, status)
+			if status == http.StatusCreated {
+				created++
+			}
+		}
+		require.Equal(t, core.WebhookMaxEndpointsDefault, created)
+
+		p := requireProblem(t, b.send(t, srv, http.MethodPost, "/v1/admin/webhook-endpoints", `{"url":"https://hooks.example/more","event_types":["license.issued"]}`), http.StatusConflict)
+		require.Contains(t, p.Detail, "the tenant has 20 webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS)")
+		list := decode[page[webhookEndpoint]](t, b.send(t, srv, http.MethodGet, "/v1/admin/webhook-endpoints?limit=100", ""))
+		require.Len(t, list.Items, core.WebhookMaxEndpointsDefault)
+
+		other := factory.Tenant(t, b.db)
+		_, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
+			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
+		require.NoError(t, err, "the cap is per tenant")
 	})
 
 	t.Run("SecretIsShownOnlyOnCreateAndRotate", func(t *testing.T) {
@@ -254,7 +301,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		b := setup(t)
 		other := factory.Tenant(t, b.db)
 		theirs, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			"https://other.example/hooks", []string{core.EventLicenseIssued})
+			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
 		require.NoError(t, err)
 		path := "/v1/admin/webhook-endpoints/" + theirs.ID.String()
 
@@ -329,8 +376,14 @@ func TestWebhookDeliveries(t *testing.T) {
 			require.Equal(t, "pending", d.State)
 			require.Equal(t, "license.issued", d.EventType)
 			require.Zero(t, d.Attempts)
-			require.Equal(t, 1, b.deliverJobs(t, d.ID), "one webhook.deliver job per delivery, in the same transaction")
+			require.NotNil(t, d.NextAttemptAt, "due at once")
+			require.Equal(t, 1, b.deliverJobs(t, d.EndpointID), "one webhook.deliver job per endpoint, in the same transaction")
 		}
+		b.emit(t, core.EventLicenseIssued)
+		require.Len(t, b.deliveries(t, "").Items, 4)
+		require.Equal(t, 1, b.deliverJobs(t, a.ID), "a second event leaves one job per endpoint")
+		require.Equal(t, 1, b.deliverJobs(t, c.ID))
+		require.Zero(t, b.deliverJobs(t, disabled.ID))
 	})
 
 	t.Run("ListFiltersNewestFirst", func(t *testing.T) {
@@ -416,30 +469,33 @@ func TestWebhookDeliveries(t *testing.T) {
 		items := b.deliveries(t, "").Items
 		dead, pending := items[0].ID, items[1].ID
 		b.finish(t, dead, sql.DeliveryStateDead)
+		b.completeDeliverJobs(t, endpoint.ID)
+		b.clock.Advance(time.Hour)
 
 		res := b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+dead+"/retry", "")
 		require.Equal(t, http.StatusAccepted, res.status, "body: %s", res.body)
 		retried := decode[webhookDelivery](t, res)
 		require.Equal(t, "pending", retried.State)
 		require.Nil(t, retried.FinishedAt)
+		require.Equal(t, new("2026-01-15T13:00:00Z"), retried.NextAttemptAt, "due now")
 		require.Equal(t, 1, retried.Attempts, "earlier attempts are kept")
 		require.Equal(t, new("HTTP 503"), retried.LastError, "and the last outcome, until the next attempt")
 		require.Equal(t, "license.issued", retried.EventType)
-		require.Equal(t, 2, b.deliverJobs(t, dead), "a new webhook.deliver job in the request's transaction")
+		require.Equal(t, 1, b.deliverJobs(t, endpoint.ID), "the endpoint's job, enqueued in the request's transaction")
 
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+dead+"/retry", ""), http.StatusConflict)
-		require.Contains(t, p.Detail, "is pending; only dead deliveries can be retried")
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", ""), http.StatusConflict)
+		res = b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", "")
+		require.Equal(t, http.StatusAccepted, res.status, "a pending delivery is made due now: body: %s", res.body)
+		require.Equal(t, 1, b.deliverJobs(t, endpoint.ID), "the live job sends it too")
 		b.finish(t, pending, sql.DeliveryStateSucceeded)
-		p = requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", ""), http.StatusConflict)
-		require.Contains(t, p.Detail, "is succeeded")
-		require.Equal(t, 1, b.deliverJobs(t, pending), "refused retries enqueue nothing")
+		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", ""), http.StatusConflict)
+		require.Contains(t, p.Detail, "already succeeded; only dead or pending deliveries can be retried")
 
 		b.finish(t, dead, sql.DeliveryStateDead)
+		b.completeDeliverJobs(t, endpoint.ID)
 		b.request(t, http.MethodPatch, "/v1/admin/webhook-endpoints/"+endpoint.ID, `{"enabled":false}`)
 		p = requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+dead+"/retry", ""), http.StatusConflict)
 		require.Contains(t, p.Detail, "is disabled")
-		require.Equal(t, 2, b.deliverJobs(t, dead))
+		require.Zero(t, b.deliverJobs(t, endpoint.ID), "refused retries enqueue nothing")
 
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+uuid.NewString()+"/retry", ""), http.StatusNotFound)
 
@@ -447,8 +503,9 @@ func TestWebhookDeliveries(t *testing.T) {
 			Action    string `json:"action"`
 			SubjectID string `json:"subject_id"`
 		}
-		log := decode[page[entry]](t, b.request(t, http.MethodGet, "/v1/admin/audit-log?limit=2", ""))
-		require.Equal(t, entry{Action: "webhook_delivery.retry", SubjectID: dead}, log.Items[1])
+		log := decode[page[entry]](t, b.request(t, http.MethodGet, "/v1/admin/audit-log?limit=3", ""))
+		require.Equal(t, entry{Action: "webhook_delivery.retry", SubjectID: pending}, log.Items[1])
+		require.Equal(t, entry{Action: "webhook_delivery.retry", SubjectID: dead}, log.Items[2])
 	})
 
 	t.Run("DeleteEndpointDeletesItsDeliveries", func(t *testing.T) {
@@ -474,7 +531,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		b := setup(t)
 		other := factory.Tenant(t, b.db)
 		_, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			"https://other.example/hooks", []string{core.EventLicenseIssued})
+			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
 		require.NoError(t, err)
 		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 		require.NoError(t, err)
@@ -484,7 +541,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		var theirs uuid.UUID
 		require.NoError(t, b.db.QueryRow(context.Background(), `SELECT id FROM webhook_deliveries WHERE tenant_id = $1`, other.ID).Scan(&theirs))
 		_, err = sql.New().WebhookDeliveryRecordAttempt(context.Background(), b.db, sql.WebhookDeliveryRecordAttemptParams{
-			TenantID: other.ID, ID: theirs, State: sql.DeliveryStateDead, AttemptedAt: b.clock.Now(), Now: b.clock.Now(),
+			TenantID: other.ID, ID: theirs, AttemptedAt: b.clock.Now(), MaxAttempts: 1, Now: b.clock.Now(),
 		})
 		require.NoError(t, err)
 

@@ -61,6 +61,9 @@ type Config struct {
 	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
 	// response. Default 10s.
 	WebhookTimeout time.Duration
+	// WebhookBatch is the most deliveries one webhook.deliver run attempts before the
+	// endpoint's job goes to the back of the queue. Default 20.
+	WebhookBatch int
 	// Revocation configures the upstream revocation check loop; zero fields take defaults.
 	Revocation RevocationConfig
 	// JobTimeout bounds one attempt of every job's own work, in Postgres and at the payment
@@ -144,6 +147,12 @@ func register(cfg Config) (*registry, error) {
 		return nil, errors.New("jobs: Config.JobTimeout must be positive")
 	}
 	cfg.JobTimeout = cfg.jobTimeout()
+	if cfg.WebhookBatch == 0 {
+		cfg.WebhookBatch = defaultWebhookBatch
+	}
+	if cfg.WebhookBatch < 0 {
+		return nil, errors.New("jobs: Config.WebhookBatch must be positive")
+	}
 	revocationCheck, err := newRevocationCheckWorker(cfg)
 	if err != nil {
 		return nil, err
@@ -152,6 +161,7 @@ func register(cfg Config) (*registry, error) {
 	add(r, &IdempotencyExpireSweepWorker{cfg: cfg})
 	add(r, &EventRetentionSweepWorker{cfg: cfg})
 	add(r, &WebhookDeliverWorker{cfg: cfg})
+	add(r, &WebhookDeliverSweepWorker{cfg: cfg})
 	add(r, &LicenseExpireSweepWorker{cfg: cfg})
 	add(r, &PayInCreateInvoiceWorker{cfg: cfg})
 	add(r, &PayInSettleWorker{cfg: cfg})
@@ -196,6 +206,9 @@ func PeriodicJobs() []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.EventRetentionSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
 		}, &river.PeriodicJobOpts{ID: "event.retention_sweep", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(jobargs.WebhookDeliverSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return jobargs.WebhookDeliverSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: jobargs.WebhookDeliverSweepInterval}}
+		}, &river.PeriodicJobOpts{ID: "webhook.deliver_sweep", RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
 			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
 		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),

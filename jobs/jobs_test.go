@@ -131,7 +131,7 @@ func TestPeriodicJobs(t *testing.T) {
 
 	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true,
 		jobargs.ReferralRecomputeSweep{}.Kind(): true, jobargs.SubscriptionRenewSweep{}.Kind(): true,
-		jobargs.SubscriptionLapseSweep{}.Kind(): true}
+		jobargs.SubscriptionLapseSweep{}.Kind(): true, jobargs.WebhookDeliverSweep{}.Kind(): true}
 	for len(pending) > 0 {
 		select {
 		case event := <-events:

@@ -23,15 +23,20 @@ import (
 )
 
 // WebhookRetrySchedule is how long a failed delivery waits before its next attempt: after
-// attempt n fails, the wait is WebhookRetrySchedule[n-1], measured from when attempt n
-// started. Twelve waits make jobargs.WebhookDeliverMaxAttempts (13) attempts over 2 days,
-// 23 hours and 42.5 minutes (plus the attempts' own time): about three days, after which
-// the delivery is dead.
-var WebhookRetrySchedule = [jobargs.WebhookDeliverMaxAttempts - 1]time.Duration{
+// attempt n of a round fails, the wait is WebhookRetrySchedule[n-1], measured from when
+// attempt n started. Twelve waits make WebhookDeliveryMaxAttempts (13) attempts over 2
+// days, 23 hours and 42.5 minutes (plus the attempts' own time): about three days, after
+// which the delivery is dead. A round starts when the delivery is created and again when an
+// admin retries it. WebhookRetryAt applies it.
+var WebhookRetrySchedule = [WebhookDeliveryMaxAttempts - 1]time.Duration{
 	30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute,
 	time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour,
 	12 * time.Hour, 12 * time.Hour, 16 * time.Hour, 16 * time.Hour,
 }
+
+// WebhookDeliveryMaxAttempts is how many attempts a delivery gets in a round before it is
+// dead.
+const WebhookDeliveryMaxAttempts = 13
 
 const (
 	// webhookUserAgent identifies Tessera's webhook requests.
@@ -43,158 +48,236 @@ const (
 	// webhookResponseDrain is how much of a response's body is read so that its connection
 	// can be reused.
 	webhookResponseDrain = 64 << 10
+	// defaultWebhookBatch is Config.WebhookBatch's default.
+	defaultWebhookBatch = 20
+	// webhookAbandonBatch is the most deliveries of a disabled endpoint one run abandons.
+	webhookAbandonBatch = 1000
+	// webhookJobRetry is how long River waits to run a failed webhook.deliver job again.
+	webhookJobRetry = 5 * time.Second
 )
 
-// WebhookDeliverWorker delivers one event to one endpoint per job: it POSTs the Standard
-// Webhooks payload, signed with the endpoint's secret. A 2xx succeeds the delivery and
-// completes the job in one transaction. Any other answer, or none within
-// Config.WebhookTimeout, records the failed attempt in its own transaction and fails the
-// job, so River retries it on WebhookRetrySchedule; on the last attempt the delivery is dead.
-// The request is never sent inside a transaction: no connection is held while an endpoint
-// is slow. Each delivery is its own job on the webhooks queue, so a slow or failing
-// endpoint delays no other.
+// WebhookRetryAt is when a delivery whose attempt n of a round (counting from 1) started at
+// attemptedAt and failed is attempted next: the wait is WebhookRetrySchedule[n-1], the last
+// one for an n past the schedule.
+func WebhookRetryAt(attemptedAt time.Time, n int) time.Time {
+	n = min(max(n, 1), len(WebhookRetrySchedule))
+	return attemptedAt.Add(WebhookRetrySchedule[n-1])
+}
+
+// WebhookDeliverWorker sends one endpoint's due deliveries (WebhookDeliveryClaimNextDue:
+// pending and due, oldest due first), each POSTed with the Standard Webhooks payload,
+// signed with the endpoint's secret. It stops after Config.WebhookBatch attempts, after
+// Config.WebhookTimeout has passed since the run started, or at the first failed attempt:
+// that delivery waits its step of WebhookRetrySchedule, so a dead endpoint costs one attempt
+// per run. A 2xx succeeds the delivery; anything else, or no answer within
+// Config.WebhookTimeout, fails the attempt, and the delivery is dead after
+// WebhookDeliveryMaxAttempts. Each outcome is recorded in its own transaction, the last one
+// in the transaction that completes the job; the request is never sent inside a
+// transaction, so no connection is held while an endpoint is slow.
 //
-// It is idempotent: a delivery that is gone (its endpoint deleted) or no longer pending
-// (already succeeded or dead) completes the job and sends nothing; one whose endpoint is
-// disabled becomes dead without being sent.
+// There is one live job per endpoint (jobargs.WebhookDeliver is unique), so the queue holds
+// at most one job per endpoint and a flooded, slow or dead endpoint holds at most one
+// worker: another tenant's job waits behind other endpoints' jobs, never behind one
+// endpoint's backlog. When the run ends with work still due and did not fail, the job
+// enqueues itself again in its completing transaction (after other endpoints' queued jobs);
+// otherwise the webhook.deliver_sweep or the next delivery to the endpoint enqueues it.
+//
+// A disabled endpoint's pending deliveries become dead without being sent (a batch per
+// run); a deleted endpoint's job does nothing. Retrying a discarded or cancelled job from
+// River UI runs it again: it sends whatever of the endpoint is due.
 type WebhookDeliverWorker struct {
 	river.WorkerDefaults[jobargs.WebhookDeliver]
 	cfg Config
 }
 
-// NextRetry schedules the attempt after job.Attempt failed attempts on
-// WebhookRetrySchedule, from when the failed attempt started (River's attempted_at).
-func (w *WebhookDeliverWorker) NextRetry(job *river.Job[jobargs.WebhookDeliver]) time.Time {
-	attempted := w.cfg.Clock.Now()
-	if job.AttemptedAt != nil {
-		attempted = *job.AttemptedAt
-	}
-	n := min(max(job.Attempt, 1), len(WebhookRetrySchedule))
-	return attempted.Add(WebhookRetrySchedule[n-1])
+// NextRetry runs a failed job (a database error) again after webhookJobRetry: while it
+// waits, no other job for the endpoint can be enqueued.
+func (w *WebhookDeliverWorker) NextRetry(*river.Job[jobargs.WebhookDeliver]) time.Time {
+	return w.cfg.Clock.Now().Add(webhookJobRetry)
 }
 
-// Timeout bounds one attempt: the request's own timeout (Config.WebhookTimeout) and
-// Config.JobTimeout to record its outcome, which goes ahead even when the job's context is
-// cancelled (a shutdown) so no attempt goes unrecorded.
+// Timeout bounds one run: attempts are started within Config.WebhookTimeout of the run's
+// start, each takes at most Config.WebhookTimeout, and its outcome is then recorded within
+// Config.JobTimeout (even when the job's context is cancelled, so no attempt goes unrecorded).
 func (w *WebhookDeliverWorker) Timeout(*river.Job[jobargs.WebhookDeliver]) time.Duration {
-	return w.cfg.WebhookTimeout + w.cfg.jobTimeout()
+	return 2*w.cfg.WebhookTimeout + w.cfg.jobTimeout()
 }
 
-// Work makes one delivery attempt.
+// Work sends the endpoint's due deliveries and completes the job.
 func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.WebhookDeliver]) error {
 	args := job.Args
-	d, err := queries.WebhookDeliveryGetForSend(ctx, w.cfg.DB, sql.WebhookDeliveryGetForSendParams{TenantID: args.TenantID, ID: args.DeliveryID})
+	endpoint, err := queries.WebhookEndpointGet(ctx, w.cfg.DB, sql.WebhookEndpointGetParams{TenantID: args.TenantID, ID: args.EndpointID})
 	switch err = core.DBError(err); {
 	case errors.Is(err, core.ErrNotFound):
-		w.cfg.Log.InfoContext(ctx, "webhook delivery is gone; nothing to send", "delivery_id", args.DeliveryID)
+		w.cfg.Log.InfoContext(ctx, "webhook endpoint is gone; nothing to send", "endpoint_id", args.EndpointID)
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	case err != nil:
-		return fmt.Errorf("load webhook delivery %s: %w", args.DeliveryID, err)
-	case d.State != sql.DeliveryStatePending:
-		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
-	case !d.EndpointEnabled:
-		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return w.abandon(ctx, tx, job) })
-	}
-
-	attemptedAt := w.cfg.Clock.Now()
-	status, attemptErr := w.send(ctx, d, attemptedAt)
-	if attemptErr == nil {
-		// Recorded even if the job's context ended meanwhile: the endpoint has the event.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
-		defer cancel()
-		return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
-			if err := w.record(rctx, tx, job, sql.DeliveryStateSucceeded, attemptedAt, &status, nil); err != nil {
+		return fmt.Errorf("load webhook endpoint %s: %w", args.EndpointID, err)
+	case !endpoint.Enabled:
+		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+			if err := w.abandon(ctx, tx, job); err != nil {
 				return err
 			}
-			return complete(rctx, tx, job)
+			return w.finish(ctx, tx, job, false)
 		})
 	}
 
-	state := sql.DeliveryStatePending
-	if job.Attempt >= job.MaxAttempts {
-		state = sql.DeliveryStateDead
+	started := time.Now() // the run's own duration, not the domain clock
+	for n := 1; ; n++ {
+		attemptedAt := w.cfg.Clock.Now()
+		d, err := queries.WebhookDeliveryClaimNextDue(ctx, w.cfg.DB, sql.WebhookDeliveryClaimNextDueParams{
+			TenantID: args.TenantID, EndpointID: args.EndpointID, Now: attemptedAt,
+			LeaseUntil: attemptedAt.Add(w.Timeout(job)),
+		})
+		switch err = core.DBError(err); {
+		case errors.Is(err, core.ErrNotFound):
+			return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return w.finish(ctx, tx, job, false) })
+		case err != nil:
+			return fmt.Errorf("claim a due delivery of webhook endpoint %s: %w", args.EndpointID, err)
+		}
+
+		status, attemptErr := w.send(ctx, d, attemptedAt)
+		last := attemptErr != nil || ctx.Err() != nil || n >= w.cfg.WebhookBatch || time.Since(started) >= w.cfg.WebhookTimeout
+		// Recorded even if the job's context ended meanwhile: the attempt was made.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
+		err = pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
+			if err := w.record(rctx, tx, job, d, attemptedAt, status, attemptErr); err != nil {
+				return err
+			}
+			if !last {
+				return nil
+			}
+			return w.finish(rctx, tx, job, attemptErr != nil)
+		})
+		cancel()
+		if err != nil || last {
+			return err
+		}
 	}
-	var statusPtr *int32
-	if status != 0 {
-		statusPtr = &status
-	}
-	message := truncateWebhookError(attemptErr.Error())
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
-	defer cancel()
-	err = pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
-		return w.record(rctx, tx, job, state, attemptedAt, statusPtr, &message)
-	})
-	if errors.Is(err, errDeliveryNotPending) {
-		// Another run finished the delivery meanwhile: this job has nothing left to do.
-		return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(rctx, tx, job) })
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("deliver webhook %s: %w", args.DeliveryID, attemptErr), err)
-	}
-	return fmt.Errorf("deliver webhook %s (attempt %d of %d): %w", args.DeliveryID, job.Attempt, job.MaxAttempts, attemptErr)
 }
 
-// errDeliveryNotPending means a delivery was no longer pending when an attempt's outcome
-// was to be recorded.
-var errDeliveryNotPending = errors.New("webhook delivery is no longer pending")
-
-// record records an attempt's outcome and moves the delivery to state, auditing the
-// transition when the delivery finished. A delivery that is no longer pending is
-// errDeliveryNotPending, except on success, where the job just completes.
-func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], state sql.DeliveryState, attemptedAt time.Time, status *int32, message *string) error {
+// finish completes the job in tx and, unless the run failed an attempt, enqueues the job
+// again when the endpoint still has work due. It locks the endpoint first
+// (WebhookEndpointLockForDeliver), so a delivery created meanwhile is either seen here or
+// enqueues the job itself.
+func (w *WebhookDeliverWorker) finish(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], failed bool) error {
 	args := job.Args
-	d, err := queries.WebhookDeliveryRecordAttempt(ctx, tx, sql.WebhookDeliveryRecordAttemptParams{
-		TenantID: args.TenantID, ID: args.DeliveryID, State: state, AttemptedAt: attemptedAt,
-		LastStatus: status, LastError: message, Now: w.cfg.Clock.Now(),
-	})
-	switch err = core.DBError(err); {
-	case errors.Is(err, core.ErrNotFound) && state == sql.DeliveryStateSucceeded:
-		return nil
-	case errors.Is(err, core.ErrNotFound):
-		return errDeliveryNotPending
-	case err != nil:
-		return fmt.Errorf("record attempt of webhook delivery %s: %w", args.DeliveryID, err)
-	case state == sql.DeliveryStatePending:
-		return nil
-	}
-	action := "webhook_delivery.succeed"
-	if state == sql.DeliveryStateDead {
-		action = "webhook_delivery.die"
-	}
-	return core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
-		Action: action, SubjectType: "webhook_delivery", SubjectID: args.DeliveryID.String(),
-		Details: map[string]any{"attempts": d.Attempts, "last_status": d.LastStatus, "last_error": d.LastError},
-	})
-}
-
-// abandon makes a pending delivery of a disabled endpoint dead without sending it, audits
-// it and completes the job.
-func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver]) error {
-	args := job.Args
-	const reason = "the endpoint is disabled; not attempted"
-	_, err := queries.WebhookDeliveryAbandon(ctx, tx, sql.WebhookDeliveryAbandonParams{
-		TenantID: args.TenantID, ID: args.DeliveryID, Reason: reason, Now: w.cfg.Clock.Now(),
-	})
+	_, err := queries.WebhookEndpointLockForDeliver(ctx, tx, sql.WebhookEndpointLockForDeliverParams{TenantID: args.TenantID, ID: args.EndpointID})
 	switch err = core.DBError(err); {
 	case errors.Is(err, core.ErrNotFound):
 		return complete(ctx, tx, job)
 	case err != nil:
-		return fmt.Errorf("abandon webhook delivery %s: %w", args.DeliveryID, err)
+		return fmt.Errorf("lock webhook endpoint %s: %w", args.EndpointID, err)
 	}
-	err = core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
-		Action: "webhook_delivery.die", SubjectType: "webhook_delivery", SubjectID: args.DeliveryID.String(),
-		Details: map[string]any{"last_error": reason},
-	})
-	if err != nil {
+	if err := complete(ctx, tx, job); err != nil {
 		return err
 	}
-	return complete(ctx, tx, job)
+	if failed {
+		return nil
+	}
+	more, err := queries.WebhookEndpointHasWork(ctx, tx, sql.WebhookEndpointHasWorkParams{TenantID: args.TenantID, ID: args.EndpointID, Now: w.cfg.Clock.Now()})
+	if err != nil || !more {
+		return err
+	}
+	// After JobCompleteTx: the job is no longer live, so the unique insert makes a new one.
+	return core.EnqueueWebhookDeliver(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), args.TenantID, args.EndpointID)
+}
+
+// record records an attempt's outcome (attemptErr nil for a 2xx) and, when the delivery
+// finished, audits it. A delivery that is no longer pending (an admin deleted its endpoint
+// meanwhile) records nothing.
+func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], d sql.WebhookDeliveryClaimNextDueRow, attemptedAt time.Time, status int32, attemptErr error) error {
+	params := sql.WebhookDeliveryRecordAttemptParams{
+		TenantID: job.Args.TenantID, ID: d.ID, Succeeded: attemptErr == nil, AttemptedAt: attemptedAt,
+		RetryAt: WebhookRetryAt(attemptedAt, int(d.RoundAttempts)+1), MaxAttempts: WebhookDeliveryMaxAttempts, Now: w.cfg.Clock.Now(),
+	}
+	if status != 0 {
+		params.LastStatus = &status
+	}
+	if attemptErr != nil {
+		message := truncateWebhookError(attemptErr.Error())
+		params.LastError = &message
+	}
+	recorded, err := queries.WebhookDeliveryRecordAttempt(ctx, tx, params)
+	switch err = core.DBError(err); {
+	case errors.Is(err, core.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("record attempt of webhook delivery %s: %w", d.ID, err)
+	case recorded.State == sql.DeliveryStatePending:
+		w.cfg.Log.InfoContext(ctx, "webhook delivery attempt failed", "delivery_id", d.ID, "attempt", recorded.RoundAttempts,
+			"next_attempt_at", recorded.NextAttemptAt, "error", attemptErr)
+		return nil
+	}
+	action := "webhook_delivery.succeed"
+	if recorded.State == sql.DeliveryStateDead {
+		action = "webhook_delivery.die"
+	}
+	return core.Audit(ctx, tx, w.cfg.Clock.Now(), job.Args.TenantID, jobActor(job.JobRow), core.Change{
+		Action: action, SubjectType: "webhook_delivery", SubjectID: d.ID.String(),
+		Details: map[string]any{"attempts": recorded.Attempts, "last_status": recorded.LastStatus, "last_error": recorded.LastError},
+	})
+}
+
+// abandon makes a batch of a disabled endpoint's pending deliveries dead without sending
+// them and audits each.
+func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver]) error {
+	args := job.Args
+	const reason = "the endpoint is disabled; not attempted"
+	ids, err := queries.WebhookDeliveryAbandonPending(ctx, tx, sql.WebhookDeliveryAbandonPendingParams{
+		TenantID: args.TenantID, EndpointID: args.EndpointID, Reason: reason, Now: w.cfg.Clock.Now(), Batch: webhookAbandonBatch,
+	})
+	if err != nil {
+		return fmt.Errorf("abandon deliveries of webhook endpoint %s: %w", args.EndpointID, core.DBError(err))
+	}
+	for _, id := range ids {
+		err := core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
+			Action: "webhook_delivery.die", SubjectType: "webhook_delivery", SubjectID: id.String(),
+			Details: map[string]any{"last_error": reason},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WebhookDeliverSweepWorker enqueues, in one transaction that completes the job, the
+// webhook.deliver job of every endpoint with work due (WebhookEndpointListWorkAllTenants);
+// the unique inserts skip endpoints whose job is live. It heals what no job would otherwise
+// send: deliveries whose backoff has passed, and those whose job was cancelled, deleted or
+// discarded in River, or lost with a crashed process.
+type WebhookDeliverSweepWorker struct {
+	river.WorkerDefaults[jobargs.WebhookDeliverSweep]
+	cfg Config
+}
+
+// Timeout bounds one sweep: Config.JobTimeout.
+func (w *WebhookDeliverSweepWorker) Timeout(*river.Job[jobargs.WebhookDeliverSweep]) time.Duration {
+	return w.cfg.jobTimeout()
+}
+
+// Work enqueues the due endpoints' jobs.
+func (w *WebhookDeliverSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.WebhookDeliverSweep]) error {
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		due, err := queries.WebhookEndpointListWorkAllTenants(ctx, tx, w.cfg.Clock.Now())
+		if err != nil {
+			return fmt.Errorf("list webhook endpoints with work due: %w", err)
+		}
+		inserter := river.ClientFromContext[pgx.Tx](ctx)
+		for _, e := range due {
+			if err := core.EnqueueWebhookDeliver(ctx, tx, inserter, e.TenantID, e.ID); err != nil {
+				return err
+			}
+		}
+		return complete(ctx, tx, job)
+	})
 }
 
 // send POSTs the delivery's signed payload within Config.WebhookTimeout. It returns the
 // response's status (0 when there was none) and nil for a 2xx, an error saying why not
 // otherwise.
-func (w *WebhookDeliverWorker) send(ctx context.Context, d sql.WebhookDeliveryGetForSendRow, at time.Time) (int32, error) {
+func (w *WebhookDeliverWorker) send(ctx context.Context, d sql.WebhookDeliveryClaimNextDueRow, at time.Time) (int32, error) {
 	secret, err := w.cfg.Box.Open(d.EndpointSecretSealed, webhook.SecretLabel(d.EndpointID))
 	if err != nil {
 		return 0, fmt.Errorf("open the endpoint's secret: %w", err)

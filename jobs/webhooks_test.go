@@ -13,11 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
@@ -62,6 +65,9 @@ type receiver struct {
 	status   int
 	body     string
 	requests []received
+	// onRequest, when set, runs at the start of each request, while the worker waits for
+	// the answer.
+	onRequest func()
 }
 
 // newReceiver starts a receiver answering 204 until told otherwise; it watches the
@@ -77,6 +83,9 @@ func newReceiver(t *testing.T, b *deliverBundle) *receiver {
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
+		}
+		if r.onRequest != nil {
+			r.onRequest()
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -145,6 +154,7 @@ type deliverBundle struct {
 	tenant   sql.Tenant
 	inserter *river.Client[pgx.Tx]
 	worker   *rivertest.Worker[jobargs.WebhookDeliver, pgx.Tx]
+	sweeper  *rivertest.Worker[jobargs.WebhookDeliverSweep, pgx.Tx]
 	probe    *deliverProbe
 }
 
@@ -161,12 +171,14 @@ func setupDeliver(t *testing.T, timeout time.Duration, opts ...func(*Config)) *d
 		Box:            factory.Box,
 		HTTPClient:     outbound.Client(true),
 		WebhookTimeout: timeout,
+		WebhookBatch:   defaultWebhookBatch,
 	}}
 	for _, opt := range opts {
 		opt(&worker.cfg)
 	}
 	riverConfig := &river.Config{Logger: slog.New(slog.DiscardHandler), Test: river.TestConfig{Time: riverTime{b.clock}}}
 	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), riverConfig, worker)
+	b.sweeper = rivertest.NewWorker(t, riverpgxv5.New(nil), riverConfig, &WebhookDeliverSweepWorker{cfg: worker.cfg})
 	inserter, err := river.NewClient(riverpgxv5.New(nil), riverConfig)
 	require.NoError(t, err)
 	b.inserter = inserter
@@ -177,7 +189,8 @@ func setupDeliver(t *testing.T, timeout time.Duration, opts ...func(*Config)) *d
 // secret.
 func (b *deliverBundle) endpoint(t *testing.T, r *receiver, url string, types ...string) sql.WebhookEndpoint {
 	t.Helper()
-	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, b.tenant.ID, url, types)
+	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, b.tenant.ID,
+		core.WebhookMaxEndpointsDefault, url, types)
 	require.NoError(t, err)
 	if r != nil {
 		r.setSecret(secret)
@@ -225,22 +238,42 @@ func (b *deliverBundle) delivery(t *testing.T, id uuid.UUID) sql.WebhookDelivery
 	return d
 }
 
-// job returns the webhook.deliver job of a delivery that core.Emit enqueued.
-func (b *deliverBundle) job(t *testing.T, deliveryID uuid.UUID) *rivertype.JobRow {
+// liveJobs returns the endpoint's webhook.deliver jobs that are not finished, oldest first.
+func (b *deliverBundle) liveJobs(t *testing.T, endpointID uuid.UUID) []*rivertype.JobRow {
 	t.Helper()
-	var id int64
-	err := b.tx.QueryRow(context.Background(), `SELECT id FROM river_job WHERE kind = $1 AND args->>'delivery_id' = $2`,
-		jobargs.WebhookDeliver{}.Kind(), deliveryID.String()).Scan(&id)
+	rows, err := b.tx.Query(context.Background(), `SELECT id FROM river_job WHERE kind = $1 AND args->>'endpoint_id' = $2
+		AND state NOT IN ('completed', 'cancelled', 'discarded') ORDER BY id`, jobargs.WebhookDeliver{}.Kind(), endpointID.String())
 	require.NoError(t, err)
-	job, err := b.inserter.JobGetTx(context.Background(), b.tx, id)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	require.NoError(t, err)
-	return job
+	jobs := make([]*rivertype.JobRow, len(ids))
+	for i, id := range ids {
+		jobs[i], err = b.inserter.JobGetTx(context.Background(), b.tx, id)
+		require.NoError(t, err)
+	}
+	return jobs
 }
 
-// work works a delivery's job once more, as River would on its next attempt.
-func (b *deliverBundle) work(t *testing.T, deliveryID uuid.UUID) (*rivertest.WorkResult, error) {
+// job returns the endpoint's one live webhook.deliver job.
+func (b *deliverBundle) job(t *testing.T, endpointID uuid.UUID) *rivertype.JobRow {
 	t.Helper()
-	return b.worker.WorkJob(context.Background(), t, b.tx, b.job(t, deliveryID))
+	jobs := b.liveJobs(t, endpointID)
+	require.Len(t, jobs, 1, "one live webhook.deliver job for endpoint %s", endpointID)
+	return jobs[0]
+}
+
+// work works the endpoint's live job, as River would.
+func (b *deliverBundle) work(t *testing.T, endpointID uuid.UUID) (*rivertest.WorkResult, error) {
+	t.Helper()
+	return b.worker.WorkJob(context.Background(), t, b.tx, b.job(t, endpointID))
+}
+
+// sweep runs the webhook.deliver_sweep once.
+func (b *deliverBundle) sweep(t *testing.T) {
+	t.Helper()
+	res, err := b.sweeper.Work(context.Background(), t, b.tx, jobargs.WebhookDeliverSweep{}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 }
 
 // auditActions returns the actions of the tenant's audit log about webhook deliveries,
@@ -277,7 +310,24 @@ func TestWebhookDeliverConfig(t *testing.T) {
 	t.Run("TimeoutBoundsTheJob", func(t *testing.T) {
 		t.Parallel()
 		worker := &WebhookDeliverWorker{cfg: Config{WebhookTimeout: 10 * time.Second, JobTimeout: 30 * time.Second}}
-		require.Equal(t, 40*time.Second, worker.Timeout(nil), "the attempt's timeout and time to record it")
+		require.Equal(t, 50*time.Second, worker.Timeout(nil), "attempts start within the timeout, each takes at most the timeout, then it is recorded")
+	})
+
+	t.Run("FailedJobRunsAgainSoon", func(t *testing.T) {
+		t.Parallel()
+		worker := &WebhookDeliverWorker{cfg: Config{Clock: clock.NewManual(factory.Now)}}
+		require.Equal(t, factory.Now.Add(5*time.Second), worker.NextRetry(nil))
+	})
+
+	t.Run("UniquePerEndpointAmongLiveJobs", func(t *testing.T) {
+		t.Parallel()
+		require.Equal(t, river.InsertOpts{
+			Queue: jobargs.QueueWebhooks, MaxAttempts: jobargs.WebhookDeliverMaxAttempts,
+			UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+				rivertype.JobStateRunning, rivertype.JobStateScheduled,
+			}},
+		}, jobargs.WebhookDeliver{}.InsertOpts())
 	})
 }
 
@@ -285,7 +335,6 @@ func TestWebhookRetrySchedule(t *testing.T) {
 	t.Parallel()
 
 	attempted := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	worker := &WebhookDeliverWorker{cfg: Config{Clock: clock.NewManual(factory.Now)}}
 	for _, tt := range []struct {
 		attempt int
 		wait    time.Duration
@@ -302,24 +351,17 @@ func TestWebhookRetrySchedule(t *testing.T) {
 		{attempt: 10, wait: 12 * time.Hour},
 		{attempt: 11, wait: 16 * time.Hour},
 		{attempt: 12, wait: 16 * time.Hour},
-		{attempt: 13, wait: 16 * time.Hour}, // past the schedule (a job given more attempts): the last wait
+		{attempt: 13, wait: 16 * time.Hour}, // past the schedule: the last wait
 	} {
 		t.Run("Attempt"+strconv.Itoa(tt.attempt), func(t *testing.T) {
 			t.Parallel()
-			job := &river.Job[jobargs.WebhookDeliver]{JobRow: &rivertype.JobRow{Attempt: tt.attempt, AttemptedAt: &attempted}}
-			require.Equal(t, attempted.Add(tt.wait), worker.NextRetry(job))
+			require.Equal(t, attempted.Add(tt.wait), WebhookRetryAt(attempted, tt.attempt))
 		})
 	}
 
-	t.Run("WithoutAttemptedAtUsesTheClock", func(t *testing.T) {
-		t.Parallel()
-		job := &river.Job[jobargs.WebhookDeliver]{JobRow: &rivertype.JobRow{Attempt: 1}}
-		require.Equal(t, factory.Now.Add(30*time.Second), worker.NextRetry(job))
-	})
-
 	t.Run("AboutThreeDaysOverMaxAttempts", func(t *testing.T) {
 		t.Parallel()
-		require.Len(t, WebhookRetrySchedule, jobargs.WebhookDeliverMaxAttempts-1, "one wait between each two attempts")
+		require.Len(t, WebhookRetrySchedule, WebhookDeliveryMaxAttempts-1, "one wait between each two attempts")
 		var total time.Duration
 		for i, wait := range WebhookRetrySchedule {
 			total += wait
@@ -328,11 +370,6 @@ func TestWebhookRetrySchedule(t *testing.T) {
 			}
 		}
 		require.Equal(t, 71*time.Hour+42*time.Minute+30*time.Second, total)
-	})
-
-	t.Run("RiverMaxAttempts", func(t *testing.T) {
-		t.Parallel()
-		require.Equal(t, river.InsertOpts{Queue: jobargs.QueueWebhooks, MaxAttempts: 13}, jobargs.WebhookDeliver{}.InsertOpts())
 	})
 }
 
@@ -348,7 +385,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		delivery := b.emit(t, core.EventLicenseIssued, map[string]string{"license_id": "lic-1"})[endpoint.ID]
 		b.clock.Advance(5 * time.Second) // and is sent a little later
 
-		res, err := b.work(t, delivery.ID)
+		res, err := b.work(t, endpoint.ID)
 
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
@@ -366,9 +403,11 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		require.Equal(t, int32(1), d.Attempts)
 		require.Equal(t, new(int32(http.StatusNoContent)), d.LastStatus)
 		require.Nil(t, d.LastError)
+		require.Nil(t, d.NextAttemptAt)
 		requireTime(t, b.clock.Now(), d.LastAttemptAt)
 		requireTime(t, b.clock.Now(), d.FinishedAt)
 		require.Equal(t, []string{"webhook_delivery.succeed"}, b.auditActions(t))
+		require.Empty(t, b.liveJobs(t, endpoint.ID), "nothing more to send: no job runs again")
 
 		require.Zero(t, got[0].openTxs, "no transaction is open while the request runs")
 		require.Equal(t, deliverCommit{Job: rivertype.JobStateCompleted, Delivery: sql.DeliveryStateSucceeded}, b.probe.lastCommit(t, res.Job.ID, delivery.ID),
@@ -382,9 +421,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseRevoked)
 		delivery := b.emit(t, core.EventLicenseRevoked, map[string]string{"license_id": "lic-3"})[endpoint.ID]
 
-		res, err := b.work(t, delivery.ID)
-		require.ErrorIs(t, err, outbound.ErrForbiddenAddress)
-		require.Equal(t, rivertype.JobStateRetryable, res.Job.State)
+		res, err := b.work(t, endpoint.ID)
+		require.NoError(t, err, "an endpoint's failure is the delivery's, not the job's")
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 		d := b.delivery(t, delivery.ID)
 		require.Contains(t, *d.LastError, "not public", "the tenant sees why")
 		require.Nil(t, d.LastStatus)
@@ -399,39 +438,45 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseRevoked)
 		delivery := b.emit(t, core.EventLicenseRevoked, map[string]string{"license_id": "lic-2"})[endpoint.ID]
 
-		for attempt := 1; attempt <= jobargs.WebhookDeliverMaxAttempts; attempt++ {
+		for attempt := 1; attempt <= WebhookDeliveryMaxAttempts; attempt++ {
 			attemptedAt := b.clock.Now()
-			res, err := b.work(t, delivery.ID)
-			require.ErrorContains(t, err, "HTTP 503: down for maintenance")
-			require.Equal(t, attempt, res.Job.Attempt)
+			res, err := b.work(t, endpoint.ID)
+			require.NoError(t, err)
+			require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+			require.Empty(t, b.liveJobs(t, endpoint.ID), "a failed run does not enqueue itself again")
 
 			d := b.delivery(t, delivery.ID)
 			require.Equal(t, int32(attempt), d.Attempts)
 			require.Equal(t, new(int32(http.StatusServiceUnavailable)), d.LastStatus)
 			require.Equal(t, new("HTTP 503: down for maintenance"), d.LastError)
 			requireTime(t, attemptedAt, d.LastAttemptAt)
-			if attempt < jobargs.WebhookDeliverMaxAttempts {
+			if attempt < WebhookDeliveryMaxAttempts {
 				require.Equal(t, sql.DeliveryStatePending, d.State)
 				require.Nil(t, d.FinishedAt)
-				require.Equal(t, rivertype.JobStateRetryable, res.Job.State)
-				require.Equal(t, attemptedAt.Add(WebhookRetrySchedule[attempt-1]), res.Job.ScheduledAt.UTC(), "attempt %d", attempt)
-				b.clock.Advance(res.Job.ScheduledAt.Sub(attemptedAt))
+				requireTime(t, attemptedAt.Add(WebhookRetrySchedule[attempt-1]), d.NextAttemptAt)
+				b.clock.Set(d.NextAttemptAt.Add(-time.Second))
+				b.sweep(t)
+				require.Empty(t, b.liveJobs(t, endpoint.ID), "not due yet: the sweep enqueues nothing")
+				b.clock.Advance(time.Second)
+				b.sweep(t)
 				continue
 			}
 			require.Equal(t, sql.DeliveryStateDead, d.State, "dead after the last attempt")
+			require.Nil(t, d.NextAttemptAt)
 			requireTime(t, attemptedAt, d.FinishedAt)
-			require.Equal(t, rivertype.JobStateDiscarded, res.Job.State)
 		}
+		b.sweep(t)
+		require.Empty(t, b.liveJobs(t, endpoint.ID), "a dead delivery is not attempted again")
 
 		got := r.received()
-		require.Len(t, got, jobargs.WebhookDeliverMaxAttempts)
+		require.Len(t, got, WebhookDeliveryMaxAttempts)
 		timestamps := map[string]bool{}
 		for _, req := range got {
 			require.True(t, req.verified)
 			require.Equal(t, delivery.EventID.String(), req.id, "the same webhook-id on every attempt")
 			timestamps[req.timestamp] = true
 		}
-		require.Len(t, timestamps, jobargs.WebhookDeliverMaxAttempts, "each attempt is signed at its own time")
+		require.Len(t, timestamps, WebhookDeliveryMaxAttempts, "each attempt is signed at its own time")
 		require.Equal(t, factory.Now.Add(71*time.Hour+42*time.Minute+30*time.Second), b.clock.Now(), "the last attempt came about three days later")
 		require.Equal(t, []string{"webhook_delivery.die"}, b.auditActions(t))
 	})
@@ -444,11 +489,13 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventMachineActivated)
 		delivery := b.emit(t, core.EventMachineActivated, map[string]string{})[endpoint.ID]
 
-		_, err := b.work(t, delivery.ID)
-		require.EqualError(t, err, "deliver webhook "+delivery.ID.String()+" (attempt 1 of 13): HTTP 500")
+		_, err := b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Equal(t, new("HTTP 500"), b.delivery(t, delivery.ID).LastError)
 		r.answer(http.StatusOK, "thanks")
 		b.clock.Advance(30 * time.Second)
-		res, err := b.work(t, delivery.ID)
+		b.sweep(t)
+		res, err := b.work(t, endpoint.ID)
 
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
@@ -467,10 +514,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, nil, closed.URL, core.EventLicenseIssued)
 		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
 
-		res, err := b.work(t, delivery.ID)
+		_, err := b.work(t, endpoint.ID)
 
-		require.ErrorContains(t, err, "connection refused")
-		require.Equal(t, rivertype.JobStateRetryable, res.Job.State)
+		require.NoError(t, err)
 		d := b.delivery(t, delivery.ID)
 		require.Equal(t, int32(1), d.Attempts)
 		require.Nil(t, d.LastStatus)
@@ -487,9 +533,10 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, redirect.URL, core.EventLicenseIssued)
 		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
 
-		_, err := b.work(t, delivery.ID)
+		_, err := b.work(t, endpoint.ID)
 
-		require.ErrorContains(t, err, "HTTP 302")
+		require.NoError(t, err)
+		require.Equal(t, new("HTTP 302"), b.delivery(t, delivery.ID).LastError)
 		require.Empty(t, r.received(), "the redirect is not followed")
 		require.Equal(t, new(int32(http.StatusFound)), b.delivery(t, delivery.ID).LastStatus)
 	})
@@ -509,15 +556,106 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, nil, slow.URL, core.EventLicenseIssued)
 		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
 
-		res, err := b.work(t, delivery.ID)
+		res, err := b.work(t, endpoint.ID)
 
-		require.ErrorContains(t, err, "no response within 100ms")
-		require.Equal(t, rivertype.JobStateRetryable, res.Job.State)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 		d := b.delivery(t, delivery.ID)
 		require.Equal(t, sql.DeliveryStatePending, d.State)
 		require.Equal(t, int32(1), d.Attempts)
 		require.Nil(t, d.LastStatus)
 		require.Equal(t, new("no response within 100ms"), d.LastError)
+	})
+
+	t.Run("BatchOldestFirstThenRunsAgain", func(t *testing.T) {
+		t.Parallel()
+		b := setupDeliver(t, 10*time.Second)
+		r := newReceiver(t, b)
+		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
+		const n = defaultWebhookBatch + 5
+		var events []string
+		for i := range n {
+			d := b.emit(t, core.EventLicenseIssued, map[string]int{"n": i})[endpoint.ID]
+			events = append(events, d.EventID.String())
+			b.clock.Advance(time.Millisecond)
+		}
+		require.Len(t, b.liveJobs(t, endpoint.ID), 1, n, "one job for the endpoint however many deliveries")
+
+		first, err := b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Len(t, r.received(), defaultWebhookBatch, "a bounded batch per run")
+		next := b.job(t, endpoint.ID)
+		require.NotEqual(t, first.Job.ID, next.ID, "the run enqueued the endpoint's job again, behind other endpoints' jobs")
+		require.Equal(t, rivertype.JobStateAvailable, next.State)
+		require.Equal(t, deliverCommit{Job: rivertype.JobStateCompleted}, b.probe.lastCommit(t, first.Job.ID, uuid.Nil),
+			"completed in the transaction that enqueued the next")
+
+		_, err = b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Empty(t, b.liveJobs(t, endpoint.ID), "all sent: no job runs again")
+		var sent []string
+		for _, req := range r.received() {
+			require.True(t, req.verified)
+			sent = append(sent, req.id)
+		}
+		require.Equal(t, events, sent, "oldest first")
+	})
+
+	t.Run("StopsAtTheFirstFailure", func(t *testing.T) {
+		t.Parallel()
+		b := setupDeliver(t, 10*time.Second)
+		r := newReceiver(t, b)
+		r.answer(http.StatusBadGateway, "")
+		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
+		oldest := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		b.clock.Advance(time.Millisecond)
+		others := []sql.WebhookDelivery{b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID], b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]}
+
+		_, err := b.work(t, endpoint.ID)
+
+		require.NoError(t, err)
+		require.Len(t, r.received(), 1, "a dead endpoint costs one attempt per run")
+		require.Equal(t, int32(1), b.delivery(t, oldest.ID).Attempts)
+		requireTime(t, b.clock.Now().Add(30*time.Second), b.delivery(t, oldest.ID).NextAttemptAt)
+		for _, d := range others {
+			require.Zero(t, b.delivery(t, d.ID).Attempts)
+		}
+		require.Empty(t, b.liveJobs(t, endpoint.ID), "the sweep runs it again")
+		b.sweep(t)
+		require.Len(t, b.liveJobs(t, endpoint.ID), 1, "the others are due")
+		_, err = b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Equal(t, int32(1), b.delivery(t, others[0].ID).Attempts, "the next due one, not the one backing off")
+		require.Equal(t, int32(1), b.delivery(t, oldest.ID).Attempts)
+	})
+
+	t.Run("DeliveryCreatedWhileRunningIsSentByTheNextRun", func(t *testing.T) {
+		t.Parallel()
+		// The run stops after its first attempt: a batch of one.
+		b := setupDeliver(t, 10*time.Second, func(c *Config) { c.WebhookBatch = 1 })
+		var second map[uuid.UUID]sql.WebhookDelivery
+		var endpoint sql.WebhookEndpoint
+		r := newReceiver(t, b)
+		emitted := false
+		r.onRequest = func() {
+			if !emitted { // while the first attempt runs (no worker transaction is open)
+				emitted = true
+				second = b.emit(t, core.EventLicenseRevoked, nil)
+			}
+		}
+		endpoint = b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued, core.EventLicenseRevoked)
+		b.emit(t, core.EventLicenseIssued, nil)
+		job := b.job(t, endpoint.ID)
+
+		res, err := b.worker.WorkJob(context.Background(), t, b.tx, job)
+
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Len(t, second, 1)
+		require.Len(t, b.liveJobs(t, endpoint.ID), 1, "its unique insert was skipped while the job ran; the run saw it and enqueued the job again")
+		_, err = b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Equal(t, sql.DeliveryStateSucceeded, b.delivery(t, second[endpoint.ID].ID).State)
 	})
 
 	t.Run("FinishedDeliveryIsNotSentAgain", func(t *testing.T) {
@@ -526,11 +664,11 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
-		_, err := b.work(t, delivery.ID)
+		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
 
-		// A duplicate job for the same delivery (say, a rescued one) completes and sends nothing.
-		res, err := b.worker.Work(context.Background(), t, b.tx, jobargs.WebhookDeliver{TenantID: b.tenant.ID, DeliveryID: delivery.ID}, nil)
+		// Another job for the endpoint (say, a completed one retried in River UI) completes and sends nothing.
+		res, err := b.worker.Work(context.Background(), t, b.tx, jobargs.WebhookDeliver{TenantID: b.tenant.ID, EndpointID: endpoint.ID}, nil)
 
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
@@ -543,8 +681,8 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b := setupDeliver(t, 10*time.Second)
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
-		job := b.job(t, delivery.ID)
+		b.emit(t, core.EventLicenseIssued, nil)
+		job := b.job(t, endpoint.ID)
 		_, err := core.WebhookEndpointDelete(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID)
 		require.NoError(t, err)
 
@@ -562,21 +700,32 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
-		_, err := core.WebhookEndpointUpdate(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID,
+		_, err := b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		backingOff := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		_, err = b.tx.Exec(context.Background(), `UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1`, backingOff.ID, b.clock.Now().Add(time.Hour))
+		require.NoError(t, err)
+		_, err = core.WebhookEndpointUpdate(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID,
 			core.WebhookEndpointChange{Enabled: new(false)})
 		require.NoError(t, err)
+		_, err = b.tx.Exec(context.Background(), `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = $1`, jobargs.WebhookDeliver{}.Kind())
+		require.NoError(t, err)
 
-		res, err := b.work(t, delivery.ID)
+		b.sweep(t) // a disabled endpoint's pending deliveries are work, due or not
+		res, err := b.work(t, endpoint.ID)
 
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
-		require.Empty(t, r.received())
-		d := b.delivery(t, delivery.ID)
+		require.Len(t, r.received(), 1, "only the delivery sent before it was disabled")
+		require.Equal(t, sql.DeliveryStateSucceeded, b.delivery(t, delivery.ID).State)
+		d := b.delivery(t, backingOff.ID)
 		require.Equal(t, sql.DeliveryStateDead, d.State)
 		require.Equal(t, int32(0), d.Attempts)
 		require.Equal(t, new("the endpoint is disabled; not attempted"), d.LastError)
+		require.Nil(t, d.NextAttemptAt)
 		requireTime(t, b.clock.Now(), d.FinishedAt)
-		require.Equal(t, []string{"webhook_delivery.die"}, b.auditActions(t))
+		require.Equal(t, []string{"webhook_delivery.succeed", "webhook_delivery.die"}, b.auditActions(t))
+		require.Empty(t, b.liveJobs(t, endpoint.ID))
 	})
 
 	t.Run("RotatedSecretSignsRetries", func(t *testing.T) {
@@ -586,9 +735,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r.answer(http.StatusBadGateway, "")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		oldSecret := r.secret
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
-		_, err := b.work(t, delivery.ID)
-		require.Error(t, err)
+		b.emit(t, core.EventLicenseIssued, nil)
+		_, err := b.work(t, endpoint.ID)
+		require.NoError(t, err)
 
 		_, newSecret, err := core.WebhookEndpointRotateSecret(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID)
 		require.NoError(t, err)
@@ -596,7 +745,8 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r.setSecret(newSecret)
 		r.answer(http.StatusOK, "")
 		b.clock.Advance(30 * time.Second)
-		_, err = b.work(t, delivery.ID)
+		b.sweep(t)
+		_, err = b.work(t, endpoint.ID)
 		require.NoError(t, err)
 
 		got := r.received()
@@ -605,6 +755,37 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		require.True(t, got[1].verified, "the retry is signed with the new secret")
 		require.False(t, verifySignature(oldSecret, got[1].id, got[1].timestamp, got[1].body, got[1].signature),
 			"the old secret no longer verifies")
+	})
+
+	t.Run("AdminRetryOfDeadDeliverySendsIt", func(t *testing.T) {
+		t.Parallel()
+		b := setupDeliver(t, 10*time.Second)
+		r := newReceiver(t, b)
+		r.answer(http.StatusServiceUnavailable, "")
+		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
+		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		_, err := b.tx.Exec(context.Background(), `UPDATE webhook_deliveries SET round_attempts = $2 WHERE id = $1`, delivery.ID, WebhookDeliveryMaxAttempts-1)
+		require.NoError(t, err)
+		_, err = b.work(t, endpoint.ID)
+		require.NoError(t, err)
+		require.Equal(t, sql.DeliveryStateDead, b.delivery(t, delivery.ID).State, "its last attempt failed")
+
+		r.answer(http.StatusOK, "")
+		b.clock.Advance(time.Hour)
+		require.NoError(t, pg.InTx(context.Background(), b.tx, func(tx pgx.Tx) error {
+			_, err := core.WebhookDeliveryRetry(context.Background(), tx, b.inserter, b.clock.Now(), factory.Actor, b.tenant.ID, delivery.ID)
+			return err
+		}))
+		_, err = b.work(t, endpoint.ID)
+
+		require.NoError(t, err)
+		d := b.delivery(t, delivery.ID)
+		require.Equal(t, sql.DeliveryStateSucceeded, d.State)
+		require.Equal(t, int32(2), d.Attempts)
+		require.Equal(t, int32(1), d.RoundAttempts, "a fresh budget")
+		got := r.received()
+		require.Len(t, got, 2)
+		require.True(t, got[1].verified)
 	})
 
 	t.Run("EmitCreatesOneDeliveryPerSubscribedEnabledEndpoint", func(t *testing.T) {
@@ -619,7 +800,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b.endpoint(t, nil, "https://d.example/hooks", core.EventLicenseRevoked) // not subscribed
 		other := factory.Tenant(t, b.tx)
 		_, _, err = core.WebhookEndpointCreate(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			"https://other.example/hooks", []string{core.EventLicenseIssued})
+			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
 		require.NoError(t, err)
 
 		created := b.emit(t, core.EventLicenseIssued, map[string]string{"license_id": "lic-3"})
@@ -628,14 +809,15 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		require.Contains(t, created, subscribed.ID)
 		require.Contains(t, created, alsoSubscribed.ID)
 		require.Equal(t, created[subscribed.ID].EventID, created[alsoSubscribed.ID].EventID, "one event, two deliveries")
-		for _, d := range created {
+		for endpointID, d := range created {
 			require.Equal(t, sql.DeliveryStatePending, d.State)
 			require.Equal(t, int32(0), d.Attempts)
-			job := b.job(t, d.ID)
+			requireTime(t, b.clock.Now(), d.NextAttemptAt)
+			job := b.job(t, endpointID)
 			require.Equal(t, jobargs.QueueWebhooks, job.Queue)
-			require.Equal(t, jobargs.WebhookDeliverMaxAttempts, job.MaxAttempts)
 			require.Equal(t, rivertype.JobStateAvailable, job.State)
 		}
+		require.Empty(t, b.liveJobs(t, disabled.ID))
 		require.Empty(t, b.emit(t, core.EventMachineActivated, nil), "no endpoint subscribes to it")
 	})
 
@@ -649,95 +831,221 @@ func TestWebhookDeliverWorker(t *testing.T) {
 	})
 }
 
-// TestWebhookDeliverySlowEndpointDoesNotDelayOthers runs a real River client on its own
-// database: one event goes to a slow endpoint (its handler blocks until the test ends) and a
-// fast one. The deliveries are separate jobs, so the fast one succeeds while the slow one is
-// still waiting for its answer.
-func TestWebhookDeliverySlowEndpointDoesNotDelayOthers(t *testing.T) {
-	t.Parallel()
+// riverBundle is a real River client with Tessera's workers on its own database, for tests
+// of what River does with webhook.deliver jobs.
+type riverBundle struct {
+	pool   *pgxpool.Pool
+	clock  *clock.Manual
+	client *river.Client[pgx.Tx]
+}
 
-	ctx := context.Background()
+// setupRiver returns a River client, not started, working the webhooks queue with
+// webhookWorkers workers and, when periodic, Tessera's periodic jobs on the default queue.
+func setupRiver(t *testing.T, webhookWorkers int, periodic bool) *riverBundle {
+	t.Helper()
 	pool, _ := testdb.Clone(t)
-	clk := clock.NewManual(factory.Now)
-	tenant := factory.Tenant(t, pool)
+	b := &riverBundle{pool: pool, clock: clock.NewManual(factory.Now)}
 	log := slog.New(slog.DiscardHandler)
+	workers, err := Workers(Config{DB: pool, Clock: b.clock, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t),
+		WebhookTimeout: time.Minute, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	config := &river.Config{
+		Logger:   log,
+		Queues:   map[string]river.QueueConfig{jobargs.QueueWebhooks: {MaxWorkers: webhookWorkers}},
+		Workers:  workers,
+		TestOnly: true,
+	}
+	if periodic {
+		config.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 1}
+		config.PeriodicJobs = PeriodicJobs()
+	}
+	b.client, err = river.NewClient(riverpgxv5.New(pool), config)
+	require.NoError(t, err)
+	return b
+}
 
-	fast := newReceiver(t, nil)
-	slowEntered := make(chan struct{}, 1)
+// start starts the client; it stops when the test ends.
+func (b *riverBundle) start(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, b.client.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, b.client.StopAndCancel(context.WithoutCancel(ctx))) })
+}
+
+// endpoint creates an endpoint of tenantID at url subscribed to license.issued and tells r
+// (when given) its secret.
+func (b *riverBundle) endpoint(t *testing.T, tenantID uuid.UUID, r *receiver, url string) sql.WebhookEndpoint {
+	t.Helper()
+	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.pool, factory.Box, b.clock.Now(), factory.Actor, tenantID,
+		core.WebhookMaxEndpointsDefault, url, []string{core.EventLicenseIssued})
+	require.NoError(t, err)
+	if r != nil {
+		r.setSecret(secret)
+	}
+	return endpoint
+}
+
+// emit commits a license.issued event of tenantID, enqueueing with the bundle's client.
+func (b *riverBundle) emit(t *testing.T, tenantID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, pg.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+		return core.Emit(ctx, tx, b.client, b.clock.Now(), tenantID, core.Event{Type: core.EventLicenseIssued, Data: map[string]string{"license_id": "lic-1"}})
+	}))
+}
+
+// job returns the id of the endpoint's one webhook.deliver job.
+func (b *riverBundle) job(t *testing.T, endpointID uuid.UUID) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT id FROM river_job WHERE kind = $1 AND args->>'endpoint_id' = $2`,
+		jobargs.WebhookDeliver{}.Kind(), endpointID.String()).Scan(&id))
+	return id
+}
+
+// attempts returns the attempts of the endpoint's deliveries, oldest first.
+func (b *riverBundle) attempts(t *testing.T, endpointID uuid.UUID) []int32 {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT attempts FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id`, endpointID)
+	require.NoError(t, err)
+	attempts, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	require.NoError(t, err)
+	return attempts
+}
+
+// waitReceived waits until r has received n requests.
+func waitReceived(t *testing.T, r *receiver, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(r.received()) >= n }, 30*time.Second, 10*time.Millisecond,
+		"the receiver got %d of %d requests", len(r.received()), n)
+}
+
+// TestWebhookDeliverJobInRiver is what River UI's Retry, Cancel and Delete do to a
+// webhook.deliver job (through River's client API, as River UI calls it): retrying a
+// cancelled or discarded job runs it again and sends the endpoint's due deliveries;
+// deleting (or cancelling) one leaves its deliveries pending, and the webhook.deliver_sweep
+// enqueues a new job that sends them.
+func TestWebhookDeliverJobInRiver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRiver(t, 2, true)
+	tenant := factory.Tenant(t, b.pool)
+	cancelled, discarded, deleted := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
+	cancelledEndpoint := b.endpoint(t, tenant.ID, cancelled, cancelled.srv.URL)
+	discardedEndpoint := b.endpoint(t, tenant.ID, discarded, discarded.srv.URL)
+	deletedEndpoint := b.endpoint(t, tenant.ID, deleted, deleted.srv.URL)
+	b.emit(t, tenant.ID)
+
+	cancelledJob, err := b.client.JobCancel(ctx, b.job(t, cancelledEndpoint.ID))
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCancelled, cancelledJob.State)
+	discardedJob := b.job(t, discardedEndpoint.ID)
+	_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'discarded', attempt = max_attempts, finalized_at = now() WHERE id = $1`, discardedJob)
+	require.NoError(t, err)
+	deletedJob, err := b.client.JobDelete(ctx, b.job(t, deletedEndpoint.ID))
+	require.NoError(t, err)
+	require.Equal(t, []int32{0}, b.attempts(t, deletedEndpoint.ID), "the delivery is still pending, with no job")
+
+	_, err = b.client.JobRetry(ctx, cancelledJob.ID)
+	require.NoError(t, err)
+	_, err = b.client.JobRetry(ctx, discardedJob)
+	require.NoError(t, err)
+
+	// A cancelled job whose endpoint has a live job again cannot be retried: that job sends.
+	other := factory.Tenant(t, b.pool)
+	replacedReceiver := newReceiver(t, nil)
+	replaced := b.endpoint(t, other.ID, replacedReceiver, replacedReceiver.srv.URL)
+	b.emit(t, other.ID)
+	replacedJob, err := b.client.JobCancel(ctx, b.job(t, replaced.ID))
+	require.NoError(t, err)
+	b.emit(t, other.ID)
+	_, err = b.client.JobRetry(ctx, replacedJob.ID)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "river_job_unique_idx", pgErr.ConstraintName)
+	b.start(t)
+
+	for _, r := range []*receiver{cancelled, discarded, deleted} {
+		waitReceived(t, r, 1)
+	}
+	waitReceived(t, replacedReceiver, 2)
+	for name, retried := range map[string]int64{"cancelled": cancelledJob.ID, "discarded": discardedJob} {
+		require.Eventually(t, func() bool {
+			job, err := b.client.JobGet(ctx, retried)
+			return err == nil && job.State == rivertype.JobStateCompleted
+		}, 30*time.Second, 10*time.Millisecond, "the retried %s job ran and completed", name)
+	}
+	var sweptJobs int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'endpoint_id' = $2 AND id <> $3`,
+		jobargs.WebhookDeliver{}.Kind(), deletedEndpoint.ID.String(), deletedJob.ID).Scan(&sweptJobs))
+	require.Equal(t, 1, sweptJobs, "the sweep enqueued a new job for the deleted one's delivery")
+	for _, r := range []*receiver{cancelled, discarded, deleted} {
+		got := r.received()
+		require.Len(t, got, 1)
+		require.True(t, got[0].verified)
+	}
+	for _, endpoint := range []sql.WebhookEndpoint{cancelledEndpoint, discardedEndpoint, deletedEndpoint} {
+		require.Eventually(t, func() bool {
+			var state string
+			err := b.pool.QueryRow(ctx, `SELECT state::text FROM webhook_deliveries WHERE endpoint_id = $1`, endpoint.ID).Scan(&state)
+			return err == nil && state == string(sql.DeliveryStateSucceeded)
+		}, 30*time.Second, 10*time.Millisecond)
+	}
+}
+
+// TestWebhookDeliveryFairAcrossTenants runs Tessera's workers on a real River client with two
+// webhook workers. Tenant A has 40 deliveries queued to an endpoint that hangs (it answers
+// only when the test ends) and 40 to one that refuses connections, all enqueued before
+// tenant B's one delivery. With one job per endpoint, B's job waits behind A's two jobs,
+// not behind A's 80 deliveries: B is delivered while A's hanging endpoint has had one
+// request and A's dead one one attempt.
+func TestWebhookDeliveryFairAcrossTenants(t *testing.T) {
+	t.Parallel()
+	b := setupRiver(t, 2, false)
+	tenantA, tenantB := factory.Tenant(t, b.pool), factory.Tenant(t, b.pool)
+
+	var hangingRequests atomic.Int32
 	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		slowEntered <- struct{}{}
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hangingRequests.Add(1)
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	}))
-	t.Cleanup(slow.Close)
-
-	var slowEndpoint, fastEndpoint sql.WebhookEndpoint
-	require.NoError(t, pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-		var err error
-		if slowEndpoint, _, err = core.WebhookEndpointCreate(ctx, tx, factory.Box, clk.Now(), factory.Actor, tenant.ID, slow.URL, []string{core.EventLicenseIssued}); err != nil {
-			return err
-		}
-		var secret string
-		if fastEndpoint, secret, err = core.WebhookEndpointCreate(ctx, tx, factory.Box, clk.Now(), factory.Actor, tenant.ID, fast.srv.URL, []string{core.EventLicenseIssued}); err != nil {
-			return err
-		}
-		fast.setSecret(secret)
-		return nil
-	}))
-
-	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t), WebhookTimeout: time.Minute, AllowPrivateNetworks: true})
-	require.NoError(t, err)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:   log,
-		Queues:   map[string]river.QueueConfig{jobargs.QueueWebhooks: {MaxWorkers: 2}},
-		Workers:  workers,
-		TestOnly: true,
-	})
-	require.NoError(t, err)
-	completed, cancel := client.Subscribe(river.EventKindJobCompleted)
-	t.Cleanup(cancel)
-	require.NoError(t, pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, client, clk.Now(), tenant.ID, core.Event{Type: core.EventLicenseIssued, Data: map[string]string{"license_id": "lic-9"}})
-	}))
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, client.StopAndCancel(context.WithoutCancel(ctx))) })
-	t.Cleanup(func() { close(release) }) // runs first: the slow handler returns, then River stops
-
-	select {
-	case <-slowEntered:
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the slow endpoint got no request")
+	t.Cleanup(hanging.Close)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	hangingEndpoint := b.endpoint(t, tenantA.ID, nil, hanging.URL)
+	deadEndpoint := b.endpoint(t, tenantA.ID, nil, dead.URL)
+	const queued = 40
+	for range queued {
+		b.emit(t, tenantA.ID)
 	}
-	select {
-	case event := <-completed:
-		require.Equal(t, jobargs.WebhookDeliver{}.Kind(), event.Job.Kind)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the fast endpoint's delivery did not complete")
-	}
+	fair := newReceiver(t, nil)
+	fairEndpoint := b.endpoint(t, tenantB.ID, fair, fair.srv.URL)
+	b.emit(t, tenantB.ID)
 
-	rows, err := pool.Query(ctx, `SELECT endpoint_id, state::text, attempts FROM webhook_deliveries WHERE tenant_id = $1`, tenant.ID)
-	require.NoError(t, err)
-	type outcome struct {
-		State    string
-		Attempts int32
-	}
-	byEndpoint := map[uuid.UUID]outcome{}
-	var (
-		endpointID uuid.UUID
-		o          outcome
-	)
-	_, err = pgx.ForEachRow(rows, []any{&endpointID, &o.State, &o.Attempts}, func() error { byEndpoint[endpointID] = o; return nil })
-	require.NoError(t, err)
-	require.Equal(t, map[uuid.UUID]outcome{
-		fastEndpoint.ID: {State: "succeeded", Attempts: 1},
-		slowEndpoint.ID: {State: "pending", Attempts: 0},
-	}, byEndpoint, "the fast endpoint has its event while the slow one is still waiting")
-	got := fast.received()
-	require.Len(t, got, 1)
+	b.start(t)
+	t.Cleanup(func() { close(release) }) // runs first: the hanging handler returns, then River stops
+	waitReceived(t, fair, 1)
+
+	got := fair.received()
 	require.True(t, got[0].verified)
+	require.Eventually(t, func() bool { return hangingRequests.Load() > 0 }, 30*time.Second, 10*time.Millisecond,
+		"A's hanging endpoint holds one worker")
+	require.Equal(t, int32(1), hangingRequests.Load(), "one request at a time per endpoint")
+	deadAttempts := b.attempts(t, deadEndpoint.ID)
+	require.Len(t, deadAttempts, queued)
+	require.Equal(t, int32(1), deadAttempts[0], "the dead endpoint cost one attempt")
+	for _, n := range deadAttempts[1:] {
+		require.Zero(t, n, "its other deliveries wait for the next run")
+	}
+	require.Len(t, b.attempts(t, hangingEndpoint.ID), queued)
+	require.Eventually(t, func() bool {
+		attempts := b.attempts(t, fairEndpoint.ID)
+		return len(attempts) == 1 && attempts[0] == 1
+	}, 30*time.Second, 10*time.Millisecond)
 }
 
 // deliverProbe is the worker's DB: it begins the worker's transactions on the test's
@@ -856,7 +1164,7 @@ func TestEventRetentionSweepWorker(t *testing.T) {
 	b := setupDeliver(t, 10*time.Second)
 	endpoint := b.endpoint(t, nil, "https://example.com/hook", core.EventLicenseRevoked)
 	setState := func(d sql.WebhookDelivery, state sql.DeliveryState) {
-		_, err := b.tx.Exec(ctx, "UPDATE webhook_deliveries SET state = $3::delivery_state, finished_at = CASE WHEN $3::delivery_state <> 'pending' THEN now() END WHERE tenant_id = $1 AND id = $2",
+		_, err := b.tx.Exec(ctx, "UPDATE webhook_deliveries SET state = $3::delivery_state, finished_at = now(), next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2",
 			b.tenant.ID, d.ID, state)
 		require.NoError(t, err)
 	}

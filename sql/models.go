@@ -1152,6 +1152,8 @@ type WebhookDelivery struct {
 	LastError     *string
 	CreatedAt     time.Time
 	FinishedAt    *time.Time
+	NextAttemptAt *time.Time
+	RoundAttempts int32
 }
 
 type WebhookEndpoint struct {

@@ -82,49 +82,131 @@ func (q *Queries) EventPurge(ctx context.Context, db DBTX, arg EventPurgeParams)
 	return i, err
 }
 
-const webhookDeliveryAbandon = `-- name: WebhookDeliveryAbandon :one
-UPDATE webhook_deliveries SET state = 'dead', last_error = $1::text, finished_at = $2::timestamptz
-WHERE tenant_id = $3::uuid AND id = $4::uuid AND state = 'pending'
-RETURNING tenant_id, id, event_id, endpoint_id, state, attempts, last_attempt_at, last_status, last_error, created_at, finished_at
+const webhookDeliveryAbandonPending = `-- name: WebhookDeliveryAbandonPending :many
+UPDATE webhook_deliveries d SET state = 'dead', next_attempt_at = NULL, last_error = $1::text, finished_at = $2::timestamptz
+WHERE (d.tenant_id, d.id) IN (
+    SELECT p.tenant_id, p.id FROM webhook_deliveries p
+    JOIN webhook_endpoints w ON w.tenant_id = p.tenant_id AND w.id = p.endpoint_id AND NOT w.enabled
+    WHERE p.tenant_id = $3::uuid AND p.endpoint_id = $4::uuid AND p.state = 'pending'
+    ORDER BY p.next_attempt_at, p.id
+    LIMIT $5::int
+    FOR UPDATE OF p SKIP LOCKED
+)
+RETURNING d.id
 `
 
-type WebhookDeliveryAbandonParams struct {
-	Reason   string
-	Now      time.Time
-	TenantID uuid.UUID
-	ID       uuid.UUID
+type WebhookDeliveryAbandonPendingParams struct {
+	Reason     string
+	Now        time.Time
+	TenantID   uuid.UUID
+	EndpointID uuid.UUID
+	Batch      int32
 }
 
-// WebhookDeliveryAbandon makes a pending delivery dead without attempting it, saying why
-// (its endpoint was disabled); an admin may retry it once the endpoint is enabled again. No
-// row means the delivery is no longer pending.
-func (q *Queries) WebhookDeliveryAbandon(ctx context.Context, db DBTX, arg WebhookDeliveryAbandonParams) (WebhookDelivery, error) {
-	row := db.QueryRow(ctx, webhookDeliveryAbandon,
+// WebhookDeliveryAbandonPending makes up to @batch pending deliveries of a disabled
+// endpoint dead without attempting them, oldest due first, saying why; an admin may retry
+// them once the endpoint is enabled again. An enabled (or deleted) endpoint's deliveries are
+// left alone. webhook_deliveries_due_idx; rows another run holds are skipped.
+func (q *Queries) WebhookDeliveryAbandonPending(ctx context.Context, db DBTX, arg WebhookDeliveryAbandonPendingParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, webhookDeliveryAbandonPending,
 		arg.Reason,
 		arg.Now,
 		arg.TenantID,
-		arg.ID,
+		arg.EndpointID,
+		arg.Batch,
 	)
-	var i WebhookDelivery
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookDeliveryClaimNextDue = `-- name: WebhookDeliveryClaimNextDue :one
+WITH next AS (
+    SELECT d.tenant_id, d.id FROM webhook_deliveries d
+    WHERE d.tenant_id = $1::uuid AND d.endpoint_id = $2::uuid
+      AND d.state = 'pending' AND d.next_attempt_at <= $3::timestamptz
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d SET next_attempt_at = $4::timestamptz
+    FROM next
+    WHERE d.tenant_id = next.tenant_id AND d.id = next.id
+    RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.round_attempts
+)
+SELECT c.id, c.endpoint_id, c.attempts, c.round_attempts,
+       e.id AS event_id, e.type AS event_type, e.data AS event_data, e.occurred_at AS event_occurred_at,
+       w.url AS endpoint_url, w.secret_sealed AS endpoint_secret_sealed
+FROM claimed c
+JOIN events e ON e.tenant_id = $1::uuid AND e.id = c.event_id
+JOIN webhook_endpoints w ON w.tenant_id = $1::uuid AND w.id = c.endpoint_id
+`
+
+type WebhookDeliveryClaimNextDueParams struct {
+	TenantID   uuid.UUID
+	EndpointID uuid.UUID
+	Now        time.Time
+	LeaseUntil time.Time
+}
+
+type WebhookDeliveryClaimNextDueRow struct {
+	ID                   uuid.UUID
+	EndpointID           uuid.UUID
+	Attempts             int32
+	RoundAttempts        int32
+	EventID              uuid.UUID
+	EventType            string
+	EventData            []byte
+	EventOccurredAt      time.Time
+	EndpointUrl          string
+	EndpointSecretSealed []byte
+}
+
+// WebhookDeliveryClaimNextDue claims an endpoint's oldest due delivery (pending, due at or
+// before @now; by due time, then id) for one attempt: it moves next_attempt_at to
+// @lease_until, so no other run takes it meanwhile and, should the attempt's outcome never
+// be recorded (a crash), it is due again then. It returns what the attempt needs: the
+// delivery, its event and the endpoint's url and sealed secret. No row means nothing is due.
+// webhook_deliveries_due_idx; rows another run holds are skipped.
+func (q *Queries) WebhookDeliveryClaimNextDue(ctx context.Context, db DBTX, arg WebhookDeliveryClaimNextDueParams) (WebhookDeliveryClaimNextDueRow, error) {
+	row := db.QueryRow(ctx, webhookDeliveryClaimNextDue,
+		arg.TenantID,
+		arg.EndpointID,
+		arg.Now,
+		arg.LeaseUntil,
+	)
+	var i WebhookDeliveryClaimNextDueRow
 	err := row.Scan(
-		&i.TenantID,
 		&i.ID,
-		&i.EventID,
 		&i.EndpointID,
-		&i.State,
 		&i.Attempts,
-		&i.LastAttemptAt,
-		&i.LastStatus,
-		&i.LastError,
-		&i.CreatedAt,
-		&i.FinishedAt,
+		&i.RoundAttempts,
+		&i.EventID,
+		&i.EventType,
+		&i.EventData,
+		&i.EventOccurredAt,
+		&i.EndpointUrl,
+		&i.EndpointSecretSealed,
 	)
 	return i, err
 }
 
 const webhookDeliveryCreateMany = `-- name: WebhookDeliveryCreateMany :exec
-INSERT INTO webhook_deliveries (tenant_id, id, event_id, endpoint_id, created_at)
-SELECT $1::uuid, d.id, $2::uuid, e.endpoint_id, $3::timestamptz
+INSERT INTO webhook_deliveries (tenant_id, id, event_id, endpoint_id, created_at, next_attempt_at)
+SELECT $1::uuid, d.id, $2::uuid, e.endpoint_id, $3::timestamptz, $3::timestamptz
 FROM unnest($4::uuid[]) WITH ORDINALITY AS d (id, n)
 JOIN unnest($5::uuid[]) WITH ORDINALITY AS e (endpoint_id, n) USING (n)
 `
@@ -137,8 +219,10 @@ type WebhookDeliveryCreateManyParams struct {
 	EndpointIds []uuid.UUID
 }
 
-// WebhookDeliveryCreateMany creates one pending delivery of an event per endpoint; ids and
-// endpoint_ids are parallel arrays.
+// WebhookDeliveryCreateMany creates one pending delivery of an event per endpoint, due at
+// once; ids and endpoint_ids are parallel arrays. Its foreign key takes a key-share lock on
+// each endpoint, which waits for a webhook.deliver job deciding whether to run again
+// (WebhookEndpointLockForDeliver).
 func (q *Queries) WebhookDeliveryCreateMany(ctx context.Context, db DBTX, arg WebhookDeliveryCreateManyParams) error {
 	_, err := db.Exec(ctx, webhookDeliveryCreateMany,
 		arg.TenantID,
@@ -151,7 +235,7 @@ func (q *Queries) WebhookDeliveryCreateMany(ctx context.Context, db DBTX, arg We
 }
 
 const webhookDeliveryGet = `-- name: WebhookDeliveryGet :one
-SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, e.type AS event_type, w.enabled AS endpoint_enabled
+SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, d.next_attempt_at, d.round_attempts, e.type AS event_type, w.enabled AS endpoint_enabled
 FROM webhook_deliveries d
 JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
 JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
@@ -175,6 +259,8 @@ type WebhookDeliveryGetRow struct {
 	LastError       *string
 	CreatedAt       time.Time
 	FinishedAt      *time.Time
+	NextAttemptAt   *time.Time
+	RoundAttempts   int32
 	EventType       string
 	EndpointEnabled bool
 }
@@ -196,63 +282,16 @@ func (q *Queries) WebhookDeliveryGet(ctx context.Context, db DBTX, arg WebhookDe
 		&i.LastError,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.NextAttemptAt,
+		&i.RoundAttempts,
 		&i.EventType,
 		&i.EndpointEnabled,
-	)
-	return i, err
-}
-
-const webhookDeliveryGetForSend = `-- name: WebhookDeliveryGetForSend :one
-SELECT d.state, d.attempts,
-       e.id AS event_id, e.type AS event_type, e.data AS event_data, e.occurred_at AS event_occurred_at,
-       w.id AS endpoint_id, w.url AS endpoint_url, w.enabled AS endpoint_enabled, w.secret_sealed AS endpoint_secret_sealed
-FROM webhook_deliveries d
-JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
-JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
-WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid
-`
-
-type WebhookDeliveryGetForSendParams struct {
-	TenantID uuid.UUID
-	ID       uuid.UUID
-}
-
-type WebhookDeliveryGetForSendRow struct {
-	State                DeliveryState
-	Attempts             int32
-	EventID              uuid.UUID
-	EventType            string
-	EventData            []byte
-	EventOccurredAt      time.Time
-	EndpointID           uuid.UUID
-	EndpointUrl          string
-	EndpointEnabled      bool
-	EndpointSecretSealed []byte
-}
-
-// WebhookDeliveryGetForSend reads everything one delivery attempt needs — the delivery, its
-// event and its endpoint — by the primary keys. No row means the delivery is gone (its
-// endpoint was deleted).
-func (q *Queries) WebhookDeliveryGetForSend(ctx context.Context, db DBTX, arg WebhookDeliveryGetForSendParams) (WebhookDeliveryGetForSendRow, error) {
-	row := db.QueryRow(ctx, webhookDeliveryGetForSend, arg.TenantID, arg.ID)
-	var i WebhookDeliveryGetForSendRow
-	err := row.Scan(
-		&i.State,
-		&i.Attempts,
-		&i.EventID,
-		&i.EventType,
-		&i.EventData,
-		&i.EventOccurredAt,
-		&i.EndpointID,
-		&i.EndpointUrl,
-		&i.EndpointEnabled,
-		&i.EndpointSecretSealed,
 	)
 	return i, err
 }
 
 const webhookDeliveryList = `-- name: WebhookDeliveryList :many
-SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, e.type AS event_type
+SELECT d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, d.next_attempt_at, d.round_attempts, e.type AS event_type
 FROM webhook_deliveries d
 JOIN events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
 WHERE d.tenant_id = $1::uuid
@@ -283,6 +322,8 @@ type WebhookDeliveryListRow struct {
 	LastError     *string
 	CreatedAt     time.Time
 	FinishedAt    *time.Time
+	NextAttemptAt *time.Time
+	RoundAttempts int32
 	EventType     string
 }
 
@@ -316,6 +357,8 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, db DBTX, arg WebhookD
 			&i.LastError,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.NextAttemptAt,
+			&i.RoundAttempts,
 			&i.EventType,
 		); err != nil {
 			return nil, err
@@ -330,36 +373,47 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, db DBTX, arg WebhookD
 
 const webhookDeliveryRecordAttempt = `-- name: WebhookDeliveryRecordAttempt :one
 UPDATE webhook_deliveries SET
-    state           = $1::delivery_state,
+    state           = CASE WHEN $1::boolean THEN 'succeeded'
+                           WHEN round_attempts + 1 >= $2::int THEN 'dead'
+                           ELSE 'pending' END::delivery_state,
     attempts        = attempts + 1,
-    last_attempt_at = $2::timestamptz,
-    last_status     = $3::int,
-    last_error      = $4::text,
-    finished_at     = CASE WHEN $1::delivery_state = 'pending' THEN NULL ELSE $5::timestamptz END
-WHERE tenant_id = $6::uuid AND id = $7::uuid AND state = 'pending'
-RETURNING tenant_id, id, event_id, endpoint_id, state, attempts, last_attempt_at, last_status, last_error, created_at, finished_at
+    round_attempts  = round_attempts + 1,
+    last_attempt_at = $3::timestamptz,
+    last_status     = $4::int,
+    last_error      = $5::text,
+    next_attempt_at = CASE WHEN $1::boolean OR round_attempts + 1 >= $2::int THEN NULL
+                           ELSE $6::timestamptz END,
+    finished_at     = CASE WHEN $1::boolean OR round_attempts + 1 >= $2::int THEN $7::timestamptz END
+WHERE tenant_id = $8::uuid AND id = $9::uuid AND state = 'pending'
+RETURNING tenant_id, id, event_id, endpoint_id, state, attempts, last_attempt_at, last_status, last_error, created_at, finished_at, next_attempt_at, round_attempts
 `
 
 type WebhookDeliveryRecordAttemptParams struct {
-	State       DeliveryState
+	Succeeded   bool
+	MaxAttempts int32
 	AttemptedAt time.Time
 	LastStatus  *int32
 	LastError   *string
+	RetryAt     time.Time
 	Now         time.Time
 	TenantID    uuid.UUID
 	ID          uuid.UUID
 }
 
-// WebhookDeliveryRecordAttempt records one attempt of a pending delivery and moves it to
-// @state: succeeded (a 2xx), pending (failed; River retries it) or dead (failed on the last
-// attempt). A finished delivery gets finished_at. No row means the delivery is no longer
-// pending (or gone): another run already finished it, and nothing is recorded.
+// WebhookDeliveryRecordAttempt records one attempt of a pending delivery and decides what
+// follows: a success (@succeeded, a 2xx) finishes it; a failure makes it due again at
+// @retry_at (its step of WebhookRetrySchedule), unless it was the round's @max_attempts-th
+// attempt, which makes it dead. A finished delivery gets finished_at and no
+// next_attempt_at. No row means the delivery is no longer pending (or gone): nothing is
+// recorded.
 func (q *Queries) WebhookDeliveryRecordAttempt(ctx context.Context, db DBTX, arg WebhookDeliveryRecordAttemptParams) (WebhookDelivery, error) {
 	row := db.QueryRow(ctx, webhookDeliveryRecordAttempt,
-		arg.State,
+		arg.Succeeded,
+		arg.MaxAttempts,
 		arg.AttemptedAt,
 		arg.LastStatus,
 		arg.LastError,
+		arg.RetryAt,
 		arg.Now,
 		arg.TenantID,
 		arg.ID,
@@ -377,28 +431,38 @@ func (q *Queries) WebhookDeliveryRecordAttempt(ctx context.Context, db DBTX, arg
 		&i.LastError,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.NextAttemptAt,
+		&i.RoundAttempts,
 	)
 	return i, err
 }
 
 const webhookDeliveryRetry = `-- name: WebhookDeliveryRetry :one
-UPDATE webhook_deliveries d SET state = 'pending', finished_at = NULL
-FROM webhook_endpoints w
-WHERE d.tenant_id = $1::uuid AND d.id = $2::uuid AND d.state = 'dead'
-  AND w.tenant_id = d.tenant_id AND w.id = d.endpoint_id AND w.enabled
-RETURNING d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at
+WITH endpoint AS (
+    SELECT w.tenant_id, w.id FROM webhook_endpoints w
+    JOIN webhook_deliveries d ON d.tenant_id = w.tenant_id AND d.endpoint_id = w.id
+    WHERE d.tenant_id = $3::uuid AND d.id = $2::uuid AND w.enabled
+    FOR KEY SHARE OF w
+)
+UPDATE webhook_deliveries d SET state = 'pending', finished_at = NULL, next_attempt_at = $1::timestamptz, round_attempts = 0
+FROM endpoint
+WHERE d.tenant_id = endpoint.tenant_id AND d.id = $2::uuid AND d.endpoint_id = endpoint.id AND d.state IN ('dead', 'pending')
+RETURNING d.tenant_id, d.id, d.event_id, d.endpoint_id, d.state, d.attempts, d.last_attempt_at, d.last_status, d.last_error, d.created_at, d.finished_at, d.next_attempt_at, d.round_attempts
 `
 
 type WebhookDeliveryRetryParams struct {
-	TenantID uuid.UUID
+	Now      time.Time
 	ID       uuid.UUID
+	TenantID uuid.UUID
 }
 
-// WebhookDeliveryRetry makes a dead delivery pending again, for a new webhook.deliver job,
-// when its endpoint is enabled. Its attempts and last outcome stay until the next attempt.
-// No row means no such delivery, a delivery that is not dead, or a disabled endpoint.
+// WebhookDeliveryRetry makes a dead or pending delivery due at @now with a fresh attempt
+// budget (the whole retry schedule), when its endpoint is enabled; its endpoint's job sends
+// it. Its attempts and last outcome stay until the next attempt. It takes a key-share lock
+// on the endpoint first, as creating a delivery does (see WebhookEndpointLockForDeliver).
+// No row means no such delivery, a succeeded delivery, or a disabled endpoint.
 func (q *Queries) WebhookDeliveryRetry(ctx context.Context, db DBTX, arg WebhookDeliveryRetryParams) (WebhookDelivery, error) {
-	row := db.QueryRow(ctx, webhookDeliveryRetry, arg.TenantID, arg.ID)
+	row := db.QueryRow(ctx, webhookDeliveryRetry, arg.Now, arg.ID, arg.TenantID)
 	var i WebhookDelivery
 	err := row.Scan(
 		&i.TenantID,
@@ -412,14 +476,17 @@ func (q *Queries) WebhookDeliveryRetry(ctx context.Context, db DBTX, arg Webhook
 		&i.LastError,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.NextAttemptAt,
+		&i.RoundAttempts,
 	)
 	return i, err
 }
 
 const webhookEndpointCreate = `-- name: WebhookEndpointCreate :one
 INSERT INTO webhook_endpoints (tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at)
-VALUES ($1::uuid, $2::uuid, $3::text, $4::text[], $5::boolean, $6::bytea,
-        $7::timestamptz, $7::timestamptz)
+SELECT $1::uuid, $2::uuid, $3::text, $4::text[], $5::boolean, $6::bytea,
+       $7::timestamptz, $7::timestamptz
+WHERE (SELECT count(*) FROM webhook_endpoints WHERE tenant_id = $1::uuid) < $8::int
 RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, updated_at
 `
 
@@ -431,9 +498,12 @@ type WebhookEndpointCreateParams struct {
 	Enabled      bool
 	SecretSealed []byte
 	Now          time.Time
+	MaxEndpoints int32
 }
 
-// WebhookEndpointCreate stores a new endpoint with its sealed secret.
+// WebhookEndpointCreate stores a new endpoint with its sealed secret, unless the tenant
+// already has @max_endpoints endpoints (enabled or not): then no row (the primary key's
+// prefix counts them). Run after WebhookEndpointLockTenant in the same transaction.
 func (q *Queries) WebhookEndpointCreate(ctx context.Context, db DBTX, arg WebhookEndpointCreateParams) (WebhookEndpoint, error) {
 	row := db.QueryRow(ctx, webhookEndpointCreate,
 		arg.TenantID,
@@ -443,6 +513,7 @@ func (q *Queries) WebhookEndpointCreate(ctx context.Context, db DBTX, arg Webhoo
 		arg.Enabled,
 		arg.SecretSealed,
 		arg.Now,
+		arg.MaxEndpoints,
 	)
 	var i WebhookEndpoint
 	err := row.Scan(
@@ -487,7 +558,7 @@ type WebhookEndpointDeleteRow struct {
 }
 
 // WebhookEndpointDelete deletes an endpoint and its deliveries (the events stay in the
-// outbox); delivery jobs still queued find no delivery and do nothing. Served by
+// outbox); its webhook.deliver job, if one is queued, finds no endpoint and does nothing. Served by
 // webhook_deliveries_endpoint_idx. No row means no such endpoint.
 func (q *Queries) WebhookEndpointDelete(ctx context.Context, db DBTX, arg WebhookEndpointDeleteParams) (WebhookEndpointDeleteRow, error) {
 	row := db.QueryRow(ctx, webhookEndpointDelete, arg.TenantID, arg.ID)
@@ -530,6 +601,36 @@ func (q *Queries) WebhookEndpointGet(ctx context.Context, db DBTX, arg WebhookEn
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const webhookEndpointHasWork = `-- name: WebhookEndpointHasWork :one
+SELECT EXISTS (
+    SELECT 1 FROM webhook_endpoints w
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM webhook_deliveries d
+        WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+          AND d.next_attempt_at <= CASE WHEN w.enabled THEN $1::timestamptz ELSE 'infinity' END
+        ORDER BY d.next_attempt_at
+        LIMIT 1
+    ) due
+    WHERE w.tenant_id = $2::uuid AND w.id = $3::uuid
+)::boolean AS has_work
+`
+
+type WebhookEndpointHasWorkParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointHasWork reports whether an endpoint's job has work at @now: a pending
+// delivery due, or any pending delivery of a disabled endpoint (to abandon; its due time is
+// then taken as infinitely late). One probe of webhook_deliveries_due_idx (its first entry).
+func (q *Queries) WebhookEndpointHasWork(ctx context.Context, db DBTX, arg WebhookEndpointHasWorkParams) (bool, error) {
+	row := db.QueryRow(ctx, webhookEndpointHasWork, arg.Now, arg.TenantID, arg.ID)
+	var has_work bool
+	err := row.Scan(&has_work)
+	return has_work, err
 }
 
 const webhookEndpointList = `-- name: WebhookEndpointList :many
@@ -608,6 +709,84 @@ func (q *Queries) WebhookEndpointListSubscribed(ctx context.Context, db DBTX, ar
 		return nil, err
 	}
 	return items, nil
+}
+
+const webhookEndpointListWorkAllTenants = `-- name: WebhookEndpointListWorkAllTenants :many
+SELECT w.tenant_id, w.id FROM webhook_endpoints w
+CROSS JOIN LATERAL (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+      AND d.next_attempt_at <= CASE WHEN w.enabled THEN $1::timestamptz ELSE 'infinity' END
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) due
+ORDER BY w.tenant_id, w.id
+`
+
+type WebhookEndpointListWorkAllTenantsRow struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointListWorkAllTenants returns, across tenants, the endpoints whose job has
+// work at @now (as WebhookEndpointHasWork decides): the webhook.deliver_sweep enqueues their
+// jobs, which a unique insert skips where one is live. It finds deliveries whose job was
+// cancelled, deleted or lost, and those whose backoff has passed. One probe of
+// webhook_deliveries_due_idx per endpoint (the lateral ORDER BY ... LIMIT 1 reads the
+// index's first entry), however many deliveries wait.
+func (q *Queries) WebhookEndpointListWorkAllTenants(ctx context.Context, db DBTX, now time.Time) ([]WebhookEndpointListWorkAllTenantsRow, error) {
+	rows, err := db.Query(ctx, webhookEndpointListWorkAllTenants, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookEndpointListWorkAllTenantsRow{}
+	for rows.Next() {
+		var i WebhookEndpointListWorkAllTenantsRow
+		if err := rows.Scan(&i.TenantID, &i.ID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const webhookEndpointLockForDeliver = `-- name: WebhookEndpointLockForDeliver :one
+SELECT enabled FROM webhook_endpoints WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE
+`
+
+type WebhookEndpointLockForDeliverParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointLockForDeliver locks an endpoint while its webhook.deliver job decides, in
+// its last transaction, whether to run again: FOR UPDATE waits for transactions creating
+// deliveries to it (their foreign keys hold key-share locks) and holds back new ones until
+// the job has completed, so each new delivery is seen either by WebhookEndpointHasWork
+// (the job runs again) or by its own transaction's unique insert of the job (no live job
+// any more). It returns whether the endpoint is enabled; no row means it is gone.
+func (q *Queries) WebhookEndpointLockForDeliver(ctx context.Context, db DBTX, arg WebhookEndpointLockForDeliverParams) (bool, error) {
+	row := db.QueryRow(ctx, webhookEndpointLockForDeliver, arg.TenantID, arg.ID)
+	var enabled bool
+	err := row.Scan(&enabled)
+	return enabled, err
+}
+
+const webhookEndpointLockTenant = `-- name: WebhookEndpointLockTenant :one
+SELECT id FROM tenants WHERE id = $1::uuid FOR NO KEY UPDATE
+`
+
+// WebhookEndpointLockTenant locks the tenant's row so that concurrent creations of its
+// endpoints count one another (WebhookEndpointCreate's cap). No row means no such tenant.
+func (q *Queries) WebhookEndpointLockTenant(ctx context.Context, db DBTX, tenantID uuid.UUID) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, webhookEndpointLockTenant, tenantID)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
 }
 
 const webhookEndpointRotateSecret = `-- name: WebhookEndpointRotateSecret :one

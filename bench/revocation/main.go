@@ -99,7 +99,7 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 	if err != nil {
 		return err
 	}
-	if _, _, err := core.WebhookEndpointCreate(ctx, pool, box, now, actor, tenant.ID, "https://hooks.example.com/bench", []string{core.EventLicenseUpstreamRevoked}); err != nil {
+	if _, _, err := core.WebhookEndpointCreate(ctx, pool, box, now, actor, tenant.ID, core.WebhookMaxEndpointsDefault, "https://hooks.example.com/bench", []string{core.EventLicenseUpstreamRevoked}); err != nil {
 		return err
 	}
 	product, err := sql.New().ProductCreate(ctx, pool, sql.ProductCreateParams{TenantID: tenant.ID, ID: core.NewID(), Slug: "bench", Name: "Bench", Now: now})

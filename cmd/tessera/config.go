@@ -36,9 +36,14 @@ type Config struct {
 	LogFormat string `env:"TESSERA_LOG_FORMAT" envDefault:"text"`
 	// Workers is how many River jobs one process works at once. Default 10.
 	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
-	// WebhookWorkers is how many webhook deliveries one process attempts at once, on their
-	// own queue so that slow endpoints never hold up other jobs. Default 20.
-	WebhookWorkers int `env:"TESSERA_WEBHOOK_WORKERS" envDefault:"20"`
+	// WebhookWorkers is how many webhook endpoints one process sends to at once (one
+	// webhook.deliver job per endpoint), on their own queue so that slow endpoints never hold
+	// up other jobs. Keep it above WebhookMaxEndpoints: one tenant's hanging endpoints then
+	// cannot take every worker. Default 50.
+	WebhookWorkers int `env:"TESSERA_WEBHOOK_WORKERS" envDefault:"50"`
+	// WebhookMaxEndpoints is how many webhook endpoints a tenant may have, enabled or not.
+	// Default 20.
+	WebhookMaxEndpoints int `env:"TESSERA_WEBHOOK_MAX_ENDPOINTS" envDefault:"20"`
 	// WebhookTimeout bounds one webhook delivery attempt. Default 10s.
 	WebhookTimeout time.Duration `env:"TESSERA_WEBHOOK_TIMEOUT" envDefault:"10s"`
 	// AllowPrivateNetworks lets webhook deliveries and upstream store checks, whose URLs
@@ -125,6 +130,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.WebhookWorkers < 1 {
 		problems = append(problems, fmt.Errorf("TESSERA_WEBHOOK_WORKERS must be at least 1, not %d", cfg.WebhookWorkers))
+	}
+	if cfg.WebhookMaxEndpoints < 1 {
+		problems = append(problems, fmt.Errorf("TESSERA_WEBHOOK_MAX_ENDPOINTS must be at least 1, not %d", cfg.WebhookMaxEndpoints))
 	}
 	if cfg.WebhookTimeout <= 0 {
 		problems = append(problems, errors.New("TESSERA_WEBHOOK_TIMEOUT must be positive"))

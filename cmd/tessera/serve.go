@@ -182,18 +182,19 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		jobs.NewJobCountCollector(pool, sv.log),
 	)
 	server, err := api.New(api.Config{
-		DB:                pool,
-		Clock:             sv.clock,
-		Jobs:              sv.jobs,
-		Box:               sv.box,
-		Payments:          sv.payments,
-		Rates:             sv.rates,
-		Log:               sv.log,
-		Metrics:           reg,
-		IdempotencyTTL:    cfg.IdempotencyTTL,
-		Revocation:        cfg.revocation().Schedule,
-		ValidatePerKey:    api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
-		ValidatePerClient: api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
+		DB:                  pool,
+		Clock:               sv.clock,
+		Jobs:                sv.jobs,
+		Box:                 sv.box,
+		Payments:            sv.payments,
+		Rates:               sv.rates,
+		Log:                 sv.log,
+		Metrics:             reg,
+		IdempotencyTTL:      cfg.IdempotencyTTL,
+		WebhookMaxEndpoints: cfg.WebhookMaxEndpoints,
+		Revocation:          cfg.revocation().Schedule,
+		ValidatePerKey:      api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
+		ValidatePerClient:   api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {

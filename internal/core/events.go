@@ -12,7 +12,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -75,10 +74,11 @@ type Event struct {
 	Data any
 }
 
-// Emit records e in the outbox and enqueues one webhook.deliver job per enabled endpoint of
-// the tenant subscribed to its type, all in tx: the event exists and will be delivered if
-// and only if the change that caused it commits. A type that is not one of EventTypes is an
-// error (a programming mistake: no endpoint could subscribe to it).
+// Emit records e in the outbox, creates one pending delivery, due now, per enabled endpoint
+// of the tenant subscribed to its type, and enqueues those endpoints' webhook.deliver jobs
+// (unique per endpoint), all in tx: the event exists and will be delivered if and only if
+// the change that caused it commits. A type that is not one of EventTypes is an error (a
+// programming mistake: no endpoint could subscribe to it).
 func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e Event) error {
 	if !IsEventType(e.Type) {
 		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventTypes", e.Type)
@@ -96,10 +96,8 @@ func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenan
 		return err
 	}
 	ids := make([]uuid.UUID, len(endpoints))
-	params := make([]river.InsertManyParams, len(endpoints))
 	for i := range endpoints {
 		ids[i] = NewID()
-		params[i] = river.InsertManyParams{Args: jobargs.WebhookDeliver{TenantID: tenantID, DeliveryID: ids[i]}}
 	}
 	err = queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
 		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIds: endpoints, Now: now,
@@ -107,8 +105,8 @@ func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenan
 	if err != nil {
 		return fmt.Errorf("create deliveries of %s: %w", e.Type, err)
 	}
-	if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
-		return fmt.Errorf("enqueue deliveries of %s: %w", e.Type, err)
+	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, endpoints...); err != nil {
+		return fmt.Errorf("deliver %s: %w", e.Type, err)
 	}
 	return nil
 }

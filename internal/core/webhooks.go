@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"time"
@@ -21,11 +22,16 @@ import (
 // maxWebhookURLLen is the longest endpoint URL (webhook_endpoints' check).
 const maxWebhookURLLen = 2000
 
+// WebhookMaxEndpointsDefault is how many webhook endpoints a tenant may have unless
+// configured otherwise (TESSERA_WEBHOOK_MAX_ENDPOINTS).
+const WebhookMaxEndpointsDefault = 20
+
 // WebhookEndpointCreate creates an enabled endpoint of tenantID that receives eventTypes at
 // rawURL, with a new secret sealed by box, and audits it. The returned secret is shown
 // once; it can be rotated but not read back through the API. A URL that is not absolute
-// http(s), and an empty or unknown event type list, are ErrInvalid.
-func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID uuid.UUID, rawURL string, eventTypes []string) (sql.WebhookEndpoint, string, error) {
+// http(s), and an empty or unknown event type list, are ErrInvalid; a tenant that already
+// has maxEndpoints endpoints (enabled or not) is ErrConflict.
+func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID uuid.UUID, maxEndpoints int, rawURL string, eventTypes []string) (sql.WebhookEndpoint, string, error) {
 	if err := validateWebhookURL(rawURL); err != nil {
 		return sql.WebhookEndpoint{}, "", err
 	}
@@ -33,14 +39,20 @@ func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, n
 	if err != nil {
 		return sql.WebhookEndpoint{}, "", err
 	}
+	if _, err := queries.WebhookEndpointLockTenant(ctx, tx, tenantID); err != nil {
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: tenant %s: %w", tenantID, DBError(err))
+	}
 	id := NewID()
 	secret := webhook.NewSecret()
 	endpoint, err := queries.WebhookEndpointCreate(ctx, tx, sql.WebhookEndpointCreateParams{
 		TenantID: tenantID, ID: id, Url: rawURL, EventTypes: eventTypes, Enabled: true,
-		SecretSealed: box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: now,
+		SecretSealed: box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: now, MaxEndpoints: int32(min(maxEndpoints, math.MaxInt32)),
 	})
-	if err != nil {
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", DBError(err))
+	switch err = DBError(err); {
+	case errors.Is(err, ErrNotFound):
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrConflict, maxEndpoints)
+	case err != nil:
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
 	err = Audit(ctx, tx, now, tenantID, actor, Change{
 		Action: "webhook_endpoint.create", SubjectType: "webhook_endpoint", SubjectID: id.String(),
@@ -56,8 +68,8 @@ type WebhookEndpointChange struct {
 	// EventTypes is the new non-empty list of subscribed types (of EventTypes).
 	EventTypes []string
 	// Enabled turns deliveries on or off. Deliveries of a disabled endpoint that are still
-	// pending become dead without being attempted; an admin can retry them once it is
-	// enabled again.
+	// pending become dead without being attempted (its webhook.deliver job, enqueued by the
+	// sweep, abandons them); an admin can retry them once it is enabled again.
 	Enabled *bool
 }
 
@@ -111,7 +123,7 @@ func WebhookEndpointRotateSecret(ctx context.Context, tx sql.DBTX, box *secrets.
 }
 
 // WebhookEndpointDelete deletes one of tenantID's endpoints with its deliveries and audits
-// it; queued delivery jobs then find nothing to do. An unknown endpoint is ErrNotFound.
+// it; its webhook.deliver job, if queued, then finds nothing to do. An unknown endpoint is ErrNotFound.
 func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookEndpointDeleteRow, error) {
 	deleted, err := queries.WebhookEndpointDelete(ctx, tx, sql.WebhookEndpointDeleteParams{TenantID: tenantID, ID: id})
 	if err != nil {
@@ -124,12 +136,13 @@ func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, acto
 	return deleted, err
 }
 
-// WebhookDeliveryRetry makes one of tenantID's dead deliveries pending again and enqueues a
-// new webhook.deliver job for it in tx, with a fresh attempt budget, and audits it. An
-// unknown delivery is ErrNotFound; a pending or succeeded delivery, or one whose endpoint is
+// WebhookDeliveryRetry makes one of tenantID's dead or pending deliveries due now with a
+// fresh attempt budget (the whole retry schedule), enqueues its endpoint's webhook.deliver
+// job in tx (a unique insert: skipped when one is live, which then sends it), and audits
+// it. An unknown delivery is ErrNotFound; a succeeded delivery, or one whose endpoint is
 // disabled, is ErrConflict.
 func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookDelivery, error) {
-	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: tenantID, ID: id})
+	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: tenantID, ID: id, Now: now})
 	if err != nil {
 		if err = DBError(err); !errors.Is(err, ErrNotFound) {
 			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, err)
@@ -140,13 +153,12 @@ func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now 
 			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s", ErrNotFound, id)
 		case getErr != nil:
 			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, getErr)
-		case current.State != sql.DeliveryStateDead:
-			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s is %s; only dead deliveries can be retried", ErrConflict, id, current.State)
+		case current.State == sql.DeliveryStateSucceeded:
+			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrConflict, id)
 		}
 		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrConflict, id)
 	}
-	_, err = jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.WebhookDeliver{TenantID: tenantID, DeliveryID: id}}})
-	if err != nil {
+	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, delivery.EndpointID); err != nil {
 		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", id, err)
 	}
 	err = Audit(ctx, tx, now, tenantID, actor, Change{
@@ -154,6 +166,20 @@ func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now 
 		Details: map[string]any{"endpoint_id": delivery.EndpointID, "event_id": delivery.EventID, "attempts": delivery.Attempts},
 	})
 	return delivery, err
+}
+
+// EnqueueWebhookDeliver enqueues in tx the webhook.deliver job of each of tenantID's
+// endpointIDs. The inserts are unique: an endpoint whose job is live keeps it, and that job
+// sends the new work (see WebhookEndpointLockForDeliver).
+func EnqueueWebhookDeliver(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, endpointIDs ...uuid.UUID) error {
+	params := make([]river.InsertManyParams, len(endpointIDs))
+	for i, id := range endpointIDs {
+		params[i] = river.InsertManyParams{Args: jobargs.WebhookDeliver{TenantID: tenantID, EndpointID: id}}
+	}
+	if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue webhook.deliver: %w", err)
+	}
+	return nil
 }
 
 // validateWebhookURL accepts an absolute http or https URL with a host, of at most 2000

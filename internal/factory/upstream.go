@@ -69,7 +69,7 @@ func UpstreamRow(externalID, owner string, acquiredAt time.Time) upstream.Row {
 // license.upstream_revoked: the log channel that makes its licences checked.
 func LogChannel(tb testing.TB, db sql.DBTX, tenantID uuid.UUID) sql.WebhookEndpoint {
 	tb.Helper()
-	endpoint, _, err := core.WebhookEndpointCreate(context.Background(), db, Box, Now, Actor, tenantID,
+	endpoint, _, err := core.WebhookEndpointCreate(context.Background(), db, Box, Now, Actor, tenantID, core.WebhookMaxEndpointsDefault,
 		"https://hooks.example.com/"+uuid.NewString(), []string{core.EventLicenseUpstreamRevoked})
 	if err != nil {
 		tb.Fatalf("factory: log channel: %v", err)
