@@ -77,10 +77,10 @@ func TestLongestTimeout(t *testing.T) {
 		want    time.Duration
 		wantErr string
 	}{
-		// revocation.check: 1 × (10 s + 5 s) + 1 m to record.
-		{name: "Defaults", want: 75 * time.Second},
+		// webhook.deliver: 2 × 10 s + 1 m to record (revocation.check: 1 × (10 s + 5 s) + 1 m).
+		{name: "Defaults", want: 80 * time.Second},
 		{name: "RevocationCheck", cfg: jobs.Config{JobTimeout: 2 * time.Second, WebhookTimeout: time.Second, Revocation: jobs.RevocationConfig{Timeout: time.Second}}, want: 8 * time.Second},
-		{name: "WebhookDelivery", cfg: jobs.Config{JobTimeout: 2 * time.Second, WebhookTimeout: time.Minute}, want: time.Minute + 2*time.Second},
+		{name: "WebhookDelivery", cfg: jobs.Config{JobTimeout: 2 * time.Second, WebhookTimeout: time.Minute}, want: 2*time.Minute + 2*time.Second},
 		{name: "JobTimeout", cfg: jobs.Config{JobTimeout: 5 * time.Minute, WebhookTimeout: time.Second, Revocation: jobs.RevocationConfig{Timeout: time.Second}}, want: 5*time.Minute + 6*time.Second},
 		{name: "NegativeJobTimeout", cfg: jobs.Config{JobTimeout: -time.Second}, wantErr: "jobs: Config.JobTimeout must be positive"},
 	} {

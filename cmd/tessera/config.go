@@ -61,7 +61,7 @@ type Config struct {
 	// for orphaned (its process died or lost its database connection) and retries it, or
 	// discards it after its last attempt. It must be above the longest job timeout
 	// (jobs.LongestTimeout: 75s with the defaults), so that no job is run twice at once.
-	// Default: the longest job timeout plus rescueMargin (2m15s with the defaults).
+	// Default: the longest job timeout plus rescueMargin (2m20s with the defaults).
 	RescueStuckJobsAfter time.Duration `env:"TESSERA_RESCUE_STUCK_JOBS_AFTER"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`

@@ -17,7 +17,7 @@ func TestConfigRescueStuckJobsAfter(t *testing.T) {
 		wantErr string
 	}{
 		// The longest default timeout is revocation.check's: 1 × (10 s + 5 s) + 1 m.
-		{name: "DefaultIsTheLongestTimeoutPlusAMargin", want: 2*time.Minute + 15*time.Second},
+		{name: "DefaultIsTheLongestTimeoutPlusAMargin", want: 2*time.Minute + 20*time.Second},
 		{name: "Set", env: map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "10m"}, want: 10 * time.Minute},
 		{
 			name: "ShortTimeoutsGiveAShortDefault",
@@ -32,13 +32,13 @@ func TestConfigRescueStuckJobsAfter(t *testing.T) {
 		},
 		{
 			name:    "NotAboveTheLongestTimeout",
-			env:     map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "75s"},
-			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (1m15s) must be above the longest job timeout (1m15s,",
+			env:     map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "80s"},
+			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (1m20s) must be above the longest job timeout (1m20s,",
 		},
 		{
 			name:    "LongerWebhookTimeoutRaisesTheBound",
-			env:     map[string]string{"TESSERA_WEBHOOK_TIMEOUT": "5m", "TESSERA_RESCUE_STUCK_JOBS_AFTER": "5m"},
-			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (5m0s) must be above the longest job timeout (6m0s,",
+			env:     map[string]string{"TESSERA_WEBHOOK_TIMEOUT": "5m", "TESSERA_RESCUE_STUCK_JOBS_AFTER": "10m"},
+			wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER (10m0s) must be above the longest job timeout (11m0s,",
 		},
 		{
 			name:    "MoreChecksPerFiringRaiseTheBound",
