@@ -68,7 +68,13 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 		Rates:    b.payments.Client,
 		Log:      testLogger(),
 		Metrics:  b.metrics,
-		Ready:    func(context.Context) error { return b.ready },
+		Ready: func(ctx context.Context) error {
+			if b.ready != nil {
+				return b.ready
+			}
+			_, err := db.Exec(ctx, "SELECT 1")
+			return err
+		},
 	})
 	require.NoError(t, err)
 	b.handler = server.Handler()

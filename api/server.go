@@ -148,7 +148,9 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) register() {
 	config := huma.DefaultConfig("Tessera", Version)
 	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
-		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header. Errors are RFC 9457 problem+json."
+		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header. Errors are RFC 9457 problem+json. " +
+		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage): " +
+		"retry it, a write with the same `Idempotency-Key`."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
