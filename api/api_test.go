@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -32,6 +33,7 @@ type bundle struct {
 	metrics *prometheus.Registry
 	tenant  sql.Tenant
 	key     string
+	keyID   uuid.UUID
 	ready   error
 	// payments is the fake BTCPay server the API's provider talks to.
 	payments factory.Payments
@@ -79,7 +81,9 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 	require.NoError(t, err)
 	b.handler = server.Handler()
 	b.tenant = factory.Tenant(t, db)
-	_, b.key = factory.APIKey(t, db, b.tenant.ID)
+	var key sql.APIKey
+	key, b.key = factory.APIKey(t, db, b.tenant.ID)
+	b.keyID = key.ID
 	return b
 }
 
