@@ -24,7 +24,7 @@ type Customer struct {
 	IsActive   bool       `json:"is_active" example:"true"`
 	IsVerified bool       `json:"is_verified" example:"false"`
 	InviteCode string     `json:"invite_code" example:"K7QW2M9XPA" doc:"The code the customer gives to people they refer."`
-	ReferredBy *uuid.UUID `json:"referred_by" doc:"The customer who referred this one; null when none."`
+	ReferredBy *uuid.UUID `json:"referred_by" nullable:"true" doc:"The customer who referred this one; null when none."`
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 }

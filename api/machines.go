@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -80,6 +81,21 @@ type MachineListOutput struct {
 	Body Page[Machine]
 }
 
+// activation documents both answers of an activation: 201 with the machine it activated
+// (the default status) and 200 with the machine of a fingerprint already active.
+func (s *Server) activation(op huma.Operation) huma.Operation {
+	op.DefaultStatus = http.StatusCreated
+	machine := s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[Machine](), true, "")
+	op.Responses = map[string]*huma.Response{
+		"201": {Description: "The machine, activated."},
+		"200": {
+			Description: "The fingerprint was already active: its machine, unchanged.",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: machine}},
+		},
+	}
+	return op
+}
+
 func (s *Server) registerMachines() {
 	activated := func(m sql.Machine, created bool) *MachineOutput {
 		out := &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}
@@ -89,7 +105,7 @@ func (s *Server) registerMachines() {
 		return out
 	}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
+	huma.Register(s.api, s.activation(adminOperation(huma.Operation{
 		OperationID: "machine-activate-admin",
 		Method:      http.MethodPost,
 		Path:        "/v1/admin/licenses/{id}/machines",
@@ -97,7 +113,7 @@ func (s *Server) registerMachines() {
 		Description: "At most max_machines machines are active at once: with every slot taken this is 409, even under concurrent activations. An already active fingerprint answers 200 with its machine.",
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
+	})), func(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
 		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.Fingerprint, in.Body.Name)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -141,7 +157,7 @@ func (s *Server) registerMachines() {
 		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
 	})
 
-	huma.Register(s.api, huma.Operation{
+	huma.Register(s.api, s.activation(huma.Operation{
 		OperationID: "machine-activate",
 		Method:      http.MethodPost,
 		Path:        "/v1/machines/activate",
@@ -149,7 +165,7 @@ func (s *Server) registerMachines() {
 		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusUnauthorized, http.StatusConflict},
-	}, func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
+	}), func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
 		l, err := s.licenseByKey(ctx, in.Body.Key)
 		if err != nil {
 			return nil, problem(ctx, err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -72,11 +73,13 @@ func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
 	writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 }
 
-// writeProblem writes an RFC 9457 problem outside of Huma, in Huma's shape.
+// writeProblem writes an RFC 9457 problem outside of Huma, in Huma's shape, with its detail
+// clipped as boundErrors clips Huma's (it can echo a client's path).
 func writeProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"title":%q,"status":%d,"detail":%q}`, http.StatusText(status), status, detail)
+	model := huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: clip(detail, maxErrorDetail)}
+	_ = json.NewEncoder(w).Encode(model) // a client gone away is nothing to report
 }
 
 // printableASCII reports whether s is 1 to max printable ASCII characters without spaces.

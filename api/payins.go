@@ -179,12 +179,12 @@ func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
 // PurchaseInput buys a licence.
 type PurchaseInput struct {
 	Body struct {
-		Tenant        string      `json:"tenant" minLength:"1" maxLength:"63" example:"acme" doc:"The seller's slug."`
-		Policy        string      `json:"policy" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"The policy's slug."`
-		CustomerID    *uuid.UUID  `json:"customer_id,omitempty" doc:"The buyer, by id; or customer_email."`
-		CustomerEmail *string     `json:"customer_email,omitempty" maxLength:"320" example:"buyer@example.com"`
-		AddonIDs      []uuid.UUID `json:"addon_ids,omitempty" maxItems:"50"`
-		Assets        []string    `json:"assets,omitempty" maxItems:"2" uniqueItems:"true" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key: the seller's backend vouches for the buyer."`
+		Tenant        string        `json:"tenant" minLength:"1" maxLength:"63" example:"acme" doc:"The seller's slug."`
+		Policy        string        `json:"policy" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"The policy's slug."`
+		CustomerID    *uuid.UUID    `json:"customer_id,omitempty" doc:"The buyer, by id; or customer_email."`
+		CustomerEmail *string       `json:"customer_email,omitempty" maxLength:"320" example:"buyer@example.com"`
+		AddonIDs      []uuid.UUID   `json:"addon_ids,omitempty" maxItems:"50"`
+		Assets        UniqueStrings `json:"assets,omitempty" maxItems:"2" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key: the seller's backend vouches for the buyer."`
 	}
 }
 
@@ -197,7 +197,7 @@ type PayInIDInput struct {
 type PayInRetryInput struct {
 	ID   uuid.UUID `path:"id"`
 	Body *struct {
-		Assets []string `json:"assets,omitempty" maxItems:"2" uniqueItems:"true" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key; without it the retry is paid by invoice alone."`
+		Assets UniqueStrings `json:"assets,omitempty" maxItems:"2" enum:"credits,reward_sats" doc:"Custodial balances to pay from first, in order. Needs the tenant's admin key; without it the retry is paid by invoice alone."`
 	}
 }
 
@@ -481,7 +481,7 @@ func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn
 	p, authenticated := principalFrom(ctx)
 	var params core.PayInRetryParams
 	if in.Body != nil {
-		for _, a := range in.Body.Assets {
+		for _, a := range in.Body.Assets.Items {
 			params.Assets = append(params.Assets, sql.Asset(a))
 		}
 	}
@@ -515,7 +515,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	switch {
 	case authenticated && p.tenantID != tenant.ID:
 		return sql.PayIn{}, huma.Error403Forbidden("the API key belongs to another tenant")
-	case !authenticated && len(in.Body.Assets) > 0:
+	case !authenticated && len(in.Body.Assets.Items) > 0:
 		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
 	case (in.Body.CustomerID == nil) == (in.Body.CustomerEmail == nil):
 		return sql.PayIn{}, huma.Error422UnprocessableEntity("give exactly one of customer_id and customer_email")
@@ -537,7 +537,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 		CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,
 		PriceValue: policy.ListedValue, PolicyID: &policy.ID, AddonIDs: in.Body.AddonIDs,
 	}
-	for _, a := range in.Body.Assets {
+	for _, a := range in.Body.Assets.Items {
 		params.Assets = append(params.Assets, sql.Asset(a))
 	}
 	if params.Rate, err = s.rate(ctx, policy.ListedCurrency); err != nil {

@@ -48,19 +48,19 @@ func policyFrom(p sql.Policy) Policy {
 // PolicyCreateInput is a new policy.
 type PolicyCreateInput struct {
 	Body struct {
-		ProductID             uuid.UUID `json:"product_id" doc:"A live product of the tenant."`
-		Slug                  string    `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's policies; add-ons name policies by slug. Cannot change."`
-		Name                  string    `json:"name" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
-		TierRank              int32     `json:"tier_rank,omitempty" example:"2" doc:"Default 0."`
-		ListedCurrency        string    `json:"listed_currency" enum:"USD,EUR,SAT" example:"USD"`
-		ListedValue           int64     `json:"listed_value" minimum:"0" example:"7500" doc:"Price in minor units of listed_currency (cents, or sats)."`
-		IsRecurring           bool      `json:"is_recurring" example:"true" doc:"Whether the policy renews every period_days. Cannot change."`
-		PeriodDays            *int32    `json:"period_days,omitempty" minimum:"1" maximum:"3660" example:"365" doc:"Required when is_recurring, refused otherwise. Cannot change."`
-		GracePeriodDays       *int32    `json:"grace_period_days,omitempty" minimum:"0" maximum:"365" example:"7" doc:"Default 7."`
-		MaxMachines           *int32    `json:"max_machines,omitempty" minimum:"0" example:"3" doc:"Active machines per licence; left out means unlimited."`
-		Entitlements          []string  `json:"entitlements,omitempty" nullable:"false" maxItems:"100" uniqueItems:"true" example:"[\"export\",\"R_Pro\"]" doc:"Feature names, 1 to 100 characters each."`
-		PerpetualAfterDays    *int32    `json:"perpetual_after_days,omitempty" minimum:"1" maximum:"36600" example:"1095" doc:"A subscription cancelled at least this many days after it was created leaves a perpetual licence; left out never."`
-		QualifiesForReferrals bool      `json:"qualifies_for_referrals,omitempty" example:"true" doc:"Default false."`
+		ProductID             uuid.UUID     `json:"product_id" doc:"A live product of the tenant."`
+		Slug                  string        `json:"slug" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro-yearly" doc:"Lowercase letters, digits, '.', '_' and '-', starting with a letter or digit; at most 100. Unique among the tenant's policies; add-ons name policies by slug. Cannot change."`
+		Name                  string        `json:"name" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
+		TierRank              int32         `json:"tier_rank,omitempty" minimum:"-1000000" maximum:"1000000" example:"2" doc:"Default 0."`
+		ListedCurrency        string        `json:"listed_currency" enum:"USD,EUR,SAT" example:"USD"`
+		ListedValue           int64         `json:"listed_value" minimum:"0" maximum:"1000000000000" example:"7500" doc:"Price in minor units of listed_currency (cents, or sats); at most 10^12 (ten billion dollars or euros, 10,000 BTC), so that no conversion, proration or sum overflows."`
+		IsRecurring           bool          `json:"is_recurring" example:"true" doc:"Whether the policy renews every period_days. Cannot change."`
+		PeriodDays            *int32        `json:"period_days,omitempty" minimum:"1" maximum:"3660" example:"365" doc:"Required when is_recurring, refused otherwise. Cannot change."`
+		GracePeriodDays       *int32        `json:"grace_period_days,omitempty" minimum:"0" maximum:"365" example:"7" doc:"Default 7."`
+		MaxMachines           *int32        `json:"max_machines,omitempty" minimum:"0" maximum:"1000000" example:"3" doc:"Active machines per licence; left out means unlimited."`
+		Entitlements          UniqueStrings `json:"entitlements,omitempty" nullable:"false" maxItems:"100" example:"[\"export\",\"R_Pro\"]" doc:"Feature names, 1 to 100 characters each."`
+		PerpetualAfterDays    *int32        `json:"perpetual_after_days,omitempty" minimum:"1" maximum:"36600" example:"1095" doc:"A subscription cancelled at least this many days after it was created leaves a perpetual licence; left out never."`
+		QualifiesForReferrals bool          `json:"qualifies_for_referrals,omitempty" example:"true" doc:"Default false."`
 	}
 }
 
@@ -70,12 +70,12 @@ type PolicyUpdateInput struct {
 	ID   uuid.UUID `path:"id"`
 	Body struct {
 		Name                  *string         `json:"name,omitempty" minLength:"1" maxLength:"200" example:"Pro (yearly)"`
-		TierRank              *int32          `json:"tier_rank,omitempty" example:"3"`
+		TierRank              *int32          `json:"tier_rank,omitempty" minimum:"-1000000" maximum:"1000000" example:"3"`
 		ListedCurrency        *string         `json:"listed_currency,omitempty" enum:"USD,EUR,SAT" example:"USD"`
-		ListedValue           *int64          `json:"listed_value,omitempty" minimum:"0" example:"8000"`
+		ListedValue           *int64          `json:"listed_value,omitempty" minimum:"0" maximum:"1000000000000" example:"8000" doc:"At most 10^12 minor units."`
 		GracePeriodDays       *int32          `json:"grace_period_days,omitempty" minimum:"0" maximum:"365" example:"14"`
-		MaxMachines           Nullable[int32] `json:"max_machines,omitzero" nullable:"true" minimum:"0" example:"5" doc:"null means unlimited."`
-		Entitlements          []string        `json:"entitlements,omitempty" nullable:"false" maxItems:"100" uniqueItems:"true" example:"[\"export\",\"R_Pro\",\"R_Batch\"]" doc:"Replaces the list."`
+		MaxMachines           Nullable[int32] `json:"max_machines,omitzero" nullable:"true" minimum:"0" maximum:"1000000" example:"5" doc:"null means unlimited."`
+		Entitlements          UniqueStrings   `json:"entitlements,omitempty" nullable:"false" maxItems:"100" example:"[\"export\",\"R_Pro\",\"R_Batch\"]" doc:"Replaces the list."`
 		PerpetualAfterDays    Nullable[int32] `json:"perpetual_after_days,omitzero" nullable:"true" minimum:"1" maximum:"36600" example:"1095" doc:"null means never."`
 		QualifiesForReferrals *bool           `json:"qualifies_for_referrals,omitempty" example:"true"`
 	}
@@ -130,7 +130,7 @@ func (s *Server) registerPolicies() {
 		case !b.IsRecurring && b.PeriodDays != nil:
 			return nil, invalid("body.period_days", "period_days is only for recurring policies (is_recurring is false)", *b.PeriodDays)
 		}
-		if err := validEntitlements(b.Entitlements); err != nil {
+		if err := validEntitlements(b.Entitlements.Items); err != nil {
 			return nil, err
 		}
 		product, err := s.productGet(ctx, b.ProductID)
@@ -146,7 +146,7 @@ func (s *Server) registerPolicies() {
 		if b.GracePeriodDays != nil {
 			grace = *b.GracePeriodDays
 		}
-		entitlements := b.Entitlements
+		entitlements := b.Entitlements.Items
 		if entitlements == nil {
 			entitlements = []string{}
 		}
@@ -220,7 +220,7 @@ func (s *Server) registerPolicies() {
 		Errors: []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *PolicyUpdateInput) (*PolicyOutput, error) {
 		b := in.Body
-		if err := validEntitlements(b.Entitlements); err != nil {
+		if err := validEntitlements(b.Entitlements.Items); err != nil {
 			return nil, err
 		}
 		var qualified bool // whether the policy counted for referrals before the change
@@ -235,7 +235,7 @@ func (s *Server) registerPolicies() {
 		params := sql.PolicyUpdateParams{
 			TenantID: tenantID(ctx), ID: in.ID, Name: b.Name, TierRank: b.TierRank, ListedValue: b.ListedValue,
 			GracePeriodDays: b.GracePeriodDays, SetMaxMachines: b.MaxMachines.Sent, MaxMachines: b.MaxMachines.Ptr(),
-			Entitlements: b.Entitlements, SetPerpetualAfterDays: b.PerpetualAfterDays.Sent,
+			Entitlements: b.Entitlements.Items, SetPerpetualAfterDays: b.PerpetualAfterDays.Sent,
 			PerpetualAfterDays: b.PerpetualAfterDays.Ptr(), QualifiesForReferrals: b.QualifiesForReferrals, Now: now,
 		}
 		if b.ListedCurrency != nil {

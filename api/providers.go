@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -39,10 +40,10 @@ func (s *Server) registerProviders() {
 		Path:        "/v1/providers/btcpay/webhook",
 		Summary:     "Receive a BTCPay Server webhook",
 		Description: "Verifies BTCPay-Sig over the raw body (401 otherwise, recording nothing), records the delivery once " +
-			"by its id, and enqueues a payin.settle job in the same transaction; the job re-confirms the invoice with " +
+			"by its id (ids and type of at most 100 printable ASCII characters without spaces, 422 otherwise), and enqueues a payin.settle job in the same transaction; the job re-confirms the invoice with " +
 			"BTCPay before anything is fulfilled. Answers at once.",
 		Tags:   []string{"Payments"},
-		Errors: []int{http.StatusUnauthorized},
+		Errors: []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
 		event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
 		switch {
@@ -50,6 +51,9 @@ func (s *Server) registerProviders() {
 			return nil, huma.Error401Unauthorized("bad or missing BTCPay-Sig")
 		case err != nil:
 			return nil, huma.Error400BadRequest("not a BTCPay webhook: " + err.Error())
+		}
+		if err := providerIDs(event); err != nil {
+			return nil, err
 		}
 		delivery := event.OriginalDeliveryID
 		if delivery == "" {
@@ -73,4 +77,30 @@ func (s *Server) registerProviders() {
 		}
 		return out, nil
 	})
+}
+
+// maxProviderID bounds the ids and type of a provider's webhook: BTCPay's are about 22
+// characters.
+const maxProviderID = 100
+
+// providerIDs refuses a verified webhook whose delivery ids, type or invoice id are not 1 to
+// maxProviderID printable ASCII characters without spaces (the invoice id may be absent),
+// before any of them is stored or looked up.
+func providerIDs(event payment.WebhookEvent) error {
+	for _, id := range []struct {
+		location, value string
+		optional        bool
+	}{
+		{"body.deliveryId", event.DeliveryID, false},
+		{"body.originalDeliveryId", event.OriginalDeliveryID, false},
+		{"body.type", event.Type, false},
+		{"body.invoiceId", event.InvoiceID, true},
+	} {
+		if id.optional && id.value == "" || printableASCII(id.value, maxProviderID) {
+			continue
+		}
+		msg := fmt.Sprintf("%s must be 1 to %d printable ASCII characters without spaces", id.location, maxProviderID)
+		return huma.Error422UnprocessableEntity(msg, &huma.ErrorDetail{Location: id.location, Message: msg})
+	}
+	return nil
 }

@@ -18,7 +18,7 @@ import (
 // ReferralSettings are a tenant's referral reward rules (SPEC 6).
 type ReferralSettings struct {
 	BatchSize       int32      `json:"batch_size" example:"3" doc:"Every batch_size qualified referrals earn bonus_per_batch bonus units. Default 3."`
-	BonusPerBatch   int32      `json:"bonus_per_batch" example:"5" doc:"Bonus units per batch; they add to max_machines on the referrer's licences. Default 5."`
+	BonusPerBatch   int32      `json:"bonus_per_batch" example:"5" doc:"Bonus units per batch; they add to max_machines on the referrer's licences, at most 1,000,000 units in all. Default 5."`
 	VerifiedBadgeAt int32      `json:"verified_badge_at" example:"3" doc:"Qualified referrals for the verified_referrer badge. Default 3."`
 	EliteBadgeAt    int32      `json:"elite_badge_at" example:"10" doc:"Qualified referrals for the elite_referrer badge; above verified_badge_at. Default 10."`
 	CooldownDays    int32      `json:"cooldown_days" example:"7" doc:"A referral's account and subscription must be older than this; 0 disables. Default 7."`

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -152,12 +153,13 @@ func (s *Server) register() {
 		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage): " +
 		"retry it, a write with the same `Idempotency-Key`."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
+	config.Transformers = []huma.Transformer{boundErrors}
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
-	s.api.UseMiddleware(s.operation, s.authenticate, s.transact)
+	s.api.UseMiddleware(s.operation, s.screen, s.authenticate, s.transact)
 
 	s.registerHealth()
 	s.registerTenants()
@@ -180,6 +182,30 @@ func (s *Server) register() {
 	s.registerUpstreamStores()
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
+	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
+		allowNullInEnums(schema)
+	}
+}
+
+// allowNullInEnums adds null to the enum of every nullable schema in s (a nullable *string
+// field with an enum tag): Huma publishes such a field as type [string, null] with an enum
+// of its strings only, so a null it sends breaks its own document.
+func allowNullInEnums(s *huma.Schema) {
+	if s == nil {
+		return
+	}
+	if s.Nullable && len(s.Enum) > 0 && !slices.Contains(s.Enum, any(nil)) {
+		s.Enum = append(s.Enum, nil)
+	}
+	allowNullInEnums(s.Items)
+	for _, p := range s.Properties {
+		allowNullInEnums(p)
+	}
+	for _, group := range [][]*huma.Schema{s.OneOf, s.AnyOf, s.AllOf} {
+		for _, sub := range group {
+			allowNullInEnums(sub)
+		}
+	}
 }
 
 // describeRawBodies rewrites the schemas Huma gives raw request bodies (a string with format

@@ -36,7 +36,8 @@ RETURNING *;
 --   duplicate_ip: among the referrer's candidates left, others have the same IP hash: one of
 --                 them counts, the others are duplicates;
 -- and qualifies otherwise. Counts never depend on row order. bonus_units is
--- (qualified / batch_size) * bonus_per_batch; the badge is elite_referrer from
+-- (qualified / batch_size) * bonus_per_batch, at most 1,000,000 (so that max_machines, at most
+-- as much, plus the bonus fits an integer; computed in bigint so it cannot overflow); the badge is elite_referrer from
 -- elite_badge_at qualified, verified_referrer from verified_badge_at.
 --
 -- The referrers in scope are those with referrals and those with a stored reward. The result
@@ -147,7 +148,7 @@ WITH settings AS (
     FULL JOIN stored sr ON sr.customer_id = c.referrer_id
 ), rewarded AS (
     SELECT sc.*,
-           ((sc.qualified_total / st.batch_size) * st.bonus_per_batch)::int AS bonus_units,
+           LEAST((sc.qualified_total / st.batch_size)::bigint * st.bonus_per_batch, 1000000)::int AS bonus_units,
            (CASE
                WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
                WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
