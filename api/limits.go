@@ -104,6 +104,9 @@ func smallValue(v any) any {
 // jsonSizeWithin returns the encoded size of v when it is at most budget bytes, and whether
 // it is; it stops as soon as the budget is spent.
 func jsonSizeWithin(v any, budget int) (int, bool) {
+	if budget <= 0 {
+		return 0, false
+	}
 	switch v := v.(type) {
 	case nil:
 		return 4, budget >= 4

@@ -128,6 +128,8 @@ func TestErrorsBounded(t *testing.T) {
 			`{"tenant":"t","policy":"p","assets":[1` + strings.Repeat(`,1`, 4999) + `]}`, http.StatusUnprocessableEntity, true},
 		{"ThousandsOfBadObjects", http.MethodPost, "/v1/purchase",
 			`{"tenant":"t","policy":"p","addon_ids":[{}` + strings.Repeat(`,{"a":[1,2,3]}`, 40) + `]}`, http.StatusUnprocessableEntity, true},
+		{"TooManyObjectsEchoed", http.MethodPost, "/v1/purchase",
+			`{"tenant":"t","policy":"p","addon_ids":[` + strings.Repeat(`{"a":"b"},`, 60) + `{}]}`, http.StatusUnprocessableEntity, true},
 		{"ManyUnknownFields", http.MethodPost, "/v1/admin/api-keys", `{"name":"x"` + strings.Repeat(`,"`+strings.Repeat("k", 200)+`":1`, 1000) + `}`, http.StatusUnprocessableEntity, false},
 		{"HugeStringEchoed", http.MethodPost, "/v1/admin/api-keys", `{"name":"` + huge + `"}`, http.StatusUnprocessableEntity, false},
 		{"HugeKeyEchoed", http.MethodPost, "/v1/admin/api-keys", `{"name":"x","` + huge + `":1}`, http.StatusUnprocessableEntity, false},
