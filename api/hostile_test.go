@@ -54,6 +54,7 @@ const (
 // It first replays the corpus in testdata/hostile (requests that found bugs), then walks
 // TESSERA_HOSTILE_REQUESTS requests (default 2500) from TESSERA_HOSTILE_SEED (default:
 // the clock; the seed is logged). A finding prints the corpus entry that replays it.
+// TESSERA_HOSTILE_VERBOSE=1 logs why valid requests were refused, to see what the walk reaches.
 func TestHostile(t *testing.T) {
 	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
@@ -135,6 +136,7 @@ type walker struct {
 	secret    []byte
 	rawBodies map[string]func() any // raw (non-JSON-schema) request bodies by media type
 
+	verbose   bool // TESSERA_HOSTILE_VERBOSE: log why valid requests were refused
 	sent      int
 	succeeded map[string]int // 2xx answers by operation id
 	findings  map[string]bool
@@ -182,7 +184,7 @@ func newWalker(t *testing.T, seed uint64) *walker {
 	w := &walker{
 		t: t, b: b, srv: srv, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		secret:   []byte(b.payments.WebhookSecret),
-		findings: map[string]bool{}, succeeded: map[string]int{},
+		findings: map[string]bool{}, succeeded: map[string]int{}, verbose: os.Getenv("TESSERA_HOSTILE_VERBOSE") != "",
 		fixtures: &fixtures{values: map[string]string{}, ids: map[string]string{}, skip: map[string]bool{}},
 	}
 
@@ -200,33 +202,9 @@ func newWalker(t *testing.T, seed uint64) *walker {
 	w.ops = operations(doc)
 	require.NotEmpty(t, w.ops)
 
-	// Fixtures: a catalogue, a customer with a subscription, another API key, a webhook
-	// endpoint, an upstream store; then a purchase and a machine through the API.
-	tenant, f := b.tenant, w.fixtures
-	product := factory.Product(t, pool, tenant.ID)
-	policy := factory.Policy(t, pool, tenant.ID, factory.PolicyProduct(product.ID), factory.PolicySlug("pro"),
-		factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencyUSD, 7500), factory.PolicyEntitlements("export"),
-		factory.PolicyMaxMachines(1000), factory.PolicyQualifiesForReferrals())
-	factory.Addon(t, pool, tenant.ID)
-	factory.ProductRelease(t, pool, tenant.ID, product.ID, "1.0.0", factory.Now)
-	customer := factory.Customer(t, pool, tenant.ID, factory.CustomerVerified())
-	factory.Customer(t, pool, tenant.ID, factory.CustomerReferredBy(customer.ID))
-	factory.LogChannel(t, pool, tenant.ID)
-	factory.UpstreamStore(t, pool, tenant.ID, "https://store.example.com", "store-key")
-	_, license := factory.Subscription(t, pool, tenant.ID, policy.ID, customer.ID)
-	factory.APIKey(t, pool, tenant.ID) // a key the walk may revoke; b.key it never names
-	f.skip[b.keyID.String()] = true
-	f.values = map[string]string{
-		"admin_key": b.key, "tenant": tenant.Slug, "policy": policy.Slug, "key": license.Key,
-		"license_key": license.Key, "customer_email": customer.Email,
-	}
-	f.ids["tenants"] = tenant.Slug
-	purchase := b.send(t, srv, http.MethodPost, "/v1/purchase",
-		fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":%q}`, tenant.Slug, customer.Email), "Authorization", "")
-	require.Equal(t, http.StatusCreated, purchase.status, "%s", purchase.body)
-	machine := b.send(t, srv, http.MethodPost, "/v1/machines/activate",
-		fmt.Sprintf(`{"key":%q,"fingerprint":"walker"}`, license.Key), "Authorization", "")
-	require.Less(t, machine.status, 300, "%s", machine.body)
+	w.fixtures.skip[b.keyID.String()] = true
+	w.fixtures.ids["tenants"] = b.tenant.Slug
+	w.seed(0)
 
 	// A raw body has no schema to build from: the provider webhook gets a real event, whose
 	// fields are then mutated like any JSON body's and which is signed when the operation
@@ -240,8 +218,44 @@ func newWalker(t *testing.T, seed uint64) *walker {
 			}
 		},
 	}
-	w.discover()
 	return w
+}
+
+// seed makes a fresh set of fixtures (round numbers their slugs), as the walk archives,
+// revokes and cancels the ones before: a catalogue (a recurring "pro" tier and a higher
+// "plus" one), a customer with a subscription to pro and one referred by them, an admin-issued
+// plus licence without a subscription (the newest licence, the one ids name first), another
+// API key, a webhook endpoint, an upstream store; then a purchase and a machine through the
+// API.
+func (w *walker) seed(round int) {
+	t, b, db := w.t, w.b, w.b.db
+	tenant := b.tenant
+	product := factory.Product(t, db, tenant.ID)
+	policy := factory.Policy(t, db, tenant.ID, factory.PolicyProduct(product.ID), factory.PolicySlug(fmt.Sprintf("pro-%d", round)),
+		factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencyUSD, 7500), factory.PolicyEntitlements("export"),
+		factory.PolicyMaxMachines(1000), factory.PolicyQualifiesForReferrals())
+	plus := factory.Policy(t, db, tenant.ID, factory.PolicyProduct(product.ID), factory.PolicySlug(fmt.Sprintf("plus-%d", round)),
+		factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencyUSD, 9000), factory.PolicyTierRank(2))
+	factory.Addon(t, db, tenant.ID)
+	factory.ProductRelease(t, db, tenant.ID, product.ID, "1.0.0", factory.Now)
+	customer := factory.Customer(t, db, tenant.ID, factory.CustomerVerified())
+	factory.Customer(t, db, tenant.ID, factory.CustomerReferredBy(customer.ID))
+	factory.LogChannel(t, db, tenant.ID)
+	factory.UpstreamStore(t, db, tenant.ID, "https://store.example.com", "store-key")
+	_, license := factory.Subscription(t, db, tenant.ID, policy.ID, customer.ID)
+	factory.License(t, db, tenant.ID, plus.ID, customer.ID)
+	factory.APIKey(t, db, tenant.ID) // a key the walk may revoke; b.key it never names
+	w.fixtures.values = map[string]string{
+		"admin_key": b.key, "tenant": tenant.Slug, "policy": policy.Slug, "key": license.Key,
+		"license_key": license.Key, "customer_email": customer.Email,
+	}
+	purchase := b.send(t, w.srv, http.MethodPost, "/v1/purchase",
+		fmt.Sprintf(`{"tenant":%q,"policy":%q,"customer_email":%q}`, tenant.Slug, policy.Slug, customer.Email), "Authorization", "")
+	require.Equal(t, http.StatusCreated, purchase.status, "%s", purchase.body)
+	machine := b.send(t, w.srv, http.MethodPost, "/v1/machines/activate",
+		fmt.Sprintf(`{"key":%q,"fingerprint":"walker"}`, license.Key), "Authorization", "")
+	require.Less(t, machine.status, 300, "%s", machine.body)
+	w.discover()
 }
 
 // operations lists the document's operations in a stable order.
@@ -301,21 +315,31 @@ func (w *walker) discover() {
 			}
 			res := w.b.send(w.t, w.srv, http.MethodGet, path+"?limit=200", "")
 			var page struct {
-				Items []struct {
-					ID string `json:"id"`
-				} `json:"items"`
+				Items []map[string]any `json:"items"`
 			}
 			if res.status != http.StatusOK || json.Unmarshal(res.body, &page) != nil {
 				continue
 			}
 			for _, item := range page.Items {
-				if item.ID != "" && !w.fixtures.skip[item.ID] {
-					w.fixtures.ids[last] = item.ID
+				if id, _ := item["id"].(string); id != "" && !w.fixtures.skip[id] && live(item) {
+					w.fixtures.ids[last] = id
 					break
 				}
 			}
 		}
 	}
+}
+
+// live reports whether a listed item is still usable: not archived, revoked or deleted, and
+// active when it has a status.
+func live(item map[string]any) bool {
+	for _, field := range []string{"archived_at", "revoked_at", "deleted_at", "cancelled_at"} {
+		if item[field] != nil {
+			return false
+		}
+	}
+	status, ok := item["status"].(string)
+	return !ok || status == "active"
 }
 
 func hasQuery(op walkOperation, name string) bool {
@@ -367,7 +391,10 @@ func (w *walker) fill(s string) string {
 	})
 }
 
-var placeholder = regexp.MustCompile(`\{\{[a-z_:-]+\}\}`)
+var (
+	placeholder        = regexp.MustCompile(`\{\{[a-z_:-]+\}\}`)
+	escapedPlaceholder = regexp.MustCompile(`%7B%7B[a-z_-]+(%3A[a-z_-]+)?%7D%7D`)
+)
 
 // walk sends count requests: every operation in turn (in an order shuffled each round),
 // a quarter of them valid, the rest hostile.
@@ -378,7 +405,7 @@ func (w *walker) walk(count int) {
 			w.rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		}
 		if i > 0 && i%500 == 0 {
-			w.discover()
+			w.seed(i / 500)
 		}
 		w.do(w.build(order[i%len(order)], w.rng.IntN(4) != 0))
 	}
@@ -518,7 +545,10 @@ func (w *walker) build(op walkOperation, hostile bool) hostileRequest {
 	}
 	r.Path = w.pathTemplate(op, pathIndex, pathValue)
 	if len(query) > 0 {
-		r.Path += "?" + query.Encode()
+		r.Path += "?" + escapedPlaceholder.ReplaceAllStringFunc(query.Encode(), func(m string) string {
+			unescaped, _ := url.QueryUnescape(m)
+			return unescaped
+		})
 	}
 	if querySuffix != "" {
 		r.Path += sep(r.Path) + querySuffix
@@ -578,6 +608,9 @@ func (w *walker) do(r hostileRequest) {
 		return
 	}
 	status := res.StatusCode
+	if w.verbose && r.Variant == "valid" && status >= 400 {
+		t.Logf("valid request refused: %s %s %.300s -> %d %.300s", r.Operation, w.fill(r.Path), body, status, got)
+	}
 	switch {
 	case status >= 500:
 		w.finding(r, fmt.Sprintf("answered %d: %.300s", status, got))
