@@ -655,8 +655,16 @@ func (w *walker) checkProblem(r hostileRequest, res *http.Response, got []byte) 
 	if err := json.Unmarshal(got, &p); err != nil || p.Status == nil || p.Title == nil || p.Detail == nil ||
 		*p.Status != res.StatusCode || *p.Title == "" || *p.Detail == "" {
 		w.finding(r, fmt.Sprintf("%d answer is not a problem of its status (status, title, detail): %.300s", res.StatusCode, got))
+		return
+	}
+	if databaseText.MatchString(*p.Detail) {
+		w.finding(r, fmt.Sprintf("%d answer shows the database's error: %.300s", res.StatusCode, *p.Detail))
 	}
 }
+
+// databaseText matches Postgres errors that must never reach a client: a value the database
+// could not hold is a bound the API failed to check.
+var databaseText = regexp.MustCompile(`(?i)out of range|SQLSTATE|invalid input syntax|invalid byte sequence`)
 
 // finding reports a failed check once per operation, variant and kind, with the corpus
 // entry that replays it.
