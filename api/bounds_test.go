@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
@@ -92,6 +93,18 @@ func TestAmountBounds(t *testing.T) {
 			s.requireInvariants(t)
 		})
 	}
+
+	t.Run("ReferralBonusCapped", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		referrer := referrals(t, b, 3)
+		b.clock.Advance(8 * day)
+		res := b.request(t, http.MethodPatch, "/v1/admin/referrals/settings", `{"batch_size":1,"bonus_per_batch":1000000}`)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		got := decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, "/v1/admin/customers/"+referrer.ID.String()+"/referrals", ""))
+		require.Equal(t, int32(3), got.QualifiedTotal)
+		require.Equal(t, int32(1_000_000), got.BonusUnits, "3 batches of 1,000,000, capped so that max_machines plus the bonus fits an integer")
+	})
 
 	t.Run("BalanceAtMostAllBitcoin", func(t *testing.T) {
 		t.Parallel()

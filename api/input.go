@@ -14,21 +14,28 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 )
 
-// screen checks every string of a request once, before anything reads it: path parameters,
-// query keys and values, header names and values, and the body. Text that Postgres cannot
-// store, or that Go would silently change, is refused with a 422 problem naming where it is:
+// screenParams and screenBody check every string of a request once, before anything reads
+// it: path parameters, query keys and values, header names and values (screenParams, before
+// authentication reads the Authorization header), and the body (screenBody, after
+// authentication, so that only admitted callers make Tessera read an admin operation's body).
+// Text that Postgres cannot store, or that Go would silently change, is refused with a 422
+// problem naming where it is:
 //
 //   - a NUL character (a raw byte, %00 in the URL, \u0000 in a JSON string),
 //   - invalid UTF-8 (Go's JSON decoder would turn it into U+FFFD),
 //   - in JSON bodies, a lone UTF-16 surrogate escape such as "\ud800", which is not a
 //     character (Go would decode it to U+FFFD); a surrogate pair is one character and passes.
-//
-// The body is read once, up to the operation's body limit (413 beyond it), and handed on.
-func (s *Server) screen(ctx huma.Context, next func(huma.Context)) {
-	if location, msg := screenParams(ctx); msg != "" {
+func (s *Server) screenParams(ctx huma.Context, next func(huma.Context)) {
+	if location, msg := badParam(ctx); msg != "" {
 		s.refuseText(ctx, location, msg)
 		return
 	}
+	next(ctx)
+}
+
+// screenBody reads the body once, up to the operation's body limit (413 beyond it), checks
+// its text and hands it on.
+func (s *Server) screenBody(ctx huma.Context, next func(huma.Context)) {
 	limit := ctx.Operation().MaxBodyBytes
 	if limit <= 0 {
 		limit = 1 << 20 // Huma's default, which it leaves unset on raw-body operations
@@ -36,10 +43,10 @@ func (s *Server) screen(ctx huma.Context, next func(huma.Context)) {
 	body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), limit+1))
 	switch {
 	case err != nil:
-		_ = huma.WriteErr(s.api, ctx, http.StatusBadRequest, "could not read the request body", err)
+		s.writeErr(ctx, http.StatusBadRequest, "could not read the request body", err)
 		return
 	case int64(len(body)) > limit:
-		_ = huma.WriteErr(s.api, ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit))
+		s.writeErr(ctx, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit))
 		return
 	}
 	isJSON := strings.Contains(ctx.Header("Content-Type"), "json") || ctx.Header("Content-Type") == ""
@@ -56,8 +63,15 @@ func (s *Server) screen(ctx huma.Context, next func(huma.Context)) {
 
 // refuseText answers a request whose text cannot be stored.
 func (s *Server) refuseText(ctx huma.Context, location, msg string) {
-	_ = huma.WriteErr(s.api, ctx, http.StatusUnprocessableEntity, "text must be valid UTF-8 without NUL characters: "+msg,
+	s.writeErr(ctx, http.StatusUnprocessableEntity, "text must be valid UTF-8 without NUL characters: "+msg,
 		&huma.ErrorDetail{Location: location, Message: msg})
+}
+
+// writeErr writes a problem from middleware through Huma, so that boundErrors bounds it.
+func (s *Server) writeErr(ctx huma.Context, status int, msg string, errs ...error) {
+	if err := huma.WriteErr(s.api, ctx, status, msg, errs...); err != nil {
+		requestInfoFrom(ctx.Context()).log.WarnContext(ctx.Context(), "write problem", "error", err)
+	}
 }
 
 // screenedContext hands on a body that screen has read.
@@ -68,9 +82,9 @@ type screenedContext struct {
 
 func (c *screenedContext) BodyReader() io.Reader { return bytes.NewReader(c.body) }
 
-// screenParams finds the first bad string among path parameters, query keys and values, and
+// badParam finds the first bad string among path parameters, query keys and values, and
 // headers, and says where it is.
-func screenParams(ctx huma.Context) (location, msg string) {
+func badParam(ctx huma.Context) (location, msg string) {
 	for _, p := range ctx.Operation().Parameters {
 		if p.In == "path" {
 			if msg := badString(ctx.Param(p.Name)); msg != "" {
@@ -155,7 +169,7 @@ func badText(body []byte, isJSON bool) (int, string) {
 					i += 11 // a surrogate pair: one character
 					continue
 				}
-				return i, fmt.Sprintf(`a lone UTF-16 surrogate (\u%04x), which is not a character`, r)
+				return i, fmt.Sprintf(`a lone UTF-16 surrogate escape (\u%04x), not a character`, r)
 			default:
 				i += 5
 			}

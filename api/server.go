@@ -1,6 +1,7 @@
 // Package api is Tessera's HTTP surface: Huma operations, one file per resource, on the
 // standard library mux, with the middleware every request passes through (request ids,
-// logs, metrics, authentication, one transaction per write, idempotency keys).
+// logs, metrics, text screening, authentication, one transaction per write, idempotency
+// keys) and the bounds of every error answer.
 package api
 
 import (
@@ -159,7 +160,7 @@ func (s *Server) register() {
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
-	s.api.UseMiddleware(s.operation, s.screen, s.authenticate, s.transact)
+	s.api.UseMiddleware(s.operation, s.screenParams, s.authenticate, s.screenBody, s.transact)
 
 	s.registerHealth()
 	s.registerTenants()
