@@ -145,13 +145,21 @@ type walker struct {
 // fixtures are the existing things the walker's requests name.
 type fixtures struct {
 	values map[string]string // placeholder name → value
-	ids    map[string]string // collection (the path segment before an id) → an existing id
-	skip   map[string]bool   // ids never named (the walker's own API key)
+	// alternatives are the placeholders a property or parameter name may take, "" for a
+	// generated value (a new fingerprint as well as the active one); a name without
+	// alternatives takes its own placeholder.
+	alternatives map[string][]string
+	ids          map[string]string // collection (the path segment before an id) → an existing id
+	skip         map[string]bool   // ids never named (the walker's own API key)
 }
 
 // byName returns the placeholder for a property or parameter called name: a named fixture,
 // or an existing id for X_id (X's collection).
-func (f *fixtures) byName(name string, _ *rand.Rand) (string, bool) {
+func (f *fixtures) byName(name string, rng *rand.Rand) (string, bool) {
+	if alternatives, ok := f.alternatives[name]; ok {
+		choice := alternatives[rng.IntN(len(alternatives))]
+		return "{{" + choice + "}}", choice != ""
+	}
 	if _, ok := f.values[name]; ok {
 		return "{{" + name + "}}", true
 	}
@@ -223,7 +231,7 @@ func newWalker(t *testing.T, seed uint64) *walker {
 
 // seed makes a fresh set of fixtures (round numbers their slugs), as the walk archives,
 // revokes and cancels the ones before: a catalogue (a recurring "pro" tier and a higher
-// "plus" one), a customer with a subscription to pro and one referred by them, an admin-issued
+// "plus" one), a customer with subscriptions to both and one referred by them, an admin-issued
 // plus licence without a subscription (the newest licence, the one ids name first), another
 // API key, a webhook endpoint, an upstream store; then a purchase and a machine through the
 // API.
@@ -243,11 +251,16 @@ func (w *walker) seed(round int) {
 	factory.LogChannel(t, db, tenant.ID)
 	factory.UpstreamStore(t, db, tenant.ID, "https://store.example.com", "store-key")
 	_, license := factory.Subscription(t, db, tenant.ID, policy.ID, customer.ID)
+	_, licensePlus := factory.Subscription(t, db, tenant.ID, plus.ID, customer.ID)
 	factory.License(t, db, tenant.ID, plus.ID, customer.ID)
 	factory.APIKey(t, db, tenant.ID) // a key the walk may revoke; b.key it never names
 	w.fixtures.values = map[string]string{
 		"admin_key": b.key, "tenant": tenant.Slug, "policy": policy.Slug, "key": license.Key,
 		"license_key": license.Key, "customer_email": customer.Email,
+		"policy_plus": plus.Slug, "key_plus": licensePlus.Key, "fingerprint": "walker",
+	}
+	w.fixtures.alternatives = map[string][]string{
+		"policy": {"policy", "policy_plus"}, "key": {"key", "key_plus"}, "fingerprint": {"fingerprint", ""},
 	}
 	purchase := b.send(t, w.srv, http.MethodPost, "/v1/purchase",
 		fmt.Sprintf(`{"tenant":%q,"policy":%q,"customer_email":%q}`, tenant.Slug, policy.Slug, customer.Email), "Authorization", "")
