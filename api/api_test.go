@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -32,6 +33,7 @@ type bundle struct {
 	metrics *prometheus.Registry
 	tenant  sql.Tenant
 	key     string
+	keyID   uuid.UUID
 	ready   error
 	// payments is the fake BTCPay server the API's provider talks to.
 	payments factory.Payments
@@ -68,12 +70,20 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 		Rates:    b.payments.Client,
 		Log:      testLogger(),
 		Metrics:  b.metrics,
-		Ready:    func(context.Context) error { return b.ready },
+		Ready: func(ctx context.Context) error {
+			if b.ready != nil {
+				return b.ready
+			}
+			_, err := db.Exec(ctx, "SELECT 1")
+			return err
+		},
 	})
 	require.NoError(t, err)
 	b.handler = server.Handler()
 	b.tenant = factory.Tenant(t, db)
-	_, b.key = factory.APIKey(t, db, b.tenant.ID)
+	var key sql.APIKey
+	key, b.key = factory.APIKey(t, db, b.tenant.ID)
+	b.keyID = key.ID
 	return b
 }
 

@@ -4,16 +4,27 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/tessera/tessera/internal/core"
 )
 
+// retryAfterUnavailable is the Retry-After, in seconds, of a 503 answered while the database
+// is unreachable: about the time Postgres takes to restart.
+const retryAfterUnavailable = 2
+
 // problem maps an error from a handler to an RFC 9457 problem. Domain errors carry their
-// message to the client; anything else is logged with the request id and answered with a
-// plain 500, never the error's text. It is the one place errors become HTTP statuses.
+// message to the client, and so do database refusals of invalid input (core.DBError); a database that cannot be reached (core.DBUnavailable) is a 503
+// with Retry-After; anything else is logged with the request id and answered with a plain
+// 500, never the error's text. It is the one place errors become HTTP statuses.
 func problem(ctx context.Context, err error) huma.StatusError {
+	// A backstop for handlers that return a database error untranslated: what Postgres
+	// refuses as invalid (text it cannot store, a value out of range, a check) is a 422.
+	if translated := core.DBError(err); errors.Is(translated, core.ErrInvalid) {
+		err = translated
+	}
 	var status huma.StatusError
 	switch {
 	case errors.As(err, &status):
@@ -30,14 +41,42 @@ func problem(ctx context.Context, err error) huma.StatusError {
 		return huma.Error401Unauthorized("missing, unknown or revoked API key")
 	case errors.Is(err, context.Canceled):
 		return huma.NewError(499, "the client closed the request")
+	case core.DBUnavailable(err):
+		requestInfoFrom(ctx).log.WarnContext(ctx, "database unavailable", "error", err)
+		return unavailable("the database is unreachable; retry later")
 	}
 	info := requestInfoFrom(ctx)
 	info.log.ErrorContext(ctx, "request failed", "error", err)
 	return huma.NewError(http.StatusInternalServerError, "internal error; quote request id "+info.id+" when reporting it")
 }
 
-// writeError writes a problem from middleware, where there is no handler to return it.
+// unavailableError is a 503 problem with a Retry-After header (Huma sets the headers of an
+// error that has them).
+type unavailableError struct{ *huma.ErrorModel }
+
+// GetHeaders returns the Retry-After header.
+func (unavailableError) GetHeaders() http.Header {
+	return http.Header{"Retry-After": {strconv.Itoa(retryAfterUnavailable)}}
+}
+
+// unavailable returns a 503 problem with Retry-After and detail.
+func unavailable(detail string) huma.StatusError {
+	return unavailableError{&huma.ErrorModel{
+		Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable, Detail: detail,
+	}}
+}
+
+// writeError writes a problem from middleware, where there is no handler to return it, with
+// the headers the problem carries.
 func (s *Server) writeError(ctx huma.Context, err huma.StatusError) {
+	var withHeaders huma.HeadersError
+	if errors.As(err, &withHeaders) {
+		for name, values := range withHeaders.GetHeaders() {
+			for _, v := range values {
+				ctx.AppendHeader(name, v)
+			}
+		}
+	}
 	ctx.SetHeader("Content-Type", "application/problem+json")
 	ctx.SetStatus(err.GetStatus())
 	if werr := s.api.Marshal(ctx.BodyWriter(), "application/json", err); werr != nil {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tessera/tessera/internal/core"
 )
 
 // HealthOutput answers the health probes.
@@ -32,10 +34,15 @@ func (s *Server) registerHealth() {
 		Method:      http.MethodGet,
 		Path:        "/readyz",
 		Summary:     "Readiness: the database is reachable and fully migrated",
+		Description: "503 when the database is unreachable (with `Retry-After`) or has pending migrations.",
 		Tags:        []string{"Health"},
 		Errors:      []int{http.StatusServiceUnavailable},
 	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		if err := s.cfg.Ready(ctx); err != nil {
+			if core.DBUnavailable(err) {
+				requestInfoFrom(ctx).log.WarnContext(ctx, "not ready", "error", err)
+				return nil, unavailable("not ready: the database is unreachable")
+			}
 			return nil, huma.Error503ServiceUnavailable("not ready: " + err.Error())
 		}
 		out := &HealthOutput{}

@@ -158,7 +158,10 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) register() {
 	config := huma.DefaultConfig("Tessera", Version)
 	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
-		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header (an admin key's are its tenant's; a buyer write's are scoped by the tenant it names). Errors are RFC 9457 problem+json."
+		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header (an admin key's are its tenant's; " +
+		"a buyer write's are scoped by the tenant it names). Errors are RFC 9457 problem+json. " +
+		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage): " +
+		"retry it, a write with the same `Idempotency-Key`."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
 	config.Transformers = []huma.Transformer{boundErrors}
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{

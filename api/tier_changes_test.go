@@ -506,6 +506,19 @@ func TestTierChangeAdmin(t *testing.T) {
 		require.Equal(t, money{"USD", 4000}, updated.Price, "renewals charge the new tier")
 	})
 
+	t.Run("RecurringWithoutSubscription", func(t *testing.T) {
+		// An admin-issued licence of a recurring policy has no subscription: no renewal to
+		// wait for, so the seller's downgrade applies at once and the buyer's is refused (the
+		// hostile walk found its quote answering 500).
+		l := factory.License(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+		requireProblem(t, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly"), http.StatusBadRequest)
+		res := changeTier(l.ID, tr.basic.ID)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		got := decode[adminChange](t, res)
+		require.Equal(t, "applied", got.TierChange.Status)
+		require.Equal(t, factory.Now.UTC(), got.TierChange.EffectiveAt.UTC())
+	})
+
 	t.Run("CancelsAScheduledDowngrade", func(t *testing.T) {
 		_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plusYearly.ID, tr.customer.ID)
 		require.Equal(t, http.StatusCreated, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly").status)

@@ -476,7 +476,7 @@ SELECT d.license_id, d.license_status, d.from_policy_id, d.to_policy_id, d.to_sl
                                   / (d.to_period_days::numeric * d.from_period_days)))
        END)::bigint AS charge_value,
        (CASE
-           WHEN d.direction = 'downgrade' AND d.from_recurring THEN coalesce(d.next_renewal_at, d.current_period_end)
+           WHEN d.direction = 'downgrade' AND d.from_recurring THEN coalesce(d.next_renewal_at, d.current_period_end, $1::timestamptz)
            ELSE $1::timestamptz
        END)::timestamptz AS effective_at
 FROM d
@@ -529,7 +529,8 @@ type TierChangeQuoteRow struct {
 //     where remaining_days is the time to current_period_end rounded up to whole days
 //     (a started day counts), at most from_period_days and at least 0: whole minor units,
 //     rounded down (in the buyer's favour), exact in numeric, never negative.
-//   - effective_at: @now for an upgrade; the next renewal for a recurring downgrade.
+//   - effective_at: @now for an upgrade; the next renewal for a recurring downgrade (@now
+//     for a recurring licence without a subscription: it has no renewal to wait for).
 //
 // Periods and remaining_days are 0 for perpetual policies. The same_* columns let the
 // caller refuse what it does not allow. No row means the licence

@@ -1,7 +1,11 @@
 package core
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,6 +52,36 @@ func DBError(err error) error {
 		return &dbError{kind: ErrInvalid, msg: "invalid: " + pgErr.Message, cause: err}
 	}
 	return err
+}
+
+// DBUnavailable reports whether err means the database cannot be reached, as during a
+// restart or an outage, rather than that it refused the request: a failed connection
+// attempt (the server is down, refuses connections or is still starting), a connection the
+// server or the network closed (SQLSTATE class 08, 57P01 admin_shutdown, 57P02
+// crash_shutdown, 57P03 cannot_connect_now), or a network error on a database connection.
+// A cancelled or timed-out context is not an outage. Such a request may succeed when retried.
+func DBUnavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	// pgconn's own errors (those that say whether they are safe to retry) wrapping a
+	// network failure or a connection closed mid-message.
+	var driverErr interface{ SafeToRetry() bool }
+	var netErr net.Error
+	return errors.As(err, &driverErr) &&
+		(errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
 // dbError is a translated database error: it reads as the domain problem, without the

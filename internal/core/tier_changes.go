@@ -37,7 +37,8 @@ const (
 //     currencies or a change that is neither up nor down (ErrRefused), and a downgrade of a
 //     perpetual licence (ErrRefused: admin-only);
 //   - on the upgrade path a downgrade, or an upgrade that charges nothing (ErrRefused);
-//   - on the downgrade path an upgrade (ErrRefused);
+//   - on the downgrade path an upgrade, or a downgrade of a licence without a subscription,
+//     whose renewal would never come to apply it (ErrRefused; the admin path applies it at once);
 //   - on the admin path an archived target (ErrConflict).
 //
 // An unknown licence or policy is ErrNotFound.
@@ -80,6 +81,8 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 		return refused("downgrading a perpetual licence is admin-only: ask the seller")
 	case q.Direction == "downgrade" && path == TierUpgrade:
 		return refused("policy %q is a downgrade: schedule it for the next renewal with POST /v1/downgrade", q.ToSlug)
+	case q.Direction == "downgrade" && q.SubscriptionID == nil:
+		return refused("the licence has no subscription whose renewal could apply a downgrade: ask the seller to change the tier")
 	case q.Direction == "upgrade" && path == TierDowngrade:
 		return refused("policy %q is an upgrade: start it with POST /v1/upgrade", q.ToSlug)
 	case q.Direction == "upgrade" && path == TierUpgrade && q.ChargeValue == 0:

@@ -13,6 +13,8 @@ type Payments struct {
 	Fake   *fakebtcpay.Server
 	Client *btcpay.Client
 	URL    string
+	// WebhookSecret signs the provider's webhooks (btcpay.Sign).
+	WebhookSecret string
 }
 
 // FakeBTCPay starts a fake BTCPay server on loopback (stopped when the test ends) with a
@@ -34,5 +36,5 @@ func FakeBTCPay(tb testing.TB, webhookURL string) Payments {
 	if err != nil {
 		tb.Fatalf("factory: btcpay client: %v", err)
 	}
-	return Payments{Fake: fake, Client: client, URL: srv.URL}
+	return Payments{Fake: fake, Client: client, URL: srv.URL, WebhookSecret: secret}
 }

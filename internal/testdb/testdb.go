@@ -176,6 +176,22 @@ func Clone(tb testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
+// Outage makes the database at dbURL (a Clone) unreachable, as during a restart: it refuses
+// new connections and its open ones are terminated. The returned function ends the outage.
+func Outage(tb testing.TB, dbURL string) (end func()) {
+	tb.Helper()
+	setup(tb)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatalf("testdb: %v", err)
+	}
+	database := strings.TrimPrefix(u.Path, "/")
+	name := pgx.Identifier{database}.Sanitize()
+	admin(tb, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
+	admin(tb, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+strings.ReplaceAll(database, "'", "''")+"'")
+	return func() { admin(tb, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true") }
+}
+
 // Empty returns the URL of a new, empty database (no migrations), dropped when the test
 // ends; migration tests start from it.
 func Empty(tb testing.TB) string {
