@@ -26,7 +26,7 @@ import (
 )
 
 // operatorWait bounds every wait for a River client's work in the operator tests.
-const operatorWait = 15 * time.Second
+const operatorWait = time.Minute
 
 // operator is a River client working Tessera's jobs on its own database, as `tessera worker`
 // does (without the periodic schedule, so that only the test's jobs run), and the clock of
