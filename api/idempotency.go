@@ -68,19 +68,13 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	c := ctx.Context()
-	limit := ctx.Operation().MaxBodyBytes
-	if limit <= 0 {
-		limit = 1 << 20 // Huma's default, which it leaves unset on raw-body operations
-	}
-	body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), limit+1))
-	switch {
-	case err != nil:
-		s.writeError(ctx, huma.Error400BadRequest("could not read the request body", err))
-		return
-	case int64(len(body)) > limit:
-		s.writeError(ctx, huma.Error413RequestEntityTooLarge(fmt.Sprintf("the request body is larger than %d bytes", limit)))
+	screened, ok := ctx.(*screenedContext)
+	if !ok {
+		s.writeError(ctx, problem(c, errors.New("transact must run after screenBody, which reads the body")))
 		return
 	}
+	body := screened.body
+	var err error
 	key := ctx.Header(headerIdempotencyKey)
 	if key != "" && !printableASCII(key, 255) {
 		s.writeError(ctx, huma.Error400BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters"))
