@@ -334,20 +334,8 @@ func TestPayInSettleOperated(t *testing.T) {
 		b.requireInvariants(t)
 	})
 
-	for _, op := range []struct {
-		name string
-		do   func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error
-	}{
-		{"CancelIsReconciled", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobCancel(ctx, id)
-			return err
-		}},
-		{"DeleteIsReconciled", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobDelete(ctx, id)
-			return err
-		}},
-	} {
-		t.Run(op.name, func(t *testing.T) {
+	for _, op := range operatorStops {
+		t.Run(op.name+"IsReconciled", func(t *testing.T) {
 			t.Parallel()
 			b := setupOperated(t)
 			payin, invoice := b.invoiced(t)
@@ -427,20 +415,8 @@ func TestPayInInvalidateInvoiceOperated(t *testing.T) {
 		b.requireInvariants(t)
 	})
 
-	for _, op := range []struct {
-		name string
-		do   func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error
-	}{
-		{"CancelIsEnqueuedAgain", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobCancel(ctx, id)
-			return err
-		}},
-		{"DeleteIsEnqueuedAgain", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobDelete(ctx, id)
-			return err
-		}},
-	} {
-		t.Run(op.name, func(t *testing.T) {
+	for _, op := range operatorStops {
+		t.Run(op.name+"IsEnqueuedAgain", func(t *testing.T) {
 			t.Parallel()
 			b := setupOperated(t)
 			payin, invoice := b.cancelled(t)
@@ -499,20 +475,8 @@ func TestSubscriptionRenewOperated(t *testing.T) {
 		require.Len(t, b.payins(t), 1)
 	})
 
-	for _, op := range []struct {
-		name string
-		do   func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error
-	}{
-		{"CancelIsEnqueuedAgainBySweep", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobCancel(ctx, id)
-			return err
-		}},
-		{"DeleteIsEnqueuedAgainBySweep", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
-			_, err := c.JobDelete(ctx, id)
-			return err
-		}},
-	} {
-		t.Run(op.name, func(t *testing.T) {
+	for _, op := range operatorStops {
+		t.Run(op.name+"IsEnqueuedAgainBySweep", func(t *testing.T) {
 			t.Parallel()
 			b := setupOperated(t)
 			sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
@@ -552,4 +516,19 @@ func TestSubscriptionRenewalInvoiceCancelled(t *testing.T) {
 	require.Empty(t, b.cycles(t, sub), "the cycle nobody could pay is released")
 	require.Equal(t, int32(1), b.get(t, sub).ConsecutiveFailures)
 	b.requireInvariants(t)
+}
+
+// operatorStops are the two ways an operator stops a job in River UI: Cancel and Delete.
+var operatorStops = []struct {
+	name string
+	do   func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error
+}{
+	{"Cancel", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
+		_, err := c.JobCancel(ctx, id)
+		return err
+	}},
+	{"Delete", func(ctx context.Context, c *river.Client[pgx.Tx], id int64) error {
+		_, err := c.JobDelete(ctx, id)
+		return err
+	}},
 }
