@@ -164,6 +164,7 @@ func (s *Server) register() {
 		"retry it, a write with the same `Idempotency-Key`."
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
 	config.Transformers = []huma.Transformer{boundErrors}
+	describeUUIDs(config.Components.Schemas)
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
 	}
