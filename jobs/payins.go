@@ -101,10 +101,10 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 // the provider answered) is found by the PayIn's id and recorded and invalidated.
 func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], step core.Step, payin sql.PayIn) error {
 	_, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
-	switch {
+	switch err = core.DBError(err); {
 	case err == nil:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
-	case !errors.Is(err, pgx.ErrNoRows):
+	case !errors.Is(err, core.ErrNotFound):
 		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
 	}
 	found, err := w.cfg.Payments.FindInvoice(ctx, payin.ID.String())
@@ -125,10 +125,10 @@ func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job
 // PayIn has its invoice recorded already.
 func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
 	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
-	switch {
+	switch err = core.DBError(err); {
 	case err == nil:
 		return nil
-	case !errors.Is(err, pgx.ErrNoRows):
+	case !errors.Is(err, core.ErrNotFound):
 		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
 	}
 	w.cfg.Log.InfoContext(ctx, "invoice of a failed payin recorded for invalidation", "payin", payin.ID, "invoice", invoice.ID)
@@ -283,7 +283,8 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
 	}
 	invoice, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && payin.State != sql.PayinStateFAILED {
+	err = core.DBError(err)
+	if errors.Is(err, core.ErrNotFound) || err == nil && payin.State != sql.PayinStateFAILED {
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
 	if err != nil {

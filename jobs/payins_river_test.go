@@ -133,6 +133,16 @@ func (b *operated) discard(t *testing.T, id int64) {
 	require.NoError(t, err)
 }
 
+// retryDiscarded makes job id discarded (its last attempt failed), starts the workers and
+// retries it through River's client, as River UI's Retry does.
+func (b *operated) retryDiscarded(t *testing.T, id int64) {
+	t.Helper()
+	b.discard(t, id)
+	b.start(t)
+	_, err := b.client.JobRetry(context.Background(), id)
+	require.NoError(t, err)
+}
+
 // insert enqueues args through the client and returns the job's id.
 func (b *operated) insert(t *testing.T, args river.JobArgs, opts *river.InsertOpts) int64 {
 	t.Helper()
@@ -257,10 +267,7 @@ func TestPayInCreateInvoiceOperated(t *testing.T) {
 		b := setupOperated(t)
 		payin := b.purchase(t)
 		id := b.job(t, kind, payInArgs(payin))
-		b.discard(t, id)
-		b.start(t)
-		_, err := b.client.JobRetry(ctx, id)
-		require.NoError(t, err)
+		b.retryDiscarded(t, id)
 		b.awaitPayIn(t, payin, sql.PayinStatePENDING)
 		require.Len(t, b.payments.Fake.Invoices(), 1)
 	})
@@ -326,10 +333,7 @@ func TestPayInSettleOperated(t *testing.T) {
 		payin, invoice := b.invoiced(t)
 		require.NoError(t, b.payments.Fake.Settle(invoice.ID, 70))
 		id := b.insert(t, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: invoice.ID, Trigger: "d1"}, later())
-		b.discard(t, id)
-		b.start(t)
-		_, err := b.client.JobRetry(ctx, id)
-		require.NoError(t, err)
+		b.retryDiscarded(t, id)
 		b.awaitPayIn(t, payin, sql.PayinStatePAID)
 		b.requireInvariants(t)
 	})
@@ -407,10 +411,7 @@ func TestPayInInvalidateInvoiceOperated(t *testing.T) {
 		b := setupOperated(t)
 		payin, invoice := b.cancelled(t)
 		id := b.job(t, kind, payInArgs(payin))
-		b.discard(t, id)
-		b.start(t)
-		_, err := b.client.JobRetry(ctx, id)
-		require.NoError(t, err)
+		b.retryDiscarded(t, id)
 		b.awaitInvalid(t, payin, invoice.ID)
 		b.requireInvariants(t)
 	})
@@ -466,10 +467,7 @@ func TestSubscriptionRenewOperated(t *testing.T) {
 		sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
 		b.clock.Advance(30 * 24 * time.Hour)
 		id := b.insert(t, jobargs.SubscriptionRenew{TenantID: sub.TenantID, SubscriptionID: sub.ID, CycleNumber: 1}, later())
-		b.discard(t, id)
-		b.start(t)
-		_, err := b.client.JobRetry(ctx, id)
-		require.NoError(t, err)
+		b.retryDiscarded(t, id)
 		b.awaitJob(t, id, rivertype.JobStateCompleted)
 		require.Len(t, b.cycles(t, sub), 1, "the cycle is open with its PayIn")
 		require.Len(t, b.payins(t), 1)

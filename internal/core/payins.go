@@ -287,7 +287,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 // payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
 func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
 	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
