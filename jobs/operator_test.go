@@ -25,8 +25,9 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// operatorWait bounds every wait for a River client's work in the operator tests.
-const operatorWait = time.Minute
+// operatorWait bounds every wait for a River client's work in the operator tests: long
+// enough for River's rescuer (every 30 s) to rescue a job orphaned past its timeout.
+const operatorWait = 90 * time.Second
 
 // operator is a River client working Tessera's jobs on its own database, as `tessera worker`
 // does (without the periodic schedule, so that only the test's jobs run), and the clock of
@@ -44,12 +45,22 @@ func setupOperator(t *testing.T, rc RevocationConfig) *operator {
 	pool, _ := testdb.Clone(t)
 	clk := clock.NewManual(factory.Now.Add(31 * day))
 	log := slog.New(slog.DiscardHandler)
-	workers, err := Workers(Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client,
-		Rates: factory.Rates(t), Revocation: rc, AllowPrivateNetworks: true})
+	if rc.Timeout == 0 {
+		rc.Timeout = time.Second
+	}
+	cfg := Config{DB: pool, Clock: clk, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client,
+		Rates: factory.Rates(t), Revocation: rc, AllowPrivateNetworks: true, JobTimeout: 10 * time.Second, WebhookTimeout: time.Second}
+	workers, err := Workers(cfg)
+	require.NoError(t, err)
+	longest, err := LongestTimeout(cfg)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}, jobargs.QueueWebhooks: {MaxWorkers: 1}},
 		Workers: workers, Logger: log, FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond, TestOnly: true,
+		// As serve does: a job left running by a lost fetch (under load, the fetch's
+		// update can commit while the client gives up on its answer) is rescued, not left
+		// running for River's default hour.
+		JobTimeout: cfg.JobTimeout, RescueStuckJobsAfter: longest + time.Second,
 	})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
@@ -87,11 +98,25 @@ func (o *operator) discarded(t *testing.T, args river.JobArgs) *rivertype.JobRow
 
 // retry retries job through River's client, as River UI's Retry does, and waits until it
 // has completed.
+//
+// River sends a cancel to its producers asynchronously: a job retried within moments of its
+// cancel can receive that cancel once it runs ("cancelled remotely"). An operator's Retry
+// comes later than that; here such a run is retried again, as the operator would.
 func (o *operator) retry(t *testing.T, job *rivertype.JobRow) {
 	t.Helper()
 	_, err := o.client.JobRetry(o.ctx, job.ID)
 	require.NoError(t, err)
-	o.completed(t, job.ID)
+	require.Eventually(t, func() bool {
+		got, err := o.client.JobGet(o.ctx, job.ID)
+		if err != nil {
+			return false
+		}
+		if got.State == rivertype.JobStateCancelled {
+			_, err = o.client.JobRetry(o.ctx, job.ID)
+			require.NoError(t, err)
+		}
+		return got.State == rivertype.JobStateCompleted
+	}, operatorWait, 20*time.Millisecond, "job %d did not complete", job.ID)
 }
 
 // completed waits until job id has completed.
