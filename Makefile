@@ -7,6 +7,8 @@ SQLC_VERSION := v1.31.1
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc
 SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
+# CHROMIUM is Debian's headless browser: the tests of /docs and River UI render pages in it.
+CHROMIUM := /usr/bin/chromium
 
 # database prints the URL to use: DATABASE_URL when set, otherwise the embedded database's.
 database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
@@ -33,8 +35,8 @@ run: build
 	fi; \
 	./tessera migrate && ./tessera bootstrap && ./tessera serve
 
-## test: the whole suite with the race detector, on a real Postgres
-test:
+## test: the whole suite with the race detector, on a real Postgres (installs Chromium first)
+test: $(CHROMIUM)
 	url="$(database)"; DATABASE_URL="$$url" go test -race -count=1 ./...
 
 ## check: gofmt, go vet and sqlc diff; fails on any finding
@@ -58,3 +60,6 @@ $(SQLC_STAMP):
 	mkdir -p $(BIN)
 	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
 	touch $@
+
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
