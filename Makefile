@@ -9,21 +9,31 @@ SQLC := $(BIN)/sqlc
 SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
 # CHROMIUM is Debian's headless browser: the tests of /docs and River UI render pages in it.
 CHROMIUM := /usr/bin/chromium
+# JQ reads JSON in the walk-throughs of examples/; NPM installs the TypeScript client example's
+# packages (Debian's npm brings Node.js).
+JQ := /usr/bin/jq
+NPM := /usr/bin/npm
+# TENANT and NAME are make key's tenant and key name.
+TENANT ?= demo
+NAME ?= me
 
+# apt_install installs a Debian package (through sudo unless root).
+apt_install = $$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)'
 # database prints the URL to use: DATABASE_URL when set, otherwise the embedded database's.
 database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
 # secret prints the key sealing secrets at rest: TESSERA_SECRET_KEY when set, otherwise the
 # development key kept in .tessera/secret-key.
 secret = $${TESSERA_SECRET_KEY:-$$(internal/devdb/devdb.sh secret)}
 
-.PHONY: run test check generate build db db-stop
+.PHONY: run test examples key check generate build db db-stop
 
 ## build: compile ./tessera
 build:
 	go build -o tessera ./cmd/tessera
 
-## run: migrate, bootstrap a demo tenant and key when there is none, serve on TESSERA_ADDR (:8080);
-##      without TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it
+## run: migrate, bootstrap a demo tenant and key when there is none (printed once, and written to
+##      .tessera/admin-key for examples/), serve on TESSERA_ADDR (:8080); without
+##      TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it
 run: build
 	url="$(database)"; key="$(secret)"; export DATABASE_URL="$$url" TESSERA_SECRET_KEY="$$key"; \
 	export TESSERA_ALLOW_PRIVATE_NETWORKS="$${TESSERA_ALLOW_PRIVATE_NETWORKS:-true}"; \
@@ -33,11 +43,23 @@ run: build
 			TESSERA_BTCPAY_API_KEY=fake-api-key TESSERA_BTCPAY_WEBHOOK_SECRET=fake-webhook-secret; \
 		echo "fake BTCPay on http://127.0.0.1:8081 (log: .tessera/fake-btcpay.log)"; \
 	fi; \
-	./tessera migrate && ./tessera bootstrap && ./tessera serve
+	./tessera migrate && ./tessera bootstrap --key-file .tessera/admin-key && ./tessera serve
 
-## test: the whole suite with the race detector, on a real Postgres (installs Chromium first)
-test: $(CHROMIUM)
+## test: the whole suite with the race detector, on a real Postgres, examples/ included (installs
+##       Chromium, jq and npm first). The first run compiles everything: about ten minutes on 2 cores.
+test: $(CHROMIUM) $(JQ) $(NPM)
+	@echo "make test: go test -race ./... (the first run compiles everything with the race detector, about ten minutes on 2 cores; then a line per package)"
 	url="$(database)"; DATABASE_URL="$$url" go test -race -count=1 ./...
+
+## examples: start Tessera as make run does (its own database, free loopback ports), run every
+##           walk-through in examples/ and both generated clients against it, print their output,
+##           stop everything (make test runs the same test)
+examples: $(JQ) $(NPM)
+	url="$(database)"; DATABASE_URL="$$url" go test -count=1 -v -run '^TestExamples$$' ./examples/
+
+## key: create another admin API key of TENANT (demo) named NAME (me) on make run's database
+key: build
+	url="$(database)"; DATABASE_URL="$$url" ./tessera key create --tenant "$(TENANT)" --name "$(NAME)"
 
 ## check: gofmt, go vet and sqlc diff; fails on any finding
 check: $(SQLC_STAMP)
@@ -62,4 +84,8 @@ $(SQLC_STAMP):
 	touch $@
 
 $(CHROMIUM):
-	$$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
+	$(call apt_install,chromium)
+$(JQ):
+	$(call apt_install,jq)
+$(NPM):
+	$(call apt_install,npm)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,10 +77,14 @@ func TestBootstrap(t *testing.T) {
 	pool, databaseURL := testdb.Clone(t)
 	useDatabase(t, databaseURL)
 	t.Setenv("TESSERA_ADDR", ":9123")
+	t.Setenv("MAKELEVEL", "") // as typed in a shell, not under make (make test sets it)
+	keyFile := filepath.Join(t.TempDir(), "tessera", "admin-key")
 
-	out := mustExecute(t, "bootstrap")
+	out := mustExecute(t, "bootstrap", "--key-file", keyFile)
 	require.Contains(t, out, `Created tenant "demo".`)
 	require.Contains(t, out, "API docs: http://localhost:9123/docs")
+	require.Contains(t, out, "(also written to "+keyFile+")")
+	require.Contains(t, out, strings.Repeat("=", 72)+"\n", "the key stands out from the logs around it")
 	secret := regexp.MustCompile(`Admin API key \(shown once\): (\S+)`).FindStringSubmatch(out)
 	require.Len(t, secret, 2, "no key in: %s", out)
 	require.Regexp(t, keyPattern, secret[1])
@@ -86,13 +93,52 @@ func TestBootstrap(t *testing.T) {
 	key, err := core.APIKeyAuthenticate(t.Context(), pool, secret[1])
 	require.NoError(t, err, "the printed key does not authenticate")
 	require.Equal(t, tenant.ID, key.TenantID)
+	saved, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, secret[1]+"\n", string(saved))
+	info, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 
-	out = mustExecute(t, "bootstrap")
+	// The hint for another key works as printed.
+	hint := regexp.MustCompile(`Another admin key: tessera (key create --tenant demo --name me)\s`).FindStringSubmatch(out)
+	require.Len(t, hint, 2, "no key create hint in: %s", out)
+	another := strings.TrimSpace(mustExecute(t, strings.Fields(hint[1])...))
+	key, err = core.APIKeyAuthenticate(t.Context(), pool, another)
+	require.NoError(t, err, "the hinted command's key does not authenticate")
+	require.Equal(t, tenant.ID, key.TenantID)
+
+	out = mustExecute(t, "bootstrap", "--key-file", keyFile)
 	require.Contains(t, out, `Tenant "demo" exists`)
 	require.Contains(t, out, "API docs: http://localhost:9123/docs")
 	require.NotContains(t, out, "tsk_")
 	require.Equal(t, 1, count(t, pool, "tenants"))
-	require.Equal(t, 1, count(t, pool, "api_keys"))
+	require.Equal(t, 2, count(t, pool, "api_keys"))
+	saved2, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, saved, saved2, "a second bootstrap keeps the first key's file")
+}
+
+// TestBootstrapUnderMake checks the hint make run prints for another key: make key, which
+// finds make run's database itself (the shell make run was started from has no DATABASE_URL).
+func TestBootstrapUnderMake(t *testing.T) {
+	pool, databaseURL := testdb.Clone(t)
+	useDatabase(t, databaseURL)
+	t.Setenv("MAKELEVEL", "1")
+
+	out := mustExecute(t, "bootstrap")
+	hint := regexp.MustCompile(`Another admin key: make (key TENANT=demo NAME=me)\n`).FindStringSubmatch(out)
+	require.Len(t, hint, 2, "no make key hint in: %s", out)
+	cmd := exec.CommandContext(t.Context(), "make", append([]string{"-s", "-C", "../.."}, strings.Fields(hint[1])...)...)
+	cmd.Env = append(os.Environ(), "MAKELEVEL=") // a shell's make, not a sub-make of make test
+	printed, err := cmd.Output()
+	require.NoError(t, err, "make %s", hint[1])
+	lines := strings.Split(strings.TrimSpace(string(printed)), "\n")
+	key, err := core.APIKeyAuthenticate(t.Context(), pool, lines[len(lines)-1])
+	require.NoError(t, err, "make key printed: %s", printed)
+	tenant, err := sql.New().TenantGetBySlug(t.Context(), pool, "demo")
+	require.NoError(t, err)
+	require.Equal(t, tenant.ID, key.TenantID)
 }
 
 // listKey runs key list and returns the fields of the line of the key with prefix: id,
