@@ -18,7 +18,7 @@ TENANT ?= demo
 NAME ?= me
 
 # apt_install installs a Debian package (through sudo unless root).
-apt_install = $$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)'
+apt_install = echo "installing Debian's $(1) (once)"; $$([ "$$(id -u)" = 0 ] || echo sudo) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)'
 # database prints the URL to use: DATABASE_URL when set, otherwise the embedded database's.
 database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
 # secret prints the key sealing secrets at rest: TESSERA_SECRET_KEY when set, otherwise the

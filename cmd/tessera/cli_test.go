@@ -130,7 +130,7 @@ func TestBootstrapUnderMake(t *testing.T) {
 	hint := regexp.MustCompile(`Another admin key: make (key TENANT=demo NAME=me)\n`).FindStringSubmatch(out)
 	require.Len(t, hint, 2, "no make key hint in: %s", out)
 	cmd := exec.CommandContext(t.Context(), "make", append([]string{"-s", "-C", "../.."}, strings.Fields(hint[1])...)...)
-	cmd.Env = append(os.Environ(), "MAKELEVEL=") // a shell's make, not a sub-make of make test
+	cmd.Env = append(os.Environ(), "MAKELEVEL=", "MAKEFLAGS=", "MFLAGS=") // a shell's make, not a sub-make of make test
 	printed, err := cmd.Output()
 	require.NoError(t, err, "make %s", hint[1])
 	lines := strings.Split(strings.TrimSpace(string(printed)), "\n")
