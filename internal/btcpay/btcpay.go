@@ -81,7 +81,9 @@ func New(cfg Config) (*Client, error) {
 		http: cfg.HTTPClient, clock: cfg.Clock,
 	}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: 10 * time.Second}
+		// Its own connection pool: closing another user's idle connections (an httptest
+		// server's Close does it to http.DefaultTransport) must not fail this client's requests.
+		c.http = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if c.clock == nil {
 		c.clock = clock.System{}

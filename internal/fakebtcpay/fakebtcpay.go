@@ -123,7 +123,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.InvoiceExpiry = 15 * time.Minute
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// Its own connection pool: an httptest server's Close closes http.DefaultTransport's
+		// idle connections and fails the requests dialling on it ("CloseIdleConnections
+		// called"), which made webhook sends fail under parallel tests.
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	rates := make(map[string]string, len(cfg.Rates))
 	for currency, rate := range cfg.Rates {
