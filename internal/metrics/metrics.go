@@ -12,15 +12,17 @@ import (
 )
 
 // HTTPDurationBuckets are the bucket boundaries, in seconds, of the HTTP latency histogram:
-// 16 exponential buckets from 100 µs to 10 s, three per power of ten (1, 2.15, 4.64), so
-// that a licence validation, which takes about a millisecond, is resolved to within a
-// factor of about two.
-var HTTPDurationBuckets = prometheus.ExponentialBucketsRange(0.0001, 10, 16)
+// 100 µs to 10 s in steps of 1, 2.5 and 5 per power of ten, so that a licence validation,
+// which takes about a millisecond, is resolved to within a factor of 2.5.
+var HTTPDurationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
 
 // JobDurationBuckets are the bucket boundaries, in seconds, of the job duration histogram:
-// 16 exponential buckets from 1 ms to 100 s, three per power of ten, up to the longest job
-// timeouts.
-var JobDurationBuckets = prometheus.ExponentialBucketsRange(0.001, 100, 16)
+// 1 ms to 100 s in steps of 1, 2.5 and 5 per power of ten, up to the longest job timeouts.
+var JobDurationBuckets = []float64{
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100,
+}
 
 // Domain counts domain outcomes: tessera_renewals_total{outcome} and
 // tessera_payins_total{type,outcome,reason}.
