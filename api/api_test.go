@@ -20,6 +20,7 @@ import (
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/metrics"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
@@ -61,6 +62,8 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 	b := &bundle{clock: clock.NewManual(factory.Now), db: db, metrics: prometheus.NewRegistry(), payments: factory.FakeBTCPay(t, "")}
 	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only
 	require.NoError(t, err)
+	outcomes, err := metrics.NewDomain(b.metrics)
+	require.NoError(t, err)
 	server, err := api.New(api.Config{
 		DB:       db,
 		Clock:    b.clock,
@@ -70,6 +73,7 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 		Rates:    b.payments.Client,
 		Log:      testLogger(),
 		Metrics:  b.metrics,
+		Outcomes: outcomes,
 		Ready: func(ctx context.Context) error {
 			if b.ready != nil {
 				return b.ready

@@ -19,6 +19,7 @@ const (
 	requestInfoKey contextKey = iota
 	principalKey
 	txKey
+	outcomesKey
 )
 
 // requestInfo is what the HTTP layer knows about a request: its id, the client's address,
@@ -61,9 +62,10 @@ func actor(ctx context.Context) core.Actor {
 	return core.Actor{Type: core.ActorAPIKey, ID: p.keyID.String(), RequestID: requestInfoFrom(ctx).id}
 }
 
-// step returns what a core step needs for this request, acting as actor.
-func (s *Server) step(actor core.Actor) core.Step {
-	return core.Step{Now: s.cfg.Clock.Now(), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs}
+// step returns what a core step needs for this request, acting as actor; its outcomes are
+// the request transaction's, which transact counts once the transaction has committed.
+func (s *Server) step(ctx context.Context, actor core.Actor) core.Step {
+	return core.Step{Now: s.cfg.Clock.Now(), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs, Outcomes: outcomes(ctx)}
 }
 
 // licenseByKey authenticates a buyer operation by the licence key in its body: a malformed,
@@ -86,6 +88,13 @@ func buyer(ctx context.Context, licenseID uuid.UUID) core.Actor {
 func tx(ctx context.Context) pgx.Tx {
 	t, _ := ctx.Value(txKey).(pgx.Tx)
 	return t
+}
+
+// outcomes returns the domain outcomes of the request's transaction; nil (not counted)
+// outside one.
+func outcomes(ctx context.Context) *core.Outcomes {
+	o, _ := ctx.Value(outcomesKey).(*core.Outcomes)
+	return o
 }
 
 // conn returns what a handler runs its queries on: the request's transaction for writes

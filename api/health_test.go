@@ -48,6 +48,12 @@ func TestMetrics(t *testing.T) {
 		`tessera_http_requests_total{operation="tenant-get",status="401"} 1`,
 		`tessera_http_requests_total{operation="unmatched",status="404"} 1`,
 		`tessera_http_request_duration_seconds_count{operation="tenant-get",status="200"} 1`,
+		// Buckets from 100 µs, three per power of ten: a 1 ms validation is resolved.
+		`tessera_http_request_duration_seconds_bucket{operation="tenant-get",status="200",le="0.0001"}`,
+		`tessera_http_request_duration_seconds_bucket{operation="tenant-get",status="200",le="0.00025"}`,
+		`tessera_http_request_duration_seconds_bucket{operation="tenant-get",status="200",le="0.0005"}`,
+		`tessera_http_request_duration_seconds_bucket{operation="tenant-get",status="200",le="0.001"}`,
+		`tessera_http_request_duration_seconds_bucket{operation="tenant-get",status="200",le="10"}`,
 	} {
 		require.True(t, strings.Contains(body, want), "missing %s in:\n%s", want, body)
 	}

@@ -92,6 +92,7 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	hash := sha256.Sum256(fmt.Appendf(nil, "%s %s?%s\n%s", ctx.Method(), u.Path, u.RawQuery, body))
 	now := s.cfg.Clock.Now()
 	rec := &recorder{humaContext: ctx, body: body, header: http.Header{}}
+	done := &core.Outcomes{}
 
 	err = pg.InTx(c, s.cfg.DB, func(tx pgx.Tx) error {
 		if idempotent {
@@ -99,7 +100,7 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 				return err
 			}
 		}
-		next(huma.WithValue(rec, txKey, tx))
+		next(huma.WithValue(huma.WithValue(rec, txKey, tx), outcomesKey, done))
 		if rec.status >= 400 {
 			return errHandlerRefused
 		}
@@ -118,7 +119,10 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	})
 	var replay replayError
 	switch {
-	case err == nil, errors.Is(err, errHandlerRefused):
+	case err == nil:
+		s.cfg.Outcomes.Count(done) // committed
+		rec.flush(ctx, false)
+	case errors.Is(err, errHandlerRefused):
 		rec.flush(ctx, false)
 	case errors.Is(err, errInFlight):
 		s.writeError(ctx, huma.Error409Conflict("a request with this Idempotency-Key is still in progress; retry later"))

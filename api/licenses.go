@@ -82,7 +82,7 @@ func (s *Server) registerLicenses() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusUnprocessableEntity},
 	}), func(ctx context.Context, in *LicenseIssueInput) (*LicenseOutput, error) {
-		l, err := core.LicenseIssue(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), core.LicenseIssueParams{
+		l, err := core.LicenseIssue(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), core.LicenseIssueParams{
 			PolicyID: in.Body.PolicyID, CustomerID: in.Body.CustomerID, AddonIDs: in.Body.AddonIDs, ExpiresAt: in.Body.ExpiresAt,
 		})
 		if err != nil {
@@ -138,7 +138,7 @@ func (s *Server) registerLicenses() {
 			Tags:        []string{"Licences"},
 			Errors:      []int{http.StatusNotFound, http.StatusConflict},
 		}), func(ctx context.Context, in *LicenseIDInput) (*LicenseOutput, error) {
-			l, err := core.LicenseTransition(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, action)
+			l, err := core.LicenseTransition(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, action)
 			if err != nil {
 				return nil, problem(ctx, err)
 			}

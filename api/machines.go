@@ -114,7 +114,7 @@ func (s *Server) registerMachines() {
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	})), func(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
-		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.Fingerprint, in.Body.Name)
+		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.Fingerprint, in.Body.Name)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -150,7 +150,7 @@ func (s *Server) registerMachines() {
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *MachineIDInput) (*MachineOutput, error) {
-		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.MachineID)
+		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.MachineID)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -170,7 +170,7 @@ func (s *Server) registerMachines() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, l.ID, in.Body.Fingerprint, in.Body.Name)
+		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, l.ID, in.Body.Fingerprint, in.Body.Name)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -196,7 +196,7 @@ func (s *Server) registerMachines() {
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
 		}
-		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, l.ID, active.ID)
+		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, l.ID, active.ID)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

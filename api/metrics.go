@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tessera/tessera/internal/metrics"
 )
 
 // httpMetrics counts and times requests by operation id and status. Routes outside Huma
@@ -25,7 +27,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tessera_http_request_duration_seconds",
 			Help:    "HTTP request latency by operation id and status.",
-			Buckets: prometheus.DefBuckets,
+			Buckets: metrics.HTTPDurationBuckets,
 		}, []string{"operation", "status"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration} {

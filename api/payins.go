@@ -315,7 +315,7 @@ func (s *Server) registerPayIns() {
 			return nil, problem(ctx, core.DBError(err))
 		}
 		who := core.Actor{Type: core.ActorBuyer, ID: payin.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
-		payin, err = core.PayInFail(ctx, tx(ctx), s.step(who), payin.TenantID, payin.ID,
+		payin, err = core.PayInFail(ctx, tx(ctx), s.step(ctx, who), payin.TenantID, payin.ID,
 			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
 		if err != nil {
 			return nil, problem(ctx, err)
@@ -353,7 +353,7 @@ func (s *Server) registerPayIns() {
 		if _, err := s.customerGet(ctx, in.ID); err != nil {
 			return nil, problem(ctx, err)
 		}
-		payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.Amount, in.Body.Reason)
+		payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.Amount, in.Body.Reason)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -501,7 +501,7 @@ func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn
 	if authenticated {
 		who = actor(ctx)
 	}
-	return core.PayInRetry(ctx, db, s.step(who), failed, params)
+	return core.PayInRetry(ctx, db, s.step(ctx, who), failed, params)
 }
 
 // purchase resolves a purchase's tenant, policy and customer and creates its PayIn.
@@ -547,7 +547,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	if authenticated {
 		who = actor(ctx)
 	}
-	return core.PayInCreate(ctx, db, s.step(who), tenant.ID, params)
+	return core.PayInCreate(ctx, db, s.step(ctx, who), tenant.ID, params)
 }
 
 // rate is the current exchange rate of a fiat currency (nil for SAT, charged verbatim); an

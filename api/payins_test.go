@@ -210,6 +210,28 @@ func TestPurchaseMixedPayment(t *testing.T) {
 	s.requireInvariants(t)
 }
 
+// TestPayInOutcomeMetrics checks that the API counts the PayIn outcomes of its writes once
+// they commit: a purchase paid at once from credits, a buyer's cancel; a cancel refused (409,
+// rolled back) counts nothing.
+func TestPayInOutcomeMetrics(t *testing.T) {
+	t.Parallel()
+	s := setupShop(t, 100, sql.CurrencySAT)
+	s.credit(t, sql.AssetCredits, 100)
+	require.Equal(t, "PAID", s.purchase(t, `"credits"`).State)
+	p := s.await(t, s.purchase(t, "").ID, "PENDING")
+	require.Equal(t, http.StatusOK, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", "").status)
+	requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", ""), http.StatusConflict)
+
+	res := s.send(t, s.srv, http.MethodGet, "/metrics", "")
+	require.Equal(t, http.StatusOK, res.status)
+	for _, want := range []string{
+		`tessera_payins_total{outcome="paid",reason="",type="license_purchase"} 1`,
+		`tessera_payins_total{outcome="failed",reason="USER_CANCELLED",type="license_purchase"} 1`,
+	} {
+		require.Contains(t, string(res.body), want)
+	}
+}
+
 func TestPurchaseOutcomes(t *testing.T) {
 	t.Parallel()
 

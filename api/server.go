@@ -19,6 +19,7 @@ import (
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/metrics"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/ratelimit"
@@ -52,6 +53,9 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics is where request metrics are registered and what /metrics serves. Required.
 	Metrics *prometheus.Registry
+	// Outcomes counts the domain outcomes (renewals, PayIns) of every write once its
+	// transaction has committed. Required.
+	Outcomes *metrics.Domain
 	// Ready reports whether the server can serve: the database is reachable and migrated.
 	// Required.
 	Ready func(ctx context.Context) error
@@ -114,6 +118,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Log is required")
 	case cfg.Metrics == nil:
 		return nil, errors.New("api: Config.Metrics is required")
+	case cfg.Outcomes == nil:
+		return nil, errors.New("api: Config.Outcomes is required")
 	case cfg.Ready == nil:
 		return nil, errors.New("api: Config.Ready is required")
 	}

@@ -113,7 +113,7 @@ func (s *Server) registerSubscriptions() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusUnprocessableEntity},
 	}), func(ctx context.Context, in *SubscriptionCreateInput) (*SubscriptionWithLicenseOutput, error) {
-		sub, l, err := core.SubscriptionCreate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.Body.CustomerID, in.Body.PolicyID, in.Body.AddonIDs)
+		sub, l, err := core.SubscriptionCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.Body.CustomerID, in.Body.PolicyID, in.Body.AddonIDs)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -164,7 +164,7 @@ func (s *Server) registerSubscriptions() {
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionWithLicenseOutput, error) {
-		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID)
+		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -188,7 +188,7 @@ func (s *Server) registerSubscriptions() {
 		if err != nil {
 			return nil, problem(ctx, core.DBError(err))
 		}
-		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(buyer(ctx, l.ID)), l.TenantID, current.ID)
+		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, current.ID)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

@@ -135,7 +135,7 @@ func (s *Server) registerTierChanges() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		q, err := core.TierChangeQuote(ctx, s.conn(ctx), s.step(buyer(ctx, license.ID)), license.TenantID, license.ID, target, core.TierQuote)
+		q, err := core.TierChangeQuote(ctx, s.conn(ctx), s.step(ctx, buyer(ctx, license.ID)), license.TenantID, license.ID, target, core.TierQuote)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -168,7 +168,7 @@ func (s *Server) registerTierChanges() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		change, payin, err := core.TierUpgradeStart(ctx, tx(ctx), s.step(buyer(ctx, license.ID)), license, target, rate)
+		change, payin, err := core.TierUpgradeStart(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license, target, rate)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -196,7 +196,7 @@ func (s *Server) registerTierChanges() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		change, err := core.TierDowngradeSchedule(ctx, tx(ctx), s.step(buyer(ctx, license.ID)), license, target)
+		change, err := core.TierDowngradeSchedule(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license, target)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -216,7 +216,7 @@ func (s *Server) registerTierChanges() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		change, err := core.TierDowngradeCancel(ctx, tx(ctx), s.step(buyer(ctx, license.ID)), license)
+		change, err := core.TierDowngradeCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
@@ -235,7 +235,7 @@ func (s *Server) registerTierChanges() {
 		Tags:   []string{"Tier changes"},
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *TierChangeAdminInput) (*TierChangeAdminOutput, error) {
-		change, l, err := core.TierChangeAdmin(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, in.Body.PolicyID)
+		change, l, err := core.TierChangeAdmin(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.PolicyID)
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

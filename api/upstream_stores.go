@@ -104,7 +104,7 @@ func (s *Server) registerUpstreamStores() {
 		Errors:        []int{http.StatusUnprocessableEntity},
 	}), func(ctx context.Context, in *UpstreamStoreCreateInput) (*UpstreamStoreOutput, error) {
 		b := in.Body
-		store, err := upstream.StoreCreate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), upstream.StoreParams{
+		store, err := upstream.StoreCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), upstream.StoreParams{
 			Kind: b.Kind, Name: b.Name, BaseURL: b.BaseURL, APIKey: b.APIKey, PolicyID: b.PolicyID,
 			Enabled: b.Enabled == nil || *b.Enabled, RevokeOnGone: b.RevokeOnGone,
 		})
@@ -154,7 +154,7 @@ func (s *Server) registerUpstreamStores() {
 		Errors:      []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}), func(ctx context.Context, in *UpstreamStoreUpdateInput) (*UpstreamStoreOutput, error) {
 		b := in.Body
-		store, err := upstream.StoreUpdate(ctx, tx(ctx), s.step(actor(ctx)), tenantID(ctx), in.ID, upstream.StoreChange{
+		store, err := upstream.StoreUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, upstream.StoreChange{
 			Name: b.Name, BaseURL: b.BaseURL, APIKey: b.APIKey, Enabled: b.Enabled, RevokeOnGone: b.RevokeOnGone,
 		})
 		if err != nil {
@@ -198,7 +198,7 @@ func (s *Server) registerUpstreamStores() {
 // importRows parses and imports rows into one of the caller's stores, in the request's
 // transaction; row errors become one 422 with an error per row.
 func (s *Server) importRows(ctx context.Context, storeID uuid.UUID, body io.Reader) (upstream.ImportResult, error) {
-	st := s.step(actor(ctx))
+	st := s.step(ctx, actor(ctx))
 	rows, err := upstream.ParseRows(body, st.Now)
 	if err != nil {
 		return upstream.ImportResult{}, rowProblem(ctx, err)

@@ -5,7 +5,7 @@
 # (60s by default: start Tessera with `TESSERA_REVOCATION_INTERVAL=5s make run` to watch it).
 source "$(dirname "$0")/lib.sh"
 STORE_ADDR=${FAKE_STORE_ADDR:-127.0.0.1:9090}
-RECEIVER=${WEBHOOK_RECEIVER_ADDR:-127.0.0.1:9091}
+RECEIVER=${WEBHOOK_RECEIVER_ADDR:-127.0.0.1:9092}
 TMP=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true

@@ -3,7 +3,7 @@
 # delivery with the endpoint's secret; a licence issued and a machine activated reach it
 # signed, a forged request is refused, and the deliveries are listed as succeeded.
 source "$(dirname "$0")/lib.sh"
-RECEIVER=${WEBHOOK_RECEIVER_ADDR:-127.0.0.1:9091}
+RECEIVER=${WEBHOOK_RECEIVER_ADDR:-127.0.0.1:9092}
 TMP=$(mktemp -d)
 cleanup() {
   kill $(jobs -p) 2>/dev/null || true

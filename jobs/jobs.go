@@ -239,9 +239,13 @@ func complete[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]
 }
 
 // step returns what a core step needs inside a job: the time, the job as the actor, the box,
-// and the job's River client, to enqueue follow-up jobs in the job's transaction.
+// the job's River client, to enqueue follow-up jobs in the job's transaction, and the
+// attempt's outcomes, which Metrics counts once the job's transaction has committed.
 func (cfg Config) step(ctx context.Context, job *rivertype.JobRow) core.Step {
-	return core.Step{Now: cfg.Clock.Now(), Actor: jobActor(job), Box: cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx)}
+	return core.Step{
+		Now: cfg.Clock.Now(), Actor: jobActor(job), Box: cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx),
+		Outcomes: outcomesFrom(ctx),
+	}
 }
 
 // jobActor is the audit-log actor of a job: its kind and id.

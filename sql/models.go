@@ -1011,6 +1011,8 @@ type RiverJob struct {
 	FinalizedAt *time.Time
 	Args        []byte
 	Kind        string
+	Queue       string
+	ScheduledAt time.Time
 }
 
 type Subscription struct {

@@ -28,8 +28,11 @@ type Config struct {
 	// or sign; make run keeps one in .tessera/secret-key. Losing it makes sealed secrets
 	// unreadable.
 	SecretKey string `env:"TESSERA_SECRET_KEY"`
-	// Addr is where serve listens. Default :8080.
+	// Addr is where serve listens: the API, with /metrics among its routes. Default :8080.
 	Addr string `env:"TESSERA_ADDR" envDefault:":8080"`
+	// MetricsAddr is where worker serves /metrics and /healthz (serve keeps them on Addr).
+	// Default :9091.
+	MetricsAddr string `env:"TESSERA_METRICS_ADDR" envDefault:":9091"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"TESSERA_LOG_LEVEL" envDefault:"info"`
 	// LogFormat is text or json. Default text.

@@ -64,3 +64,18 @@ func TestConfigRescueStuckJobsAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigMetricsAddr(t *testing.T) {
+	t.Run("Default", func(t *testing.T) {
+		cfg, err := loadConfig()
+		require.NoError(t, err)
+		require.Equal(t, ":9091", cfg.MetricsAddr)
+		require.Equal(t, ":8080", cfg.Addr, "serve keeps its metrics on the API's address")
+	})
+	t.Run("Set", func(t *testing.T) {
+		t.Setenv("TESSERA_METRICS_ADDR", "127.0.0.1:9100")
+		cfg, err := loadConfig()
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.1:9100", cfg.MetricsAddr)
+	})
+}

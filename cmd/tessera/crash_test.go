@@ -43,6 +43,7 @@ var crashEnv = map[string]string{
 	"TESSERA_RESCUE_STUCK_JOBS_AFTER": crashRescueAfter.String(),
 	"TESSERA_DB_MAX_CONNS":            "10",
 	"TESSERA_LOG_LEVEL":               "warn",
+	"TESSERA_METRICS_ADDR":            "127.0.0.1:0", // two workers run at once
 }
 
 // crashRescueAfter is the crash tests' TESSERA_RESCUE_STUCK_JOBS_AFTER.
@@ -163,19 +164,7 @@ type crash struct {
 func setupCrash(t *testing.T) *crash {
 	t.Helper()
 	pool, databaseURL := testdb.Clone(t)
-	tenant := factory.Tenant(t, pool)
-	policy := factory.Policy(t, pool, tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 50_000), factory.PolicyGraceDays(7))
-	// Started 30 days and a minute ago by the real clock, which the workers use.
-	st := core.Step{Now: time.Now().AddDate(0, 0, -30).Add(-time.Minute), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
-	for range crashSubscriptions {
-		customer := factory.Customer(t, pool, tenant.ID)
-		err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
-			_, _, err := core.SubscriptionCreate(t.Context(), tx, st, tenant.ID, customer.ID, policy.ID, nil)
-			return err
-		})
-		require.NoError(t, err)
-	}
-
+	tenant := dueSubscriptions(t, pool, crashSubscriptions)
 	provider := newHeldProvider(t)
 	env := append(os.Environ(),
 		childEnv+"=worker",
@@ -189,6 +178,25 @@ func setupCrash(t *testing.T) *crash {
 		env = append(env, k+"="+v)
 	}
 	return &crash{pool: pool, databaseURL: databaseURL, tenant: tenant, provider: provider, env: env}
+}
+
+// dueSubscriptions creates a tenant with n subscriptions priced 50,000 sats whose first
+// renewal is due by the real clock, which worker processes use.
+func dueSubscriptions(t *testing.T, pool *pgxpool.Pool, n int) sql.Tenant {
+	t.Helper()
+	tenant := factory.Tenant(t, pool)
+	policy := factory.Policy(t, pool, tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 50_000), factory.PolicyGraceDays(7))
+	// Started 30 days and a minute ago.
+	st := core.Step{Now: time.Now().AddDate(0, 0, -30).Add(-time.Minute), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
+	for range n {
+		customer := factory.Customer(t, pool, tenant.ID)
+		err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
+			_, _, err := core.SubscriptionCreate(t.Context(), tx, st, tenant.ID, customer.ID, policy.ID, nil)
+			return err
+		})
+		require.NoError(t, err)
+	}
+	return tenant
 }
 
 // poll checks cond every 20 ms until it holds, failing the test after deadline.
@@ -283,16 +291,23 @@ type process struct {
 }
 
 // start starts a worker process on the bundle's database, connected as application name.
-// Its output is logged when the test fails; the test's cleanup kills it if it still runs.
 func (c *crash) start(t *testing.T, name string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), output: &syncBuffer{}, exited: make(chan struct{})}
 	u, err := url.Parse(c.databaseURL)
 	require.NoError(t, err)
 	q := u.Query()
 	q.Set("application_name", name)
 	u.RawQuery = q.Encode()
-	p.cmd.Env = append(slices.Clip(c.env), "DATABASE_URL="+u.String())
+	return startProcess(t, append(slices.Clip(c.env), "DATABASE_URL="+u.String()))
+}
+
+// startProcess starts the tessera command line that env's childEnv holds, re-executing the
+// test binary (TestMain), with env as its whole environment. Its output is logged when the
+// test fails; the test's cleanup kills it if it still runs.
+func startProcess(t *testing.T, env []string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), output: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	require.NoError(t, p.cmd.Start())
 	go func() {

@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/api"
@@ -44,7 +45,7 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 			}
-			return run(cmd.Context(), cfg, ln)
+			return run(cmd.Context(), cfg, ln, servesAPI)
 		},
 	}
 }
@@ -52,26 +53,38 @@ func newServeCommand() *cobra.Command {
 func newWorkerCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "worker",
-		Short: "Work River jobs without serving HTTP",
+		Short: "Work River jobs, serving only /metrics and /healthz",
+		Long:  "worker works River jobs and serves /metrics and /healthz on TESSERA_METRICS_ADDR, not the API.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig()
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), cfg, nil)
+			ln, err := net.Listen("tcp", cfg.MetricsAddr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
+			}
+			return run(cmd.Context(), cfg, ln, servesMetrics)
 		},
 	}
 }
 
-// run works River jobs and, when ln is not nil, serves the API on it, until ctx is
-// cancelled. Then it shuts down in order: stop accepting and drain HTTP requests, let
-// running jobs finish (soft stop), and cancel the jobs still running after the timeout
-// (hard stop).
-func run(ctx context.Context, cfg Config, ln net.Listener) error {
-	if ln != nil {
-		defer ln.Close() // also when run fails before serving; after Shutdown it is a no-op
-	}
+// serves is what a process serves on its listener.
+type serves int
+
+const (
+	// servesAPI: the API, /metrics among its routes (tessera serve).
+	servesAPI serves = iota
+	// servesMetrics: only /metrics and /healthz (tessera worker).
+	servesMetrics
+)
+
+// run works River jobs and serves what on ln, until ctx is cancelled. Then it shuts down in
+// order: stop accepting and drain HTTP requests, let running jobs finish (soft stop), and
+// cancel the jobs still running after the timeout (hard stop).
+func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
+	defer ln.Close() // also when run fails before serving; after Shutdown it is a no-op
 	log := cfg.logger()
 	pool, err := cfg.pool(ctx)
 	if err != nil {
@@ -103,16 +116,22 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault:    {MaxWorkers: cfg.Workers},
+		jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
+	}
+	obs, err := newObservability(pool, clk, log, slices.Sorted(maps.Keys(queues)))
+	if err != nil {
+		return err
+	}
 	rescueAfter, err := cfg.rescueStuckJobsAfter()
 	if err != nil {
 		return err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues: map[string]river.QueueConfig{
-			river.QueueDefault:    {MaxWorkers: cfg.Workers},
-			jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
-		},
+		Queues:       queues,
 		Workers:      workers,
+		Middleware:   []rivertype.Middleware{obs.jobs},
 		PeriodicJobs: append(jobs.PeriodicJobs(), jobs.RevocationPeriodicJob(cfg.RevocationInterval)),
 		Logger:       log,
 		// Every worker sets its own Timeout; this is River's fallback for any that would not.
@@ -129,19 +148,22 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return fmt.Errorf("start river: %w", err)
 	}
 
-	var srv *http.Server
-	serveErr := make(chan error, 1)
-	if ln != nil {
-		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates})
+	handler := obs.handler()
+	if what == servesAPI {
+		handler, err = newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates, obs: obs})
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
-		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if what == servesAPI {
 		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()),
 			"rescue_stuck_jobs_after", rescueAfter)
 	} else {
-		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "rescue_stuck_jobs_after", rescueAfter)
+		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "metrics", "http://"+ln.Addr().String()+"/metrics",
+			"rescue_stuck_jobs_after", rescueAfter)
 	}
 
 	var runErr error
@@ -151,13 +173,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	case runErr = <-serveErr:
 		runErr = fmt.Errorf("serve http: %w", runErr)
 	}
-	if srv != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			runErr = errors.Join(runErr, fmt.Errorf("drain http requests: %w", err))
-		}
-		cancel()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("drain http requests: %w", err))
 	}
+	cancel()
 	return errors.Join(runErr, stopRiver(client, cfg.ShutdownTimeout))
 }
 
@@ -170,17 +190,12 @@ type services struct {
 	box      *secrets.Box
 	payments *btcpay.Client
 	rates    payment.RateSource
+	obs      *observability
 }
 
-// newHandler builds the API's handler with its metrics registry.
+// newHandler builds the API's handler, serving the process's metrics.
 func newHandler(cfg Config, sv services) (http.Handler, error) {
 	pool := sv.pool
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewJobCountCollector(pool, sv.log),
-	)
 	server, err := api.New(api.Config{
 		DB:                  pool,
 		Clock:               sv.clock,
@@ -189,7 +204,8 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		Payments:            sv.payments,
 		Rates:               sv.rates,
 		Log:                 sv.log,
-		Metrics:             reg,
+		Metrics:             sv.obs.registry,
+		Outcomes:            sv.obs.outcomes,
 		IdempotencyTTL:      cfg.IdempotencyTTL,
 		WebhookMaxEndpoints: cfg.WebhookMaxEndpoints,
 		Revocation:          cfg.revocation().Schedule,

@@ -50,7 +50,7 @@ func startServer(t *testing.T) *server {
 	}
 	go func() {
 		defer close(s.exited)
-		s.err = run(ctx, serveConfig(databaseURL, s.addr), ln)
+		s.err = run(ctx, serveConfig(databaseURL, s.addr), ln, servesAPI)
 		ln.Close() // run leaves it open when it fails before serving; requests must not hang
 	}()
 	t.Cleanup(func() {
@@ -135,7 +135,7 @@ func TestRunRefusesPendingMigrations(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 
-	err = run(t.Context(), serveConfig(testdb.Empty(t), ln.Addr().String()), ln)
+	err = run(t.Context(), serveConfig(testdb.Empty(t), ln.Addr().String()), ln, servesAPI)
 	require.ErrorContains(t, err, "tessera migrate")
 }
 

@@ -3,7 +3,7 @@
 // whsec_...), prints every verified event as one JSON line and answers 204, and answers 401
 // to a request it cannot verify. It exits after -count verified events (0: never).
 //
-//	WEBHOOK_SECRET=whsec_... go run ./examples/webhook-receiver -addr 127.0.0.1:9091 -count 2
+//	WEBHOOK_SECRET=whsec_... go run ./examples/webhook-receiver -addr 127.0.0.1:9092 -count 2
 package main
 
 import (
@@ -23,7 +23,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9091", "address to listen on")
+	addr := flag.String("addr", "127.0.0.1:9092", "address to listen on")
 	count := flag.Int("count", 0, "exit after this many verified events (0: never)")
 	flag.Parse()
 	secret := os.Getenv("WEBHOOK_SECRET")

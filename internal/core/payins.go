@@ -190,6 +190,7 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
 	}
+	st.Outcomes.payIn(payin, PayInPaidOutcome, "")
 	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, EventPayInPaid, PayInEventData(payin))
 }
 
@@ -281,6 +282,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	}
 	data := PayInEventData(payin)
 	data["failure_reason"] = reason
+	st.Outcomes.payIn(payin, PayInFailedOutcome, reason)
 	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, EventPayInFailed, data)
 }
 
@@ -344,6 +346,7 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 	}
 	data := PayInEventData(payin)
 	data["credited_sats"], data["received_sats"], data["balance_after"] = late, paidSats, after
+	st.Outcomes.payIn(payin, PayInLateCreditedOutcome, "")
 	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, EventPayInLatePaymentCredited, data)
 }
 

@@ -54,18 +54,31 @@ type RenewalQuote struct {
 	Err  error
 }
 
-// RenewalOutcome says what SubscriptionRenew did.
+// RenewalOutcome says what happened to a subscription's renewal: what SubscriptionRenew did,
+// and (in Outcomes) what paying or lapsing did. The values are the outcome label of
+// tessera_renewals_total.
 type RenewalOutcome string
 
 // The outcomes of a renewal.
 const (
 	// RenewalNotDue: nothing to do — the cycle is already open (a retried or duplicated
-	// job), the subscription is not due, at the failure cap, cancelled or lapsed.
+	// job), the subscription is not due, at the failure cap, cancelled or lapsed. Not
+	// counted: nothing happened.
 	RenewalNotDue RenewalOutcome = "not_due"
-	// RenewalStarted: the cycle is open with its PayIn.
+	// RenewalStarted: the cycle is open with its PayIn, to be invoiced or paid at once from
+	// custodial balances.
 	RenewalStarted RenewalOutcome = "started"
-	// RenewalFailed: the price could not be quoted; the failure is recorded and backed off.
+	// RenewalFailed: the renewal could not be charged — its price could not be quoted, or
+	// the provider could not invoice it; the failure is recorded and the renewal backed off.
 	RenewalFailed RenewalOutcome = "failed"
+	// RenewalStuck: as RenewalFailed, and it was the RenewalMaxFailures-th failure in a
+	// row: the sweep stops trying until an admin resets the renewal.
+	RenewalStuck RenewalOutcome = "stuck"
+	// RenewalPaid: a renewal PayIn was paid (by invoice, or at once from custodial
+	// balances) and its cycle applied to the subscription.
+	RenewalPaid RenewalOutcome = "paid"
+	// RenewalLapsed: the subscription stayed unpaid beyond its grace days and lapsed.
+	RenewalLapsed RenewalOutcome = "lapsed"
 )
 
 // SubscriptionRenewalDue reports whether cycle is the cycle a renewal of the subscription
@@ -118,7 +131,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 		}
 	}
 	if quote.Err != nil {
-		return RenewalFailed, renewalFailed(ctx, tx, st, tenantID, subscriptionID, cycle, quote.Err)
+		return renewalFailed(ctx, tx, st, tenantID, subscriptionID, cycle, quote.Err)
 	}
 	var assets []sql.Asset
 	if sub.AutoPay {
@@ -153,6 +166,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	if err != nil {
 		return "", err
 	}
+	st.Outcomes.renewal(RenewalStarted)
 	return RenewalStarted, nil
 }
 
@@ -190,15 +204,22 @@ func renewalEventData(sub sql.Subscription, license sql.License, cycle int32, st
 
 // renewalFailed records a renewal of cycle that could not be charged — its price could not
 // be quoted, or the provider could not invoice it — as one more consecutive failure, backed
-// off (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
-func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, cause error) error {
+// off (SubscriptionRenewalFailed), audited as subscription.renewal_fail. It returns
+// RenewalFailed, or RenewalStuck for the failure that reached RenewalMaxFailures, or
+// RenewalNotDue when the subscription was cancelled or lapsed meanwhile.
+func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, cause error) (RenewalOutcome, error) {
 	failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
-		return nil // cancelled or lapsed meanwhile: nothing to renew
+		return RenewalNotDue, nil // cancelled or lapsed meanwhile: nothing to renew
 	} else if err != nil {
-		return fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, err)
+		return "", fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, err)
 	}
-	return Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	outcome := RenewalFailed
+	if failed.ConsecutiveFailures >= RenewalMaxFailures {
+		outcome = RenewalStuck
+	}
+	st.Outcomes.renewal(outcome)
+	return outcome, Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
 		Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
 		Details: map[string]any{
 			"cycle_number": cycle, "error": cause.Error(), "consecutive_failures": failed.ConsecutiveFailures,
@@ -222,8 +243,9 @@ func renewalInvoiceFailed(ctx context.Context, tx pgx.Tx, st Step, payin sql.Pay
 	} else if err != nil {
 		return fmt.Errorf("release the cycle of payin %s: %w", payin.ID, err)
 	}
-	return renewalFailed(ctx, tx, st, payin.TenantID, released.SubscriptionID, released.CycleNumber,
+	_, err = renewalFailed(ctx, tx, st, payin.TenantID, released.SubscriptionID, released.CycleNumber,
 		fmt.Errorf("the invoice of payin %s could not be created", payin.ID))
+	return err
 }
 
 // renewalSubscription is the subscription part of a SubscriptionRenewalStart row.
@@ -258,6 +280,7 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error
 		if err != nil {
 			return 0, err
 		}
+		st.Outcomes.renewal(RenewalLapsed)
 		// A lapsed subscription can disqualify the customer as a referral.
 		if err := ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, s.TenantID, s.CustomerID); err != nil {
 			return 0, err
@@ -337,6 +360,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	if err != nil {
 		return err
 	}
+	st.Outcomes.renewal(RenewalPaid)
 	// A subscription active again can make the customer a qualified referral.
 	return ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, payin.TenantID, renewed.CustomerID)
 }
