@@ -68,6 +68,11 @@ type Config struct {
 	// ValidatePerClient limits validations per client address. Default 50 per second,
 	// bursts of 100.
 	ValidatePerClient RateLimit
+	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
+	// River UI under /riverui/ so). Requests to them get a request id, a log line and
+	// metrics like operations, and nothing else: they authenticate their own requests, and
+	// they are not in the OpenAPI document. Optional.
+	Mounts map[string]http.Handler
 }
 
 // RateLimit is a token bucket: PerSecond on average, up to Burst at once.
@@ -139,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.register()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	for pattern, h := range cfg.Mounts {
+		s.mux.Handle(pattern, h)
+	}
 	return s, nil
 }
 

@@ -132,14 +132,28 @@ func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if ln != nil {
-		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates})
+		// River UI shares this process's River client; it stops after HTTP has drained.
+		uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopUI()
+		mounts, err := riverUIMounts(uiCtx, cfg, client, log)
+		if err != nil {
+			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
+		}
+		handler, err := newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates, mounts: mounts})
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
 		srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { serveErr <- srv.Serve(ln) }()
-		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()),
-			"rescue_stuck_jobs_after", rescueAfter)
+		addr := ln.Addr().String()
+		log.InfoContext(ctx, "tessera serving", "addr", addr, "docs", docsURL(addr), "rescue_stuck_jobs_after", rescueAfter)
+		if mounts == nil {
+			log.InfoContext(ctx, fmt.Sprintf("River UI is off: set TESSERA_OPERATOR_PASSWORD (at least %d characters) to serve it at %s/",
+				operatorPasswordMin, riverUIPrefix))
+		} else {
+			log.InfoContext(ctx, "River UI for operators: sign in as user with the password TESSERA_OPERATOR_PASSWORD",
+				"url", serveURL(addr, riverUIPrefix+"/"), "user", cfg.OperatorUser)
+		}
 	} else {
 		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "rescue_stuck_jobs_after", rescueAfter)
 	}
@@ -170,6 +184,7 @@ type services struct {
 	box      *secrets.Box
 	payments *btcpay.Client
 	rates    payment.RateSource
+	mounts   map[string]http.Handler // River UI, when it is on
 }
 
 // newHandler builds the API's handler with its metrics registry.
@@ -195,6 +210,7 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		Revocation:          cfg.revocation().Schedule,
 		ValidatePerKey:      api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
 		ValidatePerClient:   api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
+		Mounts:              sv.mounts,
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {
