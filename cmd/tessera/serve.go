@@ -31,9 +31,10 @@ func newServeCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API and work River jobs in one process",
-		Long: "serve listens on TESSERA_ADDR and works River jobs. On SIGINT or SIGTERM it stops accepting\n" +
-			"requests, drains those in flight, lets running jobs finish, and cancels what is left after\n" +
-			"TESSERA_SHUTDOWN_TIMEOUT.",
+		Long: "serve listens on TESSERA_ADDR and works River jobs. With TESSERA_OPERATOR_PASSWORD set it also\n" +
+			"serves River UI at /riverui/ to operators signed in as TESSERA_OPERATOR_USER. On SIGINT or\n" +
+			"SIGTERM it stops accepting requests, drains those in flight, lets running jobs finish, and\n" +
+			"cancels what is left after TESSERA_SHUTDOWN_TIMEOUT.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig()
