@@ -65,10 +65,10 @@ func newWorkerCommand() *cobra.Command {
 	}
 }
 
-// run works River jobs and, when ln is not nil, serves the API on it, until ctx is
-// cancelled. Then it shuts down in order: stop accepting and drain HTTP requests, let
-// running jobs finish (soft stop), and cancel the jobs still running after the timeout
-// (hard stop).
+// run works River jobs and, when ln is not nil, serves the API (and River UI, when an
+// operator password is configured) on it, until ctx is cancelled. Then it shuts down in
+// order: stop accepting and drain HTTP requests, let running jobs finish (soft stop), and
+// cancel the jobs still running after the timeout (hard stop).
 func run(ctx context.Context, cfg Config, ln net.Listener) error {
 	if ln != nil {
 		defer ln.Close() // also when run fails before serving; after Shutdown it is a no-op
