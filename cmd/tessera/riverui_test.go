@@ -72,6 +72,11 @@ func TestRiverUIRequiresOperator(t *testing.T) {
 				require.NotContains(t, res.body, "referral.recompute")
 			})
 		}
+		t.Run(path+"/SignedIn", func(t *testing.T) { // /riverui redirects to /riverui/
+			res := s.operatorRequest(t, http.MethodGet, path, "operator", testOperatorPassword, "", nil)
+			require.Equal(t, http.StatusOK, res.status, res.body)
+			require.Empty(t, res.header.Get("WWW-Authenticate"))
+		})
 	}
 	// A bearer admin key is no operator sign-in.
 	res, err := s.get("/riverui/api/jobs?state=scheduled")
