@@ -71,7 +71,8 @@ type Config struct {
 	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
 	// River UI under /riverui/ so). Requests to them get a request id, a log line and
 	// metrics like operations, and nothing else: they authenticate their own requests, and
-	// they are not in the OpenAPI document. Optional.
+	// they are not in the OpenAPI document. Their reads (GET, HEAD) are logged at debug
+	// level, their writes at info. Optional.
 	Mounts map[string]http.Handler
 }
 
