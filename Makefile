@@ -33,9 +33,14 @@ build:
 
 ## run: migrate, bootstrap a demo tenant and key when there is none (printed once, and written to
 ##      .tessera/admin-key for examples/), serve on TESSERA_ADDR (:8080); without
-##      TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it
+##      TESSERA_BTCPAY_URL it also runs `tessera fake-btcpay` on 127.0.0.1:8081 and uses it;
+##      without TESSERA_OPERATOR_PASSWORD it signs River UI in with .tessera/operator-password
 run: build
 	url="$(database)"; key="$(secret)"; export DATABASE_URL="$$url" TESSERA_SECRET_KEY="$$key"; \
+	if [ -z "$${TESSERA_OPERATOR_PASSWORD:-}" ]; then \
+		export TESSERA_OPERATOR_PASSWORD="$$(internal/devdb/devdb.sh operator-password)"; \
+		echo "River UI: sign in as $${TESSERA_OPERATOR_USER:-operator} with the password in $${TESSERA_DEVDB_DIR:-.tessera}/operator-password (URL in serve's log)"; \
+	fi; \
 	export TESSERA_ALLOW_PRIVATE_NETWORKS="$${TESSERA_ALLOW_PRIVATE_NETWORKS:-true}"; \
 	if [ -z "$${TESSERA_BTCPAY_URL:-}" ]; then \
 		mkdir -p .tessera; ./tessera fake-btcpay >.tessera/fake-btcpay.log 2>&1 & fake=$$!; trap 'kill $$fake 2>/dev/null' EXIT; \

@@ -57,14 +57,15 @@ func setupServer(t *testing.T) (*bundle, *httptest.Server) {
 	return b, srv
 }
 
-func newBundle(t *testing.T, db pg.DB) *bundle {
+// newBundle builds the bundle's server on db, with its configuration changed by configure.
+func newBundle(t *testing.T, db pg.DB, configure ...func(*api.Config)) *bundle {
 	t.Helper()
 	b := &bundle{clock: clock.NewManual(factory.Now), db: db, metrics: prometheus.NewRegistry(), payments: factory.FakeBTCPay(t, "")}
 	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only
 	require.NoError(t, err)
 	outcomes, err := metrics.NewDomain(b.metrics)
 	require.NoError(t, err)
-	server, err := api.New(api.Config{
+	cfg := api.Config{
 		DB:       db,
 		Clock:    b.clock,
 		Jobs:     jobs,
@@ -81,7 +82,11 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 			_, err := db.Exec(ctx, "SELECT 1")
 			return err
 		},
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	server, err := api.New(cfg)
 	require.NoError(t, err)
 	b.handler = server.Handler()
 	b.tenant = factory.Tenant(t, db)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -34,6 +35,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
 
+		level := slog.LevelInfo
 		defer func() {
 			if p := recover(); p != nil {
 				info.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
@@ -43,7 +45,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			s.metrics.observe(info.operation, sw.status, elapsed)
-			info.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+			info.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 				"operation", info.operation, "status", sw.status, "duration", elapsed)
 		}()
 
@@ -54,6 +56,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			return
 		}
 		info.operation = pattern // Huma operations replace it with their operation id
+		if _, mounted := s.cfg.Mounts[pattern]; mounted && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			level = slog.LevelDebug // River UI polls every 2 seconds while it is open
+		}
 		next.ServeHTTP(sw, r)
 	})
 }

@@ -72,6 +72,12 @@ type Config struct {
 	// ValidatePerClient limits validations per client address. Default 50 per second,
 	// bursts of 100.
 	ValidatePerClient RateLimit
+	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
+	// River UI under /riverui/ so). Requests to them get a request id, a log line and
+	// metrics like operations, and nothing else: they authenticate their own requests, and
+	// they are not in the OpenAPI document. Their reads (GET, HEAD) are logged at debug
+	// level, their writes at info. Optional.
+	Mounts map[string]http.Handler
 }
 
 // RateLimit is a token bucket: PerSecond on average, up to Burst at once.
@@ -145,6 +151,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.register()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	for pattern, h := range cfg.Mounts {
+		s.mux.Handle(pattern, h)
+	}
 	return s, nil
 }
 

@@ -88,6 +88,13 @@ type Config struct {
 	BTCPayStoreID       string `env:"TESSERA_BTCPAY_STORE_ID"`
 	BTCPayAPIKey        string `env:"TESSERA_BTCPAY_API_KEY"`
 	BTCPayWebhookSecret string `env:"TESSERA_BTCPAY_WEBHOOK_SECRET"`
+	// OperatorUser and OperatorPassword sign an operator in to River UI, which serve mounts
+	// at /riverui/ (HTTP basic auth, realm "Tessera operators"). Without a password River UI
+	// is not mounted. The password must be at least operatorPasswordMin characters
+	// (`openssl rand -base64 24`); make run keeps one in .tessera/operator-password. Default
+	// user operator, no password.
+	OperatorUser     string `env:"TESSERA_OPERATOR_USER" envDefault:"operator"`
+	OperatorPassword string `env:"TESSERA_OPERATOR_PASSWORD"`
 	// RateMaxAge is how long a fetched exchange rate is used before it is fetched again.
 	// Default 1m.
 	RateMaxAge time.Duration `env:"TESSERA_RATE_MAX_AGE" envDefault:"1m"`
@@ -164,6 +171,7 @@ func loadConfig() (Config, error) {
 	if cfg.RescueStuckJobsAfter < 0 {
 		problems = append(problems, errors.New("TESSERA_RESCUE_STUCK_JOBS_AFTER must be positive"))
 	}
+	problems = append(problems, cfg.operatorProblems()...)
 	problems = append(problems, cfg.revocationProblems()...)
 	if len(problems) == 0 { // the job timeouts are valid: check the rescue bound against them
 		if _, err := cfg.rescueStuckJobsAfter(); err != nil {

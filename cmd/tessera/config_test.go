@@ -79,3 +79,29 @@ func TestConfigMetricsAddr(t *testing.T) {
 		require.Equal(t, "127.0.0.1:9100", cfg.MetricsAddr)
 	})
 }
+
+func TestConfigOperator(t *testing.T) {
+	for _, tt := range []struct {
+		name, wantUser, wantErr string
+		env                     map[string]string
+	}{
+		{name: "DefaultUser", wantUser: "operator"},
+		{name: "EmptyUserIsTheDefault", env: map[string]string{"TESSERA_OPERATOR_USER": ""}, wantUser: "operator"},
+		{name: "User", env: map[string]string{"TESSERA_OPERATOR_USER": "ops", "TESSERA_OPERATOR_PASSWORD": "0123456789abcdef"}, wantUser: "ops"},
+		{name: "ShortPassword", env: map[string]string{"TESSERA_OPERATOR_PASSWORD": "0123456789abcde"}, wantErr: "TESSERA_OPERATOR_PASSWORD must be at least 16 characters"},
+		{name: "UserWithColon", env: map[string]string{"TESSERA_OPERATOR_USER": "a:b"}, wantErr: `TESSERA_OPERATOR_USER must not contain a colon or line break, not "a:b"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.wantUser, cfg.OperatorUser)
+		})
+	}
+}

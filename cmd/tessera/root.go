@@ -70,12 +70,17 @@ func cliActor() core.Actor {
 
 // docsURL is where the API's documentation is served for a listen address.
 func docsURL(addr string) string {
+	return serveURL(addr, "/docs")
+}
+
+// serveURL is the URL of path on a listen address, naming localhost for a wildcard host.
+func serveURL(addr, path string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Sprintf("http://%s/docs", addr)
+		return fmt.Sprintf("http://%s%s", addr, path)
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return fmt.Sprintf("http://%s/docs", net.JoinHostPort(host, port))
+	return fmt.Sprintf("http://%s%s", net.JoinHostPort(host, port), path)
 }

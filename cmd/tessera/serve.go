@@ -32,9 +32,10 @@ func newServeCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the HTTP API and work River jobs in one process",
-		Long: "serve listens on TESSERA_ADDR and works River jobs. On SIGINT or SIGTERM it stops accepting\n" +
-			"requests, drains those in flight, lets running jobs finish, and cancels what is left after\n" +
-			"TESSERA_SHUTDOWN_TIMEOUT.",
+		Long: "serve listens on TESSERA_ADDR and works River jobs. With TESSERA_OPERATOR_PASSWORD set it also\n" +
+			"serves River UI at /riverui/ to operators signed in as TESSERA_OPERATOR_USER. On SIGINT or\n" +
+			"SIGTERM it stops accepting requests, drains those in flight, lets running jobs finish, and\n" +
+			"cancels what is left after TESSERA_SHUTDOWN_TIMEOUT.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig()
@@ -74,7 +75,8 @@ func newWorkerCommand() *cobra.Command {
 type serves int
 
 const (
-	// servesAPI: the API, /metrics among its routes (tessera serve).
+	// servesAPI: the API, /metrics among its routes, and River UI when an operator
+	// password is configured (tessera serve).
 	servesAPI serves = iota
 	// servesMetrics: only /metrics and /healthz (tessera worker).
 	servesMetrics
@@ -150,21 +152,33 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 
 	handler := obs.handler()
 	if what == servesAPI {
-		handler, err = newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates, obs: obs})
+		// River UI shares this process's River client; it stops after HTTP has drained.
+		uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopUI()
+		mounts, err := riverUIMounts(uiCtx, cfg, client, log)
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	if what == servesAPI {
-		log.InfoContext(ctx, "tessera serving", "addr", ln.Addr().String(), "docs", docsURL(ln.Addr().String()),
-			"rescue_stuck_jobs_after", rescueAfter)
+		handler, err = newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates, obs: obs, mounts: mounts})
+		if err != nil {
+			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
+		}
+		addr := ln.Addr().String()
+		log.InfoContext(ctx, "tessera serving", "addr", addr, "docs", docsURL(addr), "rescue_stuck_jobs_after", rescueAfter)
+		if mounts == nil {
+			log.InfoContext(ctx, fmt.Sprintf("River UI is off: set TESSERA_OPERATOR_PASSWORD (at least %d characters) to serve it at %s/",
+				operatorPasswordMin, riverUIPrefix))
+		} else {
+			log.InfoContext(ctx, "River UI for operators: sign in as user with the password TESSERA_OPERATOR_PASSWORD",
+				"url", serveURL(addr, riverUIPrefix+"/"), "user", cfg.OperatorUser)
+		}
 	} else {
 		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "metrics", "http://"+ln.Addr().String()+"/metrics",
 			"rescue_stuck_jobs_after", rescueAfter)
 	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
 
 	var runErr error
 	select {
@@ -191,6 +205,7 @@ type services struct {
 	payments *btcpay.Client
 	rates    payment.RateSource
 	obs      *observability
+	mounts   map[string]http.Handler // River UI, when it is on
 }
 
 // newHandler builds the API's handler, serving the process's metrics.
@@ -211,6 +226,7 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		Revocation:          cfg.revocation().Schedule,
 		ValidatePerKey:      api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
 		ValidatePerClient:   api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
+		Mounts:              sv.mounts,
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {

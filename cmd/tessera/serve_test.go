@@ -33,8 +33,9 @@ type server struct {
 	err    error              // what run returned, once exited is closed
 }
 
-// startServer starts run and waits until it answers /healthz. The test's cleanup stops it.
-func startServer(t *testing.T) *server {
+// startServer starts run and waits until it answers /healthz, with serveConfig changed by
+// configure. The test's cleanup stops it.
+func startServer(t *testing.T, configure ...func(*Config)) *server {
 	t.Helper()
 	pool, databaseURL := testdb.Clone(t)
 	tenant := factory.Tenant(t, pool)
@@ -50,7 +51,11 @@ func startServer(t *testing.T) *server {
 	}
 	go func() {
 		defer close(s.exited)
-		s.err = run(ctx, serveConfig(databaseURL, s.addr), ln, servesAPI)
+		cfg := serveConfig(databaseURL, s.addr)
+		for _, c := range configure {
+			c(&cfg)
+		}
+		s.err = run(ctx, cfg, ln, servesAPI)
 		ln.Close() // run leaves it open when it fails before serving; requests must not hang
 	}()
 	t.Cleanup(func() {
@@ -94,13 +99,15 @@ func serveConfig(databaseURL, addr string) Config {
 
 		ValidatePerKey: 5, ValidateKeyBurst: 20, ValidatePerClient: 50, ValidateClientBurst: 100,
 		BTCPayURL: "http://127.0.0.1:9", BTCPayStoreID: "store", BTCPayAPIKey: "key", BTCPayWebhookSecret: "secret",
-		RateMaxAge: time.Minute,
+		RateMaxAge:   time.Minute,
+		OperatorUser: "operator",
 	}
 }
 
 // response is a finished request.
 type response struct {
 	status int
+	header http.Header
 	body   string
 }
 
@@ -111,13 +118,18 @@ func (s *server) get(path string) (response, error) {
 		return response{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+s.key)
+	return s.send(req)
+}
+
+// send sends req and reads the response.
+func (s *server) send(req *http.Request) (response, error) {
 	res, err := s.client.Do(req)
 	if err != nil {
 		return response{}, err
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, body: string(body)}, err
+	return response{status: res.StatusCode, header: res.Header, body: string(body)}, err
 }
 
 func TestRunServesReadyz(t *testing.T) {

@@ -9,9 +9,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -28,6 +32,14 @@ type Page struct {
 	// Failed lists the requests the page made that failed (blocked, refused, HTTP errors
 	// are not failures): a page that reaches for another origin shows it here.
 	Failed []string
+	// SignIns lists the URLs whose HTTP authentication challenge (401 with
+	// WWW-Authenticate) Options.SignIn answered: the prompts a person would have seen.
+	SignIns []string
+}
+
+// Credentials are a user name and password.
+type Credentials struct {
+	User, Password string
 }
 
 // Options say how to open a page.
@@ -38,11 +50,17 @@ type Options struct {
 	Ready string
 	// Timeout bounds the whole render. Default 60 seconds.
 	Timeout time.Duration
+	// SignIn, when set, answers every HTTP authentication challenge the page meets, as a
+	// person does in the browser's sign-in prompt; the browser then keeps the credentials
+	// for the page's later requests as usual.
+	SignIn *Credentials
 }
 
-// Render opens url in a fresh headless Chromium with its own profile directory, waits for
-// opts.Ready to be visible and returns the page. The test fails when Chromium is missing or
-// the page never shows opts.Ready.
+// Render opens url in a fresh headless Chromium, waits for opts.Ready to be visible and
+// returns the page. The test fails when Chromium is missing or the page never shows
+// opts.Ready. Each browser has its own profile in a directory chromedp makes and removes
+// once the browser has exited (a test's TempDir would be removed while the browser's last
+// processes may still write to it, failing the test).
 func Render(t testing.TB, url string, opts Options) Page {
 	t.Helper()
 	if _, err := exec.LookPath(Path); err != nil {
@@ -58,7 +76,6 @@ func Render(t testing.TB, url string, opts Options) Page {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -71,23 +88,46 @@ func Render(t testing.TB, url string, opts Options) Page {
 	defer cancelTimeout()
 
 	var page Page
+	var mu sync.Mutex // guards failed and signIns, which the listener fills
+	var failed, signIns []string
+	collected := func() ([]string, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(failed), slices.Clone(signIns)
+	}
 	chromedp.ListenTarget(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventLoadingFailed); ok {
-			page.Failed = append(page.Failed, fmt.Sprintf("%s: %s %s", e.RequestID, e.ErrorText, e.BlockedReason))
+		switch e := ev.(type) {
+		case *network.EventLoadingFailed:
+			mu.Lock()
+			failed = append(failed, fmt.Sprintf("%s: %s %s", e.RequestID, e.ErrorText, e.BlockedReason))
+			mu.Unlock()
+		case *fetch.EventRequestPaused: // only with SignIn: let every request go on
+			go answer(ctx, fetch.ContinueRequest(e.RequestID))
+		case *fetch.EventAuthRequired:
+			mu.Lock()
+			signIns = append(signIns, e.Request.URL)
+			mu.Unlock()
+			go answer(ctx, fetch.ContinueWithAuth(e.RequestID, &fetch.AuthChallengeResponse{
+				Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+				Username: opts.SignIn.User, Password: opts.SignIn.Password,
+			}))
 		}
 	})
 	headers := network.Headers{}
 	for k, v := range opts.Headers {
 		headers[k] = v
 	}
-	err := chromedp.Run(ctx,
-		network.Enable(),
-		network.SetExtraHTTPHeaders(headers),
+	actions := []chromedp.Action{network.Enable(), network.SetExtraHTTPHeaders(headers)}
+	if opts.SignIn != nil {
+		actions = append(actions, fetch.Enable().WithHandleAuthRequests(true))
+	}
+	err := chromedp.Run(ctx, append(actions,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(opts.Ready, chromedp.ByQuery),
 		chromedp.OuterHTML("html", &page.HTML, chromedp.ByQuery),
 		chromedp.CaptureScreenshot(&page.Screenshot),
-	)
+	)...)
+	page.Failed, page.SignIns = collected()
 	if err != nil {
 		var html string
 		_ = chromedp.Run(ctx, chromedp.OuterHTML("html", &html, chromedp.ByQuery))
@@ -100,6 +140,13 @@ func Render(t testing.TB, url string, opts Options) Page {
 		}
 	}
 	return page
+}
+
+// answer runs a Fetch command for a paused request; it is sent from its own goroutine,
+// since the event listener must not block. A failure shows as the page not getting ready.
+func answer(ctx context.Context, action chromedp.Action) {
+	c := chromedp.FromContext(ctx)
+	_ = action.Do(cdp.WithExecutor(ctx, c.Target))
 }
 
 // sanitize turns a test name into a file name.

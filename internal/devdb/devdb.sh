@@ -5,6 +5,9 @@
 #   internal/devdb/devdb.sh start   create the cluster if needed, start it if stopped, print the URL
 #   internal/devdb/devdb.sh stop    stop it
 #   internal/devdb/devdb.sh secret  print the development TESSERA_SECRET_KEY, creating it once
+#   internal/devdb/devdb.sh operator-password
+#                                   print the development TESSERA_OPERATOR_PASSWORD (River UI's
+#                                   sign-in), creating it once
 #
 # The cluster listens only on a Unix socket inside the directory (no TCP port to collide
 # with) and trusts local connections. It trades durability for speed (the README's "The
@@ -25,14 +28,30 @@ dbname=tessera
 
 log() { echo "devdb: $*" >&2; }
 
-if [ "${1:-}" = secret ]; then
+# kept FILE MAKE: print the development secret kept in $dir/FILE, creating it once with the
+# command MAKE, readable by its owner only.
+kept() {
 	mkdir -p "$dir"
-	if [ ! -s "$dir/secret-key" ]; then
-		(umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret-key")
+	if [ ! -s "$dir/$1" ]; then
+		(umask 077 && "$2" >"$dir/$1")
 	fi
-	cat "$dir/secret-key"
+	cat "$dir/$1"
+}
+# A secret key is 32 random bytes in standard base64; a password 18, in base64url (24
+# characters to type, none of them special to a shell or a URL).
+new_secret_key() { head -c 32 /dev/urandom | base64; }
+new_password() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
+
+case "${1:-}" in
+secret)
+	kept secret-key new_secret_key
 	exit 0
-fi
+	;;
+operator-password)
+	kept operator-password new_password
+	exit 0
+	;;
+esac
 
 find_bindir() {
 	local d
@@ -64,7 +83,7 @@ stop)
 	;;
 start) ;;
 *)
-	log "usage: $0 start|stop"
+	log "usage: $0 start|stop|secret|operator-password"
 	exit 2
 	;;
 esac
