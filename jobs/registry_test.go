@@ -52,7 +52,7 @@ type untaggedWorker struct {
 }
 
 func (untaggedWorker) Work(context.Context, *river.Job[untaggedArgs]) error { return nil }
-func (untaggedWorker) Timeout(*river.Job[untaggedArgs]) time.Duration { return time.Second }
+func (untaggedWorker) Timeout(*river.Job[untaggedArgs]) time.Duration       { return time.Second }
 
 // TestRegistryRefusesUntaggedTenantArgs: a job that carries a tenant_id must be tagged with
 // it, or its tenant would not see it in the jobs API.
