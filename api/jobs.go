@@ -46,8 +46,9 @@ type JobError struct {
 	Error   string    `json:"error" example:"create invoice: provider unavailable"`
 }
 
-// jobFrom converts a River job row, whose args and errors River wrote as JSON.
-func jobFrom(j sql.RiverJob) (Job, error) {
+// JobFrom converts a River job row, whose args and errors River wrote as JSON: what the API
+// and `tessera jobs ... --json` show.
+func JobFrom(j sql.RiverJob) (Job, error) {
 	out := Job{
 		ID: j.ID, Kind: j.Kind, State: string(j.State), Queue: j.Queue, Priority: int32(j.Priority),
 		Attempt: int32(j.Attempt), MaxAttempts: int32(j.MaxAttempts), Tags: j.Tags, Errors: make([]JobError, 0, len(j.Errors)),
@@ -203,7 +204,7 @@ func (s *Server) jobPage(ctx context.Context, rows []sql.RiverJob, fetch int32) 
 	jobs := make([]Job, len(rows))
 	for i, row := range rows {
 		var err error
-		if jobs[i], err = jobFrom(row); err != nil {
+		if jobs[i], err = JobFrom(row); err != nil {
 			return nil, problem(ctx, err)
 		}
 	}
@@ -213,7 +214,7 @@ func (s *Server) jobPage(ctx context.Context, rows []sql.RiverJob, fetch int32) 
 
 // jobOutput converts one job.
 func (s *Server) jobOutput(ctx context.Context, row sql.RiverJob) (*JobOutput, error) {
-	job, err := jobFrom(row)
+	job, err := JobFrom(row)
 	if err != nil {
 		return nil, problem(ctx, err)
 	}
