@@ -7,7 +7,7 @@ SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at,
        errors, kind, metadata, queue, tags
 FROM river_job
 WHERE metadata ->> 'tenant_id' = CAST(@tenant_id::uuid AS text)
-  AND (sqlc.narg(after)::bigint IS NULL OR id < sqlc.narg(after)::bigint)
+  AND id < coalesce(sqlc.narg(after)::bigint, 9223372036854775807) -- an index bound even in a generic plan
   AND (sqlc.narg(kind)::text IS NULL OR kind = sqlc.narg(kind)::text)
   AND (sqlc.narg(state)::river_job_state IS NULL OR state = sqlc.narg(state)::river_job_state)
   AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from)::timestamptz)
@@ -23,7 +23,7 @@ LIMIT @row_limit::int;
 SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at, scheduled_at, priority, args,
        errors, kind, metadata, queue, tags
 FROM river_job
-WHERE (sqlc.narg(after)::bigint IS NULL OR id < sqlc.narg(after)::bigint)
+WHERE id < coalesce(sqlc.narg(after)::bigint, 9223372036854775807)
   AND (sqlc.narg(kind)::text IS NULL OR kind = sqlc.narg(kind)::text)
   AND (sqlc.narg(state)::river_job_state IS NULL OR state = sqlc.narg(state)::river_job_state)
   AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from)::timestamptz)

@@ -56,7 +56,7 @@ SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at,
        errors, kind, metadata, queue, tags
 FROM river_job
 WHERE metadata ->> 'tenant_id' = CAST($1::uuid AS text)
-  AND ($2::bigint IS NULL OR id < $2::bigint)
+  AND id < coalesce($2::bigint, 9223372036854775807) -- an index bound even in a generic plan
   AND ($3::text IS NULL OR kind = $3::text)
   AND ($4::river_job_state IS NULL OR state = $4::river_job_state)
   AND ($5::timestamptz IS NULL OR created_at >= $5::timestamptz)
@@ -133,7 +133,7 @@ const jobListAllTenants = `-- name: JobListAllTenants :many
 SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at, scheduled_at, priority, args,
        errors, kind, metadata, queue, tags
 FROM river_job
-WHERE ($1::bigint IS NULL OR id < $1::bigint)
+WHERE id < coalesce($1::bigint, 9223372036854775807)
   AND ($2::text IS NULL OR kind = $2::text)
   AND ($3::river_job_state IS NULL OR state = $3::river_job_state)
   AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
