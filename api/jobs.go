@@ -29,7 +29,7 @@ type Job struct {
 	Queue       string         `json:"queue" example:"default"`
 	Priority    int32          `json:"priority" example:"1" doc:"1 is the highest."`
 	Attempt     int32          `json:"attempt" example:"1" doc:"Attempts made so far."`
-	MaxAttempts int32          `json:"max_attempts" example:"25" doc:"Attempts made before the job is discarded."`
+	MaxAttempts int32          `json:"max_attempts" example:"25" doc:"The most attempts made before the job is discarded."`
 	Args        map[string]any `json:"args" doc:"The job's arguments: ids, never copies of rows."`
 	Tags        []string       `json:"tags" nullable:"false" doc:"River tags: tenant_<tenant id> on every job of a tenant."`
 	Errors      []JobError     `json:"errors" nullable:"false" doc:"The errors of failed attempts, oldest first."`
@@ -94,16 +94,16 @@ type JobListOutput struct {
 	Body Page[Job]
 }
 
-// timeOrNil is t, or nil when it is the zero time (a filter not given).
-func timeOrNil(t time.Time) *time.Time {
+// optionalTime is an optional time query parameter: nil when it was not given.
+func optionalTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
 	return &t
 }
 
-// stringOrNil is s, or nil when it is empty (a filter not given).
-func stringOrNil(s string) *string {
+// optionalString is an optional string query parameter: nil when it was not given.
+func optionalString(s string) *string {
 	if s == "" {
 		return nil
 	}
@@ -125,9 +125,9 @@ func (s *Server) registerJobs() {
 	}), func(ctx context.Context, in *JobListInput) (*JobListOutput, error) {
 		_, fetch := PageParams{Limit: in.Limit}.cursor()
 		params := sql.JobListParams{
-			TenantID: tenantID(ctx), Kind: stringOrNil(in.Kind), RowLimit: fetch,
-			CreatedFrom: timeOrNil(in.CreatedFrom), CreatedTo: timeOrNil(in.CreatedTo),
-			ScheduledFrom: timeOrNil(in.ScheduledFrom), ScheduledTo: timeOrNil(in.ScheduledTo),
+			TenantID: tenantID(ctx), Kind: optionalString(in.Kind), RowLimit: fetch,
+			CreatedFrom: optionalTime(in.CreatedFrom), CreatedTo: optionalTime(in.CreatedTo),
+			ScheduledFrom: optionalTime(in.ScheduledFrom), ScheduledTo: optionalTime(in.ScheduledTo),
 		}
 		if after, err := strconv.ParseInt(in.After, 10, 64); err == nil {
 			params.After = &after
