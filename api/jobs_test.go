@@ -4,16 +4,20 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/testdb"
 )
 
 // job is a job as the API shows it.
@@ -195,4 +199,60 @@ func TestJobsRetryCancel(t *testing.T) {
 			require.Equal(t, map[string]string{"kind": "referral.recompute", "from_state": string(tt.state), "state": tt.wantState}, details)
 		})
 	}
+}
+
+// TestJobsRetryRace: of concurrent retries of one discarded job, one retries it and the
+// others find it available (409); the audit log has one retry. The requests wait together
+// behind a lock on the job's row, taken on a connection of its own, so that each reads the
+// job while the others do (as many as the server's pool has connections, less one).
+func TestJobsRetryRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, databaseURL := testdb.Clone(t)
+	b := newBundle(t, pool)
+	srv := httptest.NewServer(b.handler)
+	t.Cleanup(srv.Close)
+	id := factory.Job(t, b.db, recompute(b.tenant.ID), rivertype.JobStateDiscarded)
+	conn, err := pgx.Connect(ctx, databaseURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, conn.Close(ctx)) })
+	hold, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	_, err = hold.Exec(ctx, `SELECT 1 FROM river_job WHERE id = $1 FOR UPDATE`, id)
+	require.NoError(t, err)
+
+	n := int(pool.Config().MaxConns) - 1
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses[i] = b.send(t, srv, http.MethodPost, fmt.Sprintf("/v1/admin/jobs/%d/retry", id), "").status
+		})
+	}
+	require.Eventually(t, func() bool {
+		var waiting int
+		_, err := hold.Exec(ctx, `SELECT pg_stat_clear_snapshot()`) // a transaction sees the activity of its first look
+		require.NoError(t, err)
+		require.NoError(t, hold.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting == n
+	}, 10*time.Second, 10*time.Millisecond, "the retries never all waited for the job")
+	require.NoError(t, hold.Commit(ctx))
+	wg.Wait()
+
+	require.Equal(t, 1, countOf(statuses, http.StatusOK), "statuses %v", statuses)
+	require.Equal(t, n-1, countOf(statuses, http.StatusConflict), "statuses %v", statuses)
+	require.Equal(t, "available", jobState(t, b, id))
+	require.Equal(t, []string{"job.retry"}, jobAudits(t, b, b.tenant.ID, id))
+}
+
+// countOf returns how many of values are v.
+func countOf(values []int, v int) int {
+	n := 0
+	for _, x := range values {
+		if x == v {
+			n++
+		}
+	}
+	return n
 }
