@@ -166,7 +166,8 @@ func (s *Server) registerJobs() {
 		Path:        "/v1/admin/jobs/{id}/retry",
 		Summary:     "Retry one of the tenant's background jobs now",
 		Description: "Makes the job available to run at once (given one more attempt if it had used them all), whatever its state but running " +
-			"or already available, which are 409; a retried completed job runs again, and finds its work done. The retry is in the tenant's audit log " +
+			"or already available, which are 409, as is a unique job while an identical one waits or runs (that one does the work); a retried completed job " +
+			"runs again, and finds its work done. The retry is in the tenant's audit log " +
 			"(job.retry). Another tenant's job, or a job across tenants, is 404." + meaning,
 		Tags:   []string{tag},
 		Errors: []int{http.StatusNotFound, http.StatusConflict},

@@ -160,6 +160,7 @@ func TestJobsRetryCancel(t *testing.T) {
 		op        string
 		wantState string
 		refused   string
+		twin      bool // an identical unique job waits
 	}{
 		{state: rivertype.JobStateDiscarded, op: "retry", wantState: "available"},
 		{state: rivertype.JobStateRetryable, op: "retry", wantState: "available"},
@@ -175,11 +176,16 @@ func TestJobsRetryCancel(t *testing.T) {
 		{state: rivertype.JobStateCompleted, op: "cancel", refused: "is already completed; only a job that has not finished can be cancelled"},
 		{state: rivertype.JobStateCancelled, op: "cancel", refused: "is already cancelled"},
 		{state: rivertype.JobStateDiscarded, op: "cancel", refused: "is already discarded"},
+		{state: rivertype.JobStateDiscarded, op: "retry", twin: true, refused: "cannot be retried while an identical job (same kind and args) waits or runs"},
 	} {
-		t.Run(fmt.Sprintf("%s/%s", tt.op, tt.state), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/twin=%t", tt.op, tt.state, tt.twin), func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			id := factory.Job(t, b.db, recompute(b.tenant.ID), tt.state)
+			args := recompute(b.tenant.ID)
+			id := factory.Job(t, b.db, args, tt.state)
+			if tt.twin {
+				factory.Job(t, b.db, args, rivertype.JobStateAvailable)
+			}
 			res := b.request(t, http.MethodPost, fmt.Sprintf("/v1/admin/jobs/%d/%s", id, tt.op), "")
 			if tt.refused != "" {
 				require.Contains(t, requireProblem(t, res, http.StatusConflict).Detail, fmt.Sprintf("job %d %s", id, tt.refused))

@@ -49,7 +49,7 @@ WHERE id = @id::bigint
 -- any job but a running one (River leaves it untouched) or one already waiting to run
 -- (available); a cancel of any job not finished yet (River changes nothing on a completed,
 -- cancelled or discarded job). Served by the primary key.
-SELECT id, state, kind, metadata,
+SELECT state,
        state NOT IN ('running', 'available') AS retryable,
        state NOT IN ('completed', 'cancelled', 'discarded') AS cancellable
 FROM river_job

@@ -203,7 +203,7 @@ func (q *Queries) JobListAllTenants(ctx context.Context, db DBTX, arg JobListAll
 }
 
 const jobLock = `-- name: JobLock :one
-SELECT id, state, kind, metadata,
+SELECT state,
        state NOT IN ('running', 'available') AS retryable,
        state NOT IN ('completed', 'cancelled', 'discarded') AS cancellable
 FROM river_job
@@ -218,10 +218,7 @@ type JobLockParams struct {
 }
 
 type JobLockRow struct {
-	ID          int64
 	State       RiverJobState
-	Kind        string
-	Metadata    []byte
 	Retryable   bool
 	Cancellable bool
 }
@@ -234,13 +231,6 @@ type JobLockRow struct {
 func (q *Queries) JobLock(ctx context.Context, db DBTX, arg JobLockParams) (JobLockRow, error) {
 	row := db.QueryRow(ctx, jobLock, arg.ID, arg.TenantID)
 	var i JobLockRow
-	err := row.Scan(
-		&i.ID,
-		&i.State,
-		&i.Kind,
-		&i.Metadata,
-		&i.Retryable,
-		&i.Cancellable,
-	)
+	err := row.Scan(&i.State, &i.Retryable, &i.Cancellable)
 	return i, err
 }

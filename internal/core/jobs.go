@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -47,7 +48,8 @@ func JobGet(ctx context.Context, db sql.DBTX, tenantID *uuid.UUID, id int64) (sq
 // JobRetry makes job id of tenantID (any job when tenantID is nil) available to run again at
 // once, with one more attempt if it had used them all (River's JobRetryTx), and records it in
 // the job's tenant's audit log, in tx. Retrying a running job, or one already available, is
-// ErrConflict. It returns the job as it is after the retry.
+// ErrConflict, and so is retrying a unique job while an identical one waits or runs. It
+// returns the job as it is after the retry.
 func JobRetry(ctx context.Context, tx pgx.Tx, jobs JobOperator, now time.Time, actor Actor, tenantID *uuid.UUID, id int64) (sql.RiverJob, error) {
 	return jobChange(ctx, tx, now, actor, tenantID, id, "job.retry", func(lock sql.JobLockRow) error {
 		switch {
@@ -56,7 +58,11 @@ func JobRetry(ctx context.Context, tx pgx.Tx, jobs JobOperator, now time.Time, a
 		case !lock.Retryable:
 			return fmt.Errorf("%w: job %d is already %s: it runs as soon as a worker is free", ErrConflict, id, lock.State)
 		}
-		if _, err := jobs.JobRetryTx(ctx, tx, id); err != nil {
+		_, err := jobs.JobRetryTx(ctx, tx, id)
+		if errors.Is(DBError(err), ErrConflict) { // River's unique index on the unique jobs' key
+			return fmt.Errorf("%w: job %d cannot be retried while an identical job (same kind and args) waits or runs: that job does its work", ErrConflict, id)
+		}
+		if err != nil {
 			return fmt.Errorf("retry job %d: %w", id, err)
 		}
 		return nil
