@@ -36,10 +36,15 @@ type Page[T any] struct {
 
 // page converts fetched rows (up to limit+1) into a page, using id to make the cursor.
 func page[R, T any](rows []R, fetch int32, convert func(R) T, id func(R) uuid.UUID) Page[T] {
+	return pageBy(rows, fetch, convert, func(r R) string { return id(r).String() })
+}
+
+// pageBy is page for rows whose cursor is not a UUID: cursor makes it from the last row.
+func pageBy[R, T any](rows []R, fetch int32, convert func(R) T, cursor func(R) string) Page[T] {
 	p := Page[T]{Items: make([]T, 0, len(rows))}
 	if len(rows) == int(fetch) {
 		rows = rows[:len(rows)-1]
-		p.NextCursor = id(rows[len(rows)-1]).String()
+		p.NextCursor = cursor(rows[len(rows)-1])
 	}
 	for _, r := range rows {
 		p.Items = append(p.Items, convert(r))

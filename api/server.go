@@ -40,9 +40,9 @@ type Config struct {
 	DB pg.DB
 	// Clock is the time of every request. Required.
 	Clock clock.Clock
-	// Jobs enqueues River jobs in the request's transaction (a River client; an insert-only
-	// one is enough). Required.
-	Jobs core.JobInserter
+	// Jobs enqueues River jobs in the request's transaction, and retries and cancels them
+	// (the jobs resource): a River client; an insert-only one is enough. Required.
+	Jobs JobClient
 	// Box seals and opens secrets at rest (signing keys, webhook secrets). Required.
 	Box *secrets.Box
 	// Payments verifies the payment provider's webhooks. Required.
@@ -204,6 +204,7 @@ func (s *Server) register() {
 	s.registerPayIns()
 	s.registerProviders()
 	s.registerWebhooks()
+	s.registerJobs()
 	s.registerReferrals()
 	s.registerUpstreamStores()
 	s.registerRevocation()

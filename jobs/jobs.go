@@ -6,6 +6,7 @@ package jobs
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -176,24 +177,45 @@ func register(cfg Config) (*registry, error) {
 	return r, r.err
 }
 
-// registry is the workers of every job kind and the longest of their timeouts.
+// registry is the workers of every job kind, the zero args of each kind, and the longest of
+// their timeouts.
 type registry struct {
 	workers *river.Workers
+	args    []river.JobArgs
 	longest time.Duration
 	err     error
 }
 
 // add registers w with r. Its Timeout must not depend on the job and must be positive: a
 // worker without one would take River's client-wide JobTimeout, which the rescue bound
-// (LongestTimeout) would not see.
+// (LongestTimeout) would not see. Args that carry a tenant_id must be a jobargs.TenantJob,
+// so that the job is tagged with its tenant and its tenant sees it.
 func add[T river.JobArgs](r *registry, w river.Worker[T]) {
 	var args T
 	timeout := w.Timeout(&river.Job[T]{JobRow: &rivertype.JobRow{Kind: args.Kind()}, Args: args})
 	if timeout <= 0 {
 		r.err = errors.Join(r.err, fmt.Errorf("jobs: the %s worker has no Timeout", args.Kind()))
 	}
+	if _, tenantJob := any(args).(jobargs.TenantJob); !tenantJob && hasTenantID(args) {
+		r.err = errors.Join(r.err, fmt.Errorf("jobs: the %s args carry a tenant_id but are not a jobargs.TenantJob", args.Kind()))
+	}
+	r.args = append(r.args, args)
 	r.longest = max(r.longest, timeout)
 	river.AddWorker(r.workers, w)
+}
+
+// hasTenantID reports whether args, encoded, have a tenant_id field.
+func hasTenantID(args river.JobArgs) bool {
+	encoded, err := json.Marshal(args)
+	if err != nil {
+		return false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(encoded, &fields) != nil {
+		return false
+	}
+	_, ok := fields["tenant_id"]
+	return ok
 }
 
 // PeriodicJobs returns the periodic schedule. River's elected leader enqueues them, so

@@ -1008,11 +1008,19 @@ type RevocationLimiter struct {
 type RiverJob struct {
 	ID          int64
 	State       RiverJobState
+	Attempt     int16
+	MaxAttempts int16
+	AttemptedAt *time.Time
+	CreatedAt   time.Time
 	FinalizedAt *time.Time
-	Args        []byte
-	Kind        string
-	Queue       string
 	ScheduledAt time.Time
+	Priority    int16
+	Args        []byte
+	Errors      [][]byte
+	Kind        string
+	Metadata    []byte
+	Queue       string
+	Tags        []string
 }
 
 type Subscription struct {

@@ -29,6 +29,7 @@ func newRootCommand() *cobra.Command {
 		newBootstrapCommand(),
 		newTenantCommand(),
 		newKeyCommand(),
+		newJobsCommand(),
 		newOpenAPICommand(),
 		newImportCommand(),
 		newFakeStoreCommand(),

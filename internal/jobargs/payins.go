@@ -3,6 +3,7 @@ package jobargs
 import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // PayInCreateInvoiceMaxAttempts is how many times invoice creation is tried (with backoff,
@@ -19,6 +20,12 @@ type PayInCreateInvoice struct {
 
 // Kind is the job kind River UI shows.
 func (PayInCreateInvoice) Kind() string { return "payin.create_invoice" }
+
+// Tenant is the tenant the job belongs to (TenantJob).
+func (a PayInCreateInvoice) Tenant() uuid.UUID { return a.TenantID }
+
+// Hooks tags the job with its tenant as it is inserted (TenantJob).
+func (PayInCreateInvoice) Hooks() []rivertype.Hook { return tenantHooks }
 
 // InsertOpts gives invoice creation its attempt budget; one unfinished job per PayIn, so
 // that the reconcile sweep can enqueue again the job of a PayIn whose job was lost.
@@ -65,6 +72,12 @@ type PayInInvalidateInvoice struct {
 
 // Kind is the job kind River UI shows.
 func (PayInInvalidateInvoice) Kind() string { return "payin.invalidate_invoice" }
+
+// Tenant is the tenant the job belongs to (TenantJob).
+func (a PayInInvalidateInvoice) Tenant() uuid.UUID { return a.TenantID }
+
+// Hooks tags the job with its tenant as it is inserted (TenantJob).
+func (PayInInvalidateInvoice) Hooks() []rivertype.Hook { return tenantHooks }
 
 // InsertOpts makes the job unique by PayIn among unfinished jobs.
 func (PayInInvalidateInvoice) InsertOpts() river.InsertOpts {

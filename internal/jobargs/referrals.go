@@ -18,6 +18,12 @@ type ReferralRecompute struct {
 // Kind is the job kind River UI shows.
 func (ReferralRecompute) Kind() string { return "referral.recompute" }
 
+// Tenant is the tenant the job belongs to (TenantJob).
+func (a ReferralRecompute) Tenant() uuid.UUID { return a.TenantID }
+
+// Hooks tags the job with its tenant as it is inserted (TenantJob).
+func (ReferralRecompute) Hooks() []rivertype.Hook { return tenantHooks }
+
 // InsertOpts makes the job unique by args while it is waiting or running. Completed jobs
 // do not count: a change after a recompute finished enqueues a new one.
 func (ReferralRecompute) InsertOpts() river.InsertOpts {

@@ -3,6 +3,7 @@ package jobargs
 import (
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // SubscriptionRenewSweep enqueues a SubscriptionRenew for every due subscription (SPEC 4.1),
@@ -23,6 +24,12 @@ type SubscriptionRenew struct {
 
 // Kind is the job kind River UI shows.
 func (SubscriptionRenew) Kind() string { return "subscription.renew" }
+
+// Tenant is the tenant the job belongs to (TenantJob).
+func (a SubscriptionRenew) Tenant() uuid.UUID { return a.TenantID }
+
+// Hooks tags the job with its tenant as it is inserted (TenantJob).
+func (SubscriptionRenew) Hooks() []rivertype.Hook { return tenantHooks }
 
 // InsertOpts makes the job unique by args (one per subscription and cycle) while it is
 // waiting or running. Completed jobs do not count: after a failed renewal (completed, with

@@ -30,6 +30,12 @@ type WebhookDeliver struct {
 // Kind is the job kind River UI shows.
 func (WebhookDeliver) Kind() string { return "webhook.deliver" }
 
+// Tenant is the tenant the job belongs to (TenantJob).
+func (a WebhookDeliver) Tenant() uuid.UUID { return a.TenantID }
+
+// Hooks tags the job with its tenant as it is inserted (TenantJob).
+func (WebhookDeliver) Hooks() []rivertype.Hook { return tenantHooks }
+
 // InsertOpts puts the job on the webhooks queue, unique per endpoint among live jobs: a
 // completed, cancelled or discarded job does not stop a new one.
 func (WebhookDeliver) InsertOpts() river.InsertOpts {
