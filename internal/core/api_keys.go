@@ -63,7 +63,7 @@ func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 			return sql.APIKey{}, fmt.Errorf("revoke api key %s: %w", id, err)
 		}
 		if _, getErr := queries.APIKeyGet(ctx, tx, sql.APIKeyGetParams{TenantID: tenantID, ID: id}); getErr == nil {
-			return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrConflict, id)
+			return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrAPIKeyRevoked, id)
 		}
 		return sql.APIKey{}, fmt.Errorf("%w: api key %s", ErrNotFound, id)
 	}

@@ -120,7 +120,7 @@ func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uui
 		if getErr != nil {
 			return sql.License{}, fmt.Errorf("licence %s: %w", id, DBError(getErr))
 		}
-		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrConflict, id, current.Status, action)
+		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrLicenseStatus, id, current.Status, action)
 	}
 	return license, Record(ctx, tx, st, tenantID, "license."+string(action), "license", id, t.Event, LicenseEventData(license))
 }

@@ -33,9 +33,9 @@ func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 	})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		if license.Status != sql.LicenseStatusActive {
-			return sql.Machine{}, false, fmt.Errorf("%w: licence %s is %s", ErrConflict, licenseID, license.Status)
+			return sql.Machine{}, false, fmt.Errorf("%w: licence %s is %s", ErrLicenseStatus, licenseID, license.Status)
 		}
-		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrConflict, *license.MaxMachines, licenseID)
+		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrMachineLimit, *license.MaxMachines, licenseID)
 	} else if err != nil {
 		return sql.Machine{}, false, fmt.Errorf("activate machine: %w", err)
 	}

@@ -129,7 +129,7 @@ func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.
 		if getErr != nil {
 			return sql.PayIn{}, fmt.Errorf("payin %s: %w", id, DBError(getErr))
 		}
-		return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s and cannot become %s", ErrConflict, id, current.State, to)
+		return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s and cannot become %s", ErrPayInState, id, current.State, to)
 	}
 	return sql.PayIn(row), nil
 }
@@ -306,7 +306,7 @@ func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 // invalidation. A PayIn has one invoice: the caller checks that none is recorded yet.
 func PayInInvoiceAbandoned(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) error {
 	if payin.State != sql.PayinStateFAILED {
-		return fmt.Errorf("%w: payin %s is %s, not FAILED", ErrConflict, payin.ID, payin.State)
+		return fmt.Errorf("%w: payin %s is %s, not FAILED", ErrPayInState, payin.ID, payin.State)
 	}
 	if _, err := payInInvoiceAttach(ctx, tx, st, payin, provider, invoice); err != nil {
 		return err
@@ -404,7 +404,7 @@ type PayInRetryParams struct {
 // already retried, are ErrConflict.
 func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p PayInRetryParams) (sql.PayIn, error) {
 	if failed.Type == sql.PayinTypeTierUpgrade {
-		return sql.PayIn{}, fmt.Errorf("%w: an upgrade is priced for the day it starts; start a new one with POST /v1/upgrade", ErrConflict)
+		return sql.PayIn{}, fmt.Errorf("%w: an upgrade is priced for the day it starts; start a new one with POST /v1/upgrade", ErrUpgradeNotRetryable)
 	}
 	if failed.PolicyID != nil {
 		policy, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: failed.TenantID, ID: *failed.PolicyID})
@@ -412,7 +412,7 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p Pay
 			return sql.PayIn{}, fmt.Errorf("policy %s: %w", *failed.PolicyID, DBError(err))
 		}
 		if policy.ArchivedAt != nil {
-			return sql.PayIn{}, fmt.Errorf("%w: policy %s is archived and no longer sold", ErrConflict, policy.ID)
+			return sql.PayIn{}, fmt.Errorf("%w: policy %s is archived and no longer sold", ErrArchivedPolicy, policy.ID)
 		}
 	}
 	successorID := NewID()
@@ -428,9 +428,9 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p Pay
 		case getErr != nil:
 			return sql.PayIn{}, fmt.Errorf("payin %s: %w", failed.ID, DBError(getErr))
 		case current.SuccessorID != nil:
-			return sql.PayIn{}, fmt.Errorf("%w: payin %s was already retried by %s", ErrConflict, failed.ID, *current.SuccessorID)
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s was already retried by %s", ErrPayInRetried, failed.ID, *current.SuccessorID)
 		default:
-			return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s; only a FAILED PayIn can be retried", ErrConflict, failed.ID, current.State)
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s; only a FAILED PayIn can be retried", ErrPayInState, failed.ID, current.State)
 		}
 	}
 	successor, err := PayInCreate(ctx, tx, st, claimed.TenantID, PayInCreateParams{

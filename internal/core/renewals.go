@@ -290,7 +290,7 @@ func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID,
 			return sql.Subscription{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
 		}
 		return sql.Subscription{}, fmt.Errorf("%w: subscription %s is %s with %d failures, not stuck at the cap of %d",
-			ErrConflict, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
+			ErrRenewalNotStuck, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
 	}
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
 		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: id.String(),

@@ -55,7 +55,7 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 		if _, getErr := queries.SubscriptionGet(ctx, tx, sql.SubscriptionGetParams{TenantID: tenantID, ID: id}); getErr != nil {
 			return sql.Subscription{}, sql.License{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
 		}
-		return sql.Subscription{}, sql.License{}, fmt.Errorf("%w: subscription %s is already cancelled", ErrConflict, id)
+		return sql.Subscription{}, sql.License{}, fmt.Errorf("%w: subscription %s is already cancelled", ErrSubscriptionCancelled, id)
 	}
 	license, err := queries.LicenseApplyCancellation(ctx, tx, sql.LicenseApplyCancellationParams{TenantID: tenantID, SubscriptionID: id, Now: st.Now})
 	if err != nil {

@@ -64,15 +64,15 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 	case !q.SameRecurrence:
 		return refused("policy %q is perpetual and the licence is a subscription: buy the perpetual licence instead", q.ToSlug)
 	case q.ToArchived:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrConflict, q.ToSlug)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrArchivedPolicy, q.ToSlug)
 	case !buyer:
 		return q, nil
 	case q.LicenseStatus != sql.LicenseStatusActive:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrConflict, q.LicenseStatus)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrLicenseStatus, q.LicenseStatus)
 	case q.SubscriptionStatus != nil && *q.SubscriptionStatus == sql.SubscriptionStatusCancelled:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is cancelled", ErrConflict)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is cancelled", ErrSubscriptionCancelled)
 	case q.SubscriptionStatus != nil && *q.SubscriptionStatus != sql.SubscriptionStatusActive:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s: pay its pending renewal first", ErrConflict, *q.SubscriptionStatus)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s: pay its pending renewal first", ErrSubscriptionUnpaid, *q.SubscriptionStatus)
 	case !q.SameCurrency:
 		return refused("policy %q is priced in %s and the licence in %s: ask the seller to change the tier", q.ToSlug, q.ToCurrency, q.FromCurrency)
 	case q.Direction == "none":
@@ -105,7 +105,7 @@ func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.Licen
 	}
 	pending, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: license.TenantID, LicenseID: license.ID, Status: sql.TierChangeStatusPending})
 	if err = DBError(err); err == nil {
-		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrConflict, *pending.PayinID)
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrUpgradePending, *pending.PayinID)
 	} else if !errors.Is(err, ErrNotFound) {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("pending upgrade of licence %s: %w", license.ID, err)
 	}
@@ -182,9 +182,9 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 	})
 	if err != nil {
 		if err = DBError(err); errors.Is(err, ErrConflict) && status == sql.TierChangeStatusScheduled {
-			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrConflict)
+			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrDowngradeConcurrent)
 		} else if errors.Is(err, ErrConflict) {
-			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrConflict)
+			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrUpgradePending)
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}

@@ -50,7 +50,7 @@ func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, n
 	})
 	switch err = DBError(err); {
 	case errors.Is(err, ErrNotFound):
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrConflict, maxEndpoints)
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrWebhookEndpointLimit, maxEndpoints)
 	case err != nil:
 		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
@@ -154,9 +154,9 @@ func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now 
 		case getErr != nil:
 			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, getErr)
 		case current.State == sql.DeliveryStateSucceeded:
-			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrConflict, id)
+			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrWebhookDeliverySucceeded, id)
 		}
-		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrConflict, id)
+		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrWebhookEndpointDisabled, id)
 	}
 	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, delivery.EndpointID); err != nil {
 		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", id, err)
