@@ -159,10 +159,12 @@ func (ProblemCode) Schema(r huma.Registry) *huma.Schema {
 	for i, p := range all {
 		codes[i] = string(p.Code)
 	}
-	r.Map()["ProblemCode"] = &huma.Schema{
+	schema := &huma.Schema{
 		Type: huma.TypeString, Enum: codes,
 		Description: "The stable, machine-readable reason of a problem; branch on it, not on title or detail. The README lists what each means.",
 	}
+	schema.PrecomputeMessages()
+	r.Map()["ProblemCode"] = schema
 	return &huma.Schema{Ref: "#/components/schemas/ProblemCode"}
 }
 

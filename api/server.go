@@ -193,6 +193,7 @@ func (s *Server) register() {
 	s.registerUpstreamStores()
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
+	publishEvents(s.api.OpenAPI())
 	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
 		allowNullInEnums(schema)
 	}

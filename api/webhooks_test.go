@@ -66,7 +66,7 @@ func (b *bundle) emit(t *testing.T, eventType string) {
 	inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 	require.NoError(t, err)
 	require.NoError(t, pg.InTx(ctx, b.db, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, inserter, b.clock.Now(), b.tenant.ID, core.Event{Type: eventType, Data: map[string]string{"license_id": "lic-1"}})
+		return core.Emit(ctx, tx, inserter, b.clock.Now(), b.tenant.ID, eventData(t, eventType))
 	}))
 }
 
@@ -537,7 +537,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 		require.NoError(t, err)
 		require.NoError(t, pg.InTx(context.Background(), b.db, func(tx pgx.Tx) error {
-			return core.Emit(context.Background(), tx, inserter, b.clock.Now(), other.ID, core.Event{Type: core.EventLicenseIssued})
+			return core.Emit(context.Background(), tx, inserter, b.clock.Now(), other.ID, eventData(t, core.EventLicenseIssued))
 		}))
 		var theirs uuid.UUID
 		require.NoError(t, b.db.QueryRow(context.Background(), `SELECT id FROM webhook_deliveries WHERE tenant_id = $1`, other.ID).Scan(&theirs))
@@ -551,4 +551,20 @@ func TestWebhookDeliveries(t *testing.T) {
 		require.Empty(t, b.deliveries(t, "").Items)
 		require.Empty(t, b.deliveries(t, "?state=dead").Items)
 	})
+}
+
+// eventData returns a payload of eventType, license.issued or license.revoked, about an
+// active or revoked licence.
+func eventData(t *testing.T, eventType string) core.EventData {
+	t.Helper()
+	fields := core.LicenseFields{LicenseID: uuid.Must(uuid.NewV7()), Status: sql.LicenseStatusActive}
+	switch eventType {
+	case core.EventLicenseIssued:
+		return core.LicenseIssuedEvent(fields)
+	case core.EventLicenseRevoked:
+		fields.Status = sql.LicenseStatusRevoked
+		return core.LicenseRevokedEvent(fields)
+	}
+	require.Failf(t, "no test payload", "%q", eventType)
+	return nil
 }

@@ -39,7 +39,7 @@ func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 	} else if err != nil {
 		return sql.Machine{}, false, fmt.Errorf("activate machine: %w", err)
 	}
-	return machine, true, Record(ctx, tx, st, tenantID, "machine.activate", "machine", machine.ID, EventMachineActivated, machineEventData(machine))
+	return machine, true, Record(ctx, tx, st, tenantID, "machine.activate", "machine", machine.ID, MachineActivatedEvent(MachineFieldsOf(machine)))
 }
 
 // MachineDeactivate deactivates an active machine of a licence; anything else is
@@ -49,9 +49,5 @@ func MachineDeactivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licens
 	if err != nil {
 		return sql.Machine{}, fmt.Errorf("active machine %s of licence %s: %w", machineID, licenseID, DBError(err))
 	}
-	return machine, Record(ctx, tx, st, tenantID, "machine.deactivate", "machine", machine.ID, EventMachineDeactivated, machineEventData(machine))
-}
-
-func machineEventData(m sql.Machine) map[string]any {
-	return map[string]any{"machine_id": m.ID, "license_id": m.LicenseID, "fingerprint": m.Fingerprint}
+	return machine, Record(ctx, tx, st, tenantID, "machine.deactivate", "machine", machine.ID, MachineDeactivatedEvent(MachineFieldsOf(machine)))
 }

@@ -190,7 +190,7 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
 	}
-	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, EventPayInPaid, PayInEventData(payin))
+	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, PayInPaidEvent(PayInFieldsOf(payin)))
 }
 
 // payoutRevenue records what a PAID PayIn earns the tenant: its cost in sats, when any.
@@ -279,9 +279,8 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	if err := payInInvalidateInvoice(ctx, tx, st, payin); err != nil {
 		return sql.PayIn{}, err
 	}
-	data := PayInEventData(payin)
-	data["failure_reason"] = reason
-	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, EventPayInFailed, data)
+	data := PayInFailedEvent{PayInFields: PayInFieldsOf(payin), FailureReason: reason}
+	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, data)
 }
 
 // payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
@@ -342,17 +341,8 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 	if err != nil {
 		return 0, fmt.Errorf("record late payment of payin %s: %w", payin.ID, DBError(err))
 	}
-	data := PayInEventData(payin)
-	data["credited_sats"], data["received_sats"], data["balance_after"] = late, paidSats, after
-	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, EventPayInLatePaymentCredited, data)
-}
-
-// PayInEventData is the payload of PayIn events.
-func PayInEventData(p sql.PayIn) map[string]any {
-	return map[string]any{
-		"payin_id": p.ID, "customer_id": p.CustomerID, "type": p.Type, "state": p.State,
-		"cost_sats": p.CostSats, "license_id": p.LicenseID,
-	}
+	data := PayInLatePaymentCreditedEvent{PayInFields: PayInFieldsOf(payin), CreditedSats: late, ReceivedSats: paidSats, BalanceAfter: after}
+	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, data)
 }
 
 // PayInInvoiceCreated records the provider invoice for the rest of a PayIn and moves it

@@ -189,7 +189,7 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeEventData(change),
+		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeFieldsOf(change),
 	})
 	return change, err
 }
@@ -208,7 +208,7 @@ func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, 
 	}
 	for _, c := range ended {
 		err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeEventData(c),
+			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeFieldsOf(c),
 		})
 		if err != nil {
 			return nil, err
@@ -242,18 +242,15 @@ func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierCha
 		return sql.TierChange{}, sql.License{}, fmt.Errorf("apply tier change %s: %w", change.ID, err)
 	}
 	change.Status, change.AppliedAt = sql.TierChangeStatusApplied, &st.Now
-	data := LicenseEventData(license)
-	for k, v := range TierChangeEventData(change) {
-		data[k] = v
-	}
-	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, EventLicenseTierChanged, data)
+	data := LicenseTierChangedEvent{LicenseFields: LicenseFieldsOf(license), TierChangeFields: TierChangeFieldsOf(change)}
+	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, data)
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}
 	return change, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, change.TenantID, license.CustomerID)
 }
 
-// tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaid): the tenant's
+// tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaidEvent): the tenant's
 // revenue, and the upgrade it pays applied (tierChangeApply), once.
 func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
 	if err := payoutRevenue(ctx, tx, st, payin); err != nil {
@@ -279,13 +276,4 @@ func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, license
 	}
 	applied, _, err := tierChangeApply(ctx, tx, st, change)
 	return err == nil && applied.Status == sql.TierChangeStatusApplied, err
-}
-
-// TierChangeEventData is the payload of tier change events and audit entries.
-func TierChangeEventData(c sql.TierChange) map[string]any {
-	return map[string]any{
-		"tier_change_id": c.ID, "kind": c.Kind, "tier_change_status": c.Status, "from_policy_id": c.FromPolicyID,
-		"to_policy_id": c.ToPolicyID, "charge": map[string]any{"currency": c.ChargeCurrency, "value": c.ChargeValue},
-		"payin_id": c.PayinID, "effective_at": c.EffectiveAt,
-	}
 }
