@@ -80,7 +80,7 @@ func newBundle(t *testing.T, db pg.DB) *bundle {
 	})
 	require.NoError(t, err)
 	b.handler = codedProblems(t, server.Handler())
-	t.Cleanup(func() { requireEventsDocumented(t, db) })
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, db) })
 	b.tenant = factory.Tenant(t, db)
 	var key sql.APIKey
 	key, b.key = factory.APIKey(t, db, b.tenant.ID)

@@ -1,47 +1,15 @@
 package api_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/danielgtaylor/huma/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/pg"
-	"github.com/tessera/tessera/internal/webhook"
 )
-
-// requireEventsDocumented asserts that every event in db is valid, as the webhook body
-// Tessera delivers for it, against the schema the OpenAPI document publishes for its type.
-// Every API test's bundle runs it when the test ends: whatever event a test made emit, its
-// payload matches the document.
-func requireEventsDocumented(t *testing.T, db pg.DB) {
-	t.Helper()
-	spec := publishedSpec()
-	rows, err := db.Query(context.Background(), "SELECT type, occurred_at, data FROM events")
-	require.NoError(t, err)
-	defer rows.Close()
-	for rows.Next() {
-		var p webhook.Payload
-		require.NoError(t, rows.Scan(&p.Type, &p.Timestamp, &p.Data))
-		hook := spec.Webhooks[p.Type]
-		require.NotNil(t, hook, "event type %s has no webhook in the document", p.Type)
-		body, err := json.Marshal(p)
-		require.NoError(t, err)
-		var decoded any
-		require.NoError(t, json.Unmarshal(body, &decoded))
-		result := &huma.ValidateResult{}
-		huma.Validate(spec.Components.Schemas, hook.Post.RequestBody.Content["application/json"].Schema,
-			huma.NewPathBuffer(nil, 0), huma.ModeWriteToServer, decoded, result)
-		require.Empty(t, result.Errors, "%s webhook off its schema: %s", p.Type, body)
-	}
-	require.NoError(t, rows.Err())
-}
 
 // TestEventsPublished checks the document's webhooks against core.EventCatalog: one per
 // event type Emit accepts, each payload type naming its own event type, and each webhook's
