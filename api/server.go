@@ -151,7 +151,7 @@ func Spec() *huma.OpenAPI {
 
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.mux)
+	return s.observe(s.documents30(s.mux))
 }
 
 // register builds the mux and the Huma API and registers every operation on them.
