@@ -55,7 +55,7 @@ func APIKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 }
 
 // APIKeyRevoke revokes one of tenantID's keys and audits it. An unknown key is ErrNotFound;
-// an already revoked key is ErrConflict.
+// an already revoked key is ErrAPIKeyRevoked (an ErrConflict).
 func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.APIKey, error) {
 	key, err := queries.APIKeyRevoke(ctx, tx, sql.APIKeyRevokeParams{TenantID: tenantID, ID: id, Now: now})
 	if err != nil {

@@ -14,7 +14,8 @@ import (
 // MachineActivate activates a fingerprint on a licence. Activating a fingerprint that is
 // already active returns its machine with created false, changing nothing. It locks the
 // licence first, so two activations racing for the last free slot take turns and exactly
-// one wins; the other is ErrConflict, as is an inactive licence.
+// one wins; the other is ErrMachineLimit, and an inactive licence ErrLicenseStatus (both
+// ErrConflict).
 func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID, fingerprint string, name *string) (machine sql.Machine, created bool, err error) {
 	license, err := queries.LicenseGetForUpdate(ctx, tx, sql.LicenseGetForUpdateParams{TenantID: tenantID, ID: licenseID})
 	if err != nil {

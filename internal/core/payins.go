@@ -106,7 +106,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 }
 
 // payInTransition moves a PayIn between states, from one of from; a PayIn in another state
-// is ErrConflict naming it, an unknown one ErrNotFound. No from means the PayIn was just
+// is ErrPayInState (an ErrConflict) naming it, an unknown one ErrNotFound. No from means the PayIn was just
 // inserted (PENDING_INVOICE_CREATION, not recorded yet): the transition is recorded as its
 // first state.
 func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, to sql.PayInState, reason *sql.PayInFailureReason) (sql.PayIn, error) {

@@ -276,7 +276,7 @@ func SubscriptionListStuck(ctx context.Context, db sql.DBTX, tenantID uuid.UUID,
 
 // SubscriptionRenewalReset puts a subscription stuck at the failure cap back in the renewal
 // sweep (failures 0, due now) and audits it. An unknown subscription is ErrNotFound; one
-// that is not stuck is ErrConflict.
+// that is not stuck is ErrRenewalNotStuck (an ErrConflict).
 func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID) (sql.Subscription, error) {
 	sub, err := queries.SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: tenantID, ID: id, Now: st.Now})
 	if err != nil {

@@ -173,7 +173,8 @@ func TierChangeAdmin(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 }
 
 // tierChangeCreate records a tier change as quoted, and audits it as tier_change.<kind>.
-// A second upgrade pending, or a second scheduled downgrade, of one licence is ErrConflict.
+// A second upgrade pending, or a second scheduled downgrade, of one licence is
+// ErrUpgradePending or ErrDowngradeConcurrent (both ErrConflict).
 func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, q sql.TierChangeQuoteRow, kind sql.TierChangeKind, status sql.TierChangeStatus, payinID *uuid.UUID) (sql.TierChange, error) {
 	change, err := queries.TierChangeCreate(ctx, tx, sql.TierChangeCreateParams{
 		TenantID: tenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: kind, Status: status,

@@ -30,7 +30,7 @@ const WebhookMaxEndpointsDefault = 20
 // rawURL, with a new secret sealed by box, and audits it. The returned secret is shown
 // once; it can be rotated but not read back through the API. A URL that is not absolute
 // http(s), and an empty or unknown event type list, are ErrInvalid; a tenant that already
-// has maxEndpoints endpoints (enabled or not) is ErrConflict.
+// has maxEndpoints endpoints (enabled or not) is ErrWebhookEndpointLimit (an ErrConflict).
 func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID uuid.UUID, maxEndpoints int, rawURL string, eventTypes []string) (sql.WebhookEndpoint, string, error) {
 	if err := validateWebhookURL(rawURL); err != nil {
 		return sql.WebhookEndpoint{}, "", err
@@ -139,8 +139,8 @@ func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, acto
 // WebhookDeliveryRetry makes one of tenantID's dead or pending deliveries due now with a
 // fresh attempt budget (the whole retry schedule), enqueues its endpoint's webhook.deliver
 // job in tx (a unique insert: skipped when one is live, which then sends it), and audits
-// it. An unknown delivery is ErrNotFound; a succeeded delivery, or one whose endpoint is
-// disabled, is ErrConflict.
+// it. An unknown delivery is ErrNotFound; a succeeded delivery is ErrWebhookDeliverySucceeded
+// and one whose endpoint is disabled ErrWebhookEndpointDisabled (both ErrConflict).
 func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookDelivery, error) {
 	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: tenantID, ID: id, Now: now})
 	if err != nil {
