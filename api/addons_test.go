@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
@@ -51,7 +52,7 @@ func TestAddons(t *testing.T) {
 		res = b.request(t, http.MethodPost, "/v1/admin/addons/"+created.ID+"/archive", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.NotNil(t, decode[addon](t, res).ArchivedAt)
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/addons/"+created.ID+"/archive", ""), http.StatusConflict)
+		requireCode(t, b.request(t, http.MethodPost, "/v1/admin/addons/"+created.ID+"/archive", ""), http.StatusConflict, api.CodeAlreadyArchived)
 		require.Empty(t, decode[page[addon]](t, b.request(t, http.MethodGet, "/v1/admin/addons", "")).Items)
 		require.Len(t, decode[page[addon]](t, b.request(t, http.MethodGet, "/v1/admin/addons?include_archived=true", "")).Items, 1)
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 )
 
@@ -50,8 +51,8 @@ func TestAPIKeys(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.NotNil(t, decode[apiKey](t, res).RevokedAt)
 
-		requireProblem(t, b.request(t, http.MethodDelete, "/v1/admin/api-keys/"+created.ID, ""), http.StatusConflict)
-		requireProblem(t, b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+created.Key), http.StatusUnauthorized)
+		requireCode(t, b.request(t, http.MethodDelete, "/v1/admin/api-keys/"+created.ID, ""), http.StatusConflict, api.CodeAPIKeyRevoked)
+		requireCode(t, b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+created.Key), http.StatusUnauthorized, api.CodeUnauthenticated)
 	})
 
 	t.Run("Pagination", func(t *testing.T) {

@@ -88,7 +88,8 @@ func newBundle(t *testing.T, db pg.DB, configure ...func(*api.Config)) *bundle {
 	}
 	server, err := api.New(cfg)
 	require.NoError(t, err)
-	b.handler = server.Handler()
+	b.handler = codedProblems(t, server.Handler())
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, db) })
 	b.tenant = factory.Tenant(t, db)
 	var key sql.APIKey
 	key, b.key = factory.APIKey(t, db, b.tenant.ID)
@@ -148,9 +149,11 @@ func decode[T any](t *testing.T, r response) T {
 
 // problem is an RFC 9457 problem as Tessera writes it.
 type problem struct {
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
+	Type   string          `json:"type"`
+	Code   api.ProblemCode `json:"code"`
+	Title  string          `json:"title"`
+	Status int             `json:"status"`
+	Detail string          `json:"detail"`
 }
 
 // requireProblem asserts that r is a problem+json answer with the given status.
@@ -161,6 +164,14 @@ func requireProblem(t *testing.T, r response, status int) problem {
 	p := decode[problem](t, r)
 	require.Equal(t, status, p.Status)
 	require.NotEmpty(t, p.Detail)
+	return p
+}
+
+// requireCode asserts that r is a problem+json answer with the given status and code.
+func requireCode(t *testing.T, r response, status int, code api.ProblemCode) problem {
+	t.Helper()
+	p := requireProblem(t, r, status)
+	require.Equal(t, code, p.Code, "body: %s", r.body)
 	return p
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 )
@@ -36,7 +37,7 @@ func TestAuthentication(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", tc.authorization)
-			p := requireProblem(t, res, http.StatusUnauthorized)
+			p := requireCode(t, res, http.StatusUnauthorized, api.CodeUnauthenticated)
 			require.Equal(t, "missing, unknown or revoked API key", p.Detail, "every failure reads the same")
 			require.Contains(t, res.header.Get("WWW-Authenticate"), "Bearer")
 		})

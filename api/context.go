@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 
-	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -73,7 +72,7 @@ func (s *Server) step(ctx context.Context, actor core.Actor) core.Step {
 func (s *Server) licenseByKey(ctx context.Context, key string) (sql.License, error) {
 	l, err := core.LicenseByKey(ctx, s.conn(ctx), key)
 	if errors.Is(err, core.ErrNotFound) {
-		return sql.License{}, huma.Error401Unauthorized("invalid licence key")
+		return sql.License{}, newProblem(CodeLicenseKeyInvalid, "invalid licence key")
 	}
 	return l, err
 }

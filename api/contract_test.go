@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/api"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 )
 
@@ -84,5 +85,20 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 			require.Contains(t, doc, `"uniqueItems":true`, path)
 			require.True(t, strings.Contains(doc, `"enum":["verified_referrer","elite_referrer",null]`), "%s: badge enum with null", path)
 		}
+	})
+
+	t.Run("WebhooksIn31Only", func(t *testing.T) {
+		var doc struct {
+			Webhooks map[string]any `json:"webhooks"`
+		}
+		require.NoError(t, json.Unmarshal(b.request(t, http.MethodGet, "/openapi.json", "").body, &doc))
+		require.Len(t, doc.Webhooks, len(core.EventCatalog()), "3.1 publishes every event type")
+		res := b.request(t, http.MethodGet, "/openapi-3.0.json", "")
+		require.Equal(t, "application/openapi+json", res.header.Get("Content-Type"))
+		require.NotContains(t, string(res.body), `"webhooks"`, "OpenAPI 3.0 has no webhooks section")
+		require.Contains(t, string(res.body), `"openapi":"3.0.3"`)
+		res = b.request(t, http.MethodGet, "/openapi-3.0.yaml", "")
+		require.Contains(t, string(res.body), "openapi: 3.0.3")
+		require.NotContains(t, string(res.body), "\nwebhooks:")
 	})
 }

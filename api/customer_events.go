@@ -155,7 +155,7 @@ func (s *Server) registerCustomerEvents() {
 			}
 		}
 		if len(errs) > 0 {
-			return nil, huma.Error422UnprocessableEntity(
+			return nil, newProblem(CodeInvalid,
 				fmt.Sprintf("%d of %d events are invalid; nothing was recorded", len(errs), len(events)), errs...)
 		}
 		created, err := s.queries.CustomerEventCreateMany(ctx, s.conn(ctx), params)

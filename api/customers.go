@@ -261,7 +261,7 @@ func (s *Server) referrerExists(ctx context.Context, referrerID uuid.UUID) error
 func (s *Server) referrerAllowed(ctx context.Context, customer sql.Customer, referrerID uuid.UUID) error {
 	switch {
 	case customer.ReferredBy != nil:
-		return fmt.Errorf("%w: customer %s was already referred by %s; referred_by cannot change once set", core.ErrConflict, customer.ID, *customer.ReferredBy)
+		return fmt.Errorf("%w: customer %s was already referred by %s; referred_by cannot change once set", core.ErrReferrerSet, customer.ID, *customer.ReferredBy)
 	case referrerID == customer.ID:
 		return invalid("body.referred_by", "a customer cannot refer themselves", referrerID)
 	}

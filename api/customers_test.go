@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -130,7 +131,7 @@ func TestCustomers(t *testing.T) {
 			{"UpdateExternalID", http.MethodPatch, "/v1/admin/customers/" + other.ID.String(), `{"external_id":"ext-1"}`, "external_id already exists"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				p := requireProblem(t, b.request(t, tc.method, tc.path, tc.body), http.StatusConflict)
+				p := requireCode(t, b.request(t, tc.method, tc.path, tc.body), http.StatusConflict, api.CodeDuplicate)
 				require.Contains(t, p.Detail, tc.detail)
 			})
 		}
@@ -216,8 +217,8 @@ func TestCustomers(t *testing.T) {
 		require.Equal(t, referrer.ID.String(), *decode[customer](t, res).ReferredBy)
 		res = b.request(t, http.MethodPatch, "/v1/admin/customers/"+lonely.ID.String(), fmt.Sprintf(`{"referred_by":%q}`, referrer.ID))
 		require.Equal(t, http.StatusOK, res.status, "the same referrer again is no change: %s", res.body)
-		p = requireProblem(t, b.request(t, http.MethodPatch, "/v1/admin/customers/"+lonely.ID.String(),
-			fmt.Sprintf(`{"referred_by":%q}`, third.ID)), http.StatusConflict)
+		p = requireCode(t, b.request(t, http.MethodPatch, "/v1/admin/customers/"+lonely.ID.String(),
+			fmt.Sprintf(`{"referred_by":%q}`, third.ID)), http.StatusConflict, api.CodeReferrerSet)
 		require.Contains(t, p.Detail, "cannot change once set")
 	})
 

@@ -15,10 +15,12 @@ import (
 // is unreachable: about the time Postgres takes to restart.
 const retryAfterUnavailable = 2
 
-// problem maps an error from a handler to an RFC 9457 problem. Domain errors carry their
-// message to the client, and so do database refusals of invalid input (core.DBError); a database that cannot be reached (core.DBUnavailable) is a 503
-// with Retry-After; anything else is logged with the request id and answered with a plain
-// 500, never the error's text. It is the one place errors become HTTP statuses.
+// problem maps an error from a handler to an RFC 9457 problem. Domain errors get the code
+// of the first of Problems whose Err they are and carry their message to the client, and so
+// do database refusals of invalid input (core.DBError); a database that cannot be reached
+// (core.DBUnavailable) is a 503 with Retry-After; anything else is logged with the request
+// id and answered with a plain 500, never the error's text. It is the one place errors
+// become HTTP statuses.
 func problem(ctx context.Context, err error) huma.StatusError {
 	// A backstop for handlers that return a database error untranslated: what Postgres
 	// refuses as invalid (text it cannot store, a value out of range, a check) is a 422.
@@ -26,33 +28,32 @@ func problem(ctx context.Context, err error) huma.StatusError {
 		err = translated
 	}
 	var status huma.StatusError
-	switch {
-	case errors.As(err, &status):
+	if errors.As(err, &status) {
 		return status
-	case errors.Is(err, core.ErrNotFound):
-		return huma.Error404NotFound(err.Error())
-	case errors.Is(err, core.ErrConflict):
-		return huma.Error409Conflict(err.Error())
-	case errors.Is(err, core.ErrRefused):
-		return huma.Error400BadRequest(err.Error())
-	case errors.Is(err, core.ErrInvalid):
-		return huma.Error422UnprocessableEntity(err.Error())
-	case errors.Is(err, core.ErrUnauthenticated):
-		return huma.Error401Unauthorized("missing, unknown or revoked API key")
+	}
+	for _, p := range Problems() {
+		if p.Err != nil && errors.Is(err, p.Err) {
+			if p.Code == CodeUnauthenticated {
+				return newProblem(p.Code, "missing, unknown or revoked API key")
+			}
+			return newProblem(p.Code, err.Error())
+		}
+	}
+	switch {
 	case errors.Is(err, context.Canceled):
-		return huma.NewError(499, "the client closed the request")
+		return newProblem(CodeClientClosedRequest, "the client closed the request")
 	case core.DBUnavailable(err):
 		requestInfoFrom(ctx).log.WarnContext(ctx, "database unavailable", "error", err)
 		return unavailable("the database is unreachable; retry later")
 	}
 	info := requestInfoFrom(ctx)
 	info.log.ErrorContext(ctx, "request failed", "error", err)
-	return huma.NewError(http.StatusInternalServerError, "internal error; quote request id "+info.id+" when reporting it")
+	return newProblem(CodeInternal, "internal error; quote request id "+info.id+" when reporting it")
 }
 
 // unavailableError is a 503 problem with a Retry-After header (Huma sets the headers of an
 // error that has them).
-type unavailableError struct{ *huma.ErrorModel }
+type unavailableError struct{ *Problem }
 
 // GetHeaders returns the Retry-After header.
 func (unavailableError) GetHeaders() http.Header {
@@ -61,9 +62,7 @@ func (unavailableError) GetHeaders() http.Header {
 
 // unavailable returns a 503 problem with Retry-After and detail.
 func unavailable(detail string) huma.StatusError {
-	return unavailableError{&huma.ErrorModel{
-		Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable, Detail: detail,
-	}}
+	return unavailableError{newProblem(CodeUnavailable, detail)}
 }
 
 // writeError writes a problem from middleware, where there is no handler to return it, with

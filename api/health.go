@@ -43,7 +43,7 @@ func (s *Server) registerHealth() {
 				requestInfoFrom(ctx).log.WarnContext(ctx, "not ready", "error", err)
 				return nil, unavailable("not ready: the database is unreachable")
 			}
-			return nil, huma.Error503ServiceUnavailable("not ready: " + err.Error())
+			return nil, newProblem(CodeNotReady, "not ready: "+err.Error())
 		}
 		out := &HealthOutput{}
 		out.Body.Status = "ready"

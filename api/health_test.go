@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/api"
 )
 
 func TestHealth(t *testing.T) {
@@ -17,7 +19,7 @@ func TestHealth(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.request(t, http.MethodGet, "/readyz", "").status)
 
 	b.ready = errors.New("the database has pending migrations")
-	p := requireProblem(t, b.request(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable)
+	p := requireCode(t, b.request(t, http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, api.CodeNotReady)
 	require.Contains(t, p.Detail, "pending migrations")
 	require.Equal(t, http.StatusOK, b.request(t, http.MethodGet, "/healthz", "").status, "liveness does not depend on the database")
 }

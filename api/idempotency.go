@@ -77,7 +77,7 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	var err error
 	key := ctx.Header(headerIdempotencyKey)
 	if key != "" && !printableASCII(key, 255) {
-		s.writeError(ctx, huma.Error400BadRequest("Idempotency-Key must be 1 to 255 printable ASCII characters"))
+		s.writeError(ctx, newProblem(CodeIdempotencyKeyInvalid, "Idempotency-Key must be 1 to 255 printable ASCII characters"))
 		return
 	}
 	var scope idempotencyScope
@@ -125,9 +125,9 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	case errors.Is(err, errHandlerRefused):
 		rec.flush(ctx, false)
 	case errors.Is(err, errInFlight):
-		s.writeError(ctx, huma.Error409Conflict("a request with this Idempotency-Key is still in progress; retry later"))
+		s.writeError(ctx, newProblem(CodeIdempotencyKeyInFlight, "a request with this Idempotency-Key is still in progress; retry later"))
 	case errors.Is(err, errRequestMismatch):
-		s.writeError(ctx, huma.Error422UnprocessableEntity("this Idempotency-Key was used with a different request"))
+		s.writeError(ctx, newProblem(CodeIdempotencyKeyReused, "this Idempotency-Key was used with a different request"))
 	case errors.As(err, &replay):
 		rec.header = http.Header{}
 		rec.out.Reset()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -42,7 +43,7 @@ func TestIdempotency(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"a"}`, "Idempotency-Key", "k-2")
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"b"}`, "Idempotency-Key", "k-2"), http.StatusUnprocessableEntity)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"b"}`, "Idempotency-Key", "k-2"), http.StatusUnprocessableEntity, api.CodeIdempotencyKeyReused)
 		require.Contains(t, p.Detail, "different request")
 	})
 
@@ -90,7 +91,7 @@ func TestIdempotency(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		for _, key := range []string{strings.Repeat("k", 256), "has space", "tab\tkey", "ünicode"} {
-			requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", key), http.StatusBadRequest)
+			requireCode(t, b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"x"}`, "Idempotency-Key", key), http.StatusBadRequest, api.CodeIdempotencyKeyInvalid)
 		}
 		require.Equal(t, 1, keyCount(t, b))
 	})
@@ -118,7 +119,7 @@ func TestIdempotency(t *testing.T) {
 			return err == nil && waiting == 1
 		}, 10*time.Second, 10*time.Millisecond)
 
-		p := requireProblem(t, b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6"), http.StatusConflict)
+		p := requireCode(t, b.send(t, srv, http.MethodPost, "/v1/admin/api-keys", `{"name":"slow"}`, "Idempotency-Key", "k-6"), http.StatusConflict, api.CodeIdempotencyKeyInFlight)
 		require.Contains(t, p.Detail, "still in progress")
 
 		require.NoError(t, blocker.Rollback(ctx))
@@ -289,7 +290,7 @@ func requireRanOnce(t *testing.T, results []response) {
 			executed++
 		case r.status == http.StatusCreated:
 		default:
-			requireProblem(t, r, http.StatusConflict)
+			requireCode(t, r, http.StatusConflict, api.CodeIdempotencyKeyInFlight)
 		}
 	}
 	require.Equal(t, 1, executed)

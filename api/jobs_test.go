@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/testdb"
@@ -188,7 +189,11 @@ func TestJobsRetryCancel(t *testing.T) {
 			}
 			res := b.request(t, http.MethodPost, fmt.Sprintf("/v1/admin/jobs/%d/%s", id, tt.op), "")
 			if tt.refused != "" {
-				require.Contains(t, requireProblem(t, res, http.StatusConflict).Detail, fmt.Sprintf("job %d %s", id, tt.refused))
+				code := api.CodeJobState
+				if tt.twin {
+					code = api.CodeJobDuplicate
+				}
+				require.Contains(t, requireCode(t, res, http.StatusConflict, code).Detail, fmt.Sprintf("job %d %s", id, tt.refused))
 				require.Equal(t, string(tt.state), jobState(t, b, id))
 				require.Empty(t, jobAudits(t, b, b.tenant.ID, id))
 				return

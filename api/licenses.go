@@ -134,7 +134,7 @@ func (s *Server) registerLicenses() {
 			Method:      http.MethodPost,
 			Path:        "/v1/admin/licenses/{id}/" + string(action),
 			Summary:     "Set a licence " + string(t.To),
-			Description: "Allowed from: " + joinStatuses(t.From) + ". Emits " + t.Event + ". Any other status is 409.",
+			Description: "Allowed from: " + joinStatuses(t.From) + ". Emits " + t.Data(core.LicenseFields{}).EventType() + ". Any other status is 409.",
 			Tags:        []string{"Licences"},
 			Errors:      []int{http.StatusNotFound, http.StatusConflict},
 		}), func(ctx context.Context, in *LicenseIDInput) (*LicenseOutput, error) {

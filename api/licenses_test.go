@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -152,7 +153,7 @@ func TestLicenseTransitions(t *testing.T) {
 
 				res := b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/"+action, "")
 				if !contains(rule.from, from) {
-					p := requireProblem(t, res, http.StatusConflict)
+					p := requireCode(t, res, http.StatusConflict, api.CodeLicenseStatus)
 					require.Contains(t, p.Detail, "is "+string(from))
 					return
 				}

@@ -24,7 +24,7 @@ const (
 // validation errors (one per bad item, each echoing its value, or the whole body when it is
 // not JSON) as well as Tessera's. Answers that are not problems pass unchanged.
 func boundErrors(_ huma.Context, _ string, v any) (any, error) {
-	model, ok := v.(*huma.ErrorModel)
+	model, ok := v.(*Problem)
 	if !ok {
 		return v, nil
 	}

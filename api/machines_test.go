@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 )
 
@@ -38,7 +39,7 @@ func TestMachines(t *testing.T) {
 		require.Equal(t, a.ID, decode[machine](t, res).ID)
 
 		require.Equal(t, http.StatusCreated, b.request(t, http.MethodPost, path, `{"fingerprint":"fp-b"}`).status)
-		p := requireProblem(t, b.request(t, http.MethodPost, path, `{"fingerprint":"fp-c"}`), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, path, `{"fingerprint":"fp-c"}`), http.StatusConflict, api.CodeMachineLimit)
 		require.Contains(t, p.Detail, "all 2 machine slots")
 
 		require.Len(t, decode[page[machine]](t, b.request(t, http.MethodGet, path, "")).Items, 2)
@@ -57,7 +58,7 @@ func TestMachines(t *testing.T) {
 	t.Run("InactiveLicenceRefuses", func(t *testing.T) {
 		l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
 		b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/suspend", "")
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/machines", `{"fingerprint":"x"}`), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/machines", `{"fingerprint":"x"}`), http.StatusConflict, api.CodeLicenseStatus)
 		require.Contains(t, p.Detail, "suspended")
 	})
 
@@ -68,7 +69,7 @@ func TestMachines(t *testing.T) {
 		res = b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", ""), http.StatusNotFound)
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusUnauthorized)
+		requireCode(t, b.request(t, http.MethodPost, "/v1/machines/activate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusUnauthorized, api.CodeLicenseKeyInvalid)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/deactivate", `{"key":"forged","fingerprint":"fp-1"}`, "Authorization", ""), http.StatusUnauthorized)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key":%q,"fingerprint":""}`, l.Key), "Authorization", ""), http.StatusUnprocessableEntity)
 	})

@@ -40,7 +40,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if p := recover(); p != nil {
 				info.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeProblem(sw, http.StatusInternalServerError, "internal error; quote request id "+info.id+" when reporting it")
+					writeProblem(sw, newProblem(CodeInternal, "internal error; quote request id "+info.id+" when reporting it"))
 				}
 			}
 			elapsed := time.Since(start)
@@ -72,19 +72,19 @@ func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
 		w.Header().Set("Allow", allow)
 	}
 	if probe.status == http.StatusMethodNotAllowed {
-		writeProblem(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		writeProblem(w, newProblem(CodeMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)))
 		return
 	}
-	writeProblem(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	writeProblem(w, newProblem(CodeNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
 }
 
-// writeProblem writes an RFC 9457 problem outside of Huma, in Huma's shape, with its detail
-// clipped as boundErrors clips Huma's (it can echo a client's path).
-func writeProblem(w http.ResponseWriter, status int, detail string) {
+// writeProblem writes an RFC 9457 problem outside of Huma, with its detail clipped as
+// boundErrors clips Huma's (it can echo a client's path).
+func writeProblem(w http.ResponseWriter, p *Problem) {
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	model := huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: clip(detail, maxErrorDetail)}
-	_ = json.NewEncoder(w).Encode(model) // a client gone away is nothing to report
+	w.WriteHeader(p.Status)
+	p.Detail = clip(p.Detail, maxErrorDetail)
+	_ = json.NewEncoder(w).Encode(p) // a client gone away is nothing to report
 }
 
 // printableASCII reports whether s is 1 to max printable ASCII characters without spaces.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/testdb"
 )
@@ -44,7 +45,7 @@ func TestDatabaseOutage(t *testing.T) {
 	for _, r := range requests {
 		t.Run(r.name, func(t *testing.T) {
 			res := b.send(t, srv, r.method, r.path, r.body, r.header...)
-			p := requireProblem(t, res, http.StatusServiceUnavailable)
+			p := requireCode(t, res, http.StatusServiceUnavailable, api.CodeUnavailable)
 			require.Equal(t, "2", res.header.Get("Retry-After"))
 			require.Contains(t, p.Detail, "database is unreachable")
 		})

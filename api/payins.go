@@ -487,9 +487,9 @@ func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn
 	}
 	switch {
 	case authenticated && p.tenantID != failed.TenantID:
-		return sql.PayIn{}, huma.Error404NotFound(fmt.Sprintf("no payin %s", in.ID))
+		return sql.PayIn{}, newProblem(CodeNotFound, fmt.Sprintf("no payin %s", in.ID))
 	case !authenticated && len(params.Assets) > 0:
-		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
+		return sql.PayIn{}, newProblem(CodeCustodialNeedsAdminKey, "paying from custodial balances needs the tenant's API key")
 	}
 	// A PayIn that cannot be retried needs no rate: core.PayInRetry's guarded claim refuses it.
 	if failed.State == sql.PayinStateFAILED && failed.SuccessorID == nil && failed.Type != sql.PayinTypeTierUpgrade {
@@ -514,15 +514,15 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	p, authenticated := principalFrom(ctx)
 	switch {
 	case authenticated && p.tenantID != tenant.ID:
-		return sql.PayIn{}, huma.Error403Forbidden("the API key belongs to another tenant")
+		return sql.PayIn{}, newProblem(CodeOtherTenantKey, "the API key belongs to another tenant")
 	case !authenticated && len(in.Body.Assets.Items) > 0:
-		return sql.PayIn{}, huma.Error403Forbidden("paying from custodial balances needs the tenant's API key")
+		return sql.PayIn{}, newProblem(CodeCustodialNeedsAdminKey, "paying from custodial balances needs the tenant's API key")
 	case (in.Body.CustomerID == nil) == (in.Body.CustomerEmail == nil):
-		return sql.PayIn{}, huma.Error422UnprocessableEntity("give exactly one of customer_id and customer_email")
+		return sql.PayIn{}, newProblem(CodeInvalid, "give exactly one of customer_id and customer_email")
 	}
 	policy, err := s.queries.PolicyGetBySlug(ctx, db, sql.PolicyGetBySlugParams{TenantID: tenant.ID, Slug: in.Body.Policy})
 	if err != nil || policy.ArchivedAt != nil {
-		return sql.PayIn{}, huma.Error404NotFound(fmt.Sprintf("tenant %q sells no policy %q", tenant.Slug, in.Body.Policy))
+		return sql.PayIn{}, newProblem(CodeNotFound, fmt.Sprintf("tenant %q sells no policy %q", tenant.Slug, in.Body.Policy))
 	}
 	var customer sql.Customer
 	if in.Body.CustomerID != nil {
@@ -531,7 +531,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 		customer, err = s.queries.CustomerGetByEmail(ctx, db, sql.CustomerGetByEmailParams{TenantID: tenant.ID, Email: *in.Body.CustomerEmail})
 	}
 	if err != nil {
-		return sql.PayIn{}, huma.Error422UnprocessableEntity("no such customer of " + tenant.Slug + "; create customers with the admin API")
+		return sql.PayIn{}, newProblem(CodeUnknownCustomer, "no such customer of "+tenant.Slug+"; create customers with the admin API")
 	}
 	params := core.PayInCreateParams{
 		CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,
@@ -559,7 +559,7 @@ func (s *Server) rate(ctx context.Context, currency sql.Currency) (*payment.Rate
 	rate, err := s.cfg.Rates.Rate(ctx, string(currency))
 	if err != nil {
 		requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", currency, "error", err)
-		return nil, huma.Error503ServiceUnavailable("the exchange rate is unavailable; retry shortly")
+		return nil, newProblem(CodeRateUnavailable, "the exchange rate is unavailable; retry shortly")
 	}
 	return &rate, nil
 }

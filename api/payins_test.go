@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
@@ -297,7 +298,7 @@ func TestPurchaseOutcomes(t *testing.T) {
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.Equal(t, "USER_CANCELLED", decode[payin](t, res).FailureReason)
 		require.Equal(t, int64(10), s.balance(t, sql.AssetCredits))
-		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", ""), http.StatusConflict)
+		requireCode(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+p.ID+"/cancel", "", "Authorization", ""), http.StatusConflict, api.CodePayInState)
 
 		// The cancel invalidates the invoice: its checkout takes no more payments.
 		s.awaitInvoice(t, p.Invoice.InvoiceID, "Invalid")
@@ -423,17 +424,18 @@ func TestPurchaseRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, auth string
 		status           int
+		code             api.ProblemCode
 	}{
-		{"AssetsWithoutKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["credits"]}`, "", http.StatusForbidden},
-		{"OtherTenantsKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer " + otherKey, http.StatusForbidden},
-		{"UnknownPolicy", `{"tenant":%q,"policy":"gold","customer_email":"buyer@example.com"}`, "", http.StatusNotFound},
-		{"UnknownCustomer", `{"tenant":%q,"policy":"pro","customer_email":"nobody@example.com"}`, "", http.StatusUnprocessableEntity},
-		{"BothCustomerFields", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","customer_id":"01900000-0000-7000-8000-000000000000"}`, "", http.StatusUnprocessableEntity},
-		{"UnknownAsset", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["gold"]}`, "Bearer " + b.key, http.StatusUnprocessableEntity},
-		{"BadKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer nope", http.StatusUnauthorized},
+		{"AssetsWithoutKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["credits"]}`, "", http.StatusForbidden, api.CodeCustodialNeedsAdminKey},
+		{"OtherTenantsKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer " + otherKey, http.StatusForbidden, api.CodeOtherTenantKey},
+		{"UnknownPolicy", `{"tenant":%q,"policy":"gold","customer_email":"buyer@example.com"}`, "", http.StatusNotFound, api.CodeNotFound},
+		{"UnknownCustomer", `{"tenant":%q,"policy":"pro","customer_email":"nobody@example.com"}`, "", http.StatusUnprocessableEntity, api.CodeUnknownCustomer},
+		{"BothCustomerFields", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","customer_id":"01900000-0000-7000-8000-000000000000"}`, "", http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"UnknownAsset", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["gold"]}`, "Bearer " + b.key, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"BadKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer nope", http.StatusUnauthorized, api.CodeUnauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(tc.body, b.tenant.Slug), "Authorization", tc.auth), tc.status)
+			requireCode(t, b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(tc.body, b.tenant.Slug), "Authorization", tc.auth), tc.status, tc.code)
 		})
 	}
 	requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", `{"tenant":"no-such-tenant","policy":"pro","customer_email":"buyer@example.com"}`, "Authorization", ""), http.StatusNotFound)
@@ -451,7 +453,7 @@ func TestProviderWebhook(t *testing.T) {
 		for _, sig := range []string{"", "sha256=00", "sha256=" + fmt.Sprintf("%064x", 1), "md5=abc"} {
 			res := b.request(t, http.MethodPost, "/v1/providers/btcpay/webhook", `{"deliveryId":"d1","type":"InvoiceSettled","invoiceId":"x"}`,
 				"Authorization", "", "BTCPay-Sig", sig)
-			requireProblem(t, res, http.StatusUnauthorized)
+			requireCode(t, res, http.StatusUnauthorized, api.CodeSignatureInvalid)
 		}
 		var n int
 		require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries WHERE delivery_id = 'd1'").Scan(&n))
@@ -555,8 +557,8 @@ func TestPayInRetry(t *testing.T) {
 		s.webhook(t, second.Invoice.InvoiceID, "InvoiceSettled")
 		require.NotEmpty(t, s.await(t, second.ID, "PAID").LicenseKey)
 
-		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
-		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+second.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
+		requireCode(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", ""), http.StatusConflict, api.CodePayInRetried)
+		requireCode(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+second.ID+"/retry", "", "Authorization", ""), http.StatusConflict, api.CodePayInState)
 		s.requireInvariants(t)
 	})
 
@@ -565,7 +567,7 @@ func TestPayInRetry(t *testing.T) {
 		s := setupShop(t, 100, sql.CurrencySAT)
 		first := s.failed(t)
 		s.credit(t, sql.AssetCredits, 100)
-		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", `{"assets":["credits"]}`, "Authorization", ""), http.StatusForbidden)
+		requireCode(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", `{"assets":["credits"]}`, "Authorization", ""), http.StatusForbidden, api.CodeCustodialNeedsAdminKey)
 		other := factory.Tenant(t, s.db)
 		_, otherKey := factory.APIKey(t, s.db, other.ID)
 		requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+first.ID+"/retry", "", "Authorization", "Bearer "+otherKey), http.StatusNotFound)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -85,7 +86,7 @@ func TestPolicies(t *testing.T) {
 		res = b.request(t, http.MethodPost, "/v1/admin/policies/"+created.ID+"/archive", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.NotNil(t, decode[policy](t, res).ArchivedAt)
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/policies/"+created.ID+"/archive", ""), http.StatusConflict)
+		requireCode(t, b.request(t, http.MethodPost, "/v1/admin/policies/"+created.ID+"/archive", ""), http.StatusConflict, api.CodeAlreadyArchived)
 		require.Empty(t, decode[page[policy]](t, b.request(t, http.MethodGet, "/v1/admin/policies", "")).Items)
 		require.Len(t, decode[page[policy]](t, b.request(t, http.MethodGet, "/v1/admin/policies?include_archived=true", "")).Items, 1)
 

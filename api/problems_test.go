@@ -1,12 +1,19 @@
 package api_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tessera/tessera/api"
 )
 
 // TestProblems sends each class of bad input and expects problem+json, never a 500.
@@ -21,35 +28,36 @@ func TestProblems(t *testing.T) {
 		body   string
 		header []string
 		status int
+		code   api.ProblemCode
 	}{
-		{"UnknownRoute", http.MethodGet, "/v1/admin/nothing-here", "", nil, http.StatusNotFound},
-		{"UnknownRouteOutsideV1", http.MethodGet, "/favicon.ico", "", nil, http.StatusNotFound},
-		{"WrongMethod", http.MethodPut, "/v1/admin/api-keys", `{}`, nil, http.StatusMethodNotAllowed},
-		{"MalformedJSON", http.MethodPost, "/v1/admin/api-keys", `{"name":`, nil, http.StatusBadRequest},
-		{"NotJSONAtAll", http.MethodPost, "/v1/admin/api-keys", `name=x`, nil, http.StatusBadRequest},
-		{"WrongType", http.MethodPost, "/v1/admin/api-keys", `{"name":5}`, nil, http.StatusUnprocessableEntity},
-		{"ArrayInsteadOfObject", http.MethodPost, "/v1/admin/api-keys", `["name"]`, nil, http.StatusUnprocessableEntity},
-		{"UnknownField", http.MethodPost, "/v1/admin/api-keys", `{"name":"x","admin":true}`, nil, http.StatusUnprocessableEntity},
-		{"MissingField", http.MethodPost, "/v1/admin/api-keys", `{}`, nil, http.StatusUnprocessableEntity},
-		{"MissingBody", http.MethodPost, "/v1/admin/api-keys", ``, nil, http.StatusBadRequest},
-		{"TooLong", http.MethodPost, "/v1/admin/api-keys", `{"name":"` + strings.Repeat("x", 201) + `"}`, nil, http.StatusUnprocessableEntity},
-		{"BodyOver1MiB", http.MethodPost, "/v1/admin/api-keys", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, nil, http.StatusRequestEntityTooLarge},
-		{"PathNotUUID", http.MethodDelete, "/v1/admin/api-keys/not-a-uuid", "", nil, http.StatusUnprocessableEntity},
-		{"CursorNotUUID", http.MethodGet, "/v1/admin/api-keys?after=zzz", "", nil, http.StatusUnprocessableEntity},
-		{"LimitZero", http.MethodGet, "/v1/admin/api-keys?limit=0", "", nil, http.StatusUnprocessableEntity},
-		{"LimitTooLarge", http.MethodGet, "/v1/admin/api-keys?limit=201", "", nil, http.StatusUnprocessableEntity},
-		{"LimitNotNumber", http.MethodGet, "/v1/admin/audit-log?limit=ten", "", nil, http.StatusUnprocessableEntity},
-		{"UnknownKeyID", http.MethodDelete, "/v1/admin/api-keys/01900000-0000-7000-8000-000000000000", "", nil, http.StatusNotFound},
+		{"UnknownRoute", http.MethodGet, "/v1/admin/nothing-here", "", nil, http.StatusNotFound, api.CodeNotFound},
+		{"UnknownRouteOutsideV1", http.MethodGet, "/favicon.ico", "", nil, http.StatusNotFound, api.CodeNotFound},
+		{"WrongMethod", http.MethodPut, "/v1/admin/api-keys", `{}`, nil, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed},
+		{"MalformedJSON", http.MethodPost, "/v1/admin/api-keys", `{"name":`, nil, http.StatusBadRequest, api.CodeBadRequest},
+		{"NotJSONAtAll", http.MethodPost, "/v1/admin/api-keys", `name=x`, nil, http.StatusBadRequest, api.CodeBadRequest},
+		{"WrongType", http.MethodPost, "/v1/admin/api-keys", `{"name":5}`, nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"ArrayInsteadOfObject", http.MethodPost, "/v1/admin/api-keys", `["name"]`, nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"UnknownField", http.MethodPost, "/v1/admin/api-keys", `{"name":"x","admin":true}`, nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"MissingField", http.MethodPost, "/v1/admin/api-keys", `{}`, nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"MissingBody", http.MethodPost, "/v1/admin/api-keys", ``, nil, http.StatusBadRequest, api.CodeBadRequest},
+		{"TooLong", http.MethodPost, "/v1/admin/api-keys", `{"name":"` + strings.Repeat("x", 201) + `"}`, nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"BodyOver1MiB", http.MethodPost, "/v1/admin/api-keys", `{"name":"` + strings.Repeat("x", 1<<20) + `"}`, nil, http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge},
+		{"PathNotUUID", http.MethodDelete, "/v1/admin/api-keys/not-a-uuid", "", nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"CursorNotUUID", http.MethodGet, "/v1/admin/api-keys?after=zzz", "", nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"LimitZero", http.MethodGet, "/v1/admin/api-keys?limit=0", "", nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"LimitTooLarge", http.MethodGet, "/v1/admin/api-keys?limit=201", "", nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"LimitNotNumber", http.MethodGet, "/v1/admin/audit-log?limit=ten", "", nil, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"UnknownKeyID", http.MethodDelete, "/v1/admin/api-keys/01900000-0000-7000-8000-000000000000", "", nil, http.StatusNotFound, api.CodeNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := b.request(t, tc.method, tc.path, tc.body, tc.header...)
-			requireProblem(t, res, tc.status)
+			requireCode(t, res, tc.status, tc.code)
 		})
 	}
 
 	t.Run("WrongMethodNamesAllowed", func(t *testing.T) {
 		res := b.request(t, http.MethodPatch, "/v1/admin/tenant", "")
-		requireProblem(t, res, http.StatusMethodNotAllowed)
+		requireCode(t, res, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed)
 		require.Contains(t, res.header.Get("Allow"), http.MethodGet)
 	})
 
@@ -91,3 +99,57 @@ func TestHostileBodies(t *testing.T) {
 		}
 	}
 }
+
+// publishedSpec is the OpenAPI document, built once for the checks of every answer.
+var publishedSpec = sync.OnceValue(api.Spec)
+
+// codedProblems wraps a server's handler so that every problem+json answer of the API's
+// tests is checked against the published Problem schema (its code one of the enum), with a
+// type of /problems/<code> and the status of the answer: no error answer lacks a code.
+func codedProblems(t *testing.T, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tee := &teeWriter{ResponseWriter: w}
+		next.ServeHTTP(tee, r)
+		if tee.Header().Get("Content-Type") != "application/problem+json" {
+			return
+		}
+		spec := publishedSpec()
+		var body any
+		if !assert.NoError(t, json.Unmarshal(tee.body.Bytes(), &body), "%s %s: %s", r.Method, r.URL.Path, tee.body.Bytes()) {
+			return
+		}
+		result := &huma.ValidateResult{}
+		schema := &huma.Schema{Ref: "#/components/schemas/Problem"}
+		huma.Validate(spec.Components.Schemas, schema, huma.NewPathBuffer(nil, 0), huma.ModeReadFromServer, body, result)
+		assert.Empty(t, result.Errors, "%s %s answered a problem off its schema: %s", r.Method, r.URL.Path, tee.body.Bytes())
+		var p problem
+		assert.NoError(t, json.Unmarshal(tee.body.Bytes(), &p))
+		assert.Equal(t, "/problems/"+string(p.Code), p.Type, "%s %s: %s", r.Method, r.URL.Path, tee.body.Bytes())
+		assert.Equal(t, tee.status, p.Status, "%s %s: %s", r.Method, r.URL.Path, tee.body.Bytes())
+	})
+}
+
+// teeWriter keeps a copy of what a handler writes.
+type teeWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *teeWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *teeWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

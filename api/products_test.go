@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -98,7 +99,7 @@ func TestProducts(t *testing.T) {
 		res = b.request(t, http.MethodPost, "/v1/admin/products/"+created.ID+"/archive", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		require.NotNil(t, decode[product](t, res).ArchivedAt)
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/products/"+created.ID+"/archive", ""), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/products/"+created.ID+"/archive", ""), http.StatusConflict, api.CodeAlreadyArchived)
 		require.Contains(t, p.Detail, "already archived")
 
 		require.Empty(t, decode[page[product]](t, b.request(t, http.MethodGet, "/v1/admin/products", "")).Items, "archived products are left out")
@@ -135,7 +136,7 @@ func TestProducts(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		factory.Product(t, b.db, b.tenant.ID, func(p *sql.ProductCreateParams) { p.Slug = "taken" })
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/products", `{"slug":"taken","name":"x"}`), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/products", `{"slug":"taken","name":"x"}`), http.StatusConflict, api.CodeDuplicate)
 		require.Contains(t, p.Detail, "a product with this slug already exists")
 
 		// Another tenant may use the same slug.
@@ -195,7 +196,7 @@ func TestProducts(t *testing.T) {
 		b.request(t, http.MethodPost, "/v1/admin/products/"+id+"/releases", `{"version":"1.5.0","released_at":"2025-06-01T00:00:00Z"}`)
 		b.request(t, http.MethodPost, "/v1/admin/products/"+id+"/releases", `{"version":"1.5.1","released_at":"2025-06-01T00:00:00Z"}`)
 
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/products/"+id+"/releases", `{"version":"1.0.0"}`), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/products/"+id+"/releases", `{"version":"1.0.0"}`), http.StatusConflict, api.CodeDuplicate)
 		require.Contains(t, p.Detail, "already has a release with this version")
 
 		all := collect[release](t, b, "/v1/admin/products/"+id+"/releases?limit=1")

@@ -50,9 +50,9 @@ func (s *Server) registerProviders() {
 		event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
 		switch {
 		case errors.Is(err, payment.ErrBadSignature):
-			return nil, huma.Error401Unauthorized("bad or missing BTCPay-Sig")
+			return nil, newProblem(CodeSignatureInvalid, "bad or missing BTCPay-Sig")
 		case err != nil:
-			return nil, huma.Error400BadRequest("not a BTCPay webhook: " + err.Error())
+			return nil, newProblem(CodeBadRequest, "not a BTCPay webhook: "+err.Error())
 		}
 		if err := providerIDs(event); err != nil {
 			return nil, err
@@ -102,7 +102,7 @@ func providerIDs(event payment.WebhookEvent) error {
 			continue
 		}
 		msg := fmt.Sprintf("%s must be 1 to %d printable ASCII characters without spaces", id.location, maxProviderID)
-		return huma.Error422UnprocessableEntity(msg, &huma.ErrorDetail{Location: id.location, Message: msg})
+		return newProblem(CodeInvalid, msg, &huma.ErrorDetail{Location: id.location, Message: msg})
 	}
 	return nil
 }

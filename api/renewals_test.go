@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 )
 
@@ -52,7 +53,7 @@ func TestRenewalsStuck(t *testing.T) {
 
 	t.Run("NotStuckIsConflict", func(t *testing.T) {
 		res := b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+fine.ID.String()+"/renewal-reset", "")
-		require.Equal(t, http.StatusConflict, res.status, "body: %s", res.body)
+		requireCode(t, res, http.StatusConflict, api.CodeRenewalNotStuck)
 	})
 	t.Run("UnknownIsNotFound", func(t *testing.T) {
 		res := b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+uuid.NewString()+"/renewal-reset", "")

@@ -23,11 +23,11 @@ const slugPattern = `^[a-z0-9][a-z0-9._-]{0,99}$`
 // invalid is a 422 problem about one field of the request: detail says what is wrong, and
 // the error detail names where (as Huma's own validation errors do, e.g. "body.period_days").
 func invalid(location, detail string, value any) huma.StatusError {
-	return huma.Error422UnprocessableEntity(detail, &huma.ErrorDetail{Location: location, Message: detail, Value: value})
+	return newProblem(CodeInvalid, detail, &huma.ErrorDetail{Location: location, Message: detail, Value: value})
 }
 
 // constraintError rewords a translated database error that names one of the constraints in
-// messages, keeping its kind (ErrConflict, ErrInvalid): "conflict: a customer with this
+// messages, keeping its kind (ErrDuplicate, ErrConflict, ErrInvalid): "conflict: a customer with this
 // email already exists" instead of the constraint's name. Other errors pass through.
 func constraintError(err error, messages map[string]string) error {
 	var pgErr *pgconn.PgError
@@ -38,7 +38,7 @@ func constraintError(err error, messages map[string]string) error {
 	if !ok {
 		return err
 	}
-	for _, kind := range []error{core.ErrConflict, core.ErrInvalid} {
+	for _, kind := range []error{core.ErrDuplicate, core.ErrConflict, core.ErrInvalid} {
 		if errors.Is(err, kind) {
 			return fmt.Errorf("%w: %s", kind, msg)
 		}
@@ -63,7 +63,7 @@ func archiveError(err error, noun string, id uuid.UUID, get func() error) error 
 	if err := get(); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: %s %s is already archived", core.ErrConflict, noun, id)
+	return fmt.Errorf("%w: %s %s is already archived", core.ErrAlreadyArchived, noun, id)
 }
 
 // audit records a change made by the caller in the request's transaction.

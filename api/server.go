@@ -166,7 +166,7 @@ func Spec() *huma.OpenAPI {
 
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.mux)
+	return s.observe(s.documents30(s.mux))
 }
 
 // register builds the mux and the Huma API and registers every operation on them.
@@ -209,6 +209,7 @@ func (s *Server) register() {
 	s.registerUpstreamStores()
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
+	publishEvents(s.api.OpenAPI())
 	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
 		allowNullInEnums(schema)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 )
 
@@ -155,7 +156,7 @@ func TestSubscriptions(t *testing.T) {
 		b := setup(t)
 		sub, _ := factory.Subscription(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30)).ID, factory.Customer(t, b.db, b.tenant.ID).ID)
 		require.Equal(t, http.StatusOK, b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", "").status)
-		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", ""), http.StatusConflict)
+		requireCode(t, b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", ""), http.StatusConflict, api.CodeSubscriptionCancelled)
 		require.Equal(t, 1, b.eventCount(t, "subscription.cancelled"))
 	})
 

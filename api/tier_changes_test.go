@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/sql"
 )
@@ -212,7 +213,7 @@ func TestTierUpgradeQuote(t *testing.T) {
 		t.Run("SuspendedLicence", func(t *testing.T) {
 			res := b.request(t, http.MethodPost, "/v1/admin/licenses/"+standard.ID.String()+"/suspend", "")
 			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
-			p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", standard.Key, "pro-tier"), http.StatusConflict)
+			p := requireCode(t, b.tier(t, "/v1/upgrade-quote", standard.Key, "pro-tier"), http.StatusConflict, api.CodeLicenseStatus)
 			require.Contains(t, p.Detail, "suspended")
 		})
 
@@ -220,12 +221,12 @@ func TestTierUpgradeQuote(t *testing.T) {
 			sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 			_, err := b.db.Exec(context.Background(), "UPDATE subscriptions SET status = 'past_due' WHERE tenant_id = $1 AND id = $2", b.tenant.ID, sub.ID)
 			require.NoError(t, err)
-			p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", l.Key, "plus-monthly"), http.StatusConflict)
+			p := requireCode(t, b.tier(t, "/v1/upgrade-quote", l.Key, "plus-monthly"), http.StatusConflict, api.CodeSubscriptionUnpaid)
 			require.Contains(t, p.Detail, "pay its pending renewal first")
 
 			res := b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
 			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
-			p = requireProblem(t, b.tier(t, "/v1/upgrade", l.Key, "plus-monthly"), http.StatusConflict)
+			p = requireCode(t, b.tier(t, "/v1/upgrade", l.Key, "plus-monthly"), http.StatusConflict, api.CodeSubscriptionCancelled)
 			require.Contains(t, p.Detail, "cancelled")
 		})
 
@@ -280,7 +281,7 @@ func TestTierUpgrade(t *testing.T) {
 	})
 
 	t.Run("ASecondUpgradeWaits", func(t *testing.T) {
-		p := requireProblem(t, s.upgrade(t, l.Key), http.StatusConflict)
+		p := requireCode(t, s.upgrade(t, l.Key), http.StatusConflict, api.CodeUpgradePending)
 		require.Contains(t, p.Detail, "already waiting for its payment")
 		require.Contains(t, p.Detail, up.PayIn.ID, "the buyer can go on with the pending one")
 	})
@@ -342,7 +343,7 @@ func TestTierUpgradeFailed(t *testing.T) {
 	changes := collect[tierChange](t, s.bundle, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50")
 	require.Equal(t, "failed", changes[0].Status, "the upgrade fails with its PayIn")
 
-	p := requireProblem(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+up.PayIn.ID+"/retry", "", "Authorization", ""), http.StatusConflict)
+	p := requireCode(t, s.send(t, s.srv, http.MethodPost, "/v1/payins/"+up.PayIn.ID+"/retry", "", "Authorization", ""), http.StatusConflict, api.CodeUpgradeNotRetryable)
 	require.Contains(t, p.Detail, "start a new one", "a prorated price is not retried")
 
 	again := start()

@@ -228,5 +228,5 @@ func rowProblem(ctx context.Context, err error) error {
 	for i, re := range rowErrs {
 		details[i] = &huma.ErrorDetail{Location: fmt.Sprintf("body[%d].%s", re.Row, re.Field), Message: re.Message}
 	}
-	return huma.Error422UnprocessableEntity(fmt.Sprintf("%d rows are invalid; nothing was imported", len(rowErrs)), details...)
+	return newProblem(CodeInvalid, fmt.Sprintf("%d rows are invalid; nothing was imported", len(rowErrs)), details...)
 }

@@ -154,7 +154,7 @@ func (s *Server) validateAllowed(ctx context.Context, key string, now time.Time)
 		if ok, retry := limit.limiter.Allow(limit.key, now); !ok {
 			seconds := strconv.Itoa(int(math.Ceil(retry.Seconds())))
 			return huma.ErrorWithHeaders(
-				huma.Error429TooManyRequests("too many validations for "+limit.what+"; retry after "+seconds+" s"),
+				newProblem(CodeRateLimited, "too many validations for "+limit.what+"; retry after "+seconds+" s"),
 				http.Header{"Retry-After": {seconds}})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/sql"
@@ -198,7 +199,7 @@ func TestValidationRateLimit(t *testing.T) {
 		require.Equal(t, "VALID", v.Code)
 	}
 	res := b.request(t, http.MethodPost, "/v1/licenses/validate", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
-	p := requireProblem(t, res, http.StatusTooManyRequests)
+	p := requireCode(t, res, http.StatusTooManyRequests, api.CodeRateLimited)
 	require.Contains(t, p.Detail, "licence key")
 	require.Equal(t, "1", res.header.Get("Retry-After"))
 

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
@@ -65,7 +66,7 @@ func (b *bundle) emit(t *testing.T, eventType string) {
 	inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 	require.NoError(t, err)
 	require.NoError(t, pg.InTx(ctx, b.db, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, inserter, b.clock.Now(), b.tenant.ID, core.Event{Type: eventType, Data: map[string]string{"license_id": "lic-1"}})
+		return core.Emit(ctx, tx, inserter, b.clock.Now(), b.tenant.ID, eventData(t, eventType))
 	}))
 }
 
@@ -178,7 +179,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		}
 		require.Equal(t, core.WebhookMaxEndpointsDefault, created)
 
-		p := requireProblem(t, b.send(t, srv, http.MethodPost, "/v1/admin/webhook-endpoints", `{"url":"https://hooks.example/more","event_types":["license.issued"]}`), http.StatusConflict)
+		p := requireCode(t, b.send(t, srv, http.MethodPost, "/v1/admin/webhook-endpoints", `{"url":"https://hooks.example/more","event_types":["license.issued"]}`), http.StatusConflict, api.CodeWebhookEndpointLimit)
 		require.Contains(t, p.Detail, "the tenant has 20 webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS)")
 		list := decode[page[webhookEndpoint]](t, b.send(t, srv, http.MethodGet, "/v1/admin/webhook-endpoints?limit=100", ""))
 		require.Len(t, list.Items, core.WebhookMaxEndpointsDefault)
@@ -487,13 +488,13 @@ func TestWebhookDeliveries(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, res.status, "a pending delivery is made due now: body: %s", res.body)
 		require.Equal(t, 1, b.deliverJobs(t, endpoint.ID), "the live job sends it too")
 		b.finish(t, pending, sql.DeliveryStateSucceeded)
-		p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", ""), http.StatusConflict)
+		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+pending+"/retry", ""), http.StatusConflict, api.CodeWebhookDeliveryDone)
 		require.Contains(t, p.Detail, "already succeeded; only dead or pending deliveries can be retried")
 
 		b.finish(t, dead, sql.DeliveryStateDead)
 		b.completeDeliverJobs(t, endpoint.ID)
 		b.request(t, http.MethodPatch, "/v1/admin/webhook-endpoints/"+endpoint.ID, `{"enabled":false}`)
-		p = requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+dead+"/retry", ""), http.StatusConflict)
+		p = requireCode(t, b.request(t, http.MethodPost, "/v1/admin/webhook-deliveries/"+dead+"/retry", ""), http.StatusConflict, api.CodeWebhookEndpointOff)
 		require.Contains(t, p.Detail, "is disabled")
 		require.Zero(t, b.deliverJobs(t, endpoint.ID), "refused retries enqueue nothing")
 
@@ -536,7 +537,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 		require.NoError(t, err)
 		require.NoError(t, pg.InTx(context.Background(), b.db, func(tx pgx.Tx) error {
-			return core.Emit(context.Background(), tx, inserter, b.clock.Now(), other.ID, core.Event{Type: core.EventLicenseIssued})
+			return core.Emit(context.Background(), tx, inserter, b.clock.Now(), other.ID, eventData(t, core.EventLicenseIssued))
 		}))
 		var theirs uuid.UUID
 		require.NoError(t, b.db.QueryRow(context.Background(), `SELECT id FROM webhook_deliveries WHERE tenant_id = $1`, other.ID).Scan(&theirs))
@@ -550,4 +551,20 @@ func TestWebhookDeliveries(t *testing.T) {
 		require.Empty(t, b.deliveries(t, "").Items)
 		require.Empty(t, b.deliveries(t, "?state=dead").Items)
 	})
+}
+
+// eventData returns a payload of eventType, license.issued or license.revoked, about an
+// active or revoked licence.
+func eventData(t *testing.T, eventType string) core.EventData {
+	t.Helper()
+	fields := core.LicenseFields{LicenseID: uuid.Must(uuid.NewV7()), Status: sql.LicenseStatusActive}
+	switch eventType {
+	case core.EventLicenseIssued:
+		return core.LicenseIssuedEvent(fields)
+	case core.EventLicenseRevoked:
+		fields.Status = sql.LicenseStatusRevoked
+		return core.LicenseRevokedEvent(fields)
+	}
+	require.Failf(t, "no test payload", "%q", eventType)
+	return nil
 }

@@ -38,7 +38,7 @@ func (w *LicenseExpireSweepWorker) Work(ctx context.Context, job *river.Job[joba
 			return fmt.Errorf("expire licences: %w", err)
 		}
 		for _, l := range expired {
-			err := core.Record(ctx, tx, st, l.TenantID, "license.expire", "license", l.ID, core.EventLicenseExpired, core.LicenseEventData(l))
+			err := core.Record(ctx, tx, st, l.TenantID, "license.expire", "license", l.ID, core.LicenseExpiredEvent(core.LicenseFieldsOf(l)))
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ func TestLicenseExpireSweepWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tx := testdb.Tx(t)
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, tx) })
 	clk := clock.NewManual(factory.Now)
 	worker := &LicenseExpireSweepWorker{cfg: Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box}}
 	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)

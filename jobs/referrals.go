@@ -44,12 +44,11 @@ func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uu
 			continue // the one row of a recompute that changed no reward
 		}
 		res.RewardsChanged++
-		data := map[string]any{
-			"customer_id": *r.ReferrerID, "qualified_total": r.QualifiedTotal,
-			"bonus_units": r.BonusUnits, "badge": r.Badge,
-			"previous_bonus_units": zeroIfNil(r.PreviousBonusUnits), "previous_badge": r.PreviousBadge,
+		data := core.ReferralRewardChangedEvent{
+			CustomerID: *r.ReferrerID, QualifiedTotal: r.QualifiedTotal, BonusUnits: r.BonusUnits, Badge: r.Badge,
+			PreviousBonusUnits: zeroIfNil(r.PreviousBonusUnits), PreviousBadge: r.PreviousBadge,
 		}
-		err := core.Record(ctx, tx, st, tenantID, "referral.reward_change", "customer", *r.ReferrerID, core.EventReferralRewardChanged, data)
+		err := core.Record(ctx, tx, st, tenantID, "referral.reward_change", "customer", *r.ReferrerID, data)
 		if err != nil {
 			return ReferralRecomputeResult{}, err
 		}

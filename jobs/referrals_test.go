@@ -259,6 +259,7 @@ func TestReferralRecomputeWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tx := testdb.Tx(t)
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, tx) })
 	clk := clock.NewManual(factory.Now)
 	worker := &ReferralRecomputeWorker{cfg: Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box}}
 	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)

@@ -85,6 +85,7 @@ func setupRenewals(t *testing.T, db pg.DB) *renewals {
 	b.lapse = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &SubscriptionLapseSweepWorker{cfg: b.cfg})
 	b.tenant = factory.Tenant(t, db)
 	b.customer = factory.Customer(t, db, b.tenant.ID)
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, db) })
 	return b
 }
 

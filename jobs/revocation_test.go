@@ -40,6 +40,7 @@ type revocationBundle struct {
 func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstream.StoreParams)) *revocationBundle {
 	t.Helper()
 	tx := testdb.Tx(t)
+	t.Cleanup(func() { factory.RequireEventsDocumented(t, tx) })
 	// Each test's transaction sees the one limiter row: start it from the past.
 	_, err := tx.Exec(context.Background(), "UPDATE revocation_limiter SET next_allowed_at = '-infinity'")
 	require.NoError(t, err)

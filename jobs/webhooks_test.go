@@ -200,12 +200,12 @@ func (b *deliverBundle) endpoint(t *testing.T, r *receiver, url string, types ..
 
 // emit emits an event in its own savepoint and returns the deliveries it created, by
 // endpoint id.
-func (b *deliverBundle) emit(t *testing.T, eventType string, data any) map[uuid.UUID]sql.WebhookDelivery {
+func (b *deliverBundle) emit(t *testing.T, data core.EventData) map[uuid.UUID]sql.WebhookDelivery {
 	t.Helper()
 	ctx := context.Background()
 	before := b.deliveries(t)
 	require.NoError(t, pg.InTx(ctx, b.tx, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, b.inserter, b.clock.Now(), b.tenant.ID, core.Event{Type: eventType, Data: data})
+		return core.Emit(ctx, tx, b.inserter, b.clock.Now(), b.tenant.ID, data)
 	}))
 	created := map[uuid.UUID]sql.WebhookDelivery{}
 	for _, d := range b.deliveries(t) {
@@ -382,7 +382,8 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL+"/hooks", core.EventLicenseIssued)
 		b.clock.Advance(time.Minute) // the event happens after the endpoint was created
-		delivery := b.emit(t, core.EventLicenseIssued, map[string]string{"license_id": "lic-1"})[endpoint.ID]
+		data := core.LicenseIssuedEvent{LicenseID: uuid.Must(uuid.NewV7()), Status: sql.LicenseStatusActive}
+		delivery := b.emit(t, data)[endpoint.ID]
 		b.clock.Advance(5 * time.Second) // and is sent a little later
 
 		res, err := b.work(t, endpoint.ID)
@@ -396,7 +397,11 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		require.Equal(t, strconv.FormatInt(b.clock.Now().Unix(), 10), got[0].timestamp, "webhook-timestamp is the clock's")
 		var body payload
 		require.NoError(t, json.Unmarshal(got[0].body, &body))
-		require.Equal(t, payload{Type: "license.issued", Timestamp: factory.Now.Add(time.Minute), Data: map[string]any{"license_id": "lic-1"}}, body)
+		encoded, err := json.Marshal(data)
+		require.NoError(t, err)
+		var want map[string]any
+		require.NoError(t, json.Unmarshal(encoded, &want))
+		require.Equal(t, payload{Type: "license.issued", Timestamp: factory.Now.Add(time.Minute), Data: want}, body)
 
 		d := b.delivery(t, delivery.ID)
 		require.Equal(t, sql.DeliveryStateSucceeded, d.State)
@@ -419,7 +424,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b := setupDeliver(t, 10*time.Second, func(c *Config) { c.HTTPClient = outbound.Client(false) })
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseRevoked)
-		delivery := b.emit(t, core.EventLicenseRevoked, map[string]string{"license_id": "lic-3"})[endpoint.ID]
+		delivery := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 
 		res, err := b.work(t, endpoint.ID)
 		require.NoError(t, err, "an endpoint's failure is the delivery's, not the job's")
@@ -436,7 +441,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		r.answer(http.StatusServiceUnavailable, "down for maintenance")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseRevoked)
-		delivery := b.emit(t, core.EventLicenseRevoked, map[string]string{"license_id": "lic-2"})[endpoint.ID]
+		delivery := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 
 		for attempt := 1; attempt <= WebhookDeliveryMaxAttempts; attempt++ {
 			attemptedAt := b.clock.Now()
@@ -487,7 +492,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		r.answer(http.StatusInternalServerError, "")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventMachineActivated)
-		delivery := b.emit(t, core.EventMachineActivated, map[string]string{})[endpoint.ID]
+		delivery := b.emit(t, core.MachineActivatedEvent{})[endpoint.ID]
 
 		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
@@ -512,7 +517,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		closed := httptest.NewServer(http.NotFoundHandler())
 		closed.Close()
 		endpoint := b.endpoint(t, nil, closed.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 
 		_, err := b.work(t, endpoint.ID)
 
@@ -531,7 +536,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		redirect := httptest.NewServer(http.RedirectHandler(r.srv.URL, http.StatusFound))
 		t.Cleanup(redirect.Close)
 		endpoint := b.endpoint(t, r, redirect.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 
 		_, err := b.work(t, endpoint.ID)
 
@@ -554,7 +559,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		t.Cleanup(slow.Close)
 		t.Cleanup(func() { close(release) }) // runs first: the handler returns before Close waits for it
 		endpoint := b.endpoint(t, nil, slow.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 
 		res, err := b.work(t, endpoint.ID)
 
@@ -574,8 +579,8 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		const n = defaultWebhookBatch + 5
 		var events []string
-		for i := range n {
-			d := b.emit(t, core.EventLicenseIssued, map[string]int{"n": i})[endpoint.ID]
+		for range n {
+			d := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 			events = append(events, d.EventID.String())
 			b.clock.Advance(time.Millisecond)
 		}
@@ -607,9 +612,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		r.answer(http.StatusBadGateway, "")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		oldest := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		oldest := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		b.clock.Advance(time.Millisecond)
-		others := []sql.WebhookDelivery{b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID], b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]}
+		others := []sql.WebhookDelivery{b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID], b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]}
 
 		_, err := b.work(t, endpoint.ID)
 
@@ -640,11 +645,11 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r.onRequest = func() {
 			if !emitted { // while the first attempt runs (no worker transaction is open)
 				emitted = true
-				second = b.emit(t, core.EventLicenseRevoked, nil)
+				second = b.emit(t, core.LicenseRevokedEvent{})
 			}
 		}
 		endpoint = b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued, core.EventLicenseRevoked)
-		b.emit(t, core.EventLicenseIssued, nil)
+		b.emit(t, core.LicenseIssuedEvent{})
 		job := b.job(t, endpoint.ID)
 
 		res, err := b.worker.WorkJob(context.Background(), t, b.tx, job)
@@ -663,7 +668,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b := setupDeliver(t, 10*time.Second)
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
 
@@ -681,7 +686,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b := setupDeliver(t, 10*time.Second)
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		b.emit(t, core.EventLicenseIssued, nil)
+		b.emit(t, core.LicenseIssuedEvent{})
 		job := b.job(t, endpoint.ID)
 		_, err := core.WebhookEndpointDelete(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID)
 		require.NoError(t, err)
@@ -699,10 +704,10 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		b := setupDeliver(t, 10*time.Second)
 		r := newReceiver(t, b)
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
-		backingOff := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		backingOff := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		_, err = b.tx.Exec(context.Background(), `UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1`, backingOff.ID, b.clock.Now().Add(time.Hour))
 		require.NoError(t, err)
 		_, err = core.WebhookEndpointUpdate(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID,
@@ -735,7 +740,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r.answer(http.StatusBadGateway, "")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		oldSecret := r.secret
-		b.emit(t, core.EventLicenseIssued, nil)
+		b.emit(t, core.LicenseIssuedEvent{})
 		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
 
@@ -763,7 +768,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r := newReceiver(t, b)
 		r.answer(http.StatusServiceUnavailable, "")
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
-		delivery := b.emit(t, core.EventLicenseIssued, nil)[endpoint.ID]
+		delivery := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		_, err := b.tx.Exec(context.Background(), `UPDATE webhook_deliveries SET round_attempts = $2 WHERE id = $1`, delivery.ID, WebhookDeliveryMaxAttempts-1)
 		require.NoError(t, err)
 		_, err = b.work(t, endpoint.ID)
@@ -803,7 +808,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
 		require.NoError(t, err)
 
-		created := b.emit(t, core.EventLicenseIssued, map[string]string{"license_id": "lic-3"})
+		created := b.emit(t, core.LicenseIssuedEvent{})
 
 		require.Len(t, created, 2)
 		require.Contains(t, created, subscribed.ID)
@@ -818,18 +823,23 @@ func TestWebhookDeliverWorker(t *testing.T) {
 			require.Equal(t, rivertype.JobStateAvailable, job.State)
 		}
 		require.Empty(t, b.liveJobs(t, disabled.ID))
-		require.Empty(t, b.emit(t, core.EventMachineActivated, nil), "no endpoint subscribes to it")
+		require.Empty(t, b.emit(t, core.MachineActivatedEvent{}), "no endpoint subscribes to it")
 	})
 
 	t.Run("EmitRefusesUnknownType", func(t *testing.T) {
 		t.Parallel()
 		b := setupDeliver(t, 10*time.Second)
 		err := pg.InTx(context.Background(), b.tx, func(tx pgx.Tx) error {
-			return core.Emit(context.Background(), tx, b.inserter, b.clock.Now(), b.tenant.ID, core.Event{Type: "license.exploded"})
+			return core.Emit(context.Background(), tx, b.inserter, b.clock.Now(), b.tenant.ID, explodedEvent{})
 		})
-		require.EqualError(t, err, `emit event: unknown event type "license.exploded": add it to core.EventTypes`)
+		require.EqualError(t, err, `emit event: unknown event type "license.exploded": add it to core.EventCatalog`)
 	})
 }
+
+// explodedEvent is the data of an event type Tessera does not have.
+type explodedEvent struct{}
+
+func (explodedEvent) EventType() string { return "license.exploded" }
 
 // riverBundle is a real River client with Tessera's workers on its own database, for tests
 // of what River does with webhook.deliver jobs.
@@ -890,7 +900,7 @@ func (b *riverBundle) emit(t *testing.T, tenantID uuid.UUID) {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, pg.InTx(ctx, b.pool, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, b.client, b.clock.Now(), tenantID, core.Event{Type: core.EventLicenseIssued, Data: map[string]string{"license_id": "lic-1"}})
+		return core.Emit(ctx, tx, b.client, b.clock.Now(), tenantID, core.LicenseIssuedEvent{})
 	}))
 }
 
@@ -1168,14 +1178,14 @@ func TestEventRetentionSweepWorker(t *testing.T) {
 			b.tenant.ID, d.ID, state)
 		require.NoError(t, err)
 	}
-	succeeded := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "succeeded"})[endpoint.ID]
+	succeeded := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 	setState(succeeded, sql.DeliveryStateSucceeded)
-	dead := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "dead"})[endpoint.ID]
+	dead := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 	setState(dead, sql.DeliveryStateDead)
-	pending := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "pending"})[endpoint.ID]
-	require.Empty(t, b.emit(t, core.EventLicenseIssued, map[string]string{"n": "undelivered"}), "no endpoint wants it")
+	pending := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
+	require.Empty(t, b.emit(t, core.LicenseIssuedEvent{}), "no endpoint wants it")
 	b.clock.Advance(31 * 24 * time.Hour)
-	recent := b.emit(t, core.EventLicenseRevoked, map[string]string{"n": "recent"})[endpoint.ID]
+	recent := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 	setState(recent, sql.DeliveryStateSucceeded)
 
 	worker := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &EventRetentionSweepWorker{cfg: Config{
@@ -1189,12 +1199,11 @@ func TestEventRetentionSweepWorker(t *testing.T) {
 	require.Len(t, left, 2)
 	require.Contains(t, left, pending.ID, "an old event still being delivered stays")
 	require.Contains(t, left, recent.ID)
-	var events []string
-	rows, err := b.tx.Query(ctx, "SELECT data->>'n' FROM events WHERE tenant_id = $1 ORDER BY occurred_at, id", b.tenant.ID)
+	rows, err := b.tx.Query(ctx, "SELECT id FROM events WHERE tenant_id = $1 ORDER BY occurred_at, id", b.tenant.ID)
 	require.NoError(t, err)
-	events, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	events, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	require.NoError(t, err)
-	require.Equal(t, []string{"pending", "recent"}, events)
+	require.Equal(t, []uuid.UUID{pending.EventID, recent.EventID}, events, "the old events without pending deliveries are gone")
 
 	_, err = worker.Work(ctx, t, b.tx, jobargs.EventRetentionSweep{}, nil)
 	require.NoError(t, err, "a second sweep finds nothing more to delete")

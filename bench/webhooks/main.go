@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -132,7 +133,7 @@ func run(ctx context.Context, o options) (err error) {
 	return measure(ctx, pool, o)
 }
 
-// receiver records when each of B's events arrived, by its sequence number.
+// receiver records when each of B's events arrived, by its sequence number (seqID).
 type receiver struct {
 	mu      sync.Mutex
 	arrived map[int]time.Time
@@ -141,7 +142,7 @@ type receiver struct {
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var body struct {
 		Data struct {
-			Seq int `json:"seq"`
+			LicenseID uuid.UUID `json:"license_id"`
 		} `json:"data"`
 	}
 	raw, err := io.ReadAll(req.Body)
@@ -152,9 +153,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	seq := int(binary.BigEndian.Uint64(body.Data.LicenseID[8:]))
 	r.mu.Lock()
-	if _, seen := r.arrived[body.Data.Seq]; !seen {
-		r.arrived[body.Data.Seq] = time.Now()
+	if _, seen := r.arrived[seq]; !seen {
+		r.arrived[seq] = time.Now()
 	}
 	r.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
@@ -309,7 +311,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	runStart := time.Now()
 	for i := range o.events {
 		if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-			return core.Emit(ctx, tx, client, clk.Now(), tenantB.ID, core.Event{Type: core.EventLicenseIssued, Data: map[string]int{"seq": i}})
+			return core.Emit(ctx, tx, client, clk.Now(), tenantB.ID, core.LicenseIssuedEvent{LicenseID: seqID(i)})
 		}); err != nil {
 			return err
 		}
@@ -406,4 +408,12 @@ func fakePayments() (*btcpay.Client, func(), error) {
 		return nil, nil, err
 	}
 	return client, srv.Close, nil
+}
+
+// seqID is the licence id B's i-th event carries: i in its last 8 bytes, so the receiver
+// knows which event arrived.
+func seqID(i int) uuid.UUID {
+	var id uuid.UUID
+	binary.BigEndian.PutUint64(id[8:], uint64(i))
+	return id
 }

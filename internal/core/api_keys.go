@@ -55,7 +55,7 @@ func APIKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 }
 
 // APIKeyRevoke revokes one of tenantID's keys and audits it. An unknown key is ErrNotFound;
-// an already revoked key is ErrConflict.
+// an already revoked key is ErrAPIKeyRevoked (an ErrConflict).
 func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.APIKey, error) {
 	key, err := queries.APIKeyRevoke(ctx, tx, sql.APIKeyRevokeParams{TenantID: tenantID, ID: id, Now: now})
 	if err != nil {
@@ -63,7 +63,7 @@ func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 			return sql.APIKey{}, fmt.Errorf("revoke api key %s: %w", id, err)
 		}
 		if _, getErr := queries.APIKeyGet(ctx, tx, sql.APIKeyGetParams{TenantID: tenantID, ID: id}); getErr == nil {
-			return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrConflict, id)
+			return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrAPIKeyRevoked, id)
 		}
 		return sql.APIKey{}, fmt.Errorf("%w: api key %s", ErrNotFound, id)
 	}

@@ -28,8 +28,67 @@ var ErrInvalid = errors.New("invalid")
 // charge): the API answers 400 with the reason and, where there is one, the path that does.
 var ErrRefused = errors.New("refused")
 
+// reason is a specific cause of an error kind (ErrConflict, ErrInvalid, ...): an error
+// wrapping it is both the reason and its kind (errors.Is), and reads as the kind, so
+// fmt.Errorf("%w: payin %s is PAID", ErrPayInState, id) reads "conflict: payin ... is PAID".
+// The API gives each reason its own problem code.
+type reason struct{ kind error }
+
+func (r *reason) Error() string { return r.kind.Error() }
+func (r *reason) Unwrap() error { return r.kind }
+
+// The reasons of ErrConflict: each is ErrConflict too, and names a different collision, so
+// that a client can tell them apart (the API publishes one problem code per reason).
+var (
+	// ErrDuplicate: a unique value is taken (a unique or exclusion constraint).
+	ErrDuplicate error = &reason{ErrConflict}
+	// ErrAlreadyArchived: the thing is archived already.
+	ErrAlreadyArchived error = &reason{ErrConflict}
+	// ErrArchivedPolicy: the policy asked for is archived and no longer sold or reachable.
+	ErrArchivedPolicy error = &reason{ErrConflict}
+	// ErrAPIKeyRevoked: the API key is revoked already.
+	ErrAPIKeyRevoked error = &reason{ErrConflict}
+	// ErrLicenseStatus: the licence's status does not allow the change.
+	ErrLicenseStatus error = &reason{ErrConflict}
+	// ErrMachineLimit: every machine slot of the licence is in use.
+	ErrMachineLimit error = &reason{ErrConflict}
+	// ErrSubscriptionCancelled: the subscription is cancelled (already).
+	ErrSubscriptionCancelled error = &reason{ErrConflict}
+	// ErrSubscriptionUnpaid: the subscription is past_due or lapsed; its renewal must be paid first.
+	ErrSubscriptionUnpaid error = &reason{ErrConflict}
+	// ErrRenewalNotStuck: the renewal is not stuck, so there is nothing to reset.
+	ErrRenewalNotStuck error = &reason{ErrConflict}
+	// ErrUpgradePending: an upgrade of the licence is already waiting for its payment.
+	ErrUpgradePending error = &reason{ErrConflict}
+	// ErrDowngradeConcurrent: another downgrade of the licence was scheduled at the same moment.
+	ErrDowngradeConcurrent error = &reason{ErrConflict}
+	// ErrUpgradeNotRetryable: an upgrade's PayIn cannot be retried (its price is for the day it started).
+	ErrUpgradeNotRetryable error = &reason{ErrConflict}
+	// ErrPayInState: the PayIn's state does not allow the change (a pending PayIn retried, a
+	// paid one failed).
+	ErrPayInState error = &reason{ErrConflict}
+	// ErrPayInRetried: the failed PayIn was retried already.
+	ErrPayInRetried error = &reason{ErrConflict}
+	// ErrReferrerSet: the customer's referrer is set and cannot change.
+	ErrReferrerSet error = &reason{ErrConflict}
+	// ErrWebhookEndpointLimit: the tenant has the most webhook endpoints allowed.
+	ErrWebhookEndpointLimit error = &reason{ErrConflict}
+	// ErrWebhookEndpointDisabled: the webhook endpoint is disabled.
+	ErrWebhookEndpointDisabled error = &reason{ErrConflict}
+	// ErrWebhookDeliverySucceeded: the webhook delivery succeeded already.
+	ErrWebhookDeliverySucceeded error = &reason{ErrConflict}
+	// ErrImportInProgress: the licence is being imported by another request.
+	ErrImportInProgress error = &reason{ErrConflict}
+	// ErrJobState: the River job's state does not allow the action (a running job retried, a
+	// finished one cancelled).
+	ErrJobState error = &reason{ErrConflict}
+	// ErrJobDuplicate: an identical unique job (same kind and args) waits or runs, and does
+	// the work a retry would.
+	ErrJobDuplicate error = &reason{ErrConflict}
+)
+
 // DBError translates a database error into Tessera's errors: no rows is ErrNotFound,
-// unique and exclusion violations are ErrConflict, check, not-null and foreign-key
+// unique and exclusion violations are ErrDuplicate (an ErrConflict), check, not-null and foreign-key
 // violations and values the database cannot store (a NUL in text, a number out of range)
 // are ErrInvalid, each naming the constraint or the problem. Other errors pass through. It is
 // the one place where database errors are interpreted.
@@ -43,7 +102,7 @@ func DBError(err error) error {
 	}
 	switch pgErr.Code {
 	case "23505", "23P01": // unique_violation, exclusion_violation
-		return &dbError{kind: ErrConflict, msg: "conflict: " + pgErr.ConstraintName + " already exists", cause: err}
+		return &dbError{kind: ErrDuplicate, msg: "conflict: " + pgErr.ConstraintName + " already exists", cause: err}
 	case "23514", "23502", "23503": // check, not_null, foreign_key
 		return &dbError{kind: ErrInvalid, msg: "invalid: " + constraintOrMessage(pgErr), cause: err}
 	case "22P05", "22021": // untranslatable_character (a NUL in text), character_not_in_repertoire

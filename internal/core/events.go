@@ -22,7 +22,7 @@ type JobInserter interface {
 }
 
 // The event types Tessera emits, as domain.action. Webhook endpoints subscribe to them by
-// name; EventTypes lists them all, and Emit refuses any other type.
+// name; EventCatalog lists them all with their payload types, and Emit refuses any other type.
 const (
 	EventLicenseIssued              = "license.issued"
 	EventLicenseSuspended           = "license.suspended"
@@ -47,18 +47,15 @@ const (
 	EventPayInLatePaymentCredited = "payin.late_payment_credited"
 )
 
-// EventTypes returns every event type Tessera emits, in a stable order: the one list that
-// webhook endpoints may subscribe to and that Emit accepts.
+// EventTypes returns every event type Tessera emits, in EventCatalog's order: the one list
+// that webhook endpoints may subscribe to and that Emit accepts.
 func EventTypes() []string {
-	return []string{
-		EventLicenseIssued, EventLicenseSuspended, EventLicenseReinstated, EventLicenseRevoked,
-		EventLicenseExpired, EventLicenseTierChanged, EventLicenseUpstreamRevoked,
-		EventSubscriptionCreated, EventSubscriptionCancelled, EventSubscriptionRenewalPending,
-		EventSubscriptionRenewed, EventSubscriptionLapsed,
-		EventMachineActivated, EventMachineDeactivated,
-		EventReferralRewardChanged,
-		EventPayInPaid, EventPayInFailed, EventPayInLatePaymentCredited,
+	catalog := EventCatalog()
+	types := make([]string, len(catalog))
+	for i, k := range catalog {
+		types[i] = k.Type
 	}
+	return types
 }
 
 // IsEventType reports whether t is one of EventTypes.
@@ -66,32 +63,25 @@ func IsEventType(t string) bool {
 	return slices.Contains(EventTypes(), t)
 }
 
-// Event is something that happened that a tenant may want to hear about.
-type Event struct {
-	// Type reads domain.action, e.g. "license.issued".
-	Type string
-	// Data is the event's JSON payload.
-	Data any
-}
-
-// Emit records e in the outbox, creates one pending delivery, due now, per enabled endpoint
-// of the tenant subscribed to its type, and enqueues those endpoints' webhook.deliver jobs
-// (unique per endpoint), all in tx: the event exists and will be delivered if and only if
-// the change that caused it commits. A type that is not one of EventTypes is an error (a
-// programming mistake: no endpoint could subscribe to it).
-func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e Event) error {
-	if !IsEventType(e.Type) {
-		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventTypes", e.Type)
+// Emit records the event e is the data of in the outbox, creates one pending delivery, due
+// now, per enabled endpoint of the tenant subscribed to its type, and enqueues those
+// endpoints' webhook.deliver jobs (unique per endpoint), all in tx: the event exists and will
+// be delivered if and only if the change that caused it commits. A type that is not one of
+// EventTypes is an error (a programming mistake: no endpoint could subscribe to it).
+func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e EventData) error {
+	eventType := e.EventType()
+	if !IsEventType(eventType) {
+		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventCatalog", eventType)
 	}
-	data, err := json.Marshal(e.Data)
+	data, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", e.Type, err)
+		return fmt.Errorf("encode event %s: %w", eventType, err)
 	}
 	eventID := NewID()
-	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: tenantID, ID: eventID, Type: e.Type, Data: data, Now: now}); err != nil {
-		return fmt.Errorf("record event %s: %w", e.Type, DBError(err))
+	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: tenantID, ID: eventID, Type: eventType, Data: data, Now: now}); err != nil {
+		return fmt.Errorf("record event %s: %w", eventType, DBError(err))
 	}
-	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: tenantID, Type: e.Type})
+	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: tenantID, Type: eventType})
 	if err != nil || len(endpoints) == 0 {
 		return err
 	}
@@ -103,10 +93,10 @@ func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenan
 		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIds: endpoints, Now: now,
 	})
 	if err != nil {
-		return fmt.Errorf("create deliveries of %s: %w", e.Type, err)
+		return fmt.Errorf("create deliveries of %s: %w", eventType, err)
 	}
 	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, endpoints...); err != nil {
-		return fmt.Errorf("deliver %s: %w", e.Type, err)
+		return fmt.Errorf("deliver %s: %w", eventType, err)
 	}
 	return nil
 }

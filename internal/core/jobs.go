@@ -54,13 +54,13 @@ func JobRetry(ctx context.Context, tx pgx.Tx, jobs JobOperator, now time.Time, a
 	return jobChange(ctx, tx, now, actor, tenantID, id, "job.retry", func(lock sql.JobLockRow) error {
 		switch {
 		case lock.State == sql.RiverJobStateRunning:
-			return fmt.Errorf("%w: job %d is running; it cannot be retried until it finishes (cancel it first to stop it)", ErrConflict, id)
+			return fmt.Errorf("%w: job %d is running; it cannot be retried until it finishes (cancel it first to stop it)", ErrJobState, id)
 		case !lock.Retryable:
-			return fmt.Errorf("%w: job %d is already %s: it runs as soon as a worker is free", ErrConflict, id, lock.State)
+			return fmt.Errorf("%w: job %d is already %s: it runs as soon as a worker is free", ErrJobState, id, lock.State)
 		}
 		_, err := jobs.JobRetryTx(ctx, tx, id)
 		if errors.Is(DBError(err), ErrConflict) { // River's unique index on the unique jobs' key
-			return fmt.Errorf("%w: job %d cannot be retried while an identical job (same kind and args) waits or runs: that job does its work", ErrConflict, id)
+			return fmt.Errorf("%w: job %d cannot be retried while an identical job (same kind and args) waits or runs: that job does its work", ErrJobDuplicate, id)
 		}
 		if err != nil {
 			return fmt.Errorf("retry job %d: %w", id, err)
@@ -78,7 +78,7 @@ func JobRetry(ctx context.Context, tx pgx.Tx, jobs JobOperator, now time.Time, a
 func JobCancel(ctx context.Context, tx pgx.Tx, jobs JobOperator, now time.Time, actor Actor, tenantID *uuid.UUID, id int64) (sql.RiverJob, error) {
 	return jobChange(ctx, tx, now, actor, tenantID, id, "job.cancel", func(lock sql.JobLockRow) error {
 		if !lock.Cancellable {
-			return fmt.Errorf("%w: job %d is already %s; only a job that has not finished can be cancelled", ErrConflict, id, lock.State)
+			return fmt.Errorf("%w: job %d is already %s; only a job that has not finished can be cancelled", ErrJobState, id, lock.State)
 		}
 		if _, err := jobs.JobCancelTx(ctx, tx, id); err != nil {
 			return fmt.Errorf("cancel job %d: %w", id, err)

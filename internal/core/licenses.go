@@ -53,7 +53,7 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p
 			return sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
 		}
 	}
-	return license, Record(ctx, tx, st, tenantID, "license.issue", "license", id, EventLicenseIssued, LicenseEventData(license))
+	return license, Record(ctx, tx, st, tenantID, "license.issue", "license", id, LicenseIssuedEvent(LicenseFieldsOf(license)))
 }
 
 // applicableAddons returns ids sorted and without duplicates after checking that each is a
@@ -83,17 +83,25 @@ const (
 )
 
 // LicenseTransitions is the licence state machine's admin moves: from which statuses, to
-// which, and the event it emits. Expiry is time-driven (the license.expire_sweep job).
+// which, and the event it emits (Data makes its payload; Data(LicenseFields{}).EventType()
+// names it). Expiry is time-driven (the license.expire_sweep job).
 var LicenseTransitions = map[LicenseAction]struct {
-	From  []sql.LicenseStatus
-	To    sql.LicenseStatus
-	Event string
+	From []sql.LicenseStatus
+	To   sql.LicenseStatus
+	Data func(LicenseFields) EventData
 }{
-	LicenseSuspend:   {From: []sql.LicenseStatus{sql.LicenseStatusActive}, To: sql.LicenseStatusSuspended, Event: EventLicenseSuspended},
-	LicenseReinstate: {From: []sql.LicenseStatus{sql.LicenseStatusSuspended}, To: sql.LicenseStatusActive, Event: EventLicenseReinstated},
+	LicenseSuspend: {
+		From: []sql.LicenseStatus{sql.LicenseStatusActive}, To: sql.LicenseStatusSuspended,
+		Data: func(f LicenseFields) EventData { return LicenseSuspendedEvent(f) },
+	},
+	LicenseReinstate: {
+		From: []sql.LicenseStatus{sql.LicenseStatusSuspended}, To: sql.LicenseStatusActive,
+		Data: func(f LicenseFields) EventData { return LicenseReinstatedEvent(f) },
+	},
 	LicenseRevoke: {
 		From: []sql.LicenseStatus{sql.LicenseStatusActive, sql.LicenseStatusSuspended, sql.LicenseStatusExpired},
-		To:   sql.LicenseStatusRevoked, Event: EventLicenseRevoked,
+		To:   sql.LicenseStatusRevoked,
+		Data: func(f LicenseFields) EventData { return LicenseRevokedEvent(f) },
 	},
 }
 
@@ -120,9 +128,9 @@ func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uui
 		if getErr != nil {
 			return sql.License{}, fmt.Errorf("licence %s: %w", id, DBError(getErr))
 		}
-		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrConflict, id, current.Status, action)
+		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrLicenseStatus, id, current.Status, action)
 	}
-	return license, Record(ctx, tx, st, tenantID, "license."+string(action), "license", id, t.Event, LicenseEventData(license))
+	return license, Record(ctx, tx, st, tenantID, "license."+string(action), "license", id, t.Data(LicenseFieldsOf(license)))
 }
 
 // LicenseByKey finds the licence a key names after checking the key is the one issued for
@@ -154,19 +162,12 @@ func KeyMatches(stored, presented string) bool {
 	return stored != "" && subtle.ConstantTimeCompare([]byte(stored), []byte(presented)) == 1
 }
 
-// LicenseEventData is the payload of licence events.
-func LicenseEventData(l sql.License) map[string]any {
-	return map[string]any{
-		"license_id": l.ID, "customer_id": l.CustomerID, "policy_id": l.PolicyID, "status": l.Status,
-		"expires_at": l.ExpiresAt, "subscription_expiration_date": l.SubscriptionExpirationDate,
-	}
-}
-
-// Record audits a change and emits its event: the two things every state change does.
-func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, event string, data map[string]any) error {
+// Record audits a change, with data as its details, and emits data's event: the two things
+// every state change does.
+func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, data EventData) error {
 	err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: data})
 	if err != nil {
 		return err
 	}
-	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, Event{Type: event, Data: data})
+	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, data)
 }

@@ -14,7 +14,8 @@ import (
 // MachineActivate activates a fingerprint on a licence. Activating a fingerprint that is
 // already active returns its machine with created false, changing nothing. It locks the
 // licence first, so two activations racing for the last free slot take turns and exactly
-// one wins; the other is ErrConflict, as is an inactive licence.
+// one wins; the other is ErrMachineLimit, and an inactive licence ErrLicenseStatus (both
+// ErrConflict).
 func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID, fingerprint string, name *string) (machine sql.Machine, created bool, err error) {
 	license, err := queries.LicenseGetForUpdate(ctx, tx, sql.LicenseGetForUpdateParams{TenantID: tenantID, ID: licenseID})
 	if err != nil {
@@ -33,13 +34,13 @@ func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 	})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		if license.Status != sql.LicenseStatusActive {
-			return sql.Machine{}, false, fmt.Errorf("%w: licence %s is %s", ErrConflict, licenseID, license.Status)
+			return sql.Machine{}, false, fmt.Errorf("%w: licence %s is %s", ErrLicenseStatus, licenseID, license.Status)
 		}
-		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrConflict, *license.MaxMachines, licenseID)
+		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrMachineLimit, *license.MaxMachines, licenseID)
 	} else if err != nil {
 		return sql.Machine{}, false, fmt.Errorf("activate machine: %w", err)
 	}
-	return machine, true, Record(ctx, tx, st, tenantID, "machine.activate", "machine", machine.ID, EventMachineActivated, machineEventData(machine))
+	return machine, true, Record(ctx, tx, st, tenantID, "machine.activate", "machine", machine.ID, MachineActivatedEvent(MachineFieldsOf(machine)))
 }
 
 // MachineDeactivate deactivates an active machine of a licence; anything else is
@@ -49,9 +50,5 @@ func MachineDeactivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licens
 	if err != nil {
 		return sql.Machine{}, fmt.Errorf("active machine %s of licence %s: %w", machineID, licenseID, DBError(err))
 	}
-	return machine, Record(ctx, tx, st, tenantID, "machine.deactivate", "machine", machine.ID, EventMachineDeactivated, machineEventData(machine))
-}
-
-func machineEventData(m sql.Machine) map[string]any {
-	return map[string]any{"machine_id": m.ID, "license_id": m.LicenseID, "fingerprint": m.Fingerprint}
+	return machine, Record(ctx, tx, st, tenantID, "machine.deactivate", "machine", machine.ID, MachineDeactivatedEvent(MachineFieldsOf(machine)))
 }

@@ -106,7 +106,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 }
 
 // payInTransition moves a PayIn between states, from one of from; a PayIn in another state
-// is ErrConflict naming it, an unknown one ErrNotFound. No from means the PayIn was just
+// is ErrPayInState (an ErrConflict) naming it, an unknown one ErrNotFound. No from means the PayIn was just
 // inserted (PENDING_INVOICE_CREATION, not recorded yet): the transition is recorded as its
 // first state.
 func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, from []sql.PayInState, to sql.PayInState, reason *sql.PayInFailureReason) (sql.PayIn, error) {
@@ -129,7 +129,7 @@ func payInTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.
 		if getErr != nil {
 			return sql.PayIn{}, fmt.Errorf("payin %s: %w", id, DBError(getErr))
 		}
-		return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s and cannot become %s", ErrConflict, id, current.State, to)
+		return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s and cannot become %s", ErrPayInState, id, current.State, to)
 	}
 	return sql.PayIn(row), nil
 }
@@ -191,7 +191,7 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
 	}
 	st.Outcomes.payIn(payin, PayInPaidOutcome, "")
-	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, EventPayInPaid, PayInEventData(payin))
+	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, PayInPaidEvent(PayInFieldsOf(payin)))
 }
 
 // payoutRevenue records what a PAID PayIn earns the tenant: its cost in sats, when any.
@@ -280,10 +280,9 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	if err := payInInvalidateInvoice(ctx, tx, st, payin); err != nil {
 		return sql.PayIn{}, err
 	}
-	data := PayInEventData(payin)
-	data["failure_reason"] = reason
+	data := PayInFailedEvent{PayInFields: PayInFieldsOf(payin), FailureReason: reason}
 	st.Outcomes.payIn(payin, PayInFailedOutcome, reason)
-	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, EventPayInFailed, data)
+	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, data)
 }
 
 // payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
@@ -308,7 +307,7 @@ func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 // invalidation. A PayIn has one invoice: the caller checks that none is recorded yet.
 func PayInInvoiceAbandoned(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, provider string, invoice payment.Invoice) error {
 	if payin.State != sql.PayinStateFAILED {
-		return fmt.Errorf("%w: payin %s is %s, not FAILED", ErrConflict, payin.ID, payin.State)
+		return fmt.Errorf("%w: payin %s is %s, not FAILED", ErrPayInState, payin.ID, payin.State)
 	}
 	if _, err := payInInvoiceAttach(ctx, tx, st, payin, provider, invoice); err != nil {
 		return err
@@ -344,18 +343,9 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 	if err != nil {
 		return 0, fmt.Errorf("record late payment of payin %s: %w", payin.ID, DBError(err))
 	}
-	data := PayInEventData(payin)
-	data["credited_sats"], data["received_sats"], data["balance_after"] = late, paidSats, after
+	data := PayInLatePaymentCreditedEvent{PayInFields: PayInFieldsOf(payin), CreditedSats: late, ReceivedSats: paidSats, BalanceAfter: after}
 	st.Outcomes.payIn(payin, PayInLateCreditedOutcome, "")
-	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, EventPayInLatePaymentCredited, data)
-}
-
-// PayInEventData is the payload of PayIn events.
-func PayInEventData(p sql.PayIn) map[string]any {
-	return map[string]any{
-		"payin_id": p.ID, "customer_id": p.CustomerID, "type": p.Type, "state": p.State,
-		"cost_sats": p.CostSats, "license_id": p.LicenseID,
-	}
+	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, data)
 }
 
 // PayInInvoiceCreated records the provider invoice for the rest of a PayIn and moves it
@@ -407,7 +397,7 @@ type PayInRetryParams struct {
 // already retried, are ErrConflict.
 func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p PayInRetryParams) (sql.PayIn, error) {
 	if failed.Type == sql.PayinTypeTierUpgrade {
-		return sql.PayIn{}, fmt.Errorf("%w: an upgrade is priced for the day it starts; start a new one with POST /v1/upgrade", ErrConflict)
+		return sql.PayIn{}, fmt.Errorf("%w: an upgrade is priced for the day it starts; start a new one with POST /v1/upgrade", ErrUpgradeNotRetryable)
 	}
 	if failed.PolicyID != nil {
 		policy, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: failed.TenantID, ID: *failed.PolicyID})
@@ -415,7 +405,7 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p Pay
 			return sql.PayIn{}, fmt.Errorf("policy %s: %w", *failed.PolicyID, DBError(err))
 		}
 		if policy.ArchivedAt != nil {
-			return sql.PayIn{}, fmt.Errorf("%w: policy %s is archived and no longer sold", ErrConflict, policy.ID)
+			return sql.PayIn{}, fmt.Errorf("%w: policy %s is archived and no longer sold", ErrArchivedPolicy, policy.ID)
 		}
 	}
 	successorID := NewID()
@@ -431,9 +421,9 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p Pay
 		case getErr != nil:
 			return sql.PayIn{}, fmt.Errorf("payin %s: %w", failed.ID, DBError(getErr))
 		case current.SuccessorID != nil:
-			return sql.PayIn{}, fmt.Errorf("%w: payin %s was already retried by %s", ErrConflict, failed.ID, *current.SuccessorID)
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s was already retried by %s", ErrPayInRetried, failed.ID, *current.SuccessorID)
 		default:
-			return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s; only a FAILED PayIn can be retried", ErrConflict, failed.ID, current.State)
+			return sql.PayIn{}, fmt.Errorf("%w: payin %s is %s; only a FAILED PayIn can be retried", ErrPayInState, failed.ID, current.State)
 		}
 	}
 	successor, err := PayInCreate(ctx, tx, st, claimed.TenantID, PayInCreateParams{

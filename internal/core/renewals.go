@@ -157,11 +157,13 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	if err != nil {
 		return "", fmt.Errorf("licence of subscription %s: %w", subscriptionID, DBError(err))
 	}
-	data := renewalEventData(renewalSubscription(started), license, started.CycleNumber, started.PeriodStart, started.PeriodEnd, payin)
+	data := struct {
+		RenewalFields
+		PayInState sql.PayInState `json:"payin_state"`
+	}{renewalFieldsOf(renewalSubscription(started), license, started.CycleNumber, started.PeriodStart, started.PeriodEnd, payin), payin.State}
 	if payin.State == sql.PayinStatePAID {
-		data["subscription_status"] = sql.SubscriptionStatusActive // paid at once from custodial balances
+		data.SubscriptionStatus = sql.SubscriptionStatusActive // paid at once from custodial balances
 	}
-	data["payin_state"] = payin.State
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
 	if err != nil {
 		return "", err
@@ -183,23 +185,19 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	if err != nil {
 		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, DBError(err))
 	}
-	data := renewalEventData(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin)
-	data["invoice_sats"] = invoice.AmountSats
-	data["checkout_url"] = invoice.CheckoutUrl
-	data["invoice_expires_at"] = invoice.ExpiresAt
-	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, Event{Type: EventSubscriptionRenewalPending, Data: data})
+	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, SubscriptionRenewalPendingEvent{
+		RenewalFields: renewalFieldsOf(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin),
+		InvoiceSats:   invoice.AmountSats, CheckoutURL: invoice.CheckoutUrl, InvoiceExpiresAt: invoice.ExpiresAt,
+	})
 }
 
-// renewalEventData is the payload of a renewal's audit entry and events: the subscription
-// and licence, the cycle and the PayIn paying it.
-func renewalEventData(sub sql.Subscription, license sql.License, cycle int32, start, end time.Time, payin sql.PayIn) map[string]any {
-	data := subscriptionEventData(sub, license)
-	data["cycle_number"] = cycle
-	data["period_start"] = start
-	data["period_end"] = end
-	data["payin_id"] = payin.ID
-	data["cost_sats"] = payin.CostSats
-	return data
+// renewalFieldsOf is the part of a renewal's audit entry and events that says the
+// subscription and licence, the cycle and the PayIn paying it.
+func renewalFieldsOf(sub sql.Subscription, license sql.License, cycle int32, start, end time.Time, payin sql.PayIn) RenewalFields {
+	return RenewalFields{
+		SubscriptionFields: SubscriptionFieldsOf(sub, license), CycleNumber: cycle, PeriodStart: start, PeriodEnd: end,
+		PayInID: payin.ID, CostSats: payin.CostSats,
+	}
 }
 
 // renewalFailed records a renewal of cycle that could not be charged — its price could not
@@ -276,7 +274,7 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error
 		if err != nil {
 			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, DBError(err))
 		}
-		err = Record(ctx, tx, st, s.TenantID, "subscription.lapse", "subscription", s.ID, EventSubscriptionLapsed, subscriptionEventData(s, license))
+		err = Record(ctx, tx, st, s.TenantID, "subscription.lapse", "subscription", s.ID, SubscriptionLapsedEvent(SubscriptionFieldsOf(s, license)))
 		if err != nil {
 			return 0, err
 		}
@@ -301,7 +299,7 @@ func SubscriptionListStuck(ctx context.Context, db sql.DBTX, tenantID uuid.UUID,
 
 // SubscriptionRenewalReset puts a subscription stuck at the failure cap back in the renewal
 // sweep (failures 0, due now) and audits it. An unknown subscription is ErrNotFound; one
-// that is not stuck is ErrConflict.
+// that is not stuck is ErrRenewalNotStuck (an ErrConflict).
 func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID) (sql.Subscription, error) {
 	sub, err := queries.SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: tenantID, ID: id, Now: st.Now})
 	if err != nil {
@@ -313,7 +311,7 @@ func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID,
 			return sql.Subscription{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
 		}
 		return sql.Subscription{}, fmt.Errorf("%w: subscription %s is %s with %d failures, not stuck at the cap of %d",
-			ErrConflict, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
+			ErrRenewalNotStuck, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
 	}
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
 		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: id.String(),
@@ -322,7 +320,7 @@ func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID,
 	return sub, err
 }
 
-// subscriptionRenewed is the effect of a PAID subscription_renewal PayIn (PayInPaid): the
+// subscriptionRenewed is the effect of a PAID subscription_renewal PayIn (PayInPaidEvent): the
 // tenant's revenue payout, then SubscriptionRenewalPaid — the cycle paid, failures reset, the
 // subscription active (past_due while a later cycle is unpaid), its current period the paid
 // cycle when that ends later. Late payment rule: a renewal paid after its subscription lapsed
@@ -353,10 +351,8 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	if err != nil {
 		return fmt.Errorf("licence of subscription %s: %w", renewed.ID, DBError(err))
 	}
-	data := subscriptionEventData(renewedSubscription(renewed), license)
-	data["cycle_number"] = renewed.CycleNumber
-	data["payin_id"] = payin.ID
-	err = Record(ctx, tx, st, payin.TenantID, "subscription.renewed", "subscription", renewed.ID, EventSubscriptionRenewed, data)
+	data := SubscriptionRenewedEvent{SubscriptionFields: SubscriptionFieldsOf(renewedSubscription(renewed), license), CycleNumber: renewed.CycleNumber, PayInID: payin.ID}
+	err = Record(ctx, tx, st, payin.TenantID, "subscription.renewed", "subscription", renewed.ID, data)
 	if err != nil {
 		return err
 	}

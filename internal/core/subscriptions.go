@@ -34,7 +34,7 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 			return sql.Subscription{}, sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
 		}
 	}
-	err = Record(ctx, tx, st, tenantID, "subscription.create", "subscription", sub.ID, EventSubscriptionCreated, subscriptionEventData(sub, license))
+	err = Record(ctx, tx, st, tenantID, "subscription.create", "subscription", sub.ID, SubscriptionCreatedEvent(SubscriptionFieldsOf(sub, license)))
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}
@@ -55,7 +55,7 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 		if _, getErr := queries.SubscriptionGet(ctx, tx, sql.SubscriptionGetParams{TenantID: tenantID, ID: id}); getErr != nil {
 			return sql.Subscription{}, sql.License{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
 		}
-		return sql.Subscription{}, sql.License{}, fmt.Errorf("%w: subscription %s is already cancelled", ErrConflict, id)
+		return sql.Subscription{}, sql.License{}, fmt.Errorf("%w: subscription %s is already cancelled", ErrSubscriptionCancelled, id)
 	}
 	license, err := queries.LicenseApplyCancellation(ctx, tx, sql.LicenseApplyCancellationParams{TenantID: tenantID, SubscriptionID: id, Now: st.Now})
 	if err != nil {
@@ -65,20 +65,11 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 	if _, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &sub.LicenseID}); err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}
-	data := subscriptionEventData(sub, license)
-	data["message"] = license.Message
-	err = Record(ctx, tx, st, tenantID, "subscription.cancel", "subscription", sub.ID, EventSubscriptionCancelled, data)
+	data := SubscriptionCancelledEvent{SubscriptionFields: SubscriptionFieldsOf(sub, license), Message: license.Message}
+	err = Record(ctx, tx, st, tenantID, "subscription.cancel", "subscription", sub.ID, data)
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}
 	// A cancelled subscription can disqualify the customer as a referral: recompute their referrer.
 	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, tenantID, sub.CustomerID)
-}
-
-func subscriptionEventData(s sql.Subscription, l sql.License) map[string]any {
-	data := LicenseEventData(l)
-	data["subscription_id"] = s.ID
-	data["subscription_status"] = s.Status
-	data["current_period_end"] = s.CurrentPeriodEnd
-	return data
 }

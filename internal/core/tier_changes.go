@@ -64,15 +64,15 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 	case !q.SameRecurrence:
 		return refused("policy %q is perpetual and the licence is a subscription: buy the perpetual licence instead", q.ToSlug)
 	case q.ToArchived:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrConflict, q.ToSlug)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: policy %q is archived", ErrArchivedPolicy, q.ToSlug)
 	case !buyer:
 		return q, nil
 	case q.LicenseStatus != sql.LicenseStatusActive:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrConflict, q.LicenseStatus)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the licence is %s", ErrLicenseStatus, q.LicenseStatus)
 	case q.SubscriptionStatus != nil && *q.SubscriptionStatus == sql.SubscriptionStatusCancelled:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is cancelled", ErrConflict)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is cancelled", ErrSubscriptionCancelled)
 	case q.SubscriptionStatus != nil && *q.SubscriptionStatus != sql.SubscriptionStatusActive:
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s: pay its pending renewal first", ErrConflict, *q.SubscriptionStatus)
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: the subscription is %s: pay its pending renewal first", ErrSubscriptionUnpaid, *q.SubscriptionStatus)
 	case !q.SameCurrency:
 		return refused("policy %q is priced in %s and the licence in %s: ask the seller to change the tier", q.ToSlug, q.ToCurrency, q.FromCurrency)
 	case q.Direction == "none":
@@ -105,7 +105,7 @@ func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.Licen
 	}
 	pending, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: license.TenantID, LicenseID: license.ID, Status: sql.TierChangeStatusPending})
 	if err = DBError(err); err == nil {
-		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrConflict, *pending.PayinID)
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrUpgradePending, *pending.PayinID)
 	} else if !errors.Is(err, ErrNotFound) {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("pending upgrade of licence %s: %w", license.ID, err)
 	}
@@ -173,7 +173,8 @@ func TierChangeAdmin(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 }
 
 // tierChangeCreate records a tier change as quoted, and audits it as tier_change.<kind>.
-// A second upgrade pending, or a second scheduled downgrade, of one licence is ErrConflict.
+// A second upgrade pending, or a second scheduled downgrade, of one licence is
+// ErrUpgradePending or ErrDowngradeConcurrent (both ErrConflict).
 func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, q sql.TierChangeQuoteRow, kind sql.TierChangeKind, status sql.TierChangeStatus, payinID *uuid.UUID) (sql.TierChange, error) {
 	change, err := queries.TierChangeCreate(ctx, tx, sql.TierChangeCreateParams{
 		TenantID: tenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: kind, Status: status,
@@ -182,14 +183,14 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 	})
 	if err != nil {
 		if err = DBError(err); errors.Is(err, ErrConflict) && status == sql.TierChangeStatusScheduled {
-			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrConflict)
+			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrDowngradeConcurrent)
 		} else if errors.Is(err, ErrConflict) {
-			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrConflict)
+			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrUpgradePending)
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}
 	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeEventData(change),
+		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeFieldsOf(change),
 	})
 	return change, err
 }
@@ -208,7 +209,7 @@ func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, 
 	}
 	for _, c := range ended {
 		err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeEventData(c),
+			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeFieldsOf(c),
 		})
 		if err != nil {
 			return nil, err
@@ -242,18 +243,15 @@ func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierCha
 		return sql.TierChange{}, sql.License{}, fmt.Errorf("apply tier change %s: %w", change.ID, err)
 	}
 	change.Status, change.AppliedAt = sql.TierChangeStatusApplied, &st.Now
-	data := LicenseEventData(license)
-	for k, v := range TierChangeEventData(change) {
-		data[k] = v
-	}
-	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, EventLicenseTierChanged, data)
+	data := LicenseTierChangedEvent{LicenseFields: LicenseFieldsOf(license), TierChangeFields: TierChangeFieldsOf(change)}
+	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, data)
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}
 	return change, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, change.TenantID, license.CustomerID)
 }
 
-// tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaid): the tenant's
+// tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaidEvent): the tenant's
 // revenue, and the upgrade it pays applied (tierChangeApply), once.
 func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
 	if err := payoutRevenue(ctx, tx, st, payin); err != nil {
@@ -279,13 +277,4 @@ func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, license
 	}
 	applied, _, err := tierChangeApply(ctx, tx, st, change)
 	return err == nil && applied.Status == sql.TierChangeStatusApplied, err
-}
-
-// TierChangeEventData is the payload of tier change events and audit entries.
-func TierChangeEventData(c sql.TierChange) map[string]any {
-	return map[string]any{
-		"tier_change_id": c.ID, "kind": c.Kind, "tier_change_status": c.Status, "from_policy_id": c.FromPolicyID,
-		"to_policy_id": c.ToPolicyID, "charge": map[string]any{"currency": c.ChargeCurrency, "value": c.ChargeValue},
-		"payin_id": c.PayinID, "effective_at": c.EffectiveAt,
-	}
 }

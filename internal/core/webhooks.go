@@ -30,7 +30,7 @@ const WebhookMaxEndpointsDefault = 20
 // rawURL, with a new secret sealed by box, and audits it. The returned secret is shown
 // once; it can be rotated but not read back through the API. A URL that is not absolute
 // http(s), and an empty or unknown event type list, are ErrInvalid; a tenant that already
-// has maxEndpoints endpoints (enabled or not) is ErrConflict.
+// has maxEndpoints endpoints (enabled or not) is ErrWebhookEndpointLimit (an ErrConflict).
 func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID uuid.UUID, maxEndpoints int, rawURL string, eventTypes []string) (sql.WebhookEndpoint, string, error) {
 	if err := validateWebhookURL(rawURL); err != nil {
 		return sql.WebhookEndpoint{}, "", err
@@ -50,7 +50,7 @@ func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, n
 	})
 	switch err = DBError(err); {
 	case errors.Is(err, ErrNotFound):
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrConflict, maxEndpoints)
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrWebhookEndpointLimit, maxEndpoints)
 	case err != nil:
 		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
@@ -139,8 +139,8 @@ func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, acto
 // WebhookDeliveryRetry makes one of tenantID's dead or pending deliveries due now with a
 // fresh attempt budget (the whole retry schedule), enqueues its endpoint's webhook.deliver
 // job in tx (a unique insert: skipped when one is live, which then sends it), and audits
-// it. An unknown delivery is ErrNotFound; a succeeded delivery, or one whose endpoint is
-// disabled, is ErrConflict.
+// it. An unknown delivery is ErrNotFound; a succeeded delivery is ErrWebhookDeliverySucceeded
+// and one whose endpoint is disabled ErrWebhookEndpointDisabled (both ErrConflict).
 func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookDelivery, error) {
 	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: tenantID, ID: id, Now: now})
 	if err != nil {
@@ -154,9 +154,9 @@ func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now 
 		case getErr != nil:
 			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, getErr)
 		case current.State == sql.DeliveryStateSucceeded:
-			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrConflict, id)
+			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrWebhookDeliverySucceeded, id)
 		}
-		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrConflict, id)
+		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrWebhookEndpointDisabled, id)
 	}
 	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, delivery.EndpointID); err != nil {
 		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", id, err)

@@ -76,11 +76,11 @@ func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res R
 	if err != nil {
 		return err
 	}
-	data := map[string]any{
-		"license_id": ul.LicenseID, "customer_id": ul.CustomerID, "store_id": ul.StoreID,
-		"external_license_id": target.ExternalLicenseID, "upstream_status": res.Status, "detected_at": st.Now,
+	data := core.LicenseUpstreamRevokedEvent{
+		LicenseID: ul.LicenseID, CustomerID: ul.CustomerID, StoreID: ul.StoreID,
+		ExternalLicenseID: target.ExternalLicenseID, UpstreamStatus: res.Status, DetectedAt: st.Now,
 	}
-	err = core.Record(ctx, tx, st, ul.TenantID, "license.upstream_revoke", "license", ul.LicenseID, core.EventLicenseUpstreamRevoked, data)
+	err = core.Record(ctx, tx, st, ul.TenantID, "license.upstream_revoke", "license", ul.LicenseID, data)
 	if err != nil {
 		return err
 	}

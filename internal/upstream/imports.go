@@ -340,7 +340,7 @@ func (im *Importer) create(ctx context.Context, r Row, customerID uuid.UUID, acq
 	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
 		taken, terr := queries.UpstreamLicenseExternalTaken(ctx, im.tx, sql.UpstreamLicenseExternalTakenParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
 		if terr == nil && taken {
-			return uuid.Nil, fmt.Errorf("%w: licence %q is being imported by another request, or exists without import state", core.ErrConflict, r.ExternalLicenseID)
+			return uuid.Nil, fmt.Errorf("%w: licence %q is being imported by another request, or exists without import state", core.ErrImportInProgress, r.ExternalLicenseID)
 		}
 		return uuid.Nil, fmt.Errorf("%w: the store's policy %s no longer exists", core.ErrInvalid, im.store.PolicyID)
 	} else if err != nil {
