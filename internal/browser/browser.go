@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -28,6 +30,10 @@ type Page struct {
 	// Failed lists the requests the page made that failed (blocked, refused, HTTP errors
 	// are not failures): a page that reaches for another origin shows it here.
 	Failed []string
+	// Errors lists what the browser reported as errors while drawing the page (a request a
+	// Content-Security-Policy refused, an inline style it blocked, a script error): a page
+	// that needs more than its policy allows shows it here.
+	Errors []string
 }
 
 // Options say how to open a page.
@@ -58,7 +64,7 @@ func Render(t testing.TB, url string, opts Options) Page {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -72,8 +78,15 @@ func Render(t testing.TB, url string, opts Options) Page {
 
 	var page Page
 	chromedp.ListenTarget(ctx, func(ev any) {
-		if e, ok := ev.(*network.EventLoadingFailed); ok {
+		switch e := ev.(type) {
+		case *network.EventLoadingFailed:
 			page.Failed = append(page.Failed, fmt.Sprintf("%s: %s %s", e.RequestID, e.ErrorText, e.BlockedReason))
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.LevelError {
+				page.Errors = append(page.Errors, fmt.Sprintf("%s: %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
+			}
+		case *runtime.EventExceptionThrown:
+			page.Errors = append(page.Errors, "exception: "+e.ExceptionDetails.Error())
 		}
 	})
 	headers := network.Headers{}
@@ -82,6 +95,8 @@ func Render(t testing.TB, url string, opts Options) Page {
 	}
 	err := chromedp.Run(ctx,
 		network.Enable(),
+		log.Enable(),
+		runtime.Enable(),
 		network.SetExtraHTTPHeaders(headers),
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(opts.Ready, chromedp.ByQuery),
@@ -100,6 +115,27 @@ func Render(t testing.TB, url string, opts Options) Page {
 		}
 	}
 	return page
+}
+
+// profileDir returns a new profile directory for one browser, removed when the test ends.
+// Chromium's helper processes may still write to it for a moment after the browser exits
+// (t.TempDir's removal then fails the test), so removal is retried for a few seconds.
+func profileDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tessera-browser-")
+	if err != nil {
+		t.Fatalf("browser: profile directory: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if err = os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("browser: remove profile directory: %v", err)
+	})
+	return dir
 }
 
 // sanitize turns a test name into a file name.
