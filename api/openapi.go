@@ -15,17 +15,23 @@ import (
 
 // Names of the shared parameters and response headers in the document's components.
 const (
-	paramIdempotencyKey     = "IdempotencyKey"
-	paramRequestID          = "RequestId"
-	headerRequestID         = "X-Request-Id"
-	headerRetryAfter        = "Retry-After"
-	componentRefParameters  = "#/components/parameters/"
-	componentRefHeaders     = "#/components/headers/"
-	metadataNoDatabase      = "noDatabase"
-	defaultMaxBodyBytes     = 1 << 20 // Huma's, which screenBody applies where an operation sets none
-	problemContentType      = "application/problem+json"
-	componentErrorModelName = "ErrorModel"
+	paramIdempotencyKey    = "IdempotencyKey"
+	paramRequestID         = "RequestId"
+	headerRequestID        = "X-Request-Id"
+	headerRetryAfter       = "Retry-After"
+	componentRefParameters = "#/components/parameters/"
+	componentRefHeaders    = "#/components/headers/"
 )
+
+// problemContentType is the Content-Type of every error answer (RFC 9457).
+const problemContentType = "application/problem+json"
+
+// metadataNoDatabase marks an operation that never reads the database, so never answers 503.
+const metadataNoDatabase = "noDatabase"
+
+// defaultMaxBodyBytes is the body limit of an operation that sets none: Huma's, which
+// screenBody applies.
+const defaultMaxBodyBytes = 1 << 20
 
 // openAPITags describes every tag the operations use, in the order the document lists them.
 func openAPITags() []*huma.Tag {
@@ -100,7 +106,12 @@ func describeContract(doc *huma.OpenAPI) {
 		Schema:      &huma.Schema{Type: "integer", Minimum: ptr(0.0)},
 		Example:     2,
 	}
-	errorSchema := c.Schemas.Schema(reflect.TypeFor[huma.ErrorModel](), true, componentErrorModelName)
+	// The schema of error answers, found as Huma finds it for the errors operations declare.
+	errType := reflect.TypeOf(huma.NewError(0, ""))
+	if errType.Kind() == reflect.Pointer {
+		errType = errType.Elem()
+	}
+	errorSchema := c.Schemas.Schema(errType, true, "Error")
 	for _, item := range doc.Paths {
 		for method, op := range map[string]*huma.Operation{
 			http.MethodGet: item.Get, http.MethodPost: item.Post, http.MethodPut: item.Put,
