@@ -262,3 +262,43 @@ func TestMiddlewareAnswersAreDocumented(t *testing.T) {
 		}
 	})
 }
+
+// TestDocument30HasNoRefSiblings checks that the served 3.0 document keeps nothing beside a
+// $ref (3.0 ignores such keys and its linters refuse them), while the 3.1 document, where
+// they are allowed, keeps their descriptions; and that every form of the document is served.
+func TestDocument30HasNoRefSiblings(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var siblings func(v any) int
+	siblings = func(v any) int {
+		n := 0
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["$ref"]; ok && len(v) > 1 {
+				n++
+			}
+			for _, child := range v {
+				n += siblings(child)
+			}
+		case []any:
+			for _, child := range v {
+				n += siblings(child)
+			}
+		}
+		return n
+	}
+	for path, want := range map[string]bool{"/openapi.json": true, "/openapi-3.0.json": false} {
+		res := b.request(t, http.MethodGet, path, "", "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, path)
+		require.Equal(t, "application/openapi+json", res.header.Get("Content-Type"), path)
+		var doc any
+		require.NoError(t, json.Unmarshal(res.body, &doc), path)
+		require.Equal(t, want, siblings(doc) > 0, path)
+	}
+	for _, path := range []string{"/openapi.yaml", "/openapi-3.0.yaml"} {
+		res := b.request(t, http.MethodGet, path, "", "Authorization", "")
+		require.Equal(t, http.StatusOK, res.status, path)
+		require.Equal(t, "application/openapi+yaml", res.header.Get("Content-Type"), path)
+		require.Contains(t, string(res.body), "openapi: 3.", path)
+	}
+}

@@ -167,7 +167,7 @@ func describeOperation(op *huma.Operation, method string, errorSchema *huma.Sche
 		}
 		addError(http.StatusRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", limit))
 		if structuredBody(op) {
-			badRequest = append([]string{"a body that is not JSON or is missing"}, badRequest...)
+			badRequest = append([]string{"malformed JSON", "a missing body"}, badRequest...)
 			addError(http.StatusUnsupportedMediaType, "The request body's Content-Type is not JSON (send application/json).")
 		}
 	}
