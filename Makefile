@@ -7,6 +7,8 @@ SQLC_VERSION := v1.31.1
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc
 SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
+# OPENAPI_LINT holds the pinned OpenAPI linters (package-lock.json) and their configuration.
+OPENAPI_LINT := .ci/openapi-lint
 # CHROMIUM is Debian's headless browser: the tests of /docs and River UI render pages in it.
 CHROMIUM := /usr/bin/chromium
 # JQ reads JSON in the walk-throughs of examples/; NPM installs the TypeScript client example's
@@ -25,7 +27,7 @@ database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
 # development key kept in .tessera/secret-key.
 secret = $${TESSERA_SECRET_KEY:-$$(internal/devdb/devdb.sh secret)}
 
-.PHONY: run test examples key check generate build db db-stop
+.PHONY: run test examples key check generate build db db-stop lint-openapi vendor-docs-viewer
 
 ## build: compile ./tessera
 build:
@@ -66,12 +68,30 @@ examples: $(JQ) $(NPM)
 key: build
 	url="$(database)"; DATABASE_URL="$$url" ./tessera key create --tenant "$(TENANT)" --name "$(NAME)"
 
-## check: gofmt, go vet and sqlc diff; fails on any finding
-check: $(SQLC_STAMP)
+## check: gofmt, go vet, sqlc diff and lint-openapi; fails on any finding
+check: $(SQLC_STAMP) lint-openapi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	$(SQLC) diff
+
+## lint-openapi: lint both OpenAPI documents (3.1 and 3.0, as `tessera openapi` prints them) with
+##      Redocly CLI (recommended rules) and Spectral (spectral:oas); fails on any error, prints warnings
+lint-openapi: $(OPENAPI_LINT)/node_modules/.installed
+	tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	go build -o "$$tmp/tessera" ./cmd/tessera; \
+	"$$tmp/tessera" openapi >"$$tmp/openapi-3.1.json"; "$$tmp/tessera" openapi --3.0 >"$$tmp/openapi-3.0.json"; \
+	cd $(OPENAPI_LINT); export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true; \
+	for doc in "$$tmp/openapi-3.1.json" "$$tmp/openapi-3.0.json"; do \
+		echo "== $$(basename "$$doc")"; \
+		node_modules/.bin/redocly lint --config redocly.yaml --format summary "$$doc"; \
+		node_modules/.bin/spectral lint --ruleset .spectral.yaml --fail-severity error --format text "$$doc"; echo; \
+	done
+
+## vendor-docs-viewer: re-vendor the /docs viewer (Stoplight Elements) into api/docs/ with npm;
+##      VERSION=x.y.z picks another version than api/docs/VERSION
+vendor-docs-viewer:
+	api/docs/vendor.sh $${VERSION:-}
 
 ## generate: regenerate sql/ from queries/ and migrations/ with the pinned sqlc
 generate: $(SQLC_STAMP)
@@ -86,6 +106,11 @@ db-stop:
 $(SQLC_STAMP):
 	mkdir -p $(BIN)
 	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	touch $@
+
+# The linters, installed with npm exactly as package-lock.json pins them, without install scripts.
+$(OPENAPI_LINT)/node_modules/.installed: $(OPENAPI_LINT)/package.json $(OPENAPI_LINT)/package-lock.json
+	cd $(OPENAPI_LINT) && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
 $(CHROMIUM):

@@ -28,7 +28,7 @@ func apiKeyFrom(k sql.APIKey) APIKey {
 // APIKeyCreateInput names a new key.
 type APIKeyCreateInput struct {
 	Body struct {
-		Name string `json:"name" minLength:"1" maxLength:"200" doc:"What the key is for."`
+		Name string `json:"name" minLength:"1" maxLength:"200" doc:"What the key is for." example:"deploy bot"`
 	}
 }
 

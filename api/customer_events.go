@@ -85,6 +85,7 @@ func (s *Server) registerCustomerEvents() {
 		Method:        http.MethodPost,
 		Path:          "/v1/admin/customers/{id}/events",
 		Summary:       "Record an event of a customer",
+		Description:   "Records one event of the customer, at occurred_at (default: now). 404 when the tenant has no such customer.",
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusNotFound},

@@ -22,7 +22,9 @@ func (s *Server) registerHealth() {
 		Method:      http.MethodGet,
 		Path:        "/healthz",
 		Summary:     "Liveness: the process is up",
+		Description: "200 while the process runs. It reads nothing, so a database outage does not fail it (readyz does).",
 		Tags:        []string{"Health"},
+		Metadata:    map[string]any{metadataNoDatabase: true},
 	}, func(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 		out := &HealthOutput{}
 		out.Body.Status = "ok"

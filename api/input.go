@@ -38,7 +38,7 @@ func (s *Server) screenParams(ctx huma.Context, next func(huma.Context)) {
 func (s *Server) screenBody(ctx huma.Context, next func(huma.Context)) {
 	limit := ctx.Operation().MaxBodyBytes
 	if limit <= 0 {
-		limit = 1 << 20 // Huma's default, which it leaves unset on raw-body operations
+		limit = defaultMaxBodyBytes // Huma leaves it unset on raw-body operations
 	}
 	body, err := io.ReadAll(io.LimitReader(ctx.BodyReader(), limit+1))
 	switch {

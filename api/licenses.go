@@ -96,6 +96,7 @@ func (s *Server) registerLicenses() {
 		Method:      http.MethodGet,
 		Path:        "/v1/admin/licenses/{id}",
 		Summary:     "Read a licence",
+		Description: "404 when the tenant has no such licence.",
 		Tags:        []string{"Licences"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *LicenseIDInput) (*LicenseOutput, error) {

@@ -29,8 +29,8 @@ func machineFrom(m sql.Machine) Machine {
 
 // MachineFields describe the machine to activate.
 type MachineFields struct {
-	Fingerprint string  `json:"fingerprint" minLength:"1" maxLength:"255" doc:"A stable identifier of the machine, chosen by the client."`
-	Name        *string `json:"name,omitempty" maxLength:"200"`
+	Fingerprint string  `json:"fingerprint" minLength:"1" maxLength:"255" doc:"A stable identifier of the machine, chosen by the client." example:"4c:7f:2a:9e:11:d0"`
+	Name        *string `json:"name,omitempty" maxLength:"200" example:"build server"`
 }
 
 // MachineOutput is one machine. Activation answers 201 when it activated the machine and
@@ -49,7 +49,7 @@ type MachineActivateAdminInput struct {
 // MachineActivateInput activates a machine on the licence whose key it carries.
 type MachineActivateInput struct {
 	Body struct {
-		Key string `json:"key" maxLength:"512" doc:"The licence key."`
+		Key string `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
 		MachineFields
 	}
 }
@@ -58,8 +58,8 @@ type MachineActivateInput struct {
 // carries.
 type MachineDeactivateInput struct {
 	Body struct {
-		Key         string `json:"key" maxLength:"512" doc:"The licence key."`
-		Fingerprint string `json:"fingerprint" minLength:"1" maxLength:"255"`
+		Key         string `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
+		Fingerprint string `json:"fingerprint" minLength:"1" maxLength:"255" example:"4c:7f:2a:9e:11:d0"`
 	}
 }
 
@@ -147,6 +147,7 @@ func (s *Server) registerMachines() {
 		Method:      http.MethodDelete,
 		Path:        "/v1/admin/licenses/{id}/machines/{machine_id}",
 		Summary:     "Deactivate a machine of a licence",
+		Description: "Frees the machine's place on the licence and answers the deactivated machine. 404 when the tenant has no such licence or machine.",
 		Tags:        []string{"Machines"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *MachineIDInput) (*MachineOutput, error) {

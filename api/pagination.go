@@ -11,7 +11,7 @@ const (
 // PageParams are the cursor-pagination query parameters of every list operation.
 type PageParams struct {
 	Limit int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Maximum number of items to return."`
-	After string `query:"after" format:"uuid" doc:"Opaque cursor: the next_cursor of the previous page."`
+	After string `query:"after" format:"uuid" doc:"The next_cursor of the previous page; omit it for the first page."`
 }
 
 // cursor returns the parsed after cursor (nil for the first page) and the number of rows to
@@ -31,7 +31,7 @@ func (p PageParams) cursor() (*uuid.UUID, int32) {
 // Page is one page of a list.
 type Page[T any] struct {
 	Items      []T    `json:"items" nullable:"false"`
-	NextCursor string `json:"next_cursor,omitempty" doc:"Pass as after to get the next page; absent on the last page."`
+	NextCursor string `json:"next_cursor,omitempty" format:"uuid" doc:"Pass as after to get the next page; absent on the last page."`
 }
 
 // page converts fetched rows (up to limit+1) into a page, using id to make the cursor.

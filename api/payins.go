@@ -417,6 +417,7 @@ func (s *Server) registerPayIns() {
 		Method:      http.MethodGet,
 		Path:        "/v1/admin/payins/{id}",
 		Summary:     "Read a PayIn",
+		Description: "Any PayIn of the tenant. 404 when the tenant has no such PayIn.",
 		Tags:        []string{"Payments"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {

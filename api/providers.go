@@ -45,7 +45,7 @@ func (s *Server) registerProviders() {
 			"job re-confirms the invoice with BTCPay before anything is fulfilled, and credits money that reached the " +
 			"invoice of a failed or paid PayIn to the payer. Answers at once.",
 		Tags:   []string{"Payments"},
-		Errors: []int{http.StatusUnauthorized, http.StatusUnprocessableEntity},
+		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity},
 	}, func(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
 		event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
 		switch {

@@ -166,7 +166,7 @@ func Spec() *huma.OpenAPI {
 
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.documents30(s.mux))
+	return s.observe(s.mux)
 }
 
 // register builds the mux and the Huma API and registers every operation on them.
@@ -177,6 +177,8 @@ func (s *Server) register() {
 		"a buyer write's are scoped by the tenant it names). Errors are RFC 9457 problem+json. " +
 		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage): " +
 		"retry it, a write with the same `Idempotency-Key`."
+	config.OpenAPIPath = ""  // registerDocuments serves the documents
+	config.DocsPath = ""     // registerDocs serves /docs from the binary
 	config.CreateHooks = nil // no $schema fields or Link headers in responses
 	config.Transformers = []huma.Transformer{boundErrors}
 	describeUUIDs(config.Components.Schemas)
@@ -187,6 +189,8 @@ func (s *Server) register() {
 	s.api = humago.New(s.mux, config)
 	s.api.UseMiddleware(s.operation, s.screenParams, s.authenticate, s.screenBody, s.transact)
 
+	s.registerDocuments()
+	s.registerDocs()
 	s.registerHealth()
 	s.registerTenants()
 	s.registerAPIKeys()
@@ -210,6 +214,7 @@ func (s *Server) register() {
 	s.registerRevocation()
 	describeRawBodies(s.api.OpenAPI())
 	publishEvents(s.api.OpenAPI())
+	describeContract(s.api.OpenAPI())
 	for _, schema := range s.api.OpenAPI().Components.Schemas.Map() {
 		allowNullInEnums(schema)
 	}

@@ -93,7 +93,7 @@ type SubscriptionListOutput struct {
 // SubscriptionCancelInput cancels the subscription of the licence whose key it carries.
 type SubscriptionCancelInput struct {
 	Body struct {
-		Key string `json:"key" maxLength:"512" doc:"The licence key."`
+		Key string `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
 	}
 }
 
@@ -125,6 +125,7 @@ func (s *Server) registerSubscriptions() {
 		Method:      http.MethodGet,
 		Path:        "/v1/admin/subscriptions/{id}",
 		Summary:     "Read a subscription",
+		Description: "404 when the tenant has no such subscription.",
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionOutput, error) {

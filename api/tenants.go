@@ -70,6 +70,7 @@ func (s *Server) registerTenants() {
 		Method:      http.MethodGet,
 		Path:        "/v1/admin/tenant",
 		Summary:     "Read the tenant of the API key",
+		Description: "The tenant the Authorization header's key belongs to.",
 		Tags:        []string{"Tenant"},
 	}), func(ctx context.Context, _ *struct{}) (*TenantOutput, error) {
 		t, err := s.queries.TenantGet(ctx, s.conn(ctx), tenantID(ctx))

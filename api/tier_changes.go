@@ -46,7 +46,7 @@ type TierChangeOutput struct {
 // TierInput names a licence by its key and the policy it would move to.
 type TierInput struct {
 	Body struct {
-		Key    string `json:"key" maxLength:"512" doc:"The licence key."`
+		Key    string `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
 		Policy string `json:"policy" pattern:"^[a-z0-9][a-z0-9._-]{0,99}$" example:"pro" doc:"The slug of the target policy, a tier of the licence's product."`
 	}
 }
@@ -79,7 +79,7 @@ type TierUpgradeOutput struct {
 // TierDowngradeCancelInput names the licence whose scheduled downgrade to cancel.
 type TierDowngradeCancelInput struct {
 	Body struct {
-		Key string `json:"key" maxLength:"512" doc:"The licence key."`
+		Key string `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
 	}
 }
 

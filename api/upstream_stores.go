@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -82,6 +83,10 @@ type UpstreamImportInput struct {
 	RawBody     []byte
 }
 
+// UpstreamImportRow is one row of an import, as the document publishes it (upstream.Row,
+// which parses it, under a name that says what it is).
+type UpstreamImportRow upstream.Row
+
 // UpstreamImportOutput counts what an import did.
 type UpstreamImportOutput struct {
 	Body upstream.ImportResult
@@ -119,6 +124,7 @@ func (s *Server) registerUpstreamStores() {
 		Method:      http.MethodGet,
 		Path:        "/v1/admin/upstream-stores/{id}",
 		Summary:     "Read an upstream store",
+		Description: "Its API key is never returned. 404 when the tenant has no such store.",
 		Tags:        tags,
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *UpstreamStoreIDInput) (*UpstreamStoreOutput, error) {
@@ -168,8 +174,7 @@ func (s *Server) registerUpstreamStores() {
 		Method:      http.MethodPost,
 		Path:        "/v1/admin/upstream-stores/{id}/imports",
 		Summary:     "Import licences from an upstream store",
-		Description: "The body is NDJSON (one row per line) or a JSON array of rows: " +
-			"`{\"external_license_id\", \"owner\", \"owner_email\"?, \"acquired_at\", \"activations\"?: [{\"fingerprint\", \"name\"?, \"activated_at\"?}]}`. " +
+		Description: "The body is NDJSON (one UpstreamImportRow per line) or a JSON array of UpstreamImportRow. " +
 			"Every row is validated first; any invalid row makes the whole import 422 with one error per row (location `body[i].field`, i from 0) " +
 			"and nothing is written. Re-importing a licence (same external_license_id) updates it: its owner, acquisition time and new activations; " +
 			"it never duplicates it. Each owner becomes one customer (the one with owner_email when given). Up to 32 MiB per request: " +
@@ -184,13 +189,16 @@ func (s *Server) registerUpstreamStores() {
 		}
 		return &UpstreamImportOutput{Body: result}, nil
 	})
-	// The body is read raw; document both accepted forms as text and rows, which OpenAPI
-	// 3.0 and 3.1 both express (Huma would publish a binary string).
+	// The body is read raw; document both accepted forms, NDJSON text and an array of typed
+	// rows, which OpenAPI 3.0 and 3.1 both express (Huma would publish a binary string).
 	if op := s.api.OpenAPI().Paths["/v1/admin/upstream-stores/{id}/imports"].Post; op != nil && op.RequestBody != nil {
+		row := s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[UpstreamImportRow](), true, "")
 		op.RequestBody.Required = true
 		op.RequestBody.Content = map[string]*huma.MediaType{
-			"application/x-ndjson": {Schema: &huma.Schema{Type: "string", Description: "One row object per line; blank lines are skipped."}},
-			"application/json":     {Schema: &huma.Schema{Type: "array", Items: &huma.Schema{Type: "object"}}},
+			"application/x-ndjson": {Schema: &huma.Schema{Type: "string",
+				Description: "One UpstreamImportRow object per line; blank lines are skipped."},
+				Example: `{"external_license_id":"JX-8842-1177","owner":"user_51a2","acquired_at":"2026-01-15T10:00:00Z"}` + "\n"},
+			"application/json": {Schema: &huma.Schema{Type: "array", Items: row, MinItems: ptr(1)}},
 		}
 	}
 }

@@ -22,10 +22,10 @@ import (
 type ValidateInput struct {
 	Body struct {
 		Key         string     `json:"key" maxLength:"512" doc:"The licence key." example:"TSR1.AZKf...Q"`
-		Fingerprint *string    `json:"fingerprint,omitempty" minLength:"1" maxLength:"255" doc:"Require this machine to be activated."`
+		Fingerprint *string    `json:"fingerprint,omitempty" minLength:"1" maxLength:"255" doc:"Require this machine to be activated." example:"4c:7f:2a:9e:11:d0"`
 		Entitlement *string    `json:"entitlement,omitempty" minLength:"1" maxLength:"200" doc:"Require this entitlement." example:"R_Performance"`
 		Version     *string    `json:"version,omitempty" minLength:"1" maxLength:"100" doc:"The product release being run, by version." example:"4.2.0"`
-		BuildDate   *time.Time `json:"build_date,omitempty" doc:"The build date of the product being run."`
+		BuildDate   *time.Time `json:"build_date,omitempty" doc:"The build date of the product being run." example:"2026-03-01T00:00:00Z"`
 	}
 }
 
@@ -34,7 +34,7 @@ type ValidationLicense struct {
 	ID                         uuid.UUID  `json:"id"`
 	Status                     string     `json:"status" enum:"active,suspended,revoked,expired"`
 	PolicyID                   uuid.UUID  `json:"policy_id"`
-	PolicySlug                 string     `json:"policy_slug"`
+	PolicySlug                 string     `json:"policy_slug" example:"pro"`
 	CustomerID                 uuid.UUID  `json:"customer_id"`
 	ExpiresAt                  *time.Time `json:"expires_at,omitempty"`
 	SubscriptionExpirationDate *time.Time `json:"subscription_expiration_date,omitempty"`

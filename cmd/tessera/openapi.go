@@ -20,7 +20,7 @@ func newOpenAPICommand() *cobra.Command {
 			var out []byte
 			var err error
 			if v30 {
-				out, err = api.Downgrade(spec)
+				out, err = api.Document30(spec)
 			} else {
 				out, err = json.MarshalIndent(spec, "", "  ")
 			}

@@ -16,7 +16,9 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -35,6 +37,10 @@ type Page struct {
 	// SignIns lists the URLs whose HTTP authentication challenge (401 with
 	// WWW-Authenticate) Options.SignIn answered: the prompts a person would have seen.
 	SignIns []string
+	// Errors lists what the browser reported as errors while drawing the page (a request a
+	// Content-Security-Policy refused, an inline style it blocked, a script error): a page
+	// that needs more than its policy allows shows it here.
+	Errors []string
 }
 
 // Credentials are a user name and password.
@@ -88,18 +94,28 @@ func Render(t testing.TB, url string, opts Options) Page {
 	defer cancelTimeout()
 
 	var page Page
-	var mu sync.Mutex // guards failed and signIns, which the listener fills
-	var failed, signIns []string
-	collected := func() ([]string, []string) {
+	var mu sync.Mutex // guards failed, signIns and errs, which the listener fills
+	var failed, signIns, errs []string
+	collected := func() ([]string, []string, []string) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(failed), slices.Clone(signIns)
+		return slices.Clone(failed), slices.Clone(signIns), slices.Clone(errs)
 	}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
 		case *network.EventLoadingFailed:
 			mu.Lock()
 			failed = append(failed, fmt.Sprintf("%s: %s %s", e.RequestID, e.ErrorText, e.BlockedReason))
+			mu.Unlock()
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.LevelError {
+				mu.Lock()
+				errs = append(errs, fmt.Sprintf("%s: %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
+				mu.Unlock()
+			}
+		case *runtime.EventExceptionThrown:
+			mu.Lock()
+			errs = append(errs, "exception: "+e.ExceptionDetails.Error())
 			mu.Unlock()
 		case *fetch.EventRequestPaused: // only with SignIn: let every request go on
 			go answer(ctx, fetch.ContinueRequest(e.RequestID))
@@ -117,7 +133,7 @@ func Render(t testing.TB, url string, opts Options) Page {
 	for k, v := range opts.Headers {
 		headers[k] = v
 	}
-	actions := []chromedp.Action{network.Enable(), network.SetExtraHTTPHeaders(headers)}
+	actions := []chromedp.Action{network.Enable(), log.Enable(), runtime.Enable(), network.SetExtraHTTPHeaders(headers)}
 	if opts.SignIn != nil {
 		actions = append(actions, fetch.Enable().WithHandleAuthRequests(true))
 	}
@@ -127,11 +143,11 @@ func Render(t testing.TB, url string, opts Options) Page {
 		chromedp.OuterHTML("html", &page.HTML, chromedp.ByQuery),
 		chromedp.CaptureScreenshot(&page.Screenshot),
 	)...)
-	page.Failed, page.SignIns = collected()
+	page.Failed, page.SignIns, page.Errors = collected()
 	if err != nil {
 		var html string
 		_ = chromedp.Run(ctx, chromedp.OuterHTML("html", &html, chromedp.ByQuery))
-		t.Fatalf("browser: render %s waiting for %q: %v\nfailed requests: %v\npage: %.2000s", url, opts.Ready, err, page.Failed, html)
+		t.Fatalf("browser: render %s waiting for %q: %v\nfailed requests: %v\nerrors: %v\npage: %.2000s", url, opts.Ready, err, page.Failed, page.Errors, html)
 	}
 	if dir := os.Getenv("TESSERA_SCREENSHOTS"); dir != "" {
 		name := fmt.Sprintf("%s/%s.png", dir, sanitize(t.Name()))

@@ -23,27 +23,33 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// Activation is one machine an imported licence is activated on.
+// Activation is one machine an imported licence is activated on. Its tags describe it in
+// the API's OpenAPI document (the import operation's rows).
 type Activation struct {
-	Fingerprint string     `json:"fingerprint"`
-	Name        string     `json:"name,omitempty"`
-	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	// Fingerprint identifies the machine (required, 1 to 255 bytes, once per row).
+	Fingerprint string `json:"fingerprint" minLength:"1" maxLength:"255" example:"4c:1a:9f:2e:7b:30" doc:"Identifies the machine; listed once per row."`
+	// Name is the machine's name (at most 200 bytes).
+	Name string `json:"name,omitempty" maxLength:"200" example:"studio-pc" doc:"The machine's name."`
+	// ActivatedAt is when the machine was activated (between 1970 and now); default the
+	// time of the import.
+	ActivatedAt *time.Time `json:"activated_at,omitempty" doc:"When the machine was activated, between 1970 and now; default the time of the import."`
 }
 
-// Row is one imported licence, as a store knows it.
+// Row is one imported licence, as a store knows it. Its tags describe it in the API's
+// OpenAPI document (the import operation's rows).
 type Row struct {
 	// ExternalLicenseID is the store's licence id (required, at most 200 characters).
-	ExternalLicenseID string `json:"external_license_id"`
+	ExternalLicenseID string `json:"external_license_id" minLength:"1" maxLength:"200" example:"JX-8842-1177" doc:"The store's licence id; re-importing it updates the licence."`
 	// Owner is the store's user id of the buyer (required, at most 200 characters); each
 	// owner becomes one customer of the tenant.
-	Owner string `json:"owner"`
+	Owner string `json:"owner" minLength:"1" maxLength:"200" example:"user_51a2" doc:"The store's user id of the buyer; each owner becomes one customer."`
 	// OwnerEmail, when given, maps the owner to the tenant's customer with that email (or
 	// names the new one); otherwise a placeholder address is made up.
-	OwnerEmail string `json:"owner_email,omitempty"`
+	OwnerEmail string `json:"owner_email,omitempty" maxLength:"320" example:"buyer@example.com" doc:"Maps the owner to the tenant's customer with this address (or names the new one); a placeholder address otherwise."`
 	// AcquiredAt is when the owner got the licence (required, not in the future).
-	AcquiredAt time.Time `json:"acquired_at"`
+	AcquiredAt time.Time `json:"acquired_at" doc:"When the owner got the licence: after 1970, not in the future."`
 	// Activations are the machines the licence is active on (at most 100).
-	Activations []Activation `json:"activations,omitempty"`
+	Activations []Activation `json:"activations,omitempty" maxItems:"100" doc:"The machines the licence is active on."`
 }
 
 // RowError is a problem with one row: its index (from 0), where in the row, and what.
