@@ -281,9 +281,9 @@ func TestMiddlewareAnswersAreDocumented(t *testing.T) {
 	})
 }
 
-// TestDocument30HasNoRefSiblings checks that the served 3.0 document keeps nothing beside a
-// $ref (3.0 ignores such keys and its linters refuse them), while the 3.1 document, where
-// they are allowed, keeps their descriptions; and that every form of the document is served.
+// TestDocument30 checks that the served 3.0 document keeps nothing beside a $ref (3.0 ignores
+// such keys and its linters refuse them) and has no webhooks section nor the event schemas
+// only it used, while the 3.1 document keeps all three; and that every form is served.
 func TestDocument30(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
