@@ -1,12 +1,10 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/metrics"
 	"github.com/tessera/tessera/internal/testdb"
@@ -32,13 +31,13 @@ type observed struct {
 	pool     *pgxpool.Pool
 	client   *river.Client[pgx.Tx]
 	registry *prometheus.Registry
-	log      *lockedBuffer
+	log      *factory.Output
 }
 
 func setupObserved(t *testing.T) *observed {
 	t.Helper()
 	pool, _ := testdb.Clone(t)
-	b := &observed{renewals: setupRenewals(t, pool), pool: pool, registry: prometheus.NewRegistry(), log: &lockedBuffer{}}
+	b := &observed{renewals: setupRenewals(t, pool), pool: pool, registry: prometheus.NewRegistry(), log: &factory.Output{}}
 	domain, err := metrics.NewDomain(b.registry)
 	require.NoError(t, err)
 	middleware, err := NewMetrics(b.registry, domain, slog.New(slog.NewTextHandler(b.log, nil)))
@@ -232,22 +231,4 @@ func TestMetricsAttemptOutcome(t *testing.T) {
 			require.Equal(t, tt.want, attemptOutcome(ctx, job, tt.err))
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that River's workers may log to at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

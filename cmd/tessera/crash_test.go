@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -286,7 +285,7 @@ func (c *crash) requireExactlyOnce(t *testing.T) {
 // process is a running `tessera worker`.
 type process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *factory.Output
 	exited chan struct{}
 }
 
@@ -306,7 +305,7 @@ func (c *crash) start(t *testing.T, name string) *process {
 // test fails; the test's cleanup kills it if it still runs.
 func startProcess(t *testing.T, env []string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), output: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), output: &factory.Output{}, exited: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	require.NoError(t, p.cmd.Start())
@@ -341,24 +340,6 @@ func (p *process) stop(t *testing.T) {
 	case <-time.After(waitFor):
 		require.FailNow(t, "the worker did not stop on SIGTERM")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // The held provider's store and keys.

@@ -47,16 +47,18 @@ func main() {
 	buyer, err := NewClientWithResponses(api)
 	check(err)
 
-	product := must(admin.ProductCreateWithResponse(ctx, ProductCreateInputBody{Slug: "go-" + run, Name: "Go client"})).JSON201
-	policy := must(admin.PolicyCreateWithResponse(ctx, PolicyCreateInputBody{
+	product := must(admin.ProductCreateWithResponse(ctx, nil, ProductCreateInputBody{Slug: "go-" + run, Name: "Go client"})).JSON201
+	policy := must(admin.PolicyCreateWithResponse(ctx, nil, PolicyCreateInputBody{
 		ProductId: product.Id, Slug: "go-pro-" + run, Name: "Pro", ListedCurrency: PolicyCreateInputBodyListedCurrencyUSD,
 		ListedValue: 2500, IsRecurring: false, MaxMachines: ptr(int32(3)), Entitlements: &[]string{"export"},
 	})).JSON201
 	email := "go-" + run + "@example.com"
-	must(admin.CustomerCreateWithResponse(ctx, CustomerCreateInputBody{Email: email}))
+	must(admin.CustomerCreateWithResponse(ctx, nil, CustomerCreateInputBody{Email: email}))
 	fmt.Printf("policy %s: %d %s\n", policy.Slug, policy.ListedValue, policy.ListedCurrency)
 
-	payin := must(buyer.PurchaseWithResponse(ctx, PurchaseInputBody{Tenant: tenant, Policy: policy.Slug, CustomerEmail: &email})).JSON201
+	// A purchase retried with the same Idempotency-Key (a timeout, a crash) makes one PayIn.
+	purchase := &PurchaseParams{IdempotencyKey: ptr("go-purchase-" + run)}
+	payin := must(buyer.PurchaseWithResponse(ctx, purchase, PurchaseInputBody{Tenant: tenant, Policy: policy.Slug, CustomerEmail: &email})).JSON201
 	payin = await(ctx, buyer, payin, PayInStatePENDING)
 	fmt.Printf("payin %s: %s, %d sats, checkout %s\n", payin.Id, payin.State, payin.CostSats, payin.Invoice.CheckoutUrl)
 
@@ -71,19 +73,19 @@ func main() {
 	payin = await(ctx, buyer, payin, PayInStatePAID)
 	fmt.Printf("payin %s: %s, licence key %s...\n", payin.Id, payin.State, (*payin.LicenseKey)[:20])
 
-	verdict := must(buyer.LicenseValidateWithResponse(ctx, ValidateInputBody{Key: *payin.LicenseKey, Entitlement: ptr("export")})).JSON200
+	verdict := must(buyer.LicenseValidateWithResponse(ctx, nil, ValidateInputBody{Key: *payin.LicenseKey, Entitlement: ptr("export")})).JSON200
 	fmt.Printf("validate: %s (valid %t)\n", verdict.Code, verdict.Valid)
 	if !verdict.Valid {
 		log.Fatalf("the licence is not valid: %s", verdict.Message)
 	}
-	activated := must(buyer.MachineActivateWithResponse(ctx, MachineActivateInputBody{Key: *payin.LicenseKey, Fingerprint: "go-laptop-" + run}))
+	activated := must(buyer.MachineActivateWithResponse(ctx, nil, MachineActivateInputBody{Key: *payin.LicenseKey, Fingerprint: "go-laptop-" + run}))
 	fmt.Printf("machine %s activated (%d)\n", activated.JSON201.Fingerprint, activated.StatusCode())
 }
 
 // await polls the PayIn until it reaches state, for at most two minutes.
 func await(ctx context.Context, buyer *ClientWithResponses, payin *PayIn, state PayInState) *PayIn {
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		payin = must(buyer.PayinGetWithResponse(ctx, payin.Id)).JSON200
+		payin = must(buyer.PayinGetWithResponse(ctx, payin.Id, nil)).JSON200
 		if payin.State == state {
 			return payin
 		}
