@@ -521,9 +521,13 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	case (in.Body.CustomerID == nil) == (in.Body.CustomerEmail == nil):
 		return sql.PayIn{}, newProblem(CodeInvalid, "give exactly one of customer_id and customer_email")
 	}
+	// Only a missing (or archived) policy or customer is the buyer's mistake; any other
+	// failure of these reads (a dropped connection, a timeout) is the server's, and says so.
 	policy, err := s.queries.PolicyGetBySlug(ctx, db, sql.PolicyGetBySlugParams{TenantID: tenant.ID, Slug: in.Body.Policy})
-	if err != nil || policy.ArchivedAt != nil {
+	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) || err == nil && policy.ArchivedAt != nil {
 		return sql.PayIn{}, newProblem(CodeNotFound, fmt.Sprintf("tenant %q sells no policy %q", tenant.Slug, in.Body.Policy))
+	} else if err != nil {
+		return sql.PayIn{}, fmt.Errorf("read policy %q: %w", in.Body.Policy, err)
 	}
 	var customer sql.Customer
 	if in.Body.CustomerID != nil {
@@ -531,8 +535,10 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	} else {
 		customer, err = s.queries.CustomerGetByEmail(ctx, db, sql.CustomerGetByEmailParams{TenantID: tenant.ID, Email: *in.Body.CustomerEmail})
 	}
-	if err != nil {
+	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
 		return sql.PayIn{}, newProblem(CodeUnknownCustomer, "no such customer of "+tenant.Slug+"; create customers with the admin API")
+	} else if err != nil {
+		return sql.PayIn{}, fmt.Errorf("read customer: %w", err)
 	}
 	params := core.PayInCreateParams{
 		CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
 )
@@ -442,6 +443,36 @@ func TestPurchaseRefused(t *testing.T) {
 	var payins int
 	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1", b.tenant.ID).Scan(&payins))
 	require.Equal(t, 0, payins)
+}
+
+// TestPurchaseReadFailures: when reading the policy or the customer fails for the server's
+// reasons (here a lock timeout while another transaction holds the table), a purchase
+// answers 500, not the buyer's 404 "sells no policy" or 422 "no such customer" it once
+// made of any error.
+func TestPurchaseReadFailures(t *testing.T) {
+	t.Parallel()
+	for _, table := range []string{"policies", "customers"} {
+		t.Run(table, func(t *testing.T) {
+			t.Parallel()
+			pool, _ := testdb.Clone(t)
+			b := newBundle(t, pool)
+			factory.Policy(t, pool, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
+			factory.Customer(t, pool, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+			ctx := context.Background()
+			_, err := pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = ''200ms''', current_database()); END $$`)
+			require.NoError(t, err)
+			pool.Reset() // new connections take the setting
+
+			holder, err := pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, holder.Rollback(ctx)) }()
+			_, err = holder.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE")
+			require.NoError(t, err)
+
+			res := b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, b.tenant.Slug), "Authorization", "")
+			requireCode(t, res, http.StatusInternalServerError, api.CodeInternal)
+		})
+	}
 }
 
 func TestProviderWebhook(t *testing.T) {
