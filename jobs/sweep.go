@@ -84,6 +84,9 @@ const noContinuation = 0
 // is enqueued in the same transaction, to run at once, and so on until a run finds less
 // than a batch. The next run is not unique, or it would be deduplicated against this run's
 // period. A sweep with batch noContinuation never enqueues its next run.
+//
+// A new sweep copies LicenseExpireSweepWorker (licenses.go): its args in internal/jobargs,
+// its batch a field of SweepBatches, its worker added in register, its line in schedule.
 func sweep[T river.JobArgs](ctx context.Context, cfg Config, job *river.Job[T], batch int, work func(tx pgx.Tx, st core.Step) (int, error)) error {
 	return pg.InTx(ctx, cfg.DB, func(tx pgx.Tx) error {
 		st := cfg.step(ctx, job.JobRow)
