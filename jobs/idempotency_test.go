@@ -49,10 +49,10 @@ func setupSweep(t *testing.T, batch int) *sweepBundle {
 		probe:   &commitProbe{DB: tx},
 	}
 	worker := &IdempotencyExpireSweepWorker{cfg: Config{
-		DB:                    b.probe,
-		Clock:                 b.clock,
-		Log:                   slog.New(slog.DiscardHandler),
-		IdempotencySweepBatch: batch,
+		DB:      b.probe,
+		Clock:   b.clock,
+		Log:     slog.New(slog.DiscardHandler),
+		Batches: SweepBatches{IdempotencyExpire: batch},
 	}}
 	riverConfig := &river.Config{Logger: slog.New(slog.DiscardHandler)}
 	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), riverConfig, worker)

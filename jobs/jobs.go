@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -46,9 +45,9 @@ type Config struct {
 	Payments payment.Provider
 	// Rates quotes fiat prices in sats when subscriptions renew. Required.
 	Rates payment.RateSource
-	// IdempotencySweepBatch is how many expired idempotency keys one sweep deletes.
-	// Default 10000.
-	IdempotencySweepBatch int
+	// Batches is how many rows one run of each batched sweep handles; zero fields take
+	// their defaults (see SweepBatches).
+	Batches SweepBatches
 	// EventRetention is how long events and their finished webhook deliveries are kept
 	// (event.retention_sweep). Default 30 days.
 	EventRetention time.Duration
@@ -123,11 +122,9 @@ func LongestTimeout(cfg Config) (time.Duration, error) {
 // register fills in cfg's defaults, validates its settings and registers a worker for every
 // job kind.
 func register(cfg Config) (*registry, error) {
-	if cfg.IdempotencySweepBatch == 0 {
-		cfg.IdempotencySweepBatch = 10000
-	}
-	if cfg.IdempotencySweepBatch < 1 || cfg.IdempotencySweepBatch > math.MaxInt32 {
-		return nil, fmt.Errorf("jobs: Config.IdempotencySweepBatch must be between 1 and %d", math.MaxInt32)
+	cfg.Batches = cfg.batches()
+	if err := cfg.Batches.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.EventRetention == 0 {
 		cfg.EventRetention = 30 * 24 * time.Hour
@@ -216,37 +213,6 @@ func hasTenantID(args river.JobArgs) bool {
 	}
 	_, ok := fields["tenant_id"]
 	return ok
-}
-
-// PeriodicJobs returns the periodic schedule. River's elected leader enqueues them, so
-// running more processes does not run them more often.
-func PeriodicJobs() []*river.PeriodicJob {
-	return []*river.PeriodicJob{
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.IdempotencyExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
-		}, &river.PeriodicJobOpts{ID: "idempotency.expire_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.EventRetentionSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
-		}, &river.PeriodicJobOpts{ID: "event.retention_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(jobargs.WebhookDeliverSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.WebhookDeliverSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: jobargs.WebhookDeliverSweepInterval}}
-		}, &river.PeriodicJobOpts{ID: "webhook.deliver_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.LicenseExpireSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-		}, &river.PeriodicJobOpts{ID: "license.expire_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(5*time.Minute), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.PayInReconcileSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: 5 * time.Minute}}
-		}, &river.PeriodicJobOpts{ID: "payin.reconcile_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.ReferralRecomputeSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
-		}, &river.PeriodicJobOpts{ID: "referral.recompute_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.SubscriptionRenewSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-		}, &river.PeriodicJobOpts{ID: "subscription.renew_sweep", RunOnStart: true}),
-		river.NewPeriodicJob(river.PeriodicInterval(time.Minute), func() (river.JobArgs, *river.InsertOpts) {
-			return jobargs.SubscriptionLapseSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Minute}}
-		}, &river.PeriodicJobOpts{ID: "subscription.lapse_sweep", RunOnStart: true}),
-	}
 }
 
 // queries is stateless generated code; every method takes the connection it runs on.

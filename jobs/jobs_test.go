@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
+	"math"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func TestWorkers(t *testing.T) {
 		{name: "MissingBox", mutate: func(c *jobs.Config) { c.Box = nil }, wantErr: "jobs: Config.Box is required"},
 		{name: "MissingPayments", mutate: func(c *jobs.Config) { c.Payments = nil }, wantErr: "jobs: Config.Payments is required"},
 		{name: "MissingRates", mutate: func(c *jobs.Config) { c.Rates = nil }, wantErr: "jobs: Config.Rates is required"},
-		{name: "NegativeBatch", mutate: func(c *jobs.Config) { c.IdempotencySweepBatch = -1 }, wantErr: "jobs: Config.IdempotencySweepBatch must be between 1 and 2147483647"},
+		{name: "NegativeBatch", mutate: func(c *jobs.Config) { c.Batches.IdempotencyExpire = -1 }, wantErr: "jobs: Config.Batches.IdempotencyExpire must be between 1 and 2147483647"},
+		{name: "BatchPastInt32", mutate: func(c *jobs.Config) { c.Batches.LicenseExpire = math.MaxInt32 + 1 }, wantErr: "jobs: Config.Batches.LicenseExpire must be between 1 and 2147483647"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -98,7 +100,7 @@ func TestLongestTimeout(t *testing.T) {
 }
 
 // TestPeriodicJobs runs a real River client on its own database with Tessera's workers and
-// schedule: every periodic sweep runs as soon as the client starts (RunOnStart), and the
+// schedule: every periodic job runs as soon as the client starts (RunOnStart), and the
 // idempotency sweep deletes a committed expired key.
 func TestPeriodicJobs(t *testing.T) {
 	t.Parallel()
@@ -114,13 +116,16 @@ func TestPeriodicJobs(t *testing.T) {
 	}))
 
 	log := slog.New(slog.DiscardHandler)
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t)})
+	cfg := jobs.Config{DB: pool, Clock: clock.NewManual(factory.Now), Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t)}
+	workers, err := jobs.Workers(cfg)
+	require.NoError(t, err)
+	periodic, err := jobs.PeriodicJobs(cfg)
 	require.NoError(t, err)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:       log,
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		Workers:      workers,
-		PeriodicJobs: jobs.PeriodicJobs(),
+		PeriodicJobs: periodic,
 		TestOnly:     true, // no staggered start of the leader's services
 	})
 	require.NoError(t, err)
@@ -129,9 +134,11 @@ func TestPeriodicJobs(t *testing.T) {
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, client.Stop(context.WithoutCancel(ctx))) })
 
-	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.LicenseExpireSweep{}.Kind(): true,
+	pending := map[string]bool{jobargs.IdempotencyExpireSweep{}.Kind(): true, jobargs.EventRetentionSweep{}.Kind(): true,
+		jobargs.LicenseExpireSweep{}.Kind(): true, jobargs.PayInReconcileSweep{}.Kind(): true,
 		jobargs.ReferralRecomputeSweep{}.Kind(): true, jobargs.SubscriptionRenewSweep{}.Kind(): true,
-		jobargs.SubscriptionLapseSweep{}.Kind(): true, jobargs.WebhookDeliverSweep{}.Kind(): true}
+		jobargs.SubscriptionLapseSweep{}.Kind(): true, jobargs.WebhookDeliverSweep{}.Kind(): true,
+		jobargs.RevocationCheck{}.Kind(): true}
 	for len(pending) > 0 {
 		select {
 		case event := <-events:

@@ -10,15 +10,12 @@ import (
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
-	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/sql"
 )
 
-// licenseExpireSweepBatch is how many licences one sweep expires.
-const licenseExpireSweepBatch = 1000
-
-// LicenseExpireSweepWorker expires one batch of licences whose expiry has passed, auditing
-// and emitting license.expired for each, in one transaction with the job's completion.
+// LicenseExpireSweepWorker expires a batch (Config.Batches.LicenseExpire) of licences whose
+// expiry has passed, auditing and emitting license.expired for each, in one transaction with
+// the job's completion; a full batch enqueues the next run (see sweep).
 type LicenseExpireSweepWorker struct {
 	river.WorkerDefaults[jobargs.LicenseExpireSweep]
 	cfg Config
@@ -31,23 +28,18 @@ func (w *LicenseExpireSweepWorker) Timeout(*river.Job[jobargs.LicenseExpireSweep
 
 // Work expires due licences and completes the job.
 func (w *LicenseExpireSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.LicenseExpireSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := w.cfg.step(ctx, job.JobRow)
-		expired, err := queries.LicenseExpireDueAllTenants(ctx, tx, sql.LicenseExpireDueAllTenantsParams{Now: st.Now, Batch: licenseExpireSweepBatch})
+	batch := w.cfg.batches().LicenseExpire
+	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
+		expired, err := queries.LicenseExpireDueAllTenants(ctx, tx, sql.LicenseExpireDueAllTenantsParams{Now: st.Now, Batch: int32(batch)})
 		if err != nil {
-			return fmt.Errorf("expire licences: %w", err)
+			return 0, fmt.Errorf("expire licences: %w", err)
 		}
 		for _, l := range expired {
 			err := core.Record(ctx, tx, st, l.TenantID, "license.expire", "license", l.ID, core.LicenseExpiredEvent(core.LicenseFieldsOf(l)))
 			if err != nil {
-				return err
+				return 0, err
 			}
 		}
-		if len(expired) == licenseExpireSweepBatch {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.LicenseExpireSweep{}, nil); err != nil {
-				return fmt.Errorf("enqueue next licence expiry sweep: %w", err)
-			}
-		}
-		return complete(ctx, tx, job)
+		return len(expired), nil
 	})
 }

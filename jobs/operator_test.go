@@ -277,14 +277,11 @@ func (o *operator) rewarded(t *testing.T, l loaded) func() bool {
 	}
 }
 
-// subscription starts a 30-day subscription at factory.Now, due for renewal on the
-// operator's clock, priced in sats with no grace days.
+// subscription starts a subscription due for renewal on the operator's clock
+// (dueSubscription).
 func (o *operator) subscription(t *testing.T) sql.Subscription {
 	t.Helper()
-	tenant := factory.Tenant(t, o.pool)
-	policy := factory.Policy(t, o.pool, tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 1000), factory.PolicyGraceDays(0))
-	sub, _ := factory.Subscription(t, o.pool, tenant.ID, policy.ID, factory.Customer(t, o.pool, tenant.ID).ID)
-	return sub
+	return dueSubscription(t, o.pool)
 }
 
 // TestOperatorActionsRetryOfADuplicate: a cancelled job does not hold back the next one of

@@ -313,16 +313,15 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 // provider about it, and how long a PayIn waits for its invoice creation or the invalidation
 // of its invoice without a live job before the sweep heals it; payInInvalidateWithin is how
 // long after a PayIn failed a lost invalidation of its invoice is still redone (BTCPay
-// watches an invoice for payments for a day); payInReconcileBatch is how many of each kind
-// one sweep handles.
+// watches an invoice for payments for a day).
 const (
 	payInReconcileAfter   = 10 * time.Minute
 	payInInvalidateWithin = 24 * time.Hour
-	payInReconcileBatch   = 500
 )
 
-// PayInReconcileSweepWorker heals PayIns, across tenants, in one transaction with its
-// completion:
+// PayInReconcileSweepWorker heals PayIns, across tenants, up to Config.Batches.PayInReconcile
+// of each kind below, in one transaction with its completion. It does not continue (see
+// noContinuation): the next period's run heals what is left.
 //   - a PayIn left PENDING longer than payInReconcileAfter gets a payin.settle: the provider
 //     is asked again in case its webhook never came (settles of open invoices change nothing);
 //   - a PayIn left PENDING_INVOICE_CREATION that long with no live payin.create_invoice job
@@ -343,20 +342,20 @@ func (w *PayInReconcileSweepWorker) Timeout(*river.Job[jobargs.PayInReconcileSwe
 
 // Work enqueues the settles and heals orphans, and completes the job in one transaction.
 func (w *PayInReconcileSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInReconcileSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := w.cfg.step(ctx, job.JobRow)
+	batch := int32(w.cfg.batches().PayInReconcile)
+	return sweep(ctx, w.cfg, job, noContinuation, func(tx pgx.Tx, st core.Step) (int, error) {
 		before := st.Now.Add(-payInReconcileAfter)
-		due, err := queries.PayInListPendingAllTenants(ctx, tx, sql.PayInListPendingAllTenantsParams{Before: before, Batch: payInReconcileBatch})
+		due, err := queries.PayInListPendingAllTenants(ctx, tx, sql.PayInListPendingAllTenantsParams{Before: before, Batch: batch})
 		if err != nil {
-			return fmt.Errorf("list pending payins: %w", err)
+			return 0, fmt.Errorf("list pending payins: %w", err)
 		}
 		var params []river.InsertManyParams
 		for _, d := range due {
 			params = append(params, river.InsertManyParams{Args: jobargs.PayInSettle{Provider: d.Provider, InvoiceID: d.ProviderInvoiceID}})
 		}
-		orphans, err := queries.PayInListOrphanedAllTenants(ctx, tx, sql.PayInListOrphanedAllTenantsParams{Before: before, Batch: payInReconcileBatch})
+		orphans, err := queries.PayInListOrphanedAllTenants(ctx, tx, sql.PayInListOrphanedAllTenantsParams{Before: before, Batch: batch})
 		if err != nil {
-			return fmt.Errorf("list payins without their invoice job: %w", err)
+			return 0, fmt.Errorf("list payins without their invoice job: %w", err)
 		}
 		for _, o := range orphans {
 			if !o.Cancelled {
@@ -368,23 +367,23 @@ func (w *PayInReconcileSweepWorker) Work(ctx context.Context, job *river.Job[job
 			_, err := core.PayInFail(ctx, tx, st, o.TenantID, o.ID,
 				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonSYSTEMCANCELLED, 0)
 			if err != nil {
-				return err
+				return 0, err
 			}
 		}
 		uninvalidated, err := queries.PayInInvoiceListUninvalidatedAllTenants(ctx, tx, sql.PayInInvoiceListUninvalidatedAllTenantsParams{
-			Since: st.Now.Add(-payInInvalidateWithin), Before: before, Batch: payInReconcileBatch,
+			Since: st.Now.Add(-payInInvalidateWithin), Before: before, Batch: batch,
 		})
 		if err != nil {
-			return fmt.Errorf("list failed payins whose invoice is not invalidated: %w", err)
+			return 0, fmt.Errorf("list failed payins whose invoice is not invalidated: %w", err)
 		}
 		for _, u := range uninvalidated {
 			params = append(params, river.InsertManyParams{Args: jobargs.PayInInvalidateInvoice{TenantID: u.TenantID, PayInID: u.ID}})
 		}
 		if len(params) > 0 {
 			if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
-				return fmt.Errorf("enqueue reconciliation: %w", err)
+				return 0, fmt.Errorf("enqueue reconciliation: %w", err)
 			}
 		}
-		return complete(ctx, tx, job)
+		return len(due) + len(orphans) + len(uninvalidated), nil
 	})
 }

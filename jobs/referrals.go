@@ -100,7 +100,8 @@ func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobar
 	})
 }
 
-// ReferralRecomputeSweepWorker enqueues a full referral recompute of every tenant.
+// ReferralRecomputeSweepWorker enqueues a full referral recompute of every tenant, all in one
+// run, so it does not continue.
 type ReferralRecomputeSweepWorker struct {
 	river.WorkerDefaults[jobargs.ReferralRecomputeSweep]
 	cfg Config
@@ -113,20 +114,20 @@ func (w *ReferralRecomputeSweepWorker) Timeout(*river.Job[jobargs.ReferralRecomp
 
 // Work enqueues the recomputes and completes the job, in one transaction.
 func (w *ReferralRecomputeSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecomputeSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+	return sweep(ctx, w.cfg, job, noContinuation, func(tx pgx.Tx, st core.Step) (int, error) {
 		tenants, err := queries.ReferralTenantIDs(ctx, tx)
 		if err != nil {
-			return fmt.Errorf("list tenants: %w", err)
+			return 0, fmt.Errorf("list tenants: %w", err)
 		}
 		if len(tenants) > 0 {
 			params := make([]river.InsertManyParams, len(tenants))
 			for i, id := range tenants {
 				params[i] = river.InsertManyParams{Args: jobargs.ReferralRecompute{TenantID: id}}
 			}
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, params); err != nil {
-				return fmt.Errorf("enqueue referral recomputes: %w", err)
+			if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
+				return 0, fmt.Errorf("enqueue referral recomputes: %w", err)
 			}
 		}
-		return complete(ctx, tx, job)
+		return len(tenants), nil
 	})
 }

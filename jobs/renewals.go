@@ -16,8 +16,9 @@ import (
 )
 
 // SubscriptionRenewSweepWorker enqueues one subscription.renew per due subscription and
-// cycle (core.SubscriptionRenewSweep), across tenants, in one transaction with the job's
-// completion. A sweep that fills its batch enqueues the next sweep.
+// cycle (core.SubscriptionRenewSweep), a batch (Config.Batches.SubscriptionRenew) across
+// tenants, in one transaction with the job's completion; a full batch enqueues the next run
+// (see sweep).
 type SubscriptionRenewSweepWorker struct {
 	river.WorkerDefaults[jobargs.SubscriptionRenewSweep]
 	cfg Config
@@ -30,17 +31,9 @@ func (w *SubscriptionRenewSweepWorker) Timeout(*river.Job[jobargs.SubscriptionRe
 
 // Work enqueues the due renewals and completes the job.
 func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionRenewSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		n, err := core.SubscriptionRenewSweep(ctx, tx, w.cfg.step(ctx, job.JobRow))
-		if err != nil {
-			return err
-		}
-		if n == core.RenewalSweepBatch {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.SubscriptionRenewSweep{}, nil); err != nil {
-				return fmt.Errorf("enqueue next renewal sweep: %w", err)
-			}
-		}
-		return complete(ctx, tx, job)
+	batch := w.cfg.batches().SubscriptionRenew
+	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
+		return core.SubscriptionRenewSweep(ctx, tx, st, batch)
 	})
 }
 
@@ -92,8 +85,8 @@ func (w *SubscriptionRenewWorker) Work(ctx context.Context, job *river.Job[jobar
 }
 
 // SubscriptionLapseSweepWorker lapses past_due subscriptions unpaid beyond their grace days
-// (core.SubscriptionLapseSweep), across tenants, in one transaction with the job's
-// completion. A sweep that fills its batch enqueues the next sweep.
+// (core.SubscriptionLapseSweep), a batch (Config.Batches.SubscriptionLapse) across tenants, in
+// one transaction with the job's completion; a full batch enqueues the next run (see sweep).
 type SubscriptionLapseSweepWorker struct {
 	river.WorkerDefaults[jobargs.SubscriptionLapseSweep]
 	cfg Config
@@ -106,16 +99,8 @@ func (w *SubscriptionLapseSweepWorker) Timeout(*river.Job[jobargs.SubscriptionLa
 
 // Work lapses the due subscriptions and completes the job.
 func (w *SubscriptionLapseSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionLapseSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		n, err := core.SubscriptionLapseSweep(ctx, tx, w.cfg.step(ctx, job.JobRow))
-		if err != nil {
-			return err
-		}
-		if n == core.LapseSweepBatch {
-			if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.SubscriptionLapseSweep{}, nil); err != nil {
-				return fmt.Errorf("enqueue next lapse sweep: %w", err)
-			}
-		}
-		return complete(ctx, tx, job)
+	batch := w.cfg.batches().SubscriptionLapse
+	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
+		return core.SubscriptionLapseSweep(ctx, tx, st, batch)
 	})
 }

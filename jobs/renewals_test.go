@@ -329,7 +329,7 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 	sweep := func(t *testing.T, b *renewals, tx pgx.Tx) {
 		t.Helper()
 		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, factory.Jobs))
+			_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, factory.Jobs), Config{}.batches().SubscriptionRenew)
 			return err
 		}))
 	}
@@ -431,7 +431,7 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	for range 2 {
 		wg.Go(func() {
 			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-				_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, client))
+				_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, client), Config{}.batches().SubscriptionRenew)
 				return err
 			})
 		})

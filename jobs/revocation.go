@@ -61,18 +61,6 @@ func (c RevocationConfig) withDefaults() (RevocationConfig, error) {
 	return c, c.Schedule.Weights.Validate()
 }
 
-// RevocationPeriodicJob enqueues revocation.check every interval (the configured
-// RevocationConfig.Interval). River's leader enqueues it; the global permit in Postgres
-// (RevocationLimiterAcquire) holds the rate even if several firings run.
-func RevocationPeriodicJob(interval time.Duration) *river.PeriodicJob {
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	return river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
-		return jobargs.RevocationCheck{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
-	}, &river.PeriodicJobOpts{ID: "revocation.check", RunOnStart: true})
-}
-
 // RevocationCheckWorker is one firing of the check loop. It first takes the global permit
 // with a guarded update of the one revocation_limiter row, committed at once: a firing
 // that finds it taken (another process's firing in the same interval, or this job's

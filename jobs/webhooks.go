@@ -257,20 +257,19 @@ func (w *WebhookDeliverSweepWorker) Timeout(*river.Job[jobargs.WebhookDeliverSwe
 	return w.cfg.jobTimeout()
 }
 
-// Work enqueues the due endpoints' jobs.
+// Work enqueues the due endpoints' jobs: all of them, so it does not continue.
 func (w *WebhookDeliverSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.WebhookDeliverSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		due, err := queries.WebhookEndpointListWorkAllTenants(ctx, tx, w.cfg.Clock.Now())
+	return sweep(ctx, w.cfg, job, noContinuation, func(tx pgx.Tx, st core.Step) (int, error) {
+		due, err := queries.WebhookEndpointListWorkAllTenants(ctx, tx, st.Now)
 		if err != nil {
-			return fmt.Errorf("list webhook endpoints with work due: %w", err)
+			return 0, fmt.Errorf("list webhook endpoints with work due: %w", err)
 		}
-		inserter := river.ClientFromContext[pgx.Tx](ctx)
 		for _, e := range due {
-			if err := core.EnqueueWebhookDeliver(ctx, tx, inserter, e.TenantID, e.ID); err != nil {
-				return err
+			if err := core.EnqueueWebhookDeliver(ctx, tx, st.Jobs, e.TenantID, e.ID); err != nil {
+				return 0, err
 			}
 		}
-		return complete(ctx, tx, job)
+		return len(due), nil
 	})
 }
 
@@ -337,12 +336,10 @@ func truncateWebhookError(s string) string {
 	return s[:cut] + "…"
 }
 
-// eventRetentionBatch is how many events one event.retention_sweep deletes.
-const eventRetentionBatch = 5000
-
 // EventRetentionSweepWorker deletes one batch of events older than Config.EventRetention
-// with their finished deliveries (EventPurge); events with a delivery still pending stay.
-// When the batch was full it enqueues the next sweep in the same transaction.
+// with their finished deliveries (EventPurge), a batch (Config.Batches.EventRetention) per
+// run; events with a delivery still pending stay. A full batch enqueues the next run (see
+// sweep).
 type EventRetentionSweepWorker struct {
 	river.WorkerDefaults[jobargs.EventRetentionSweep]
 	cfg Config
@@ -355,15 +352,13 @@ func (w *EventRetentionSweepWorker) Timeout(*river.Job[jobargs.EventRetentionSwe
 
 // Work deletes old events and completes the job in one transaction.
 func (w *EventRetentionSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.EventRetentionSweep]) error {
-	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		purged, err := queries.EventPurge(ctx, tx, sql.EventPurgeParams{Cutoff: w.cfg.Clock.Now().Add(-w.cfg.EventRetention), Batch: eventRetentionBatch})
+	batch := w.cfg.batches().EventRetention
+	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
+		purged, err := queries.EventPurge(ctx, tx, sql.EventPurgeParams{Cutoff: st.Now.Add(-w.cfg.EventRetention), Batch: int32(batch)})
 		if err != nil {
-			return fmt.Errorf("purge old events: %w", err)
+			return 0, fmt.Errorf("purge old events: %w", err)
 		}
 		w.cfg.Log.InfoContext(ctx, "old events deleted", "events", purged.Events, "deliveries", purged.Deliveries)
-		if err := sweepAgainIfFull(ctx, tx, purged.Events, eventRetentionBatch, jobargs.EventRetentionSweep{}); err != nil {
-			return err
-		}
-		return complete(ctx, tx, job)
+		return int(purged.Events), nil
 	})
 }

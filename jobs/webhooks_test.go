@@ -856,8 +856,9 @@ func setupRiver(t *testing.T, webhookWorkers int, periodic bool) *riverBundle {
 	pool, _ := testdb.Clone(t)
 	b := &riverBundle{pool: pool, clock: clock.NewManual(factory.Now)}
 	log := slog.New(slog.DiscardHandler)
-	workers, err := Workers(Config{DB: pool, Clock: b.clock, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t),
-		WebhookTimeout: time.Minute, AllowPrivateNetworks: true})
+	cfg := Config{DB: pool, Clock: b.clock, Log: log, Box: factory.Box, Payments: factory.FakeBTCPay(t, "").Client, Rates: factory.Rates(t),
+		WebhookTimeout: time.Minute, AllowPrivateNetworks: true}
+	workers, err := Workers(cfg)
 	require.NoError(t, err)
 	config := &river.Config{
 		Logger:   log,
@@ -867,7 +868,8 @@ func setupRiver(t *testing.T, webhookWorkers int, periodic bool) *riverBundle {
 	}
 	if periodic {
 		config.Queues[river.QueueDefault] = river.QueueConfig{MaxWorkers: 1}
-		config.PeriodicJobs = PeriodicJobs()
+		config.PeriodicJobs, err = PeriodicJobs(cfg)
+		require.NoError(t, err)
 	}
 	b.client, err = river.NewClient(riverpgxv5.New(pool), config)
 	require.NoError(t, err)

@@ -274,8 +274,13 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	}
 	defer stopPayments()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	workers, err := jobs.Workers(jobs.Config{DB: pool, Clock: clk, Log: logger, Box: box, Payments: payments, Rates: rates,
-		WebhookTimeout: o.timeout, AllowPrivateNetworks: true})
+	jobsCfg := jobs.Config{DB: pool, Clock: clk, Log: logger, Box: box, Payments: payments, Rates: rates,
+		WebhookTimeout: o.timeout, AllowPrivateNetworks: true}
+	workers, err := jobs.Workers(jobsCfg)
+	if err != nil {
+		return err
+	}
+	periodic, err := jobs.PeriodicJobs(jobsCfg)
 	if err != nil {
 		return err
 	}
@@ -285,7 +290,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 			jobargs.QueueWebhooks: {MaxWorkers: o.webhookWorkers},
 		},
 		Workers:      workers,
-		PeriodicJobs: jobs.PeriodicJobs(),
+		PeriodicJobs: periodic,
 		Logger:       logger,
 	})
 	if err != nil {

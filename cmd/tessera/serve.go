@@ -118,6 +118,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	if err != nil {
 		return err
 	}
+	periodic, err := jobs.PeriodicJobs(jobsCfg)
+	if err != nil {
+		return err
+	}
 	queues := map[string]river.QueueConfig{
 		river.QueueDefault:    {MaxWorkers: cfg.Workers},
 		jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
@@ -134,7 +138,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		Queues:       queues,
 		Workers:      workers,
 		Middleware:   []rivertype.Middleware{obs.jobs},
-		PeriodicJobs: append(jobs.PeriodicJobs(), jobs.RevocationPeriodicJob(cfg.RevocationInterval)),
+		PeriodicJobs: periodic,
 		Logger:       log,
 		// Every worker sets its own Timeout; this is River's fallback for any that would not.
 		JobTimeout: cfg.JobTimeout,

@@ -21,16 +21,13 @@ import (
 // literal 5.
 const RenewalMaxFailures = 5
 
-// RenewalSweepBatch is how many due subscriptions one subscription.renew_sweep enqueues.
-const RenewalSweepBatch = 500
-
 // SubscriptionRenewSweep enqueues, across all tenants, one subscription.renew job for each of
-// up to RenewalSweepBatch due subscriptions (SubscriptionListDueAllTenants), for the cycle
+// up to batch due subscriptions (SubscriptionListDueAllTenants), for the cycle
 // its renewal opens. The rows are locked until tx ends and other sweeps skip them; the jobs
 // are unique by tenant, subscription and cycle, so sweeps that overlap enqueue each cycle
 // once. It returns how many subscriptions were due.
-func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error) {
-	due, err := queries.SubscriptionListDueAllTenants(ctx, tx, sql.SubscriptionListDueAllTenantsParams{Now: st.Now, Batch: RenewalSweepBatch})
+func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int, error) {
+	due, err := queries.SubscriptionListDueAllTenants(ctx, tx, sql.SubscriptionListDueAllTenantsParams{Now: st.Now, Batch: int32(batch)})
 	if err != nil {
 		return 0, fmt.Errorf("list due subscriptions: %w", err)
 	}
@@ -257,15 +254,12 @@ func renewalSubscription(r sql.SubscriptionRenewalStartRow) sql.Subscription {
 	}
 }
 
-// LapseSweepBatch is how many subscriptions one subscription.lapse_sweep lapses.
-const LapseSweepBatch = 1000
-
-// SubscriptionLapseSweep lapses, across all tenants, up to LapseSweepBatch past_due
+// SubscriptionLapseSweep lapses, across all tenants, up to batch past_due
 // subscriptions unpaid for longer than their policy's grace days since their unpaid cycle
 // started (SubscriptionLapseDueAllTenants), auditing and emitting subscription.lapsed for
 // each. A lapsed subscription's licence validates as EXPIRED. It returns how many lapsed.
-func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step) (int, error) {
-	lapsed, err := queries.SubscriptionLapseDueAllTenants(ctx, tx, sql.SubscriptionLapseDueAllTenantsParams{Now: st.Now, Batch: LapseSweepBatch})
+func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int, error) {
+	lapsed, err := queries.SubscriptionLapseDueAllTenants(ctx, tx, sql.SubscriptionLapseDueAllTenantsParams{Now: st.Now, Batch: int32(batch)})
 	if err != nil {
 		return 0, fmt.Errorf("lapse subscriptions: %w", err)
 	}

@@ -1,8 +1,6 @@
 package jobargs
 
 import (
-	"time"
-
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -48,11 +46,6 @@ func (WebhookDeliver) InsertOpts() river.InsertOpts {
 		}},
 	}
 }
-
-// WebhookDeliverSweepInterval is how often the webhook.deliver_sweep runs: the most a
-// delivery waits past its due time (after a backoff, or when its endpoint's job was
-// cancelled, deleted or lost) before its endpoint's job is enqueued.
-const WebhookDeliverSweepInterval = 10 * time.Second
 
 // WebhookDeliverSweep enqueues, across tenants, the webhook.deliver job of every endpoint
 // with work due and no live job.
