@@ -244,7 +244,7 @@ SELECT p.tenant_id, $1::uuid AS id, p.id AS policy_id, c.id AS customer_id, $2::
            WHEN EXISTS (SELECT 1 FROM addons a
                         WHERE a.tenant_id = p.tenant_id AND a.id = ANY($5::uuid[])
                           AND a.metadata @> '{"perpetual": true}') THEN NULL
-           WHEN p.is_recurring THEN $3::timestamptz + make_interval(0, 0, 0, p.period_days + p.grace_period_days)
+           WHEN p.is_recurring THEN tessera_license_expiry($3::timestamptz + make_interval(0, 0, 0, p.period_days), p.grace_period_days)
        END AS expires_at,
        ARRAY(SELECT DISTINCT f FROM (
                  SELECT unnest(p.entitlements) AS f
@@ -278,8 +278,8 @@ type LicenseIssueParams struct {
 //   - max_machines: the policy's;
 //   - expires_at: the override when given; otherwise none when a perpetual add-on is among
 //     the add-ons (SPEC 2.4: its expiry is lifted from the start); otherwise, for a recurring
-//     policy, one period plus the grace period from now; otherwise none (a perpetual
-//     purchase).
+//     policy, the end of its first period (@now plus period_days) plus the grace days
+//     (tessera_license_expiry); otherwise none (a perpetual purchase).
 //
 // No row means the policy (live) or the customer does not exist for the tenant.
 func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssueParams) (License, error) {
