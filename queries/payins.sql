@@ -123,6 +123,26 @@ SELECT * FROM payins WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.a
 -- PayInParts lists a PayIn's custodial parts.
 SELECT * FROM payin_custodial_parts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY asset;
 
+-- name: PayInDetails :many
+-- PayInDetails reads what the API shows of PayIns @ids besides their rows, one row per
+-- PayIn and one statement whatever their number (a page of PayIns costs no query per
+-- PayIn): its custodial parts as a JSON array of {asset, amount, balance_after} by asset
+-- (empty when none), its invoice when it has one, and its licence's key when it has a
+-- licence. Served by the primary keys of payins, payin_custodial_parts, payin_invoices and
+-- licenses.
+SELECT p.id,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('asset', c.asset, 'amount', c.amount, 'balance_after', c.balance_after)
+                                  ORDER BY c.asset)
+                 FROM payin_custodial_parts c
+                 WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), '[]')::jsonb AS parts,
+       i.provider AS invoice_provider, i.provider_invoice_id AS invoice_id, i.checkout_url AS invoice_checkout_url,
+       i.amount_sats AS invoice_amount_sats, i.paid_sats AS invoice_paid_sats, i.expires_at AS invoice_expires_at,
+       l.key AS license_key
+FROM payins p
+LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
+WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = ANY(sqlc.arg(ids)::uuid[]);
+
 -- name: PayInTransitions :many
 -- PayInTransitions lists a PayIn's state changes in order.
 SELECT * FROM payin_transitions WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY seq;

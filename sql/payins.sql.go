@@ -188,6 +188,74 @@ func (q *Queries) PayInDebitCustodial(ctx context.Context, db DBTX, arg PayInDeb
 	return items, nil
 }
 
+const payInDetails = `-- name: PayInDetails :many
+SELECT p.id,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('asset', c.asset, 'amount', c.amount, 'balance_after', c.balance_after)
+                                  ORDER BY c.asset)
+                 FROM payin_custodial_parts c
+                 WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), '[]')::jsonb AS parts,
+       i.provider AS invoice_provider, i.provider_invoice_id AS invoice_id, i.checkout_url AS invoice_checkout_url,
+       i.amount_sats AS invoice_amount_sats, i.paid_sats AS invoice_paid_sats, i.expires_at AS invoice_expires_at,
+       l.key AS license_key
+FROM payins p
+LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
+WHERE p.tenant_id = $1::uuid AND p.id = ANY($2::uuid[])
+`
+
+type PayInDetailsParams struct {
+	TenantID uuid.UUID
+	Ids      []uuid.UUID
+}
+
+type PayInDetailsRow struct {
+	ID                 uuid.UUID
+	Parts              []byte
+	InvoiceProvider    *string
+	InvoiceID          *string
+	InvoiceCheckoutUrl *string
+	InvoiceAmountSats  *int64
+	InvoicePaidSats    *int64
+	InvoiceExpiresAt   *time.Time
+	LicenseKey         *string
+}
+
+// PayInDetails reads what the API shows of PayIns @ids besides their rows, one row per
+// PayIn and one statement whatever their number (a page of PayIns costs no query per
+// PayIn): its custodial parts as a JSON array of {asset, amount, balance_after} by asset
+// (empty when none), its invoice when it has one, and its licence's key when it has a
+// licence. Served by the primary keys of payins, payin_custodial_parts, payin_invoices and
+// licenses.
+func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsParams) ([]PayInDetailsRow, error) {
+	rows, err := db.Query(ctx, payInDetails, arg.TenantID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInDetailsRow{}
+	for rows.Next() {
+		var i PayInDetailsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Parts,
+			&i.InvoiceProvider,
+			&i.InvoiceID,
+			&i.InvoiceCheckoutUrl,
+			&i.InvoiceAmountSats,
+			&i.InvoicePaidSats,
+			&i.InvoiceExpiresAt,
+			&i.LicenseKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const payInGet = `-- name: PayInGet :one
 SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins WHERE tenant_id = $1::uuid AND id = $2::uuid
 `
