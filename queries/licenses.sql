@@ -111,8 +111,9 @@ RETURNING l.*;
 --     expiration date, and the product has no such release;
 --   BUILD_NOT_COVERED: the build date or the release's date is after the licence's
 --     subscription_expiration_date (perpetual fallback, SPEC 2.4);
---   TOO_MANY_MACHINES: more machines are active than the licence allows (max_machines plus
---     the customer's stored referral bonus, referral_rewards primary key);
+--   TOO_MANY_MACHINES: more machines are active than the licence allows,
+--     effective_max_machines (license_machine_limits: max_machines plus the customer's
+--     stored referral bonus; NULL is unlimited);
 --   FINGERPRINT_MISMATCH: a fingerprint was given and is not an active machine;
 --   ENTITLEMENT_MISSING: an entitlement was given and the licence lacks it;
 --   VALID otherwise.
@@ -122,6 +123,7 @@ SELECT l.*,
        s.status AS subscription_status,
        m.active_machines,
        coalesce(rr.bonus_units, 0)::int AS referral_bonus_units,
+       ml.max_machines AS effective_max_machines,
        (CASE
            WHEN l.status = 'revoked' THEN 'REVOKED'
            WHEN l.status = 'suspended' THEN 'SUSPENDED'
@@ -130,7 +132,7 @@ SELECT l.*,
                 AND r.released_at IS NULL THEN 'UNKNOWN_RELEASE'
            WHEN l.subscription_expiration_date < sqlc.narg(build_date)::timestamptz
                 OR l.subscription_expiration_date < r.released_at THEN 'BUILD_NOT_COVERED'
-           WHEN m.active_machines > l.max_machines + coalesce(rr.bonus_units, 0) THEN 'TOO_MANY_MACHINES'
+           WHEN m.active_machines > ml.max_machines THEN 'TOO_MANY_MACHINES'
            WHEN sqlc.narg(fingerprint)::text IS NOT NULL AND NOT m.fingerprint_active THEN 'FINGERPRINT_MISMATCH'
            WHEN sqlc.narg(entitlement)::text IS NOT NULL
                 AND NOT sqlc.narg(entitlement)::text = ANY(l.entitlements) THEN 'ENTITLEMENT_MISSING'
@@ -140,6 +142,7 @@ FROM licenses l
 JOIN policies p ON p.tenant_id = l.tenant_id AND p.id = l.policy_id
 LEFT JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id
 LEFT JOIN referral_rewards rr ON rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id
+LEFT JOIN license_machine_limits ml ON ml.tenant_id = l.tenant_id AND ml.license_id = l.id
 LEFT JOIN product_releases r ON r.tenant_id = l.tenant_id AND r.product_id = p.product_id
                             AND r.version = sqlc.narg(version)::text
 CROSS JOIN LATERAL (
