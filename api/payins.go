@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -136,44 +136,61 @@ func (s *Server) payInOutput(ctx context.Context, p sql.PayIn) (*PayInOutput, er
 	return &PayInOutput{Body: view}, nil
 }
 
-// payInView reads what the API shows of a PayIn besides its row: parts, invoice, licence key.
+// payInView converts a PayIn to what the API shows (payInViews).
 func (s *Server) payInView(ctx context.Context, p sql.PayIn) (PayIn, error) {
-	db := s.conn(ctx)
-	view := PayIn{
-		ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
-		Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
-		RateSource: p.RateSource, CostSats: p.CostSats, Parts: []PayInPart{}, LicenseID: p.LicenseID, GenesisID: p.GenesisID,
-		SuccessorID: p.SuccessorID, RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
-	}
-	if p.FailureReason != nil {
-		reason := string(*p.FailureReason)
-		view.FailureReason = &reason
-	}
-	parts, err := s.queries.PayInParts(ctx, db, sql.PayInPartsParams{TenantID: p.TenantID, PayinID: p.ID})
+	views, err := s.payInViews(ctx, []sql.PayIn{p})
 	if err != nil {
-		return PayIn{}, fmt.Errorf("parts of payin %s: %w", p.ID, err)
+		return PayIn{}, err
 	}
-	for _, part := range parts {
-		view.Parts = append(view.Parts, PayInPart{Asset: string(part.Asset), Amount: part.Amount, BalanceAfter: part.BalanceAfter})
+	return views[0], nil
+}
+
+// payInViews converts PayIns of one tenant to what the API shows: each row with its parts,
+// invoice and licence key, all read by one query (PayInDetails) whatever their number.
+func (s *Server) payInViews(ctx context.Context, payins []sql.PayIn) ([]PayIn, error) {
+	if len(payins) == 0 {
+		return []PayIn{}, nil
 	}
-	invoice, err := s.queries.PayInInvoiceGet(ctx, db, sql.PayInInvoiceGetParams{TenantID: p.TenantID, PayinID: p.ID})
-	switch err = core.DBError(err); {
-	case err == nil:
-		view.Invoice = &PayInInvoice{
-			Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID, CheckoutURL: invoice.CheckoutUrl,
-			AmountSats: invoice.AmountSats, PaidSats: invoice.PaidSats, ExpiresAt: invoice.ExpiresAt,
+	ids := make([]uuid.UUID, len(payins))
+	for i, p := range payins {
+		ids[i] = p.ID
+	}
+	rows, err := s.queries.PayInDetails(ctx, s.conn(ctx), sql.PayInDetailsParams{TenantID: payins[0].TenantID, Ids: ids})
+	if err != nil {
+		return nil, fmt.Errorf("details of %d payins: %w", len(ids), err)
+	}
+	details := make(map[uuid.UUID]sql.PayInDetailsRow, len(rows))
+	for _, row := range rows {
+		details[row.ID] = row
+	}
+	views := make([]PayIn, len(payins))
+	for i, p := range payins {
+		d, ok := details[p.ID]
+		if !ok {
+			return nil, fmt.Errorf("details of payin %s: %w", p.ID, core.ErrNotFound)
 		}
-	case !errors.Is(err, core.ErrNotFound):
-		return PayIn{}, fmt.Errorf("invoice of payin %s: %w", p.ID, err)
-	}
-	if p.LicenseID != nil {
-		l, err := s.queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: p.TenantID, ID: *p.LicenseID})
-		if err != nil {
-			return PayIn{}, fmt.Errorf("licence of payin %s: %w", p.ID, core.DBError(err))
+		view := PayIn{
+			ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
+			Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
+			RateSource: p.RateSource, CostSats: p.CostSats, LicenseID: p.LicenseID, LicenseKey: d.LicenseKey, GenesisID: p.GenesisID,
+			SuccessorID: p.SuccessorID, RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
 		}
-		view.LicenseKey = &l.Key
+		if p.FailureReason != nil {
+			reason := string(*p.FailureReason)
+			view.FailureReason = &reason
+		}
+		if err := json.Unmarshal(d.Parts, &view.Parts); err != nil {
+			return nil, fmt.Errorf("parts of payin %s: %w", p.ID, err)
+		}
+		if d.InvoiceProvider != nil {
+			view.Invoice = &PayInInvoice{
+				Provider: *d.InvoiceProvider, InvoiceID: *d.InvoiceID, CheckoutURL: *d.InvoiceCheckoutUrl,
+				AmountSats: *d.InvoiceAmountSats, PaidSats: d.InvoicePaidSats, ExpiresAt: d.InvoiceExpiresAt,
+			}
+		}
+		views[i] = view
 	}
-	return view, nil
+	return views, nil
 }
 
 // PurchaseInput buys a licence.
@@ -451,11 +468,9 @@ func (s *Server) registerPayIns() {
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		views := make([]PayIn, len(rows))
-		for i, row := range rows {
-			if views[i], err = s.payInView(ctx, row); err != nil {
-				return nil, problem(ctx, err)
-			}
+		views, err := s.payInViews(ctx, rows)
+		if err != nil {
+			return nil, problem(ctx, err)
 		}
 		return &PayInListOutput{Body: page(views, fetch, func(v PayIn) PayIn { return v }, func(v PayIn) uuid.UUID { return v.ID })}, nil
 	})

@@ -102,11 +102,7 @@ func (s *Server) registerValidation() {
 			out.Body.License = &ValidationLicense{
 				ID: row.ID, Status: string(row.Status), PolicyID: row.PolicyID, PolicySlug: row.PolicySlug, CustomerID: row.CustomerID,
 				ExpiresAt: row.ExpiresAt, SubscriptionExpirationDate: row.SubscriptionExpirationDate, Entitlements: row.Entitlements,
-				MaxMachines: row.MaxMachines, ReferralBonusMachines: row.ReferralBonusUnits, ActiveMachines: row.ActiveMachines,
-			}
-			if row.MaxMachines != nil {
-				withBonus := *row.MaxMachines + row.ReferralBonusUnits
-				out.Body.License.MaxMachines = &withBonus
+				MaxMachines: row.EffectiveMaxMachines, ReferralBonusMachines: row.ReferralBonusUnits, ActiveMachines: row.ActiveMachines,
 			}
 			if row.SubscriptionStatus != nil {
 				status := string(*row.SubscriptionStatus)

@@ -61,15 +61,11 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	default:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
-	parts, err := queries.PayInParts(ctx, w.cfg.DB, sql.PayInPartsParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	invoiceSats, err := queries.PayInInvoiceSats(ctx, w.cfg.DB, sql.PayInInvoiceSatsParams{TenantID: payin.TenantID, ID: payin.ID})
 	if err != nil {
-		return fmt.Errorf("parts of payin %s: %w", payin.ID, err)
+		return fmt.Errorf("amount to invoice of payin %s: %w", payin.ID, core.DBError(err))
 	}
-	remainder := payin.CostSats
-	for _, p := range parts {
-		remainder -= p.Amount
-	}
-	invoice, createErr := w.invoice(ctx, job, payin, remainder)
+	invoice, createErr := w.invoice(ctx, job, payin, invoiceSats)
 	if createErr != nil && job.Attempt < job.MaxAttempts {
 		return fmt.Errorf("create invoice for payin %s: %w", payin.ID, createErr)
 	}
@@ -135,25 +131,25 @@ func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.T
 	return core.PayInInvoiceAbandoned(ctx, tx, step, payin, w.cfg.Payments.Name(), invoice)
 }
 
-// invoice creates the provider invoice for remainder sats of payin — or, on a retry, reuses
+// invoice creates the provider invoice for invoiceSats of payin — or, on a retry, reuses
 // the one an earlier attempt created but could not record (a crash or a failed commit after
 // the provider answered), found by the PayIn's id as its order id: one payable invoice per
 // PayIn. A found invoice that expired, was invalidated or is for another amount is not
 // reused.
-func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], payin sql.PayIn, remainder int64) (payment.Invoice, error) {
+func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], payin sql.PayIn, invoiceSats int64) (payment.Invoice, error) {
 	if job.Attempt > 1 {
 		found, err := w.cfg.Payments.FindInvoice(ctx, payin.ID.String())
 		switch {
 		case err != nil && !errors.Is(err, payment.ErrNotFound):
 			return payment.Invoice{}, fmt.Errorf("find an earlier invoice for payin %s: %w", payin.ID, err)
-		case err == nil && found.AmountSats == remainder &&
+		case err == nil && found.AmountSats == invoiceSats &&
 			slices.Contains([]payment.InvoiceStatus{payment.InvoiceNew, payment.InvoiceProcessing, payment.InvoiceSettled}, found.Status):
 			w.cfg.Log.InfoContext(ctx, "reusing the invoice an earlier attempt created", "payin", payin.ID, "invoice", found.ID)
 			return found, nil
 		}
 	}
 	return w.cfg.Payments.CreateInvoice(ctx, payment.InvoiceRequest{
-		OrderID: payin.ID.String(), AmountSats: remainder,
+		OrderID: payin.ID.String(), AmountSats: invoiceSats,
 		Metadata: map[string]string{"tenantId": payin.TenantID.String(), "payinType": string(payin.Type)},
 	})
 }

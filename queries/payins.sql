@@ -18,12 +18,14 @@ RETURNING *;
 INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, at)
 VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, NULL, 'PENDING_INVOICE_CREATION', sqlc.arg(now)::timestamptz);
 
--- name: PayInDebitCustodial :many
+-- name: PayInDebitCustodial :one
 -- PayInDebitCustodial pays what it can of a PayIn from the payer's custodial balances: it
 -- locks them, takes from each asset in the order given (credits then reward_sats unless the
 -- request says otherwise) until the cost is covered, and records each part with the balance
--- after. Concurrent PayIns of one payer take turns on the row locks, so a balance is never
--- overdrawn and no debit is lost (balances_not_negative is the last line).
+-- after. It returns custodial_sats, what the parts paid, and invoice_sats, the rest of the
+-- cost that an invoice must ask (0: fully covered). Concurrent PayIns of one payer take
+-- turns on the row locks, so a balance is never overdrawn and no debit is lost
+-- (balances_not_negative is the last line).
 WITH bal AS (
     SELECT b.asset, b.amount, array_position(sqlc.arg(assets)::text[], b.asset::text) AS ord
     FROM balances b
@@ -40,11 +42,15 @@ WITH bal AS (
     FROM plan
     WHERE b.tenant_id = sqlc.arg(tenant_id)::uuid AND b.customer_id = sqlc.arg(customer_id)::uuid AND b.asset = plan.asset AND plan.debit > 0
     RETURNING b.asset, b.amount AS balance_after
+), parts AS (
+    INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after)
+    SELECT sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, d.asset, plan.debit, d.balance_after
+    FROM debited d JOIN plan ON plan.asset = d.asset
+    RETURNING amount
 )
-INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after)
-SELECT sqlc.arg(tenant_id)::uuid, sqlc.arg(payin_id)::uuid, d.asset, plan.debit, d.balance_after
-FROM debited d JOIN plan ON plan.asset = d.asset
-RETURNING *;
+SELECT coalesce(sum(amount), 0)::bigint AS custodial_sats,
+       (sqlc.arg(cost_sats)::bigint - coalesce(sum(amount), 0))::bigint AS invoice_sats
+FROM parts;
 
 -- name: PayInTransition :one
 -- PayInTransition moves a PayIn to @to_state if and only if its state is one of
@@ -122,6 +128,34 @@ SELECT * FROM payins WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.a
 -- name: PayInParts :many
 -- PayInParts lists a PayIn's custodial parts.
 SELECT * FROM payin_custodial_parts WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY asset;
+
+-- name: PayInDetails :many
+-- PayInDetails reads what the API shows of PayIns @ids besides their rows, one row per
+-- PayIn and one statement whatever their number (a page of PayIns costs no query per
+-- PayIn): its custodial parts as a JSON array of {asset, amount, balance_after} by asset
+-- (empty when none), its invoice when it has one, and its licence's key when it has a
+-- licence. Served by the primary keys of payins, payin_custodial_parts, payin_invoices and
+-- licenses.
+SELECT p.id,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('asset', c.asset, 'amount', c.amount, 'balance_after', c.balance_after)
+                                  ORDER BY c.asset)
+                 FROM payin_custodial_parts c
+                 WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), '[]')::jsonb AS parts,
+       i.provider AS invoice_provider, i.provider_invoice_id AS invoice_id, i.checkout_url AS invoice_checkout_url,
+       i.amount_sats AS invoice_amount_sats, i.paid_sats AS invoice_paid_sats, i.expires_at AS invoice_expires_at,
+       l.key AS license_key
+FROM payins p
+LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
+WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: PayInInvoiceSats :one
+-- PayInInvoiceSats returns what a PayIn's invoice must ask: its cost less what its
+-- custodial parts paid (payin_custodial_parts primary key). No row means no such PayIn.
+SELECT (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats
+FROM payins p
+WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = sqlc.arg(id)::uuid;
 
 -- name: PayInTransitions :many
 -- PayInTransitions lists a PayIn's state changes in order.

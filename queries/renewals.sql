@@ -143,12 +143,12 @@ RETURNING s.*, d.cycle_number, d.applied;
 
 -- name: LicenseApplyRenewal :one
 -- LicenseApplyRenewal extends a renewed subscription's licence to the end of its current
--- period plus the policy's grace days, and makes an expired licence active again. A licence
--- without expiry (a perpetual add-on or fallback) keeps none; a suspended or revoked licence
--- keeps its status.
+-- period plus the policy's grace days (tessera_license_expiry), and makes an expired licence
+-- active again. A licence without expiry (a perpetual add-on or fallback) keeps none; a
+-- suspended or revoked licence keeps its status.
 UPDATE licenses l
 SET expires_at = CASE WHEN l.expires_at IS NULL THEN NULL
-                      ELSE s.current_period_end + make_interval(0, 0, 0, p.grace_period_days) END,
+                      ELSE tessera_license_expiry(s.current_period_end, p.grace_period_days) END,
     status = CASE WHEN l.status = 'expired' THEN 'active'::license_status ELSE l.status END,
     status_changed_at = CASE WHEN l.status = 'expired' THEN sqlc.arg(now)::timestamptz ELSE l.status_changed_at END,
     updated_at = sqlc.arg(now)::timestamptz
@@ -161,15 +161,15 @@ RETURNING l.*;
 -- name: SubscriptionLapseDueAllTenants :many
 -- SubscriptionLapseDueAllTenants is the subscription.lapse_sweep, across all tenants: up to
 -- @batch past_due subscriptions unpaid for longer than their policy's grace_period_days
--- since their unpaid cycle started (the current period's end) become lapsed; their licence
--- then validates as EXPIRED. Rows another sweep holds are skipped. Served by
--- subscriptions_past_due_idx.
+-- since their unpaid cycle started (the current period's end), that is past their licence's
+-- expiry (tessera_license_expiry), become lapsed; their licence then validates as EXPIRED.
+-- Rows another sweep holds are skipped. Served by subscriptions_past_due_idx.
 UPDATE subscriptions s
 SET status = 'lapsed', status_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
 FROM (SELECT ps.tenant_id, ps.id FROM subscriptions ps
       JOIN policies p ON p.tenant_id = ps.tenant_id AND p.id = ps.policy_id
       WHERE ps.status = 'past_due' AND ps.current_period_end <= sqlc.arg(now)::timestamptz
-        AND ps.current_period_end + make_interval(0, 0, 0, p.grace_period_days) < sqlc.arg(now)::timestamptz
+        AND tessera_license_expiry(ps.current_period_end, p.grace_period_days) < sqlc.arg(now)::timestamptz
       ORDER BY ps.current_period_end
       LIMIT sqlc.arg(batch)::int
       FOR UPDATE OF ps SKIP LOCKED) due

@@ -244,7 +244,7 @@ SELECT p.tenant_id, $1::uuid AS id, p.id AS policy_id, c.id AS customer_id, $2::
            WHEN EXISTS (SELECT 1 FROM addons a
                         WHERE a.tenant_id = p.tenant_id AND a.id = ANY($5::uuid[])
                           AND a.metadata @> '{"perpetual": true}') THEN NULL
-           WHEN p.is_recurring THEN $3::timestamptz + make_interval(0, 0, 0, p.period_days + p.grace_period_days)
+           WHEN p.is_recurring THEN tessera_license_expiry($3::timestamptz + make_interval(0, 0, 0, p.period_days), p.grace_period_days)
        END AS expires_at,
        ARRAY(SELECT DISTINCT f FROM (
                  SELECT unnest(p.entitlements) AS f
@@ -278,8 +278,8 @@ type LicenseIssueParams struct {
 //   - max_machines: the policy's;
 //   - expires_at: the override when given; otherwise none when a perpetual add-on is among
 //     the add-ons (SPEC 2.4: its expiry is lifted from the start); otherwise, for a recurring
-//     policy, one period plus the grace period from now; otherwise none (a perpetual
-//     purchase).
+//     policy, the end of its first period (@now plus period_days) plus the grace days
+//     (tessera_license_expiry); otherwise none (a perpetual purchase).
 //
 // No row means the policy (live) or the customer does not exist for the tenant.
 func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssueParams) (License, error) {
@@ -437,6 +437,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
        s.status AS subscription_status,
        m.active_machines,
        coalesce(rr.bonus_units, 0)::int AS referral_bonus_units,
+       ml.max_machines AS effective_max_machines,
        (CASE
            WHEN l.status = 'revoked' THEN 'REVOKED'
            WHEN l.status = 'suspended' THEN 'SUSPENDED'
@@ -445,7 +446,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
                 AND r.released_at IS NULL THEN 'UNKNOWN_RELEASE'
            WHEN l.subscription_expiration_date < $3::timestamptz
                 OR l.subscription_expiration_date < r.released_at THEN 'BUILD_NOT_COVERED'
-           WHEN m.active_machines > l.max_machines + coalesce(rr.bonus_units, 0) THEN 'TOO_MANY_MACHINES'
+           WHEN m.active_machines > ml.max_machines THEN 'TOO_MANY_MACHINES'
            WHEN $4::text IS NOT NULL AND NOT m.fingerprint_active THEN 'FINGERPRINT_MISMATCH'
            WHEN $5::text IS NOT NULL
                 AND NOT $5::text = ANY(l.entitlements) THEN 'ENTITLEMENT_MISSING'
@@ -455,6 +456,7 @@ FROM licenses l
 JOIN policies p ON p.tenant_id = l.tenant_id AND p.id = l.policy_id
 LEFT JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id
 LEFT JOIN referral_rewards rr ON rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id
+LEFT JOIN license_machine_limits ml ON ml.tenant_id = l.tenant_id AND ml.license_id = l.id
 LEFT JOIN product_releases r ON r.tenant_id = l.tenant_id AND r.product_id = p.product_id
                             AND r.version = $2::text
 CROSS JOIN LATERAL (
@@ -497,6 +499,7 @@ type LicenseValidateRow struct {
 	SubscriptionStatus         *SubscriptionStatus
 	ActiveMachines             int32
 	ReferralBonusUnits         int32
+	EffectiveMaxMachines       *int32
 	Code                       string
 }
 
@@ -511,8 +514,9 @@ type LicenseValidateRow struct {
 //	  expiration date, and the product has no such release;
 //	BUILD_NOT_COVERED: the build date or the release's date is after the licence's
 //	  subscription_expiration_date (perpetual fallback, SPEC 2.4);
-//	TOO_MANY_MACHINES: more machines are active than the licence allows (max_machines plus
-//	  the customer's stored referral bonus, referral_rewards primary key);
+//	TOO_MANY_MACHINES: more machines are active than the licence allows,
+//	  effective_max_machines (license_machine_limits: max_machines plus the customer's
+//	  stored referral bonus; NULL is unlimited);
 //	FINGERPRINT_MISMATCH: a fingerprint was given and is not an active machine;
 //	ENTITLEMENT_MISSING: an entitlement was given and the licence lacks it;
 //	VALID otherwise.
@@ -549,6 +553,7 @@ func (q *Queries) LicenseValidate(ctx context.Context, db DBTX, arg LicenseValid
 		&i.SubscriptionStatus,
 		&i.ActiveMachines,
 		&i.ReferralBonusUnits,
+		&i.EffectiveMaxMachines,
 		&i.Code,
 	)
 	return i, err

@@ -16,10 +16,9 @@ const machineActivate = `-- name: MachineActivate :one
 INSERT INTO machines (tenant_id, id, license_id, fingerprint, name, activated_at)
 SELECT l.tenant_id, $1::uuid, l.id, $2::text, $3::text, $4::timestamptz
 FROM licenses l
+JOIN license_machine_limits ml ON ml.tenant_id = l.tenant_id AND ml.license_id = l.id
 WHERE l.tenant_id = $5::uuid AND l.id = $6::uuid AND l.status = 'active'
-  AND (l.max_machines IS NULL OR l.max_machines + coalesce((
-        SELECT rr.bonus_units FROM referral_rewards rr
-        WHERE rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id), 0) > (
+  AND (ml.max_machines IS NULL OR ml.max_machines > (
         SELECT count(*) FROM machines m
         WHERE m.tenant_id = l.tenant_id AND m.license_id = l.id AND m.deactivated_at IS NULL))
 RETURNING tenant_id, id, license_id, fingerprint, name, activated_at, deactivated_at
@@ -35,8 +34,8 @@ type MachineActivateParams struct {
 }
 
 // MachineActivate activates a fingerprint on an active licence if a slot is free: fewer
-// active machines than max_machines (NULL = unlimited) plus the customer's stored referral
-// bonus (referral_rewards primary key). The caller has locked the licence
+// active machines than its effective limit, license_machine_limits (max_machines plus the
+// customer's stored referral bonus; NULL = unlimited). The caller has locked the licence
 // (LicenseGetForUpdate) in this transaction, so concurrent activations count one at a
 // time and exactly one can take the last slot. No row means no free slot or an inactive
 // licence; a fingerprint already active violates machines_active_fingerprint_key.

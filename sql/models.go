@@ -827,6 +827,12 @@ type LicenseAddon struct {
 	AddonID   uuid.UUID
 }
 
+type LicenseMachineLimit struct {
+	TenantID    uuid.UUID
+	LicenseID   uuid.UUID
+	MaxMachines int32
+}
+
 type Machine struct {
 	TenantID      uuid.UUID
 	ID            uuid.UUID

@@ -117,66 +117,126 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 	return i, err
 }
 
-const payInDebitCustodial = `-- name: PayInDebitCustodial :many
+const payInDebitCustodial = `-- name: PayInDebitCustodial :one
 WITH bal AS (
-    SELECT b.asset, b.amount, array_position($3::text[], b.asset::text) AS ord
+    SELECT b.asset, b.amount, array_position($2::text[], b.asset::text) AS ord
     FROM balances b
-    WHERE b.tenant_id = $1::uuid AND b.customer_id = $4::uuid AND b.asset::text = ANY($3::text[])
+    WHERE b.tenant_id = $3::uuid AND b.customer_id = $4::uuid AND b.asset::text = ANY($2::text[])
     FOR UPDATE
 ), running AS (
     SELECT asset, amount, coalesce(sum(amount) OVER (ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::bigint AS covered
     FROM bal
 ), plan AS (
-    SELECT asset, LEAST(amount, GREATEST($5::bigint - covered, 0))::bigint AS debit
+    SELECT asset, LEAST(amount, GREATEST($1::bigint - covered, 0))::bigint AS debit
     FROM running
 ), debited AS (
-    UPDATE balances b SET amount = b.amount - plan.debit, updated_at = $6::timestamptz
+    UPDATE balances b SET amount = b.amount - plan.debit, updated_at = $5::timestamptz
     FROM plan
-    WHERE b.tenant_id = $1::uuid AND b.customer_id = $4::uuid AND b.asset = plan.asset AND plan.debit > 0
+    WHERE b.tenant_id = $3::uuid AND b.customer_id = $4::uuid AND b.asset = plan.asset AND plan.debit > 0
     RETURNING b.asset, b.amount AS balance_after
+), parts AS (
+    INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after)
+    SELECT $3::uuid, $6::uuid, d.asset, plan.debit, d.balance_after
+    FROM debited d JOIN plan ON plan.asset = d.asset
+    RETURNING amount
 )
-INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after)
-SELECT $1::uuid, $2::uuid, d.asset, plan.debit, d.balance_after
-FROM debited d JOIN plan ON plan.asset = d.asset
-RETURNING tenant_id, payin_id, asset, amount, balance_after
+SELECT coalesce(sum(amount), 0)::bigint AS custodial_sats,
+       ($1::bigint - coalesce(sum(amount), 0))::bigint AS invoice_sats
+FROM parts
 `
 
 type PayInDebitCustodialParams struct {
-	TenantID   uuid.UUID
-	PayinID    uuid.UUID
-	Assets     []string
-	CustomerID uuid.UUID
 	CostSats   int64
+	Assets     []string
+	TenantID   uuid.UUID
+	CustomerID uuid.UUID
 	Now        time.Time
+	PayinID    uuid.UUID
+}
+
+type PayInDebitCustodialRow struct {
+	CustodialSats int64
+	InvoiceSats   int64
 }
 
 // PayInDebitCustodial pays what it can of a PayIn from the payer's custodial balances: it
 // locks them, takes from each asset in the order given (credits then reward_sats unless the
 // request says otherwise) until the cost is covered, and records each part with the balance
-// after. Concurrent PayIns of one payer take turns on the row locks, so a balance is never
-// overdrawn and no debit is lost (balances_not_negative is the last line).
-func (q *Queries) PayInDebitCustodial(ctx context.Context, db DBTX, arg PayInDebitCustodialParams) ([]PayInCustodialPart, error) {
-	rows, err := db.Query(ctx, payInDebitCustodial,
-		arg.TenantID,
-		arg.PayinID,
-		arg.Assets,
-		arg.CustomerID,
+// after. It returns custodial_sats, what the parts paid, and invoice_sats, the rest of the
+// cost that an invoice must ask (0: fully covered). Concurrent PayIns of one payer take
+// turns on the row locks, so a balance is never overdrawn and no debit is lost
+// (balances_not_negative is the last line).
+func (q *Queries) PayInDebitCustodial(ctx context.Context, db DBTX, arg PayInDebitCustodialParams) (PayInDebitCustodialRow, error) {
+	row := db.QueryRow(ctx, payInDebitCustodial,
 		arg.CostSats,
+		arg.Assets,
+		arg.TenantID,
+		arg.CustomerID,
 		arg.Now,
+		arg.PayinID,
 	)
+	var i PayInDebitCustodialRow
+	err := row.Scan(&i.CustodialSats, &i.InvoiceSats)
+	return i, err
+}
+
+const payInDetails = `-- name: PayInDetails :many
+SELECT p.id,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('asset', c.asset, 'amount', c.amount, 'balance_after', c.balance_after)
+                                  ORDER BY c.asset)
+                 FROM payin_custodial_parts c
+                 WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), '[]')::jsonb AS parts,
+       i.provider AS invoice_provider, i.provider_invoice_id AS invoice_id, i.checkout_url AS invoice_checkout_url,
+       i.amount_sats AS invoice_amount_sats, i.paid_sats AS invoice_paid_sats, i.expires_at AS invoice_expires_at,
+       l.key AS license_key
+FROM payins p
+LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
+LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
+WHERE p.tenant_id = $1::uuid AND p.id = ANY($2::uuid[])
+`
+
+type PayInDetailsParams struct {
+	TenantID uuid.UUID
+	Ids      []uuid.UUID
+}
+
+type PayInDetailsRow struct {
+	ID                 uuid.UUID
+	Parts              []byte
+	InvoiceProvider    *string
+	InvoiceID          *string
+	InvoiceCheckoutUrl *string
+	InvoiceAmountSats  *int64
+	InvoicePaidSats    *int64
+	InvoiceExpiresAt   *time.Time
+	LicenseKey         *string
+}
+
+// PayInDetails reads what the API shows of PayIns @ids besides their rows, one row per
+// PayIn and one statement whatever their number (a page of PayIns costs no query per
+// PayIn): its custodial parts as a JSON array of {asset, amount, balance_after} by asset
+// (empty when none), its invoice when it has one, and its licence's key when it has a
+// licence. Served by the primary keys of payins, payin_custodial_parts, payin_invoices and
+// licenses.
+func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsParams) ([]PayInDetailsRow, error) {
+	rows, err := db.Query(ctx, payInDetails, arg.TenantID, arg.Ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []PayInCustodialPart{}
+	items := []PayInDetailsRow{}
 	for rows.Next() {
-		var i PayInCustodialPart
+		var i PayInDetailsRow
 		if err := rows.Scan(
-			&i.TenantID,
-			&i.PayinID,
-			&i.Asset,
-			&i.Amount,
-			&i.BalanceAfter,
+			&i.ID,
+			&i.Parts,
+			&i.InvoiceProvider,
+			&i.InvoiceID,
+			&i.InvoiceCheckoutUrl,
+			&i.InvoiceAmountSats,
+			&i.InvoicePaidSats,
+			&i.InvoiceExpiresAt,
+			&i.LicenseKey,
 		); err != nil {
 			return nil, err
 		}
@@ -573,6 +633,27 @@ type PayInInvoiceMarkInvalidatedParams struct {
 func (q *Queries) PayInInvoiceMarkInvalidated(ctx context.Context, db DBTX, arg PayInInvoiceMarkInvalidatedParams) error {
 	_, err := db.Exec(ctx, payInInvoiceMarkInvalidated, arg.Now, arg.TenantID, arg.PayinID)
 	return err
+}
+
+const payInInvoiceSats = `-- name: PayInInvoiceSats :one
+SELECT (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats
+FROM payins p
+WHERE p.tenant_id = $1::uuid AND p.id = $2::uuid
+`
+
+type PayInInvoiceSatsParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// PayInInvoiceSats returns what a PayIn's invoice must ask: its cost less what its
+// custodial parts paid (payin_custodial_parts primary key). No row means no such PayIn.
+func (q *Queries) PayInInvoiceSats(ctx context.Context, db DBTX, arg PayInInvoiceSatsParams) (int64, error) {
+	row := db.QueryRow(ctx, payInInvoiceSats, arg.TenantID, arg.ID)
+	var invoice_sats int64
+	err := row.Scan(&invoice_sats)
+	return invoice_sats, err
 }
 
 const payInList = `-- name: PayInList :many

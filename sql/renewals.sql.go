@@ -55,7 +55,7 @@ func (q *Queries) CustomerSetAutoPay(ctx context.Context, db DBTX, arg CustomerS
 const licenseApplyRenewal = `-- name: LicenseApplyRenewal :one
 UPDATE licenses l
 SET expires_at = CASE WHEN l.expires_at IS NULL THEN NULL
-                      ELSE s.current_period_end + make_interval(0, 0, 0, p.grace_period_days) END,
+                      ELSE tessera_license_expiry(s.current_period_end, p.grace_period_days) END,
     status = CASE WHEN l.status = 'expired' THEN 'active'::license_status ELSE l.status END,
     status_changed_at = CASE WHEN l.status = 'expired' THEN $1::timestamptz ELSE l.status_changed_at END,
     updated_at = $1::timestamptz
@@ -73,9 +73,9 @@ type LicenseApplyRenewalParams struct {
 }
 
 // LicenseApplyRenewal extends a renewed subscription's licence to the end of its current
-// period plus the policy's grace days, and makes an expired licence active again. A licence
-// without expiry (a perpetual add-on or fallback) keeps none; a suspended or revoked licence
-// keeps its status.
+// period plus the policy's grace days (tessera_license_expiry), and makes an expired licence
+// active again. A licence without expiry (a perpetual add-on or fallback) keeps none; a
+// suspended or revoked licence keeps its status.
 func (q *Queries) LicenseApplyRenewal(ctx context.Context, db DBTX, arg LicenseApplyRenewalParams) (License, error) {
 	row := db.QueryRow(ctx, licenseApplyRenewal, arg.Now, arg.TenantID, arg.SubscriptionID)
 	var i License
@@ -180,7 +180,7 @@ SET status = 'lapsed', status_changed_at = $1::timestamptz, updated_at = $1::tim
 FROM (SELECT ps.tenant_id, ps.id FROM subscriptions ps
       JOIN policies p ON p.tenant_id = ps.tenant_id AND p.id = ps.policy_id
       WHERE ps.status = 'past_due' AND ps.current_period_end <= $1::timestamptz
-        AND ps.current_period_end + make_interval(0, 0, 0, p.grace_period_days) < $1::timestamptz
+        AND tessera_license_expiry(ps.current_period_end, p.grace_period_days) < $1::timestamptz
       ORDER BY ps.current_period_end
       LIMIT $2::int
       FOR UPDATE OF ps SKIP LOCKED) due
@@ -195,9 +195,9 @@ type SubscriptionLapseDueAllTenantsParams struct {
 
 // SubscriptionLapseDueAllTenants is the subscription.lapse_sweep, across all tenants: up to
 // @batch past_due subscriptions unpaid for longer than their policy's grace_period_days
-// since their unpaid cycle started (the current period's end) become lapsed; their licence
-// then validates as EXPIRED. Rows another sweep holds are skipped. Served by
-// subscriptions_past_due_idx.
+// since their unpaid cycle started (the current period's end), that is past their licence's
+// expiry (tessera_license_expiry), become lapsed; their licence then validates as EXPIRED.
+// Rows another sweep holds are skipped. Served by subscriptions_past_due_idx.
 func (q *Queries) SubscriptionLapseDueAllTenants(ctx context.Context, db DBTX, arg SubscriptionLapseDueAllTenantsParams) ([]Subscription, error) {
 	rows, err := db.Query(ctx, subscriptionLapseDueAllTenants, arg.Now, arg.Batch)
 	if err != nil {

@@ -47,7 +47,7 @@ SET policy_id = p.id,
     max_machines = p.max_machines,
     expires_at = CASE
         WHEN l.expires_at IS NULL OR sub.current_period_end IS NULL THEN l.expires_at
-        ELSE sub.current_period_end + make_interval(0, 0, 0, p.grace_period_days)
+        ELSE tessera_license_expiry(sub.current_period_end, p.grace_period_days)
     END,
     updated_at = $1::timestamptz
 FROM tc
@@ -69,8 +69,9 @@ type TierChangeApplyParams struct {
 //     is cancelled (it was relative to the old tier);
 //   - the licence (same id and key) takes the new policy, its entitlements plus those of the
 //     licence's add-ons (sorted, distinct), its max_machines, and an expiry of the paid
-//     period's end plus the new policy's grace days when it has a subscription and an
-//     expiry (a licence without expiry keeps none; one without subscription keeps its own);
+//     period's end plus the new policy's grace days (tessera_license_expiry) when it has a
+//     subscription and an expiry (a licence without expiry keeps none; one without
+//     subscription keeps its own);
 //   - the licence's subscription takes the new policy, its listed price and period: the
 //     current period stands, the next renewal charges the new price for the new period.
 //

@@ -76,23 +76,19 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 	for i, a := range p.Assets {
 		assets[i] = string(a)
 	}
-	parts, err := queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
+	debit, err := queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
 		TenantID: tenantID, PayinID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
 	})
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", DBError(err))
 	}
-	covered := int64(0)
-	for _, part := range parts {
-		covered += part.Amount
-	}
 	if err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
 		Action: "payin.create", SubjectType: "payin", SubjectID: payin.ID.String(),
-		Details: map[string]any{"type": payin.Type, "cost_sats": payin.CostSats, "custodial_sats": covered},
+		Details: map[string]any{"type": payin.Type, "cost_sats": payin.CostSats, "custodial_sats": debit.CustodialSats},
 	}); err != nil {
 		return sql.PayIn{}, err
 	}
-	if covered == payin.CostSats {
+	if debit.InvoiceSats == 0 {
 		return PayInPaid(ctx, tx, st, payin, nil, 0)
 	}
 	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
