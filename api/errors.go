@@ -31,6 +31,10 @@ func problem(ctx context.Context, err error) huma.StatusError {
 	if errors.As(err, &status) {
 		return status
 	}
+	var field *core.FieldError
+	if errors.As(err, &field) {
+		return invalid("body."+field.Field, field.Detail, field.Value)
+	}
 	for _, p := range Problems() {
 		if p.Err != nil && errors.Is(err, p.Err) {
 			if p.Code == CodeUnauthenticated {

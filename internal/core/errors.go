@@ -160,3 +160,18 @@ func constraintOrMessage(pgErr *pgconn.PgError) string {
 	}
 	return pgErr.Message
 }
+
+// FieldError is an ErrInvalid about one field of a step's input: Field names it as the
+// request spells it ("referred_by"), Detail says what is wrong and Value is what was given.
+// The API answers it as a 422 located at that field of the body.
+type FieldError struct {
+	Field  string
+	Detail string
+	Value  any
+}
+
+// Error returns the detail.
+func (e *FieldError) Error() string { return e.Detail }
+
+// Unwrap makes a FieldError an ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
