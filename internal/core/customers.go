@@ -97,7 +97,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 	}
 	current, err := queries.CustomerGetForUpdate(ctx, tx, sql.CustomerGetForUpdateParams{TenantID: p.TenantID, ID: p.ID})
 	if err != nil {
-		return sql.Customer{}, customerNotFound(DBError(err), p.ID)
+		return sql.Customer{}, notFound(DBError(err), "customer", p.ID)
 	}
 	if p.ReferredBy != nil && (current.ReferredBy == nil || *current.ReferredBy != *p.ReferredBy) {
 		if err := customerReferrerAllowed(ctx, tx, current, *p.ReferredBy); err != nil {
@@ -109,7 +109,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 		IsActive: p.IsActive, IsVerified: p.IsVerified, ReferredBy: p.ReferredBy, Now: st.Now,
 	})
 	if err != nil {
-		return sql.Customer{}, customerNotFound(DBError(err), p.ID)
+		return sql.Customer{}, notFound(DBError(err), "customer", p.ID)
 	}
 	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
 		Action: "customer.update", SubjectType: "customer", SubjectID: customer.ID.String(), Details: p.Sent,
@@ -124,14 +124,6 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 		}
 	}
 	return customer, nil
-}
-
-// customerNotFound names the customer in a translated ErrNotFound; other errors pass through.
-func customerNotFound(err error, id uuid.UUID) error {
-	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w: customer %s", ErrNotFound, id)
-	}
-	return err
 }
 
 // customerReferrerExists is nil when referrerID is a customer of tenantID, and a
