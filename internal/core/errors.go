@@ -199,3 +199,17 @@ func archiveError(err error, noun string, id uuid.UUID, get func() error) error 
 	}
 	return fmt.Errorf("%w: %s %s is already archived", ErrAlreadyArchived, noun, id)
 }
+
+// FieldErrors is an ErrInvalid about several fields of a step's input at once (a batch with
+// more than one bad item): Detail sums them up, Fields says where each is. The API answers it
+// as one 422 listing every field.
+type FieldErrors struct {
+	Detail string
+	Fields []FieldError
+}
+
+// Error returns the detail.
+func (e *FieldErrors) Error() string { return e.Detail }
+
+// Unwrap makes FieldErrors an ErrInvalid.
+func (e *FieldErrors) Unwrap() error { return ErrInvalid }
