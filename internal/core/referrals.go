@@ -38,6 +38,66 @@ func ReferralRecomputeReferrerOf(ctx context.Context, tx pgx.Tx, jobs JobInserte
 	return ReferralRecomputeEnqueue(ctx, tx, jobs, tenantID, referrer)
 }
 
+// ReferralSettingsUpdateParams changes TenantID's referral settings; nil fields keep their
+// value.
+type ReferralSettingsUpdateParams struct {
+	TenantID        uuid.UUID
+	BatchSize       *int32
+	BonusPerBatch   *int32
+	VerifiedBadgeAt *int32
+	EliteBadgeAt    *int32
+	CooldownDays    *int32
+	IPWindowDays    *int32
+	RequireIPHash   *bool
+	// Details gives the referral_settings.update audit entry's details for the stored
+	// settings; nil records {}.
+	Details func(sql.ReferralSettingsEffective) any
+}
+
+// ReferralSettingsUpdate stores a tenant's referral settings, the fields not given kept
+// from its current (or default) ones, audits the change (referral_settings.update, on the
+// tenant) and enqueues a recompute of every referrer's reward. Badges out of order are
+// ErrInvalid naming referral_settings_badges_check.
+func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralSettingsUpdateParams) (sql.ReferralSettingsEffective, error) {
+	current, err := queries.ReferralSettingsGet(ctx, tx, p.TenantID)
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, fmt.Errorf("read referral settings: %w", err)
+	}
+	stored, err := queries.ReferralSettingsPut(ctx, tx, sql.ReferralSettingsPutParams{
+		TenantID: p.TenantID, BatchSize: valueOr(p.BatchSize, current.BatchSize), BonusPerBatch: valueOr(p.BonusPerBatch, current.BonusPerBatch),
+		VerifiedBadgeAt: valueOr(p.VerifiedBadgeAt, current.VerifiedBadgeAt), EliteBadgeAt: valueOr(p.EliteBadgeAt, current.EliteBadgeAt),
+		CooldownDays: valueOr(p.CooldownDays, current.CooldownDays), IpWindowDays: valueOr(p.IPWindowDays, current.IpWindowDays),
+		RequireIpHash: valueOr(p.RequireIPHash, current.RequireIpHash), Now: st.Now,
+	})
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, DBError(err)
+	}
+	settings := sql.ReferralSettingsEffective{
+		TenantID: stored.TenantID, BatchSize: stored.BatchSize, BonusPerBatch: stored.BonusPerBatch, VerifiedBadgeAt: stored.VerifiedBadgeAt,
+		EliteBadgeAt: stored.EliteBadgeAt, CooldownDays: stored.CooldownDays, IpWindowDays: stored.IpWindowDays,
+		RequireIpHash: stored.RequireIpHash, UpdatedAt: &stored.UpdatedAt,
+	}
+	var details any
+	if p.Details != nil {
+		details = p.Details(settings)
+	}
+	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+		Action: "referral_settings.update", SubjectType: "tenant", SubjectID: p.TenantID.String(), Details: details,
+	})
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, err
+	}
+	return settings, ReferralRecomputeEnqueue(ctx, tx, st.Jobs, p.TenantID, nil)
+}
+
+// valueOr is *p, or def when p is nil.
+func valueOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
 // CustomPlans runs every query on db with a plan made for that call's arguments (pgx's
 // describe-exec mode: an unnamed statement, planned at bind time). Queries whose best plan
 // depends on their arguments use it, like ReferralRecompute, whose optional referrer filter
