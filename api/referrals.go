@@ -8,10 +8,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -164,12 +162,12 @@ func (s *Server) registerReferrals() {
 		Tags:          tags,
 		DefaultStatus: http.StatusAccepted,
 	}), func(ctx context.Context, _ *struct{}) (*ReferralRecomputeOutput, error) {
-		res, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID(ctx)}}})
+		enqueued, err := core.ReferralRecompute(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralRecomputeParams{TenantID: tenantID(ctx)})
 		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("enqueue referral recompute: %w", err))
+			return nil, problem(ctx, err)
 		}
 		out := &ReferralRecomputeOutput{}
-		out.Body.Enqueued = len(res) == 1 && !res[0].UniqueSkippedAsDuplicate
+		out.Body.Enqueued = enqueued
 		return out, nil
 	})
 

@@ -31,7 +31,8 @@ type CustomerCreateParams struct {
 	Details func(sql.Customer) any
 }
 
-// CustomerCreate stores a new customer, audits it (customer.create) and, when it was
+// CustomerCreate stores a new customer, audits it (customer.create; not when Details is
+// nil) and, when it was
 // referred, enqueues a recompute of its referrer, whose referred total moves. A taken email,
 // external id or invite code is ErrDuplicate naming the constraint.
 func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreateParams) (sql.Customer, error) {

@@ -17,11 +17,30 @@ import (
 // one referrer, or of all when referrerID is nil. Unique by its args while one is waiting
 // or running (jobargs.ReferralRecompute).
 func ReferralRecomputeEnqueue(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) error {
-	_, err := jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: referrerID}}})
+	_, err := referralRecomputeInsert(ctx, tx, jobs, tenantID, referrerID)
+	return err
+}
+
+// ReferralRecomputeParams names the tenant whose referrers' rewards to recompute.
+type ReferralRecomputeParams struct {
+	TenantID uuid.UUID
+}
+
+// ReferralRecompute enqueues, in tx, a recompute of every referrer of a tenant, at an
+// operator's request. It reports whether a job was enqueued: false when an identical one
+// already waits or runs (and will do the work).
+func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (bool, error) {
+	return referralRecomputeInsert(ctx, tx, st.Jobs, p.TenantID, nil)
+}
+
+// referralRecomputeInsert inserts a referral.recompute job of tenantID (of one referrer, or
+// of all when referrerID is nil) and reports whether it is new rather than a unique duplicate.
+func referralRecomputeInsert(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) (bool, error) {
+	res, err := jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: referrerID}}})
 	if err != nil {
-		return fmt.Errorf("enqueue referral recompute: %w", err)
+		return false, fmt.Errorf("enqueue referral recompute: %w", err)
 	}
-	return nil
+	return len(res) == 1 && !res[0].UniqueSkippedAsDuplicate, nil
 }
 
 // ReferralRecomputeReferrerOf enqueues, in tx, a recompute of the referrer of customerID if
