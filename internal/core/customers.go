@@ -32,9 +32,8 @@ type CustomerCreateParams struct {
 }
 
 // CustomerCreate stores a new customer, audits it (customer.create; not when Details is
-// nil) and, when it was
-// referred, enqueues a recompute of its referrer, whose referred total moves. A taken email,
-// external id or invite code is ErrDuplicate naming the constraint.
+// nil) and, when it was referred, enqueues a recompute of its referrer, whose referred total
+// moves. A taken email, external id or invite code is ErrDuplicate naming the constraint.
 func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreateParams) (sql.Customer, error) {
 	if p.ReferredBy != nil {
 		if err := customerReferrerExists(ctx, tx, p.TenantID, *p.ReferredBy); err != nil {
