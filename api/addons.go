@@ -103,14 +103,13 @@ func (s *Server) registerAddons() {
 		if err != nil {
 			return nil, err
 		}
-		now := s.cfg.Clock.Now()
-		addon, err := s.queries.AddonCreate(ctx, s.conn(ctx), sql.AddonCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), Slug: in.Body.Slug, Name: in.Body.Name, Metadata: encoded, Now: now,
+		addon, err := core.AddonCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonCreateParams{
+			TenantID: tenantID(ctx), Slug: in.Body.Slug, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
 		})
 		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), addonConstraints))
+			return nil, problem(ctx, constraintError(err, addonConstraints))
 		}
-		return s.addonWritten(ctx, now, "addon.create", addon, in.Body)
+		return addonOutput(ctx, addon)
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
@@ -174,14 +173,13 @@ func (s *Server) registerAddons() {
 				return nil, err
 			}
 		}
-		now := s.cfg.Clock.Now()
-		addon, err := s.queries.AddonUpdate(ctx, s.conn(ctx), sql.AddonUpdateParams{
-			TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Metadata: encoded, Now: now,
+		addon, err := core.AddonUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonUpdateParams{
+			TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
 		})
 		if err != nil {
-			return nil, problem(ctx, notFound(constraintError(core.DBError(err), addonConstraints), "add-on", in.ID))
+			return nil, problem(ctx, constraintError(err, addonConstraints))
 		}
-		return s.addonWritten(ctx, now, "addon.update", addon, in.Body)
+		return addonOutput(ctx, addon)
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
@@ -194,23 +192,16 @@ func (s *Server) registerAddons() {
 		Tags:   tags,
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *AddonIDInput) (*AddonOutput, error) {
-		now := s.cfg.Clock.Now()
-		addon, err := s.queries.AddonArchive(ctx, s.conn(ctx), sql.AddonArchiveParams{TenantID: tenantID(ctx), ID: in.ID, Now: now})
+		addon, err := core.AddonArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
 		if err != nil {
-			return nil, problem(ctx, archiveError(core.DBError(err), "add-on", in.ID, func() error {
-				_, err := s.addonGet(ctx, in.ID)
-				return err
-			}))
+			return nil, problem(ctx, err)
 		}
-		return s.addonWritten(ctx, now, "addon.archive", addon, nil)
+		return addonOutput(ctx, addon)
 	})
 }
 
-// addonWritten audits a change to an add-on and answers with it.
-func (s *Server) addonWritten(ctx context.Context, now time.Time, action string, addon sql.Addon, details any) (*AddonOutput, error) {
-	if err := s.audit(ctx, now, action, "addon", addon.ID, details); err != nil {
-		return nil, problem(ctx, err)
-	}
+// addonOutput answers with a written add-on.
+func addonOutput(ctx context.Context, addon sql.Addon) (*AddonOutput, error) {
 	out, err := addonFrom(addon)
 	if err != nil {
 		return nil, problem(ctx, err)

@@ -90,23 +90,10 @@ func (s *Server) registerCustomerEvents() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *CustomerEventCreateInput) (*CustomerEventOutput, error) {
-		now := s.cfg.Clock.Now()
-		occurredAt := now
-		if in.Body.OccurredAt != nil {
-			occurredAt = *in.Body.OccurredAt
-		}
-		event, err := s.queries.CustomerEventCreate(ctx, s.conn(ctx), sql.CustomerEventCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), CustomerID: in.ID, Type: in.Body.Type, IpHash: in.Body.IPHash,
-			OccurredAt: occurredAt, Now: now,
+		event, err := core.CustomerEventCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateParams{
+			TenantID: tenantID(ctx), CustomerEventNew: customerEventNew(in.ID, in.Body),
 		})
 		if err != nil {
-			return nil, problem(ctx, notFound(core.DBError(err), "customer", in.ID))
-		}
-		err = s.audit(ctx, now, "customer_event.create", "customer", in.ID, map[string]any{"event_id": event.ID, "type": event.Type})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		if err := s.referralRecomputeAfterEvents(ctx, now, []uuid.UUID{event.ID}); err != nil {
 			return nil, problem(ctx, err)
 		}
 		return &CustomerEventOutput{Body: customerEventFrom(event)}, nil
@@ -121,53 +108,14 @@ func (s *Server) registerCustomerEvents() {
 		Tags:          tags,
 		DefaultStatus: http.StatusCreated,
 	}), func(ctx context.Context, in *CustomerEventCreateBatchInput) (*CustomerEventCreateBatchOutput, error) {
-		events := in.Body.Events
-		customerIDs := make([]uuid.UUID, len(events))
-		for i, e := range events {
-			customerIDs[i] = e.CustomerID
+		events := make([]core.CustomerEventNew, len(in.Body.Events))
+		for i, e := range in.Body.Events {
+			events[i] = customerEventNew(e.CustomerID, e.CustomerEventFields)
 		}
-		existing, err := s.queries.CustomerListExistingIDs(ctx, s.conn(ctx), sql.CustomerListExistingIDsParams{TenantID: tenantID(ctx), Ids: customerIDs})
+		created, err := core.CustomerEventCreateBatch(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateBatchParams{
+			TenantID: tenantID(ctx), Events: events,
+		})
 		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("look up customers of an event batch: %w", err))
-		}
-		known := make(map[uuid.UUID]bool, len(existing))
-		for _, id := range existing {
-			known[id] = true
-		}
-		now := s.cfg.Clock.Now()
-		params := sql.CustomerEventCreateManyParams{
-			TenantID: tenantID(ctx), Now: now, Ids: make([]uuid.UUID, len(events)), CustomerIds: customerIDs,
-			Types: make([]string, len(events)), IpHashes: make([]string, len(events)), OccurredAts: make([]time.Time, len(events)),
-		}
-		var errs []error
-		for i, e := range events {
-			if !known[e.CustomerID] {
-				errs = append(errs, &huma.ErrorDetail{
-					Location: fmt.Sprintf("body.events[%d].customer_id", i),
-					Message:  fmt.Sprintf("customer %s not found", e.CustomerID), Value: e.CustomerID,
-				})
-			}
-			params.Ids[i], params.Types[i], params.OccurredAts[i] = core.NewID(), e.Type, now
-			if e.IPHash != nil {
-				params.IpHashes[i] = *e.IPHash
-			}
-			if e.OccurredAt != nil {
-				params.OccurredAts[i] = *e.OccurredAt
-			}
-		}
-		if len(errs) > 0 {
-			return nil, newProblem(CodeInvalid,
-				fmt.Sprintf("%d of %d events are invalid; nothing was recorded", len(errs), len(events)), errs...)
-		}
-		created, err := s.queries.CustomerEventCreateMany(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("record %d customer events: %w", len(events), core.DBError(err)))
-		}
-		err = s.audit(ctx, now, "customer_event.create_batch", "customer_event_batch", params.Ids[0], map[string]any{"count": created})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		if err := s.referralRecomputeAfterEvents(ctx, now, params.Ids); err != nil {
 			return nil, problem(ctx, err)
 		}
 		out := &CustomerEventCreateBatchOutput{}
@@ -199,21 +147,7 @@ func (s *Server) registerCustomerEvents() {
 	})
 }
 
-// referralRecomputeAfterEvents enqueues, in the request's transaction, a recompute of each
-// referrer whose count the just-recorded events eventIDs may move
-// (ReferralReferrersMovedByEvents decides which): a referral's registered IP hash, or an IP
-// hash a referrer used inside the IP window.
-func (s *Server) referralRecomputeAfterEvents(ctx context.Context, now time.Time, eventIDs []uuid.UUID) error {
-	referrers, err := s.queries.ReferralReferrersMovedByEvents(ctx, s.conn(ctx), sql.ReferralReferrersMovedByEventsParams{
-		TenantID: tenantID(ctx), EventIds: eventIDs, Now: now,
-	})
-	if err != nil {
-		return fmt.Errorf("find referrers moved by %d customer events: %w", len(eventIDs), err)
-	}
-	for _, referrer := range referrers {
-		if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, tenantID(ctx), &referrer); err != nil {
-			return err
-		}
-	}
-	return nil
+// customerEventNew is the event of customerID that f describes.
+func customerEventNew(customerID uuid.UUID, f CustomerEventFields) core.CustomerEventNew {
+	return core.CustomerEventNew{CustomerID: customerID, Type: f.Type, IPHash: f.IPHash, OccurredAt: f.OccurredAt}
 }

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -109,31 +107,13 @@ func (s *Server) registerCustomers() {
 		if err := validEmail("body.email", b.Email); err != nil {
 			return nil, err
 		}
-		if b.ReferredBy != nil {
-			if err := s.referrerExists(ctx, *b.ReferredBy); err != nil {
-				return nil, problem(ctx, err)
-			}
-		}
-		inviteCode := newInviteCode()
-		if b.InviteCode != nil {
-			inviteCode = *b.InviteCode
-		}
-		active := b.IsActive == nil || *b.IsActive
-		now := s.cfg.Clock.Now()
-		customer, err := s.queries.CustomerCreate(ctx, s.conn(ctx), sql.CustomerCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), Email: b.Email, ExternalID: b.ExternalID, IsActive: active,
-			IsVerified: b.IsVerified, InviteCode: inviteCode, ReferredBy: b.ReferredBy, Now: now,
+		customer, err := core.CustomerCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerCreateParams{
+			TenantID: tenantID(ctx), Email: b.Email, ExternalID: b.ExternalID, IsActive: b.IsActive == nil || *b.IsActive,
+			IsVerified: b.IsVerified, InviteCode: b.InviteCode, ReferredBy: b.ReferredBy,
+			Details: func(c sql.Customer) any { return customerFrom(c) },
 		})
 		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), customerConstraints))
-		}
-		if err := s.audit(ctx, now, "customer.create", "customer", customer.ID, customerFrom(customer)); err != nil {
-			return nil, problem(ctx, err)
-		}
-		if customer.ReferredBy != nil { // a new referral: its referrer's referred total moves
-			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
-				return nil, problem(ctx, err)
-			}
+			return nil, problem(ctx, constraintError(err, customerConstraints))
 		}
 		return &CustomerOutput{Body: customerFrom(customer)}, nil
 	})
@@ -199,37 +179,12 @@ func (s *Server) registerCustomers() {
 				return nil, err
 			}
 		}
-		if b.ReferredBy != nil {
-			// Before the row lock: see CustomerReferralLock.
-			if err := s.queries.CustomerReferralLock(ctx, s.conn(ctx), tenantID(ctx)); err != nil {
-				return nil, problem(ctx, fmt.Errorf("lock referrals: %w", err))
-			}
-		}
-		current, err := s.queries.CustomerGetForUpdate(ctx, s.conn(ctx), sql.CustomerGetForUpdateParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, notFound(core.DBError(err), "customer", in.ID))
-		}
-		if b.ReferredBy != nil && (current.ReferredBy == nil || *current.ReferredBy != *b.ReferredBy) {
-			if err := s.referrerAllowed(ctx, current, *b.ReferredBy); err != nil {
-				return nil, problem(ctx, err)
-			}
-		}
-		now := s.cfg.Clock.Now()
-		customer, err := s.queries.CustomerUpdate(ctx, s.conn(ctx), sql.CustomerUpdateParams{
+		customer, err := core.CustomerUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerUpdateParams{
 			TenantID: tenantID(ctx), ID: in.ID, Email: b.Email, SetExternalID: b.ExternalID.Sent, ExternalID: b.ExternalID.Ptr(),
-			IsActive: b.IsActive, IsVerified: b.IsVerified, ReferredBy: b.ReferredBy, Now: now,
+			IsActive: b.IsActive, IsVerified: b.IsVerified, ReferredBy: b.ReferredBy, Sent: b,
 		})
 		if err != nil {
-			return nil, problem(ctx, notFound(constraintError(core.DBError(err), customerConstraints), "customer", in.ID))
-		}
-		if err := s.audit(ctx, now, "customer.update", "customer", customer.ID, b); err != nil {
-			return nil, problem(ctx, err)
-		}
-		// Activity, verification and a new referrer can move the referrer's count.
-		if customer.ReferredBy != nil && (customer.IsActive != current.IsActive || customer.IsVerified != current.IsVerified || current.ReferredBy == nil) {
-			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
-				return nil, problem(ctx, err)
-			}
+			return nil, problem(ctx, constraintError(err, customerConstraints))
 		}
 		return &CustomerOutput{Body: customerFrom(customer)}, nil
 	})
@@ -244,61 +199,12 @@ func (s *Server) customerGet(ctx context.Context, id uuid.UUID) (sql.Customer, e
 	return customer, notFound(core.DBError(err), "customer", id)
 }
 
-// referrerExists is nil when referrerID is one of the caller's customers, and ErrInvalid
-// otherwise: a referrer of another tenant reads exactly like one that does not exist.
-func (s *Server) referrerExists(ctx context.Context, referrerID uuid.UUID) error {
-	_, err := s.customerGet(ctx, referrerID)
-	if errors.Is(err, core.ErrNotFound) {
-		return invalid("body.referred_by", fmt.Sprintf("referred_by %s not found: it must be a customer of the tenant", referrerID), referrerID)
-	}
-	return err
-}
-
-// referrerAllowed decides whether customer, whose referrer is being set, may get referrerID:
-// only while it has none, never itself, only an existing customer of the tenant, and never
-// one it referred, directly or not (a referral cycle). The caller holds
-// CustomerReferralLock.
-func (s *Server) referrerAllowed(ctx context.Context, customer sql.Customer, referrerID uuid.UUID) error {
-	switch {
-	case customer.ReferredBy != nil:
-		return fmt.Errorf("%w: customer %s was already referred by %s; referred_by cannot change once set", core.ErrReferrerSet, customer.ID, *customer.ReferredBy)
-	case referrerID == customer.ID:
-		return invalid("body.referred_by", "a customer cannot refer themselves", referrerID)
-	}
-	if err := s.referrerExists(ctx, referrerID); err != nil {
-		return err
-	}
-	cycle, err := s.queries.CustomerReferrerChainContains(ctx, s.conn(ctx), sql.CustomerReferrerChainContainsParams{
-		TenantID: customer.TenantID, ReferrerID: referrerID, CustomerID: customer.ID,
-	})
-	switch {
-	case err != nil:
-		return fmt.Errorf("check referral chain of customer %s: %w", customer.ID, err)
-	case cycle:
-		return invalid("body.referred_by", fmt.Sprintf("referred_by %s would make a referral cycle: customer %s referred them, directly or not", referrerID, customer.ID), referrerID)
-	}
-	return nil
-}
-
 // validEmail accepts a bare address, local@domain, without a display name or spaces.
 func validEmail(location, email string) error {
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
 		return invalid(location, fmt.Sprintf("email %q is not a valid address: give a bare local@domain", email), email)
 	}
 	return nil
-}
-
-// inviteAlphabet has 32 characters without look-alikes (no 0, O, 1, I).
-const inviteAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-// newInviteCode returns a random 10-character invite code (50 bits).
-func newInviteCode() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (it panics on an unusable source)
-	for i := range b {
-		b[i] = inviteAlphabet[b[i]&31]
-	}
-	return string(b)
 }
 
 // Balance is a customer's custodial balance in one asset.

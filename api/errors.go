@@ -31,6 +31,18 @@ func problem(ctx context.Context, err error) huma.StatusError {
 	if errors.As(err, &status) {
 		return status
 	}
+	var field *core.FieldError
+	if errors.As(err, &field) {
+		return invalid("body."+field.Field, field.Detail, field.Value)
+	}
+	var fields *core.FieldErrors
+	if errors.As(err, &fields) {
+		details := make([]error, len(fields.Fields))
+		for i, f := range fields.Fields {
+			details[i] = &huma.ErrorDetail{Location: "body." + f.Field, Message: f.Detail, Value: f.Value}
+		}
+		return newProblem(CodeInvalid, fields.Detail, details...)
+	}
 	for _, p := range Problems() {
 		if p.Err != nil && errors.Is(err, p.Err) {
 			if p.Code == CodeUnauthenticated {

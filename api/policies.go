@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -133,36 +132,15 @@ func (s *Server) registerPolicies() {
 		if err := validEntitlements(b.Entitlements.Items); err != nil {
 			return nil, err
 		}
-		product, err := s.productGet(ctx, b.ProductID)
-		switch {
-		case errors.Is(err, core.ErrNotFound):
-			return nil, invalid("body.product_id", fmt.Sprintf("product_id %s not found", b.ProductID), b.ProductID)
-		case err != nil:
-			return nil, problem(ctx, err)
-		case product.ArchivedAt != nil:
-			return nil, invalid("body.product_id", fmt.Sprintf("product %s is archived", b.ProductID), b.ProductID)
-		}
-		grace := int32(7)
-		if b.GracePeriodDays != nil {
-			grace = *b.GracePeriodDays
-		}
-		entitlements := b.Entitlements.Items
-		if entitlements == nil {
-			entitlements = []string{}
-		}
-		now := s.cfg.Clock.Now()
-		policy, err := s.queries.PolicyCreate(ctx, s.conn(ctx), sql.PolicyCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), ProductID: b.ProductID, Slug: b.Slug, Name: b.Name,
-			TierRank: b.TierRank, ListedCurrency: sql.Currency(b.ListedCurrency), ListedValue: b.ListedValue,
-			IsRecurring: b.IsRecurring, PeriodDays: b.PeriodDays, GracePeriodDays: grace, MaxMachines: b.MaxMachines,
-			Entitlements: entitlements, PerpetualAfterDays: b.PerpetualAfterDays, QualifiesForReferrals: b.QualifiesForReferrals,
-			Now: now,
+		policy, err := core.PolicyCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyCreateParams{
+			TenantID: tenantID(ctx), ProductID: b.ProductID, Slug: b.Slug, Name: b.Name, TierRank: b.TierRank,
+			ListedCurrency: sql.Currency(b.ListedCurrency), ListedValue: b.ListedValue, IsRecurring: b.IsRecurring,
+			PeriodDays: b.PeriodDays, GracePeriodDays: b.GracePeriodDays, MaxMachines: b.MaxMachines,
+			Entitlements: b.Entitlements.Items, PerpetualAfterDays: b.PerpetualAfterDays,
+			QualifiesForReferrals: b.QualifiesForReferrals, Details: func(p sql.Policy) any { return policyFrom(p) },
 		})
 		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), policyConstraints))
-		}
-		if err := s.audit(ctx, now, "policy.create", "policy", policy.ID, policyFrom(policy)); err != nil {
-			return nil, problem(ctx, err)
+			return nil, problem(ctx, constraintError(err, policyConstraints))
 		}
 		return &PolicyOutput{Body: policyFrom(policy)}, nil
 	})
@@ -223,37 +201,19 @@ func (s *Server) registerPolicies() {
 		if err := validEntitlements(b.Entitlements.Items); err != nil {
 			return nil, err
 		}
-		var qualified bool // whether the policy counted for referrals before the change
-		if b.QualifiesForReferrals != nil {
-			before, err := s.policyGet(ctx, in.ID)
-			if err != nil {
-				return nil, problem(ctx, err)
-			}
-			qualified = before.QualifiesForReferrals
-		}
-		now := s.cfg.Clock.Now()
-		params := sql.PolicyUpdateParams{
+		params := core.PolicyUpdateParams{
 			TenantID: tenantID(ctx), ID: in.ID, Name: b.Name, TierRank: b.TierRank, ListedValue: b.ListedValue,
 			GracePeriodDays: b.GracePeriodDays, SetMaxMachines: b.MaxMachines.Sent, MaxMachines: b.MaxMachines.Ptr(),
 			Entitlements: b.Entitlements.Items, SetPerpetualAfterDays: b.PerpetualAfterDays.Sent,
-			PerpetualAfterDays: b.PerpetualAfterDays.Ptr(), QualifiesForReferrals: b.QualifiesForReferrals, Now: now,
+			PerpetualAfterDays: b.PerpetualAfterDays.Ptr(), QualifiesForReferrals: b.QualifiesForReferrals, Sent: b,
 		}
 		if b.ListedCurrency != nil {
 			currency := sql.Currency(*b.ListedCurrency)
 			params.ListedCurrency = &currency
 		}
-		policy, err := s.queries.PolicyUpdate(ctx, s.conn(ctx), params)
+		policy, err := core.PolicyUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), params)
 		if err != nil {
-			return nil, problem(ctx, notFound(constraintError(core.DBError(err), policyConstraints), "policy", in.ID))
-		}
-		if err := s.audit(ctx, now, "policy.update", "policy", policy.ID, b); err != nil {
-			return nil, problem(ctx, err)
-		}
-		// Whether the policy counts for referrals can move any referrer: recompute them all.
-		if b.QualifiesForReferrals != nil && policy.QualifiesForReferrals != qualified {
-			if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, policy.TenantID, nil); err != nil {
-				return nil, problem(ctx, err)
-			}
+			return nil, problem(ctx, constraintError(err, policyConstraints))
 		}
 		return &PolicyOutput{Body: policyFrom(policy)}, nil
 	})
@@ -268,15 +228,8 @@ func (s *Server) registerPolicies() {
 		Tags:   tags,
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *PolicyIDInput) (*PolicyOutput, error) {
-		now := s.cfg.Clock.Now()
-		policy, err := s.queries.PolicyArchive(ctx, s.conn(ctx), sql.PolicyArchiveParams{TenantID: tenantID(ctx), ID: in.ID, Now: now})
+		policy, err := core.PolicyArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
 		if err != nil {
-			return nil, problem(ctx, archiveError(core.DBError(err), "policy", in.ID, func() error {
-				_, err := s.policyGet(ctx, in.ID)
-				return err
-			}))
-		}
-		if err := s.audit(ctx, now, "policy.archive", "policy", policy.ID, nil); err != nil {
 			return nil, problem(ctx, err)
 		}
 		return &PolicyOutput{Body: policyFrom(policy)}, nil

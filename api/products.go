@@ -122,15 +122,11 @@ func (s *Server) registerProducts() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusConflict},
 	}), func(ctx context.Context, in *ProductCreateInput) (*ProductOutput, error) {
-		now := s.cfg.Clock.Now()
-		product, err := s.queries.ProductCreate(ctx, s.conn(ctx), sql.ProductCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), Slug: in.Body.Slug, Name: in.Body.Name, Now: now,
+		product, err := core.ProductCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ProductCreateParams{
+			TenantID: tenantID(ctx), Slug: in.Body.Slug, Name: in.Body.Name, Sent: in.Body,
 		})
 		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), productConstraints))
-		}
-		if err := s.audit(ctx, now, "product.create", "product", product.ID, in.Body); err != nil {
-			return nil, problem(ctx, err)
+			return nil, problem(ctx, constraintError(err, productConstraints))
 		}
 		return &ProductOutput{Body: productFrom(product)}, nil
 	})
@@ -178,14 +174,10 @@ func (s *Server) registerProducts() {
 		Tags:        tags,
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *ProductUpdateInput) (*ProductOutput, error) {
-		now := s.cfg.Clock.Now()
-		product, err := s.queries.ProductUpdate(ctx, s.conn(ctx), sql.ProductUpdateParams{
-			TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Now: now,
+		product, err := core.ProductUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ProductUpdateParams{
+			TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Sent: in.Body,
 		})
 		if err != nil {
-			return nil, problem(ctx, notFound(core.DBError(err), "product", in.ID))
-		}
-		if err := s.audit(ctx, now, "product.update", "product", product.ID, in.Body); err != nil {
 			return nil, problem(ctx, err)
 		}
 		return &ProductOutput{Body: productFrom(product)}, nil
@@ -201,15 +193,8 @@ func (s *Server) registerProducts() {
 		Tags:   tags,
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *ProductIDInput) (*ProductOutput, error) {
-		now := s.cfg.Clock.Now()
-		product, err := s.queries.ProductArchive(ctx, s.conn(ctx), sql.ProductArchiveParams{TenantID: tenantID(ctx), ID: in.ID, Now: now})
+		product, err := core.ProductArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ProductArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
 		if err != nil {
-			return nil, problem(ctx, archiveError(core.DBError(err), "product", in.ID, func() error {
-				_, err := s.productGet(ctx, in.ID)
-				return err
-			}))
-		}
-		if err := s.audit(ctx, now, "product.archive", "product", product.ID, nil); err != nil {
 			return nil, problem(ctx, err)
 		}
 		return &ProductOutput{Body: productFrom(product)}, nil
@@ -225,24 +210,11 @@ func (s *Server) registerProducts() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *ProductReleaseCreateInput) (*ProductReleaseOutput, error) {
-		if _, err := s.productGet(ctx, in.ID); err != nil {
-			return nil, problem(ctx, err)
-		}
-		now := s.cfg.Clock.Now()
-		releasedAt := now
-		if in.Body.ReleasedAt != nil {
-			releasedAt = *in.Body.ReleasedAt
-		}
-		release, err := s.queries.ProductReleaseCreate(ctx, s.conn(ctx), sql.ProductReleaseCreateParams{
-			TenantID: tenantID(ctx), ID: core.NewID(), ProductID: in.ID, Version: in.Body.Version, ReleasedAt: releasedAt, Now: now,
+		release, err := core.ProductReleaseCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ProductReleaseCreateParams{
+			TenantID: tenantID(ctx), ProductID: in.ID, Version: in.Body.Version, ReleasedAt: in.Body.ReleasedAt,
 		})
 		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), productConstraints))
-		}
-		err = s.audit(ctx, now, "product_release.create", "product_release", release.ID,
-			map[string]any{"product_id": in.ID, "version": release.Version, "released_at": release.ReleasedAt})
-		if err != nil {
-			return nil, problem(ctx, err)
+			return nil, problem(ctx, constraintError(err, productConstraints))
 		}
 		return &ProductReleaseOutput{Body: productReleaseFrom(release)}, nil
 	})

@@ -8,10 +8,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/riverqueue/river"
 
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -142,33 +140,16 @@ func (s *Server) registerReferrals() {
 			"The change is audited and enqueues a recompute of every referrer's reward.",
 		Tags: tags,
 	}), func(ctx context.Context, in *ReferralSettingsUpdateInput) (*ReferralSettingsOutput, error) {
-		current, err := s.queries.ReferralSettingsGet(ctx, s.conn(ctx), tenantID(ctx))
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("read referral settings: %w", err))
-		}
 		b := in.Body
-		p := sql.ReferralSettingsPutParams{
-			TenantID: tenantID(ctx), BatchSize: orValue(b.BatchSize, current.BatchSize), BonusPerBatch: orValue(b.BonusPerBatch, current.BonusPerBatch),
-			VerifiedBadgeAt: orValue(b.VerifiedBadgeAt, current.VerifiedBadgeAt), EliteBadgeAt: orValue(b.EliteBadgeAt, current.EliteBadgeAt),
-			CooldownDays: orValue(b.CooldownDays, current.CooldownDays), IpWindowDays: orValue(b.IPWindowDays, current.IpWindowDays),
-			RequireIpHash: orValue(b.RequireIPHash, current.RequireIpHash), Now: s.cfg.Clock.Now(),
-		}
-		stored, err := s.queries.ReferralSettingsPut(ctx, s.conn(ctx), p)
-		if err != nil {
-			return nil, problem(ctx, constraintError(core.DBError(err), referralSettingsConstraints))
-		}
-		settings := referralSettingsFrom(sql.ReferralSettingsEffective{
-			TenantID: stored.TenantID, BatchSize: stored.BatchSize, BonusPerBatch: stored.BonusPerBatch, VerifiedBadgeAt: stored.VerifiedBadgeAt,
-			EliteBadgeAt: stored.EliteBadgeAt, CooldownDays: stored.CooldownDays, IpWindowDays: stored.IpWindowDays,
-			RequireIpHash: stored.RequireIpHash, UpdatedAt: &stored.UpdatedAt,
+		settings, err := core.ReferralSettingsUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralSettingsUpdateParams{
+			TenantID: tenantID(ctx), BatchSize: b.BatchSize, BonusPerBatch: b.BonusPerBatch, VerifiedBadgeAt: b.VerifiedBadgeAt,
+			EliteBadgeAt: b.EliteBadgeAt, CooldownDays: b.CooldownDays, IPWindowDays: b.IPWindowDays, RequireIPHash: b.RequireIPHash,
+			Details: func(s sql.ReferralSettingsEffective) any { return referralSettingsFrom(s) },
 		})
-		if err := s.audit(ctx, p.Now, "referral_settings.update", "tenant", tenantID(ctx), settings); err != nil {
-			return nil, problem(ctx, err)
+		if err != nil {
+			return nil, problem(ctx, constraintError(err, referralSettingsConstraints))
 		}
-		if err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.cfg.Jobs, tenantID(ctx), nil); err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &ReferralSettingsOutput{Body: settings}, nil
+		return &ReferralSettingsOutput{Body: referralSettingsFrom(settings)}, nil
 	})
 
 	huma.Register(s.api, adminOperation(huma.Operation{
@@ -181,12 +162,12 @@ func (s *Server) registerReferrals() {
 		Tags:          tags,
 		DefaultStatus: http.StatusAccepted,
 	}), func(ctx context.Context, _ *struct{}) (*ReferralRecomputeOutput, error) {
-		res, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID(ctx)}}})
+		enqueued, err := core.ReferralRecompute(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralRecomputeParams{TenantID: tenantID(ctx)})
 		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("enqueue referral recompute: %w", err))
+			return nil, problem(ctx, err)
 		}
 		out := &ReferralRecomputeOutput{}
-		out.Body.Enqueued = len(res) == 1 && !res[0].UniqueSkippedAsDuplicate
+		out.Body.Enqueued = enqueued
 		return out, nil
 	})
 
@@ -221,7 +202,10 @@ func (s *Server) registerReferrals() {
 			out.Body.DisqualifiedCooldown, out.Body.DisqualifiedMissingIP = *r.DisqualifiedCooldown, *r.DisqualifiedMissingIp
 			out.Body.DisqualifiedSharedIP, out.Body.DisqualifiedDuplicateIP = *r.DisqualifiedSharedIp, *r.DisqualifiedDuplicateIp
 			out.Body.BonusUnits, out.Body.Badge = *r.BonusUnits, badgeString(r.Badge)
-			out.Body.StoredBonusUnits, out.Body.StoredComputedAt = orValue(r.PreviousBonusUnits, 0), r.StoredComputedAt
+			out.Body.StoredComputedAt = r.StoredComputedAt
+			if r.PreviousBonusUnits != nil {
+				out.Body.StoredBonusUnits = *r.PreviousBonusUnits
+			}
 		}
 		return out, nil
 	})
@@ -247,12 +231,4 @@ func (s *Server) registerReferrals() {
 			}
 		}, func(r sql.ReferralLeaderboardRow) uuid.UUID { return r.CustomerID })}, nil
 	})
-}
-
-// orValue is *p, or def when p is nil.
-func orValue[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }

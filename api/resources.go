@@ -1,10 +1,8 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
@@ -14,8 +12,8 @@ import (
 )
 
 // What the admin resources (products, policies, add-ons, customers) share: the slug rule,
-// field-level 422s, wording of constraint violations, not-found and archive errors, and the
-// audit of a change.
+// field-level 422s, wording of constraint violations and not-found errors. Their writes,
+// audit included, are core steps (internal/core).
 
 // slugPattern is what products, policies and add-ons accept as slugs (the tables' checks).
 const slugPattern = `^[a-z0-9][a-z0-9._-]{0,99}$`
@@ -52,23 +50,4 @@ func notFound(err error, noun string, id uuid.UUID) error {
 		return fmt.Errorf("%w: %s %s", core.ErrNotFound, noun, id)
 	}
 	return err
-}
-
-// archiveError explains why a guarded archive found no row: get reports ErrNotFound when the
-// thing does not exist; otherwise it was already archived.
-func archiveError(err error, noun string, id uuid.UUID, get func() error) error {
-	if !errors.Is(err, core.ErrNotFound) {
-		return fmt.Errorf("archive %s %s: %w", noun, id, err)
-	}
-	if err := get(); err != nil {
-		return err
-	}
-	return fmt.Errorf("%w: %s %s is already archived", core.ErrAlreadyArchived, noun, id)
-}
-
-// audit records a change made by the caller in the request's transaction.
-func (s *Server) audit(ctx context.Context, now time.Time, action, subjectType string, subjectID uuid.UUID, details any) error {
-	return core.Audit(ctx, s.conn(ctx), now, tenantID(ctx), actor(ctx), core.Change{
-		Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: details,
-	})
 }

@@ -3,10 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -160,3 +162,54 @@ func constraintOrMessage(pgErr *pgconn.PgError) string {
 	}
 	return pgErr.Message
 }
+
+// FieldError is an ErrInvalid about one field of a step's input: Field names it as the
+// request spells it ("referred_by"), Detail says what is wrong and Value is what was given.
+// The API answers it as a 422 located at that field of the body.
+type FieldError struct {
+	Field  string
+	Detail string
+	Value  any
+}
+
+// Error returns the detail.
+func (e *FieldError) Error() string { return e.Detail }
+
+// Unwrap makes a FieldError an ErrInvalid.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// notFound names what was not found in a translated ErrNotFound ("not found: policy <id>");
+// other errors pass through.
+func notFound(err error, noun string, id uuid.UUID) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %s %s", ErrNotFound, noun, id)
+	}
+	return err
+}
+
+// archiveError explains why a guarded archive of noun id found no row (a translated
+// ErrNotFound): get reports the thing's ErrNotFound when it does not exist; otherwise it was
+// already archived (ErrAlreadyArchived). Other errors are wrapped.
+func archiveError(err error, noun string, id uuid.UUID, get func() error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("archive %s %s: %w", noun, id, err)
+	}
+	if err := notFound(DBError(get()), noun, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s %s is already archived", ErrAlreadyArchived, noun, id)
+}
+
+// FieldErrors is an ErrInvalid about several fields of a step's input at once (a batch with
+// more than one bad item): Detail sums them up, Fields says where each is. The API answers it
+// as one 422 listing every field.
+type FieldErrors struct {
+	Detail string
+	Fields []FieldError
+}
+
+// Error returns the detail.
+func (e *FieldErrors) Error() string { return e.Detail }
+
+// Unwrap makes FieldErrors an ErrInvalid.
+func (e *FieldErrors) Unwrap() error { return ErrInvalid }

@@ -17,11 +17,30 @@ import (
 // one referrer, or of all when referrerID is nil. Unique by its args while one is waiting
 // or running (jobargs.ReferralRecompute).
 func ReferralRecomputeEnqueue(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) error {
-	_, err := jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: referrerID}}})
+	_, err := referralRecomputeInsert(ctx, tx, jobs, tenantID, referrerID)
+	return err
+}
+
+// ReferralRecomputeParams names the tenant whose referrers' rewards to recompute.
+type ReferralRecomputeParams struct {
+	TenantID uuid.UUID
+}
+
+// ReferralRecompute enqueues, in tx, a recompute of every referrer of a tenant, at an
+// operator's request. It reports whether a job was enqueued: false when an identical one
+// already waits or runs (and will do the work).
+func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (bool, error) {
+	return referralRecomputeInsert(ctx, tx, st.Jobs, p.TenantID, nil)
+}
+
+// referralRecomputeInsert inserts a referral.recompute job of tenantID (of one referrer, or
+// of all when referrerID is nil) and reports whether it is new rather than a unique duplicate.
+func referralRecomputeInsert(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) (bool, error) {
+	res, err := jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: referrerID}}})
 	if err != nil {
-		return fmt.Errorf("enqueue referral recompute: %w", err)
+		return false, fmt.Errorf("enqueue referral recompute: %w", err)
 	}
-	return nil
+	return len(res) == 1 && !res[0].UniqueSkippedAsDuplicate, nil
 }
 
 // ReferralRecomputeReferrerOf enqueues, in tx, a recompute of the referrer of customerID if
@@ -36,6 +55,66 @@ func ReferralRecomputeReferrerOf(ctx context.Context, tx pgx.Tx, jobs JobInserte
 		return nil
 	}
 	return ReferralRecomputeEnqueue(ctx, tx, jobs, tenantID, referrer)
+}
+
+// ReferralSettingsUpdateParams changes TenantID's referral settings; nil fields keep their
+// value.
+type ReferralSettingsUpdateParams struct {
+	TenantID        uuid.UUID
+	BatchSize       *int32
+	BonusPerBatch   *int32
+	VerifiedBadgeAt *int32
+	EliteBadgeAt    *int32
+	CooldownDays    *int32
+	IPWindowDays    *int32
+	RequireIPHash   *bool
+	// Details gives the referral_settings.update audit entry's details for the stored
+	// settings; nil records {}.
+	Details func(sql.ReferralSettingsEffective) any
+}
+
+// ReferralSettingsUpdate stores a tenant's referral settings, the fields not given kept
+// from its current (or default) ones, audits the change (referral_settings.update, on the
+// tenant) and enqueues a recompute of every referrer's reward. Badges out of order are
+// ErrInvalid naming referral_settings_badges_check.
+func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralSettingsUpdateParams) (sql.ReferralSettingsEffective, error) {
+	current, err := queries.ReferralSettingsGet(ctx, tx, p.TenantID)
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, fmt.Errorf("read referral settings: %w", err)
+	}
+	stored, err := queries.ReferralSettingsPut(ctx, tx, sql.ReferralSettingsPutParams{
+		TenantID: p.TenantID, BatchSize: valueOr(p.BatchSize, current.BatchSize), BonusPerBatch: valueOr(p.BonusPerBatch, current.BonusPerBatch),
+		VerifiedBadgeAt: valueOr(p.VerifiedBadgeAt, current.VerifiedBadgeAt), EliteBadgeAt: valueOr(p.EliteBadgeAt, current.EliteBadgeAt),
+		CooldownDays: valueOr(p.CooldownDays, current.CooldownDays), IpWindowDays: valueOr(p.IPWindowDays, current.IpWindowDays),
+		RequireIpHash: valueOr(p.RequireIPHash, current.RequireIpHash), Now: st.Now,
+	})
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, DBError(err)
+	}
+	settings := sql.ReferralSettingsEffective{
+		TenantID: stored.TenantID, BatchSize: stored.BatchSize, BonusPerBatch: stored.BonusPerBatch, VerifiedBadgeAt: stored.VerifiedBadgeAt,
+		EliteBadgeAt: stored.EliteBadgeAt, CooldownDays: stored.CooldownDays, IpWindowDays: stored.IpWindowDays,
+		RequireIpHash: stored.RequireIpHash, UpdatedAt: &stored.UpdatedAt,
+	}
+	var details any
+	if p.Details != nil {
+		details = p.Details(settings)
+	}
+	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+		Action: "referral_settings.update", SubjectType: "tenant", SubjectID: p.TenantID.String(), Details: details,
+	})
+	if err != nil {
+		return sql.ReferralSettingsEffective{}, err
+	}
+	return settings, ReferralRecomputeEnqueue(ctx, tx, st.Jobs, p.TenantID, nil)
+}
+
+// valueOr is *p, or def when p is nil.
+func valueOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 // CustomPlans runs every query on db with a plan made for that call's arguments (pgx's

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -402,11 +401,10 @@ func (im *Importer) owner(ctx context.Context, r Row) (uuid.UUID, error) {
 	}
 	id, err = queries.UpstreamOwnerCustomerByEmail(ctx, im.tx, sql.UpstreamOwnerCustomerByEmailParams{TenantID: tenantID, Email: email})
 	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
-		customer, cerr := queries.CustomerCreate(ctx, im.tx, sql.CustomerCreateParams{
-			TenantID: tenantID, ID: core.NewID(), Email: email, IsActive: true, InviteCode: inviteCode(), Now: im.st.Now,
-		})
+		// Not audited one by one: Finish records the import as one entry.
+		customer, cerr := core.CustomerCreate(ctx, im.tx, im.st, core.CustomerCreateParams{TenantID: tenantID, Email: email, IsActive: true})
 		if cerr != nil {
-			return uuid.Nil, fmt.Errorf("create customer: %w", core.DBError(cerr))
+			return uuid.Nil, fmt.Errorf("create customer: %w", cerr)
 		}
 		id, err = customer.ID, nil
 	}
@@ -459,16 +457,4 @@ func StatsAdd(ctx context.Context, tx sql.DBTX, tenantID, customerID uuid.UUID, 
 		return fmt.Errorf("update aggregates of owner %s: %w", customerID, core.DBError(err))
 	}
 	return nil
-}
-
-// inviteAlphabet has 32 characters without look-alikes.
-const inviteAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-func inviteCode() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	for i := range b {
-		b[i] = inviteAlphabet[b[i]&31]
-	}
-	return string(b)
 }

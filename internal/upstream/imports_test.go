@@ -120,3 +120,32 @@ func TestImportConcurrentSameLicence(t *testing.T) {
 	require.Equal(t, 1, licences)
 	require.Equal(t, 1, unrevoked, "the aggregates count it once")
 }
+
+// TestImportCreatesOwnerCustomer imports a licence of an owner Tessera does not know: the
+// owner becomes a customer through core.CustomerCreate, with the same 10-character invite
+// code the API gives, and the import is audited as one entry, not one per customer.
+func TestImportCreatesOwnerCustomer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	tenant := factory.Tenant(t, tx)
+	store := factory.UpstreamStore(t, tx, tenant.ID, "https://store.example.com", "k")
+	im, err := upstream.NewImporter(ctx, tx, factory.Step(), tenant.ID, store.ID)
+	require.NoError(t, err)
+	require.NoError(t, im.Import(ctx, 0, factory.UpstreamRow("L1", "u1", factory.Now.Add(-time.Hour))))
+	require.NoError(t, im.Finish(ctx))
+	var inviteCode string
+	require.NoError(t, tx.QueryRow(ctx, "SELECT invite_code FROM customers WHERE tenant_id = $1", tenant.ID).Scan(&inviteCode))
+	require.Regexp(t, `^[A-HJ-NP-Z2-9]{10}$`, inviteCode, "core.NewInviteCode's code")
+	var actions []string
+	rows, err := tx.Query(ctx, "SELECT action FROM audit_log WHERE tenant_id = $1 ORDER BY action", tenant.ID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var action string
+		require.NoError(t, rows.Scan(&action))
+		actions = append(actions, action)
+	}
+	require.NoError(t, rows.Err())
+	require.NotContains(t, actions, "customer.create")
+	require.Contains(t, actions, "upstream_store.import")
+}
