@@ -24,7 +24,7 @@ type CustomerEvent struct {
 }
 
 func customerEventFrom(e sql.CustomerEvent) CustomerEvent {
-	return CustomerEvent{ID: e.ID, CustomerID: e.CustomerID, Type: e.Type, IPHash: e.IpHash, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
+	return CustomerEvent{ID: e.ID, CustomerID: e.CustomerID, Type: e.Type, IPHash: e.IPHash, OccurredAt: e.OccurredAt, CreatedAt: e.CreatedAt}
 }
 
 // CustomerEventFields are what a new event says.

@@ -94,15 +94,15 @@ type Refund struct {
 func (s *Server) payInLedger(ctx context.Context, p sql.PayIn, view *PayIn) error {
 	db := s.conn(ctx)
 	tenant, id := p.TenantID, p.ID
-	transitions, err := s.queries.PayInTransitions(ctx, db, sql.PayInTransitionsParams{TenantID: tenant, PayinID: id})
+	transitions, err := s.queries.PayInTransitions(ctx, db, sql.PayInTransitionsParams{TenantID: tenant, PayInID: id})
 	if err != nil {
 		return fmt.Errorf("transitions of payin %s: %w", id, err)
 	}
-	payouts, err := s.queries.PayInPayouts(ctx, db, sql.PayInPayoutsParams{TenantID: tenant, PayinID: id})
+	payouts, err := s.queries.PayInPayouts(ctx, db, sql.PayInPayoutsParams{TenantID: tenant, PayInID: id})
 	if err != nil {
 		return fmt.Errorf("payouts of payin %s: %w", id, err)
 	}
-	refunds, err := s.queries.PayInRefunds(ctx, db, sql.PayInRefundsParams{TenantID: tenant, PayinID: id})
+	refunds, err := s.queries.PayInRefunds(ctx, db, sql.PayInRefundsParams{TenantID: tenant, PayInID: id})
 	if err != nil {
 		return fmt.Errorf("refunds of payin %s: %w", id, err)
 	}
@@ -185,7 +185,7 @@ func (s *Server) payInViews(ctx context.Context, payins []sql.PayIn) ([]PayIn, e
 		}
 		if d.InvoiceProvider != nil {
 			view.Invoice = &PayInInvoice{
-				Provider: *d.InvoiceProvider, InvoiceID: *d.InvoiceID, CheckoutURL: *d.InvoiceCheckoutUrl,
+				Provider: *d.InvoiceProvider, InvoiceID: *d.InvoiceID, CheckoutURL: *d.InvoiceCheckoutURL,
 				AmountSats: *d.InvoiceAmountSats, PaidSats: d.InvoicePaidSats, ExpiresAt: d.InvoiceExpiresAt,
 			}
 		}

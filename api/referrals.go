@@ -28,7 +28,7 @@ type ReferralSettings struct {
 func referralSettingsFrom(s sql.ReferralSettingsEffective) ReferralSettings {
 	return ReferralSettings{
 		BatchSize: s.BatchSize, BonusPerBatch: s.BonusPerBatch, VerifiedBadgeAt: s.VerifiedBadgeAt, EliteBadgeAt: s.EliteBadgeAt,
-		CooldownDays: s.CooldownDays, IPWindowDays: s.IpWindowDays, RequireIPHash: s.RequireIpHash, UpdatedAt: s.UpdatedAt,
+		CooldownDays: s.CooldownDays, IPWindowDays: s.IPWindowDays, RequireIPHash: s.RequireIPHash, UpdatedAt: s.UpdatedAt,
 	}
 }
 
@@ -199,8 +199,8 @@ func (s *Server) registerReferrals() {
 		if len(rows) == 1 && rows[0].ReferrerID != nil {
 			r := rows[0]
 			out.Body.ReferredTotal, out.Body.QualifiedTotal = *r.ReferredTotal, *r.QualifiedTotal
-			out.Body.DisqualifiedCooldown, out.Body.DisqualifiedMissingIP = *r.DisqualifiedCooldown, *r.DisqualifiedMissingIp
-			out.Body.DisqualifiedSharedIP, out.Body.DisqualifiedDuplicateIP = *r.DisqualifiedSharedIp, *r.DisqualifiedDuplicateIp
+			out.Body.DisqualifiedCooldown, out.Body.DisqualifiedMissingIP = *r.DisqualifiedCooldown, *r.DisqualifiedMissingIP
+			out.Body.DisqualifiedSharedIP, out.Body.DisqualifiedDuplicateIP = *r.DisqualifiedSharedIP, *r.DisqualifiedDuplicateIP
 			out.Body.BonusUnits, out.Body.Badge = *r.BonusUnits, badgeString(r.Badge)
 			out.Body.StoredComputedAt = r.StoredComputedAt
 			if r.PreviousBonusUnits != nil {

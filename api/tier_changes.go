@@ -34,7 +34,7 @@ func tierChangeFrom(c sql.TierChange) TierChange {
 	return TierChange{
 		ID: c.ID, LicenseID: c.LicenseID, SubscriptionID: c.SubscriptionID, Kind: string(c.Kind), Status: string(c.Status),
 		FromPolicyID: c.FromPolicyID, ToPolicyID: c.ToPolicyID, Charge: Money{Currency: string(c.ChargeCurrency), Value: c.ChargeValue},
-		PayInID: c.PayinID, EffectiveAt: c.EffectiveAt, CreatedAt: c.CreatedAt, AppliedAt: c.AppliedAt, CancelledAt: c.CancelledAt,
+		PayInID: c.PayInID, EffectiveAt: c.EffectiveAt, CreatedAt: c.CreatedAt, AppliedAt: c.AppliedAt, CancelledAt: c.CancelledAt,
 	}
 }
 

@@ -32,7 +32,7 @@ type UpstreamStore struct {
 }
 
 func upstreamStoreFrom(s sql.UpstreamStore) UpstreamStore {
-	return UpstreamStore{ID: s.ID, Kind: string(s.Kind), Name: s.Name, BaseURL: s.BaseUrl, PolicyID: s.PolicyID,
+	return UpstreamStore{ID: s.ID, Kind: string(s.Kind), Name: s.Name, BaseURL: s.BaseURL, PolicyID: s.PolicyID,
 		Enabled: s.Enabled, RevokeOnGone: s.RevokeOnGone, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 }
 

@@ -65,7 +65,7 @@ type WebhookEndpoint struct {
 
 func webhookEndpointFrom(e sql.WebhookEndpoint) WebhookEndpoint {
 	return WebhookEndpoint{
-		ID: e.ID, URL: e.Url, EventTypes: eventTypesFrom(e.EventTypes), Enabled: e.Enabled,
+		ID: e.ID, URL: e.URL, EventTypes: eventTypesFrom(e.EventTypes), Enabled: e.Enabled,
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 	}
 }

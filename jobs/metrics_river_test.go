@@ -132,7 +132,7 @@ func TestMetricsCountJobRuns(t *testing.T) {
 		require.Empty(t, b.log.String(), "nothing failed")
 
 		// The buyer pays: the settle job pays the PayIn and the cycle.
-		invoice, err := sql.New().PayInInvoiceGet(context.Background(), b.pool, sql.PayInInvoiceGetParams{TenantID: sub.TenantID, PayinID: b.payins(t)[0].ID})
+		invoice, err := sql.New().PayInInvoiceGet(context.Background(), b.pool, sql.PayInInvoiceGetParams{TenantID: sub.TenantID, PayInID: b.payins(t)[0].ID})
 		require.NoError(t, err)
 		require.NoError(t, b.payments.Fake.Settle(invoice.ProviderInvoiceID, invoice.AmountSats))
 		_, err = b.client.Insert(context.Background(), jobargs.PayInSettle{Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID}, nil)

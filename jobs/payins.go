@@ -96,7 +96,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 // invoice the provider created for it all the same (an earlier attempt that crashed after
 // the provider answered) is found by the PayIn's id and recorded and invalidated.
 func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], step core.Step, payin sql.PayIn) error {
-	_, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	_, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	switch err = core.DBError(err); {
 	case err == nil:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
@@ -120,7 +120,7 @@ func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job
 // recordAbandoned records invoice on FAILED payin and enqueues its invalidation, unless the
 // PayIn has its invoice recorded already.
 func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
-	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	switch err = core.DBError(err); {
 	case err == nil:
 		return nil
@@ -193,9 +193,9 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 		return fmt.Errorf("re-confirm invoice %s: %w", invoice.ProviderInvoiceID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayinID})
+		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayInID})
 		if err != nil {
-			return fmt.Errorf("lock payin %s: %w", invoice.PayinID, core.DBError(err))
+			return fmt.Errorf("lock payin %s: %w", invoice.PayInID, core.DBError(err))
 		}
 		st := w.cfg.step(ctx, job.JobRow)
 		switch {
@@ -247,7 +247,7 @@ func (w *PayInSettleWorker) fail(ctx context.Context, tx pgx.Tx, st core.Step, p
 
 func (w *PayInSettleWorker) closeInvoice(ctx context.Context, tx pgx.Tx, st core.Step, invoice sql.PayInInvoice, paid int64, settled bool) error {
 	err := queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
-		TenantID: invoice.TenantID, PayinID: invoice.PayinID, PaidSats: &paid, Settled: settled, Now: st.Now,
+		TenantID: invoice.TenantID, PayInID: invoice.PayInID, PaidSats: &paid, Settled: settled, Now: st.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("close invoice %s: %w", invoice.ProviderInvoiceID, err)
@@ -278,7 +278,7 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 	if err != nil {
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
 	}
-	invoice, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	invoice, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	err = core.DBError(err)
 	if errors.Is(err, core.ErrNotFound) || err == nil && payin.State != sql.PayinStateFAILED {
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
@@ -291,7 +291,7 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 		return fmt.Errorf("invalidate invoice %s of payin %s: %w", invoice.ProviderInvoiceID, payin.ID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayinID: payin.ID, Now: w.cfg.Clock.Now()})
+		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: w.cfg.Clock.Now()})
 		if err != nil {
 			return fmt.Errorf("record invalidation of the invoice of payin %s: %w", payin.ID, err)
 		}

@@ -191,7 +191,7 @@ func (b *operated) awaitInvalid(t *testing.T, p sql.PayIn, id string) {
 	require.Eventually(t, func() bool {
 		inv, err := b.payments.Fake.Invoice(id)
 		require.NoError(t, err)
-		row, err := sql.New().PayInInvoiceGet(context.Background(), b.pool, sql.PayInInvoiceGetParams{TenantID: p.TenantID, PayinID: p.ID})
+		row, err := sql.New().PayInInvoiceGet(context.Background(), b.pool, sql.PayInInvoiceGetParams{TenantID: p.TenantID, PayInID: p.ID})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false // not recorded yet
 		}

@@ -135,7 +135,7 @@ func TestPayInCreateInvoiceRetryReusesInvoice(t *testing.T) {
 
 			_, err = w.WorkJob(ctx, t, tx, res.Job)
 			require.NoError(t, err)
-			invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+			invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 			require.NoError(t, err)
 			if c.expire {
 				require.NotEqual(t, orphan.ID, invoice.ProviderInvoiceID, "an expired invoice is not payable")

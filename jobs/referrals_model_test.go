@@ -186,7 +186,7 @@ func load(t testing.TB, tx pgx.Tx, w refWorld, s refSettings) loaded {
 	_, err := queries.ReferralSettingsPut(ctx, tx, sql.ReferralSettingsPutParams{
 		TenantID: tenantID, BatchSize: int32(s.BatchSize), BonusPerBatch: int32(s.BonusPerBatch),
 		VerifiedBadgeAt: int32(s.VerifiedAt), EliteBadgeAt: int32(s.EliteAt), CooldownDays: int32(s.CooldownDays),
-		IpWindowDays: int32(s.IPWindowDays), RequireIpHash: s.RequireIP, Now: factory.Now,
+		IPWindowDays: int32(s.IPWindowDays), RequireIPHash: s.RequireIP, Now: factory.Now,
 	})
 	require.NoError(t, err)
 	for i := range w.Customers {
@@ -252,7 +252,7 @@ func sqlSnapshots(t testing.TB, tx pgx.Tx, l loaded, now time.Time) map[int]refS
 func snapshotOf(r sql.ReferralRecomputeRow) refSnapshot {
 	s := refSnapshot{
 		ReferredTotal: int(*r.ReferredTotal), Qualified: int(*r.QualifiedTotal), Cooldown: int(*r.DisqualifiedCooldown),
-		MissingIP: int(*r.DisqualifiedMissingIp), SharedIP: int(*r.DisqualifiedSharedIp), DuplicateIP: int(*r.DisqualifiedDuplicateIp),
+		MissingIP: int(*r.DisqualifiedMissingIP), SharedIP: int(*r.DisqualifiedSharedIP), DuplicateIP: int(*r.DisqualifiedDuplicateIP),
 		Bonus: int(*r.BonusUnits),
 	}
 	if r.Badge != nil {

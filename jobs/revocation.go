@@ -160,11 +160,11 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 // check asks the store about target and records the answer.
 func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobargs.RevocationCheck], target upstream.Target) error {
 	var res upstream.Result
-	key, err := upstream.OpenAPIKey(w.cfg.Box, target.TenantID, target.StoreID, target.ApiKeySealed)
+	key, err := upstream.OpenAPIKey(w.cfg.Box, target.TenantID, target.StoreID, target.APIKeySealed)
 	if err != nil {
 		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
 	} else {
-		res = w.client.Check(ctx, target.BaseUrl, key, target.ExternalLicenseID)
+		res = w.client.Check(ctx, target.BaseURL, key, target.ExternalLicenseID)
 	}
 	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
 	// request goes unrecorded.

@@ -292,7 +292,7 @@ func (w *WebhookDeliverWorker) send(ctx context.Context, d sql.WebhookDeliveryCl
 
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WebhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.EndpointUrl, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.EndpointURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("build request: %w", err)
 	}

@@ -117,7 +117,7 @@ RETURNING tenant_id, id, customer_id, type, ip_hash, occurred_at, created_at
 type CustomerEventCreateParams struct {
 	ID         uuid.UUID
 	Type       string
-	IpHash     *string
+	IPHash     *string
 	OccurredAt time.Time
 	Now        time.Time
 	TenantID   uuid.UUID
@@ -130,7 +130,7 @@ func (q *Queries) CustomerEventCreate(ctx context.Context, db DBTX, arg Customer
 	row := db.QueryRow(ctx, customerEventCreate,
 		arg.ID,
 		arg.Type,
-		arg.IpHash,
+		arg.IPHash,
 		arg.OccurredAt,
 		arg.Now,
 		arg.TenantID,
@@ -142,7 +142,7 @@ func (q *Queries) CustomerEventCreate(ctx context.Context, db DBTX, arg Customer
 		&i.ID,
 		&i.CustomerID,
 		&i.Type,
-		&i.IpHash,
+		&i.IPHash,
 		&i.OccurredAt,
 		&i.CreatedAt,
 	)
@@ -162,7 +162,7 @@ type CustomerEventCreateManyParams struct {
 	Ids         []uuid.UUID
 	CustomerIds []uuid.UUID
 	Types       []string
-	IpHashes    []string
+	IPHashes    []string
 	OccurredAts []time.Time
 }
 
@@ -177,7 +177,7 @@ func (q *Queries) CustomerEventCreateMany(ctx context.Context, db DBTX, arg Cust
 		arg.Ids,
 		arg.CustomerIds,
 		arg.Types,
-		arg.IpHashes,
+		arg.IPHashes,
 		arg.OccurredAts,
 	)
 	if err != nil {
@@ -228,7 +228,7 @@ func (q *Queries) CustomerEventList(ctx context.Context, db DBTX, arg CustomerEv
 			&i.ID,
 			&i.CustomerID,
 			&i.Type,
-			&i.IpHash,
+			&i.IPHash,
 			&i.OccurredAt,
 			&i.CreatedAt,
 		); err != nil {

@@ -777,7 +777,7 @@ type CustomerEvent struct {
 	ID         uuid.UUID
 	CustomerID uuid.UUID
 	Type       string
-	IpHash     *string
+	IPHash     *string
 	OccurredAt time.Time
 	CreatedAt  time.Time
 }
@@ -868,7 +868,7 @@ type PayIn struct {
 
 type PayInCustodialPart struct {
 	TenantID     uuid.UUID
-	PayinID      uuid.UUID
+	PayInID      uuid.UUID
 	Asset        Asset
 	Amount       int64
 	BalanceAfter int64
@@ -876,10 +876,10 @@ type PayInCustodialPart struct {
 
 type PayInInvoice struct {
 	TenantID          uuid.UUID
-	PayinID           uuid.UUID
+	PayInID           uuid.UUID
 	Provider          string
 	ProviderInvoiceID string
-	CheckoutUrl       string
+	CheckoutURL       string
 	AmountSats        int64
 	PaidSats          *int64
 	ExpiresAt         *time.Time
@@ -891,7 +891,7 @@ type PayInInvoice struct {
 
 type PayInRefund struct {
 	TenantID     uuid.UUID
-	PayinID      uuid.UUID
+	PayInID      uuid.UUID
 	Asset        Asset
 	Amount       int64
 	BalanceAfter int64
@@ -900,7 +900,7 @@ type PayInRefund struct {
 
 type PayInTransition struct {
 	TenantID  uuid.UUID
-	PayinID   uuid.UUID
+	PayInID   uuid.UUID
 	Seq       int64
 	FromState *PayInState
 	ToState   PayInState
@@ -911,7 +911,7 @@ type PayInTransition struct {
 type Payout struct {
 	TenantID         uuid.UUID
 	ID               uuid.UUID
-	PayinID          uuid.UUID
+	PayInID          uuid.UUID
 	Type             PayoutType
 	EarnerCustomerID *uuid.UUID
 	Asset            string
@@ -974,9 +974,9 @@ type ReferralReward struct {
 	ReferredTotal           int32
 	QualifiedTotal          int32
 	DisqualifiedCooldown    int32
-	DisqualifiedMissingIp   int32
-	DisqualifiedSharedIp    int32
-	DisqualifiedDuplicateIp int32
+	DisqualifiedMissingIP   int32
+	DisqualifiedSharedIP    int32
+	DisqualifiedDuplicateIP int32
 	BonusUnits              int32
 	Badge                   *ReferralBadge
 	ComputedAt              time.Time
@@ -989,8 +989,8 @@ type ReferralSetting struct {
 	VerifiedBadgeAt int32
 	EliteBadgeAt    int32
 	CooldownDays    int32
-	IpWindowDays    int32
-	RequireIpHash   bool
+	IPWindowDays    int32
+	RequireIPHash   bool
 	UpdatedAt       time.Time
 }
 
@@ -1001,8 +1001,8 @@ type ReferralSettingsEffective struct {
 	VerifiedBadgeAt int32
 	EliteBadgeAt    int32
 	CooldownDays    int32
-	IpWindowDays    int32
-	RequireIpHash   bool
+	IPWindowDays    int32
+	RequireIPHash   bool
 	UpdatedAt       *time.Time
 }
 
@@ -1060,7 +1060,7 @@ type SubscriptionCycle struct {
 	TenantID       uuid.UUID
 	SubscriptionID uuid.UUID
 	CycleNumber    int32
-	PayinID        uuid.UUID
+	PayInID        uuid.UUID
 	PeriodStart    time.Time
 	PeriodEnd      time.Time
 	CreatedAt      time.Time
@@ -1093,7 +1093,7 @@ type TierChange struct {
 	ToPolicyID     uuid.UUID
 	ChargeCurrency Currency
 	ChargeValue    int64
-	PayinID        *uuid.UUID
+	PayInID        *uuid.UUID
 	EffectiveAt    time.Time
 	CreatedAt      time.Time
 	AppliedAt      *time.Time
@@ -1147,8 +1147,8 @@ type UpstreamStore struct {
 	ID           uuid.UUID
 	Kind         UpstreamStoreKind
 	Name         string
-	BaseUrl      string
-	ApiKeySealed []byte
+	BaseURL      string
+	APIKeySealed []byte
 	PolicyID     uuid.UUID
 	Enabled      bool
 	RevokeOnGone bool
@@ -1175,7 +1175,7 @@ type WebhookDelivery struct {
 type WebhookEndpoint struct {
 	TenantID     uuid.UUID
 	ID           uuid.UUID
-	Url          string
+	URL          string
 	EventTypes   []string
 	Enabled      bool
 	SecretSealed []byte

@@ -151,7 +151,7 @@ type PayInDebitCustodialParams struct {
 	TenantID   uuid.UUID
 	CustomerID uuid.UUID
 	Now        time.Time
-	PayinID    uuid.UUID
+	PayInID    uuid.UUID
 }
 
 type PayInDebitCustodialRow struct {
@@ -173,7 +173,7 @@ func (q *Queries) PayInDebitCustodial(ctx context.Context, db DBTX, arg PayInDeb
 		arg.TenantID,
 		arg.CustomerID,
 		arg.Now,
-		arg.PayinID,
+		arg.PayInID,
 	)
 	var i PayInDebitCustodialRow
 	err := row.Scan(&i.CustodialSats, &i.InvoiceSats)
@@ -205,7 +205,7 @@ type PayInDetailsRow struct {
 	Parts              []byte
 	InvoiceProvider    *string
 	InvoiceID          *string
-	InvoiceCheckoutUrl *string
+	InvoiceCheckoutURL *string
 	InvoiceAmountSats  *int64
 	InvoicePaidSats    *int64
 	InvoiceExpiresAt   *time.Time
@@ -232,7 +232,7 @@ func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsPar
 			&i.Parts,
 			&i.InvoiceProvider,
 			&i.InvoiceID,
-			&i.InvoiceCheckoutUrl,
+			&i.InvoiceCheckoutURL,
 			&i.InvoiceAmountSats,
 			&i.InvoicePaidSats,
 			&i.InvoiceExpiresAt,
@@ -409,7 +409,7 @@ SELECT coalesce((SELECT late_sats FROM accounted), 0)::bigint AS late_sats
 
 type PayInInvoiceAccountParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 	PaidSats int64
 }
 
@@ -421,7 +421,7 @@ type PayInInvoiceAccountParams struct {
 // second finds it accounted for (0): late money is credited exactly once. paid_sats never
 // goes down; a PENDING PayIn's invoice is the settle's business (0).
 func (q *Queries) PayInInvoiceAccount(ctx context.Context, db DBTX, arg PayInInvoiceAccountParams) (int64, error) {
-	row := db.QueryRow(ctx, payInInvoiceAccount, arg.TenantID, arg.PayinID, arg.PaidSats)
+	row := db.QueryRow(ctx, payInInvoiceAccount, arg.TenantID, arg.PayInID, arg.PaidSats)
 	var late_sats int64
 	err := row.Scan(&late_sats)
 	return late_sats, err
@@ -436,10 +436,10 @@ RETURNING tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amou
 
 type PayInInvoiceAttachParams struct {
 	TenantID          uuid.UUID
-	PayinID           uuid.UUID
+	PayInID           uuid.UUID
 	Provider          string
 	ProviderInvoiceID string
-	CheckoutUrl       string
+	CheckoutURL       string
 	AmountSats        int64
 	ExpiresAt         *time.Time
 	Now               time.Time
@@ -449,10 +449,10 @@ type PayInInvoiceAttachParams struct {
 func (q *Queries) PayInInvoiceAttach(ctx context.Context, db DBTX, arg PayInInvoiceAttachParams) (PayInInvoice, error) {
 	row := db.QueryRow(ctx, payInInvoiceAttach,
 		arg.TenantID,
-		arg.PayinID,
+		arg.PayInID,
 		arg.Provider,
 		arg.ProviderInvoiceID,
-		arg.CheckoutUrl,
+		arg.CheckoutURL,
 		arg.AmountSats,
 		arg.ExpiresAt,
 		arg.Now,
@@ -460,10 +460,10 @@ func (q *Queries) PayInInvoiceAttach(ctx context.Context, db DBTX, arg PayInInvo
 	var i PayInInvoice
 	err := row.Scan(
 		&i.TenantID,
-		&i.PayinID,
+		&i.PayInID,
 		&i.Provider,
 		&i.ProviderInvoiceID,
-		&i.CheckoutUrl,
+		&i.CheckoutURL,
 		&i.AmountSats,
 		&i.PaidSats,
 		&i.ExpiresAt,
@@ -488,7 +488,7 @@ type PayInInvoiceCloseParams struct {
 	Settled  bool
 	Now      time.Time
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInInvoiceClose records how an invoice ended: what it received and when it settled, or
@@ -499,7 +499,7 @@ func (q *Queries) PayInInvoiceClose(ctx context.Context, db DBTX, arg PayInInvoi
 		arg.Settled,
 		arg.Now,
 		arg.TenantID,
-		arg.PayinID,
+		arg.PayInID,
 	)
 	return err
 }
@@ -520,10 +520,10 @@ func (q *Queries) PayInInvoiceFind(ctx context.Context, db DBTX, arg PayInInvoic
 	var i PayInInvoice
 	err := row.Scan(
 		&i.TenantID,
-		&i.PayinID,
+		&i.PayInID,
 		&i.Provider,
 		&i.ProviderInvoiceID,
-		&i.CheckoutUrl,
+		&i.CheckoutURL,
 		&i.AmountSats,
 		&i.PaidSats,
 		&i.ExpiresAt,
@@ -541,19 +541,19 @@ SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_
 
 type PayInInvoiceGetParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInInvoiceGet reads a PayIn's invoice (primary key).
 func (q *Queries) PayInInvoiceGet(ctx context.Context, db DBTX, arg PayInInvoiceGetParams) (PayInInvoice, error) {
-	row := db.QueryRow(ctx, payInInvoiceGet, arg.TenantID, arg.PayinID)
+	row := db.QueryRow(ctx, payInInvoiceGet, arg.TenantID, arg.PayInID)
 	var i PayInInvoice
 	err := row.Scan(
 		&i.TenantID,
-		&i.PayinID,
+		&i.PayInID,
 		&i.Provider,
 		&i.ProviderInvoiceID,
-		&i.CheckoutUrl,
+		&i.CheckoutURL,
 		&i.AmountSats,
 		&i.PaidSats,
 		&i.ExpiresAt,
@@ -624,14 +624,14 @@ WHERE tenant_id = $2::uuid AND payin_id = $3::uuid AND invalidated_at IS NULL
 type PayInInvoiceMarkInvalidatedParams struct {
 	Now      time.Time
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInInvoiceMarkInvalidated records that the invoice of a FAILED PayIn is unpayable at its
 // provider (the payin.invalidate_invoice job made it so, or found it settled or invalid
 // already).
 func (q *Queries) PayInInvoiceMarkInvalidated(ctx context.Context, db DBTX, arg PayInInvoiceMarkInvalidatedParams) error {
-	_, err := db.Exec(ctx, payInInvoiceMarkInvalidated, arg.Now, arg.TenantID, arg.PayinID)
+	_, err := db.Exec(ctx, payInInvoiceMarkInvalidated, arg.Now, arg.TenantID, arg.PayInID)
 	return err
 }
 
@@ -865,13 +865,13 @@ VALUES ($1::uuid, $2::uuid, NULL, 'PENDING_INVOICE_CREATION', $3::timestamptz)
 
 type PayInLogCreatedParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 	Now      time.Time
 }
 
 // PayInLogCreated records a PayIn's first state in its transitions.
 func (q *Queries) PayInLogCreated(ctx context.Context, db DBTX, arg PayInLogCreatedParams) error {
-	_, err := db.Exec(ctx, payInLogCreated, arg.TenantID, arg.PayinID, arg.Now)
+	_, err := db.Exec(ctx, payInLogCreated, arg.TenantID, arg.PayInID, arg.Now)
 	return err
 }
 
@@ -881,12 +881,12 @@ SELECT tenant_id, payin_id, asset, amount, balance_after FROM payin_custodial_pa
 
 type PayInPartsParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInParts lists a PayIn's custodial parts.
 func (q *Queries) PayInParts(ctx context.Context, db DBTX, arg PayInPartsParams) ([]PayInCustodialPart, error) {
-	rows, err := db.Query(ctx, payInParts, arg.TenantID, arg.PayinID)
+	rows, err := db.Query(ctx, payInParts, arg.TenantID, arg.PayInID)
 	if err != nil {
 		return nil, err
 	}
@@ -896,7 +896,7 @@ func (q *Queries) PayInParts(ctx context.Context, db DBTX, arg PayInPartsParams)
 		var i PayInCustodialPart
 		if err := rows.Scan(
 			&i.TenantID,
-			&i.PayinID,
+			&i.PayInID,
 			&i.Asset,
 			&i.Amount,
 			&i.BalanceAfter,
@@ -917,12 +917,12 @@ SELECT tenant_id, id, payin_id, type, earner_customer_id, asset, amount, balance
 
 type PayInPayoutsParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInPayouts lists what a PayIn paid out (payouts_payin_idx).
 func (q *Queries) PayInPayouts(ctx context.Context, db DBTX, arg PayInPayoutsParams) ([]Payout, error) {
-	rows, err := db.Query(ctx, payInPayouts, arg.TenantID, arg.PayinID)
+	rows, err := db.Query(ctx, payInPayouts, arg.TenantID, arg.PayInID)
 	if err != nil {
 		return nil, err
 	}
@@ -933,7 +933,7 @@ func (q *Queries) PayInPayouts(ctx context.Context, db DBTX, arg PayInPayoutsPar
 		if err := rows.Scan(
 			&i.TenantID,
 			&i.ID,
-			&i.PayinID,
+			&i.PayInID,
 			&i.Type,
 			&i.EarnerCustomerID,
 			&i.Asset,
@@ -968,7 +968,7 @@ RETURNING tenant_id, payin_id, asset, amount, balance_after, created_at
 
 type PayInRefundCustodialParams struct {
 	TenantID   uuid.UUID
-	PayinID    uuid.UUID
+	PayInID    uuid.UUID
 	Now        time.Time
 	CustomerID uuid.UUID
 }
@@ -978,7 +978,7 @@ type PayInRefundCustodialParams struct {
 func (q *Queries) PayInRefundCustodial(ctx context.Context, db DBTX, arg PayInRefundCustodialParams) ([]PayInRefund, error) {
 	rows, err := db.Query(ctx, payInRefundCustodial,
 		arg.TenantID,
-		arg.PayinID,
+		arg.PayInID,
 		arg.Now,
 		arg.CustomerID,
 	)
@@ -991,7 +991,7 @@ func (q *Queries) PayInRefundCustodial(ctx context.Context, db DBTX, arg PayInRe
 		var i PayInRefund
 		if err := rows.Scan(
 			&i.TenantID,
-			&i.PayinID,
+			&i.PayInID,
 			&i.Asset,
 			&i.Amount,
 			&i.BalanceAfter,
@@ -1013,12 +1013,12 @@ SELECT tenant_id, payin_id, asset, amount, balance_after, created_at FROM payin_
 
 type PayInRefundsParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInRefunds lists what a failed PayIn gave back.
 func (q *Queries) PayInRefunds(ctx context.Context, db DBTX, arg PayInRefundsParams) ([]PayInRefund, error) {
-	rows, err := db.Query(ctx, payInRefunds, arg.TenantID, arg.PayinID)
+	rows, err := db.Query(ctx, payInRefunds, arg.TenantID, arg.PayInID)
 	if err != nil {
 		return nil, err
 	}
@@ -1028,7 +1028,7 @@ func (q *Queries) PayInRefunds(ctx context.Context, db DBTX, arg PayInRefundsPar
 		var i PayInRefund
 		if err := rows.Scan(
 			&i.TenantID,
-			&i.PayinID,
+			&i.PayInID,
 			&i.Asset,
 			&i.Amount,
 			&i.BalanceAfter,
@@ -1370,12 +1370,12 @@ SELECT tenant_id, payin_id, seq, from_state, to_state, reason, at FROM payin_tra
 
 type PayInTransitionsParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // PayInTransitions lists a PayIn's state changes in order.
 func (q *Queries) PayInTransitions(ctx context.Context, db DBTX, arg PayInTransitionsParams) ([]PayInTransition, error) {
-	rows, err := db.Query(ctx, payInTransitions, arg.TenantID, arg.PayinID)
+	rows, err := db.Query(ctx, payInTransitions, arg.TenantID, arg.PayInID)
 	if err != nil {
 		return nil, err
 	}
@@ -1385,7 +1385,7 @@ func (q *Queries) PayInTransitions(ctx context.Context, db DBTX, arg PayInTransi
 		var i PayInTransition
 		if err := rows.Scan(
 			&i.TenantID,
-			&i.PayinID,
+			&i.PayInID,
 			&i.Seq,
 			&i.FromState,
 			&i.ToState,
@@ -1411,7 +1411,7 @@ VALUES ($1::uuid, $2::uuid, $3::uuid, $4::payout_type, $5::uuid,
 type PayoutCreateParams struct {
 	TenantID         uuid.UUID
 	ID               uuid.UUID
-	PayinID          uuid.UUID
+	PayInID          uuid.UUID
 	Type             PayoutType
 	EarnerCustomerID *uuid.UUID
 	Asset            string
@@ -1425,7 +1425,7 @@ func (q *Queries) PayoutCreate(ctx context.Context, db DBTX, arg PayoutCreatePar
 	_, err := db.Exec(ctx, payoutCreate,
 		arg.TenantID,
 		arg.ID,
-		arg.PayinID,
+		arg.PayInID,
 		arg.Type,
 		arg.EarnerCustomerID,
 		arg.Asset,

@@ -36,9 +36,9 @@ type ReferralLeaderboardRow struct {
 	ReferredTotal           int32
 	QualifiedTotal          int32
 	DisqualifiedCooldown    int32
-	DisqualifiedMissingIp   int32
-	DisqualifiedSharedIp    int32
-	DisqualifiedDuplicateIp int32
+	DisqualifiedMissingIP   int32
+	DisqualifiedSharedIP    int32
+	DisqualifiedDuplicateIP int32
 	BonusUnits              int32
 	Badge                   *ReferralBadge
 	ComputedAt              time.Time
@@ -63,9 +63,9 @@ func (q *Queries) ReferralLeaderboard(ctx context.Context, db DBTX, arg Referral
 			&i.ReferredTotal,
 			&i.QualifiedTotal,
 			&i.DisqualifiedCooldown,
-			&i.DisqualifiedMissingIp,
-			&i.DisqualifiedSharedIp,
-			&i.DisqualifiedDuplicateIp,
+			&i.DisqualifiedMissingIP,
+			&i.DisqualifiedSharedIP,
+			&i.DisqualifiedDuplicateIP,
 			&i.BonusUnits,
 			&i.Badge,
 			&i.ComputedAt,
@@ -229,9 +229,9 @@ type ReferralRecomputeRow struct {
 	ReferredTotal           *int32
 	QualifiedTotal          *int32
 	DisqualifiedCooldown    *int32
-	DisqualifiedMissingIp   *int32
-	DisqualifiedSharedIp    *int32
-	DisqualifiedDuplicateIp *int32
+	DisqualifiedMissingIP   *int32
+	DisqualifiedSharedIP    *int32
+	DisqualifiedDuplicateIP *int32
 	BonusUnits              *int32
 	Badge                   *ReferralBadge
 	PreviousBonusUnits      *int32
@@ -306,9 +306,9 @@ func (q *Queries) ReferralRecompute(ctx context.Context, db DBTX, arg ReferralRe
 			&i.ReferredTotal,
 			&i.QualifiedTotal,
 			&i.DisqualifiedCooldown,
-			&i.DisqualifiedMissingIp,
-			&i.DisqualifiedSharedIp,
-			&i.DisqualifiedDuplicateIp,
+			&i.DisqualifiedMissingIP,
+			&i.DisqualifiedSharedIP,
+			&i.DisqualifiedDuplicateIP,
 			&i.BonusUnits,
 			&i.Badge,
 			&i.PreviousBonusUnits,
@@ -425,9 +425,9 @@ func (q *Queries) ReferralRewardGet(ctx context.Context, db DBTX, arg ReferralRe
 		&i.ReferredTotal,
 		&i.QualifiedTotal,
 		&i.DisqualifiedCooldown,
-		&i.DisqualifiedMissingIp,
-		&i.DisqualifiedSharedIp,
-		&i.DisqualifiedDuplicateIp,
+		&i.DisqualifiedMissingIP,
+		&i.DisqualifiedSharedIP,
+		&i.DisqualifiedDuplicateIP,
 		&i.BonusUnits,
 		&i.Badge,
 		&i.ComputedAt,
@@ -451,8 +451,8 @@ func (q *Queries) ReferralSettingsGet(ctx context.Context, db DBTX, tenantID uui
 		&i.VerifiedBadgeAt,
 		&i.EliteBadgeAt,
 		&i.CooldownDays,
-		&i.IpWindowDays,
-		&i.RequireIpHash,
+		&i.IPWindowDays,
+		&i.RequireIPHash,
 		&i.UpdatedAt,
 	)
 	return i, err
@@ -478,8 +478,8 @@ type ReferralSettingsPutParams struct {
 	VerifiedBadgeAt int32
 	EliteBadgeAt    int32
 	CooldownDays    int32
-	IpWindowDays    int32
-	RequireIpHash   bool
+	IPWindowDays    int32
+	RequireIPHash   bool
 	Now             time.Time
 }
 
@@ -493,8 +493,8 @@ func (q *Queries) ReferralSettingsPut(ctx context.Context, db DBTX, arg Referral
 		arg.VerifiedBadgeAt,
 		arg.EliteBadgeAt,
 		arg.CooldownDays,
-		arg.IpWindowDays,
-		arg.RequireIpHash,
+		arg.IPWindowDays,
+		arg.RequireIPHash,
 		arg.Now,
 	)
 	var i ReferralSetting
@@ -505,8 +505,8 @@ func (q *Queries) ReferralSettingsPut(ctx context.Context, db DBTX, arg Referral
 		&i.VerifiedBadgeAt,
 		&i.EliteBadgeAt,
 		&i.CooldownDays,
-		&i.IpWindowDays,
-		&i.RequireIpHash,
+		&i.IPWindowDays,
+		&i.RequireIPHash,
 		&i.UpdatedAt,
 	)
 	return i, err

@@ -112,7 +112,7 @@ RETURNING c.subscription_id, c.cycle_number
 
 type SubscriptionCycleReleaseParams struct {
 	TenantID  uuid.UUID
-	PayinID   uuid.UUID
+	PayInID   uuid.UUID
 	GenesisID uuid.UUID
 }
 
@@ -127,7 +127,7 @@ type SubscriptionCycleReleaseRow struct {
 // renewal opens it again with a new PayIn (subscription_cycles_payin_key). No row means the
 // PayIn holds no such cycle.
 func (q *Queries) SubscriptionCycleRelease(ctx context.Context, db DBTX, arg SubscriptionCycleReleaseParams) (SubscriptionCycleReleaseRow, error) {
-	row := db.QueryRow(ctx, subscriptionCycleRelease, arg.TenantID, arg.PayinID, arg.GenesisID)
+	row := db.QueryRow(ctx, subscriptionCycleRelease, arg.TenantID, arg.PayInID, arg.GenesisID)
 	var i SubscriptionCycleReleaseRow
 	err := row.Scan(&i.SubscriptionID, &i.CycleNumber)
 	return i, err
@@ -158,7 +158,7 @@ func (q *Queries) SubscriptionCycles(ctx context.Context, db DBTX, arg Subscript
 			&i.TenantID,
 			&i.SubscriptionID,
 			&i.CycleNumber,
-			&i.PayinID,
+			&i.PayInID,
 			&i.PeriodStart,
 			&i.PeriodEnd,
 			&i.CreatedAt,
@@ -374,7 +374,7 @@ LIMIT 1
 
 type SubscriptionRenewalByPayInParams struct {
 	TenantID  uuid.UUID
-	PayinID   uuid.UUID
+	PayInID   uuid.UUID
 	GenesisID uuid.UUID
 }
 
@@ -389,7 +389,7 @@ type SubscriptionRenewalByPayInRow struct {
 // cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
 // (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
 func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg SubscriptionRenewalByPayInParams) (SubscriptionRenewalByPayInRow, error) {
-	row := db.QueryRow(ctx, subscriptionRenewalByPayIn, arg.TenantID, arg.PayinID, arg.GenesisID)
+	row := db.QueryRow(ctx, subscriptionRenewalByPayIn, arg.TenantID, arg.PayInID, arg.GenesisID)
 	var i SubscriptionRenewalByPayInRow
 	err := row.Scan(
 		&i.Subscription.TenantID,
@@ -568,7 +568,7 @@ RETURNING s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status,
 type SubscriptionRenewalPaidParams struct {
 	Now       time.Time
 	TenantID  uuid.UUID
-	PayinID   uuid.UUID
+	PayInID   uuid.UUID
 	GenesisID uuid.UUID
 }
 
@@ -613,7 +613,7 @@ func (q *Queries) SubscriptionRenewalPaid(ctx context.Context, db DBTX, arg Subs
 	row := db.QueryRow(ctx, subscriptionRenewalPaid,
 		arg.Now,
 		arg.TenantID,
-		arg.PayinID,
+		arg.PayInID,
 		arg.GenesisID,
 	)
 	var i SubscriptionRenewalPaidRow
@@ -717,7 +717,7 @@ type SubscriptionRenewalStartParams struct {
 	TenantID       uuid.UUID
 	SubscriptionID uuid.UUID
 	CycleNumber    int32
-	PayinID        uuid.UUID
+	PayInID        uuid.UUID
 }
 
 type SubscriptionRenewalStartRow struct {
@@ -756,7 +756,7 @@ func (q *Queries) SubscriptionRenewalStart(ctx context.Context, db DBTX, arg Sub
 		arg.TenantID,
 		arg.SubscriptionID,
 		arg.CycleNumber,
-		arg.PayinID,
+		arg.PayInID,
 	)
 	var i SubscriptionRenewalStartRow
 	err := row.Scan(

@@ -476,8 +476,8 @@ type UpstreamLicenseForCheckRow struct {
 	AcquiredAt        time.Time
 	GoneAt            *time.Time
 	ExternalLicenseID string
-	BaseUrl           string
-	ApiKeySealed      []byte
+	BaseURL           string
+	APIKeySealed      []byte
 	RevokeOnGone      bool
 	StoreEnabled      bool
 }
@@ -495,8 +495,8 @@ func (q *Queries) UpstreamLicenseForCheck(ctx context.Context, db DBTX, arg Upst
 		&i.AcquiredAt,
 		&i.GoneAt,
 		&i.ExternalLicenseID,
-		&i.BaseUrl,
-		&i.ApiKeySealed,
+		&i.BaseURL,
+		&i.APIKeySealed,
 		&i.RevokeOnGone,
 		&i.StoreEnabled,
 	)

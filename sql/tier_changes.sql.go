@@ -121,7 +121,7 @@ type TierChangeCreateParams struct {
 	ToPolicyID     uuid.UUID
 	ChargeCurrency Currency
 	ChargeValue    int64
-	PayinID        *uuid.UUID
+	PayInID        *uuid.UUID
 	EffectiveAt    time.Time
 	Now            time.Time
 }
@@ -141,7 +141,7 @@ func (q *Queries) TierChangeCreate(ctx context.Context, db DBTX, arg TierChangeC
 		arg.ToPolicyID,
 		arg.ChargeCurrency,
 		arg.ChargeValue,
-		arg.PayinID,
+		arg.PayInID,
 		arg.EffectiveAt,
 		arg.Now,
 	)
@@ -157,7 +157,7 @@ func (q *Queries) TierChangeCreate(ctx context.Context, db DBTX, arg TierChangeC
 		&i.ToPolicyID,
 		&i.ChargeCurrency,
 		&i.ChargeValue,
-		&i.PayinID,
+		&i.PayInID,
 		&i.EffectiveAt,
 		&i.CreatedAt,
 		&i.AppliedAt,
@@ -183,7 +183,7 @@ type TierChangeEndParams struct {
 	TenantID   uuid.UUID
 	FromStatus TierChangeStatus
 	LicenseID  *uuid.UUID
-	PayinID    *uuid.UUID
+	PayInID    *uuid.UUID
 }
 
 // TierChangeEnd ends a licence's tier changes in status @from_status (a pending upgrade, a
@@ -198,7 +198,7 @@ func (q *Queries) TierChangeEnd(ctx context.Context, db DBTX, arg TierChangeEndP
 		arg.TenantID,
 		arg.FromStatus,
 		arg.LicenseID,
-		arg.PayinID,
+		arg.PayInID,
 	)
 	if err != nil {
 		return nil, err
@@ -218,7 +218,7 @@ func (q *Queries) TierChangeEnd(ctx context.Context, db DBTX, arg TierChangeEndP
 			&i.ToPolicyID,
 			&i.ChargeCurrency,
 			&i.ChargeValue,
-			&i.PayinID,
+			&i.PayInID,
 			&i.EffectiveAt,
 			&i.CreatedAt,
 			&i.AppliedAt,
@@ -259,7 +259,7 @@ func (q *Queries) TierChangeGet(ctx context.Context, db DBTX, arg TierChangeGetP
 		&i.ToPolicyID,
 		&i.ChargeCurrency,
 		&i.ChargeValue,
-		&i.PayinID,
+		&i.PayInID,
 		&i.EffectiveAt,
 		&i.CreatedAt,
 		&i.AppliedAt,
@@ -275,12 +275,12 @@ SELECT tenant_id, id, license_id, subscription_id, kind, status, from_policy_id,
 
 type TierChangeGetByPayInParams struct {
 	TenantID uuid.UUID
-	PayinID  uuid.UUID
+	PayInID  uuid.UUID
 }
 
 // TierChangeGetByPayIn finds the upgrade a tier_upgrade PayIn pays (tier_changes_payin_key).
 func (q *Queries) TierChangeGetByPayIn(ctx context.Context, db DBTX, arg TierChangeGetByPayInParams) (TierChange, error) {
-	row := db.QueryRow(ctx, tierChangeGetByPayIn, arg.TenantID, arg.PayinID)
+	row := db.QueryRow(ctx, tierChangeGetByPayIn, arg.TenantID, arg.PayInID)
 	var i TierChange
 	err := row.Scan(
 		&i.TenantID,
@@ -293,7 +293,7 @@ func (q *Queries) TierChangeGetByPayIn(ctx context.Context, db DBTX, arg TierCha
 		&i.ToPolicyID,
 		&i.ChargeCurrency,
 		&i.ChargeValue,
-		&i.PayinID,
+		&i.PayInID,
 		&i.EffectiveAt,
 		&i.CreatedAt,
 		&i.AppliedAt,
@@ -345,7 +345,7 @@ func (q *Queries) TierChangeList(ctx context.Context, db DBTX, arg TierChangeLis
 			&i.ToPolicyID,
 			&i.ChargeCurrency,
 			&i.ChargeValue,
-			&i.PayinID,
+			&i.PayInID,
 			&i.EffectiveAt,
 			&i.CreatedAt,
 			&i.AppliedAt,
@@ -414,7 +414,7 @@ func (q *Queries) TierChangeOpen(ctx context.Context, db DBTX, arg TierChangeOpe
 		&i.ToPolicyID,
 		&i.ChargeCurrency,
 		&i.ChargeValue,
-		&i.PayinID,
+		&i.PayInID,
 		&i.EffectiveAt,
 		&i.CreatedAt,
 		&i.AppliedAt,

@@ -25,8 +25,8 @@ type UpstreamStoreCreateParams struct {
 	ID           uuid.UUID
 	Kind         UpstreamStoreKind
 	Name         string
-	BaseUrl      string
-	ApiKeySealed []byte
+	BaseURL      string
+	APIKeySealed []byte
 	Enabled      bool
 	RevokeOnGone bool
 	Now          time.Time
@@ -41,8 +41,8 @@ func (q *Queries) UpstreamStoreCreate(ctx context.Context, db DBTX, arg Upstream
 		arg.ID,
 		arg.Kind,
 		arg.Name,
-		arg.BaseUrl,
-		arg.ApiKeySealed,
+		arg.BaseURL,
+		arg.APIKeySealed,
 		arg.Enabled,
 		arg.RevokeOnGone,
 		arg.Now,
@@ -55,8 +55,8 @@ func (q *Queries) UpstreamStoreCreate(ctx context.Context, db DBTX, arg Upstream
 		&i.ID,
 		&i.Kind,
 		&i.Name,
-		&i.BaseUrl,
-		&i.ApiKeySealed,
+		&i.BaseURL,
+		&i.APIKeySealed,
 		&i.PolicyID,
 		&i.Enabled,
 		&i.RevokeOnGone,
@@ -84,8 +84,8 @@ func (q *Queries) UpstreamStoreGet(ctx context.Context, db DBTX, arg UpstreamSto
 		&i.ID,
 		&i.Kind,
 		&i.Name,
-		&i.BaseUrl,
-		&i.ApiKeySealed,
+		&i.BaseURL,
+		&i.APIKeySealed,
 		&i.PolicyID,
 		&i.Enabled,
 		&i.RevokeOnGone,
@@ -124,8 +124,8 @@ func (q *Queries) UpstreamStoreList(ctx context.Context, db DBTX, arg UpstreamSt
 			&i.ID,
 			&i.Kind,
 			&i.Name,
-			&i.BaseUrl,
-			&i.ApiKeySealed,
+			&i.BaseURL,
+			&i.APIKeySealed,
 			&i.PolicyID,
 			&i.Enabled,
 			&i.RevokeOnGone,
@@ -156,8 +156,8 @@ RETURNING tenant_id, id, kind, name, base_url, api_key_sealed, policy_id, enable
 
 type UpstreamStoreUpdateParams struct {
 	Name         *string
-	BaseUrl      *string
-	ApiKeySealed []byte
+	BaseURL      *string
+	APIKeySealed []byte
 	Enabled      *bool
 	RevokeOnGone *bool
 	Now          time.Time
@@ -169,8 +169,8 @@ type UpstreamStoreUpdateParams struct {
 func (q *Queries) UpstreamStoreUpdate(ctx context.Context, db DBTX, arg UpstreamStoreUpdateParams) (UpstreamStore, error) {
 	row := db.QueryRow(ctx, upstreamStoreUpdate,
 		arg.Name,
-		arg.BaseUrl,
-		arg.ApiKeySealed,
+		arg.BaseURL,
+		arg.APIKeySealed,
 		arg.Enabled,
 		arg.RevokeOnGone,
 		arg.Now,
@@ -183,8 +183,8 @@ func (q *Queries) UpstreamStoreUpdate(ctx context.Context, db DBTX, arg Upstream
 		&i.ID,
 		&i.Kind,
 		&i.Name,
-		&i.BaseUrl,
-		&i.ApiKeySealed,
+		&i.BaseURL,
+		&i.APIKeySealed,
 		&i.PolicyID,
 		&i.Enabled,
 		&i.RevokeOnGone,

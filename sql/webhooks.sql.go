@@ -171,7 +171,7 @@ type WebhookDeliveryClaimNextDueRow struct {
 	EventType            string
 	EventData            []byte
 	EventOccurredAt      time.Time
-	EndpointUrl          string
+	EndpointURL          string
 	EndpointSecretSealed []byte
 }
 
@@ -198,7 +198,7 @@ func (q *Queries) WebhookDeliveryClaimNextDue(ctx context.Context, db DBTX, arg 
 		&i.EventType,
 		&i.EventData,
 		&i.EventOccurredAt,
-		&i.EndpointUrl,
+		&i.EndpointURL,
 		&i.EndpointSecretSealed,
 	)
 	return i, err
@@ -493,7 +493,7 @@ RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, u
 type WebhookEndpointCreateParams struct {
 	TenantID     uuid.UUID
 	ID           uuid.UUID
-	Url          string
+	URL          string
 	EventTypes   []string
 	Enabled      bool
 	SecretSealed []byte
@@ -508,7 +508,7 @@ func (q *Queries) WebhookEndpointCreate(ctx context.Context, db DBTX, arg Webhoo
 	row := db.QueryRow(ctx, webhookEndpointCreate,
 		arg.TenantID,
 		arg.ID,
-		arg.Url,
+		arg.URL,
 		arg.EventTypes,
 		arg.Enabled,
 		arg.SecretSealed,
@@ -519,7 +519,7 @@ func (q *Queries) WebhookEndpointCreate(ctx context.Context, db DBTX, arg Webhoo
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
-		&i.Url,
+		&i.URL,
 		&i.EventTypes,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -548,7 +548,7 @@ type WebhookEndpointDeleteParams struct {
 type WebhookEndpointDeleteRow struct {
 	TenantID          uuid.UUID
 	ID                uuid.UUID
-	Url               string
+	URL               string
 	EventTypes        []string
 	Enabled           bool
 	SecretSealed      []byte
@@ -566,7 +566,7 @@ func (q *Queries) WebhookEndpointDelete(ctx context.Context, db DBTX, arg Webhoo
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
-		&i.Url,
+		&i.URL,
 		&i.EventTypes,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -593,7 +593,7 @@ func (q *Queries) WebhookEndpointGet(ctx context.Context, db DBTX, arg WebhookEn
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
-		&i.Url,
+		&i.URL,
 		&i.EventTypes,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -661,7 +661,7 @@ func (q *Queries) WebhookEndpointList(ctx context.Context, db DBTX, arg WebhookE
 		if err := rows.Scan(
 			&i.TenantID,
 			&i.ID,
-			&i.Url,
+			&i.URL,
 			&i.EventTypes,
 			&i.Enabled,
 			&i.SecretSealed,
@@ -815,7 +815,7 @@ func (q *Queries) WebhookEndpointRotateSecret(ctx context.Context, db DBTX, arg 
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
-		&i.Url,
+		&i.URL,
 		&i.EventTypes,
 		&i.Enabled,
 		&i.SecretSealed,
@@ -836,7 +836,7 @@ RETURNING tenant_id, id, url, event_types, enabled, secret_sealed, created_at, u
 `
 
 type WebhookEndpointUpdateParams struct {
-	Url        *string
+	URL        *string
 	EventTypes []string
 	Enabled    *bool
 	Now        time.Time
@@ -848,7 +848,7 @@ type WebhookEndpointUpdateParams struct {
 // flag (a null argument keeps the current value). No row means no such endpoint.
 func (q *Queries) WebhookEndpointUpdate(ctx context.Context, db DBTX, arg WebhookEndpointUpdateParams) (WebhookEndpoint, error) {
 	row := db.QueryRow(ctx, webhookEndpointUpdate,
-		arg.Url,
+		arg.URL,
 		arg.EventTypes,
 		arg.Enabled,
 		arg.Now,
@@ -859,7 +859,7 @@ func (q *Queries) WebhookEndpointUpdate(ctx context.Context, db DBTX, arg Webhoo
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
-		&i.Url,
+		&i.URL,
 		&i.EventTypes,
 		&i.Enabled,
 		&i.SecretSealed,

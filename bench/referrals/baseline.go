@@ -116,7 +116,7 @@ func baseline(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // the loop's writes are discarded on purpose
 	res := baselineResult{referrers: len(sample), snapshots: map[uuid.UUID]snapshot{}}
 	cooldownCutoff := now.Add(-time.Duration(settings.CooldownDays) * 24 * time.Hour)
-	windowStart := now.Add(-time.Duration(settings.IpWindowDays) * 24 * time.Hour)
+	windowStart := now.Add(-time.Duration(settings.IPWindowDays) * 24 * time.Hour)
 	start := time.Now()
 	for _, referrer := range sample {
 		var snap snapshot
@@ -174,7 +174,7 @@ func baseline(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int
 			switch {
 			case settings.CooldownDays > 0 && (c.createdAt.After(cooldownCutoff) || c.startedAt.After(cooldownCutoff)):
 				snap.cooldown++
-			case settings.RequireIpHash && c.ip == nil:
+			case settings.RequireIPHash && c.ip == nil:
 				snap.missingIP++
 			case c.ip != nil && referrerIPs[*c.ip]:
 				snap.sharedIP++
@@ -235,7 +235,7 @@ func compare(rows []sql.ReferralRecomputeRow, loop map[uuid.UUID]snapshot) int {
 			continue
 		}
 		s := snapshot{referred: *r.ReferredTotal, qualified: *r.QualifiedTotal, cooldown: *r.DisqualifiedCooldown,
-			missingIP: *r.DisqualifiedMissingIp, sharedIP: *r.DisqualifiedSharedIp, duplicateIP: *r.DisqualifiedDuplicateIp, bonus: *r.BonusUnits}
+			missingIP: *r.DisqualifiedMissingIP, sharedIP: *r.DisqualifiedSharedIP, duplicateIP: *r.DisqualifiedDuplicateIP, bonus: *r.BonusUnits}
 		if r.Badge != nil {
 			s.badge = string(*r.Badge)
 		}

@@ -265,9 +265,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 			outcomes.referred += *r.ReferredTotal
 			outcomes.qualified += *r.QualifiedTotal
 			outcomes.cooldown += *r.DisqualifiedCooldown
-			outcomes.missingIP += *r.DisqualifiedMissingIp
-			outcomes.sharedIP += *r.DisqualifiedSharedIp
-			outcomes.duplicateIP += *r.DisqualifiedDuplicateIp
+			outcomes.missingIP += *r.DisqualifiedMissingIP
+			outcomes.sharedIP += *r.DisqualifiedSharedIP
+			outcomes.duplicateIP += *r.DisqualifiedDuplicateIP
 		}
 	}
 	fmt.Printf("Outcomes (all referrers): %d referrals, %d qualified; disqualified: cooldown %d, missing IP %d, shared IP %d, duplicate IP %d; the rest are not candidates (inactive, unverified or no live qualifying subscription).\n\n",

@@ -41,7 +41,7 @@ type CustomerEventCreateParams struct {
 // (customerEventsRecompute). An unknown customer is ErrNotFound.
 func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateParams) (sql.CustomerEvent, error) {
 	event, err := queries.CustomerEventCreate(ctx, tx, sql.CustomerEventCreateParams{
-		TenantID: p.TenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, IpHash: p.IPHash,
+		TenantID: p.TenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, IPHash: p.IPHash,
 		OccurredAt: p.occurredAt(st.Now), Now: st.Now,
 	})
 	if err != nil {
@@ -85,7 +85,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	}
 	params := sql.CustomerEventCreateManyParams{
 		TenantID: p.TenantID, Now: st.Now, Ids: make([]uuid.UUID, len(events)), CustomerIds: customerIDs,
-		Types: make([]string, len(events)), IpHashes: make([]string, len(events)), OccurredAts: make([]time.Time, len(events)),
+		Types: make([]string, len(events)), IPHashes: make([]string, len(events)), OccurredAts: make([]time.Time, len(events)),
 	}
 	var unknown []FieldError
 	for i, e := range events {
@@ -96,7 +96,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 		}
 		params.Ids[i], params.Types[i], params.OccurredAts[i] = NewID(), e.Type, e.occurredAt(st.Now)
 		if e.IPHash != nil {
-			params.IpHashes[i] = *e.IPHash
+			params.IPHashes[i] = *e.IPHash
 		}
 	}
 	if len(unknown) > 0 {

@@ -106,7 +106,7 @@ type TierChangeFields struct {
 func TierChangeFieldsOf(c sql.TierChange) TierChangeFields {
 	return TierChangeFields{
 		TierChangeID: c.ID, Kind: c.Kind, TierChangeStatus: c.Status, FromPolicyID: c.FromPolicyID, ToPolicyID: c.ToPolicyID,
-		Charge: EventMoney{Currency: c.ChargeCurrency, Value: c.ChargeValue}, PayInID: c.PayinID, EffectiveAt: c.EffectiveAt,
+		Charge: EventMoney{Currency: c.ChargeCurrency, Value: c.ChargeValue}, PayInID: c.PayInID, EffectiveAt: c.EffectiveAt,
 	}
 }
 

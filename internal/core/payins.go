@@ -77,7 +77,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 		assets[i] = string(a)
 	}
 	debit, err := queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
-		TenantID: tenantID, PayinID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
+		TenantID: tenantID, PayInID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
 	})
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", DBError(err))
@@ -91,7 +91,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 	if debit.InvoiceSats == 0 {
 		return PayInPaid(ctx, tx, st, payin, nil, 0)
 	}
-	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayinID: payin.ID, Now: st.Now}); err != nil {
+	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: tenantID, PayInID: payin.ID, Now: st.Now}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
 	}
 	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoice{TenantID: tenantID, PayInID: payin.ID}}})
@@ -146,7 +146,7 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 			return nil
 		}
 		return queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-			TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: typ, EarnerCustomerID: earner,
+			TenantID: payin.TenantID, ID: NewID(), PayInID: payin.ID, Type: typ, EarnerCustomerID: earner,
 			Asset: asset, Amount: amount, BalanceAfter: balanceAfter, Now: st.Now,
 		})
 	}
@@ -196,7 +196,7 @@ func payoutRevenue(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) err
 		return nil
 	}
 	err := queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-		TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeTenantRevenue,
+		TenantID: payin.TenantID, ID: NewID(), PayInID: payin.ID, Type: sql.PayoutTypeTenantRevenue,
 		Asset: "sats", Amount: payin.CostSats, Now: st.Now,
 	})
 	if err != nil {
@@ -248,13 +248,13 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	}
 	if payin.Type == sql.PayinTypeTierUpgrade {
 		// The upgrade it would have paid fails with it; the buyer may start a new one.
-		_, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusPending, PayinID: &id, Failed: true})
+		_, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusPending, PayInID: &id, Failed: true})
 		if err != nil {
 			return sql.PayIn{}, err
 		}
 	}
 	if _, err := queries.PayInRefundCustodial(ctx, tx, sql.PayInRefundCustodialParams{
-		TenantID: tenantID, PayinID: id, CustomerID: payin.CustomerID, Now: st.Now,
+		TenantID: tenantID, PayInID: id, CustomerID: payin.CustomerID, Now: st.Now,
 	}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("refund payin %s: %w", id, DBError(err))
 	}
@@ -266,7 +266,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 			return sql.PayIn{}, fmt.Errorf("credit received sats of payin %s: %w", id, DBError(err))
 		}
 		err = queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-			TenantID: tenantID, ID: NewID(), PayinID: id, Type: sql.PayoutTypeUnderpaymentRefund, EarnerCustomerID: &payin.CustomerID,
+			TenantID: tenantID, ID: NewID(), PayInID: id, Type: sql.PayoutTypeUnderpaymentRefund, EarnerCustomerID: &payin.CustomerID,
 			Asset: string(sql.AssetCredits), Amount: receivedSats, BalanceAfter: &after, Now: st.Now,
 		})
 		if err != nil {
@@ -283,7 +283,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 
 // payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
 func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
-	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -319,7 +319,7 @@ func PayInInvoiceAbandoned(ctx context.Context, tx pgx.Tx, st Step, payin sql.Pa
 // payin.late_payment_credited. It returns the sats credited (0: nothing new). The caller
 // holds the PayIn's lock (PayInLock).
 func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, paidSats int64) (int64, error) {
-	late, err := queries.PayInInvoiceAccount(ctx, tx, sql.PayInInvoiceAccountParams{TenantID: payin.TenantID, PayinID: payin.ID, PaidSats: paidSats})
+	late, err := queries.PayInInvoiceAccount(ctx, tx, sql.PayInInvoiceAccountParams{TenantID: payin.TenantID, PayInID: payin.ID, PaidSats: paidSats})
 	if err != nil {
 		return 0, fmt.Errorf("account for what the invoice of payin %s received: %w", payin.ID, DBError(err))
 	}
@@ -333,7 +333,7 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 		return 0, fmt.Errorf("credit late payment of payin %s: %w", payin.ID, DBError(err))
 	}
 	err = queries.PayoutCreate(ctx, tx, sql.PayoutCreateParams{
-		TenantID: payin.TenantID, ID: NewID(), PayinID: payin.ID, Type: sql.PayoutTypeLatePaymentCredit, EarnerCustomerID: &payin.CustomerID,
+		TenantID: payin.TenantID, ID: NewID(), PayInID: payin.ID, Type: sql.PayoutTypeLatePaymentCredit, EarnerCustomerID: &payin.CustomerID,
 		Asset: string(sql.AssetCredits), Amount: late, BalanceAfter: &after, Now: st.Now,
 	})
 	if err != nil {
@@ -367,8 +367,8 @@ func payInInvoiceAttach(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn
 		expires = &invoice.ExpiresAt
 	}
 	row, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-		TenantID: payin.TenantID, PayinID: payin.ID, Provider: provider, ProviderInvoiceID: invoice.ID,
-		CheckoutUrl: invoice.CheckoutURL, AmountSats: invoice.AmountSats, ExpiresAt: expires, Now: st.Now,
+		TenantID: payin.TenantID, PayInID: payin.ID, Provider: provider, ProviderInvoiceID: invoice.ID,
+		CheckoutURL: invoice.CheckoutURL, AmountSats: invoice.AmountSats, ExpiresAt: expires, Now: st.Now,
 	})
 	if err != nil {
 		return sql.PayInInvoice{}, fmt.Errorf("attach invoice to payin %s: %w", payin.ID, DBError(err))
@@ -458,7 +458,7 @@ func CreditGrant(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID u
 	if payin, err = PayInPaid(ctx, tx, st, payin, nil, 0); err != nil {
 		return sql.PayIn{}, 0, err
 	}
-	payouts, err := queries.PayInPayouts(ctx, tx, sql.PayInPayoutsParams{TenantID: tenantID, PayinID: payin.ID})
+	payouts, err := queries.PayInPayouts(ctx, tx, sql.PayInPayoutsParams{TenantID: tenantID, PayInID: payin.ID})
 	if err != nil {
 		return sql.PayIn{}, 0, fmt.Errorf("payout of credit grant %s: %w", payin.ID, err)
 	}

@@ -96,7 +96,7 @@ func TestPayInMixedPayment(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payin.State)
 	require.Equal(t, int64(100), payin.CostSats)
-	parts, err := queries.PayInParts(ctx, l.db, sql.PayInPartsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	parts, err := queries.PayInParts(ctx, l.db, sql.PayInPartsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, parts, 2)
 	require.Equal(t, sql.AssetCredits, parts[0].Asset)
@@ -127,11 +127,11 @@ func TestPayInMixedPayment(t *testing.T) {
 	})
 	require.Equal(t, sql.PayinStatePAID, payin.State)
 	require.NotNil(t, payin.LicenseID)
-	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, payouts, 1)
 	require.Equal(t, int64(100), payouts[0].Amount)
-	transitions, err := queries.PayInTransitions(ctx, l.db, sql.PayInTransitionsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	transitions, err := queries.PayInTransitions(ctx, l.db, sql.PayInTransitionsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	var states []sql.PayInState
 	for _, tr := range transitions {
@@ -153,12 +153,12 @@ func TestPayInFullyCustodialIsPaidAtOnce(t *testing.T) {
 	require.Equal(t, int64(0), l.balance(t, sql.AssetCredits))
 	require.Equal(t, int64(20), l.balance(t, sql.AssetRewardSats))
 
-	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, payouts, 1)
 	require.Equal(t, sql.PayoutTypeTenantRevenue, payouts[0].Type)
 	require.Equal(t, int64(100), payouts[0].Amount)
-	transitions, err := queries.PayInTransitions(ctx, l.db, sql.PayInTransitionsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	transitions, err := queries.PayInTransitions(ctx, l.db, sql.PayInTransitionsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, transitions, 1, "the path it took: created PAID, never waiting for an invoice")
 	require.Nil(t, transitions[0].FromState)
@@ -203,7 +203,7 @@ func TestPayInFailRefunds(t *testing.T) {
 	})
 	require.Equal(t, int64(20), l.balance(t, sql.AssetCredits))
 	require.Equal(t, int64(20), l.balance(t, sql.AssetRewardSats))
-	refunds, err := queries.PayInRefunds(ctx, l.db, sql.PayInRefundsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	refunds, err := queries.PayInRefunds(ctx, l.db, sql.PayInRefundsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, refunds, 2)
 	require.Equal(t, int64(20), refunds[0].BalanceAfter)
@@ -311,14 +311,14 @@ func TestPayInInvariantsProperty(t *testing.T) {
 				overpaid := rapid.Int64Range(0, 50).Draw(rt, "overpaid")
 				require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
 					_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-						TenantID: l.tenant.ID, PayinID: payin.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(),
-						CheckoutUrl: "http://pay", AmountSats: cost - (before - after), Now: factory.Now,
+						TenantID: l.tenant.ID, PayInID: payin.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(),
+						CheckoutURL: "http://pay", AmountSats: cost - (before - after), Now: factory.Now,
 					})
 					if err != nil {
 						return err
 					}
 					err = queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
-						TenantID: l.tenant.ID, PayinID: payin.ID, PaidSats: ptr(cost - (before - after) + overpaid), Settled: true, Now: factory.Now,
+						TenantID: l.tenant.ID, PayInID: payin.ID, PaidSats: ptr(cost - (before - after) + overpaid), Settled: true, Now: factory.Now,
 					})
 					if err != nil {
 						return err
@@ -526,10 +526,10 @@ func TestCreditGrant(t *testing.T) {
 	require.Equal(t, int64(530), after)
 	require.Equal(t, int64(530), l.balance(t, sql.AssetCredits))
 
-	parts, err := queries.PayInParts(ctx, l.db, sql.PayInPartsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	parts, err := queries.PayInParts(ctx, l.db, sql.PayInPartsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Empty(t, parts, "the tenant funds a grant: nothing is debited")
-	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayinID: payin.ID})
+	payouts, err := queries.PayInPayouts(ctx, l.db, sql.PayInPayoutsParams{TenantID: l.tenant.ID, PayInID: payin.ID})
 	require.NoError(t, err)
 	require.Len(t, payouts, 1)
 	require.Equal(t, sql.PayoutTypeCreditGrant, payouts[0].Type)
@@ -585,11 +585,11 @@ func TestPayInStatistics(t *testing.T) {
 	require.NoError(t, err)
 	l.inTx(t, func(tx pgx.Tx) error {
 		_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-			TenantID: l.tenant.ID, PayinID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutUrl: "http://pay", AmountSats: 60, Now: factory.Now,
+			TenantID: l.tenant.ID, PayInID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: 60, Now: factory.Now,
 		})
 		require.NoError(t, err)
 		require.NoError(t, queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
-			TenantID: l.tenant.ID, PayinID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
+			TenantID: l.tenant.ID, PayInID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
 		}))
 		_, err = core.PayInPaid(ctx, tx, factory.Step(), mixed, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 5)
 		require.NoError(t, err)

@@ -85,16 +85,16 @@ func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralS
 	stored, err := queries.ReferralSettingsPut(ctx, tx, sql.ReferralSettingsPutParams{
 		TenantID: p.TenantID, BatchSize: valueOr(p.BatchSize, current.BatchSize), BonusPerBatch: valueOr(p.BonusPerBatch, current.BonusPerBatch),
 		VerifiedBadgeAt: valueOr(p.VerifiedBadgeAt, current.VerifiedBadgeAt), EliteBadgeAt: valueOr(p.EliteBadgeAt, current.EliteBadgeAt),
-		CooldownDays: valueOr(p.CooldownDays, current.CooldownDays), IpWindowDays: valueOr(p.IPWindowDays, current.IpWindowDays),
-		RequireIpHash: valueOr(p.RequireIPHash, current.RequireIpHash), Now: st.Now,
+		CooldownDays: valueOr(p.CooldownDays, current.CooldownDays), IPWindowDays: valueOr(p.IPWindowDays, current.IPWindowDays),
+		RequireIPHash: valueOr(p.RequireIPHash, current.RequireIPHash), Now: st.Now,
 	})
 	if err != nil {
 		return sql.ReferralSettingsEffective{}, DBError(err)
 	}
 	settings := sql.ReferralSettingsEffective{
 		TenantID: stored.TenantID, BatchSize: stored.BatchSize, BonusPerBatch: stored.BonusPerBatch, VerifiedBadgeAt: stored.VerifiedBadgeAt,
-		EliteBadgeAt: stored.EliteBadgeAt, CooldownDays: stored.CooldownDays, IpWindowDays: stored.IpWindowDays,
-		RequireIpHash: stored.RequireIpHash, UpdatedAt: &stored.UpdatedAt,
+		EliteBadgeAt: stored.EliteBadgeAt, CooldownDays: stored.CooldownDays, IPWindowDays: stored.IPWindowDays,
+		RequireIPHash: stored.RequireIPHash, UpdatedAt: &stored.UpdatedAt,
 	}
 	var details any
 	if p.Details != nil {

@@ -138,7 +138,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	// paid at once from custodial balances then finds its cycle in PayInPaid.
 	payinID := NewID()
 	started, err := queries.SubscriptionRenewalStart(ctx, tx, sql.SubscriptionRenewalStartParams{
-		TenantID: tenantID, SubscriptionID: subscriptionID, CycleNumber: cycle, PayinID: payinID, Now: st.Now,
+		TenantID: tenantID, SubscriptionID: subscriptionID, CycleNumber: cycle, PayInID: payinID, Now: st.Now,
 	})
 	if err != nil {
 		return "", fmt.Errorf("open cycle %d of subscription %s: %w", cycle, subscriptionID, DBError(err))
@@ -174,7 +174,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 // the invoice expires. A renewal paid at once from custodial balances has no invoice and
 // emits subscription.renewed instead.
 func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, invoice sql.PayInInvoice) error {
-	r, err := queries.SubscriptionRenewalByPayIn(ctx, tx, sql.SubscriptionRenewalByPayInParams{TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID})
+	r, err := queries.SubscriptionRenewalByPayIn(ctx, tx, sql.SubscriptionRenewalByPayInParams{TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID})
 	if err != nil {
 		return fmt.Errorf("renewal of payin %s: %w", payin.ID, DBError(err))
 	}
@@ -184,7 +184,7 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	}
 	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, SubscriptionRenewalPendingEvent{
 		RenewalFields: renewalFieldsOf(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin),
-		InvoiceSats:   invoice.AmountSats, CheckoutURL: invoice.CheckoutUrl, InvoiceExpiresAt: invoice.ExpiresAt,
+		InvoiceSats:   invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,
 	})
 }
 
@@ -232,7 +232,7 @@ func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscripti
 // open: retrying that PayIn pays it, and the subscription lapses after its grace days if
 // nobody does.
 func renewalInvoiceFailed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
-	released, err := queries.SubscriptionCycleRelease(ctx, tx, sql.SubscriptionCycleReleaseParams{TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID})
+	released, err := queries.SubscriptionCycleRelease(ctx, tx, sql.SubscriptionCycleReleaseParams{TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		return nil
 	} else if err != nil {
@@ -328,7 +328,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 		return err
 	}
 	renewed, err := queries.SubscriptionRenewalPaid(ctx, tx, sql.SubscriptionRenewalPaidParams{
-		TenantID: payin.TenantID, PayinID: payin.ID, GenesisID: payin.GenesisID, Now: st.Now,
+		TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID, Now: st.Now,
 	})
 	if err != nil {
 		if err = DBError(err); errors.Is(err, ErrNotFound) {

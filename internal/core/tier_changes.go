@@ -105,7 +105,7 @@ func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.Licen
 	}
 	pending, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: license.TenantID, LicenseID: license.ID, Status: sql.TierChangeStatusPending})
 	if err = DBError(err); err == nil {
-		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrUpgradePending, *pending.PayinID)
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrUpgradePending, *pending.PayInID)
 	} else if !errors.Is(err, ErrNotFound) {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("pending upgrade of licence %s: %w", license.ID, err)
 	}
@@ -179,7 +179,7 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 	change, err := queries.TierChangeCreate(ctx, tx, sql.TierChangeCreateParams{
 		TenantID: tenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: kind, Status: status,
 		FromPolicyID: q.FromPolicyID, ToPolicyID: q.ToPolicyID, ChargeCurrency: q.ToCurrency, ChargeValue: q.ChargeValue,
-		PayinID: payinID, EffectiveAt: q.EffectiveAt, Now: st.Now,
+		PayInID: payinID, EffectiveAt: q.EffectiveAt, Now: st.Now,
 	})
 	if err != nil {
 		if err = DBError(err); errors.Is(err, ErrConflict) && status == sql.TierChangeStatusScheduled {
@@ -257,7 +257,7 @@ func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) e
 	if err := payoutRevenue(ctx, tx, st, payin); err != nil {
 		return err
 	}
-	change, err := queries.TierChangeGetByPayIn(ctx, tx, sql.TierChangeGetByPayInParams{TenantID: payin.TenantID, PayinID: payin.ID})
+	change, err := queries.TierChangeGetByPayIn(ctx, tx, sql.TierChangeGetByPayInParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	if err != nil {
 		return fmt.Errorf("tier change of payin %s: %w", payin.ID, DBError(err))
 	}

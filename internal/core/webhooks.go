@@ -45,7 +45,7 @@ func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, n
 	id := NewID()
 	secret := webhook.NewSecret()
 	endpoint, err := queries.WebhookEndpointCreate(ctx, tx, sql.WebhookEndpointCreateParams{
-		TenantID: tenantID, ID: id, Url: rawURL, EventTypes: eventTypes, Enabled: true,
+		TenantID: tenantID, ID: id, URL: rawURL, EventTypes: eventTypes, Enabled: true,
 		SecretSealed: box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: now, MaxEndpoints: int32(min(maxEndpoints, math.MaxInt32)),
 	})
 	switch err = DBError(err); {
@@ -94,7 +94,7 @@ func WebhookEndpointUpdate(ctx context.Context, tx sql.DBTX, now time.Time, acto
 		details["enabled"] = *change.Enabled
 	}
 	endpoint, err := queries.WebhookEndpointUpdate(ctx, tx, sql.WebhookEndpointUpdateParams{
-		TenantID: tenantID, ID: id, Url: change.URL, EventTypes: change.EventTypes, Enabled: change.Enabled, Now: now,
+		TenantID: tenantID, ID: id, URL: change.URL, EventTypes: change.EventTypes, Enabled: change.Enabled, Now: now,
 	})
 	if err != nil {
 		return sql.WebhookEndpoint{}, fmt.Errorf("update webhook endpoint %s: %w", id, DBError(err))
@@ -131,7 +131,7 @@ func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, acto
 	}
 	err = Audit(ctx, tx, now, tenantID, actor, Change{
 		Action: "webhook_endpoint.delete", SubjectType: "webhook_endpoint", SubjectID: id.String(),
-		Details: map[string]any{"url": deleted.Url, "deliveries_deleted": deleted.DeliveriesDeleted},
+		Details: map[string]any{"url": deleted.URL, "deliveries_deleted": deleted.DeliveriesDeleted},
 	})
 	return deleted, err
 }

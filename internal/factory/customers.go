@@ -59,7 +59,7 @@ func CustomerEvent(tb testing.TB, db sql.DBTX, tenantID, customerID uuid.UUID, t
 		hash = &ipHash
 	}
 	event, err := queries.CustomerEventCreate(context.Background(), db, sql.CustomerEventCreateParams{
-		TenantID: tenantID, ID: core.NewID(), CustomerID: customerID, Type: typ, IpHash: hash, OccurredAt: occurredAt, Now: Now,
+		TenantID: tenantID, ID: core.NewID(), CustomerID: customerID, Type: typ, IPHash: hash, OccurredAt: occurredAt, Now: Now,
 	})
 	if err != nil {
 		tb.Fatalf("factory: customer event: %v", err)

@@ -41,8 +41,8 @@ func StoreCreate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID uuid.U
 	}
 	id := core.NewID()
 	store, err := queries.UpstreamStoreCreate(ctx, tx, sql.UpstreamStoreCreateParams{
-		ID: id, Kind: sql.UpstreamStoreKind(p.Kind), Name: p.Name, BaseUrl: p.BaseURL,
-		ApiKeySealed: st.Box.Seal([]byte(p.APIKey), APIKeyLabel(tenantID, id)),
+		ID: id, Kind: sql.UpstreamStoreKind(p.Kind), Name: p.Name, BaseURL: p.BaseURL,
+		APIKeySealed: st.Box.Seal([]byte(p.APIKey), APIKeyLabel(tenantID, id)),
 		Enabled:      p.Enabled, RevokeOnGone: p.RevokeOnGone, Now: st.Now, TenantID: tenantID, PolicyID: p.PolicyID,
 	})
 	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
@@ -75,10 +75,10 @@ func StoreUpdate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID, id uu
 			return sql.UpstreamStore{}, err
 		}
 	}
-	p := sql.UpstreamStoreUpdateParams{Name: c.Name, BaseUrl: c.BaseURL, Enabled: c.Enabled, RevokeOnGone: c.RevokeOnGone,
+	p := sql.UpstreamStoreUpdateParams{Name: c.Name, BaseURL: c.BaseURL, Enabled: c.Enabled, RevokeOnGone: c.RevokeOnGone,
 		Now: st.Now, TenantID: tenantID, ID: id}
 	if c.APIKey != nil {
-		p.ApiKeySealed = st.Box.Seal([]byte(*c.APIKey), APIKeyLabel(tenantID, id))
+		p.APIKeySealed = st.Box.Seal([]byte(*c.APIKey), APIKeyLabel(tenantID, id))
 	}
 	store, err := queries.UpstreamStoreUpdate(ctx, tx, p)
 	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
