@@ -118,3 +118,11 @@ CROSS JOIN unnest(enum_range(NULL::asset)) AS a (asset)
 LEFT JOIN balances b ON b.tenant_id = c.tenant_id AND b.customer_id = c.id AND b.asset = a.asset
 WHERE c.tenant_id = @tenant_id::uuid AND c.id = @customer_id::uuid
 ORDER BY a.asset;
+
+-- name: CustomerSetAutoPay :one
+-- CustomerSetAutoPay turns a customer's auto-pay on or off: with it, renewals take credits
+-- then reward_sats before invoicing the rest. No row means the customer does not exist for
+-- the tenant. Primary key.
+UPDATE customers SET auto_pay = sqlc.arg(auto_pay)::boolean, updated_at = sqlc.arg(now)::timestamptz
+WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
+RETURNING *;

@@ -202,14 +202,6 @@ SELECT * FROM subscription_cycles
 WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND subscription_id = sqlc.arg(subscription_id)::uuid
 ORDER BY cycle_number;
 
--- name: CustomerSetAutoPay :one
--- CustomerSetAutoPay turns a customer's auto-pay on or off: with it, renewals take credits
--- then reward_sats before invoicing the rest. No row means the customer does not exist for
--- the tenant. Primary key.
-UPDATE customers SET auto_pay = sqlc.arg(auto_pay)::boolean, updated_at = sqlc.arg(now)::timestamptz
-WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
-RETURNING *;
-
 -- name: SubscriptionRenewalByPayIn :one
 -- SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
 -- cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened

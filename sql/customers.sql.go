@@ -466,6 +466,46 @@ func (q *Queries) CustomerReferrerChainContains(ctx context.Context, db DBTX, ar
 	return exists, err
 }
 
+const customerSetAutoPay = `-- name: CustomerSetAutoPay :one
+UPDATE customers SET auto_pay = $1::boolean, updated_at = $2::timestamptz
+WHERE tenant_id = $3::uuid AND id = $4::uuid
+RETURNING tenant_id, id, email, external_id, is_active, is_verified, invite_code, referred_by, created_at, updated_at, auto_pay
+`
+
+type CustomerSetAutoPayParams struct {
+	AutoPay  bool
+	Now      time.Time
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// CustomerSetAutoPay turns a customer's auto-pay on or off: with it, renewals take credits
+// then reward_sats before invoicing the rest. No row means the customer does not exist for
+// the tenant. Primary key.
+func (q *Queries) CustomerSetAutoPay(ctx context.Context, db DBTX, arg CustomerSetAutoPayParams) (Customer, error) {
+	row := db.QueryRow(ctx, customerSetAutoPay,
+		arg.AutoPay,
+		arg.Now,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i Customer
+	err := row.Scan(
+		&i.TenantID,
+		&i.ID,
+		&i.Email,
+		&i.ExternalID,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.InviteCode,
+		&i.ReferredBy,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.AutoPay,
+	)
+	return i, err
+}
+
 const customerUpdate = `-- name: CustomerUpdate :one
 UPDATE customers SET
     email       = coalesce($1::text, email),

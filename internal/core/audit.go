@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/sql"
 )
@@ -72,4 +73,14 @@ func Audit(ctx context.Context, tx sql.DBTX, now time.Time, tenantID uuid.UUID, 
 		return fmt.Errorf("append audit log %s: %w", c.Action, DBError(err))
 	}
 	return nil
+}
+
+// Record audits a change, with data as its details, and emits data's event: the two things
+// every state change does.
+func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, data EventData) error {
+	err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: data})
+	if err != nil {
+		return err
+	}
+	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, data)
 }

@@ -183,3 +183,18 @@ func NewInviteCode() string {
 	}
 	return string(b)
 }
+
+// CustomerSetAutoPay turns a customer's auto-pay on or off (renewals then take custodial
+// balances first, credits then reward_sats) and audits it. An unknown customer is
+// ErrNotFound.
+func CustomerSetAutoPay(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID uuid.UUID, autoPay bool) (sql.Customer, error) {
+	customer, err := queries.CustomerSetAutoPay(ctx, tx, sql.CustomerSetAutoPayParams{TenantID: tenantID, ID: customerID, AutoPay: autoPay, Now: st.Now})
+	if err != nil {
+		return sql.Customer{}, fmt.Errorf("set auto-pay of customer %s: %w", customerID, DBError(err))
+	}
+	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		Action: "customer.auto_pay", SubjectType: "customer", SubjectID: customerID.String(),
+		Details: map[string]any{"auto_pay": autoPay},
+	})
+	return customer, err
+}

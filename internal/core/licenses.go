@@ -161,13 +161,3 @@ func sortedIDs(ids []uuid.UUID) []uuid.UUID {
 func KeyMatches(stored, presented string) bool {
 	return stored != "" && subtle.ConstantTimeCompare([]byte(stored), []byte(presented)) == 1
 }
-
-// Record audits a change, with data as its details, and emits data's event: the two things
-// every state change does.
-func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, data EventData) error {
-	err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: data})
-	if err != nil {
-		return err
-	}
-	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, data)
-}

@@ -92,7 +92,7 @@ func SubscriptionRenewalDue(ctx context.Context, db sql.DBTX, p sql.Subscription
 // SubscriptionRenew renews a subscription for cycle, in tx, if that cycle is the one due
 // (under the subscription's row lock, so concurrent renewals of one subscription run one at
 // a time and the second finds the cycle open and does nothing), after applying a downgrade
-// scheduled for the licence (tierDowngradeDue; the renewal charges the new price):
+// scheduled for the licence (tierDowngradeApplyDue; the renewal charges the new price):
 //   - quoted: the cycle opened (SubscriptionRenewalStart: past_due, next renewal at the
 //     cycle's end) and tied to a subscription_renewal PayIn for the subscription's price (SAT
 //     verbatim, fiat at quote.Rate, stored on the PayIn), paid first from the customer's
@@ -117,7 +117,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 		return RenewalNotDue, nil
 	}
 	// A downgrade scheduled for this renewal applies first: the renewal charges its price.
-	if downgraded, err := tierDowngradeDue(ctx, tx, st, tenantID, sub.LicenseID); err != nil {
+	if downgraded, err := tierDowngradeApplyDue(ctx, tx, st, tenantID, sub.LicenseID); err != nil {
 		return "", err
 	} else if downgraded {
 		if sub, err = SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: tenantID, ID: subscriptionID, CycleNumber: cycle, Now: st.Now}); err != nil {
@@ -364,19 +364,4 @@ func renewedSubscription(r sql.SubscriptionRenewalPaidRow) sql.Subscription {
 		ConsecutiveFailures: r.ConsecutiveFailures, LastRenewalAttemptAt: r.LastRenewalAttemptAt, CreatedAt: r.CreatedAt,
 		CancelledAt: r.CancelledAt, StatusChangedAt: r.StatusChangedAt, UpdatedAt: r.UpdatedAt,
 	}
-}
-
-// CustomerSetAutoPay turns a customer's auto-pay on or off (renewals then take custodial
-// balances first, credits then reward_sats) and audits it. An unknown customer is
-// ErrNotFound.
-func CustomerSetAutoPay(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID uuid.UUID, autoPay bool) (sql.Customer, error) {
-	customer, err := queries.CustomerSetAutoPay(ctx, tx, sql.CustomerSetAutoPayParams{TenantID: tenantID, ID: customerID, AutoPay: autoPay, Now: st.Now})
-	if err != nil {
-		return sql.Customer{}, fmt.Errorf("set auto-pay of customer %s: %w", customerID, DBError(err))
-	}
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
-		Action: "customer.auto_pay", SubjectType: "customer", SubjectID: customerID.String(),
-		Details: map[string]any{"auto_pay": autoPay},
-	})
-	return customer, err
 }

@@ -265,10 +265,10 @@ func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) e
 	return err
 }
 
-// tierDowngradeDue applies the downgrade scheduled for a subscription's licence, if any, as
+// tierDowngradeApplyDue applies the downgrade scheduled for a subscription's licence, if any, as
 // its renewal starts (SubscriptionRenew): the renewal then charges the new price. It
 // reports whether one was applied.
-func tierDowngradeDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID) (bool, error) {
+func tierDowngradeApplyDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID) (bool, error) {
 	change, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: tenantID, LicenseID: licenseID, Status: sql.TierChangeStatusScheduled})
 	if err = DBError(err); errors.Is(err, ErrNotFound) {
 		return false, nil
