@@ -39,3 +39,12 @@ WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid
   AND (sqlc.narg(after)::uuid IS NULL OR id < sqlc.narg(after)::uuid)
 ORDER BY id DESC
 LIMIT @row_limit::int;
+
+-- name: LicenseMachineLimit :one
+-- LicenseMachineLimit is a licence's effective machine limit (license_machine_limits:
+-- max_machines plus its customer's referral bonus; NULL = unlimited), which a refused
+-- activation names. Primary keys.
+SELECT ml.max_machines
+FROM licenses l
+LEFT JOIN license_machine_limits ml ON ml.tenant_id = l.tenant_id AND ml.license_id = l.id
+WHERE l.tenant_id = @tenant_id::uuid AND l.id = @license_id::uuid;

@@ -12,6 +12,28 @@ import (
 	"github.com/google/uuid"
 )
 
+const licenseMachineLimit = `-- name: LicenseMachineLimit :one
+SELECT ml.max_machines
+FROM licenses l
+LEFT JOIN license_machine_limits ml ON ml.tenant_id = l.tenant_id AND ml.license_id = l.id
+WHERE l.tenant_id = $1::uuid AND l.id = $2::uuid
+`
+
+type LicenseMachineLimitParams struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+}
+
+// LicenseMachineLimit is a licence's effective machine limit (license_machine_limits:
+// max_machines plus its customer's referral bonus; NULL = unlimited), which a refused
+// activation names. Primary keys.
+func (q *Queries) LicenseMachineLimit(ctx context.Context, db DBTX, arg LicenseMachineLimitParams) (*int32, error) {
+	row := db.QueryRow(ctx, licenseMachineLimit, arg.TenantID, arg.LicenseID)
+	var max_machines *int32
+	err := row.Scan(&max_machines)
+	return max_machines, err
+}
+
 const machineActivate = `-- name: MachineActivate :one
 INSERT INTO machines (tenant_id, id, license_id, fingerprint, name, activated_at)
 SELECT l.tenant_id, $1::uuid, l.id, $2::text, $3::text, $4::timestamptz

@@ -36,7 +36,11 @@ func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 		if license.Status != sql.LicenseStatusActive {
 			return sql.Machine{}, false, fmt.Errorf("%w: licence %s is %s", ErrLicenseStatus, licenseID, license.Status)
 		}
-		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrMachineLimit, *license.MaxMachines, licenseID)
+		limit, err := queries.LicenseMachineLimit(ctx, tx, sql.LicenseMachineLimitParams{TenantID: tenantID, LicenseID: licenseID})
+		if err != nil || limit == nil {
+			return sql.Machine{}, false, fmt.Errorf("read the machine limit of licence %s: %w", licenseID, DBError(err))
+		}
+		return sql.Machine{}, false, fmt.Errorf("%w: all %d machine slots of licence %s are in use", ErrMachineLimit, *limit, licenseID)
 	} else if err != nil {
 		return sql.Machine{}, false, fmt.Errorf("activate machine: %w", err)
 	}
