@@ -129,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Ready == nil:
 		return nil, errors.New("api: Config.Ready is required")
 	}
+	cfg.DB = core.DB(cfg.DB)
 	if cfg.IdempotencyTTL == 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}

@@ -66,7 +66,7 @@ func (b *bundle) emit(t *testing.T, eventType string) {
 	inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 	require.NoError(t, err)
 	require.NoError(t, pg.InTx(ctx, b.db, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, inserter, b.clock.Now(), b.tenant.ID, eventData(t, eventType))
+		return core.Emit(ctx, tx, core.Step{Jobs: inserter, Now: b.clock.Now()}, core.Event{TenantID: b.tenant.ID, Data: eventData(t, eventType)})
 	}))
 }
 
@@ -537,7 +537,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 		require.NoError(t, err)
 		require.NoError(t, pg.InTx(context.Background(), b.db, func(tx pgx.Tx) error {
-			return core.Emit(context.Background(), tx, inserter, b.clock.Now(), other.ID, eventData(t, core.EventLicenseIssued))
+			return core.Emit(context.Background(), tx, core.Step{Jobs: inserter, Now: b.clock.Now()}, core.Event{TenantID: other.ID, Data: eventData(t, core.EventLicenseIssued)})
 		}))
 		var theirs uuid.UUID
 		require.NoError(t, b.db.QueryRow(context.Background(), `SELECT id FROM webhook_deliveries WHERE tenant_id = $1`, other.ID).Scan(&theirs))

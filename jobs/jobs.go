@@ -122,6 +122,7 @@ func LongestTimeout(cfg Config) (time.Duration, error) {
 // register fills in cfg's defaults, validates its settings and registers a worker for every
 // job kind.
 func register(cfg Config) (*registry, error) {
+	cfg.DB = core.DB(cfg.DB)
 	cfg.Batches = cfg.batches()
 	if err := cfg.Batches.validate(); err != nil {
 		return nil, err

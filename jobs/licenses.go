@@ -35,7 +35,7 @@ func (w *LicenseExpireSweepWorker) Work(ctx context.Context, job *river.Job[joba
 			return 0, fmt.Errorf("expire licences: %w", err)
 		}
 		for _, l := range expired {
-			err := core.Record(ctx, tx, st, l.TenantID, "license.expire", "license", l.ID, core.LicenseExpiredEvent(core.LicenseFieldsOf(l)))
+			err := core.Record(ctx, tx, st, core.Change{TenantID: l.TenantID, Action: "license.expire", SubjectType: "license", SubjectID: l.ID.String(), Event: core.LicenseExpiredEvent(core.LicenseFieldsOf(l))})
 			if err != nil {
 				return 0, err
 			}

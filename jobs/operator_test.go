@@ -174,7 +174,7 @@ func TestOperatorActions(t *testing.T) {
 			arrange: func(t *testing.T, o *operator) (river.JobArgs, func() bool) {
 				tenant := factory.Tenant(t, o.pool)
 				o.inTx(t, func(tx pgx.Tx) {
-					err := core.Emit(o.ctx, tx, factory.Jobs, o.clock.Now().Add(-31*day), tenant.ID, core.LicenseExpiredEvent{})
+					err := core.Emit(o.ctx, tx, core.Step{Jobs: factory.Jobs, Now: o.clock.Now().Add(-31 * day)}, core.Event{TenantID: tenant.ID, Data: core.LicenseExpiredEvent{}})
 					require.NoError(t, err)
 				})
 				return jobargs.EventRetentionSweep{}, func() bool {

@@ -48,7 +48,7 @@ func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uu
 			CustomerID: *r.ReferrerID, QualifiedTotal: r.QualifiedTotal, BonusUnits: r.BonusUnits, Badge: r.Badge,
 			PreviousBonusUnits: zeroIfNil(r.PreviousBonusUnits), PreviousBadge: r.PreviousBadge,
 		}
-		err := core.Record(ctx, tx, st, tenantID, "referral.reward_change", "customer", *r.ReferrerID, data)
+		err := core.Record(ctx, tx, st, core.Change{TenantID: tenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: (*r.ReferrerID).String(), Event: data})
 		if err != nil {
 			return ReferralRecomputeResult{}, err
 		}

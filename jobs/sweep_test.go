@@ -76,7 +76,7 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 			name: "EventRetentionSweep",
 			arrange: func(t *testing.T, tx pgx.Tx, now time.Time) {
 				tenant := factory.Tenant(t, tx)
-				require.NoError(t, core.Emit(context.Background(), tx, factory.Jobs, now.Add(-31*day), tenant.ID, core.LicenseExpiredEvent{}))
+				require.NoError(t, core.Emit(context.Background(), tx, core.Step{Jobs: factory.Jobs, Now: now.Add(-31 * day)}, core.Event{TenantID: tenant.ID, Data: core.LicenseExpiredEvent{}}))
 			},
 			work: func(t *testing.T, tx pgx.Tx, cfg Config) {
 				workSweep(t, tx, &EventRetentionSweepWorker{cfg: cfg}, jobargs.EventRetentionSweep{})

@@ -213,7 +213,7 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 	if recorded.State == sql.DeliveryStateDead {
 		action = "webhook_delivery.die"
 	}
-	return core.Audit(ctx, tx, w.cfg.Clock.Now(), job.Args.TenantID, jobActor(job.JobRow), core.Change{
+	return core.Audit(ctx, tx, core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow)}, core.Change{TenantID: job.Args.TenantID,
 		Action: action, SubjectType: "webhook_delivery", SubjectID: d.ID.String(),
 		Details: map[string]any{"attempts": recorded.Attempts, "last_status": recorded.LastStatus, "last_error": recorded.LastError},
 	})
@@ -231,7 +231,7 @@ func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *rive
 		return fmt.Errorf("abandon deliveries of webhook endpoint %s: %w", args.EndpointID, core.DBError(err))
 	}
 	for _, id := range ids {
-		err := core.Audit(ctx, tx, w.cfg.Clock.Now(), args.TenantID, jobActor(job.JobRow), core.Change{
+		err := core.Audit(ctx, tx, core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow)}, core.Change{TenantID: args.TenantID,
 			Action: "webhook_delivery.die", SubjectType: "webhook_delivery", SubjectID: id.String(),
 			Details: map[string]any{"last_error": reason},
 		})

@@ -205,7 +205,7 @@ func (b *deliverBundle) emit(t *testing.T, data core.EventData) map[uuid.UUID]sq
 	ctx := context.Background()
 	before := b.deliveries(t)
 	require.NoError(t, pg.InTx(ctx, b.tx, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, b.inserter, b.clock.Now(), b.tenant.ID, data)
+		return core.Emit(ctx, tx, core.Step{Jobs: b.inserter, Now: b.clock.Now()}, core.Event{TenantID: b.tenant.ID, Data: data})
 	}))
 	created := map[uuid.UUID]sql.WebhookDelivery{}
 	for _, d := range b.deliveries(t) {
@@ -830,7 +830,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		t.Parallel()
 		b := setupDeliver(t, 10*time.Second)
 		err := pg.InTx(context.Background(), b.tx, func(tx pgx.Tx) error {
-			return core.Emit(context.Background(), tx, b.inserter, b.clock.Now(), b.tenant.ID, explodedEvent{})
+			return core.Emit(context.Background(), tx, core.Step{Jobs: b.inserter, Now: b.clock.Now()}, core.Event{TenantID: b.tenant.ID, Data: explodedEvent{}})
 		})
 		require.EqualError(t, err, `emit event: unknown event type "license.exploded": add it to core.EventCatalog`)
 	})
@@ -902,7 +902,7 @@ func (b *riverBundle) emit(t *testing.T, tenantID uuid.UUID) {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, pg.InTx(ctx, b.pool, func(tx pgx.Tx) error {
-		return core.Emit(ctx, tx, b.client, b.clock.Now(), tenantID, core.LicenseIssuedEvent{})
+		return core.Emit(ctx, tx, core.Step{Jobs: b.client, Now: b.clock.Now()}, core.Event{TenantID: tenantID, Data: core.LicenseIssuedEvent{}})
 	}))
 }
 

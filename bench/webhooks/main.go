@@ -316,7 +316,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	runStart := time.Now()
 	for i := range o.events {
 		if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-			return core.Emit(ctx, tx, client, clk.Now(), tenantB.ID, core.LicenseIssuedEvent{LicenseID: seqID(i)})
+			return core.Emit(ctx, tx, core.Step{Jobs: client, Now: clk.Now()}, core.Event{TenantID: tenantB.ID, Data: core.LicenseIssuedEvent{LicenseID: seqID(i)}})
 		}); err != nil {
 			return err
 		}

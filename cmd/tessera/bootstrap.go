@@ -33,7 +33,7 @@ func newBootstrapCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return pg.InTx(ctx, c.pool, func(tx pgx.Tx) error {
+				return pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 					existing, err := sql.New().TenantGetFirst(ctx, tx)
 					if err = core.DBError(err); err == nil {
 						return printBootstrap(cmd.OutOrStdout(), c.cfg.Addr, existing.Slug, "", keyFile)

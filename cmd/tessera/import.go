@@ -68,7 +68,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	if err != nil {
 		return err
 	}
-	tenant, err := sql.New().TenantGetBySlug(ctx, c.pool, tenantSlug)
+	tenant, err := sql.New().TenantGetBySlug(ctx, c.db, tenantSlug)
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", tenantSlug, core.DBError(err))
 	}
@@ -89,7 +89,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	}
 	bar := progress{out: progressOut, total: len(rows), start: time.Now()}
 	var result upstream.ImportResult
-	err = pg.InTx(ctx, c.pool, func(tx pgx.Tx) error {
+	err = pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 		im, err := upstream.NewImporter(ctx, tx, st, tenant.ID, storeID)
 		if err != nil {
 			return err

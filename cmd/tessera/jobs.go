@@ -137,7 +137,7 @@ func withJobScope(ctx context.Context, slug string, fn func(c *cli, tx pgx.Tx, t
 		return withTenant(ctx, slug, func(c *cli, tx pgx.Tx, tenant sql.Tenant) error { return fn(c, tx, &tenant.ID) })
 	}
 	return withDB(ctx, func(c *cli) error {
-		return pg.InTx(ctx, c.pool, func(tx pgx.Tx) error { return fn(c, tx, nil) })
+		return pg.InTx(ctx, c.db, func(tx pgx.Tx) error { return fn(c, tx, nil) })
 	})
 }
 

@@ -96,7 +96,7 @@ func newKeyCommand() *cobra.Command {
 // withTenant runs fn in one transaction with the tenant named by slug.
 func withTenant(ctx context.Context, slug string, fn func(c *cli, tx pgx.Tx, tenant sql.Tenant) error) error {
 	return withDB(ctx, func(c *cli) error {
-		return pg.InTx(ctx, c.pool, func(tx pgx.Tx) error {
+		return pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 			tenant, err := sql.New().TenantGetBySlug(ctx, tx, slug)
 			if err != nil {
 				return fmt.Errorf("tenant %q: %w", slug, core.DBError(err))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/pg"
 )
 
 func newRootCommand() *cobra.Command {
@@ -38,11 +39,14 @@ func newRootCommand() *cobra.Command {
 	return root
 }
 
-// cli is what a database command needs: configuration, a logger, a pool and the clock.
+// cli is what a database command needs: configuration, a logger, the database and the clock.
 type cli struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// pool is the connection pool, for migrations and River; db is the same pool with
+	// Tessera's errors (core.DB), for everything else.
 	pool  *pgxpool.Pool
+	db    pg.DB
 	clock clock.Clock
 }
 
@@ -57,7 +61,7 @@ func withDB(ctx context.Context, fn func(c *cli) error) error {
 		return err
 	}
 	defer pool.Close()
-	return fn(&cli{cfg: cfg, log: cfg.logger(), pool: pool, clock: clock.System{}})
+	return fn(&cli{cfg: cfg, log: cfg.logger(), pool: pool, db: core.DB(pool), clock: clock.System{}})
 }
 
 // cliActor is the audit-log actor of CLI commands: the operating-system user.

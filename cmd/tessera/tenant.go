@@ -26,7 +26,7 @@ func newTenantCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return pg.InTx(cmd.Context(), c.pool, func(tx pgx.Tx) error {
+				return pg.InTx(cmd.Context(), c.db, func(tx pgx.Tx) error {
 					t, err := core.TenantCreate(cmd.Context(), tx, c.clock.Now(), cliActor(), box, slug, name)
 					if err != nil {
 						return err

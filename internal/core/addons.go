@@ -76,5 +76,5 @@ func AddonArchive(ctx context.Context, tx pgx.Tx, st Step, p AddonArchiveParams)
 
 // addonAudit records action on addon, with details.
 func addonAudit(ctx context.Context, tx pgx.Tx, st Step, action string, addon sql.Addon, details any) error {
-	return Audit(ctx, tx, st.Now, addon.TenantID, st.Actor, Change{Action: action, SubjectType: "addon", SubjectID: addon.ID.String(), Details: details})
+	return Audit(ctx, tx, st, Change{TenantID: addon.TenantID, Action: action, SubjectType: "addon", SubjectID: addon.ID.String(), Details: details})
 }

@@ -47,7 +47,7 @@ func APIKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 	if err != nil {
 		return sql.APIKey{}, "", fmt.Errorf("create api key: %w", DBError(err))
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "api_key.create", SubjectType: "api_key", SubjectID: key.ID.String(),
 		Details: map[string]string{"name": name, "prefix": prefix},
 	})
@@ -67,7 +67,7 @@ func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 		}
 		return sql.APIKey{}, fmt.Errorf("%w: api key %s", ErrNotFound, id)
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "api_key.revoke", SubjectType: "api_key", SubjectID: key.ID.String(),
 	})
 	return key, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -32,24 +31,29 @@ type Actor struct {
 	RequestID string
 }
 
-// Change describes one state change for the audit log.
+// Change describes one state change: what the audit log records and, through Record, the
+// event that announces it.
 type Change struct {
+	// TenantID is the tenant whose audit log records the change.
+	TenantID uuid.UUID
 	// Action names what happened, as domain.verb: "api_key.create".
 	Action string
 	// SubjectType and SubjectID name what it happened to.
 	SubjectType string
 	SubjectID   string
-	// Details is any JSON-encodable value worth keeping; nil records {}.
+	// Details is any JSON-encodable value worth keeping; nil records Event, or {}.
 	Details any
+	// Event is the change's event, which Record emits to the tenant's webhook endpoints.
+	Event EventData
 }
 
-// Audit appends c to tenantID's audit log in tx, so the entry commits with the change or
-// not at all.
-func Audit(ctx context.Context, tx sql.DBTX, now time.Time, tenantID uuid.UUID, actor Actor, c Change) error {
-	details := []byte("{}")
-	if c.Details != nil {
+// Audit appends c to its tenant's audit log in tx, at st.Now and by st.Actor, so the entry
+// commits with the change or not at all.
+func Audit(ctx context.Context, tx sql.DBTX, st Step, c Change) error {
+	details, actor := []byte("{}"), st.Actor
+	if kept := c.details(); kept != nil {
 		var err error
-		if details, err = json.Marshal(c.Details); err != nil {
+		if details, err = json.Marshal(kept); err != nil {
 			return fmt.Errorf("encode audit details of %s: %w", c.Action, err)
 		}
 	}
@@ -58,9 +62,9 @@ func Audit(ctx context.Context, tx sql.DBTX, now time.Time, tenantID uuid.UUID, 
 		requestID = &actor.RequestID
 	}
 	err := queries.AuditLogAppend(ctx, tx, sql.AuditLogAppendParams{
-		TenantID:    tenantID,
+		TenantID:    c.TenantID,
 		ID:          NewID(),
-		Now:         now,
+		Now:         st.Now,
 		ActorType:   actor.Type,
 		ActorID:     actor.ID,
 		Action:      c.Action,
@@ -75,12 +79,21 @@ func Audit(ctx context.Context, tx sql.DBTX, now time.Time, tenantID uuid.UUID, 
 	return nil
 }
 
-// Record audits a change, with data as its details, and emits data's event: the two things
-// every state change does.
-func Record(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, action, subjectType string, subjectID uuid.UUID, data EventData) error {
-	err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: action, SubjectType: subjectType, SubjectID: subjectID.String(), Details: data})
-	if err != nil {
+// details is what the audit log keeps of c: its Details, or else its Event.
+func (c Change) details() any {
+	if c.Details != nil {
+		return c.Details
+	}
+	if c.Event != nil {
+		return c.Event
+	}
+	return nil
+}
+
+// Record audits c and emits its Event: the two things every state change does.
+func Record(ctx context.Context, tx pgx.Tx, st Step, c Change) error {
+	if err := Audit(ctx, tx, st, c); err != nil {
 		return err
 	}
-	return Emit(ctx, tx, st.Jobs, st.Now, tenantID, data)
+	return Emit(ctx, tx, st, Event{TenantID: c.TenantID, Data: c.Event})
 }

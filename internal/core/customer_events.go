@@ -47,7 +47,7 @@ func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEven
 	if err != nil {
 		return sql.CustomerEvent{}, notFound(DBError(err), "customer", p.CustomerID)
 	}
-	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer_event.create", SubjectType: "customer", SubjectID: p.CustomerID.String(),
 		Details: map[string]any{"event_id": event.ID, "type": event.Type},
 	})
@@ -106,7 +106,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	if err != nil {
 		return 0, fmt.Errorf("record %d customer events: %w", len(events), DBError(err))
 	}
-	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.Ids[0].String(),
 		Details: map[string]any{"count": created},
 	})

@@ -52,7 +52,7 @@ func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreatePar
 		return sql.Customer{}, DBError(err)
 	}
 	if p.Details != nil {
-		err := Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+		err := Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 			Action: "customer.create", SubjectType: "customer", SubjectID: customer.ID.String(), Details: p.Details(customer),
 		})
 		if err != nil {
@@ -111,7 +111,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 	if err != nil {
 		return sql.Customer{}, notFound(DBError(err), "customer", p.ID)
 	}
-	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer.update", SubjectType: "customer", SubjectID: customer.ID.String(), Details: p.Sent,
 	})
 	if err != nil {
@@ -192,7 +192,7 @@ func CustomerSetAutoPay(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 	if err != nil {
 		return sql.Customer{}, fmt.Errorf("set auto-pay of customer %s: %w", customerID, DBError(err))
 	}
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "customer.auto_pay", SubjectType: "customer", SubjectID: customerID.String(),
 		Details: map[string]any{"auto_pay": autoPay},
 	})

@@ -95,6 +95,9 @@ var (
 // are ErrInvalid, each naming the constraint or the problem. Other errors pass through. It is
 // the one place where database errors are interpreted.
 func DBError(err error) error {
+	if translated := (*dbError)(nil); errors.As(err, &translated) {
+		return err
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &dbError{kind: ErrNotFound, msg: "not found", cause: err}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -63,17 +62,23 @@ func IsEventType(t string) bool {
 	return slices.Contains(EventTypes(), t)
 }
 
-// Emit records the event e is the data of in the outbox, creates one pending delivery, due
-// now, per enabled endpoint of the tenant subscribed to its type, and enqueues those
+// Event is one event of a tenant: Data says what happened, and its type.
+type Event struct {
+	TenantID uuid.UUID
+	Data     EventData
+}
+
+// Emit records e in the outbox at st.Now, creates one pending delivery, due then, per
+// enabled endpoint of the tenant subscribed to its type, and enqueues those
 // endpoints' webhook.deliver jobs (unique per endpoint), all in tx: the event exists and will
 // be delivered if and only if the change that caused it commits. A type that is not one of
 // EventTypes is an error (a programming mistake: no endpoint could subscribe to it).
-func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenantID uuid.UUID, e EventData) error {
-	eventType := e.EventType()
+func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
+	tenantID, now, eventType := e.TenantID, st.Now, e.Data.EventType()
 	if !IsEventType(eventType) {
 		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventCatalog", eventType)
 	}
-	data, err := json.Marshal(e)
+	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", eventType, err)
 	}
@@ -95,7 +100,7 @@ func Emit(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, tenan
 	if err != nil {
 		return fmt.Errorf("create deliveries of %s: %w", eventType, err)
 	}
-	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, endpoints...); err != nil {
+	if err := EnqueueWebhookDeliver(ctx, tx, st.Jobs, tenantID, endpoints...); err != nil {
 		return fmt.Errorf("deliver %s: %w", eventType, err)
 	}
 	return nil

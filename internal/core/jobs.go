@@ -108,7 +108,7 @@ func jobChange(ctx context.Context, tx pgx.Tx, now time.Time, actor Actor, tenan
 	if err != nil || owner == nil {
 		return job, err
 	}
-	return job, Audit(ctx, tx, now, *owner, actor, Change{
+	return job, Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: *owner,
 		Action: action, SubjectType: "job", SubjectID: strconv.FormatInt(id, 10),
 		Details: map[string]string{"kind": job.Kind, "from_state": string(lock.State), "state": string(job.State)},
 	})

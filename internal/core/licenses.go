@@ -53,7 +53,7 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p
 			return sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
 		}
 	}
-	return license, Record(ctx, tx, st, tenantID, "license.issue", "license", id, LicenseIssuedEvent(LicenseFieldsOf(license)))
+	return license, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "license.issue", SubjectType: "license", SubjectID: id.String(), Event: LicenseIssuedEvent(LicenseFieldsOf(license))})
 }
 
 // applicableAddons returns ids sorted and without duplicates after checking that each is a
@@ -130,7 +130,7 @@ func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uui
 		}
 		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrLicenseStatus, id, current.Status, action)
 	}
-	return license, Record(ctx, tx, st, tenantID, "license."+string(action), "license", id, t.Data(LicenseFieldsOf(license)))
+	return license, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "license." + string(action), SubjectType: "license", SubjectID: id.String(), Event: t.Data(LicenseFieldsOf(license))})
 }
 
 // LicenseByKey finds the licence a key names after checking the key is the one issued for

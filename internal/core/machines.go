@@ -44,7 +44,7 @@ func MachineActivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseI
 	} else if err != nil {
 		return sql.Machine{}, false, fmt.Errorf("activate machine: %w", err)
 	}
-	return machine, true, Record(ctx, tx, st, tenantID, "machine.activate", "machine", machine.ID, MachineActivatedEvent(MachineFieldsOf(machine)))
+	return machine, true, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "machine.activate", SubjectType: "machine", SubjectID: machine.ID.String(), Event: MachineActivatedEvent(MachineFieldsOf(machine))})
 }
 
 // MachineDeactivate deactivates an active machine of a licence; anything else is
@@ -54,5 +54,5 @@ func MachineDeactivate(ctx context.Context, tx pgx.Tx, st Step, tenantID, licens
 	if err != nil {
 		return sql.Machine{}, fmt.Errorf("active machine %s of licence %s: %w", machineID, licenseID, DBError(err))
 	}
-	return machine, Record(ctx, tx, st, tenantID, "machine.deactivate", "machine", machine.ID, MachineDeactivatedEvent(MachineFieldsOf(machine)))
+	return machine, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "machine.deactivate", SubjectType: "machine", SubjectID: machine.ID.String(), Event: MachineDeactivatedEvent(MachineFieldsOf(machine))})
 }

@@ -82,7 +82,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", DBError(err))
 	}
-	if err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	if err := Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "payin.create", SubjectType: "payin", SubjectID: payin.ID.String(),
 		Details: map[string]any{"type": payin.Type, "cost_sats": payin.CostSats, "custodial_sats": debit.CustodialSats},
 	}); err != nil {
@@ -187,7 +187,7 @@ func PayInPaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, from []
 		return sql.PayIn{}, fmt.Errorf("fulfil payin %s: %w", payin.ID, err)
 	}
 	st.Outcomes.payIn(payin, PayInPaidOutcome, "")
-	return payin, Record(ctx, tx, st, payin.TenantID, "payin.paid", "payin", payin.ID, PayInPaidEvent(PayInFieldsOf(payin)))
+	return payin, Record(ctx, tx, st, Change{TenantID: payin.TenantID, Action: "payin.paid", SubjectType: "payin", SubjectID: payin.ID.String(), Event: PayInPaidEvent(PayInFieldsOf(payin))})
 }
 
 // payoutRevenue records what a PAID PayIn earns the tenant: its cost in sats, when any.
@@ -278,7 +278,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	}
 	data := PayInFailedEvent{PayInFields: PayInFieldsOf(payin), FailureReason: reason}
 	st.Outcomes.payIn(payin, PayInFailedOutcome, reason)
-	return payin, Record(ctx, tx, st, tenantID, "payin.fail", "payin", id, data)
+	return payin, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "payin.fail", SubjectType: "payin", SubjectID: id.String(), Event: data})
 }
 
 // payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
@@ -341,7 +341,7 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, payin sql.P
 	}
 	data := PayInLatePaymentCreditedEvent{PayInFields: PayInFieldsOf(payin), CreditedSats: late, ReceivedSats: paidSats, BalanceAfter: after}
 	st.Outcomes.payIn(payin, PayInLateCreditedOutcome, "")
-	return late, Record(ctx, tx, st, payin.TenantID, "payin.late_payment_credit", "payin", payin.ID, data)
+	return late, Record(ctx, tx, st, Change{TenantID: payin.TenantID, Action: "payin.late_payment_credit", SubjectType: "payin", SubjectID: payin.ID.String(), Event: data})
 }
 
 // PayInInvoiceCreated records the provider invoice for the rest of a PayIn and moves it
@@ -430,7 +430,7 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, failed sql.PayIn, p Pay
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("retry payin %s: %w", failed.ID, err)
 	}
-	err = Audit(ctx, tx, st.Now, claimed.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: claimed.TenantID,
 		Action: "payin.retry", SubjectType: "payin", SubjectID: claimed.ID.String(),
 		Details: map[string]any{"successor_id": successor.ID, "genesis_id": successor.GenesisID, "retry_count": successor.RetryCount},
 	})
@@ -466,7 +466,7 @@ func CreditGrant(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID u
 		return sql.PayIn{}, 0, fmt.Errorf("credit grant %s: %d payouts, want one with its balance after", payin.ID, len(payouts))
 	}
 	after := *payouts[0].BalanceAfter
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "credit.grant", SubjectType: "customer", SubjectID: customerID.String(),
 		Details: map[string]any{"payin_id": payin.ID, "amount": amount, "reason": reason, "balance_after": after},
 	})

@@ -151,5 +151,5 @@ func PolicyArchive(ctx context.Context, tx pgx.Tx, st Step, p PolicyArchiveParam
 
 // policyAudit records action on policy, with details.
 func policyAudit(ctx context.Context, tx pgx.Tx, st Step, action string, policy sql.Policy, details any) error {
-	return Audit(ctx, tx, st.Now, policy.TenantID, st.Actor, Change{Action: action, SubjectType: "policy", SubjectID: policy.ID.String(), Details: details})
+	return Audit(ctx, tx, st, Change{TenantID: policy.TenantID, Action: action, SubjectType: "policy", SubjectID: policy.ID.String(), Details: details})
 }

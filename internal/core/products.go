@@ -71,7 +71,7 @@ func ProductArchive(ctx context.Context, tx pgx.Tx, st Step, p ProductArchivePar
 
 // productAudit records action on product, with details.
 func productAudit(ctx context.Context, tx pgx.Tx, st Step, action string, product sql.Product, details any) error {
-	return Audit(ctx, tx, st.Now, product.TenantID, st.Actor, Change{Action: action, SubjectType: "product", SubjectID: product.ID.String(), Details: details})
+	return Audit(ctx, tx, st, Change{TenantID: product.TenantID, Action: action, SubjectType: "product", SubjectID: product.ID.String(), Details: details})
 }
 
 // ProductReleaseCreateParams is a new release of product ProductID of TenantID.
@@ -102,7 +102,7 @@ func ProductReleaseCreate(ctx context.Context, tx pgx.Tx, st Step, p ProductRele
 	if err != nil {
 		return sql.ProductRelease{}, DBError(err)
 	}
-	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "product_release.create", SubjectType: "product_release", SubjectID: release.ID.String(),
 		Details: map[string]any{"product_id": p.ProductID, "version": release.Version, "released_at": release.ReleasedAt},
 	})

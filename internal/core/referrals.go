@@ -100,7 +100,7 @@ func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralS
 	if p.Details != nil {
 		details = p.Details(settings)
 	}
-	err = Audit(ctx, tx, st.Now, p.TenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "referral_settings.update", SubjectType: "tenant", SubjectID: p.TenantID.String(), Details: details,
 	})
 	if err != nil {

@@ -161,7 +161,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	if payin.State == sql.PayinStatePAID {
 		data.SubscriptionStatus = sql.SubscriptionStatusActive // paid at once from custodial balances
 	}
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
+	err = Audit(ctx, tx, st, Change{TenantID: tenantID, Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
 	if err != nil {
 		return "", err
 	}
@@ -182,10 +182,11 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	if err != nil {
 		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, DBError(err))
 	}
-	return Emit(ctx, tx, st.Jobs, st.Now, payin.TenantID, SubscriptionRenewalPendingEvent{
+	return Emit(ctx, tx, Step{Jobs: st.Jobs, Now: st.Now}, Event{TenantID: payin.TenantID, Data: SubscriptionRenewalPendingEvent{
 		RenewalFields: renewalFieldsOf(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin),
 		InvoiceSats:   invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,
-	})
+	}})
+
 }
 
 // renewalFieldsOf is the part of a renewal's audit entry and events that says the
@@ -214,7 +215,7 @@ func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscripti
 		outcome = RenewalStuck
 	}
 	st.Outcomes.renewal(outcome)
-	return outcome, Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	return outcome, Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
 		Details: map[string]any{
 			"cycle_number": cycle, "error": cause.Error(), "consecutive_failures": failed.ConsecutiveFailures,
@@ -268,7 +269,7 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 		if err != nil {
 			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, DBError(err))
 		}
-		err = Record(ctx, tx, st, s.TenantID, "subscription.lapse", "subscription", s.ID, SubscriptionLapsedEvent(SubscriptionFieldsOf(s, license)))
+		err = Record(ctx, tx, st, Change{TenantID: s.TenantID, Action: "subscription.lapse", SubjectType: "subscription", SubjectID: s.ID.String(), Event: SubscriptionLapsedEvent(SubscriptionFieldsOf(s, license))})
 		if err != nil {
 			return 0, err
 		}
@@ -307,7 +308,7 @@ func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID,
 		return sql.Subscription{}, fmt.Errorf("%w: subscription %s is %s with %d failures, not stuck at the cap of %d",
 			ErrRenewalNotStuck, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
 	}
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: id.String(),
 		Details: map[string]any{"next_renewal_at": sub.NextRenewalAt},
 	})
@@ -346,7 +347,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 		return fmt.Errorf("licence of subscription %s: %w", renewed.ID, DBError(err))
 	}
 	data := SubscriptionRenewedEvent{SubscriptionFields: SubscriptionFieldsOf(renewedSubscription(renewed), license), CycleNumber: renewed.CycleNumber, PayInID: payin.ID}
-	err = Record(ctx, tx, st, payin.TenantID, "subscription.renewed", "subscription", renewed.ID, data)
+	err = Record(ctx, tx, st, Change{TenantID: payin.TenantID, Action: "subscription.renewed", SubjectType: "subscription", SubjectID: renewed.ID.String(), Event: data})
 	if err != nil {
 		return err
 	}

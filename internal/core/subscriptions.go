@@ -34,7 +34,7 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 			return sql.Subscription{}, sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
 		}
 	}
-	err = Record(ctx, tx, st, tenantID, "subscription.create", "subscription", sub.ID, SubscriptionCreatedEvent(SubscriptionFieldsOf(sub, license)))
+	err = Record(ctx, tx, st, Change{TenantID: tenantID, Action: "subscription.create", SubjectType: "subscription", SubjectID: sub.ID.String(), Event: SubscriptionCreatedEvent(SubscriptionFieldsOf(sub, license))})
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}
@@ -66,7 +66,7 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 		return sql.Subscription{}, sql.License{}, err
 	}
 	data := SubscriptionCancelledEvent{SubscriptionFields: SubscriptionFieldsOf(sub, license), Message: license.Message}
-	err = Record(ctx, tx, st, tenantID, "subscription.cancel", "subscription", sub.ID, data)
+	err = Record(ctx, tx, st, Change{TenantID: tenantID, Action: "subscription.cancel", SubjectType: "subscription", SubjectID: sub.ID.String(), Event: data})
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}

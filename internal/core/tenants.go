@@ -20,7 +20,7 @@ func TenantCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 	if err := SigningKeyCreate(ctx, tx, now, box, tenant.ID); err != nil {
 		return sql.Tenant{}, err
 	}
-	err = Audit(ctx, tx, now, tenant.ID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenant.ID,
 		Action: "tenant.create", SubjectType: "tenant", SubjectID: tenant.ID.String(),
 		Details: map[string]string{"slug": slug, "name": name},
 	})

@@ -189,7 +189,7 @@ func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}
-	err = Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
 		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeFieldsOf(change),
 	})
 	return change, err
@@ -208,7 +208,7 @@ func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, 
 		action = "tier_change.fail"
 	}
 	for _, c := range ended {
-		err := Audit(ctx, tx, st.Now, tenantID, st.Actor, Change{
+		err := Audit(ctx, tx, st, Change{TenantID: tenantID,
 			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeFieldsOf(c),
 		})
 		if err != nil {
@@ -244,7 +244,7 @@ func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierCha
 	}
 	change.Status, change.AppliedAt = sql.TierChangeStatusApplied, &st.Now
 	data := LicenseTierChangedEvent{LicenseFields: LicenseFieldsOf(license), TierChangeFields: TierChangeFieldsOf(change)}
-	err = Record(ctx, tx, st, change.TenantID, "license.tier_change", "license", license.ID, data)
+	err = Record(ctx, tx, st, Change{TenantID: change.TenantID, Action: "license.tier_change", SubjectType: "license", SubjectID: license.ID.String(), Event: data})
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}

@@ -54,7 +54,7 @@ func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, n
 	case err != nil:
 		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "webhook_endpoint.create", SubjectType: "webhook_endpoint", SubjectID: id.String(),
 		Details: map[string]any{"url": rawURL, "event_types": eventTypes},
 	})
@@ -99,7 +99,7 @@ func WebhookEndpointUpdate(ctx context.Context, tx sql.DBTX, now time.Time, acto
 	if err != nil {
 		return sql.WebhookEndpoint{}, fmt.Errorf("update webhook endpoint %s: %w", id, DBError(err))
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "webhook_endpoint.update", SubjectType: "webhook_endpoint", SubjectID: id.String(), Details: details,
 	})
 	return endpoint, err
@@ -116,7 +116,7 @@ func WebhookEndpointRotateSecret(ctx context.Context, tx sql.DBTX, box *secrets.
 	if err != nil {
 		return sql.WebhookEndpoint{}, "", fmt.Errorf("rotate secret of webhook endpoint %s: %w", id, DBError(err))
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "webhook_endpoint.rotate_secret", SubjectType: "webhook_endpoint", SubjectID: id.String(),
 	})
 	return endpoint, secret, err
@@ -129,7 +129,7 @@ func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, acto
 	if err != nil {
 		return sql.WebhookEndpointDeleteRow{}, fmt.Errorf("delete webhook endpoint %s: %w", id, DBError(err))
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "webhook_endpoint.delete", SubjectType: "webhook_endpoint", SubjectID: id.String(),
 		Details: map[string]any{"url": deleted.URL, "deliveries_deleted": deleted.DeliveriesDeleted},
 	})
@@ -161,7 +161,7 @@ func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now 
 	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, delivery.EndpointID); err != nil {
 		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", id, err)
 	}
-	err = Audit(ctx, tx, now, tenantID, actor, Change{
+	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
 		Action: "webhook_delivery.retry", SubjectType: "webhook_delivery", SubjectID: id.String(),
 		Details: map[string]any{"endpoint_id": delivery.EndpointID, "event_id": delivery.EventID, "attempts": delivery.Attempts},
 	})

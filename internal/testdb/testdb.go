@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/migrations"
 )
@@ -146,7 +147,8 @@ func exists(ctx context.Context, conn *pgx.Conn, database string) bool {
 }
 
 // Tx returns a transaction in the shared migrated database, rolled back when the test
-// ends. Code under test that begins transactions on it gets savepoints.
+// ends, its errors translated at the data boundary as in production (core.Tx). Code under
+// test that begins transactions on it gets savepoints.
 func Tx(tb testing.TB) pgx.Tx {
 	tb.Helper()
 	setup(tb)
@@ -159,7 +161,7 @@ func Tx(tb testing.TB) pgx.Tx {
 			tb.Errorf("testdb: roll back: %v", err)
 		}
 	})
-	return tx
+	return core.Tx(tx)
 }
 
 // Clone returns a pool on a new database cloned from the migrated template, and the

@@ -80,7 +80,7 @@ func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res R
 		LicenseID: ul.LicenseID, CustomerID: ul.CustomerID, StoreID: ul.StoreID,
 		ExternalLicenseID: target.ExternalLicenseID, UpstreamStatus: res.Status, DetectedAt: st.Now,
 	}
-	err = core.Record(ctx, tx, st, ul.TenantID, "license.upstream_revoke", "license", ul.LicenseID, data)
+	err = core.Record(ctx, tx, st, core.Change{TenantID: ul.TenantID, Action: "license.upstream_revoke", SubjectType: "license", SubjectID: ul.LicenseID.String(), Event: data})
 	if err != nil {
 		return err
 	}

@@ -421,7 +421,7 @@ func (im *Importer) owner(ctx context.Context, r Row) (uuid.UUID, error) {
 
 // Finish audits the import as one entry with its counts.
 func (im *Importer) Finish(ctx context.Context) error {
-	return core.Audit(ctx, im.tx, im.st.Now, im.store.TenantID, im.st.Actor, core.Change{
+	return core.Audit(ctx, im.tx, im.st, core.Change{TenantID: im.store.TenantID,
 		Action: "upstream_store.import", SubjectType: "upstream_store", SubjectID: im.store.ID.String(), Details: im.Result,
 	})
 }

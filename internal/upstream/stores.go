@@ -50,7 +50,7 @@ func StoreCreate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID uuid.U
 	} else if err != nil {
 		return sql.UpstreamStore{}, fmt.Errorf("create upstream store: %w", err)
 	}
-	err = core.Audit(ctx, tx, st.Now, tenantID, st.Actor, core.Change{
+	err = core.Audit(ctx, tx, st, core.Change{TenantID: tenantID,
 		Action: "upstream_store.create", SubjectType: "upstream_store", SubjectID: id.String(),
 		Details: map[string]any{"kind": p.Kind, "name": p.Name, "base_url": p.BaseURL, "policy_id": p.PolicyID,
 			"enabled": p.Enabled, "revoke_on_gone": p.RevokeOnGone},
@@ -86,7 +86,7 @@ func StoreUpdate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID, id uu
 	} else if err != nil {
 		return sql.UpstreamStore{}, fmt.Errorf("update upstream store %s: %w", id, err)
 	}
-	err = core.Audit(ctx, tx, st.Now, tenantID, st.Actor, core.Change{
+	err = core.Audit(ctx, tx, st, core.Change{TenantID: tenantID,
 		Action: "upstream_store.update", SubjectType: "upstream_store", SubjectID: id.String(),
 		Details: map[string]any{"name": c.Name, "base_url": c.BaseURL, "api_key_changed": c.APIKey != nil,
 			"enabled": c.Enabled, "revoke_on_gone": c.RevokeOnGone},
