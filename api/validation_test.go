@@ -176,7 +176,7 @@ func TestValidation(t *testing.T) {
 	})
 
 	t.Run("VersionIgnoredWithoutFallback", func(t *testing.T) {
-		v, _ := b.validate(t, map[string]any{"key": newLicense(t).Key, "version": "9.9-unknown", "build_date": time.Now().Add(1000 * day)})
+		v, _ := b.validate(t, map[string]any{"key": newLicense(t).Key, "version": "9.9-unknown", "build_date": b.clock.Now().Add(1000 * day)})
 		require.Equal(t, "VALID", v.Code, "a running subscription covers every build")
 	})
 

@@ -71,7 +71,7 @@ func setupOperator(t *testing.T, rc RevocationConfig) *operator {
 // waiting inserts args to run in an hour: a job an operator can act on before it runs.
 func (o *operator) waiting(t *testing.T, args river.JobArgs) *rivertype.JobRow {
 	t.Helper()
-	res, err := o.client.Insert(o.ctx, args, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	res, err := o.client.Insert(o.ctx, args, &river.InsertOpts{ScheduledAt: clock.System{}.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	require.False(t, res.UniqueSkippedAsDuplicate)
 	return res.Job
@@ -321,7 +321,7 @@ func TestOperatorActionsRetryOfADuplicate(t *testing.T) {
 				if tt.opts != nil {
 					opts = *tt.opts
 				}
-				opts.ScheduledAt = time.Now().Add(time.Hour).Truncate(time.Hour) // one period
+				opts.ScheduledAt = clock.System{}.Now().Add(time.Hour).Truncate(time.Hour) // one period
 				res, err := o.client.Insert(o.ctx, args, &opts)
 				require.NoError(t, err)
 				require.False(t, res.UniqueSkippedAsDuplicate)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/browser"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/jobargs"
 )
 
@@ -29,7 +30,7 @@ func startRiverUIServer(t *testing.T) (*server, *rivertype.JobRow) {
 	inserter, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{})
 	require.NoError(t, err)
 	inserted, err := inserter.Insert(t.Context(), jobargs.ReferralRecompute{TenantID: s.tenant.ID},
-		&river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+		&river.InsertOpts{ScheduledAt: clock.System{}.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	return s, inserted.Job
 }
