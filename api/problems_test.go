@@ -19,7 +19,6 @@ import (
 // TestProblems sends each class of bad input and expects problem+json, never a 500.
 func TestProblems(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 
 	for _, tc := range []struct {
 		name   string
@@ -50,18 +49,24 @@ func TestProblems(t *testing.T) {
 		{"UnknownKeyID", http.MethodDelete, "/v1/admin/api-keys/01900000-0000-7000-8000-000000000000", "", nil, http.StatusNotFound, api.CodeNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
 			res := b.request(t, tc.method, tc.path, tc.body, tc.header...)
 			requireCode(t, res, tc.status, tc.code)
 		})
 	}
 
 	t.Run("WrongMethodNamesAllowed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodPatch, "/v1/admin/tenant", "")
 		requireCode(t, res, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed)
 		require.Contains(t, res.header.Get("Allow"), http.MethodGet)
 	})
 
 	t.Run("RequestIDOnEveryAnswer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodGet, "/nowhere", "")
 		require.NotEmpty(t, res.header.Get("X-Request-Id"))
 		res = b.request(t, http.MethodGet, "/nowhere", "", "X-Request-Id", "abc-123")
