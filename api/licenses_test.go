@@ -106,19 +106,19 @@ func TestLicenseIssue(t *testing.T) {
 			foreignAddon := factory.Addon(t, b.db, b.tenant.ID, factory.AddonPerpetual([]string{"X"}, "elite-yearly"))
 			otherAddon := factory.Addon(t, b.db, other.ID)
 			return map[string]string{
-			"OtherTenantsPolicy":     fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, otherPolicy.ID, customer.ID),
-			"OtherTenantsCustomer":   fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, policy.ID, otherCustomer.ID),
-			"AddonNotForThisPolicy":  fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, foreignAddon.ID),
-			"OtherTenantsAddon":      fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, otherAddon.ID),
-			"UnknownPolicy":          fmt.Sprintf(`{"policy_id":"01900000-0000-7000-8000-000000000000","customer_id":%q}`, customer.ID),
-			"MalformedPolicyID":      fmt.Sprintf(`{"policy_id":"nope","customer_id":%q}`, customer.ID),
-			"MalformedExpiry":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"tomorrow"}`, policy.ID, customer.ID),
-			"UnknownField":           fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"status":"revoked"}`, policy.ID, customer.ID),
-			"MissingCustomer":        fmt.Sprintf(`{"policy_id":%q}`, policy.ID),
-			"NullAddonList":          fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[null]}`, policy.ID, customer.ID),
-			"AddonIDsNotAList":       fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":"x"}`, policy.ID, customer.ID),
-			"ExpiryYear10000":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"10000-01-01T00:00:00Z"}`, policy.ID, customer.ID),
-			"ExpiryBeforeChristOnly": fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"-0001-01-01T00:00:00Z"}`, policy.ID, customer.ID),
+				"OtherTenantsPolicy":     fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, otherPolicy.ID, customer.ID),
+				"OtherTenantsCustomer":   fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, policy.ID, otherCustomer.ID),
+				"AddonNotForThisPolicy":  fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, foreignAddon.ID),
+				"OtherTenantsAddon":      fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, otherAddon.ID),
+				"UnknownPolicy":          fmt.Sprintf(`{"policy_id":"01900000-0000-7000-8000-000000000000","customer_id":%q}`, customer.ID),
+				"MalformedPolicyID":      fmt.Sprintf(`{"policy_id":"nope","customer_id":%q}`, customer.ID),
+				"MalformedExpiry":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"tomorrow"}`, policy.ID, customer.ID),
+				"UnknownField":           fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"status":"revoked"}`, policy.ID, customer.ID),
+				"MissingCustomer":        fmt.Sprintf(`{"policy_id":%q}`, policy.ID),
+				"NullAddonList":          fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[null]}`, policy.ID, customer.ID),
+				"AddonIDsNotAList":       fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":"x"}`, policy.ID, customer.ID),
+				"ExpiryYear10000":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"10000-01-01T00:00:00Z"}`, policy.ID, customer.ID),
+				"ExpiryBeforeChristOnly": fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"-0001-01-01T00:00:00Z"}`, policy.ID, customer.ID),
 			}
 		}
 		for name := range bodies(t, setup(t)) {
