@@ -67,13 +67,16 @@ func TestRiverUIRequiresOperator(t *testing.T) {
 			{name: "EmptyPassword", user: "operator"},
 		} {
 			t.Run(path+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
 				res := s.operatorRequest(t, http.MethodGet, path, tt.user, tt.password, "", nil)
 				require.Equal(t, http.StatusUnauthorized, res.status, res.body)
 				require.Equal(t, `Basic realm="Tessera operators", charset="UTF-8"`, res.header.Get("WWW-Authenticate"))
 				require.NotContains(t, res.body, "referral.recompute")
 			})
 		}
-		t.Run(path+"/SignedIn", func(t *testing.T) { // /riverui redirects to /riverui/
+		t.Run(path+"/SignedIn", func(t *testing.T) {
+			t.Parallel()
+			// /riverui redirects to /riverui/
 			res := s.operatorRequest(t, http.MethodGet, path, "operator", testOperatorPassword, "", nil)
 			require.Equal(t, http.StatusOK, res.status, res.body)
 			require.Empty(t, res.header.Get("WWW-Authenticate"))
