@@ -230,9 +230,10 @@ func TestOperatorActions(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			o := setupOperator(t, RevocationConfig{})
 
 			t.Run("CancelThenRetry", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				job := o.cancelled(t, args)
 				require.False(t, done(), "a cancelled job does nothing")
@@ -240,11 +241,15 @@ func TestOperatorActions(t *testing.T) {
 				require.Eventually(t, done, operatorWait, 20*time.Millisecond, "Retry of a cancelled job does its work")
 			})
 			t.Run("RetryDiscarded", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				o.retry(t, o.discarded(t, args))
 				require.Eventually(t, done, operatorWait, 20*time.Millisecond, "Retry of a discarded job does its work")
 			})
 			t.Run("DeleteThenNext", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				job := o.waiting(t, args)
 				_, err := o.client.JobDelete(o.ctx, job.ID)
