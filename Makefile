@@ -7,6 +7,12 @@ SQLC_VERSION := v1.31.1
 BIN := $(CURDIR)/bin
 SQLC := $(BIN)/sqlc
 SQLC_STAMP := $(BIN)/.sqlc-$(SQLC_VERSION)
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint
+GOLANGCI_LINT_STAMP := $(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
+# ERRSWALLOW is Tessera's own vet analyzer (internal/lint/errswallow), built from this module so
+# go.mod pins its golang.org/x/tools.
+ERRSWALLOW := $(BIN)/errswallow
 # OPENAPI_LINT holds the pinned OpenAPI linters (package-lock.json) and their configuration.
 OPENAPI_LINT := .ci/openapi-lint
 # CHROMIUM is Debian's headless browser: the tests of /docs and River UI render pages in it.
@@ -68,11 +74,15 @@ examples: $(JQ) $(NPM)
 key: build
 	url="$(database)"; DATABASE_URL="$$url" ./tessera key create --tenant "$(TENANT)" --name "$(NAME)"
 
-## check: gofmt, go vet, sqlc diff and lint-openapi; fails on any finding
-check: $(SQLC_STAMP) lint-openapi
+## check: gofmt, go vet (with the errswallow analyzer), golangci-lint (.golangci.yml), sqlc diff
+##        and lint-openapi; fails on any finding
+check: $(SQLC_STAMP) $(GOLANGCI_LINT_STAMP) lint-openapi
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	go build -o $(ERRSWALLOW) ./internal/lint/errswallow/cmd/errswallow
+	go vet -vettool=$(ERRSWALLOW) ./...
+	$(GOLANGCI_LINT) run ./...
 	$(SQLC) diff
 
 ## lint-openapi: lint both OpenAPI documents (3.1 and 3.0, as `tessera openapi` prints them) with
@@ -106,6 +116,11 @@ db-stop:
 $(SQLC_STAMP):
 	mkdir -p $(BIN)
 	GOBIN=$(BIN) CGO_ENABLED=0 go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+	touch $@
+
+$(GOLANGCI_LINT_STAMP):
+	mkdir -p $(BIN)
+	CGO_ENABLED=0 GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	touch $@
 
 # The linters, installed with npm exactly as package-lock.json pins them, without install scripts.

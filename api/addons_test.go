@@ -77,7 +77,7 @@ func TestAddons(t *testing.T) {
 	t.Run("BadPerpetualShape", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		existing := factory.Addon(t, b.db, b.tenant.ID).ID.String()
+		factory.Addon(t, b.db, b.tenant.ID)
 		for _, tc := range []struct{ name, metadata, detail string }{
 			{"PerpetualNotBoolean", `{"perpetual":"yes","features":[],"allowed_ids":[]}`, "metadata.perpetual must be a boolean"},
 			{"FeaturesMissing", `{"perpetual":true,"allowed_ids":["elite"]}`, "metadata.features is required when metadata.perpetual is true"},
@@ -89,12 +89,16 @@ func TestAddons(t *testing.T) {
 			{"AllowedIDsObject", `{"perpetual":true,"features":[],"allowed_ids":{"a":1}}`, "metadata.allowed_ids must be an array"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				existing := factory.Addon(t, b.db, b.tenant.ID).ID.String()
 				p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/addons",
 					`{"slug":"bad","name":"Bad","metadata":`+tc.metadata+`}`), http.StatusUnprocessableEntity)
 				require.Contains(t, p.Detail, tc.detail)
 				p = requireProblem(t, b.request(t, http.MethodPatch, "/v1/admin/addons/"+existing,
 					`{"metadata":`+tc.metadata+`}`), http.StatusUnprocessableEntity)
 				require.Contains(t, p.Detail, tc.detail)
+				require.Len(t, decode[page[addon]](t, b.request(t, http.MethodGet, "/v1/admin/addons", "")).Items, 1, "nothing created")
 			})
 		}
 		for _, metadata := range []string{`[]`, `"x"`, `1`} {

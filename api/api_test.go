@@ -133,7 +133,7 @@ func (b *bundle) send(t *testing.T, srv *httptest.Server, method, path, body str
 	}
 	res, err := srv.Client().Do(req)
 	require.NoError(t, err)
-	defer res.Body.Close()
+	defer func() { require.NoError(t, res.Body.Close()) }()
 	got, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	return response{status: res.StatusCode, header: res.Header, body: got}

@@ -15,28 +15,31 @@ import (
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 
-	b := setup(t)
-	revoked, revokedSecret := factory.APIKey(t, b.db, b.tenant.ID)
-	_, err := core.APIKeyRevoke(t.Context(), b.db, factory.Now, factory.Actor, b.tenant.ID, revoked.ID)
-	require.NoError(t, err)
-	// A key with a real prefix but a wrong secret.
-	forged := b.key[:17] + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-
 	for _, tc := range []struct {
 		name          string
-		authorization string
+		authorization func(b *bundle, revokedSecret string) string
 	}{
-		{"Missing", ""},
-		{"NotBearer", "Basic " + b.key},
-		{"BearerWithoutKey", "Bearer "},
-		{"Malformed", "Bearer not-a-key"},
-		{"Unknown", "Bearer tsk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
-		{"ForgedSecret", "Bearer " + forged},
-		{"Revoked", "Bearer " + revokedSecret},
-		{"Oversized", "Bearer " + strings.Repeat("A", 4096)},
+		{"Missing", func(*bundle, string) string { return "" }},
+		{"NotBearer", func(b *bundle, _ string) string { return "Basic " + b.key }},
+		{"BearerWithoutKey", func(*bundle, string) string { return "Bearer " }},
+		{"Malformed", func(*bundle, string) string { return "Bearer not-a-key" }},
+		{"Unknown", func(*bundle, string) string {
+			return "Bearer tsk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		}},
+		// A key with a real prefix but a wrong secret.
+		{"ForgedSecret", func(b *bundle, _ string) string {
+			return "Bearer " + b.key[:17] + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		}},
+		{"Revoked", func(_ *bundle, revokedSecret string) string { return "Bearer " + revokedSecret }},
+		{"Oversized", func(*bundle, string) string { return "Bearer " + strings.Repeat("A", 4096) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", tc.authorization)
+			t.Parallel()
+			b := setup(t)
+			revoked, revokedSecret := factory.APIKey(t, b.db, b.tenant.ID)
+			_, err := core.APIKeyRevoke(t.Context(), b.db, factory.Now, factory.Actor, b.tenant.ID, revoked.ID)
+			require.NoError(t, err)
+			res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", tc.authorization(b, revokedSecret))
 			p := requireCode(t, res, http.StatusUnauthorized, api.CodeUnauthenticated)
 			require.Equal(t, "missing, unknown or revoked API key", p.Detail, "every failure reads the same")
 			require.Contains(t, res.header.Get("WWW-Authenticate"), "Bearer")
@@ -44,6 +47,8 @@ func TestAuthentication(t *testing.T) {
 	}
 
 	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodGet, "/v1/admin/tenant", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		got := decode[struct {
@@ -55,11 +60,15 @@ func TestAuthentication(t *testing.T) {
 	})
 
 	t.Run("LowerCaseScheme", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "bearer "+b.key)
 		require.Equal(t, http.StatusOK, res.status)
 	})
 
 	t.Run("PublicOperationsNeedNoKey", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodGet, "/healthz", "", "Authorization", "")
 		require.Equal(t, http.StatusOK, res.status)
 	})

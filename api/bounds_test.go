@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
@@ -24,17 +25,23 @@ func TestAmountBounds(t *testing.T) {
 
 	t.Run("Policies", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		productID := factory.Product(t, b.db, b.tenant.ID).ID
-		create := func(slug, fields string) response {
-			return b.request(t, http.MethodPost, "/v1/admin/policies", fmt.Sprintf(
-				`{"product_id":%q,"slug":%q,"name":"P","listed_currency":"USD","is_recurring":false,%s}`, productID, slug, fields))
+		// setupPolicies returns a bundle with a product, a function creating a policy of it
+		// with fields, and the id of a policy created at the lower bounds.
+		setupPolicies := func(t *testing.T) (b *bundle, productID uuid.UUID, create func(slug, fields string) response, id string) {
+			t.Helper()
+			b = setup(t)
+			productID = factory.Product(t, b.db, b.tenant.ID).ID
+			create = func(slug, fields string) response {
+				return b.request(t, http.MethodPost, "/v1/admin/policies", fmt.Sprintf(
+					`{"product_id":%q,"slug":%q,"name":"P","listed_currency":"USD","is_recurring":false,%s}`, productID, slug, fields))
+			}
+			res := create("max", `"listed_value":1000000000000,"max_machines":1000000,"tier_rank":1000000`)
+			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+			res = create("min", `"listed_value":0,"max_machines":0,"tier_rank":-1000000`)
+			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+			return b, productID, create, decode[struct{ ID string }](t, res).ID
 		}
-		res := create("max", `"listed_value":1000000000000,"max_machines":1000000,"tier_rank":1000000`)
-		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
-		res = create("min", `"listed_value":0,"max_machines":0,"tier_rank":-1000000`)
-		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
-		id := decode[struct{ ID string }](t, res).ID
+		setupPolicies(t)
 
 		for _, tc := range []struct{ name, field, location string }{
 			{"PriceOverMaximum", `"listed_value":1000000000001`, "body.listed_value"},
@@ -44,6 +51,8 @@ func TestAmountBounds(t *testing.T) {
 			{"RankUnderMinimum", `"tier_rank":-1000001`, "body.tier_rank"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b, _, create, id := setupPolicies(t)
 				res := create("x", `"listed_value":1,`+tc.field)
 				requireProblem(t, res, http.StatusUnprocessableEntity)
 				require.Equal(t, tc.location, decode[errorsOf](t, res).Errors[0].Location)
@@ -54,6 +63,8 @@ func TestAmountBounds(t *testing.T) {
 		}
 
 		t.Run("DatabaseRefusesThemToo", func(t *testing.T) {
+			t.Parallel()
+			b, productID, _, _ := setupPolicies(t)
 			for name, params := range map[string]sql.PolicyCreateParams{
 				"policies_listed_value_max": {ListedValue: 1_000_000_000_001},
 				"policies_max_machines_max": {MaxMachines: ptr[int32](1_000_001)},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -62,10 +63,11 @@ func operationsOf(item *huma.PathItem) map[string]*huma.Operation {
 // treated a successful activation as a failure).
 func TestResponsesMatchTheDocument(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	spec := api.Spec()
 
 	t.Run("CustomerWithoutReferrer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodPost, "/v1/admin/customers", `{"email":"alone@example.com"}`)
 		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 		require.Contains(t, string(res.body), `"referred_by":null`)
@@ -76,6 +78,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	})
 
 	t.Run("ReferrerWithoutBadge", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		referrer := factory.Customer(t, b.db, b.tenant.ID)
 		factory.Customer(t, b.db, b.tenant.ID, factory.CustomerReferredBy(referrer.ID))
 		res := b.request(t, http.MethodGet, "/v1/admin/customers/"+referrer.ID.String()+"/referrals", "")
@@ -87,6 +91,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	})
 
 	t.Run("MachineActivation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		policy := factory.Policy(t, b.db, b.tenant.ID)
 		l := factory.License(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
 		for _, want := range []int{http.StatusCreated, http.StatusOK} {
@@ -100,6 +106,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	})
 
 	t.Run("BothDocumentsPublishThem", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		for _, path := range []string{"/openapi.json", "/openapi-3.0.json"} {
 			res := b.request(t, http.MethodGet, path, "")
 			require.Equal(t, http.StatusOK, res.status)
@@ -110,6 +118,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	})
 
 	t.Run("WebhooksIn31Only", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		var doc struct {
 			Webhooks map[string]any `json:"webhooks"`
 		}
@@ -152,14 +162,20 @@ func TestContractIsComplete(t *testing.T) {
 		declared[tag.Name] = true
 	}
 	used := map[string]bool{}
-	var afterSchema string
+	var (
+		afterMu     sync.Mutex
+		afterSchema string
+	)
 	for path, item := range spec.Paths {
 		for method, op := range operationsOf(item) {
 			name := op.OperationID
+			for _, tag := range op.Tags {
+				used[tag] = true
+			}
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				require.Len(t, op.Tags, 1)
 				require.True(t, declared[op.Tags[0]], "tag %q is not declared", op.Tags[0])
-				used[op.Tags[0]] = true
 
 				security, ok := doc.Paths[path][strings.ToLower(method)]["security"]
 				require.True(t, ok, "security is not declared")
@@ -175,10 +191,13 @@ func TestContractIsComplete(t *testing.T) {
 					if p.In == "query" && p.Name == "after" && name != "job-list" {
 						s, err := json.Marshal(p.Schema)
 						require.NoError(t, err)
+						afterMu.Lock()
 						if afterSchema == "" {
 							afterSchema = string(s)
 						}
-						require.JSONEq(t, afterSchema, string(s), "every list operation takes the same cursor")
+						first := afterSchema
+						afterMu.Unlock()
+						require.JSONEq(t, first, string(s), "every list operation takes the same cursor")
 						page := spec.Components.Schemas.SchemaFromRef(op.Responses["200"].Content["application/json"].Schema.Ref)
 						require.Equal(t, p.Schema.Format, page.Properties["next_cursor"].Format, "next_cursor is an after")
 					}
@@ -221,6 +240,7 @@ func TestContractIsComplete(t *testing.T) {
 	}
 
 	t.Run("ImportRowsAreTyped", func(t *testing.T) {
+		t.Parallel()
 		body := spec.Paths["/v1/admin/upstream-stores/{id}/imports"].Post.RequestBody.Content["application/json"].Schema
 		row := spec.Components.Schemas.SchemaFromRef(body.Items.Ref)
 		require.NotNil(t, row, "rows are a named schema")
@@ -230,6 +250,7 @@ func TestContractIsComplete(t *testing.T) {
 	})
 
 	t.Run("MainTypesHaveExamples", func(t *testing.T) {
+		t.Parallel()
 		for _, name := range []string{"PurchaseInputBody", "ValidateInputBody", "MachineActivateInputBody", "CustomerCreateInputBody", "License", "Machine", "UpstreamImportRow"} {
 			schema := spec.Components.Schemas.Map()[name]
 			require.NotNil(t, schema, name)
@@ -249,7 +270,6 @@ func TestContractIsComplete(t *testing.T) {
 // each answer is documented, headers included.
 func TestMiddlewareAnswersAreDocumented(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	spec := api.Spec()
 	const path = "/v1/admin/customers"
 
@@ -265,6 +285,8 @@ func TestMiddlewareAnswersAreDocumented(t *testing.T) {
 		{"BadIdempotencyKey", `{"email":"key@example.com"}`, []string{"Idempotency-Key", "has space"}, http.StatusBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
 			res := b.request(t, http.MethodPost, path, c.body, c.header...)
 			requireProblem(t, res, c.status)
 			requireDocumented(t, spec, http.MethodPost, path, res)
@@ -272,6 +294,8 @@ func TestMiddlewareAnswersAreDocumented(t *testing.T) {
 	}
 
 	t.Run("Replay", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		for range 2 {
 			res := b.request(t, http.MethodPost, path, `{"email":"replay@example.com"}`, "Idempotency-Key", "contract-1", "X-Request-Id", "contract-req")
 			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)

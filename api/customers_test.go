@@ -117,21 +117,29 @@ func TestCustomers(t *testing.T) {
 
 	t.Run("Duplicates", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		existing := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("ada@example.com"),
-			func(p *sql.CustomerCreateParams) { p.ExternalID = ptr("ext-1"); p.InviteCode = "ADA-CODE" })
-		other := factory.Customer(t, b.db, b.tenant.ID)
+		// ada is a customer; other's updates try to take her email or external id.
+		setupAda := func(t *testing.T) (b *bundle, ada, other sql.Customer) {
+			t.Helper()
+			b = setup(t)
+			ada = factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("ada@example.com"),
+				func(p *sql.CustomerCreateParams) { p.ExternalID = ptr("ext-1"); p.InviteCode = "ADA-CODE" })
+			return b, ada, factory.Customer(t, b.db, b.tenant.ID)
+		}
+		b, existing, _ := setupAda(t)
 
 		for _, tc := range []struct{ name, method, path, body, detail string }{
 			{"Email", http.MethodPost, "/v1/admin/customers", `{"email":"ada@example.com"}`, "a customer with this email already exists"},
 			{"EmailOtherCase", http.MethodPost, "/v1/admin/customers", `{"email":"ADA@EXAMPLE.COM"}`, "a customer with this email already exists"},
 			{"ExternalID", http.MethodPost, "/v1/admin/customers", `{"email":"x@example.com","external_id":"ext-1"}`, "external_id already exists"},
 			{"InviteCode", http.MethodPost, "/v1/admin/customers", `{"email":"x@example.com","invite_code":"ADA-CODE"}`, "invite_code already exists"},
-			{"UpdateEmail", http.MethodPatch, "/v1/admin/customers/" + other.ID.String(), `{"email":"Ada@example.com"}`, "a customer with this email already exists"},
-			{"UpdateExternalID", http.MethodPatch, "/v1/admin/customers/" + other.ID.String(), `{"external_id":"ext-1"}`, "external_id already exists"},
+			{"UpdateEmail", http.MethodPatch, "/v1/admin/customers/{other}", `{"email":"Ada@example.com"}`, "a customer with this email already exists"},
+			{"UpdateExternalID", http.MethodPatch, "/v1/admin/customers/{other}", `{"external_id":"ext-1"}`, "external_id already exists"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				p := requireCode(t, b.request(t, tc.method, tc.path, tc.body), http.StatusConflict, api.CodeDuplicate)
+				t.Parallel()
+				b, _, other := setupAda(t)
+				path := strings.Replace(tc.path, "{other}", other.ID.String(), 1)
+				p := requireCode(t, b.request(t, tc.method, path, tc.body), http.StatusConflict, api.CodeDuplicate)
 				require.Contains(t, p.Detail, tc.detail)
 			})
 		}
@@ -147,8 +155,6 @@ func TestCustomers(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		id := factory.Customer(t, b.db, b.tenant.ID).ID.String()
 		for _, tc := range []struct{ name, method, path, body string }{
 			{"EmailWithoutAt", http.MethodPost, "/v1/admin/customers", `{"email":"ada.example.com"}`},
 			{"EmailWithDisplayName", http.MethodPost, "/v1/admin/customers", `{"email":"Ada <ada@example.com>"}`},
@@ -160,33 +166,44 @@ func TestCustomers(t *testing.T) {
 			{"InviteCodeWithSpace", http.MethodPost, "/v1/admin/customers", `{"email":"a@example.com","invite_code":"abc def"}`},
 			{"EmptyExternalID", http.MethodPost, "/v1/admin/customers", `{"email":"a@example.com","external_id":""}`},
 			{"ReferredByNotUUID", http.MethodPost, "/v1/admin/customers", `{"email":"a@example.com","referred_by":"ada"}`},
-			{"UpdateBadEmail", http.MethodPatch, "/v1/admin/customers/" + id, `{"email":"nope"}`},
-			{"UpdateInviteCode", http.MethodPatch, "/v1/admin/customers/" + id, `{"invite_code":"NEWCODE"}`},
-			{"UpdateEmptyExternalID", http.MethodPatch, "/v1/admin/customers/" + id, `{"external_id":""}`},
+			{"UpdateBadEmail", http.MethodPatch, "/v1/admin/customers/{id}", `{"email":"nope"}`},
+			{"UpdateInviteCode", http.MethodPatch, "/v1/admin/customers/{id}", `{"invite_code":"NEWCODE"}`},
+			{"UpdateEmptyExternalID", http.MethodPatch, "/v1/admin/customers/{id}", `{"external_id":""}`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				requireProblem(t, b.request(t, tc.method, tc.path, tc.body), http.StatusUnprocessableEntity)
+				t.Parallel()
+				b := setup(t)
+				id := factory.Customer(t, b.db, b.tenant.ID).ID.String()
+				requireProblem(t, b.request(t, tc.method, strings.Replace(tc.path, "{id}", id, 1), tc.body), http.StatusUnprocessableEntity)
+				require.Len(t, decode[page[customer]](t, b.request(t, http.MethodGet, "/v1/admin/customers", "")).Items, 1, "nothing created")
 			})
 		}
-		require.Len(t, decode[page[customer]](t, b.request(t, http.MethodGet, "/v1/admin/customers", "")).Items, 1, "nothing created")
 	})
 
 	t.Run("ReferredBy", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		referrer := factory.Customer(t, b.db, b.tenant.ID)
-		theirs := factory.Customer(t, b.db, factory.Tenant(t, b.db).ID)
 
 		res := b.request(t, http.MethodPost, "/v1/admin/customers", fmt.Sprintf(`{"email":"a@example.com","referred_by":%q}`, referrer.ID))
 		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 		referred := decode[customer](t, res)
 		require.Equal(t, referrer.ID.String(), *referred.ReferredBy)
 
-		for _, tc := range []struct{ name, referrer string }{
-			{"OtherTenantsCustomer", theirs.ID.String()},
-			{"Unknown", factory.Tenant(t, b.db).ID.String()},
+		for _, tc := range []struct {
+			name     string
+			referrer func(t *testing.T, b *bundle) string
+		}{
+			{"OtherTenantsCustomer", func(t *testing.T, b *bundle) string {
+				return factory.Customer(t, b.db, factory.Tenant(t, b.db).ID).ID.String()
+			}},
+			{"Unknown", func(t *testing.T, b *bundle) string { return factory.Tenant(t, b.db).ID.String() }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				referrer := factory.Customer(t, b.db, b.tenant.ID)
+				tc := struct{ name, referrer string }{tc.name, tc.referrer(t, b)}
 				p := requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/customers",
 					fmt.Sprintf(`{"email":"b@example.com","referred_by":%q}`, tc.referrer)), http.StatusUnprocessableEntity)
 				require.Contains(t, p.Detail, "referred_by "+tc.referrer+" not found")

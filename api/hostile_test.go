@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/btcpay"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
@@ -57,7 +58,7 @@ const (
 // TESSERA_HOSTILE_VERBOSE=1 logs why valid requests were refused, to see what the walk reaches.
 func TestHostile(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
+	seed := uint64(clock.System{}.Now().UnixNano())
 	if s := os.Getenv("TESSERA_HOSTILE_SEED"); s != "" {
 		var err error
 		seed, err = strconv.ParseUint(s, 10, 64)
@@ -451,7 +452,7 @@ func (w *walker) build(op walkOperation, hostile bool) hostileRequest {
 		}
 	}
 	pathIndex, pathValue, querySuffix := -1, "", ""
-	var query url.Values = url.Values{}
+	query := url.Values{}
 	for _, p := range op.params {
 		if p["in"] != "query" {
 			continue
@@ -606,7 +607,7 @@ func (w *walker) do(r hostileRequest) {
 		}
 		req.Header.Set(name, w.fill(value))
 	}
-	start := time.Now()
+	start := clock.System{}.Now()
 	res, err := w.srv.Client().Do(req)
 	w.sent++
 	if err != nil {
@@ -614,7 +615,7 @@ func (w *walker) do(r hostileRequest) {
 		return
 	}
 	got, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	res.Body.Close()
+	require.NoError(t, res.Body.Close())
 	elapsed := time.Since(start)
 	if err != nil {
 		w.finding(r, "reading the answer: "+err.Error())

@@ -18,7 +18,6 @@ import (
 // answered them with a 500).
 func TestTextScreened(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 
 	for _, tc := range []struct {
 		name     string
@@ -45,6 +44,8 @@ func TestTextScreened(t *testing.T) {
 		{"BuyerPurchase", http.MethodPost, "/v1/purchase", `{"tenant":"\u0000","policy":"pro"}`, []string{"Authorization", ""}, "body.tenant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
 			res := b.request(t, tc.method, tc.path, tc.body, tc.header...)
 			p := requireProblem(t, res, http.StatusUnprocessableEntity)
 			require.Contains(t, p.Detail, "text must be valid UTF-8 without NUL characters")
@@ -57,6 +58,8 @@ func TestTextScreened(t *testing.T) {
 	}
 
 	t.Run("CleanTextPasses", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		// A surrogate pair is one character (U+1F600); escaped backslashes are not escapes;
 		// a literal U+FFFD is valid text.
 		res := b.request(t, http.MethodPost, "/v1/admin/customers", `{"email":"a@example.com","external_id":"\ud83d\ude00 \\u0000 \\\"\\ud800 �"}`)
@@ -72,7 +75,6 @@ func TestTextScreened(t *testing.T) {
 // nothing.
 func TestProviderWebhookIDs(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	sign := func(body string) string { return btcpay.Sign([]byte("webhook-secret-test"), []byte(body)) } // factory.FakeBTCPay's secret
 
 	for _, tc := range []struct {
@@ -88,18 +90,22 @@ func TestProviderWebhookIDs(t *testing.T) {
 		{"TypeNonASCII", map[string]any{"deliveryId": "d1", "type": "Invoicé", "invoiceId": "inv"}, "body.type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
 			body, err := json.Marshal(tc.payload)
 			require.NoError(t, err)
 			res := b.request(t, http.MethodPost, "/v1/providers/btcpay/webhook", string(body), "Authorization", "", "BTCPay-Sig", sign(string(body)))
 			requireProblem(t, res, http.StatusUnprocessableEntity)
 			require.Contains(t, string(res.body), `"location":"`+tc.location+`"`)
+			var n int
+			require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries").Scan(&n))
+			require.Zero(t, n)
 		})
 	}
-	var n int
-	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries").Scan(&n))
-	require.Zero(t, n)
 
 	t.Run("LongestIDsPass", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		body := `{"deliveryId":"` + strings.Repeat("d", 100) + `","type":"InvoiceCreated","invoiceId":"` + strings.Repeat("i", 100) + `"}`
 		res := b.request(t, http.MethodPost, "/v1/providers/btcpay/webhook", body, "Authorization", "", "BTCPay-Sig", sign(body))
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)

@@ -94,45 +94,55 @@ func TestLicenseIssue(t *testing.T) {
 
 	t.Run("Refused", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		other := factory.Tenant(t, b.db)
-		policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("standard"))
-		customer := factory.Customer(t, b.db, b.tenant.ID)
-		otherPolicy := factory.Policy(t, b.db, other.ID)
-		otherCustomer := factory.Customer(t, b.db, other.ID)
-		foreignAddon := factory.Addon(t, b.db, b.tenant.ID, factory.AddonPerpetual([]string{"X"}, "elite-yearly"))
-		otherAddon := factory.Addon(t, b.db, other.ID)
-
-		for name, body := range map[string]string{
-			"OtherTenantsPolicy":     fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, otherPolicy.ID, customer.ID),
-			"OtherTenantsCustomer":   fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, policy.ID, otherCustomer.ID),
-			"AddonNotForThisPolicy":  fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, foreignAddon.ID),
-			"OtherTenantsAddon":      fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, otherAddon.ID),
-			"UnknownPolicy":          fmt.Sprintf(`{"policy_id":"01900000-0000-7000-8000-000000000000","customer_id":%q}`, customer.ID),
-			"MalformedPolicyID":      fmt.Sprintf(`{"policy_id":"nope","customer_id":%q}`, customer.ID),
-			"MalformedExpiry":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"tomorrow"}`, policy.ID, customer.ID),
-			"UnknownField":           fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"status":"revoked"}`, policy.ID, customer.ID),
-			"MissingCustomer":        fmt.Sprintf(`{"policy_id":%q}`, policy.ID),
-			"NullAddonList":          fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[null]}`, policy.ID, customer.ID),
-			"AddonIDsNotAList":       fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":"x"}`, policy.ID, customer.ID),
-			"ExpiryYear10000":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"10000-01-01T00:00:00Z"}`, policy.ID, customer.ID),
-			"ExpiryBeforeChristOnly": fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"-0001-01-01T00:00:00Z"}`, policy.ID, customer.ID),
-		} {
+		// bodies makes a tenant's policy and customer, another tenant's, and add-ons that do
+		// not fit, on b, and returns the refused bodies by name.
+		bodies := func(t *testing.T, b *bundle) map[string]string {
+			t.Helper()
+			other := factory.Tenant(t, b.db)
+			policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("standard"))
+			customer := factory.Customer(t, b.db, b.tenant.ID)
+			otherPolicy := factory.Policy(t, b.db, other.ID)
+			otherCustomer := factory.Customer(t, b.db, other.ID)
+			foreignAddon := factory.Addon(t, b.db, b.tenant.ID, factory.AddonPerpetual([]string{"X"}, "elite-yearly"))
+			otherAddon := factory.Addon(t, b.db, other.ID)
+			return map[string]string{
+				"OtherTenantsPolicy":     fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, otherPolicy.ID, customer.ID),
+				"OtherTenantsCustomer":   fmt.Sprintf(`{"policy_id":%q,"customer_id":%q}`, policy.ID, otherCustomer.ID),
+				"AddonNotForThisPolicy":  fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, foreignAddon.ID),
+				"OtherTenantsAddon":      fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[%q]}`, policy.ID, customer.ID, otherAddon.ID),
+				"UnknownPolicy":          fmt.Sprintf(`{"policy_id":"01900000-0000-7000-8000-000000000000","customer_id":%q}`, customer.ID),
+				"MalformedPolicyID":      fmt.Sprintf(`{"policy_id":"nope","customer_id":%q}`, customer.ID),
+				"MalformedExpiry":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"tomorrow"}`, policy.ID, customer.ID),
+				"UnknownField":           fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"status":"revoked"}`, policy.ID, customer.ID),
+				"MissingCustomer":        fmt.Sprintf(`{"policy_id":%q}`, policy.ID),
+				"NullAddonList":          fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":[null]}`, policy.ID, customer.ID),
+				"AddonIDsNotAList":       fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"addon_ids":"x"}`, policy.ID, customer.ID),
+				"ExpiryYear10000":        fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"10000-01-01T00:00:00Z"}`, policy.ID, customer.ID),
+				"ExpiryBeforeChristOnly": fmt.Sprintf(`{"policy_id":%q,"customer_id":%q,"expires_at":"-0001-01-01T00:00:00Z"}`, policy.ID, customer.ID),
+			}
+		}
+		for name := range bodies(t, setup(t)) {
 			t.Run(name, func(t *testing.T) {
-				res := b.request(t, http.MethodPost, "/v1/admin/licenses", body)
+				t.Parallel()
+				b := setup(t)
+				res := b.request(t, http.MethodPost, "/v1/admin/licenses", bodies(t, b)[name])
 				require.Less(t, res.status, 500, "body: %s", res.body)
 				requireProblem(t, res, res.status)
+				require.Equal(t, 0, b.eventCount(t, "license.issued"), "nothing was issued")
 			})
 		}
-		require.Equal(t, 0, b.eventCount(t, "license.issued"), "nothing was issued")
 	})
 }
 
 func TestLicenseTransitions(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	policy := factory.Policy(t, b.db, b.tenant.ID)
-	customer := factory.Customer(t, b.db, b.tenant.ID)
+	// setupLicense returns a bundle with a licence of its tenant.
+	setupLicense := func(t *testing.T) (*bundle, sql.License) {
+		t.Helper()
+		b := setup(t)
+		policy := factory.Policy(t, b.db, b.tenant.ID)
+		return b, factory.License(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+	}
 
 	// action → the statuses it is allowed from, and where it leads.
 	allowed := map[string]struct {
@@ -147,7 +157,8 @@ func TestLicenseTransitions(t *testing.T) {
 	for action, rule := range allowed {
 		for _, from := range statuses {
 			t.Run(fmt.Sprintf("%sFrom%s", action, from), func(t *testing.T) {
-				l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+				t.Parallel()
+				b, l := setupLicense(t)
 				_, err := b.db.Exec(context.Background(), "UPDATE licenses SET status = $1 WHERE tenant_id = $2 AND id = $3", from, b.tenant.ID, l.ID)
 				require.NoError(t, err)
 
@@ -164,7 +175,8 @@ func TestLicenseTransitions(t *testing.T) {
 	}
 
 	t.Run("EventsAndAudit", func(t *testing.T) {
-		l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+		t.Parallel()
+		b, l := setupLicense(t)
 		before := b.eventCount(t, "license.suspended")
 		require.Equal(t, http.StatusOK, b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/suspend", "").status)
 		require.Equal(t, before+1, b.eventCount(t, "license.suspended"))
@@ -175,6 +187,8 @@ func TestLicenseTransitions(t *testing.T) {
 	})
 
 	t.Run("UnknownLicenceIs404", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/licenses/01900000-0000-7000-8000-000000000000/revoke", ""), http.StatusNotFound)
 	})
 }
@@ -217,23 +231,22 @@ func TestLicenseList(t *testing.T) {
 
 func TestLicenseTenantIsolation(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	other := factory.Tenant(t, b.db)
-	theirs := factory.License(t, b.db, other.ID, factory.Policy(t, b.db, other.ID).ID, factory.Customer(t, b.db, other.ID).ID)
-	id := theirs.ID.String()
-
 	for _, r := range []struct{ method, path, body string }{
-		{http.MethodGet, "/v1/admin/licenses/" + id, ""},
-		{http.MethodPost, "/v1/admin/licenses/" + id + "/suspend", ""},
-		{http.MethodPost, "/v1/admin/licenses/" + id + "/reinstate", ""},
-		{http.MethodPost, "/v1/admin/licenses/" + id + "/revoke", ""},
-		{http.MethodGet, "/v1/admin/licenses/" + id + "/machines", ""},
-		{http.MethodPost, "/v1/admin/licenses/" + id + "/machines", `{"fingerprint":"fp"}`},
-		{http.MethodDelete, "/v1/admin/licenses/" + id + "/machines/01900000-0000-7000-8000-000000000000", ""},
+		{http.MethodGet, "", ""},
+		{http.MethodPost, "/suspend", ""},
+		{http.MethodPost, "/reinstate", ""},
+		{http.MethodPost, "/revoke", ""},
+		{http.MethodGet, "/machines", ""},
+		{http.MethodPost, "/machines", `{"fingerprint":"fp"}`},
+		{http.MethodDelete, "/machines/01900000-0000-7000-8000-000000000000", ""},
 	} {
-		t.Run(r.method+r.path, func(t *testing.T) {
-			requireProblem(t, b.request(t, r.method, r.path, r.body), http.StatusNotFound)
+		t.Run(r.method+"/v1/admin/licenses/{other}"+r.path, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			other := factory.Tenant(t, b.db)
+			theirs := factory.License(t, b.db, other.ID, factory.Policy(t, b.db, other.ID).ID, factory.Customer(t, b.db, other.ID).ID)
+			requireProblem(t, b.request(t, r.method, "/v1/admin/licenses/"+theirs.ID.String()+r.path, r.body), http.StatusNotFound)
+			require.Empty(t, decode[page[license]](t, b.request(t, http.MethodGet, "/v1/admin/licenses", "")).Items)
 		})
 	}
-	require.Empty(t, decode[page[license]](t, b.request(t, http.MethodGet, "/v1/admin/licenses", "")).Items)
 }

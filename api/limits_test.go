@@ -30,28 +30,38 @@ type errorsOf struct {
 // array (a 25 KB purchase got a 101 MB answer) and panicked on unhashable items (500).
 func TestUniqueItems(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	productID := factory.Product(t, b.db, b.tenant.ID).ID
-	policyID := factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100)).ID
-	purchase := func(assets string) string {
-		return fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":%s}`, b.tenant.Slug, assets)
-	}
-	policyCreate := func(entitlements string) string {
-		return fmt.Sprintf(`{"product_id":%q,"slug":"p2","name":"P","listed_currency":"SAT","listed_value":1,"is_recurring":false,"entitlements":%s}`, productID, entitlements)
-	}
-	retry := "/v1/payins/01900000-0000-7000-8000-000000000000/retry"
-	requests := []struct {
+	type request struct {
 		name, method, path string
 		body               func(string) string
-	}{
-		{"Purchase", http.MethodPost, "/v1/purchase", purchase},
-		{"PayInRetry", http.MethodPost, retry, func(a string) string { return `{"assets":` + a + `}` }},
-		{"PolicyCreate", http.MethodPost, "/v1/admin/policies", policyCreate},
-		{"PolicyUpdate", http.MethodPatch, "/v1/admin/policies/" + policyID.String(), func(e string) string { return `{"entitlements":` + e + `}` }},
+	}
+	// setupRequests returns a bundle with a product and a policy, and the requests that take
+	// a list on it.
+	setupRequests := func(t *testing.T) (*bundle, []request) {
+		t.Helper()
+		b := setup(t)
+		productID := factory.Product(t, b.db, b.tenant.ID).ID
+		policyID := factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100)).ID
+		purchase := func(assets string) string {
+			return fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":%s}`, b.tenant.Slug, assets)
+		}
+		policyCreate := func(entitlements string) string {
+			return fmt.Sprintf(`{"product_id":%q,"slug":"p2","name":"P","listed_currency":"SAT","listed_value":1,"is_recurring":false,"entitlements":%s}`, productID, entitlements)
+		}
+		retry := "/v1/payins/01900000-0000-7000-8000-000000000000/retry"
+		return b, []request{
+			{"Purchase", http.MethodPost, "/v1/purchase", purchase},
+			{"PayInRetry", http.MethodPost, retry, func(a string) string { return `{"assets":` + a + `}` }},
+			{"PolicyCreate", http.MethodPost, "/v1/admin/policies", policyCreate},
+			{"PolicyUpdate", http.MethodPatch, "/v1/admin/policies/" + policyID.String(), func(e string) string { return `{"entitlements":` + e + `}` }},
+		}
 	}
 
-	for _, r := range requests {
+	_, requests := setupRequests(t)
+	for i, r := range requests {
 		t.Run(r.name+"Repeated", func(t *testing.T) {
+			t.Parallel()
+			b, requests := setupRequests(t)
+			r := requests[i]
 			item := `"credits"`
 			if strings.HasPrefix(r.name, "Policy") {
 				item = `"export"`
@@ -70,12 +80,16 @@ func TestUniqueItems(t *testing.T) {
 		})
 		for _, items := range []string{`[{}]`, `[["x"]]`, `[1,true,{}]`, `[null]`, `[{"a":[{}]},"credits","credits"]`} {
 			t.Run(r.name+"Items"+items, func(t *testing.T) {
+				t.Parallel()
+				b, requests := setupRequests(t)
+				r := requests[i]
 				requireProblem(t, b.request(t, r.method, r.path, r.body(items)), http.StatusUnprocessableEntity)
 			})
 		}
 	}
 
 	t.Run("PublishedButNotHumas", func(t *testing.T) {
+		t.Parallel()
 		doc, err := json.Marshal(api.Spec())
 		require.NoError(t, err)
 		var spec struct {
@@ -115,7 +129,6 @@ func TestUniqueItems(t *testing.T) {
 // 64 KB.
 func TestErrorsBounded(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
 	const maxBody = 64 << 10
 	huge := strings.Repeat("x", 900_000)
 
@@ -137,6 +150,8 @@ func TestErrorsBounded(t *testing.T) {
 		{"HugeInvalidEmail", http.MethodPost, "/v1/admin/customers", `{"email":"` + strings.Repeat("<", 300) + `"}`, http.StatusUnprocessableEntity, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
 			res := b.request(t, tc.method, tc.path, tc.body)
 			requireProblem(t, res, tc.status)
 			require.LessOrEqual(t, len(res.body), maxBody)

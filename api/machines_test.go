@@ -10,6 +10,7 @@ import (
 
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/sql"
 )
 
 type machine struct {
@@ -21,12 +22,17 @@ type machine struct {
 
 func TestMachines(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyMaxMachines(2))
-	customer := factory.Customer(t, b.db, b.tenant.ID)
+	// setupLicense returns a bundle with a licence of its tenant for up to 2 machines.
+	setupLicense := func(t *testing.T) (*bundle, sql.License) {
+		t.Helper()
+		b := setup(t)
+		policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyMaxMachines(2))
+		return b, factory.License(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+	}
 
 	t.Run("ActivateListDeactivate", func(t *testing.T) {
-		l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+		t.Parallel()
+		b, l := setupLicense(t)
 		path := "/v1/admin/licenses/" + l.ID.String() + "/machines"
 
 		res := b.request(t, http.MethodPost, path, `{"fingerprint":"fp-a","name":"laptop"}`)
@@ -56,14 +62,16 @@ func TestMachines(t *testing.T) {
 	})
 
 	t.Run("InactiveLicenceRefuses", func(t *testing.T) {
-		l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+		t.Parallel()
+		b, l := setupLicense(t)
 		b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/suspend", "")
 		p := requireCode(t, b.request(t, http.MethodPost, "/v1/admin/licenses/"+l.ID.String()+"/machines", `{"fingerprint":"x"}`), http.StatusConflict, api.CodeLicenseStatus)
 		require.Contains(t, p.Detail, "suspended")
 	})
 
 	t.Run("Buyer", func(t *testing.T) {
-		l := factory.License(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+		t.Parallel()
+		b, l := setupLicense(t)
 		res := b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", "")
 		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 		res = b.request(t, http.MethodPost, "/v1/machines/deactivate", fmt.Sprintf(`{"key":%q,"fingerprint":"fp-1"}`, l.Key), "Authorization", "")

@@ -416,11 +416,16 @@ func TestPurchaseOutcomes(t *testing.T) {
 
 func TestPurchaseRefused(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
-	factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
-	other := factory.Tenant(t, b.db)
-	_, otherKey := factory.APIKey(t, b.db, other.ID)
+	// setupShop returns a bundle whose tenant sells "pro" and knows buyer@example.com, and
+	// the key of another tenant.
+	setupShop := func(t *testing.T) (b *bundle, otherKey string) {
+		t.Helper()
+		b = setup(t)
+		factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+		factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
+		_, otherKey = factory.APIKey(t, b.db, factory.Tenant(t, b.db).ID)
+		return b, otherKey
+	}
 
 	for _, tc := range []struct {
 		name, body, auth string
@@ -428,21 +433,29 @@ func TestPurchaseRefused(t *testing.T) {
 		code             api.ProblemCode
 	}{
 		{"AssetsWithoutKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["credits"]}`, "", http.StatusForbidden, api.CodeCustodialNeedsAdminKey},
-		{"OtherTenantsKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer " + otherKey, http.StatusForbidden, api.CodeOtherTenantKey},
+		{"OtherTenantsKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "{other}", http.StatusForbidden, api.CodeOtherTenantKey},
 		{"UnknownPolicy", `{"tenant":%q,"policy":"gold","customer_email":"buyer@example.com"}`, "", http.StatusNotFound, api.CodeNotFound},
 		{"UnknownCustomer", `{"tenant":%q,"policy":"pro","customer_email":"nobody@example.com"}`, "", http.StatusUnprocessableEntity, api.CodeUnknownCustomer},
 		{"BothCustomerFields", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","customer_id":"01900000-0000-7000-8000-000000000000"}`, "", http.StatusUnprocessableEntity, api.CodeInvalid},
-		{"UnknownAsset", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["gold"]}`, "Bearer " + b.key, http.StatusUnprocessableEntity, api.CodeInvalid},
+		{"UnknownAsset", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":["gold"]}`, "{own}", http.StatusUnprocessableEntity, api.CodeInvalid},
 		{"BadKey", `{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com"}`, "Bearer nope", http.StatusUnauthorized, api.CodeUnauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			requireCode(t, b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(tc.body, b.tenant.Slug), "Authorization", tc.auth), tc.status, tc.code)
+			t.Parallel()
+			b, otherKey := setupShop(t)
+			auth := strings.NewReplacer("{other}", "Bearer "+otherKey, "{own}", "Bearer "+b.key).Replace(tc.auth)
+			requireCode(t, b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(tc.body, b.tenant.Slug), "Authorization", auth), tc.status, tc.code)
+			var payins int
+			require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1", b.tenant.ID).Scan(&payins))
+			require.Equal(t, 0, payins)
 		})
 	}
-	requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", `{"tenant":"no-such-tenant","policy":"pro","customer_email":"buyer@example.com"}`, "Authorization", ""), http.StatusNotFound)
-	var payins int
-	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM payins WHERE tenant_id = $1", b.tenant.ID).Scan(&payins))
-	require.Equal(t, 0, payins)
+
+	t.Run("UnknownTenant", func(t *testing.T) {
+		t.Parallel()
+		b, _ := setupShop(t)
+		requireProblem(t, b.request(t, http.MethodPost, "/v1/purchase", `{"tenant":"no-such-tenant","policy":"pro","customer_email":"buyer@example.com"}`, "Authorization", ""), http.StatusNotFound)
+	})
 }
 
 // TestPurchaseReadFailures: when reading the policy or the customer fails for the server's

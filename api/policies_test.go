@@ -119,47 +119,53 @@ func TestPolicies(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		productID := factory.Product(t, b.db, b.tenant.ID).ID
-		archived := factory.Product(t, b.db, b.tenant.ID)
-		b.request(t, http.MethodPost, "/v1/admin/products/"+archived.ID.String()+"/archive", "")
-		theirs := factory.Product(t, b.db, factory.Tenant(t, b.db).ID).ID
-		existing := factory.Policy(t, b.db, b.tenant.ID).ID.String()
-
-		valid := func(product fmt.Stringer, extra string) string {
-			return fmt.Sprintf(`{"product_id":%q,"slug":"tier","name":"Tier","listed_currency":"USD","listed_value":100%s}`, product, extra)
+		type refusal struct{ name, method, path, body, detail string }
+		// refusals makes a product, an archived one, another tenant's and a policy on b, and
+		// returns the refused requests about them.
+		refusals := func(t *testing.T, b *bundle) []refusal {
+			t.Helper()
+			productID := factory.Product(t, b.db, b.tenant.ID).ID
+			archived := factory.Product(t, b.db, b.tenant.ID)
+			b.request(t, http.MethodPost, "/v1/admin/products/"+archived.ID.String()+"/archive", "")
+			theirs := factory.Product(t, b.db, factory.Tenant(t, b.db).ID).ID
+			existing := factory.Policy(t, b.db, b.tenant.ID).ID.String()
+			valid := func(product fmt.Stringer, extra string) string {
+				return fmt.Sprintf(`{"product_id":%q,"slug":"tier","name":"Tier","listed_currency":"USD","listed_value":100%s}`, product, extra)
+			}
+			return []refusal{
+				{"RecurringWithoutPeriod", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":true`), "period_days is required when is_recurring is true"},
+				{"PerpetualWithPeriod", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"period_days":30`), "period_days is only for recurring policies"},
+				{"MissingIsRecurring", http.MethodPost, "/v1/admin/policies", valid(productID, ``), ""},
+				{"NegativePrice", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"t","name":"T","listed_currency":"USD","listed_value":-1,"is_recurring":false}`, productID), ""},
+				{"BadCurrency", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"t","name":"T","listed_currency":"GBP","listed_value":1,"is_recurring":false}`, productID), ""},
+				{"BadSlug", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"-tier","name":"T","listed_currency":"USD","listed_value":1,"is_recurring":false}`, productID), ""},
+				{"PeriodTooLong", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":true,"period_days":4000`), ""},
+				{"NegativeMaxMachines", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"max_machines":-1`), ""},
+				{"ZeroPerpetualAfterDays", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"perpetual_after_days":0`), ""},
+				{"EmptyEntitlement", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"entitlements":["a",""]`), "entitlements[1] must be 1 to 100 characters"},
+				{"DuplicateEntitlement", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"entitlements":["a","a"]`), ""},
+				{"UnknownProduct", http.MethodPost, "/v1/admin/policies", valid(factory.Tenant(t, b.db).ID, `,"is_recurring":false`), "not found"},
+				{"OtherTenantsProduct", http.MethodPost, "/v1/admin/policies", valid(theirs, `,"is_recurring":false`), "product_id " + theirs.String() + " not found"},
+				{"ArchivedProduct", http.MethodPost, "/v1/admin/policies", valid(archived.ID, `,"is_recurring":false`), "is archived"},
+				{"UpdateIsRecurring", http.MethodPatch, "/v1/admin/policies/" + existing, `{"is_recurring":true}`, ""},
+				{"UpdatePeriodDays", http.MethodPatch, "/v1/admin/policies/" + existing, `{"period_days":30}`, ""},
+				{"UpdateSlug", http.MethodPatch, "/v1/admin/policies/" + existing, `{"slug":"other"}`, ""},
+				{"UpdateNegativePrice", http.MethodPatch, "/v1/admin/policies/" + existing, `{"listed_value":-5}`, ""},
+				{"UpdateBadCurrency", http.MethodPatch, "/v1/admin/policies/" + existing, `{"listed_currency":"usd"}`, ""},
+				{"UpdateMaxMachinesNotNumber", http.MethodPatch, "/v1/admin/policies/" + existing, `{"max_machines":"3"}`, ""},
+				{"UpdateNegativeMaxMachines", http.MethodPatch, "/v1/admin/policies/" + existing, `{"max_machines":-3}`, ""},
+			}
 		}
-		for _, tc := range []struct {
-			name, method, path, body, detail string
-		}{
-			{"RecurringWithoutPeriod", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":true`), "period_days is required when is_recurring is true"},
-			{"PerpetualWithPeriod", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"period_days":30`), "period_days is only for recurring policies"},
-			{"MissingIsRecurring", http.MethodPost, "/v1/admin/policies", valid(productID, ``), ""},
-			{"NegativePrice", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"t","name":"T","listed_currency":"USD","listed_value":-1,"is_recurring":false}`, productID), ""},
-			{"BadCurrency", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"t","name":"T","listed_currency":"GBP","listed_value":1,"is_recurring":false}`, productID), ""},
-			{"BadSlug", http.MethodPost, "/v1/admin/policies", fmt.Sprintf(`{"product_id":%q,"slug":"-tier","name":"T","listed_currency":"USD","listed_value":1,"is_recurring":false}`, productID), ""},
-			{"PeriodTooLong", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":true,"period_days":4000`), ""},
-			{"NegativeMaxMachines", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"max_machines":-1`), ""},
-			{"ZeroPerpetualAfterDays", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"perpetual_after_days":0`), ""},
-			{"EmptyEntitlement", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"entitlements":["a",""]`), "entitlements[1] must be 1 to 100 characters"},
-			{"DuplicateEntitlement", http.MethodPost, "/v1/admin/policies", valid(productID, `,"is_recurring":false,"entitlements":["a","a"]`), ""},
-			{"UnknownProduct", http.MethodPost, "/v1/admin/policies", valid(factory.Tenant(t, b.db).ID, `,"is_recurring":false`), "not found"},
-			{"OtherTenantsProduct", http.MethodPost, "/v1/admin/policies", valid(theirs, `,"is_recurring":false`), "product_id " + theirs.String() + " not found"},
-			{"ArchivedProduct", http.MethodPost, "/v1/admin/policies", valid(archived.ID, `,"is_recurring":false`), "is archived"},
-			{"UpdateIsRecurring", http.MethodPatch, "/v1/admin/policies/" + existing, `{"is_recurring":true}`, ""},
-			{"UpdatePeriodDays", http.MethodPatch, "/v1/admin/policies/" + existing, `{"period_days":30}`, ""},
-			{"UpdateSlug", http.MethodPatch, "/v1/admin/policies/" + existing, `{"slug":"other"}`, ""},
-			{"UpdateNegativePrice", http.MethodPatch, "/v1/admin/policies/" + existing, `{"listed_value":-5}`, ""},
-			{"UpdateBadCurrency", http.MethodPatch, "/v1/admin/policies/" + existing, `{"listed_currency":"usd"}`, ""},
-			{"UpdateMaxMachinesNotNumber", http.MethodPatch, "/v1/admin/policies/" + existing, `{"max_machines":"3"}`, ""},
-			{"UpdateNegativeMaxMachines", http.MethodPatch, "/v1/admin/policies/" + existing, `{"max_machines":-3}`, ""},
-		} {
+		for i, tc := range refusals(t, setup(t)) {
 			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				tc := refusals(t, b)[i]
 				p := requireProblem(t, b.request(t, tc.method, tc.path, tc.body), http.StatusUnprocessableEntity)
 				require.Contains(t, p.Detail, tc.detail)
+				require.Equal(t, "product.archive", auditActions(t, b)[0], "no refused request was audited")
 			})
 		}
-		require.Equal(t, "product.archive", auditActions(t, b)[0], "no refused request was audited")
 	})
 
 	t.Run("DuplicateSlug", func(t *testing.T) {

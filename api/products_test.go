@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,8 +114,6 @@ func TestProducts(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		id := factory.Product(t, b.db, b.tenant.ID).ID.String()
 		for _, tc := range []struct {
 			name, method, path, body string
 		}{
@@ -122,12 +121,15 @@ func TestProducts(t *testing.T) {
 			{"SlugWithSpace", http.MethodPost, "/v1/admin/products", `{"slug":"photo editor","name":"x"}`},
 			{"EmptyName", http.MethodPost, "/v1/admin/products", `{"slug":"photo","name":""}`},
 			{"MissingName", http.MethodPost, "/v1/admin/products", `{"slug":"photo"}`},
-			{"SlugCannotChange", http.MethodPatch, "/v1/admin/products/" + id, `{"slug":"other"}`},
-			{"EmptyVersion", http.MethodPost, "/v1/admin/products/" + id + "/releases", `{"version":""}`},
-			{"BadReleasedAt", http.MethodPost, "/v1/admin/products/" + id + "/releases", `{"version":"1.0","released_at":"yesterday"}`},
+			{"SlugCannotChange", http.MethodPatch, "/v1/admin/products/{id}", `{"slug":"other"}`},
+			{"EmptyVersion", http.MethodPost, "/v1/admin/products/{id}/releases", `{"version":""}`},
+			{"BadReleasedAt", http.MethodPost, "/v1/admin/products/{id}/releases", `{"version":"1.0","released_at":"yesterday"}`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				requireProblem(t, b.request(t, tc.method, tc.path, tc.body), http.StatusUnprocessableEntity)
+				t.Parallel()
+				b := setup(t)
+				id := factory.Product(t, b.db, b.tenant.ID).ID.String()
+				requireProblem(t, b.request(t, tc.method, strings.Replace(tc.path, "{id}", id, 1), tc.body), http.StatusUnprocessableEntity)
 			})
 		}
 	})

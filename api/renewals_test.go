@@ -20,7 +20,7 @@ func TestRenewalsStuck(t *testing.T) {
 	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30))
 	customer := factory.Customer(t, b.db, b.tenant.ID)
 	stuck, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, customer.ID)
-	fine, _ := factory.Subscription(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30)).ID, customer.ID)
+	factory.Subscription(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30)).ID, customer.ID)
 	_, err := b.db.Exec(ctx, "UPDATE subscriptions SET consecutive_failures = 5, status = 'past_due' WHERE tenant_id = $1 AND id = $2", b.tenant.ID, stuck.ID)
 	require.NoError(t, err)
 
@@ -52,10 +52,16 @@ func TestRenewalsStuck(t *testing.T) {
 	require.Equal(t, 1, audited)
 
 	t.Run("NotStuckIsConflict", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		customer := factory.Customer(t, b.db, b.tenant.ID)
+		fine, _ := factory.Subscription(t, b.db, b.tenant.ID, factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30)).ID, customer.ID)
 		res := b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+fine.ID.String()+"/renewal-reset", "")
 		requireCode(t, res, http.StatusConflict, api.CodeRenewalNotStuck)
 	})
 	t.Run("UnknownIsNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		res := b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+uuid.NewString()+"/renewal-reset", "")
 		require.Equal(t, http.StatusNotFound, res.status, "body: %s", res.body)
 	})

@@ -219,9 +219,6 @@ func TestConcurrentCancels(t *testing.T) {
 // may be cancelled.
 func TestSubscriptionCancelTransitions(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30))
-	customer := factory.Customer(t, b.db, b.tenant.ID)
 
 	for _, tc := range []struct {
 		from   string
@@ -233,7 +230,10 @@ func TestSubscriptionCancelTransitions(t *testing.T) {
 		{"cancelled", http.StatusConflict},
 	} {
 		t.Run(tc.from, func(t *testing.T) {
-			sub, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, customer.ID)
+			t.Parallel()
+			b := setup(t)
+			policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30))
+			sub, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
 			_, err := b.db.Exec(context.Background(),
 				"UPDATE subscriptions SET status = $2::subscription_status, cancelled_at = CASE WHEN $2::text = 'cancelled' THEN $3::timestamptz END WHERE id = $1",
 				sub.ID, tc.from, factory.Now)

@@ -55,6 +55,13 @@ type tiers struct {
 	standard, pro, basic, plus, plusYearly sql.Policy
 }
 
+// setupTierBundle returns a bundle whose tenant sells the tiers, to a customer of its own.
+func setupTierBundle(t *testing.T) (*bundle, tiers) {
+	t.Helper()
+	b := setup(t)
+	return b, setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+}
+
 func setupTiers(t *testing.T, b *bundle, customer sql.Customer) tiers {
 	t.Helper()
 	product := factory.Product(t, b.db, b.tenant.ID)
@@ -142,9 +149,8 @@ func TestTierUpgradeQuote(t *testing.T) {
 
 	t.Run("RecurringProratedByRemainingDays", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
-		sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+		b, tr := setupTierBundle(t)
+		_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 
 		for _, c := range []struct {
 			name      string
@@ -162,6 +168,9 @@ func TestTierUpgradeQuote(t *testing.T) {
 			{"YearlyTarget", 10 * day, "plus-yearly", 20, 1333},
 		} {
 			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				b, tr := setupTierBundle(t)
+				_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 				b.clock.Set(factory.Now.Add(c.after))
 				q := b.quote(t, l.Key, c.target)
 				require.Equal(t, "upgrade", q.Direction)
@@ -177,7 +186,9 @@ func TestTierUpgradeQuote(t *testing.T) {
 		require.Equal(t, int32(365), *q.NextPeriod)
 
 		t.Run("RecurringDowngradeIsFreeAtTheNextRenewal", func(t *testing.T) {
-			_, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+			t.Parallel()
+			b, tr := setupTierBundle(t)
+			sub, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
 			q := b.quote(t, plus.Key, "basic-monthly")
 			require.Equal(t, "downgrade", q.Direction)
 			require.Equal(t, money{"USD", 0}, q.Charge)
@@ -188,29 +199,39 @@ func TestTierUpgradeQuote(t *testing.T) {
 
 	t.Run("Refused", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
-		standard := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
-		pro := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
-		_, monthly := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
-		factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("other-product"), factory.PolicyTierRank(5))
+		// setupRefused returns a tier bundle with a Standard and a Pro licence, a monthly
+		// Basic subscription's licence, and a policy of another product.
+		setupRefused := func(t *testing.T) (b *bundle, tr tiers, standard, pro, monthly sql.License) {
+			t.Helper()
+			b, tr = setupTierBundle(t)
+			standard = factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
+			pro = factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
+			_, monthly = factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
+			factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("other-product"), factory.PolicyTierRank(5))
+			return b, tr, standard, pro, monthly
+		}
 		for _, c := range []struct {
 			name, key, target, detail string
 			status                    int
 		}{
-			{"PerpetualDowngradeIsAdminOnly", pro.Key, "standard", "admin-only", http.StatusBadRequest},
-			{"SamePolicy", standard.Key, "standard", "already on policy", http.StatusBadRequest},
-			{"AnotherProduct", standard.Key, "other-product", "another product", http.StatusBadRequest},
-			{"PerpetualToRecurring", standard.Key, "plus-monthly", "buy a subscription", http.StatusBadRequest},
-			{"RecurringToPerpetual", monthly.Key, "pro-tier", "buy the perpetual licence", http.StatusBadRequest},
+			{"PerpetualDowngradeIsAdminOnly", "pro", "standard", "admin-only", http.StatusBadRequest},
+			{"SamePolicy", "standard", "standard", "already on policy", http.StatusBadRequest},
+			{"AnotherProduct", "standard", "other-product", "another product", http.StatusBadRequest},
+			{"PerpetualToRecurring", "standard", "plus-monthly", "buy a subscription", http.StatusBadRequest},
+			{"RecurringToPerpetual", "monthly", "pro-tier", "buy the perpetual licence", http.StatusBadRequest},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", c.key, c.target), c.status)
+				t.Parallel()
+				b, _, standard, pro, monthly := setupRefused(t)
+				key := map[string]string{"standard": standard.Key, "pro": pro.Key, "monthly": monthly.Key}[c.key]
+				p := requireProblem(t, b.tier(t, "/v1/upgrade-quote", key, c.target), c.status)
 				require.Contains(t, p.Detail, c.detail)
 			})
 		}
 
 		t.Run("SuspendedLicence", func(t *testing.T) {
+			t.Parallel()
+			b, _, standard, _, _ := setupRefused(t)
 			res := b.request(t, http.MethodPost, "/v1/admin/licenses/"+standard.ID.String()+"/suspend", "")
 			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 			p := requireCode(t, b.tier(t, "/v1/upgrade-quote", standard.Key, "pro-tier"), http.StatusConflict, api.CodeLicenseStatus)
@@ -218,6 +239,8 @@ func TestTierUpgradeQuote(t *testing.T) {
 		})
 
 		t.Run("SubscriptionNotActive", func(t *testing.T) {
+			t.Parallel()
+			b, tr, _, _, _ := setupRefused(t)
 			sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 			_, err := b.db.Exec(context.Background(), "UPDATE subscriptions SET status = 'past_due' WHERE tenant_id = $1 AND id = $2", b.tenant.ID, sub.ID)
 			require.NoError(t, err)
@@ -231,6 +254,8 @@ func TestTierUpgradeQuote(t *testing.T) {
 		})
 
 		t.Run("ArchivedTargetIsUnknownToBuyers", func(t *testing.T) {
+			t.Parallel()
+			b, tr, _, _, _ := setupRefused(t)
 			res := b.request(t, http.MethodPost, "/v1/admin/policies/"+tr.pro.ID.String()+"/archive", "")
 			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 			l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
@@ -274,17 +299,18 @@ func TestTierUpgrade(t *testing.T) {
 	require.Equal(t, up.PayIn.ID, up.TierChange.PayInID, "the tier change is tied to its PayIn")
 	require.Equal(t, int64(100_000), up.PayIn.CostSats, "$50 at $50,000/BTC")
 
-	t.Run("NothingChangesUntilPaid", func(t *testing.T) {
-		v, _ := s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
-		require.Equal(t, "ENTITLEMENT_MISSING", v.Code, "still Standard")
-		require.Equal(t, "standard", v.License.PolicySlug)
-	})
+	// The steps below are phases of one payment, in order: not subtests, which would run
+	// in parallel once this function returned.
 
-	t.Run("ASecondUpgradeWaits", func(t *testing.T) {
-		p := requireCode(t, s.upgrade(t, l.Key), http.StatusConflict, api.CodeUpgradePending)
-		require.Contains(t, p.Detail, "already waiting for its payment")
-		require.Contains(t, p.Detail, up.PayIn.ID, "the buyer can go on with the pending one")
-	})
+	// Nothing changes until paid.
+	v, _ := s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
+	require.Equal(t, "ENTITLEMENT_MISSING", v.Code, "still Standard")
+	require.Equal(t, "standard", v.License.PolicySlug)
+
+	// A second upgrade waits.
+	pending := requireCode(t, s.upgrade(t, l.Key), http.StatusConflict, api.CodeUpgradePending)
+	require.Contains(t, pending.Detail, "already waiting for its payment")
+	require.Contains(t, pending.Detail, up.PayIn.ID, "the buyer can go on with the pending one")
 
 	p := s.await(t, up.PayIn.ID, "PENDING")
 	require.NotEmpty(t, p.Invoice.CheckoutURL)
@@ -292,40 +318,37 @@ func TestTierUpgrade(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
 	p = s.await(t, up.PayIn.ID, "PAID")
 
-	t.Run("SettlingAppliesTheChangeToTheSameLicence", func(t *testing.T) {
-		require.Equal(t, l.Key, p.LicenseKey, "same key")
-		v, _ := s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
-		require.Equal(t, "VALID", v.Code)
-		require.Equal(t, "pro-tier", v.License.PolicySlug)
-		require.Equal(t, l.ID.String(), v.License.ID, "same licence")
-		require.ElementsMatch(t, []string{"basic", "export"}, v.License.Entitlements)
-		require.Equal(t, 1, licenceCount(), "no new licence")
-		require.Equal(t, 1, s.eventCount(t, "license.tier_changed"))
-		changes := collect[tierChange](t, s.bundle, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50")
-		require.Len(t, changes, 1)
-		require.Equal(t, "applied", changes[0].Status)
-		s.requireInvariants(t)
-	})
+	// Settling applies the change to the same licence.
+	require.Equal(t, l.Key, p.LicenseKey, "same key")
+	v, _ = s.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
+	require.Equal(t, "VALID", v.Code)
+	require.Equal(t, "pro-tier", v.License.PolicySlug)
+	require.Equal(t, l.ID.String(), v.License.ID, "same licence")
+	require.ElementsMatch(t, []string{"basic", "export"}, v.License.Entitlements)
+	require.Equal(t, 1, licenceCount(), "no new licence")
+	require.Equal(t, 1, s.eventCount(t, "license.tier_changed"))
+	changes := collect[tierChange](t, s.bundle, "/v1/admin/licenses/"+l.ID.String()+"/tier-changes?limit=50")
+	require.Len(t, changes, 1)
+	require.Equal(t, "applied", changes[0].Status)
+	s.requireInvariants(t)
 
-	t.Run("RedeliveryIsANoOp", func(t *testing.T) {
-		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
-		// The second delivery (a new delivery id) is recorded in the inbox; its payin.settle
-		// job runs, or is the first one's within the job's uniqueness period. Once no settle
-		// job is left to run, nothing may have changed.
-		var deliveries int
-		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries WHERE invoice_id = $1",
-			p.Invoice.InvoiceID).Scan(&deliveries))
-		require.Equal(t, 2, deliveries, "the redelivery was accepted")
-		require.Eventually(t, func() bool {
-			var open int
-			require.NoError(t, s.db.QueryRow(context.Background(),
-				"SELECT count(*) FROM river_job WHERE kind = 'payin.settle' AND state NOT IN ('completed', 'discarded', 'cancelled')").Scan(&open))
-			return open == 0
-		}, 20*time.Second, 20*time.Millisecond, "the settle jobs ran")
-		require.Equal(t, 1, s.eventCount(t, "license.tier_changed"))
-		require.Equal(t, 1, licenceCount())
-		s.requireInvariants(t)
-	})
+	// A redelivery is a no-op. The second delivery (a new delivery id) is recorded in the
+	// inbox; its payin.settle job runs, or is the first one's within the job's uniqueness
+	// period. Once no settle job is left to run, nothing may have changed.
+	require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+	var deliveries int
+	require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries WHERE invoice_id = $1",
+		p.Invoice.InvoiceID).Scan(&deliveries))
+	require.Equal(t, 2, deliveries, "the redelivery was accepted")
+	require.Eventually(t, func() bool {
+		var open int
+		require.NoError(t, s.db.QueryRow(context.Background(),
+			"SELECT count(*) FROM river_job WHERE kind = 'payin.settle' AND state NOT IN ('completed', 'discarded', 'cancelled')").Scan(&open))
+		return open == 0
+	}, 20*time.Second, 20*time.Millisecond, "the settle jobs ran")
+	require.Equal(t, 1, s.eventCount(t, "license.tier_changed"))
+	require.Equal(t, 1, licenceCount())
+	s.requireInvariants(t)
 }
 
 func TestTierUpgradeFailed(t *testing.T) {
@@ -378,10 +401,17 @@ func TestTierUpgradeRace(t *testing.T) {
 
 func TestTierUpgradeBuyerRefusals(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
+	// setupPlus returns a tier bundle and the licence of a monthly Plus subscription.
+	setupPlus := func(t *testing.T) (*bundle, sql.License) {
+		t.Helper()
+		b, tr := setupTierBundle(t)
+		_, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+		return b, plus
+	}
 
 	t.Run("PerpetualDowngradeIsRefused", func(t *testing.T) {
+		t.Parallel()
+		b, tr := setupTierBundle(t)
 		pro := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
 		for _, path := range []string{"/v1/upgrade", "/v1/downgrade"} {
 			p := requireProblem(t, b.tier(t, path, pro.Key, "standard"), http.StatusBadRequest)
@@ -389,18 +419,23 @@ func TestTierUpgradeBuyerRefusals(t *testing.T) {
 		}
 	})
 
-	_, plus := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
 	t.Run("RecurringDowngradeIsNotAnUpgrade", func(t *testing.T) {
+		t.Parallel()
+		b, plus := setupPlus(t)
 		p := requireProblem(t, b.tier(t, "/v1/upgrade", plus.Key, "basic-monthly"), http.StatusBadRequest)
 		require.Contains(t, p.Detail, "POST /v1/downgrade")
 	})
 
 	t.Run("AnUpgradeIsNotADowngrade", func(t *testing.T) {
+		t.Parallel()
+		b, plus := setupPlus(t)
 		p := requireProblem(t, b.tier(t, "/v1/downgrade", plus.Key, "plus-yearly"), http.StatusBadRequest)
 		require.Contains(t, p.Detail, "POST /v1/upgrade")
 	})
 
 	t.Run("ZeroChargeUpgradeIsRefused", func(t *testing.T) {
+		t.Parallel()
+		b, plus := setupPlus(t)
 		b.clock.Set(factory.Now.Add(31 * day)) // past the paid period, not yet renewed: no day left to charge
 		p := requireProblem(t, b.tier(t, "/v1/upgrade", plus.Key, "plus-yearly"), http.StatusBadRequest)
 		require.Contains(t, p.Detail, "charges nothing")
@@ -444,6 +479,12 @@ func TestTierDowngradeScheduled(t *testing.T) {
 	require.Equal(t, map[string]string{first.ID: "cancelled", second.ID: "cancelled"}, statuses)
 
 	t.Run("CancellingTheSubscriptionCancelsIt", func(t *testing.T) {
+		t.Parallel()
+		b, tr := setupTierBundle(t)
+		_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plus.ID, tr.customer.ID)
+		cancel := func() response {
+			return b.request(t, http.MethodPost, "/v1/downgrade/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
+		}
 		require.Equal(t, http.StatusCreated, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly").status)
 		res := b.request(t, http.MethodPost, "/v1/subscriptions/cancel", fmt.Sprintf(`{"key":%q}`, l.Key), "Authorization", "")
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
@@ -453,10 +494,13 @@ func TestTierDowngradeScheduled(t *testing.T) {
 
 func TestTierChangeAdmin(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	tr := setupTiers(t, b, factory.Customer(t, b.db, b.tenant.ID))
-	changeTier := func(licenseID, policyID fmt.Stringer) response {
-		return b.request(t, http.MethodPost, "/v1/admin/licenses/"+licenseID.String()+"/change-tier", fmt.Sprintf(`{"policy_id":%q}`, policyID))
+	// setupAdmin returns a tier bundle and its seller's change of a licence's tier.
+	setupAdmin := func(t *testing.T) (*bundle, tiers, func(licenseID, policyID fmt.Stringer) response) {
+		t.Helper()
+		b, tr := setupTierBundle(t)
+		return b, tr, func(licenseID, policyID fmt.Stringer) response {
+			return b.request(t, http.MethodPost, "/v1/admin/licenses/"+licenseID.String()+"/change-tier", fmt.Sprintf(`{"policy_id":%q}`, policyID))
+		}
 	}
 	type adminChange struct {
 		TierChange tierChange `json:"tier_change"`
@@ -464,6 +508,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	}
 
 	t.Run("PerpetualDowngradeAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		l := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
 		res := changeTier(l.ID, tr.standard.ID)
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
@@ -478,6 +524,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	})
 
 	t.Run("FewerMachinesThanActive", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		l := factory.License(t, b.db, b.tenant.ID, tr.pro.ID, tr.customer.ID)
 		for _, fp := range []string{"fp-1", "fp-2"} {
 			res := b.request(t, http.MethodPost, "/v1/machines/activate", fmt.Sprintf(`{"key":%q,"fingerprint":%q}`, l.Key, fp), "Authorization", "")
@@ -493,6 +541,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	})
 
 	t.Run("RecurringChangeMovesPriceAndExpiry", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		sub, l := factory.Subscription(t, b.db, b.tenant.ID, tr.basic.ID, tr.customer.ID)
 		res := b.tier(t, "/v1/downgrade", l.Key, "basic-monthly")
 		requireProblem(t, res, http.StatusBadRequest) // already on it
@@ -508,6 +558,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	})
 
 	t.Run("RecurringWithoutSubscription", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		// An admin-issued licence of a recurring policy has no subscription: no renewal to
 		// wait for, so the seller's downgrade applies at once and the buyer's is refused (the
 		// hostile walk found its quote answering 500).
@@ -521,6 +573,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	})
 
 	t.Run("CancelsAScheduledDowngrade", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		_, l := factory.Subscription(t, b.db, b.tenant.ID, tr.plusYearly.ID, tr.customer.ID)
 		require.Equal(t, http.StatusCreated, b.tier(t, "/v1/downgrade", l.Key, "basic-monthly").status)
 		require.Equal(t, http.StatusOK, changeTier(l.ID, tr.plus.ID).status)
@@ -532,6 +586,8 @@ func TestTierChangeAdmin(t *testing.T) {
 	})
 
 	t.Run("Refused", func(t *testing.T) {
+		t.Parallel()
+		b, tr, changeTier := setupAdmin(t)
 		l := factory.License(t, b.db, b.tenant.ID, tr.standard.ID, tr.customer.ID)
 		requireProblem(t, changeTier(l.ID, tr.standard.ID), http.StatusBadRequest)
 		requireProblem(t, changeTier(l.ID, tr.plus.ID), http.StatusBadRequest)

@@ -43,22 +43,28 @@ func (b *bundle) validate(t *testing.T, fields map[string]any) (validation, resp
 
 func TestValidation(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	ctx := context.Background()
-	product := factory.Product(t, b.db, b.tenant.ID)
-	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyProduct(product.ID), factory.PolicyEntitlements("export"),
-		factory.PolicyMaxMachines(2), factory.PolicyRecurring(30), factory.PolicySlug("pro-monthly"))
-	customer := factory.Customer(t, b.db, b.tenant.ID)
-	newLicense := func(t *testing.T) sql.License {
-		_, l := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, customer.ID)
-		return l
-	}
-	exec := func(t *testing.T, query string, args ...any) {
-		_, err := b.db.Exec(ctx, query, args...)
-		require.NoError(t, err)
+	// setupValidation returns a bundle with a product and its recurring policy, a function
+	// that subscribes a new customer to it and returns the licence, and one that runs SQL.
+	setupValidation := func(t *testing.T) (*bundle, sql.Product, func(*testing.T) sql.License, func(*testing.T, string, ...any)) {
+		t.Helper()
+		b := setup(t)
+		product := factory.Product(t, b.db, b.tenant.ID)
+		policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyProduct(product.ID), factory.PolicyEntitlements("export"),
+			factory.PolicyMaxMachines(2), factory.PolicyRecurring(30), factory.PolicySlug("pro-monthly"))
+		newLicense := func(t *testing.T) sql.License {
+			_, l := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+			return l
+		}
+		exec := func(t *testing.T, query string, args ...any) {
+			_, err := b.db.Exec(context.Background(), query, args...)
+			require.NoError(t, err)
+		}
+		return b, product, newLicense, exec
 	}
 
 	t.Run("Valid", func(t *testing.T) {
+		t.Parallel()
+		b, _, newLicense, _ := setupValidation(t)
 		l := newLicense(t)
 		v, _ := b.validate(t, map[string]any{"key": l.Key, "entitlement": "export"})
 		require.True(t, v.Valid)
@@ -69,6 +75,8 @@ func TestValidation(t *testing.T) {
 	})
 
 	t.Run("NotFoundAlike", func(t *testing.T) {
+		t.Parallel()
+		b, _, newLicense, _ := setupValidation(t)
 		l := newLicense(t)
 		_, foreign, err := ed25519.GenerateKey(rand.Reader)
 		require.NoError(t, err)
@@ -112,6 +120,8 @@ func TestValidation(t *testing.T) {
 		{"SubscriptionLapsed", "UPDATE subscriptions SET status = 'lapsed' WHERE license_id = $1", "EXPIRED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, _, newLicense, exec := setupValidation(t)
 			l := newLicense(t)
 			exec(t, tc.mutate, l.ID)
 			v, _ := b.validate(t, map[string]any{"key": l.Key})
@@ -121,6 +131,8 @@ func TestValidation(t *testing.T) {
 	}
 
 	t.Run("Machines", func(t *testing.T) {
+		t.Parallel()
+		b, _, newLicense, exec := setupValidation(t)
 		l := newLicense(t)
 		v, _ := b.validate(t, map[string]any{"key": l.Key, "fingerprint": "fp-1"})
 		require.Equal(t, "FINGERPRINT_MISMATCH", v.Code)
@@ -139,11 +151,15 @@ func TestValidation(t *testing.T) {
 	})
 
 	t.Run("EntitlementMissing", func(t *testing.T) {
+		t.Parallel()
+		b, _, newLicense, _ := setupValidation(t)
 		v, _ := b.validate(t, map[string]any{"key": newLicense(t).Key, "entitlement": "sso"})
 		require.Equal(t, "ENTITLEMENT_MISSING", v.Code)
 	})
 
 	t.Run("PerpetualFallbackBuilds", func(t *testing.T) {
+		t.Parallel()
+		b, product, newLicense, exec := setupValidation(t)
 		l := newLicense(t)
 		cancelledAt := factory.Now.Add(10 * day)
 		exec(t, `UPDATE licenses SET expires_at = NULL, subscription_expiration_date = $2, message = 'renew please' WHERE id = $1`, l.ID, cancelledAt)
@@ -176,11 +192,15 @@ func TestValidation(t *testing.T) {
 	})
 
 	t.Run("VersionIgnoredWithoutFallback", func(t *testing.T) {
-		v, _ := b.validate(t, map[string]any{"key": newLicense(t).Key, "version": "9.9-unknown", "build_date": time.Now().Add(1000 * day)})
+		t.Parallel()
+		b, _, newLicense, _ := setupValidation(t)
+		v, _ := b.validate(t, map[string]any{"key": newLicense(t).Key, "version": "9.9-unknown", "build_date": b.clock.Now().Add(1000 * day)})
 		require.Equal(t, "VALID", v.Code, "a running subscription covers every build")
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
 		for _, body := range []string{`{}`, `{"key":5}`, `{"key":"x","build_date":"yesterday"}`, `{"key":"x","fingerprint":""}`, `{"key":"x","extra":1}`} {
 			res := b.request(t, http.MethodPost, "/v1/licenses/validate", body, "Authorization", "")
 			requireProblem(t, res, http.StatusUnprocessableEntity)

@@ -109,7 +109,7 @@ func ready(t *testing.T, url string) {
 		if err != nil {
 			return false
 		}
-		res.Body.Close()
+		require.NoError(t, res.Body.Close())
 		return res.StatusCode == http.StatusOK
 	}, time.Minute, 100*time.Millisecond, "%s never answered 200", url)
 }
@@ -119,6 +119,6 @@ func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer ln.Close()
+	defer func() { require.NoError(t, ln.Close()) }()
 	return ln.Addr().String()
 }

@@ -42,7 +42,7 @@ func setupQueueDepth(t *testing.T) *queueDepthBundle {
 	require.NoError(t, err)
 	var log bytes.Buffer
 	// River schedules jobs at the real time; the collector's clock is a minute later.
-	clk := clock.NewManual(time.Now().Add(time.Minute))
+	clk := clock.NewManual(clock.System{}.Now().Add(time.Minute))
 	return &queueDepthBundle{
 		tx: tx, client: client, clock: clk, log: &log,
 		collector: jobs.NewQueueDepthCollector(tx, clk, slog.New(slog.NewTextHandler(&log, nil)), []string{river.QueueDefault, jobargs.QueueWebhooks}),

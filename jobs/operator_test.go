@@ -71,7 +71,7 @@ func setupOperator(t *testing.T, rc RevocationConfig) *operator {
 // waiting inserts args to run in an hour: a job an operator can act on before it runs.
 func (o *operator) waiting(t *testing.T, args river.JobArgs) *rivertype.JobRow {
 	t.Helper()
-	res, err := o.client.Insert(o.ctx, args, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	res, err := o.client.Insert(o.ctx, args, &river.InsertOpts{ScheduledAt: clock.System{}.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	require.False(t, res.UniqueSkippedAsDuplicate)
 	return res.Job
@@ -230,9 +230,10 @@ func TestOperatorActions(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			o := setupOperator(t, RevocationConfig{})
 
 			t.Run("CancelThenRetry", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				job := o.cancelled(t, args)
 				require.False(t, done(), "a cancelled job does nothing")
@@ -240,11 +241,15 @@ func TestOperatorActions(t *testing.T) {
 				require.Eventually(t, done, operatorWait, 20*time.Millisecond, "Retry of a cancelled job does its work")
 			})
 			t.Run("RetryDiscarded", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				o.retry(t, o.discarded(t, args))
 				require.Eventually(t, done, operatorWait, 20*time.Millisecond, "Retry of a discarded job does its work")
 			})
 			t.Run("DeleteThenNext", func(t *testing.T) {
+				t.Parallel()
+				o := setupOperator(t, RevocationConfig{})
 				args, done := tt.arrange(t, o)
 				job := o.waiting(t, args)
 				_, err := o.client.JobDelete(o.ctx, job.ID)
@@ -321,7 +326,7 @@ func TestOperatorActionsRetryOfADuplicate(t *testing.T) {
 				if tt.opts != nil {
 					opts = *tt.opts
 				}
-				opts.ScheduledAt = time.Now().Add(time.Hour).Truncate(time.Hour) // one period
+				opts.ScheduledAt = clock.System{}.Now().Add(time.Hour).Truncate(time.Hour) // one period
 				res, err := o.client.Insert(o.ctx, args, &opts)
 				require.NoError(t, err)
 				require.False(t, res.UniqueSkippedAsDuplicate)

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
@@ -153,7 +154,9 @@ func (b *operated) insert(t *testing.T, args river.JobArgs, opts *river.InsertOp
 }
 
 // later is insert options that keep a job waiting past the test, for the operator to act on.
-func later() *river.InsertOpts { return &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)} }
+func later() *river.InsertOpts {
+	return &river.InsertOpts{ScheduledAt: clock.System{}.Now().Add(time.Hour)}
+}
 
 // sweep runs one payin.reconcile_sweep after the orphan bound has passed, and waits for it.
 func (b *operated) sweep(t *testing.T) {

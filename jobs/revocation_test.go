@@ -289,14 +289,14 @@ func TestRevocationGlobalRate(t *testing.T) {
 		}
 		wg.Wait()
 		// Wait until every job inserted so far is finished.
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := clock.System{}.Now().Add(30 * time.Second)
 		for {
 			var open int
 			require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'discarded', 'cancelled')").Scan(&open))
 			if open == 0 {
 				break
 			}
-			require.True(t, time.Now().Before(deadline), "step %d: jobs did not finish", step)
+			require.True(t, clock.System{}.Now().Before(deadline), "step %d: jobs did not finish", step)
 			time.Sleep(10 * time.Millisecond) // polling for other processes' work, with a deadline
 		}
 		mu.Lock()

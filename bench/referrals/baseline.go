@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -117,7 +118,7 @@ func baseline(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int
 	res := baselineResult{referrers: len(sample), snapshots: map[uuid.UUID]snapshot{}}
 	cooldownCutoff := now.Add(-time.Duration(settings.CooldownDays) * 24 * time.Hour)
 	windowStart := now.Add(-time.Duration(settings.IPWindowDays) * 24 * time.Hour)
-	start := time.Now()
+	start := clock.System{}.Now()
 	for _, referrer := range sample {
 		var snap snapshot
 		if err := tx.QueryRow(ctx, loopCountReferrals, tenantID, referrer).Scan(&snap.referred); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
@@ -174,14 +175,14 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, customers,
 	}
 	defer conn.Release()
 	for _, step := range steps {
-		start := time.Now()
+		start := clock.System{}.Now()
 		text := paramRE.ReplaceAllStringFunc(step.sql, func(p string) string { return literals[p[1]-'1'] })
 		if _, err := conn.Exec(ctx, text); err != nil {
 			return uuid.Nil, fmt.Errorf("generate %s: %w", step.name, err)
 		}
 		fmt.Fprintf(os.Stderr, "  %-20s %s\n", step.name, time.Since(start).Round(100*time.Millisecond))
 	}
-	start := time.Now()
+	start := clock.System{}.Now()
 	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) customers, customer_events, subscriptions, licenses, policies"); err != nil {
 		return uuid.Nil, fmt.Errorf("vacuum: %w", err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/jobs"
@@ -38,11 +39,11 @@ import (
 
 // config is the command's flags.
 type config struct {
-	customers, referrers   int
-	runs                   int
-	sample, literalSample  int
-	dbName                 string
-	keep, reuse, skipNaive bool
+	customers, referrers  int
+	runs                  int
+	sample, literalSample int
+	dbName                string
+	keep, reuse           bool
 }
 
 func main() {
@@ -110,7 +111,7 @@ func run(ctx context.Context, cfg config) error {
 		if err := migrate.Up(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 			return err
 		}
-		start := time.Now()
+		start := clock.System{}.Now()
 		fmt.Fprintf(os.Stderr, "generating %d customers, %d referrers in %s\n", cfg.customers, cfg.referrers, cfg.dbName)
 		if tenantID, err = generate(ctx, pool, now, cfg.customers, cfg.referrers); err != nil {
 			return err
@@ -126,7 +127,7 @@ func adminExec(ctx context.Context, base string, stmts ...string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // an admin connection: its statements' errors are what count
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
@@ -153,7 +154,7 @@ func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, writ
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
 	params := sql.ReferralRecomputeParams{TenantID: tenantID, Now: now, Write: write}
-	start := time.Now()
+	start := clock.System{}.Now()
 	var rows []sql.ReferralRecomputeRow
 	if defaults {
 		rows, err = sql.New().ReferralRecompute(ctx, core.CustomPlans{DB: tx}, params)
@@ -387,7 +388,7 @@ func jobRun(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (jobRes
 		return jobResult{}, err
 	}
 	st := core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
-	start := time.Now()
+	start := clock.System{}.Now()
 	res, err := jobs.ReferralRecompute(ctx, tx, st, tenantID, nil)
 	if err != nil {
 		return jobResult{}, err

@@ -67,7 +67,7 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	start := clock.System{}.Now()
 	if err := rc.Start(ctx); err != nil {
 		return err
 	}

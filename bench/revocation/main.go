@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/secrets"
@@ -76,7 +77,7 @@ func run(ctx context.Context, licenses, owners, runs int, dbName string, reuse b
 		if err := migrate.Up(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 			return err
 		}
-		start := time.Now()
+		start := clock.System{}.Now()
 		if err := generate(ctx, pool, now, licenses, owners); err != nil {
 			return err
 		}
@@ -190,7 +191,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 		var times []time.Duration
 		var first string
 		for i := range runs + 1 {
-			start := time.Now()
+			start := clock.System{}.Now()
 			var id any
 			rows, err := pool.Query(ctx, q.text, params...)
 			if err != nil {

@@ -24,6 +24,7 @@ const keyPattern = `^tsk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`
 // The CLI tests set DATABASE_URL, so none of them is parallel; each is one story on its own
 // database.
 
+//nolint:paralleltest // useDatabase points the commands at its database with t.Setenv
 func TestTenantCreate(t *testing.T) {
 	pool, databaseURL := testdb.Clone(t)
 	useDatabase(t, databaseURL)
@@ -44,6 +45,7 @@ func TestTenantCreate(t *testing.T) {
 	require.ErrorContains(t, err, "acme-x")
 }
 
+//nolint:paralleltest // useDatabase points the commands at its database with t.Setenv
 func TestKeyCommands(t *testing.T) {
 	pool, databaseURL := testdb.Clone(t)
 	tenant := factory.Tenant(t, pool)

@@ -212,7 +212,7 @@ func (cfg Config) rescueStuckJobsAfter() (time.Duration, error) {
 
 func parseLevel(s string) (slog.Level, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(s)); err != nil {
+	if err := level.UnmarshalText([]byte(s)); err != nil { //lint:swallow the message names the variable and its values, which slog's does not
 		return 0, fmt.Errorf("TESSERA_LOG_LEVEL must be debug, info, warn or error, not %q", s)
 	}
 	return level, nil

@@ -66,6 +66,7 @@ func TestConfigRescueStuckJobsAfter(t *testing.T) {
 }
 
 func TestConfigMetricsAddr(t *testing.T) {
+	//nolint:paralleltest // reads the environment, which its sibling sets with t.Setenv
 	t.Run("Default", func(t *testing.T) {
 		cfg, err := loadConfig()
 		require.NoError(t, err)

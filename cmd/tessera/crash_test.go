@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/btcpay"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/fakebtcpay"
@@ -118,7 +119,7 @@ func TestCrashRecovery(t *testing.T) {
 			c := setupCrash(t)
 
 			tt.interrupt(t, c)
-			killedAt := time.Now()
+			killedAt := clock.System{}.Now()
 			// The dead worker's transactions end once Postgres notices: then its jobs still
 			// running are orphans.
 			c.poll(t, waitFor, "the dead worker's connections stayed", func() bool {
@@ -186,7 +187,7 @@ func dueSubscriptions(t *testing.T, pool *pgxpool.Pool, n int) sql.Tenant {
 	tenant := factory.Tenant(t, pool)
 	policy := factory.Policy(t, pool, tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 50_000), factory.PolicyGraceDays(7))
 	// Started 30 days and a minute ago.
-	st := core.Step{Now: time.Now().AddDate(0, 0, -30).Add(-time.Minute), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
+	st := core.Step{Now: clock.System{}.Now().AddDate(0, 0, -30).Add(-time.Minute), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
 	for range n {
 		customer := factory.Customer(t, pool, tenant.ID)
 		err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {

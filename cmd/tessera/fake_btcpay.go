@@ -71,7 +71,7 @@ func newFakeBTCPayCommand() *cobra.Command {
 // runFakeBTCPay serves a fake BTCPay server configured by cfg on ln until ctx is cancelled,
 // after printing to out the settings Tessera needs; then it drains requests and returns.
 func runFakeBTCPay(ctx context.Context, out io.Writer, cfg fakebtcpay.Config, ln net.Listener) error {
-	defer ln.Close() // also when it fails before serving; after Shutdown it is a no-op
+	defer func() { _ = ln.Close() }() // for when it fails before serving; after Shutdown, closing again fails harmlessly
 	fake, err := fakebtcpay.New(cfg)
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func runFakeBTCPay(ctx context.Context, out io.Writer, cfg fakebtcpay.Config, ln
 // 127.0.0.1, so printed URLs can be used as they are.
 func loopbackAddr(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	if err != nil { //lint:swallow an address without a port is printed as it is
 		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {

@@ -58,7 +58,7 @@ func TestFakeBTCPay(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		stop()
-		<-exited
+		require.NoError(t, <-exited)
 	})
 
 	client, err = btcpay.New(btcpay.Config{
@@ -96,7 +96,7 @@ func TestFakeBTCPay(t *testing.T) {
 	exited <- nil // for the cleanup
 	require.Contains(t, out.String(), "TESSERA_BTCPAY_URL="+base+"\n")
 	require.Contains(t, out.String(), "TESSERA_BTCPAY_WEBHOOK_SECRET=fake-webhook-secret\n")
-	_, err = http.Get(base + "/fake/invoices")
+	_, err = http.Get(base + "/fake/invoices") //nolint:bodyclose // the request fails: there is no body
 	require.Error(t, err, "the listener is closed after shutdown")
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
@@ -40,13 +41,13 @@ func newImportCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--store must be a store id (uuid): %w", err)
 			}
-			var in io.Reader = cmd.InOrStdin()
+			in := cmd.InOrStdin()
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }() // opened for reading: closing loses nothing
 				in = f
 			}
 			return withDB(cmd.Context(), func(c *cli) error {
@@ -87,7 +88,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	} else if err != nil {
 		return err
 	}
-	bar := progress{out: progressOut, total: len(rows), start: time.Now()}
+	bar := progress{out: progressOut, total: len(rows), start: clock.System{}.Now()}
 	var result upstream.ImportResult
 	err = pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 		im, err := upstream.NewImporter(ctx, tx, st, tenant.ID, storeID)
@@ -120,7 +121,7 @@ type progress struct {
 }
 
 func (p *progress) set(n int) {
-	if now := time.Now(); n == p.total || now.Sub(p.drawn) >= 100*time.Millisecond {
+	if now := (clock.System{}).Now(); n == p.total || now.Sub(p.drawn) >= 100*time.Millisecond {
 		p.drawn = now
 		const width = 40
 		filled := width * n / max(p.total, 1)

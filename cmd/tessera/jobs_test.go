@@ -17,22 +17,39 @@ import (
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/sql"
 )
 
 // TestJobsCommands: with --tenant an operator sees and changes only that tenant's jobs;
 // without it every job, the sweeps across tenants included. Retries and cancels of a tenant's
 // job are in its audit log with the CLI as actor.
-func TestJobsCommands(t *testing.T) {
-	pool, databaseURL := testdb.Clone(t)
-	a, b := factory.Tenant(t, pool), factory.Tenant(t, pool)
-	referrer := uuid.New()
-	aDiscarded := factory.Job(t, pool, jobargs.ReferralRecompute{TenantID: a.ID, ReferrerID: &referrer}, rivertype.JobStateDiscarded)
-	aCompleted := factory.Job(t, pool, jobargs.ReferralRecompute{TenantID: a.ID}, rivertype.JobStateCompleted)
-	bScheduled := factory.Job(t, pool, jobargs.WebhookDeliver{TenantID: b.ID, EndpointID: uuid.New()}, rivertype.JobStateScheduled)
-	sweep := factory.Job(t, pool, jobargs.ReferralRecomputeSweep{}, rivertype.JobStateDiscarded)
-	useDatabase(t, databaseURL)
+// jobsFixture is a database with two tenants' jobs and a sweep across tenants, which the
+// commands run by execute use.
+type jobsFixture struct {
+	pool                                      *pgxpool.Pool
+	a, b                                      sql.Tenant
+	aDiscarded, aCompleted, bScheduled, sweep int64
+}
 
+// setupJobs makes the jobs fixture on a database of its own and points the commands at it.
+func setupJobs(t *testing.T) jobsFixture {
+	t.Helper()
+	pool, databaseURL := testdb.Clone(t)
+	f := jobsFixture{pool: pool, a: factory.Tenant(t, pool), b: factory.Tenant(t, pool)}
+	referrer := uuid.New()
+	f.aDiscarded = factory.Job(t, pool, jobargs.ReferralRecompute{TenantID: f.a.ID, ReferrerID: &referrer}, rivertype.JobStateDiscarded)
+	f.aCompleted = factory.Job(t, pool, jobargs.ReferralRecompute{TenantID: f.a.ID}, rivertype.JobStateCompleted)
+	f.bScheduled = factory.Job(t, pool, jobargs.WebhookDeliver{TenantID: f.b.ID, EndpointID: uuid.New()}, rivertype.JobStateScheduled)
+	f.sweep = factory.Job(t, pool, jobargs.ReferralRecomputeSweep{}, rivertype.JobStateDiscarded)
+	useDatabase(t, databaseURL)
+	return f
+}
+
+//nolint:paralleltest // each subtest points the commands at its database with t.Setenv (useDatabase)
+func TestJobsCommands(t *testing.T) {
 	t.Run("List", func(t *testing.T) {
+		f := setupJobs(t)
+		a, b, aDiscarded, aCompleted, bScheduled, sweep := f.a, f.b, f.aDiscarded, f.aCompleted, f.bScheduled, f.sweep
 		all := listJobIDs(t, "jobs", "list")
 		require.Equal(t, []string{id(sweep), id(bScheduled), id(aCompleted), id(aDiscarded)}, all)
 		out := mustExecute(t, "jobs", "list")
@@ -61,6 +78,8 @@ func TestJobsCommands(t *testing.T) {
 	})
 
 	t.Run("Show", func(t *testing.T) {
+		f := setupJobs(t)
+		a, aDiscarded, bScheduled, sweep := f.a, f.aDiscarded, f.bScheduled, f.sweep
 		out := mustExecute(t, "jobs", "show", "--tenant", a.Slug, id(aDiscarded))
 		require.Regexp(t, `(?m)^Kind:\s+referral.recompute$`, out)
 		require.Regexp(t, `(?m)^Tenant:\s+`+a.Slug+`$`, out)
@@ -74,6 +93,8 @@ func TestJobsCommands(t *testing.T) {
 	})
 
 	t.Run("RetryCancel", func(t *testing.T) {
+		f := setupJobs(t)
+		pool, a, b, aDiscarded, aCompleted, bScheduled, sweep := f.pool, f.a, f.b, f.aDiscarded, f.aCompleted, f.bScheduled, f.sweep
 		_, err := execute(t, "jobs", "retry", "--tenant", a.Slug, id(bScheduled))
 		require.ErrorIs(t, err, core.ErrNotFound)
 		_, err = execute(t, "jobs", "cancel", "--tenant", a.Slug, id(sweep))
@@ -100,6 +121,7 @@ func TestJobsCommands(t *testing.T) {
 	})
 
 	t.Run("BadInput", func(t *testing.T) {
+		setupJobs(t)
 		for _, args := range [][]string{
 			{"jobs", "list", "--state", "bogus"}, {"jobs", "list", "--limit", "0"}, {"jobs", "list", "--after", "-1"},
 			{"jobs", "list", "--created-from", "yesterday"}, {"jobs", "show", "abc"}, {"jobs", "retry", "0"},

@@ -49,7 +49,7 @@ func TestWorkerServesMetrics(t *testing.T) {
 	get := func(url string) (int, string) {
 		res, err := client.Get(url)
 		require.NoError(t, err)
-		defer res.Body.Close()
+		defer func() { require.NoError(t, res.Body.Close()) }()
 		body, err := io.ReadAll(res.Body)
 		require.NoError(t, err)
 		return res.StatusCode, string(body)

@@ -16,6 +16,7 @@ import (
 	"github.com/tessera/tessera/migrations"
 )
 
+//nolint:paralleltest // useDatabase points the commands at its database with t.Setenv
 func TestMigrate(t *testing.T) {
 	databaseURL := testdb.Empty(t)
 	useDatabase(t, databaseURL)

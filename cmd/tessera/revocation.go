@@ -48,7 +48,7 @@ func (cfg Config) revocationProblems() []error {
 		problems = append(problems, fmt.Errorf("TESSERA_REVOCATION_PER_FIRING must be between 1 and 1000, not %d", cfg.RevocationPerFiring))
 	}
 	if err := cfg.revocation().Schedule.Weights.Validate(); err != nil {
-		problems = append(problems, errors.New("TESSERA_REVOCATION_WEIGHT_* must be at least 0"))
+		problems = append(problems, fmt.Errorf("TESSERA_REVOCATION_WEIGHT_*: %w", err))
 	}
 	return problems
 }

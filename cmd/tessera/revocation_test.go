@@ -14,6 +14,7 @@ import (
 	"github.com/tessera/tessera/internal/testdb"
 )
 
+//nolint:paralleltest // useDatabase points the commands at its database with t.Setenv
 func TestImportLicenses(t *testing.T) {
 	pool, databaseURL := testdb.Clone(t)
 	useDatabase(t, databaseURL)

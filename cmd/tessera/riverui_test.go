@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/browser"
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/jobargs"
 )
 
@@ -29,7 +30,7 @@ func startRiverUIServer(t *testing.T) (*server, *rivertype.JobRow) {
 	inserter, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{})
 	require.NoError(t, err)
 	inserted, err := inserter.Insert(t.Context(), jobargs.ReferralRecompute{TenantID: s.tenant.ID},
-		&river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+		&river.InsertOpts{ScheduledAt: clock.System{}.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	return s, inserted.Job
 }
@@ -66,13 +67,16 @@ func TestRiverUIRequiresOperator(t *testing.T) {
 			{name: "EmptyPassword", user: "operator"},
 		} {
 			t.Run(path+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
 				res := s.operatorRequest(t, http.MethodGet, path, tt.user, tt.password, "", nil)
 				require.Equal(t, http.StatusUnauthorized, res.status, res.body)
 				require.Equal(t, `Basic realm="Tessera operators", charset="UTF-8"`, res.header.Get("WWW-Authenticate"))
 				require.NotContains(t, res.body, "referral.recompute")
 			})
 		}
-		t.Run(path+"/SignedIn", func(t *testing.T) { // /riverui redirects to /riverui/
+		t.Run(path+"/SignedIn", func(t *testing.T) {
+			t.Parallel()
+			// /riverui redirects to /riverui/
 			res := s.operatorRequest(t, http.MethodGet, path, "operator", testOperatorPassword, "", nil)
 			require.Equal(t, http.StatusOK, res.status, res.body)
 			require.Empty(t, res.header.Get("WWW-Authenticate"))

@@ -81,7 +81,7 @@ func docsURL(addr string) string {
 // serveURL is the URL of path on a listen address, naming localhost for a wildcard host.
 func serveURL(addr, path string) string {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	if err != nil { //lint:swallow an address without a port is printed as it is
 		return fmt.Sprintf("http://%s%s", addr, path)
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {

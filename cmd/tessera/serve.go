@@ -86,7 +86,7 @@ const (
 // order: stop accepting and drain HTTP requests, let running jobs finish (soft stop), and
 // cancel the jobs still running after the timeout (hard stop).
 func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
-	defer ln.Close() // also when run fails before serving; after Shutdown it is a no-op
+	defer func() { _ = ln.Close() }() // for when run fails before serving; after Shutdown, closing again fails harmlessly
 	log := cfg.logger()
 	pool, err := cfg.pool(ctx)
 	if err != nil {

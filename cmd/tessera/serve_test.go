@@ -56,7 +56,7 @@ func startServer(t *testing.T, configure ...func(*Config)) *server {
 			c(&cfg)
 		}
 		s.err = run(ctx, cfg, ln, servesAPI)
-		ln.Close() // run leaves it open when it fails before serving; requests must not hang
+		_ = ln.Close() // run leaves it open when it fails before serving (requests must not hang); closed already when it served
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -127,9 +127,8 @@ func (s *server) send(req *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, header: res.Header, body: string(body)}, err
+	return response{status: res.StatusCode, header: res.Header, body: string(body)}, errors.Join(err, res.Body.Close())
 }
 
 func TestRunServesReadyz(t *testing.T) {
@@ -145,7 +144,7 @@ func TestRunRefusesPendingMigrations(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() }) // run closes it when it serves: a second close fails, harmlessly
 
 	err = run(t.Context(), serveConfig(testdb.Empty(t), ln.Addr().String()), ln, servesAPI)
 	require.ErrorContains(t, err, "tessera migrate")
@@ -187,7 +186,7 @@ func TestRunDrainsInFlightRequests(t *testing.T) {
 	require.Eventually(t, func() bool {
 		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
-			conn.Close()
+			require.NoError(t, conn.Close())
 		}
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}, waitFor, 10*time.Millisecond, "the listener still accepts connections after shutdown began")

@@ -169,7 +169,7 @@ func answer(ctx context.Context, action chromedp.Action) {
 func sanitize(name string) string {
 	b := []byte(name)
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if safe := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'; !safe {
 			b[i] = '_'
 		}
 	}

@@ -344,7 +344,7 @@ func (c *Client) do(ctx context.Context, method string, path []string, query url
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, u.Path, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read below: closing loses nothing
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, u.Path, err)

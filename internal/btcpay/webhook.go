@@ -82,7 +82,7 @@ func verify(secret, body []byte, sig string) error {
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil {
-		return fmt.Errorf("%w: %s is not hex", payment.ErrBadSignature, SignatureHeader)
+		return fmt.Errorf("%w: %s is not hex: %w", payment.ErrBadSignature, SignatureHeader, err)
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)

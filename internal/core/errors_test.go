@@ -89,6 +89,7 @@ func TestDBErrorText(t *testing.T) {
 		{"Untranslatable", "SELECT convert_to('€', 'LATIN1')", nil}, // 22P05 untranslatable_character
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tx := testdb.Tx(t)
 			_, err := tx.Exec(context.Background(), tc.statement, tc.args...)
 			require.Error(t, err)

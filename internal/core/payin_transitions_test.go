@@ -20,10 +20,9 @@ import (
 func TestPayInTransitions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l := newLedger(t, testdb.Tx(t), 0, 0)
 
-	// reach puts a new PayIn in state.
-	reach := func(t *testing.T, state sql.PayInState) sql.PayIn {
+	// reach puts a new PayIn of l in state.
+	reach := func(t *testing.T, l *ledger, state sql.PayInState) sql.PayIn {
 		payin, err := l.purchase(t, 100)
 		require.NoError(t, err)
 		l.inTx(t, func(tx pgx.Tx) error {
@@ -67,7 +66,10 @@ func TestPayInTransitions(t *testing.T) {
 	for name, m := range moves {
 		for _, from := range states {
 			t.Run(name+"From"+string(from), func(t *testing.T) {
-				payin := reach(t, from)
+				t.Parallel()
+				l := newLedger(t, testdb.Tx(t), 0, 0)
+				defer l.requireInvariants(t)
+				payin := reach(t, l, from)
 				// A refused move returns its error, so its savepoint is rolled back.
 				err := pg.InTx(ctx, l.db, func(tx pgx.Tx) error { return m.move(tx, payin) })
 				allowed := false
@@ -85,5 +87,4 @@ func TestPayInTransitions(t *testing.T) {
 			})
 		}
 	}
-	l.requireInvariants(t)
 }

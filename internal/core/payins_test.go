@@ -397,40 +397,47 @@ func TestPayInRetry(t *testing.T) {
 
 func TestPayInRetryRefused(t *testing.T) {
 	t.Parallel()
-	l := newLedger(t, testdb.Tx(t), 1000, 0)
-	pending, err := l.purchase(t, 100)
-	require.NoError(t, err)
-	invoiced, err := l.purchase(t, 100)
-	require.NoError(t, err)
-	l.inTx(t, func(tx pgx.Tx) error {
-		invoiced, _, err = core.PayInInvoiceCreated(context.Background(), tx, factory.Step(), invoiced, "btcpay",
-			payment.Invoice{ID: "inv-" + invoiced.ID.String(), AmountSats: 100, CheckoutURL: "http://pay/inv"})
-		return err
-	})
-	paid, err := l.purchase(t, 100, sql.AssetCredits)
-	require.NoError(t, err)
-	retried, err := l.purchase(t, 100)
-	require.NoError(t, err)
-	retried = l.fail(t, retried)
-	_, err = l.retry(t, retried, core.PayInRetryParams{})
-	require.NoError(t, err)
-	failed := l.fail(t, pending)
-	pending, err = l.purchase(t, 100)
-	require.NoError(t, err)
+	// setupRetries returns a ledger with a PayIn in each state a retry meets, by name.
+	setupRetries := func(t *testing.T) (*ledger, map[string]sql.PayIn) {
+		t.Helper()
+		l := newLedger(t, testdb.Tx(t), 1000, 0)
+		pending, err := l.purchase(t, 100)
+		require.NoError(t, err)
+		invoiced, err := l.purchase(t, 100)
+		require.NoError(t, err)
+		l.inTx(t, func(tx pgx.Tx) error {
+			invoiced, _, err = core.PayInInvoiceCreated(context.Background(), tx, factory.Step(), invoiced, "btcpay",
+				payment.Invoice{ID: "inv-" + invoiced.ID.String(), AmountSats: 100, CheckoutURL: "http://pay/inv"})
+			return err
+		})
+		paid, err := l.purchase(t, 100, sql.AssetCredits)
+		require.NoError(t, err)
+		retried, err := l.purchase(t, 100)
+		require.NoError(t, err)
+		retried = l.fail(t, retried)
+		_, err = l.retry(t, retried, core.PayInRetryParams{})
+		require.NoError(t, err)
+		failed := l.fail(t, pending)
+		pending, err = l.purchase(t, 100)
+		require.NoError(t, err)
+
+		return l, map[string]sql.PayIn{"PendingInvoiceCreation": pending, "Pending": invoiced, "Paid": paid, "FailedAndRetried": retried, "Failed": failed}
+	}
 
 	for _, tc := range []struct {
-		name  string
-		payin sql.PayIn
-		ok    bool
+		name string
+		ok   bool
 	}{
-		{"PendingInvoiceCreation", pending, false},
-		{"Pending", invoiced, false},
-		{"Paid", paid, false},
-		{"FailedAndRetried", retried, false},
-		{"Failed", failed, true},
+		{"PendingInvoiceCreation", false},
+		{"Pending", false},
+		{"Paid", false},
+		{"FailedAndRetried", false},
+		{"Failed", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := l.retry(t, tc.payin, core.PayInRetryParams{})
+			t.Parallel()
+			l, payins := setupRetries(t)
+			_, err := l.retry(t, payins[tc.name], core.PayInRetryParams{})
 			if tc.ok {
 				require.NoError(t, err)
 				return
@@ -438,19 +445,26 @@ func TestPayInRetryRefused(t *testing.T) {
 			require.ErrorIs(t, err, core.ErrConflict)
 		})
 	}
-	_, err = l.retry(t, sql.PayIn{TenantID: l.tenant.ID, ID: core.NewID()}, core.PayInRetryParams{})
-	require.ErrorIs(t, err, core.ErrNotFound)
+	t.Run("Unknown", func(t *testing.T) {
+		t.Parallel()
+		l := newLedger(t, testdb.Tx(t), 1000, 0)
+		_, err := l.retry(t, sql.PayIn{TenantID: l.tenant.ID, ID: core.NewID()}, core.PayInRetryParams{})
+		require.ErrorIs(t, err, core.ErrNotFound)
+	})
 
-	// A purchase of a policy archived since is not retried.
-	unsold, err := l.purchase(t, 100)
-	require.NoError(t, err)
-	unsold = l.fail(t, unsold)
-	_, err = queries.PolicyArchive(context.Background(), l.db, sql.PolicyArchiveParams{Now: factory.Now, TenantID: l.tenant.ID, ID: l.policy.ID})
-	require.NoError(t, err)
-	_, err = l.retry(t, unsold, core.PayInRetryParams{})
-	require.ErrorIs(t, err, core.ErrConflict)
-	require.Nil(t, l.get(t, unsold.ID).SuccessorID)
-	l.requireInvariants(t)
+	t.Run("PolicyArchivedSince", func(t *testing.T) {
+		t.Parallel()
+		l := newLedger(t, testdb.Tx(t), 1000, 0)
+		unsold, err := l.purchase(t, 100)
+		require.NoError(t, err)
+		unsold = l.fail(t, unsold)
+		_, err = queries.PolicyArchive(context.Background(), l.db, sql.PolicyArchiveParams{Now: factory.Now, TenantID: l.tenant.ID, ID: l.policy.ID})
+		require.NoError(t, err)
+		_, err = l.retry(t, unsold, core.PayInRetryParams{})
+		require.ErrorIs(t, err, core.ErrConflict)
+		require.Nil(t, l.get(t, unsold.ID).SuccessorID)
+		l.requireInvariants(t)
+	})
 }
 
 func TestPayInRetryRequotes(t *testing.T) {
@@ -574,47 +588,56 @@ func TestCreditGrant(t *testing.T) {
 func TestPayInStatistics(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l := newLedger(t, testdb.Tx(t), 20, 20)
-	other := factory.Customer(t, l.db, l.tenant.ID)
-	later := factory.Step()
-	later.Now = factory.Now.Add(48 * time.Hour)
+	// setupStatistics returns a ledger with PayIns in and out of the range, its other
+	// customer, the later step, and the statistics of the range up to a time.
+	setupStatistics := func(t *testing.T) (l *ledger, other sql.Customer, later core.Step, stats func(*uuid.UUID, time.Time) ([]sql.PayInStatisticsSpentRow, []sql.PayInStatisticsEarnedRow)) {
+		t.Helper()
+		l = newLedger(t, testdb.Tx(t), 20, 20)
+		other = factory.Customer(t, l.db, l.tenant.ID)
+		later = factory.Step()
+		later.Now = factory.Now.Add(48 * time.Hour)
 
-	// In range: a mixed payment of 100 (20 credits, 20 reward sats, an invoice of 60 that
-	// received 65), a grant of 300, and a failed PayIn; a grant to another customer later.
-	mixed, err := l.purchase(t, 100, core.DefaultAssets...)
-	require.NoError(t, err)
-	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-			TenantID: l.tenant.ID, PayInID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: 60, Now: factory.Now,
+		// In range: a mixed payment of 100 (20 credits, 20 reward sats, an invoice of 60 that
+		// received 65), a grant of 300, and a failed PayIn; a grant to another customer later.
+		mixed, err := l.purchase(t, 100, core.DefaultAssets...)
+		require.NoError(t, err)
+		l.inTx(t, func(tx pgx.Tx) error {
+			_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
+				TenantID: l.tenant.ID, PayInID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: 60, Now: factory.Now,
+			})
+			require.NoError(t, err)
+			require.NoError(t, queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
+				TenantID: l.tenant.ID, PayInID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
+			}))
+			_, err = core.PayInPaid(ctx, tx, factory.Step(), mixed, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 5)
+			require.NoError(t, err)
+			_, _, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 300, "")
+			require.NoError(t, err)
+			_, _, err = core.CreditGrant(ctx, tx, later, l.tenant.ID, other.ID, 1000, "")
+			return err
 		})
+		failed, err := l.purchase(t, 50)
 		require.NoError(t, err)
-		require.NoError(t, queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
-			TenantID: l.tenant.ID, PayInID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
-		}))
-		_, err = core.PayInPaid(ctx, tx, factory.Step(), mixed, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 5)
-		require.NoError(t, err)
-		_, _, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 300, "")
-		require.NoError(t, err)
-		_, _, err = core.CreditGrant(ctx, tx, later, l.tenant.ID, other.ID, 1000, "")
-		return err
-	})
-	failed, err := l.purchase(t, 50)
-	require.NoError(t, err)
-	l.fail(t, failed)
-	l.requireInvariants(t)
+		l.fail(t, failed)
+		l.requireInvariants(t)
 
-	from, to := factory.Now.Add(-time.Hour), factory.Now.Add(time.Hour)
-	stats := func(customerID *uuid.UUID, to time.Time) ([]sql.PayInStatisticsSpentRow, []sql.PayInStatisticsEarnedRow) {
-		spent, err := queries.PayInStatisticsSpent(ctx, l.db, sql.PayInStatisticsSpentParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
-		require.NoError(t, err)
-		earned, err := queries.PayInStatisticsEarned(ctx, l.db, sql.PayInStatisticsEarnedParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
-		require.NoError(t, err)
-		return spent, earned
+		from := factory.Now.Add(-time.Hour)
+		stats = func(customerID *uuid.UUID, to time.Time) ([]sql.PayInStatisticsSpentRow, []sql.PayInStatisticsEarnedRow) {
+			spent, err := queries.PayInStatisticsSpent(ctx, l.db, sql.PayInStatisticsSpentParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
+			require.NoError(t, err)
+			earned, err := queries.PayInStatisticsEarned(ctx, l.db, sql.PayInStatisticsEarnedParams{TenantID: l.tenant.ID, CustomerID: customerID, FromTime: from, ToTime: to})
+			require.NoError(t, err)
+			return spent, earned
+		}
+		return l, other, later, stats
 	}
+	to := factory.Now.Add(time.Hour)
 	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", Payins: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
 	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 1, CostSats: 300, GrantedSats: 300}
 
 	t.Run("Customer", func(t *testing.T) {
+		t.Parallel()
+		l, _, _, stats := setupStatistics(t)
 		spent, earned := stats(&l.customer.ID, to)
 		require.Equal(t, []sql.PayInStatisticsSpentRow{purchaseRow, grantRow}, spent)
 		require.Equal(t, []sql.PayInStatisticsEarnedRow{
@@ -623,6 +646,8 @@ func TestPayInStatistics(t *testing.T) {
 		}, earned, "the customer's earnings: not the tenant's revenue")
 	})
 	t.Run("Tenant", func(t *testing.T) {
+		t.Parallel()
+		_, _, _, stats := setupStatistics(t)
 		spent, earned := stats(nil, to)
 		require.Equal(t, []sql.PayInStatisticsSpentRow{purchaseRow, grantRow}, spent)
 		require.Equal(t, []sql.PayInStatisticsEarnedRow{
@@ -632,11 +657,15 @@ func TestPayInStatistics(t *testing.T) {
 		}, earned)
 	})
 	t.Run("WiderRange", func(t *testing.T) {
+		t.Parallel()
+		_, _, later, stats := setupStatistics(t)
 		spent, earned := stats(nil, later.Now.Add(time.Second))
 		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
 		require.Equal(t, int64(1300), earned[2].Amount)
 	})
 	t.Run("OtherCustomerOutOfRange", func(t *testing.T) {
+		t.Parallel()
+		_, other, _, stats := setupStatistics(t)
 		spent, earned := stats(&other.ID, to)
 		require.Empty(t, spent)
 		require.Empty(t, earned)

@@ -414,7 +414,7 @@ func (s *Server) post(body []byte, header http.Header) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fakebtcpay: deliver webhook to %s: %w", s.cfg.WebhookURL, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // drained below: closing loses nothing
 	if _, err := io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20)); err != nil {
 		return 0, fmt.Errorf("fakebtcpay: read webhook answer: %w", err)
 	}

@@ -98,7 +98,7 @@ func (b *bundle) call(t *testing.T, method, path, key, body string) (int, any) {
 	}
 	res, err := b.http.Do(req)
 	require.NoError(t, err)
-	defer res.Body.Close()
+	defer func() { require.NoError(t, res.Body.Close()) }()
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
 	var out any

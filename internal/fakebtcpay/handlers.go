@@ -355,7 +355,7 @@ var checkoutPage = template.Must(template.New("checkout").Parse(`<!doctype html>
 // checkout answers GET /i/{invoiceId}: the invoice's checkout page.
 func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 	inv, err := s.Invoice(r.PathValue("invoiceId"))
-	if err != nil {
+	if err != nil { //lint:swallow Invoice fails only with ErrNotFound
 		http.Error(w, "invoice not found", http.StatusNotFound)
 		return
 	}

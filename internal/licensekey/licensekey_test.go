@@ -55,6 +55,7 @@ func TestParseRejects(t *testing.T) {
 		{"NonCanonicalBase64", key[:47] + "B" + key[48:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := licensekey.Parse(tc.key)
 			if err == nil {
 				// A flipped character may still decode; then the signature must fail.
@@ -67,6 +68,7 @@ func TestParseRejects(t *testing.T) {
 	}
 
 	t.Run("ForgedClaims", func(t *testing.T) {
+		t.Parallel()
 		forged := licensekey.Sign(private, licensekey.Claims{TenantID: uuid.New(), LicenseID: uuid.New()})
 		// Someone else's signature on these claims.
 		mixed := key[:len(key)-86] + forged[len(forged)-86:]

@@ -6,6 +6,7 @@ package migrate
 import (
 	"context"
 	stdsql "database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -25,7 +26,7 @@ const lockID = 0x7e55e7a // "tessera"
 
 // Up applies every pending River and Tessera migration. Concurrent callers wait on one
 // advisory lock; the second finds nothing left to do.
-func Up(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+func Up(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: acquire connection: %w", err)
@@ -35,8 +36,9 @@ func Up(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		return fmt.Errorf("migrate: take lock: %w", err)
 	}
 	defer func() {
+		//lint:swallow closing the session drops the lock as surely as the unlock would have
 		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockID); err != nil {
-			conn.Conn().Close(context.WithoutCancel(ctx)) // closing the session drops the lock
+			_ = conn.Conn().Close(context.WithoutCancel(ctx)) // a failed close leaves the session to die with its connection
 		}
 	}()
 
@@ -58,7 +60,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	results, err := provider.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate tessera: %w", err)
@@ -71,7 +73,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 
 // Pending reports whether any River or Tessera migration has not been applied yet; a
 // database with pending migrations is not ready to serve.
-func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+func Pending(ctx context.Context, pool *pgxpool.Pool) (_ bool, err error) {
 	migrator, err := riverMigrator(pool)
 	if err != nil {
 		return false, err
@@ -87,7 +89,7 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	pending, err := provider.HasPending(ctx)
 	if err != nil {
 		return false, fmt.Errorf("check tessera migrations: %w", err)

@@ -43,7 +43,7 @@ func Client(allowPrivate bool) *http.Client {
 		dialer.Control = func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
-				return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
+				return fmt.Errorf("%w: %s: %w", ErrForbiddenAddress, address, err)
 			}
 			if !Public(ap.Addr()) {
 				return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())

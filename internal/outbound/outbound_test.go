@@ -42,7 +42,7 @@ func TestClient(t *testing.T) {
 	t.Run("RefusesLoopback", func(t *testing.T) {
 		t.Parallel()
 		for _, url := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
-			_, err := outbound.Client(false).Get(url)
+			_, err := outbound.Client(false).Get(url) //nolint:bodyclose // the request is refused: there is no body
 			require.ErrorIs(t, err, outbound.ErrForbiddenAddress, url)
 		}
 	})

@@ -83,7 +83,7 @@ func (c *Client) Check(ctx context.Context, baseURL, apiKey, externalID string) 
 		}
 		return errorResult(0, fmt.Sprintf("request failed: %v", err))
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()                      // drained below: closing loses nothing
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // lets the connection be reused
 	switch res.StatusCode {
 	case http.StatusOK:

@@ -128,7 +128,7 @@ func ParseRows(r io.Reader, now time.Time) ([]Row, error) {
 			i++
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("%w: read NDJSON: %v", core.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: read NDJSON: %w", core.ErrInvalid, err)
 		}
 	}
 	if len(errs) > 0 {
