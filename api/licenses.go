@@ -213,7 +213,7 @@ func joinStatuses(statuses []sql.LicenseStatus) string {
 // optionalUUID parses an optional uuid query parameter that Huma has already validated.
 func optionalUUID(s string) *uuid.UUID {
 	id, err := uuid.Parse(s)
-	if err != nil {
+	if err != nil { //lint:swallow Huma validated the format: only the empty string (no filter) fails here
 		return nil
 	}
 	return &id

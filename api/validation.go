@@ -134,7 +134,7 @@ func validationLicenseFrom(row sql.LicenseValidateRow) *ValidationLicense {
 // the licence's; anything else is core.ErrNotFound.
 func (s *Server) validate(ctx context.Context, in *ValidateInput, now time.Time) (sql.LicenseValidateRow, error) {
 	parsed, err := licensekey.Parse(in.Body.Key)
-	if err != nil {
+	if err != nil { //lint:swallow a malformed or forged key is NOT_FOUND, exactly like an unknown one
 		return sql.LicenseValidateRow{}, core.ErrNotFound
 	}
 	row, err := s.queries.LicenseValidate(ctx, s.conn(ctx), sql.LicenseValidateParams{

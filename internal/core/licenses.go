@@ -163,7 +163,7 @@ func LicenseExpireSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int
 // it. Malformed, forged, unknown and mismatched keys are all ErrNotFound, alike.
 func LicenseByKey(ctx context.Context, db sql.DBTX, key string) (sql.License, error) {
 	parsed, err := licensekey.Parse(key)
-	if err != nil {
+	if err != nil { //lint:swallow a malformed or forged key must read exactly like an unknown one
 		return sql.License{}, fmt.Errorf("%w: licence key", ErrNotFound)
 	}
 	license, err := queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: parsed.TenantID, ID: parsed.LicenseID})
