@@ -97,110 +97,140 @@ func (s *Server) activation(op huma.Operation) huma.Operation {
 }
 
 func (s *Server) registerMachines() {
-	activated := func(m sql.Machine, created bool) *MachineOutput {
-		out := &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}
-		if created {
-			out.Status = http.StatusCreated
-		}
-		return out
+	huma.Register(s.api, s.activation(adminOperation(machineActivateAdminOperation)), s.machineActivateAdmin)
+	huma.Register(s.api, adminOperation(machineListOperation), s.machineList)
+	huma.Register(s.api, adminOperation(machineDeactivateAdminOperation), s.machineDeactivateAdmin)
+	huma.Register(s.api, s.activation(buyerOperation(machineActivateOperation, s.tenantOfLicenseKey)), s.machineActivate)
+	huma.Register(s.api, buyerOperation(machineDeactivateOperation, s.tenantOfLicenseKey), s.machineDeactivate)
+}
+
+var machineTags = []string{"Machines"}
+
+var machineActivateAdminOperation = huma.Operation{
+	OperationID: "machine-activate-admin",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/licenses/{id}/machines",
+	Summary:     "Activate a machine on a licence",
+	Description: "At most max_machines machines are active at once: with every slot taken this is 409, even under concurrent activations. An already active fingerprint answers 200 with its machine.",
+	Tags:        machineTags,
+	Errors:      []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// machineActivateAdmin activates a machine on one of the caller's licences.
+func (s *Server) machineActivateAdmin(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
+	m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.MachineActivateParams{
+		TenantID: tenantID(ctx), LicenseID: in.ID, Fingerprint: in.Body.Fingerprint, Name: in.Body.Name,
+	})
+	if err != nil {
+		return nil, problem(ctx, err)
 	}
+	return machineActivated(m, created), nil
+}
 
-	huma.Register(s.api, s.activation(adminOperation(huma.Operation{
-		OperationID: "machine-activate-admin",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/licenses/{id}/machines",
-		Summary:     "Activate a machine on a licence",
-		Description: "At most max_machines machines are active at once: with every slot taken this is 409, even under concurrent activations. An already active fingerprint answers 200 with its machine.",
-		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	})), func(ctx context.Context, in *MachineActivateAdminInput) (*MachineOutput, error) {
-		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.Fingerprint, in.Body.Name)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return activated(m, created), nil
-	})
+var machineListOperation = huma.Operation{
+	OperationID: "machine-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/licenses/{id}/machines",
+	Summary:     "List a licence's machines, newest first",
+	Tags:        machineTags,
+	Errors:      []int{http.StatusNotFound},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "machine-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/licenses/{id}/machines",
-		Summary:     "List a licence's machines, newest first",
-		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *MachineListInput) (*MachineListOutput, error) {
-		if _, err := s.queries.LicenseGet(ctx, s.conn(ctx), sql.LicenseGetParams{TenantID: tenantID(ctx), ID: in.ID}); err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		after, fetch := in.cursor()
-		rows, err := s.queries.MachineList(ctx, s.conn(ctx), sql.MachineListParams{
-			TenantID: tenantID(ctx), LicenseID: in.ID, IncludeInactive: in.IncludeInactive, After: after, RowLimit: fetch,
-		})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &MachineListOutput{Body: page(rows, fetch, machineFrom, func(m sql.Machine) uuid.UUID { return m.ID })}, nil
+// machineList reads a page of a licence's machines.
+func (s *Server) machineList(ctx context.Context, in *MachineListInput) (*MachineListOutput, error) {
+	if _, err := s.license(ctx, in.ID); err != nil {
+		return nil, problem(ctx, err)
+	}
+	after, fetch := in.cursor()
+	rows, err := s.queries.MachineList(ctx, s.conn(ctx), sql.MachineListParams{
+		TenantID: tenantID(ctx), LicenseID: in.ID, IncludeInactive: in.IncludeInactive, After: after, RowLimit: fetch,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &MachineListOutput{Body: page(rows, fetch, machineFrom, func(m sql.Machine) uuid.UUID { return m.ID })}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "machine-deactivate-admin",
-		Method:      http.MethodDelete,
-		Path:        "/v1/admin/licenses/{id}/machines/{machine_id}",
-		Summary:     "Deactivate a machine of a licence",
-		Description: "Frees the machine's place on the licence and answers the deactivated machine. 404 when the tenant has no such licence or machine.",
-		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *MachineIDInput) (*MachineOutput, error) {
-		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.MachineID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
-	})
+var machineDeactivateAdminOperation = huma.Operation{
+	OperationID: "machine-deactivate-admin",
+	Method:      http.MethodDelete,
+	Path:        "/v1/admin/licenses/{id}/machines/{machine_id}",
+	Summary:     "Deactivate a machine of a licence",
+	Description: "Frees the machine's place on the licence and answers the deactivated machine. 404 when the tenant has no such licence or machine.",
+	Tags:        machineTags,
+	Errors:      []int{http.StatusNotFound},
+}
 
-	huma.Register(s.api, s.activation(buyerOperation(huma.Operation{
-		OperationID: "machine-activate",
-		Method:      http.MethodPost,
-		Path:        "/v1/machines/activate",
-		Summary:     "Activate this machine on a licence (buyer)",
-		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
-		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusUnauthorized, http.StatusConflict},
-	}, s.tenantOfLicenseKey)), func(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
-		l, err := s.licenseByKey(ctx, in.Body.Key)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, l.ID, in.Body.Fingerprint, in.Body.Name)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return activated(m, created), nil
-	})
+// machineDeactivateAdmin deactivates an active machine of one of the caller's licences.
+func (s *Server) machineDeactivateAdmin(ctx context.Context, in *MachineIDInput) (*MachineOutput, error) {
+	m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.MachineDeactivateParams{TenantID: tenantID(ctx), LicenseID: in.ID, ID: in.MachineID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
+}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "machine-deactivate",
-		Method:      http.MethodPost,
-		Path:        "/v1/machines/deactivate",
-		Summary:     "Deactivate a machine of a licence (buyer)",
-		Description: "Authenticated by the licence key (401 otherwise); frees the machine's slot. A fingerprint that is not active on the licence is 404.",
-		Tags:        []string{"Machines"},
-		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
-	}, s.tenantOfLicenseKey), func(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
-		l, err := s.licenseByKey(ctx, in.Body.Key)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		active, err := s.queries.MachineGetActiveByFingerprint(ctx, tx(ctx), sql.MachineGetActiveByFingerprintParams{
-			TenantID: l.TenantID, LicenseID: l.ID, Fingerprint: in.Body.Fingerprint,
-		})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, l.ID, active.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
+var machineActivateOperation = huma.Operation{
+	OperationID: "machine-activate",
+	Method:      http.MethodPost,
+	Path:        "/v1/machines/activate",
+	Summary:     "Activate this machine on a licence (buyer)",
+	Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401. At most max_machines machines are active at once (409 when every slot is taken); an already active fingerprint answers 200.",
+	Tags:        machineTags,
+	Errors:      []int{http.StatusUnauthorized, http.StatusConflict},
+}
+
+// machineActivate activates the buyer's machine on the licence whose key it presents.
+func (s *Server) machineActivate(ctx context.Context, in *MachineActivateInput) (*MachineOutput, error) {
+	l, err := s.licenseByKey(ctx, in.Body.Key)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	m, created, err := core.MachineActivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), core.MachineActivateParams{
+		TenantID: l.TenantID, LicenseID: l.ID, Fingerprint: in.Body.Fingerprint, Name: in.Body.Name,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return machineActivated(m, created), nil
+}
+
+var machineDeactivateOperation = huma.Operation{
+	OperationID: "machine-deactivate",
+	Method:      http.MethodPost,
+	Path:        "/v1/machines/deactivate",
+	Summary:     "Deactivate a machine of a licence (buyer)",
+	Description: "Authenticated by the licence key (401 otherwise); frees the machine's slot. A fingerprint that is not active on the licence is 404.",
+	Tags:        machineTags,
+	Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
+}
+
+// machineDeactivate deactivates, by fingerprint, a machine of the licence whose key the
+// buyer presents.
+func (s *Server) machineDeactivate(ctx context.Context, in *MachineDeactivateInput) (*MachineOutput, error) {
+	l, err := s.licenseByKey(ctx, in.Body.Key)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	active, err := s.queries.MachineGetActiveByFingerprint(ctx, tx(ctx), sql.MachineGetActiveByFingerprintParams{
+		TenantID: l.TenantID, LicenseID: l.ID, Fingerprint: in.Body.Fingerprint,
+	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	m, err := core.MachineDeactivate(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), core.MachineDeactivateParams{TenantID: l.TenantID, LicenseID: l.ID, ID: active.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}, nil
+}
+
+// machineActivated is the answer of an activation: 201 with the machine it activated, 200
+// with the machine of a fingerprint already active.
+func machineActivated(m sql.Machine, created bool) *MachineOutput {
+	out := &MachineOutput{Status: http.StatusOK, Body: machineFrom(m)}
+	if created {
+		out.Status = http.StatusCreated
+	}
+	return out
 }

@@ -103,96 +103,121 @@ const cancelDescription = "Cancels at once. The licence then follows the perpetu
 	"A cancelled subscription is 409."
 
 func (s *Server) registerSubscriptions() {
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "subscription-create",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/subscriptions",
-		Summary:       "Start a subscription and issue its licence",
-		Description:   "The first period starts now; the licence expires one period plus the policy's grace days from now (never, with a perpetual add-on).",
-		Tags:          []string{"Subscriptions"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusUnprocessableEntity},
-	}), func(ctx context.Context, in *SubscriptionCreateInput) (*SubscriptionWithLicenseOutput, error) {
-		sub, l, err := core.SubscriptionCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.Body.CustomerID, in.Body.PolicyID, in.Body.AddonIDs)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return subscriptionWithLicense(sub, l), nil
-	})
+	huma.Register(s.api, adminOperation(subscriptionCreateOperation), s.subscriptionCreate)
+	huma.Register(s.api, adminOperation(subscriptionGetOperation), s.subscriptionGet)
+	huma.Register(s.api, adminOperation(subscriptionListOperation), s.subscriptionList)
+	huma.Register(s.api, adminOperation(subscriptionCancelAdminOperation), s.subscriptionCancelAdmin)
+	huma.Register(s.api, buyerOperation(subscriptionCancelOperation, s.tenantOfLicenseKey), s.subscriptionCancel)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "subscription-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/subscriptions/{id}",
-		Summary:     "Read a subscription",
-		Description: "404 when the tenant has no such subscription.",
-		Tags:        []string{"Subscriptions"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionOutput, error) {
-		sub, err := s.queries.SubscriptionGet(ctx, s.conn(ctx), sql.SubscriptionGetParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		return &SubscriptionOutput{Body: subscriptionFrom(sub)}, nil
-	})
+var subscriptionTags = []string{"Subscriptions"}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "subscription-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/subscriptions",
-		Summary:     "List subscriptions, newest first",
-		Tags:        []string{"Subscriptions"},
-	}), func(ctx context.Context, in *SubscriptionListInput) (*SubscriptionListOutput, error) {
-		after, fetch := in.cursor()
-		params := sql.SubscriptionListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
-		if in.Status != "" {
-			status := sql.SubscriptionStatus(in.Status)
-			params.Status = &status
-		}
-		rows, err := s.queries.SubscriptionList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &SubscriptionListOutput{Body: page(rows, fetch, subscriptionFrom, func(s sql.Subscription) uuid.UUID { return s.ID })}, nil
-	})
+var subscriptionCreateOperation = huma.Operation{
+	OperationID:   "subscription-create",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/subscriptions",
+	Summary:       "Start a subscription and issue its licence",
+	Description:   "The first period starts now; the licence expires one period plus the policy's grace days from now (never, with a perpetual add-on).",
+	Tags:          subscriptionTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusUnprocessableEntity},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "subscription-cancel-admin",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/subscriptions/{id}/cancel",
-		Summary:     "Cancel a subscription",
-		Description: cancelDescription,
-		Tags:        []string{"Subscriptions"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionWithLicenseOutput, error) {
-		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return subscriptionWithLicense(sub, l), nil
+// subscriptionCreate starts a subscription of one of the caller's customers, with its licence.
+func (s *Server) subscriptionCreate(ctx context.Context, in *SubscriptionCreateInput) (*SubscriptionWithLicenseOutput, error) {
+	sub, l, err := core.SubscriptionCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.SubscriptionCreateParams{
+		TenantID: tenantID(ctx), CustomerID: in.Body.CustomerID, PolicyID: in.Body.PolicyID, AddonIDs: in.Body.AddonIDs,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return subscriptionWithLicense(sub, l), nil
+}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "subscription-cancel",
-		Method:      http.MethodPost,
-		Path:        "/v1/subscriptions/cancel",
-		Summary:     "Cancel the subscription of a licence (buyer)",
-		Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401; a licence without a subscription is 404. " + cancelDescription,
-		Tags:        []string{"Subscriptions"},
-		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-	}, s.tenantOfLicenseKey), func(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
-		l, err := s.licenseByKey(ctx, in.Body.Key)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		current, err := s.queries.SubscriptionGetByLicense(ctx, tx(ctx), sql.SubscriptionGetByLicenseParams{TenantID: l.TenantID, LicenseID: l.ID})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), l.TenantID, current.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return subscriptionWithLicense(sub, l), nil
-	})
+var subscriptionGetOperation = huma.Operation{
+	OperationID: "subscription-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/subscriptions/{id}",
+	Summary:     "Read a subscription",
+	Description: "404 when the tenant has no such subscription.",
+	Tags:        subscriptionTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// subscriptionGet reads one subscription.
+func (s *Server) subscriptionGet(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionOutput, error) {
+	sub, err := s.queries.SubscriptionGet(ctx, s.conn(ctx), sql.SubscriptionGetParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, notFound(err, "subscription", in.ID))
+	}
+	return &SubscriptionOutput{Body: subscriptionFrom(sub)}, nil
+}
+
+var subscriptionListOperation = huma.Operation{
+	OperationID: "subscription-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/subscriptions",
+	Summary:     "List subscriptions, newest first",
+	Tags:        subscriptionTags,
+}
+
+// subscriptionList reads a page of subscriptions, filtered by customer and status.
+func (s *Server) subscriptionList(ctx context.Context, in *SubscriptionListInput) (*SubscriptionListOutput, error) {
+	after, fetch := in.cursor()
+	params := sql.SubscriptionListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
+	if in.Status != "" {
+		status := sql.SubscriptionStatus(in.Status)
+		params.Status = &status
+	}
+	rows, err := s.queries.SubscriptionList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &SubscriptionListOutput{Body: page(rows, fetch, subscriptionFrom, func(s sql.Subscription) uuid.UUID { return s.ID })}, nil
+}
+
+var subscriptionCancelAdminOperation = huma.Operation{
+	OperationID: "subscription-cancel-admin",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/subscriptions/{id}/cancel",
+	Summary:     "Cancel a subscription",
+	Description: cancelDescription,
+	Tags:        subscriptionTags,
+	Errors:      []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// subscriptionCancelAdmin cancels one of the caller's subscriptions.
+func (s *Server) subscriptionCancelAdmin(ctx context.Context, in *SubscriptionIDInput) (*SubscriptionWithLicenseOutput, error) {
+	sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.SubscriptionCancelParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return subscriptionWithLicense(sub, l), nil
+}
+
+var subscriptionCancelOperation = huma.Operation{
+	OperationID: "subscription-cancel",
+	Method:      http.MethodPost,
+	Path:        "/v1/subscriptions/cancel",
+	Summary:     "Cancel the subscription of a licence (buyer)",
+	Description: "Authenticated by the licence key: a malformed, forged or unknown key is 401; a licence without a subscription is 404. " + cancelDescription,
+	Tags:        subscriptionTags,
+	Errors:      []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
+}
+
+// subscriptionCancel cancels the subscription of the licence whose key the buyer presents.
+func (s *Server) subscriptionCancel(ctx context.Context, in *SubscriptionCancelInput) (*SubscriptionWithLicenseOutput, error) {
+	l, err := s.licenseByKey(ctx, in.Body.Key)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	current, err := s.queries.SubscriptionGetByLicense(ctx, tx(ctx), sql.SubscriptionGetByLicenseParams{TenantID: l.TenantID, LicenseID: l.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	sub, l, err := core.SubscriptionCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, l.ID)), core.SubscriptionCancelParams{TenantID: l.TenantID, ID: current.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return subscriptionWithLicense(sub, l), nil
 }

@@ -120,166 +120,199 @@ const tierPricingDescription = "Perpetual licences pay the flat difference of th
 	"(a started day counts), the amount rounded down to a whole minor unit; the next renewal charges the new price for the new period. "
 
 func (s *Server) registerTierChanges() {
-	huma.Register(s.api, huma.Operation{
-		OperationID: "tier-upgrade-quote",
-		Method:      http.MethodPost,
-		Path:        "/v1/upgrade-quote",
-		Summary:     "Quote a tier change of a licence (buyer)",
-		Description: tierBuyerDescription + tierPricingDescription + "A recurring downgrade is quoted free, effective at the next renewal; " +
-			"a perpetual downgrade is admin-only (400).",
-		Tags:     []string{"Tier changes"},
-		Errors:   []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-		Metadata: map[string]any{metadataReadOnly: true},
-	}, func(ctx context.Context, in *TierInput) (*TierQuoteOutput, error) {
-		license, target, err := s.tierTarget(ctx, in)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		q, err := core.TierChangeQuote(ctx, s.conn(ctx), s.step(ctx, buyer(ctx, license.ID)), license.TenantID, license.ID, target, core.TierQuote)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return tierQuoteFrom(q), nil
-	})
+	huma.Register(s.api, tierUpgradeQuoteOperation, s.tierUpgradeQuote)
+	huma.Register(s.api, buyerOperation(tierUpgradeOperation, s.tenantOfLicenseKey), s.tierUpgrade)
+	huma.Register(s.api, buyerOperation(tierDowngradeOperation, s.tenantOfLicenseKey), s.tierDowngrade)
+	huma.Register(s.api, buyerOperation(tierDowngradeCancelOperation, s.tenantOfLicenseKey), s.tierDowngradeCancel)
+	huma.Register(s.api, adminOperation(licenseChangeTierOperation), s.licenseChangeTier)
+	huma.Register(s.api, adminOperation(licenseTierChangeListOperation), s.licenseTierChangeList)
+}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "tier-upgrade",
-		Method:      http.MethodPost,
-		Path:        "/v1/upgrade",
-		Summary:     "Start a paid upgrade of a licence (buyer)",
-		Description: tierBuyerDescription + tierPricingDescription + "The server quotes again (never trusting a client's quote) and creates a " +
-			"tier_upgrade PayIn for the charge, invoiced at the current rate, with a pending tier change tied to it. Nothing changes until " +
-			"it is PAID; then the same licence (id and key) takes the new policy's entitlements, max machines, grace and expiry, and its " +
-			"subscription the new price and period (license.tier_changed). A downgrade or an upgrade that charges nothing is 400; a " +
-			"second upgrade while one waits for its payment is 409.",
-		Tags:          []string{"Tier changes"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
-	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierInput) (*TierUpgradeOutput, error) {
-		license, target, err := s.tierTarget(ctx, in)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		policy, err := s.queries.PolicyGet(ctx, tx(ctx), sql.PolicyGetParams{TenantID: license.TenantID, ID: target})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		rate, err := s.rate(ctx, policy.ListedCurrency)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		change, payin, err := core.TierUpgradeStart(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license, target, rate)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &TierUpgradeOutput{}
-		out.Body.TierChange = tierChangeFrom(change)
-		if out.Body.PayIn, err = s.payInView(ctx, payin); err != nil {
-			return nil, problem(ctx, err)
-		}
-		return out, nil
-	})
+var tierChangeTags = []string{"Tier changes"}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "tier-downgrade",
-		Method:      http.MethodPost,
-		Path:        "/v1/downgrade",
-		Summary:     "Schedule a downgrade of a subscription for its next renewal (buyer)",
-		Description: tierBuyerDescription + "Free: the next renewal applies it (the licence takes the lower tier, the renewal charges its " +
-			"price) unless it is cancelled first; scheduling again replaces it. An upgrade, or a downgrade of a perpetual licence " +
-			"(admin-only), is 400.",
-		Tags:          []string{"Tier changes"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
-	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierInput) (*TierChangeOutput, error) {
-		license, target, err := s.tierTarget(ctx, in)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		change, err := core.TierDowngradeSchedule(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license, target)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &TierChangeOutput{Body: tierChangeFrom(change)}, nil
-	})
+var tierUpgradeQuoteOperation = huma.Operation{
+	OperationID: "tier-upgrade-quote",
+	Method:      http.MethodPost,
+	Path:        "/v1/upgrade-quote",
+	Summary:     "Quote a tier change of a licence (buyer)",
+	Description: tierBuyerDescription + tierPricingDescription + "A recurring downgrade is quoted free, effective at the next renewal; " +
+		"a perpetual downgrade is admin-only (400).",
+	Tags:     tierChangeTags,
+	Errors:   []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
+	Metadata: map[string]any{metadataReadOnly: true},
+}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "tier-downgrade-cancel",
-		Method:      http.MethodPost,
-		Path:        "/v1/downgrade/cancel",
-		Summary:     "Cancel the downgrade scheduled for a subscription (buyer)",
-		Description: "Authenticated by the licence key (401 otherwise). No scheduled downgrade is 404.",
-		Tags:        []string{"Tier changes"},
-		Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
-	}, s.tenantOfLicenseKey), func(ctx context.Context, in *TierDowngradeCancelInput) (*TierChangeOutput, error) {
-		license, err := s.licenseByKey(ctx, in.Body.Key)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		change, err := core.TierDowngradeCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &TierChangeOutput{Body: tierChangeFrom(change)}, nil
+// tierUpgradeQuote prices a tier change of the licence whose key the buyer presents,
+// changing nothing.
+func (s *Server) tierUpgradeQuote(ctx context.Context, in *TierInput) (*TierQuoteOutput, error) {
+	license, target, err := s.tierTarget(ctx, in)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	q, err := core.TierChangeQuote(ctx, s.conn(ctx), core.TierChangeQuoteParams{
+		TenantID: license.TenantID, LicenseID: license.ID, ToPolicyID: target.ID, Path: core.TierQuote, Now: s.cfg.Clock.Now(),
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return tierQuoteFrom(q), nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "license-change-tier",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/licenses/{id}/change-tier",
-		Summary:     "Move a licence to another tier at once",
-		Description: "Free and immediate, in any direction (perpetual downgrades included): the licence (same id and key) takes the " +
-			"policy's entitlements, max machines, grace and expiry, its subscription the policy's price and period from the next renewal. " +
-			"A downgrade scheduled by the buyer is cancelled. Audited; emits license.tier_changed. The same policy, a policy of another " +
-			"product, or a change between recurring and perpetual is 400; an archived policy is 409.",
-		Tags:   []string{"Tier changes"},
-		Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *TierChangeAdminInput) (*TierChangeAdminOutput, error) {
-		change, l, err := core.TierChangeAdmin(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.PolicyID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &TierChangeAdminOutput{}
-		out.Body.TierChange, out.Body.License = tierChangeFrom(change), licenseFrom(l)
-		return out, nil
-	})
+var tierUpgradeOperation = huma.Operation{
+	OperationID: "tier-upgrade",
+	Method:      http.MethodPost,
+	Path:        "/v1/upgrade",
+	Summary:     "Start a paid upgrade of a licence (buyer)",
+	Description: tierBuyerDescription + tierPricingDescription + "The server quotes again (never trusting a client's quote) and creates a " +
+		"tier_upgrade PayIn for the charge, invoiced at the current rate, with a pending tier change tied to it. Nothing changes until " +
+		"it is PAID; then the same licence (id and key) takes the new policy's entitlements, max machines, grace and expiry, and its " +
+		"subscription the new price and period (license.tier_changed). A downgrade or an upgrade that charges nothing is 400; a " +
+		"second upgrade while one waits for its payment is 409.",
+	Tags:          tierChangeTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict, http.StatusServiceUnavailable},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "license-tier-change-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/licenses/{id}/tier-changes",
-		Summary:     "List a licence's tier changes, newest first",
-		Tags:        []string{"Tier changes"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *TierChangeListInput) (*TierChangeListOutput, error) {
-		db := s.conn(ctx)
-		if _, err := s.queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: tenantID(ctx), ID: in.ID}); err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		after, fetch := in.cursor()
-		rows, err := s.queries.TierChangeList(ctx, db, sql.TierChangeListParams{TenantID: tenantID(ctx), LicenseID: in.ID, After: after, RowLimit: fetch})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &TierChangeListOutput{Body: page(rows, fetch, tierChangeFrom, func(c sql.TierChange) uuid.UUID { return c.ID })}, nil
+// tierUpgrade starts a paid upgrade of the licence whose key the buyer presents, at the
+// current rate of the target policy's currency.
+func (s *Server) tierUpgrade(ctx context.Context, in *TierInput) (*TierUpgradeOutput, error) {
+	license, target, err := s.tierTarget(ctx, in)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	rate, err := s.rate(ctx, target.ListedCurrency)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	change, payin, err := core.TierUpgradeStart(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), core.TierUpgradeStartParams{
+		License: license, ToPolicyID: target.ID, Rate: rate,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &TierUpgradeOutput{}
+	out.Body.TierChange = tierChangeFrom(change)
+	if out.Body.PayIn, err = s.payInView(ctx, payin); err != nil {
+		return nil, problem(ctx, err)
+	}
+	return out, nil
+}
+
+var tierDowngradeOperation = huma.Operation{
+	OperationID: "tier-downgrade",
+	Method:      http.MethodPost,
+	Path:        "/v1/downgrade",
+	Summary:     "Schedule a downgrade of a subscription for its next renewal (buyer)",
+	Description: tierBuyerDescription + "Free: the next renewal applies it (the licence takes the lower tier, the renewal charges its " +
+		"price) unless it is cancelled first; scheduling again replaces it. An upgrade, or a downgrade of a perpetual licence " +
+		"(admin-only), is 400.",
+	Tags:          tierChangeTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusConflict},
+}
+
+// tierDowngrade schedules a downgrade of the licence whose key the buyer presents for its
+// subscription's next renewal.
+func (s *Server) tierDowngrade(ctx context.Context, in *TierInput) (*TierChangeOutput, error) {
+	license, target, err := s.tierTarget(ctx, in)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	change, err := core.TierDowngradeSchedule(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), core.TierDowngradeScheduleParams{License: license, ToPolicyID: target.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &TierChangeOutput{Body: tierChangeFrom(change)}, nil
+}
+
+var tierDowngradeCancelOperation = huma.Operation{
+	OperationID: "tier-downgrade-cancel",
+	Method:      http.MethodPost,
+	Path:        "/v1/downgrade/cancel",
+	Summary:     "Cancel the downgrade scheduled for a subscription (buyer)",
+	Description: "Authenticated by the licence key (401 otherwise). No scheduled downgrade is 404.",
+	Tags:        tierChangeTags,
+	Errors:      []int{http.StatusUnauthorized, http.StatusNotFound},
+}
+
+// tierDowngradeCancel cancels the downgrade scheduled for the licence whose key the buyer
+// presents.
+func (s *Server) tierDowngradeCancel(ctx context.Context, in *TierDowngradeCancelInput) (*TierChangeOutput, error) {
+	license, err := s.licenseByKey(ctx, in.Body.Key)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	change, err := core.TierDowngradeCancel(ctx, tx(ctx), s.step(ctx, buyer(ctx, license.ID)), license)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &TierChangeOutput{Body: tierChangeFrom(change)}, nil
+}
+
+var licenseChangeTierOperation = huma.Operation{
+	OperationID: "license-change-tier",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/licenses/{id}/change-tier",
+	Summary:     "Move a licence to another tier at once",
+	Description: "Free and immediate, in any direction (perpetual downgrades included): the licence (same id and key) takes the " +
+		"policy's entitlements, max machines, grace and expiry, its subscription the policy's price and period from the next renewal. " +
+		"A downgrade scheduled by the buyer is cancelled. Audited; emits license.tier_changed. The same policy, a policy of another " +
+		"product, or a change between recurring and perpetual is 400; an archived policy is 409.",
+	Tags:   tierChangeTags,
+	Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+}
+
+// licenseChangeTier moves one of the caller's licences to another of its policies at once.
+func (s *Server) licenseChangeTier(ctx context.Context, in *TierChangeAdminInput) (*TierChangeAdminOutput, error) {
+	change, l, err := core.TierChangeAdmin(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.TierChangeAdminParams{
+		TenantID: tenantID(ctx), LicenseID: in.ID, ToPolicyID: in.Body.PolicyID,
+	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &TierChangeAdminOutput{}
+	out.Body.TierChange, out.Body.License = tierChangeFrom(change), licenseFrom(l)
+	return out, nil
+}
+
+var licenseTierChangeListOperation = huma.Operation{
+	OperationID: "license-tier-change-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/licenses/{id}/tier-changes",
+	Summary:     "List a licence's tier changes, newest first",
+	Tags:        tierChangeTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// licenseTierChangeList reads a page of a licence's tier changes.
+func (s *Server) licenseTierChangeList(ctx context.Context, in *TierChangeListInput) (*TierChangeListOutput, error) {
+	if _, err := s.license(ctx, in.ID); err != nil {
+		return nil, problem(ctx, err)
+	}
+	after, fetch := in.cursor()
+	rows, err := s.queries.TierChangeList(ctx, s.conn(ctx), sql.TierChangeListParams{TenantID: tenantID(ctx), LicenseID: in.ID, After: after, RowLimit: fetch})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &TierChangeListOutput{Body: page(rows, fetch, tierChangeFrom, func(c sql.TierChange) uuid.UUID { return c.ID })}, nil
 }
 
 // tierTarget authenticates a buyer's tier request by its key (first, so that an invalid key
 // reveals nothing about the target) and finds the target policy among the licence's
 // tenant's.
-func (s *Server) tierTarget(ctx context.Context, in *TierInput) (sql.License, uuid.UUID, error) {
+func (s *Server) tierTarget(ctx context.Context, in *TierInput) (sql.License, sql.Policy, error) {
 	license, err := s.licenseByKey(ctx, in.Body.Key)
 	if err != nil {
-		return sql.License{}, uuid.Nil, err
+		return sql.License{}, sql.Policy{}, err
 	}
 	policy, err := s.queries.PolicyGetBySlug(ctx, s.conn(ctx), sql.PolicyGetBySlugParams{TenantID: license.TenantID, Slug: in.Body.Policy})
 	if err != nil {
-		return sql.License{}, uuid.Nil, fmt.Errorf("policy %q: %w", in.Body.Policy, core.DBError(err))
+		return sql.License{}, sql.Policy{}, fmt.Errorf("policy %q: %w", in.Body.Policy, err)
 	}
-	return license, policy.ID, nil
+	return license, policy, nil
 }
 
+// tierQuoteFrom is the answer of a tier change quote.
 func tierQuoteFrom(q sql.TierChangeQuoteRow) *TierQuoteOutput {
 	out := &TierQuoteOutput{}
 	b := &out.Body

@@ -76,53 +76,65 @@ const validateDescription = "Needs no API key: the licence key is the credential
 	"answer is 429 with Retry-After (seconds)."
 
 func (s *Server) registerValidation() {
-	huma.Register(s.api, huma.Operation{
-		OperationID: "license-validate",
-		Method:      http.MethodPost,
-		Path:        "/v1/licenses/validate",
-		Summary:     "Validate a licence key",
-		Description: validateDescription,
-		Tags:        []string{"Validation"},
-		Errors:      []int{http.StatusTooManyRequests},
-		Metadata:    map[string]any{metadataReadOnly: true},
-	}, func(ctx context.Context, in *ValidateInput) (*ValidateOutput, error) {
-		now := s.cfg.Clock.Now()
-		if err := s.validateAllowed(ctx, in.Body.Key, now); err != nil {
-			return nil, err
-		}
-		out := &ValidateOutput{}
-		row, err := s.validate(ctx, in, now)
-		switch {
-		case errors.Is(err, core.ErrNotFound):
-			out.Body.Code = "NOT_FOUND"
-		case err != nil:
-			return nil, problem(ctx, err)
-		default:
-			out.Body.Code = row.Code
-			out.Body.License = &ValidationLicense{
-				ID: row.ID, Status: string(row.Status), PolicyID: row.PolicyID, PolicySlug: row.PolicySlug, CustomerID: row.CustomerID,
-				ExpiresAt: row.ExpiresAt, SubscriptionExpirationDate: row.SubscriptionExpirationDate, Entitlements: row.Entitlements,
-				MaxMachines: row.EffectiveMaxMachines, ReferralBonusMachines: row.ReferralBonusUnits, ActiveMachines: row.ActiveMachines,
-			}
-			if row.SubscriptionStatus != nil {
-				status := string(*row.SubscriptionStatus)
-				out.Body.License.SubscriptionStatus = &status
-			}
-		}
-		out.Body.Valid = out.Body.Code == "VALID"
-		out.Body.Message = validationMessages[out.Body.Code]
-		if row.Message != nil && (out.Body.Code == "VALID" || out.Body.Code == "BUILD_NOT_COVERED") {
-			out.Body.Message = *row.Message
-		}
-		return out, nil
-	})
+	huma.Register(s.api, licenseValidateOperation, s.licenseValidate)
+}
+
+var licenseValidateOperation = huma.Operation{
+	OperationID: "license-validate",
+	Method:      http.MethodPost,
+	Path:        "/v1/licenses/validate",
+	Summary:     "Validate a licence key",
+	Description: validateDescription,
+	Tags:        []string{"Validation"},
+	Errors:      []int{http.StatusTooManyRequests},
+	Metadata:    map[string]any{metadataReadOnly: true},
+}
+
+// licenseValidate answers whether a licence key is valid, and why not, within the rate
+// limits (validateAllowed).
+func (s *Server) licenseValidate(ctx context.Context, in *ValidateInput) (*ValidateOutput, error) {
+	now := s.cfg.Clock.Now()
+	if err := s.validateAllowed(ctx, in.Body.Key, now); err != nil {
+		return nil, err
+	}
+	out := &ValidateOutput{}
+	row, err := s.validate(ctx, in, now)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		out.Body.Code = "NOT_FOUND"
+	case err != nil:
+		return nil, problem(ctx, err)
+	default:
+		out.Body.Code = row.Code
+		out.Body.License = validationLicenseFrom(row)
+	}
+	out.Body.Valid = out.Body.Code == "VALID"
+	out.Body.Message = validationMessages[out.Body.Code]
+	if row.Message != nil && (out.Body.Code == "VALID" || out.Body.Code == "BUILD_NOT_COVERED") {
+		out.Body.Message = *row.Message
+	}
+	return out, nil
+}
+
+// validationLicenseFrom is the validated licence as a validation's answer shows it.
+func validationLicenseFrom(row sql.LicenseValidateRow) *ValidationLicense {
+	l := &ValidationLicense{
+		ID: row.ID, Status: string(row.Status), PolicyID: row.PolicyID, PolicySlug: row.PolicySlug, CustomerID: row.CustomerID,
+		ExpiresAt: row.ExpiresAt, SubscriptionExpirationDate: row.SubscriptionExpirationDate, Entitlements: row.Entitlements,
+		MaxMachines: row.EffectiveMaxMachines, ReferralBonusMachines: row.ReferralBonusUnits, ActiveMachines: row.ActiveMachines,
+	}
+	if row.SubscriptionStatus != nil {
+		status := string(*row.SubscriptionStatus)
+		l.SubscriptionStatus = &status
+	}
+	return l
 }
 
 // validate runs the one validation query for a well-formed key and checks that the key is
 // the licence's; anything else is core.ErrNotFound.
 func (s *Server) validate(ctx context.Context, in *ValidateInput, now time.Time) (sql.LicenseValidateRow, error) {
 	parsed, err := licensekey.Parse(in.Body.Key)
-	if err != nil {
+	if err != nil { //lint:swallow a malformed or forged key is NOT_FOUND, exactly like an unknown one
 		return sql.LicenseValidateRow{}, core.ErrNotFound
 	}
 	row, err := s.queries.LicenseValidate(ctx, s.conn(ctx), sql.LicenseValidateParams{
@@ -130,7 +142,7 @@ func (s *Server) validate(ctx context.Context, in *ValidateInput, now time.Time)
 		Entitlement: in.Body.Entitlement, Version: in.Body.Version, BuildDate: in.Body.BuildDate,
 	})
 	if err != nil {
-		return sql.LicenseValidateRow{}, fmt.Errorf("validate licence: %w", core.DBError(err))
+		return sql.LicenseValidateRow{}, fmt.Errorf("validate licence: %w", err)
 	}
 	if !core.KeyMatches(row.Key, in.Body.Key) {
 		return sql.LicenseValidateRow{}, core.ErrNotFound

@@ -64,10 +64,10 @@ func (b *operated) start(t *testing.T) {
 	})
 }
 
-// inTx runs f in a transaction on the pool.
+// inTx runs f in a transaction on the pool, its errors translated as in production.
 func (b *operated) inTx(t *testing.T, f func(tx pgx.Tx, st core.Step) error) {
 	t.Helper()
-	require.NoError(t, pg.InTx(context.Background(), b.pool, func(tx pgx.Tx) error { return f(tx, step(b.renewals, b.client)) }))
+	require.NoError(t, pg.InTx(context.Background(), core.DB(b.pool), func(tx pgx.Tx) error { return f(tx, step(b.renewals, b.client)) }))
 }
 
 // purchase creates a licence purchase of 100 sats, 30 of them from credits: a PayIn waiting
@@ -504,7 +504,7 @@ func TestSubscriptionRenewalInvoiceCancelled(t *testing.T) {
 	sub, _ := b.subscription(t, sql.CurrencySAT, 1000)
 	b.clock.Advance(30 * 24 * time.Hour)
 	b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-		_, err := core.SubscriptionRenew(ctx, tx, st, sub.TenantID, sub.ID, 1, core.RenewalQuote{})
+		_, err := core.SubscriptionRenew(ctx, tx, st, core.SubscriptionRenewParams{TenantID: sub.TenantID, SubscriptionID: sub.ID, CycleNumber: 1})
 		return err
 	})
 	payin := b.payins(t)[0]

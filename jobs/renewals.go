@@ -77,7 +77,9 @@ func (w *SubscriptionRenewWorker) Work(ctx context.Context, job *river.Job[jobar
 		}
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		if _, err := core.SubscriptionRenew(ctx, tx, st, args.TenantID, args.SubscriptionID, args.CycleNumber, quote); err != nil {
+		if _, err := core.SubscriptionRenew(ctx, tx, st, core.SubscriptionRenewParams{
+			TenantID: args.TenantID, SubscriptionID: args.SubscriptionID, CycleNumber: args.CycleNumber, Quote: quote,
+		}); err != nil {
 			return err
 		}
 		return complete(ctx, tx, job)

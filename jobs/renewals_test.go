@@ -430,7 +430,7 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	errs := make(chan error, 100)
 	for range 2 {
 		wg.Go(func() {
-			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+			errs <- pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) error {
 				_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, client), Config{}.batches().SubscriptionRenew)
 				return err
 			})
@@ -442,8 +442,8 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	for range 2 {
 		for _, j := range jobs {
 			wg.Go(func() {
-				errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-					_, err := core.SubscriptionRenew(ctx, tx, step(b, client), j.TenantID, j.SubscriptionID, j.CycleNumber, core.RenewalQuote{})
+				errs <- pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) error {
+					_, err := core.SubscriptionRenew(ctx, tx, step(b, client), core.SubscriptionRenewParams{TenantID: j.TenantID, SubscriptionID: j.SubscriptionID, CycleNumber: j.CycleNumber})
 					return err
 				})
 			})
@@ -727,7 +727,7 @@ func TestSubscriptionRenewAppliesScheduledDowngrade(t *testing.T) {
 	var change sql.TierChange
 	require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
 		var err error
-		change, err = core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), l, basic.ID)
+		change, err = core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), core.TierDowngradeScheduleParams{License: l, ToPolicyID: basic.ID})
 		return err
 	}))
 	require.Equal(t, sql.TierChangeStatusScheduled, change.Status)
@@ -848,7 +848,7 @@ func TestTierChangesWithRenewals(t *testing.T) {
 				var payin sql.PayIn
 				err := run(func(tx pgx.Tx) error {
 					var err error
-					_, payin, err = core.TierUpgradeStart(ctx, tx, step(b, factory.Jobs), l, to, nil)
+					_, payin, err = core.TierUpgradeStart(ctx, tx, step(b, factory.Jobs), core.TierUpgradeStartParams{License: l, ToPolicyID: to})
 					return err
 				})
 				if tolerated(err); err != nil {
@@ -872,7 +872,7 @@ func TestTierChangesWithRenewals(t *testing.T) {
 			"downgrade": func(rt *rapid.T) {
 				to := target(rt)
 				tolerated(run(func(tx pgx.Tx) error {
-					_, err := core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), l, to)
+					_, err := core.TierDowngradeSchedule(ctx, tx, step(b, factory.Jobs), core.TierDowngradeScheduleParams{License: l, ToPolicyID: to})
 					return err
 				}))
 			},
@@ -888,7 +888,7 @@ func TestTierChangesWithRenewals(t *testing.T) {
 			"admin": func(rt *rapid.T) {
 				to := target(rt)
 				tolerated(run(func(tx pgx.Tx) error {
-					_, _, err := core.TierChangeAdmin(ctx, tx, step(b, factory.Jobs), b.tenant.ID, l.ID, to)
+					_, _, err := core.TierChangeAdmin(ctx, tx, step(b, factory.Jobs), core.TierChangeAdminParams{TenantID: b.tenant.ID, LicenseID: l.ID, ToPolicyID: to})
 					return err
 				}))
 			},

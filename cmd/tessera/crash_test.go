@@ -191,7 +191,7 @@ func dueSubscriptions(t *testing.T, pool *pgxpool.Pool, n int) sql.Tenant {
 	for range n {
 		customer := factory.Customer(t, pool, tenant.ID)
 		err := pg.InTx(t.Context(), pool, func(tx pgx.Tx) error {
-			_, _, err := core.SubscriptionCreate(t.Context(), tx, st, tenant.ID, customer.ID, policy.ID, nil)
+			_, _, err := core.SubscriptionCreate(t.Context(), tx, st, core.SubscriptionCreateParams{TenantID: tenant.ID, CustomerID: customer.ID, PolicyID: policy.ID})
 			return err
 		})
 		require.NoError(t, err)

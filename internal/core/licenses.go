@@ -16,8 +16,9 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// LicenseIssueParams says what licence to issue.
+// LicenseIssueParams says what licence to issue, and to which customer of TenantID.
 type LicenseIssueParams struct {
+	TenantID   uuid.UUID
 	PolicyID   uuid.UUID
 	CustomerID uuid.UUID
 	// AddonIDs must each apply to the policy (no allowed_ids, or allowed_ids naming it).
@@ -29,44 +30,45 @@ type LicenseIssueParams struct {
 // LicenseIssue issues a licence with its signed key, records its add-ons, audits it and
 // emits license.issued. Add-ons that do not exist or do not apply to the policy, and a
 // policy or customer the tenant does not have, are ErrInvalid.
-func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p LicenseIssueParams) (sql.License, error) {
-	addonIDs, err := applicableAddons(ctx, tx, tenantID, p.PolicyID, p.AddonIDs)
+func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams) (sql.License, error) {
+	addonIDs, err := applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: p.TenantID, PolicyID: p.PolicyID, Ids: p.AddonIDs})
 	if err != nil {
 		return sql.License{}, err
 	}
-	private, err := SigningKeyPrivate(ctx, tx, st.Box, tenantID)
+	private, err := SigningKeyPrivate(ctx, tx, st.Box, p.TenantID)
 	if err != nil {
 		return sql.License{}, err
 	}
 	id := NewID()
 	license, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
-		TenantID: tenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIds: addonIDs,
-		Key: licensekey.Sign(private, licensekey.Claims{TenantID: tenantID, LicenseID: id}), ExpiresAt: p.ExpiresAt, Now: st.Now,
+		TenantID: p.TenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIds: addonIDs,
+		Key: licensekey.Sign(private, licensekey.Claims{TenantID: p.TenantID, LicenseID: id}), ExpiresAt: p.ExpiresAt, Now: st.Now,
 	})
-	if err = DBError(err); errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return sql.License{}, fmt.Errorf("%w: policy %s (live) or customer %s not found", ErrInvalid, p.PolicyID, p.CustomerID)
 	} else if err != nil {
 		return sql.License{}, fmt.Errorf("issue licence: %w", err)
 	}
 	if len(addonIDs) > 0 {
-		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: tenantID, LicenseID: id, AddonIds: addonIDs}); err != nil {
-			return sql.License{}, fmt.Errorf("attach add-ons: %w", DBError(err))
+		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: p.TenantID, LicenseID: id, AddonIds: addonIDs}); err != nil {
+			return sql.License{}, fmt.Errorf("attach add-ons: %w", err)
 		}
 	}
-	return license, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "license.issue", SubjectType: "license", SubjectID: id.String(), Event: LicenseIssuedEvent(LicenseFieldsOf(license))})
+	return license, Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "license.issue", SubjectType: "license", SubjectID: id.String(), Event: LicenseIssuedEvent(LicenseFieldsOf(license))})
 }
 
-// applicableAddons returns ids sorted and without duplicates after checking that each is a
-// live add-on of the tenant that applies to the policy; any other is ErrInvalid.
-func applicableAddons(ctx context.Context, tx sql.DBTX, tenantID, policyID uuid.UUID, ids []uuid.UUID) ([]uuid.UUID, error) {
-	sorted := sortedIDs(ids)
-	applicable, err := queries.AddonListApplicable(ctx, tx, sql.AddonListApplicableParams{TenantID: tenantID, PolicyID: policyID, Ids: sorted})
+// applicableAddons returns p.Ids sorted and without duplicates after checking that each is
+// a live add-on of p.TenantID that applies to policy p.PolicyID; any other is ErrInvalid.
+func applicableAddons(ctx context.Context, db sql.DBTX, p sql.AddonListApplicableParams) ([]uuid.UUID, error) {
+	sorted := sortedIDs(p.Ids)
+	p.Ids = sorted
+	applicable, err := queries.AddonListApplicable(ctx, db, p)
 	if err != nil {
 		return nil, fmt.Errorf("check add-ons: %w", err)
 	}
 	for i, id := range sorted {
 		if i >= len(applicable) || applicable[i].ID != id {
-			return nil, fmt.Errorf("%w: add-on %s does not exist, is archived, or does not apply to policy %s", ErrInvalid, id, policyID)
+			return nil, fmt.Errorf("%w: add-on %s does not exist, is archived, or does not apply to policy %s", ErrInvalid, id, p.PolicyID)
 		}
 	}
 	return sorted, nil
@@ -105,43 +107,67 @@ var LicenseTransitions = map[LicenseAction]struct {
 	},
 }
 
+// LicenseTransitionParams is an admin action on licence ID of TenantID.
+type LicenseTransitionParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	Action   LicenseAction
+}
+
 // LicenseTransition applies an admin action to a licence, audits it and emits its event.
 // An unknown licence is ErrNotFound; a status that does not allow the action is
 // ErrConflict naming the status.
-func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, action LicenseAction) (sql.License, error) {
-	t, ok := LicenseTransitions[action]
+func LicenseTransition(ctx context.Context, tx pgx.Tx, st Step, p LicenseTransitionParams) (sql.License, error) {
+	t, ok := LicenseTransitions[p.Action]
 	if !ok {
-		return sql.License{}, fmt.Errorf("%w: unknown licence action %q", ErrInvalid, action)
+		return sql.License{}, fmt.Errorf("%w: unknown licence action %q", ErrInvalid, p.Action)
 	}
 	from := make([]string, len(t.From))
 	for i, status := range t.From {
 		from[i] = string(status)
 	}
 	license, err := queries.LicenseTransition(ctx, tx, sql.LicenseTransitionParams{
-		TenantID: tenantID, ID: id, FromStatuses: from, ToStatus: t.To, Now: st.Now,
+		TenantID: p.TenantID, ID: p.ID, FromStatuses: from, ToStatus: t.To, Now: st.Now,
 	})
 	if err != nil {
-		if err = DBError(err); !errors.Is(err, ErrNotFound) {
-			return sql.License{}, fmt.Errorf("%s licence %s: %w", action, id, err)
+		if !errors.Is(err, ErrNotFound) {
+			return sql.License{}, fmt.Errorf("%s licence %s: %w", p.Action, p.ID, err)
 		}
-		current, getErr := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: tenantID, ID: id})
+		current, getErr := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: p.TenantID, ID: p.ID})
 		if getErr != nil {
-			return sql.License{}, fmt.Errorf("licence %s: %w", id, DBError(getErr))
+			return sql.License{}, fmt.Errorf("licence %s: %w", p.ID, getErr)
 		}
-		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrLicenseStatus, id, current.Status, action)
+		return sql.License{}, fmt.Errorf("%w: licence %s is %s and cannot be %sd", ErrLicenseStatus, p.ID, current.Status, p.Action)
 	}
-	return license, Record(ctx, tx, st, Change{TenantID: tenantID, Action: "license." + string(action), SubjectType: "license", SubjectID: id.String(), Event: t.Data(LicenseFieldsOf(license))})
+	return license, Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "license." + string(p.Action), SubjectType: "license", SubjectID: p.ID.String(), Event: t.Data(LicenseFieldsOf(license))})
+}
+
+// LicenseExpireSweep expires, across all tenants, up to batch licences whose expiry has
+// passed (LicenseExpireDueAllTenants), auditing and emitting license.expired for each. It
+// returns how many expired.
+func LicenseExpireSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int, error) {
+	expired, err := queries.LicenseExpireDueAllTenants(ctx, tx, sql.LicenseExpireDueAllTenantsParams{Now: st.Now, Batch: int32(batch)})
+	if err != nil {
+		return 0, fmt.Errorf("expire licences: %w", err)
+	}
+	for _, l := range expired {
+		err := Record(ctx, tx, st, Change{TenantID: l.TenantID, Action: "license.expire", SubjectType: "license", SubjectID: l.ID.String(), Event: LicenseExpiredEvent(LicenseFieldsOf(l))})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(expired), nil
 }
 
 // LicenseByKey finds the licence a key names after checking the key is the one issued for
 // it. Malformed, forged, unknown and mismatched keys are all ErrNotFound, alike.
 func LicenseByKey(ctx context.Context, db sql.DBTX, key string) (sql.License, error) {
 	parsed, err := licensekey.Parse(key)
-	if err != nil {
+	if err != nil { //lint:swallow a malformed or forged key must read exactly like an unknown one
 		return sql.License{}, fmt.Errorf("%w: licence key", ErrNotFound)
 	}
 	license, err := queries.LicenseGet(ctx, db, sql.LicenseGetParams{TenantID: parsed.TenantID, ID: parsed.LicenseID})
-	if err = DBError(err); err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return sql.License{}, fmt.Errorf("find licence by key: %w", err)
 	}
 	if !KeyMatches(license.Key, key) {

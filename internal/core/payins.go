@@ -55,7 +55,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p 
 	}
 	if p.PolicyID != nil {
 		var err error
-		if params.AddonIds, err = applicableAddons(ctx, tx, tenantID, *p.PolicyID, p.AddonIDs); err != nil {
+		if params.AddonIds, err = applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: tenantID, PolicyID: *p.PolicyID, Ids: p.AddonIDs}); err != nil {
 			return sql.PayIn{}, err
 		}
 	}
@@ -217,9 +217,9 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 	}
 	var license sql.License
 	if policy.IsRecurring {
-		_, license, err = SubscriptionCreate(ctx, tx, st, payin.TenantID, payin.CustomerID, policy.ID, payin.AddonIds)
+		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIds})
 	} else {
-		license, err = LicenseIssue(ctx, tx, st, payin.TenantID, LicenseIssueParams{PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIds})
+		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIds})
 	}
 	if err != nil {
 		return err
@@ -248,7 +248,7 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID, 
 	}
 	if payin.Type == sql.PayinTypeTierUpgrade {
 		// The upgrade it would have paid fails with it; the buyer may start a new one.
-		_, err := tierChangeEnd(ctx, tx, st, tenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusPending, PayInID: &id, Failed: true})
+		_, err := tierChangeEnd(ctx, tx, st, sql.TierChangeEndParams{TenantID: tenantID, FromStatus: sql.TierChangeStatusPending, PayInID: &id, Failed: true})
 		if err != nil {
 			return sql.PayIn{}, err
 		}

@@ -84,43 +84,55 @@ const (
 func SubscriptionRenewalDue(ctx context.Context, db sql.DBTX, p sql.SubscriptionRenewalGetParams) (sql.SubscriptionRenewalGetRow, error) {
 	row, err := queries.SubscriptionRenewalGet(ctx, db, p)
 	if err != nil {
-		return sql.SubscriptionRenewalGetRow{}, fmt.Errorf("subscription %s: %w", p.ID, DBError(err))
+		return sql.SubscriptionRenewalGetRow{}, fmt.Errorf("subscription %s: %w", p.ID, err)
 	}
 	return row, nil
 }
 
-// SubscriptionRenew renews a subscription for cycle, in tx, if that cycle is the one due
-// (under the subscription's row lock, so concurrent renewals of one subscription run one at
-// a time and the second finds the cycle open and does nothing), after applying a downgrade
-// scheduled for the licence (tierDowngradeApplyDue; the renewal charges the new price):
+// SubscriptionRenewParams is the renewal of subscription SubscriptionID of TenantID for
+// cycle CycleNumber, at the price Quote says.
+type SubscriptionRenewParams struct {
+	TenantID       uuid.UUID
+	SubscriptionID uuid.UUID
+	CycleNumber    int32
+	Quote          RenewalQuote
+}
+
+// SubscriptionRenew renews a subscription for cycle p.CycleNumber, in tx, if that cycle is
+// the one due (under the subscription's row lock, so concurrent renewals of one subscription
+// run one at a time and the second finds the cycle open and does nothing), after applying a
+// downgrade scheduled for the licence (tierDowngradeApplyDue; the renewal charges the new
+// price):
 //   - quoted: the cycle opened (SubscriptionRenewalStart: past_due, next renewal at the
 //     cycle's end) and tied to a subscription_renewal PayIn for the subscription's price (SAT
-//     verbatim, fiat at quote.Rate, stored on the PayIn), paid first from the customer's
+//     verbatim, fiat at p.Quote.Rate, stored on the PayIn), paid first from the customer's
 //     credits then reward_sats when they enabled auto_pay — fully covered, it is PAID at once
 //     and the subscription renewed (subscriptionRenewed) — the rest invoiced by a
 //     payin.create_invoice job (subscription.renewal_pending follows with the checkout URL
-//     once the invoice exists: renewalPending); audited as subscription.renew;
-//   - not quoted (quote.Err): no PayIn; one more failure, backed off
+//     once the invoice exists: renewalPending); audited as subscription.renew (renewalStart);
+//   - not quoted (p.Quote.Err): no PayIn; one more failure, backed off
 //     (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
-func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, quote RenewalQuote) (RenewalOutcome, error) {
-	if _, err := queries.SubscriptionLockForRenewal(ctx, tx, sql.SubscriptionLockForRenewalParams{TenantID: tenantID, ID: subscriptionID}); err != nil {
-		if err = DBError(err); errors.Is(err, ErrNotFound) {
+func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams) (RenewalOutcome, error) {
+	if _, err := queries.SubscriptionLockForRenewal(ctx, tx, sql.SubscriptionLockForRenewalParams{TenantID: p.TenantID, ID: p.SubscriptionID}); err != nil {
+		if errors.Is(err, ErrNotFound) {
 			return RenewalNotDue, nil
 		}
-		return "", fmt.Errorf("lock subscription %s: %w", subscriptionID, err)
+		return "", fmt.Errorf("lock subscription %s: %w", p.SubscriptionID, err)
 	}
-	sub, err := SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: tenantID, ID: subscriptionID, CycleNumber: cycle, Now: st.Now})
+	dueParams := sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now}
+	sub, err := SubscriptionRenewalDue(ctx, tx, dueParams)
 	if err != nil {
 		return "", err
 	}
 	if !sub.Due {
 		return RenewalNotDue, nil
 	}
+	quote := p.Quote
 	// A downgrade scheduled for this renewal applies first: the renewal charges its price.
-	if downgraded, err := tierDowngradeApplyDue(ctx, tx, st, tenantID, sub.LicenseID); err != nil {
+	if downgraded, err := tierDowngradeApplyDue(ctx, tx, st, sub); err != nil {
 		return "", err
 	} else if downgraded {
-		if sub, err = SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: tenantID, ID: subscriptionID, CycleNumber: cycle, Now: st.Now}); err != nil {
+		if sub, err = SubscriptionRenewalDue(ctx, tx, dueParams); err != nil {
 			return "", err
 		}
 		if quote.Err == nil && sub.PriceCurrency != sql.CurrencySAT && (quote.Rate == nil || quote.Rate.Currency != string(sub.PriceCurrency)) {
@@ -128,8 +140,23 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 		}
 	}
 	if quote.Err != nil {
-		return renewalFailed(ctx, tx, st, tenantID, subscriptionID, cycle, quote.Err)
+		return renewalFailed(ctx, tx, st, renewalFailedParams{TenantID: p.TenantID, SubscriptionID: p.SubscriptionID, CycleNumber: p.CycleNumber, Cause: quote.Err})
 	}
+	return renewalStart(ctx, tx, st, renewalStartParams{Due: sub, CycleNumber: p.CycleNumber, Rate: quote.Rate})
+}
+
+// renewalStartParams is the renewal of subscription Due for cycle CycleNumber, at Rate (nil
+// for a SAT price).
+type renewalStartParams struct {
+	Due         sql.SubscriptionRenewalGetRow
+	CycleNumber int32
+	Rate        *payment.Rate
+}
+
+// renewalStart opens the cycle of a quoted renewal with the PayIn paying it, and audits it
+// as subscription.renew (see SubscriptionRenew).
+func renewalStart(ctx context.Context, tx pgx.Tx, st Step, p renewalStartParams) (RenewalOutcome, error) {
+	sub := p.Due
 	var assets []sql.Asset
 	if sub.AutoPay {
 		assets = DefaultAssets
@@ -138,30 +165,33 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	// paid at once from custodial balances then finds its cycle in PayInPaid.
 	payinID := NewID()
 	started, err := queries.SubscriptionRenewalStart(ctx, tx, sql.SubscriptionRenewalStartParams{
-		TenantID: tenantID, SubscriptionID: subscriptionID, CycleNumber: cycle, PayInID: payinID, Now: st.Now,
+		TenantID: sub.TenantID, SubscriptionID: sub.ID, CycleNumber: p.CycleNumber, PayInID: payinID, Now: st.Now,
 	})
 	if err != nil {
-		return "", fmt.Errorf("open cycle %d of subscription %s: %w", cycle, subscriptionID, DBError(err))
+		return "", fmt.Errorf("open cycle %d of subscription %s: %w", p.CycleNumber, sub.ID, err)
 	}
-	payin, err := PayInCreate(ctx, tx, st, tenantID, PayInCreateParams{
+	payin, err := PayInCreate(ctx, tx, st, sub.TenantID, PayInCreateParams{
 		ID: payinID, CustomerID: sub.CustomerID, Type: sql.PayinTypeSubscriptionRenewal, PriceCurrency: sub.PriceCurrency,
-		PriceValue: sub.PriceValue, Rate: quote.Rate, PolicyID: &sub.PolicyID, Assets: assets,
+		PriceValue: sub.PriceValue, Rate: p.Rate, PolicyID: &sub.PolicyID, Assets: assets,
 	})
 	if err != nil {
-		return "", fmt.Errorf("renew subscription %s: %w", subscriptionID, err)
+		return "", fmt.Errorf("renew subscription %s: %w", sub.ID, err)
 	}
-	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: tenantID, ID: started.LicenseID})
+	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: sub.TenantID, ID: started.LicenseID})
 	if err != nil {
-		return "", fmt.Errorf("licence of subscription %s: %w", subscriptionID, DBError(err))
+		return "", fmt.Errorf("licence of subscription %s: %w", sub.ID, err)
 	}
 	data := struct {
 		RenewalFields
 		PayInState sql.PayInState `json:"payin_state"`
-	}{renewalFieldsOf(renewalSubscription(started), license, started.CycleNumber, started.PeriodStart, started.PeriodEnd, payin), payin.State}
+	}{renewalFieldsOf(renewalCycle{
+		Subscription: renewalSubscription(started), License: license, CycleNumber: started.CycleNumber,
+		PeriodStart: started.PeriodStart, PeriodEnd: started.PeriodEnd, PayIn: payin,
+	}), payin.State}
 	if payin.State == sql.PayinStatePAID {
 		data.SubscriptionStatus = sql.SubscriptionStatusActive // paid at once from custodial balances
 	}
-	err = Audit(ctx, tx, st, Change{TenantID: tenantID, Action: "subscription.renew", SubjectType: "subscription", SubjectID: subscriptionID.String(), Details: data})
+	err = Audit(ctx, tx, st, Change{TenantID: sub.TenantID, Action: "subscription.renew", SubjectType: "subscription", SubjectID: sub.ID.String(), Details: data})
 	if err != nil {
 		return "", err
 	}
@@ -176,49 +206,71 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, invoice sql.PayInInvoice) error {
 	r, err := queries.SubscriptionRenewalByPayIn(ctx, tx, sql.SubscriptionRenewalByPayInParams{TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID})
 	if err != nil {
-		return fmt.Errorf("renewal of payin %s: %w", payin.ID, DBError(err))
+		return fmt.Errorf("renewal of payin %s: %w", payin.ID, err)
 	}
 	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: r.Subscription.LicenseID})
 	if err != nil {
-		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, DBError(err))
+		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, err)
 	}
-	return Emit(ctx, tx, Step{Jobs: st.Jobs, Now: st.Now}, Event{TenantID: payin.TenantID, Data: SubscriptionRenewalPendingEvent{
-		RenewalFields: renewalFieldsOf(r.Subscription, license, r.CycleNumber, r.PeriodStart, r.PeriodEnd, payin),
-		InvoiceSats:   invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,
+	return Emit(ctx, tx, st, Event{TenantID: payin.TenantID, Data: SubscriptionRenewalPendingEvent{
+		RenewalFields: renewalFieldsOf(renewalCycle{
+			Subscription: r.Subscription, License: license, CycleNumber: r.CycleNumber,
+			PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, PayIn: payin,
+		}),
+		InvoiceSats: invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,
 	}})
+}
 
+// renewalCycle is one renewal cycle of a subscription, with its licence and the PayIn
+// paying it.
+type renewalCycle struct {
+	Subscription sql.Subscription
+	License      sql.License
+	CycleNumber  int32
+	PeriodStart  time.Time
+	PeriodEnd    time.Time
+	PayIn        sql.PayIn
 }
 
 // renewalFieldsOf is the part of a renewal's audit entry and events that says the
 // subscription and licence, the cycle and the PayIn paying it.
-func renewalFieldsOf(sub sql.Subscription, license sql.License, cycle int32, start, end time.Time, payin sql.PayIn) RenewalFields {
+func renewalFieldsOf(c renewalCycle) RenewalFields {
 	return RenewalFields{
-		SubscriptionFields: SubscriptionFieldsOf(sub, license), CycleNumber: cycle, PeriodStart: start, PeriodEnd: end,
-		PayInID: payin.ID, CostSats: payin.CostSats,
+		SubscriptionFields: SubscriptionFieldsOf(c.Subscription, c.License), CycleNumber: c.CycleNumber,
+		PeriodStart: c.PeriodStart, PeriodEnd: c.PeriodEnd, PayInID: c.PayIn.ID, CostSats: c.PayIn.CostSats,
 	}
 }
 
-// renewalFailed records a renewal of cycle that could not be charged — its price could not
-// be quoted, or the provider could not invoice it — as one more consecutive failure, backed
+// renewalFailedParams is a renewal of subscription SubscriptionID of TenantID for cycle
+// CycleNumber that could not be charged, and why (Cause).
+type renewalFailedParams struct {
+	TenantID       uuid.UUID
+	SubscriptionID uuid.UUID
+	CycleNumber    int32
+	Cause          error
+}
+
+// renewalFailed records a renewal that could not be charged — its price could not be
+// quoted, or the provider could not invoice it — as one more consecutive failure, backed
 // off (SubscriptionRenewalFailed), audited as subscription.renewal_fail. It returns
 // RenewalFailed, or RenewalStuck for the failure that reached RenewalMaxFailures, or
 // RenewalNotDue when the subscription was cancelled or lapsed meanwhile.
-func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscriptionID uuid.UUID, cycle int32, cause error) (RenewalOutcome, error) {
-	failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: tenantID, ID: subscriptionID, Now: st.Now})
-	if err = DBError(err); errors.Is(err, ErrNotFound) {
+func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, p renewalFailedParams) (RenewalOutcome, error) {
+	failed, err := queries.SubscriptionRenewalFailed(ctx, tx, sql.SubscriptionRenewalFailedParams{TenantID: p.TenantID, ID: p.SubscriptionID, Now: st.Now})
+	if errors.Is(err, ErrNotFound) {
 		return RenewalNotDue, nil // cancelled or lapsed meanwhile: nothing to renew
 	} else if err != nil {
-		return "", fmt.Errorf("record failed renewal of subscription %s: %w", subscriptionID, err)
+		return "", fmt.Errorf("record failed renewal of subscription %s: %w", p.SubscriptionID, err)
 	}
 	outcome := RenewalFailed
 	if failed.ConsecutiveFailures >= RenewalMaxFailures {
 		outcome = RenewalStuck
 	}
 	st.Outcomes.renewal(outcome)
-	return outcome, Audit(ctx, tx, st, Change{TenantID: tenantID,
-		Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: subscriptionID.String(),
+	return outcome, Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "subscription.renewal_fail", SubjectType: "subscription", SubjectID: p.SubscriptionID.String(),
 		Details: map[string]any{
-			"cycle_number": cycle, "error": cause.Error(), "consecutive_failures": failed.ConsecutiveFailures,
+			"cycle_number": p.CycleNumber, "error": p.Cause.Error(), "consecutive_failures": failed.ConsecutiveFailures,
 			"next_renewal_at": failed.NextRenewalAt,
 		},
 	})
@@ -234,13 +286,15 @@ func renewalFailed(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscripti
 // nobody does.
 func renewalInvoiceFailed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
 	released, err := queries.SubscriptionCycleRelease(ctx, tx, sql.SubscriptionCycleReleaseParams{TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID})
-	if err = DBError(err); errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("release the cycle of payin %s: %w", payin.ID, err)
 	}
-	_, err = renewalFailed(ctx, tx, st, payin.TenantID, released.SubscriptionID, released.CycleNumber,
-		fmt.Errorf("the invoice of payin %s could not be created", payin.ID))
+	_, err = renewalFailed(ctx, tx, st, renewalFailedParams{
+		TenantID: payin.TenantID, SubscriptionID: released.SubscriptionID, CycleNumber: released.CycleNumber,
+		Cause: fmt.Errorf("the invoice of payin %s could not be created", payin.ID),
+	})
 	return err
 }
 
@@ -267,7 +321,7 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 	for _, s := range lapsed {
 		license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: s.TenantID, ID: s.LicenseID})
 		if err != nil {
-			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, DBError(err))
+			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, err)
 		}
 		err = Record(ctx, tx, st, Change{TenantID: s.TenantID, Action: "subscription.lapse", SubjectType: "subscription", SubjectID: s.ID.String(), Event: SubscriptionLapsedEvent(SubscriptionFieldsOf(s, license))})
 		if err != nil {
@@ -282,34 +336,30 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 	return len(lapsed), nil
 }
 
-// SubscriptionListStuck pages through a tenant's subscriptions at the failure cap, which the
-// renewal sweep no longer tries.
-func SubscriptionListStuck(ctx context.Context, db sql.DBTX, tenantID uuid.UUID, after *uuid.UUID, limit int32) ([]sql.Subscription, error) {
-	subs, err := queries.SubscriptionListStuck(ctx, db, sql.SubscriptionListStuckParams{TenantID: tenantID, After: after, RowLimit: limit})
-	if err != nil {
-		return nil, fmt.Errorf("list stuck subscriptions: %w", err)
-	}
-	return subs, nil
+// SubscriptionRenewalResetParams names subscription ID of TenantID.
+type SubscriptionRenewalResetParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
 }
 
 // SubscriptionRenewalReset puts a subscription stuck at the failure cap back in the renewal
 // sweep (failures 0, due now) and audits it. An unknown subscription is ErrNotFound; one
 // that is not stuck is ErrRenewalNotStuck (an ErrConflict).
-func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uuid.UUID) (sql.Subscription, error) {
-	sub, err := queries.SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: tenantID, ID: id, Now: st.Now})
+func SubscriptionRenewalReset(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewalResetParams) (sql.Subscription, error) {
+	sub, err := queries.SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
 	if err != nil {
-		if err = DBError(err); !errors.Is(err, ErrNotFound) {
-			return sql.Subscription{}, fmt.Errorf("reset renewal of subscription %s: %w", id, err)
+		if !errors.Is(err, ErrNotFound) {
+			return sql.Subscription{}, fmt.Errorf("reset renewal of subscription %s: %w", p.ID, err)
 		}
-		current, getErr := queries.SubscriptionGet(ctx, tx, sql.SubscriptionGetParams{TenantID: tenantID, ID: id})
+		current, getErr := queries.SubscriptionGet(ctx, tx, sql.SubscriptionGetParams{TenantID: p.TenantID, ID: p.ID})
 		if getErr != nil {
-			return sql.Subscription{}, fmt.Errorf("subscription %s: %w", id, DBError(getErr))
+			return sql.Subscription{}, fmt.Errorf("subscription %s: %w", p.ID, getErr)
 		}
 		return sql.Subscription{}, fmt.Errorf("%w: subscription %s is %s with %d failures, not stuck at the cap of %d",
-			ErrRenewalNotStuck, id, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
+			ErrRenewalNotStuck, p.ID, current.Status, current.ConsecutiveFailures, RenewalMaxFailures)
 	}
-	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
-		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: id.String(),
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "subscription.renewal_reset", SubjectType: "subscription", SubjectID: p.ID.String(),
 		Details: map[string]any{"next_renewal_at": sub.NextRenewalAt},
 	})
 	return sub, err
@@ -332,7 +382,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 		TenantID: payin.TenantID, PayInID: payin.ID, GenesisID: payin.GenesisID, Now: st.Now,
 	})
 	if err != nil {
-		if err = DBError(err); errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		return fmt.Errorf("renew subscription of payin %s: %w", payin.ID, err)
@@ -344,7 +394,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: renewed.LicenseID})
 	}
 	if err != nil {
-		return fmt.Errorf("licence of subscription %s: %w", renewed.ID, DBError(err))
+		return fmt.Errorf("licence of subscription %s: %w", renewed.ID, err)
 	}
 	data := SubscriptionRenewedEvent{SubscriptionFields: SubscriptionFieldsOf(renewedSubscription(renewed), license), CycleNumber: renewed.CycleNumber, PayInID: payin.ID}
 	err = Record(ctx, tx, st, Change{TenantID: payin.TenantID, Action: "subscription.renewed", SubjectType: "subscription", SubjectID: renewed.ID.String(), Event: data})

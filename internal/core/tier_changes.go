@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -27,8 +28,19 @@ const (
 	TierAdmin TierPath = "admin"
 )
 
-// TierChangeQuote prices moving a licence to policy toPolicyID at st.Now (the TierChangeQuote
-// query: direction, charge, effective time) and refuses what path does not allow:
+// TierChangeQuoteParams asks what moving licence LicenseID of TenantID to policy ToPolicyID
+// on Path would cost at Now.
+type TierChangeQuoteParams struct {
+	TenantID   uuid.UUID
+	LicenseID  uuid.UUID
+	ToPolicyID uuid.UUID
+	Path       TierPath
+	Now        time.Time
+}
+
+// TierChangeQuote prices moving a licence to policy p.ToPolicyID at p.Now (the
+// TierChangeQuote query: direction, charge, effective time) and refuses what p.Path does
+// not allow:
 //   - on the buyer's paths, first: an archived target (ErrNotFound, as if unknown);
 //   - on every path: the same policy, a policy of another product, or a change between a
 //     recurring and a perpetual policy (ErrRefused);
@@ -42,12 +54,12 @@ const (
 //   - on the admin path an archived target (ErrConflict).
 //
 // An unknown licence or policy is ErrNotFound.
-func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licenseID, toPolicyID uuid.UUID, path TierPath) (sql.TierChangeQuoteRow, error) {
-	q, err := queries.TierChangeQuote(ctx, db, sql.TierChangeQuoteParams{TenantID: tenantID, LicenseID: licenseID, ToPolicyID: toPolicyID, Now: st.Now})
+func TierChangeQuote(ctx context.Context, db sql.DBTX, p TierChangeQuoteParams) (sql.TierChangeQuoteRow, error) {
+	q, err := queries.TierChangeQuote(ctx, db, sql.TierChangeQuoteParams{TenantID: p.TenantID, LicenseID: p.LicenseID, ToPolicyID: p.ToPolicyID, Now: p.Now})
 	if err != nil {
-		return sql.TierChangeQuoteRow{}, fmt.Errorf("quote tier change of licence %s: %w", licenseID, DBError(err))
+		return sql.TierChangeQuoteRow{}, fmt.Errorf("quote tier change of licence %s: %w", p.LicenseID, err)
 	}
-	buyer := path != TierAdmin
+	buyer := p.Path != TierAdmin
 	perpetual := q.FromPeriodDays == 0
 	refused := func(format string, args ...any) (sql.TierChangeQuoteRow, error) {
 		return sql.TierChangeQuoteRow{}, fmt.Errorf("%w: "+format, append([]any{ErrRefused}, args...)...)
@@ -79,74 +91,90 @@ func TierChangeQuote(ctx context.Context, db sql.DBTX, st Step, tenantID, licens
 		return refused("policy %q costs the same at the same rank: neither an upgrade nor a downgrade", q.ToSlug)
 	case q.Direction == "downgrade" && perpetual:
 		return refused("downgrading a perpetual licence is admin-only: ask the seller")
-	case q.Direction == "downgrade" && path == TierUpgrade:
+	case q.Direction == "downgrade" && p.Path == TierUpgrade:
 		return refused("policy %q is a downgrade: schedule it for the next renewal with POST /v1/downgrade", q.ToSlug)
 	case q.Direction == "downgrade" && q.SubscriptionID == nil:
 		return refused("the licence has no subscription whose renewal could apply a downgrade: ask the seller to change the tier")
-	case q.Direction == "upgrade" && path == TierDowngrade:
+	case q.Direction == "upgrade" && p.Path == TierDowngrade:
 		return refused("policy %q is an upgrade: start it with POST /v1/upgrade", q.ToSlug)
-	case q.Direction == "upgrade" && path == TierUpgrade && q.ChargeValue == 0:
+	case q.Direction == "upgrade" && p.Path == TierUpgrade && q.ChargeValue == 0:
 		return refused("the upgrade to %q charges nothing now (no days left in the paid period); ask the seller to change the tier", q.ToSlug)
 	}
 	return q, nil
 }
 
-// TierUpgradeStart starts a buyer's paid upgrade of license to policy toPolicyID: it
+// TierUpgradeStartParams is a buyer's upgrade of License to policy ToPolicyID, charged at
+// Rate (nil for a SAT price).
+type TierUpgradeStartParams struct {
+	License    sql.License
+	ToPolicyID uuid.UUID
+	Rate       *payment.Rate
+}
+
+// TierUpgradeStart starts a buyer's paid upgrade of p.License to policy p.ToPolicyID: it
 // re-quotes it (TierChangeQuote on the upgrade path; the client's quote is never trusted),
 // records a pending upgrade tier change tied to a new tier_upgrade PayIn for the charge
 // (fiat at rate, stored), and creates the PayIn, invoiced in full by a payin.create_invoice
 // job. Nothing changes on the licence until the PayIn is PAID (tierUpgradePaid). A licence
 // with an upgrade already waiting for its payment is ErrConflict naming its PayIn (of
 // concurrent starts, tier_changes_pending_key lets one through).
-func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, license sql.License, toPolicyID uuid.UUID, rate *payment.Rate) (sql.TierChange, sql.PayIn, error) {
-	q, err := TierChangeQuote(ctx, tx, st, license.TenantID, license.ID, toPolicyID, TierUpgrade)
+func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, p TierUpgradeStartParams) (sql.TierChange, sql.PayIn, error) {
+	license := p.License
+	q, err := TierChangeQuote(ctx, tx, TierChangeQuoteParams{TenantID: license.TenantID, LicenseID: license.ID, ToPolicyID: p.ToPolicyID, Path: TierUpgrade, Now: st.Now})
 	if err != nil {
 		return sql.TierChange{}, sql.PayIn{}, err
 	}
 	pending, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: license.TenantID, LicenseID: license.ID, Status: sql.TierChangeStatusPending})
-	if err = DBError(err); err == nil {
+	if err == nil {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment: pay or cancel PayIn %s first", ErrUpgradePending, *pending.PayInID)
 	} else if !errors.Is(err, ErrNotFound) {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("pending upgrade of licence %s: %w", license.ID, err)
 	}
 	payinID := NewID()
 	// The change is recorded first, tied to the PayIn's id (the foreign key is deferred).
-	change, err := tierChangeCreate(ctx, tx, st, license.TenantID, q, sql.TierChangeKindUpgrade, sql.TierChangeStatusPending, &payinID)
+	change, err := tierChangeCreate(ctx, tx, st, tierChangeCreateParams{TenantID: license.TenantID, Quote: q, Kind: sql.TierChangeKindUpgrade, Status: sql.TierChangeStatusPending, PayInID: &payinID})
 	if err != nil {
 		return sql.TierChange{}, sql.PayIn{}, err
 	}
 	payin, err := PayInCreate(ctx, tx, st, license.TenantID, PayInCreateParams{
 		ID: payinID, CustomerID: license.CustomerID, Type: sql.PayinTypeTierUpgrade, PriceCurrency: q.ToCurrency,
-		PriceValue: q.ChargeValue, Rate: rate, PolicyID: &q.ToPolicyID,
+		PriceValue: q.ChargeValue, Rate: p.Rate, PolicyID: &q.ToPolicyID,
 	})
 	if err != nil {
 		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("upgrade licence %s: %w", license.ID, err)
 	}
 	if err := queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: license.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now}); err != nil {
-		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("tie payin %s to licence %s: %w", payin.ID, license.ID, DBError(err))
+		return sql.TierChange{}, sql.PayIn{}, fmt.Errorf("tie payin %s to licence %s: %w", payin.ID, license.ID, err)
 	}
 	payin.LicenseID = &license.ID
 	return change, payin, nil
 }
 
-// TierDowngradeSchedule schedules a buyer's recurring downgrade of license to policy
-// toPolicyID for the subscription's next renewal (TierChangeQuote on the downgrade path),
+// TierDowngradeScheduleParams is a buyer's downgrade of License to policy ToPolicyID.
+type TierDowngradeScheduleParams struct {
+	License    sql.License
+	ToPolicyID uuid.UUID
+}
+
+// TierDowngradeSchedule schedules a buyer's recurring downgrade of p.License to policy
+// p.ToPolicyID for the subscription's next renewal (TierChangeQuote on the downgrade path),
 // free; it replaces a downgrade scheduled before. The renewal applies it
 // (SubscriptionRenew) and charges the new price; until then TierDowngradeCancel cancels it.
-func TierDowngradeSchedule(ctx context.Context, tx pgx.Tx, st Step, license sql.License, toPolicyID uuid.UUID) (sql.TierChange, error) {
-	q, err := TierChangeQuote(ctx, tx, st, license.TenantID, license.ID, toPolicyID, TierDowngrade)
+func TierDowngradeSchedule(ctx context.Context, tx pgx.Tx, st Step, p TierDowngradeScheduleParams) (sql.TierChange, error) {
+	license := p.License
+	q, err := TierChangeQuote(ctx, tx, TierChangeQuoteParams{TenantID: license.TenantID, LicenseID: license.ID, ToPolicyID: p.ToPolicyID, Path: TierDowngrade, Now: st.Now})
 	if err != nil {
 		return sql.TierChange{}, err
 	}
-	if _, err := tierChangeEnd(ctx, tx, st, license.TenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID}); err != nil {
+	if _, err := tierChangeEnd(ctx, tx, st, sql.TierChangeEndParams{TenantID: license.TenantID, FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID}); err != nil {
 		return sql.TierChange{}, err
 	}
-	return tierChangeCreate(ctx, tx, st, license.TenantID, q, sql.TierChangeKindDowngrade, sql.TierChangeStatusScheduled, nil)
+	return tierChangeCreate(ctx, tx, st, tierChangeCreateParams{TenantID: license.TenantID, Quote: q, Kind: sql.TierChangeKindDowngrade, Status: sql.TierChangeStatusScheduled})
 }
 
 // TierDowngradeCancel cancels the downgrade scheduled for license. None is ErrNotFound.
 func TierDowngradeCancel(ctx context.Context, tx pgx.Tx, st Step, license sql.License) (sql.TierChange, error) {
-	ended, err := tierChangeEnd(ctx, tx, st, license.TenantID, sql.TierChangeEndParams{FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID})
+	ended, err := tierChangeEnd(ctx, tx, st, sql.TierChangeEndParams{TenantID: license.TenantID, FromStatus: sql.TierChangeStatusScheduled, LicenseID: &license.ID})
 	if err != nil {
 		return sql.TierChange{}, err
 	}
@@ -156,59 +184,78 @@ func TierDowngradeCancel(ctx context.Context, tx pgx.Tx, st Step, license sql.Li
 	return ended[0], nil
 }
 
-// TierChangeAdmin moves a licence to policy toPolicyID at once, free, in any direction
+// TierChangeAdminParams is the tenant's move of licence LicenseID of TenantID to policy
+// ToPolicyID.
+type TierChangeAdminParams struct {
+	TenantID   uuid.UUID
+	LicenseID  uuid.UUID
+	ToPolicyID uuid.UUID
+}
+
+// TierChangeAdmin moves a licence to policy p.ToPolicyID at once, free, in any direction
 // (TierChangeQuote on the admin path), applying it as a paid upgrade is applied
 // (tierChangeApply). A downgrade scheduled for the licence is cancelled.
-func TierChangeAdmin(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID, toPolicyID uuid.UUID) (sql.TierChange, sql.License, error) {
-	q, err := TierChangeQuote(ctx, tx, st, tenantID, licenseID, toPolicyID, TierAdmin)
+func TierChangeAdmin(ctx context.Context, tx pgx.Tx, st Step, p TierChangeAdminParams) (sql.TierChange, sql.License, error) {
+	q, err := TierChangeQuote(ctx, tx, TierChangeQuoteParams{TenantID: p.TenantID, LicenseID: p.LicenseID, ToPolicyID: p.ToPolicyID, Path: TierAdmin, Now: st.Now})
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}
 	q.ChargeValue = 0
-	change, err := tierChangeCreate(ctx, tx, st, tenantID, q, sql.TierChangeKindAdmin, sql.TierChangeStatusPending, nil)
+	change, err := tierChangeCreate(ctx, tx, st, tierChangeCreateParams{TenantID: p.TenantID, Quote: q, Kind: sql.TierChangeKindAdmin, Status: sql.TierChangeStatusPending})
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}
 	return tierChangeApply(ctx, tx, st, change)
 }
 
+// tierChangeCreateParams is a tier change of a licence of TenantID to record: Kind with
+// Status, as Quote priced it, paid by PayIn PayInID (upgrades only).
+type tierChangeCreateParams struct {
+	TenantID uuid.UUID
+	Quote    sql.TierChangeQuoteRow
+	Kind     sql.TierChangeKind
+	Status   sql.TierChangeStatus
+	PayInID  *uuid.UUID
+}
+
 // tierChangeCreate records a tier change as quoted, and audits it as tier_change.<kind>.
 // A second upgrade pending, or a second scheduled downgrade, of one licence is
 // ErrUpgradePending or ErrDowngradeConcurrent (both ErrConflict).
-func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, q sql.TierChangeQuoteRow, kind sql.TierChangeKind, status sql.TierChangeStatus, payinID *uuid.UUID) (sql.TierChange, error) {
+func tierChangeCreate(ctx context.Context, tx pgx.Tx, st Step, p tierChangeCreateParams) (sql.TierChange, error) {
+	q := p.Quote
 	change, err := queries.TierChangeCreate(ctx, tx, sql.TierChangeCreateParams{
-		TenantID: tenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: kind, Status: status,
+		TenantID: p.TenantID, ID: NewID(), LicenseID: q.LicenseID, SubscriptionID: q.SubscriptionID, Kind: p.Kind, Status: p.Status,
 		FromPolicyID: q.FromPolicyID, ToPolicyID: q.ToPolicyID, ChargeCurrency: q.ToCurrency, ChargeValue: q.ChargeValue,
-		PayInID: payinID, EffectiveAt: q.EffectiveAt, Now: st.Now,
+		PayInID: p.PayInID, EffectiveAt: q.EffectiveAt, Now: st.Now,
 	})
 	if err != nil {
-		if err = DBError(err); errors.Is(err, ErrConflict) && status == sql.TierChangeStatusScheduled {
+		if errors.Is(err, ErrConflict) && p.Status == sql.TierChangeStatusScheduled {
 			return sql.TierChange{}, fmt.Errorf("%w: another downgrade of this licence was scheduled at the same moment; schedule again to replace it", ErrDowngradeConcurrent)
 		} else if errors.Is(err, ErrConflict) {
 			return sql.TierChange{}, fmt.Errorf("%w: an upgrade of this licence is already waiting for its payment; pay or cancel its PayIn first", ErrUpgradePending)
 		}
 		return sql.TierChange{}, fmt.Errorf("record tier change of licence %s: %w", q.LicenseID, err)
 	}
-	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
-		Action: "tier_change." + string(kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeFieldsOf(change),
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "tier_change." + string(p.Kind), SubjectType: "license", SubjectID: q.LicenseID.String(), Details: TierChangeFieldsOf(change),
 	})
 	return change, err
 }
 
-// tierChangeEnd ends a licence's pending upgrade or scheduled downgrade (TierChangeEnd),
-// auditing each as tier_change.cancel or tier_change.fail.
-func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p sql.TierChangeEndParams) ([]sql.TierChange, error) {
-	p.TenantID, p.Now = tenantID, st.Now
+// tierChangeEnd ends a licence's pending upgrade or scheduled downgrade (TierChangeEnd, at
+// st.Now whatever p.Now says), auditing each as tier_change.cancel or tier_change.fail.
+func tierChangeEnd(ctx context.Context, tx pgx.Tx, st Step, p sql.TierChangeEndParams) ([]sql.TierChange, error) {
+	p.Now = st.Now
 	ended, err := queries.TierChangeEnd(ctx, tx, p)
 	if err != nil {
-		return nil, fmt.Errorf("end tier changes: %w", DBError(err))
+		return nil, fmt.Errorf("end tier changes: %w", err)
 	}
 	action := "tier_change.cancel"
 	if p.Failed {
 		action = "tier_change.fail"
 	}
 	for _, c := range ended {
-		err := Audit(ctx, tx, st, Change{TenantID: tenantID,
+		err := Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 			Action: action, SubjectType: "license", SubjectID: c.LicenseID.String(), Details: TierChangeFieldsOf(c),
 		})
 		if err != nil {
@@ -231,14 +278,14 @@ func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierCha
 		return sql.TierChange{}, sql.License{}, fmt.Errorf("lock the subscription of licence %s: %w", change.LicenseID, err)
 	}
 	license, err := queries.TierChangeApply(ctx, tx, sql.TierChangeApplyParams{TenantID: change.TenantID, ID: change.ID, Now: st.Now})
-	if err = DBError(err); errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		// Applied, cancelled or failed meanwhile: return both as they are now.
 		id := change.ID
 		if change, err = queries.TierChangeGet(ctx, tx, sql.TierChangeGetParams{TenantID: change.TenantID, ID: id}); err != nil {
-			return sql.TierChange{}, sql.License{}, fmt.Errorf("tier change %s: %w", id, DBError(err))
+			return sql.TierChange{}, sql.License{}, fmt.Errorf("tier change %s: %w", id, err)
 		}
 		license, err = queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: change.TenantID, ID: change.LicenseID})
-		return change, license, DBError(err)
+		return change, license, err
 	} else if err != nil {
 		return sql.TierChange{}, sql.License{}, fmt.Errorf("apply tier change %s: %w", change.ID, err)
 	}
@@ -259,21 +306,21 @@ func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) e
 	}
 	change, err := queries.TierChangeGetByPayIn(ctx, tx, sql.TierChangeGetByPayInParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	if err != nil {
-		return fmt.Errorf("tier change of payin %s: %w", payin.ID, DBError(err))
+		return fmt.Errorf("tier change of payin %s: %w", payin.ID, err)
 	}
 	_, _, err = tierChangeApply(ctx, tx, st, change)
 	return err
 }
 
-// tierDowngradeApplyDue applies the downgrade scheduled for a subscription's licence, if any, as
-// its renewal starts (SubscriptionRenew): the renewal then charges the new price. It
-// reports whether one was applied.
-func tierDowngradeApplyDue(ctx context.Context, tx pgx.Tx, st Step, tenantID, licenseID uuid.UUID) (bool, error) {
-	change, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: tenantID, LicenseID: licenseID, Status: sql.TierChangeStatusScheduled})
-	if err = DBError(err); errors.Is(err, ErrNotFound) {
+// tierDowngradeApplyDue applies the downgrade scheduled for the licence of a subscription
+// due for renewal, if any, as its renewal starts (SubscriptionRenew): the renewal then
+// charges the new price. It reports whether one was applied.
+func tierDowngradeApplyDue(ctx context.Context, tx pgx.Tx, st Step, due sql.SubscriptionRenewalGetRow) (bool, error) {
+	change, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: due.TenantID, LicenseID: due.LicenseID, Status: sql.TierChangeStatusScheduled})
+	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	} else if err != nil {
-		return false, fmt.Errorf("scheduled downgrade of licence %s: %w", licenseID, err)
+		return false, fmt.Errorf("scheduled downgrade of licence %s: %w", due.LicenseID, err)
 	}
 	applied, _, err := tierChangeApply(ctx, tx, st, change)
 	return err == nil && applied.Status == sql.TierChangeStatusApplied, err

@@ -65,16 +65,15 @@ func TestTierChangeQuoteProration(t *testing.T) {
 			factory.PolicyRecurring(newDays), factory.PolicyPrice(sql.CurrencyEUR, newValue))
 		sub, license := factory.Subscription(t, tx, tenant.ID, from.ID, customer.ID)
 
-		st := factory.Step()
-		st.Now = factory.Now.Add(elapsed)
-		q, err := core.TierChangeQuote(ctx, tx, st, tenant.ID, license.ID, to.ID, core.TierAdmin)
+		now := factory.Now.Add(elapsed)
+		q, err := core.TierChangeQuote(ctx, tx, core.TierChangeQuoteParams{TenantID: tenant.ID, LicenseID: license.ID, ToPolicyID: to.ID, Path: core.TierAdmin, Now: now})
 		require.NoError(t, err)
-		remaining, charge := expectedUpgradeCharge(sub.CurrentPeriodEnd, st.Now, oldValue, int64(oldDays), newValue, int64(newDays))
+		remaining, charge := expectedUpgradeCharge(sub.CurrentPeriodEnd, now, oldValue, int64(oldDays), newValue, int64(newDays))
 		require.Equal(t, "upgrade", q.Direction)
 		require.Equal(t, int32(remaining), q.RemainingDays)
 		require.Equal(t, charge, q.ChargeValue)
 		require.LessOrEqual(t, q.ChargeValue*int64(newDays), remaining*newValue, "never more than the new tier's price for the days left")
-		require.Equal(t, st.Now, q.EffectiveAt.UTC())
+		require.Equal(t, now, q.EffectiveAt.UTC())
 	})
 }
 
@@ -93,7 +92,7 @@ func TestTierChangeQuotePerpetual(t *testing.T) {
 		to := factory.Policy(t, tx, tenant.ID, factory.PolicyProduct(product.ID), factory.PolicyTierRank(newRank), factory.PolicyPrice(sql.CurrencyUSD, newValue))
 		license := factory.License(t, tx, tenant.ID, from.ID, customer.ID)
 
-		q, err := core.TierChangeQuote(ctx, tx, factory.Step(), tenant.ID, license.ID, to.ID, core.TierAdmin)
+		q, err := core.TierChangeQuote(ctx, tx, core.TierChangeQuoteParams{TenantID: tenant.ID, LicenseID: license.ID, ToPolicyID: to.ID, Path: core.TierAdmin, Now: factory.Now})
 		require.NoError(t, err)
 		direction := "none"
 		switch {

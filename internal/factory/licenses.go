@@ -32,14 +32,14 @@ func Step() core.Step {
 // opts change the parameters first.
 func License(tb testing.TB, db pg.DB, tenantID, policyID, customerID uuid.UUID, opts ...func(*core.LicenseIssueParams)) sql.License {
 	tb.Helper()
-	p := core.LicenseIssueParams{PolicyID: policyID, CustomerID: customerID}
+	p := core.LicenseIssueParams{TenantID: tenantID, PolicyID: policyID, CustomerID: customerID}
 	for _, opt := range opts {
 		opt(&p)
 	}
 	var license sql.License
 	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) error {
 		var err error
-		license, err = core.LicenseIssue(context.Background(), tx, Step(), tenantID, p)
+		license, err = core.LicenseIssue(context.Background(), tx, Step(), p)
 		return err
 	})
 	if err != nil {
@@ -56,7 +56,7 @@ func Subscription(tb testing.TB, db pg.DB, tenantID, policyID, customerID uuid.U
 	var license sql.License
 	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) error {
 		var err error
-		sub, license, err = core.SubscriptionCreate(context.Background(), tx, Step(), tenantID, customerID, policyID, addonIDs)
+		sub, license, err = core.SubscriptionCreate(context.Background(), tx, Step(), core.SubscriptionCreateParams{TenantID: tenantID, CustomerID: customerID, PolicyID: policyID, AddonIDs: addonIDs})
 		return err
 	})
 	if err != nil {

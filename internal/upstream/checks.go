@@ -87,7 +87,7 @@ func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res R
 	if !target.RevokeOnGone {
 		return nil
 	}
-	_, err = core.LicenseTransition(ctx, tx, st, ul.TenantID, ul.LicenseID, core.LicenseRevoke)
+	_, err = core.LicenseTransition(ctx, tx, st, core.LicenseTransitionParams{TenantID: ul.TenantID, ID: ul.LicenseID, Action: core.LicenseRevoke})
 	if errors.Is(err, core.ErrConflict) {
 		return nil // already revoked
 	}
