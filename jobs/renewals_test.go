@@ -630,7 +630,7 @@ func TestSubscriptionRenewalPaid(t *testing.T) {
 
 		var retry sql.PayIn
 		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			retry, err = core.PayInRetry(ctx, tx, step(b, factory.Jobs), failed, core.PayInRetryParams{})
+			retry, err = core.PayInRetry(ctx, tx, step(b, factory.Jobs), core.PayInRetryParams{Failed: failed})
 			return err
 		}))
 		b.pay(t, tx, retry)
@@ -831,13 +831,13 @@ func TestTierChangesWithRenewals(t *testing.T) {
 		pay := func(payin sql.PayIn) {
 			require.NoError(t, run(func(tx pgx.Tx) error {
 				st := step(b, factory.Jobs)
-				payin, _, err := core.PayInInvoiceCreated(ctx, tx, st, payin, "test", payment.Invoice{
+				payin, _, err := core.PayInInvoiceCreated(ctx, tx, st, core.PayInInvoiceParams{PayIn: payin, Provider: "test", Invoice: payment.Invoice{
 					ID: payin.ID.String(), AmountSats: payin.CostSats, CheckoutURL: "https://pay.example/" + payin.ID.String(),
-				})
+				}})
 				if err != nil {
 					return err
 				}
-				_, err = core.PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+				_, err = core.PayInPaid(ctx, tx, st, core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 				return err
 			}))
 		}
@@ -857,15 +857,14 @@ func TestTierChangesWithRenewals(t *testing.T) {
 				if paid {
 					pay(payin)
 					err := run(func(tx pgx.Tx) error { // a replayed settlement changes nothing
-						_, err := core.PayInPaid(ctx, tx, step(b, factory.Jobs), payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+						_, err := core.PayInPaid(ctx, tx, step(b, factory.Jobs), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 						return err
 					})
 					require.ErrorIs(t, err, core.ErrConflict)
 					return
 				}
 				require.NoError(t, run(func(tx pgx.Tx) error {
-					_, err := core.PayInFail(ctx, tx, step(b, factory.Jobs), payin.TenantID, payin.ID,
-						[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonUSERCANCELLED, 0)
+					_, err := core.PayInFail(ctx, tx, step(b, factory.Jobs), core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveCancel})
 					return err
 				}))
 			},

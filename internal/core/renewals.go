@@ -143,7 +143,7 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, tenantID, subscr
 	if err != nil {
 		return "", fmt.Errorf("open cycle %d of subscription %s: %w", cycle, subscriptionID, DBError(err))
 	}
-	payin, err := PayInCreate(ctx, tx, st, tenantID, PayInCreateParams{
+	payin, err := PayInCreate(ctx, tx, st, PayInCreateParams{TenantID: tenantID,
 		ID: payinID, CustomerID: sub.CustomerID, Type: sql.PayinTypeSubscriptionRenewal, PriceCurrency: sub.PriceCurrency,
 		PriceValue: sub.PriceValue, Rate: quote.Rate, PolicyID: &sub.PolicyID, Assets: assets,
 	})
