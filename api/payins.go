@@ -172,7 +172,7 @@ func (s *Server) payInViews(ctx context.Context, payins []sql.PayIn) ([]PayIn, e
 		}
 		view := PayIn{
 			ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
-			Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
+			Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBTC,
 			RateSource: p.RateSource, CostSats: p.CostSats, LicenseID: p.LicenseID, LicenseKey: d.LicenseKey, GenesisID: p.GenesisID,
 			SuccessorID: p.SuccessorID, RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
 		}
@@ -452,7 +452,7 @@ func (s *Server) payInStatistics(ctx context.Context, in *PayInStatisticsInput) 
 	}
 	out.Body.Spent, out.Body.Earned = make([]PayInSpent, len(spent)), make([]PayOutEarned, len(earned))
 	for i, r := range spent {
-		out.Body.Spent[i] = PayInSpent{Type: r.Type, PayIns: r.Payins, CostSats: r.CostSats, Credits: r.Credits,
+		out.Body.Spent[i] = PayInSpent{Type: r.Type, PayIns: r.PayIns, CostSats: r.CostSats, Credits: r.Credits,
 			RewardSats: r.RewardSats, InvoiceSats: r.InvoiceSats, GrantedSats: r.GrantedSats}
 	}
 	for i, r := range earned {

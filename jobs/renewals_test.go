@@ -162,7 +162,7 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 		payins := b.payins(t)
 		require.Len(t, payins, 1)
 		require.Equal(t, int64(21_000), payins[0].CostSats, "the listed sats, verbatim")
-		require.Nil(t, payins[0].RateMinorPerBtc, "no rate for a SAT price")
+		require.Nil(t, payins[0].RateMinorPerBTC, "no rate for a SAT price")
 		require.Nil(t, payins[0].RateSource)
 		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payins[0].State)
 
@@ -204,7 +204,7 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 		payins := b.payins(t)
 		require.Len(t, payins, 1)
 		require.Equal(t, int64(50_000), payins[0].CostSats, "$25 at $50,000/BTC")
-		require.Equal(t, int64(5_000_000), *payins[0].RateMinorPerBtc, "the rate is stored")
+		require.Equal(t, int64(5_000_000), *payins[0].RateMinorPerBTC, "the rate is stored")
 		require.Equal(t, "fixed", *payins[0].RateSource)
 		require.Equal(t, sql.CurrencyUSD, payins[0].PriceCurrency)
 		require.Equal(t, int64(2500), payins[0].PriceValue)

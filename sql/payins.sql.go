@@ -62,7 +62,7 @@ type PayInCreateParams struct {
 	Type            PayInType
 	PriceCurrency   Currency
 	PriceValue      int64
-	RateMinorPerBtc *int64
+	RateMinorPerBTC *int64
 	RateSource      *string
 	PolicyID        *uuid.UUID
 	AddonIds        []uuid.UUID
@@ -83,7 +83,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		arg.Type,
 		arg.PriceCurrency,
 		arg.PriceValue,
-		arg.RateMinorPerBtc,
+		arg.RateMinorPerBTC,
 		arg.RateSource,
 		arg.PolicyID,
 		arg.AddonIds,
@@ -101,7 +101,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -270,7 +270,7 @@ func (q *Queries) PayInGet(ctx context.Context, db DBTX, arg PayInGetParams) (Pa
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -304,7 +304,7 @@ func (q *Queries) PayInGetAnyTenant(ctx context.Context, db DBTX, id uuid.UUID) 
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -700,7 +700,7 @@ func (q *Queries) PayInList(ctx context.Context, db DBTX, arg PayInListParams) (
 			&i.FailureReason,
 			&i.PriceCurrency,
 			&i.PriceValue,
-			&i.RateMinorPerBtc,
+			&i.RateMinorPerBTC,
 			&i.RateSource,
 			&i.CostSats,
 			&i.PolicyID,
@@ -842,7 +842,7 @@ func (q *Queries) PayInLock(ctx context.Context, db DBTX, arg PayInLockParams) (
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -1097,7 +1097,7 @@ func (q *Queries) PayInRetryClaim(ctx context.Context, db DBTX, arg PayInRetryCl
 		&i.PayIn.FailureReason,
 		&i.PayIn.PriceCurrency,
 		&i.PayIn.PriceValue,
-		&i.PayIn.RateMinorPerBtc,
+		&i.PayIn.RateMinorPerBTC,
 		&i.PayIn.RateSource,
 		&i.PayIn.CostSats,
 		&i.PayIn.PolicyID,
@@ -1238,7 +1238,7 @@ type PayInStatisticsSpentParams struct {
 
 type PayInStatisticsSpentRow struct {
 	Type        string
-	Payins      int64
+	PayIns      int64
 	CostSats    int64
 	Credits     int64
 	RewardSats  int64
@@ -1269,7 +1269,7 @@ func (q *Queries) PayInStatisticsSpent(ctx context.Context, db DBTX, arg PayInSt
 		var i PayInStatisticsSpentRow
 		if err := rows.Scan(
 			&i.Type,
-			&i.Payins,
+			&i.PayIns,
 			&i.CostSats,
 			&i.Credits,
 			&i.RewardSats,
@@ -1354,7 +1354,7 @@ func (q *Queries) PayInTransition(ctx context.Context, db DBTX, arg PayInTransit
 		&i.PayIn.FailureReason,
 		&i.PayIn.PriceCurrency,
 		&i.PayIn.PriceValue,
-		&i.PayIn.RateMinorPerBtc,
+		&i.PayIn.RateMinorPerBTC,
 		&i.PayIn.RateSource,
 		&i.PayIn.CostSats,
 		&i.PayIn.PolicyID,

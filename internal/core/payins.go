@@ -64,7 +64,7 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 		if p.Rate == nil || p.Rate.Currency != string(p.PriceCurrency) {
 			return sql.PayIn{}, fmt.Errorf("create payin: no %s rate", p.PriceCurrency)
 		}
-		params.RateMinorPerBtc, params.RateSource = &p.Rate.MinorPerBTC, &p.Rate.Source
+		params.RateMinorPerBTC, params.RateSource = &p.Rate.MinorPerBTC, &p.Rate.Source
 	}
 	if p.Predecessor != nil {
 		params.GenesisID, params.RetryCount = &p.Predecessor.GenesisID, p.Predecessor.RetryCount+1

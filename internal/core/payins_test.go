@@ -233,7 +233,7 @@ func TestPayInFiatConversion(t *testing.T) {
 			})
 			require.NoError(t, err)
 			require.Equal(t, tc.sats, payin.CostSats, "%d cents at %d", tc.cents, tc.minorPerBTC)
-			require.Equal(t, tc.minorPerBTC, *payin.RateMinorPerBtc)
+			require.Equal(t, tc.minorPerBTC, *payin.RateMinorPerBTC)
 			require.Equal(t, "fixed", *payin.RateSource)
 			return nil
 		})
@@ -602,8 +602,8 @@ func TestPayInStatistics(t *testing.T) {
 		require.NoError(t, err)
 		return spent, earned
 	}
-	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", Payins: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
-	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 1, CostSats: 300, GrantedSats: 300}
+	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", PayIns: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
+	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", PayIns: 1, CostSats: 300, GrantedSats: 300}
 
 	t.Run("Customer", func(t *testing.T) {
 		spent, earned := stats(&l.customer.ID, to)
@@ -624,7 +624,7 @@ func TestPayInStatistics(t *testing.T) {
 	})
 	t.Run("WiderRange", func(t *testing.T) {
 		spent, earned := stats(nil, later.Now.Add(time.Second))
-		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
+		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", PayIns: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
 		require.Equal(t, int64(1300), earned[2].Amount)
 	})
 	t.Run("OtherCustomerOutOfRange", func(t *testing.T) {
