@@ -291,13 +291,14 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 		return fmt.Errorf("invalidate invoice %s of payin %s: %w", invoice.ProviderInvoiceID, payin.ID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: w.cfg.Clock.Now()})
+		st := w.cfg.step(ctx, job.JobRow)
+		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: st.Now})
 		if err != nil {
 			return fmt.Errorf("record invalidation of the invoice of payin %s: %w", payin.ID, err)
 		}
-		_, err = river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.PayInSettle{
+		_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInSettle{
 			Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID, Trigger: jobargs.PayInSettleAfterInvalidation,
-		}, nil)
+		}}})
 		if err != nil {
 			return fmt.Errorf("enqueue the settle of invalidated invoice %s: %w", invoice.ProviderInvoiceID, err)
 		}
