@@ -172,7 +172,7 @@ func (s *Server) payInViews(ctx context.Context, payins []sql.PayIn) ([]PayIn, e
 		}
 		view := PayIn{
 			ID: p.ID, Type: string(p.Type), State: string(p.State), CustomerID: p.CustomerID,
-			Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBtc,
+			Price: Money{Currency: string(p.PriceCurrency), Value: p.PriceValue}, RateMinorPerBTC: p.RateMinorPerBTC,
 			RateSource: p.RateSource, CostSats: p.CostSats, LicenseID: p.LicenseID, LicenseKey: d.LicenseKey, GenesisID: p.GenesisID,
 			SuccessorID: p.SuccessorID, RetryCount: p.RetryCount, StateChangedAt: p.StateChangedAt, CreatedAt: p.CreatedAt,
 		}
@@ -286,195 +286,231 @@ type PayInListOutput struct {
 }
 
 func (s *Server) registerPayIns() {
-	huma.Register(s.api, optionalAdminOperation(buyerOperation(huma.Operation{
-		OperationID:   "purchase",
-		Method:        http.MethodPost,
-		Path:          "/v1/purchase",
-		Summary:       "Buy a licence",
-		Description:   purchaseDescription,
-		Tags:          []string{"Payments"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
-	}, s.tenantOfSlug)), func(ctx context.Context, in *PurchaseInput) (*PayInOutput, error) {
-		payin, err := s.purchase(ctx, in)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.payInOutput(ctx, payin)
-	})
+	huma.Register(s.api, optionalAdminOperation(buyerOperation(purchaseOperation, s.tenantOfSlug)), s.purchase)
+	huma.Register(s.api, payInGetOperation, s.payInGet)
+	huma.Register(s.api, buyerOperation(payInCancelOperation, s.tenantOfPayIn), s.payInCancel)
+	huma.Register(s.api, optionalAdminOperation(buyerOperation(payInRetryOperation, s.tenantOfPayIn)), s.payInRetry)
+	huma.Register(s.api, adminOperation(creditGrantOperation), s.creditGrant)
+	huma.Register(s.api, adminOperation(payInStatisticsOperation), s.payInStatistics)
+	huma.Register(s.api, adminOperation(payInGetAdminOperation), s.payInGetAdmin)
+	huma.Register(s.api, adminOperation(payInListOperation), s.payInList)
+}
 
-	huma.Register(s.api, huma.Operation{
-		OperationID: "payin-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/payins/{id}",
-		Summary:     "Poll a PayIn",
-		Description: "The PayIn id is the buyer's handle on the payment: poll until PENDING for the checkout URL, then until PAID for the licence key.",
-		Tags:        []string{"Payments"},
-		Errors:      []int{http.StatusNotFound},
-	}, func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
-		payin, err := s.queries.PayInGetAnyTenant(ctx, s.conn(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		return s.payInOutput(ctx, payin)
-	})
+var payInTags = []string{"Payments"}
 
-	huma.Register(s.api, buyerOperation(huma.Operation{
-		OperationID: "payin-cancel",
-		Method:      http.MethodPost,
-		Path:        "/v1/payins/{id}/cancel",
-		Summary:     "Cancel an unpaid PayIn",
-		Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts; its invoice is then marked invalid at the provider, and money that reaches it all the same is credited to the buyer as credits (payin.late_payment_credited). A PAID or FAILED PayIn is 409.",
-		Tags:        []string{"Payments"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	}, s.tenantOfPayIn), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
-		payin, err := s.queries.PayInGetAnyTenant(ctx, tx(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		who := core.Actor{Type: core.ActorBuyer, ID: payin.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
-		payin, err = core.PayInFail(ctx, tx(ctx), s.step(ctx, who), payin.TenantID, payin.ID,
-			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.payInOutput(ctx, payin)
-	})
+var purchaseOperation = huma.Operation{
+	OperationID:   "purchase",
+	Method:        http.MethodPost,
+	Path:          "/v1/purchase",
+	Summary:       "Buy a licence",
+	Description:   purchaseDescription,
+	Tags:          payInTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusUnprocessableEntity},
+}
 
-	huma.Register(s.api, optionalAdminOperation(buyerOperation(huma.Operation{
-		OperationID:   "payin-retry",
-		Method:        http.MethodPost,
-		Path:          "/v1/payins/{id}/retry",
-		Summary:       "Retry a FAILED PayIn",
-		Description:   payInRetryDescription,
-		Tags:          []string{"Payments"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
-	}, s.tenantOfPayIn)), func(ctx context.Context, in *PayInRetryInput) (*PayInOutput, error) {
-		payin, err := s.payInRetry(ctx, in)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.payInOutput(ctx, payin)
-	})
+// purchase creates a licence_purchase PayIn (purchasePayIn).
+func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (*PayInOutput, error) {
+	payin, err := s.purchasePayIn(ctx, in)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.payInOutput(ctx, payin)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "credit-grant",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/customers/{id}/credits",
-		Summary:       "Give a customer credits",
-		Description:   "Creates a credit_grant PayIn funded by the tenant (nothing is debited or invoiced), PAID at once: the customer's credits grow by amount, paid out as a credit_grant payout with the balance after. Audited as credit.grant; emits payin.paid.",
-		Tags:          []string{"Payments"},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity},
-	}), func(ctx context.Context, in *CreditGrantInput) (*CreditGrantOutput, error) {
-		if _, err := s.customerGet(ctx, in.ID); err != nil {
-			return nil, problem(ctx, err)
-		}
-		payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.Amount, in.Body.Reason)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &CreditGrantOutput{}
-		if out.Body.PayIn, err = s.payInView(ctx, payin); err != nil {
-			return nil, problem(ctx, err)
-		}
-		out.Body.BalanceAfter = after
-		return out, nil
-	})
+var payInGetOperation = huma.Operation{
+	OperationID: "payin-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/payins/{id}",
+	Summary:     "Poll a PayIn",
+	Description: "The PayIn id is the buyer's handle on the payment: poll until PENDING for the checkout URL, then until PAID for the licence key.",
+	Tags:        payInTags,
+	Errors:      []int{http.StatusNotFound},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "payin-statistics",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/payins/statistics",
-		Summary:     "Spending and earning over a time range",
-		Description: "Spent: PayIns PAID in [from, to), by type, with the sats paid from credits, reward sats, invoices and (credit grants) the tenant. " +
-			"Earned: payouts made in [from, to), by type and asset. For one customer with customer_id, else for the whole tenant.",
-		Tags:   []string{"Payments"},
-		Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
-	}), func(ctx context.Context, in *PayInStatisticsInput) (*PayInStatisticsOutput, error) {
-		out := &PayInStatisticsOutput{}
-		out.Body.From, out.Body.To, out.Body.CustomerID = in.From, in.To, optionalUUID(in.CustomerID)
-		if out.Body.To.IsZero() {
-			out.Body.To = s.cfg.Clock.Now()
-		}
-		if !out.Body.From.Before(out.Body.To) {
-			return nil, invalid("query.from", "from must be before to", in.From)
-		}
-		if out.Body.CustomerID != nil {
-			if _, err := s.customerGet(ctx, *out.Body.CustomerID); err != nil {
-				return nil, problem(ctx, err)
-			}
-		}
-		db := s.conn(ctx)
-		spent, err := s.queries.PayInStatisticsSpent(ctx, db, sql.PayInStatisticsSpentParams{
-			TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("spent statistics: %w", err))
-		}
-		earned, err := s.queries.PayInStatisticsEarned(ctx, db, sql.PayInStatisticsEarnedParams{
-			TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("earned statistics: %w", err))
-		}
-		out.Body.Spent, out.Body.Earned = make([]PayInSpent, len(spent)), make([]PayOutEarned, len(earned))
-		for i, r := range spent {
-			out.Body.Spent[i] = PayInSpent{Type: r.Type, PayIns: r.Payins, CostSats: r.CostSats, Credits: r.Credits,
-				RewardSats: r.RewardSats, InvoiceSats: r.InvoiceSats, GrantedSats: r.GrantedSats}
-		}
-		for i, r := range earned {
-			out.Body.Earned[i] = PayOutEarned{Type: r.Type, Asset: r.Asset, PayOuts: r.Payouts, Amount: r.Amount}
-		}
-		return out, nil
-	})
+// payInGet reads a PayIn by its id alone, the buyer's capability.
+func (s *Server) payInGet(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+	payin, err := s.queries.PayInGetAnyTenant(ctx, s.conn(ctx), in.ID)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.payInOutput(ctx, payin)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "payin-get-admin",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/payins/{id}",
-		Summary:     "Read a PayIn",
-		Description: "Any PayIn of the tenant. 404 when the tenant has no such PayIn.",
-		Tags:        []string{"Payments"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
-		payin, err := s.queries.PayInGet(ctx, s.conn(ctx), sql.PayInGetParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		out, err := s.payInOutput(ctx, payin)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.payInLedger(ctx, payin, &out.Body); err != nil {
-			return nil, problem(ctx, err)
-		}
-		return out, nil
-	})
+var payInCancelOperation = huma.Operation{
+	OperationID: "payin-cancel",
+	Method:      http.MethodPost,
+	Path:        "/v1/payins/{id}/cancel",
+	Summary:     "Cancel an unpaid PayIn",
+	Description: "Fails a PayIn that is not PAID yet with USER_CANCELLED and refunds its custodial parts; its invoice is then marked invalid at the provider, and money that reaches it all the same is credited to the buyer as credits (payin.late_payment_credited). A PAID or FAILED PayIn is 409.",
+	Tags:        payInTags,
+	Errors:      []int{http.StatusNotFound, http.StatusConflict},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "payin-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/payins",
-		Summary:     "List PayIns, newest first",
-		Tags:        []string{"Payments"},
-	}), func(ctx context.Context, in *PayInListInput) (*PayInListOutput, error) {
-		after, fetch := in.cursor()
-		params := sql.PayInListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
-		if in.State != "" {
-			params.State = &in.State
-		}
-		rows, err := s.queries.PayInList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		views, err := s.payInViews(ctx, rows)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PayInListOutput{Body: page(views, fetch, func(v PayIn) PayIn { return v }, func(v PayIn) uuid.UUID { return v.ID })}, nil
+// payInCancel makes the buyer's core.PayInMoveCancel move.
+func (s *Server) payInCancel(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+	payin, err := s.queries.PayInGetAnyTenant(ctx, tx(ctx), in.ID)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	who := core.Actor{Type: core.ActorBuyer, ID: payin.CustomerID.String(), RequestID: requestInfoFrom(ctx).id}
+	payin, err = core.PayInFail(ctx, tx(ctx), s.step(ctx, who), core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveCancel})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.payInOutput(ctx, payin)
+}
+
+var payInRetryOperation = huma.Operation{
+	OperationID:   "payin-retry",
+	Method:        http.MethodPost,
+	Path:          "/v1/payins/{id}/retry",
+	Summary:       "Retry a FAILED PayIn",
+	Description:   payInRetryDescription,
+	Tags:          payInTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+}
+
+// payInRetry creates the successor of a FAILED PayIn (payInSuccessor).
+func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (*PayInOutput, error) {
+	payin, err := s.payInSuccessor(ctx, in)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.payInOutput(ctx, payin)
+}
+
+var creditGrantOperation = huma.Operation{
+	OperationID:   "credit-grant",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/customers/{id}/credits",
+	Summary:       "Give a customer credits",
+	Description:   "Creates a credit_grant PayIn funded by the tenant (nothing is debited or invoiced), PAID at once: the customer's credits grow by amount, paid out as a credit_grant payout with the balance after. Audited as credit.grant; emits payin.paid.",
+	Tags:          payInTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+}
+
+// creditGrant gives one of the tenant's customers credits (core.CreditGrant).
+func (s *Server) creditGrant(ctx context.Context, in *CreditGrantInput) (*CreditGrantOutput, error) {
+	if _, err := s.customerGet(ctx, in.ID); err != nil {
+		return nil, problem(ctx, err)
+	}
+	payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CreditGrantParams{
+		TenantID: tenantID(ctx), CustomerID: in.ID, Amount: in.Body.Amount, Reason: in.Body.Reason,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &CreditGrantOutput{}
+	if out.Body.PayIn, err = s.payInView(ctx, payin); err != nil {
+		return nil, problem(ctx, err)
+	}
+	out.Body.BalanceAfter = after
+	return out, nil
+}
+
+var payInStatisticsOperation = huma.Operation{
+	OperationID: "payin-statistics",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/payins/statistics",
+	Summary:     "Spending and earning over a time range",
+	Description: "Spent: PayIns PAID in [from, to), by type, with the sats paid from credits, reward sats, invoices and (credit grants) the tenant. " +
+		"Earned: payouts made in [from, to), by type and asset. For one customer with customer_id, else for the whole tenant.",
+	Tags:   payInTags,
+	Errors: []int{http.StatusNotFound, http.StatusUnprocessableEntity},
+}
+
+// payInStatistics sums what was spent and earned in a time range.
+func (s *Server) payInStatistics(ctx context.Context, in *PayInStatisticsInput) (*PayInStatisticsOutput, error) {
+	out := &PayInStatisticsOutput{}
+	out.Body.From, out.Body.To, out.Body.CustomerID = in.From, in.To, optionalUUID(in.CustomerID)
+	if out.Body.To.IsZero() {
+		out.Body.To = s.cfg.Clock.Now()
+	}
+	if !out.Body.From.Before(out.Body.To) {
+		return nil, invalid("query.from", "from must be before to", in.From)
+	}
+	if out.Body.CustomerID != nil {
+		if _, err := s.customerGet(ctx, *out.Body.CustomerID); err != nil {
+			return nil, problem(ctx, err)
+		}
+	}
+	db := s.conn(ctx)
+	spent, err := s.queries.PayInStatisticsSpent(ctx, db, sql.PayInStatisticsSpentParams{
+		TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
+	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("spent statistics: %w", err))
+	}
+	earned, err := s.queries.PayInStatisticsEarned(ctx, db, sql.PayInStatisticsEarnedParams{
+		TenantID: tenantID(ctx), CustomerID: out.Body.CustomerID, FromTime: out.Body.From, ToTime: out.Body.To,
+	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("earned statistics: %w", err))
+	}
+	out.Body.Spent, out.Body.Earned = make([]PayInSpent, len(spent)), make([]PayOutEarned, len(earned))
+	for i, r := range spent {
+		out.Body.Spent[i] = PayInSpent{Type: r.Type, PayIns: r.PayIns, CostSats: r.CostSats, Credits: r.Credits,
+			RewardSats: r.RewardSats, InvoiceSats: r.InvoiceSats, GrantedSats: r.GrantedSats}
+	}
+	for i, r := range earned {
+		out.Body.Earned[i] = PayOutEarned{Type: r.Type, Asset: r.Asset, PayOuts: r.Payouts, Amount: r.Amount}
+	}
+	return out, nil
+}
+
+var payInGetAdminOperation = huma.Operation{
+	OperationID: "payin-get-admin",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/payins/{id}",
+	Summary:     "Read a PayIn",
+	Description: "Any PayIn of the tenant. 404 when the tenant has no such PayIn.",
+	Tags:        payInTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// payInGetAdmin reads one of the tenant's PayIns with its trail (payInLedger).
+func (s *Server) payInGetAdmin(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
+	payin, err := s.queries.PayInGet(ctx, s.conn(ctx), sql.PayInGetParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out, err := s.payInOutput(ctx, payin)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.payInLedger(ctx, payin, &out.Body); err != nil {
+		return nil, problem(ctx, err)
+	}
+	return out, nil
+}
+
+var payInListOperation = huma.Operation{
+	OperationID: "payin-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/payins",
+	Summary:     "List PayIns, newest first",
+	Tags:        payInTags,
+}
+
+// payInList reads a page of the tenant's PayIns.
+func (s *Server) payInList(ctx context.Context, in *PayInListInput) (*PayInListOutput, error) {
+	after, fetch := in.cursor()
+	params := sql.PayInListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch, CustomerID: optionalUUID(in.CustomerID)}
+	if in.State != "" {
+		params.State = &in.State
+	}
+	rows, err := s.queries.PayInList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	views, err := s.payInViews(ctx, rows)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &PayInListOutput{Body: page(views, fetch, func(v PayIn) PayIn { return v }, func(v PayIn) uuid.UUID { return v.ID })}, nil
 }
 
 const purchaseDescription = "Creates a licence_purchase PayIn for a policy at its listed price (fiat prices are converted to sats " +
@@ -488,15 +524,15 @@ const payInRetryDescription = "Creates the successor of a FAILED PayIn: same typ
 	"tenant's admin key is given with `assets`. The PayIn id is the buyer's capability, as for cancel. A PayIn that is not " +
 	"FAILED, or was already retried, is 409: of concurrent retries of one PayIn exactly one succeeds."
 
-// payInRetry resolves a retry's PayIn and rate and retries it.
-func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn, error) {
+// payInSuccessor resolves a retry's PayIn and rate and retries it (core.PayInRetry).
+func (s *Server) payInSuccessor(ctx context.Context, in *PayInRetryInput) (sql.PayIn, error) {
 	db := tx(ctx)
 	failed, err := s.queries.PayInGetAnyTenant(ctx, db, in.ID)
 	if err != nil {
-		return sql.PayIn{}, core.DBError(err)
+		return sql.PayIn{}, err
 	}
 	p, authenticated := principalFrom(ctx)
-	var params core.PayInRetryParams
+	params := core.PayInRetryParams{Failed: failed}
 	if in.Body != nil {
 		for _, a := range in.Body.Assets.Items {
 			params.Assets = append(params.Assets, sql.Asset(a))
@@ -518,15 +554,15 @@ func (s *Server) payInRetry(ctx context.Context, in *PayInRetryInput) (sql.PayIn
 	if authenticated {
 		who = actor(ctx)
 	}
-	return core.PayInRetry(ctx, db, s.step(ctx, who), failed, params)
+	return core.PayInRetry(ctx, db, s.step(ctx, who), params)
 }
 
-// purchase resolves a purchase's tenant, policy and customer and creates its PayIn.
-func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, error) {
+// purchasePayIn resolves a purchase's tenant, policy and customer and creates its PayIn.
+func (s *Server) purchasePayIn(ctx context.Context, in *PurchaseInput) (sql.PayIn, error) {
 	db := tx(ctx)
 	tenant, err := s.queries.TenantGetBySlug(ctx, db, in.Body.Tenant)
 	if err != nil {
-		return sql.PayIn{}, fmt.Errorf("tenant %q: %w", in.Body.Tenant, core.DBError(err))
+		return sql.PayIn{}, fmt.Errorf("tenant %q: %w", in.Body.Tenant, err)
 	}
 	p, authenticated := principalFrom(ctx)
 	switch {
@@ -540,7 +576,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	// Only a missing (or archived) policy or customer is the buyer's mistake; any other
 	// failure of these reads (a dropped connection, a timeout) is the server's, and says so.
 	policy, err := s.queries.PolicyGetBySlug(ctx, db, sql.PolicyGetBySlugParams{TenantID: tenant.ID, Slug: in.Body.Policy})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) || err == nil && policy.ArchivedAt != nil {
+	if errors.Is(err, core.ErrNotFound) || err == nil && policy.ArchivedAt != nil {
 		return sql.PayIn{}, newProblem(CodeNotFound, fmt.Sprintf("tenant %q sells no policy %q", tenant.Slug, in.Body.Policy))
 	} else if err != nil {
 		return sql.PayIn{}, fmt.Errorf("read policy %q: %w", in.Body.Policy, err)
@@ -551,13 +587,13 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	} else {
 		customer, err = s.queries.CustomerGetByEmail(ctx, db, sql.CustomerGetByEmailParams{TenantID: tenant.ID, Email: *in.Body.CustomerEmail})
 	}
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return sql.PayIn{}, newProblem(CodeUnknownCustomer, "no such customer of "+tenant.Slug+"; create customers with the admin API")
 	} else if err != nil {
 		return sql.PayIn{}, fmt.Errorf("read customer: %w", err)
 	}
 	params := core.PayInCreateParams{
-		CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,
+		TenantID: tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: policy.ListedCurrency,
 		PriceValue: policy.ListedValue, PolicyID: &policy.ID, AddonIDs: in.Body.AddonIDs,
 	}
 	for _, a := range in.Body.Assets.Items {
@@ -570,7 +606,7 @@ func (s *Server) purchase(ctx context.Context, in *PurchaseInput) (sql.PayIn, er
 	if authenticated {
 		who = actor(ctx)
 	}
-	return core.PayInCreate(ctx, db, s.step(ctx, who), tenant.ID, params)
+	return core.PayInCreate(ctx, db, s.step(ctx, who), params)
 }
 
 // rate is the current exchange rate of a fiat currency (nil for SAT, charged verbatim); an

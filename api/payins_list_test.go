@@ -91,8 +91,8 @@ func TestPayInListQueries(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, pg.InTx(ctx, b.db, func(tx pgx.Tx) error {
 		for range 200 {
-			if _, err := core.PayInCreate(ctx, tx, factory.Step(), b.tenant.ID, core.PayInCreateParams{
-				CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 1000,
+			if _, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+				TenantID: b.tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 1000,
 				PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
 			}); err != nil {
 				return err
@@ -102,16 +102,16 @@ func TestPayInListQueries(t *testing.T) {
 	}))
 	var mixed sql.PayIn
 	require.NoError(t, pg.InTx(ctx, b.db, func(tx pgx.Tx) error {
-		mixed, err = core.PayInCreate(ctx, tx, factory.Step(), b.tenant.ID, core.PayInCreateParams{
-			CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 1000,
+		mixed, err = core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+			TenantID: b.tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 1000,
 			PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
 		})
 		if err != nil {
 			return err
 		}
-		_, _, err = core.PayInInvoiceCreated(ctx, tx, factory.Step(), mixed, "btcpay", payment.Invoice{
+		_, _, err = core.PayInInvoiceCreated(ctx, tx, factory.Step(), core.PayInInvoiceParams{PayIn: mixed, Provider: "btcpay", Invoice: payment.Invoice{
 			ID: "inv-mixed", AmountSats: 700, CheckoutURL: "https://pay.example/inv-mixed", ExpiresAt: factory.Now.Add(15 * time.Minute),
-		})
+		}})
 		return err
 	}))
 

@@ -34,51 +34,57 @@ var settlingWebhooks = map[string]bool{
 }
 
 func (s *Server) registerProviders() {
-	huma.Register(s.api, huma.Operation{
-		OperationID: "provider-webhook-btcpay",
-		Method:      http.MethodPost,
-		Path:        "/v1/providers/btcpay/webhook",
-		Summary:     "Receive a BTCPay Server webhook",
-		Description: "Verifies BTCPay-Sig over the raw body (401 otherwise, recording nothing), records the delivery once " +
-			"by its id (ids and type of at most 100 printable ASCII characters without spaces, 422 otherwise), and " +
-			"enqueues a payin.settle job of its own in the same transaction (every recorded delivery is processed); the " +
-			"job re-confirms the invoice with BTCPay before anything is fulfilled, and credits money that reached the " +
-			"invoice of a failed or paid PayIn to the payer. Answers at once.",
-		Tags:   []string{"Payments"},
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity},
-	}, func(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
-		event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
-		switch {
-		case errors.Is(err, payment.ErrBadSignature):
-			return nil, newProblem(CodeSignatureInvalid, "bad or missing BTCPay-Sig")
-		case err != nil:
-			return nil, newProblem(CodeBadRequest, "not a BTCPay webhook: "+err.Error())
-		}
-		if err := providerIDs(event); err != nil {
-			return nil, err
-		}
-		delivery := event.OriginalDeliveryID
-		if delivery == "" {
-			delivery = event.DeliveryID
-		}
-		recorded, err := s.queries.ProviderWebhookRecord(ctx, tx(ctx), sql.ProviderWebhookRecordParams{
-			Provider: s.cfg.Payments.Name(), DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: s.cfg.Clock.Now(),
-		})
+	huma.Register(s.api, providerWebhookBTCPayOperation, s.providerWebhookBTCPay)
+}
+
+var providerWebhookBTCPayOperation = huma.Operation{
+	OperationID: "provider-webhook-btcpay",
+	Method:      http.MethodPost,
+	Path:        "/v1/providers/btcpay/webhook",
+	Summary:     "Receive a BTCPay Server webhook",
+	Description: "Verifies BTCPay-Sig over the raw body (401 otherwise, recording nothing), records the delivery once " +
+		"by its id (ids and type of at most 100 printable ASCII characters without spaces, 422 otherwise), and " +
+		"enqueues a payin.settle job of its own in the same transaction (every recorded delivery is processed); the " +
+		"job re-confirms the invoice with BTCPay before anything is fulfilled, and credits money that reached the " +
+		"invoice of a failed or paid PayIn to the payer. Answers at once.",
+	Tags:   payInTags,
+	Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity},
+}
+
+// providerWebhookBTCPay verifies and records a BTCPay webhook delivery and enqueues the
+// settle of its invoice.
+func (s *Server) providerWebhookBTCPay(ctx context.Context, in *ProviderWebhookInput) (*ProviderWebhookOutput, error) {
+	event, err := s.cfg.Payments.ParseWebhook(in.RawBody, http.Header{"Btcpay-Sig": {in.Signature}})
+	switch {
+	case errors.Is(err, payment.ErrBadSignature):
+		return nil, newProblem(CodeSignatureInvalid, "bad or missing BTCPay-Sig")
+	case err != nil:
+		return nil, newProblem(CodeBadRequest, "not a BTCPay webhook: "+err.Error())
+	}
+	if err := providerIDs(event); err != nil {
+		return nil, err
+	}
+	delivery := event.OriginalDeliveryID
+	if delivery == "" {
+		delivery = event.DeliveryID
+	}
+	recorded, err := s.queries.ProviderWebhookRecord(ctx, tx(ctx), sql.ProviderWebhookRecordParams{
+		Provider: s.cfg.Payments.Name(), DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: s.cfg.Clock.Now(),
+	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &ProviderWebhookOutput{}
+	out.Body.Received, out.Body.Duplicate = true, !recorded
+	if recorded && settlingWebhooks[event.Type] && event.InvoiceID != "" {
+		_, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{
+			Args: jobargs.PayInSettle{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID, Trigger: delivery},
+		}})
 		if err != nil {
 			return nil, problem(ctx, err)
 		}
-		out := &ProviderWebhookOutput{}
-		out.Body.Received, out.Body.Duplicate = true, !recorded
-		if recorded && settlingWebhooks[event.Type] && event.InvoiceID != "" {
-			_, err := s.cfg.Jobs.InsertManyTx(ctx, tx(ctx), []river.InsertManyParams{{
-				Args: jobargs.PayInSettle{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID, Trigger: delivery},
-			}})
-			if err != nil {
-				return nil, problem(ctx, err)
-			}
-		}
-		return out, nil
-	})
+	}
+	return out, nil
 }
 
 // maxProviderID bounds the ids and type of a provider's webhook: BTCPay's are about 22

@@ -51,7 +51,7 @@ func (w *PayInCreateInvoiceWorker) NextRetry(job *river.Job[jobargs.PayInCreateI
 func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice]) error {
 	payin, err := queries.PayInGet(ctx, w.cfg.DB, sql.PayInGetParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
 	if err != nil {
-		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
+		return fmt.Errorf("payin %s: %w", job.Args.PayInID, err)
 	}
 	step := w.cfg.step(ctx, job.JobRow)
 	switch payin.State {
@@ -63,7 +63,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	}
 	invoiceSats, err := queries.PayInInvoiceSats(ctx, w.cfg.DB, sql.PayInInvoiceSatsParams{TenantID: payin.TenantID, ID: payin.ID})
 	if err != nil {
-		return fmt.Errorf("amount to invoice of payin %s: %w", payin.ID, core.DBError(err))
+		return fmt.Errorf("amount to invoice of payin %s: %w", payin.ID, err)
 	}
 	invoice, createErr := w.invoice(ctx, job, payin, invoiceSats)
 	if createErr != nil && job.Attempt < job.MaxAttempts {
@@ -72,7 +72,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
 		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: payin.TenantID, ID: payin.ID})
 		if err != nil {
-			return fmt.Errorf("lock payin %s: %w", job.Args.PayInID, core.DBError(err))
+			return fmt.Errorf("lock payin %s: %w", job.Args.PayInID, err)
 		}
 		switch {
 		case payin.State == sql.PayinStateFAILED && createErr == nil: // the buyer cancelled while BTCPay invoiced
@@ -80,10 +80,9 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 		case payin.State != sql.PayinStatePENDINGINVOICECREATION:
 		case createErr != nil:
 			w.cfg.Log.WarnContext(ctx, "invoice creation failed for good", "payin", payin.ID, "error", createErr)
-			_, err = core.PayInFail(ctx, tx, step, payin.TenantID, payin.ID,
-				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonINVOICECREATIONFAILED, 0)
+			_, err = core.PayInFail(ctx, tx, step, core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveFailInvoiceCreation})
 		default:
-			_, _, err = core.PayInInvoiceCreated(ctx, tx, step, payin, w.cfg.Payments.Name(), invoice)
+			_, _, err = core.PayInInvoiceCreated(ctx, tx, step, core.PayInInvoiceParams{PayIn: payin, Provider: w.cfg.Payments.Name(), Invoice: invoice})
 		}
 		if err != nil {
 			return err
@@ -97,7 +96,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 // the provider answered) is found by the PayIn's id and recorded and invalidated.
 func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], step core.Step, payin sql.PayIn) error {
 	_, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
-	switch err = core.DBError(err); {
+	switch {
 	case err == nil:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	case !errors.Is(err, core.ErrNotFound):
@@ -121,14 +120,14 @@ func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job
 // PayIn has its invoice recorded already.
 func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
 	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
-	switch err = core.DBError(err); {
+	switch {
 	case err == nil:
 		return nil
 	case !errors.Is(err, core.ErrNotFound):
 		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
 	}
 	w.cfg.Log.InfoContext(ctx, "invoice of a failed payin recorded for invalidation", "payin", payin.ID, "invoice", invoice.ID)
-	return core.PayInInvoiceAbandoned(ctx, tx, step, payin, w.cfg.Payments.Name(), invoice)
+	return core.PayInInvoiceAbandoned(ctx, tx, step, core.PayInInvoiceParams{PayIn: payin, Provider: w.cfg.Payments.Name(), Invoice: invoice})
 }
 
 // invoice creates the provider invoice for invoiceSats of payin — or, on a retry, reuses
@@ -185,7 +184,7 @@ func (w *PayInSettleWorker) Timeout(*river.Job[jobargs.PayInSettle]) time.Durati
 func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInSettle]) error {
 	invoice, err := queries.PayInInvoiceFind(ctx, w.cfg.DB, sql.PayInInvoiceFindParams{Provider: job.Args.Provider, ProviderInvoiceID: job.Args.InvoiceID})
 	if err != nil {
-		return fmt.Errorf("invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, core.DBError(err))
+		return fmt.Errorf("invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, err)
 	}
 	remote, err := w.cfg.Payments.GetInvoice(ctx, invoice.ProviderInvoiceID)
 	gone := errors.Is(err, payment.ErrNotFound)
@@ -195,17 +194,17 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
 		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayInID})
 		if err != nil {
-			return fmt.Errorf("lock payin %s: %w", invoice.PayInID, core.DBError(err))
+			return fmt.Errorf("lock payin %s: %w", invoice.PayInID, err)
 		}
 		st := w.cfg.step(ctx, job.JobRow)
 		switch {
 		case payin.State == sql.PayinStatePENDING && gone:
 			w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
-			err = w.fail(ctx, tx, st, payin, invoice, sql.PayinFailureReasonINVOICENOTFOUND, 0)
+			err = w.fail(ctx, tx, st, invoice, core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveFailInvoiceNotFound})
 		case payin.State == sql.PayinStatePENDING:
 			err = w.settle(ctx, tx, st, payin, invoice, remote)
 		case !gone:
-			_, err = core.PayInLatePaymentCredit(ctx, tx, st, payin, remote.ConfirmedSats)
+			_, err = core.PayInLatePaymentCredit(ctx, tx, st, core.PayInLatePaymentCreditParams{PayIn: payin, PaidSats: remote.ConfirmedSats})
 		}
 		if err != nil {
 			return err
@@ -214,34 +213,36 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 	})
 }
 
+// settle makes the move of a PENDING PayIn that what the provider says of its invoice calls
+// for: PayInMovePay when it settled with its amount, else the move to FAILED of its reason;
+// an invoice still open calls for none.
 func (w *PayInSettleWorker) settle(ctx context.Context, tx pgx.Tx, st core.Step, payin sql.PayIn, invoice sql.PayInInvoice, remote payment.Invoice) error {
-	var reason sql.PayInFailureReason
-	switch remote.Status {
-	case payment.InvoiceSettled:
-		if remote.PaidSats >= invoice.AmountSats {
-			if err := w.closeInvoice(ctx, tx, st, invoice, remote.PaidSats, true); err != nil {
-				return err
-			}
-			_, err := core.PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDING}, remote.PaidSats-invoice.AmountSats)
+	fail := core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, ReceivedSats: remote.PaidSats}
+	switch {
+	case remote.Status == payment.InvoiceSettled && remote.PaidSats >= invoice.AmountSats:
+		if err := w.closeInvoice(ctx, tx, st, invoice, remote.PaidSats, true); err != nil {
 			return err
 		}
-		reason = sql.PayinFailureReasonAMOUNTMISMATCH
-	case payment.InvoiceExpired:
-		reason = sql.PayinFailureReasonINVOICEEXPIRED
-	case payment.InvoiceInvalid:
-		reason = sql.PayinFailureReasonINVOICEINVALID
+		_, err := core.PayInPaid(ctx, tx, st, core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay, OverpaidSats: remote.PaidSats - invoice.AmountSats})
+		return err
+	case remote.Status == payment.InvoiceSettled:
+		fail.Move = core.PayInMoveFailAmountMismatch
+	case remote.Status == payment.InvoiceExpired:
+		fail.Move = core.PayInMoveExpire
+	case remote.Status == payment.InvoiceInvalid:
+		fail.Move = core.PayInMoveFailInvoiceInvalid
 	default:
 		return nil
 	}
-	return w.fail(ctx, tx, st, payin, invoice, reason, remote.PaidSats)
+	return w.fail(ctx, tx, st, invoice, fail)
 }
 
 // fail closes a PENDING PayIn's invoice with what it received and fails the PayIn.
-func (w *PayInSettleWorker) fail(ctx context.Context, tx pgx.Tx, st core.Step, payin sql.PayIn, invoice sql.PayInInvoice, reason sql.PayInFailureReason, received int64) error {
-	if err := w.closeInvoice(ctx, tx, st, invoice, received, false); err != nil {
+func (w *PayInSettleWorker) fail(ctx context.Context, tx pgx.Tx, st core.Step, invoice sql.PayInInvoice, p core.PayInFailParams) error {
+	if err := w.closeInvoice(ctx, tx, st, invoice, p.ReceivedSats, false); err != nil {
 		return err
 	}
-	_, err := core.PayInFail(ctx, tx, st, payin.TenantID, payin.ID, []sql.PayInState{sql.PayinStatePENDING}, reason, received)
+	_, err := core.PayInFail(ctx, tx, st, p)
 	return err
 }
 
@@ -276,10 +277,9 @@ func (w *PayInInvalidateInvoiceWorker) Timeout(*river.Job[jobargs.PayInInvalidat
 func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInInvalidateInvoice]) error {
 	payin, err := queries.PayInGet(ctx, w.cfg.DB, sql.PayInGetParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
 	if err != nil {
-		return fmt.Errorf("payin %s: %w", job.Args.PayInID, core.DBError(err))
+		return fmt.Errorf("payin %s: %w", job.Args.PayInID, err)
 	}
 	invoice, err := queries.PayInInvoiceGet(ctx, w.cfg.DB, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
-	err = core.DBError(err)
 	if errors.Is(err, core.ErrNotFound) || err == nil && payin.State != sql.PayinStateFAILED {
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
@@ -291,13 +291,14 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 		return fmt.Errorf("invalidate invoice %s of payin %s: %w", invoice.ProviderInvoiceID, payin.ID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: w.cfg.Clock.Now()})
+		st := w.cfg.step(ctx, job.JobRow)
+		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: st.Now})
 		if err != nil {
 			return fmt.Errorf("record invalidation of the invoice of payin %s: %w", payin.ID, err)
 		}
-		_, err = river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, jobargs.PayInSettle{
+		_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInSettle{
 			Provider: invoice.Provider, InvoiceID: invoice.ProviderInvoiceID, Trigger: jobargs.PayInSettleAfterInvalidation,
-		}, nil)
+		}}})
 		if err != nil {
 			return fmt.Errorf("enqueue the settle of invalidated invoice %s: %w", invoice.ProviderInvoiceID, err)
 		}
@@ -360,8 +361,7 @@ func (w *PayInReconcileSweepWorker) Work(ctx context.Context, job *river.Job[job
 				continue
 			}
 			w.cfg.Log.WarnContext(ctx, "payin's invoice creation was cancelled in River; failing it", "payin", o.ID)
-			_, err := core.PayInFail(ctx, tx, st, o.TenantID, o.ID,
-				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonSYSTEMCANCELLED, 0)
+			_, err := core.PayInFail(ctx, tx, st, core.PayInFailParams{TenantID: o.TenantID, ID: o.ID, Move: core.PayInMoveSystemCancel})
 			if err != nil {
 				return 0, err
 			}

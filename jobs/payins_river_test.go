@@ -80,8 +80,8 @@ func (b *operated) purchase(t *testing.T) sql.PayIn {
 	require.NoError(t, err)
 	var payin sql.PayIn
 	b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-		payin, err = core.PayInCreate(context.Background(), tx, st, b.tenant.ID, core.PayInCreateParams{
-			CustomerID: b.customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
+		payin, err = core.PayInCreate(context.Background(), tx, st, core.PayInCreateParams{
+			TenantID: b.tenant.ID, CustomerID: b.customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
 			PolicyID: &b.policy.ID, Assets: []sql.Asset{sql.AssetCredits},
 		})
 		return err
@@ -98,7 +98,7 @@ func (b *operated) invoiced(t *testing.T) (sql.PayIn, payment.Invoice) {
 	invoice, err := b.payments.Client.CreateInvoice(ctx, payment.InvoiceRequest{OrderID: payin.ID.String(), AmountSats: 70})
 	require.NoError(t, err)
 	b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-		payin, _, err = core.PayInInvoiceCreated(ctx, tx, st, payin, b.payments.Client.Name(), invoice)
+		payin, _, err = core.PayInInvoiceCreated(ctx, tx, st, core.PayInInvoiceParams{PayIn: payin, Provider: b.payments.Client.Name(), Invoice: invoice})
 		return err
 	})
 	return payin, invoice
@@ -109,8 +109,7 @@ func (b *operated) cancelled(t *testing.T) (sql.PayIn, payment.Invoice) {
 	t.Helper()
 	payin, invoice := b.invoiced(t)
 	b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-		_, err := core.PayInFail(context.Background(), tx, st, payin.TenantID, payin.ID,
-			[]sql.PayInState{sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
+		_, err := core.PayInFail(context.Background(), tx, st, core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveCancel})
 		return err
 	})
 	return payin, invoice
@@ -311,8 +310,7 @@ func TestPayInCreateInvoiceOperated(t *testing.T) {
 		orphan, err := b.payments.Client.CreateInvoice(ctx, payment.InvoiceRequest{OrderID: payin.ID.String(), AmountSats: 70})
 		require.NoError(t, err)
 		b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-			_, err := core.PayInFail(ctx, tx, st, payin.TenantID, payin.ID,
-				[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonUSERCANCELLED, 0)
+			_, err := core.PayInFail(ctx, tx, st, core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveCancel})
 			return err
 		})
 		b.start(t)
@@ -360,7 +358,7 @@ func TestPayInSettleOperated(t *testing.T) {
 		b := setupOperated(t)
 		payin := b.purchase(t)
 		b.inTx(t, func(tx pgx.Tx, st core.Step) error {
-			_, _, err := core.PayInInvoiceCreated(ctx, tx, st, payin, "btcpay", payment.Invoice{ID: "deleted-at-btcpay", AmountSats: 70, CheckoutURL: "http://pay"})
+			_, _, err := core.PayInInvoiceCreated(ctx, tx, st, core.PayInInvoiceParams{PayIn: payin, Provider: "btcpay", Invoice: payment.Invoice{ID: "deleted-at-btcpay", AmountSats: 70, CheckoutURL: "http://pay"}})
 			return err
 		})
 		id := b.insert(t, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: "deleted-at-btcpay"}, nil)

@@ -41,8 +41,8 @@ func setupCreateInvoice(t *testing.T) (pgx.Tx, factory.Payments, *rivertest.Work
 	require.NoError(t, err)
 	var payin sql.PayIn
 	require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-		payin, err = core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
-			CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
+		payin, err = core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+			TenantID: tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100,
 			PolicyID: &policy.ID, Assets: []sql.Asset{sql.AssetCredits},
 		})
 		return err
@@ -163,15 +163,15 @@ func TestPayInReconcileSweepWorker(t *testing.T) {
 	policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
 	pending := func(invoiceID string) {
 		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			payin, err := core.PayInCreate(ctx, tx, factory.Step(), tenant.ID, core.PayInCreateParams{
-				CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100, PolicyID: &policy.ID,
+			payin, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+				TenantID: tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100, PolicyID: &policy.ID,
 			})
 			if err != nil {
 				return err
 			}
 			st := factory.Step()
 			st.Now = clk.Now()
-			_, _, err = core.PayInInvoiceCreated(ctx, tx, st, payin, "btcpay", payment.Invoice{ID: invoiceID, AmountSats: 100, CheckoutURL: "http://pay"})
+			_, _, err = core.PayInInvoiceCreated(ctx, tx, st, core.PayInInvoiceParams{PayIn: payin, Provider: "btcpay", Invoice: payment.Invoice{ID: invoiceID, AmountSats: 100, CheckoutURL: "http://pay"}})
 			return err
 		}))
 	}

@@ -162,7 +162,7 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 		payins := b.payins(t)
 		require.Len(t, payins, 1)
 		require.Equal(t, int64(21_000), payins[0].CostSats, "the listed sats, verbatim")
-		require.Nil(t, payins[0].RateMinorPerBtc, "no rate for a SAT price")
+		require.Nil(t, payins[0].RateMinorPerBTC, "no rate for a SAT price")
 		require.Nil(t, payins[0].RateSource)
 		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payins[0].State)
 
@@ -204,7 +204,7 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 		payins := b.payins(t)
 		require.Len(t, payins, 1)
 		require.Equal(t, int64(50_000), payins[0].CostSats, "$25 at $50,000/BTC")
-		require.Equal(t, int64(5_000_000), *payins[0].RateMinorPerBtc, "the rate is stored")
+		require.Equal(t, int64(5_000_000), *payins[0].RateMinorPerBTC, "the rate is stored")
 		require.Equal(t, "fixed", *payins[0].RateSource)
 		require.Equal(t, sql.CurrencyUSD, payins[0].PriceCurrency)
 		require.Equal(t, int64(2500), payins[0].PriceValue)
@@ -630,7 +630,7 @@ func TestSubscriptionRenewalPaid(t *testing.T) {
 
 		var retry sql.PayIn
 		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			retry, err = core.PayInRetry(ctx, tx, step(b, factory.Jobs), failed, core.PayInRetryParams{})
+			retry, err = core.PayInRetry(ctx, tx, step(b, factory.Jobs), core.PayInRetryParams{Failed: failed})
 			return err
 		}))
 		b.pay(t, tx, retry)
@@ -831,13 +831,13 @@ func TestTierChangesWithRenewals(t *testing.T) {
 		pay := func(payin sql.PayIn) {
 			require.NoError(t, run(func(tx pgx.Tx) error {
 				st := step(b, factory.Jobs)
-				payin, _, err := core.PayInInvoiceCreated(ctx, tx, st, payin, "test", payment.Invoice{
+				payin, _, err := core.PayInInvoiceCreated(ctx, tx, st, core.PayInInvoiceParams{PayIn: payin, Provider: "test", Invoice: payment.Invoice{
 					ID: payin.ID.String(), AmountSats: payin.CostSats, CheckoutURL: "https://pay.example/" + payin.ID.String(),
-				})
+				}})
 				if err != nil {
 					return err
 				}
-				_, err = core.PayInPaid(ctx, tx, st, payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+				_, err = core.PayInPaid(ctx, tx, st, core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 				return err
 			}))
 		}
@@ -857,15 +857,14 @@ func TestTierChangesWithRenewals(t *testing.T) {
 				if paid {
 					pay(payin)
 					err := run(func(tx pgx.Tx) error { // a replayed settlement changes nothing
-						_, err := core.PayInPaid(ctx, tx, step(b, factory.Jobs), payin, []sql.PayInState{sql.PayinStatePENDING}, 0)
+						_, err := core.PayInPaid(ctx, tx, step(b, factory.Jobs), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 						return err
 					})
 					require.ErrorIs(t, err, core.ErrConflict)
 					return
 				}
 				require.NoError(t, run(func(tx pgx.Tx) error {
-					_, err := core.PayInFail(ctx, tx, step(b, factory.Jobs), payin.TenantID, payin.ID,
-						[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonUSERCANCELLED, 0)
+					_, err := core.PayInFail(ctx, tx, step(b, factory.Jobs), core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveCancel})
 					return err
 				}))
 			},

@@ -53,31 +53,36 @@ SELECT coalesce(sum(amount), 0)::bigint AS custodial_sats,
 FROM parts;
 
 -- name: PayInTransition :one
--- PayInTransition moves a PayIn to @to_state if and only if its state is one of
--- @from_states, records the transition with its time, and sets the failure reason (only
--- with FAILED). With @created, the PayIn was inserted in this transaction and its first
--- state was never recorded: the transition is recorded as its first (from no state), the
--- path it really took (a fully custodial payment goes straight to PAID). No row means the
--- PayIn does not exist or its state does not allow it.
-WITH old AS (
-    SELECT tenant_id, id, state FROM payins
-    WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid AND state::text = ANY(sqlc.arg(from_states)::text[])
+-- PayInTransition makes one move of the PayIn state machine (core.PayInMoves names them):
+-- it moves a PayIn to @to_state if and only if its state is one of @from_states, records
+-- the transition with its time, and sets the failure reason (only with FAILED). With
+-- @first, the PayIn was inserted in this transaction and its first state was never
+-- recorded: the transition is recorded as its first (from no state), the path it really
+-- took (a fully custodial payment goes straight to PAID). It locks the PayIn and returns it
+-- with moved: true and its new state, or, when its state does not allow the move, with
+-- moved: false and the state it is in (read under the lock, so a concurrent move that
+-- committed first is what it reports): the caller explains a refusal without reading the
+-- PayIn again. No row means no such PayIn (primary key).
+WITH locked AS (
+    SELECT * FROM payins
+    WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
     FOR UPDATE
 ), moved AS (
     UPDATE payins p
     SET state = sqlc.arg(to_state)::payin_state, failure_reason = sqlc.narg(reason)::payin_failure_reason,
         state_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
-    FROM old
-    WHERE p.tenant_id = old.tenant_id AND p.id = old.id
-    RETURNING p.*, old.state AS from_state
+    FROM locked c
+    WHERE p.tenant_id = c.tenant_id AND p.id = c.id AND c.state::text = ANY(sqlc.arg(from_states)::text[])
+    RETURNING p.*
 ), logged AS (
     INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, reason, at)
-    SELECT tenant_id, id, CASE WHEN NOT sqlc.arg(created)::boolean THEN from_state END, state, failure_reason, sqlc.arg(now)::timestamptz
-    FROM moved
+    SELECT m.tenant_id, m.id, CASE WHEN NOT sqlc.arg(first)::boolean THEN c.state END, m.state, m.failure_reason, sqlc.arg(now)::timestamptz
+    FROM moved m JOIN locked c ON c.tenant_id = m.tenant_id AND c.id = m.id
 )
-SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source,
-       cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
-FROM moved;
+SELECT sqlc.embed(payins), EXISTS (SELECT 1 FROM moved)::boolean AS moved
+FROM (SELECT * FROM moved
+      UNION ALL
+      SELECT * FROM locked WHERE NOT EXISTS (SELECT 1 FROM moved)) AS payins;
 
 -- name: PayInRefundCustodial :many
 -- PayInRefundCustodial gives a failed PayIn's custodial parts back to the payer, with the
@@ -349,11 +354,24 @@ LIMIT sqlc.arg(batch)::int;
 -- PayInRetryClaim records @successor_id as the retry of a FAILED PayIn that has none yet,
 -- before the successor is inserted (payins_successor_fkey is deferred). It is the guard of a
 -- retry: of two concurrent retries of one PayIn, the second waits on the row lock, then finds
--- successor_id set and gets no row. No row means the PayIn does not exist, is not FAILED, or
--- was already retried.
-UPDATE payins SET successor_id = sqlc.arg(successor_id)::uuid, updated_at = sqlc.arg(now)::timestamptz
-WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid AND state = 'FAILED' AND successor_id IS NULL
-RETURNING *;
+-- successor_id set. It locks the PayIn and returns it with claimed: true, or, when it is not
+-- FAILED or was already retried, with claimed: false as it is (its state and successor, read
+-- under the lock), so the caller explains the refusal without reading it again. No row means
+-- no such PayIn (primary key).
+WITH locked AS (
+    SELECT * FROM payins
+    WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid
+    FOR UPDATE
+), claimed AS (
+    UPDATE payins p SET successor_id = sqlc.arg(successor_id)::uuid, updated_at = sqlc.arg(now)::timestamptz
+    FROM locked c
+    WHERE p.tenant_id = c.tenant_id AND p.id = c.id AND c.state = 'FAILED' AND c.successor_id IS NULL
+    RETURNING p.*
+)
+SELECT sqlc.embed(payins), EXISTS (SELECT 1 FROM claimed)::boolean AS claimed
+FROM (SELECT * FROM claimed
+      UNION ALL
+      SELECT * FROM locked WHERE NOT EXISTS (SELECT 1 FROM claimed)) AS payins;
 
 -- name: PayInStatisticsSpent :many
 -- PayInStatisticsSpent sums what was spent through PayIns PAID in [@from_time, @to_time), by

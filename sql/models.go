@@ -852,7 +852,7 @@ type PayIn struct {
 	FailureReason   *PayInFailureReason
 	PriceCurrency   Currency
 	PriceValue      int64
-	RateMinorPerBtc *int64
+	RateMinorPerBTC *int64
 	RateSource      *string
 	CostSats        int64
 	PolicyID        *uuid.UUID

@@ -62,7 +62,7 @@ type PayInCreateParams struct {
 	Type            PayInType
 	PriceCurrency   Currency
 	PriceValue      int64
-	RateMinorPerBtc *int64
+	RateMinorPerBTC *int64
 	RateSource      *string
 	PolicyID        *uuid.UUID
 	AddonIds        []uuid.UUID
@@ -83,7 +83,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		arg.Type,
 		arg.PriceCurrency,
 		arg.PriceValue,
-		arg.RateMinorPerBtc,
+		arg.RateMinorPerBTC,
 		arg.RateSource,
 		arg.PolicyID,
 		arg.AddonIds,
@@ -101,7 +101,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -270,7 +270,7 @@ func (q *Queries) PayInGet(ctx context.Context, db DBTX, arg PayInGetParams) (Pa
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -304,7 +304,7 @@ func (q *Queries) PayInGetAnyTenant(ctx context.Context, db DBTX, id uuid.UUID) 
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -700,7 +700,7 @@ func (q *Queries) PayInList(ctx context.Context, db DBTX, arg PayInListParams) (
 			&i.FailureReason,
 			&i.PriceCurrency,
 			&i.PriceValue,
-			&i.RateMinorPerBtc,
+			&i.RateMinorPerBTC,
 			&i.RateSource,
 			&i.CostSats,
 			&i.PolicyID,
@@ -842,7 +842,7 @@ func (q *Queries) PayInLock(ctx context.Context, db DBTX, arg PayInLockParams) (
 		&i.FailureReason,
 		&i.PriceCurrency,
 		&i.PriceValue,
-		&i.RateMinorPerBtc,
+		&i.RateMinorPerBTC,
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
@@ -1045,52 +1045,71 @@ func (q *Queries) PayInRefunds(ctx context.Context, db DBTX, arg PayInRefundsPar
 }
 
 const payInRetryClaim = `-- name: PayInRetryClaim :one
-UPDATE payins SET successor_id = $1::uuid, updated_at = $2::timestamptz
-WHERE tenant_id = $3::uuid AND id = $4::uuid AND state = 'FAILED' AND successor_id IS NULL
-RETURNING tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
+WITH locked AS (
+    SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins
+    WHERE tenant_id = $1::uuid AND id = $2::uuid
+    FOR UPDATE
+), claimed AS (
+    UPDATE payins p SET successor_id = $3::uuid, updated_at = $4::timestamptz
+    FROM locked c
+    WHERE p.tenant_id = c.tenant_id AND p.id = c.id AND c.state = 'FAILED' AND c.successor_id IS NULL
+    RETURNING p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at
+)
+SELECT payins.tenant_id, payins.id, payins.customer_id, payins.type, payins.state, payins.failure_reason, payins.price_currency, payins.price_value, payins.rate_minor_per_btc, payins.rate_source, payins.cost_sats, payins.policy_id, payins.addon_ids, payins.license_id, payins.genesis_id, payins.successor_id, payins.retry_count, payins.state_changed_at, payins.created_at, payins.updated_at, EXISTS (SELECT 1 FROM claimed)::boolean AS claimed
+FROM (SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM claimed
+      UNION ALL
+      SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM locked WHERE NOT EXISTS (SELECT 1 FROM claimed)) AS payins
 `
 
 type PayInRetryClaimParams struct {
-	SuccessorID uuid.UUID
-	Now         time.Time
 	TenantID    uuid.UUID
 	ID          uuid.UUID
+	SuccessorID uuid.UUID
+	Now         time.Time
+}
+
+type PayInRetryClaimRow struct {
+	PayIn   PayIn
+	Claimed bool
 }
 
 // PayInRetryClaim records @successor_id as the retry of a FAILED PayIn that has none yet,
 // before the successor is inserted (payins_successor_fkey is deferred). It is the guard of a
 // retry: of two concurrent retries of one PayIn, the second waits on the row lock, then finds
-// successor_id set and gets no row. No row means the PayIn does not exist, is not FAILED, or
-// was already retried.
-func (q *Queries) PayInRetryClaim(ctx context.Context, db DBTX, arg PayInRetryClaimParams) (PayIn, error) {
+// successor_id set. It locks the PayIn and returns it with claimed: true, or, when it is not
+// FAILED or was already retried, with claimed: false as it is (its state and successor, read
+// under the lock), so the caller explains the refusal without reading it again. No row means
+// no such PayIn (primary key).
+func (q *Queries) PayInRetryClaim(ctx context.Context, db DBTX, arg PayInRetryClaimParams) (PayInRetryClaimRow, error) {
 	row := db.QueryRow(ctx, payInRetryClaim,
-		arg.SuccessorID,
-		arg.Now,
 		arg.TenantID,
 		arg.ID,
+		arg.SuccessorID,
+		arg.Now,
 	)
-	var i PayIn
+	var i PayInRetryClaimRow
 	err := row.Scan(
-		&i.TenantID,
-		&i.ID,
-		&i.CustomerID,
-		&i.Type,
-		&i.State,
-		&i.FailureReason,
-		&i.PriceCurrency,
-		&i.PriceValue,
-		&i.RateMinorPerBtc,
-		&i.RateSource,
-		&i.CostSats,
-		&i.PolicyID,
-		&i.AddonIds,
-		&i.LicenseID,
-		&i.GenesisID,
-		&i.SuccessorID,
-		&i.RetryCount,
-		&i.StateChangedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
+		&i.PayIn.TenantID,
+		&i.PayIn.ID,
+		&i.PayIn.CustomerID,
+		&i.PayIn.Type,
+		&i.PayIn.State,
+		&i.PayIn.FailureReason,
+		&i.PayIn.PriceCurrency,
+		&i.PayIn.PriceValue,
+		&i.PayIn.RateMinorPerBTC,
+		&i.PayIn.RateSource,
+		&i.PayIn.CostSats,
+		&i.PayIn.PolicyID,
+		&i.PayIn.AddonIds,
+		&i.PayIn.LicenseID,
+		&i.PayIn.GenesisID,
+		&i.PayIn.SuccessorID,
+		&i.PayIn.RetryCount,
+		&i.PayIn.StateChangedAt,
+		&i.PayIn.CreatedAt,
+		&i.PayIn.UpdatedAt,
+		&i.Claimed,
 	)
 	return i, err
 }
@@ -1219,7 +1238,7 @@ type PayInStatisticsSpentParams struct {
 
 type PayInStatisticsSpentRow struct {
 	Type        string
-	Payins      int64
+	PayIns      int64
 	CostSats    int64
 	Credits     int64
 	RewardSats  int64
@@ -1250,7 +1269,7 @@ func (q *Queries) PayInStatisticsSpent(ctx context.Context, db DBTX, arg PayInSt
 		var i PayInStatisticsSpentRow
 		if err := rows.Scan(
 			&i.Type,
-			&i.Payins,
+			&i.PayIns,
 			&i.CostSats,
 			&i.Credits,
 			&i.RewardSats,
@@ -1268,98 +1287,86 @@ func (q *Queries) PayInStatisticsSpent(ctx context.Context, db DBTX, arg PayInSt
 }
 
 const payInTransition = `-- name: PayInTransition :one
-WITH old AS (
-    SELECT tenant_id, id, state FROM payins
-    WHERE tenant_id = $1::uuid AND id = $2::uuid AND state::text = ANY($3::text[])
+WITH locked AS (
+    SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins
+    WHERE tenant_id = $1::uuid AND id = $2::uuid
     FOR UPDATE
 ), moved AS (
     UPDATE payins p
-    SET state = $4::payin_state, failure_reason = $5::payin_failure_reason,
-        state_changed_at = $6::timestamptz, updated_at = $6::timestamptz
-    FROM old
-    WHERE p.tenant_id = old.tenant_id AND p.id = old.id
-    RETURNING p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at, old.state AS from_state
+    SET state = $3::payin_state, failure_reason = $4::payin_failure_reason,
+        state_changed_at = $5::timestamptz, updated_at = $5::timestamptz
+    FROM locked c
+    WHERE p.tenant_id = c.tenant_id AND p.id = c.id AND c.state::text = ANY($6::text[])
+    RETURNING p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at
 ), logged AS (
     INSERT INTO payin_transitions (tenant_id, payin_id, from_state, to_state, reason, at)
-    SELECT tenant_id, id, CASE WHEN NOT $7::boolean THEN from_state END, state, failure_reason, $6::timestamptz
-    FROM moved
+    SELECT m.tenant_id, m.id, CASE WHEN NOT $7::boolean THEN c.state END, m.state, m.failure_reason, $5::timestamptz
+    FROM moved m JOIN locked c ON c.tenant_id = m.tenant_id AND c.id = m.id
 )
-SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source,
-       cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at
-FROM moved
+SELECT payins.tenant_id, payins.id, payins.customer_id, payins.type, payins.state, payins.failure_reason, payins.price_currency, payins.price_value, payins.rate_minor_per_btc, payins.rate_source, payins.cost_sats, payins.policy_id, payins.addon_ids, payins.license_id, payins.genesis_id, payins.successor_id, payins.retry_count, payins.state_changed_at, payins.created_at, payins.updated_at, EXISTS (SELECT 1 FROM moved)::boolean AS moved
+FROM (SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM moved
+      UNION ALL
+      SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM locked WHERE NOT EXISTS (SELECT 1 FROM moved)) AS payins
 `
 
 type PayInTransitionParams struct {
 	TenantID   uuid.UUID
 	ID         uuid.UUID
-	FromStates []string
 	ToState    PayInState
 	Reason     *PayInFailureReason
 	Now        time.Time
-	Created    bool
+	FromStates []string
+	First      bool
 }
 
 type PayInTransitionRow struct {
-	TenantID        uuid.UUID
-	ID              uuid.UUID
-	CustomerID      uuid.UUID
-	Type            PayInType
-	State           PayInState
-	FailureReason   *PayInFailureReason
-	PriceCurrency   Currency
-	PriceValue      int64
-	RateMinorPerBtc *int64
-	RateSource      *string
-	CostSats        int64
-	PolicyID        *uuid.UUID
-	AddonIds        []uuid.UUID
-	LicenseID       *uuid.UUID
-	GenesisID       uuid.UUID
-	SuccessorID     *uuid.UUID
-	RetryCount      int32
-	StateChangedAt  time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	PayIn PayIn
+	Moved bool
 }
 
-// PayInTransition moves a PayIn to @to_state if and only if its state is one of
-// @from_states, records the transition with its time, and sets the failure reason (only
-// with FAILED). With @created, the PayIn was inserted in this transaction and its first
-// state was never recorded: the transition is recorded as its first (from no state), the
-// path it really took (a fully custodial payment goes straight to PAID). No row means the
-// PayIn does not exist or its state does not allow it.
+// PayInTransition makes one move of the PayIn state machine (core.PayInMoves names them):
+// it moves a PayIn to @to_state if and only if its state is one of @from_states, records
+// the transition with its time, and sets the failure reason (only with FAILED). With
+// @first, the PayIn was inserted in this transaction and its first state was never
+// recorded: the transition is recorded as its first (from no state), the path it really
+// took (a fully custodial payment goes straight to PAID). It locks the PayIn and returns it
+// with moved: true and its new state, or, when its state does not allow the move, with
+// moved: false and the state it is in (read under the lock, so a concurrent move that
+// committed first is what it reports): the caller explains a refusal without reading the
+// PayIn again. No row means no such PayIn (primary key).
 func (q *Queries) PayInTransition(ctx context.Context, db DBTX, arg PayInTransitionParams) (PayInTransitionRow, error) {
 	row := db.QueryRow(ctx, payInTransition,
 		arg.TenantID,
 		arg.ID,
-		arg.FromStates,
 		arg.ToState,
 		arg.Reason,
 		arg.Now,
-		arg.Created,
+		arg.FromStates,
+		arg.First,
 	)
 	var i PayInTransitionRow
 	err := row.Scan(
-		&i.TenantID,
-		&i.ID,
-		&i.CustomerID,
-		&i.Type,
-		&i.State,
-		&i.FailureReason,
-		&i.PriceCurrency,
-		&i.PriceValue,
-		&i.RateMinorPerBtc,
-		&i.RateSource,
-		&i.CostSats,
-		&i.PolicyID,
-		&i.AddonIds,
-		&i.LicenseID,
-		&i.GenesisID,
-		&i.SuccessorID,
-		&i.RetryCount,
-		&i.StateChangedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
+		&i.PayIn.TenantID,
+		&i.PayIn.ID,
+		&i.PayIn.CustomerID,
+		&i.PayIn.Type,
+		&i.PayIn.State,
+		&i.PayIn.FailureReason,
+		&i.PayIn.PriceCurrency,
+		&i.PayIn.PriceValue,
+		&i.PayIn.RateMinorPerBTC,
+		&i.PayIn.RateSource,
+		&i.PayIn.CostSats,
+		&i.PayIn.PolicyID,
+		&i.PayIn.AddonIds,
+		&i.PayIn.LicenseID,
+		&i.PayIn.GenesisID,
+		&i.PayIn.SuccessorID,
+		&i.PayIn.RetryCount,
+		&i.PayIn.StateChangedAt,
+		&i.PayIn.CreatedAt,
+		&i.PayIn.UpdatedAt,
+		&i.Moved,
 	)
 	return i, err
 }

@@ -63,8 +63,8 @@ func (l *ledger) purchase(t *testing.T, price int64, assets ...sql.Asset) (sql.P
 	var payin sql.PayIn
 	err := pg.InTx(context.Background(), l.db, func(tx pgx.Tx) error {
 		var err error
-		payin, err = core.PayInCreate(context.Background(), tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
-			CustomerID: l.customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: price,
+		payin, err = core.PayInCreate(context.Background(), tx, factory.Step(), core.PayInCreateParams{
+			TenantID: l.tenant.ID, CustomerID: l.customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: price,
 			PolicyID: &l.policy.ID, Assets: assets,
 		})
 		return err
@@ -106,23 +106,21 @@ func TestPayInMixedPayment(t *testing.T) {
 	require.NoError(t, l.db.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'payin_id' = $1", payin.ID.String()).Scan(&jobs))
 	require.Equal(t, 1, jobs, "invoice creation is enqueued with the PayIn")
 
-	pending := []sql.PayInState{sql.PayinStatePENDING}
 	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := core.PayInPaid(ctx, tx, factory.Step(), payin, pending, 0)
+		_, err := core.PayInPaid(ctx, tx, factory.Step(), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 		require.ErrorIs(t, err, core.ErrConflict, "not before the invoice exists")
 		return nil
 	})
 	l.inTx(t, func(tx pgx.Tx) error {
 		var err error
-		payin, _, err = core.PayInInvoiceCreated(ctx, tx, factory.Step(), payin, "btcpay",
-			payment.Invoice{ID: "inv-" + payin.ID.String(), AmountSats: 60, CheckoutURL: "http://pay/inv"})
+		payin, _, err = core.PayInInvoiceCreated(ctx, tx, factory.Step(), core.PayInInvoiceParams{PayIn: payin, Provider: "btcpay", Invoice: payment.Invoice{ID: "inv-" + payin.ID.String(), AmountSats: 60, CheckoutURL: "http://pay/inv"}})
 		return err
 	})
 	require.Equal(t, sql.PayinStatePENDING, payin.State)
 	l.requireInvariants(t)
 	l.inTx(t, func(tx pgx.Tx) error {
 		var err error
-		payin, err = core.PayInPaid(ctx, tx, factory.Step(), payin, pending, 0)
+		payin, err = core.PayInPaid(ctx, tx, factory.Step(), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 		return err
 	})
 	require.Equal(t, sql.PayinStatePAID, payin.State)
@@ -166,7 +164,7 @@ func TestPayInFullyCustodialIsPaidAtOnce(t *testing.T) {
 	l.requireInvariants(t)
 
 	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := core.PayInPaid(ctx, tx, factory.Step(), payin, []sql.PayInState{sql.PayinStatePENDING, sql.PayinStatePENDINGINVOICECREATION}, 0)
+		_, err := core.PayInPaid(ctx, tx, factory.Step(), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay})
 		require.ErrorIs(t, err, core.ErrConflict, "a second settle changes nothing")
 		return nil
 	})
@@ -195,8 +193,7 @@ func TestPayInFailRefunds(t *testing.T) {
 	require.NoError(t, err)
 
 	l.inTx(t, func(tx pgx.Tx) error {
-		failed, err := core.PayInFail(ctx, tx, factory.Step(), l.tenant.ID, payin.ID,
-			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonINVOICECREATIONFAILED, 0)
+		failed, err := core.PayInFail(ctx, tx, factory.Step(), core.PayInFailParams{TenantID: l.tenant.ID, ID: payin.ID, Move: core.PayInMoveFailInvoiceCreation})
 		require.NoError(t, err)
 		require.Equal(t, sql.PayinFailureReasonINVOICECREATIONFAILED, *failed.FailureReason)
 		return nil
@@ -210,8 +207,7 @@ func TestPayInFailRefunds(t *testing.T) {
 	l.requireInvariants(t)
 
 	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := core.PayInFail(ctx, tx, factory.Step(), l.tenant.ID, payin.ID,
-			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
+		_, err := core.PayInFail(ctx, tx, factory.Step(), core.PayInFailParams{TenantID: l.tenant.ID, ID: payin.ID, Move: core.PayInMoveCancel})
 		require.ErrorIs(t, err, core.ErrConflict, "a failed PayIn fails once, refunds once")
 		return nil
 	})
@@ -231,20 +227,20 @@ func TestPayInFiatConversion(t *testing.T) {
 		{7500, 6_543_210, 114_623}, // 114,622.16 rounds up
 	} {
 		l.inTx(t, func(tx pgx.Tx) error {
-			payin, err := core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
-				CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyUSD, PriceValue: tc.cents,
+			payin, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+				TenantID: l.tenant.ID, CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyUSD, PriceValue: tc.cents,
 				Rate: &payment.Rate{Currency: "USD", MinorPerBTC: tc.minorPerBTC, Source: "fixed"},
 			})
 			require.NoError(t, err)
 			require.Equal(t, tc.sats, payin.CostSats, "%d cents at %d", tc.cents, tc.minorPerBTC)
-			require.Equal(t, tc.minorPerBTC, *payin.RateMinorPerBtc)
+			require.Equal(t, tc.minorPerBTC, *payin.RateMinorPerBTC)
 			require.Equal(t, "fixed", *payin.RateSource)
 			return nil
 		})
 	}
 	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
-			CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyEUR, PriceValue: 100,
+		_, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+			TenantID: l.tenant.ID, CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyEUR, PriceValue: 100,
 			Rate: &payment.Rate{Currency: "USD", MinorPerBTC: 1, Source: "fixed"},
 		})
 		require.Error(t, err, "a rate of another currency is refused")
@@ -257,7 +253,7 @@ func TestPayInFiatConversion(t *testing.T) {
 func TestPayInConcurrentDebits(t *testing.T) {
 	t.Parallel()
 	pool, _ := testdb.Clone(t)
-	l := newLedger(t, pool, 100, 0)
+	l := newLedger(t, core.DB(pool), 100, 0)
 
 	const n = 10
 	var wg sync.WaitGroup
@@ -302,18 +298,15 @@ func TestPayInInvariantsProperty(t *testing.T) {
 			switch rapid.IntRange(0, 1).Draw(rt, "outcome") {
 			case 0:
 				require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-					_, err := core.PayInFail(ctx, tx, factory.Step(), l.tenant.ID, payin.ID,
-						[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, sql.PayinFailureReasonINVOICECREATIONFAILED, 0)
+					_, err := core.PayInFail(ctx, tx, factory.Step(), core.PayInFailParams{TenantID: l.tenant.ID, ID: payin.ID, Move: core.PayInMoveFailInvoiceCreation})
 					return err
 				}))
 				require.Equal(t, before, l.balance(t, sql.AssetCredits)+l.balance(t, sql.AssetRewardSats), "a failure refunds everything")
 			default:
 				overpaid := rapid.Int64Range(0, 50).Draw(rt, "overpaid")
 				require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-					_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-						TenantID: l.tenant.ID, PayInID: payin.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(),
-						CheckoutURL: "http://pay", AmountSats: cost - (before - after), Now: factory.Now,
-					})
+					payin, _, err := core.PayInInvoiceCreated(ctx, tx, factory.Step(), core.PayInInvoiceParams{PayIn: payin, Provider: "btcpay",
+						Invoice: payment.Invoice{ID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: cost - (before - after)}})
 					if err != nil {
 						return err
 					}
@@ -323,7 +316,7 @@ func TestPayInInvariantsProperty(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					_, err = core.PayInPaid(ctx, tx, factory.Step(), payin, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, overpaid)
+					_, err = core.PayInPaid(ctx, tx, factory.Step(), core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay, OverpaidSats: overpaid})
 					return err
 				}))
 			}
@@ -339,8 +332,7 @@ func (l *ledger) fail(t *testing.T, payin sql.PayIn) sql.PayIn {
 	t.Helper()
 	l.inTx(t, func(tx pgx.Tx) error {
 		var err error
-		payin, err = core.PayInFail(context.Background(), tx, factory.Step(), l.tenant.ID, payin.ID,
-			[]sql.PayInState{sql.PayinStatePENDINGINVOICECREATION, sql.PayinStatePENDING}, sql.PayinFailureReasonUSERCANCELLED, 0)
+		payin, err = core.PayInFail(context.Background(), tx, factory.Step(), core.PayInFailParams{TenantID: l.tenant.ID, ID: payin.ID, Move: core.PayInMoveCancel})
 		return err
 	})
 	return payin
@@ -352,7 +344,8 @@ func (l *ledger) retry(t *testing.T, payin sql.PayIn, p core.PayInRetryParams) (
 	var successor sql.PayIn
 	err := pg.InTx(context.Background(), l.db, func(tx pgx.Tx) error {
 		var err error
-		successor, err = core.PayInRetry(context.Background(), tx, factory.Step(), payin, p)
+		p.Failed = payin
+		successor, err = core.PayInRetry(context.Background(), tx, factory.Step(), p)
 		return err
 	})
 	return successor, err
@@ -406,8 +399,8 @@ func TestPayInRetryRefused(t *testing.T) {
 		invoiced, err := l.purchase(t, 100)
 		require.NoError(t, err)
 		l.inTx(t, func(tx pgx.Tx) error {
-			invoiced, _, err = core.PayInInvoiceCreated(context.Background(), tx, factory.Step(), invoiced, "btcpay",
-				payment.Invoice{ID: "inv-" + invoiced.ID.String(), AmountSats: 100, CheckoutURL: "http://pay/inv"})
+			invoiced, _, err = core.PayInInvoiceCreated(context.Background(), tx, factory.Step(), core.PayInInvoiceParams{PayIn: invoiced, Provider: "btcpay",
+				Invoice: payment.Invoice{ID: "inv-" + invoiced.ID.String(), AmountSats: 100, CheckoutURL: "http://pay/inv"}})
 			return err
 		})
 		paid, err := l.purchase(t, 100, sql.AssetCredits)
@@ -474,8 +467,8 @@ func TestPayInRetryRequotes(t *testing.T) {
 	var first sql.PayIn
 	l.inTx(t, func(tx pgx.Tx) error {
 		var err error
-		first, err = core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
-			CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyUSD, PriceValue: 2500,
+		first, err = core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+			TenantID: l.tenant.ID, CustomerID: l.customer.ID, Type: sql.PayinTypeCreditPurchase, PriceCurrency: sql.CurrencyUSD, PriceValue: 2500,
 			Rate: &payment.Rate{Currency: "USD", MinorPerBTC: 5_000_000, Source: "fixed"},
 		})
 		return err
@@ -493,7 +486,7 @@ func TestPayInRetryRequotes(t *testing.T) {
 func TestPayInRetryConcurrent(t *testing.T) {
 	t.Parallel()
 	pool, _ := testdb.Clone(t)
-	l := newLedger(t, pool, 0, 0)
+	l := newLedger(t, core.DB(pool), 0, 0)
 	payin, err := l.purchase(t, 100)
 	require.NoError(t, err)
 	payin = l.fail(t, payin)
@@ -531,7 +524,7 @@ func TestCreditGrant(t *testing.T) {
 	)
 	l.inTx(t, func(tx pgx.Tx) error {
 		var err error
-		payin, after, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 500, "apology for the outage")
+		payin, after, err = core.CreditGrant(ctx, tx, factory.Step(), core.CreditGrantParams{TenantID: l.tenant.ID, CustomerID: l.customer.ID, Amount: 500, Reason: "apology for the outage"})
 		return err
 	})
 	require.Equal(t, sql.PayinTypeCreditGrant, payin.Type)
@@ -562,14 +555,14 @@ func TestCreditGrant(t *testing.T) {
 
 	for _, amount := range []int64{0, -1, core.CreditGrantMax + 1} {
 		l.inTx(t, func(tx pgx.Tx) error {
-			_, _, err := core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, amount, "")
+			_, _, err := core.CreditGrant(ctx, tx, factory.Step(), core.CreditGrantParams{TenantID: l.tenant.ID, CustomerID: l.customer.ID, Amount: amount})
 			require.ErrorIs(t, err, core.ErrInvalid, "amount %d", amount)
 			return nil
 		})
 	}
 	l.inTx(t, func(tx pgx.Tx) error {
-		_, err := core.PayInCreate(ctx, tx, factory.Step(), l.tenant.ID, core.PayInCreateParams{
-			CustomerID: l.customer.ID, Type: sql.PayinTypeCreditGrant, PriceCurrency: sql.CurrencySAT, PriceValue: 10,
+		_, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+			TenantID: l.tenant.ID, CustomerID: l.customer.ID, Type: sql.PayinTypeCreditGrant, PriceCurrency: sql.CurrencySAT, PriceValue: 10,
 		})
 		require.ErrorIs(t, err, core.ErrInvalid, "a grant is not bought")
 		return nil
@@ -602,18 +595,17 @@ func TestPayInStatistics(t *testing.T) {
 		mixed, err := l.purchase(t, 100, core.DefaultAssets...)
 		require.NoError(t, err)
 		l.inTx(t, func(tx pgx.Tx) error {
-			_, err := queries.PayInInvoiceAttach(ctx, tx, sql.PayInInvoiceAttachParams{
-				TenantID: l.tenant.ID, PayInID: mixed.ID, Provider: "btcpay", ProviderInvoiceID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: 60, Now: factory.Now,
-			})
+			mixed, _, err := core.PayInInvoiceCreated(ctx, tx, factory.Step(), core.PayInInvoiceParams{PayIn: mixed, Provider: "btcpay",
+				Invoice: payment.Invoice{ID: uuid.NewString(), CheckoutURL: "http://pay", AmountSats: 60}})
 			require.NoError(t, err)
 			require.NoError(t, queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
 				TenantID: l.tenant.ID, PayInID: mixed.ID, PaidSats: ptr(int64(65)), Settled: true, Now: factory.Now,
 			}))
-			_, err = core.PayInPaid(ctx, tx, factory.Step(), mixed, []sql.PayInState{sql.PayinStatePENDINGINVOICECREATION}, 5)
+			_, err = core.PayInPaid(ctx, tx, factory.Step(), core.PayInPaidParams{PayIn: mixed, Move: core.PayInMovePay, OverpaidSats: 5})
 			require.NoError(t, err)
-			_, _, err = core.CreditGrant(ctx, tx, factory.Step(), l.tenant.ID, l.customer.ID, 300, "")
+			_, _, err = core.CreditGrant(ctx, tx, factory.Step(), core.CreditGrantParams{TenantID: l.tenant.ID, CustomerID: l.customer.ID, Amount: 300})
 			require.NoError(t, err)
-			_, _, err = core.CreditGrant(ctx, tx, later, l.tenant.ID, other.ID, 1000, "")
+			_, _, err = core.CreditGrant(ctx, tx, later, core.CreditGrantParams{TenantID: l.tenant.ID, CustomerID: other.ID, Amount: 1000})
 			return err
 		})
 		failed, err := l.purchase(t, 50)
@@ -632,8 +624,8 @@ func TestPayInStatistics(t *testing.T) {
 		return l, other, later, stats
 	}
 	to := factory.Now.Add(time.Hour)
-	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", Payins: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
-	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 1, CostSats: 300, GrantedSats: 300}
+	purchaseRow := sql.PayInStatisticsSpentRow{Type: "license_purchase", PayIns: 1, CostSats: 100, Credits: 20, RewardSats: 20, InvoiceSats: 60}
+	grantRow := sql.PayInStatisticsSpentRow{Type: "credit_grant", PayIns: 1, CostSats: 300, GrantedSats: 300}
 
 	t.Run("Customer", func(t *testing.T) {
 		t.Parallel()
@@ -660,7 +652,7 @@ func TestPayInStatistics(t *testing.T) {
 		t.Parallel()
 		_, _, later, stats := setupStatistics(t)
 		spent, earned := stats(nil, later.Now.Add(time.Second))
-		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", Payins: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
+		require.Equal(t, sql.PayInStatisticsSpentRow{Type: "credit_grant", PayIns: 2, CostSats: 1300, GrantedSats: 1300}, spent[1])
 		require.Equal(t, int64(1300), earned[2].Amount)
 	})
 	t.Run("OtherCustomerOutOfRange", func(t *testing.T) {

@@ -170,7 +170,7 @@ func renewalStart(ctx context.Context, tx pgx.Tx, st Step, p renewalStartParams)
 	if err != nil {
 		return "", fmt.Errorf("open cycle %d of subscription %s: %w", p.CycleNumber, sub.ID, err)
 	}
-	payin, err := PayInCreate(ctx, tx, st, sub.TenantID, PayInCreateParams{
+	payin, err := PayInCreate(ctx, tx, st, PayInCreateParams{TenantID: sub.TenantID,
 		ID: payinID, CustomerID: sub.CustomerID, Type: sql.PayinTypeSubscriptionRenewal, PriceCurrency: sub.PriceCurrency,
 		PriceValue: sub.PriceValue, Rate: p.Rate, PolicyID: &sub.PolicyID, Assets: assets,
 	})

@@ -136,7 +136,7 @@ func TierUpgradeStart(ctx context.Context, tx pgx.Tx, st Step, p TierUpgradeStar
 	if err != nil {
 		return sql.TierChange{}, sql.PayIn{}, err
 	}
-	payin, err := PayInCreate(ctx, tx, st, license.TenantID, PayInCreateParams{
+	payin, err := PayInCreate(ctx, tx, st, PayInCreateParams{TenantID: license.TenantID,
 		ID: payinID, CustomerID: license.CustomerID, Type: sql.PayinTypeTierUpgrade, PriceCurrency: q.ToCurrency,
 		PriceValue: q.ChargeValue, Rate: p.Rate, PolicyID: &q.ToPolicyID,
 	})
