@@ -70,7 +70,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	}
 	tenant, err := sql.New().TenantGetBySlug(ctx, c.db, tenantSlug)
 	if err != nil {
-		return fmt.Errorf("tenant %q: %w", tenantSlug, core.DBError(err))
+		return fmt.Errorf("tenant %q: %w", tenantSlug, err)
 	}
 	jobsClient, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only: imports enqueue nothing today
 	if err != nil {
@@ -90,7 +90,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	bar := progress{out: progressOut, total: len(rows), start: time.Now()}
 	var result upstream.ImportResult
 	err = pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
-		im, err := upstream.NewImporter(ctx, tx, st, tenant.ID, storeID)
+		im, err := upstream.NewImporter(ctx, tx, st, upstream.ImporterParams{TenantID: tenant.ID, StoreID: storeID})
 		if err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func newJobsCommand() *cobra.Command {
 				return err
 			}
 			return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-				job, err := core.JobGet(cmd.Context(), tx, tenantID, id)
+				job, err := core.JobGet(cmd.Context(), tx, core.JobParams{TenantID: tenantID, ID: id})
 				if err != nil {
 					return err
 				}
@@ -151,7 +151,7 @@ func jobID(arg string) (int64, error) {
 }
 
 // jobChange is core.JobRetry or core.JobCancel.
-type jobChange func(ctx context.Context, tx pgx.Tx, jobs core.JobOperator, now time.Time, actor core.Actor, tenantID *uuid.UUID, id int64) (sql.RiverJob, error)
+type jobChange func(ctx context.Context, tx pgx.Tx, st core.Step, p core.JobParams) (sql.RiverJob, error)
 
 // changeJob retries or cancels the job arg names, in the scope of tenantSlug, and says what
 // it did. A job across tenants, in no tenant's audit log, is logged instead.
@@ -165,8 +165,8 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 		return err
 	}
 	return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-		actor := cliActor()
-		job, err := change(cmd.Context(), tx, client, c.clock.Now(), actor, tenantID, id)
+		st := core.Step{Now: c.clock.Now(), Actor: cliActor(), Jobs: client}
+		job, err := change(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 		if owner == "" {
 			owner = "across tenants"
 			c.log.Info("job changed by operator", "action", done, "job_id", job.ID, "kind", job.Kind, "state", job.State,
-				"actor_type", actor.Type, "actor_id", actor.ID)
+				"actor_type", st.Actor.Type, "actor_id", st.Actor.ID)
 		}
 		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s job %d (%s, %s): now %s\n", done, job.ID, job.Kind, owner, job.State)
 		return err
@@ -239,7 +239,7 @@ func jobOwner(ctx context.Context, tx pgx.Tx, job sql.RiverJob) (string, error) 
 	}
 	tenant, err := sql.New().TenantGet(ctx, tx, *tenantID)
 	if err != nil {
-		return "", fmt.Errorf("tenant %s of job %d: %w", tenantID, job.ID, core.DBError(err))
+		return "", fmt.Errorf("tenant %s of job %d: %w", tenantID, job.ID, err)
 	}
 	return tenant.Slug, nil
 }
