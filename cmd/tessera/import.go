@@ -12,11 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
-	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -72,11 +69,10 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", tenantSlug, err)
 	}
-	jobsClient, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only: imports enqueue nothing today
+	st, err := c.step(box)
 	if err != nil {
 		return err
 	}
-	st := core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box, Jobs: jobsClient}
 	rows, err := upstream.ParseRows(bufio.NewReader(in), st.Now)
 	var rowErrs upstream.RowErrors
 	if errors.As(err, &rowErrs) {

@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/api"
@@ -160,12 +158,11 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 	if err != nil {
 		return err
 	}
-	client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // retries and cancels in the command's transaction
-	if err != nil {
-		return err
-	}
 	return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-		st := core.Step{Now: c.clock.Now(), Actor: cliActor(), Jobs: client}
+		st, err := c.step(nil)
+		if err != nil {
+			return err
+		}
 		job, err := change(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
 		if err != nil {
 			return err
