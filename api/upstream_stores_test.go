@@ -187,7 +187,7 @@ not json
 		}
 
 		st := factory.Step()
-		target, err := upstream.ForCheck(context.Background(), b.db, sql.UpstreamLicenseForCheckParams{TenantID: b.tenant.ID, LicenseID: mustUUID(t, queue.Items[0].LicenseID)})
+		target, err := upstream.CheckTarget(context.Background(), b.db, sql.UpstreamLicenseForCheckParams{TenantID: b.tenant.ID, LicenseID: mustUUID(t, queue.Items[0].LicenseID)})
 		require.NoError(t, err)
 		tx, err := b.db.Begin(context.Background())
 		require.NoError(t, err)

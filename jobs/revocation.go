@@ -150,7 +150,7 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 			return upstream.Target{}, false, fmt.Errorf("lease licence %s: %w", next.LicenseID, err)
 		}
 		if leased == 1 {
-			target, err := upstream.ForCheck(ctx, w.cfg.DB, sql.UpstreamLicenseForCheckParams{TenantID: next.TenantID, LicenseID: next.LicenseID})
+			target, err := upstream.CheckTarget(ctx, w.cfg.DB, sql.UpstreamLicenseForCheckParams{TenantID: next.TenantID, LicenseID: next.LicenseID})
 			return target, err == nil, err
 		}
 	}
@@ -160,7 +160,7 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 // check asks the store about target and records the answer.
 func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobargs.RevocationCheck], target upstream.Target) error {
 	var res upstream.Result
-	key, err := upstream.OpenAPIKey(w.cfg.Box, target)
+	key, err := upstream.UnsealAPIKey(w.cfg.Box, target)
 	if err != nil {
 		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
 	} else {

@@ -133,7 +133,7 @@ func TestRevocationCheckWorker(t *testing.T) {
 		b := setupRevocation(t, RevocationConfig{}, func(p *upstream.StoreCreateParams) { p.RevokeOnGone = true })
 		ids := factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("L1", "u1", acquired))
 		b.fire(t)
-		target, err := upstream.ForCheck(b.ctx, b.tx, sql.UpstreamLicenseForCheckParams{TenantID: b.store.TenantID, LicenseID: ids["L1"]})
+		target, err := upstream.CheckTarget(b.ctx, b.tx, sql.UpstreamLicenseForCheckParams{TenantID: b.store.TenantID, LicenseID: ids["L1"]})
 		require.NoError(t, err)
 		// A retried job records the same answer again: nothing more happens.
 		st := factory.Step()

@@ -104,8 +104,8 @@ func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res R
 	return err
 }
 
-// ForCheck reads the check target of licence p.LicenseID of p.TenantID.
-func ForCheck(ctx context.Context, db sql.DBTX, p sql.UpstreamLicenseForCheckParams) (Target, error) {
+// CheckTarget reads the check target of licence p.LicenseID of p.TenantID.
+func CheckTarget(ctx context.Context, db sql.DBTX, p sql.UpstreamLicenseForCheckParams) (Target, error) {
 	t, err := queries.UpstreamLicenseForCheck(ctx, db, p)
 	if err != nil {
 		return Target{}, fmt.Errorf("read licence %s for a check: %w", p.LicenseID, err)

@@ -57,7 +57,7 @@ func TestRecordCheckGoneOnceUnderRace(t *testing.T) {
 	factory.LogChannel(t, pool, tenant.ID)
 	store := factory.UpstreamStore(t, pool, tenant.ID, "https://store.example.com", "k")
 	ids := factory.UpstreamImport(t, pool, store, factory.UpstreamRow("L1", "u1", factory.Now.Add(-time.Hour)))
-	target, err := upstream.ForCheck(ctx, pool, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: ids["L1"]})
+	target, err := upstream.CheckTarget(ctx, pool, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: ids["L1"]})
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup

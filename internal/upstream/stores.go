@@ -98,8 +98,8 @@ func StoreUpdate(ctx context.Context, tx pgx.Tx, st core.Step, p StoreUpdatePara
 	return store, err
 }
 
-// OpenAPIKey opens the sealed API key of target's store.
-func OpenAPIKey(box *secrets.Box, target Target) (string, error) {
+// UnsealAPIKey opens the sealed API key of target's store.
+func UnsealAPIKey(box *secrets.Box, target Target) (string, error) {
 	key, err := box.Open(target.APIKeySealed, apiKeyLabel(target.TenantID, target.StoreID))
 	if err != nil {
 		return "", fmt.Errorf("open API key of upstream store %s: %w", target.StoreID, err)
