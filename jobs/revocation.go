@@ -164,7 +164,7 @@ func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobarg
 	if err != nil {
 		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
 	} else {
-		res = w.client.Check(ctx, target.BaseURL, key, target.ExternalLicenseID)
+		res = w.client.Check(ctx, upstream.CheckParams{BaseURL: target.BaseURL, APIKey: key, ExternalLicenseID: target.ExternalLicenseID})
 	}
 	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
 	// request goes unrecorded.

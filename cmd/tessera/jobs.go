@@ -110,7 +110,7 @@ func newJobsCommand() *cobra.Command {
 		Short: "Make a job available to run again now (not a running or already available one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return changeJob(cmd, tenantSlug, args[0], "retried", core.JobRetry)
+			return changeJob(cmd, tenantSlug, args[0], jobRetry)
 		},
 	}
 	cancel := &cobra.Command{
@@ -118,7 +118,7 @@ func newJobsCommand() *cobra.Command {
 		Short: "Cancel a job that has not finished (a running one stops when its attempt returns)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return changeJob(cmd, tenantSlug, args[0], "cancelled", core.JobCancel)
+			return changeJob(cmd, tenantSlug, args[0], jobCancel)
 		},
 	}
 	for _, c := range []*cobra.Command{list, show} {
@@ -148,12 +148,21 @@ func jobID(arg string) (int64, error) {
 	return id, nil
 }
 
-// jobChange is core.JobRetry or core.JobCancel.
-type jobChange func(ctx context.Context, tx pgx.Tx, st core.Step, p core.JobParams) (sql.RiverJob, error)
+// jobChange is a change an operator makes to a job: core.JobRetry or core.JobCancel, and
+// the word the command says it with.
+type jobChange struct {
+	step func(ctx context.Context, tx pgx.Tx, st core.Step, p core.JobParams) (sql.RiverJob, error)
+	done string
+}
 
-// changeJob retries or cancels the job arg names, in the scope of tenantSlug, and says what
-// it did. A job across tenants, in no tenant's audit log, is logged instead.
-func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChange) error {
+var (
+	jobRetry  = jobChange{step: core.JobRetry, done: "retried"}
+	jobCancel = jobChange{step: core.JobCancel, done: "cancelled"}
+)
+
+// changeJob makes change to the job arg names, in the scope of tenantSlug, and says what it
+// did. A job across tenants, in no tenant's audit log, is logged instead.
+func changeJob(cmd *cobra.Command, tenantSlug, arg string, change jobChange) error {
 	id, err := jobID(arg)
 	if err != nil {
 		return err
@@ -163,7 +172,7 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 		if err != nil {
 			return err
 		}
-		job, err := change(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
+		job, err := change.step(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
 		if err != nil {
 			return err
 		}
@@ -173,10 +182,10 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 		}
 		if owner == "" {
 			owner = "across tenants"
-			c.log.Info("job changed by operator", "action", done, "job_id", job.ID, "kind", job.Kind, "state", job.State,
+			c.log.Info("job changed by operator", "action", change.done, "job_id", job.ID, "kind", job.Kind, "state", job.State,
 				"actor_type", st.Actor.Type, "actor_id", st.Actor.ID)
 		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s job %d (%s, %s): now %s\n", done, job.ID, job.Kind, owner, job.State)
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s job %d (%s, %s): now %s\n", change.done, job.ID, job.Kind, owner, job.State)
 		return err
 	})
 }
