@@ -348,9 +348,12 @@ func (im *Importer) create(ctx context.Context, r Row, customerID uuid.UUID, acq
 		ID: id, CustomerID: customerID, Key: im.signer(id), AcquiredAt: acquired, ExternalLicenseID: r.ExternalLicenseID,
 		Now: now, TenantID: tenantID, PolicyID: im.store.PolicyID,
 	})
-	if errors.Is(err, core.ErrNotFound) {
-		taken, terr := queries.UpstreamLicenseExternalTaken(ctx, im.tx, sql.UpstreamLicenseExternalTakenParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
-		if terr == nil && taken {
+	if errors.Is(err, core.ErrNotFound) { // nothing inserted: say why
+		taken, err := queries.UpstreamLicenseExternalTaken(ctx, im.tx, sql.UpstreamLicenseExternalTakenParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
+		switch {
+		case err != nil:
+			return uuid.Nil, fmt.Errorf("create licence %q: %w", r.ExternalLicenseID, err)
+		case taken:
 			return uuid.Nil, fmt.Errorf("%w: licence %q is being imported by another request, or exists without import state", core.ErrImportInProgress, r.ExternalLicenseID)
 		}
 		return uuid.Nil, fmt.Errorf("%w: the store's policy %s no longer exists", core.ErrInvalid, im.store.PolicyID)
