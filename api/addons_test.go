@@ -123,7 +123,7 @@ func TestAddons(t *testing.T) {
 			_, err = sql.New().AddonCreate(ctx, tx, sql.AddonCreateParams{
 				TenantID: b.tenant.ID, ID: core.NewID(), Slug: "raw", Name: "Raw", Metadata: []byte(metadata), Now: factory.Now,
 			})
-			require.ErrorIs(t, core.DBError(err), core.ErrInvalid, "metadata %s", metadata)
+			require.ErrorIs(t, err, core.ErrInvalid, "metadata %s", metadata)
 			require.NoError(t, tx.Rollback(ctx))
 		}
 	})

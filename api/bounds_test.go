@@ -79,7 +79,7 @@ func TestAmountBounds(t *testing.T) {
 				var pgErr *pgconn.PgError
 				require.True(t, errors.As(err, &pgErr), "%s: %v", name, err)
 				require.Equal(t, name, pgErr.ConstraintName)
-				require.ErrorIs(t, core.DBError(err), core.ErrInvalid)
+				require.ErrorIs(t, err, core.ErrInvalid)
 			}
 		})
 	})

@@ -47,21 +47,28 @@ const docsPage = `<!doctype html>
 // registerDocs serves /docs and its assets from the binary (Huma's own page loads its
 // viewer from a CDN, so its DocsPath is off).
 func (s *Server) registerDocs() {
-	s.mux.HandleFunc("GET /docs", func(w http.ResponseWriter, _ *http.Request) {
-		docsHeaders(w)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(docsPage)) // a client gone away is nothing to report
-	})
-	s.mux.HandleFunc("GET /docs/assets/{file}", func(w http.ResponseWriter, r *http.Request) {
-		name := "docs/" + r.PathValue("file")
-		if _, err := fs.Stat(docsAssets, name); err != nil {
-			writeProblem(w, newProblem(CodeNotFound, "no asset "+r.URL.Path))
-			return
-		}
-		docsHeaders(w)
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		http.ServeFileFS(w, r, docsAssets, name)
-	})
+	s.mux.HandleFunc("GET /docs", serveDocsPage)
+	s.mux.HandleFunc("GET /docs/assets/{file}", serveDocsAsset)
+}
+
+// serveDocsPage serves the documentation page, which renders /openapi.json.
+func serveDocsPage(w http.ResponseWriter, _ *http.Request) {
+	docsHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(docsPage)) // a client gone away is nothing to report
+}
+
+// serveDocsAsset serves one of the page's assets embedded in the binary; another name is a
+// 404 problem.
+func serveDocsAsset(w http.ResponseWriter, r *http.Request) {
+	name := "docs/" + r.PathValue("file")
+	if _, err := fs.Stat(docsAssets, name); err != nil {
+		writeProblem(w, newProblem(CodeNotFound, "no asset "+r.URL.Path))
+		return
+	}
+	docsHeaders(w)
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	http.ServeFileFS(w, r, docsAssets, name)
 }
 
 // docsHeaders sets the headers every /docs answer carries.

@@ -17,16 +17,12 @@ const retryAfterUnavailable = 2
 
 // problem maps an error from a handler to an RFC 9457 problem. Domain errors get the code
 // of the first of Problems whose Err they are and carry their message to the client, and so
-// do database refusals of invalid input (core.DBError); a database that cannot be reached
+// do database refusals of invalid input, which the data boundary (core.DB) translated into
+// core.ErrInvalid before they got here; a database that cannot be reached
 // (core.DBUnavailable) is a 503 with Retry-After; anything else is logged with the request
 // id and answered with a plain 500, never the error's text. It is the one place errors
 // become HTTP statuses.
 func problem(ctx context.Context, err error) huma.StatusError {
-	// A backstop for handlers that return a database error untranslated: what Postgres
-	// refuses as invalid (text it cannot store, a value out of range, a check) is a 422.
-	if translated := core.DBError(err); errors.Is(translated, core.ErrInvalid) {
-		err = translated
-	}
 	var status huma.StatusError
 	if errors.As(err, &status) {
 		return status

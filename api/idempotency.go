@@ -233,7 +233,7 @@ func (s *Server) tenantOfSlug(ctx huma.Context, body []byte) (uuid.UUID, error) 
 	}
 	t, err := s.queries.TenantGetBySlug(ctx.Context(), s.cfg.DB, in.Tenant)
 	if err != nil {
-		return uuid.Nil, core.DBError(err)
+		return uuid.Nil, err
 	}
 	return t.ID, nil
 }
@@ -247,7 +247,7 @@ func (s *Server) tenantOfPayIn(ctx huma.Context, _ []byte) (uuid.UUID, error) {
 	}
 	p, err := s.queries.PayInGetAnyTenant(ctx.Context(), s.cfg.DB, id)
 	if err != nil {
-		return uuid.Nil, core.DBError(err)
+		return uuid.Nil, err
 	}
 	return p.TenantID, nil
 }
@@ -263,7 +263,7 @@ func (s *Server) idempotencyCheck(c context.Context, tx pgx.Tx, scope idempotenc
 		return errInFlight
 	}
 	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: scope.tenantID, Scope: scope.name, Key: key, Now: s.cfg.Clock.Now()})
-	switch err = core.DBError(err); {
+	switch {
 	case errors.Is(err, core.ErrNotFound):
 		return nil
 	case err != nil:

@@ -15,11 +15,9 @@ import (
 )
 
 // JobClient is what the API asks of River, in the request's transaction: enqueue jobs, and
-// retry or cancel one. A *river.Client[pgx.Tx]; an insert-only one is enough.
-type JobClient interface {
-	core.JobInserter
-	core.JobOperator
-}
+// retry or cancel one (core.JobClient, which the request's core steps are given). A
+// *river.Client[pgx.Tx]; an insert-only one is enough.
+type JobClient = core.JobClient
 
 // Job is one of the tenant's River jobs: the background work Tessera does for it.
 type Job struct {
@@ -111,93 +109,112 @@ func optionalString(s string) *string {
 }
 
 func (s *Server) registerJobs() {
-	const tag = "Jobs"
-	const meaning = " What a retry or a cancel means for each kind of job is in the README (Background jobs)."
+	huma.Register(s.api, adminOperation(jobListOperation), s.jobList)
+	huma.Register(s.api, adminOperation(jobGetOperation), s.jobGet)
+	huma.Register(s.api, adminOperation(jobRetryOperation), s.jobRetry)
+	huma.Register(s.api, adminOperation(jobCancelOperation), s.jobCancel)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "job-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/jobs",
-		Summary:     "List the tenant's background jobs, newest first",
-		Description: "The tenant's River jobs (those tagged tenant_<tenant id>), filtered by kind, state, and creation and scheduled time " +
-			"(from inclusive, to exclusive). Jobs across tenants (the periodic sweeps) are not listed; an operator sees them with `tessera jobs list`.",
-		Tags: []string{tag},
-	}), func(ctx context.Context, in *JobListInput) (*JobListOutput, error) {
-		_, fetch := PageParams{Limit: in.Limit}.cursor()
-		params := sql.JobListParams{
-			TenantID: tenantID(ctx), Kind: optionalString(in.Kind), RowLimit: fetch,
-			CreatedFrom: optionalTime(in.CreatedFrom), CreatedTo: optionalTime(in.CreatedTo),
-			ScheduledFrom: optionalTime(in.ScheduledFrom), ScheduledTo: optionalTime(in.ScheduledTo),
-		}
-		if after, err := strconv.ParseInt(in.After, 10, 64); err == nil {
-			params.After = &after
-		}
-		if in.State != "" {
-			state := sql.RiverJobState(in.State)
-			params.State = &state
-		}
-		rows, err := s.queries.JobList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.jobPage(ctx, rows, fetch)
-	})
+var jobTags = []string{"Jobs"}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "job-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/jobs/{id}",
-		Summary:     "Get one of the tenant's background jobs",
-		Description: "Another tenant's job, or a job across tenants, is 404 as a missing one is.",
-		Tags:        []string{tag},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
-		tenant := tenantID(ctx)
-		job, err := core.JobGet(ctx, s.conn(ctx), &tenant, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.jobOutput(ctx, job)
-	})
+// jobChangeMeaning ends the description of a retry and a cancel.
+const jobChangeMeaning = " What a retry or a cancel means for each kind of job is in the README (Background jobs)."
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "job-retry",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/jobs/{id}/retry",
-		Summary:     "Retry one of the tenant's background jobs now",
-		Description: "Makes the job available to run at once (given one more attempt if it had used them all), whatever its state but running " +
-			"or already available, which are 409, as is a unique job while an identical one waits or runs (that one does the work); a retried completed job " +
-			"runs again, and finds its work done. The retry is in the tenant's audit log " +
-			"(job.retry). Another tenant's job, or a job across tenants, is 404." + meaning,
-		Tags:   []string{tag},
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
-		tenant := tenantID(ctx)
-		job, err := core.JobRetry(ctx, tx(ctx), s.cfg.Jobs, s.cfg.Clock.Now(), actor(ctx), &tenant, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.jobOutput(ctx, job)
-	})
+var jobListOperation = huma.Operation{
+	OperationID: "job-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/jobs",
+	Summary:     "List the tenant's background jobs, newest first",
+	Description: "The tenant's River jobs (those tagged tenant_<tenant id>), filtered by kind, state, and creation and scheduled time " +
+		"(from inclusive, to exclusive). Jobs across tenants (the periodic sweeps) are not listed; an operator sees them with `tessera jobs list`.",
+	Tags: jobTags,
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "job-cancel",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/jobs/{id}/cancel",
-		Summary:     "Cancel one of the tenant's background jobs",
-		Description: "A job waiting to run (available, scheduled, retryable) is cancelled at once and never runs; a running job is asked to stop " +
-			"and stays running until its attempt returns: cancelled if it fails, completed if it succeeds. A finished job (completed, cancelled, " +
-			"discarded) is 409. The cancel is in the tenant's audit log (job.cancel). Another tenant's job, or a job across tenants, is 404." + meaning,
-		Tags:   []string{tag},
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
-		tenant := tenantID(ctx)
-		job, err := core.JobCancel(ctx, tx(ctx), s.cfg.Jobs, s.cfg.Clock.Now(), actor(ctx), &tenant, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return s.jobOutput(ctx, job)
-	})
+// jobList pages through the tenant's River jobs, newest first, filtered.
+func (s *Server) jobList(ctx context.Context, in *JobListInput) (*JobListOutput, error) {
+	_, fetch := PageParams{Limit: in.Limit}.cursor()
+	params := sql.JobListParams{
+		TenantID: tenantID(ctx), Kind: optionalString(in.Kind), RowLimit: fetch,
+		CreatedFrom: optionalTime(in.CreatedFrom), CreatedTo: optionalTime(in.CreatedTo),
+		ScheduledFrom: optionalTime(in.ScheduledFrom), ScheduledTo: optionalTime(in.ScheduledTo),
+	}
+	if after, err := strconv.ParseInt(in.After, 10, 64); err == nil {
+		params.After = &after
+	}
+	if in.State != "" {
+		state := sql.RiverJobState(in.State)
+		params.State = &state
+	}
+	rows, err := s.queries.JobList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.jobPage(ctx, rows, fetch)
+}
+
+var jobGetOperation = huma.Operation{
+	OperationID: "job-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/jobs/{id}",
+	Summary:     "Get one of the tenant's background jobs",
+	Description: "Another tenant's job, or a job across tenants, is 404 as a missing one is.",
+	Tags:        jobTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// jobGet reads one of the tenant's River jobs.
+func (s *Server) jobGet(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
+	tenant := tenantID(ctx)
+	job, err := core.JobGet(ctx, s.conn(ctx), core.JobParams{TenantID: &tenant, ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.jobOutput(ctx, job)
+}
+
+var jobRetryOperation = huma.Operation{
+	OperationID: "job-retry",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/jobs/{id}/retry",
+	Summary:     "Retry one of the tenant's background jobs now",
+	Description: "Makes the job available to run at once (given one more attempt if it had used them all), whatever its state but running " +
+		"or already available, which are 409, as is a unique job while an identical one waits or runs (that one does the work); a retried completed job " +
+		"runs again, and finds its work done. The retry is in the tenant's audit log " +
+		"(job.retry). Another tenant's job, or a job across tenants, is 404." + jobChangeMeaning,
+	Tags:   jobTags,
+	Errors: []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// jobRetry makes one of the tenant's River jobs available to run again now.
+func (s *Server) jobRetry(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
+	tenant := tenantID(ctx)
+	job, err := core.JobRetry(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.JobParams{TenantID: &tenant, ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.jobOutput(ctx, job)
+}
+
+var jobCancelOperation = huma.Operation{
+	OperationID: "job-cancel",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/jobs/{id}/cancel",
+	Summary:     "Cancel one of the tenant's background jobs",
+	Description: "A job waiting to run (available, scheduled, retryable) is cancelled at once and never runs; a running job is asked to stop " +
+		"and stays running until its attempt returns: cancelled if it fails, completed if it succeeds. A finished job (completed, cancelled, " +
+		"discarded) is 409. The cancel is in the tenant's audit log (job.cancel). Another tenant's job, or a job across tenants, is 404." + jobChangeMeaning,
+	Tags:   jobTags,
+	Errors: []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// jobCancel cancels one of the tenant's River jobs that has not finished.
+func (s *Server) jobCancel(ctx context.Context, in *JobIDInput) (*JobOutput, error) {
+	tenant := tenantID(ctx)
+	job, err := core.JobCancel(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.JobParams{TenantID: &tenant, ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return s.jobOutput(ctx, job)
 }
 
 // jobPage converts fetched jobs (up to limit+1) into a page; the cursor is a job id.

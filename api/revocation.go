@@ -78,47 +78,59 @@ type LicenseCheckListOutput struct {
 }
 
 func (s *Server) registerRevocation() {
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "revocation-queue",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/revocation/queue",
-		Summary:     "The next imported licences the revocation check loop will check",
-		Description: "Eligible licences (not known gone, store enabled, a webhook endpoint subscribed to license.upstream_revoked, " +
-			"not checked within the minimum interval, not held back after an error) by risk score, highest first, with each term: " +
-			"the same query the check loop picks with. Empty while the tenant has no such endpoint.",
-		Tags: []string{"Revocation"},
-	}), func(ctx context.Context, in *RevocationQueueInput) (*RevocationQueueOutput, error) {
-		limit := in.Limit
-		if limit <= 0 || limit > 200 {
-			limit = 20
-		}
-		tenant := tenantID(ctx)
-		rows, err := s.queries.RevocationQueue(ctx, s.conn(ctx), s.cfg.Revocation.OrDefault().QueueParams(s.cfg.Clock.Now(), &tenant, int32(limit)))
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("read revocation queue: %w", err))
-		}
-		out := &RevocationQueueOutput{}
-		out.Body.Items = make([]RevocationQueueItem, len(rows))
-		for i, r := range rows {
-			out.Body.Items[i] = revocationQueueItemFrom(r)
-		}
-		return out, nil
-	})
+	huma.Register(s.api, adminOperation(revocationQueueOperation), s.revocationQueue)
+	huma.Register(s.api, adminOperation(licenseCheckListOperation), s.licenseCheckList)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "license-check-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/licenses/{id}/checks",
-		Summary:     "List an imported licence's upstream checks, newest first",
-		Tags:        []string{"Revocation"},
-	}), func(ctx context.Context, in *LicenseCheckListInput) (*LicenseCheckListOutput, error) {
-		after, fetch := in.cursor()
-		rows, err := s.queries.UpstreamCheckList(ctx, s.conn(ctx), sql.UpstreamCheckListParams{
-			TenantID: tenantID(ctx), LicenseID: in.ID, After: after, RowLimit: fetch,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("list checks of licence %s: %w", in.ID, err))
-		}
-		return &LicenseCheckListOutput{Body: page(rows, fetch, upstreamCheckFrom, func(c sql.UpstreamLicenseCheck) uuid.UUID { return c.ID })}, nil
+var revocationTags = []string{"Revocation"}
+
+var revocationQueueOperation = huma.Operation{
+	OperationID: "revocation-queue",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/revocation/queue",
+	Summary:     "The next imported licences the revocation check loop will check",
+	Description: "Eligible licences (not known gone, store enabled, a webhook endpoint subscribed to license.upstream_revoked, " +
+		"not checked within the minimum interval, not held back after an error) by risk score, highest first, with each term: " +
+		"the same query the check loop picks with. Empty while the tenant has no such endpoint.",
+	Tags: revocationTags,
+}
+
+// revocationQueue reads the head of the tenant's revocation queue, scored as the check loop
+// scores it.
+func (s *Server) revocationQueue(ctx context.Context, in *RevocationQueueInput) (*RevocationQueueOutput, error) {
+	limit := in.Limit
+	if limit <= 0 || limit > 200 {
+		limit = 20
+	}
+	tenant := tenantID(ctx)
+	rows, err := s.queries.RevocationQueue(ctx, s.conn(ctx), s.cfg.Revocation.OrDefault().QueueParams(s.cfg.Clock.Now(), &tenant, int32(limit)))
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("read revocation queue: %w", err))
+	}
+	out := &RevocationQueueOutput{}
+	out.Body.Items = make([]RevocationQueueItem, len(rows))
+	for i, r := range rows {
+		out.Body.Items[i] = revocationQueueItemFrom(r)
+	}
+	return out, nil
+}
+
+var licenseCheckListOperation = huma.Operation{
+	OperationID: "license-check-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/licenses/{id}/checks",
+	Summary:     "List an imported licence's upstream checks, newest first",
+	Tags:        revocationTags,
+}
+
+// licenseCheckList pages through an imported licence's upstream checks.
+func (s *Server) licenseCheckList(ctx context.Context, in *LicenseCheckListInput) (*LicenseCheckListOutput, error) {
+	after, fetch := in.cursor()
+	rows, err := s.queries.UpstreamCheckList(ctx, s.conn(ctx), sql.UpstreamCheckListParams{
+		TenantID: tenantID(ctx), LicenseID: in.ID, After: after, RowLimit: fetch,
 	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("list checks of licence %s: %w", in.ID, err))
+	}
+	return &LicenseCheckListOutput{Body: page(rows, fetch, upstreamCheckFrom, func(c sql.UpstreamLicenseCheck) uuid.UUID { return c.ID })}, nil
 }

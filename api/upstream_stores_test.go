@@ -13,6 +13,7 @@ import (
 
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/upstream"
+	"github.com/tessera/tessera/sql"
 )
 
 type upstreamStore struct {
@@ -186,11 +187,11 @@ not json
 		}
 
 		st := factory.Step()
-		target, err := upstream.ForCheck(context.Background(), b.db, b.tenant.ID, mustUUID(t, queue.Items[0].LicenseID))
+		target, err := upstream.CheckTarget(context.Background(), b.db, sql.UpstreamLicenseForCheckParams{TenantID: b.tenant.ID, LicenseID: mustUUID(t, queue.Items[0].LicenseID)})
 		require.NoError(t, err)
 		tx, err := b.db.Begin(context.Background())
 		require.NoError(t, err)
-		require.NoError(t, upstream.RecordCheck(context.Background(), tx, st, target, upstream.Result{Outcome: upstream.OutcomeError, Status: 503, Err: "unexpected status 503"}, time.Minute))
+		require.NoError(t, upstream.RecordCheck(context.Background(), tx, st, upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeError, Status: 503, Err: "unexpected status 503"}, Backoff: time.Minute}))
 		require.NoError(t, tx.Commit(context.Background()))
 		checks := decode[page[struct {
 			Outcome        string `json:"outcome"`

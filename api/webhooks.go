@@ -8,7 +8,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/sql"
@@ -161,176 +160,219 @@ type WebhookDeliveryIDInput struct {
 }
 
 func (s *Server) registerWebhooks() {
-	const tag = "Webhooks"
+	huma.Register(s.api, adminOperation(webhookEndpointCreateOperation), s.webhookEndpointCreate)
+	huma.Register(s.api, adminOperation(webhookEndpointGetOperation), s.webhookEndpointGet)
+	huma.Register(s.api, adminOperation(webhookEndpointListOperation), s.webhookEndpointList)
+	huma.Register(s.api, adminOperation(webhookEndpointUpdateOperation), s.webhookEndpointUpdate)
+	huma.Register(s.api, adminOperation(webhookEndpointDeleteOperation), s.webhookEndpointDelete)
+	huma.Register(s.api, adminOperation(webhookEndpointRotateSecretOperation), s.webhookEndpointRotateSecret)
+	huma.Register(s.api, adminOperation(webhookDeliveryListOperation), s.webhookDeliveryList)
+	huma.Register(s.api, adminOperation(webhookDeliveryGetOperation), s.webhookDeliveryGet)
+	huma.Register(s.api, adminOperation(webhookDeliveryRetryOperation), s.webhookDeliveryRetry)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-endpoint-create",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/webhook-endpoints",
-		Summary:     "Create a webhook endpoint",
-		Description: "Events of the given types are POSTed to the URL, signed per Standard Webhooks. The response carries the signing secret; it is shown once. " +
-			"A tenant has at most TESSERA_WEBHOOK_MAX_ENDPOINTS endpoints (20 by default), enabled or not: one more is 409.",
-		Tags:          []string{tag},
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusConflict},
-	}), func(ctx context.Context, in *WebhookEndpointCreateInput) (*WebhookEndpointSecretOutput, error) {
-		endpoint, secret, err := core.WebhookEndpointCreate(ctx, s.conn(ctx), s.cfg.Box, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx),
-			s.cfg.WebhookMaxEndpoints, in.Body.URL, eventTypeStrings(in.Body.EventTypes))
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
+var webhookTags = []string{"Webhooks"}
+
+var webhookEndpointCreateOperation = huma.Operation{
+	OperationID: "webhook-endpoint-create",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/webhook-endpoints",
+	Summary:     "Create a webhook endpoint",
+	Description: "Events of the given types are POSTed to the URL, signed per Standard Webhooks. The response carries the signing secret; it is shown once. " +
+		"A tenant has at most TESSERA_WEBHOOK_MAX_ENDPOINTS endpoints (20 by default), enabled or not: one more is 409.",
+	Tags:          webhookTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusConflict},
+}
+
+// webhookEndpointCreate creates a webhook endpoint of the caller's tenant and shows its
+// secret once.
+func (s *Server) webhookEndpointCreate(ctx context.Context, in *WebhookEndpointCreateInput) (*WebhookEndpointSecretOutput, error) {
+	endpoint, secret, err := core.WebhookEndpointCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.WebhookEndpointCreateParams{
+		TenantID: tenantID(ctx), MaxEndpoints: s.cfg.WebhookMaxEndpoints, URL: in.Body.URL, EventTypes: eventTypeStrings(in.Body.EventTypes),
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-endpoint-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/webhook-endpoints/{id}",
-		Summary:     "Get a webhook endpoint",
-		Description: "The secret is not shown; rotate it to get a new one.",
-		Tags:        []string{tag},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointOutput, error) {
-		endpoint, err := s.queries.WebhookEndpointGet(ctx, s.conn(ctx), sql.WebhookEndpointGetParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("webhook endpoint %s: %w", in.ID, core.DBError(err)))
-		}
-		return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
+var webhookEndpointGetOperation = huma.Operation{
+	OperationID: "webhook-endpoint-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/webhook-endpoints/{id}",
+	Summary:     "Get a webhook endpoint",
+	Description: "The secret is not shown; rotate it to get a new one.",
+	Tags:        webhookTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// webhookEndpointGet reads one of the tenant's webhook endpoints, without its secret.
+func (s *Server) webhookEndpointGet(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointOutput, error) {
+	endpoint, err := s.queries.WebhookEndpointGet(ctx, s.conn(ctx), sql.WebhookEndpointGetParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("webhook endpoint %s: %w", in.ID, err))
+	}
+	return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
+}
+
+var webhookEndpointListOperation = huma.Operation{
+	OperationID: "webhook-endpoint-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/webhook-endpoints",
+	Summary:     "List the tenant's webhook endpoints, oldest first",
+	Tags:        webhookTags,
+}
+
+// webhookEndpointList pages through the tenant's webhook endpoints.
+func (s *Server) webhookEndpointList(ctx context.Context, in *PageParams) (*WebhookEndpointListOutput, error) {
+	after, fetch := in.cursor()
+	endpoints, err := s.queries.WebhookEndpointList(ctx, s.conn(ctx), sql.WebhookEndpointListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookEndpointListOutput{Body: page(endpoints, fetch, webhookEndpointFrom, func(e sql.WebhookEndpoint) uuid.UUID { return e.ID })}, nil
+}
+
+var webhookEndpointUpdateOperation = huma.Operation{
+	OperationID: "webhook-endpoint-update",
+	Method:      http.MethodPatch,
+	Path:        "/v1/admin/webhook-endpoints/{id}",
+	Summary:     "Update a webhook endpoint",
+	Description: "Changes the fields given: url, event_types (replaced as a whole), enabled.",
+	Tags:        webhookTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// webhookEndpointUpdate changes the given fields of one of the tenant's webhook endpoints.
+func (s *Server) webhookEndpointUpdate(ctx context.Context, in *WebhookEndpointUpdateInput) (*WebhookEndpointOutput, error) {
+	endpoint, err := core.WebhookEndpointUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.WebhookEndpointUpdateParams{
+		TenantID: tenantID(ctx), ID: in.ID, URL: in.Body.URL, EventTypes: eventTypeStrings(in.Body.EventTypes), Enabled: in.Body.Enabled,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-endpoint-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/webhook-endpoints",
-		Summary:     "List the tenant's webhook endpoints, oldest first",
-		Tags:        []string{tag},
-	}), func(ctx context.Context, in *PageParams) (*WebhookEndpointListOutput, error) {
-		after, fetch := in.cursor()
-		endpoints, err := s.queries.WebhookEndpointList(ctx, s.conn(ctx), sql.WebhookEndpointListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &WebhookEndpointListOutput{Body: page(endpoints, fetch, webhookEndpointFrom, func(e sql.WebhookEndpoint) uuid.UUID { return e.ID })}, nil
+var webhookEndpointDeleteOperation = huma.Operation{
+	OperationID:   "webhook-endpoint-delete",
+	Method:        http.MethodDelete,
+	Path:          "/v1/admin/webhook-endpoints/{id}",
+	Summary:       "Delete a webhook endpoint",
+	Description:   "Deletes the endpoint and its deliveries; deliveries still pending are dropped. To pause deliveries and keep their history, update it with enabled false instead.",
+	Tags:          webhookTags,
+	DefaultStatus: http.StatusNoContent,
+	Errors:        []int{http.StatusNotFound},
+}
+
+// webhookEndpointDelete deletes one of the tenant's webhook endpoints with its deliveries.
+func (s *Server) webhookEndpointDelete(ctx context.Context, in *WebhookEndpointIDInput) (*struct{}, error) {
+	_, err := core.WebhookEndpointDelete(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.WebhookEndpointDeleteParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return nil, nil
+}
+
+var webhookEndpointRotateSecretOperation = huma.Operation{
+	OperationID: "webhook-endpoint-rotate-secret",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/webhook-endpoints/{id}/rotate-secret",
+	Summary:     "Rotate a webhook endpoint's signing secret",
+	Description: "Replaces the secret at once: every attempt from now on, retries included, is signed with the new one. The response carries it; it is shown once.",
+	Tags:        webhookTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// webhookEndpointRotateSecret gives one of the tenant's webhook endpoints a new secret and
+// shows it once.
+func (s *Server) webhookEndpointRotateSecret(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointSecretOutput, error) {
+	endpoint, secret, err := core.WebhookEndpointRotateSecret(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.WebhookEndpointRotateSecretParams{
+		TenantID: tenantID(ctx), ID: in.ID,
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-endpoint-update",
-		Method:      http.MethodPatch,
-		Path:        "/v1/admin/webhook-endpoints/{id}",
-		Summary:     "Update a webhook endpoint",
-		Description: "Changes the fields given: url, event_types (replaced as a whole), enabled.",
-		Tags:        []string{tag},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *WebhookEndpointUpdateInput) (*WebhookEndpointOutput, error) {
-		endpoint, err := core.WebhookEndpointUpdate(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID, core.WebhookEndpointChange{
-			URL: in.Body.URL, EventTypes: eventTypeStrings(in.Body.EventTypes), Enabled: in.Body.Enabled,
-		})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &WebhookEndpointOutput{Body: webhookEndpointFrom(endpoint)}, nil
-	})
+var webhookDeliveryListOperation = huma.Operation{
+	OperationID: "webhook-delivery-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/webhook-deliveries",
+	Summary:     "List the tenant's webhook deliveries, newest first",
+	Tags:        webhookTags,
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "webhook-endpoint-delete",
-		Method:        http.MethodDelete,
-		Path:          "/v1/admin/webhook-endpoints/{id}",
-		Summary:       "Delete a webhook endpoint",
-		Description:   "Deletes the endpoint and its deliveries; deliveries still pending are dropped. To pause deliveries and keep their history, update it with enabled false instead.",
-		Tags:          []string{tag},
-		DefaultStatus: http.StatusNoContent,
-		Errors:        []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*struct{}, error) {
-		if _, err := core.WebhookEndpointDelete(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID); err != nil {
-			return nil, problem(ctx, err)
-		}
-		return nil, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-endpoint-rotate-secret",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/webhook-endpoints/{id}/rotate-secret",
-		Summary:     "Rotate a webhook endpoint's signing secret",
-		Description: "Replaces the secret at once: every attempt from now on, retries included, is signed with the new one. The response carries it; it is shown once.",
-		Tags:        []string{tag},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *WebhookEndpointIDInput) (*WebhookEndpointSecretOutput, error) {
-		endpoint, secret, err := core.WebhookEndpointRotateSecret(ctx, s.conn(ctx), s.cfg.Box, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &WebhookEndpointSecretOutput{Body: WebhookEndpointWithSecret{WebhookEndpoint: webhookEndpointFrom(endpoint), Secret: secret}}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-delivery-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/webhook-deliveries",
-		Summary:     "List the tenant's webhook deliveries, newest first",
-		Tags:        []string{tag},
-	}), func(ctx context.Context, in *WebhookDeliveryListInput) (*WebhookDeliveryListOutput, error) {
-		after, fetch := in.cursor()
-		params := sql.WebhookDeliveryListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch}
-		if id, err := uuid.Parse(in.EndpointID); err == nil {
-			params.EndpointID = &id
-		}
-		if in.State != "" {
-			state := sql.DeliveryState(in.State)
-			params.State = &state
-		}
-		rows, err := s.queries.WebhookDeliveryList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &WebhookDeliveryListOutput{Body: page(rows, fetch, func(r sql.WebhookDeliveryListRow) WebhookDelivery {
-			return webhookDeliveryFrom(sql.WebhookDelivery{
-				TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
-				LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
-				NextAttemptAt: r.NextAttemptAt,
-			}, r.EventType)
-		}, func(r sql.WebhookDeliveryListRow) uuid.UUID { return r.ID })}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "webhook-delivery-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/webhook-deliveries/{id}",
-		Summary:     "Get a webhook delivery",
-		Description: "With its attempts, the last attempt's status and error, and its event's id and type.",
-		Tags:        []string{tag},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
-		r, err := s.queries.WebhookDeliveryGet(ctx, s.conn(ctx), sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("webhook delivery %s: %w", in.ID, core.DBError(err)))
-		}
-		return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(sql.WebhookDelivery{
+// webhookDeliveryList pages through the tenant's webhook deliveries, filtered by endpoint
+// and state.
+func (s *Server) webhookDeliveryList(ctx context.Context, in *WebhookDeliveryListInput) (*WebhookDeliveryListOutput, error) {
+	after, fetch := in.cursor()
+	params := sql.WebhookDeliveryListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch}
+	if id, err := uuid.Parse(in.EndpointID); err == nil {
+		params.EndpointID = &id
+	}
+	if in.State != "" {
+		state := sql.DeliveryState(in.State)
+		params.State = &state
+	}
+	rows, err := s.queries.WebhookDeliveryList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookDeliveryListOutput{Body: page(rows, fetch, func(r sql.WebhookDeliveryListRow) WebhookDelivery {
+		return webhookDeliveryFrom(sql.WebhookDelivery{
 			TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
 			LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 			NextAttemptAt: r.NextAttemptAt,
-		}, r.EventType)}, nil
-	})
+		}, r.EventType)
+	}, func(r sql.WebhookDeliveryListRow) uuid.UUID { return r.ID })}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "webhook-delivery-retry",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/webhook-deliveries/{id}/retry",
-		Summary:       "Retry a dead or pending webhook delivery now",
-		Description:   "Makes a dead or pending delivery due now with a fresh attempt budget (the full retry schedule); its endpoint's delivery job sends it, after the endpoint's deliveries that were due before. A succeeded delivery, or one whose endpoint is disabled, is 409.",
-		Tags:          []string{tag},
-		DefaultStatus: http.StatusAccepted,
-		Errors:        []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
-		tx, _ := s.conn(ctx).(pgx.Tx) // a write: the transact middleware opened it
-		delivery, err := core.WebhookDeliveryRetry(ctx, tx, s.cfg.Jobs, s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		r, err := s.queries.WebhookDeliveryGet(ctx, tx, sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: delivery.ID})
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(delivery, r.EventType)}, nil
-	})
+var webhookDeliveryGetOperation = huma.Operation{
+	OperationID: "webhook-delivery-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/webhook-deliveries/{id}",
+	Summary:     "Get a webhook delivery",
+	Description: "With its attempts, the last attempt's status and error, and its event's id and type.",
+	Tags:        webhookTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// webhookDeliveryGet reads one of the tenant's webhook deliveries with its event's type.
+func (s *Server) webhookDeliveryGet(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
+	r, err := s.queries.WebhookDeliveryGet(ctx, s.conn(ctx), sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("webhook delivery %s: %w", in.ID, err))
+	}
+	return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(sql.WebhookDelivery{
+		TenantID: r.TenantID, ID: r.ID, EventID: r.EventID, EndpointID: r.EndpointID, State: r.State, Attempts: r.Attempts,
+		LastAttemptAt: r.LastAttemptAt, LastStatus: r.LastStatus, LastError: r.LastError, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+		NextAttemptAt: r.NextAttemptAt,
+	}, r.EventType)}, nil
+}
+
+var webhookDeliveryRetryOperation = huma.Operation{
+	OperationID:   "webhook-delivery-retry",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/webhook-deliveries/{id}/retry",
+	Summary:       "Retry a dead or pending webhook delivery now",
+	Description:   "Makes a dead or pending delivery due now with a fresh attempt budget (the full retry schedule); its endpoint's delivery job sends it, after the endpoint's deliveries that were due before. A succeeded delivery, or one whose endpoint is disabled, is 409.",
+	Tags:          webhookTags,
+	DefaultStatus: http.StatusAccepted,
+	Errors:        []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// webhookDeliveryRetry makes one of the tenant's dead or pending deliveries due now.
+func (s *Server) webhookDeliveryRetry(ctx context.Context, in *WebhookDeliveryIDInput) (*WebhookDeliveryOutput, error) {
+	delivery, err := core.WebhookDeliveryRetry(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.WebhookDeliveryRetryParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	r, err := s.queries.WebhookDeliveryGet(ctx, tx(ctx), sql.WebhookDeliveryGetParams{TenantID: tenantID(ctx), ID: delivery.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &WebhookDeliveryOutput{Body: webhookDeliveryFrom(delivery, r.EventType)}, nil
 }

@@ -185,8 +185,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		require.Len(t, list.Items, core.WebhookMaxEndpointsDefault)
 
 		other := factory.Tenant(t, b.db)
-		_, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
+		_, err := otherEndpoint(b, other.ID)
 		require.NoError(t, err, "the cap is per tenant")
 	})
 
@@ -301,8 +300,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		other := factory.Tenant(t, b.db)
-		theirs, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
+		theirs, err := otherEndpoint(b, other.ID)
 		require.NoError(t, err)
 		path := "/v1/admin/webhook-endpoints/" + theirs.ID.String()
 
@@ -531,8 +529,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		other := factory.Tenant(t, b.db)
-		_, _, err := core.WebhookEndpointCreate(context.Background(), b.db, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
+		_, err := otherEndpoint(b, other.ID)
 		require.NoError(t, err)
 		inserter, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
 		require.NoError(t, err)
@@ -567,4 +564,17 @@ func eventData(t *testing.T, eventType string) core.EventData {
 	}
 	require.Failf(t, "no test payload", "%q", eventType)
 	return nil
+}
+
+// otherEndpoint creates an endpoint of tenantID (another tenant than the caller's) at
+// https://other.example/hooks, subscribed to license.issued.
+func otherEndpoint(b *bundle, tenantID uuid.UUID) (endpoint sql.WebhookEndpoint, err error) {
+	err = pg.InTx(context.Background(), b.db, func(tx pgx.Tx) error {
+		endpoint, _, err = core.WebhookEndpointCreate(context.Background(), tx, factory.Step(), core.WebhookEndpointCreateParams{
+			TenantID: tenantID, MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: "https://other.example/hooks",
+			EventTypes: []string{core.EventLicenseIssued},
+		})
+		return err
+	})
+	return endpoint, err
 }

@@ -150,7 +150,7 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 			return upstream.Target{}, false, fmt.Errorf("lease licence %s: %w", next.LicenseID, err)
 		}
 		if leased == 1 {
-			target, err := upstream.ForCheck(ctx, w.cfg.DB, next.TenantID, next.LicenseID)
+			target, err := upstream.CheckTarget(ctx, w.cfg.DB, sql.UpstreamLicenseForCheckParams{TenantID: next.TenantID, LicenseID: next.LicenseID})
 			return target, err == nil, err
 		}
 	}
@@ -160,11 +160,11 @@ func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, boo
 // check asks the store about target and records the answer.
 func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobargs.RevocationCheck], target upstream.Target) error {
 	var res upstream.Result
-	key, err := upstream.OpenAPIKey(w.cfg.Box, target.TenantID, target.StoreID, target.APIKeySealed)
+	key, err := upstream.UnsealAPIKey(w.cfg.Box, target)
 	if err != nil {
 		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
 	} else {
-		res = w.client.Check(ctx, target.BaseURL, key, target.ExternalLicenseID)
+		res = w.client.Check(ctx, upstream.CheckParams{BaseURL: target.BaseURL, APIKey: key, ExternalLicenseID: target.ExternalLicenseID})
 	}
 	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
 	// request goes unrecorded.
@@ -172,6 +172,6 @@ func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobarg
 	defer cancel()
 	return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
 		st := w.cfg.step(ctx, job.JobRow)
-		return upstream.RecordCheck(rctx, tx, st, target, res, w.rc.ErrorBackoff)
+		return upstream.RecordCheck(rctx, tx, st, upstream.RecordCheckParams{Target: target, Result: res, Backoff: w.rc.ErrorBackoff})
 	})
 }

@@ -37,7 +37,7 @@ type revocationBundle struct {
 	worker *rivertest.Worker[jobargs.RevocationCheck, pgx.Tx]
 }
 
-func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstream.StoreParams)) *revocationBundle {
+func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstream.StoreCreateParams)) *revocationBundle {
 	t.Helper()
 	tx := testdb.Tx(t)
 	t.Cleanup(func() { factory.RequireEventsDocumented(t, tx) })
@@ -130,15 +130,15 @@ func TestRevocationCheckWorker(t *testing.T) {
 
 	t.Run("GoneEmitsOnceUnderRetry", func(t *testing.T) {
 		t.Parallel()
-		b := setupRevocation(t, RevocationConfig{}, func(p *upstream.StoreParams) { p.RevokeOnGone = true })
+		b := setupRevocation(t, RevocationConfig{}, func(p *upstream.StoreCreateParams) { p.RevokeOnGone = true })
 		ids := factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("L1", "u1", acquired))
 		b.fire(t)
-		target, err := upstream.ForCheck(b.ctx, b.tx, b.store.TenantID, ids["L1"])
+		target, err := upstream.CheckTarget(b.ctx, b.tx, sql.UpstreamLicenseForCheckParams{TenantID: b.store.TenantID, LicenseID: ids["L1"]})
 		require.NoError(t, err)
 		// A retried job records the same answer again: nothing more happens.
 		st := factory.Step()
 		st.Now = b.clock.Now()
-		require.NoError(t, upstream.RecordCheck(b.ctx, b.tx, st, target, upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, time.Minute))
+		require.NoError(t, upstream.RecordCheck(b.ctx, b.tx, st, upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, Backoff: time.Minute}))
 		b.clock.Advance(time.Hour)
 		b.fire(t)
 		require.Equal(t, 1, b.count(t, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'license.upstream_revoked'", b.store.TenantID))

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -107,7 +108,7 @@ func (w *WebhookDeliverWorker) Timeout(*river.Job[jobargs.WebhookDeliver]) time.
 func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.WebhookDeliver]) error {
 	args := job.Args
 	endpoint, err := queries.WebhookEndpointGet(ctx, w.cfg.DB, sql.WebhookEndpointGetParams{TenantID: args.TenantID, ID: args.EndpointID})
-	switch err = core.DBError(err); {
+	switch {
 	case errors.Is(err, core.ErrNotFound):
 		w.cfg.Log.InfoContext(ctx, "webhook endpoint is gone; nothing to send", "endpoint_id", args.EndpointID)
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
@@ -129,7 +130,7 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 			TenantID: args.TenantID, EndpointID: args.EndpointID, Now: attemptedAt,
 			LeaseUntil: attemptedAt.Add(w.Timeout(job)),
 		})
-		switch err = core.DBError(err); {
+		switch {
 		case errors.Is(err, core.ErrNotFound):
 			return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return w.finish(ctx, tx, job, false) })
 		case err != nil:
@@ -163,7 +164,7 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 func (w *WebhookDeliverWorker) finish(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], failed bool) error {
 	args := job.Args
 	_, err := queries.WebhookEndpointLockForDeliver(ctx, tx, sql.WebhookEndpointLockForDeliverParams{TenantID: args.TenantID, ID: args.EndpointID})
-	switch err = core.DBError(err); {
+	switch {
 	case errors.Is(err, core.ErrNotFound):
 		return complete(ctx, tx, job)
 	case err != nil:
@@ -175,21 +176,23 @@ func (w *WebhookDeliverWorker) finish(ctx context.Context, tx pgx.Tx, job *river
 	if failed {
 		return nil
 	}
-	more, err := queries.WebhookEndpointHasWork(ctx, tx, sql.WebhookEndpointHasWorkParams{TenantID: args.TenantID, ID: args.EndpointID, Now: w.cfg.Clock.Now()})
+	st := w.cfg.step(ctx, job.JobRow)
+	more, err := queries.WebhookEndpointHasWork(ctx, tx, sql.WebhookEndpointHasWorkParams{TenantID: args.TenantID, ID: args.EndpointID, Now: st.Now})
 	if err != nil || !more {
 		return err
 	}
 	// After JobCompleteTx: the job is no longer live, so the unique insert makes a new one.
-	return core.EnqueueWebhookDeliver(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), args.TenantID, args.EndpointID)
+	return core.WebhookDeliverEnqueue(ctx, tx, st, core.WebhookDeliverEnqueueParams{TenantID: args.TenantID, EndpointIDs: []uuid.UUID{args.EndpointID}})
 }
 
 // record records an attempt's outcome (attemptErr nil for a 2xx) and, when the delivery
 // finished, audits it. A delivery that is no longer pending (an admin deleted its endpoint
 // meanwhile) records nothing.
 func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], d sql.WebhookDeliveryClaimNextDueRow, attemptedAt time.Time, status int32, attemptErr error) error {
+	st := w.cfg.step(ctx, job.JobRow)
 	params := sql.WebhookDeliveryRecordAttemptParams{
 		TenantID: job.Args.TenantID, ID: d.ID, Succeeded: attemptErr == nil, AttemptedAt: attemptedAt,
-		RetryAt: WebhookRetryAt(attemptedAt, int(d.RoundAttempts)+1), MaxAttempts: WebhookDeliveryMaxAttempts, Now: w.cfg.Clock.Now(),
+		RetryAt: WebhookRetryAt(attemptedAt, int(d.RoundAttempts)+1), MaxAttempts: WebhookDeliveryMaxAttempts, Now: st.Now,
 	}
 	if status != 0 {
 		params.LastStatus = &status
@@ -199,7 +202,7 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 		params.LastError = &message
 	}
 	recorded, err := queries.WebhookDeliveryRecordAttempt(ctx, tx, params)
-	switch err = core.DBError(err); {
+	switch {
 	case errors.Is(err, core.ErrNotFound):
 		return nil
 	case err != nil:
@@ -213,7 +216,7 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 	if recorded.State == sql.DeliveryStateDead {
 		action = "webhook_delivery.die"
 	}
-	return core.Audit(ctx, tx, core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow)}, core.Change{TenantID: job.Args.TenantID,
+	return core.Audit(ctx, tx, st, core.Change{TenantID: job.Args.TenantID,
 		Action: action, SubjectType: "webhook_delivery", SubjectID: d.ID.String(),
 		Details: map[string]any{"attempts": recorded.Attempts, "last_status": recorded.LastStatus, "last_error": recorded.LastError},
 	})
@@ -222,16 +225,16 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 // abandon makes a batch of a disabled endpoint's pending deliveries dead without sending
 // them and audits each.
 func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver]) error {
-	args := job.Args
+	args, st := job.Args, w.cfg.step(ctx, job.JobRow)
 	const reason = "the endpoint is disabled; not attempted"
 	ids, err := queries.WebhookDeliveryAbandonPending(ctx, tx, sql.WebhookDeliveryAbandonPendingParams{
-		TenantID: args.TenantID, EndpointID: args.EndpointID, Reason: reason, Now: w.cfg.Clock.Now(), Batch: webhookAbandonBatch,
+		TenantID: args.TenantID, EndpointID: args.EndpointID, Reason: reason, Now: st.Now, Batch: webhookAbandonBatch,
 	})
 	if err != nil {
-		return fmt.Errorf("abandon deliveries of webhook endpoint %s: %w", args.EndpointID, core.DBError(err))
+		return fmt.Errorf("abandon deliveries of webhook endpoint %s: %w", args.EndpointID, err)
 	}
 	for _, id := range ids {
-		err := core.Audit(ctx, tx, core.Step{Now: w.cfg.Clock.Now(), Actor: jobActor(job.JobRow)}, core.Change{TenantID: args.TenantID,
+		err := core.Audit(ctx, tx, st, core.Change{TenantID: args.TenantID,
 			Action: "webhook_delivery.die", SubjectType: "webhook_delivery", SubjectID: id.String(),
 			Details: map[string]any{"last_error": reason},
 		})
@@ -265,7 +268,7 @@ func (w *WebhookDeliverSweepWorker) Work(ctx context.Context, job *river.Job[job
 			return 0, fmt.Errorf("list webhook endpoints with work due: %w", err)
 		}
 		for _, e := range due {
-			if err := core.EnqueueWebhookDeliver(ctx, tx, st.Jobs, e.TenantID, e.ID); err != nil {
+			if err := core.WebhookDeliverEnqueue(ctx, tx, st, core.WebhookDeliverEnqueueParams{TenantID: e.TenantID, EndpointIDs: []uuid.UUID{e.ID}}); err != nil {
 				return 0, err
 			}
 		}

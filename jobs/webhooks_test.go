@@ -189,13 +189,19 @@ func setupDeliver(t *testing.T, timeout time.Duration, opts ...func(*Config)) *d
 // secret.
 func (b *deliverBundle) endpoint(t *testing.T, r *receiver, url string, types ...string) sql.WebhookEndpoint {
 	t.Helper()
-	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, b.tenant.ID,
-		core.WebhookMaxEndpointsDefault, url, types)
+	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.tx, b.step(), core.WebhookEndpointCreateParams{
+		TenantID: b.tenant.ID, MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: url, EventTypes: types,
+	})
 	require.NoError(t, err)
 	if r != nil {
 		r.setSecret(secret)
 	}
 	return endpoint
+}
+
+// step is what the test's own core steps need: the bundle's time and inserter.
+func (b *deliverBundle) step() core.Step {
+	return core.Step{Now: b.clock.Now(), Actor: factory.Actor, Box: factory.Box, Jobs: b.inserter}
 }
 
 // emit emits an event in its own savepoint and returns the deliveries it created, by
@@ -688,7 +694,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		endpoint := b.endpoint(t, r, r.srv.URL, core.EventLicenseIssued)
 		b.emit(t, core.LicenseIssuedEvent{})
 		job := b.job(t, endpoint.ID)
-		_, err := core.WebhookEndpointDelete(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID)
+		_, err := core.WebhookEndpointDelete(context.Background(), b.tx, b.step(), core.WebhookEndpointDeleteParams{TenantID: b.tenant.ID, ID: endpoint.ID})
 		require.NoError(t, err)
 
 		res, err := b.worker.WorkJob(context.Background(), t, b.tx, job)
@@ -710,8 +716,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		backingOff := b.emit(t, core.LicenseIssuedEvent{})[endpoint.ID]
 		_, err = b.tx.Exec(context.Background(), `UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1`, backingOff.ID, b.clock.Now().Add(time.Hour))
 		require.NoError(t, err)
-		_, err = core.WebhookEndpointUpdate(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID,
-			core.WebhookEndpointChange{Enabled: new(false)})
+		_, err = core.WebhookEndpointUpdate(context.Background(), b.tx, b.step(), core.WebhookEndpointUpdateParams{
+			TenantID: b.tenant.ID, ID: endpoint.ID, Enabled: new(false),
+		})
 		require.NoError(t, err)
 		_, err = b.tx.Exec(context.Background(), `UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = $1`, jobargs.WebhookDeliver{}.Kind())
 		require.NoError(t, err)
@@ -744,7 +751,9 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		_, err := b.work(t, endpoint.ID)
 		require.NoError(t, err)
 
-		_, newSecret, err := core.WebhookEndpointRotateSecret(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, b.tenant.ID, endpoint.ID)
+		_, newSecret, err := core.WebhookEndpointRotateSecret(context.Background(), b.tx, b.step(), core.WebhookEndpointRotateSecretParams{
+			TenantID: b.tenant.ID, ID: endpoint.ID,
+		})
 		require.NoError(t, err)
 		require.NotEqual(t, oldSecret, newSecret)
 		r.setSecret(newSecret)
@@ -778,7 +787,7 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		r.answer(http.StatusOK, "")
 		b.clock.Advance(time.Hour)
 		require.NoError(t, pg.InTx(context.Background(), b.tx, func(tx pgx.Tx) error {
-			_, err := core.WebhookDeliveryRetry(context.Background(), tx, b.inserter, b.clock.Now(), factory.Actor, b.tenant.ID, delivery.ID)
+			_, err := core.WebhookDeliveryRetry(context.Background(), tx, b.step(), core.WebhookDeliveryRetryParams{TenantID: b.tenant.ID, ID: delivery.ID})
 			return err
 		}))
 		_, err = b.work(t, endpoint.ID)
@@ -799,13 +808,15 @@ func TestWebhookDeliverWorker(t *testing.T) {
 		subscribed := b.endpoint(t, nil, "https://a.example/hooks", core.EventLicenseIssued, core.EventLicenseRevoked)
 		alsoSubscribed := b.endpoint(t, nil, "https://b.example/hooks", core.EventLicenseIssued)
 		disabled := b.endpoint(t, nil, "https://c.example/hooks", core.EventLicenseIssued)
-		_, err := core.WebhookEndpointUpdate(context.Background(), b.tx, b.clock.Now(), factory.Actor, b.tenant.ID, disabled.ID,
-			core.WebhookEndpointChange{Enabled: new(false)})
+		_, err := core.WebhookEndpointUpdate(context.Background(), b.tx, b.step(), core.WebhookEndpointUpdateParams{
+			TenantID: b.tenant.ID, ID: disabled.ID, Enabled: new(false),
+		})
 		require.NoError(t, err)
 		b.endpoint(t, nil, "https://d.example/hooks", core.EventLicenseRevoked) // not subscribed
 		other := factory.Tenant(t, b.tx)
-		_, _, err = core.WebhookEndpointCreate(context.Background(), b.tx, factory.Box, b.clock.Now(), factory.Actor, other.ID,
-			core.WebhookMaxEndpointsDefault, "https://other.example/hooks", []string{core.EventLicenseIssued})
+		_, _, err = core.WebhookEndpointCreate(context.Background(), b.tx, b.step(), core.WebhookEndpointCreateParams{
+			TenantID: other.ID, MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: "https://other.example/hooks", EventTypes: []string{core.EventLicenseIssued},
+		})
 		require.NoError(t, err)
 
 		created := b.emit(t, core.LicenseIssuedEvent{})
@@ -888,8 +899,15 @@ func (b *riverBundle) start(t *testing.T) {
 // (when given) its secret.
 func (b *riverBundle) endpoint(t *testing.T, tenantID uuid.UUID, r *receiver, url string) sql.WebhookEndpoint {
 	t.Helper()
-	endpoint, secret, err := core.WebhookEndpointCreate(context.Background(), b.pool, factory.Box, b.clock.Now(), factory.Actor, tenantID,
-		core.WebhookMaxEndpointsDefault, url, []string{core.EventLicenseIssued})
+	var endpoint sql.WebhookEndpoint
+	var secret string
+	err := pg.InTx(context.Background(), b.pool, func(tx pgx.Tx) (err error) {
+		st := core.Step{Now: b.clock.Now(), Actor: factory.Actor, Box: factory.Box, Jobs: b.client}
+		endpoint, secret, err = core.WebhookEndpointCreate(context.Background(), tx, st, core.WebhookEndpointCreateParams{
+			TenantID: tenantID, MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: url, EventTypes: []string{core.EventLicenseIssued},
+		})
+		return err
+	})
 	require.NoError(t, err)
 	if r != nil {
 		r.setSecret(secret)

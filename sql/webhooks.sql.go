@@ -216,7 +216,7 @@ type WebhookDeliveryCreateManyParams struct {
 	EventID     uuid.UUID
 	Now         time.Time
 	Ids         []uuid.UUID
-	EndpointIds []uuid.UUID
+	EndpointIDs []uuid.UUID
 }
 
 // WebhookDeliveryCreateMany creates one pending delivery of an event per endpoint, due at
@@ -229,7 +229,7 @@ func (q *Queries) WebhookDeliveryCreateMany(ctx context.Context, db DBTX, arg We
 		arg.EventID,
 		arg.Now,
 		arg.Ids,
-		arg.EndpointIds,
+		arg.EndpointIDs,
 	)
 	return err
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -100,7 +101,13 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 	if err != nil {
 		return err
 	}
-	if _, _, err := core.WebhookEndpointCreate(ctx, pool, box, now, actor, tenant.ID, core.WebhookMaxEndpointsDefault, "https://hooks.example.com/bench", []string{core.EventLicenseUpstreamRevoked}); err != nil {
+	st := core.Step{Now: now, Actor: actor, Box: box}
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, _, err := core.WebhookEndpointCreate(ctx, tx, st, core.WebhookEndpointCreateParams{TenantID: tenant.ID,
+			MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: "https://hooks.example.com/bench", EventTypes: []string{core.EventLicenseUpstreamRevoked}})
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	product, err := sql.New().ProductCreate(ctx, pool, sql.ProductCreateParams{TenantID: tenant.ID, ID: core.NewID(), Slug: "bench", Name: "Bench", Now: now})
@@ -114,8 +121,12 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 	if err != nil {
 		return err
 	}
-	store, err := upstream.StoreCreate(ctx, pool, core.Step{Now: now, Actor: actor, Box: box}, tenant.ID, upstream.StoreParams{
-		Kind: "jinxxy", Name: "Bench", BaseURL: "https://store.example.com", APIKey: "k", PolicyID: policy.ID, Enabled: true,
+	var store sql.UpstreamStore
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		store, err = upstream.StoreCreate(ctx, tx, st, upstream.StoreCreateParams{TenantID: tenant.ID,
+			Kind: "jinxxy", Name: "Bench", BaseURL: "https://store.example.com", APIKey: "k", PolicyID: policy.ID, Enabled: true,
+		})
+		return err
 	})
 	if err != nil {
 		return err

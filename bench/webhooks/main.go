@@ -229,18 +229,27 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	}
 	defer stopA()
 	defer close(release)
+	st := core.Step{Now: now, Actor: actor, Box: box}
+	endpointCreate := func(p core.WebhookEndpointCreateParams) (id uuid.UUID, err error) {
+		err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+			endpoint, _, err := core.WebhookEndpointCreate(ctx, tx, st, p)
+			id = endpoint.ID
+			return err
+		})
+		return id, err
+	}
 	var endpointIDs []uuid.UUID
 	for _, u := range urls {
-		endpoint, _, err := core.WebhookEndpointCreate(ctx, pool, box, now, actor, tenantA.ID, o.aEndpoints, u, []string{core.EventLicenseIssued})
+		id, err := endpointCreate(core.WebhookEndpointCreateParams{TenantID: tenantA.ID, MaxEndpoints: o.aEndpoints, URL: u, EventTypes: []string{core.EventLicenseIssued}})
 		if err != nil {
 			return err
 		}
-		endpointIDs = append(endpointIDs, endpoint.ID)
+		endpointIDs = append(endpointIDs, id)
 	}
 	rec := &receiver{arrived: map[int]time.Time{}}
 	srvB := httptest.NewServer(rec)
 	defer srvB.Close()
-	if _, _, err := core.WebhookEndpointCreate(ctx, pool, box, now, actor, tenantB.ID, 1, srvB.URL, []string{core.EventLicenseIssued}); err != nil {
+	if _, err := endpointCreate(core.WebhookEndpointCreateParams{TenantID: tenantB.ID, MaxEndpoints: 1, URL: srvB.URL, EventTypes: []string{core.EventLicenseIssued}}); err != nil {
 		return err
 	}
 
@@ -300,7 +309,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	}
 	// A's endpoints' jobs, as the transactions creating the deliveries would have enqueued.
 	if err := pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-		return core.EnqueueWebhookDeliver(ctx, tx, client, tenantA.ID, endpointIDs...)
+		return core.WebhookDeliverEnqueue(ctx, tx, core.Step{Jobs: client}, core.WebhookDeliverEnqueueParams{TenantID: tenantA.ID, EndpointIDs: endpointIDs})
 	}); err != nil {
 		return err
 	}

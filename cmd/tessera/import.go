@@ -12,12 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/internal/clock"
-	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -71,13 +68,12 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	}
 	tenant, err := sql.New().TenantGetBySlug(ctx, c.db, tenantSlug)
 	if err != nil {
-		return fmt.Errorf("tenant %q: %w", tenantSlug, core.DBError(err))
+		return fmt.Errorf("tenant %q: %w", tenantSlug, err)
 	}
-	jobsClient, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // insert-only: imports enqueue nothing today
+	st, err := c.step(box)
 	if err != nil {
 		return err
 	}
-	st := core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box, Jobs: jobsClient}
 	rows, err := upstream.ParseRows(bufio.NewReader(in), st.Now)
 	var rowErrs upstream.RowErrors
 	if errors.As(err, &rowErrs) {
@@ -91,7 +87,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	bar := progress{out: progressOut, total: len(rows), start: clock.System{}.Now()}
 	var result upstream.ImportResult
 	err = pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
-		im, err := upstream.NewImporter(ctx, tx, st, tenant.ID, storeID)
+		im, err := upstream.NewImporter(ctx, tx, st, upstream.ImporterParams{TenantID: tenant.ID, StoreID: storeID})
 		if err != nil {
 			return err
 		}

@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/api"
@@ -95,7 +93,7 @@ func newJobsCommand() *cobra.Command {
 				return err
 			}
 			return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-				job, err := core.JobGet(cmd.Context(), tx, tenantID, id)
+				job, err := core.JobGet(cmd.Context(), tx, core.JobParams{TenantID: tenantID, ID: id})
 				if err != nil {
 					return err
 				}
@@ -112,7 +110,7 @@ func newJobsCommand() *cobra.Command {
 		Short: "Make a job available to run again now (not a running or already available one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return changeJob(cmd, tenantSlug, args[0], "retried", core.JobRetry)
+			return changeJob(cmd, tenantSlug, args[0], jobRetry)
 		},
 	}
 	cancel := &cobra.Command{
@@ -120,7 +118,7 @@ func newJobsCommand() *cobra.Command {
 		Short: "Cancel a job that has not finished (a running one stops when its attempt returns)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return changeJob(cmd, tenantSlug, args[0], "cancelled", core.JobCancel)
+			return changeJob(cmd, tenantSlug, args[0], jobCancel)
 		},
 	}
 	for _, c := range []*cobra.Command{list, show} {
@@ -150,23 +148,31 @@ func jobID(arg string) (int64, error) {
 	return id, nil
 }
 
-// jobChange is core.JobRetry or core.JobCancel.
-type jobChange func(ctx context.Context, tx pgx.Tx, jobs core.JobOperator, now time.Time, actor core.Actor, tenantID *uuid.UUID, id int64) (sql.RiverJob, error)
+// jobChange is a change an operator makes to a job: core.JobRetry or core.JobCancel, and
+// the word the command says it with.
+type jobChange struct {
+	step func(ctx context.Context, tx pgx.Tx, st core.Step, p core.JobParams) (sql.RiverJob, error)
+	done string
+}
 
-// changeJob retries or cancels the job arg names, in the scope of tenantSlug, and says what
-// it did. A job across tenants, in no tenant's audit log, is logged instead.
-func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChange) error {
+var (
+	jobRetry  = jobChange{step: core.JobRetry, done: "retried"}
+	jobCancel = jobChange{step: core.JobCancel, done: "cancelled"}
+)
+
+// changeJob makes change to the job arg names, in the scope of tenantSlug, and says what it
+// did. A job across tenants, in no tenant's audit log, is logged instead.
+func changeJob(cmd *cobra.Command, tenantSlug, arg string, change jobChange) error {
 	id, err := jobID(arg)
 	if err != nil {
 		return err
 	}
-	client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{}) // retries and cancels in the command's transaction
-	if err != nil {
-		return err
-	}
 	return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-		actor := cliActor()
-		job, err := change(cmd.Context(), tx, client, c.clock.Now(), actor, tenantID, id)
+		st, err := c.step(nil)
+		if err != nil {
+			return err
+		}
+		job, err := change.step(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
 		if err != nil {
 			return err
 		}
@@ -176,10 +182,10 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg, done string, change jobChang
 		}
 		if owner == "" {
 			owner = "across tenants"
-			c.log.Info("job changed by operator", "action", done, "job_id", job.ID, "kind", job.Kind, "state", job.State,
-				"actor_type", actor.Type, "actor_id", actor.ID)
+			c.log.Info("job changed by operator", "action", change.done, "job_id", job.ID, "kind", job.Kind, "state", job.State,
+				"actor_type", st.Actor.Type, "actor_id", st.Actor.ID)
 		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s job %d (%s, %s): now %s\n", done, job.ID, job.Kind, owner, job.State)
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s job %d (%s, %s): now %s\n", change.done, job.ID, job.Kind, owner, job.State)
 		return err
 	})
 }
@@ -239,7 +245,7 @@ func jobOwner(ctx context.Context, tx pgx.Tx, job sql.RiverJob) (string, error) 
 	}
 	tenant, err := sql.New().TenantGet(ctx, tx, *tenantID)
 	if err != nil {
-		return "", fmt.Errorf("tenant %s of job %d: %w", tenantID, job.ID, core.DBError(err))
+		return "", fmt.Errorf("tenant %s of job %d: %w", tenantID, job.ID, err)
 	}
 	return tenant.Slug, nil
 }

@@ -8,11 +8,14 @@ import (
 	"os/user"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/secrets"
 )
 
 func newRootCommand() *cobra.Command {
@@ -71,6 +74,17 @@ func cliActor() core.Actor {
 		name = u.Username
 	}
 	return core.Actor{Type: core.ActorCLI, ID: name}
+}
+
+// step returns what a core step run by a CLI command needs: the time, the operating-system
+// user as the actor, box (nil for a step that opens no secret), and an insert-only River
+// client that enqueues, retries and cancels jobs in the command's transaction.
+func (c *cli) step(box *secrets.Box) (core.Step, error) {
+	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	if err != nil {
+		return core.Step{}, err
+	}
+	return core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box, Jobs: jobs}, nil
 }
 
 // docsURL is where the API's documentation is served for a listen address.

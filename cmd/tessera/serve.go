@@ -110,51 +110,19 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		return err
 	}
 	clk := clock.System{}
-	// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
-	rates := payment.NewCached(payments, clk, cfg.RateMaxAge)
-	jobsCfg := cfg.jobSettings()
-	jobsCfg.DB, jobsCfg.Clock, jobsCfg.Log, jobsCfg.Box, jobsCfg.Payments, jobsCfg.Rates = pool, clk, log, box, payments, rates
-	workers, err := jobs.Workers(jobsCfg)
-	if err != nil {
-		return err
-	}
-	periodic, err := jobs.PeriodicJobs(jobsCfg)
-	if err != nil {
-		return err
-	}
-	queues := map[string]river.QueueConfig{
-		river.QueueDefault:    {MaxWorkers: cfg.Workers},
-		jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
-	}
-	obs, err := newObservability(pool, clk, log, slices.Sorted(maps.Keys(queues)))
-	if err != nil {
-		return err
-	}
+	sv := services{pool: pool, clock: clk, log: log, box: box, payments: payments,
+		// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
+		rates: payment.NewCached(payments, clk, cfg.RateMaxAge)}
 	rescueAfter, err := cfg.rescueStuckJobsAfter()
 	if err != nil {
 		return err
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:       queues,
-		Workers:      workers,
-		Middleware:   []rivertype.Middleware{obs.jobs},
-		PeriodicJobs: periodic,
-		Logger:       log,
-		// Every worker sets its own Timeout; this is River's fallback for any that would not.
-		JobTimeout: cfg.JobTimeout,
-		// A job still running after this is taken for orphaned and retried: minutes, not
-		// River's default hour, yet never before its own timeout has passed.
-		RescueStuckJobsAfter: rescueAfter,
-	})
-	if err != nil {
-		return fmt.Errorf("create river client: %w", err)
+	if sv.jobs, sv.obs, err = startJobs(ctx, cfg, sv, rescueAfter); err != nil {
+		return err
 	}
-	// River stops hard when its start context ends; shutdown below stops it softly first.
-	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start river: %w", err)
-	}
+	client := sv.jobs
 
-	handler := obs.handler()
+	handler := sv.obs.handler()
 	if what == servesAPI {
 		// River UI shares this process's River client; it stops after HTTP has drained.
 		uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
@@ -163,7 +131,8 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
-		handler, err = newHandler(cfg, services{pool: pool, clock: clk, log: log, jobs: client, box: box, payments: payments, rates: rates, obs: obs, mounts: mounts})
+		sv.mounts = mounts
+		handler, err = newHandler(cfg, sv)
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
@@ -180,6 +149,56 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		log.InfoContext(ctx, "tessera working jobs", "workers", cfg.Workers, "metrics", "http://"+ln.Addr().String()+"/metrics",
 			"rescue_stuck_jobs_after", rescueAfter)
 	}
+	return errors.Join(serveHTTP(ctx, cfg, ln, handler, log), stopRiver(client, cfg.ShutdownTimeout))
+}
+
+// startJobs creates the process's River client on sv's pool, working every job kind and
+// enqueuing the periodic schedule, with the metrics of jobs and requests (observability),
+// and starts it.
+func startJobs(ctx context.Context, cfg Config, sv services, rescueAfter time.Duration) (*river.Client[pgx.Tx], *observability, error) {
+	jobsCfg := cfg.jobSettings()
+	jobsCfg.DB, jobsCfg.Clock, jobsCfg.Log, jobsCfg.Box, jobsCfg.Payments, jobsCfg.Rates = sv.pool, sv.clock, sv.log, sv.box, sv.payments, sv.rates
+	workers, err := jobs.Workers(jobsCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	periodic, err := jobs.PeriodicJobs(jobsCfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault:    {MaxWorkers: cfg.Workers},
+		jobargs.QueueWebhooks: {MaxWorkers: cfg.WebhookWorkers},
+	}
+	obs, err := newObservability(sv.pool, sv.clock, sv.log, slices.Sorted(maps.Keys(queues)))
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(sv.pool), &river.Config{
+		Queues:       queues,
+		Workers:      workers,
+		Middleware:   []rivertype.Middleware{obs.jobs},
+		PeriodicJobs: periodic,
+		Logger:       sv.log,
+		// Every worker sets its own Timeout; this is River's fallback for any that would not.
+		JobTimeout: cfg.JobTimeout,
+		// A job still running after this is taken for orphaned and retried: minutes, not
+		// River's default hour, yet never before its own timeout has passed.
+		RescueStuckJobsAfter: rescueAfter,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create river client: %w", err)
+	}
+	// River stops hard when its start context ends; run's shutdown stops it softly first.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, nil, fmt.Errorf("start river: %w", err)
+	}
+	return client, obs, nil
+}
+
+// serveHTTP serves handler on ln until ctx is cancelled (logged on log) or serving fails,
+// then stops accepting and drains the requests in flight within cfg.ShutdownTimeout.
+func serveHTTP(ctx context.Context, cfg Config, ln net.Listener, handler http.Handler, log *slog.Logger) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -192,11 +211,11 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		runErr = fmt.Errorf("serve http: %w", runErr)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("drain http requests: %w", err))
 	}
-	cancel()
-	return errors.Join(runErr, stopRiver(client, cfg.ShutdownTimeout))
+	return runErr
 }
 
 // services are what a serving process has built from its configuration.

@@ -74,7 +74,7 @@ func Audit(ctx context.Context, tx sql.DBTX, st Step, c Change) error {
 		RequestID:   requestID,
 	})
 	if err != nil {
-		return fmt.Errorf("append audit log %s: %w", c.Action, DBError(err))
+		return fmt.Errorf("append audit log %s: %w", c.Action, err)
 	}
 	return nil
 }

@@ -29,8 +29,9 @@ func DB(db pg.DB) pg.DB {
 	return translatingDB{db}
 }
 
-// Tx returns tx with every error of its queries translated by DBError, as DB does for a
-// database; savepoints begun on it are translated too.
+// Tx returns tx with every error of its queries and of its commit (a deferred constraint is
+// checked then) translated by DBError, as DB does for a database; savepoints begun on it are
+// translated too.
 func Tx(tx pgx.Tx) pgx.Tx {
 	if translated, ok := tx.(translatingTx); ok {
 		return translated
@@ -72,6 +73,10 @@ func (t translatingTx) QueryRow(ctx context.Context, statement string, args ...a
 
 func (t translatingTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	return begin(ctx, t.Tx)
+}
+
+func (t translatingTx) Commit(ctx context.Context) error {
+	return DBError(t.Tx.Commit(ctx))
 }
 
 func exec(ctx context.Context, db sql.DBTX, statement string, args []any) (pgconn.CommandTag, error) {

@@ -197,7 +197,7 @@ func archiveError(err error, noun string, id uuid.UUID, get func() error) error 
 	if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("archive %s %s: %w", noun, id, err)
 	}
-	if err := notFound(DBError(get()), noun, id); err != nil {
+	if err := notFound(get(), noun, id); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: %s %s is already archived", ErrAlreadyArchived, noun, id)

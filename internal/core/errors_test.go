@@ -76,8 +76,9 @@ func TestDBUnavailable(t *testing.T) {
 	})
 }
 
-// TestDBErrorText translates the errors of text Postgres cannot store, the backstop behind
-// the API's screening of requests: each is ErrInvalid (a 422), never an unexplained 500.
+// TestDBErrorText translates, at the data boundary (testdb.Tx is translated as core.DB
+// translates), the errors of text Postgres cannot store, the backstop behind the API's
+// screening of requests: each is ErrInvalid (a 422), never an unexplained 500.
 func TestDBErrorText(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -93,9 +94,8 @@ func TestDBErrorText(t *testing.T) {
 			tx := testdb.Tx(t)
 			_, err := tx.Exec(context.Background(), tc.statement, tc.args...)
 			require.Error(t, err)
-			translated := core.DBError(err)
-			require.ErrorIs(t, translated, core.ErrInvalid)
-			require.Equal(t, "invalid: text must be valid UTF-8 without NUL characters", translated.Error())
+			require.ErrorIs(t, err, core.ErrInvalid)
+			require.Equal(t, "invalid: text must be valid UTF-8 without NUL characters", err.Error())
 		})
 	}
 
@@ -104,7 +104,7 @@ func TestDBErrorText(t *testing.T) {
 		_, err := tx.Exec(context.Background(), "CREATE TEMP TABLE short (v varchar(2))")
 		require.NoError(t, err)
 		_, err = tx.Exec(context.Background(), "INSERT INTO short VALUES ($1)", "abc")
-		require.ErrorIs(t, core.DBError(err), core.ErrInvalid)
-		require.Contains(t, core.DBError(err).Error(), "too long")
+		require.ErrorIs(t, err, core.ErrInvalid)
+		require.Contains(t, err.Error(), "too long")
 	})
 }

@@ -84,7 +84,7 @@ func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
 	}
 	eventID := NewID()
 	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: tenantID, ID: eventID, Type: eventType, Data: data, Now: now}); err != nil {
-		return fmt.Errorf("record event %s: %w", eventType, DBError(err))
+		return fmt.Errorf("record event %s: %w", eventType, err)
 	}
 	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: tenantID, Type: eventType})
 	if err != nil || len(endpoints) == 0 {
@@ -95,12 +95,12 @@ func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
 		ids[i] = NewID()
 	}
 	err = queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
-		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIds: endpoints, Now: now,
+		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIDs: endpoints, Now: now,
 	})
 	if err != nil {
 		return fmt.Errorf("create deliveries of %s: %w", eventType, err)
 	}
-	if err := EnqueueWebhookDeliver(ctx, tx, st.Jobs, tenantID, endpoints...); err != nil {
+	if err := WebhookDeliverEnqueue(ctx, tx, st, WebhookDeliverEnqueueParams{TenantID: tenantID, EndpointIDs: endpoints}); err != nil {
 		return fmt.Errorf("deliver %s: %w", eventType, err)
 	}
 	return nil

@@ -7,14 +7,12 @@ import (
 	"math"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/tessera/tessera/internal/jobargs"
-	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/internal/webhook"
 	"github.com/tessera/tessera/sql"
 )
@@ -26,43 +24,56 @@ const maxWebhookURLLen = 2000
 // configured otherwise (TESSERA_WEBHOOK_MAX_ENDPOINTS).
 const WebhookMaxEndpointsDefault = 20
 
-// WebhookEndpointCreate creates an enabled endpoint of tenantID that receives eventTypes at
-// rawURL, with a new secret sealed by box, and audits it. The returned secret is shown
+// WebhookEndpointCreateParams is a new webhook endpoint of TenantID.
+type WebhookEndpointCreateParams struct {
+	TenantID uuid.UUID
+	// MaxEndpoints is how many endpoints the tenant may have (TESSERA_WEBHOOK_MAX_ENDPOINTS).
+	MaxEndpoints int
+	// URL is where events are POSTed: an absolute http(s) URL.
+	URL string
+	// EventTypes are the subscribed types: at least one, each of EventTypes.
+	EventTypes []string
+}
+
+// WebhookEndpointCreate creates an enabled endpoint of p.TenantID that receives p.EventTypes
+// at p.URL, with a new secret sealed by st.Box, and audits it. The returned secret is shown
 // once; it can be rotated but not read back through the API. A URL that is not absolute
 // http(s), and an empty or unknown event type list, are ErrInvalid; a tenant that already
-// has maxEndpoints endpoints (enabled or not) is ErrWebhookEndpointLimit (an ErrConflict).
-func WebhookEndpointCreate(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID uuid.UUID, maxEndpoints int, rawURL string, eventTypes []string) (sql.WebhookEndpoint, string, error) {
-	if err := validateWebhookURL(rawURL); err != nil {
+// has p.MaxEndpoints endpoints (enabled or not) is ErrWebhookEndpointLimit (an ErrConflict).
+func WebhookEndpointCreate(ctx context.Context, tx pgx.Tx, st Step, p WebhookEndpointCreateParams) (sql.WebhookEndpoint, string, error) {
+	if err := validateWebhookURL(p.URL); err != nil {
 		return sql.WebhookEndpoint{}, "", err
 	}
-	eventTypes, err := validateEventTypes(eventTypes)
+	eventTypes, err := validateEventTypes(p.EventTypes)
 	if err != nil {
 		return sql.WebhookEndpoint{}, "", err
 	}
-	if _, err := queries.WebhookEndpointLockTenant(ctx, tx, tenantID); err != nil {
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: tenant %s: %w", tenantID, DBError(err))
+	if _, err := queries.WebhookEndpointLockTenant(ctx, tx, p.TenantID); err != nil {
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: tenant %s: %w", p.TenantID, err)
 	}
 	id := NewID()
 	secret := webhook.NewSecret()
 	endpoint, err := queries.WebhookEndpointCreate(ctx, tx, sql.WebhookEndpointCreateParams{
-		TenantID: tenantID, ID: id, URL: rawURL, EventTypes: eventTypes, Enabled: true,
-		SecretSealed: box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: now, MaxEndpoints: int32(min(maxEndpoints, math.MaxInt32)),
+		TenantID: p.TenantID, ID: id, URL: p.URL, EventTypes: eventTypes, Enabled: true,
+		SecretSealed: st.Box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: st.Now, MaxEndpoints: int32(min(p.MaxEndpoints, math.MaxInt32)),
 	})
-	switch err = DBError(err); {
+	switch {
 	case errors.Is(err, ErrNotFound):
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrWebhookEndpointLimit, maxEndpoints)
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("%w: the tenant has %d webhook endpoints, the most allowed (TESSERA_WEBHOOK_MAX_ENDPOINTS); delete one first", ErrWebhookEndpointLimit, p.MaxEndpoints)
 	case err != nil:
 		return sql.WebhookEndpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "webhook_endpoint.create", SubjectType: "webhook_endpoint", SubjectID: id.String(),
-		Details: map[string]any{"url": rawURL, "event_types": eventTypes},
+		Details: map[string]any{"url": p.URL, "event_types": eventTypes},
 	})
 	return endpoint, secret, err
 }
 
-// WebhookEndpointChange is what an update changes; nil fields keep their value.
-type WebhookEndpointChange struct {
+// WebhookEndpointUpdateParams changes endpoint ID of TenantID; nil fields keep their value.
+type WebhookEndpointUpdateParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
 	// URL is the new absolute http(s) URL.
 	URL *string
 	// EventTypes is the new non-empty list of subscribed types (of EventTypes).
@@ -73,110 +84,136 @@ type WebhookEndpointChange struct {
 	Enabled *bool
 }
 
-// WebhookEndpointUpdate applies change to one of tenantID's endpoints and audits it. An
-// unknown endpoint is ErrNotFound; an invalid URL or event type list is ErrInvalid.
-func WebhookEndpointUpdate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID, change WebhookEndpointChange) (sql.WebhookEndpoint, error) {
+// WebhookEndpointUpdate changes one of p.TenantID's endpoints and audits it. An unknown
+// endpoint is ErrNotFound; an invalid URL or event type list is ErrInvalid.
+func WebhookEndpointUpdate(ctx context.Context, tx pgx.Tx, st Step, p WebhookEndpointUpdateParams) (sql.WebhookEndpoint, error) {
 	details := map[string]any{}
-	if change.URL != nil {
-		if err := validateWebhookURL(*change.URL); err != nil {
+	if p.URL != nil {
+		if err := validateWebhookURL(*p.URL); err != nil {
 			return sql.WebhookEndpoint{}, err
 		}
-		details["url"] = *change.URL
+		details["url"] = *p.URL
 	}
-	if change.EventTypes != nil {
+	if p.EventTypes != nil {
 		var err error
-		if change.EventTypes, err = validateEventTypes(change.EventTypes); err != nil {
+		if p.EventTypes, err = validateEventTypes(p.EventTypes); err != nil {
 			return sql.WebhookEndpoint{}, err
 		}
-		details["event_types"] = change.EventTypes
+		details["event_types"] = p.EventTypes
 	}
-	if change.Enabled != nil {
-		details["enabled"] = *change.Enabled
+	if p.Enabled != nil {
+		details["enabled"] = *p.Enabled
 	}
 	endpoint, err := queries.WebhookEndpointUpdate(ctx, tx, sql.WebhookEndpointUpdateParams{
-		TenantID: tenantID, ID: id, URL: change.URL, EventTypes: change.EventTypes, Enabled: change.Enabled, Now: now,
+		TenantID: p.TenantID, ID: p.ID, URL: p.URL, EventTypes: p.EventTypes, Enabled: p.Enabled, Now: st.Now,
 	})
 	if err != nil {
-		return sql.WebhookEndpoint{}, fmt.Errorf("update webhook endpoint %s: %w", id, DBError(err))
+		return sql.WebhookEndpoint{}, fmt.Errorf("update webhook endpoint %s: %w", p.ID, err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
-		Action: "webhook_endpoint.update", SubjectType: "webhook_endpoint", SubjectID: id.String(), Details: details,
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "webhook_endpoint.update", SubjectType: "webhook_endpoint", SubjectID: p.ID.String(), Details: details,
 	})
 	return endpoint, err
 }
 
-// WebhookEndpointRotateSecret gives one of tenantID's endpoints a new secret, sealed by box,
-// and audits it; attempts from now on, retries included, are signed with it. The returned
-// secret is shown once. An unknown endpoint is ErrNotFound.
-func WebhookEndpointRotateSecret(ctx context.Context, tx sql.DBTX, box *secrets.Box, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookEndpoint, string, error) {
+// WebhookEndpointRotateSecretParams names the endpoint whose secret is rotated.
+type WebhookEndpointRotateSecretParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointRotateSecret gives one of p.TenantID's endpoints a new secret, sealed by
+// st.Box, and audits it; attempts from now on, retries included, are signed with it. The
+// returned secret is shown once. An unknown endpoint is ErrNotFound.
+func WebhookEndpointRotateSecret(ctx context.Context, tx pgx.Tx, st Step, p WebhookEndpointRotateSecretParams) (sql.WebhookEndpoint, string, error) {
 	secret := webhook.NewSecret()
 	endpoint, err := queries.WebhookEndpointRotateSecret(ctx, tx, sql.WebhookEndpointRotateSecretParams{
-		TenantID: tenantID, ID: id, SecretSealed: box.Seal([]byte(secret), webhook.SecretLabel(id)), Now: now,
+		TenantID: p.TenantID, ID: p.ID, SecretSealed: st.Box.Seal([]byte(secret), webhook.SecretLabel(p.ID)), Now: st.Now,
 	})
 	if err != nil {
-		return sql.WebhookEndpoint{}, "", fmt.Errorf("rotate secret of webhook endpoint %s: %w", id, DBError(err))
+		return sql.WebhookEndpoint{}, "", fmt.Errorf("rotate secret of webhook endpoint %s: %w", p.ID, err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
-		Action: "webhook_endpoint.rotate_secret", SubjectType: "webhook_endpoint", SubjectID: id.String(),
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "webhook_endpoint.rotate_secret", SubjectType: "webhook_endpoint", SubjectID: p.ID.String(),
 	})
 	return endpoint, secret, err
 }
 
-// WebhookEndpointDelete deletes one of tenantID's endpoints with its deliveries and audits
+// WebhookEndpointDeleteParams names the endpoint to delete.
+type WebhookEndpointDeleteParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookEndpointDelete deletes one of p.TenantID's endpoints with its deliveries and audits
 // it; its webhook.deliver job, if queued, then finds nothing to do. An unknown endpoint is ErrNotFound.
-func WebhookEndpointDelete(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookEndpointDeleteRow, error) {
-	deleted, err := queries.WebhookEndpointDelete(ctx, tx, sql.WebhookEndpointDeleteParams{TenantID: tenantID, ID: id})
+func WebhookEndpointDelete(ctx context.Context, tx pgx.Tx, st Step, p WebhookEndpointDeleteParams) (sql.WebhookEndpointDeleteRow, error) {
+	deleted, err := queries.WebhookEndpointDelete(ctx, tx, sql.WebhookEndpointDeleteParams{TenantID: p.TenantID, ID: p.ID})
 	if err != nil {
-		return sql.WebhookEndpointDeleteRow{}, fmt.Errorf("delete webhook endpoint %s: %w", id, DBError(err))
+		return sql.WebhookEndpointDeleteRow{}, fmt.Errorf("delete webhook endpoint %s: %w", p.ID, err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
-		Action: "webhook_endpoint.delete", SubjectType: "webhook_endpoint", SubjectID: id.String(),
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "webhook_endpoint.delete", SubjectType: "webhook_endpoint", SubjectID: p.ID.String(),
 		Details: map[string]any{"url": deleted.URL, "deliveries_deleted": deleted.DeliveriesDeleted},
 	})
 	return deleted, err
 }
 
-// WebhookDeliveryRetry makes one of tenantID's dead or pending deliveries due now with a
+// WebhookDeliveryRetryParams names the delivery to retry.
+type WebhookDeliveryRetryParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// WebhookDeliveryRetry makes one of p.TenantID's dead or pending deliveries due now with a
 // fresh attempt budget (the whole retry schedule), enqueues its endpoint's webhook.deliver
 // job in tx (a unique insert: skipped when one is live, which then sends it), and audits
 // it. An unknown delivery is ErrNotFound; a succeeded delivery is ErrWebhookDeliverySucceeded
 // and one whose endpoint is disabled ErrWebhookEndpointDisabled (both ErrConflict).
-func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, jobs JobInserter, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.WebhookDelivery, error) {
-	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: tenantID, ID: id, Now: now})
+func WebhookDeliveryRetry(ctx context.Context, tx pgx.Tx, st Step, p WebhookDeliveryRetryParams) (sql.WebhookDelivery, error) {
+	delivery, err := queries.WebhookDeliveryRetry(ctx, tx, sql.WebhookDeliveryRetryParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
 	if err != nil {
-		if err = DBError(err); !errors.Is(err, ErrNotFound) {
-			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, err)
+		if !errors.Is(err, ErrNotFound) {
+			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", p.ID, err)
 		}
-		current, getErr := queries.WebhookDeliveryGet(ctx, tx, sql.WebhookDeliveryGetParams{TenantID: tenantID, ID: id})
-		switch getErr = DBError(getErr); {
+		current, getErr := queries.WebhookDeliveryGet(ctx, tx, sql.WebhookDeliveryGetParams{TenantID: p.TenantID, ID: p.ID})
+		switch {
 		case errors.Is(getErr, ErrNotFound):
-			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s", ErrNotFound, id)
+			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s", ErrNotFound, p.ID)
 		case getErr != nil:
-			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", id, getErr)
+			return sql.WebhookDelivery{}, fmt.Errorf("retry webhook delivery %s: %w", p.ID, getErr)
 		case current.State == sql.DeliveryStateSucceeded:
-			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrWebhookDeliverySucceeded, id)
+			return sql.WebhookDelivery{}, fmt.Errorf("%w: webhook delivery %s already succeeded; only dead or pending deliveries can be retried", ErrWebhookDeliverySucceeded, p.ID)
 		}
-		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrWebhookEndpointDisabled, id)
+		return sql.WebhookDelivery{}, fmt.Errorf("%w: the endpoint of webhook delivery %s is disabled; enable it before retrying", ErrWebhookEndpointDisabled, p.ID)
 	}
-	if err := EnqueueWebhookDeliver(ctx, tx, jobs, tenantID, delivery.EndpointID); err != nil {
-		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", id, err)
+	err = WebhookDeliverEnqueue(ctx, tx, st, WebhookDeliverEnqueueParams{TenantID: p.TenantID, EndpointIDs: []uuid.UUID{delivery.EndpointID}})
+	if err != nil {
+		return sql.WebhookDelivery{}, fmt.Errorf("enqueue retry of webhook delivery %s: %w", p.ID, err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
-		Action: "webhook_delivery.retry", SubjectType: "webhook_delivery", SubjectID: id.String(),
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "webhook_delivery.retry", SubjectType: "webhook_delivery", SubjectID: p.ID.String(),
 		Details: map[string]any{"endpoint_id": delivery.EndpointID, "event_id": delivery.EventID, "attempts": delivery.Attempts},
 	})
 	return delivery, err
 }
 
-// EnqueueWebhookDeliver enqueues in tx the webhook.deliver job of each of tenantID's
-// endpointIDs. The inserts are unique: an endpoint whose job is live keeps it, and that job
-// sends the new work (see WebhookEndpointLockForDeliver).
-func EnqueueWebhookDeliver(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, endpointIDs ...uuid.UUID) error {
-	params := make([]river.InsertManyParams, len(endpointIDs))
-	for i, id := range endpointIDs {
-		params[i] = river.InsertManyParams{Args: jobargs.WebhookDeliver{TenantID: tenantID, EndpointID: id}}
+// WebhookDeliverEnqueueParams names the endpoints of TenantID whose webhook.deliver jobs
+// are enqueued.
+type WebhookDeliverEnqueueParams struct {
+	TenantID    uuid.UUID
+	EndpointIDs []uuid.UUID
+}
+
+// WebhookDeliverEnqueue enqueues in tx, through st.Jobs, the webhook.deliver job of each of
+// p's endpoints. The inserts are unique: an endpoint whose job is live keeps it, and that
+// job sends the new work (see WebhookEndpointLockForDeliver).
+func WebhookDeliverEnqueue(ctx context.Context, tx pgx.Tx, st Step, p WebhookDeliverEnqueueParams) error {
+	params := make([]river.InsertManyParams, len(p.EndpointIDs))
+	for i, id := range p.EndpointIDs {
+		params[i] = river.InsertManyParams{Args: jobargs.WebhookDeliver{TenantID: p.TenantID, EndpointID: id}}
 	}
-	if _, err := jobs.InsertManyTx(ctx, tx, params); err != nil {
+	if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
 		return fmt.Errorf("enqueue webhook.deliver: %w", err)
 	}
 	return nil

@@ -16,14 +16,18 @@ import (
 
 // UpstreamStore connects an enabled Jinxxy-style store of tenantID at baseURL with apiKey,
 // whose imported licences get a new one-off policy. opts change the parameters first.
-func UpstreamStore(tb testing.TB, db pg.DB, tenantID uuid.UUID, baseURL, apiKey string, opts ...func(*upstream.StoreParams)) sql.UpstreamStore {
+func UpstreamStore(tb testing.TB, db pg.DB, tenantID uuid.UUID, baseURL, apiKey string, opts ...func(*upstream.StoreCreateParams)) sql.UpstreamStore {
 	tb.Helper()
-	p := upstream.StoreParams{Kind: "jinxxy", Name: "Store", BaseURL: baseURL, APIKey: apiKey,
+	p := upstream.StoreCreateParams{TenantID: tenantID, Kind: "jinxxy", Name: "Store", BaseURL: baseURL, APIKey: apiKey,
 		PolicyID: Policy(tb, db, tenantID).ID, Enabled: true}
 	for _, opt := range opts {
 		opt(&p)
 	}
-	store, err := upstream.StoreCreate(context.Background(), db, Step(), tenantID, p)
+	var store sql.UpstreamStore
+	err := pg.InTx(context.Background(), core.DB(db), func(tx pgx.Tx) (err error) {
+		store, err = upstream.StoreCreate(context.Background(), tx, Step(), p)
+		return err
+	})
 	if err != nil {
 		tb.Fatalf("factory: upstream store: %v", err)
 	}
@@ -34,8 +38,8 @@ func UpstreamStore(tb testing.TB, db pg.DB, tenantID uuid.UUID, baseURL, apiKey 
 func UpstreamImport(tb testing.TB, db pg.DB, store sql.UpstreamStore, rows ...upstream.Row) map[string]uuid.UUID {
 	tb.Helper()
 	ids := map[string]uuid.UUID{}
-	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) error {
-		im, err := upstream.NewImporter(context.Background(), tx, Step(), store.TenantID, store.ID)
+	err := pg.InTx(context.Background(), core.DB(db), func(tx pgx.Tx) error {
+		im, err := upstream.NewImporter(context.Background(), tx, Step(), upstream.ImporterParams{TenantID: store.TenantID, StoreID: store.ID})
 		if err != nil {
 			return err
 		}
@@ -67,10 +71,16 @@ func UpstreamRow(externalID, owner string, acquiredAt time.Time) upstream.Row {
 
 // LogChannel gives tenantID an enabled webhook endpoint subscribed to
 // license.upstream_revoked: the log channel that makes its licences checked.
-func LogChannel(tb testing.TB, db sql.DBTX, tenantID uuid.UUID) sql.WebhookEndpoint {
+func LogChannel(tb testing.TB, db pg.DB, tenantID uuid.UUID) sql.WebhookEndpoint {
 	tb.Helper()
-	endpoint, _, err := core.WebhookEndpointCreate(context.Background(), db, Box, Now, Actor, tenantID, core.WebhookMaxEndpointsDefault,
-		"https://hooks.example.com/"+uuid.NewString(), []string{core.EventLicenseUpstreamRevoked})
+	var endpoint sql.WebhookEndpoint
+	err := pg.InTx(context.Background(), core.DB(db), func(tx pgx.Tx) (err error) {
+		endpoint, _, err = core.WebhookEndpointCreate(context.Background(), tx, Step(), core.WebhookEndpointCreateParams{
+			TenantID: tenantID, MaxEndpoints: core.WebhookMaxEndpointsDefault,
+			URL: "https://hooks.example.com/" + uuid.NewString(), EventTypes: []string{core.EventLicenseUpstreamRevoked},
+		})
+		return err
+	})
 	if err != nil {
 		tb.Fatalf("factory: log channel: %v", err)
 	}

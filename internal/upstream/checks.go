@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
@@ -16,14 +15,25 @@ import (
 // Target is a licence picked for a check, with what the check needs.
 type Target = sql.UpstreamLicenseForCheckRow
 
-// RecordCheck records one check of target in tx (SPEC 5):
+// RecordCheckParams is the answer to one check of a licence.
+type RecordCheckParams struct {
+	// Target is the licence checked.
+	Target Target
+	// Result is the store's answer.
+	Result Result
+	// Backoff is how long a licence whose check failed (OutcomeError) is held back.
+	Backoff time.Duration
+}
+
+// RecordCheck records one check of p.Target in tx (SPEC 5):
 //   - exists: the licence is not eligible again for the minimum interval;
 //   - gone: the licence is marked gone once, its owner's aggregates move it from unrevoked
 //     to revoked, license.upstream_revoked is emitted (with licence, owner and store ids)
 //     and, when the store says so, the licence is revoked, all in tx; a licence already
 //     known gone records the check and changes nothing else, so a retried job emits nothing;
-//   - error: the licence is held back for backoff only; its last answered check stays.
-func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res Result, backoff time.Duration) error {
+//   - error: the licence is held back for p.Backoff only; its last answered check stays.
+func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, p RecordCheckParams) error {
+	target, res := p.Target, p.Result
 	key := sql.UpstreamLicenseMarkExistsParams{Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID}
 	var status *int32
 	if res.Status != 0 {
@@ -39,7 +49,7 @@ func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, target Target, re
 		Outcome: sql.UpstreamCheckOutcome(res.Outcome), UpstreamStatus: status, Error: errText,
 	})
 	if err != nil {
-		return fmt.Errorf("record check of licence %s: %w", target.LicenseID, core.DBError(err))
+		return fmt.Errorf("record check of licence %s: %w", target.LicenseID, err)
 	}
 	switch res.Outcome {
 	case OutcomeExists:
@@ -49,7 +59,7 @@ func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, target Target, re
 		return nil
 	case OutcomeError:
 		err := queries.UpstreamLicenseMarkError(ctx, tx, sql.UpstreamLicenseMarkErrorParams{
-			Now: st.Now, BackoffSeconds: backoff.Seconds(), TenantID: target.TenantID, LicenseID: target.LicenseID,
+			Now: st.Now, BackoffSeconds: p.Backoff.Seconds(), TenantID: target.TenantID, LicenseID: target.LicenseID,
 		})
 		if err != nil {
 			return fmt.Errorf("hold licence %s back after an error: %w", target.LicenseID, err)
@@ -63,14 +73,14 @@ func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, target Target, re
 
 func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res Result) error {
 	ul, err := queries.UpstreamLicenseMarkGone(ctx, tx, sql.UpstreamLicenseMarkGoneParams{Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return nil // already known gone: emitted then
 	} else if err != nil {
 		return fmt.Errorf("mark licence %s gone: %w", target.LicenseID, err)
 	}
 	held := max(0, int64(st.Now.Sub(ul.AcquiredAt)/time.Second))
 	now := st.Now
-	err = StatsAdd(ctx, tx, ul.TenantID, ul.CustomerID, StatsDelta{
+	err = ownerStatsAdd(ctx, tx, ownerStatsDelta{TenantID: ul.TenantID, CustomerID: ul.CustomerID,
 		Revoked: 1, RevokedAt: &now, RevokedSeconds: held, Unrevoked: -1, StartSum: -ul.AcquiredAt.Unix(),
 	})
 	if err != nil {
@@ -94,11 +104,11 @@ func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res R
 	return err
 }
 
-// ForCheck reads a licence's check target (all tenants: the job names the tenant).
-func ForCheck(ctx context.Context, db sql.DBTX, tenantID, licenseID uuid.UUID) (Target, error) {
-	t, err := queries.UpstreamLicenseForCheck(ctx, db, sql.UpstreamLicenseForCheckParams{TenantID: tenantID, LicenseID: licenseID})
+// CheckTarget reads the check target of licence p.LicenseID of p.TenantID.
+func CheckTarget(ctx context.Context, db sql.DBTX, p sql.UpstreamLicenseForCheckParams) (Target, error) {
+	t, err := queries.UpstreamLicenseForCheck(ctx, db, p)
 	if err != nil {
-		return Target{}, fmt.Errorf("read licence %s for a check: %w", licenseID, core.DBError(err))
+		return Target{}, fmt.Errorf("read licence %s for a check: %w", p.LicenseID, err)
 	}
 	return t, nil
 }

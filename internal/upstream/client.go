@@ -63,17 +63,25 @@ func NewClient(httpClient *http.Client, timeout time.Duration) (*Client, error) 
 // maxErrorLen bounds a recorded error, in bytes.
 const maxErrorLen = 500
 
-// Check asks the store at baseURL whether the licence externalID still exists. It never
-// returns an error: every failure is an OutcomeError result.
-func (c *Client) Check(ctx context.Context, baseURL, apiKey, externalID string) Result {
+// CheckParams is what one check asks a store: whether it still knows licence
+// ExternalLicenseID, at BaseURL with APIKey.
+type CheckParams struct {
+	BaseURL           string
+	APIKey            string
+	ExternalLicenseID string
+}
+
+// Check asks the store at p.BaseURL whether the licence p.ExternalLicenseID still exists.
+// It never returns an error: every failure is an OutcomeError result.
+func (c *Client) Check(ctx context.Context, p CheckParams) Result {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	target := strings.TrimRight(baseURL, "/") + "/licenses/" + url.PathEscape(externalID)
+	target := strings.TrimRight(p.BaseURL, "/") + "/licenses/" + url.PathEscape(p.ExternalLicenseID)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return errorResult(0, fmt.Sprintf("build request: %v", err))
 	}
-	req.Header.Set("x-api-key", apiKey)
+	req.Header.Set("x-api-key", p.APIKey)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "Tessera-Upstream/1")
 	res, err := c.http.Do(req)

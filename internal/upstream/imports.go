@@ -253,14 +253,21 @@ type Importer struct {
 	Result ImportResult
 }
 
-// NewImporter prepares an import into storeID of tenantID in tx. An unknown store is
-// core.ErrNotFound.
-func NewImporter(ctx context.Context, tx pgx.Tx, st core.Step, tenantID, storeID uuid.UUID) (*Importer, error) {
-	store, err := queries.UpstreamStoreGet(ctx, tx, sql.UpstreamStoreGetParams{TenantID: tenantID, ID: storeID})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
-		return nil, fmt.Errorf("%w: upstream store %s", core.ErrNotFound, storeID)
+// ImporterParams names the store of TenantID an import goes into.
+type ImporterParams struct {
+	TenantID uuid.UUID
+	StoreID  uuid.UUID
+}
+
+// NewImporter prepares an import into store p.StoreID of p.TenantID in tx. An unknown store
+// is core.ErrNotFound.
+func NewImporter(ctx context.Context, tx pgx.Tx, st core.Step, p ImporterParams) (*Importer, error) {
+	tenantID := p.TenantID
+	store, err := queries.UpstreamStoreGet(ctx, tx, sql.UpstreamStoreGetParams{TenantID: tenantID, ID: p.StoreID})
+	if errors.Is(err, core.ErrNotFound) {
+		return nil, fmt.Errorf("%w: upstream store %s", core.ErrNotFound, p.StoreID)
 	} else if err != nil {
-		return nil, fmt.Errorf("read upstream store %s: %w", storeID, err)
+		return nil, fmt.Errorf("read upstream store %s: %w", p.StoreID, err)
 	}
 	private, err := core.SigningKeyPrivate(ctx, tx, st.Box, tenantID)
 	if err != nil {
@@ -285,7 +292,6 @@ func (im *Importer) Import(ctx context.Context, index int, r Row) error {
 	}
 	acquired := r.AcquiredAt.UTC().Truncate(time.Second)
 	current, err := queries.UpstreamLicenseFind(ctx, im.tx, sql.UpstreamLicenseFindParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
-	err = core.DBError(err)
 	changed := false
 	var licenseID uuid.UUID
 	switch {
@@ -320,7 +326,7 @@ func (im *Importer) Import(ctx context.Context, index int, r Row) error {
 		}
 		added, err := queries.UpstreamActivationsImport(ctx, im.tx, p)
 		if err != nil {
-			return fmt.Errorf("row %d: import activations: %w", index, core.DBError(err))
+			return fmt.Errorf("row %d: import activations: %w", index, err)
 		}
 		changed = changed || (added > 0 && current.ID != uuid.Nil)
 	}
@@ -342,9 +348,12 @@ func (im *Importer) create(ctx context.Context, r Row, customerID uuid.UUID, acq
 		ID: id, CustomerID: customerID, Key: im.signer(id), AcquiredAt: acquired, ExternalLicenseID: r.ExternalLicenseID,
 		Now: now, TenantID: tenantID, PolicyID: im.store.PolicyID,
 	})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
-		taken, terr := queries.UpstreamLicenseExternalTaken(ctx, im.tx, sql.UpstreamLicenseExternalTakenParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
-		if terr == nil && taken {
+	if errors.Is(err, core.ErrNotFound) { // nothing inserted: say why
+		taken, err := queries.UpstreamLicenseExternalTaken(ctx, im.tx, sql.UpstreamLicenseExternalTakenParams{TenantID: tenantID, ExternalLicenseID: r.ExternalLicenseID})
+		switch {
+		case err != nil:
+			return uuid.Nil, fmt.Errorf("create licence %q: %w", r.ExternalLicenseID, err)
+		case taken:
 			return uuid.Nil, fmt.Errorf("%w: licence %q is being imported by another request, or exists without import state", core.ErrImportInProgress, r.ExternalLicenseID)
 		}
 		return uuid.Nil, fmt.Errorf("%w: the store's policy %s no longer exists", core.ErrInvalid, im.store.PolicyID)
@@ -355,26 +364,27 @@ func (im *Importer) create(ctx context.Context, r Row, customerID uuid.UUID, acq
 		TenantID: tenantID, LicenseID: id, StoreID: im.store.ID, CustomerID: customerID, AcquiredAt: acquired, Now: now,
 	})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("start check state of %q: %w", r.ExternalLicenseID, core.DBError(err))
+		return uuid.Nil, fmt.Errorf("start check state of %q: %w", r.ExternalLicenseID, err)
 	}
-	return id, StatsAdd(ctx, im.tx, tenantID, customerID, StatsDelta{Unrevoked: 1, StartSum: acquired.Unix()})
+	return id, ownerStatsAdd(ctx, im.tx, ownerStatsDelta{TenantID: tenantID, CustomerID: customerID, Unrevoked: 1, StartSum: acquired.Unix()})
 }
 
 // reown moves an unrevoked licence to another owner or acquisition time, moving its share
 // of the aggregates with it.
 func (im *Importer) reown(ctx context.Context, current sql.UpstreamLicenseFindRow, customerID uuid.UUID, acquired time.Time) error {
 	tenantID := im.store.TenantID
-	if err := StatsAdd(ctx, im.tx, tenantID, current.CustomerID, StatsDelta{Unrevoked: -1, StartSum: -current.AcquiredAt.Unix()}); err != nil {
+	err := ownerStatsAdd(ctx, im.tx, ownerStatsDelta{TenantID: tenantID, CustomerID: current.CustomerID, Unrevoked: -1, StartSum: -current.AcquiredAt.Unix()})
+	if err != nil {
 		return err
 	}
-	if err := StatsAdd(ctx, im.tx, tenantID, customerID, StatsDelta{Unrevoked: 1, StartSum: acquired.Unix()}); err != nil {
+	if err := ownerStatsAdd(ctx, im.tx, ownerStatsDelta{TenantID: tenantID, CustomerID: customerID, Unrevoked: 1, StartSum: acquired.Unix()}); err != nil {
 		return err
 	}
-	err := queries.UpstreamLicenseReown(ctx, im.tx, sql.UpstreamLicenseReownParams{
+	err = queries.UpstreamLicenseReown(ctx, im.tx, sql.UpstreamLicenseReownParams{
 		CustomerID: customerID, AcquiredAt: acquired, TenantID: tenantID, LicenseID: current.ID, Now: im.st.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("re-own licence %s: %w", current.ID, core.DBError(err))
+		return fmt.Errorf("re-own licence %s: %w", current.ID, err)
 	}
 	return nil
 }
@@ -387,7 +397,7 @@ func (im *Importer) owner(ctx context.Context, r Row) (uuid.UUID, error) {
 	}
 	tenantID := im.store.TenantID
 	id, err := queries.UpstreamOwnerGet(ctx, im.tx, sql.UpstreamOwnerGetParams{TenantID: tenantID, StoreID: im.store.ID, ExternalOwnerID: r.Owner})
-	switch err = core.DBError(err); {
+	switch {
 	case err == nil:
 		im.owners[r.Owner] = id
 		return id, nil
@@ -400,7 +410,7 @@ func (im *Importer) owner(ctx context.Context, r Row) (uuid.UUID, error) {
 		email = "owner-" + hex.EncodeToString(sum[:8]) + "@" + im.store.ID.String() + ".upstream.invalid"
 	}
 	id, err = queries.UpstreamOwnerCustomerByEmail(ctx, im.tx, sql.UpstreamOwnerCustomerByEmailParams{TenantID: tenantID, Email: email})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		// Not audited one by one: Finish records the import as one entry.
 		customer, cerr := core.CustomerCreate(ctx, im.tx, im.st, core.CustomerCreateParams{TenantID: tenantID, Email: email, IsActive: true})
 		if cerr != nil {
@@ -413,7 +423,7 @@ func (im *Importer) owner(ctx context.Context, r Row) (uuid.UUID, error) {
 	}
 	err = queries.UpstreamOwnerCreate(ctx, im.tx, sql.UpstreamOwnerCreateParams{TenantID: tenantID, StoreID: im.store.ID, ExternalOwnerID: r.Owner, CustomerID: id})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("record owner: %w", core.DBError(err))
+		return uuid.Nil, fmt.Errorf("record owner: %w", err)
 	}
 	im.owners[r.Owner] = id
 	return id, nil
@@ -426,8 +436,10 @@ func (im *Importer) Finish(ctx context.Context) error {
 	})
 }
 
-// StatsDelta is a change to an owner's aggregates.
-type StatsDelta struct {
+// ownerStatsDelta is a change to the aggregates of owner CustomerID of TenantID.
+type ownerStatsDelta struct {
+	TenantID   uuid.UUID
+	CustomerID uuid.UUID
 	// Revoked is the change in licences gone upstream, RevokedAt the time of a new one.
 	Revoked   int32
 	RevokedAt *time.Time
@@ -439,22 +451,23 @@ type StatsDelta struct {
 	StartSum  int64
 }
 
-// StatsAdd applies d to an owner's aggregates.
-func StatsAdd(ctx context.Context, tx sql.DBTX, tenantID, customerID uuid.UUID, d StatsDelta) error {
+// ownerStatsAdd applies d to its owner's aggregates, creating them for the owner's first
+// licence.
+func ownerStatsAdd(ctx context.Context, tx sql.DBTX, d ownerStatsDelta) error {
 	n, err := queries.UpstreamOwnerStatsAdd(ctx, tx, sql.UpstreamOwnerStatsAddParams{
-		TenantID: tenantID, CustomerID: customerID, RevokedCount: d.Revoked, RevokedAt: d.RevokedAt,
+		TenantID: d.TenantID, CustomerID: d.CustomerID, RevokedCount: d.Revoked, RevokedAt: d.RevokedAt,
 		RevokedSeconds: d.RevokedSeconds, UnrevokedCount: d.Unrevoked, UnrevokedStartSum: d.StartSum,
 	})
 	if err == nil && n == 0 {
 		if d.Revoked != 0 || d.Unrevoked < 0 {
-			return fmt.Errorf("update aggregates of owner %s: the owner has no aggregates to change", customerID)
+			return fmt.Errorf("update aggregates of owner %s: the owner has no aggregates to change", d.CustomerID)
 		}
 		err = queries.UpstreamOwnerStatsCreate(ctx, tx, sql.UpstreamOwnerStatsCreateParams{
-			TenantID: tenantID, CustomerID: customerID, UnrevokedCount: d.Unrevoked, UnrevokedStartSum: d.StartSum,
+			TenantID: d.TenantID, CustomerID: d.CustomerID, UnrevokedCount: d.Unrevoked, UnrevokedStartSum: d.StartSum,
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("update aggregates of owner %s: %w", customerID, core.DBError(err))
+		return fmt.Errorf("update aggregates of owner %s: %w", d.CustomerID, err)
 	}
 	return nil
 }

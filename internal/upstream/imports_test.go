@@ -16,6 +16,7 @@ import (
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/internal/upstream"
+	"github.com/tessera/tessera/sql"
 )
 
 // FuzzParseRows feeds untrusted import bodies to ParseRows: it never panics, fails only with
@@ -50,12 +51,13 @@ func FuzzParseRows(f *testing.F) {
 func TestRecordCheckGoneOnceUnderRace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := testdb.Clone(t)
+	clone, _ := testdb.Clone(t)
+	pool := core.DB(clone) // translated at the data boundary, as the API and the jobs have it
 	tenant := factory.Tenant(t, pool)
 	factory.LogChannel(t, pool, tenant.ID)
 	store := factory.UpstreamStore(t, pool, tenant.ID, "https://store.example.com", "k")
 	ids := factory.UpstreamImport(t, pool, store, factory.UpstreamRow("L1", "u1", factory.Now.Add(-time.Hour)))
-	target, err := upstream.ForCheck(ctx, pool, tenant.ID, ids["L1"])
+	target, err := upstream.CheckTarget(ctx, pool, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: ids["L1"]})
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -65,7 +67,7 @@ func TestRecordCheckGoneOnceUnderRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-				return upstream.RecordCheck(ctx, tx, factory.Step(), target, upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, time.Minute)
+				return upstream.RecordCheck(ctx, tx, factory.Step(), upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, Backoff: time.Minute})
 			})
 		}()
 	}
@@ -89,7 +91,8 @@ func TestRecordCheckGoneOnceUnderRace(t *testing.T) {
 func TestImportConcurrentSameLicence(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := testdb.Clone(t)
+	clone, _ := testdb.Clone(t)
+	pool := core.DB(clone) // translated at the data boundary, as the API and the jobs have it
 	tenant := factory.Tenant(t, pool)
 	store := factory.UpstreamStore(t, pool, tenant.ID, "https://store.example.com", "k")
 	var wg sync.WaitGroup
@@ -99,7 +102,7 @@ func TestImportConcurrentSameLicence(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-				im, err := upstream.NewImporter(ctx, tx, factory.Step(), tenant.ID, store.ID)
+				im, err := upstream.NewImporter(ctx, tx, factory.Step(), upstream.ImporterParams{TenantID: tenant.ID, StoreID: store.ID})
 				if err != nil {
 					return err
 				}
@@ -130,7 +133,7 @@ func TestImportCreatesOwnerCustomer(t *testing.T) {
 	tx := testdb.Tx(t)
 	tenant := factory.Tenant(t, tx)
 	store := factory.UpstreamStore(t, tx, tenant.ID, "https://store.example.com", "k")
-	im, err := upstream.NewImporter(ctx, tx, factory.Step(), tenant.ID, store.ID)
+	im, err := upstream.NewImporter(ctx, tx, factory.Step(), upstream.ImporterParams{TenantID: tenant.ID, StoreID: store.ID})
 	require.NoError(t, err)
 	require.NoError(t, im.Import(ctx, 0, factory.UpstreamRow("L1", "u1", factory.Now.Add(-time.Hour))))
 	require.NoError(t, im.Finish(ctx))

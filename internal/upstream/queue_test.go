@@ -52,9 +52,9 @@ func newPair(t *testing.T, rt *rapid.T, tx pgx.Tx) pair {
 	ids := factory.UpstreamImport(t, tx, store, rows...)
 	st := factory.Step()
 	for _, id := range gone {
-		target, err := upstream.ForCheck(ctx, tx, tenant.ID, ids[id])
+		target, err := upstream.CheckTarget(ctx, tx, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: ids[id]})
 		require.NoError(t, err)
-		require.NoError(t, upstream.RecordCheck(ctx, tx, st, target, upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, time.Minute))
+		require.NoError(t, upstream.RecordCheck(ctx, tx, st, upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, Backoff: time.Minute}))
 	}
 	p := pair{tx: tx, tenantID: tenant.ID}
 	for _, c := range []struct {
@@ -169,9 +169,9 @@ func TestRevocationQueueStalenessOvertakes(t *testing.T) {
 	)
 	st := factory.Step()
 	for _, id := range []string{"R-gone-1", "R-gone-2"} {
-		target, err := upstream.ForCheck(ctx, tx, tenant.ID, ids[id])
+		target, err := upstream.CheckTarget(ctx, tx, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: ids[id]})
 		require.NoError(t, err)
-		require.NoError(t, upstream.RecordCheck(ctx, tx, st, target, upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, time.Minute))
+		require.NoError(t, upstream.RecordCheck(ctx, tx, st, upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeGone, Status: 404}, Backoff: time.Minute}))
 	}
 	schedule := upstream.DefaultSchedule()
 	now := factory.Now
@@ -180,10 +180,10 @@ func TestRevocationQueueStalenessOvertakes(t *testing.T) {
 		rows, err := queries.RevocationQueue(ctx, tx, schedule.QueueParams(now, &tenant.ID, 1))
 		require.NoError(t, err)
 		if len(rows) > 0 {
-			target, err := upstream.ForCheck(ctx, tx, tenant.ID, rows[0].LicenseID)
+			target, err := upstream.CheckTarget(ctx, tx, sql.UpstreamLicenseForCheckParams{TenantID: tenant.ID, LicenseID: rows[0].LicenseID})
 			require.NoError(t, err)
 			st.Now = now
-			require.NoError(t, upstream.RecordCheck(ctx, tx, st, target, upstream.Result{Outcome: upstream.OutcomeExists, Status: 200}, time.Minute))
+			require.NoError(t, upstream.RecordCheck(ctx, tx, st, upstream.RecordCheckParams{Target: target, Result: upstream.Result{Outcome: upstream.OutcomeExists, Status: 200}, Backoff: time.Minute}))
 			if rows[0].ExternalLicenseID == "SAFE" {
 				require.Greater(t, riskyChecks, 1, "the risky licence came first for a while")
 				return

@@ -7,6 +7,7 @@ import (
 	"net/url"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/secrets"
@@ -16,13 +17,14 @@ import (
 // queries is stateless generated code; every method takes the connection it runs on.
 var queries = sql.New()
 
-// APIKeyLabel binds a store's sealed API key to the store.
-func APIKeyLabel(tenantID, storeID uuid.UUID) string {
+// apiKeyLabel binds a store's sealed API key to the store.
+func apiKeyLabel(tenantID, storeID uuid.UUID) string {
 	return "upstream-store/" + tenantID.String() + "/" + storeID.String()
 }
 
-// StoreParams describe a store to connect.
-type StoreParams struct {
+// StoreCreateParams describe a store of TenantID to connect.
+type StoreCreateParams struct {
+	TenantID     uuid.UUID
 	Kind         string
 	Name         string
 	BaseURL      string
@@ -32,25 +34,25 @@ type StoreParams struct {
 	RevokeOnGone bool
 }
 
-// StoreCreate connects a store of tenantID, sealing its API key, and audits it (without the
-// key). A base URL that is not absolute http(s) and a policy the tenant does not have (live)
-// are core.ErrInvalid.
-func StoreCreate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID uuid.UUID, p StoreParams) (sql.UpstreamStore, error) {
+// StoreCreate connects a store of p.TenantID, sealing its API key with st.Box, and audits it
+// (without the key). A base URL that is not absolute http(s) and a policy the tenant does
+// not have (live) are core.ErrInvalid.
+func StoreCreate(ctx context.Context, tx pgx.Tx, st core.Step, p StoreCreateParams) (sql.UpstreamStore, error) {
 	if err := ValidateBaseURL(p.BaseURL); err != nil {
 		return sql.UpstreamStore{}, err
 	}
 	id := core.NewID()
 	store, err := queries.UpstreamStoreCreate(ctx, tx, sql.UpstreamStoreCreateParams{
 		ID: id, Kind: sql.UpstreamStoreKind(p.Kind), Name: p.Name, BaseURL: p.BaseURL,
-		APIKeySealed: st.Box.Seal([]byte(p.APIKey), APIKeyLabel(tenantID, id)),
-		Enabled:      p.Enabled, RevokeOnGone: p.RevokeOnGone, Now: st.Now, TenantID: tenantID, PolicyID: p.PolicyID,
+		APIKeySealed: st.Box.Seal([]byte(p.APIKey), apiKeyLabel(p.TenantID, id)),
+		Enabled:      p.Enabled, RevokeOnGone: p.RevokeOnGone, Now: st.Now, TenantID: p.TenantID, PolicyID: p.PolicyID,
 	})
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return sql.UpstreamStore{}, fmt.Errorf("%w: policy %s not found (or archived)", core.ErrInvalid, p.PolicyID)
 	} else if err != nil {
 		return sql.UpstreamStore{}, fmt.Errorf("create upstream store: %w", err)
 	}
-	err = core.Audit(ctx, tx, st, core.Change{TenantID: tenantID,
+	err = core.Audit(ctx, tx, st, core.Change{TenantID: p.TenantID,
 		Action: "upstream_store.create", SubjectType: "upstream_store", SubjectID: id.String(),
 		Details: map[string]any{"kind": p.Kind, "name": p.Name, "base_url": p.BaseURL, "policy_id": p.PolicyID,
 			"enabled": p.Enabled, "revoke_on_gone": p.RevokeOnGone},
@@ -58,8 +60,10 @@ func StoreCreate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID uuid.U
 	return store, err
 }
 
-// StoreChange is what an update changes; nil fields keep their value.
-type StoreChange struct {
+// StoreUpdateParams changes store ID of TenantID; nil fields keep their value.
+type StoreUpdateParams struct {
+	TenantID     uuid.UUID
+	ID           uuid.UUID
 	Name         *string
 	BaseURL      *string
 	APIKey       *string
@@ -69,36 +73,36 @@ type StoreChange struct {
 
 // StoreUpdate changes a store and audits the change (without the key). An unknown store is
 // core.ErrNotFound.
-func StoreUpdate(ctx context.Context, tx sql.DBTX, st core.Step, tenantID, id uuid.UUID, c StoreChange) (sql.UpstreamStore, error) {
-	if c.BaseURL != nil {
-		if err := ValidateBaseURL(*c.BaseURL); err != nil {
+func StoreUpdate(ctx context.Context, tx pgx.Tx, st core.Step, p StoreUpdateParams) (sql.UpstreamStore, error) {
+	if p.BaseURL != nil {
+		if err := ValidateBaseURL(*p.BaseURL); err != nil {
 			return sql.UpstreamStore{}, err
 		}
 	}
-	p := sql.UpstreamStoreUpdateParams{Name: c.Name, BaseURL: c.BaseURL, Enabled: c.Enabled, RevokeOnGone: c.RevokeOnGone,
-		Now: st.Now, TenantID: tenantID, ID: id}
-	if c.APIKey != nil {
-		p.APIKeySealed = st.Box.Seal([]byte(*c.APIKey), APIKeyLabel(tenantID, id))
+	update := sql.UpstreamStoreUpdateParams{Name: p.Name, BaseURL: p.BaseURL, Enabled: p.Enabled, RevokeOnGone: p.RevokeOnGone,
+		Now: st.Now, TenantID: p.TenantID, ID: p.ID}
+	if p.APIKey != nil {
+		update.APIKeySealed = st.Box.Seal([]byte(*p.APIKey), apiKeyLabel(p.TenantID, p.ID))
 	}
-	store, err := queries.UpstreamStoreUpdate(ctx, tx, p)
-	if err = core.DBError(err); errors.Is(err, core.ErrNotFound) {
-		return sql.UpstreamStore{}, fmt.Errorf("%w: upstream store %s", core.ErrNotFound, id)
+	store, err := queries.UpstreamStoreUpdate(ctx, tx, update)
+	if errors.Is(err, core.ErrNotFound) {
+		return sql.UpstreamStore{}, fmt.Errorf("%w: upstream store %s", core.ErrNotFound, p.ID)
 	} else if err != nil {
-		return sql.UpstreamStore{}, fmt.Errorf("update upstream store %s: %w", id, err)
+		return sql.UpstreamStore{}, fmt.Errorf("update upstream store %s: %w", p.ID, err)
 	}
-	err = core.Audit(ctx, tx, st, core.Change{TenantID: tenantID,
-		Action: "upstream_store.update", SubjectType: "upstream_store", SubjectID: id.String(),
-		Details: map[string]any{"name": c.Name, "base_url": c.BaseURL, "api_key_changed": c.APIKey != nil,
-			"enabled": c.Enabled, "revoke_on_gone": c.RevokeOnGone},
+	err = core.Audit(ctx, tx, st, core.Change{TenantID: p.TenantID,
+		Action: "upstream_store.update", SubjectType: "upstream_store", SubjectID: p.ID.String(),
+		Details: map[string]any{"name": p.Name, "base_url": p.BaseURL, "api_key_changed": p.APIKey != nil,
+			"enabled": p.Enabled, "revoke_on_gone": p.RevokeOnGone},
 	})
 	return store, err
 }
 
-// OpenAPIKey opens a store's sealed API key.
-func OpenAPIKey(box *secrets.Box, tenantID, storeID uuid.UUID, sealed []byte) (string, error) {
-	key, err := box.Open(sealed, APIKeyLabel(tenantID, storeID))
+// UnsealAPIKey opens the sealed API key of target's store.
+func UnsealAPIKey(box *secrets.Box, target Target) (string, error) {
+	key, err := box.Open(target.APIKeySealed, apiKeyLabel(target.TenantID, target.StoreID))
 	if err != nil {
-		return "", fmt.Errorf("open API key of upstream store %s: %w", storeID, err)
+		return "", fmt.Errorf("open API key of upstream store %s: %w", target.StoreID, err)
 	}
 	return string(key), nil
 }
