@@ -13,6 +13,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/secrets"
 )
 
 func newRootCommand() *cobra.Command {
@@ -71,6 +72,12 @@ func cliActor() core.Actor {
 		name = u.Username
 	}
 	return core.Actor{Type: core.ActorCLI, ID: name}
+}
+
+// step is what a core step run by a CLI command needs: the time, the operating-system user as
+// the actor, and box, which seals and opens secrets (nil for a command that needs none).
+func (c *cli) step(box *secrets.Box) core.Step {
+	return core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box}
 }
 
 // docsURL is where the API's documentation is served for a listen address.

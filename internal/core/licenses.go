@@ -34,7 +34,7 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, p
 	if err != nil {
 		return sql.License{}, err
 	}
-	private, err := SigningKeyPrivate(ctx, tx, st.Box, tenantID)
+	private, err := SigningKeyPrivate(ctx, tx, SigningKeyPrivateParams{TenantID: tenantID, Box: st.Box})
 	if err != nil {
 		return sql.License{}, err
 	}
