@@ -368,7 +368,7 @@ func (s *Server) registerPayIns() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusNotFound, http.StatusUnprocessableEntity},
 	}), func(ctx context.Context, in *CreditGrantInput) (*CreditGrantOutput, error) {
-		if _, err := s.customerGet(ctx, in.ID); err != nil {
+		if _, err := s.customer(ctx, in.ID); err != nil {
 			return nil, problem(ctx, err)
 		}
 		payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.Amount, in.Body.Reason)
@@ -402,7 +402,7 @@ func (s *Server) registerPayIns() {
 			return nil, invalid("query.from", "from must be before to", in.From)
 		}
 		if out.Body.CustomerID != nil {
-			if _, err := s.customerGet(ctx, *out.Body.CustomerID); err != nil {
+			if _, err := s.customer(ctx, *out.Body.CustomerID); err != nil {
 				return nil, problem(ctx, err)
 			}
 		}

@@ -37,7 +37,7 @@ func (s *Server) registerRenewals() {
 		Tags:        []string{"Subscriptions"},
 		Errors:      []int{http.StatusNotFound},
 	}), func(ctx context.Context, in *CustomerAutoPayInput) (*CustomerAutoPayOutput, error) {
-		customer, err := core.CustomerSetAutoPay(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.AutoPay)
+		customer, err := core.CustomerSetAutoPay(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerSetAutoPayParams{TenantID: tenantID(ctx), ID: in.ID, AutoPay: in.Body.AutoPay})
 		if err != nil {
 			return nil, problem(ctx, err)
 		}

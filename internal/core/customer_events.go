@@ -45,7 +45,7 @@ func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEven
 		OccurredAt: p.occurredAt(st.Now), Now: st.Now,
 	})
 	if err != nil {
-		return sql.CustomerEvent{}, notFound(DBError(err), "customer", p.CustomerID)
+		return sql.CustomerEvent{}, notFound(err, "customer", p.CustomerID)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer_event.create", SubjectType: "customer", SubjectID: p.CustomerID.String(),
@@ -54,7 +54,7 @@ func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEven
 	if err != nil {
 		return sql.CustomerEvent{}, err
 	}
-	return event, customerEventsRecompute(ctx, tx, st, p.TenantID, []uuid.UUID{event.ID})
+	return event, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: []uuid.UUID{event.ID}})
 }
 
 // CustomerEventCreateBatchParams is a batch of events of customers of TenantID.
@@ -104,7 +104,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	}
 	created, err := queries.CustomerEventCreateMany(ctx, tx, params)
 	if err != nil {
-		return 0, fmt.Errorf("record %d customer events: %w", len(events), DBError(err))
+		return 0, fmt.Errorf("record %d customer events: %w", len(events), err)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.Ids[0].String(),
@@ -113,21 +113,27 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	if err != nil {
 		return 0, err
 	}
-	return created, customerEventsRecompute(ctx, tx, st, p.TenantID, params.Ids)
+	return created, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: params.Ids})
+}
+
+// customerEventsRecomputeParams names events of a tenant just recorded.
+type customerEventsRecomputeParams struct {
+	TenantID uuid.UUID
+	EventIDs []uuid.UUID
 }
 
 // customerEventsRecompute enqueues, in tx, a recompute of each referrer whose count the
-// just-recorded events eventIDs may move (ReferralReferrersMovedByEvents decides which): a
+// just-recorded events may move (ReferralReferrersMovedByEvents decides which): a
 // referral's registered IP hash, or an IP hash a referrer used inside the IP window.
-func customerEventsRecompute(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, eventIDs []uuid.UUID) error {
+func customerEventsRecompute(ctx context.Context, tx pgx.Tx, st Step, p customerEventsRecomputeParams) error {
 	referrers, err := queries.ReferralReferrersMovedByEvents(ctx, tx, sql.ReferralReferrersMovedByEventsParams{
-		TenantID: tenantID, EventIds: eventIDs, Now: st.Now,
+		TenantID: p.TenantID, EventIds: p.EventIDs, Now: st.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("find referrers moved by %d customer events: %w", len(eventIDs), err)
+		return fmt.Errorf("find referrers moved by %d customer events: %w", len(p.EventIDs), err)
 	}
 	for _, referrer := range referrers {
-		if err := ReferralRecomputeEnqueue(ctx, tx, st.Jobs, tenantID, &referrer); err != nil {
+		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID, ReferrerID: &referrer}); err != nil {
 			return err
 		}
 	}

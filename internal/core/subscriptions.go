@@ -39,7 +39,7 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID, custo
 		return sql.Subscription{}, sql.License{}, err
 	}
 	// A subscription can make the customer a qualified referral: recompute their referrer.
-	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, tenantID, customerID)
+	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: tenantID, CustomerID: customerID})
 }
 
 // SubscriptionCancel cancels a subscription at once and applies the perpetual fallback to
@@ -71,5 +71,5 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, tenantID, id uu
 		return sql.Subscription{}, sql.License{}, err
 	}
 	// A cancelled subscription can disqualify the customer as a referral: recompute their referrer.
-	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, tenantID, sub.CustomerID)
+	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: tenantID, CustomerID: sub.CustomerID})
 }
