@@ -75,7 +75,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	for i, e := range events {
 		customerIDs[i] = e.CustomerID
 	}
-	existing, err := queries.CustomerListExistingIDs(ctx, tx, sql.CustomerListExistingIDsParams{TenantID: p.TenantID, Ids: customerIDs})
+	existing, err := queries.CustomerListExistingIDs(ctx, tx, sql.CustomerListExistingIDsParams{TenantID: p.TenantID, CustomerIDs: customerIDs})
 	if err != nil {
 		return 0, fmt.Errorf("look up customers of an event batch: %w", err)
 	}
@@ -84,7 +84,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 		known[id] = true
 	}
 	params := sql.CustomerEventCreateManyParams{
-		TenantID: p.TenantID, Now: st.Now, Ids: make([]uuid.UUID, len(events)), CustomerIds: customerIDs,
+		TenantID: p.TenantID, Now: st.Now, EventIDs: make([]uuid.UUID, len(events)), CustomerIDs: customerIDs,
 		Types: make([]string, len(events)), IPHashes: make([]string, len(events)), OccurredAts: make([]time.Time, len(events)),
 	}
 	var unknown []FieldError
@@ -94,7 +94,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 				Field: fmt.Sprintf("events[%d].customer_id", i), Detail: fmt.Sprintf("customer %s not found", e.CustomerID), Value: e.CustomerID,
 			})
 		}
-		params.Ids[i], params.Types[i], params.OccurredAts[i] = NewID(), e.Type, e.occurredAt(st.Now)
+		params.EventIDs[i], params.Types[i], params.OccurredAts[i] = NewID(), e.Type, e.occurredAt(st.Now)
 		if e.IPHash != nil {
 			params.IPHashes[i] = *e.IPHash
 		}
@@ -107,13 +107,13 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 		return 0, fmt.Errorf("record %d customer events: %w", len(events), err)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
-		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.Ids[0].String(),
+		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.EventIDs[0].String(),
 		Details: map[string]any{"count": created},
 	})
 	if err != nil {
 		return 0, err
 	}
-	return created, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: params.Ids})
+	return created, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: params.EventIDs})
 }
 
 // customerEventsRecomputeParams names events of a tenant just recorded.
@@ -127,7 +127,7 @@ type customerEventsRecomputeParams struct {
 // referral's registered IP hash, or an IP hash a referrer used inside the IP window.
 func customerEventsRecompute(ctx context.Context, tx pgx.Tx, st Step, p customerEventsRecomputeParams) error {
 	referrers, err := queries.ReferralReferrersMovedByEvents(ctx, tx, sql.ReferralReferrersMovedByEventsParams{
-		TenantID: p.TenantID, EventIds: p.EventIDs, Now: st.Now,
+		TenantID: p.TenantID, EventIDs: p.EventIDs, Now: st.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("find referrers moved by %d customer events: %w", len(p.EventIDs), err)
