@@ -38,7 +38,7 @@ type CustomerEventCreateParams struct {
 
 // CustomerEventCreate records one event of a customer, audits it (customer_event.create, on
 // the customer) and enqueues a recompute of every referrer the event may move
-// (customerEventsRecompute). An unknown customer is ErrNotFound.
+// (referralRecomputeMovedByEvents). An unknown customer is ErrNotFound.
 func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateParams) (sql.CustomerEvent, error) {
 	event, err := queries.CustomerEventCreate(ctx, tx, sql.CustomerEventCreateParams{
 		TenantID: p.TenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, IPHash: p.IPHash,
@@ -54,7 +54,7 @@ func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEven
 	if err != nil {
 		return sql.CustomerEvent{}, err
 	}
-	return event, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: []uuid.UUID{event.ID}})
+	return event, referralRecomputeMovedByEvents(ctx, tx, st, referralRecomputeMovedByEventsParams{TenantID: p.TenantID, EventIDs: []uuid.UUID{event.ID}})
 }
 
 // CustomerEventCreateBatchParams is a batch of events of customers of TenantID.
@@ -66,9 +66,9 @@ type CustomerEventCreateBatchParams struct {
 
 // CustomerEventCreateBatch records a batch of events all or nothing, audits it as one entry
 // (customer_event.create_batch, with the count) and enqueues a recompute of every referrer
-// the events may move (customerEventsRecompute). It returns how many it recorded. When any
-// event's customer is not the tenant's, nothing is recorded and the error is FieldErrors
-// naming each (events[i].customer_id).
+// the events may move (referralRecomputeMovedByEvents). It returns how many it recorded.
+// When any event's customer is not the tenant's, nothing is recorded and the error is
+// FieldErrors naming each (events[i].customer_id).
 func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateBatchParams) (int64, error) {
 	events := p.Events
 	customerIDs := make([]uuid.UUID, len(events))
@@ -113,19 +113,19 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	if err != nil {
 		return 0, err
 	}
-	return created, customerEventsRecompute(ctx, tx, st, customerEventsRecomputeParams{TenantID: p.TenantID, EventIDs: params.EventIDs})
+	return created, referralRecomputeMovedByEvents(ctx, tx, st, referralRecomputeMovedByEventsParams{TenantID: p.TenantID, EventIDs: params.EventIDs})
 }
 
-// customerEventsRecomputeParams names events of a tenant just recorded.
-type customerEventsRecomputeParams struct {
+// referralRecomputeMovedByEventsParams names events of a tenant just recorded.
+type referralRecomputeMovedByEventsParams struct {
 	TenantID uuid.UUID
 	EventIDs []uuid.UUID
 }
 
-// customerEventsRecompute enqueues, in tx, a recompute of each referrer whose count the
-// just-recorded events may move (ReferralReferrersMovedByEvents decides which): a
+// referralRecomputeMovedByEvents enqueues, in tx, a recompute of each referrer whose count
+// the just-recorded events may move (ReferralReferrersMovedByEvents decides which): a
 // referral's registered IP hash, or an IP hash a referrer used inside the IP window.
-func customerEventsRecompute(ctx context.Context, tx pgx.Tx, st Step, p customerEventsRecomputeParams) error {
+func referralRecomputeMovedByEvents(ctx context.Context, tx pgx.Tx, st Step, p referralRecomputeMovedByEventsParams) error {
 	referrers, err := queries.ReferralReferrersMovedByEvents(ctx, tx, sql.ReferralReferrersMovedByEventsParams{
 		TenantID: p.TenantID, EventIDs: p.EventIDs, Now: st.Now,
 	})
