@@ -275,7 +275,7 @@ func addonMetadata(m map[string]any) ([]byte, error) {
 	}
 	encoded, err := json.Marshal(m)
 	if err != nil {
-		return nil, invalid("body.metadata", "metadata must be a JSON object", nil)
+		return nil, invalid("body.metadata", fmt.Sprintf("metadata must be a JSON object: %v", err), nil)
 	}
 	return encoded, nil
 }
