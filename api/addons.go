@@ -83,124 +83,141 @@ var addonConstraints = map[string]string{
 }
 
 func (s *Server) registerAddons() {
-	tags := []string{"Add-ons"}
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "addon-create",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/addons",
-		Summary:       "Create an add-on",
-		Description:   "Malformed perpetual add-on metadata is 422; a taken slug is 409.",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusConflict},
-	}), func(ctx context.Context, in *AddonCreateInput) (*AddonOutput, error) {
-		metadata := in.Body.Metadata
-		if metadata == nil {
-			metadata = map[string]any{}
-		}
-		encoded, err := addonMetadata(metadata)
-		if err != nil {
-			return nil, err
-		}
-		addon, err := core.AddonCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonCreateParams{
-			TenantID: tenantID(ctx), Slug: in.Body.Slug, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, addonConstraints))
-		}
-		return addonOutput(ctx, addon)
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "addon-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/addons/{id}",
-		Summary:     "Read an add-on",
-		Description: "Archived add-ons can still be read.",
-		Tags:        tags,
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *AddonIDInput) (*AddonOutput, error) {
-		addon, err := s.addonGet(ctx, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out, err := addonFrom(addon)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &AddonOutput{Body: out}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "addon-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/addons",
-		Summary:     "List add-ons, oldest first",
-		Description: "Archived add-ons are left out unless include_archived=true.",
-		Tags:        tags,
-	}), func(ctx context.Context, in *AddonListInput) (*AddonListOutput, error) {
-		after, fetch := in.cursor()
-		rows, err := s.queries.AddonList(ctx, s.conn(ctx), sql.AddonListParams{
-			TenantID: tenantID(ctx), IncludeArchived: in.IncludeArchived, After: after, RowLimit: fetch,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("list add-ons: %w", err))
-		}
-		addons := make([]Addon, len(rows))
-		for i, r := range rows {
-			if addons[i], err = addonFrom(r); err != nil {
-				return nil, problem(ctx, err)
-			}
-		}
-		return &AddonListOutput{Body: page(addons, fetch, func(a Addon) Addon { return a }, func(a Addon) uuid.UUID { return a.ID })}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "addon-update",
-		Method:      http.MethodPatch,
-		Path:        "/v1/admin/addons/{id}",
-		Summary:     "Update an add-on",
-		Description: "Fields left out keep their value; metadata is replaced whole. Licences already issued keep " +
-			"their entitlements. The slug cannot change.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *AddonUpdateInput) (*AddonOutput, error) {
-		var encoded []byte
-		if in.Body.Metadata != nil {
-			var err error
-			if encoded, err = addonMetadata(in.Body.Metadata); err != nil {
-				return nil, err
-			}
-		}
-		addon, err := core.AddonUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonUpdateParams{
-			TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, addonConstraints))
-		}
-		return addonOutput(ctx, addon)
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "addon-archive",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/addons/{id}/archive",
-		Summary:     "Archive an add-on",
-		Description: "An archived add-on leaves default lists and is not offered for new purchases; it can still be " +
-			"read, and the licences and subscriptions that have it keep it. Archiving an archived add-on is 409.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *AddonIDInput) (*AddonOutput, error) {
-		addon, err := core.AddonArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return addonOutput(ctx, addon)
-	})
+	huma.Register(s.api, adminOperation(addonCreateOperation), s.addonCreate)
+	huma.Register(s.api, adminOperation(addonGetOperation), s.addonGet)
+	huma.Register(s.api, adminOperation(addonListOperation), s.addonList)
+	huma.Register(s.api, adminOperation(addonUpdateOperation), s.addonUpdate)
+	huma.Register(s.api, adminOperation(addonArchiveOperation), s.addonArchive)
 }
 
-// addonOutput answers with a written add-on.
+var addonTags = []string{"Add-ons"}
+
+var addonCreateOperation = huma.Operation{
+	OperationID:   "addon-create",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/addons",
+	Summary:       "Create an add-on",
+	Description:   "Malformed perpetual add-on metadata is 422; a taken slug is 409.",
+	Tags:          addonTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusConflict},
+}
+
+// addonCreate creates an add-on of the caller's tenant.
+func (s *Server) addonCreate(ctx context.Context, in *AddonCreateInput) (*AddonOutput, error) {
+	metadata := in.Body.Metadata
+	if metadata == nil {
+		metadata = map[string]any{}
+	}
+	encoded, err := addonMetadata(metadata)
+	if err != nil {
+		return nil, err
+	}
+	addon, err := core.AddonCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonCreateParams{
+		TenantID: tenantID(ctx), Slug: in.Body.Slug, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
+	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, addonConstraints))
+	}
+	return addonOutput(ctx, addon)
+}
+
+var addonGetOperation = huma.Operation{
+	OperationID: "addon-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/addons/{id}",
+	Summary:     "Read an add-on",
+	Description: "Archived add-ons can still be read.",
+	Tags:        addonTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// addonGet reads one add-on.
+func (s *Server) addonGet(ctx context.Context, in *AddonIDInput) (*AddonOutput, error) {
+	addon, err := s.addon(ctx, in.ID)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return addonOutput(ctx, addon)
+}
+
+var addonListOperation = huma.Operation{
+	OperationID: "addon-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/addons",
+	Summary:     "List add-ons, oldest first",
+	Description: "Archived add-ons are left out unless include_archived=true.",
+	Tags:        addonTags,
+}
+
+// addonList reads a page of add-ons.
+func (s *Server) addonList(ctx context.Context, in *AddonListInput) (*AddonListOutput, error) {
+	after, fetch := in.cursor()
+	rows, err := s.queries.AddonList(ctx, s.conn(ctx), sql.AddonListParams{
+		TenantID: tenantID(ctx), IncludeArchived: in.IncludeArchived, After: after, RowLimit: fetch,
+	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("list add-ons: %w", err))
+	}
+	addons := make([]Addon, len(rows))
+	for i, r := range rows {
+		if addons[i], err = addonFrom(r); err != nil {
+			return nil, problem(ctx, err)
+		}
+	}
+	return &AddonListOutput{Body: page(addons, fetch, func(a Addon) Addon { return a }, func(a Addon) uuid.UUID { return a.ID })}, nil
+}
+
+var addonUpdateOperation = huma.Operation{
+	OperationID: "addon-update",
+	Method:      http.MethodPatch,
+	Path:        "/v1/admin/addons/{id}",
+	Summary:     "Update an add-on",
+	Description: "Fields left out keep their value; metadata is replaced whole. Licences already issued keep " +
+		"their entitlements. The slug cannot change.",
+	Tags:   addonTags,
+	Errors: []int{http.StatusNotFound},
+}
+
+// addonUpdate changes the fields of an add-on that the request sends.
+func (s *Server) addonUpdate(ctx context.Context, in *AddonUpdateInput) (*AddonOutput, error) {
+	var encoded []byte
+	if in.Body.Metadata != nil {
+		var err error
+		if encoded, err = addonMetadata(in.Body.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	addon, err := core.AddonUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonUpdateParams{
+		TenantID: tenantID(ctx), ID: in.ID, Name: in.Body.Name, Metadata: encoded, Sent: in.Body,
+	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, addonConstraints))
+	}
+	return addonOutput(ctx, addon)
+}
+
+var addonArchiveOperation = huma.Operation{
+	OperationID: "addon-archive",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/addons/{id}/archive",
+	Summary:     "Archive an add-on",
+	Description: "An archived add-on leaves default lists and is not offered for new purchases; it can still be " +
+		"read, and the licences and subscriptions that have it keep it. Archiving an archived add-on is 409.",
+	Tags:   addonTags,
+	Errors: []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// addonArchive archives an add-on.
+func (s *Server) addonArchive(ctx context.Context, in *AddonIDInput) (*AddonOutput, error) {
+	addon, err := core.AddonArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.AddonArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return addonOutput(ctx, addon)
+}
+
+// addonOutput answers with an add-on.
 func addonOutput(ctx context.Context, addon sql.Addon) (*AddonOutput, error) {
 	out, err := addonFrom(addon)
 	if err != nil {
@@ -209,10 +226,10 @@ func addonOutput(ctx context.Context, addon sql.Addon) (*AddonOutput, error) {
 	return &AddonOutput{Body: out}, nil
 }
 
-// addonGet reads one of the caller's add-ons; an unknown one is ErrNotFound.
-func (s *Server) addonGet(ctx context.Context, id uuid.UUID) (sql.Addon, error) {
+// addon reads one of the caller's add-ons; an unknown one is ErrNotFound.
+func (s *Server) addon(ctx context.Context, id uuid.UUID) (sql.Addon, error) {
 	addon, err := s.queries.AddonGet(ctx, s.conn(ctx), sql.AddonGetParams{TenantID: tenantID(ctx), ID: id})
-	return addon, notFound(core.DBError(err), "add-on", id)
+	return addon, notFound(err, "add-on", id)
 }
 
 var slugRegexp = regexp.MustCompile(slugPattern)
@@ -258,7 +275,7 @@ func addonMetadata(m map[string]any) ([]byte, error) {
 	}
 	encoded, err := json.Marshal(m)
 	if err != nil {
-		return nil, invalid("body.metadata", "metadata must be a JSON object", nil)
+		return nil, invalid("body.metadata", fmt.Sprintf("metadata must be a JSON object: %v", err), nil)
 	}
 	return encoded, nil
 }

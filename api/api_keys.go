@@ -56,53 +56,68 @@ type APIKeyIDInput struct {
 }
 
 func (s *Server) registerAPIKeys() {
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "api-key-create",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/api-keys",
-		Summary:       "Create an admin API key",
-		Description:   "The response carries the key itself; it is shown once.",
-		Tags:          []string{"API keys"},
-		DefaultStatus: http.StatusCreated,
-	}), func(ctx context.Context, in *APIKeyCreateInput) (*APIKeyCreateOutput, error) {
-		key, secret, err := core.APIKeyCreate(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.Body.Name)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &APIKeyCreateOutput{}
-		out.Body.APIKey = apiKeyFrom(key)
-		out.Body.Key = secret
-		return out, nil
-	})
+	huma.Register(s.api, adminOperation(apiKeyCreateOperation), s.apiKeyCreate)
+	huma.Register(s.api, adminOperation(apiKeyListOperation), s.apiKeyList)
+	huma.Register(s.api, adminOperation(apiKeyRevokeOperation), s.apiKeyRevoke)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "api-key-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/api-keys",
-		Summary:     "List the tenant's admin API keys, oldest first",
-		Tags:        []string{"API keys"},
-	}), func(ctx context.Context, in *PageParams) (*APIKeyListOutput, error) {
-		after, fetch := in.cursor()
-		keys, err := s.queries.APIKeyList(ctx, s.conn(ctx), sql.APIKeyListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &APIKeyListOutput{Body: page(keys, fetch, apiKeyFrom, func(k sql.APIKey) uuid.UUID { return k.ID })}, nil
-	})
+var apiKeyTags = []string{"API keys"}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "api-key-revoke",
-		Method:      http.MethodDelete,
-		Path:        "/v1/admin/api-keys/{id}",
-		Summary:     "Revoke an admin API key",
-		Description: "The key stops authenticating at once. Revoking a revoked key is 409.",
-		Tags:        []string{"API keys"},
-		Errors:      []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *APIKeyIDInput) (*APIKeyOutput, error) {
-		key, err := core.APIKeyRevoke(ctx, s.conn(ctx), s.cfg.Clock.Now(), actor(ctx), tenantID(ctx), in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &APIKeyOutput{Body: apiKeyFrom(key)}, nil
-	})
+var apiKeyCreateOperation = huma.Operation{
+	OperationID:   "api-key-create",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/api-keys",
+	Summary:       "Create an admin API key",
+	Description:   "The response carries the key itself; it is shown once.",
+	Tags:          apiKeyTags,
+	DefaultStatus: http.StatusCreated,
+}
+
+// apiKeyCreate issues an admin key of the caller's tenant and answers with the key itself.
+func (s *Server) apiKeyCreate(ctx context.Context, in *APIKeyCreateInput) (*APIKeyCreateOutput, error) {
+	key, secret, err := core.APIKeyCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.APIKeyCreateParams{TenantID: tenantID(ctx), Name: in.Body.Name})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &APIKeyCreateOutput{}
+	out.Body.APIKey = apiKeyFrom(key)
+	out.Body.Key = secret
+	return out, nil
+}
+
+var apiKeyListOperation = huma.Operation{
+	OperationID: "api-key-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/api-keys",
+	Summary:     "List the tenant's admin API keys, oldest first",
+	Tags:        apiKeyTags,
+}
+
+// apiKeyList reads a page of the caller's tenant's keys, revoked ones included.
+func (s *Server) apiKeyList(ctx context.Context, in *PageParams) (*APIKeyListOutput, error) {
+	after, fetch := in.cursor()
+	keys, err := s.queries.APIKeyList(ctx, s.conn(ctx), sql.APIKeyListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &APIKeyListOutput{Body: page(keys, fetch, apiKeyFrom, func(k sql.APIKey) uuid.UUID { return k.ID })}, nil
+}
+
+var apiKeyRevokeOperation = huma.Operation{
+	OperationID: "api-key-revoke",
+	Method:      http.MethodDelete,
+	Path:        "/v1/admin/api-keys/{id}",
+	Summary:     "Revoke an admin API key",
+	Description: "The key stops authenticating at once. Revoking a revoked key is 409.",
+	Tags:        apiKeyTags,
+	Errors:      []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// apiKeyRevoke revokes one of the caller's tenant's keys.
+func (s *Server) apiKeyRevoke(ctx context.Context, in *APIKeyIDInput) (*APIKeyOutput, error) {
+	key, err := core.APIKeyRevoke(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.APIKeyRevokeParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &APIKeyOutput{Body: apiKeyFrom(key)}, nil
 }

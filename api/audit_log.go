@@ -26,34 +26,46 @@ type AuditEntry struct {
 	RequestID   *string        `json:"request_id,omitempty"`
 }
 
+func auditEntryFrom(r sql.AuditLog) (AuditEntry, error) {
+	entry := AuditEntry{
+		ID: r.ID, OccurredAt: r.OccurredAt, ActorType: r.ActorType, ActorID: r.ActorID, Action: r.Action,
+		SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID,
+	}
+	if err := json.Unmarshal(r.Details, &entry.Details); err != nil {
+		return AuditEntry{}, fmt.Errorf("decode audit entry %s: %w", r.ID, err)
+	}
+	return entry, nil
+}
+
 // AuditLogListOutput is a page of the audit log.
 type AuditLogListOutput struct {
 	Body Page[AuditEntry]
 }
 
 func (s *Server) registerAuditLog() {
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "audit-log-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/audit-log",
-		Summary:     "List the tenant's audit log, newest first",
-		Tags:        []string{"Audit log"},
-	}), func(ctx context.Context, in *PageParams) (*AuditLogListOutput, error) {
-		after, fetch := in.cursor()
-		rows, err := s.queries.AuditLogList(ctx, s.conn(ctx), sql.AuditLogListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
-		if err != nil {
+	huma.Register(s.api, adminOperation(auditLogListOperation), s.auditLogList)
+}
+
+var auditLogListOperation = huma.Operation{
+	OperationID: "audit-log-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/audit-log",
+	Summary:     "List the tenant's audit log, newest first",
+	Tags:        []string{"Audit log"},
+}
+
+// auditLogList reads a page of the caller's tenant's audit log.
+func (s *Server) auditLogList(ctx context.Context, in *PageParams) (*AuditLogListOutput, error) {
+	after, fetch := in.cursor()
+	rows, err := s.queries.AuditLogList(ctx, s.conn(ctx), sql.AuditLogListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	entries := make([]AuditEntry, len(rows))
+	for i, r := range rows {
+		if entries[i], err = auditEntryFrom(r); err != nil {
 			return nil, problem(ctx, err)
 		}
-		entries := make([]AuditEntry, len(rows))
-		for i, r := range rows {
-			entries[i] = AuditEntry{
-				ID: r.ID, OccurredAt: r.OccurredAt, ActorType: r.ActorType, ActorID: r.ActorID, Action: r.Action,
-				SubjectType: r.SubjectType, SubjectID: r.SubjectID, RequestID: r.RequestID,
-			}
-			if err := json.Unmarshal(r.Details, &entries[i].Details); err != nil {
-				return nil, problem(ctx, fmt.Errorf("decode audit entry %s: %w", r.ID, err))
-			}
-		}
-		return &AuditLogListOutput{Body: page(entries, fetch, func(e AuditEntry) AuditEntry { return e }, func(e AuditEntry) uuid.UUID { return e.ID })}, nil
-	})
+	}
+	return &AuditLogListOutput{Body: page(entries, fetch, func(e AuditEntry) AuditEntry { return e }, func(e AuditEntry) uuid.UUID { return e.ID })}, nil
 }

@@ -5,11 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/pg"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -37,7 +39,10 @@ func TestAuthentication(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			revoked, revokedSecret := factory.APIKey(t, b.db, b.tenant.ID)
-			_, err := core.APIKeyRevoke(t.Context(), b.db, factory.Now, factory.Actor, b.tenant.ID, revoked.ID)
+			err := pg.InTx(t.Context(), b.db, func(tx pgx.Tx) error {
+				_, err := core.APIKeyRevoke(t.Context(), tx, factory.Step(), core.APIKeyRevokeParams{TenantID: b.tenant.ID, ID: revoked.ID})
+				return err
+			})
 			require.NoError(t, err)
 			res := b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", tc.authorization(b, revokedSecret))
 			p := requireCode(t, res, http.StatusUnauthorized, api.CodeUnauthenticated)

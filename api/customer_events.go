@@ -78,73 +78,86 @@ type CustomerEventListOutput struct {
 }
 
 func (s *Server) registerCustomerEvents() {
-	tags := []string{"Customer events"}
+	huma.Register(s.api, adminOperation(customerEventCreateOperation), s.customerEventCreate)
+	huma.Register(s.api, adminOperation(customerEventCreateBatchOperation), s.customerEventCreateBatch)
+	huma.Register(s.api, adminOperation(customerEventListOperation), s.customerEventList)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "customer-event-create",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/customers/{id}/events",
-		Summary:       "Record an event of a customer",
-		Description:   "Records one event of the customer, at occurred_at (default: now). 404 when the tenant has no such customer.",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *CustomerEventCreateInput) (*CustomerEventOutput, error) {
-		event, err := core.CustomerEventCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateParams{
-			TenantID: tenantID(ctx), CustomerEventNew: customerEventNew(in.ID, in.Body),
-		})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &CustomerEventOutput{Body: customerEventFrom(event)}, nil
-	})
+var customerEventTags = []string{"Customer events"}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID:   "customer-event-create-batch",
-		Method:        http.MethodPost,
-		Path:          "/v1/admin/customer-events/batch",
-		Summary:       "Record up to 1000 events of any customers at once",
-		Description:   "All or nothing: when any event is invalid (a malformed field, a customer that is not the tenant's), the answer is 422 with one error per bad event, located as body.events[index].field, and nothing is recorded.",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-	}), func(ctx context.Context, in *CustomerEventCreateBatchInput) (*CustomerEventCreateBatchOutput, error) {
-		events := make([]core.CustomerEventNew, len(in.Body.Events))
-		for i, e := range in.Body.Events {
-			events[i] = customerEventNew(e.CustomerID, e.CustomerEventFields)
-		}
-		created, err := core.CustomerEventCreateBatch(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateBatchParams{
-			TenantID: tenantID(ctx), Events: events,
-		})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &CustomerEventCreateBatchOutput{}
-		out.Body.Created = created
-		return out, nil
-	})
+var customerEventCreateOperation = huma.Operation{
+	OperationID:   "customer-event-create",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/customers/{id}/events",
+	Summary:       "Record an event of a customer",
+	Description:   "Records one event of the customer, at occurred_at (default: now). 404 when the tenant has no such customer.",
+	Tags:          customerEventTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusNotFound},
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-event-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/customers/{id}/events",
-		Summary:     "List a customer's events, most recent first",
-		Tags:        tags,
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *CustomerEventListInput) (*CustomerEventListOutput, error) {
-		if _, err := s.customerGet(ctx, in.ID); err != nil {
-			return nil, problem(ctx, err)
-		}
-		after, fetch := in.cursor()
-		params := sql.CustomerEventListParams{TenantID: tenantID(ctx), CustomerID: in.ID, After: after, RowLimit: fetch}
-		if in.Type != "" {
-			params.Type = &in.Type
-		}
-		rows, err := s.queries.CustomerEventList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("list events of customer %s: %w", in.ID, err))
-		}
-		return &CustomerEventListOutput{Body: page(rows, fetch, customerEventFrom, func(e sql.CustomerEvent) uuid.UUID { return e.ID })}, nil
+// customerEventCreate records one event of a customer.
+func (s *Server) customerEventCreate(ctx context.Context, in *CustomerEventCreateInput) (*CustomerEventOutput, error) {
+	event, err := core.CustomerEventCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateParams{
+		TenantID: tenantID(ctx), CustomerEventNew: customerEventNew(in.ID, in.Body),
 	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &CustomerEventOutput{Body: customerEventFrom(event)}, nil
+}
+
+var customerEventCreateBatchOperation = huma.Operation{
+	OperationID:   "customer-event-create-batch",
+	Method:        http.MethodPost,
+	Path:          "/v1/admin/customer-events/batch",
+	Summary:       "Record up to 1000 events of any customers at once",
+	Description:   "All or nothing: when any event is invalid (a malformed field, a customer that is not the tenant's), the answer is 422 with one error per bad event, located as body.events[index].field, and nothing is recorded.",
+	Tags:          customerEventTags,
+	DefaultStatus: http.StatusCreated,
+}
+
+// customerEventCreateBatch records a batch of events, all or nothing.
+func (s *Server) customerEventCreateBatch(ctx context.Context, in *CustomerEventCreateBatchInput) (*CustomerEventCreateBatchOutput, error) {
+	events := make([]core.CustomerEventNew, len(in.Body.Events))
+	for i, e := range in.Body.Events {
+		events[i] = customerEventNew(e.CustomerID, e.CustomerEventFields)
+	}
+	created, err := core.CustomerEventCreateBatch(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerEventCreateBatchParams{
+		TenantID: tenantID(ctx), Events: events,
+	})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &CustomerEventCreateBatchOutput{}
+	out.Body.Created = created
+	return out, nil
+}
+
+var customerEventListOperation = huma.Operation{
+	OperationID: "customer-event-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/customers/{id}/events",
+	Summary:     "List a customer's events, most recent first",
+	Tags:        customerEventTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// customerEventList reads a page of a customer's events, optionally of one type.
+func (s *Server) customerEventList(ctx context.Context, in *CustomerEventListInput) (*CustomerEventListOutput, error) {
+	if _, err := s.customer(ctx, in.ID); err != nil {
+		return nil, problem(ctx, err)
+	}
+	after, fetch := in.cursor()
+	params := sql.CustomerEventListParams{TenantID: tenantID(ctx), CustomerID: in.ID, After: after, RowLimit: fetch}
+	if in.Type != "" {
+		params.Type = &in.Type
+	}
+	rows, err := s.queries.CustomerEventList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("list events of customer %s: %w", in.ID, err))
+	}
+	return &CustomerEventListOutput{Body: page(rows, fetch, customerEventFrom, func(e sql.CustomerEvent) uuid.UUID { return e.ID })}, nil
 }
 
 // customerEventNew is the event of customerID that f describes.

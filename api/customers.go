@@ -90,113 +90,130 @@ var customerConstraints = map[string]string{
 }
 
 func (s *Server) registerCustomers() {
-	tags := []string{"Customers"}
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-create",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/customers",
-		Summary:     "Create a customer",
-		Description: "A taken email (case-insensitively), external_id or invite_code is 409. referred_by must be " +
-			"another customer of the tenant (422 otherwise).",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusConflict},
-	}), func(ctx context.Context, in *CustomerCreateInput) (*CustomerOutput, error) {
-		b := in.Body
-		if err := validEmail("body.email", b.Email); err != nil {
-			return nil, err
-		}
-		customer, err := core.CustomerCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerCreateParams{
-			TenantID: tenantID(ctx), Email: b.Email, ExternalID: b.ExternalID, IsActive: b.IsActive == nil || *b.IsActive,
-			IsVerified: b.IsVerified, InviteCode: b.InviteCode, ReferredBy: b.ReferredBy,
-			Details: func(c sql.Customer) any { return customerFrom(c) },
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, customerConstraints))
-		}
-		return &CustomerOutput{Body: customerFrom(customer)}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/customers/{id}",
-		Summary:     "Read a customer",
-		Description: "To find a customer by email or external id, list with the email or external_id filter.",
-		Tags:        tags,
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *CustomerIDInput) (*CustomerOutput, error) {
-		customer, err := s.customerGet(ctx, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &CustomerOutput{Body: customerFrom(customer)}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/customers",
-		Summary:     "List customers, oldest first",
-		Description: "Filters combine: email (case-insensitive, at most one match), external_id (at most one " +
-			"match), referred_by (the customers one customer referred).",
-		Tags: tags,
-	}), func(ctx context.Context, in *CustomerListInput) (*CustomerListOutput, error) {
-		after, fetch := in.cursor()
-		params := sql.CustomerListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch}
-		if in.Email != "" {
-			params.Email = &in.Email
-		}
-		if in.ExternalID != "" {
-			params.ExternalID = &in.ExternalID
-		}
-		if id, err := uuid.Parse(in.ReferredBy); err == nil {
-			params.ReferredBy = &id
-		}
-		rows, err := s.queries.CustomerList(ctx, s.conn(ctx), params)
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("list customers: %w", err))
-		}
-		return &CustomerListOutput{Body: page(rows, fetch, customerFrom, func(c sql.Customer) uuid.UUID { return c.ID })}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-update",
-		Method:      http.MethodPatch,
-		Path:        "/v1/admin/customers/{id}",
-		Summary:     "Update a customer",
-		Description: "Fields left out keep their value; external_id is cleared with null. referred_by can be set " +
-			"only while the customer has none (409 once set to another customer); it must be another customer of " +
-			"the tenant and must not close a referral cycle (422). Customers are never deleted, because licences " +
-			"reference them: deactivate them with is_active=false.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *CustomerUpdateInput) (*CustomerOutput, error) {
-		b := in.Body
-		if b.Email != nil {
-			if err := validEmail("body.email", *b.Email); err != nil {
-				return nil, err
-			}
-		}
-		customer, err := core.CustomerUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerUpdateParams{
-			TenantID: tenantID(ctx), ID: in.ID, Email: b.Email, SetExternalID: b.ExternalID.Sent, ExternalID: b.ExternalID.Ptr(),
-			IsActive: b.IsActive, IsVerified: b.IsVerified, ReferredBy: b.ReferredBy, Sent: b,
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, customerConstraints))
-		}
-		return &CustomerOutput{Body: customerFrom(customer)}, nil
-	})
+	huma.Register(s.api, adminOperation(customerCreateOperation), s.customerCreate)
+	huma.Register(s.api, adminOperation(customerGetOperation), s.customerGet)
+	huma.Register(s.api, adminOperation(customerListOperation), s.customerList)
+	huma.Register(s.api, adminOperation(customerUpdateOperation), s.customerUpdate)
 
 	s.registerCustomerEvents()
 	s.registerCustomerBalances()
 }
 
-// customerGet reads one of the caller's customers; an unknown one is ErrNotFound.
-func (s *Server) customerGet(ctx context.Context, id uuid.UUID) (sql.Customer, error) {
+var customerTags = []string{"Customers"}
+
+var customerCreateOperation = huma.Operation{
+	OperationID: "customer-create",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/customers",
+	Summary:     "Create a customer",
+	Description: "A taken email (case-insensitively), external_id or invite_code is 409. referred_by must be " +
+		"another customer of the tenant (422 otherwise).",
+	Tags:          customerTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusConflict},
+}
+
+// customerCreate creates a customer of the caller's tenant.
+func (s *Server) customerCreate(ctx context.Context, in *CustomerCreateInput) (*CustomerOutput, error) {
+	b := in.Body
+	if err := validEmail("body.email", b.Email); err != nil {
+		return nil, err
+	}
+	customer, err := core.CustomerCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerCreateParams{
+		TenantID: tenantID(ctx), Email: b.Email, ExternalID: b.ExternalID, IsActive: b.IsActive == nil || *b.IsActive,
+		IsVerified: b.IsVerified, InviteCode: b.InviteCode, ReferredBy: b.ReferredBy,
+		Details: func(c sql.Customer) any { return customerFrom(c) },
+	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, customerConstraints))
+	}
+	return &CustomerOutput{Body: customerFrom(customer)}, nil
+}
+
+var customerGetOperation = huma.Operation{
+	OperationID: "customer-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/customers/{id}",
+	Summary:     "Read a customer",
+	Description: "To find a customer by email or external id, list with the email or external_id filter.",
+	Tags:        customerTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// customerGet reads one customer.
+func (s *Server) customerGet(ctx context.Context, in *CustomerIDInput) (*CustomerOutput, error) {
+	customer, err := s.customer(ctx, in.ID)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &CustomerOutput{Body: customerFrom(customer)}, nil
+}
+
+var customerListOperation = huma.Operation{
+	OperationID: "customer-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/customers",
+	Summary:     "List customers, oldest first",
+	Description: "Filters combine: email (case-insensitive, at most one match), external_id (at most one " +
+		"match), referred_by (the customers one customer referred).",
+	Tags: customerTags,
+}
+
+// customerList reads a page of the customers the filters select.
+func (s *Server) customerList(ctx context.Context, in *CustomerListInput) (*CustomerListOutput, error) {
+	after, fetch := in.cursor()
+	params := sql.CustomerListParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch}
+	if in.Email != "" {
+		params.Email = &in.Email
+	}
+	if in.ExternalID != "" {
+		params.ExternalID = &in.ExternalID
+	}
+	if id, err := uuid.Parse(in.ReferredBy); err == nil {
+		params.ReferredBy = &id
+	}
+	rows, err := s.queries.CustomerList(ctx, s.conn(ctx), params)
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("list customers: %w", err))
+	}
+	return &CustomerListOutput{Body: page(rows, fetch, customerFrom, func(c sql.Customer) uuid.UUID { return c.ID })}, nil
+}
+
+var customerUpdateOperation = huma.Operation{
+	OperationID: "customer-update",
+	Method:      http.MethodPatch,
+	Path:        "/v1/admin/customers/{id}",
+	Summary:     "Update a customer",
+	Description: "Fields left out keep their value; external_id is cleared with null. referred_by can be set " +
+		"only while the customer has none (409 once set to another customer); it must be another customer of " +
+		"the tenant and must not close a referral cycle (422). Customers are never deleted, because licences " +
+		"reference them: deactivate them with is_active=false.",
+	Tags:   customerTags,
+	Errors: []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// customerUpdate changes the fields of a customer that the request sends.
+func (s *Server) customerUpdate(ctx context.Context, in *CustomerUpdateInput) (*CustomerOutput, error) {
+	b := in.Body
+	if b.Email != nil {
+		if err := validEmail("body.email", *b.Email); err != nil {
+			return nil, err
+		}
+	}
+	customer, err := core.CustomerUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerUpdateParams{
+		TenantID: tenantID(ctx), ID: in.ID, Email: b.Email, SetExternalID: b.ExternalID.Sent, ExternalID: b.ExternalID.Ptr(),
+		IsActive: b.IsActive, IsVerified: b.IsVerified, ReferredBy: b.ReferredBy, Sent: b,
+	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, customerConstraints))
+	}
+	return &CustomerOutput{Body: customerFrom(customer)}, nil
+}
+
+// customer reads one of the caller's customers; an unknown one is ErrNotFound.
+func (s *Server) customer(ctx context.Context, id uuid.UUID) (sql.Customer, error) {
 	customer, err := s.queries.CustomerGet(ctx, s.conn(ctx), sql.CustomerGetParams{TenantID: tenantID(ctx), ID: id})
-	return customer, notFound(core.DBError(err), "customer", id)
+	return customer, notFound(err, "customer", id)
 }
 
 // validEmail accepts a bare address, local@domain, without a display name or spaces.
@@ -221,27 +238,32 @@ type CustomerBalanceListOutput struct {
 }
 
 func (s *Server) registerCustomerBalances() {
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-balance-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/customers/{id}/balances",
-		Summary:     "Read a customer's custodial balances",
-		Description: "Every asset is listed, with 0 where the customer has none. Read-only: payments move balances.",
-		Tags:        []string{"Customers"},
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *CustomerIDInput) (*CustomerBalanceListOutput, error) {
-		rows, err := s.queries.CustomerBalanceList(ctx, s.conn(ctx), sql.CustomerBalanceListParams{TenantID: tenantID(ctx), CustomerID: in.ID})
-		switch {
-		case err != nil:
-			return nil, problem(ctx, fmt.Errorf("read balances of customer %s: %w", in.ID, err))
-		case len(rows) == 0:
-			return nil, problem(ctx, fmt.Errorf("%w: customer %s", core.ErrNotFound, in.ID))
-		}
-		out := &CustomerBalanceListOutput{}
-		out.Body.Items = make([]Balance, len(rows))
-		for i, r := range rows {
-			out.Body.Items[i] = Balance{Asset: string(r.Asset), Amount: r.Amount}
-		}
-		return out, nil
-	})
+	huma.Register(s.api, adminOperation(customerBalanceListOperation), s.customerBalanceList)
+}
+
+var customerBalanceListOperation = huma.Operation{
+	OperationID: "customer-balance-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/customers/{id}/balances",
+	Summary:     "Read a customer's custodial balances",
+	Description: "Every asset is listed, with 0 where the customer has none. Read-only: payments move balances.",
+	Tags:        customerTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// customerBalanceList reads a customer's balance in every asset.
+func (s *Server) customerBalanceList(ctx context.Context, in *CustomerIDInput) (*CustomerBalanceListOutput, error) {
+	rows, err := s.queries.CustomerBalanceList(ctx, s.conn(ctx), sql.CustomerBalanceListParams{TenantID: tenantID(ctx), CustomerID: in.ID})
+	switch {
+	case err != nil:
+		return nil, problem(ctx, fmt.Errorf("read balances of customer %s: %w", in.ID, err))
+	case len(rows) == 0:
+		return nil, problem(ctx, fmt.Errorf("%w: customer %s", core.ErrNotFound, in.ID))
+	}
+	out := &CustomerBalanceListOutput{}
+	out.Body.Items = make([]Balance, len(rows))
+	for i, r := range rows {
+		out.Body.Items[i] = Balance{Asset: string(r.Asset), Amount: r.Amount}
+	}
+	return out, nil
 }

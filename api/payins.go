@@ -394,7 +394,7 @@ var creditGrantOperation = huma.Operation{
 
 // creditGrant gives one of the tenant's customers credits (core.CreditGrant).
 func (s *Server) creditGrant(ctx context.Context, in *CreditGrantInput) (*CreditGrantOutput, error) {
-	if _, err := s.customerGet(ctx, in.ID); err != nil {
+	if _, err := s.customer(ctx, in.ID); err != nil {
 		return nil, problem(ctx, err)
 	}
 	payin, after, err := core.CreditGrant(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CreditGrantParams{
@@ -433,7 +433,7 @@ func (s *Server) payInStatistics(ctx context.Context, in *PayInStatisticsInput) 
 		return nil, invalid("query.from", "from must be before to", in.From)
 	}
 	if out.Body.CustomerID != nil {
-		if _, err := s.customerGet(ctx, *out.Body.CustomerID); err != nil {
+		if _, err := s.customer(ctx, *out.Body.CustomerID); err != nil {
 			return nil, problem(ctx, err)
 		}
 	}

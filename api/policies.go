@@ -109,137 +109,158 @@ var policyConstraints = map[string]string{
 }
 
 func (s *Server) registerPolicies() {
-	tags := []string{"Policies"}
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "policy-create",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/policies",
-		Summary:     "Create a policy (tier) of a product",
-		Description: "A recurring policy needs period_days; a one-off one must not have it. " +
-			"An unknown or archived product is 422; a taken slug is 409.",
-		Tags:          tags,
-		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusConflict},
-	}), func(ctx context.Context, in *PolicyCreateInput) (*PolicyOutput, error) {
-		b := in.Body
-		switch {
-		case b.IsRecurring && b.PeriodDays == nil:
-			return nil, invalid("body.period_days", "period_days is required when is_recurring is true", nil)
-		case !b.IsRecurring && b.PeriodDays != nil:
-			return nil, invalid("body.period_days", "period_days is only for recurring policies (is_recurring is false)", *b.PeriodDays)
-		}
-		if err := validEntitlements(b.Entitlements.Items); err != nil {
-			return nil, err
-		}
-		policy, err := core.PolicyCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyCreateParams{
-			TenantID: tenantID(ctx), ProductID: b.ProductID, Slug: b.Slug, Name: b.Name, TierRank: b.TierRank,
-			ListedCurrency: sql.Currency(b.ListedCurrency), ListedValue: b.ListedValue, IsRecurring: b.IsRecurring,
-			PeriodDays: b.PeriodDays, GracePeriodDays: b.GracePeriodDays, MaxMachines: b.MaxMachines,
-			Entitlements: b.Entitlements.Items, PerpetualAfterDays: b.PerpetualAfterDays,
-			QualifiesForReferrals: b.QualifiesForReferrals, Details: func(p sql.Policy) any { return policyFrom(p) },
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, policyConstraints))
-		}
-		return &PolicyOutput{Body: policyFrom(policy)}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "policy-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/policies/{id}",
-		Summary:     "Read a policy",
-		Description: "Archived policies can still be read.",
-		Tags:        tags,
-		Errors:      []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *PolicyIDInput) (*PolicyOutput, error) {
-		policy, err := s.policyGet(ctx, in.ID)
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PolicyOutput{Body: policyFrom(policy)}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "policy-list",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/policies",
-		Summary:     "List policies, oldest first",
-		Description: "Optionally of one product. Archived policies are left out unless include_archived=true.",
-		Tags:        tags,
-	}), func(ctx context.Context, in *PolicyListInput) (*PolicyListOutput, error) {
-		after, fetch := in.cursor()
-		var productID *uuid.UUID
-		if id, err := uuid.Parse(in.ProductID); err == nil {
-			productID = &id
-		}
-		rows, err := s.queries.PolicyList(ctx, s.conn(ctx), sql.PolicyListParams{
-			TenantID: tenantID(ctx), ProductID: productID, IncludeArchived: in.IncludeArchived, After: after, RowLimit: fetch,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("list policies: %w", err))
-		}
-		return &PolicyListOutput{Body: page(rows, fetch, policyFrom, func(p sql.Policy) uuid.UUID { return p.ID })}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "policy-update",
-		Method:      http.MethodPatch,
-		Path:        "/v1/admin/policies/{id}",
-		Summary:     "Update a policy",
-		Description: "Fields left out keep their value; max_machines and perpetual_after_days are cleared with null. " +
-			"A price change (listed_currency, listed_value) applies to new purchases only: a subscription keeps " +
-			"the price and period it was created with. Licences already issued keep their entitlements and " +
-			"max_machines until their tier changes. slug, product_id, is_recurring and period_days cannot change " +
-			"(create another policy instead); sending them is 422. Turning qualifies_for_referrals on or off enqueues a " +
-			"recompute of every referrer's reward.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *PolicyUpdateInput) (*PolicyOutput, error) {
-		b := in.Body
-		if err := validEntitlements(b.Entitlements.Items); err != nil {
-			return nil, err
-		}
-		params := core.PolicyUpdateParams{
-			TenantID: tenantID(ctx), ID: in.ID, Name: b.Name, TierRank: b.TierRank, ListedValue: b.ListedValue,
-			GracePeriodDays: b.GracePeriodDays, SetMaxMachines: b.MaxMachines.Sent, MaxMachines: b.MaxMachines.Ptr(),
-			Entitlements: b.Entitlements.Items, SetPerpetualAfterDays: b.PerpetualAfterDays.Sent,
-			PerpetualAfterDays: b.PerpetualAfterDays.Ptr(), QualifiesForReferrals: b.QualifiesForReferrals, Sent: b,
-		}
-		if b.ListedCurrency != nil {
-			currency := sql.Currency(*b.ListedCurrency)
-			params.ListedCurrency = &currency
-		}
-		policy, err := core.PolicyUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), params)
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, policyConstraints))
-		}
-		return &PolicyOutput{Body: policyFrom(policy)}, nil
-	})
-
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "policy-archive",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/policies/{id}/archive",
-		Summary:     "Archive a policy",
-		Description: "An archived policy leaves default lists and is not offered for new purchases; it can still be " +
-			"read, and the licences and subscriptions on it are unaffected. Archiving an archived policy is 409.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *PolicyIDInput) (*PolicyOutput, error) {
-		policy, err := core.PolicyArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		return &PolicyOutput{Body: policyFrom(policy)}, nil
-	})
+	huma.Register(s.api, adminOperation(policyCreateOperation), s.policyCreate)
+	huma.Register(s.api, adminOperation(policyGetOperation), s.policyGet)
+	huma.Register(s.api, adminOperation(policyListOperation), s.policyList)
+	huma.Register(s.api, adminOperation(policyUpdateOperation), s.policyUpdate)
+	huma.Register(s.api, adminOperation(policyArchiveOperation), s.policyArchive)
 }
 
-// policyGet reads one of the caller's policies; an unknown one is ErrNotFound.
-func (s *Server) policyGet(ctx context.Context, id uuid.UUID) (sql.Policy, error) {
+var policyTags = []string{"Policies"}
+
+var policyCreateOperation = huma.Operation{
+	OperationID: "policy-create",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/policies",
+	Summary:     "Create a policy (tier) of a product",
+	Description: "A recurring policy needs period_days; a one-off one must not have it. " +
+		"An unknown or archived product is 422; a taken slug is 409.",
+	Tags:          policyTags,
+	DefaultStatus: http.StatusCreated,
+	Errors:        []int{http.StatusConflict},
+}
+
+// policyCreate creates a policy of one of the caller's live products.
+func (s *Server) policyCreate(ctx context.Context, in *PolicyCreateInput) (*PolicyOutput, error) {
+	b := in.Body
+	switch {
+	case b.IsRecurring && b.PeriodDays == nil:
+		return nil, invalid("body.period_days", "period_days is required when is_recurring is true", nil)
+	case !b.IsRecurring && b.PeriodDays != nil:
+		return nil, invalid("body.period_days", "period_days is only for recurring policies (is_recurring is false)", *b.PeriodDays)
+	}
+	if err := validEntitlements(b.Entitlements.Items); err != nil {
+		return nil, err
+	}
+	policy, err := core.PolicyCreate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyCreateParams{
+		TenantID: tenantID(ctx), ProductID: b.ProductID, Slug: b.Slug, Name: b.Name, TierRank: b.TierRank,
+		ListedCurrency: sql.Currency(b.ListedCurrency), ListedValue: b.ListedValue, IsRecurring: b.IsRecurring,
+		PeriodDays: b.PeriodDays, GracePeriodDays: b.GracePeriodDays, MaxMachines: b.MaxMachines,
+		Entitlements: b.Entitlements.Items, PerpetualAfterDays: b.PerpetualAfterDays,
+		QualifiesForReferrals: b.QualifiesForReferrals, Details: func(p sql.Policy) any { return policyFrom(p) },
+	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, policyConstraints))
+	}
+	return &PolicyOutput{Body: policyFrom(policy)}, nil
+}
+
+var policyGetOperation = huma.Operation{
+	OperationID: "policy-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/policies/{id}",
+	Summary:     "Read a policy",
+	Description: "Archived policies can still be read.",
+	Tags:        policyTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// policyGet reads one policy.
+func (s *Server) policyGet(ctx context.Context, in *PolicyIDInput) (*PolicyOutput, error) {
+	policy, err := s.policy(ctx, in.ID)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &PolicyOutput{Body: policyFrom(policy)}, nil
+}
+
+var policyListOperation = huma.Operation{
+	OperationID: "policy-list",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/policies",
+	Summary:     "List policies, oldest first",
+	Description: "Optionally of one product. Archived policies are left out unless include_archived=true.",
+	Tags:        policyTags,
+}
+
+// policyList reads a page of policies, optionally of one product.
+func (s *Server) policyList(ctx context.Context, in *PolicyListInput) (*PolicyListOutput, error) {
+	after, fetch := in.cursor()
+	var productID *uuid.UUID
+	if id, err := uuid.Parse(in.ProductID); err == nil {
+		productID = &id
+	}
+	rows, err := s.queries.PolicyList(ctx, s.conn(ctx), sql.PolicyListParams{
+		TenantID: tenantID(ctx), ProductID: productID, IncludeArchived: in.IncludeArchived, After: after, RowLimit: fetch,
+	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("list policies: %w", err))
+	}
+	return &PolicyListOutput{Body: page(rows, fetch, policyFrom, func(p sql.Policy) uuid.UUID { return p.ID })}, nil
+}
+
+var policyUpdateOperation = huma.Operation{
+	OperationID: "policy-update",
+	Method:      http.MethodPatch,
+	Path:        "/v1/admin/policies/{id}",
+	Summary:     "Update a policy",
+	Description: "Fields left out keep their value; max_machines and perpetual_after_days are cleared with null. " +
+		"A price change (listed_currency, listed_value) applies to new purchases only: a subscription keeps " +
+		"the price and period it was created with. Licences already issued keep their entitlements and " +
+		"max_machines until their tier changes. slug, product_id, is_recurring and period_days cannot change " +
+		"(create another policy instead); sending them is 422. Turning qualifies_for_referrals on or off enqueues a " +
+		"recompute of every referrer's reward.",
+	Tags:   policyTags,
+	Errors: []int{http.StatusNotFound},
+}
+
+// policyUpdate changes the fields of a policy that the request sends.
+func (s *Server) policyUpdate(ctx context.Context, in *PolicyUpdateInput) (*PolicyOutput, error) {
+	b := in.Body
+	if err := validEntitlements(b.Entitlements.Items); err != nil {
+		return nil, err
+	}
+	params := core.PolicyUpdateParams{
+		TenantID: tenantID(ctx), ID: in.ID, Name: b.Name, TierRank: b.TierRank, ListedValue: b.ListedValue,
+		GracePeriodDays: b.GracePeriodDays, SetMaxMachines: b.MaxMachines.Sent, MaxMachines: b.MaxMachines.Ptr(),
+		Entitlements: b.Entitlements.Items, SetPerpetualAfterDays: b.PerpetualAfterDays.Sent,
+		PerpetualAfterDays: b.PerpetualAfterDays.Ptr(), QualifiesForReferrals: b.QualifiesForReferrals, Sent: b,
+	}
+	if b.ListedCurrency != nil {
+		currency := sql.Currency(*b.ListedCurrency)
+		params.ListedCurrency = &currency
+	}
+	policy, err := core.PolicyUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), params)
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, policyConstraints))
+	}
+	return &PolicyOutput{Body: policyFrom(policy)}, nil
+}
+
+var policyArchiveOperation = huma.Operation{
+	OperationID: "policy-archive",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/policies/{id}/archive",
+	Summary:     "Archive a policy",
+	Description: "An archived policy leaves default lists and is not offered for new purchases; it can still be " +
+		"read, and the licences and subscriptions on it are unaffected. Archiving an archived policy is 409.",
+	Tags:   policyTags,
+	Errors: []int{http.StatusNotFound, http.StatusConflict},
+}
+
+// policyArchive archives a policy.
+func (s *Server) policyArchive(ctx context.Context, in *PolicyIDInput) (*PolicyOutput, error) {
+	policy, err := core.PolicyArchive(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.PolicyArchiveParams{TenantID: tenantID(ctx), ID: in.ID})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &PolicyOutput{Body: policyFrom(policy)}, nil
+}
+
+// policy reads one of the caller's policies; an unknown one is ErrNotFound.
+func (s *Server) policy(ctx context.Context, id uuid.UUID) (sql.Policy, error) {
 	policy, err := s.queries.PolicyGet(ctx, s.conn(ctx), sql.PolicyGetParams{TenantID: tenantID(ctx), ID: id})
-	return policy, notFound(core.DBError(err), "policy", id)
+	return policy, notFound(err, "policy", id)
 }
 
 // validEntitlements checks that every entitlement is 1 to 100 characters.

@@ -83,6 +83,13 @@ type ReferralLeader struct {
 	ComputedAt     time.Time `json:"computed_at"`
 }
 
+func referralLeaderFrom(r sql.ReferralLeaderboardRow) ReferralLeader {
+	return ReferralLeader{
+		CustomerID: r.CustomerID, Email: r.Email, QualifiedTotal: r.QualifiedTotal, ReferredTotal: r.ReferredTotal,
+		BonusUnits: r.BonusUnits, Badge: badgeString(r.Badge), ComputedAt: r.ComputedAt,
+	}
+}
+
 // ReferralLeaderboardInput pages through the leaderboard.
 type ReferralLeaderboardInput struct {
 	PageParams
@@ -114,121 +121,139 @@ func badgeString(b *sql.ReferralBadge) *string {
 }
 
 func (s *Server) registerReferrals() {
-	tags := []string{"Referrals"}
+	huma.Register(s.api, adminOperation(referralSettingsGetOperation), s.referralSettingsGet)
+	huma.Register(s.api, adminOperation(referralSettingsUpdateOperation), s.referralSettingsUpdate)
+	huma.Register(s.api, adminOperation(referralRecomputeOperation), s.referralRecompute)
+	huma.Register(s.api, adminOperation(customerReferralsGetOperation), s.customerReferralsGet)
+	huma.Register(s.api, adminOperation(referralLeaderboardOperation), s.referralLeaderboard)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "referral-settings-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/referrals/settings",
-		Summary:     "Read the referral settings",
-		Description: "The defaults until the tenant changes them.",
-		Tags:        tags,
-	}), func(ctx context.Context, _ *struct{}) (*ReferralSettingsOutput, error) {
-		settings, err := s.queries.ReferralSettingsGet(ctx, s.conn(ctx), tenantID(ctx))
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("read referral settings: %w", err))
-		}
-		return &ReferralSettingsOutput{Body: referralSettingsFrom(settings)}, nil
-	})
+var referralTags = []string{"Referrals"}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "referral-settings-update",
-		Method:      http.MethodPatch,
-		Path:        "/v1/admin/referrals/settings",
-		Summary:     "Change the referral settings",
-		Description: "Fields left out keep their value. elite_badge_at must stay above verified_badge_at (422). " +
-			"The change is audited and enqueues a recompute of every referrer's reward.",
-		Tags: tags,
-	}), func(ctx context.Context, in *ReferralSettingsUpdateInput) (*ReferralSettingsOutput, error) {
-		b := in.Body
-		settings, err := core.ReferralSettingsUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralSettingsUpdateParams{
-			TenantID: tenantID(ctx), BatchSize: b.BatchSize, BonusPerBatch: b.BonusPerBatch, VerifiedBadgeAt: b.VerifiedBadgeAt,
-			EliteBadgeAt: b.EliteBadgeAt, CooldownDays: b.CooldownDays, IPWindowDays: b.IPWindowDays, RequireIPHash: b.RequireIPHash,
-			Details: func(s sql.ReferralSettingsEffective) any { return referralSettingsFrom(s) },
-		})
-		if err != nil {
-			return nil, problem(ctx, constraintError(err, referralSettingsConstraints))
-		}
-		return &ReferralSettingsOutput{Body: referralSettingsFrom(settings)}, nil
-	})
+var referralSettingsGetOperation = huma.Operation{
+	OperationID: "referral-settings-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/referrals/settings",
+	Summary:     "Read the referral settings",
+	Description: "The defaults until the tenant changes them.",
+	Tags:        referralTags,
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "referral-recompute",
-		Method:      http.MethodPost,
-		Path:        "/v1/admin/referrals/recompute",
-		Summary:     "Recompute every referrer's reward",
-		Description: "Enqueues a referral.recompute job for all of the tenant's referrers (one set-based statement); " +
-			"it also runs hourly.",
-		Tags:          tags,
-		DefaultStatus: http.StatusAccepted,
-	}), func(ctx context.Context, _ *struct{}) (*ReferralRecomputeOutput, error) {
-		enqueued, err := core.ReferralRecompute(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralRecomputeParams{TenantID: tenantID(ctx)})
-		if err != nil {
-			return nil, problem(ctx, err)
-		}
-		out := &ReferralRecomputeOutput{}
-		out.Body.Enqueued = enqueued
-		return out, nil
-	})
+// referralSettingsGet reads the caller's tenant's referral settings, the defaults where it
+// set none.
+func (s *Server) referralSettingsGet(ctx context.Context, _ *struct{}) (*ReferralSettingsOutput, error) {
+	settings, err := s.queries.ReferralSettingsGet(ctx, s.conn(ctx), tenantID(ctx))
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("read referral settings: %w", err))
+	}
+	return &ReferralSettingsOutput{Body: referralSettingsFrom(settings)}, nil
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "customer-referrals-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/customers/{id}/referrals",
-		Summary:     "Read a customer's referral snapshot",
-		Description: "Computed live by the same SQL as the recompute (ReferralRecompute), without storing it. " +
-			"stored_bonus_units is what licences use until the next recompute.",
-		Tags:   tags,
-		Errors: []int{http.StatusNotFound},
-	}), func(ctx context.Context, in *CustomerIDInput) (*ReferralSnapshotOutput, error) {
-		if _, err := s.customerGet(ctx, in.ID); err != nil {
-			return nil, problem(ctx, err)
-		}
-		now := s.cfg.Clock.Now()
-		rows, err := s.queries.ReferralRecompute(ctx, core.CustomPlans{DB: s.conn(ctx)}, sql.ReferralRecomputeParams{
-			TenantID: tenantID(ctx), ReferrerID: &in.ID, Now: now,
-		})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("compute referrals of customer %s: %w", in.ID, err))
-		}
-		settings, err := s.queries.ReferralSettingsGet(ctx, s.conn(ctx), tenantID(ctx))
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("read referral settings: %w", err))
-		}
-		out := &ReferralSnapshotOutput{Body: ReferralSnapshot{CustomerID: in.ID, CooldownDays: settings.CooldownDays, ComputedAt: now}}
-		if len(rows) == 1 && rows[0].ReferrerID != nil {
-			r := rows[0]
-			out.Body.ReferredTotal, out.Body.QualifiedTotal = *r.ReferredTotal, *r.QualifiedTotal
-			out.Body.DisqualifiedCooldown, out.Body.DisqualifiedMissingIP = *r.DisqualifiedCooldown, *r.DisqualifiedMissingIP
-			out.Body.DisqualifiedSharedIP, out.Body.DisqualifiedDuplicateIP = *r.DisqualifiedSharedIP, *r.DisqualifiedDuplicateIP
-			out.Body.BonusUnits, out.Body.Badge = *r.BonusUnits, badgeString(r.Badge)
-			out.Body.StoredComputedAt = r.StoredComputedAt
-			if r.PreviousBonusUnits != nil {
-				out.Body.StoredBonusUnits = *r.PreviousBonusUnits
-			}
-		}
-		return out, nil
-	})
+var referralSettingsUpdateOperation = huma.Operation{
+	OperationID: "referral-settings-update",
+	Method:      http.MethodPatch,
+	Path:        "/v1/admin/referrals/settings",
+	Summary:     "Change the referral settings",
+	Description: "Fields left out keep their value. elite_badge_at must stay above verified_badge_at (422). " +
+		"The change is audited and enqueues a recompute of every referrer's reward.",
+	Tags: referralTags,
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "referral-leaderboard",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/referrals/leaderboard",
-		Summary:     "List referrers by qualified referrals",
-		Description: "Referrers with at least one qualified referral, most first (ties by customer id), from the " +
-			"stored rewards as the last recompute left them.",
-		Tags: tags,
-	}), func(ctx context.Context, in *ReferralLeaderboardInput) (*ReferralLeaderboardOutput, error) {
-		after, fetch := in.cursor()
-		rows, err := s.queries.ReferralLeaderboard(ctx, s.conn(ctx), sql.ReferralLeaderboardParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
-		if err != nil {
-			return nil, problem(ctx, fmt.Errorf("read referral leaderboard: %w", err))
-		}
-		return &ReferralLeaderboardOutput{Body: page(rows, fetch, func(r sql.ReferralLeaderboardRow) ReferralLeader {
-			return ReferralLeader{
-				CustomerID: r.CustomerID, Email: r.Email, QualifiedTotal: r.QualifiedTotal, ReferredTotal: r.ReferredTotal,
-				BonusUnits: r.BonusUnits, Badge: badgeString(r.Badge), ComputedAt: r.ComputedAt,
-			}
-		}, func(r sql.ReferralLeaderboardRow) uuid.UUID { return r.CustomerID })}, nil
+// referralSettingsUpdate changes the referral settings that the request sends.
+func (s *Server) referralSettingsUpdate(ctx context.Context, in *ReferralSettingsUpdateInput) (*ReferralSettingsOutput, error) {
+	b := in.Body
+	settings, err := core.ReferralSettingsUpdate(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralSettingsUpdateParams{
+		TenantID: tenantID(ctx), BatchSize: b.BatchSize, BonusPerBatch: b.BonusPerBatch, VerifiedBadgeAt: b.VerifiedBadgeAt,
+		EliteBadgeAt: b.EliteBadgeAt, CooldownDays: b.CooldownDays, IPWindowDays: b.IPWindowDays, RequireIPHash: b.RequireIPHash,
+		Details: func(s sql.ReferralSettingsEffective) any { return referralSettingsFrom(s) },
 	})
+	if err != nil {
+		return nil, problem(ctx, constraintError(err, referralSettingsConstraints))
+	}
+	return &ReferralSettingsOutput{Body: referralSettingsFrom(settings)}, nil
+}
+
+var referralRecomputeOperation = huma.Operation{
+	OperationID: "referral-recompute",
+	Method:      http.MethodPost,
+	Path:        "/v1/admin/referrals/recompute",
+	Summary:     "Recompute every referrer's reward",
+	Description: "Enqueues a referral.recompute job for all of the tenant's referrers (one set-based statement); " +
+		"it also runs hourly.",
+	Tags:          referralTags,
+	DefaultStatus: http.StatusAccepted,
+}
+
+// referralRecompute enqueues a recompute of every referrer of the caller's tenant.
+func (s *Server) referralRecompute(ctx context.Context, _ *struct{}) (*ReferralRecomputeOutput, error) {
+	enqueued, err := core.ReferralRecomputeEnqueue(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.ReferralRecomputeEnqueueParams{TenantID: tenantID(ctx)})
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &ReferralRecomputeOutput{}
+	out.Body.Enqueued = enqueued
+	return out, nil
+}
+
+var customerReferralsGetOperation = huma.Operation{
+	OperationID: "customer-referrals-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/customers/{id}/referrals",
+	Summary:     "Read a customer's referral snapshot",
+	Description: "Computed live by the same SQL as the recompute (ReferralRecompute), without storing it. " +
+		"stored_bonus_units is what licences use until the next recompute.",
+	Tags:   referralTags,
+	Errors: []int{http.StatusNotFound},
+}
+
+// customerReferralsGet computes a customer's referrals now, as the recompute would, without
+// storing anything.
+func (s *Server) customerReferralsGet(ctx context.Context, in *CustomerIDInput) (*ReferralSnapshotOutput, error) {
+	if _, err := s.customer(ctx, in.ID); err != nil {
+		return nil, problem(ctx, err)
+	}
+	now := s.cfg.Clock.Now()
+	rows, err := s.queries.ReferralRecompute(ctx, core.CustomPlans{DB: s.conn(ctx)}, sql.ReferralRecomputeParams{
+		TenantID: tenantID(ctx), ReferrerID: &in.ID, Now: now,
+	})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("compute referrals of customer %s: %w", in.ID, err))
+	}
+	settings, err := s.queries.ReferralSettingsGet(ctx, s.conn(ctx), tenantID(ctx))
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("read referral settings: %w", err))
+	}
+	out := &ReferralSnapshotOutput{Body: ReferralSnapshot{CustomerID: in.ID, CooldownDays: settings.CooldownDays, ComputedAt: now}}
+	if len(rows) == 1 && rows[0].ReferrerID != nil {
+		r := rows[0]
+		out.Body.ReferredTotal, out.Body.QualifiedTotal = *r.ReferredTotal, *r.QualifiedTotal
+		out.Body.DisqualifiedCooldown, out.Body.DisqualifiedMissingIP = *r.DisqualifiedCooldown, *r.DisqualifiedMissingIP
+		out.Body.DisqualifiedSharedIP, out.Body.DisqualifiedDuplicateIP = *r.DisqualifiedSharedIP, *r.DisqualifiedDuplicateIP
+		out.Body.BonusUnits, out.Body.Badge = *r.BonusUnits, badgeString(r.Badge)
+		out.Body.StoredComputedAt = r.StoredComputedAt
+		if r.PreviousBonusUnits != nil {
+			out.Body.StoredBonusUnits = *r.PreviousBonusUnits
+		}
+	}
+	return out, nil
+}
+
+var referralLeaderboardOperation = huma.Operation{
+	OperationID: "referral-leaderboard",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/referrals/leaderboard",
+	Summary:     "List referrers by qualified referrals",
+	Description: "Referrers with at least one qualified referral, most first (ties by customer id), from the " +
+		"stored rewards as the last recompute left them.",
+	Tags: referralTags,
+}
+
+// referralLeaderboard reads a page of the leaderboard.
+func (s *Server) referralLeaderboard(ctx context.Context, in *ReferralLeaderboardInput) (*ReferralLeaderboardOutput, error) {
+	after, fetch := in.cursor()
+	rows, err := s.queries.ReferralLeaderboard(ctx, s.conn(ctx), sql.ReferralLeaderboardParams{TenantID: tenantID(ctx), After: after, RowLimit: fetch})
+	if err != nil {
+		return nil, problem(ctx, fmt.Errorf("read referral leaderboard: %w", err))
+	}
+	return &ReferralLeaderboardOutput{Body: page(rows, fetch, referralLeaderFrom, func(r sql.ReferralLeaderboardRow) uuid.UUID { return r.CustomerID })}, nil
 }

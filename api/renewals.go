@@ -46,7 +46,7 @@ var customerSetAutoPayOperation = huma.Operation{
 
 // customerSetAutoPay turns auto-pay of renewals on or off for one of the caller's customers.
 func (s *Server) customerSetAutoPay(ctx context.Context, in *CustomerAutoPayInput) (*CustomerAutoPayOutput, error) {
-	customer, err := core.CustomerSetAutoPay(ctx, tx(ctx), s.step(ctx, actor(ctx)), tenantID(ctx), in.ID, in.Body.AutoPay)
+	customer, err := core.CustomerSetAutoPay(ctx, tx(ctx), s.step(ctx, actor(ctx)), core.CustomerSetAutoPayParams{TenantID: tenantID(ctx), ID: in.ID, AutoPay: in.Body.AutoPay})
 	if err != nil {
 		return nil, problem(ctx, err)
 	}

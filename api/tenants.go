@@ -9,7 +9,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
-	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -46,37 +45,48 @@ type PublicKeyOutput struct {
 }
 
 func (s *Server) registerTenants() {
-	huma.Register(s.api, huma.Operation{
-		OperationID: "tenant-public-key",
-		Method:      http.MethodGet,
-		Path:        "/v1/tenants/{slug}/public-key",
-		Summary:     "Read a tenant's licence-signing public key",
-		Description: "Public: clients verify licence keys offline with it (see the README for the key format).",
-		Tags:        []string{"Tenant"},
-		Errors:      []int{http.StatusNotFound},
-	}, func(ctx context.Context, in *PublicKeyInput) (*PublicKeyOutput, error) {
-		key, err := s.queries.SigningKeyGetPublicBySlug(ctx, s.conn(ctx), in.Slug)
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		out := &PublicKeyOutput{}
-		out.Body.TenantID, out.Body.Slug, out.Body.Algorithm = key.TenantID, key.Slug, "Ed25519"
-		out.Body.PublicKey = base64.StdEncoding.EncodeToString(key.PublicKey)
-		return out, nil
-	})
+	huma.Register(s.api, tenantPublicKeyOperation, s.tenantPublicKey)
+	huma.Register(s.api, adminOperation(tenantGetOperation), s.tenantGet)
+}
 
-	huma.Register(s.api, adminOperation(huma.Operation{
-		OperationID: "tenant-get",
-		Method:      http.MethodGet,
-		Path:        "/v1/admin/tenant",
-		Summary:     "Read the tenant of the API key",
-		Description: "The tenant the Authorization header's key belongs to.",
-		Tags:        []string{"Tenant"},
-	}), func(ctx context.Context, _ *struct{}) (*TenantOutput, error) {
-		t, err := s.queries.TenantGet(ctx, s.conn(ctx), tenantID(ctx))
-		if err != nil {
-			return nil, problem(ctx, core.DBError(err))
-		}
-		return &TenantOutput{Body: tenantFrom(t)}, nil
-	})
+var tenantTags = []string{"Tenant"}
+
+var tenantPublicKeyOperation = huma.Operation{
+	OperationID: "tenant-public-key",
+	Method:      http.MethodGet,
+	Path:        "/v1/tenants/{slug}/public-key",
+	Summary:     "Read a tenant's licence-signing public key",
+	Description: "Public: clients verify licence keys offline with it (see the README for the key format).",
+	Tags:        tenantTags,
+	Errors:      []int{http.StatusNotFound},
+}
+
+// tenantPublicKey reads the public key of the tenant the slug names; no API key needed.
+func (s *Server) tenantPublicKey(ctx context.Context, in *PublicKeyInput) (*PublicKeyOutput, error) {
+	key, err := s.queries.SigningKeyGetPublicBySlug(ctx, s.conn(ctx), in.Slug)
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	out := &PublicKeyOutput{}
+	out.Body.TenantID, out.Body.Slug, out.Body.Algorithm = key.TenantID, key.Slug, "Ed25519"
+	out.Body.PublicKey = base64.StdEncoding.EncodeToString(key.PublicKey)
+	return out, nil
+}
+
+var tenantGetOperation = huma.Operation{
+	OperationID: "tenant-get",
+	Method:      http.MethodGet,
+	Path:        "/v1/admin/tenant",
+	Summary:     "Read the tenant of the API key",
+	Description: "The tenant the Authorization header's key belongs to.",
+	Tags:        tenantTags,
+}
+
+// tenantGet reads the caller's tenant.
+func (s *Server) tenantGet(ctx context.Context, _ *struct{}) (*TenantOutput, error) {
+	t, err := s.queries.TenantGet(ctx, s.conn(ctx), tenantID(ctx))
+	if err != nil {
+		return nil, problem(ctx, err)
+	}
+	return &TenantOutput{Body: tenantFrom(t)}, nil
 }

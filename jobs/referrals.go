@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -26,16 +25,16 @@ type ReferralRecomputeResult struct {
 	RewardsChanged int
 }
 
-// ReferralRecompute recomputes tenantID's referral rewards in tx with the ReferralRecompute
-// query — of one referrer, or of all of them when referrerID is nil, in one statement —
-// writing only the rewards whose values changed, and audits and emits
+// ReferralRecompute recomputes the referral rewards p names in tx with the ReferralRecompute
+// query — of one referrer, or of all the tenant's referrers when p.ReferrerID is nil, in one
+// statement — writing only the rewards whose values changed, and audits and emits
 // referral.reward_changed for each referrer whose bonus or badge changed.
-func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uuid.UUID, referrerID *uuid.UUID) (ReferralRecomputeResult, error) {
+func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, p jobargs.ReferralRecompute) (ReferralRecomputeResult, error) {
 	rows, err := ReferralRecomputeRows(ctx, tx, sql.ReferralRecomputeParams{
-		TenantID: tenantID, ReferrerID: referrerID, Now: st.Now, Write: true,
+		TenantID: p.TenantID, ReferrerID: p.ReferrerID, Now: st.Now, Write: true,
 	})
 	if err != nil {
-		return ReferralRecomputeResult{}, fmt.Errorf("recompute referral rewards of tenant %s: %w", tenantID, core.DBError(err))
+		return ReferralRecomputeResult{}, fmt.Errorf("recompute referral rewards of tenant %s: %w", p.TenantID, err)
 	}
 	var res ReferralRecomputeResult
 	for _, r := range rows {
@@ -48,7 +47,7 @@ func ReferralRecompute(ctx context.Context, tx pgx.Tx, st core.Step, tenantID uu
 			CustomerID: *r.ReferrerID, QualifiedTotal: r.QualifiedTotal, BonusUnits: r.BonusUnits, Badge: r.Badge,
 			PreviousBonusUnits: zeroIfNil(r.PreviousBonusUnits), PreviousBadge: r.PreviousBadge,
 		}
-		err := core.Record(ctx, tx, st, core.Change{TenantID: tenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: (*r.ReferrerID).String(), Event: data})
+		err := core.Record(ctx, tx, st, core.Change{TenantID: p.TenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: (*r.ReferrerID).String(), Event: data})
 		if err != nil {
 			return ReferralRecomputeResult{}, err
 		}
@@ -90,7 +89,7 @@ func (w *ReferralRecomputeWorker) Timeout(*river.Job[jobargs.ReferralRecompute])
 func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecompute]) error {
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
 		st := w.cfg.step(ctx, job.JobRow)
-		res, err := ReferralRecompute(ctx, tx, st, job.Args.TenantID, job.Args.ReferrerID)
+		res, err := ReferralRecompute(ctx, tx, st, job.Args)
 		if err != nil {
 			return err
 		}

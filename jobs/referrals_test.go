@@ -154,7 +154,7 @@ func TestReferralScenarios(t *testing.T) {
 			require.Equal(t, map[int]refSnapshot{0: tc.want}, sqlSnapshots(t, tx, l, factory.Now), "live snapshot")
 
 			st := core.Step{Now: factory.Now, Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
-			res, err := ReferralRecompute(context.Background(), tx, st, l.tenant.ID, nil)
+			res, err := ReferralRecompute(context.Background(), tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 			require.NoError(t, err)
 			require.Equal(t, 1, res.Processed)
 			require.Equal(t, 1, res.Updated)
@@ -242,11 +242,11 @@ func TestReferralRecomputeMatchesSeed(t *testing.T) {
 		require.Equal(rt, want, sqlSnapshots(t, tx, l, factory.Now), "live snapshot")
 
 		st := core.Step{Now: factory.Now, Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
-		res, err := ReferralRecompute(ctx, tx, st, l.tenant.ID, nil)
+		res, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 		require.NoError(rt, err)
 		require.Equal(rt, len(want), res.Processed)
 		require.Equal(rt, want, storedSnapshots(t, tx, l), "stored rewards")
-		again, err := ReferralRecompute(ctx, tx, st, l.tenant.ID, nil)
+		again, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 		require.NoError(rt, err)
 		require.Equal(rt, ReferralRecomputeResult{Processed: len(want)}, again, "a second recompute changes nothing")
 	})
@@ -285,7 +285,7 @@ func TestReferralRecomputeWorker(t *testing.T) {
 	require.Equal(t, 1, events(), "only the referrer whose bonus and badge changed")
 
 	st := core.Step{Now: clk.Now(), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
-	again, err := ReferralRecompute(ctx, tx, st, l.tenant.ID, nil)
+	again, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 	require.NoError(t, err)
 	require.Equal(t, ReferralRecomputeResult{Processed: 2}, again)
 
@@ -368,7 +368,7 @@ func TestReferralRecomputeConcurrent(t *testing.T) {
 				referrer = &l.ids[second]
 			}
 			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
-				_, err := ReferralRecompute(ctx, tx, st, l.tenant.ID, referrer)
+				_, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID, ReferrerID: referrer})
 				return err
 			})
 		}()

@@ -9,11 +9,6 @@ RETURNING *;
 -- AddonGet reads one of a tenant's add-ons, archived or not (primary key).
 SELECT * FROM addons WHERE tenant_id = @tenant_id::uuid AND id = @id::uuid;
 
--- name: AddonListByIDs :many
--- AddonListByIDs reads the tenant's add-ons among ids, archived or not, in id order
--- (primary key). Ids of other tenants and unknown ids are simply absent.
-SELECT * FROM addons WHERE tenant_id = @tenant_id::uuid AND id = ANY(@ids::uuid[]) ORDER BY id;
-
 -- name: AddonList :many
 -- AddonList pages through a tenant's add-ons, oldest first, after the cursor id (primary
 -- key order). Archived add-ons are left out unless include_archived.

@@ -72,9 +72,9 @@ WITH RECURSIVE chain (id, depth) AS (
 SELECT EXISTS (SELECT 1 FROM chain WHERE chain.id = @customer_id::uuid);
 
 -- name: CustomerListExistingIDs :many
--- CustomerListExistingIDs returns which of ids are the tenant's customers (primary key);
--- the batch event insert reports the others row by row.
-SELECT id FROM customers WHERE tenant_id = @tenant_id::uuid AND id = ANY(@ids::uuid[]);
+-- CustomerListExistingIDs returns which of customer_ids are the tenant's customers
+-- (primary key); the batch event insert reports the others row by row.
+SELECT id FROM customers WHERE tenant_id = @tenant_id::uuid AND id = ANY(@customer_ids::uuid[]);
 
 -- name: CustomerEventCreate :one
 -- CustomerEventCreate records an event of one of the tenant's customers; no row means the
@@ -92,7 +92,7 @@ RETURNING *;
 -- statement otherwise).
 INSERT INTO customer_events (tenant_id, id, customer_id, type, ip_hash, occurred_at, created_at)
 SELECT @tenant_id::uuid, e.id, e.customer_id, e.type, nullif(e.ip_hash, ''), e.occurred_at, @now::timestamptz
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@customer_ids::uuid[]) AS customer_id, unnest(@types::text[]) AS type,
+FROM (SELECT unnest(@event_ids::uuid[]) AS id, unnest(@customer_ids::uuid[]) AS customer_id, unnest(@types::text[]) AS type,
              unnest(@ip_hashes::text[]) AS ip_hash, unnest(@occurred_ats::timestamptz[]) AS occurred_at) AS e;
 
 -- name: CustomerEventList :many

@@ -160,46 +160,6 @@ func (q *Queries) AddonList(ctx context.Context, db DBTX, arg AddonListParams) (
 	return items, nil
 }
 
-const addonListByIDs = `-- name: AddonListByIDs :many
-SELECT tenant_id, id, slug, name, metadata, created_at, updated_at, archived_at FROM addons WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[]) ORDER BY id
-`
-
-type AddonListByIDsParams struct {
-	TenantID uuid.UUID
-	Ids      []uuid.UUID
-}
-
-// AddonListByIDs reads the tenant's add-ons among ids, archived or not, in id order
-// (primary key). Ids of other tenants and unknown ids are simply absent.
-func (q *Queries) AddonListByIDs(ctx context.Context, db DBTX, arg AddonListByIDsParams) ([]Addon, error) {
-	rows, err := db.Query(ctx, addonListByIDs, arg.TenantID, arg.Ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []Addon{}
-	for rows.Next() {
-		var i Addon
-		if err := rows.Scan(
-			&i.TenantID,
-			&i.ID,
-			&i.Slug,
-			&i.Name,
-			&i.Metadata,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.ArchivedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const addonUpdate = `-- name: AddonUpdate :one
 UPDATE addons SET
     name       = coalesce($1::text, name),

@@ -159,8 +159,8 @@ FROM (SELECT unnest($3::uuid[]) AS id, unnest($4::uuid[]) AS customer_id, unnest
 type CustomerEventCreateManyParams struct {
 	TenantID    uuid.UUID
 	Now         time.Time
-	Ids         []uuid.UUID
-	CustomerIds []uuid.UUID
+	EventIDs    []uuid.UUID
+	CustomerIDs []uuid.UUID
 	Types       []string
 	IPHashes    []string
 	OccurredAts []time.Time
@@ -174,8 +174,8 @@ func (q *Queries) CustomerEventCreateMany(ctx context.Context, db DBTX, arg Cust
 	result, err := db.Exec(ctx, customerEventCreateMany,
 		arg.TenantID,
 		arg.Now,
-		arg.Ids,
-		arg.CustomerIds,
+		arg.EventIDs,
+		arg.CustomerIDs,
 		arg.Types,
 		arg.IPHashes,
 		arg.OccurredAts,
@@ -400,14 +400,14 @@ SELECT id FROM customers WHERE tenant_id = $1::uuid AND id = ANY($2::uuid[])
 `
 
 type CustomerListExistingIDsParams struct {
-	TenantID uuid.UUID
-	Ids      []uuid.UUID
+	TenantID    uuid.UUID
+	CustomerIDs []uuid.UUID
 }
 
-// CustomerListExistingIDs returns which of ids are the tenant's customers (primary key);
-// the batch event insert reports the others row by row.
+// CustomerListExistingIDs returns which of customer_ids are the tenant's customers
+// (primary key); the batch event insert reports the others row by row.
 func (q *Queries) CustomerListExistingIDs(ctx context.Context, db DBTX, arg CustomerListExistingIDsParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, customerListExistingIDs, arg.TenantID, arg.Ids)
+	rows, err := db.Query(ctx, customerListExistingIDs, arg.TenantID, arg.CustomerIDs)
 	if err != nil {
 		return nil, err
 	}

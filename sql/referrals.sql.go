@@ -376,7 +376,7 @@ ORDER BY moved.referrer_id
 
 type ReferralReferrersMovedByEventsParams struct {
 	TenantID uuid.UUID
-	EventIds []uuid.UUID
+	EventIDs []uuid.UUID
 	Now      time.Time
 }
 
@@ -387,7 +387,7 @@ type ReferralReferrersMovedByEventsParams struct {
 // window [@now - ip_window_days, @now] (it adds to the referrer's IP hashes). Served by the
 // customer_events and customers primary keys and customers_referred_by_idx.
 func (q *Queries) ReferralReferrersMovedByEvents(ctx context.Context, db DBTX, arg ReferralReferrersMovedByEventsParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, referralReferrersMovedByEvents, arg.TenantID, arg.EventIds, arg.Now)
+	rows, err := db.Query(ctx, referralReferrersMovedByEvents, arg.TenantID, arg.EventIDs, arg.Now)
 	if err != nil {
 		return nil, err
 	}

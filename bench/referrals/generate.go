@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
@@ -28,7 +30,11 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, customers,
 		return uuid.Nil, err
 	}
 	actor := core.Actor{Type: core.ActorCLI, ID: "bench"}
-	tenant, err := core.TenantCreate(ctx, pool, now, actor, box, "bench", "Bench")
+	var tenant sql.Tenant
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenant, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "bench", Name: "Bench"})
+		return err
+	})
 	if err != nil {
 		return uuid.Nil, err
 	}

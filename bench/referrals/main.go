@@ -32,6 +32,7 @@ import (
 	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
@@ -389,7 +390,7 @@ func jobRun(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (jobRes
 	}
 	st := core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
 	start := clock.System{}.Now()
-	res, err := jobs.ReferralRecompute(ctx, tx, st, tenantID, nil)
+	res, err := jobs.ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: tenantID})
 	if err != nil {
 		return jobResult{}, err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
@@ -106,7 +107,11 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, n int) err
 		return err
 	}
 	actor := core.Actor{Type: core.ActorCLI, ID: "bench"}
-	tenant, err := core.TenantCreate(ctx, pool, now, actor, box, "bench", "Bench")
+	var tenant sql.Tenant
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenant, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "bench", Name: "Bench"})
+		return err
+	})
 	if err != nil {
 		return err
 	}

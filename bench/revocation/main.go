@@ -97,7 +97,11 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 		return err
 	}
 	actor := core.Actor{Type: core.ActorCLI, ID: "bench"}
-	tenant, err := core.TenantCreate(ctx, pool, now, actor, box, "bench", "Bench")
+	var tenant sql.Tenant
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenant, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "bench", Name: "Bench"})
+		return err
+	})
 	if err != nil {
 		return err
 	}

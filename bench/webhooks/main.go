@@ -53,6 +53,7 @@ import (
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
+	"github.com/tessera/tessera/sql"
 )
 
 // options are the command's flags.
@@ -214,11 +215,19 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	clk := clock.System{}
 	actor := core.Actor{Type: core.ActorCLI, ID: "bench"}
 	now := clk.Now()
-	tenantA, err := core.TenantCreate(ctx, pool, now, actor, box, "tenant-a", "A")
+	var tenantA sql.Tenant
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenantA, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "tenant-a", Name: "A"})
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	tenantB, err := core.TenantCreate(ctx, pool, now, actor, box, "tenant-b", "B")
+	var tenantB sql.Tenant
+	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenantB, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "tenant-b", Name: "B"})
+		return err
+	})
 	if err != nil {
 		return err
 	}

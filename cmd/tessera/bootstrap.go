@@ -35,17 +35,18 @@ func newBootstrapCommand() *cobra.Command {
 				}
 				return pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 					existing, err := sql.New().TenantGetFirst(ctx, tx)
-					if err = core.DBError(err); err == nil {
+					switch {
+					case err == nil:
 						return printBootstrap(cmd.OutOrStdout(), c.cfg.Addr, existing.Slug, "", keyFile)
-					}
-					if !errors.Is(err, core.ErrNotFound) {
+					case !errors.Is(err, core.ErrNotFound):
 						return fmt.Errorf("look for a tenant: %w", err)
 					}
-					tenant, err := core.TenantCreate(ctx, tx, c.clock.Now(), cliActor(), box, slug, "Demo")
+					st := c.step(box)
+					tenant, err := core.TenantCreate(ctx, tx, st, core.TenantCreateParams{Slug: slug, Name: "Demo"})
 					if err != nil {
 						return err
 					}
-					_, secret, err := core.APIKeyCreate(ctx, tx, c.clock.Now(), cliActor(), tenant.ID, "demo admin")
+					_, secret, err := core.APIKeyCreate(ctx, tx, st, core.APIKeyCreateParams{TenantID: tenant.ID, Name: "demo admin"})
 					if err != nil {
 						return err
 					}

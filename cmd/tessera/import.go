@@ -70,10 +70,7 @@ func importLicenses(ctx context.Context, c *cli, tenantSlug string, storeID uuid
 	if err != nil {
 		return fmt.Errorf("tenant %q: %w", tenantSlug, err)
 	}
-	st, err := c.step(box)
-	if err != nil {
-		return err
-	}
+	st := c.step(box)
 	rows, err := upstream.ParseRows(bufio.NewReader(in), st.Now)
 	var rowErrs upstream.RowErrors
 	if errors.As(err, &rowErrs) {

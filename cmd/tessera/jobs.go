@@ -168,10 +168,7 @@ func changeJob(cmd *cobra.Command, tenantSlug, arg string, change jobChange) err
 		return err
 	}
 	return withJobScope(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenantID *uuid.UUID) error {
-		st, err := c.step(nil)
-		if err != nil {
-			return err
-		}
+		st := c.step(nil)
 		job, err := change.step(cmd.Context(), tx, st, core.JobParams{TenantID: tenantID, ID: id})
 		if err != nil {
 			return err

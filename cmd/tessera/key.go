@@ -28,7 +28,7 @@ func newKeyCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withTenant(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenant sql.Tenant) error {
-				k, secret, err := core.APIKeyCreate(cmd.Context(), tx, c.clock.Now(), cliActor(), tenant.ID, name)
+				k, secret, err := core.APIKeyCreate(cmd.Context(), tx, c.step(nil), core.APIKeyCreateParams{TenantID: tenant.ID, Name: name})
 				if err != nil {
 					return err
 				}
@@ -80,7 +80,7 @@ func newKeyCommand() *cobra.Command {
 				return fmt.Errorf("KEY_ID must be a key's id (see tessera key list): %w", err)
 			}
 			return withTenant(cmd.Context(), tenantSlug, func(c *cli, tx pgx.Tx, tenant sql.Tenant) error {
-				k, err := core.APIKeyRevoke(cmd.Context(), tx, c.clock.Now(), cliActor(), tenant.ID, id)
+				k, err := core.APIKeyRevoke(cmd.Context(), tx, c.step(nil), core.APIKeyRevokeParams{TenantID: tenant.ID, ID: id})
 				if err != nil {
 					return err
 				}
@@ -99,7 +99,7 @@ func withTenant(ctx context.Context, slug string, fn func(c *cli, tx pgx.Tx, ten
 		return pg.InTx(ctx, c.db, func(tx pgx.Tx) error {
 			tenant, err := sql.New().TenantGetBySlug(ctx, tx, slug)
 			if err != nil {
-				return fmt.Errorf("tenant %q: %w", slug, core.DBError(err))
+				return fmt.Errorf("tenant %q: %w", slug, err)
 			}
 			return fn(c, tx, tenant)
 		})

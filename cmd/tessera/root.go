@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/user"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -51,6 +52,9 @@ type cli struct {
 	pool  *pgxpool.Pool
 	db    pg.DB
 	clock clock.Clock
+	// jobs is an insert-only River client: it enqueues, retries and cancels jobs in the
+	// command's transaction.
+	jobs *river.Client[pgx.Tx]
 }
 
 // withDB runs fn with a connected cli and closes the pool afterwards.
@@ -64,7 +68,11 @@ func withDB(ctx context.Context, fn func(c *cli) error) error {
 		return err
 	}
 	defer pool.Close()
-	return fn(&cli{cfg: cfg, log: cfg.logger(), pool: pool, db: core.DB(pool), clock: clock.System{}})
+	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	if err != nil {
+		return err
+	}
+	return fn(&cli{cfg: cfg, log: cfg.logger(), pool: pool, db: core.DB(pool), clock: clock.System{}, jobs: jobs})
 }
 
 // cliActor is the audit-log actor of CLI commands: the operating-system user.
@@ -77,14 +85,10 @@ func cliActor() core.Actor {
 }
 
 // step returns what a core step run by a CLI command needs: the time, the operating-system
-// user as the actor, box (nil for a step that opens no secret), and an insert-only River
-// client that enqueues, retries and cancels jobs in the command's transaction.
-func (c *cli) step(box *secrets.Box) (core.Step, error) {
-	jobs, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
-	if err != nil {
-		return core.Step{}, err
-	}
-	return core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box, Jobs: jobs}, nil
+// user as the actor, box (nil for a step that opens no secret), and the insert-only River
+// client.
+func (c *cli) step(box *secrets.Box) core.Step {
+	return core.Step{Now: c.clock.Now(), Actor: cliActor(), Box: box, Jobs: c.jobs}
 }
 
 // docsURL is where the API's documentation is served for a listen address.

@@ -27,7 +27,7 @@ func newTenantCommand() *cobra.Command {
 					return err
 				}
 				return pg.InTx(cmd.Context(), c.db, func(tx pgx.Tx) error {
-					t, err := core.TenantCreate(cmd.Context(), tx, c.clock.Now(), cliActor(), box, slug, name)
+					t, err := core.TenantCreate(cmd.Context(), tx, c.step(box), core.TenantCreateParams{Slug: slug, Name: name})
 					if err != nil {
 						return err
 					}

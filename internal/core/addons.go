@@ -28,9 +28,11 @@ func AddonCreate(ctx context.Context, tx pgx.Tx, st Step, p AddonCreateParams) (
 		TenantID: p.TenantID, ID: NewID(), Slug: p.Slug, Name: p.Name, Metadata: p.Metadata, Now: st.Now,
 	})
 	if err != nil {
-		return sql.Addon{}, DBError(err)
+		return sql.Addon{}, err
 	}
-	return addon, addonAudit(ctx, tx, st, "addon.create", addon, p.Sent)
+	return addon, Audit(ctx, tx, st, Change{TenantID: addon.TenantID,
+		Action: "addon.create", SubjectType: "addon", SubjectID: addon.ID.String(), Details: p.Sent,
+	})
 }
 
 // AddonUpdateParams changes add-on ID of TenantID; nil fields keep their value.
@@ -50,9 +52,11 @@ type AddonUpdateParams struct {
 func AddonUpdate(ctx context.Context, tx pgx.Tx, st Step, p AddonUpdateParams) (sql.Addon, error) {
 	addon, err := queries.AddonUpdate(ctx, tx, sql.AddonUpdateParams{TenantID: p.TenantID, ID: p.ID, Name: p.Name, Metadata: p.Metadata, Now: st.Now})
 	if err != nil {
-		return sql.Addon{}, notFound(DBError(err), "add-on", p.ID)
+		return sql.Addon{}, notFound(err, "add-on", p.ID)
 	}
-	return addon, addonAudit(ctx, tx, st, "addon.update", addon, p.Sent)
+	return addon, Audit(ctx, tx, st, Change{TenantID: addon.TenantID,
+		Action: "addon.update", SubjectType: "addon", SubjectID: addon.ID.String(), Details: p.Sent,
+	})
 }
 
 // AddonArchiveParams names the add-on to archive.
@@ -66,15 +70,12 @@ type AddonArchiveParams struct {
 func AddonArchive(ctx context.Context, tx pgx.Tx, st Step, p AddonArchiveParams) (sql.Addon, error) {
 	addon, err := queries.AddonArchive(ctx, tx, sql.AddonArchiveParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
 	if err != nil {
-		return sql.Addon{}, archiveError(DBError(err), "add-on", p.ID, func() error {
+		return sql.Addon{}, archiveError(err, "add-on", p.ID, func() error {
 			_, err := queries.AddonGet(ctx, tx, sql.AddonGetParams{TenantID: p.TenantID, ID: p.ID})
 			return err
 		})
 	}
-	return addon, addonAudit(ctx, tx, st, "addon.archive", addon, nil)
-}
-
-// addonAudit records action on addon, with details.
-func addonAudit(ctx context.Context, tx pgx.Tx, st Step, action string, addon sql.Addon, details any) error {
-	return Audit(ctx, tx, st, Change{TenantID: addon.TenantID, Action: action, SubjectType: "addon", SubjectID: addon.ID.String(), Details: details})
+	return addon, Audit(ctx, tx, st, Change{TenantID: addon.TenantID,
+		Action: "addon.archive", SubjectType: "addon", SubjectID: addon.ID.String(),
+	})
 }

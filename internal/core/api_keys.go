@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/sql"
 )
@@ -31,9 +31,16 @@ const (
 // are deliberately indistinguishable.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
-// APIKeyCreate issues a new admin key for tenantID and audits it. The returned secret is
-// the whole key; it is not stored and cannot be shown again.
-func APIKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID uuid.UUID, name string) (sql.APIKey, string, error) {
+// APIKeyCreateParams is a new admin key of TenantID.
+type APIKeyCreateParams struct {
+	TenantID uuid.UUID
+	// Name says what the key is for.
+	Name string
+}
+
+// APIKeyCreate issues a new admin key and audits it (api_key.create). The returned secret
+// is the whole key; it is not stored and cannot be shown again.
+func APIKeyCreate(ctx context.Context, tx pgx.Tx, st Step, p APIKeyCreateParams) (sql.APIKey, string, error) {
 	random := make([]byte, 6+32)
 	if _, err := rand.Read(random); err != nil {
 		return sql.APIKey{}, "", fmt.Errorf("generate api key: %w", err)
@@ -42,32 +49,39 @@ func APIKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, 
 	secret := prefix + "_" + base64.RawURLEncoding.EncodeToString(random[6:])
 	hash := sha256.Sum256([]byte(secret))
 	key, err := queries.APIKeyCreate(ctx, tx, sql.APIKeyCreateParams{
-		TenantID: tenantID, ID: NewID(), Name: name, Prefix: prefix, KeyHash: hash[:], Now: now,
+		TenantID: p.TenantID, ID: NewID(), Name: p.Name, Prefix: prefix, KeyHash: hash[:], Now: st.Now,
 	})
 	if err != nil {
-		return sql.APIKey{}, "", fmt.Errorf("create api key: %w", DBError(err))
+		return sql.APIKey{}, "", fmt.Errorf("create api key: %w", err)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "api_key.create", SubjectType: "api_key", SubjectID: key.ID.String(),
-		Details: map[string]string{"name": name, "prefix": prefix},
+		Details: map[string]string{"name": p.Name, "prefix": prefix},
 	})
 	return key, secret, err
 }
 
-// APIKeyRevoke revokes one of tenantID's keys and audits it. An unknown key is ErrNotFound;
-// an already revoked key is ErrAPIKeyRevoked (an ErrConflict).
-func APIKeyRevoke(ctx context.Context, tx sql.DBTX, now time.Time, actor Actor, tenantID, id uuid.UUID) (sql.APIKey, error) {
-	key, err := queries.APIKeyRevoke(ctx, tx, sql.APIKeyRevokeParams{TenantID: tenantID, ID: id, Now: now})
-	if err != nil {
-		if err = DBError(err); !errors.Is(err, ErrNotFound) {
-			return sql.APIKey{}, fmt.Errorf("revoke api key %s: %w", id, err)
+// APIKeyRevokeParams names the key to revoke.
+type APIKeyRevokeParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+// APIKeyRevoke revokes one of a tenant's keys and audits it (api_key.revoke). An unknown key
+// is ErrNotFound; an already revoked key is ErrAPIKeyRevoked (an ErrConflict).
+func APIKeyRevoke(ctx context.Context, tx pgx.Tx, st Step, p APIKeyRevokeParams) (sql.APIKey, error) {
+	key, err := queries.APIKeyRevoke(ctx, tx, sql.APIKeyRevokeParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
+	if errors.Is(err, ErrNotFound) { // revoked already, or no such key
+		_, err := queries.APIKeyGet(ctx, tx, sql.APIKeyGetParams{TenantID: p.TenantID, ID: p.ID})
+		if err != nil {
+			return sql.APIKey{}, notFound(err, "api key", p.ID)
 		}
-		if _, getErr := queries.APIKeyGet(ctx, tx, sql.APIKeyGetParams{TenantID: tenantID, ID: id}); getErr == nil {
-			return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrAPIKeyRevoked, id)
-		}
-		return sql.APIKey{}, fmt.Errorf("%w: api key %s", ErrNotFound, id)
+		return sql.APIKey{}, fmt.Errorf("%w: api key %s is already revoked", ErrAPIKeyRevoked, p.ID)
 	}
-	err = Audit(ctx, tx, Step{Now: now, Actor: actor}, Change{TenantID: tenantID,
+	if err != nil {
+		return sql.APIKey{}, fmt.Errorf("revoke api key %s: %w", p.ID, err)
+	}
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "api_key.revoke", SubjectType: "api_key", SubjectID: key.ID.String(),
 	})
 	return key, err
@@ -85,7 +99,7 @@ func APIKeyAuthenticate(ctx context.Context, db sql.DBTX, secret string) (sql.AP
 		switch {
 		case err == nil:
 			stored = key.KeyHash
-		case !errors.Is(DBError(err), ErrNotFound):
+		case !errors.Is(err, ErrNotFound):
 			return sql.APIKey{}, fmt.Errorf("authenticate api key: %w", err)
 		}
 	}

@@ -38,14 +38,14 @@ type CustomerEventCreateParams struct {
 
 // CustomerEventCreate records one event of a customer, audits it (customer_event.create, on
 // the customer) and enqueues a recompute of every referrer the event may move
-// (customerEventsRecompute). An unknown customer is ErrNotFound.
+// (referralRecomputeMovedByEvents). An unknown customer is ErrNotFound.
 func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateParams) (sql.CustomerEvent, error) {
 	event, err := queries.CustomerEventCreate(ctx, tx, sql.CustomerEventCreateParams{
 		TenantID: p.TenantID, ID: NewID(), CustomerID: p.CustomerID, Type: p.Type, IPHash: p.IPHash,
 		OccurredAt: p.occurredAt(st.Now), Now: st.Now,
 	})
 	if err != nil {
-		return sql.CustomerEvent{}, notFound(DBError(err), "customer", p.CustomerID)
+		return sql.CustomerEvent{}, notFound(err, "customer", p.CustomerID)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer_event.create", SubjectType: "customer", SubjectID: p.CustomerID.String(),
@@ -54,7 +54,7 @@ func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEven
 	if err != nil {
 		return sql.CustomerEvent{}, err
 	}
-	return event, customerEventsRecompute(ctx, tx, st, p.TenantID, []uuid.UUID{event.ID})
+	return event, referralRecomputeMovedByEvents(ctx, tx, st, referralRecomputeMovedByEventsParams{TenantID: p.TenantID, EventIDs: []uuid.UUID{event.ID}})
 }
 
 // CustomerEventCreateBatchParams is a batch of events of customers of TenantID.
@@ -66,16 +66,16 @@ type CustomerEventCreateBatchParams struct {
 
 // CustomerEventCreateBatch records a batch of events all or nothing, audits it as one entry
 // (customer_event.create_batch, with the count) and enqueues a recompute of every referrer
-// the events may move (customerEventsRecompute). It returns how many it recorded. When any
-// event's customer is not the tenant's, nothing is recorded and the error is FieldErrors
-// naming each (events[i].customer_id).
+// the events may move (referralRecomputeMovedByEvents). It returns how many it recorded.
+// When any event's customer is not the tenant's, nothing is recorded and the error is
+// FieldErrors naming each (events[i].customer_id).
 func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateBatchParams) (int64, error) {
 	events := p.Events
 	customerIDs := make([]uuid.UUID, len(events))
 	for i, e := range events {
 		customerIDs[i] = e.CustomerID
 	}
-	existing, err := queries.CustomerListExistingIDs(ctx, tx, sql.CustomerListExistingIDsParams{TenantID: p.TenantID, Ids: customerIDs})
+	existing, err := queries.CustomerListExistingIDs(ctx, tx, sql.CustomerListExistingIDsParams{TenantID: p.TenantID, CustomerIDs: customerIDs})
 	if err != nil {
 		return 0, fmt.Errorf("look up customers of an event batch: %w", err)
 	}
@@ -84,7 +84,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 		known[id] = true
 	}
 	params := sql.CustomerEventCreateManyParams{
-		TenantID: p.TenantID, Now: st.Now, Ids: make([]uuid.UUID, len(events)), CustomerIds: customerIDs,
+		TenantID: p.TenantID, Now: st.Now, EventIDs: make([]uuid.UUID, len(events)), CustomerIDs: customerIDs,
 		Types: make([]string, len(events)), IPHashes: make([]string, len(events)), OccurredAts: make([]time.Time, len(events)),
 	}
 	var unknown []FieldError
@@ -94,7 +94,7 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 				Field: fmt.Sprintf("events[%d].customer_id", i), Detail: fmt.Sprintf("customer %s not found", e.CustomerID), Value: e.CustomerID,
 			})
 		}
-		params.Ids[i], params.Types[i], params.OccurredAts[i] = NewID(), e.Type, e.occurredAt(st.Now)
+		params.EventIDs[i], params.Types[i], params.OccurredAts[i] = NewID(), e.Type, e.occurredAt(st.Now)
 		if e.IPHash != nil {
 			params.IPHashes[i] = *e.IPHash
 		}
@@ -104,30 +104,36 @@ func CustomerEventCreateBatch(ctx context.Context, tx pgx.Tx, st Step, p Custome
 	}
 	created, err := queries.CustomerEventCreateMany(ctx, tx, params)
 	if err != nil {
-		return 0, fmt.Errorf("record %d customer events: %w", len(events), DBError(err))
+		return 0, fmt.Errorf("record %d customer events: %w", len(events), err)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
-		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.Ids[0].String(),
+		Action: "customer_event.create_batch", SubjectType: "customer_event_batch", SubjectID: params.EventIDs[0].String(),
 		Details: map[string]any{"count": created},
 	})
 	if err != nil {
 		return 0, err
 	}
-	return created, customerEventsRecompute(ctx, tx, st, p.TenantID, params.Ids)
+	return created, referralRecomputeMovedByEvents(ctx, tx, st, referralRecomputeMovedByEventsParams{TenantID: p.TenantID, EventIDs: params.EventIDs})
 }
 
-// customerEventsRecompute enqueues, in tx, a recompute of each referrer whose count the
-// just-recorded events eventIDs may move (ReferralReferrersMovedByEvents decides which): a
+// referralRecomputeMovedByEventsParams names events of a tenant just recorded.
+type referralRecomputeMovedByEventsParams struct {
+	TenantID uuid.UUID
+	EventIDs []uuid.UUID
+}
+
+// referralRecomputeMovedByEvents enqueues, in tx, a recompute of each referrer whose count
+// the just-recorded events may move (ReferralReferrersMovedByEvents decides which): a
 // referral's registered IP hash, or an IP hash a referrer used inside the IP window.
-func customerEventsRecompute(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID, eventIDs []uuid.UUID) error {
+func referralRecomputeMovedByEvents(ctx context.Context, tx pgx.Tx, st Step, p referralRecomputeMovedByEventsParams) error {
 	referrers, err := queries.ReferralReferrersMovedByEvents(ctx, tx, sql.ReferralReferrersMovedByEventsParams{
-		TenantID: tenantID, EventIds: eventIDs, Now: st.Now,
+		TenantID: p.TenantID, EventIDs: p.EventIDs, Now: st.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("find referrers moved by %d customer events: %w", len(eventIDs), err)
+		return fmt.Errorf("find referrers moved by %d customer events: %w", len(p.EventIDs), err)
 	}
 	for _, referrer := range referrers {
-		if err := ReferralRecomputeEnqueue(ctx, tx, st.Jobs, tenantID, &referrer); err != nil {
+		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID, ReferrerID: &referrer}); err != nil {
 			return err
 		}
 	}

@@ -36,7 +36,7 @@ type CustomerCreateParams struct {
 // moves. A taken email, external id or invite code is ErrDuplicate naming the constraint.
 func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreateParams) (sql.Customer, error) {
 	if p.ReferredBy != nil {
-		if err := customerReferrerExists(ctx, tx, p.TenantID, *p.ReferredBy); err != nil {
+		if err := customerReferrerExists(ctx, tx, sql.CustomerGetParams{TenantID: p.TenantID, ID: *p.ReferredBy}); err != nil {
 			return sql.Customer{}, err
 		}
 	}
@@ -49,7 +49,7 @@ func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreatePar
 		IsVerified: p.IsVerified, InviteCode: inviteCode, ReferredBy: p.ReferredBy, Now: st.Now,
 	})
 	if err != nil {
-		return sql.Customer{}, DBError(err)
+		return sql.Customer{}, err
 	}
 	if p.Details != nil {
 		err := Audit(ctx, tx, st, Change{TenantID: p.TenantID,
@@ -60,7 +60,7 @@ func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreatePar
 		}
 	}
 	if customer.ReferredBy != nil { // a new referral: its referrer's referred total moves
-		if err := ReferralRecomputeEnqueue(ctx, tx, st.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
+		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: customer.TenantID, ReferrerID: customer.ReferredBy}); err != nil {
 			return sql.Customer{}, err
 		}
 	}
@@ -97,7 +97,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 	}
 	current, err := queries.CustomerGetForUpdate(ctx, tx, sql.CustomerGetForUpdateParams{TenantID: p.TenantID, ID: p.ID})
 	if err != nil {
-		return sql.Customer{}, notFound(DBError(err), "customer", p.ID)
+		return sql.Customer{}, notFound(err, "customer", p.ID)
 	}
 	if p.ReferredBy != nil && (current.ReferredBy == nil || *current.ReferredBy != *p.ReferredBy) {
 		if err := customerReferrerAllowed(ctx, tx, current, *p.ReferredBy); err != nil {
@@ -109,7 +109,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 		IsActive: p.IsActive, IsVerified: p.IsVerified, ReferredBy: p.ReferredBy, Now: st.Now,
 	})
 	if err != nil {
-		return sql.Customer{}, notFound(DBError(err), "customer", p.ID)
+		return sql.Customer{}, notFound(err, "customer", p.ID)
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "customer.update", SubjectType: "customer", SubjectID: customer.ID.String(), Details: p.Sent,
@@ -119,23 +119,23 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 	}
 	// Activity, verification and a new referrer can move the referrer's count.
 	if customer.ReferredBy != nil && (customer.IsActive != current.IsActive || customer.IsVerified != current.IsVerified || current.ReferredBy == nil) {
-		if err := ReferralRecomputeEnqueue(ctx, tx, st.Jobs, customer.TenantID, customer.ReferredBy); err != nil {
+		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: customer.TenantID, ReferrerID: customer.ReferredBy}); err != nil {
 			return sql.Customer{}, err
 		}
 	}
 	return customer, nil
 }
 
-// customerReferrerExists is nil when referrerID is a customer of tenantID, and a
+// customerReferrerExists is nil when referrer names a customer of its tenant, and a
 // FieldError on referred_by otherwise: a referrer of another tenant reads exactly like one
 // that does not exist.
-func customerReferrerExists(ctx context.Context, tx pgx.Tx, tenantID, referrerID uuid.UUID) error {
-	_, err := queries.CustomerGet(ctx, tx, sql.CustomerGetParams{TenantID: tenantID, ID: referrerID})
-	switch err = DBError(err); {
+func customerReferrerExists(ctx context.Context, tx pgx.Tx, referrer sql.CustomerGetParams) error {
+	_, err := queries.CustomerGet(ctx, tx, referrer)
+	switch {
 	case errors.Is(err, ErrNotFound):
-		return &FieldError{Field: "referred_by", Detail: fmt.Sprintf("referred_by %s not found: it must be a customer of the tenant", referrerID), Value: referrerID}
+		return &FieldError{Field: "referred_by", Detail: fmt.Sprintf("referred_by %s not found: it must be a customer of the tenant", referrer.ID), Value: referrer.ID}
 	case err != nil:
-		return fmt.Errorf("read referrer %s: %w", referrerID, err)
+		return fmt.Errorf("read referrer %s: %w", referrer.ID, err)
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func customerReferrerAllowed(ctx context.Context, tx pgx.Tx, customer sql.Custom
 	case referrerID == customer.ID:
 		return &FieldError{Field: "referred_by", Detail: "a customer cannot refer themselves", Value: referrerID}
 	}
-	if err := customerReferrerExists(ctx, tx, customer.TenantID, referrerID); err != nil {
+	if err := customerReferrerExists(ctx, tx, sql.CustomerGetParams{TenantID: customer.TenantID, ID: referrerID}); err != nil {
 		return err
 	}
 	cycle, err := queries.CustomerReferrerChainContains(ctx, tx, sql.CustomerReferrerChainContainsParams{
@@ -184,17 +184,24 @@ func NewInviteCode() string {
 	return string(b)
 }
 
+// CustomerSetAutoPayParams turns auto-pay of customer ID of TenantID on or off.
+type CustomerSetAutoPayParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	AutoPay  bool
+}
+
 // CustomerSetAutoPay turns a customer's auto-pay on or off (renewals then take custodial
-// balances first, credits then reward_sats) and audits it. An unknown customer is
-// ErrNotFound.
-func CustomerSetAutoPay(ctx context.Context, tx pgx.Tx, st Step, tenantID, customerID uuid.UUID, autoPay bool) (sql.Customer, error) {
-	customer, err := queries.CustomerSetAutoPay(ctx, tx, sql.CustomerSetAutoPayParams{TenantID: tenantID, ID: customerID, AutoPay: autoPay, Now: st.Now})
+// balances first, credits then reward_sats) and audits it (customer.auto_pay). An unknown
+// customer is ErrNotFound.
+func CustomerSetAutoPay(ctx context.Context, tx pgx.Tx, st Step, p CustomerSetAutoPayParams) (sql.Customer, error) {
+	customer, err := queries.CustomerSetAutoPay(ctx, tx, sql.CustomerSetAutoPayParams{TenantID: p.TenantID, ID: p.ID, AutoPay: p.AutoPay, Now: st.Now})
 	if err != nil {
-		return sql.Customer{}, fmt.Errorf("set auto-pay of customer %s: %w", customerID, DBError(err))
+		return sql.Customer{}, fmt.Errorf("set auto-pay of customer %s: %w", p.ID, err)
 	}
-	err = Audit(ctx, tx, st, Change{TenantID: tenantID,
-		Action: "customer.auto_pay", SubjectType: "customer", SubjectID: customerID.String(),
-		Details: map[string]any{"auto_pay": autoPay},
+	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
+		Action: "customer.auto_pay", SubjectType: "customer", SubjectID: p.ID.String(),
+		Details: map[string]any{"auto_pay": p.AutoPay},
 	})
 	return customer, err
 }

@@ -35,7 +35,7 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 	if err != nil {
 		return sql.License{}, err
 	}
-	private, err := SigningKeyPrivate(ctx, tx, st.Box, p.TenantID)
+	private, err := SigningKeyPrivate(ctx, tx, SigningKeyPrivateParams{TenantID: p.TenantID, Box: st.Box})
 	if err != nil {
 		return sql.License{}, err
 	}

@@ -42,7 +42,7 @@ type PolicyCreateParams struct {
 // naming policies_slug_key.
 func PolicyCreate(ctx context.Context, tx pgx.Tx, st Step, p PolicyCreateParams) (sql.Policy, error) {
 	product, err := queries.ProductGet(ctx, tx, sql.ProductGetParams{TenantID: p.TenantID, ID: p.ProductID})
-	switch err = DBError(err); {
+	switch {
 	case errors.Is(err, ErrNotFound):
 		return sql.Policy{}, &FieldError{Field: "product_id", Detail: fmt.Sprintf("product_id %s not found", p.ProductID), Value: p.ProductID}
 	case err != nil:
@@ -66,13 +66,15 @@ func PolicyCreate(ctx context.Context, tx pgx.Tx, st Step, p PolicyCreateParams)
 		Now: st.Now,
 	})
 	if err != nil {
-		return sql.Policy{}, DBError(err)
+		return sql.Policy{}, err
 	}
 	var details any
 	if p.Details != nil {
 		details = p.Details(policy)
 	}
-	return policy, policyAudit(ctx, tx, st, "policy.create", policy, details)
+	return policy, Audit(ctx, tx, st, Change{TenantID: policy.TenantID,
+		Action: "policy.create", SubjectType: "policy", SubjectID: policy.ID.String(), Details: details,
+	})
 }
 
 // PolicyUpdateParams changes policy ID of TenantID; nil fields keep their value.
@@ -106,7 +108,7 @@ func PolicyUpdate(ctx context.Context, tx pgx.Tx, st Step, p PolicyUpdateParams)
 	if p.QualifiesForReferrals != nil {
 		before, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: p.TenantID, ID: p.ID})
 		if err != nil {
-			return sql.Policy{}, notFound(DBError(err), "policy", p.ID)
+			return sql.Policy{}, notFound(err, "policy", p.ID)
 		}
 		qualified = before.QualifiesForReferrals
 	}
@@ -117,13 +119,16 @@ func PolicyUpdate(ctx context.Context, tx pgx.Tx, st Step, p PolicyUpdateParams)
 		PerpetualAfterDays: p.PerpetualAfterDays, QualifiesForReferrals: p.QualifiesForReferrals, Now: st.Now,
 	})
 	if err != nil {
-		return sql.Policy{}, notFound(DBError(err), "policy", p.ID)
+		return sql.Policy{}, notFound(err, "policy", p.ID)
 	}
-	if err := policyAudit(ctx, tx, st, "policy.update", policy, p.Sent); err != nil {
+	err = Audit(ctx, tx, st, Change{TenantID: policy.TenantID,
+		Action: "policy.update", SubjectType: "policy", SubjectID: policy.ID.String(), Details: p.Sent,
+	})
+	if err != nil {
 		return sql.Policy{}, err
 	}
 	if p.QualifiesForReferrals != nil && policy.QualifiesForReferrals != qualified {
-		if err := ReferralRecomputeEnqueue(ctx, tx, st.Jobs, policy.TenantID, nil); err != nil {
+		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: policy.TenantID}); err != nil {
 			return sql.Policy{}, err
 		}
 	}
@@ -141,15 +146,12 @@ type PolicyArchiveParams struct {
 func PolicyArchive(ctx context.Context, tx pgx.Tx, st Step, p PolicyArchiveParams) (sql.Policy, error) {
 	policy, err := queries.PolicyArchive(ctx, tx, sql.PolicyArchiveParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
 	if err != nil {
-		return sql.Policy{}, archiveError(DBError(err), "policy", p.ID, func() error {
+		return sql.Policy{}, archiveError(err, "policy", p.ID, func() error {
 			_, err := queries.PolicyGet(ctx, tx, sql.PolicyGetParams{TenantID: p.TenantID, ID: p.ID})
 			return err
 		})
 	}
-	return policy, policyAudit(ctx, tx, st, "policy.archive", policy, nil)
-}
-
-// policyAudit records action on policy, with details.
-func policyAudit(ctx context.Context, tx pgx.Tx, st Step, action string, policy sql.Policy, details any) error {
-	return Audit(ctx, tx, st, Change{TenantID: policy.TenantID, Action: action, SubjectType: "policy", SubjectID: policy.ID.String(), Details: details})
+	return policy, Audit(ctx, tx, st, Change{TenantID: policy.TenantID,
+		Action: "policy.archive", SubjectType: "policy", SubjectID: policy.ID.String(),
+	})
 }

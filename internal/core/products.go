@@ -25,9 +25,11 @@ type ProductCreateParams struct {
 func ProductCreate(ctx context.Context, tx pgx.Tx, st Step, p ProductCreateParams) (sql.Product, error) {
 	product, err := queries.ProductCreate(ctx, tx, sql.ProductCreateParams{TenantID: p.TenantID, ID: NewID(), Slug: p.Slug, Name: p.Name, Now: st.Now})
 	if err != nil {
-		return sql.Product{}, DBError(err)
+		return sql.Product{}, err
 	}
-	return product, productAudit(ctx, tx, st, "product.create", product, p.Sent)
+	return product, Audit(ctx, tx, st, Change{TenantID: product.TenantID,
+		Action: "product.create", SubjectType: "product", SubjectID: product.ID.String(), Details: p.Sent,
+	})
 }
 
 // ProductUpdateParams changes product ID of TenantID; nil fields keep their value.
@@ -45,9 +47,11 @@ type ProductUpdateParams struct {
 func ProductUpdate(ctx context.Context, tx pgx.Tx, st Step, p ProductUpdateParams) (sql.Product, error) {
 	product, err := queries.ProductUpdate(ctx, tx, sql.ProductUpdateParams{TenantID: p.TenantID, ID: p.ID, Name: p.Name, Now: st.Now})
 	if err != nil {
-		return sql.Product{}, notFound(DBError(err), "product", p.ID)
+		return sql.Product{}, notFound(err, "product", p.ID)
 	}
-	return product, productAudit(ctx, tx, st, "product.update", product, p.Sent)
+	return product, Audit(ctx, tx, st, Change{TenantID: product.TenantID,
+		Action: "product.update", SubjectType: "product", SubjectID: product.ID.String(), Details: p.Sent,
+	})
 }
 
 // ProductArchiveParams names the product to archive.
@@ -61,17 +65,14 @@ type ProductArchiveParams struct {
 func ProductArchive(ctx context.Context, tx pgx.Tx, st Step, p ProductArchiveParams) (sql.Product, error) {
 	product, err := queries.ProductArchive(ctx, tx, sql.ProductArchiveParams{TenantID: p.TenantID, ID: p.ID, Now: st.Now})
 	if err != nil {
-		return sql.Product{}, archiveError(DBError(err), "product", p.ID, func() error {
+		return sql.Product{}, archiveError(err, "product", p.ID, func() error {
 			_, err := queries.ProductGet(ctx, tx, sql.ProductGetParams{TenantID: p.TenantID, ID: p.ID})
 			return err
 		})
 	}
-	return product, productAudit(ctx, tx, st, "product.archive", product, nil)
-}
-
-// productAudit records action on product, with details.
-func productAudit(ctx context.Context, tx pgx.Tx, st Step, action string, product sql.Product, details any) error {
-	return Audit(ctx, tx, st, Change{TenantID: product.TenantID, Action: action, SubjectType: "product", SubjectID: product.ID.String(), Details: details})
+	return product, Audit(ctx, tx, st, Change{TenantID: product.TenantID,
+		Action: "product.archive", SubjectType: "product", SubjectID: product.ID.String(),
+	})
 }
 
 // ProductReleaseCreateParams is a new release of product ProductID of TenantID.
@@ -90,7 +91,7 @@ type ProductReleaseCreateParams struct {
 func ProductReleaseCreate(ctx context.Context, tx pgx.Tx, st Step, p ProductReleaseCreateParams) (sql.ProductRelease, error) {
 	_, err := queries.ProductGet(ctx, tx, sql.ProductGetParams{TenantID: p.TenantID, ID: p.ProductID})
 	if err != nil {
-		return sql.ProductRelease{}, notFound(DBError(err), "product", p.ProductID)
+		return sql.ProductRelease{}, notFound(err, "product", p.ProductID)
 	}
 	releasedAt := st.Now
 	if p.ReleasedAt != nil {
@@ -100,7 +101,7 @@ func ProductReleaseCreate(ctx context.Context, tx pgx.Tx, st Step, p ProductRele
 		TenantID: p.TenantID, ID: NewID(), ProductID: p.ProductID, Version: p.Version, ReleasedAt: releasedAt, Now: st.Now,
 	})
 	if err != nil {
-		return sql.ProductRelease{}, DBError(err)
+		return sql.ProductRelease{}, err
 	}
 	err = Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "product_release.create", SubjectType: "product_release", SubjectID: release.ID.String(),

@@ -13,48 +13,45 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// ReferralRecomputeEnqueue enqueues, in tx, a recompute of tenantID's referral rewards: of
-// one referrer, or of all when referrerID is nil. Unique by its args while one is waiting
-// or running (jobargs.ReferralRecompute).
-func ReferralRecomputeEnqueue(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) error {
-	_, err := referralRecomputeInsert(ctx, tx, jobs, tenantID, referrerID)
-	return err
-}
-
-// ReferralRecomputeParams names the tenant whose referrers' rewards to recompute.
-type ReferralRecomputeParams struct {
+// ReferralRecomputeEnqueueParams names the referral rewards to recompute.
+type ReferralRecomputeEnqueueParams struct {
 	TenantID uuid.UUID
+	// ReferrerID is the one referrer whose reward to recompute; nil recomputes every
+	// referrer of the tenant.
+	ReferrerID *uuid.UUID
 }
 
-// ReferralRecompute enqueues, in tx, a recompute of every referrer of a tenant, at an
-// operator's request. It reports whether a job was enqueued: false when an identical one
-// already waits or runs (and will do the work).
-func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (bool, error) {
-	return referralRecomputeInsert(ctx, tx, st.Jobs, p.TenantID, nil)
-}
-
-// referralRecomputeInsert inserts a referral.recompute job of tenantID (of one referrer, or
-// of all when referrerID is nil) and reports whether it is new rather than a unique duplicate.
-func referralRecomputeInsert(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID uuid.UUID, referrerID *uuid.UUID) (bool, error) {
-	res, err := jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: referrerID}}})
+// ReferralRecomputeEnqueue enqueues, in tx, a recompute of a tenant's referral rewards (a
+// referral.recompute job, unique by its args while one is waiting or running:
+// jobargs.ReferralRecompute). It reports whether a job was enqueued: false when an
+// identical one already waits or runs (and will do the work).
+func ReferralRecomputeEnqueue(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeEnqueueParams) (bool, error) {
+	res, err := st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: p.TenantID, ReferrerID: p.ReferrerID}}})
 	if err != nil {
 		return false, fmt.Errorf("enqueue referral recompute: %w", err)
 	}
 	return len(res) == 1 && !res[0].UniqueSkippedAsDuplicate, nil
 }
 
-// ReferralRecomputeReferrerOf enqueues, in tx, a recompute of the referrer of customerID if
+// ReferralRecomputeReferrerOfParams names the customer whose referrer to recompute.
+type ReferralRecomputeReferrerOfParams struct {
+	TenantID   uuid.UUID
+	CustomerID uuid.UUID
+}
+
+// ReferralRecomputeReferrerOf enqueues, in tx, a recompute of the referrer of a customer if
 // it has one: the step calling it changed something that can move that referrer's count
 // (the customer's status, referrer or subscriptions).
-func ReferralRecomputeReferrerOf(ctx context.Context, tx pgx.Tx, jobs JobInserter, tenantID, customerID uuid.UUID) error {
-	referrer, err := queries.ReferralReferrerOf(ctx, tx, sql.ReferralReferrerOfParams{TenantID: tenantID, CustomerID: customerID})
+func ReferralRecomputeReferrerOf(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeReferrerOfParams) error {
+	referrer, err := queries.ReferralReferrerOf(ctx, tx, sql.ReferralReferrerOfParams{TenantID: p.TenantID, CustomerID: p.CustomerID})
 	if err != nil {
-		return fmt.Errorf("find referrer of customer %s: %w", customerID, DBError(err))
+		return fmt.Errorf("find referrer of customer %s: %w", p.CustomerID, err)
 	}
 	if referrer == nil {
 		return nil
 	}
-	return ReferralRecomputeEnqueue(ctx, tx, jobs, tenantID, referrer)
+	_, err = ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID, ReferrerID: referrer})
+	return err
 }
 
 // ReferralSettingsUpdateParams changes TenantID's referral settings; nil fields keep their
@@ -89,7 +86,7 @@ func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralS
 		RequireIPHash: valueOr(p.RequireIPHash, current.RequireIPHash), Now: st.Now,
 	})
 	if err != nil {
-		return sql.ReferralSettingsEffective{}, DBError(err)
+		return sql.ReferralSettingsEffective{}, err
 	}
 	settings := sql.ReferralSettingsEffective{
 		TenantID: stored.TenantID, BatchSize: stored.BatchSize, BonusPerBatch: stored.BonusPerBatch, VerifiedBadgeAt: stored.VerifiedBadgeAt,
@@ -106,7 +103,8 @@ func ReferralSettingsUpdate(ctx context.Context, tx pgx.Tx, st Step, p ReferralS
 	if err != nil {
 		return sql.ReferralSettingsEffective{}, err
 	}
-	return settings, ReferralRecomputeEnqueue(ctx, tx, st.Jobs, p.TenantID, nil)
+	_, err = ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID})
+	return settings, err
 }
 
 // valueOr is *p, or def when p is nil.

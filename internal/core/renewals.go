@@ -329,7 +329,7 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 		}
 		st.Outcomes.renewal(RenewalLapsed)
 		// A lapsed subscription can disqualify the customer as a referral.
-		if err := ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, s.TenantID, s.CustomerID); err != nil {
+		if err := ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: s.TenantID, CustomerID: s.CustomerID}); err != nil {
 			return 0, err
 		}
 	}
@@ -403,7 +403,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	}
 	st.Outcomes.renewal(RenewalPaid)
 	// A subscription active again can make the customer a qualified referral.
-	return ReferralRecomputeReferrerOf(ctx, tx, st.Jobs, payin.TenantID, renewed.CustomerID)
+	return ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: payin.TenantID, CustomerID: renewed.CustomerID})
 }
 
 // renewedSubscription is the subscription part of a SubscriptionRenewalPaid row.

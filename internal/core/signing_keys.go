@@ -5,9 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
@@ -15,31 +15,39 @@ import (
 
 func signingKeyLabel(tenantID uuid.UUID) string { return "signing-key/" + tenantID.String() }
 
-// SigningKeyCreate gives a tenant its Ed25519 key pair, the private key sealed with box.
-func SigningKeyCreate(ctx context.Context, tx sql.DBTX, now time.Time, box *secrets.Box, tenantID uuid.UUID) error {
+// SigningKeyCreate gives tenant tenantID its Ed25519 key pair, the private key sealed with
+// st.Box.
+func SigningKeyCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUID) error {
 	public, private, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate signing key: %w", err)
 	}
 	err = queries.SigningKeyCreate(ctx, tx, sql.SigningKeyCreateParams{
 		TenantID: tenantID, ID: NewID(), PublicKey: public,
-		PrivateKeySealed: box.Seal(private.Seed(), signingKeyLabel(tenantID)), Now: now,
+		PrivateKeySealed: st.Box.Seal(private.Seed(), signingKeyLabel(tenantID)), Now: st.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("store signing key: %w", DBError(err))
+		return fmt.Errorf("store signing key: %w", err)
 	}
 	return nil
 }
 
+// SigningKeyPrivateParams names the tenant whose private signing key to open.
+type SigningKeyPrivateParams struct {
+	TenantID uuid.UUID
+	// Box opens the sealed key: the one it was sealed with (TESSERA_SECRET_KEY).
+	Box *secrets.Box
+}
+
 // SigningKeyPrivate opens a tenant's private signing key.
-func SigningKeyPrivate(ctx context.Context, db sql.DBTX, box *secrets.Box, tenantID uuid.UUID) (ed25519.PrivateKey, error) {
-	key, err := queries.SigningKeyGet(ctx, db, tenantID)
+func SigningKeyPrivate(ctx context.Context, db sql.DBTX, p SigningKeyPrivateParams) (ed25519.PrivateKey, error) {
+	key, err := queries.SigningKeyGet(ctx, db, p.TenantID)
 	if err != nil {
-		return nil, fmt.Errorf("read signing key: %w", DBError(err))
+		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	seed, err := box.Open(key.PrivateKeySealed, signingKeyLabel(tenantID))
+	seed, err := p.Box.Open(key.PrivateKeySealed, signingKeyLabel(p.TenantID))
 	if err != nil {
-		return nil, fmt.Errorf("open signing key of tenant %s (is TESSERA_SECRET_KEY the one it was sealed with?): %w", tenantID, err)
+		return nil, fmt.Errorf("open signing key of tenant %s (is TESSERA_SECRET_KEY the one it was sealed with?): %w", p.TenantID, err)
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
 }

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
@@ -35,10 +37,14 @@ var Box = func() *secrets.Box {
 var Actor = core.Actor{Type: core.ActorCLI, ID: "factory"}
 
 // Tenant creates a tenant with a unique slug.
-func Tenant(tb testing.TB, db sql.DBTX) sql.Tenant {
+func Tenant(tb testing.TB, db pg.DB) sql.Tenant {
 	tb.Helper()
 	slug := "t-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	tenant, err := core.TenantCreate(context.Background(), db, Now, Actor, Box, slug, "Tenant "+slug)
+	var tenant sql.Tenant
+	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) (err error) {
+		tenant, err = core.TenantCreate(context.Background(), tx, Step(), core.TenantCreateParams{Slug: slug, Name: "Tenant " + slug})
+		return err
+	})
 	if err != nil {
 		tb.Fatalf("factory: tenant: %v", err)
 	}
@@ -46,9 +52,14 @@ func Tenant(tb testing.TB, db sql.DBTX) sql.Tenant {
 }
 
 // APIKey creates an admin key for tenantID and returns it with its secret.
-func APIKey(tb testing.TB, db sql.DBTX, tenantID uuid.UUID) (sql.APIKey, string) {
+func APIKey(tb testing.TB, db pg.DB, tenantID uuid.UUID) (sql.APIKey, string) {
 	tb.Helper()
-	key, secret, err := core.APIKeyCreate(context.Background(), db, Now, Actor, tenantID, "test key")
+	var key sql.APIKey
+	var secret string
+	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) (err error) {
+		key, secret, err = core.APIKeyCreate(context.Background(), tx, Step(), core.APIKeyCreateParams{TenantID: tenantID, Name: "test key"})
+		return err
+	})
 	if err != nil {
 		tb.Fatalf("factory: api key: %v", err)
 	}

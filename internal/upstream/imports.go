@@ -269,7 +269,7 @@ func NewImporter(ctx context.Context, tx pgx.Tx, st core.Step, p ImporterParams)
 	} else if err != nil {
 		return nil, fmt.Errorf("read upstream store %s: %w", p.StoreID, err)
 	}
-	private, err := core.SigningKeyPrivate(ctx, tx, st.Box, tenantID)
+	private, err := core.SigningKeyPrivate(ctx, tx, core.SigningKeyPrivateParams{TenantID: tenantID, Box: st.Box})
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func TestImportConcurrentSameLicence(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- pg.InTx(ctx, pool, func(tx pgx.Tx) error {
+			errs <- pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) error {
 				im, err := upstream.NewImporter(ctx, tx, factory.Step(), upstream.ImporterParams{TenantID: tenant.ID, StoreID: store.ID})
 				if err != nil {
 					return err
