@@ -216,7 +216,7 @@ func (s *Server) tenantOfLicenseKey(_ huma.Context, body []byte) (uuid.UUID, err
 		return uuid.Nil, core.ErrNotFound
 	}
 	parsed, err := licensekey.Parse(in.Key)
-	if err != nil {
+	if err != nil { //lint:swallow a key that does not parse names no tenant, like an unknown one
 		return uuid.Nil, core.ErrNotFound
 	}
 	return parsed.TenantID, nil
@@ -242,7 +242,7 @@ func (s *Server) tenantOfSlug(ctx huma.Context, body []byte) (uuid.UUID, error) 
 // the path's {id}.
 func (s *Server) tenantOfPayIn(ctx huma.Context, _ []byte) (uuid.UUID, error) {
 	id, err := uuid.Parse(ctx.Param("id"))
-	if err != nil {
+	if err != nil { //lint:swallow an id that does not parse names no PayIn, like an unknown one
 		return uuid.Nil, core.ErrNotFound
 	}
 	p, err := s.queries.PayInGetAnyTenant(ctx.Context(), s.cfg.DB, id)

@@ -231,7 +231,7 @@ func jsonPathAt(body []byte, offset int64) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	for {
 		tok, err := dec.Token()
-		if err != nil {
+		if err != nil { //lint:swallow the decoder reports the error itself; this only locates it
 			return "body"
 		}
 		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {

@@ -14,6 +14,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 )
 
@@ -22,7 +23,7 @@ import (
 // problem+json, and turns a panic into a 500 problem.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start := clock.System{}.Now() // the request's own duration, not the domain clock
 		info := &requestInfo{id: r.Header.Get("X-Request-Id"), client: r.RemoteAddr}
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			info.client = host
@@ -112,7 +113,7 @@ func (s *Server) operation(ctx huma.Context, next func(huma.Context)) {
 // seller's backend may also call) authenticate a key when one is sent.
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	required, optional := adminKeyRule(ctx.Operation())
-	if !required && !(optional && ctx.Header("Authorization") != "") {
+	if !required && (!optional || ctx.Header("Authorization") == "") {
 		next(ctx)
 		return
 	}

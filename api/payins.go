@@ -156,7 +156,7 @@ func (s *Server) payInViews(ctx context.Context, payins []sql.PayIn) ([]PayIn, e
 	for i, p := range payins {
 		ids[i] = p.ID
 	}
-	rows, err := s.queries.PayInDetails(ctx, s.conn(ctx), sql.PayInDetailsParams{TenantID: payins[0].TenantID, Ids: ids})
+	rows, err := s.queries.PayInDetails(ctx, s.conn(ctx), sql.PayInDetailsParams{TenantID: payins[0].TenantID, IDs: ids})
 	if err != nil {
 		return nil, fmt.Errorf("details of %d payins: %w", len(ids), err)
 	}

@@ -205,7 +205,7 @@ func add[T river.JobArgs](r *registry, w river.Worker[T]) {
 // hasTenantID reports whether args, encoded, have a tenant_id field.
 func hasTenantID(args river.JobArgs) bool {
 	encoded, err := json.Marshal(args)
-	if err != nil {
+	if err != nil { //lint:swallow args that cannot be encoded cannot be inserted either; River reports that
 		return false
 	}
 	var fields map[string]json.RawMessage

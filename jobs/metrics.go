@@ -99,7 +99,7 @@ func outcomesFrom(ctx context.Context) *core.Outcomes {
 // River, which records it.
 func (m *Metrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
 	outcomes := &core.Outcomes{}
-	start := time.Now()
+	start := clock.System{}.Now() // the attempt's own duration, not the domain clock
 	defer func() {
 		p := recover()
 		if p != nil {
@@ -166,7 +166,7 @@ func jobTenant(job *rivertype.JobRow) uuid.UUID {
 	var args struct {
 		TenantID uuid.UUID `json:"tenant_id"`
 	}
-	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
+	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil { //lint:swallow the worker reports args it cannot decode
 		return uuid.Nil // args River could not have decoded for the worker either
 	}
 	return args.TenantID

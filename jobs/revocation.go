@@ -162,6 +162,7 @@ func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobarg
 	var res upstream.Result
 	key, err := upstream.UnsealAPIKey(w.cfg.Box, target)
 	if err != nil {
+		w.cfg.Log.WarnContext(ctx, "cannot open an upstream store's API key", "tenant_id", target.TenantID, "store_id", target.StoreID, "error", err)
 		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
 	} else {
 		res = w.client.Check(ctx, upstream.CheckParams{BaseURL: target.BaseURL, APIKey: key, ExternalLicenseID: target.ExternalLicenseID})

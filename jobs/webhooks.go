@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/pg"
@@ -123,7 +124,7 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 		})
 	}
 
-	started := time.Now() // the run's own duration, not the domain clock
+	started := clock.System{}.Now() // the run's own duration, not the domain clock
 	for n := 1; ; n++ {
 		attemptedAt := w.cfg.Clock.Now()
 		d, err := queries.WebhookDeliveryClaimNextDue(ctx, w.cfg.DB, sql.WebhookDeliveryClaimNextDueParams{
@@ -309,7 +310,7 @@ func (w *WebhookDeliverWorker) send(ctx context.Context, d sql.WebhookDeliveryCl
 		}
 		return 0, fmt.Errorf("send: %w", err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read below: closing loses nothing
 	excerpt, readErr := io.ReadAll(io.LimitReader(res.Body, webhookResponseExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, webhookResponseDrain)) // only to reuse the connection
 	status := int32(res.StatusCode)

@@ -25,13 +25,13 @@ ORDER BY a.id
 type AddonListApplicableParams struct {
 	PolicyID uuid.UUID
 	TenantID uuid.UUID
-	Ids      []uuid.UUID
+	IDs      []uuid.UUID
 }
 
 // AddonListApplicable returns those of the given add-ons that are live and apply to a
 // policy: add-ons without allowed_ids, or whose allowed_ids name the policy's slug.
 func (q *Queries) AddonListApplicable(ctx context.Context, db DBTX, arg AddonListApplicableParams) ([]Addon, error) {
-	rows, err := db.Query(ctx, addonListApplicable, arg.PolicyID, arg.TenantID, arg.Ids)
+	rows, err := db.Query(ctx, addonListApplicable, arg.PolicyID, arg.TenantID, arg.IDs)
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +99,12 @@ SELECT $1::uuid, $2::uuid, unnest($3::uuid[])
 type LicenseAddonsAttachParams struct {
 	TenantID  uuid.UUID
 	LicenseID uuid.UUID
-	AddonIds  []uuid.UUID
+	AddonIDs  []uuid.UUID
 }
 
 // LicenseAddonsAttach records the add-ons a licence was issued with.
 func (q *Queries) LicenseAddonsAttach(ctx context.Context, db DBTX, arg LicenseAddonsAttachParams) error {
-	_, err := db.Exec(ctx, licenseAddonsAttach, arg.TenantID, arg.LicenseID, arg.AddonIds)
+	_, err := db.Exec(ctx, licenseAddonsAttach, arg.TenantID, arg.LicenseID, arg.AddonIDs)
 	return err
 }
 
@@ -266,7 +266,7 @@ type LicenseIssueParams struct {
 	Key        string
 	Now        time.Time
 	ExpiresAt  *time.Time
-	AddonIds   []uuid.UUID
+	AddonIDs   []uuid.UUID
 	CustomerID uuid.UUID
 	TenantID   uuid.UUID
 	PolicyID   uuid.UUID
@@ -288,7 +288,7 @@ func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssuePar
 		arg.Key,
 		arg.Now,
 		arg.ExpiresAt,
-		arg.AddonIds,
+		arg.AddonIDs,
 		arg.CustomerID,
 		arg.TenantID,
 		arg.PolicyID,

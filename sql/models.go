@@ -856,7 +856,7 @@ type PayIn struct {
 	RateSource      *string
 	CostSats        int64
 	PolicyID        *uuid.UUID
-	AddonIds        []uuid.UUID
+	AddonIDs        []uuid.UUID
 	LicenseID       *uuid.UUID
 	GenesisID       uuid.UUID
 	SuccessorID     *uuid.UUID

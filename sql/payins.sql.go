@@ -65,7 +65,7 @@ type PayInCreateParams struct {
 	RateMinorPerBTC *int64
 	RateSource      *string
 	PolicyID        *uuid.UUID
-	AddonIds        []uuid.UUID
+	AddonIDs        []uuid.UUID
 	GenesisID       *uuid.UUID
 	RetryCount      int32
 	Now             time.Time
@@ -86,7 +86,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		arg.RateMinorPerBTC,
 		arg.RateSource,
 		arg.PolicyID,
-		arg.AddonIds,
+		arg.AddonIDs,
 		arg.GenesisID,
 		arg.RetryCount,
 		arg.Now,
@@ -105,7 +105,7 @@ func (q *Queries) PayInCreate(ctx context.Context, db DBTX, arg PayInCreateParam
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
-		&i.AddonIds,
+		&i.AddonIDs,
 		&i.LicenseID,
 		&i.GenesisID,
 		&i.SuccessorID,
@@ -197,7 +197,7 @@ WHERE p.tenant_id = $1::uuid AND p.id = ANY($2::uuid[])
 
 type PayInDetailsParams struct {
 	TenantID uuid.UUID
-	Ids      []uuid.UUID
+	IDs      []uuid.UUID
 }
 
 type PayInDetailsRow struct {
@@ -219,7 +219,7 @@ type PayInDetailsRow struct {
 // licence. Served by the primary keys of payins, payin_custodial_parts, payin_invoices and
 // licenses.
 func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsParams) ([]PayInDetailsRow, error) {
-	rows, err := db.Query(ctx, payInDetails, arg.TenantID, arg.Ids)
+	rows, err := db.Query(ctx, payInDetails, arg.TenantID, arg.IDs)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func (q *Queries) PayInGet(ctx context.Context, db DBTX, arg PayInGetParams) (Pa
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
-		&i.AddonIds,
+		&i.AddonIDs,
 		&i.LicenseID,
 		&i.GenesisID,
 		&i.SuccessorID,
@@ -308,7 +308,7 @@ func (q *Queries) PayInGetAnyTenant(ctx context.Context, db DBTX, id uuid.UUID) 
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
-		&i.AddonIds,
+		&i.AddonIDs,
 		&i.LicenseID,
 		&i.GenesisID,
 		&i.SuccessorID,
@@ -704,7 +704,7 @@ func (q *Queries) PayInList(ctx context.Context, db DBTX, arg PayInListParams) (
 			&i.RateSource,
 			&i.CostSats,
 			&i.PolicyID,
-			&i.AddonIds,
+			&i.AddonIDs,
 			&i.LicenseID,
 			&i.GenesisID,
 			&i.SuccessorID,
@@ -846,7 +846,7 @@ func (q *Queries) PayInLock(ctx context.Context, db DBTX, arg PayInLockParams) (
 		&i.RateSource,
 		&i.CostSats,
 		&i.PolicyID,
-		&i.AddonIds,
+		&i.AddonIDs,
 		&i.LicenseID,
 		&i.GenesisID,
 		&i.SuccessorID,
@@ -1101,7 +1101,7 @@ func (q *Queries) PayInRetryClaim(ctx context.Context, db DBTX, arg PayInRetryCl
 		&i.PayIn.RateSource,
 		&i.PayIn.CostSats,
 		&i.PayIn.PolicyID,
-		&i.PayIn.AddonIds,
+		&i.PayIn.AddonIDs,
 		&i.PayIn.LicenseID,
 		&i.PayIn.GenesisID,
 		&i.PayIn.SuccessorID,
@@ -1358,7 +1358,7 @@ func (q *Queries) PayInTransition(ctx context.Context, db DBTX, arg PayInTransit
 		&i.PayIn.RateSource,
 		&i.PayIn.CostSats,
 		&i.PayIn.PolicyID,
-		&i.PayIn.AddonIds,
+		&i.PayIn.AddonIDs,
 		&i.PayIn.LicenseID,
 		&i.PayIn.GenesisID,
 		&i.PayIn.SuccessorID,

@@ -233,7 +233,7 @@ ON CONFLICT (tenant_id, license_id, fingerprint) WHERE deactivated_at IS NULL DO
 type UpstreamActivationsImportParams struct {
 	TenantID     uuid.UUID
 	LicenseID    uuid.UUID
-	Ids          []uuid.UUID
+	IDs          []uuid.UUID
 	Fingerprints []string
 	Names        []string
 	ActivatedAt  []time.Time
@@ -245,7 +245,7 @@ func (q *Queries) UpstreamActivationsImport(ctx context.Context, db DBTX, arg Up
 	result, err := db.Exec(ctx, upstreamActivationsImport,
 		arg.TenantID,
 		arg.LicenseID,
-		arg.Ids,
+		arg.IDs,
 		arg.Fingerprints,
 		arg.Names,
 		arg.ActivatedAt,

@@ -126,12 +126,12 @@ SELECT $1::uuid, $2::uuid, unnest($3::uuid[])
 type SubscriptionAddonsAttachParams struct {
 	TenantID       uuid.UUID
 	SubscriptionID uuid.UUID
-	AddonIds       []uuid.UUID
+	AddonIDs       []uuid.UUID
 }
 
 // SubscriptionAddonsAttach records the add-ons a subscription was bought with.
 func (q *Queries) SubscriptionAddonsAttach(ctx context.Context, db DBTX, arg SubscriptionAddonsAttachParams) error {
-	_, err := db.Exec(ctx, subscriptionAddonsAttach, arg.TenantID, arg.SubscriptionID, arg.AddonIds)
+	_, err := db.Exec(ctx, subscriptionAddonsAttach, arg.TenantID, arg.SubscriptionID, arg.AddonIDs)
 	return err
 }
 

@@ -215,7 +215,7 @@ type WebhookDeliveryCreateManyParams struct {
 	TenantID    uuid.UUID
 	EventID     uuid.UUID
 	Now         time.Time
-	Ids         []uuid.UUID
+	IDs         []uuid.UUID
 	EndpointIDs []uuid.UUID
 }
 
@@ -228,7 +228,7 @@ func (q *Queries) WebhookDeliveryCreateMany(ctx context.Context, db DBTX, arg We
 		arg.TenantID,
 		arg.EventID,
 		arg.Now,
-		arg.Ids,
+		arg.IDs,
 		arg.EndpointIDs,
 	)
 	return err

@@ -10,7 +10,7 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// DB returns db with every error of its queries translated by DBError, as are those of the
+// DB returns db with every error of its queries translated (translate), as are those of the
 // transactions begun on it: the data boundary. The API, the jobs and the CLI wrap the
 // database they are given once, so that handlers, workers and steps see Tessera's errors
 // (ErrNotFound, ErrDuplicate, ErrInvalid, ...) and never interpret a driver's. The
@@ -30,7 +30,7 @@ func DB(db pg.DB) pg.DB {
 }
 
 // Tx returns tx with every error of its queries and of its commit (a deferred constraint is
-// checked then) translated by DBError, as DB does for a database; savepoints begun on it are
+// checked then) translated (translate), as DB does for a database; savepoints begun on it are
 // translated too.
 func Tx(tx pgx.Tx) pgx.Tx {
 	if translated, ok := tx.(translatingTx); ok {
@@ -76,18 +76,18 @@ func (t translatingTx) Begin(ctx context.Context) (pgx.Tx, error) {
 }
 
 func (t translatingTx) Commit(ctx context.Context) error {
-	return DBError(t.Tx.Commit(ctx))
+	return translate(t.Tx.Commit(ctx))
 }
 
 func exec(ctx context.Context, db sql.DBTX, statement string, args []any) (pgconn.CommandTag, error) {
 	tag, err := db.Exec(ctx, statement, args...)
-	return tag, DBError(err)
+	return tag, translate(err)
 }
 
 func query(ctx context.Context, db sql.DBTX, statement string, args []any) (pgx.Rows, error) {
 	rows, err := db.Query(ctx, statement, args...)
 	if err != nil {
-		return rows, DBError(err)
+		return rows, translate(err)
 	}
 	return translatingRows{rows}, nil
 }
@@ -97,16 +97,16 @@ func begin(ctx context.Context, db interface {
 }) (pgx.Tx, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
-		return nil, DBError(err)
+		return nil, translate(err)
 	}
 	return translatingTx{tx}, nil
 }
 
 type translatingRow struct{ row pgx.Row }
 
-func (r translatingRow) Scan(dest ...any) error { return DBError(r.row.Scan(dest...)) }
+func (r translatingRow) Scan(dest ...any) error { return translate(r.row.Scan(dest...)) }
 
 type translatingRows struct{ pgx.Rows }
 
-func (r translatingRows) Scan(dest ...any) error { return DBError(r.Rows.Scan(dest...)) }
-func (r translatingRows) Err() error             { return DBError(r.Rows.Err()) }
+func (r translatingRows) Scan(dest ...any) error { return translate(r.Rows.Scan(dest...)) }
+func (r translatingRows) Err() error             { return translate(r.Rows.Err()) }

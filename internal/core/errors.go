@@ -89,12 +89,13 @@ var (
 	ErrJobDuplicate error = &reason{ErrConflict}
 )
 
-// DBError translates a database error into Tessera's errors: no rows is ErrNotFound,
-// unique and exclusion violations are ErrDuplicate (an ErrConflict), check, not-null and foreign-key
-// violations and values the database cannot store (a NUL in text, a number out of range)
-// are ErrInvalid, each naming the constraint or the problem. Other errors pass through. It is
-// the one place where database errors are interpreted.
-func DBError(err error) error {
+// translate turns a database error into Tessera's errors (DB and Tx call it on every error
+// of a query): no rows is ErrNotFound, unique and exclusion violations are ErrDuplicate (an
+// ErrConflict), check, not-null and foreign-key violations and values the database cannot
+// store (a NUL in text, a number out of range) are ErrInvalid, each naming the constraint or
+// the problem. Other errors, and errors translated already, pass through. It is the one
+// place where database errors are interpreted.
+func translate(err error) error {
 	if translated := (*dbError)(nil); errors.As(err, &translated) {
 		return err
 	}

@@ -76,10 +76,10 @@ func TestDBUnavailable(t *testing.T) {
 	})
 }
 
-// TestDBErrorText translates, at the data boundary (testdb.Tx is translated as core.DB
+// TestTranslatedErrorText translates, at the data boundary (testdb.Tx is translated as core.DB
 // translates), the errors of text Postgres cannot store, the backstop behind the API's
 // screening of requests: each is ErrInvalid (a 422), never an unexplained 500.
-func TestDBErrorText(t *testing.T) {
+func TestTranslatedErrorText(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, statement string

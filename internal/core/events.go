@@ -95,7 +95,7 @@ func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
 		ids[i] = NewID()
 	}
 	err = queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
-		TenantID: tenantID, EventID: eventID, Ids: ids, EndpointIDs: endpoints, Now: now,
+		TenantID: tenantID, EventID: eventID, IDs: ids, EndpointIDs: endpoints, Now: now,
 	})
 	if err != nil {
 		return fmt.Errorf("create deliveries of %s: %w", eventType, err)

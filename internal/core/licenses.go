@@ -31,7 +31,7 @@ type LicenseIssueParams struct {
 // emits license.issued. Add-ons that do not exist or do not apply to the policy, and a
 // policy or customer the tenant does not have, are ErrInvalid.
 func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams) (sql.License, error) {
-	addonIDs, err := applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: p.TenantID, PolicyID: p.PolicyID, Ids: p.AddonIDs})
+	addonIDs, err := applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: p.TenantID, PolicyID: p.PolicyID, IDs: p.AddonIDs})
 	if err != nil {
 		return sql.License{}, err
 	}
@@ -41,7 +41,7 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 	}
 	id := NewID()
 	license, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
-		TenantID: p.TenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIds: addonIDs,
+		TenantID: p.TenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIDs: addonIDs,
 		Key: licensekey.Sign(private, licensekey.Claims{TenantID: p.TenantID, LicenseID: id}), ExpiresAt: p.ExpiresAt, Now: st.Now,
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -50,18 +50,18 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 		return sql.License{}, fmt.Errorf("issue licence: %w", err)
 	}
 	if len(addonIDs) > 0 {
-		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: p.TenantID, LicenseID: id, AddonIds: addonIDs}); err != nil {
+		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: p.TenantID, LicenseID: id, AddonIDs: addonIDs}); err != nil {
 			return sql.License{}, fmt.Errorf("attach add-ons: %w", err)
 		}
 	}
 	return license, Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "license.issue", SubjectType: "license", SubjectID: id.String(), Event: LicenseIssuedEvent(LicenseFieldsOf(license))})
 }
 
-// applicableAddons returns p.Ids sorted and without duplicates after checking that each is
+// applicableAddons returns p.IDs sorted and without duplicates after checking that each is
 // a live add-on of p.TenantID that applies to policy p.PolicyID; any other is ErrInvalid.
 func applicableAddons(ctx context.Context, db sql.DBTX, p sql.AddonListApplicableParams) ([]uuid.UUID, error) {
-	sorted := sortedIDs(p.Ids)
-	p.Ids = sorted
+	sorted := sortedIDs(p.IDs)
+	p.IDs = sorted
 	applicable, err := queries.AddonListApplicable(ctx, db, p)
 	if err != nil {
 		return nil, fmt.Errorf("check add-ons: %w", err)

@@ -52,11 +52,11 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 	}
 	params := sql.PayInCreateParams{
 		TenantID: p.TenantID, ID: p.ID, CustomerID: p.CustomerID, Type: p.Type, PriceCurrency: p.PriceCurrency,
-		PriceValue: p.PriceValue, PolicyID: p.PolicyID, AddonIds: []uuid.UUID{}, Now: st.Now,
+		PriceValue: p.PriceValue, PolicyID: p.PolicyID, AddonIDs: []uuid.UUID{}, Now: st.Now,
 	}
 	if p.PolicyID != nil {
 		var err error
-		if params.AddonIds, err = applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: p.TenantID, PolicyID: *p.PolicyID, Ids: p.AddonIDs}); err != nil {
+		if params.AddonIDs, err = applicableAddons(ctx, tx, sql.AddonListApplicableParams{TenantID: p.TenantID, PolicyID: *p.PolicyID, IDs: p.AddonIDs}); err != nil {
 			return sql.PayIn{}, err
 		}
 	}
@@ -315,9 +315,9 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 	}
 	var license sql.License
 	if policy.IsRecurring {
-		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIds})
+		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIDs})
 	} else {
-		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIds})
+		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIDs})
 	}
 	if err != nil {
 		return err
@@ -546,7 +546,7 @@ func PayInRetry(ctx context.Context, tx pgx.Tx, st Step, p PayInRetryParams) (sq
 	}
 	successor, err := PayInCreate(ctx, tx, st, PayInCreateParams{
 		TenantID: claimed.TenantID, ID: successorID, CustomerID: claimed.CustomerID, Type: claimed.Type, PriceCurrency: claimed.PriceCurrency,
-		PriceValue: claimed.PriceValue, Rate: p.Rate, PolicyID: claimed.PolicyID, AddonIDs: claimed.AddonIds,
+		PriceValue: claimed.PriceValue, Rate: p.Rate, PolicyID: claimed.PolicyID, AddonIDs: claimed.AddonIDs,
 		Assets: p.Assets, Predecessor: &claimed,
 	})
 	if err != nil {
@@ -582,7 +582,7 @@ func CreditGrant(ctx context.Context, tx pgx.Tx, st Step, p CreditGrantParams) (
 	}
 	payin, err := queries.PayInCreate(ctx, tx, sql.PayInCreateParams{
 		TenantID: p.TenantID, ID: NewID(), CustomerID: p.CustomerID, Type: sql.PayinTypeCreditGrant, PriceCurrency: sql.CurrencySAT,
-		PriceValue: p.Amount, AddonIds: []uuid.UUID{}, Now: st.Now,
+		PriceValue: p.Amount, AddonIDs: []uuid.UUID{}, Now: st.Now,
 	})
 	if err != nil {
 		return sql.PayIn{}, 0, fmt.Errorf("create credit grant: %w", err)

@@ -41,7 +41,7 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionC
 		return sql.Subscription{}, sql.License{}, fmt.Errorf("create subscription: %w", err)
 	}
 	if ids := sortedIDs(p.AddonIDs); len(ids) > 0 {
-		if err := queries.SubscriptionAddonsAttach(ctx, tx, sql.SubscriptionAddonsAttachParams{TenantID: p.TenantID, SubscriptionID: sub.ID, AddonIds: ids}); err != nil {
+		if err := queries.SubscriptionAddonsAttach(ctx, tx, sql.SubscriptionAddonsAttachParams{TenantID: p.TenantID, SubscriptionID: sub.ID, AddonIDs: ids}); err != nil {
 			return sql.Subscription{}, sql.License{}, fmt.Errorf("attach add-ons: %w", err)
 		}
 	}

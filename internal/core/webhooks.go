@@ -227,7 +227,7 @@ func validateWebhookURL(raw string) error {
 	case len(raw) > maxWebhookURLLen:
 		return fmt.Errorf("%w: the url is longer than %d bytes", ErrInvalid, maxWebhookURLLen)
 	case err != nil:
-		return fmt.Errorf("%w: the url does not parse: %s", ErrInvalid, errors.Unwrap(err))
+		return fmt.Errorf("%w: the url does not parse: %w", ErrInvalid, errors.Unwrap(err))
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fmt.Errorf("%w: the url must start with http:// or https://", ErrInvalid)
 	case u.Host == "" || u.Hostname() == "":

@@ -317,9 +317,9 @@ func (im *Importer) Import(ctx context.Context, index int, r Row) error {
 	if len(r.Activations) > 0 {
 		n := len(r.Activations)
 		p := sql.UpstreamActivationsImportParams{TenantID: tenantID, LicenseID: licenseID,
-			Ids: make([]uuid.UUID, n), Fingerprints: make([]string, n), Names: make([]string, n), ActivatedAt: make([]time.Time, n)}
+			IDs: make([]uuid.UUID, n), Fingerprints: make([]string, n), Names: make([]string, n), ActivatedAt: make([]time.Time, n)}
 		for i, a := range r.Activations {
-			p.Ids[i], p.Fingerprints[i], p.Names[i], p.ActivatedAt[i] = core.NewID(), a.Fingerprint, a.Name, acquired
+			p.IDs[i], p.Fingerprints[i], p.Names[i], p.ActivatedAt[i] = core.NewID(), a.Fingerprint, a.Name, acquired
 			if a.ActivatedAt != nil {
 				p.ActivatedAt[i] = *a.ActivatedAt
 			}
