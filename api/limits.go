@@ -138,7 +138,8 @@ func jsonSizeWithin(v any, budget int) (int, bool) {
 		}
 		return size, size <= budget
 	}
-	b, err := json.Marshal(v) // a scalar or one of Tessera's own small values
+	// A scalar or one of Tessera's own small values.
+	b, err := json.Marshal(v)
 	if err != nil { //lint:swallow a value that cannot be encoded cannot be answered: over any budget
 		return 0, false
 	}
