@@ -14,14 +14,16 @@ import (
 
 // Tenant is a seller, the owner of everything else.
 type Tenant struct {
-	ID        uuid.UUID `json:"id"`
-	Slug      string    `json:"slug" example:"acme"`
-	Name      string    `json:"name" example:"Acme Software"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        uuid.UUID  `json:"id"`
+	Slug      string     `json:"slug" example:"acme"`
+	Name      string     `json:"name" example:"Acme Software"`
+	CreatedAt time.Time  `json:"created_at"`
+	Sandbox   bool       `json:"sandbox" doc:"A sandbox tenant runs on its own clock, moved only forward; a live tenant (false) on real time. Fixed at creation."`
+	Clock     *time.Time `json:"clock,omitempty" doc:"The sandbox's clock: the instant every request, validation and job of the tenant happens at. Absent for a live tenant."`
 }
 
 func tenantFrom(t sql.Tenant) Tenant {
-	return Tenant{ID: t.ID, Slug: t.Slug, Name: t.Name, CreatedAt: t.CreatedAt}
+	return Tenant{ID: t.ID, Slug: t.Slug, Name: t.Name, CreatedAt: t.CreatedAt, Sandbox: t.ClockAt != nil, Clock: t.ClockAt}
 }
 
 // TenantOutput is one tenant.
@@ -78,8 +80,11 @@ var tenantGetOperation = huma.Operation{
 	Method:      http.MethodGet,
 	Path:        "/v1/admin/tenant",
 	Summary:     "Read the tenant of the API key",
-	Description: "The tenant the Authorization header's key belongs to.",
-	Tags:        tenantTags,
+	Description: "The tenant the Authorization header's key belongs to. `sandbox` says whether it is a sandbox " +
+		"tenant, and `clock` is then its own clock: the time its requests, licence validations and jobs happen at. " +
+		"A live tenant has no `clock`; it runs on real time. Tenants are created with `tessera tenant create` " +
+		"(`--sandbox [--clock RFC3339]` for a sandbox).",
+	Tags: tenantTags,
 }
 
 // tenantGet reads the caller's tenant.

@@ -1,7 +1,8 @@
 -- name: TenantCreate :one
--- TenantCreate inserts a tenant; a taken slug violates tenants_slug_key.
-INSERT INTO tenants (id, slug, name, created_at)
-VALUES (@id::uuid, @slug::text, @name::text, @now::timestamptz)
+-- TenantCreate inserts a tenant; a taken slug violates tenants_slug_key. A NULL clock_at
+-- makes a live tenant, a time a sandbox tenant whose clock stands there.
+INSERT INTO tenants (id, slug, name, created_at, clock_at)
+VALUES (@id::uuid, @slug::text, @name::text, @now::timestamptz, sqlc.narg(clock_at)::timestamptz)
 RETURNING *;
 
 -- name: TenantGet :one

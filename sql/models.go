@@ -1072,6 +1072,7 @@ type Tenant struct {
 	Slug      string
 	Name      string
 	CreatedAt time.Time
+	ClockAt   *time.Time
 }
 
 type TenantSigningKey struct {

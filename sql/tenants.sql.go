@@ -13,25 +13,28 @@ import (
 )
 
 const tenantCreate = `-- name: TenantCreate :one
-INSERT INTO tenants (id, slug, name, created_at)
-VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz)
-RETURNING id, slug, name, created_at
+INSERT INTO tenants (id, slug, name, created_at, clock_at)
+VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz)
+RETURNING id, slug, name, created_at, clock_at
 `
 
 type TenantCreateParams struct {
-	ID   uuid.UUID
-	Slug string
-	Name string
-	Now  time.Time
+	ID      uuid.UUID
+	Slug    string
+	Name    string
+	Now     time.Time
+	ClockAt *time.Time
 }
 
-// TenantCreate inserts a tenant; a taken slug violates tenants_slug_key.
+// TenantCreate inserts a tenant; a taken slug violates tenants_slug_key. A NULL clock_at
+// makes a live tenant, a time a sandbox tenant whose clock stands there.
 func (q *Queries) TenantCreate(ctx context.Context, db DBTX, arg TenantCreateParams) (Tenant, error) {
 	row := db.QueryRow(ctx, tenantCreate,
 		arg.ID,
 		arg.Slug,
 		arg.Name,
 		arg.Now,
+		arg.ClockAt,
 	)
 	var i Tenant
 	err := row.Scan(
@@ -39,12 +42,13 @@ func (q *Queries) TenantCreate(ctx context.Context, db DBTX, arg TenantCreatePar
 		&i.Slug,
 		&i.Name,
 		&i.CreatedAt,
+		&i.ClockAt,
 	)
 	return i, err
 }
 
 const tenantGet = `-- name: TenantGet :one
-SELECT id, slug, name, created_at FROM tenants WHERE id = $1::uuid
+SELECT id, slug, name, created_at, clock_at FROM tenants WHERE id = $1::uuid
 `
 
 // TenantGet reads one tenant by id (primary key).
@@ -56,12 +60,13 @@ func (q *Queries) TenantGet(ctx context.Context, db DBTX, id uuid.UUID) (Tenant,
 		&i.Slug,
 		&i.Name,
 		&i.CreatedAt,
+		&i.ClockAt,
 	)
 	return i, err
 }
 
 const tenantGetBySlug = `-- name: TenantGetBySlug :one
-SELECT id, slug, name, created_at FROM tenants WHERE slug = $1::text
+SELECT id, slug, name, created_at, clock_at FROM tenants WHERE slug = $1::text
 `
 
 // TenantGetBySlug reads one tenant by slug (tenants_slug_key).
@@ -73,12 +78,13 @@ func (q *Queries) TenantGetBySlug(ctx context.Context, db DBTX, slug string) (Te
 		&i.Slug,
 		&i.Name,
 		&i.CreatedAt,
+		&i.ClockAt,
 	)
 	return i, err
 }
 
 const tenantGetFirst = `-- name: TenantGetFirst :one
-SELECT id, slug, name, created_at FROM tenants ORDER BY created_at, id LIMIT 1
+SELECT id, slug, name, created_at, clock_at FROM tenants ORDER BY created_at, id LIMIT 1
 `
 
 // TenantGetFirst reads the oldest tenant, if any; make run uses it to decide whether to
@@ -91,6 +97,7 @@ func (q *Queries) TenantGetFirst(ctx context.Context, db DBTX) (Tenant, error) {
 		&i.Slug,
 		&i.Name,
 		&i.CreatedAt,
+		&i.ClockAt,
 	)
 	return i, err
 }

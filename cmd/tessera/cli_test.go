@@ -7,11 +7,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/testdb"
@@ -43,6 +45,27 @@ func TestTenantCreate(t *testing.T) {
 	_, err = execute(t, "tenant", "create", "--slug", "acme-x", "--name", "Y")
 	require.ErrorIs(t, err, core.ErrConflict)
 	require.ErrorContains(t, err, "acme-x")
+	require.Nil(t, tenant.ClockAt, "a tenant is live unless created with --sandbox")
+
+	mustExecute(t, "tenant", "create", "--slug", "sandbox-x", "--sandbox", "--clock", "2030-01-01T00:00:00Z")
+	sandbox, err := sql.New().TenantGetBySlug(t.Context(), pool, "sandbox-x")
+	require.NoError(t, err)
+	require.NotNil(t, sandbox.ClockAt)
+	require.True(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Equal(*sandbox.ClockAt))
+
+	before := clock.System{}.Now()
+	mustExecute(t, "tenant", "create", "--slug", "sandbox-now", "--sandbox")
+	sandbox, err = sql.New().TenantGetBySlug(t.Context(), pool, "sandbox-now")
+	require.NoError(t, err)
+	require.NotNil(t, sandbox.ClockAt, "--sandbox without --clock starts the clock now")
+	require.WithinDuration(t, before, *sandbox.ClockAt, time.Minute)
+
+	_, err = execute(t, "tenant", "create", "--slug", "sandbox-bad", "--sandbox", "--clock", "tomorrow")
+	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorContains(t, err, `"tomorrow"`)
+	_, err = execute(t, "tenant", "create", "--slug", "live-clock", "--clock", "2030-01-01T00:00:00Z")
+	require.ErrorIs(t, err, core.ErrInvalid)
+	require.ErrorContains(t, err, "--sandbox")
 }
 
 //nolint:paralleltest // useDatabase points the commands at its database with t.Setenv

@@ -36,13 +36,24 @@ var Box = func() *secrets.Box {
 // Actor is the audit-log actor of fixtures.
 var Actor = core.Actor{Type: core.ActorCLI, ID: "factory"}
 
-// Tenant creates a tenant with a unique slug.
+// Tenant creates a live tenant with a unique slug.
 func Tenant(tb testing.TB, db pg.DB) sql.Tenant {
+	tb.Helper()
+	return tenant(tb, db, nil)
+}
+
+// SandboxTenant creates a sandbox tenant with a unique slug, its clock standing at clock.
+func SandboxTenant(tb testing.TB, db pg.DB, clock time.Time) sql.Tenant {
+	tb.Helper()
+	return tenant(tb, db, &clock)
+}
+
+func tenant(tb testing.TB, db pg.DB, sandboxClock *time.Time) sql.Tenant {
 	tb.Helper()
 	slug := "t-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	var tenant sql.Tenant
 	err := pg.InTx(context.Background(), db, func(tx pgx.Tx) (err error) {
-		tenant, err = core.TenantCreate(context.Background(), tx, Step(), core.TenantCreateParams{Slug: slug, Name: "Tenant " + slug})
+		tenant, err = core.TenantCreate(context.Background(), tx, Step(), core.TenantCreateParams{Slug: slug, Name: "Tenant " + slug, SandboxClock: sandboxClock})
 		return err
 	})
 	if err != nil {
