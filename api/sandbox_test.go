@@ -1,13 +1,19 @@
 package api_test
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/internal/testdb"
 )
 
@@ -55,5 +61,89 @@ func TestTenantGetSandbox(t *testing.T) {
 		require.True(t, got.Sandbox)
 		require.NotNil(t, got.Clock)
 		require.True(t, sandboxClock.Equal(*got.Clock))
+	})
+}
+
+// TestSandboxKeys proves a sandbox tenant's keys say so: its admin keys read tsk_test_ and
+// authenticate only as a sandbox's, and its licence keys read TST1. with the marker covered
+// by the signature, so that no swap of markers passes for the other kind.
+func TestSandboxKeys(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AdminKey", func(t *testing.T) {
+		t.Parallel()
+		b := setupSandbox(t)
+		require.Regexp(t, `^tsk_test_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`, b.key)
+		res := b.request(t, http.MethodPost, "/v1/admin/api-keys", `{"name":"ci"}`)
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		created := decode[apiKey](t, res)
+		require.Regexp(t, `^tsk_test_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`, created.Key)
+		require.Equal(t, created.Prefix, created.Key[:21])
+		got := decode[tenantView](t, b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+created.Key))
+		require.True(t, got.Sandbox)
+
+		live := setup(t)
+		require.Regexp(t, `^tsk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$`, live.key, "live keys are as they were")
+	})
+
+	t.Run("AdminKeyOfTheOtherKind", func(t *testing.T) {
+		t.Parallel()
+		b := setupSandbox(t)
+		// The sandbox key without its marker is a well-formed live key that names nothing.
+		unmarked := "tsk_" + strings.TrimPrefix(b.key, "tsk_test_")
+		requireCode(t, b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+unmarked), http.StatusUnauthorized, api.CodeUnauthenticated)
+		// A key stored under the other kind's scheme (never issued so) is not found either:
+		// a live-looking key of a sandbox tenant, a sandbox-looking key of a live tenant.
+		live := factory.Tenant(t, b.db)
+		for _, tc := range []struct {
+			name, scheme string
+			tenantID     uuid.UUID
+		}{
+			{"LiveSchemeOfSandbox", "tsk_", b.tenant.ID},
+			{"SandboxSchemeOfLive", "tsk_test_", live.ID},
+		} {
+			secret := tc.scheme + "0123456789ab_" + strings.Repeat("A", 43)
+			hash := sha256.Sum256([]byte(secret))
+			_, err := b.db.Exec(t.Context(), "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash) VALUES ($1, $2, 'forged', $3, $4)",
+				tc.tenantID, uuid.New(), secret[:len(secret)-44], hash[:])
+			require.NoError(t, err, tc.name)
+			requireCode(t, b.request(t, http.MethodGet, "/v1/admin/tenant", "", "Authorization", "Bearer "+secret), http.StatusUnauthorized, api.CodeUnauthenticated)
+		}
+	})
+
+	t.Run("LicenceKey", func(t *testing.T) {
+		t.Parallel()
+		b := setupSandbox(t)
+		policy := factory.Policy(t, b.db, b.tenant.ID)
+		l := factory.License(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+		require.True(t, strings.HasPrefix(l.Key, "TST1."), l.Key)
+		v, _ := b.validate(t, map[string]any{"key": l.Key})
+		require.Equal(t, "VALID", v.Code)
+
+		// The same claims signed by the tenant's own key as a live key: a valid signature,
+		// the wrong marker for the tenant, refused as a forged key is.
+		var sealed []byte
+		require.NoError(t, b.db.QueryRow(t.Context(), "SELECT private_key_sealed FROM tenant_signing_keys WHERE tenant_id = $1", b.tenant.ID).Scan(&sealed))
+		seed, err := factory.Box.Open(sealed, "signing-key/"+b.tenant.ID.String())
+		require.NoError(t, err)
+		parsed, err := licensekey.Parse(l.Key)
+		require.NoError(t, err)
+		require.True(t, parsed.Sandbox)
+		live := parsed.Claims
+		live.Sandbox = false
+		for name, key := range map[string]string{
+			"MarkerSwapped":  "TSR1." + strings.TrimPrefix(l.Key, "TST1."),
+			"ResignedAsLive": licensekey.Sign(ed25519.NewKeyFromSeed(seed), live),
+		} {
+			v, _ := b.validate(t, map[string]any{"key": key})
+			require.Equal(t, "NOT_FOUND", v.Code, name)
+			require.Nil(t, v.License, name)
+		}
+
+		other := setup(t)
+		liveLicense := factory.License(t, other.db, other.tenant.ID, factory.Policy(t, other.db, other.tenant.ID).ID, factory.Customer(t, other.db, other.tenant.ID).ID)
+		require.True(t, strings.HasPrefix(liveLicense.Key, "TSR1."), "live licence keys are as they were")
+		v, _ = other.validate(t, map[string]any{"key": "TST1." + strings.TrimPrefix(liveLicense.Key, "TSR1.")})
+		require.Equal(t, "NOT_FOUND", v.Code)
 	})
 }

@@ -6,9 +6,14 @@ RETURNING *;
 
 -- name: APIKeyGetByPrefix :one
 -- APIKeyGetByPrefix finds the key a request presents, across tenants: the key itself names
--- its tenant. The caller compares hashes in constant time and checks revoked_at.
--- Served by api_keys_prefix_key.
-SELECT * FROM api_keys WHERE prefix = @prefix::text;
+-- its tenant. A key is found only when its tenant's mode is the key's (sandbox keys of
+-- sandbox tenants, live keys of live tenants), and comes with its tenant's clock (NULL:
+-- live), the request's time. The caller compares hashes in constant time and checks
+-- revoked_at. Served by api_keys_prefix_key and the tenants primary key.
+SELECT sqlc.embed(k), t.clock_at AS tenant_clock_at
+FROM api_keys k
+JOIN tenants t ON t.id = k.tenant_id
+WHERE k.prefix = @prefix::text AND (t.clock_at IS NOT NULL) = @sandbox::bool;
 
 -- name: APIKeyGet :one
 -- APIKeyGet reads one of a tenant's keys (primary key).

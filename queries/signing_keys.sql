@@ -4,8 +4,12 @@ INSERT INTO tenant_signing_keys (tenant_id, id, public_key, private_key_sealed, 
 VALUES (@tenant_id::uuid, @id::uuid, @public_key::bytea, @private_key_sealed::bytea, @now::timestamptz);
 
 -- name: SigningKeyGet :one
--- SigningKeyGet reads a tenant's signing key (tenant_signing_keys_tenant_key).
-SELECT * FROM tenant_signing_keys WHERE tenant_id = @tenant_id::uuid;
+-- SigningKeyGet reads a tenant's signing key (tenant_signing_keys_tenant_key) and whether the
+-- tenant is a sandbox, whose keys are marked as such (tenants primary key).
+SELECT k.*, (t.clock_at IS NOT NULL)::bool AS sandbox
+FROM tenant_signing_keys k
+JOIN tenants t ON t.id = k.tenant_id
+WHERE k.tenant_id = @tenant_id::uuid;
 
 -- name: SigningKeyGetPublicBySlug :one
 -- SigningKeyGetPublicBySlug reads the public key offline verifiers fetch, by tenant slug.

@@ -76,23 +76,39 @@ func (q *Queries) APIKeyGet(ctx context.Context, db DBTX, arg APIKeyGetParams) (
 }
 
 const aPIKeyGetByPrefix = `-- name: APIKeyGetByPrefix :one
-SELECT tenant_id, id, name, prefix, key_hash, created_at, revoked_at FROM api_keys WHERE prefix = $1::text
+SELECT k.tenant_id, k.id, k.name, k.prefix, k.key_hash, k.created_at, k.revoked_at, t.clock_at AS tenant_clock_at
+FROM api_keys k
+JOIN tenants t ON t.id = k.tenant_id
+WHERE k.prefix = $1::text AND (t.clock_at IS NOT NULL) = $2::bool
 `
 
+type APIKeyGetByPrefixParams struct {
+	Prefix  string
+	Sandbox bool
+}
+
+type APIKeyGetByPrefixRow struct {
+	APIKey        APIKey
+	TenantClockAt *time.Time
+}
+
 // APIKeyGetByPrefix finds the key a request presents, across tenants: the key itself names
-// its tenant. The caller compares hashes in constant time and checks revoked_at.
-// Served by api_keys_prefix_key.
-func (q *Queries) APIKeyGetByPrefix(ctx context.Context, db DBTX, prefix string) (APIKey, error) {
-	row := db.QueryRow(ctx, aPIKeyGetByPrefix, prefix)
-	var i APIKey
+// its tenant. A key is found only when its tenant's mode is the key's (sandbox keys of
+// sandbox tenants, live keys of live tenants), and comes with its tenant's clock (NULL:
+// live), the request's time. The caller compares hashes in constant time and checks
+// revoked_at. Served by api_keys_prefix_key and the tenants primary key.
+func (q *Queries) APIKeyGetByPrefix(ctx context.Context, db DBTX, arg APIKeyGetByPrefixParams) (APIKeyGetByPrefixRow, error) {
+	row := db.QueryRow(ctx, aPIKeyGetByPrefix, arg.Prefix, arg.Sandbox)
+	var i APIKeyGetByPrefixRow
 	err := row.Scan(
-		&i.TenantID,
-		&i.ID,
-		&i.Name,
-		&i.Prefix,
-		&i.KeyHash,
-		&i.CreatedAt,
-		&i.RevokedAt,
+		&i.APIKey.TenantID,
+		&i.APIKey.ID,
+		&i.APIKey.Name,
+		&i.APIKey.Prefix,
+		&i.APIKey.KeyHash,
+		&i.APIKey.CreatedAt,
+		&i.APIKey.RevokedAt,
+		&i.TenantClockAt,
 	)
 	return i, err
 }

@@ -38,19 +38,33 @@ func (q *Queries) SigningKeyCreate(ctx context.Context, db DBTX, arg SigningKeyC
 }
 
 const signingKeyGet = `-- name: SigningKeyGet :one
-SELECT tenant_id, id, public_key, private_key_sealed, created_at FROM tenant_signing_keys WHERE tenant_id = $1::uuid
+SELECT k.tenant_id, k.id, k.public_key, k.private_key_sealed, k.created_at, (t.clock_at IS NOT NULL)::bool AS sandbox
+FROM tenant_signing_keys k
+JOIN tenants t ON t.id = k.tenant_id
+WHERE k.tenant_id = $1::uuid
 `
 
-// SigningKeyGet reads a tenant's signing key (tenant_signing_keys_tenant_key).
-func (q *Queries) SigningKeyGet(ctx context.Context, db DBTX, tenantID uuid.UUID) (TenantSigningKey, error) {
+type SigningKeyGetRow struct {
+	TenantID         uuid.UUID
+	ID               uuid.UUID
+	PublicKey        []byte
+	PrivateKeySealed []byte
+	CreatedAt        time.Time
+	Sandbox          bool
+}
+
+// SigningKeyGet reads a tenant's signing key (tenant_signing_keys_tenant_key) and whether the
+// tenant is a sandbox, whose keys are marked as such (tenants primary key).
+func (q *Queries) SigningKeyGet(ctx context.Context, db DBTX, tenantID uuid.UUID) (SigningKeyGetRow, error) {
 	row := db.QueryRow(ctx, signingKeyGet, tenantID)
-	var i TenantSigningKey
+	var i SigningKeyGetRow
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,
 		&i.PublicKey,
 		&i.PrivateKeySealed,
 		&i.CreatedAt,
+		&i.Sandbox,
 	)
 	return i, err
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,15 +18,31 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// An admin API key reads tsk_<12 hex>_<43 base64url>: the first part, up to the second
-// underscore, is its visible prefix (stored, shown in lists); the whole key is stored only
-// as its SHA-256.
+// An admin API key of a live tenant reads tsk_<12 hex>_<43 base64url>, one of a sandbox
+// tenant tsk_test_<12 hex>_<43 base64url>: the part before the last underscore is its
+// visible prefix (stored, shown in lists); the whole key is stored only as its SHA-256.
+// Neither scheme is a prefix of the other's keys ("test" is not hex).
 const (
-	apiKeyScheme    = "tsk_"
-	apiKeyPrefixLen = len(apiKeyScheme) + 12
-	apiKeySecretLen = 43
-	apiKeyLen       = apiKeyPrefixLen + 1 + apiKeySecretLen
+	apiKeyScheme        = "tsk_"
+	sandboxAPIKeyScheme = "tsk_test_"
+	apiKeyIDLen         = 12 // hex digits after the scheme
+	apiKeySecretLen     = 43
 )
+
+// apiKeySchemeOf returns the scheme of a live (false) or sandbox (true) tenant's keys.
+func apiKeySchemeOf(sandbox bool) string {
+	if sandbox {
+		return sandboxAPIKeyScheme
+	}
+	return apiKeyScheme
+}
+
+// APIKeyPrincipal is what an admin API key authenticates: the key, and its tenant's clock.
+type APIKeyPrincipal struct {
+	sql.APIKey
+	// TenantClock is the sandbox clock of the key's tenant; nil for a live tenant.
+	TenantClock *time.Time
+}
 
 // ErrUnauthenticated means a presented API key is malformed, unknown or revoked. The three
 // are deliberately indistinguishable.
@@ -38,15 +55,20 @@ type APIKeyCreateParams struct {
 	Name string
 }
 
-// APIKeyCreate issues a new admin key and audits it (api_key.create). The returned secret
-// is the whole key; it is not stored and cannot be shown again.
+// APIKeyCreate issues a new admin key and audits it (api_key.create); a sandbox tenant's key
+// reads tsk_test_…. The returned secret is the whole key; it is not stored and cannot be
+// shown again. An unknown tenant is ErrNotFound.
 func APIKeyCreate(ctx context.Context, tx pgx.Tx, st Step, p APIKeyCreateParams) (sql.APIKey, string, error) {
-	random := make([]byte, 6+32)
+	tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
+	if err != nil {
+		return sql.APIKey{}, "", notFound(err, "tenant", p.TenantID)
+	}
+	random := make([]byte, apiKeyIDLen/2+32)
 	if _, err := rand.Read(random); err != nil {
 		return sql.APIKey{}, "", fmt.Errorf("generate api key: %w", err)
 	}
-	prefix := apiKeyScheme + hex.EncodeToString(random[:6])
-	secret := prefix + "_" + base64.RawURLEncoding.EncodeToString(random[6:])
+	prefix := apiKeySchemeOf(tenant.ClockAt != nil) + hex.EncodeToString(random[:apiKeyIDLen/2])
+	secret := prefix + "_" + base64.RawURLEncoding.EncodeToString(random[apiKeyIDLen/2:])
 	hash := sha256.Sum256([]byte(secret))
 	key, err := queries.APIKeyCreate(ctx, tx, sql.APIKeyCreateParams{
 		TenantID: p.TenantID, ID: NewID(), Name: p.Name, Prefix: prefix, KeyHash: hash[:], Now: st.Now,
@@ -87,24 +109,27 @@ func APIKeyRevoke(ctx context.Context, tx pgx.Tx, st Step, p APIKeyRevokeParams)
 	return key, err
 }
 
-// APIKeyAuthenticate finds the active key that secret is. The hash comparison takes the same
-// time whether or not the key exists; malformed, unknown and revoked keys are all
-// ErrUnauthenticated.
-func APIKeyAuthenticate(ctx context.Context, db sql.DBTX, secret string) (sql.APIKey, error) {
+// APIKeyAuthenticate finds the active key that secret is, with its tenant's clock. A
+// tsk_test_ key is looked for only among sandbox tenants' keys and a tsk_ key only among
+// live tenants'. The hash comparison takes the same time whether or not the key exists;
+// malformed, unknown and revoked keys are all ErrUnauthenticated.
+func APIKeyAuthenticate(ctx context.Context, db sql.DBTX, secret string) (APIKeyPrincipal, error) {
 	hash := sha256.Sum256([]byte(secret))
 	stored := make([]byte, sha256.Size)
-	key, err := sql.APIKey{}, error(nil)
-	if len(secret) == apiKeyLen && strings.HasPrefix(secret, apiKeyScheme) && secret[apiKeyPrefixLen] == '_' {
-		key, err = queries.APIKeyGetByPrefix(ctx, db, secret[:apiKeyPrefixLen])
+	row, err := sql.APIKeyGetByPrefixRow{}, error(nil)
+	sandbox := strings.HasPrefix(secret, sandboxAPIKeyScheme)
+	prefixLen := len(apiKeySchemeOf(sandbox)) + apiKeyIDLen
+	if len(secret) == prefixLen+1+apiKeySecretLen && strings.HasPrefix(secret, apiKeyScheme) && secret[prefixLen] == '_' {
+		row, err = queries.APIKeyGetByPrefix(ctx, db, sql.APIKeyGetByPrefixParams{Prefix: secret[:prefixLen], Sandbox: sandbox})
 		switch {
 		case err == nil:
-			stored = key.KeyHash
+			stored = row.APIKey.KeyHash
 		case !errors.Is(err, ErrNotFound):
-			return sql.APIKey{}, fmt.Errorf("authenticate api key: %w", err)
+			return APIKeyPrincipal{}, fmt.Errorf("authenticate api key: %w", err)
 		}
 	}
-	if subtle.ConstantTimeCompare(hash[:], stored) != 1 || key.RevokedAt != nil {
-		return sql.APIKey{}, ErrUnauthenticated
+	if subtle.ConstantTimeCompare(hash[:], stored) != 1 || row.APIKey.RevokedAt != nil {
+		return APIKeyPrincipal{}, ErrUnauthenticated
 	}
-	return key, nil
+	return APIKeyPrincipal{APIKey: row.APIKey, TenantClock: row.TenantClockAt}, nil
 }

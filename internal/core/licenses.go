@@ -35,14 +35,14 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 	if err != nil {
 		return sql.License{}, err
 	}
-	private, err := SigningKeyPrivate(ctx, tx, SigningKeyPrivateParams{TenantID: p.TenantID, Box: st.Box})
+	signer, err := SigningKeyPrivate(ctx, tx, SigningKeyPrivateParams{TenantID: p.TenantID, Box: st.Box})
 	if err != nil {
 		return sql.License{}, err
 	}
 	id := NewID()
 	license, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
 		TenantID: p.TenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIDs: addonIDs,
-		Key: licensekey.Sign(private, licensekey.Claims{TenantID: p.TenantID, LicenseID: id}), ExpiresAt: p.ExpiresAt, Now: st.Now,
+		Key: signer.Sign(id), ExpiresAt: p.ExpiresAt, Now: st.Now,
 	})
 	if errors.Is(err, ErrNotFound) {
 		return sql.License{}, fmt.Errorf("%w: policy %s (live) or customer %s not found", ErrInvalid, p.PolicyID, p.CustomerID)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/sql"
 )
@@ -32,6 +33,19 @@ func SigningKeyCreate(ctx context.Context, tx pgx.Tx, st Step, tenantID uuid.UUI
 	return nil
 }
 
+// LicenseSigner signs one tenant's licence keys with its private signing key, marked live
+// or sandbox as the tenant is.
+type LicenseSigner struct {
+	tenantID uuid.UUID
+	private  ed25519.PrivateKey
+	sandbox  bool
+}
+
+// Sign returns the key of the tenant's licence licenseID.
+func (s LicenseSigner) Sign(licenseID uuid.UUID) string {
+	return licensekey.Sign(s.private, licensekey.Claims{TenantID: s.tenantID, LicenseID: licenseID, Sandbox: s.sandbox})
+}
+
 // SigningKeyPrivateParams names the tenant whose private signing key to open.
 type SigningKeyPrivateParams struct {
 	TenantID uuid.UUID
@@ -39,15 +53,15 @@ type SigningKeyPrivateParams struct {
 	Box *secrets.Box
 }
 
-// SigningKeyPrivate opens a tenant's private signing key.
-func SigningKeyPrivate(ctx context.Context, db sql.DBTX, p SigningKeyPrivateParams) (ed25519.PrivateKey, error) {
+// SigningKeyPrivate opens a tenant's private signing key, as the signer of its licence keys.
+func SigningKeyPrivate(ctx context.Context, db sql.DBTX, p SigningKeyPrivateParams) (LicenseSigner, error) {
 	key, err := queries.SigningKeyGet(ctx, db, p.TenantID)
 	if err != nil {
-		return nil, fmt.Errorf("read signing key: %w", err)
+		return LicenseSigner{}, fmt.Errorf("read signing key: %w", err)
 	}
 	seed, err := p.Box.Open(key.PrivateKeySealed, signingKeyLabel(p.TenantID))
 	if err != nil {
-		return nil, fmt.Errorf("open signing key of tenant %s (is TESSERA_SECRET_KEY the one it was sealed with?): %w", p.TenantID, err)
+		return LicenseSigner{}, fmt.Errorf("open signing key of tenant %s (is TESSERA_SECRET_KEY the one it was sealed with?): %w", p.TenantID, err)
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
+	return LicenseSigner{tenantID: p.TenantID, private: ed25519.NewKeyFromSeed(seed), sandbox: key.Sandbox}, nil
 }

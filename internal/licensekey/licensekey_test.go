@@ -3,6 +3,7 @@ package licensekey_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -34,6 +35,33 @@ func TestSignParseVerify(t *testing.T) {
 	otherPublic, _ := newKeyPair(t)
 	require.ErrorIs(t, parsed.Verify(otherPublic), licensekey.ErrSignature, "another tenant's public key")
 	require.ErrorIs(t, parsed.Verify(nil), licensekey.ErrSignature)
+}
+
+// TestSandboxMarker signs a sandbox key, parses it as one, and proves the marker is covered by
+// the signature: swapping TST1. and TSR1. either way leaves a key that does not verify.
+func TestSandboxMarker(t *testing.T) {
+	t.Parallel()
+	public, private := newKeyPair(t)
+	claims := licensekey.Claims{TenantID: uuid.New(), LicenseID: uuid.New(), Sandbox: true}
+	sandbox := licensekey.Sign(private, claims)
+	require.Len(t, sandbox, licensekey.Len)
+	require.True(t, strings.HasPrefix(sandbox, "TST1."), sandbox)
+	parsed, err := licensekey.Parse(sandbox)
+	require.NoError(t, err)
+	require.Equal(t, claims, parsed.Claims)
+	require.NoError(t, parsed.Verify(public))
+
+	claims.Sandbox = false
+	live := licensekey.Sign(private, claims)
+	require.True(t, strings.HasPrefix(live, "TSR1."), live)
+	require.Equal(t, live[5:43+5], sandbox[5:43+5], "the same claims")
+
+	for name, forged := range map[string]string{"LiveAsSandbox": "TST1." + live[5:], "SandboxAsLive": "TSR1." + sandbox[5:]} {
+		parsed, err := licensekey.Parse(forged)
+		require.NoError(t, err, name)
+		require.Equal(t, name == "LiveAsSandbox", parsed.Sandbox, name)
+		require.ErrorIs(t, parsed.Verify(public), licensekey.ErrSignature, name)
+	}
 }
 
 func TestParseRejects(t *testing.T) {

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -269,14 +268,11 @@ func NewImporter(ctx context.Context, tx pgx.Tx, st core.Step, p ImporterParams)
 	} else if err != nil {
 		return nil, fmt.Errorf("read upstream store %s: %w", p.StoreID, err)
 	}
-	private, err := core.SigningKeyPrivate(ctx, tx, core.SigningKeyPrivateParams{TenantID: tenantID, Box: st.Box})
+	signer, err := core.SigningKeyPrivate(ctx, tx, core.SigningKeyPrivateParams{TenantID: tenantID, Box: st.Box})
 	if err != nil {
 		return nil, err
 	}
-	signer := func(id uuid.UUID) string {
-		return licensekey.Sign(private, licensekey.Claims{TenantID: tenantID, LicenseID: id})
-	}
-	return &Importer{tx: tx, st: st, store: store, signer: signer, owners: map[string]uuid.UUID{}}, nil
+	return &Importer{tx: tx, st: st, store: store, signer: signer.Sign, owners: map[string]uuid.UUID{}}, nil
 }
 
 // Import writes one row (already validated by ParseRows): it creates the licence, or
