@@ -19,6 +19,7 @@ const (
 	principalKey
 	txKey
 	outcomesKey
+	tenantKey
 )
 
 // requestInfo is what the HTTP layer knows about a request: its id, the client's address,
@@ -61,10 +62,11 @@ func actor(ctx context.Context) core.Actor {
 	return core.Actor{Type: core.ActorAPIKey, ID: p.keyID.String(), RequestID: requestInfoFrom(ctx).id}
 }
 
-// step returns what a core step needs for this request, acting as actor; its outcomes are
+// step returns what a core step needs for this request, acting as actor, at the request's
+// time (s.now: a sandbox tenant's clock, else the server's); its outcomes are
 // the request transaction's, which transact counts once the transaction has committed.
 func (s *Server) step(ctx context.Context, actor core.Actor) core.Step {
-	return core.Step{Now: s.cfg.Clock.Now(), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs, Outcomes: outcomes(ctx)}
+	return core.Step{Now: s.now(ctx), Actor: actor, Box: s.cfg.Box, Jobs: s.cfg.Jobs, Outcomes: outcomes(ctx)}
 }
 
 // licenseByKey authenticates a buyer operation by the licence key in its body: a malformed,

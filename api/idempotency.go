@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -82,15 +83,12 @@ func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
 	}
 	var scope idempotencyScope
 	if key != "" {
-		if scope, err = s.idempotencyScopeOf(ctx, body); err != nil {
-			s.writeError(ctx, problem(c, err))
-			return
-		}
+		scope = s.idempotencyScopeOf(ctx)
 	}
 	idempotent := key != "" && scope.tenantID != uuid.Nil
 	u := ctx.URL()
 	hash := sha256.Sum256(fmt.Appendf(nil, "%s %s?%s\n%s", ctx.Method(), u.Path, u.RawQuery, body))
-	now := s.cfg.Clock.Now()
+	now := s.now(c)
 	rec := &recorder{humaContext: ctx, body: body, header: http.Header{}}
 	done := &core.Outcomes{}
 
@@ -170,14 +168,16 @@ func (sc idempotencyScope) label(key string) string {
 // request names, so that the request's Idempotency-Key is scoped by it.
 const metadataBuyerTenant = "buyerTenant"
 
-// buyerTenant finds the tenant a buyer request names, from its path and raw body, before the
-// handler runs. core.ErrNotFound means the request names no tenant that exists: it then runs
-// without idempotency, and its handler refuses it (refusals are not stored).
-type buyerTenant func(ctx huma.Context, body []byte) (uuid.UUID, error)
+// buyerTenant finds the tenant a buyer request names, with its clock, from its path and raw
+// body, before the handler runs (resolveBuyer). core.ErrNotFound means the request names no
+// tenant that exists: it then runs on the server's clock, without idempotency, and its
+// handler refuses it (refusals are not stored).
+type buyerTenant func(ctx huma.Context, body []byte) (requestTenant, error)
 
-// buyerOperation marks op as a buyer operation whose Idempotency-Keys are scoped by the
-// tenant that tenantOf finds in its request.
+// buyerOperation marks op as a buyer operation whose time (s.now) and Idempotency-Keys are
+// those of the tenant that tenantOf finds in its request.
 func buyerOperation(op huma.Operation, tenantOf buyerTenant) huma.Operation {
+	op.Metadata = maps.Clone(op.Metadata) // the operation's own map is shared by every server
 	if op.Metadata == nil {
 		op.Metadata = map[string]any{}
 	}
@@ -186,70 +186,66 @@ func buyerOperation(op huma.Operation, tenantOf buyerTenant) huma.Operation {
 }
 
 // idempotencyScopeOf returns the scope of a write's Idempotency-Key: the authenticated
-// tenant's admin scope, or the buyer scope of the tenant a buyer operation names. The zero
-// scope (no tenant) means the write is not idempotent.
-func (s *Server) idempotencyScopeOf(ctx huma.Context, body []byte) (idempotencyScope, error) {
+// tenant's admin scope, or the buyer scope of the tenant a buyer operation names (found by
+// resolveBuyer). The zero scope (no tenant) means the write is not idempotent.
+func (s *Server) idempotencyScopeOf(ctx huma.Context) idempotencyScope {
 	if p, ok := principalFrom(ctx.Context()); ok {
-		return idempotencyScope{tenantID: p.tenantID, name: scopeAdmin}, nil
+		return idempotencyScope{tenantID: p.tenantID, name: scopeAdmin}
 	}
-	tenantOf, ok := ctx.Operation().Metadata[metadataBuyerTenant].(buyerTenant)
-	if !ok {
-		return idempotencyScope{}, nil
+	if t, ok := ctx.Context().Value(tenantKey).(requestTenant); ok {
+		return idempotencyScope{tenantID: t.id, name: scopeBuyer}
 	}
-	tenant, err := tenantOf(ctx, body)
-	switch {
-	case errors.Is(err, core.ErrNotFound):
-		return idempotencyScope{}, nil
-	case err != nil:
-		return idempotencyScope{}, fmt.Errorf("find the tenant of a buyer request: %w", err)
-	}
-	return idempotencyScope{tenantID: tenant, name: scopeBuyer}, nil
+	return idempotencyScope{}
 }
 
 // tenantOfLicenseKey is the buyerTenant of operations that carry a licence key as "key" in
-// their body: the tenant the key's claims name (the handler verifies the key).
-func (s *Server) tenantOfLicenseKey(_ huma.Context, body []byte) (uuid.UUID, error) {
+// their body: the tenant the key's claims name, with its clock (the handler verifies the key).
+func (s *Server) tenantOfLicenseKey(ctx huma.Context, body []byte) (requestTenant, error) {
 	var in struct {
 		Key string `json:"key"`
 	}
 	if json.Unmarshal(body, &in) != nil {
-		return uuid.Nil, core.ErrNotFound
+		return requestTenant{}, core.ErrNotFound
 	}
 	parsed, err := licensekey.Parse(in.Key)
 	if err != nil { //lint:swallow a key that does not parse names no tenant, like an unknown one
-		return uuid.Nil, core.ErrNotFound
+		return requestTenant{}, core.ErrNotFound
 	}
-	return parsed.TenantID, nil
+	t, err := s.queries.TenantGet(ctx.Context(), s.cfg.DB, parsed.TenantID)
+	if err != nil {
+		return requestTenant{}, err
+	}
+	return requestTenant{id: t.ID, clock: t.ClockAt}, nil
 }
 
 // tenantOfSlug is the buyerTenant of a purchase: the tenant whose slug is "tenant" in its
 // body.
-func (s *Server) tenantOfSlug(ctx huma.Context, body []byte) (uuid.UUID, error) {
+func (s *Server) tenantOfSlug(ctx huma.Context, body []byte) (requestTenant, error) {
 	var in struct {
 		Tenant string `json:"tenant"`
 	}
 	if json.Unmarshal(body, &in) != nil || in.Tenant == "" {
-		return uuid.Nil, core.ErrNotFound
+		return requestTenant{}, core.ErrNotFound
 	}
 	t, err := s.queries.TenantGetBySlug(ctx.Context(), s.cfg.DB, in.Tenant)
 	if err != nil {
-		return uuid.Nil, err
+		return requestTenant{}, err
 	}
-	return t.ID, nil
+	return requestTenant{id: t.ID, clock: t.ClockAt}, nil
 }
 
 // tenantOfPayIn is the buyerTenant of PayIn operations: the tenant of the PayIn whose id is
 // the path's {id}.
-func (s *Server) tenantOfPayIn(ctx huma.Context, _ []byte) (uuid.UUID, error) {
+func (s *Server) tenantOfPayIn(ctx huma.Context, _ []byte) (requestTenant, error) {
 	id, err := uuid.Parse(ctx.Param("id"))
 	if err != nil { //lint:swallow an id that does not parse names no PayIn, like an unknown one
-		return uuid.Nil, core.ErrNotFound
+		return requestTenant{}, core.ErrNotFound
 	}
-	p, err := s.queries.PayInGetAnyTenant(ctx.Context(), s.cfg.DB, id)
+	t, err := s.queries.TenantGetByPayIn(ctx.Context(), s.cfg.DB, id)
 	if err != nil {
-		return uuid.Nil, err
+		return requestTenant{}, err
 	}
-	return p.TenantID, nil
+	return requestTenant{id: t.ID, clock: t.ClockAt}, nil
 }
 
 // idempotencyCheck takes the key's lock and looks for its stored response; it returns nil
@@ -262,7 +258,7 @@ func (s *Server) idempotencyCheck(c context.Context, tx pgx.Tx, scope idempotenc
 	if !locked {
 		return errInFlight
 	}
-	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: scope.tenantID, Scope: scope.name, Key: key, Now: s.cfg.Clock.Now()})
+	stored, err := s.queries.IdempotencyKeyGet(c, tx, sql.IdempotencyKeyGetParams{TenantID: scope.tenantID, Scope: scope.name, Key: key, Now: s.now(c)})
 	switch {
 	case errors.Is(err, core.ErrNotFound):
 		return nil

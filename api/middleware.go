@@ -108,7 +108,7 @@ func (s *Server) operation(ctx huma.Context, next func(huma.Context)) {
 }
 
 // authenticate admits callers of admin operations with an active API key of their tenant
-// and puts the principal in the context. Missing, malformed, unknown and revoked keys are
+// and puts the principal, and its tenant with the tenant's clock (s.now), in the context. Missing, malformed, unknown and revoked keys are
 // all 401 with the same detail. Operations where the key is optional (buyer operations a
 // seller's backend may also call) authenticate a key when one is sent.
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
@@ -127,7 +127,8 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		s.writeError(ctx, problem(ctx.Context(), err))
 		return
 	}
-	next(huma.WithValue(ctx, principalKey, principal{tenantID: key.TenantID, keyID: key.ID}))
+	c := withTenant(ctx.Context(), requestTenant{id: key.TenantID, clock: key.TenantClock})
+	next(huma.WithContext(ctx, context.WithValue(c, principalKey, principal{tenantID: key.TenantID, keyID: key.ID})))
 }
 
 // adminKeyRule tells whether an operation requires the admin key, or accepts it optionally

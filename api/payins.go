@@ -287,7 +287,7 @@ type PayInListOutput struct {
 
 func (s *Server) registerPayIns() {
 	huma.Register(s.api, optionalAdminOperation(buyerOperation(purchaseOperation, s.tenantOfSlug)), s.purchase)
-	huma.Register(s.api, payInGetOperation, s.payInGet)
+	huma.Register(s.api, buyerOperation(payInGetOperation, s.tenantOfPayIn), s.payInGet)
 	huma.Register(s.api, buyerOperation(payInCancelOperation, s.tenantOfPayIn), s.payInCancel)
 	huma.Register(s.api, optionalAdminOperation(buyerOperation(payInRetryOperation, s.tenantOfPayIn)), s.payInRetry)
 	huma.Register(s.api, adminOperation(creditGrantOperation), s.creditGrant)
@@ -427,7 +427,7 @@ func (s *Server) payInStatistics(ctx context.Context, in *PayInStatisticsInput) 
 	out := &PayInStatisticsOutput{}
 	out.Body.From, out.Body.To, out.Body.CustomerID = in.From, in.To, optionalUUID(in.CustomerID)
 	if out.Body.To.IsZero() {
-		out.Body.To = s.cfg.Clock.Now()
+		out.Body.To = s.now(ctx)
 	}
 	if !out.Body.From.Before(out.Body.To) {
 		return nil, invalid("query.from", "from must be before to", in.From)

@@ -69,7 +69,7 @@ func (s *Server) providerWebhookBTCPay(ctx context.Context, in *ProviderWebhookI
 		delivery = event.DeliveryID
 	}
 	recorded, err := s.queries.ProviderWebhookRecord(ctx, tx(ctx), sql.ProviderWebhookRecordParams{
-		Provider: s.cfg.Payments.Name(), DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: s.cfg.Clock.Now(),
+		Provider: s.cfg.Payments.Name(), DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: s.now(ctx),
 	})
 	if err != nil {
 		return nil, problem(ctx, err)

@@ -212,7 +212,7 @@ func (s *Server) customerReferralsGet(ctx context.Context, in *CustomerIDInput) 
 	if _, err := s.customer(ctx, in.ID); err != nil {
 		return nil, problem(ctx, err)
 	}
-	now := s.cfg.Clock.Now()
+	now := s.now(ctx)
 	rows, err := s.queries.ReferralRecompute(ctx, core.CustomPlans{DB: s.conn(ctx)}, sql.ReferralRecomputeParams{
 		TenantID: tenantID(ctx), ReferrerID: &in.ID, Now: now,
 	})

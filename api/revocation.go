@@ -103,7 +103,7 @@ func (s *Server) revocationQueue(ctx context.Context, in *RevocationQueueInput) 
 		limit = 20
 	}
 	tenant := tenantID(ctx)
-	rows, err := s.queries.RevocationQueue(ctx, s.conn(ctx), s.cfg.Revocation.OrDefault().QueueParams(s.cfg.Clock.Now(), &tenant, int32(limit)))
+	rows, err := s.queries.RevocationQueue(ctx, s.conn(ctx), s.cfg.Revocation.OrDefault().QueueParams(s.now(ctx), &tenant, int32(limit)))
 	if err != nil {
 		return nil, problem(ctx, fmt.Errorf("read revocation queue: %w", err))
 	}

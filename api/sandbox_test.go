@@ -3,6 +3,7 @@ package api_test
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,9 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/api"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/licensekey"
 	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/sql"
 )
 
 // sandboxClock is where the sandbox tenants of these tests stand: years after the server's
@@ -146,4 +149,92 @@ func TestSandboxKeys(t *testing.T) {
 		v, _ = other.validate(t, map[string]any{"key": "TST1." + strings.TrimPrefix(liveLicense.Key, "TSR1.")})
 		require.Equal(t, "NOT_FOUND", v.Code)
 	})
+}
+
+// TestSandboxClock proves a sandbox tenant's requests happen at its clock: what it buys is
+// created and issued then, by an admin key and by a buyer alike, and validation of its keys
+// answers by its clock, whichever side of real time it stands; live tenants keep real time.
+func TestSandboxClock(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PurchaseAtTheSandboxClock", func(t *testing.T) {
+		t.Parallel()
+		b := setupSandbox(t)
+		customer := factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+		factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
+		_, err := sql.New().BalanceCredit(t.Context(), b.db, sql.BalanceCreditParams{
+			TenantID: b.tenant.ID, CustomerID: customer.ID, Asset: sql.AssetCredits, Amount: 100, Now: sandboxClock,
+		})
+		require.NoError(t, err)
+		body := fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":[%s]}`, b.tenant.Slug, `"credits"`)
+
+		res := b.request(t, http.MethodPost, "/v1/purchase", body)
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		paid := decode[payin](t, res)
+		require.Equal(t, "PAID", paid.State)
+		require.True(t, strings.HasPrefix(paid.LicenseKey, "TST1."))
+		parsed, err := licensekey.Parse(paid.LicenseKey)
+		require.NoError(t, err)
+		l := decode[struct {
+			IssuedAt time.Time `json:"issued_at"`
+		}](t, b.request(t, http.MethodGet, "/v1/admin/licenses/"+parsed.LicenseID.String(), ""))
+		require.True(t, sandboxClock.Equal(l.IssuedAt), "issued at %s", l.IssuedAt)
+		requirePayInCreatedAt(t, b, paid.ID, sandboxClock)
+
+		// A buyer, without the admin key, is found the tenant's clock by the tenant it names.
+		res = b.request(t, http.MethodPost, "/v1/purchase", strings.Replace(body, `"credits"`, "", 1), "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		requirePayInCreatedAt(t, b, decode[payin](t, res).ID, sandboxClock)
+	})
+
+	t.Run("LiveTenantOnRealTime", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+		factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 100))
+		body := fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":[]}`, b.tenant.Slug)
+		res := b.request(t, http.MethodPost, "/v1/purchase", body, "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		requirePayInCreatedAt(t, b, decode[payin](t, res).ID, factory.Now)
+	})
+
+	// Each licence expires between real time (factory.Now, the server's clock) and its
+	// tenant's clock: a sandbox ahead of real time sees it expired, one behind sees it valid,
+	// and a live tenant sees it as real time says.
+	expiresBetween := func(a, b time.Time) func(*core.LicenseIssueParams) {
+		at := a.Add(b.Sub(a) / 2)
+		return func(p *core.LicenseIssueParams) { p.ExpiresAt = &at }
+	}
+	past := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		clock   *time.Time
+		expires func(*core.LicenseIssueParams)
+		code    string
+	}{
+		{"SandboxAheadSeesExpired", &sandboxClock, expiresBetween(factory.Now, sandboxClock), "EXPIRED"},
+		{"SandboxBehindSeesValid", &past, expiresBetween(past, factory.Now), "VALID"},
+		{"LiveSeesValid", nil, expiresBetween(factory.Now, sandboxClock), "VALID"},
+		{"LiveSeesExpired", nil, expiresBetween(past, factory.Now), "EXPIRED"},
+	} {
+		t.Run("Validation"+tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			tenant := b.tenant
+			if tc.clock != nil {
+				tenant = factory.SandboxTenant(t, b.db, *tc.clock)
+			}
+			l := factory.License(t, b.db, tenant.ID, factory.Policy(t, b.db, tenant.ID).ID, factory.Customer(t, b.db, tenant.ID).ID, tc.expires)
+			v, _ := b.validate(t, map[string]any{"key": l.Key})
+			require.Equal(t, tc.code, v.Code)
+		})
+	}
+}
+
+// requirePayInCreatedAt requires that the PayIn was created at want.
+func requirePayInCreatedAt(t *testing.T, b *bundle, id string, want time.Time) {
+	t.Helper()
+	var createdAt time.Time
+	require.NoError(t, b.db.QueryRow(t.Context(), "SELECT created_at FROM payins WHERE id = $1", id).Scan(&createdAt))
+	require.True(t, want.Equal(createdAt), "PayIn created at %s, want %s", createdAt, want)
 }

@@ -188,7 +188,7 @@ func (s *Server) register() {
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
-	s.api.UseMiddleware(s.operation, s.screenParams, s.authenticate, s.screenBody, s.transact)
+	s.api.UseMiddleware(s.operation, s.screenParams, s.authenticate, s.screenBody, s.resolveBuyer, s.transact)
 
 	s.registerDocuments()
 	s.registerDocs()

@@ -120,7 +120,7 @@ const tierPricingDescription = "Perpetual licences pay the flat difference of th
 	"(a started day counts), the amount rounded down to a whole minor unit; the next renewal charges the new price for the new period. "
 
 func (s *Server) registerTierChanges() {
-	huma.Register(s.api, tierUpgradeQuoteOperation, s.tierUpgradeQuote)
+	huma.Register(s.api, buyerOperation(tierUpgradeQuoteOperation, s.tenantOfLicenseKey), s.tierUpgradeQuote)
 	huma.Register(s.api, buyerOperation(tierUpgradeOperation, s.tenantOfLicenseKey), s.tierUpgrade)
 	huma.Register(s.api, buyerOperation(tierDowngradeOperation, s.tenantOfLicenseKey), s.tierDowngrade)
 	huma.Register(s.api, buyerOperation(tierDowngradeCancelOperation, s.tenantOfLicenseKey), s.tierDowngradeCancel)
@@ -150,7 +150,7 @@ func (s *Server) tierUpgradeQuote(ctx context.Context, in *TierInput) (*TierQuot
 		return nil, problem(ctx, err)
 	}
 	q, err := core.TierChangeQuote(ctx, s.conn(ctx), core.TierChangeQuoteParams{
-		TenantID: license.TenantID, LicenseID: license.ID, ToPolicyID: target.ID, Path: core.TierQuote, Now: s.cfg.Clock.Now(),
+		TenantID: license.TenantID, LicenseID: license.ID, ToPolicyID: target.ID, Path: core.TierQuote, Now: s.now(ctx),
 	})
 	if err != nil {
 		return nil, problem(ctx, err)

@@ -93,7 +93,7 @@ var licenseValidateOperation = huma.Operation{
 // licenseValidate answers whether a licence key is valid, and why not, within the rate
 // limits (validateAllowed).
 func (s *Server) licenseValidate(ctx context.Context, in *ValidateInput) (*ValidateOutput, error) {
-	now := s.cfg.Clock.Now()
+	now := s.cfg.Clock.Now() // rate limits run on real time; the licence's tenant's clock decides validity
 	if err := s.validateAllowed(ctx, in.Body.Key, now); err != nil {
 		return nil, err
 	}
@@ -131,7 +131,8 @@ func validationLicenseFrom(row sql.LicenseValidateRow) *ValidationLicense {
 }
 
 // validate runs the one validation query for a well-formed key and checks that the key is
-// the licence's; anything else is core.ErrNotFound.
+// the licence's, marked as its tenant's mode is (live or sandbox); anything else is
+// core.ErrNotFound. The query decides at the tenant's time: a sandbox tenant's clock, else now.
 func (s *Server) validate(ctx context.Context, in *ValidateInput, now time.Time) (sql.LicenseValidateRow, error) {
 	parsed, err := licensekey.Parse(in.Body.Key)
 	if err != nil { //lint:swallow a malformed or forged key is NOT_FOUND, exactly like an unknown one
@@ -144,7 +145,7 @@ func (s *Server) validate(ctx context.Context, in *ValidateInput, now time.Time)
 	if err != nil {
 		return sql.LicenseValidateRow{}, fmt.Errorf("validate licence: %w", err)
 	}
-	if !core.KeyMatches(row.Key, in.Body.Key) {
+	if !core.KeyMatches(row.Key, in.Body.Key) || parsed.Sandbox != row.Sandbox {
 		return sql.LicenseValidateRow{}, core.ErrNotFound
 	}
 	return row, nil

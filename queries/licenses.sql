@@ -117,7 +117,10 @@ RETURNING l.*;
 --   FINGERPRINT_MISMATCH: a fingerprint was given and is not an active machine;
 --   ENTITLEMENT_MISSING: an entitlement was given and the licence lacks it;
 --   VALID otherwise.
+-- Time is the licence's tenant's (tenants primary key): a sandbox tenant's clock, else @now;
+-- sandbox says which, for the caller to check the key's marker against.
 SELECT l.*,
+       (t.clock_at IS NOT NULL)::bool AS sandbox,
        p.slug AS policy_slug,
        p.product_id,
        s.status AS subscription_status,
@@ -127,7 +130,7 @@ SELECT l.*,
        (CASE
            WHEN l.status = 'revoked' THEN 'REVOKED'
            WHEN l.status = 'suspended' THEN 'SUSPENDED'
-           WHEN l.status = 'expired' OR l.expires_at <= sqlc.arg(now)::timestamptz OR s.status = 'lapsed' THEN 'EXPIRED'
+           WHEN l.status = 'expired' OR l.expires_at <= coalesce(t.clock_at, sqlc.arg(now)::timestamptz) OR s.status = 'lapsed' THEN 'EXPIRED'
            WHEN l.subscription_expiration_date IS NOT NULL AND sqlc.narg(version)::text IS NOT NULL
                 AND r.released_at IS NULL THEN 'UNKNOWN_RELEASE'
            WHEN l.subscription_expiration_date < sqlc.narg(build_date)::timestamptz
@@ -139,6 +142,7 @@ SELECT l.*,
            ELSE 'VALID'
        END)::text AS code
 FROM licenses l
+JOIN tenants t ON t.id = l.tenant_id
 JOIN policies p ON p.tenant_id = l.tenant_id AND p.id = l.policy_id
 LEFT JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id
 LEFT JOIN referral_rewards rr ON rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id

@@ -314,10 +314,16 @@ LIMIT sqlc.arg(batch)::int;
 
 -- name: ProviderWebhookRecord :one
 -- ProviderWebhookRecord records a verified provider webhook delivery once: false means the
--- delivery was recorded before (a redelivery or a duplicate) and needs no processing.
+-- delivery was recorded before (a redelivery or a duplicate) and needs no processing. It is
+-- received at the time of the invoice's PayIn's tenant: a sandbox tenant's clock, else @now
+-- (payin_invoices_provider_key, tenants primary key).
 WITH inserted AS (
     INSERT INTO provider_webhook_deliveries (provider, delivery_id, type, invoice_id, received_at)
-    VALUES (sqlc.arg(provider)::text, sqlc.arg(delivery_id)::text, sqlc.arg(type)::text, sqlc.arg(invoice_id)::text, sqlc.arg(now)::timestamptz)
+    VALUES (sqlc.arg(provider)::text, sqlc.arg(delivery_id)::text, sqlc.arg(type)::text, sqlc.arg(invoice_id)::text,
+            coalesce((SELECT t.clock_at
+                      FROM payin_invoices i JOIN tenants t ON t.id = i.tenant_id
+                      WHERE i.provider = sqlc.arg(provider)::text AND i.provider_invoice_id = sqlc.arg(invoice_id)::text),
+                     sqlc.arg(now)::timestamptz))
     ON CONFLICT (provider, delivery_id) DO NOTHING
     RETURNING 1
 )

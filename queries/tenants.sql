@@ -13,6 +13,12 @@ SELECT * FROM tenants WHERE id = @id::uuid;
 -- TenantGetBySlug reads one tenant by slug (tenants_slug_key).
 SELECT * FROM tenants WHERE slug = @slug::text;
 
+-- name: TenantGetByPayIn :one
+-- TenantGetByPayIn reads the tenant of a PayIn named by its id alone (a buyer's capability,
+-- as PayInGetAnyTenant reads it), with its clock: a buyer's request about a PayIn runs at its
+-- tenant's time.
+SELECT t.* FROM payins p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = @payin_id::uuid;
+
 -- name: TenantGetFirst :one
 -- TenantGetFirst reads the oldest tenant, if any; make run uses it to decide whether to
 -- bootstrap a demo tenant. Reads across tenants.

@@ -432,6 +432,7 @@ func (q *Queries) LicenseTransition(ctx context.Context, db DBTX, arg LicenseTra
 
 const licenseValidate = `-- name: LicenseValidate :one
 SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_at, l.expires_at, l.subscription_expiration_date, l.message, l.entitlements, l.max_machines, l.origin, l.external_license_id, l.status_changed_at, l.updated_at,
+       (t.clock_at IS NOT NULL)::bool AS sandbox,
        p.slug AS policy_slug,
        p.product_id,
        s.status AS subscription_status,
@@ -441,7 +442,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
        (CASE
            WHEN l.status = 'revoked' THEN 'REVOKED'
            WHEN l.status = 'suspended' THEN 'SUSPENDED'
-           WHEN l.status = 'expired' OR l.expires_at <= $1::timestamptz OR s.status = 'lapsed' THEN 'EXPIRED'
+           WHEN l.status = 'expired' OR l.expires_at <= coalesce(t.clock_at, $1::timestamptz) OR s.status = 'lapsed' THEN 'EXPIRED'
            WHEN l.subscription_expiration_date IS NOT NULL AND $2::text IS NOT NULL
                 AND r.released_at IS NULL THEN 'UNKNOWN_RELEASE'
            WHEN l.subscription_expiration_date < $3::timestamptz
@@ -453,6 +454,7 @@ SELECT l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_
            ELSE 'VALID'
        END)::text AS code
 FROM licenses l
+JOIN tenants t ON t.id = l.tenant_id
 JOIN policies p ON p.tenant_id = l.tenant_id AND p.id = l.policy_id
 LEFT JOIN subscriptions s ON s.tenant_id = l.tenant_id AND s.license_id = l.id
 LEFT JOIN referral_rewards rr ON rr.tenant_id = l.tenant_id AND rr.customer_id = l.customer_id
@@ -494,6 +496,7 @@ type LicenseValidateRow struct {
 	ExternalLicenseID          *string
 	StatusChangedAt            time.Time
 	UpdatedAt                  time.Time
+	Sandbox                    bool
 	PolicySlug                 string
 	ProductID                  uuid.UUID
 	SubscriptionStatus         *SubscriptionStatus
@@ -520,6 +523,9 @@ type LicenseValidateRow struct {
 //	FINGERPRINT_MISMATCH: a fingerprint was given and is not an active machine;
 //	ENTITLEMENT_MISSING: an entitlement was given and the licence lacks it;
 //	VALID otherwise.
+//
+// Time is the licence's tenant's (tenants primary key): a sandbox tenant's clock, else @now;
+// sandbox says which, for the caller to check the key's marker against.
 func (q *Queries) LicenseValidate(ctx context.Context, db DBTX, arg LicenseValidateParams) (LicenseValidateRow, error) {
 	row := db.QueryRow(ctx, licenseValidate,
 		arg.Now,
@@ -548,6 +554,7 @@ func (q *Queries) LicenseValidate(ctx context.Context, db DBTX, arg LicenseValid
 		&i.ExternalLicenseID,
 		&i.StatusChangedAt,
 		&i.UpdatedAt,
+		&i.Sandbox,
 		&i.PolicySlug,
 		&i.ProductID,
 		&i.SubscriptionStatus,

@@ -1446,7 +1446,11 @@ func (q *Queries) PayoutCreate(ctx context.Context, db DBTX, arg PayoutCreatePar
 const providerWebhookRecord = `-- name: ProviderWebhookRecord :one
 WITH inserted AS (
     INSERT INTO provider_webhook_deliveries (provider, delivery_id, type, invoice_id, received_at)
-    VALUES ($1::text, $2::text, $3::text, $4::text, $5::timestamptz)
+    VALUES ($1::text, $2::text, $3::text, $4::text,
+            coalesce((SELECT t.clock_at
+                      FROM payin_invoices i JOIN tenants t ON t.id = i.tenant_id
+                      WHERE i.provider = $1::text AND i.provider_invoice_id = $4::text),
+                     $5::timestamptz))
     ON CONFLICT (provider, delivery_id) DO NOTHING
     RETURNING 1
 )
@@ -1462,7 +1466,9 @@ type ProviderWebhookRecordParams struct {
 }
 
 // ProviderWebhookRecord records a verified provider webhook delivery once: false means the
-// delivery was recorded before (a redelivery or a duplicate) and needs no processing.
+// delivery was recorded before (a redelivery or a duplicate) and needs no processing. It is
+// received at the time of the invoice's PayIn's tenant: a sandbox tenant's clock, else @now
+// (payin_invoices_provider_key, tenants primary key).
 func (q *Queries) ProviderWebhookRecord(ctx context.Context, db DBTX, arg ProviderWebhookRecordParams) (bool, error) {
 	row := db.QueryRow(ctx, providerWebhookRecord,
 		arg.Provider,

@@ -65,6 +65,26 @@ func (q *Queries) TenantGet(ctx context.Context, db DBTX, id uuid.UUID) (Tenant,
 	return i, err
 }
 
+const tenantGetByPayIn = `-- name: TenantGetByPayIn :one
+SELECT t.id, t.slug, t.name, t.created_at, t.clock_at FROM payins p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = $1::uuid
+`
+
+// TenantGetByPayIn reads the tenant of a PayIn named by its id alone (a buyer's capability,
+// as PayInGetAnyTenant reads it), with its clock: a buyer's request about a PayIn runs at its
+// tenant's time.
+func (q *Queries) TenantGetByPayIn(ctx context.Context, db DBTX, payinID uuid.UUID) (Tenant, error) {
+	row := db.QueryRow(ctx, tenantGetByPayIn, payinID)
+	var i Tenant
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.CreatedAt,
+		&i.ClockAt,
+	)
+	return i, err
+}
+
 const tenantGetBySlug = `-- name: TenantGetBySlug :one
 SELECT id, slug, name, created_at, clock_at FROM tenants WHERE slug = $1::text
 `
