@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -235,6 +236,22 @@ func (cfg Config) step(ctx context.Context, job *rivertype.JobRow) core.Step {
 		Now: cfg.Clock.Now(), Actor: jobActor(job), Box: cfg.Box, Jobs: river.ClientFromContext[pgx.Tx](ctx),
 		Outcomes: outcomesFrom(ctx),
 	}
+}
+
+// tenantStep is step for a job of one tenant (a jobargs.TenantJob, or a job about one
+// tenant's PayIn): its time is the tenant's, a sandbox tenant's clock, else cfg.Clock's. It
+// reads the clock on db, the job's transaction where it has one. Every worker of a tenant's
+// job takes its step here.
+func (cfg Config) tenantStep(ctx context.Context, db sql.DBTX, job *rivertype.JobRow, tenantID uuid.UUID) (core.Step, error) {
+	st := cfg.step(ctx, job)
+	tenant, err := queries.TenantGet(ctx, db, tenantID)
+	if err != nil {
+		return core.Step{}, fmt.Errorf("read the clock of tenant %s: %w", tenantID, err)
+	}
+	if tenant.ClockAt != nil {
+		st.Now = *tenant.ClockAt
+	}
+	return st, nil
 }
 
 // jobActor is the audit-log actor of a job: its kind and id.

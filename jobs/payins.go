@@ -53,7 +53,10 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	if err != nil {
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, err)
 	}
-	step := w.cfg.step(ctx, job.JobRow)
+	step, err := w.cfg.tenantStep(ctx, w.cfg.DB, job.JobRow, job.Args.TenantID)
+	if err != nil {
+		return err
+	}
 	switch payin.State {
 	case sql.PayinStateFAILED:
 		return w.abandoned(ctx, job, step, payin)
@@ -196,7 +199,10 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 		if err != nil {
 			return fmt.Errorf("lock payin %s: %w", invoice.PayInID, err)
 		}
-		st := w.cfg.step(ctx, job.JobRow)
+		st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, invoice.TenantID)
+		if err != nil {
+			return err
+		}
 		switch {
 		case payin.State == sql.PayinStatePENDING && gone:
 			w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
@@ -291,8 +297,11 @@ func (w *PayInInvalidateInvoiceWorker) Work(ctx context.Context, job *river.Job[
 		return fmt.Errorf("invalidate invoice %s of payin %s: %w", invoice.ProviderInvoiceID, payin.ID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := w.cfg.step(ctx, job.JobRow)
-		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: st.Now})
+		st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, payin.TenantID)
+		if err != nil {
+			return err
+		}
+		err = queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: st.Now})
 		if err != nil {
 			return fmt.Errorf("record invalidation of the invoice of payin %s: %w", payin.ID, err)
 		}

@@ -28,13 +28,19 @@ import (
 // invoice, and the invoice worker on the fake BTCPay, in a rolled-back transaction.
 func setupCreateInvoice(t *testing.T) (pgx.Tx, factory.Payments, *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx], sql.PayIn, *PayInCreateInvoiceWorker) {
 	t.Helper()
+	return setupCreateInvoiceOf(t, func(tx pgx.Tx) sql.Tenant { return factory.Tenant(t, tx) })
+}
+
+// setupCreateInvoiceOf is setupCreateInvoice for the tenant newTenant makes.
+func setupCreateInvoiceOf(t *testing.T, newTenant func(pgx.Tx) sql.Tenant) (pgx.Tx, factory.Payments, *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx], sql.PayIn, *PayInCreateInvoiceWorker) {
+	t.Helper()
 	ctx := context.Background()
 	tx := testdb.Tx(t)
 	payments := factory.FakeBTCPay(t, "")
 	worker := &PayInCreateInvoiceWorker{cfg: Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: payments.Client}}
 	w := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
 
-	tenant := factory.Tenant(t, tx)
+	tenant := newTenant(tx)
 	customer := factory.Customer(t, tx, tenant.ID)
 	policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
 	_, err := sql.New().BalanceCredit(ctx, tx, sql.BalanceCreditParams{TenantID: tenant.ID, CustomerID: customer.ID, Asset: sql.AssetCredits, Amount: 30, Now: factory.Now})
@@ -109,6 +115,36 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, violations)
 	})
+}
+
+// TestPayInCreateInvoiceAtTheTenantsClock: a sandbox tenant's invoice is created, and its
+// PayIn moved to PENDING, at the sandbox's clock, not the worker's; a live tenant's at the
+// worker's.
+func TestPayInCreateInvoiceAtTheTenantsClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sandboxClock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		newTenant func(*testing.T, pgx.Tx) sql.Tenant
+		want      time.Time
+	}{
+		{"Sandbox", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.SandboxTenant(t, tx, sandboxClock) }, sandboxClock},
+		{"Live", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.Tenant(t, tx) }, factory.Now},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tx, _, w, payin, _ := setupCreateInvoiceOf(t, func(tx pgx.Tx) sql.Tenant { return tc.newTenant(t, tx) })
+			_, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+			require.NoError(t, err)
+			var invoiceCreated, stateChanged time.Time
+			require.NoError(t, tx.QueryRow(ctx, `SELECT i.created_at, p.state_changed_at FROM payins p
+				JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id WHERE p.tenant_id = $1 AND p.id = $2`,
+				payin.TenantID, payin.ID).Scan(&invoiceCreated, &stateChanged))
+			require.True(t, tc.want.Equal(invoiceCreated), "invoice created at %s", invoiceCreated)
+			require.True(t, tc.want.Equal(stateChanged), "PayIn PENDING at %s", stateChanged)
+		})
+	}
 }
 
 // TestPayInCreateInvoiceRetryReusesInvoice: a retry finds the invoice an earlier attempt

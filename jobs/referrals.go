@@ -88,7 +88,10 @@ func (w *ReferralRecomputeWorker) Timeout(*river.Job[jobargs.ReferralRecompute])
 // Work recomputes the rewards the job names and completes it.
 func (w *ReferralRecomputeWorker) Work(ctx context.Context, job *river.Job[jobargs.ReferralRecompute]) error {
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := w.cfg.step(ctx, job.JobRow)
+		st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, job.Args.TenantID)
+		if err != nil {
+			return err
+		}
 		res, err := ReferralRecompute(ctx, tx, st, job.Args)
 		if err != nil {
 			return err

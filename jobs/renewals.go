@@ -56,7 +56,10 @@ func (w *SubscriptionRenewWorker) Timeout(*river.Job[jobargs.SubscriptionRenew])
 // Work renews the subscription and completes the job.
 func (w *SubscriptionRenewWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionRenew]) error {
 	args := job.Args
-	st := w.cfg.step(ctx, job.JobRow)
+	st, err := w.cfg.tenantStep(ctx, w.cfg.DB, job.JobRow, args.TenantID)
+	if err != nil {
+		return err
+	}
 	sub, err := core.SubscriptionRenewalDue(ctx, w.cfg.DB, sql.SubscriptionRenewalGetParams{
 		TenantID: args.TenantID, ID: args.SubscriptionID, CycleNumber: args.CycleNumber, Now: st.Now,
 	})

@@ -126,7 +126,11 @@ func (w *WebhookDeliverWorker) Work(ctx context.Context, job *river.Job[jobargs.
 
 	started := clock.System{}.Now() // the run's own duration, not the domain clock
 	for n := 1; ; n++ {
-		attemptedAt := w.cfg.Clock.Now()
+		st, err := w.cfg.tenantStep(ctx, w.cfg.DB, job.JobRow, args.TenantID)
+		if err != nil {
+			return err
+		}
+		attemptedAt := st.Now
 		d, err := queries.WebhookDeliveryClaimNextDue(ctx, w.cfg.DB, sql.WebhookDeliveryClaimNextDueParams{
 			TenantID: args.TenantID, EndpointID: args.EndpointID, Now: attemptedAt,
 			LeaseUntil: attemptedAt.Add(w.Timeout(job)),
@@ -177,7 +181,10 @@ func (w *WebhookDeliverWorker) finish(ctx context.Context, tx pgx.Tx, job *river
 	if failed {
 		return nil
 	}
-	st := w.cfg.step(ctx, job.JobRow)
+	st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, args.TenantID)
+	if err != nil {
+		return err
+	}
 	more, err := queries.WebhookEndpointHasWork(ctx, tx, sql.WebhookEndpointHasWorkParams{TenantID: args.TenantID, ID: args.EndpointID, Now: st.Now})
 	if err != nil || !more {
 		return err
@@ -190,7 +197,10 @@ func (w *WebhookDeliverWorker) finish(ctx context.Context, tx pgx.Tx, job *river
 // finished, audits it. A delivery that is no longer pending (an admin deleted its endpoint
 // meanwhile) records nothing.
 func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver], d sql.WebhookDeliveryClaimNextDueRow, attemptedAt time.Time, status int32, attemptErr error) error {
-	st := w.cfg.step(ctx, job.JobRow)
+	st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, job.Args.TenantID)
+	if err != nil {
+		return err
+	}
 	params := sql.WebhookDeliveryRecordAttemptParams{
 		TenantID: job.Args.TenantID, ID: d.ID, Succeeded: attemptErr == nil, AttemptedAt: attemptedAt,
 		RetryAt: WebhookRetryAt(attemptedAt, int(d.RoundAttempts)+1), MaxAttempts: WebhookDeliveryMaxAttempts, Now: st.Now,
@@ -226,7 +236,11 @@ func (w *WebhookDeliverWorker) record(ctx context.Context, tx pgx.Tx, job *river
 // abandon makes a batch of a disabled endpoint's pending deliveries dead without sending
 // them and audits each.
 func (w *WebhookDeliverWorker) abandon(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.WebhookDeliver]) error {
-	args, st := job.Args, w.cfg.step(ctx, job.JobRow)
+	args := job.Args
+	st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, args.TenantID)
+	if err != nil {
+		return err
+	}
 	const reason = "the endpoint is disabled; not attempted"
 	ids, err := queries.WebhookDeliveryAbandonPending(ctx, tx, sql.WebhookDeliveryAbandonPendingParams{
 		TenantID: args.TenantID, EndpointID: args.EndpointID, Reason: reason, Now: st.Now, Batch: webhookAbandonBatch,
