@@ -90,10 +90,13 @@ RETURNING *;
 -- LicenseExpireDueAllTenants marks expired, across all tenants, up to a batch of active
 -- licences whose expiry has passed (the license.expire_sweep job). Served by
 -- licenses_expiry_idx.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 UPDATE licenses l
 SET status = 'expired', status_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
 FROM (SELECT tenant_id, id FROM licenses
       WHERE status = 'active' AND expires_at <= sqlc.arg(now)::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = licenses.tenant_id AND t.clock_at IS NOT NULL)
       ORDER BY expires_at
       LIMIT @batch::int
       FOR UPDATE SKIP LOCKED) due

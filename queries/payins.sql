@@ -280,12 +280,15 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::u
 -- cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
 -- Oldest first, locked, skipping PayIns another transaction holds (a job recording their
 -- invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 SELECT p.tenant_id, p.id,
        EXISTS (SELECT 1 FROM river_job j
                WHERE j.kind = 'payin.create_invoice' AND j.state = 'cancelled'
                  AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
 FROM payins p
 WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
                   WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
                     AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
@@ -301,11 +304,14 @@ FOR UPDATE OF p SKIP LOCKED;
 -- invalidating no longer matters, and before @before the job enqueued with the failure has
 -- its chance. The payin.reconcile_sweep re-enqueues their jobs. Oldest first; served by
 -- payins_failed_idx and River's river_job_args_index.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 SELECT p.tenant_id, p.id
 FROM payins p
 JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 WHERE p.state = 'FAILED' AND p.state_changed_at > sqlc.arg(since)::timestamptz AND p.state_changed_at <= sqlc.arg(before)::timestamptz
   AND i.invalidated_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
                   WHERE j.kind = 'payin.invalidate_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
                     AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
@@ -349,10 +355,13 @@ LIMIT sqlc.arg(row_limit)::int;
 -- PayInListPendingAllTenants returns, across all tenants, PENDING PayIns whose state has not
 -- changed since @before, oldest first, with their invoices (the payin.reconcile_sweep job
 -- asks the provider about them). Served by payins_pending_idx.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 SELECT i.provider, i.provider_invoice_id
 FROM payins p
 JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 WHERE p.state = 'PENDING' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY p.state_changed_at
 LIMIT sqlc.arg(batch)::int;
 

@@ -5,12 +5,15 @@
 -- of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
 -- another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 -- partial index), and subscription_cycles' primary key for the cycle number.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 SELECT s.tenant_id, s.id,
        (coalesce((SELECT max(c.cycle_number) FROM subscription_cycles c
                   WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id), 0) + 1)::int AS cycle_number
 FROM subscriptions s
 WHERE s.status IN ('active', 'past_due') AND s.consecutive_failures < 5
   AND s.next_renewal_at <= sqlc.arg(now)::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY s.next_renewal_at
 LIMIT sqlc.arg(batch)::int
 FOR UPDATE OF s SKIP LOCKED;
@@ -164,12 +167,15 @@ RETURNING l.*;
 -- since their unpaid cycle started (the current period's end), that is past their licence's
 -- expiry (tessera_license_expiry), become lapsed; their licence then validates as EXPIRED.
 -- Rows another sweep holds are skipped. Served by subscriptions_past_due_idx.
+-- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+-- (tenants primary key, probed per candidate row in index order).
 UPDATE subscriptions s
 SET status = 'lapsed', status_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
 FROM (SELECT ps.tenant_id, ps.id FROM subscriptions ps
       JOIN policies p ON p.tenant_id = ps.tenant_id AND p.id = ps.policy_id
       WHERE ps.status = 'past_due' AND ps.current_period_end <= sqlc.arg(now)::timestamptz
         AND tessera_license_expiry(ps.current_period_end, p.grace_period_days) < sqlc.arg(now)::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ps.tenant_id AND t.clock_at IS NOT NULL)
       ORDER BY ps.current_period_end
       LIMIT sqlc.arg(batch)::int
       FOR UPDATE OF ps SKIP LOCKED) due

@@ -165,9 +165,12 @@ WHERE id AND next_allowed_at <= sqlc.arg(now)::timestamptz;
 -- name: UpstreamLicenseClaimAllTenants :execrows
 -- UpstreamLicenseClaimAllTenants leases a picked licence for one check (retry_after moves
 -- @lease_seconds ahead) if it is still eligible, so no other worker checks it meanwhile.
+-- A sandbox tenant's licence is never claimed by the live check (tenants primary key): its
+-- checks come due by its own clock.
 UPDATE upstream_licenses
 SET retry_after = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(lease_seconds)::float8)
 WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = @tenant_id::uuid AND t.clock_at IS NOT NULL)
   AND (retry_after IS NULL OR retry_after <= sqlc.arg(now)::timestamptz)
   AND (last_checked_at IS NULL
        OR last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8));

@@ -113,6 +113,7 @@ UPDATE licenses l
 SET status = 'expired', status_changed_at = $1::timestamptz, updated_at = $1::timestamptz
 FROM (SELECT tenant_id, id FROM licenses
       WHERE status = 'active' AND expires_at <= $1::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = licenses.tenant_id AND t.clock_at IS NOT NULL)
       ORDER BY expires_at
       LIMIT $2::int
       FOR UPDATE SKIP LOCKED) due
@@ -128,6 +129,8 @@ type LicenseExpireDueAllTenantsParams struct {
 // LicenseExpireDueAllTenants marks expired, across all tenants, up to a batch of active
 // licences whose expiry has passed (the license.expire_sweep job). Served by
 // licenses_expiry_idx.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) LicenseExpireDueAllTenants(ctx context.Context, db DBTX, arg LicenseExpireDueAllTenantsParams) ([]License, error) {
 	rows, err := db.Query(ctx, licenseExpireDueAllTenants, arg.Now, arg.Batch)
 	if err != nil {

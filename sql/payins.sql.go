@@ -571,6 +571,7 @@ FROM payins p
 JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 WHERE p.state = 'FAILED' AND p.state_changed_at > $1::timestamptz AND p.state_changed_at <= $2::timestamptz
   AND i.invalidated_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
                   WHERE j.kind = 'payin.invalidate_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
                     AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
@@ -596,6 +597,8 @@ type PayInInvoiceListUninvalidatedAllTenantsRow struct {
 // invalidating no longer matters, and before @before the job enqueued with the failure has
 // its chance. The payin.reconcile_sweep re-enqueues their jobs. Oldest first; served by
 // payins_failed_idx and River's river_job_args_index.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) PayInInvoiceListUninvalidatedAllTenants(ctx context.Context, db DBTX, arg PayInInvoiceListUninvalidatedAllTenantsParams) ([]PayInInvoiceListUninvalidatedAllTenantsRow, error) {
 	rows, err := db.Query(ctx, payInInvoiceListUninvalidatedAllTenants, arg.Since, arg.Before, arg.Batch)
 	if err != nil {
@@ -730,6 +733,7 @@ SELECT p.tenant_id, p.id,
                  AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
 FROM payins p
 WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= $1::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
                   WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
                     AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
@@ -756,6 +760,8 @@ type PayInListOrphanedAllTenantsRow struct {
 // cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
 // Oldest first, locked, skipping PayIns another transaction holds (a job recording their
 // invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) PayInListOrphanedAllTenants(ctx context.Context, db DBTX, arg PayInListOrphanedAllTenantsParams) ([]PayInListOrphanedAllTenantsRow, error) {
 	rows, err := db.Query(ctx, payInListOrphanedAllTenants, arg.Before, arg.Batch)
 	if err != nil {
@@ -781,6 +787,7 @@ SELECT i.provider, i.provider_invoice_id
 FROM payins p
 JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 WHERE p.state = 'PENDING' AND p.state_changed_at <= $1::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY p.state_changed_at
 LIMIT $2::int
 `
@@ -798,6 +805,8 @@ type PayInListPendingAllTenantsRow struct {
 // PayInListPendingAllTenants returns, across all tenants, PENDING PayIns whose state has not
 // changed since @before, oldest first, with their invoices (the payin.reconcile_sweep job
 // asks the provider about them). Served by payins_pending_idx.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) PayInListPendingAllTenants(ctx context.Context, db DBTX, arg PayInListPendingAllTenantsParams) ([]PayInListPendingAllTenantsRow, error) {
 	rows, err := db.Query(ctx, payInListPendingAllTenants, arg.Before, arg.Batch)
 	if err != nil {

@@ -141,6 +141,7 @@ FROM (SELECT ps.tenant_id, ps.id FROM subscriptions ps
       JOIN policies p ON p.tenant_id = ps.tenant_id AND p.id = ps.policy_id
       WHERE ps.status = 'past_due' AND ps.current_period_end <= $1::timestamptz
         AND tessera_license_expiry(ps.current_period_end, p.grace_period_days) < $1::timestamptz
+        AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ps.tenant_id AND t.clock_at IS NOT NULL)
       ORDER BY ps.current_period_end
       LIMIT $2::int
       FOR UPDATE OF ps SKIP LOCKED) due
@@ -158,6 +159,8 @@ type SubscriptionLapseDueAllTenantsParams struct {
 // since their unpaid cycle started (the current period's end), that is past their licence's
 // expiry (tessera_license_expiry), become lapsed; their licence then validates as EXPIRED.
 // Rows another sweep holds are skipped. Served by subscriptions_past_due_idx.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) SubscriptionLapseDueAllTenants(ctx context.Context, db DBTX, arg SubscriptionLapseDueAllTenantsParams) ([]Subscription, error) {
 	rows, err := db.Query(ctx, subscriptionLapseDueAllTenants, arg.Now, arg.Batch)
 	if err != nil {
@@ -204,6 +207,7 @@ SELECT s.tenant_id, s.id,
 FROM subscriptions s
 WHERE s.status IN ('active', 'past_due') AND s.consecutive_failures < 5
   AND s.next_renewal_at <= $1::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY s.next_renewal_at
 LIMIT $2::int
 FOR UPDATE OF s SKIP LOCKED
@@ -226,6 +230,8 @@ type SubscriptionListDueAllTenantsRow struct {
 // of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
 // another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 // partial index), and subscription_cycles' primary key for the cycle number.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) SubscriptionListDueAllTenants(ctx context.Context, db DBTX, arg SubscriptionListDueAllTenantsParams) ([]SubscriptionListDueAllTenantsRow, error) {
 	rows, err := db.Query(ctx, subscriptionListDueAllTenants, arg.Now, arg.Batch)
 	if err != nil {

@@ -343,6 +343,7 @@ const upstreamLicenseClaimAllTenants = `-- name: UpstreamLicenseClaimAllTenants 
 UPDATE upstream_licenses
 SET retry_after = $1::timestamptz + make_interval(0, 0, 0, 0, 0, 0, $2::float8)
 WHERE tenant_id = $3::uuid AND license_id = $4::uuid AND gone_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = $3::uuid AND t.clock_at IS NOT NULL)
   AND (retry_after IS NULL OR retry_after <= $1::timestamptz)
   AND (last_checked_at IS NULL
        OR last_checked_at <= $1::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $5::float8))
@@ -358,6 +359,8 @@ type UpstreamLicenseClaimAllTenantsParams struct {
 
 // UpstreamLicenseClaimAllTenants leases a picked licence for one check (retry_after moves
 // @lease_seconds ahead) if it is still eligible, so no other worker checks it meanwhile.
+// A sandbox tenant's licence is never claimed by the live check (tenants primary key): its
+// checks come due by its own clock.
 func (q *Queries) UpstreamLicenseClaimAllTenants(ctx context.Context, db DBTX, arg UpstreamLicenseClaimAllTenantsParams) (int64, error) {
 	result, err := db.Exec(ctx, upstreamLicenseClaimAllTenants,
 		arg.Now,

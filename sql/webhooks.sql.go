@@ -720,6 +720,7 @@ CROSS JOIN LATERAL (
     ORDER BY d.next_attempt_at
     LIMIT 1
 ) due
+WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = w.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY w.tenant_id, w.id
 `
 
@@ -734,6 +735,8 @@ type WebhookEndpointListWorkAllTenantsRow struct {
 // cancelled, deleted or lost, and those whose backoff has passed. One probe of
 // webhook_deliveries_due_idx per endpoint (the lateral ORDER BY ... LIMIT 1 reads the
 // index's first entry), however many deliveries wait.
+// Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
+// (tenants primary key, probed per candidate row in index order).
 func (q *Queries) WebhookEndpointListWorkAllTenants(ctx context.Context, db DBTX, now time.Time) ([]WebhookEndpointListWorkAllTenantsRow, error) {
 	rows, err := db.Query(ctx, webhookEndpointListWorkAllTenants, now)
 	if err != nil {
