@@ -308,3 +308,22 @@ func TestRevocationGlobalRate(t *testing.T) {
 		require.Equal(t, int64(perFiring), n, "interval %d: exactly PerFiring requests across both processes (%v)", i, perStep)
 	}
 }
+
+// TestRevocationCheckSkipsSandboxes: the live check never picks a sandbox tenant's licence,
+// even when it ranks first (acquired more recently), so it neither checks it nor stalls on
+// it: the live tenant's licence is checked.
+func TestRevocationCheckSkipsSandboxes(t *testing.T) {
+	t.Parallel()
+	b := setupRevocation(t, RevocationConfig{Timeout: 200 * time.Millisecond})
+	live := factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("L1", "u1", factory.Now.Add(-30*24*time.Hour)))
+	sandbox := factory.SandboxTenant(t, b.tx, factory.Now)
+	factory.LogChannel(t, b.tx, sandbox.ID)
+	sandboxStore := factory.UpstreamStore(t, b.tx, sandbox.ID, b.store.BaseURL, "store-key")
+	sandboxed := factory.UpstreamImport(t, b.tx, sandboxStore, factory.UpstreamRow("L2", "u2", factory.Now.Add(-time.Hour)))
+	b.fake.Add("L1")
+	b.fake.Add("L2")
+
+	require.Equal(t, rivertype.JobStateCompleted, b.fire(t))
+	require.Equal(t, []string{"exists/200"}, b.checks(t, live["L1"]))
+	require.Zero(t, b.count(t, "SELECT count(*) FROM upstream_license_checks WHERE tenant_id = $1 AND license_id = $2", sandbox.ID, sandboxed["L2"]))
+}

@@ -105,6 +105,8 @@ WITH terms AS (
     LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
     WHERE ul.gone_at IS NULL
       AND ($8::uuid IS NULL OR ul.tenant_id = $8::uuid)
+      AND ($8::uuid IS NOT NULL
+           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = ul.tenant_id AND tt.clock_at IS NOT NULL))
       AND (ul.last_checked_at IS NULL
            OR ul.last_checked_at <= $3::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $9::float8))
       AND (ul.retry_after IS NULL OR ul.retry_after <= $3::timestamptz)
@@ -159,7 +161,8 @@ type RevocationQueueRow struct {
 
 // RevocationQueue decides which imported licences to check next (SPEC 5): the eligible ones,
 // by risk score, highest first, ties broken by tenant and licence id. The check job picks
-// its first row over all tenants (tenant_id NULL); the queue endpoint lists a tenant's.
+// its first row over all tenants (tenant_id NULL), live tenants only (a sandbox tenant's
+// checks come due by its own clock; tenants primary key); the queue endpoint lists a tenant's.
 // Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
 // subscribed to license.upstream_revoked (the log channel); not checked within
 // @min_interval_seconds; not held back by an error's backoff or an in-flight check.
