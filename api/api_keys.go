@@ -16,7 +16,7 @@ import (
 type APIKey struct {
 	ID        uuid.UUID  `json:"id"`
 	Name      string     `json:"name" example:"deploy bot"`
-	Prefix    string     `json:"prefix" example:"tsk_3f9a1c0b7d2e" doc:"The visible start of the key, to recognise it."`
+	Prefix    string     `json:"prefix" example:"tsk_3f9a1c0b7d2e" doc:"The visible start of the key, to recognise it (tsk_test_... for a sandbox tenant's key)."`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }

@@ -184,7 +184,7 @@ func (s *Server) register() {
 	config.Transformers = []huma.Transformer{boundErrors}
 	describeUUIDs(config.Components.Schemas)
 	config.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_...)."},
+		securityAdminKey: {Type: "http", Scheme: "bearer", Description: "A tenant's admin API key (tsk_..., a sandbox tenant's tsk_test_...)."},
 	}
 	s.mux = http.NewServeMux()
 	s.api = humago.New(s.mux, config)
