@@ -167,10 +167,6 @@ func (s *Server) registerClock() {
 
 var sandboxTags = []string{"Sandbox"}
 
-// clockInlineBatch is how many things falling due an advance does within its request; an
-// advance with more goes on in a clock.advance job, which the answer (202) says to poll.
-const clockInlineBatch = 2000
-
 var clockAdvanceOperation = huma.Operation{
 	OperationID: "clock-advance",
 	Method:      http.MethodPost,
@@ -189,7 +185,7 @@ var clockAdvanceOperation = huma.Operation{
 }
 
 // clockAdvance starts an advance of the key's sandbox tenant's clock and runs it as far as
-// one request goes (clockInlineBatch), handing the rest to a clock.advance job.
+// one request goes (Config.ClockAdvanceInline), handing the rest to a clock.advance job.
 func (s *Server) clockAdvance(ctx context.Context, in *ClockAdvanceInput) (*ClockAdvanceOutput, error) {
 	now := s.now(ctx)
 	to, err := advanceTarget(now, in.Body.By, in.Body.To)
@@ -202,7 +198,7 @@ func (s *Server) clockAdvance(ctx context.Context, in *ClockAdvanceInput) (*Cloc
 		return nil, problem(ctx, err)
 	}
 	advance, err = core.ClockAdvanceRun(ctx, db, st, core.ClockAdvanceRunParams{
-		TenantID: advance.TenantID, ID: advance.ID, Batch: clockInlineBatch, Quotes: core.RenewalQuotes(ctx, s.cfg.Rates),
+		TenantID: advance.TenantID, ID: advance.ID, Batch: s.cfg.ClockAdvanceInline, Quotes: core.RenewalQuotes(ctx, s.cfg.Rates),
 	})
 	if err != nil {
 		return nil, problem(ctx, err)

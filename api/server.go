@@ -67,6 +67,10 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// WebhookMaxEndpoints is how many webhook endpoints a tenant may have. Default 20.
 	WebhookMaxEndpoints int
+	// ClockAdvanceInline is how many things falling due an advance of a sandbox's clock does
+	// within its request; an advance with more answers 202 and goes on in a clock.advance
+	// job. Default 2000.
+	ClockAdvanceInline int
 	// ValidatePerKey limits validations per licence key. Default 5 per second, bursts of 20.
 	ValidatePerKey RateLimit
 	// ValidatePerClient limits validations per client address. Default 50 per second,
@@ -138,6 +142,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.WebhookMaxEndpoints < 0 {
 		return nil, errors.New("api: Config.WebhookMaxEndpoints must be positive")
+	}
+	if cfg.ClockAdvanceInline == 0 {
+		cfg.ClockAdvanceInline = 2000
+	}
+	if cfg.ClockAdvanceInline < 0 {
+		return nil, errors.New("api: Config.ClockAdvanceInline must be positive")
 	}
 	metrics, err := newHTTPMetrics(cfg.Metrics)
 	if err != nil {

@@ -62,7 +62,8 @@ type ClockAdvanceRunParams struct {
 // renewals start (SubscriptionRenew: paid at once from credits under auto_pay, else invoiced
 // at the sandbox checkout at once, or failed and backed off), unpaid subscriptions lapse,
 // licences expire — and goes on to the next instant, until nothing falls due before the
-// advance's end: then the clock stands at its end and the advance has succeeded. Every step
+// advance's end: then the clock stands at its end, the tenant's referral rewards are
+// recomputed there, and the advance has succeeded. Every step
 // runs at its own instant (st.Now is the clock), so the state reached is the state a live
 // tenant reaches at the same instants with the same requests. The webhook deliveries due at
 // the clock get their endpoints' jobs. It returns the advance with this run's counts added;
@@ -103,8 +104,8 @@ func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunP
 		}
 		handled += n
 	}
-	if done && advance.ToAt.After(run.clock) {
-		if err := run.move(ctx, tx, advance.ToAt); err != nil {
+	if done {
+		if err := run.finish(ctx, tx, advance.ToAt); err != nil {
 			return sql.ClockAdvance{}, err
 		}
 	}
@@ -137,6 +138,19 @@ func (r *clockRun) move(ctx context.Context, tx pgx.Tx, at time.Time) error {
 	}
 	r.clock, r.st.Now = at, at
 	return nil
+}
+
+// finish ends an advance: the clock moves to its end, and the tenant's referral rewards are
+// recomputed there (a referral.recompute job at the tenant's clock), as the hourly live sweep
+// would: cooldowns, IP windows and licence expiries ended on the way.
+func (r *clockRun) finish(ctx context.Context, tx pgx.Tx, end time.Time) error {
+	if end.After(r.clock) {
+		if err := r.move(ctx, tx, end); err != nil {
+			return err
+		}
+	}
+	_, err := ReferralRecomputeEnqueue(ctx, tx, r.st, ReferralRecomputeEnqueueParams{TenantID: r.TenantID})
+	return err
 }
 
 // due does up to limit things that fall due at the clock, in the order ClockAdvanceRun
