@@ -22,8 +22,8 @@ import (
 
 // TestExamples starts Tessera as make run does — migrate, bootstrap writing the admin key to a
 // file, the fake BTCPay, serve with the workers — on its own database and free loopback ports,
-// then runs every walk-through script and both generated clients against it, logging their
-// output, and stops everything.
+// then runs every walk-through script and both generated clients against it (with the
+// database's settings, which the CLI reads), logging their output, and stops everything.
 func TestExamples(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -31,9 +31,10 @@ func TestExamples(t *testing.T) {
 	run(t, "..", "go", "build", "-o", tessera, "./cmd/tessera")
 
 	addr, btcpay := freeAddr(t), freeAddr(t)
+	database, secret := "DATABASE_URL="+testdb.Empty(t), "TESSERA_SECRET_KEY="+factory.SecretKey
 	env := []string{
-		"DATABASE_URL=" + testdb.Empty(t),
-		"TESSERA_SECRET_KEY=" + factory.SecretKey,
+		database,
+		secret,
 		"TESSERA_ADDR=" + addr,
 		"TESSERA_ALLOW_PRIVATE_NETWORKS=true",
 		"TESSERA_BTCPAY_URL=http://" + btcpay,
@@ -59,6 +60,7 @@ func TestExamples(t *testing.T) {
 		"FAKE_STORE_ADDR=" + freeAddr(t),
 		"WEBHOOK_RECEIVER_ADDR=" + freeAddr(t),
 		"TESSERA_BIN=" + tessera,
+		database, secret, // the sandbox walk-through creates its tenant with the CLI
 	}
 	scripts, err := filepath.Glob("*.sh")
 	require.NoError(t, err)

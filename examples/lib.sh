@@ -4,6 +4,7 @@
 #   KEY     an admin API key: TESSERA_ADMIN_KEY, default the one make run wrote to .tessera/admin-key
 #   TENANT  that key's tenant: TESSERA_TENANT, default demo
 #   BTCPAY  the fake BTCPay Server: FAKE_BTCPAY_URL, default http://127.0.0.1:8081
+#   BIN     the tessera binary: TESSERA_BIN, default the one make run built, ./tessera
 #   RUN     a suffix keeping this run's slugs and emails apart from earlier runs'
 #   ROOT    the repository's directory
 set -euo pipefail
@@ -12,6 +13,7 @@ API=${TESSERA_URL:-http://localhost:8080}
 KEY=${TESSERA_ADMIN_KEY:-$(cat "$ROOT/.tessera/admin-key")}
 TENANT=${TESSERA_TENANT:-demo}
 BTCPAY=${FAKE_BTCPAY_URL:-http://127.0.0.1:8081}
+BIN=${TESSERA_BIN:-$ROOT/tessera}
 RUN=$(date +%s)$RANDOM
 
 # admin METHOD PATH [JSON]: an admin request; prints the answer, or fails with it on an error status.
@@ -31,6 +33,18 @@ request() {
 		return 1
 	fi
 	printf '%s\n' "$answer"
+}
+
+# expect TEST VIEW: print the JSON answer on stdin as the jq filter VIEW shows it, and fail
+# unless the jq condition TEST holds of it.
+expect() {
+	local answer
+	answer=$(cat)
+	jq -c "$2" <<<"$answer"
+	if ! jq -e "$1" <<<"$answer" >/dev/null; then
+		echo "expected $1 of $answer" >&2
+		return 1
+	fi
 }
 
 # await WHAT COMMAND...: run COMMAND every half second until it succeeds, for at most two minutes.

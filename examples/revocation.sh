@@ -17,7 +17,7 @@ trap cleanup EXIT
 build_receiver "$TMP"
 
 # A fake store selling 3 licences, and the file that imports them (one JSON row per line).
-${TESSERA_BIN:-$ROOT/tessera} fake-store --addr $STORE_ADDR &
+$BIN fake-store --addr $STORE_ADDR &
 await "the fake store" curl -sf http://$STORE_ADDR/_fake/licenses
 for n in 1 2 3; do
   curl -sS --fail-with-body -X PUT http://$STORE_ADDR/_fake/licenses/lic-$RUN-$n
