@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -187,13 +185,8 @@ var clockAdvanceOperation = huma.Operation{
 // clockAdvance starts an advance of the key's sandbox tenant's clock and runs it as far as
 // one request goes (Config.ClockAdvanceInline), handing the rest to a clock.advance job.
 func (s *Server) clockAdvance(ctx context.Context, in *ClockAdvanceInput) (*ClockAdvanceOutput, error) {
-	now := s.now(ctx)
-	to, err := advanceTarget(now, in.Body.By, in.Body.To)
-	if err != nil {
-		return nil, problem(ctx, err)
-	}
 	db, st := tx(ctx), s.step(ctx, actor(ctx))
-	advance, err := core.ClockAdvanceStart(ctx, db, st, core.ClockAdvanceParams{TenantID: tenantID(ctx), To: to})
+	advance, err := core.ClockAdvanceStart(ctx, db, st, core.ClockAdvanceParams{TenantID: tenantID(ctx), To: in.Body.To, By: in.Body.By})
 	if err != nil {
 		return nil, problem(ctx, err)
 	}
@@ -211,45 +204,6 @@ func (s *Server) clockAdvance(ctx context.Context, in *ClockAdvanceInput) (*Cloc
 		out.Status = http.StatusAccepted
 	}
 	return out, nil
-}
-
-// durationPart is one part of an advance's by: a whole number and its unit (the operation's
-// pattern admits only these).
-var durationPart = regexp.MustCompile(`([0-9]+)(y|mo|w|d|h|m|s)`)
-
-// advanceTarget is where an advance from now goes: to, or now moved by by (exactly one),
-// calendar units first as written.
-func advanceTarget(now time.Time, by string, to *time.Time) (time.Time, error) {
-	switch {
-	case (by == "") == (to == nil):
-		return time.Time{}, fmt.Errorf("%w: give either by (a duration such as 30d) or to (an instant)", core.ErrInvalid)
-	case to != nil:
-		return *to, nil
-	}
-	at := now
-	for _, part := range durationPart.FindAllStringSubmatch(by, -1) {
-		n, err := strconv.Atoi(part[1])
-		if err != nil || n > 100000 {
-			return time.Time{}, fmt.Errorf("%w: by %q: %s is too large a number (at most 100000 of a unit)", core.ErrInvalid, by, part[1])
-		}
-		switch part[2] {
-		case "y":
-			at = at.AddDate(n, 0, 0)
-		case "mo":
-			at = at.AddDate(0, n, 0)
-		case "w":
-			at = at.AddDate(0, 0, 7*n)
-		case "d":
-			at = at.AddDate(0, 0, n)
-		case "h":
-			at = at.Add(time.Duration(n) * time.Hour)
-		case "m":
-			at = at.Add(time.Duration(n) * time.Minute)
-		case "s":
-			at = at.Add(time.Duration(n) * time.Second)
-		}
-	}
-	return at, nil
 }
 
 var clockAdvanceGetOperation = huma.Operation{

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -157,4 +160,133 @@ func TestClockAdvanceRefusals(t *testing.T) {
 			requireProblem(t, b.request(t, http.MethodPost, "/v1/admin/clock/advance", body), http.StatusUnprocessableEntity)
 		})
 	}
+}
+
+// TestClockAdvanceInJob: an advance with more due than a request does answers 202 with its
+// Location, having done its request's share; its clock.advance job is enqueued in the same
+// transaction, and the advance reads as running until the job ends it.
+func TestClockAdvanceInJob(t *testing.T) {
+	t.Parallel()
+	b := newBundle(t, testdb.Tx(t), func(c *api.Config) { c.ClockAdvanceInline = 2 })
+	b.tenant = factory.SandboxTenant(t, b.db, sandboxClock)
+	key, secret := factory.APIKey(t, b.db, b.tenant.ID)
+	b.key, b.keyID = secret, key.ID
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 100))
+	for range 5 {
+		factory.Subscription(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+	}
+	// factory.Subscription starts them at factory.Now, long before the sandbox's clock: all
+	// five are due at once.
+	res := b.request(t, http.MethodPost, "/v1/admin/clock/advance", `{"by":"1d"}`)
+	require.Equal(t, http.StatusAccepted, res.status, "body: %s", res.body)
+	got := decode[clockAdvance](t, res)
+	require.Equal(t, "running", got.Status)
+	require.Equal(t, 2, got.RenewalsStarted)
+	require.True(t, sandboxClock.Equal(got.Clock), "the clock stays where the due renewals are")
+	require.Equal(t, "/v1/admin/clock/advances/"+got.ID, res.header.Get("Location"))
+	var jobs int
+	require.NoError(t, b.db.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'clock.advance' AND args->>'advance_id' = $1`, got.ID).Scan(&jobs))
+	require.Equal(t, 1, jobs)
+
+	polled := decode[clockAdvance](t, b.request(t, http.MethodGet, "/v1/admin/clock/advances/"+got.ID, ""))
+	require.Equal(t, got, polled)
+	requireCode(t, b.request(t, http.MethodPost, "/v1/admin/clock/advance", `{"by":"1d"}`), http.StatusConflict, "clock_advance_running")
+	requireCode(t, b.request(t, http.MethodGet, "/v1/admin/clock/advances/"+uuid.NewString(), ""), http.StatusNotFound, "not_found")
+}
+
+// TestClockAdvanceConcurrent: advances of one clock sent at once run one after the other or
+// are refused while another runs (clock_advance_running), never interleaved: the clock ends
+// 30 days ahead for each advance that ran.
+func TestClockAdvanceConcurrent(t *testing.T) {
+	t.Parallel()
+	b, srv := setupServer(t)
+	b.tenant = factory.SandboxTenant(t, b.db, sandboxClock)
+	key, secret := factory.APIKey(t, b.db, b.tenant.ID)
+	b.key, b.keyID = secret, key.ID
+	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 100))
+	for range 20 { // something to do, so that the advances overlap
+		factory.Subscription(t, b.db, b.tenant.ID, policy.ID, factory.Customer(t, b.db, b.tenant.ID).ID)
+	}
+	const n = 4
+	statuses := make(chan int, n)
+	for range n {
+		go func() { statuses <- b.send(t, srv, http.MethodPost, "/v1/admin/clock/advance", `{"by":"30d"}`).status }()
+	}
+	ran := 0
+	for range n {
+		switch status := <-statuses; status {
+		case http.StatusOK:
+			ran++
+		default:
+			require.Equal(t, http.StatusConflict, status)
+		}
+	}
+	require.Positive(t, ran)
+	var clockAt time.Time
+	require.NoError(t, b.db.QueryRow(t.Context(), "SELECT clock_at FROM tenants WHERE id = $1", b.tenant.ID).Scan(&clockAt))
+	require.True(t, sandboxClock.AddDate(0, 0, 30*ran).Equal(clockAt), "%d advances ran; the clock is at %s", ran, clockAt)
+}
+
+// TestClockAdvanceIsolation: an advance moves its own tenant only: another sandbox's due
+// subscription and a live tenant's stay as they were.
+func TestClockAdvanceIsolation(t *testing.T) {
+	t.Parallel()
+	b := setupSandbox(t)
+	other := factory.SandboxTenant(t, b.db, sandboxClock)
+	subs := map[uuid.UUID]sql.Subscription{}
+	for _, tenant := range []uuid.UUID{b.tenant.ID, other.ID, factory.Tenant(t, b.db).ID} {
+		policy := factory.Policy(t, b.db, tenant, factory.PolicyRecurring(30), factory.PolicyPrice(sql.CurrencySAT, 100))
+		subs[tenant], _ = factory.Subscription(t, b.db, tenant, policy.ID, factory.Customer(t, b.db, tenant).ID)
+	}
+	got := b.advance(t, `{"by":"1y"}`)
+	require.Positive(t, got.RenewalsStarted)
+	for tenant, sub := range subs {
+		now, err := sql.New().SubscriptionGet(t.Context(), b.db, sql.SubscriptionGetParams{TenantID: tenant, ID: sub.ID})
+		require.NoError(t, err)
+		if tenant == b.tenant.ID {
+			require.Equal(t, sql.SubscriptionStatusLapsed, now.Status)
+			continue
+		}
+		require.Equal(t, sub.Status, now.Status)
+		require.Equal(t, sub.UpdatedAt, now.UpdatedAt)
+	}
+}
+
+// TestSandboxInvoice: the sandbox checkout shows an invoice by its tenant's clock, refuses a
+// second payment and an unknown id, and settles an underpayment as a provider's settled
+// invoice would: AMOUNT_MISMATCH, what was paid credited.
+func TestSandboxInvoice(t *testing.T) {
+	t.Parallel()
+	b := setupSandbox(t)
+	factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+	factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 1000))
+	buy := func() payin {
+		res := b.request(t, http.MethodPost, "/v1/purchase", fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":[]}`, b.tenant.Slug), "Authorization", "")
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		return decode[payin](t, res)
+	}
+	type invoiceView struct {
+		Status     string    `json:"status"`
+		AmountSats int64     `json:"amount_sats"`
+		ExpiresAt  time.Time `json:"expires_at"`
+	}
+
+	p := buy()
+	view := decode[invoiceView](t, b.request(t, http.MethodGet, p.Invoice.CheckoutURL, "", "Authorization", ""))
+	require.Equal(t, invoiceView{Status: "New", AmountSats: 1000, ExpiresAt: sandboxClock.Add(15 * time.Minute)}, view)
+	res := b.request(t, http.MethodPost, p.Invoice.CheckoutURL+"/pay", `{"sats":400}`, "Authorization", "")
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	failed := decode[payin](t, b.request(t, http.MethodGet, "/v1/payins/"+p.ID, "", "Authorization", ""))
+	require.Equal(t, "FAILED", failed.State)
+	require.Equal(t, "AMOUNT_MISMATCH", failed.FailureReason)
+	requireCode(t, b.request(t, http.MethodPost, p.Invoice.CheckoutURL+"/pay", "", "Authorization", ""), http.StatusConflict, "sandbox_invoice_closed")
+
+	p = buy()
+	b.payCheckout(t, p.Invoice.CheckoutURL)
+	requireCode(t, b.request(t, http.MethodPost, p.Invoice.CheckoutURL+"/pay", "", "Authorization", ""), http.StatusConflict, "sandbox_invoice_closed")
+	var credits int64
+	require.NoError(t, b.db.QueryRow(t.Context(), "SELECT amount FROM balances WHERE tenant_id = $1 AND asset = 'credits'", b.tenant.ID).Scan(&credits))
+	require.Equal(t, int64(400), credits, "the underpayment was credited")
+	requireCode(t, b.request(t, http.MethodGet, "/v1/sandbox/invoices/sbx_nope", "", "Authorization", ""), http.StatusNotFound, "not_found")
+	requireCode(t, b.request(t, http.MethodPost, "/v1/sandbox/invoices/sbx_nope/pay", "", "Authorization", ""), http.StatusNotFound, "not_found")
 }

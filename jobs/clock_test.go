@@ -40,7 +40,7 @@ func TestClockAdvanceWorker(t *testing.T) {
 			}
 			var advance sql.ClockAdvance
 			require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) (err error) {
-				advance, err = core.ClockAdvanceStart(ctx, tx, factory.Step(), core.ClockAdvanceParams{TenantID: tenant.ID, To: factory.Now.AddDate(0, 0, 31)})
+				advance, err = core.ClockAdvanceStart(ctx, tx, factory.Step(), core.ClockAdvanceParams{TenantID: tenant.ID, By: "31d"})
 				return err
 			}))
 

@@ -372,7 +372,7 @@ func (w *EventRetentionSweepWorker) Timeout(*river.Job[jobargs.EventRetentionSwe
 func (w *EventRetentionSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.EventRetentionSweep]) error {
 	batch := w.cfg.batches().EventRetention
 	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
-		purged, err := queries.EventPurge(ctx, tx, sql.EventPurgeParams{Cutoff: st.Now.Add(-w.cfg.EventRetention), Batch: int32(batch)})
+		purged, err := queries.EventPurge(ctx, tx, sql.EventPurgeParams{Cutoff: st.Now.Add(-w.cfg.EventRetention), Now: st.Now, Batch: int32(batch)})
 		if err != nil {
 			return 0, fmt.Errorf("purge old events: %w", err)
 		}

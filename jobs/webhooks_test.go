@@ -1204,6 +1204,11 @@ func TestEventRetentionSweepWorker(t *testing.T) {
 	setState(dead, sql.DeliveryStateDead)
 	pending := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 	require.Empty(t, b.emit(t, core.LicenseIssuedEvent{}), "no endpoint wants it")
+	// A sandbox whose clock stands where these events happened keeps its own.
+	sandbox := factory.SandboxTenant(t, b.tx, factory.Now)
+	require.NoError(t, pg.InTx(ctx, b.tx, func(tx pgx.Tx) error {
+		return core.Emit(ctx, tx, factory.Step(), core.Event{TenantID: sandbox.ID, Data: core.LicenseRevokedEvent{}})
+	}))
 	b.clock.Advance(31 * 24 * time.Hour)
 	recent := b.emit(t, core.LicenseRevokedEvent{})[endpoint.ID]
 	setState(recent, sql.DeliveryStateSucceeded)
@@ -1224,6 +1229,10 @@ func TestEventRetentionSweepWorker(t *testing.T) {
 	events, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{pending.EventID, recent.EventID}, events, "the old events without pending deliveries are gone")
+
+	var kept int
+	require.NoError(t, b.tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1", sandbox.ID).Scan(&kept))
+	require.Equal(t, 1, kept, "a sandbox's events are old by its own clock")
 
 	_, err = worker.Work(ctx, t, b.tx, jobargs.EventRetentionSweep{}, nil)
 	require.NoError(t, err, "a second sweep finds nothing more to delete")

@@ -1,11 +1,17 @@
+-- name: TenantClockLock :one
+-- TenantClockLock reads a tenant's clock (NULL: a live tenant) and locks it until the
+-- transaction ends, so that advances of one clock start one after the other, each from where
+-- the last one left it. FOR NO KEY UPDATE: rows inserted for the tenant meanwhile (their
+-- foreign keys take key-share locks) do not wait for it (primary key).
+SELECT clock_at FROM tenants WHERE id = sqlc.arg(id)::uuid FOR NO KEY UPDATE;
+
 -- name: ClockAdvanceCreate :one
--- ClockAdvanceCreate starts advance @id of sandbox tenant @tenant_id's clock to @to_at, from
--- where the clock stands. No row means the tenant is live (no clock) or @to_at is before its
--- clock; a second advance while one runs fails on clock_advances_running_key.
+-- ClockAdvanceCreate starts advance @id of a sandbox tenant's clock from @from_at, where
+-- the caller found it under TenantClockLock, to @to_at; a second advance while one runs
+-- fails on clock_advances_running_key.
 INSERT INTO clock_advances (tenant_id, id, from_at, to_at, clock_at, created_at)
-SELECT t.id, sqlc.arg(id)::uuid, t.clock_at, sqlc.arg(to_at)::timestamptz, t.clock_at, sqlc.arg(now)::timestamptz
-FROM tenants t
-WHERE t.id = sqlc.arg(tenant_id)::uuid AND t.clock_at IS NOT NULL AND t.clock_at <= sqlc.arg(to_at)::timestamptz
+VALUES (sqlc.arg(tenant_id)::uuid, sqlc.arg(id)::uuid, sqlc.arg(from_at)::timestamptz, sqlc.arg(to_at)::timestamptz,
+        sqlc.arg(from_at)::timestamptz, sqlc.arg(now)::timestamptz)
 RETURNING *;
 
 -- name: ClockAdvanceGet :one
@@ -13,12 +19,13 @@ RETURNING *;
 SELECT * FROM clock_advances WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND id = sqlc.arg(id)::uuid;
 
 -- name: ClockAdvanceLock :one
--- ClockAdvanceLock locks an advance for one run, and its tenant's row (the clock it moves),
--- so runs of one advance happen one after the other (primary keys).
+-- ClockAdvanceLock locks an advance for one run, and its tenant's row (the clock it moves;
+-- FOR NO KEY UPDATE, as TenantClockLock), so runs of one advance happen one after the other
+-- (primary keys).
 SELECT a.* FROM clock_advances a
 JOIN tenants t ON t.id = a.tenant_id
 WHERE a.tenant_id = sqlc.arg(tenant_id)::uuid AND a.id = sqlc.arg(id)::uuid
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: ClockAdvanceList :many
 -- ClockAdvanceList pages through a tenant's advances, newest first (primary key).

@@ -252,9 +252,14 @@ LIMIT @row_limit::int;
 -- event's foreign key then fails the sweep, which deletes nothing and skips that event the
 -- next time. It returns how many events and deliveries it deleted. events_occurred_idx,
 -- and webhook_deliveries_event_idx for each event's deliveries.
+-- A sandbox tenant's events are kept for the retention (@now - @cutoff) by its own clock: a
+-- sandbox whose clock stands years back keeps what it did (tenants primary key).
 WITH doomed AS (
     SELECT e.tenant_id, e.id FROM events e
     WHERE e.occurred_at < sqlc.arg(cutoff)::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM tenants t
+                      WHERE t.id = e.tenant_id
+                        AND e.occurred_at >= t.clock_at - (sqlc.arg(now)::timestamptz - sqlc.arg(cutoff)::timestamptz))
       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
                       WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.state = 'pending')
     ORDER BY e.occurred_at

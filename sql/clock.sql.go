@@ -14,28 +14,29 @@ import (
 
 const clockAdvanceCreate = `-- name: ClockAdvanceCreate :one
 INSERT INTO clock_advances (tenant_id, id, from_at, to_at, clock_at, created_at)
-SELECT t.id, $1::uuid, t.clock_at, $2::timestamptz, t.clock_at, $3::timestamptz
-FROM tenants t
-WHERE t.id = $4::uuid AND t.clock_at IS NOT NULL AND t.clock_at <= $2::timestamptz
+VALUES ($1::uuid, $2::uuid, $3::timestamptz, $4::timestamptz,
+        $3::timestamptz, $5::timestamptz)
 RETURNING tenant_id, id, status, from_at, to_at, clock_at, instants, renewals_started, renewals_paid, renewals_failed, subscriptions_lapsed, licenses_expired, invoices_expired, payins_paid, payins_failed, created_at, finished_at
 `
 
 type ClockAdvanceCreateParams struct {
+	TenantID uuid.UUID
 	ID       uuid.UUID
+	FromAt   time.Time
 	ToAt     time.Time
 	Now      time.Time
-	TenantID uuid.UUID
 }
 
-// ClockAdvanceCreate starts advance @id of sandbox tenant @tenant_id's clock to @to_at, from
-// where the clock stands. No row means the tenant is live (no clock) or @to_at is before its
-// clock; a second advance while one runs fails on clock_advances_running_key.
+// ClockAdvanceCreate starts advance @id of a sandbox tenant's clock from @from_at, where
+// the caller found it under TenantClockLock, to @to_at; a second advance while one runs
+// fails on clock_advances_running_key.
 func (q *Queries) ClockAdvanceCreate(ctx context.Context, db DBTX, arg ClockAdvanceCreateParams) (ClockAdvance, error) {
 	row := db.QueryRow(ctx, clockAdvanceCreate,
+		arg.TenantID,
 		arg.ID,
+		arg.FromAt,
 		arg.ToAt,
 		arg.Now,
-		arg.TenantID,
 	)
 	var i ClockAdvance
 	err := row.Scan(
@@ -152,7 +153,7 @@ const clockAdvanceLock = `-- name: ClockAdvanceLock :one
 SELECT a.tenant_id, a.id, a.status, a.from_at, a.to_at, a.clock_at, a.instants, a.renewals_started, a.renewals_paid, a.renewals_failed, a.subscriptions_lapsed, a.licenses_expired, a.invoices_expired, a.payins_paid, a.payins_failed, a.created_at, a.finished_at FROM clock_advances a
 JOIN tenants t ON t.id = a.tenant_id
 WHERE a.tenant_id = $1::uuid AND a.id = $2::uuid
-FOR UPDATE
+FOR NO KEY UPDATE
 `
 
 type ClockAdvanceLockParams struct {
@@ -160,8 +161,9 @@ type ClockAdvanceLockParams struct {
 	ID       uuid.UUID
 }
 
-// ClockAdvanceLock locks an advance for one run, and its tenant's row (the clock it moves),
-// so runs of one advance happen one after the other (primary keys).
+// ClockAdvanceLock locks an advance for one run, and its tenant's row (the clock it moves;
+// FOR NO KEY UPDATE, as TenantClockLock), so runs of one advance happen one after the other
+// (primary keys).
 func (q *Queries) ClockAdvanceLock(ctx context.Context, db DBTX, arg ClockAdvanceLockParams) (ClockAdvance, error) {
 	row := db.QueryRow(ctx, clockAdvanceLock, arg.TenantID, arg.ID)
 	var i ClockAdvance
@@ -527,6 +529,21 @@ func (q *Queries) SubscriptionListDueForTenant(ctx context.Context, db DBTX, arg
 		return nil, err
 	}
 	return items, nil
+}
+
+const tenantClockLock = `-- name: TenantClockLock :one
+SELECT clock_at FROM tenants WHERE id = $1::uuid FOR NO KEY UPDATE
+`
+
+// TenantClockLock reads a tenant's clock (NULL: a live tenant) and locks it until the
+// transaction ends, so that advances of one clock start one after the other, each from where
+// the last one left it. FOR NO KEY UPDATE: rows inserted for the tenant meanwhile (their
+// foreign keys take key-share locks) do not wait for it (primary key).
+func (q *Queries) TenantClockLock(ctx context.Context, db DBTX, id uuid.UUID) (*time.Time, error) {
+	row := db.QueryRow(ctx, tenantClockLock, id)
+	var clock_at *time.Time
+	err := row.Scan(&clock_at)
+	return clock_at, err
 }
 
 const tenantClockMove = `-- name: TenantClockMove :exec

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,36 +15,85 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// ClockAdvanceParams moves sandbox tenant TenantID's clock forward to To.
+// ClockAdvanceParams moves sandbox tenant TenantID's clock forward: to instant To, or by
+// duration By (exactly one).
 type ClockAdvanceParams struct {
 	TenantID uuid.UUID
-	To       time.Time
+	To       *time.Time
+	// By is a duration in whole numbers of y (calendar years), mo (calendar months), w, d
+	// (calendar days), h, m and s, applied in the order written: "30d", "1y2mo", "8d12h".
+	By string
 }
 
-// ClockAdvanceStart starts an advance of a sandbox tenant's clock to p.To, from where it
-// stands, and audits it as clock.advance; ClockAdvanceRun then moves the clock, a batch at a
-// time. A live tenant is ErrSandboxOnly; p.To before the clock is ErrInvalid (a sandbox clock
-// moves only forward); an advance running already is ErrClockAdvanceRunning.
+// ClockAdvanceStart starts an advance of a sandbox tenant's clock, from where it stands
+// under its lock (TenantClockLock: advances of one clock start one after the other), to
+// p.To or by p.By, and audits it as clock.advance; ClockAdvanceRun then moves the clock, a
+// batch at a time. A live tenant is ErrSandboxOnly; a target before the clock or a malformed
+// By is ErrInvalid (a sandbox clock moves only forward); an advance running already is
+// ErrClockAdvanceRunning.
 func ClockAdvanceStart(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceParams) (sql.ClockAdvance, error) {
-	advance, err := queries.ClockAdvanceCreate(ctx, tx, sql.ClockAdvanceCreateParams{TenantID: p.TenantID, ID: NewID(), ToAt: p.To, Now: st.Now})
+	from, err := queries.TenantClockLock(ctx, tx, p.TenantID)
+	switch {
+	case err != nil:
+		return sql.ClockAdvance{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
+	case from == nil:
+		return sql.ClockAdvance{}, fmt.Errorf("%w: the tenant is live and runs on real time; only a sandbox tenant's clock moves", ErrSandboxOnly)
+	}
+	to, err := clockTarget(*from, p)
+	if err != nil {
+		return sql.ClockAdvance{}, err
+	}
+	advance, err := queries.ClockAdvanceCreate(ctx, tx, sql.ClockAdvanceCreateParams{TenantID: p.TenantID, ID: NewID(), FromAt: *from, ToAt: to, Now: st.Now})
 	switch {
 	case errors.Is(err, ErrDuplicate):
-		return sql.ClockAdvance{}, fmt.Errorf("%w: an advance of this clock is running; wait for it to finish (GET /v1/admin/clock/advances)", ErrClockAdvanceRunning)
-	case errors.Is(err, ErrNotFound):
-		tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
-		switch {
-		case err != nil:
-			return sql.ClockAdvance{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
-		case tenant.ClockAt == nil:
-			return sql.ClockAdvance{}, fmt.Errorf("%w: the tenant is live and runs on real time; only a sandbox tenant's clock moves", ErrSandboxOnly)
-		}
-		return sql.ClockAdvance{}, fmt.Errorf("%w: the clock stands at %s and moves only forward, not to %s",
-			ErrInvalid, tenant.ClockAt.Format(time.RFC3339Nano), p.To.Format(time.RFC3339Nano))
+		return sql.ClockAdvance{}, fmt.Errorf("%w: an advance of this clock is running; poll it (GET /v1/admin/clock/advances/{id}) until it has succeeded", ErrClockAdvanceRunning)
 	case err != nil:
 		return sql.ClockAdvance{}, fmt.Errorf("start the advance of the clock: %w", err)
 	}
 	return advance, Audit(ctx, tx, st, Change{TenantID: p.TenantID, Action: "clock.advance", SubjectType: "clock_advance", SubjectID: advance.ID.String(),
 		Details: map[string]any{"from": advance.FromAt, "to": advance.ToAt}})
+}
+
+// clockDurationPart is one part of ClockAdvanceParams.By: a whole number and its unit.
+var clockDurationPart = regexp.MustCompile(`([0-9]+)(y|mo|w|d|h|m|s)`)
+
+// clockTarget is where an advance from clock goes: p.To, or clock moved by p.By.
+func clockTarget(clock time.Time, p ClockAdvanceParams) (time.Time, error) {
+	switch {
+	case (p.By == "") == (p.To == nil):
+		return time.Time{}, fmt.Errorf("%w: give either by (a duration such as 30d) or to (an instant)", ErrInvalid)
+	case p.To != nil && p.To.Before(clock):
+		return time.Time{}, fmt.Errorf("%w: the clock stands at %s and moves only forward, not to %s",
+			ErrInvalid, clock.Format(time.RFC3339Nano), p.To.Format(time.RFC3339Nano))
+	case p.To != nil:
+		return *p.To, nil
+	case clockDurationPart.ReplaceAllString(p.By, "") != "":
+		return time.Time{}, fmt.Errorf("%w: by %q is not a duration such as 30d or 1y2mo (units y, mo, w, d, h, m, s)", ErrInvalid, p.By)
+	}
+	at := clock
+	for _, part := range clockDurationPart.FindAllStringSubmatch(p.By, -1) {
+		n, err := strconv.Atoi(part[1])
+		if err != nil || n > 100000 {
+			return time.Time{}, fmt.Errorf("%w: by %q: %s is too large a number (at most 100000 of a unit)", ErrInvalid, p.By, part[1])
+		}
+		switch part[2] {
+		case "y":
+			at = at.AddDate(n, 0, 0)
+		case "mo":
+			at = at.AddDate(0, n, 0)
+		case "w":
+			at = at.AddDate(0, 0, 7*n)
+		case "d":
+			at = at.AddDate(0, 0, n)
+		case "h":
+			at = at.Add(time.Duration(n) * time.Hour)
+		case "m":
+			at = at.Add(time.Duration(n) * time.Minute)
+		case "s":
+			at = at.Add(time.Duration(n) * time.Second)
+		}
+	}
+	return at, nil
 }
 
 // ClockAdvanceRunParams is one run of advance ID of tenant TenantID: it does up to Batch

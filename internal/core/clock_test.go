@@ -61,7 +61,7 @@ func (s sandbox) advance(t *testing.T, to time.Time, batch int) sql.ClockAdvance
 	t.Helper()
 	var advance sql.ClockAdvance
 	require.NoError(t, s.run(t, func(tx pgx.Tx, st core.Step) (err error) {
-		advance, err = core.ClockAdvanceStart(t.Context(), tx, st, core.ClockAdvanceParams{TenantID: s.tenant.ID, To: to})
+		advance, err = core.ClockAdvanceStart(t.Context(), tx, st, core.ClockAdvanceParams{TenantID: s.tenant.ID, To: &to})
 		return err
 	}))
 	for advance.Status == sql.ClockAdvanceStatusRunning {
