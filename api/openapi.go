@@ -39,6 +39,7 @@ func openAPITags() []*huma.Tag {
 	return []*huma.Tag{
 		{Name: "Health", Description: "Liveness and readiness probes for load balancers and orchestrators. Public."},
 		{Name: "Tenant", Description: "The tenant of the API key, and any tenant's public licence-signing key (public), which verifies licence keys offline."},
+		{Name: "Sandbox", Description: "A sandbox tenant's own data: reset it (delete everything but the tenant and its keys, restarting its clock anywhere) or clone it into a new sandbox tenant. Live tenants are refused."},
 		{Name: "API keys", Description: "A tenant's admin API keys: create (the secret is shown once), list and revoke."},
 		{Name: "Audit log", Description: "Every admin write of a tenant: who made it, when, and what changed."},
 		{Name: "Products", Description: "What a tenant sells, and the releases of each product."},

@@ -194,6 +194,7 @@ func (s *Server) register() {
 	s.registerDocs()
 	s.registerHealth()
 	s.registerTenants()
+	s.registerSandboxes()
 	s.registerAPIKeys()
 	s.registerAuditLog()
 	s.registerProducts()

@@ -23,3 +23,13 @@ SELECT t.* FROM payins p JOIN tenants t ON t.id = p.tenant_id WHERE p.id = @payi
 -- TenantGetFirst reads the oldest tenant, if any; make run uses it to decide whether to
 -- bootstrap a demo tenant. Reads across tenants.
 SELECT * FROM tenants ORDER BY created_at, id LIMIT 1;
+
+-- name: TenantReset :many
+-- TenantReset deletes all of a sandbox tenant's data but the tenant, its API keys and its
+-- signing key, and its unfinished River jobs, and restarts its clock at restart_at when
+-- given (migration 00028, tenant_reset): the rows deleted per table, those with none left
+-- out. A live tenant violates tenants_sandbox_only.
+SELECT r.table_name::text AS table_name, r.deleted::bigint AS deleted
+FROM tenant_reset(@tenant_id::uuid, sqlc.narg(restart_at)::timestamptz) r
+WHERE r.deleted > 0
+ORDER BY r.table_name;

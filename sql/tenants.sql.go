@@ -121,3 +121,44 @@ func (q *Queries) TenantGetFirst(ctx context.Context, db DBTX) (Tenant, error) {
 	)
 	return i, err
 }
+
+const tenantReset = `-- name: TenantReset :many
+SELECT r.table_name::text AS table_name, r.deleted::bigint AS deleted
+FROM tenant_reset($1::uuid, $2::timestamptz) r
+WHERE r.deleted > 0
+ORDER BY r.table_name
+`
+
+type TenantResetParams struct {
+	TenantID  uuid.UUID
+	RestartAt *time.Time
+}
+
+type TenantResetRow struct {
+	TableName string
+	Deleted   int64
+}
+
+// TenantReset deletes all of a sandbox tenant's data but the tenant, its API keys and its
+// signing key, and its unfinished River jobs, and restarts its clock at restart_at when
+// given (migration 00028, tenant_reset): the rows deleted per table, those with none left
+// out. A live tenant violates tenants_sandbox_only.
+func (q *Queries) TenantReset(ctx context.Context, db DBTX, arg TenantResetParams) ([]TenantResetRow, error) {
+	rows, err := db.Query(ctx, tenantReset, arg.TenantID, arg.RestartAt)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TenantResetRow{}
+	for rows.Next() {
+		var i TenantResetRow
+		if err := rows.Scan(&i.TableName, &i.Deleted); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

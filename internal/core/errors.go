@@ -87,6 +87,9 @@ var (
 	// ErrJobDuplicate: an identical unique job (same kind and args) waits or runs, and does
 	// the work a retry would.
 	ErrJobDuplicate error = &reason{ErrConflict}
+	// ErrSandboxOnly: the operation (a reset, a clone) is for sandbox tenants, and the tenant
+	// is live.
+	ErrSandboxOnly error = &reason{ErrConflict}
 )
 
 // translate turns a database error into Tessera's errors (DB and Tx call it on every error
