@@ -86,6 +86,116 @@ END
 $$;
 -- +goose StatementEnd
 
+-- tenant_clone_map is, while tenant_clone runs, what changes in the copy: the source
+-- tenant's id to the clone's, each globally unique id (a PayIn's) to a new one, each licence
+-- key to the clone's re-signed key. tenant_clone_text applies it to text: every uuid or
+-- sandbox licence key in it that the map names is replaced.
+-- +goose StatementBegin
+CREATE FUNCTION tenant_clone_text(t text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    m text;
+    n text;
+BEGIN
+    IF t IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR m IN SELECT DISTINCT x[1] FROM regexp_matches(t,
+        '(TST1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})', 'g') x
+    LOOP
+        SELECT new INTO n FROM tenant_clone_map WHERE old = m;
+        IF n IS NOT NULL THEN
+            t := replace(t, m, n);
+        END IF;
+    END LOOP;
+    RETURN t;
+END
+$$;
+-- +goose StatementEnd
+
+-- tenant_clone copies all of a sandbox tenant's data (every table tenant_data_tables lists,
+-- parents first, but idempotency_keys: a clone's client replays nothing of the source's) into
+-- clone, a new sandbox tenant without data, and its unfinished River jobs. Rows keep their
+-- (tenant_id, id) keys but for the tenant; what must differ across tenants changes
+-- consistently in every column: a value of a unique index without tenant_id (payins.id,
+-- payin_invoices' provider invoice id) — a uuid gets a new id with the same time prefix, so
+-- ids keep their order; a text, when no mapped id changes it, gets "~" and the clone's id —
+-- and each licence key becomes the key re-signed for the clone (old_keys[i] → new_keys[i],
+-- signed in Go with the clone's signing key). The map applies to every uuid, uuid[], text,
+-- text[] and jsonb column (events, audit details, job args), and the jobs' metadata and tags.
+-- A copied job has no unique key (River computes it on insert) and a running one is
+-- available again. It returns the rows copied per table (river_job for the jobs). Both
+-- tenants must be sandboxes (tenants_sandbox_only) and the clone must have no data.
+-- +goose StatementBegin
+CREATE FUNCTION tenant_clone(source uuid, clone uuid, old_keys text[], new_keys text[])
+RETURNS TABLE (table_name text, copied bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    col record;
+    exprs text[];
+    cols text[];
+    n bigint;
+BEGIN
+    IF (SELECT count(*) FROM tenants WHERE id IN (source, clone) AND clock_at IS NOT NULL) <> 2 THEN
+        RAISE EXCEPTION 'only a sandbox tenant can be cloned, into a sandbox tenant'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'tenants_sandbox_only';
+    END IF;
+    CREATE TEMP TABLE IF NOT EXISTS tenant_clone_map (old text PRIMARY KEY, new text NOT NULL) ON COMMIT DROP;
+    TRUNCATE tenant_clone_map;
+    INSERT INTO tenant_clone_map VALUES (source::text, clone::text);
+    INSERT INTO tenant_clone_map SELECT o, k FROM unnest(old_keys, new_keys) AS u(o, k);
+    -- Globally unique uuids: a new id each, keeping the 60 bits of UUIDv7 time and sequence.
+    FOR col IN
+        SELECT c.relname AS tbl, a.attname AS att
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+        WHERE i.indisunique AND i.indnkeyatts = 1 AND a.atttypid = 'uuid'::regtype AND a.attname <> 'tenant_id'
+          AND c.relname IN (SELECT d.table_name FROM tenant_data_tables() d)
+    LOOP
+        EXECUTE format('INSERT INTO tenant_clone_map SELECT %1$I::text, left(%1$I::text, 19) || right(gen_random_uuid()::text, 17) FROM %2$I WHERE tenant_id = $1',
+            col.att, col.tbl) USING source;
+    END LOOP;
+    FOR t IN SELECT d.table_name FROM tenant_data_tables() d WHERE d.table_name <> 'idempotency_keys' ORDER BY d.round DESC, d.table_name LOOP
+        SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum),
+               array_agg(CASE
+                   WHEN a.atttypid = 'uuid'::regtype THEN
+                       format('coalesce((SELECT new::uuid FROM tenant_clone_map WHERE old = %1$I::text), %1$I)', a.attname)
+                   WHEN a.atttypid = 'uuid[]'::regtype THEN
+                       format('ARRAY(SELECT coalesce((SELECT new::uuid FROM tenant_clone_map WHERE old = x::text), x) FROM unnest(%1$I) x)', a.attname)
+                   WHEN a.atttypid = 'text'::regtype AND EXISTS (
+                       SELECT FROM pg_index i
+                       WHERE i.indrelid = a.attrelid AND i.indisunique AND a.attnum = ANY (i.indkey)
+                         AND NOT EXISTS (SELECT FROM pg_attribute k WHERE k.attrelid = a.attrelid AND k.attname = 'tenant_id' AND k.attnum = ANY (i.indkey))) THEN
+                       format('CASE WHEN tenant_clone_text(%1$I) = %1$I THEN %1$I || %2$L ELSE tenant_clone_text(%1$I) END', a.attname, '~' || clone::text)
+                   WHEN a.atttypid = 'text'::regtype THEN format('tenant_clone_text(%I)', a.attname)
+                   WHEN a.atttypid = 'text[]'::regtype THEN format('ARRAY(SELECT tenant_clone_text(x) FROM unnest(%I) x)', a.attname)
+                   WHEN a.atttypid = 'jsonb'::regtype THEN format('tenant_clone_text(%I::text)::jsonb', a.attname)
+                   ELSE quote_ident(a.attname)
+               END ORDER BY a.attnum)
+        INTO cols, exprs
+        FROM pg_attribute a
+        WHERE a.attrelid = ('public.' || quote_ident(t.table_name))::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        EXECUTE format('INSERT INTO %I (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM %I WHERE tenant_id = $1',
+            t.table_name, array_to_string(cols, ', '), array_to_string(exprs, ', '), t.table_name) USING source;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        table_name := t.table_name; copied := n;
+        RETURN NEXT;
+    END LOOP;
+    INSERT INTO river_job (state, attempt, max_attempts, attempted_at, created_at, scheduled_at, priority, args, errors, kind, metadata, queue, tags)
+    SELECT CASE WHEN state = 'running' THEN 'available'::river_job_state ELSE state END, attempt, max_attempts, attempted_at,
+           created_at, scheduled_at, priority, tenant_clone_text(args::text)::jsonb, errors, kind,
+           tenant_clone_text(metadata::text)::jsonb, queue, ARRAY(SELECT tenant_clone_text(x) FROM unnest(tags) x)::varchar(255)[]
+    FROM river_job
+    WHERE metadata ->> 'tenant_id' = source::text AND state NOT IN ('completed', 'cancelled', 'discarded')
+    ORDER BY id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    table_name := 'river_job'; copied := n;
+    RETURN NEXT;
+    TRUNCATE tenant_clone_map;
+END
+$$;
+-- +goose StatementEnd
+
 -- audit_log stays append-only: updates and truncation are refused as before, and a delete is
 -- refused unless tenant_reset is deleting that row's tenant.
 DROP TRIGGER audit_log_append_only ON audit_log;
@@ -149,5 +259,7 @@ DROP TRIGGER audit_log_append_only ON audit_log;
 CREATE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+DROP FUNCTION tenant_clone(uuid, uuid, text[], text[]);
+DROP FUNCTION tenant_clone_text(text);
 DROP FUNCTION tenant_reset(uuid, timestamptz);
 DROP FUNCTION tenant_data_tables();

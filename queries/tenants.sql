@@ -33,3 +33,13 @@ SELECT r.table_name::text AS table_name, r.deleted::bigint AS deleted
 FROM tenant_reset(@tenant_id::uuid, sqlc.narg(restart_at)::timestamptz) r
 WHERE r.deleted > 0
 ORDER BY r.table_name;
+
+-- name: TenantClone :many
+-- TenantClone copies all of sandbox tenant source's data and unfinished River jobs into
+-- clone, a new sandbox tenant, each licence key old_keys[i] becoming new_keys[i] and each
+-- PayIn getting a new id (migration 00028, tenant_clone): the rows copied per table, those
+-- with none left out. A live tenant violates tenants_sandbox_only.
+SELECT c.table_name::text AS table_name, c.copied::bigint AS copied
+FROM tenant_clone(@source_id::uuid, @clone_id::uuid, @old_keys::text[], @new_keys::text[]) c
+WHERE c.copied > 0
+ORDER BY c.table_name;

@@ -12,6 +12,54 @@ import (
 	"github.com/google/uuid"
 )
 
+const tenantClone = `-- name: TenantClone :many
+SELECT c.table_name::text AS table_name, c.copied::bigint AS copied
+FROM tenant_clone($1::uuid, $2::uuid, $3::text[], $4::text[]) c
+WHERE c.copied > 0
+ORDER BY c.table_name
+`
+
+type TenantCloneParams struct {
+	SourceID uuid.UUID
+	CloneID  uuid.UUID
+	OldKeys  []string
+	NewKeys  []string
+}
+
+type TenantCloneRow struct {
+	TableName string
+	Copied    int64
+}
+
+// TenantClone copies all of sandbox tenant source's data and unfinished River jobs into
+// clone, a new sandbox tenant, each licence key old_keys[i] becoming new_keys[i] and each
+// PayIn getting a new id (migration 00028, tenant_clone): the rows copied per table, those
+// with none left out. A live tenant violates tenants_sandbox_only.
+func (q *Queries) TenantClone(ctx context.Context, db DBTX, arg TenantCloneParams) ([]TenantCloneRow, error) {
+	rows, err := db.Query(ctx, tenantClone,
+		arg.SourceID,
+		arg.CloneID,
+		arg.OldKeys,
+		arg.NewKeys,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TenantCloneRow{}
+	for rows.Next() {
+		var i TenantCloneRow
+		if err := rows.Scan(&i.TableName, &i.Copied); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const tenantCreate = `-- name: TenantCreate :one
 INSERT INTO tenants (id, slug, name, created_at, clock_at)
 VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz)

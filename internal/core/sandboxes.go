@@ -70,3 +70,88 @@ func sandboxTenant(ctx context.Context, tx pgx.Tx, tenantID uuid.UUID, action st
 	}
 	return tenant, nil
 }
+
+// SandboxCloneParams names the sandbox tenant to clone and the clone's slug and name.
+type SandboxCloneParams struct {
+	// TenantID is the tenant cloned; a live tenant is refused.
+	TenantID uuid.UUID
+	// Slug and Name are the new tenant's (see TenantCreateParams); a taken slug is ErrDuplicate.
+	Slug string
+	Name string
+}
+
+// SandboxCloneResult is a clone: the new tenant, its first admin key with the secret (shown
+// once), and the rows copied per table.
+type SandboxCloneResult struct {
+	Tenant sql.Tenant
+	Key    sql.APIKey
+	Secret string
+	// Copied counts the rows copied per table, tables with none left out; river_job counts
+	// the unfinished jobs.
+	Copied map[string]int64
+}
+
+// SandboxClone creates, in tx, a new sandbox tenant at the clock of sandbox tenant
+// p.TenantID with a copy of all its data (the database function tenant_clone, migration
+// 00028; Idempotency-Keys are not copied) and its unfinished jobs, and gives it an admin key.
+// The clone has its own signing key: every licence keeps its id and gets a key re-signed with
+// it, and the old key is replaced by the new one wherever it was written (events, audit
+// details, job args). PayIns, whose ids are unique across tenants, get new ids in the same
+// order, replaced in every column that names them. Webhook endpoints keep their secrets
+// (sealed by endpoint id); an upstream store's API key, sealed by tenant, must be resealed by
+// upstream.StoreKeysReseal in the same transaction. The clone is audited (sandbox.clone) in
+// both tenants. A live tenant is ErrSandboxOnly.
+func SandboxClone(ctx context.Context, tx pgx.Tx, st Step, p SandboxCloneParams) (SandboxCloneResult, error) {
+	source, err := sandboxTenant(ctx, tx, p.TenantID, "cloned")
+	if err != nil {
+		return SandboxCloneResult{}, err
+	}
+	st.Now = *source.ClockAt
+	var out SandboxCloneResult
+	if out.Tenant, err = TenantCreate(ctx, tx, st, TenantCreateParams{Slug: p.Slug, Name: p.Name, SandboxClock: source.ClockAt}); err != nil {
+		return SandboxCloneResult{}, err
+	}
+	keys, err := cloneLicenseKeys(ctx, tx, st, sql.TenantCloneParams{SourceID: source.ID, CloneID: out.Tenant.ID})
+	if err != nil {
+		return SandboxCloneResult{}, err
+	}
+	rows, err := queries.TenantClone(ctx, tx, keys)
+	if err != nil {
+		return SandboxCloneResult{}, fmt.Errorf("clone tenant %s: %w", source.Slug, err)
+	}
+	out.Copied = make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out.Copied[r.TableName] = r.Copied
+	}
+	if out.Key, out.Secret, err = APIKeyCreate(ctx, tx, st, APIKeyCreateParams{TenantID: out.Tenant.ID, Name: "clone of " + source.Slug}); err != nil {
+		return SandboxCloneResult{}, err
+	}
+	details := map[string]any{"source": source.ID, "source_slug": source.Slug, "clone": out.Tenant.ID, "clone_slug": out.Tenant.Slug, "copied": out.Copied}
+	for _, tenantID := range []uuid.UUID{source.ID, out.Tenant.ID} {
+		err := Audit(ctx, tx, st, Change{TenantID: tenantID,
+			Action: "sandbox.clone", SubjectType: "tenant", SubjectID: out.Tenant.ID.String(), Details: details,
+		})
+		if err != nil {
+			return SandboxCloneResult{}, err
+		}
+	}
+	return out, nil
+}
+
+// cloneLicenseKeys returns p with the keys of the source tenant's licences (OldKeys) and, in
+// the same order, the keys of the same licences signed by the clone (NewKeys).
+func cloneLicenseKeys(ctx context.Context, tx pgx.Tx, st Step, p sql.TenantCloneParams) (sql.TenantCloneParams, error) {
+	licenses, err := queries.LicenseKeyList(ctx, tx, p.SourceID)
+	if err != nil {
+		return sql.TenantCloneParams{}, fmt.Errorf("read licence keys of tenant %s: %w", p.SourceID, err)
+	}
+	signer, err := SigningKeyPrivate(ctx, tx, SigningKeyPrivateParams{TenantID: p.CloneID, Box: st.Box})
+	if err != nil {
+		return sql.TenantCloneParams{}, err
+	}
+	p.OldKeys, p.NewKeys = make([]string, len(licenses)), make([]string, len(licenses))
+	for i, l := range licenses {
+		p.OldKeys[i], p.NewKeys[i] = l.Key, signer.Sign(l.ID)
+	}
+	return p, nil
+}

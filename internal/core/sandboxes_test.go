@@ -12,6 +12,7 @@ import (
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -174,4 +175,99 @@ func savepoint(t *testing.T, tx pgx.Tx, fn func() error) error {
 		require.NoError(t, rollbackErr)
 	}
 	return err
+}
+
+// TestSandboxClone clones a sandbox filled in every table of tenant data: the clone has as
+// many rows in each (but Idempotency-Keys), at the same clock; its licences keep their ids
+// and get keys of its own signing key, which find its licences and not the source's; its
+// PayIns have new ids, and no row of the clone names a PayIn of the source; its store's key
+// opens for it; and the source is unchanged but for the audit entry of the clone.
+func TestSandboxClone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := core.Tx(testdb.Tx(t))
+	clock := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+	source := factory.SandboxTenant(t, tx, clock)
+	factory.APIKey(t, tx, source.ID)
+	factory.TenantData(t, tx, source.ID)
+	before := tenantRows(t, tx, source.ID)
+	requireEveryTableFilled(t, before)
+
+	start := time.Now()
+	st := factory.Step()
+	clone, err := core.SandboxClone(ctx, tx, st, core.SandboxCloneParams{TenantID: source.ID, Slug: "clone-" + source.Slug, Name: "Clone"})
+	require.NoError(t, err)
+	require.NoError(t, upstream.StoreKeysReseal(ctx, tx, st, upstream.StoreKeysResealParams{SourceID: source.ID, CloneID: clone.Tenant.ID}))
+	t.Logf("clone of %d rows took %s", sum(clone.Copied), time.Since(start))
+	require.True(t, clock.Equal(*clone.Tenant.ClockAt))
+	require.Regexp(t, `^tsk_test_`, clone.Secret)
+
+	after := tenantRows(t, tx, source.ID)
+	require.Equal(t, before["audit_log"]+1, after["audit_log"], "the source audits the clone")
+	after["audit_log"] = before["audit_log"]
+	require.Equal(t, before, after, "the source is unchanged")
+
+	copied := tenantRows(t, tx, clone.Tenant.ID)
+	for table, n := range before {
+		switch table {
+		case "idempotency_keys":
+			require.Zero(t, copied[table])
+		case "river_job finished":
+			require.Zero(t, copied[table], "finished jobs are history, not copied")
+		case "audit_log":
+			require.Equal(t, n+3, copied[table], "copied, and the clone's tenant.create, api_key.create and sandbox.clone")
+		case "api_keys", "tenant_signing_keys":
+			require.Equal(t, int64(1), copied[table])
+		default:
+			require.Equal(t, n, copied[table], "rows of %s", table)
+			require.Equal(t, n, clone.Copied[table], "rows copied to %s", table)
+		}
+	}
+
+	var leaks int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM payins s JOIN payins c ON c.id = s.id WHERE s.tenant_id = $1 AND c.tenant_id = $2`,
+		source.ID, clone.Tenant.ID).Scan(&leaks))
+	require.Zero(t, leaks, "PayIns got new ids")
+	for _, q := range []string{
+		`SELECT count(*) FROM payin_transitions WHERE tenant_id = $2 AND payin_id IN (SELECT id FROM payins WHERE tenant_id = $1)`,
+		`SELECT count(*) FROM events WHERE tenant_id = $2 AND data::text LIKE '%' || $1::text || '%'`,
+		`SELECT count(*) FROM river_job WHERE metadata->>'tenant_id' = $2::text AND args::text LIKE '%' || $1::text || '%'`,
+		`SELECT count(*) FROM payin_invoices c JOIN payin_invoices s ON s.provider_invoice_id = c.provider_invoice_id WHERE s.tenant_id = $1 AND c.tenant_id = $2`,
+	} {
+		require.NoError(t, tx.QueryRow(ctx, q, source.ID, clone.Tenant.ID).Scan(&leaks))
+		require.Zero(t, leaks, q)
+	}
+	var orphans int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM payin_transitions t WHERE tenant_id = $1
+		AND NOT EXISTS (SELECT FROM payins p WHERE p.tenant_id = t.tenant_id AND p.id = t.payin_id)`, clone.Tenant.ID).Scan(&orphans))
+	require.Zero(t, orphans)
+
+	licenses, err := sql.New().LicenseKeyList(ctx, tx, clone.Tenant.ID)
+	require.NoError(t, err)
+	require.NotEmpty(t, licenses)
+	for _, l := range licenses {
+		found, err := core.LicenseByKey(ctx, tx, l.Key)
+		require.NoError(t, err)
+		require.Equal(t, clone.Tenant.ID, found.TenantID)
+		require.Equal(t, l.ID, found.ID, "a licence keeps its id")
+		original, err := sql.New().LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: source.ID, ID: l.ID})
+		require.NoError(t, err)
+		require.NotEqual(t, original.Key, l.Key)
+		found, err = core.LicenseByKey(ctx, tx, original.Key)
+		require.NoError(t, err)
+		require.Equal(t, source.ID, found.TenantID, "the source's key still finds the source's licence")
+	}
+
+	stores, err := sql.New().UpstreamStoreList(ctx, tx, sql.UpstreamStoreListParams{TenantID: clone.Tenant.ID, RowLimit: 10})
+	require.NoError(t, err)
+	require.Len(t, stores, 1)
+	key, err := upstream.UnsealAPIKey(factory.Box, upstream.Target{TenantID: clone.Tenant.ID, StoreID: stores[0].ID, APIKeySealed: stores[0].APIKeySealed})
+	require.NoError(t, err)
+	require.Equal(t, "store-key", key)
+
+	t.Run("Live", func(t *testing.T) {
+		live := factory.Tenant(t, tx)
+		_, err := core.SandboxClone(ctx, tx, factory.Step(), core.SandboxCloneParams{TenantID: live.ID, Slug: "clone-" + live.Slug, Name: "Clone"})
+		require.ErrorIs(t, err, core.ErrSandboxOnly)
+	})
 }
