@@ -118,7 +118,8 @@ $$;
 -- (tenant_id, id) keys but for the tenant; what must differ across tenants changes
 -- consistently in every column: a value of a unique index without tenant_id (payins.id,
 -- payin_invoices' provider invoice id) — a uuid gets a new id with the same time prefix, so
--- ids keep their order; a text, when no mapped id changes it, gets "~" and the clone's id —
+-- ids keep their order; a text, the index's last column, when no mapped id changes it, gets
+-- "~" and the clone's id —
 -- and each licence key becomes the key re-signed for the clone (old_keys[i] → new_keys[i],
 -- signed in Go with the clone's signing key). The map applies to every uuid, uuid[], text,
 -- text[] and jsonb column (events, audit details, job args), and the jobs' metadata and tags.
@@ -164,7 +165,7 @@ BEGIN
                        format('ARRAY(SELECT coalesce((SELECT new::uuid FROM tenant_clone_map WHERE old = x::text), x) FROM unnest(%1$I) x)', a.attname)
                    WHEN a.atttypid = 'text'::regtype AND EXISTS (
                        SELECT FROM pg_index i
-                       WHERE i.indrelid = a.attrelid AND i.indisunique AND a.attnum = ANY (i.indkey)
+                       WHERE i.indrelid = a.attrelid AND i.indisunique AND a.attnum = i.indkey[i.indnkeyatts - 1]
                          AND NOT EXISTS (SELECT FROM pg_attribute k WHERE k.attrelid = a.attrelid AND k.attname = 'tenant_id' AND k.attnum = ANY (i.indkey))) THEN
                        format('CASE WHEN tenant_clone_text(%1$I) = %1$I THEN %1$I || %2$L ELSE tenant_clone_text(%1$I) END', a.attname, '~' || clone::text)
                    WHEN a.atttypid = 'text'::regtype THEN format('tenant_clone_text(%I)', a.attname)

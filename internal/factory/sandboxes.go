@@ -66,7 +66,7 @@ func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
 		_, err = tx.Exec(ctx, `
 			WITH invoice AS (
 				INSERT INTO payin_invoices (tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, created_at)
-				VALUES ($1, $2::uuid, 'fixture', $2::uuid::text, 'https://pay.example.com/' || $2::uuid::text, 1, $4)
+				VALUES ($1, $2::uuid, 'fixture', md5($2::uuid::text), 'https://pay.example.com/' || $2::uuid::text, 1, $4)
 			), part AS (
 				INSERT INTO payin_custodial_parts (tenant_id, payin_id, asset, amount, balance_after) VALUES ($1, $2, 'credits', 1, 0)
 			), refund AS (
