@@ -53,6 +53,8 @@ const (
 	CodeJobState               ProblemCode = "job_state"
 	CodeJobDuplicate           ProblemCode = "job_duplicate"
 	CodeSandboxOnly            ProblemCode = "sandbox_only"
+	CodeClockAdvanceRunning    ProblemCode = "clock_advance_running"
+	CodeSandboxInvoiceClosed   ProblemCode = "sandbox_invoice_closed"
 	CodeIdempotencyKeyInFlight ProblemCode = "idempotency_key_in_flight"
 	CodeBodyTooLarge           ProblemCode = "body_too_large"
 	CodeUnsupportedMediaType   ProblemCode = "unsupported_media_type"
@@ -120,7 +122,9 @@ func Problems() []ProblemType {
 		{CodeImportInProgress, 409, "Import in progress", "A licence of the import is being imported by another request.", core.ErrImportInProgress, false},
 		{CodeJobState, 409, "Job state", "The job's state does not allow this (a running or available job retried, a finished one cancelled); the detail names the state.", core.ErrJobState, false},
 		{CodeJobDuplicate, 409, "Identical job waiting", "An identical unique job (same kind and args) waits or runs and does the work a retry would.", core.ErrJobDuplicate, false},
-		{CodeSandboxOnly, 409, "Sandbox only", "The operation (a reset, a clone) is for sandbox tenants and the API key's tenant is live: its state, not the key's rights, refuses it, and nothing changed.", core.ErrSandboxOnly, false},
+		{CodeSandboxOnly, 409, "Sandbox only", "The operation is for sandbox tenants, and the key's tenant is live: it runs on real time, its data is real.", core.ErrSandboxOnly, false},
+		{CodeClockAdvanceRunning, 409, "Clock advance running", "An advance of the sandbox's clock is running; poll it until it has succeeded, then advance again.", core.ErrClockAdvanceRunning, false},
+		{CodeSandboxInvoiceClosed, 409, "Sandbox invoice closed", "The sandbox invoice takes no more payments: it is paid, expired at the sandbox's clock, or its PayIn failed; retry the PayIn for a new invoice.", core.ErrSandboxInvoiceClosed, false},
 		{CodeConflict, 409, "Conflict", "The request collides with the current state.", core.ErrConflict, true},
 		{CodeBodyTooLarge, 413, "Request Entity Too Large", "The body is over 1 MiB.", nil, true},
 		{CodeUnsupportedMediaType, 415, "Unsupported Media Type", "The body's Content-Type is not one the operation reads.", nil, true},

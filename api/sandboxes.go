@@ -57,8 +57,6 @@ func (s *Server) registerSandboxes() {
 	huma.Register(s.api, adminOperation(sandboxCloneOperation), s.sandboxClone)
 }
 
-var sandboxTags = []string{"Sandbox"}
-
 var sandboxResetOperation = huma.Operation{
 	OperationID: "sandbox-reset",
 	Method:      http.MethodPost,

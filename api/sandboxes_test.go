@@ -92,11 +92,11 @@ type sandboxCloneView struct {
 	Copied map[string]int64 `json:"copied"`
 }
 
-// idsAndKeys are what differs between a tenant and its clone by design: ids (PayIns', and
-// those of rows written after the clone) and licence keys; cloneSuffix is what a clone adds
+// idsAndKeys are what differs between a tenant and its clone by design: ids (PayIns', also
+// in a sandbox invoice's id, and those of rows written after the clone) and licence keys; cloneSuffix is what a clone adds
 // to a provider invoice's id, "~" and its tenant id.
 var (
-	idsAndKeys  = regexp.MustCompile(`TST1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	idsAndKeys  = regexp.MustCompile(`TST1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}`)
 	cloneSuffix = regexp.MustCompile(`~[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 )
 
@@ -123,12 +123,16 @@ func TestSandboxCloneAPI(t *testing.T) {
 	t.Run("Sandbox", func(t *testing.T) {
 		t.Parallel()
 		b := setupSandbox(t)
+		// Restart the sandbox at factory.Now, when TenantData's rows happen, so that the
+		// upgrade's sandbox invoice is still open.
+		res := b.request(t, http.MethodPost, "/v1/admin/sandbox/reset", `{"clock":"`+factory.Now.Format(time.RFC3339)+`"}`)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		factory.TenantData(t, b.db, b.tenant.ID)
-		res := b.request(t, http.MethodPost, "/v1/admin/sandbox/clone", `{"slug":"`+b.tenant.Slug+`-copy","name":"Copy"}`)
+		res = b.request(t, http.MethodPost, "/v1/admin/sandbox/clone", `{"slug":"`+b.tenant.Slug+`-copy","name":"Copy"}`)
 		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 		clone := decode[sandboxCloneView](t, res)
 		require.True(t, clone.Tenant.Sandbox)
-		require.True(t, sandboxClock.Equal(*clone.Tenant.Clock), "the clone stands at the source's clock")
+		require.True(t, factory.Now.Equal(*clone.Tenant.Clock), "the clone stands at the source's clock")
 		require.Regexp(t, `^tsk_test_`, clone.APIKey.Key)
 		require.Positive(t, clone.Copied["licenses"])
 		require.Equal(t, b.sandboxState(t, b.key), b.sandboxState(t, clone.APIKey.Key))
@@ -145,6 +149,28 @@ func TestSandboxCloneAPI(t *testing.T) {
 			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
 			res = b.request(t, http.MethodPost, "/v1/admin/customers/"+customer.ID.String()+"/credits", `{"amount":700}`, "Authorization", "Bearer "+key)
 			require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		}
+		for _, key := range []string{b.key, clone.APIKey.Key} {
+			payins := decode[struct {
+				Items []struct {
+					Invoice *struct {
+						Provider    string `json:"provider"`
+						InvoiceID   string `json:"invoice_id"`
+						CheckoutURL string `json:"checkout_url"`
+					} `json:"invoice"`
+				} `json:"items"`
+			}](t, b.request(t, http.MethodGet, "/v1/admin/payins?limit=100", "", "Authorization", "Bearer "+key))
+			paid := 0
+			for _, p := range payins.Items {
+				if p.Invoice == nil || p.Invoice.Provider != "sandbox" {
+					continue
+				}
+				require.Equal(t, "/v1/sandbox/invoices/"+p.Invoice.InvoiceID, p.Invoice.CheckoutURL)
+				res := b.request(t, http.MethodPost, p.Invoice.CheckoutURL+"/pay", "", "Authorization", "")
+				require.Equal(t, http.StatusOK, res.status, "each pays its own sandbox invoice: %s", res.body)
+				paid++
+			}
+			require.Equal(t, 1, paid, "the upgrade's sandbox invoice")
 		}
 		source := b.sandboxState(t, b.key)
 		require.Equal(t, source, b.sandboxState(t, clone.APIKey.Key), "the same writes give the same state")

@@ -214,6 +214,7 @@ func (s *Server) register() {
 	s.registerReferrals()
 	s.registerUpstreamStores()
 	s.registerRevocation()
+	s.registerClock()
 	describeRawBodies(s.api.OpenAPI())
 	publishEvents(s.api.OpenAPI())
 	describeContract(s.api.OpenAPI())

@@ -173,6 +173,7 @@ func register(cfg Config) (*registry, error) {
 	add(r, &SubscriptionRenewSweepWorker{cfg: cfg})
 	add(r, &SubscriptionRenewWorker{cfg: cfg})
 	add(r, &SubscriptionLapseSweepWorker{cfg: cfg})
+	add(r, &ClockAdvanceWorker{cfg: cfg})
 	return r, r.err
 }
 

@@ -204,11 +204,11 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 			return err
 		}
 		switch {
-		case payin.State == sql.PayinStatePENDING && gone:
-			w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
-			err = w.fail(ctx, tx, st, invoice, core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, Move: core.PayInMoveFailInvoiceNotFound})
 		case payin.State == sql.PayinStatePENDING:
-			err = w.settle(ctx, tx, st, payin, invoice, remote)
+			if gone {
+				w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
+			}
+			err = core.PayInSettle(ctx, tx, st, core.PayInSettleParams{PayIn: payin, Invoice: invoice, Remote: remote, Gone: gone})
 		case !gone:
 			_, err = core.PayInLatePaymentCredit(ctx, tx, st, core.PayInLatePaymentCreditParams{PayIn: payin, PaidSats: remote.ConfirmedSats})
 		}
@@ -217,49 +217,6 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 		}
 		return complete(ctx, tx, job)
 	})
-}
-
-// settle makes the move of a PENDING PayIn that what the provider says of its invoice calls
-// for: PayInMovePay when it settled with its amount, else the move to FAILED of its reason;
-// an invoice still open calls for none.
-func (w *PayInSettleWorker) settle(ctx context.Context, tx pgx.Tx, st core.Step, payin sql.PayIn, invoice sql.PayInInvoice, remote payment.Invoice) error {
-	fail := core.PayInFailParams{TenantID: payin.TenantID, ID: payin.ID, ReceivedSats: remote.PaidSats}
-	switch {
-	case remote.Status == payment.InvoiceSettled && remote.PaidSats >= invoice.AmountSats:
-		if err := w.closeInvoice(ctx, tx, st, invoice, remote.PaidSats, true); err != nil {
-			return err
-		}
-		_, err := core.PayInPaid(ctx, tx, st, core.PayInPaidParams{PayIn: payin, Move: core.PayInMovePay, OverpaidSats: remote.PaidSats - invoice.AmountSats})
-		return err
-	case remote.Status == payment.InvoiceSettled:
-		fail.Move = core.PayInMoveFailAmountMismatch
-	case remote.Status == payment.InvoiceExpired:
-		fail.Move = core.PayInMoveExpire
-	case remote.Status == payment.InvoiceInvalid:
-		fail.Move = core.PayInMoveFailInvoiceInvalid
-	default:
-		return nil
-	}
-	return w.fail(ctx, tx, st, invoice, fail)
-}
-
-// fail closes a PENDING PayIn's invoice with what it received and fails the PayIn.
-func (w *PayInSettleWorker) fail(ctx context.Context, tx pgx.Tx, st core.Step, invoice sql.PayInInvoice, p core.PayInFailParams) error {
-	if err := w.closeInvoice(ctx, tx, st, invoice, p.ReceivedSats, false); err != nil {
-		return err
-	}
-	_, err := core.PayInFail(ctx, tx, st, p)
-	return err
-}
-
-func (w *PayInSettleWorker) closeInvoice(ctx context.Context, tx pgx.Tx, st core.Step, invoice sql.PayInInvoice, paid int64, settled bool) error {
-	err := queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
-		TenantID: invoice.TenantID, PayInID: invoice.PayInID, PaidSats: &paid, Settled: settled, Now: st.Now,
-	})
-	if err != nil {
-		return fmt.Errorf("close invoice %s: %w", invoice.ProviderInvoiceID, err)
-	}
-	return nil
 }
 
 // PayInInvalidateInvoiceWorker makes the invoice of a FAILED PayIn unpayable at its provider

@@ -117,9 +117,9 @@ func TestPayInCreateInvoiceWorker(t *testing.T) {
 	})
 }
 
-// TestPayInCreateInvoiceAtTheTenantsClock: a sandbox tenant's invoice is created, and its
-// PayIn moved to PENDING, at the sandbox's clock, not the worker's; a live tenant's at the
-// worker's.
+// TestPayInCreateInvoiceAtTheTenantsClock: a live tenant's invoice is created, and its PayIn
+// moved to PENDING, at the worker's clock; a sandbox tenant's PayIn was invoiced at its own
+// checkout when it was created, and the job leaves it alone without asking the provider.
 func TestPayInCreateInvoiceAtTheTenantsClock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -127,22 +127,30 @@ func TestPayInCreateInvoiceAtTheTenantsClock(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		newTenant func(*testing.T, pgx.Tx) sql.Tenant
+		provider  string
 		want      time.Time
 	}{
-		{"Sandbox", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.SandboxTenant(t, tx, sandboxClock) }, sandboxClock},
-		{"Live", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.Tenant(t, tx) }, factory.Now},
+		{"Sandbox", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.SandboxTenant(t, tx, sandboxClock) }, core.SandboxProvider, factory.Now},
+		{"Live", func(t *testing.T, tx pgx.Tx) sql.Tenant { return factory.Tenant(t, tx) }, "btcpay", factory.Now.Add(time.Hour)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tx, _, w, payin, _ := setupCreateInvoiceOf(t, func(tx pgx.Tx) sql.Tenant { return tc.newTenant(t, tx) })
+			tx, payments, w, payin, worker := setupCreateInvoiceOf(t, func(tx pgx.Tx) sql.Tenant { return tc.newTenant(t, tx) })
+			worker.cfg.Clock.(*clock.Manual).Advance(time.Hour)
+			requests := payments.Fake.Requests()
 			_, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
 			require.NoError(t, err)
+			var provider string
 			var invoiceCreated, stateChanged time.Time
-			require.NoError(t, tx.QueryRow(ctx, `SELECT i.created_at, p.state_changed_at FROM payins p
+			require.NoError(t, tx.QueryRow(ctx, `SELECT i.provider, i.created_at, p.state_changed_at FROM payins p
 				JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id WHERE p.tenant_id = $1 AND p.id = $2`,
-				payin.TenantID, payin.ID).Scan(&invoiceCreated, &stateChanged))
+				payin.TenantID, payin.ID).Scan(&provider, &invoiceCreated, &stateChanged))
+			require.Equal(t, tc.provider, provider)
 			require.True(t, tc.want.Equal(invoiceCreated), "invoice created at %s", invoiceCreated)
 			require.True(t, tc.want.Equal(stateChanged), "PayIn PENDING at %s", stateChanged)
+			if tc.provider == core.SandboxProvider {
+				require.Equal(t, requests, payments.Fake.Requests(), "a sandbox never reaches the provider")
+			}
 		})
 	}
 }

@@ -33,6 +33,9 @@ type SweepBatches struct {
 	// PayInReconcile is how many PayIns of each kind (left PENDING, without their invoice
 	// job, without their invalidation job) one payin.reconcile_sweep heals. Default 500.
 	PayInReconcile int
+	// ClockAdvance is how many things that fall due (renewals, invoice expiries, lapses,
+	// licence expiries) one run of clock.advance does. Default 1000.
+	ClockAdvance int
 }
 
 // orDefault is b with each zero field set to its default: the one place the defaults are.
@@ -44,6 +47,7 @@ func (b SweepBatches) orDefault() SweepBatches {
 		SubscriptionRenew: cmp.Or(b.SubscriptionRenew, 500),
 		SubscriptionLapse: cmp.Or(b.SubscriptionLapse, 1000),
 		PayInReconcile:    cmp.Or(b.PayInReconcile, 500),
+		ClockAdvance:      cmp.Or(b.ClockAdvance, 1000),
 	}
 }
 
@@ -57,6 +61,7 @@ func (b SweepBatches) validate() error {
 		{"IdempotencyExpire", b.IdempotencyExpire}, {"EventRetention", b.EventRetention},
 		{"LicenseExpire", b.LicenseExpire}, {"SubscriptionRenew", b.SubscriptionRenew},
 		{"SubscriptionLapse", b.SubscriptionLapse}, {"PayInReconcile", b.PayInReconcile},
+		{"ClockAdvance", b.ClockAdvance},
 	} {
 		if f.batch < 1 || f.batch > math.MaxInt32 {
 			return fmt.Errorf("jobs: Config.Batches.%s must be between 1 and %d", f.name, math.MaxInt32)

@@ -88,8 +88,9 @@ $$;
 
 -- tenant_clone_map is, while tenant_clone runs, what changes in the copy: the source
 -- tenant's id to the clone's, each globally unique id (a PayIn's) to a new one, each licence
--- key to the clone's re-signed key. tenant_clone_text applies it to text: every uuid or
--- sandbox licence key in it that the map names is replaced.
+-- key to the clone's re-signed key, and each of these ids also as 32 hex digits.
+-- tenant_clone_text applies it to text: every uuid (with or without its dashes) or sandbox
+-- licence key in it that the map names is replaced.
 -- +goose StatementBegin
 CREATE FUNCTION tenant_clone_text(t text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -100,7 +101,7 @@ BEGIN
         RETURN NULL;
     END IF;
     FOR m IN SELECT DISTINCT x[1] FROM regexp_matches(t,
-        '(TST1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})', 'g') x
+        '(TST1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})', 'g') x
     LOOP
         SELECT new INTO n FROM tenant_clone_map WHERE old = m;
         IF n IS NOT NULL THEN
@@ -156,6 +157,8 @@ BEGIN
         EXECUTE format('INSERT INTO tenant_clone_map SELECT %1$I::text, left(%1$I::text, 19) || right(gen_random_uuid()::text, 17) FROM %2$I WHERE tenant_id = $1',
             col.att, col.tbl) USING source;
     END LOOP;
+    -- Each id also as 32 hex digits, as a sandbox invoice's id (sbx_ and its PayIn's) spells it.
+    INSERT INTO tenant_clone_map SELECT replace(old, '-', ''), replace(new, '-', '') FROM tenant_clone_map WHERE old ~ '^[0-9a-f]{8}-';
     FOR t IN SELECT d.table_name FROM tenant_data_tables() d WHERE d.table_name <> 'idempotency_keys' ORDER BY d.round DESC, d.table_name LOOP
         SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum),
                array_agg(CASE

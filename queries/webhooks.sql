@@ -189,6 +189,21 @@ CROSS JOIN LATERAL (
 WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = w.tenant_id AND t.clock_at IS NOT NULL)
 ORDER BY w.tenant_id, w.id;
 
+-- name: WebhookEndpointListWorkForTenant :many
+-- WebhookEndpointListWorkForTenant is WebhookEndpointListWorkAllTenants for one sandbox
+-- tenant, whose deliveries fall due by its clock: an advance of the clock enqueues the jobs
+-- of the endpoints with work at the clock's new time.
+SELECT w.id FROM webhook_endpoints w
+CROSS JOIN LATERAL (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+      AND d.next_attempt_at <= CASE WHEN w.enabled THEN @now::timestamptz ELSE 'infinity' END
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) due
+WHERE w.tenant_id = @tenant_id::uuid
+ORDER BY w.id;
+
 -- name: WebhookDeliveryRetry :one
 -- WebhookDeliveryRetry makes a dead or pending delivery due at @now with a fresh attempt
 -- budget (the whole retry schedule), when its endpoint is enabled; its endpoint's job sends

@@ -54,6 +54,48 @@ func (ns NullAsset) Value() (driver.Value, error) {
 	return string(ns.Asset), nil
 }
 
+type ClockAdvanceStatus string
+
+const (
+	ClockAdvanceStatusRunning   ClockAdvanceStatus = "running"
+	ClockAdvanceStatusSucceeded ClockAdvanceStatus = "succeeded"
+)
+
+func (e *ClockAdvanceStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = ClockAdvanceStatus(s)
+	case string:
+		*e = ClockAdvanceStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for ClockAdvanceStatus: %T", src)
+	}
+	return nil
+}
+
+type NullClockAdvanceStatus struct {
+	ClockAdvanceStatus ClockAdvanceStatus
+	Valid              bool // Valid is true if ClockAdvanceStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullClockAdvanceStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.ClockAdvanceStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.ClockAdvanceStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullClockAdvanceStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.ClockAdvanceStatus), nil
+}
+
 type Currency string
 
 const (
@@ -756,6 +798,26 @@ type Balance struct {
 	Asset      Asset
 	Amount     int64
 	UpdatedAt  time.Time
+}
+
+type ClockAdvance struct {
+	TenantID            uuid.UUID
+	ID                  uuid.UUID
+	Status              ClockAdvanceStatus
+	FromAt              time.Time
+	ToAt                time.Time
+	ClockAt             time.Time
+	Instants            int32
+	RenewalsStarted     int32
+	RenewalsPaid        int32
+	RenewalsFailed      int32
+	SubscriptionsLapsed int32
+	LicensesExpired     int32
+	InvoicesExpired     int32
+	PayinsPaid          int32
+	PayinsFailed        int32
+	CreatedAt           time.Time
+	FinishedAt          *time.Time
 }
 
 type Customer struct {

@@ -757,6 +757,47 @@ func (q *Queries) WebhookEndpointListWorkAllTenants(ctx context.Context, db DBTX
 	return items, nil
 }
 
+const webhookEndpointListWorkForTenant = `-- name: WebhookEndpointListWorkForTenant :many
+SELECT w.id FROM webhook_endpoints w
+CROSS JOIN LATERAL (
+    SELECT 1 FROM webhook_deliveries d
+    WHERE d.tenant_id = w.tenant_id AND d.endpoint_id = w.id AND d.state = 'pending'
+      AND d.next_attempt_at <= CASE WHEN w.enabled THEN $1::timestamptz ELSE 'infinity' END
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) due
+WHERE w.tenant_id = $2::uuid
+ORDER BY w.id
+`
+
+type WebhookEndpointListWorkForTenantParams struct {
+	Now      time.Time
+	TenantID uuid.UUID
+}
+
+// WebhookEndpointListWorkForTenant is WebhookEndpointListWorkAllTenants for one sandbox
+// tenant, whose deliveries fall due by its clock: an advance of the clock enqueues the jobs
+// of the endpoints with work at the clock's new time.
+func (q *Queries) WebhookEndpointListWorkForTenant(ctx context.Context, db DBTX, arg WebhookEndpointListWorkForTenantParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, webhookEndpointListWorkForTenant, arg.Now, arg.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const webhookEndpointLockForDeliver = `-- name: WebhookEndpointLockForDeliver :one
 SELECT enabled FROM webhook_endpoints WHERE tenant_id = $1::uuid AND id = $2::uuid FOR UPDATE
 `

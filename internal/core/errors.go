@@ -84,12 +84,16 @@ var (
 	// ErrJobState: the River job's state does not allow the action (a running job retried, a
 	// finished one cancelled).
 	ErrJobState error = &reason{ErrConflict}
+	// ErrSandboxOnly: the operation is for sandbox tenants, and the tenant is live.
+	ErrSandboxOnly error = &reason{ErrConflict}
+	// ErrClockAdvanceRunning: an advance of the tenant's clock is running already.
+	ErrClockAdvanceRunning error = &reason{ErrConflict}
+	// ErrSandboxInvoiceClosed: the sandbox invoice takes no more payments (paid, expired, or
+	// its PayIn failed).
+	ErrSandboxInvoiceClosed error = &reason{ErrConflict}
 	// ErrJobDuplicate: an identical unique job (same kind and args) waits or runs, and does
 	// the work a retry would.
 	ErrJobDuplicate error = &reason{ErrConflict}
-	// ErrSandboxOnly: the operation (a reset, a clone) is for sandbox tenants, and the tenant
-	// is live.
-	ErrSandboxOnly error = &reason{ErrConflict}
 )
 
 // translate turns a database error into Tessera's errors (DB and Tx call it on every error

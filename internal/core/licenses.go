@@ -150,13 +150,18 @@ func LicenseExpireSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int
 	if err != nil {
 		return 0, fmt.Errorf("expire licences: %w", err)
 	}
+	return len(expired), licensesExpired(ctx, tx, st, expired)
+}
+
+// licensesExpired audits and emits license.expired for each licence that expired.
+func licensesExpired(ctx context.Context, tx pgx.Tx, st Step, expired []sql.License) error {
 	for _, l := range expired {
 		err := Record(ctx, tx, st, Change{TenantID: l.TenantID, Action: "license.expire", SubjectType: "license", SubjectID: l.ID.String(), Event: LicenseExpiredEvent(LicenseFieldsOf(l))})
 		if err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return len(expired), nil
+	return nil
 }
 
 // LicenseByKey finds the licence a key names after checking the key is the one issued for

@@ -95,6 +95,13 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: p.TenantID, PayInID: payin.ID, Now: st.Now}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
 	}
+	tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
+	}
+	if tenant.ClockAt != nil {
+		return sandboxInvoiceOpen(ctx, tx, st, payin, debit.InvoiceSats)
+	}
 	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: payin.ID}}})
 	if err != nil {
 		return sql.PayIn{}, fmt.Errorf("enqueue invoice creation: %w", err)
@@ -390,18 +397,84 @@ func PayInFail(ctx context.Context, tx pgx.Tx, st Step, p PayInFailParams) (sql.
 	return payin, Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: rule.Action, SubjectType: "payin", SubjectID: payin.ID.String(), Event: data})
 }
 
-// payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one.
+// payInInvalidateInvoice enqueues the invalidation of a FAILED PayIn's invoice, if it has one;
+// a sandbox invoice, Tessera's own, is invalidated at once.
 func payInInvalidateInvoice(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) error {
-	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
+	invoice, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
 	}
+	if invoice.Provider == SandboxProvider {
+		err := queries.PayInInvoiceMarkInvalidated(ctx, tx, sql.PayInInvoiceMarkInvalidatedParams{TenantID: payin.TenantID, PayInID: payin.ID, Now: st.Now})
+		if err != nil {
+			return fmt.Errorf("invalidate the sandbox invoice of payin %s: %w", payin.ID, err)
+		}
+		return nil
+	}
 	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInInvalidateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}}})
 	if err != nil {
 		return fmt.Errorf("enqueue invalidation of the invoice of payin %s: %w", payin.ID, err)
+	}
+	return nil
+}
+
+// PayInSettleParams is what a provider says of the invoice of a PENDING PayIn.
+type PayInSettleParams struct {
+	PayIn   sql.PayIn
+	Invoice sql.PayInInvoice
+	// Remote is the invoice as the provider reads it; Gone means the provider no longer
+	// knows it.
+	Remote payment.Invoice
+	Gone   bool
+}
+
+// PayInSettle makes the move of a PENDING PayIn that what its provider says of its invoice
+// calls for, closing the invoice with what it received:
+//   - settled with at least the amount: PayInMovePay, the surplus paid back as credits;
+//   - settled with less: FAILED with AMOUNT_MISMATCH, the sats received credited;
+//   - expired or invalid: FAILED with INVOICE_EXPIRED or INVOICE_INVALID, likewise;
+//   - unknown to the provider (Gone): FAILED with INVOICE_NOT_FOUND;
+//   - still open: nothing.
+//
+// The caller holds the PayIn's lock (PayInLock).
+func PayInSettle(ctx context.Context, tx pgx.Tx, st Step, p PayInSettleParams) error {
+	remote := p.Remote
+	fail := PayInFailParams{TenantID: p.PayIn.TenantID, ID: p.PayIn.ID, ReceivedSats: remote.PaidSats}
+	switch {
+	case p.Gone:
+		fail.Move, fail.ReceivedSats = PayInMoveFailInvoiceNotFound, 0
+	case remote.Status == payment.InvoiceSettled && remote.PaidSats >= p.Invoice.AmountSats:
+		if err := payInInvoiceClose(ctx, tx, st, p.Invoice, remote.PaidSats, true); err != nil {
+			return err
+		}
+		_, err := PayInPaid(ctx, tx, st, PayInPaidParams{PayIn: p.PayIn, Move: PayInMovePay, OverpaidSats: remote.PaidSats - p.Invoice.AmountSats})
+		return err
+	case remote.Status == payment.InvoiceSettled:
+		fail.Move = PayInMoveFailAmountMismatch
+	case remote.Status == payment.InvoiceExpired:
+		fail.Move = PayInMoveExpire
+	case remote.Status == payment.InvoiceInvalid:
+		fail.Move = PayInMoveFailInvoiceInvalid
+	default:
+		return nil
+	}
+	if err := payInInvoiceClose(ctx, tx, st, p.Invoice, fail.ReceivedSats, false); err != nil {
+		return err
+	}
+	_, err := PayInFail(ctx, tx, st, fail)
+	return err
+}
+
+// payInInvoiceClose records how a PayIn's invoice ended: paid sats in all, settled or not.
+func payInInvoiceClose(ctx context.Context, tx pgx.Tx, st Step, invoice sql.PayInInvoice, paid int64, settled bool) error {
+	err := queries.PayInInvoiceClose(ctx, tx, sql.PayInInvoiceCloseParams{
+		TenantID: invoice.TenantID, PayInID: invoice.PayInID, PaidSats: &paid, Settled: settled, Now: st.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("close invoice %s: %w", invoice.ProviderInvoiceID, err)
 	}
 	return nil
 }
@@ -468,19 +541,27 @@ func PayInLatePaymentCredit(ctx context.Context, tx pgx.Tx, st Step, p PayInLate
 	return late, Record(ctx, tx, st, Change{TenantID: payin.TenantID, Action: "payin.late_payment_credit", SubjectType: "payin", SubjectID: payin.ID.String(), Event: data})
 }
 
-// PayInInvoiceCreated records the provider invoice for the rest of a PayIn and makes the
-// PayInMoveInvoice move (PENDING_INVOICE_CREATION to PENDING); for a renewal it emits
-// subscription.renewal_pending with the checkout URL (renewalPending).
+// PayInInvoiceCreated makes the PayInMoveInvoice move (PENDING_INVOICE_CREATION to PENDING)
+// and records the provider invoice for the rest of the PayIn (payInInvoicePending follows).
 func PayInInvoiceCreated(ctx context.Context, tx pgx.Tx, st Step, p PayInInvoiceParams) (sql.PayIn, sql.PayInInvoice, error) {
 	payin, err := payInMove(ctx, tx, st, payInMoveParams{TenantID: p.PayIn.TenantID, ID: p.PayIn.ID, Move: PayInMoveInvoice, To: sql.PayinStatePENDING})
 	if err != nil {
 		return sql.PayIn{}, sql.PayInInvoice{}, err
 	}
 	row, err := payInInvoiceAttach(ctx, tx, st, p)
-	if err == nil && payin.Type == sql.PayinTypeSubscriptionRenewal {
-		err = renewalPending(ctx, tx, st, payin, row)
+	if err != nil {
+		return sql.PayIn{}, sql.PayInInvoice{}, err
 	}
-	return payin, row, err
+	return payin, row, payInInvoicePending(ctx, tx, st, payin, row)
+}
+
+// payInInvoicePending follows the invoicing of a PayIn, now PENDING: for a renewal it emits
+// subscription.renewal_pending with the checkout URL (renewalPending).
+func payInInvoicePending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, invoice sql.PayInInvoice) error {
+	if payin.Type != sql.PayinTypeSubscriptionRenewal {
+		return nil
+	}
+	return renewalPending(ctx, tx, st, payin, invoice)
 }
 
 // payInInvoiceAttach records the provider invoice of a PayIn.

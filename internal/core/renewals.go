@@ -318,22 +318,28 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 	if err != nil {
 		return 0, fmt.Errorf("lapse subscriptions: %w", err)
 	}
+	return len(lapsed), subscriptionsLapsed(ctx, tx, st, lapsed)
+}
+
+// subscriptionsLapsed records and emits subscription.lapse for each subscription that lapsed,
+// and recomputes the referral standing of its customer's referrer.
+func subscriptionsLapsed(ctx context.Context, tx pgx.Tx, st Step, lapsed []sql.Subscription) error {
 	for _, s := range lapsed {
 		license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: s.TenantID, ID: s.LicenseID})
 		if err != nil {
-			return 0, fmt.Errorf("licence of subscription %s: %w", s.ID, err)
+			return fmt.Errorf("licence of subscription %s: %w", s.ID, err)
 		}
 		err = Record(ctx, tx, st, Change{TenantID: s.TenantID, Action: "subscription.lapse", SubjectType: "subscription", SubjectID: s.ID.String(), Event: SubscriptionLapsedEvent(SubscriptionFieldsOf(s, license))})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		st.Outcomes.renewal(RenewalLapsed)
 		// A lapsed subscription can disqualify the customer as a referral.
 		if err := ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: s.TenantID, CustomerID: s.CustomerID}); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return len(lapsed), nil
+	return nil
 }
 
 // SubscriptionRenewalResetParams names subscription ID of TenantID.
@@ -415,4 +421,20 @@ func renewedSubscription(r sql.SubscriptionRenewalPaidRow) sql.Subscription {
 		ConsecutiveFailures: r.ConsecutiveFailures, LastRenewalAttemptAt: r.LastRenewalAttemptAt, CreatedAt: r.CreatedAt,
 		CancelledAt: r.CancelledAt, StatusChangedAt: r.StatusChangedAt, UpdatedAt: r.UpdatedAt,
 	}
+}
+
+// RenewalQuotes quotes every fiat currency at rates' current rate, for renewals made in bulk
+// (a sandbox clock's advance): a currency whose rate is unavailable carries the error, and
+// its renewals fail and back off as a live renewal does.
+func RenewalQuotes(ctx context.Context, rates payment.RateSource) map[sql.Currency]RenewalQuote {
+	quotes := map[sql.Currency]RenewalQuote{}
+	for _, currency := range []sql.Currency{sql.CurrencyUSD, sql.CurrencyEUR} {
+		rate, err := rates.Rate(ctx, string(currency))
+		if err != nil {
+			quotes[currency] = RenewalQuote{Err: fmt.Errorf("quote %s: %w", currency, err)}
+			continue
+		}
+		quotes[currency] = RenewalQuote{Rate: &rate}
+	}
+	return quotes
 }

@@ -225,6 +225,12 @@ func TestSandboxClone(t *testing.T) {
 		require.NoError(t, tx.QueryRow(ctx, q, source.ID, clone.Tenant.ID).Scan(&leaks))
 		require.Zero(t, leaks, q)
 	}
+	var sandboxInvoices, misnamed int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE provider_invoice_id <> 'sbx_' || replace(payin_id::text, '-', '')
+		OR checkout_url <> '/v1/sandbox/invoices/' || provider_invoice_id) FROM payin_invoices WHERE tenant_id = $1 AND provider = 'sandbox'`,
+		clone.Tenant.ID).Scan(&sandboxInvoices, &misnamed))
+	require.Positive(t, sandboxInvoices)
+	require.Zero(t, misnamed, "a sandbox invoice's id and checkout follow its PayIn's new id")
 	var orphans int
 	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM payin_transitions t WHERE tenant_id = $1
 		AND NOT EXISTS (SELECT FROM payins p WHERE p.tenant_id = t.tenant_id AND p.id = t.payin_id)`, clone.Tenant.ID).Scan(&orphans))

@@ -21,7 +21,8 @@ import (
 // customer with events, a subscription with its add-on and a paid cycle, a machine, a
 // credit grant and a custodial payment with a refund, an upgrade waiting for its PayIn, an
 // endpoint of every event type with deliveries, referral settings and rewards, an upstream
-// import with a check, an Idempotency-Key, and a waiting and a finished job. Tests of
+// import with a check, a finished clock advance, an Idempotency-Key, and a waiting and a
+// finished job. Tests of
 // whole-tenant operations (reset, clone) fill a tenant with it and check that every table
 // was reached, so a table added later must be given a row here.
 func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
@@ -81,6 +82,9 @@ func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
 			), stats AS (
 				INSERT INTO upstream_owner_stats (tenant_id, customer_id) SELECT tenant_id, customer_id FROM upstream_owners WHERE tenant_id = $1
 				ON CONFLICT DO NOTHING
+			), advance AS (
+				INSERT INTO clock_advances (tenant_id, id, status, from_at, to_at, clock_at, created_at, finished_at)
+				VALUES ($1, gen_random_uuid(), 'succeeded', $4, $4, $4, $4, $4)
 			), checks AS (
 				INSERT INTO upstream_license_checks (tenant_id, id, license_id, store_id, checked_at, outcome)
 				SELECT tenant_id, gen_random_uuid(), license_id, store_id, $4, 'exists' FROM upstream_licenses WHERE tenant_id = $1

@@ -1,0 +1,252 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/sql"
+)
+
+// ClockAdvanceParams moves sandbox tenant TenantID's clock forward to To.
+type ClockAdvanceParams struct {
+	TenantID uuid.UUID
+	To       time.Time
+}
+
+// ClockAdvanceStart starts an advance of a sandbox tenant's clock to p.To, from where it
+// stands, and audits it as clock.advance; ClockAdvanceRun then moves the clock, a batch at a
+// time. A live tenant is ErrSandboxOnly; p.To before the clock is ErrInvalid (a sandbox clock
+// moves only forward); an advance running already is ErrClockAdvanceRunning.
+func ClockAdvanceStart(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceParams) (sql.ClockAdvance, error) {
+	advance, err := queries.ClockAdvanceCreate(ctx, tx, sql.ClockAdvanceCreateParams{TenantID: p.TenantID, ID: NewID(), ToAt: p.To, Now: st.Now})
+	switch {
+	case errors.Is(err, ErrDuplicate):
+		return sql.ClockAdvance{}, fmt.Errorf("%w: an advance of this clock is running; wait for it to finish (GET /v1/admin/clock/advances)", ErrClockAdvanceRunning)
+	case errors.Is(err, ErrNotFound):
+		tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
+		switch {
+		case err != nil:
+			return sql.ClockAdvance{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
+		case tenant.ClockAt == nil:
+			return sql.ClockAdvance{}, fmt.Errorf("%w: the tenant is live and runs on real time; only a sandbox tenant's clock moves", ErrSandboxOnly)
+		}
+		return sql.ClockAdvance{}, fmt.Errorf("%w: the clock stands at %s and moves only forward, not to %s",
+			ErrInvalid, tenant.ClockAt.Format(time.RFC3339Nano), p.To.Format(time.RFC3339Nano))
+	case err != nil:
+		return sql.ClockAdvance{}, fmt.Errorf("start the advance of the clock: %w", err)
+	}
+	return advance, Audit(ctx, tx, st, Change{TenantID: p.TenantID, Action: "clock.advance", SubjectType: "clock_advance", SubjectID: advance.ID.String(),
+		Details: map[string]any{"from": advance.FromAt, "to": advance.ToAt}})
+}
+
+// ClockAdvanceRunParams is one run of advance ID of tenant TenantID: it does up to Batch
+// things that fall due, quoting fiat renewals by Quotes (a currency missing has no rate:
+// its renewals fail and back off, as live ones do when rates are down).
+type ClockAdvanceRunParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	Batch    int
+	Quotes   map[sql.Currency]RenewalQuote
+}
+
+// ClockAdvanceRun runs an advance of a sandbox tenant's clock on, in tx, for up to p.Batch
+// things: it moves the clock to the next instant anything of the tenant falls due
+// (ClockNextDue), does there what the live sweeps and jobs would have done at that instant —
+// in this order: sandbox invoices expire (their PENDING PayIns fail, PayInSettle), due
+// renewals start (SubscriptionRenew: paid at once from credits under auto_pay, else invoiced
+// at the sandbox checkout at once, or failed and backed off), unpaid subscriptions lapse,
+// licences expire — and goes on to the next instant, until nothing falls due before the
+// advance's end: then the clock stands at its end and the advance has succeeded. Every step
+// runs at its own instant (st.Now is the clock), so the state reached is the state a live
+// tenant reaches at the same instants with the same requests. The webhook deliveries due at
+// the clock get their endpoints' jobs. It returns the advance with this run's counts added;
+// an advance that has succeeded is returned as it is. The caller runs it again while it is
+// running, each run in its own transaction.
+func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunParams) (sql.ClockAdvance, error) {
+	advance, err := queries.ClockAdvanceLock(ctx, tx, sql.ClockAdvanceLockParams{TenantID: p.TenantID, ID: p.ID})
+	if err != nil {
+		return sql.ClockAdvance{}, fmt.Errorf("clock advance %s: %w", p.ID, err)
+	}
+	if advance.Status != sql.ClockAdvanceStatusRunning {
+		return advance, nil
+	}
+	run := clockRun{ClockAdvanceRunParams: p, st: st, outcomes: &Outcomes{}, clock: advance.ClockAt}
+	run.st.Now, run.st.Outcomes = advance.ClockAt, run.outcomes
+	done := false
+	for handled := 0; handled < p.Batch; {
+		due, err := queries.ClockNextDue(ctx, tx, p.TenantID)
+		if err != nil {
+			return sql.ClockAdvance{}, fmt.Errorf("what falls due next: %w", err)
+		}
+		if !due.Due || due.DueAt.After(advance.ToAt) {
+			done = true
+			break
+		}
+		if due.DueAt.After(run.clock) {
+			if err := run.move(ctx, tx, due.DueAt); err != nil {
+				return sql.ClockAdvance{}, err
+			}
+			run.instants++
+		}
+		n, err := run.due(ctx, tx, p.Batch-handled)
+		if err != nil {
+			return sql.ClockAdvance{}, err
+		}
+		if n == 0 {
+			return sql.ClockAdvance{}, fmt.Errorf("clock advance %s: something falls due at %s and nothing could be done", p.ID, run.clock.Format(time.RFC3339Nano))
+		}
+		handled += n
+	}
+	if done && advance.ToAt.After(run.clock) {
+		if err := run.move(ctx, tx, advance.ToAt); err != nil {
+			return sql.ClockAdvance{}, err
+		}
+	}
+	if err := run.webhooks(ctx, tx); err != nil {
+		return sql.ClockAdvance{}, err
+	}
+	advance, err = run.record(ctx, tx, done)
+	if err == nil && st.Outcomes != nil {
+		st.Outcomes.Renewals = append(st.Outcomes.Renewals, run.outcomes.Renewals...)
+		st.Outcomes.PayIns = append(st.Outcomes.PayIns, run.outcomes.PayIns...)
+	}
+	return advance, err
+}
+
+// clockRun is one run of an advance: its step at the clock, and what it did.
+type clockRun struct {
+	ClockAdvanceRunParams
+	st       Step
+	outcomes *Outcomes
+	clock    time.Time
+	// instants counts the instants the clock stopped at because something fell due.
+	instants int
+	licenses int
+}
+
+// move moves the tenant's clock to at, where the run's next steps happen.
+func (r *clockRun) move(ctx context.Context, tx pgx.Tx, at time.Time) error {
+	if err := queries.TenantClockMove(ctx, tx, sql.TenantClockMoveParams{ID: r.TenantID, ClockAt: at}); err != nil {
+		return fmt.Errorf("move the clock to %s: %w", at.Format(time.RFC3339Nano), err)
+	}
+	r.clock, r.st.Now = at, at
+	return nil
+}
+
+// due does up to limit things that fall due at the clock, in the order ClockAdvanceRun
+// gives, and returns how many it did.
+func (r *clockRun) due(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
+	n, err := r.expireInvoices(ctx, tx, limit)
+	if err != nil || n >= limit {
+		return n, err
+	}
+	renewed, err := r.renew(ctx, tx, limit-n)
+	if n += renewed; err != nil || n >= limit {
+		return n, err
+	}
+	lapsed, err := queries.SubscriptionLapseDueForTenant(ctx, tx, sql.SubscriptionLapseDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit - n)})
+	if err != nil {
+		return n, fmt.Errorf("lapse subscriptions: %w", err)
+	}
+	if n += len(lapsed); n >= limit {
+		return n, subscriptionsLapsed(ctx, tx, r.st, lapsed)
+	}
+	if err := subscriptionsLapsed(ctx, tx, r.st, lapsed); err != nil {
+		return n, err
+	}
+	expired, err := queries.LicenseExpireDueForTenant(ctx, tx, sql.LicenseExpireDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit - n)})
+	if err != nil {
+		return n, fmt.Errorf("expire licences: %w", err)
+	}
+	r.licenses += len(expired)
+	return n + len(expired), licensesExpired(ctx, tx, r.st, expired)
+}
+
+// expireInvoices fails the PENDING PayIns whose sandbox invoice expired unpaid at the clock.
+func (r *clockRun) expireInvoices(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
+	invoices, err := queries.PayInListExpiredForTenant(ctx, tx, sql.PayInListExpiredForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit)})
+	if err != nil {
+		return 0, fmt.Errorf("expired sandbox invoices: %w", err)
+	}
+	for _, invoice := range invoices {
+		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayInID})
+		if err != nil {
+			return 0, fmt.Errorf("lock payin %s: %w", invoice.PayInID, err)
+		}
+		expired := payment.Invoice{ID: invoice.ProviderInvoiceID, Status: payment.InvoiceExpired, AmountSats: invoice.AmountSats}
+		if err := PayInSettle(ctx, tx, r.st, PayInSettleParams{PayIn: payin, Invoice: invoice, Remote: expired}); err != nil {
+			return 0, err
+		}
+	}
+	return len(invoices), nil
+}
+
+// renew starts the renewals due at the clock.
+func (r *clockRun) renew(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
+	due, err := queries.SubscriptionListDueForTenant(ctx, tx, sql.SubscriptionListDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit)})
+	if err != nil {
+		return 0, fmt.Errorf("due renewals: %w", err)
+	}
+	for _, d := range due {
+		quote, ok := r.Quotes[d.PriceCurrency]
+		if !ok && d.PriceCurrency != sql.CurrencySAT {
+			quote.Err = fmt.Errorf("no %s rate", d.PriceCurrency)
+		}
+		if _, err := SubscriptionRenew(ctx, tx, r.st, SubscriptionRenewParams{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber, Quote: quote}); err != nil {
+			return 0, err
+		}
+	}
+	return len(due), nil
+}
+
+// webhooks enqueues the jobs of the tenant's endpoints whose deliveries are due at the clock
+// (a backoff that the clock's move ended): no live sweep serves a sandbox tenant.
+func (r *clockRun) webhooks(ctx context.Context, tx pgx.Tx) error {
+	endpoints, err := queries.WebhookEndpointListWorkForTenant(ctx, tx, sql.WebhookEndpointListWorkForTenantParams{TenantID: r.TenantID, Now: r.clock})
+	if err != nil || len(endpoints) == 0 {
+		return err
+	}
+	return WebhookDeliverEnqueue(ctx, tx, r.st, WebhookDeliverEnqueueParams{TenantID: r.TenantID, EndpointIDs: endpoints})
+}
+
+// record adds the run's counts to the advance and ends it when done.
+func (r *clockRun) record(ctx context.Context, tx pgx.Tx, done bool) (sql.ClockAdvance, error) {
+	params := sql.ClockAdvanceRecordParams{TenantID: r.TenantID, ID: r.ID, ClockAt: r.clock, Instants: int32(r.instants),
+		LicensesExpired: int32(r.licenses), Done: done, Now: r.clock}
+	for _, o := range r.outcomes.Renewals {
+		switch o {
+		case RenewalStarted:
+			params.RenewalsStarted++
+		case RenewalPaid:
+			params.RenewalsPaid++
+		case RenewalFailed, RenewalStuck:
+			params.RenewalsFailed++
+		case RenewalLapsed:
+			params.SubscriptionsLapsed++
+		case RenewalNotDue:
+		}
+	}
+	for _, o := range r.outcomes.PayIns {
+		switch o.Outcome {
+		case PayInPaidOutcome:
+			params.PayinsPaid++
+		case PayInFailedOutcome:
+			params.PayinsFailed++
+			if o.Reason == sql.PayinFailureReasonINVOICEEXPIRED {
+				params.InvoicesExpired++
+			}
+		case PayInLateCreditedOutcome:
+		}
+	}
+	advance, err := queries.ClockAdvanceRecord(ctx, tx, params)
+	if err != nil {
+		return sql.ClockAdvance{}, fmt.Errorf("record the advance of the clock: %w", err)
+	}
+	return advance, nil
+}
