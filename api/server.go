@@ -194,7 +194,7 @@ func (s *Server) register() {
 	s.registerDocs()
 	s.registerHealth()
 	s.registerTenants()
-	s.registerSandboxes()
+	s.registerSandboxData()
 	s.registerAPIKeys()
 	s.registerAuditLog()
 	s.registerProducts()

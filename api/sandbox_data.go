@@ -52,7 +52,7 @@ var sandboxConstraints = map[string]string{
 	"tenants_slug_key": "a tenant with this slug already exists",
 }
 
-func (s *Server) registerSandboxes() {
+func (s *Server) registerSandboxData() {
 	huma.Register(s.api, adminOperation(sandboxResetOperation), s.sandboxReset)
 	huma.Register(s.api, adminOperation(sandboxCloneOperation), s.sandboxClone)
 }
