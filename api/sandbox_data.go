@@ -100,7 +100,8 @@ var sandboxCloneOperation = huma.Operation{
 		"The clone is a tenant of its own: ids are kept (they are per tenant) but for PayIns, which get new ids in the " +
 		"same order; it has its own licence-signing key, and every licence keeps its id with a key re-signed by it " +
 		"(verify them with the clone's public key); webhook endpoints keep their secrets; Idempotency-Keys are not copied; " +
-		"a provider invoice's id gets `~` and the clone's id (the provider's webhooks settle the source's PayIn only). " +
+		"a sandbox invoice follows its PayIn's new id (the clone pays at its own checkout), while another provider's invoice id " +
+		"gets `~` and the clone's id (that provider's webhooks settle the source's PayIn only). " +
 		"Writes to one tenant never change the other. A taken slug is 409 `duplicate`; a live tenant's key is refused " +
 		"with 409 `sandbox_only`.",
 	Tags:          sandboxTags,
