@@ -67,7 +67,8 @@ var sandboxResetOperation = huma.Operation{
 		"Idempotency-Keys, the audit log — and its background jobs that have not finished. The tenant, its API keys and " +
 		"its licence-signing key stay. `clock` restarts the tenant's clock at any instant, even an earlier one; without it " +
 		"the clock stays. The reset is the first entry of the emptied audit log (`sandbox.reset`). " +
-		"A live tenant's key is refused with 409 `sandbox_only` and nothing is deleted.",
+		"A live tenant's key is refused with 409 `sandbox_only` and nothing is deleted; while an advance of the clock runs, " +
+		"409 `clock_advance_running`.",
 	Tags:   sandboxTags,
 	Errors: []int{http.StatusConflict},
 }
@@ -103,7 +104,7 @@ var sandboxCloneOperation = huma.Operation{
 		"a sandbox invoice follows its PayIn's new id (the clone pays at its own checkout), while another provider's invoice id " +
 		"gets `~` and the clone's id (that provider's webhooks settle the source's PayIn only). " +
 		"Writes to one tenant never change the other. A taken slug is 409 `duplicate`; a live tenant's key is refused " +
-		"with 409 `sandbox_only`.",
+		"with 409 `sandbox_only`; while an advance of the clock runs, 409 `clock_advance_running`.",
 	Tags:          sandboxTags,
 	DefaultStatus: http.StatusCreated,
 	Errors:        []int{http.StatusConflict},

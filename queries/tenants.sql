@@ -43,3 +43,8 @@ SELECT c.table_name::text AS table_name, c.copied::bigint AS copied
 FROM tenant_clone(@source_id::uuid, @clone_id::uuid, @old_keys::text[], @new_keys::text[]) c
 WHERE c.copied > 0
 ORDER BY c.table_name;
+
+-- name: TenantClockAdvanceRunning :one
+-- TenantClockAdvanceRunning says whether an advance of a sandbox tenant's clock is running
+-- (clock_advances_running_key): a reset or a clone waits for it to finish.
+SELECT EXISTS (SELECT FROM clock_advances WHERE tenant_id = @tenant_id::uuid AND status = 'running') AS running;

@@ -12,6 +12,19 @@ import (
 	"github.com/google/uuid"
 )
 
+const tenantClockAdvanceRunning = `-- name: TenantClockAdvanceRunning :one
+SELECT EXISTS (SELECT FROM clock_advances WHERE tenant_id = $1::uuid AND status = 'running') AS running
+`
+
+// TenantClockAdvanceRunning says whether an advance of a sandbox tenant's clock is running
+// (clock_advances_running_key): a reset or a clone waits for it to finish.
+func (q *Queries) TenantClockAdvanceRunning(ctx context.Context, db DBTX, tenantID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, tenantClockAdvanceRunning, tenantID)
+	var running bool
+	err := row.Scan(&running)
+	return running, err
+}
+
 const tenantClone = `-- name: TenantClone :many
 SELECT c.table_name::text AS table_name, c.copied::bigint AS copied
 FROM tenant_clone($1::uuid, $2::uuid, $3::text[], $4::text[]) c

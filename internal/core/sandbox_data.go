@@ -33,7 +33,8 @@ type SandboxResetResult struct {
 // unfinished River jobs — and restarts its clock at p.Clock when given (the database function
 // tenant_reset, migration 00028, walks the catalog, so a table added later is covered). It
 // audits the reset (sandbox.reset) at the tenant's clock after it, by st.Actor, as the first
-// entry of the emptied audit log. A live tenant is ErrSandboxOnly and nothing is deleted.
+// entry of the emptied audit log. A live tenant is ErrSandboxOnly and nothing is deleted; a
+// running advance of its clock is ErrClockAdvanceRunning.
 func SandboxReset(ctx context.Context, tx pgx.Tx, st Step, p SandboxResetParams) (SandboxResetResult, error) {
 	before, err := sandboxTenant(ctx, tx, p.TenantID, "reset")
 	if err != nil {
@@ -58,8 +59,9 @@ func SandboxReset(ctx context.Context, tx pgx.Tx, st Step, p SandboxResetParams)
 	return out, err
 }
 
-// sandboxTenant reads a tenant that action needs to be a sandbox: a live tenant is
-// ErrSandboxOnly.
+// sandboxTenant reads a tenant that action needs to be a sandbox whose clock stands still: a
+// live tenant is ErrSandboxOnly, and a sandbox whose clock advance is running is
+// ErrClockAdvanceRunning (the advance moves the clock and the data it would reset or copy).
 func sandboxTenant(ctx context.Context, tx pgx.Tx, tenantID uuid.UUID, action string) (sql.Tenant, error) {
 	tenant, err := queries.TenantGet(ctx, tx, tenantID)
 	if err != nil {
@@ -67,6 +69,13 @@ func sandboxTenant(ctx context.Context, tx pgx.Tx, tenantID uuid.UUID, action st
 	}
 	if tenant.ClockAt == nil {
 		return sql.Tenant{}, fmt.Errorf("%w: tenant %s is live; only a sandbox tenant can be %s", ErrSandboxOnly, tenant.Slug, action)
+	}
+	running, err := queries.TenantClockAdvanceRunning(ctx, tx, tenantID)
+	if err != nil {
+		return sql.Tenant{}, fmt.Errorf("find a running advance of tenant %s: %w", tenantID, err)
+	}
+	if running {
+		return sql.Tenant{}, fmt.Errorf("%w: an advance of this clock is running; wait for it to finish (GET /v1/admin/clock/advances) before the sandbox is %s", ErrClockAdvanceRunning, action)
 	}
 	return tenant, nil
 }
@@ -100,7 +109,8 @@ type SandboxCloneResult struct {
 // order, replaced in every column that names them. Webhook endpoints keep their secrets
 // (sealed by endpoint id); an upstream store's API key, sealed by tenant, must be resealed by
 // upstream.StoreKeysReseal in the same transaction. The clone is audited (sandbox.clone) in
-// both tenants. A live tenant is ErrSandboxOnly.
+// both tenants. A live tenant is ErrSandboxOnly; a running advance of its clock is
+// ErrClockAdvanceRunning.
 func SandboxClone(ctx context.Context, tx pgx.Tx, st Step, p SandboxCloneParams) (SandboxCloneResult, error) {
 	source, err := sandboxTenant(ctx, tx, p.TenantID, "cloned")
 	if err != nil {

@@ -153,6 +153,27 @@ func TestSandboxResetRefusals(t *testing.T) {
 	})
 }
 
+// TestSandboxDataAdvanceRunning: while an advance of its clock runs, a sandbox is neither reset
+// nor cloned, and nothing changes.
+func TestSandboxDataAdvanceRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := core.Tx(testdb.Tx(t))
+	clock := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+	sandbox := factory.SandboxTenant(t, tx, clock)
+	factory.TenantData(t, tx, sandbox.ID)
+	st := factory.Step()
+	st.Now = clock
+	_, err := core.ClockAdvanceStart(ctx, tx, st, core.ClockAdvanceParams{TenantID: sandbox.ID, To: clock.AddDate(0, 1, 0)})
+	require.NoError(t, err)
+	before := tenantRows(t, tx, sandbox.ID)
+	_, err = core.SandboxReset(ctx, tx, st, core.SandboxResetParams{TenantID: sandbox.ID})
+	require.ErrorIs(t, err, core.ErrClockAdvanceRunning)
+	_, err = core.SandboxClone(ctx, tx, st, core.SandboxCloneParams{TenantID: sandbox.ID, Slug: "clone-" + sandbox.Slug, Name: "Clone"})
+	require.ErrorIs(t, err, core.ErrClockAdvanceRunning)
+	require.Equal(t, before, tenantRows(t, tx, sandbox.ID))
+}
+
 // savepoint runs fn in a savepoint of tx, rolled back when fn fails, and returns fn's error.
 func savepoint(t *testing.T, tx pgx.Tx, fn func() error) error {
 	t.Helper()
