@@ -56,7 +56,7 @@ func openAPITags() []*huma.Tag {
 		{Name: "Referrals", Description: "Referral settings, each customer's qualified referrals and reward, and the leaderboard."},
 		{Name: "Upstream stores", Description: "External stores whose licences Tessera imports and re-checks, revoking those the store no longer knows."},
 		{Name: "Revocation", Description: "The queue of imported licences the revocation check loop will check next, and why."},
-		{Name: "Sandbox", Description: "A sandbox tenant's own clock, moved only forward by advances that run everything falling due on the way (renewals, invoice expiries, lapses, licence expiries), and its checkout, where its invoices are paid without a payment provider."},
+		{Name: "Sandbox", Description: "A sandbox tenant's own clock, moved only forward by advances that run everything falling due on the way (renewals, invoice expiries, lapses, licence expiries), its checkout, where its invoices are paid without a payment provider, and its data: reset it (delete everything but the tenant and its keys, restarting its clock anywhere) or clone it into a new sandbox tenant. Live tenants are refused."},
 		{Name: "Jobs", Description: "The tenant's background jobs (River): list, read, retry and cancel them; cross-tenant sweeps are the operator's (River UI, tessera jobs)."},
 	}
 }

@@ -204,6 +204,7 @@ func (s *Server) register() {
 	s.registerDocs()
 	s.registerHealth()
 	s.registerTenants()
+	s.registerSandboxData()
 	s.registerAPIKeys()
 	s.registerAuditLog()
 	s.registerProducts()

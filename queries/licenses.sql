@@ -158,3 +158,8 @@ CROSS JOIN LATERAL (
     FROM machines mm
     WHERE mm.tenant_id = l.tenant_id AND mm.license_id = l.id AND mm.deactivated_at IS NULL) m
 WHERE l.tenant_id = @tenant_id::uuid AND l.id = @license_id::uuid;
+
+-- name: LicenseKeyList :many
+-- LicenseKeyList reads the id and key of every licence of a tenant (primary key), for a
+-- clone of a sandbox tenant to re-sign them.
+SELECT id, key FROM licenses WHERE tenant_id = @tenant_id::uuid ORDER BY id;

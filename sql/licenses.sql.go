@@ -318,6 +318,37 @@ func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssuePar
 	return i, err
 }
 
+const licenseKeyList = `-- name: LicenseKeyList :many
+SELECT id, key FROM licenses WHERE tenant_id = $1::uuid ORDER BY id
+`
+
+type LicenseKeyListRow struct {
+	ID  uuid.UUID
+	Key string
+}
+
+// LicenseKeyList reads the id and key of every licence of a tenant (primary key), for a
+// clone of a sandbox tenant to re-sign them.
+func (q *Queries) LicenseKeyList(ctx context.Context, db DBTX, tenantID uuid.UUID) ([]LicenseKeyListRow, error) {
+	rows, err := db.Query(ctx, licenseKeyList, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LicenseKeyListRow{}
+	for rows.Next() {
+		var i LicenseKeyListRow
+		if err := rows.Scan(&i.ID, &i.Key); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const licenseList = `-- name: LicenseList :many
 SELECT tenant_id, id, policy_id, customer_id, key, status, issued_at, expires_at, subscription_expiration_date, message, entitlements, max_machines, origin, external_license_id, status_changed_at, updated_at FROM licenses
 WHERE tenant_id = $1::uuid

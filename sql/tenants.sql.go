@@ -12,6 +12,67 @@ import (
 	"github.com/google/uuid"
 )
 
+const tenantClockAdvanceRunning = `-- name: TenantClockAdvanceRunning :one
+SELECT EXISTS (SELECT FROM clock_advances WHERE tenant_id = $1::uuid AND status = 'running') AS running
+`
+
+// TenantClockAdvanceRunning says whether an advance of a sandbox tenant's clock is running
+// (clock_advances_running_key): a reset or a clone waits for it to finish.
+func (q *Queries) TenantClockAdvanceRunning(ctx context.Context, db DBTX, tenantID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, tenantClockAdvanceRunning, tenantID)
+	var running bool
+	err := row.Scan(&running)
+	return running, err
+}
+
+const tenantClone = `-- name: TenantClone :many
+SELECT c.table_name::text AS table_name, c.copied::bigint AS copied
+FROM tenant_clone($1::uuid, $2::uuid, $3::text[], $4::text[]) c
+WHERE c.copied > 0
+ORDER BY c.table_name
+`
+
+type TenantCloneParams struct {
+	SourceID uuid.UUID
+	CloneID  uuid.UUID
+	OldKeys  []string
+	NewKeys  []string
+}
+
+type TenantCloneRow struct {
+	TableName string
+	Copied    int64
+}
+
+// TenantClone copies all of sandbox tenant source's data and unfinished River jobs into
+// clone, a new sandbox tenant, each licence key old_keys[i] becoming new_keys[i] and each
+// PayIn getting a new id (migration 00028, tenant_clone): the rows copied per table, those
+// with none left out. A live tenant violates tenants_sandbox_only.
+func (q *Queries) TenantClone(ctx context.Context, db DBTX, arg TenantCloneParams) ([]TenantCloneRow, error) {
+	rows, err := db.Query(ctx, tenantClone,
+		arg.SourceID,
+		arg.CloneID,
+		arg.OldKeys,
+		arg.NewKeys,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TenantCloneRow{}
+	for rows.Next() {
+		var i TenantCloneRow
+		if err := rows.Scan(&i.TableName, &i.Copied); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const tenantCreate = `-- name: TenantCreate :one
 INSERT INTO tenants (id, slug, name, created_at, clock_at)
 VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz)
@@ -120,4 +181,45 @@ func (q *Queries) TenantGetFirst(ctx context.Context, db DBTX) (Tenant, error) {
 		&i.ClockAt,
 	)
 	return i, err
+}
+
+const tenantReset = `-- name: TenantReset :many
+SELECT r.table_name::text AS table_name, r.deleted::bigint AS deleted
+FROM tenant_reset($1::uuid, $2::timestamptz) r
+WHERE r.deleted > 0
+ORDER BY r.table_name
+`
+
+type TenantResetParams struct {
+	TenantID  uuid.UUID
+	RestartAt *time.Time
+}
+
+type TenantResetRow struct {
+	TableName string
+	Deleted   int64
+}
+
+// TenantReset deletes all of a sandbox tenant's data but the tenant, its API keys and its
+// signing key, and its unfinished River jobs, and restarts its clock at restart_at when
+// given (migration 00028, tenant_reset): the rows deleted per table, those with none left
+// out. A live tenant violates tenants_sandbox_only.
+func (q *Queries) TenantReset(ctx context.Context, db DBTX, arg TenantResetParams) ([]TenantResetRow, error) {
+	rows, err := db.Query(ctx, tenantReset, arg.TenantID, arg.RestartAt)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TenantResetRow{}
+	for rows.Next() {
+		var i TenantResetRow
+		if err := rows.Scan(&i.TableName, &i.Deleted); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

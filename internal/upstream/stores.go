@@ -115,3 +115,41 @@ func ValidateBaseURL(raw string) error {
 	}
 	return nil
 }
+
+// StoreKeysResealParams names the tenant a sandbox clone copied its stores from and the clone.
+type StoreKeysResealParams struct {
+	// SourceID is the tenant whose label the copied keys are sealed with.
+	SourceID uuid.UUID
+	// CloneID is the tenant that holds the copies (core.SandboxClone).
+	CloneID uuid.UUID
+}
+
+// StoreKeysReseal reseals, in tx, the API key of every upstream store of a sandbox clone: a
+// key is sealed for its tenant and store (apiKeyLabel), so the copy core.SandboxClone made of
+// the source's sealed key opens only once sealed again for the clone. Nothing else of a store
+// changes, its updated_at included.
+func StoreKeysReseal(ctx context.Context, tx pgx.Tx, st core.Step, p StoreKeysResealParams) error {
+	var after *uuid.UUID
+	for {
+		stores, err := queries.UpstreamStoreList(ctx, tx, sql.UpstreamStoreListParams{TenantID: p.CloneID, After: after, RowLimit: 100})
+		if err != nil {
+			return fmt.Errorf("list upstream stores of clone %s: %w", p.CloneID, err)
+		}
+		for _, s := range stores {
+			key, err := st.Box.Open(s.APIKeySealed, apiKeyLabel(p.SourceID, s.ID))
+			if err != nil {
+				return fmt.Errorf("open API key of upstream store %s: %w", s.ID, err)
+			}
+			_, err = queries.UpstreamStoreUpdate(ctx, tx, sql.UpstreamStoreUpdateParams{
+				TenantID: p.CloneID, ID: s.ID, APIKeySealed: st.Box.Seal(key, apiKeyLabel(p.CloneID, s.ID)), Now: s.UpdatedAt,
+			})
+			if err != nil {
+				return fmt.Errorf("reseal API key of upstream store %s: %w", s.ID, err)
+			}
+		}
+		if len(stores) < 100 {
+			return nil
+		}
+		after = &stores[len(stores)-1].ID
+	}
+}
