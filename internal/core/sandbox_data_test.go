@@ -164,7 +164,7 @@ func TestSandboxDataAdvanceRunning(t *testing.T) {
 	factory.TenantData(t, tx, sandbox.ID)
 	st := factory.Step()
 	st.Now = clock
-	_, err := core.ClockAdvanceStart(ctx, tx, st, core.ClockAdvanceParams{TenantID: sandbox.ID, To: clock.AddDate(0, 1, 0)})
+	_, err := core.ClockAdvanceStart(ctx, tx, st, core.ClockAdvanceParams{TenantID: sandbox.ID, By: "1mo"})
 	require.NoError(t, err)
 	before := tenantRows(t, tx, sandbox.ID)
 	_, err = core.SandboxReset(ctx, tx, st, core.SandboxResetParams{TenantID: sandbox.ID})
