@@ -50,9 +50,9 @@ func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstr
 	tenant := factory.Tenant(t, tx)
 	factory.LogChannel(t, tx, tenant.ID)
 	b.store = factory.UpstreamStore(t, tx, tenant.ID, srv.URL, "store-key", storeOpts...)
-	worker, err := newRevocationCheckWorker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
+	checker, err := newRevocationChecker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
 	require.NoError(t, err)
-	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
+	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &RevocationCheckWorker{revocationChecker: checker})
 	return b
 }
 
