@@ -113,7 +113,7 @@ func (c revocationChecker) timeout() time.Duration {
 }
 
 // checkUpTo checks up to PerFiring licences of scope, one after the other, and returns how
-// many it checked: fewer means none was left eligible.
+// many it checked: fewer means none was left to claim.
 func (c revocationChecker) checkUpTo(ctx context.Context, job *rivertype.JobRow, scope checkScope) (int, error) {
 	checked := 0
 	for ; checked < c.rc.PerFiring; checked++ {
