@@ -174,7 +174,8 @@ var clockAdvanceOperation = huma.Operation{
 		"everything of the tenant that falls due on the way, each at its own instant: sandbox invoices expire, renewals start " +
 		"(paid at once from credits under auto-pay, else invoiced at the sandbox checkout), backed-off renewals retry, unpaid " +
 		"subscriptions lapse after their grace days, licences expire, scheduled downgrades apply with their renewal, and webhook " +
-		"deliveries due by the clock are sent. The state reached is the one a live tenant reaches at the same instants with the " +
+		"deliveries due by the clock are sent; as it ends, the imported licences due for a revocation check at the clock are " +
+		"checked against their upstream store, in a revocation.check_tenant job. The state reached is the one a live tenant reaches at the same instants with the " +
 		"same requests; there is no limit on how far one advance goes. An advance that finishes within the request answers 200 " +
 		"with what happened; a longer one answers 202 and goes on in a clock.advance job: poll its Location until status is " +
 		"succeeded. One advance of a clock runs at a time. A live tenant's key is refused (sandbox_only).",

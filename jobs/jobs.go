@@ -153,7 +153,7 @@ func register(cfg Config) (*registry, error) {
 	if cfg.WebhookBatch < 0 {
 		return nil, errors.New("jobs: Config.WebhookBatch must be positive")
 	}
-	revocationCheck, err := newRevocationCheckWorker(cfg)
+	checker, err := newRevocationChecker(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,8 @@ func register(cfg Config) (*registry, error) {
 	add(r, &PayInSettleWorker{cfg: cfg})
 	add(r, &PayInInvalidateInvoiceWorker{cfg: cfg})
 	add(r, &PayInReconcileSweepWorker{cfg: cfg})
-	add(r, revocationCheck)
+	add(r, &RevocationCheckWorker{revocationChecker: checker})
+	add(r, &RevocationCheckTenantWorker{revocationChecker: checker})
 	add(r, &ReferralRecomputeWorker{cfg: cfg})
 	add(r, &ReferralRecomputeSweepWorker{cfg: cfg})
 	add(r, &SubscriptionRenewSweepWorker{cfg: cfg})

@@ -111,7 +111,7 @@ func TestTenantJobsAreTagged(t *testing.T) {
 			require.Equal(t, res[0].Job.ID, again[0].Job.ID)
 		})
 	}
-	require.ElementsMatch(t, []string{"clock.advance", "payin.create_invoice", "payin.invalidate_invoice", "referral.recompute",
+	require.ElementsMatch(t, []string{"clock.advance", "payin.create_invoice", "payin.invalidate_invoice", "referral.recompute", "revocation.check_tenant",
 		"subscription.renew", "webhook.deliver"}, tenantKinds)
 
 	t.Run("NoTenant", func(t *testing.T) {

@@ -7,9 +7,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
+	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/outbound"
 	"github.com/tessera/tessera/internal/pg"
@@ -61,40 +65,142 @@ func (c RevocationConfig) withDefaults() (RevocationConfig, error) {
 	return c, c.Schedule.Weights.Validate()
 }
 
-// RevocationCheckWorker is one firing of the check loop. It first takes the global permit
-// with a guarded update of the one revocation_limiter row, committed at once: a firing
-// that finds it taken (another process's firing in the same interval, or this job's
-// earlier attempt) completes without a request. With the permit it checks up to PerFiring
-// licences, each picked by RevocationQueue (the eligible licence with the highest risk
-// score) and leased so no other worker checks it meanwhile; the request to the store is
-// never sent inside a transaction; each outcome is recorded by upstream.RecordCheck in its
-// own transaction.
-type RevocationCheckWorker struct {
-	river.WorkerDefaults[jobargs.RevocationCheck]
+// revocationChecker claims and checks licences, one at a time: the one way of the live loop
+// (RevocationCheckWorker) and of a sandbox tenant's checks (RevocationCheckTenantWorker).
+type revocationChecker struct {
 	cfg    Config
 	rc     RevocationConfig
 	client *upstream.Client
 }
 
-func newRevocationCheckWorker(cfg Config) (*RevocationCheckWorker, error) {
+// newRevocationChecker fills in cfg.Revocation's defaults, validates it and makes the
+// upstream client.
+func newRevocationChecker(cfg Config) (revocationChecker, error) {
 	rc, err := cfg.Revocation.withDefaults()
 	if err != nil {
-		return nil, err
+		return revocationChecker{}, err
 	}
 	if rc.HTTPClient == nil {
 		rc.HTTPClient = outbound.Client(cfg.AllowPrivateNetworks)
 	}
 	client, err := upstream.NewClient(rc.HTTPClient, rc.Timeout)
 	if err != nil {
-		return nil, err
+		return revocationChecker{}, err
 	}
-	return &RevocationCheckWorker{cfg: cfg, rc: rc, client: client}, nil
+	return revocationChecker{cfg: cfg, rc: rc, client: client}, nil
+}
+
+// checkScope is whose licences a check picks and by which time: every live tenant's by
+// Config.Clock (both nil), or one sandbox tenant's at its clock.
+type checkScope struct {
+	tenantID *uuid.UUID
+	clock    *time.Time
+}
+
+// now is the scope's time: the sandbox's clock, else Config.Clock's now.
+func (s checkScope) now(c clock.Clock) time.Time {
+	if s.clock != nil {
+		return *s.clock
+	}
+	return c.Now()
+}
+
+// timeout bounds one run of up to PerFiring checks: each request (RevocationConfig.Timeout)
+// with 5 s to pick and lease its licence, and Config.JobTimeout for recording the last
+// outcome.
+func (c revocationChecker) timeout() time.Duration {
+	return time.Duration(c.rc.PerFiring)*(c.rc.Timeout+5*time.Second) + c.cfg.jobTimeout()
+}
+
+// checkUpTo checks up to PerFiring licences of scope, one after the other, and returns how
+// many it checked: fewer means none was left to claim.
+func (c revocationChecker) checkUpTo(ctx context.Context, job *rivertype.JobRow, scope checkScope) (int, error) {
+	checked := 0
+	for ; checked < c.rc.PerFiring; checked++ {
+		target, ok, err := c.claim(ctx, scope)
+		if err != nil || !ok {
+			return checked, err
+		}
+		if err := c.check(ctx, job, scope, target); err != nil {
+			return checked, err
+		}
+	}
+	return checked, nil
+}
+
+// claim picks the next licence of scope and leases it; false when no licence is eligible.
+// The live loop leases with UpstreamLicenseClaimAllTenants, which refuses a sandbox tenant's
+// licence; a sandbox's checks with UpstreamLicenseClaimForTenant, which takes only its own.
+func (c revocationChecker) claim(ctx context.Context, scope checkScope) (upstream.Target, bool, error) {
+	for range 5 { // another worker may lease the same pick first
+		now := scope.now(c.cfg.Clock)
+		rows, err := queries.RevocationQueue(ctx, c.cfg.DB, c.rc.Schedule.QueueParams(now, scope.tenantID, 1))
+		if err != nil {
+			return upstream.Target{}, false, fmt.Errorf("pick licence to check: %w", err)
+		}
+		if len(rows) == 0 {
+			return upstream.Target{}, false, nil
+		}
+		next := rows[0]
+		lease := sql.UpstreamLicenseClaimAllTenantsParams{
+			Now: now, LeaseSeconds: (c.rc.Timeout + c.cfg.jobTimeout()).Seconds(), TenantID: next.TenantID,
+			LicenseID: next.LicenseID, MinIntervalSeconds: c.rc.Schedule.MinInterval.Seconds(),
+		}
+		var leased int64
+		if scope.tenantID == nil {
+			leased, err = queries.UpstreamLicenseClaimAllTenants(ctx, c.cfg.DB, lease)
+		} else {
+			leased, err = queries.UpstreamLicenseClaimForTenant(ctx, c.cfg.DB, sql.UpstreamLicenseClaimForTenantParams(lease))
+		}
+		if err != nil {
+			return upstream.Target{}, false, fmt.Errorf("lease licence %s: %w", next.LicenseID, err)
+		}
+		if leased == 1 {
+			target, err := upstream.CheckTarget(ctx, c.cfg.DB, sql.UpstreamLicenseForCheckParams{TenantID: next.TenantID, LicenseID: next.LicenseID})
+			return target, err == nil, err
+		}
+	}
+	return upstream.Target{}, false, nil
+}
+
+// check asks the store about target and records the answer at the scope's time.
+func (c revocationChecker) check(ctx context.Context, job *rivertype.JobRow, scope checkScope, target upstream.Target) error {
+	var res upstream.Result
+	key, err := upstream.UnsealAPIKey(c.cfg.Box, target)
+	if err != nil {
+		c.cfg.Log.WarnContext(ctx, "cannot open an upstream store's API key", "tenant_id", target.TenantID, "store_id", target.StoreID, "error", err)
+		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
+	} else {
+		res = c.client.Check(ctx, upstream.CheckParams{BaseURL: target.BaseURL, APIKey: key, ExternalLicenseID: target.ExternalLicenseID})
+	}
+	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
+	// request goes unrecorded.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.jobTimeout())
+	defer cancel()
+	return pg.InTx(rctx, c.cfg.DB, func(tx pgx.Tx) error {
+		st := c.cfg.step(ctx, job)
+		st.Now = scope.now(c.cfg.Clock)
+		return upstream.RecordCheck(rctx, tx, st, upstream.RecordCheckParams{Target: target, Result: res, Backoff: c.rc.ErrorBackoff})
+	})
+}
+
+// RevocationCheckWorker is one firing of the check loop. It first takes the global permit
+// with a guarded update of the one revocation_limiter row, committed at once: a firing
+// that finds it taken (another process's firing in the same interval, or this job's
+// earlier attempt) completes without a request. With the permit it checks up to PerFiring
+// licences of live tenants, each picked by RevocationQueue (the eligible licence with the
+// highest risk score) and leased so no other worker checks it meanwhile; the request to the
+// store is never sent inside a transaction; each outcome is recorded by upstream.RecordCheck
+// in its own transaction.
+type RevocationCheckWorker struct {
+	river.WorkerDefaults[jobargs.RevocationCheck]
+	revocationChecker
 }
 
 // Timeout bounds one firing: each of its requests (RevocationConfig.Timeout) with 5 s to
 // pick and lease its licence, and Config.JobTimeout for recording the last outcome.
 func (w *RevocationCheckWorker) Timeout(*river.Job[jobargs.RevocationCheck]) time.Duration {
-	return time.Duration(w.rc.PerFiring)*(w.rc.Timeout+5*time.Second) + w.cfg.jobTimeout()
+	return w.timeout()
 }
 
 // Work takes the permit and checks licences.
@@ -115,64 +221,53 @@ func (w *RevocationCheckWorker) Work(ctx context.Context, job *river.Job[jobargs
 	if err != nil || !granted {
 		return err
 	}
-	for range w.rc.PerFiring {
-		target, ok, err := w.claim(ctx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		if err := w.check(ctx, job, target); err != nil {
-			return err
-		}
+	if _, err := w.checkUpTo(ctx, job.JobRow, checkScope{}); err != nil {
+		return err
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 }
 
-// claim picks the next licence and leases it; false when no licence is eligible.
-func (w *RevocationCheckWorker) claim(ctx context.Context) (upstream.Target, bool, error) {
-	for range 5 { // another worker may lease the same pick first
-		now := w.cfg.Clock.Now()
-		rows, err := queries.RevocationQueue(ctx, w.cfg.DB, w.rc.Schedule.QueueParams(now, nil, 1))
-		if err != nil {
-			return upstream.Target{}, false, fmt.Errorf("pick licence to check: %w", err)
-		}
-		if len(rows) == 0 {
-			return upstream.Target{}, false, nil
-		}
-		next := rows[0]
-		leased, err := queries.UpstreamLicenseClaimAllTenants(ctx, w.cfg.DB, sql.UpstreamLicenseClaimAllTenantsParams{
-			Now: now, LeaseSeconds: (w.rc.Timeout + w.cfg.jobTimeout()).Seconds(), TenantID: next.TenantID,
-			LicenseID: next.LicenseID, MinIntervalSeconds: w.rc.Schedule.MinInterval.Seconds(),
-		})
-		if err != nil {
-			return upstream.Target{}, false, fmt.Errorf("lease licence %s: %w", next.LicenseID, err)
-		}
-		if leased == 1 {
-			target, err := upstream.CheckTarget(ctx, w.cfg.DB, sql.UpstreamLicenseForCheckParams{TenantID: next.TenantID, LicenseID: next.LicenseID})
-			return target, err == nil, err
-		}
-	}
-	return upstream.Target{}, false, nil
+// RevocationCheckTenantWorker checks the imported licences of a sandbox tenant that are due
+// at its clock (revocation.check_tenant, enqueued as each advance of its clock ends): the
+// live loop's claim and check, with the tenant's licences picked by RevocationQueue at its
+// clock and leased by UpstreamLicenseClaimForTenant, but no global permit — the limiter
+// paces the live checks across tenants; a sandbox's checks are its own. Eligibility, leases
+// and recorded outcomes (checks, gone licences, revocations, events) are all at the clock,
+// read as the job starts. A run checks up to PerFiring licences, as a firing does; one that
+// checked that many enqueues the next run in the transaction that completes it, until a run
+// finds fewer due. The job of a live tenant, or of a tenant deleted meanwhile, completes
+// without a check.
+type RevocationCheckTenantWorker struct {
+	river.WorkerDefaults[jobargs.RevocationCheckTenant]
+	revocationChecker
 }
 
-// check asks the store about target and records the answer.
-func (w *RevocationCheckWorker) check(ctx context.Context, job *river.Job[jobargs.RevocationCheck], target upstream.Target) error {
-	var res upstream.Result
-	key, err := upstream.UnsealAPIKey(w.cfg.Box, target)
-	if err != nil {
-		w.cfg.Log.WarnContext(ctx, "cannot open an upstream store's API key", "tenant_id", target.TenantID, "store_id", target.StoreID, "error", err)
-		res = upstream.Result{Outcome: upstream.OutcomeError, Err: "cannot open the store's API key: set it again"}
-	} else {
-		res = w.client.Check(ctx, upstream.CheckParams{BaseURL: target.BaseURL, APIKey: key, ExternalLicenseID: target.ExternalLicenseID})
+// Timeout bounds one run: as a firing of the live loop.
+func (w *RevocationCheckTenantWorker) Timeout(*river.Job[jobargs.RevocationCheckTenant]) time.Duration {
+	return w.timeout()
+}
+
+// Work checks the sandbox's due licences, a batch, and enqueues the next run when more may
+// be due.
+func (w *RevocationCheckTenantWorker) Work(ctx context.Context, job *river.Job[jobargs.RevocationCheckTenant]) error {
+	tenant, err := queries.TenantGet(ctx, w.cfg.DB, job.Args.TenantID)
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
+		return fmt.Errorf("read the clock of tenant %s: %w", job.Args.TenantID, err)
 	}
-	// Recorded even when the job's context ended, within Config.JobTimeout, so no answered
-	// request goes unrecorded.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.jobTimeout())
-	defer cancel()
-	return pg.InTx(rctx, w.cfg.DB, func(tx pgx.Tx) error {
-		st := w.cfg.step(ctx, job.JobRow)
-		return upstream.RecordCheck(rctx, tx, st, upstream.RecordCheckParams{Target: target, Result: res, Backoff: w.rc.ErrorBackoff})
+	checked := 0
+	if err == nil && tenant.ClockAt != nil {
+		if checked, err = w.checkUpTo(ctx, job.JobRow, checkScope{tenantID: &tenant.ID, clock: tenant.ClockAt}); err != nil {
+			return err
+		}
+	}
+	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		if checked >= w.rc.PerFiring {
+			next := job.Args
+			next.Run++
+			if _, err := w.cfg.step(ctx, job.JobRow).Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: next}}); err != nil {
+				return fmt.Errorf("enqueue the next revocation checks of tenant %s: %w", next.TenantID, err)
+			}
+		}
+		return complete(ctx, tx, job)
 	})
 }

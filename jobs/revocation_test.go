@@ -18,9 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/clock"
+	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/fakestore"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -50,9 +52,9 @@ func setupRevocation(t *testing.T, rc RevocationConfig, storeOpts ...func(*upstr
 	tenant := factory.Tenant(t, tx)
 	factory.LogChannel(t, tx, tenant.ID)
 	b.store = factory.UpstreamStore(t, tx, tenant.ID, srv.URL, "store-key", storeOpts...)
-	worker, err := newRevocationCheckWorker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
+	checker, err := newRevocationChecker(Config{DB: tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
 	require.NoError(t, err)
-	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, worker)
+	b.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &RevocationCheckWorker{revocationChecker: checker})
 	return b
 }
 
@@ -326,4 +328,189 @@ func TestRevocationCheckSkipsSandboxes(t *testing.T) {
 	require.Equal(t, rivertype.JobStateCompleted, b.fire(t))
 	require.Equal(t, []string{"exists/200"}, b.checks(t, live["L1"]))
 	require.Zero(t, b.count(t, "SELECT count(*) FROM upstream_license_checks WHERE tenant_id = $1 AND license_id = $2", sandbox.ID, sandboxed["L2"]))
+}
+
+// sandboxRevocation is a sandbox tenant beside setupRevocation's live one: its clock at
+// factory.Now, its log channel, a store on the same fake store that revokes the licences it no
+// longer knows, and the worker of its checks.
+type sandboxRevocation struct {
+	tenant sql.Tenant
+	store  sql.UpstreamStore
+	worker *rivertest.Worker[jobargs.RevocationCheckTenant, pgx.Tx]
+}
+
+func (b *revocationBundle) sandbox(t *testing.T, rc RevocationConfig) *sandboxRevocation {
+	t.Helper()
+	s := &sandboxRevocation{tenant: factory.SandboxTenant(t, b.tx, factory.Now)}
+	factory.LogChannel(t, b.tx, s.tenant.ID)
+	s.store = factory.UpstreamStore(t, b.tx, s.tenant.ID, b.store.BaseURL, "store-key", func(p *upstream.StoreCreateParams) { p.RevokeOnGone = true })
+	checker, err := newRevocationChecker(Config{DB: b.tx, Clock: b.clock, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Revocation: rc, AllowPrivateNetworks: true})
+	require.NoError(t, err)
+	s.worker = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &RevocationCheckTenantWorker{revocationChecker: checker})
+	return s
+}
+
+// advance moves the sandbox's clock to `to` as POST /v1/admin/clock/advance does, in one run.
+func (s *sandboxRevocation) advance(t *testing.T, b *revocationBundle, to time.Time) {
+	t.Helper()
+	tenant, err := queries.TenantGet(b.ctx, b.tx, s.tenant.ID)
+	require.NoError(t, err)
+	st := factory.Step()
+	st.Now = *tenant.ClockAt
+	require.NoError(t, pg.InTx(b.ctx, b.tx, func(tx pgx.Tx) error {
+		advance, err := core.ClockAdvanceStart(b.ctx, tx, st, core.ClockAdvanceParams{TenantID: s.tenant.ID, To: to})
+		if err != nil {
+			return err
+		}
+		advance, err = core.ClockAdvanceRun(b.ctx, tx, st, core.ClockAdvanceRunParams{TenantID: s.tenant.ID, ID: advance.ID, Batch: 100})
+		require.Equal(t, sql.ClockAdvanceStatusSucceeded, advance.Status)
+		return err
+	}))
+}
+
+// waiting is the sandbox's revocation.check_tenant jobs waiting to run, oldest first.
+func (s *sandboxRevocation) waiting(t *testing.T, b *revocationBundle) []*rivertype.JobRow {
+	t.Helper()
+	rows, err := b.tx.Query(b.ctx, "SELECT id FROM river_job WHERE kind = $1 AND args->>'tenant_id' = $2 AND state = 'available' ORDER BY id",
+		jobargs.RevocationCheckTenant{}.Kind(), s.tenant.ID.String())
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	jobs := make([]*rivertype.JobRow, len(ids))
+	for i, id := range ids {
+		jobs[i], err = factory.Jobs.JobGetTx(b.ctx, b.tx, id)
+		require.NoError(t, err)
+	}
+	return jobs
+}
+
+// runChecks works the sandbox's waiting revocation.check_tenant jobs, and the next runs they
+// enqueue, until none waits (at most 20), and returns how many runs there were.
+func (s *sandboxRevocation) runChecks(t *testing.T, b *revocationBundle) int {
+	t.Helper()
+	runs := 0
+	for jobs := s.waiting(t, b); len(jobs) > 0; jobs = s.waiting(t, b) {
+		for _, job := range jobs {
+			res, err := s.worker.WorkJob(b.ctx, t, b.tx, job)
+			require.NoError(t, err)
+			require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+			runs++
+			require.Less(t, runs, 20, "the runs never ran out of licences due")
+		}
+	}
+	return runs
+}
+
+// checkedAt is when each licence of the tenant was checked, by external id, in order.
+func checkedAt(t *testing.T, b *revocationBundle, tenantID uuid.UUID) map[string][]time.Time {
+	t.Helper()
+	rows, err := b.tx.Query(b.ctx, `SELECT l.external_license_id, c.checked_at FROM upstream_license_checks c
+		JOIN licenses l ON l.tenant_id = c.tenant_id AND l.id = c.license_id WHERE c.tenant_id = $1 ORDER BY c.id`, tenantID)
+	require.NoError(t, err)
+	out := map[string][]time.Time{}
+	for rows.Next() {
+		var id string
+		var at time.Time
+		require.NoError(t, rows.Scan(&id, &at))
+		out[id] = append(out[id], at.UTC())
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// TestRevocationCheckTenant: a sandbox tenant's imported licences are checked after each
+// advance of its clock, at the clock, by the job the advance's end enqueues — a batch per
+// run, the next run enqueued while a batch is full — and never by the live loop; a live
+// tenant's licences are not its job's.
+func TestRevocationCheckTenant(t *testing.T) {
+	t.Parallel()
+	acquired := factory.Now.Add(-30 * 24 * time.Hour)
+
+	t.Run("ChecksAtTheSandboxClock", func(t *testing.T) {
+		t.Parallel()
+		rc := RevocationConfig{PerFiring: 2}
+		b := setupRevocation(t, rc)
+		live := factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("LIVE", "u0", acquired))
+		s := b.sandbox(t, rc)
+		ids := factory.UpstreamImport(t, b.tx, s.store, factory.UpstreamRow("L1", "u1", acquired),
+			factory.UpstreamRow("L2", "u1", acquired), factory.UpstreamRow("L3", "u2", acquired))
+		b.fake.Add("L1", "L2") // L3 was refunded; so was LIVE, which the sandbox's job never asks about
+
+		at := factory.Now.Add(time.Hour)
+		s.advance(t, b, at)
+		require.Len(t, s.waiting(t, b), 1, "the advance's end enqueued the sandbox's checks")
+		require.Equal(t, 2, s.runChecks(t, b), "a full batch of two, then the one left")
+		require.Equal(t, map[string][]time.Time{"L1": {at}, "L2": {at}, "L3": {at}}, checkedAt(t, b, s.tenant.ID))
+		require.Equal(t, int64(3), b.fake.Requests())
+
+		var status string
+		var revokedAt, goneAt, eventAt time.Time
+		require.NoError(t, b.tx.QueryRow(b.ctx, `SELECT l.status::text, l.status_changed_at, ul.gone_at FROM licenses l
+			JOIN upstream_licenses ul ON ul.tenant_id = l.tenant_id AND ul.license_id = l.id WHERE l.tenant_id = $1 AND l.id = $2`,
+			s.tenant.ID, ids["L3"]).Scan(&status, &revokedAt, &goneAt))
+		require.Equal(t, "revoked", status)
+		require.True(t, at.Equal(revokedAt), "revoked at the sandbox's clock, not at %s", revokedAt)
+		require.True(t, at.Equal(goneAt))
+		for _, event := range []string{"license.upstream_revoked", "license.revoked"} {
+			require.NoError(t, b.tx.QueryRow(b.ctx, "SELECT occurred_at FROM events WHERE tenant_id = $1 AND type = $2", s.tenant.ID, event).Scan(&eventAt))
+			require.True(t, at.Equal(eventAt), "%s at the sandbox's clock", event)
+		}
+		require.Equal(t, 2, b.count(t, "SELECT count(*) FROM licenses WHERE tenant_id = $1 AND id = ANY($2) AND status = 'active'",
+			s.tenant.ID, []uuid.UUID{ids["L1"], ids["L2"]}))
+		require.Zero(t, b.count(t, "SELECT count(*) FROM upstream_license_checks WHERE tenant_id = $1", b.store.TenantID),
+			"the live tenant's licence is not the sandbox job's")
+		require.Equal(t, "active", licenseStatus(t, b, b.store.TenantID, live["LIVE"]))
+
+		// The live loop checks its tenant's licence, and never the sandbox's, eligible as they
+		// are by real time too.
+		for range 3 {
+			b.clock.Advance(time.Hour)
+			b.fire(t)
+		}
+		require.Equal(t, []string{"gone/404"}, b.checks(t, live["LIVE"]))
+		require.Len(t, checkedAt(t, b, s.tenant.ID)["L1"], 1)
+
+		// By the sandbox's clock: within the minimum interval nothing is due; past it, the
+		// licences not gone are checked again.
+		s.advance(t, b, at.Add(14*time.Minute))
+		require.Equal(t, 1, s.runChecks(t, b))
+		require.Equal(t, int64(4), b.fake.Requests(), "checked 14 minutes ago by the sandbox's clock: not due")
+		again := at.Add(15 * time.Minute)
+		s.advance(t, b, again)
+		require.Equal(t, 2, s.runChecks(t, b))
+		require.Equal(t, map[string][]time.Time{"L1": {at, again}, "L2": {at, again}, "L3": {at}}, checkedAt(t, b, s.tenant.ID))
+	})
+
+	t.Run("LiveTenantJobChecksNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setupRevocation(t, RevocationConfig{})
+		factory.UpstreamImport(t, b.tx, b.store, factory.UpstreamRow("L1", "u1", acquired))
+		s := b.sandbox(t, RevocationConfig{})
+		res, err := s.worker.Work(b.ctx, t, b.tx, jobargs.RevocationCheckTenant{TenantID: b.store.TenantID}, nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Zero(t, b.fake.Requests(), "a live tenant's checks are the live loop's, under the global rate limit")
+		require.Empty(t, s.waiting(t, b))
+	})
+
+	t.Run("NothingImportedNoJob", func(t *testing.T) {
+		t.Parallel()
+		b := setupRevocation(t, RevocationConfig{})
+		s := b.sandbox(t, RevocationConfig{})
+		s.advance(t, b, factory.Now.Add(time.Hour))
+		require.Empty(t, s.waiting(t, b))
+		gone := factory.UpstreamImport(t, b.tx, s.store, factory.UpstreamRow("L1", "u1", acquired))
+		s.advance(t, b, factory.Now.Add(2*time.Hour))
+		require.Equal(t, 2, s.runChecks(t, b), "a full batch of one, then a run that finds none due")
+		require.Equal(t, "revoked", licenseStatus(t, b, s.tenant.ID, gone["L1"]))
+		s.advance(t, b, factory.Now.Add(3*time.Hour))
+		require.Empty(t, s.waiting(t, b), "its only licence is known gone: nothing to check")
+	})
+}
+
+func licenseStatus(t *testing.T, b *revocationBundle, tenantID, licenseID uuid.UUID) string {
+	t.Helper()
+	var status string
+	require.NoError(t, b.tx.QueryRow(b.ctx, "SELECT status::text FROM licenses WHERE tenant_id = $1 AND id = $2", tenantID, licenseID).Scan(&status))
+	return status
 }

@@ -91,7 +91,8 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
 -- RevocationQueue decides which imported licences to check next (SPEC 5): the eligible ones,
 -- by risk score, highest first, ties broken by tenant and licence id. The check job picks
 -- its first row over all tenants (tenant_id NULL), live tenants only (a sandbox tenant's
--- checks come due by its own clock; tenants primary key); the queue endpoint lists a tenant's.
+-- checks come due by its own clock; tenants primary key); a sandbox tenant's checks pick
+-- their tenant's first row at its clock; the queue endpoint lists a tenant's.
 -- Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
 -- subscribed to license.upstream_revoked (the log channel); not checked within
 -- @min_interval_seconds; not held back by an error's backoff or an in-flight check.
@@ -177,6 +178,24 @@ WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_a
   AND (retry_after IS NULL OR retry_after <= sqlc.arg(now)::timestamptz)
   AND (last_checked_at IS NULL
        OR last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8));
+
+-- name: UpstreamLicenseClaimForTenant :execrows
+-- UpstreamLicenseClaimForTenant is UpstreamLicenseClaimAllTenants for one sandbox tenant's
+-- checks, at its clock (@now): it leases a picked licence of sandbox tenant @tenant_id if it
+-- is still eligible. A live tenant's licence is never claimed here (tenants primary key): the
+-- live check claims it, under the global rate limit.
+UPDATE upstream_licenses
+SET retry_after = sqlc.arg(now)::timestamptz + make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(lease_seconds)::float8)
+WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = @tenant_id::uuid AND t.clock_at IS NOT NULL)
+  AND (retry_after IS NULL OR retry_after <= sqlc.arg(now)::timestamptz)
+  AND (last_checked_at IS NULL
+       OR last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8));
+
+-- name: UpstreamLicensePendingExists :one
+-- UpstreamLicensePendingExists says whether tenant @tenant_id has an imported licence not
+-- known gone, which a check may come due for (upstream_licenses_pending_idx).
+SELECT EXISTS (SELECT 1 FROM upstream_licenses WHERE tenant_id = @tenant_id::uuid AND gone_at IS NULL);
 
 -- name: UpstreamLicenseForCheck :one
 -- UpstreamLicenseForCheck reads what a check needs: the licence's external id and owner, and

@@ -162,7 +162,8 @@ type RevocationQueueRow struct {
 // RevocationQueue decides which imported licences to check next (SPEC 5): the eligible ones,
 // by risk score, highest first, ties broken by tenant and licence id. The check job picks
 // its first row over all tenants (tenant_id NULL), live tenants only (a sandbox tenant's
-// checks come due by its own clock; tenants primary key); the queue endpoint lists a tenant's.
+// checks come due by its own clock; tenants primary key); a sandbox tenant's checks pick
+// their tenant's first row at its clock; the queue endpoint lists a tenant's.
 // Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
 // subscribed to license.upstream_revoked (the log channel); not checked within
 // @min_interval_seconds; not held back by an error's backoff or an in-flight check.
@@ -366,6 +367,42 @@ type UpstreamLicenseClaimAllTenantsParams struct {
 // checks come due by its own clock.
 func (q *Queries) UpstreamLicenseClaimAllTenants(ctx context.Context, db DBTX, arg UpstreamLicenseClaimAllTenantsParams) (int64, error) {
 	result, err := db.Exec(ctx, upstreamLicenseClaimAllTenants,
+		arg.Now,
+		arg.LeaseSeconds,
+		arg.TenantID,
+		arg.LicenseID,
+		arg.MinIntervalSeconds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const upstreamLicenseClaimForTenant = `-- name: UpstreamLicenseClaimForTenant :execrows
+UPDATE upstream_licenses
+SET retry_after = $1::timestamptz + make_interval(0, 0, 0, 0, 0, 0, $2::float8)
+WHERE tenant_id = $3::uuid AND license_id = $4::uuid AND gone_at IS NULL
+  AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = $3::uuid AND t.clock_at IS NOT NULL)
+  AND (retry_after IS NULL OR retry_after <= $1::timestamptz)
+  AND (last_checked_at IS NULL
+       OR last_checked_at <= $1::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $5::float8))
+`
+
+type UpstreamLicenseClaimForTenantParams struct {
+	Now                time.Time
+	LeaseSeconds       float64
+	TenantID           uuid.UUID
+	LicenseID          uuid.UUID
+	MinIntervalSeconds float64
+}
+
+// UpstreamLicenseClaimForTenant is UpstreamLicenseClaimAllTenants for one sandbox tenant's
+// checks, at its clock (@now): it leases a picked licence of sandbox tenant @tenant_id if it
+// is still eligible. A live tenant's licence is never claimed here (tenants primary key): the
+// live check claims it, under the global rate limit.
+func (q *Queries) UpstreamLicenseClaimForTenant(ctx context.Context, db DBTX, arg UpstreamLicenseClaimForTenantParams) (int64, error) {
+	result, err := db.Exec(ctx, upstreamLicenseClaimForTenant,
 		arg.Now,
 		arg.LeaseSeconds,
 		arg.TenantID,
@@ -585,6 +622,19 @@ func (q *Queries) UpstreamLicenseMarkGone(ctx context.Context, db DBTX, arg Upst
 		&i.CheckErrors,
 	)
 	return i, err
+}
+
+const upstreamLicensePendingExists = `-- name: UpstreamLicensePendingExists :one
+SELECT EXISTS (SELECT 1 FROM upstream_licenses WHERE tenant_id = $1::uuid AND gone_at IS NULL)
+`
+
+// UpstreamLicensePendingExists says whether tenant @tenant_id has an imported licence not
+// known gone, which a check may come due for (upstream_licenses_pending_idx).
+func (q *Queries) UpstreamLicensePendingExists(ctx context.Context, db DBTX, tenantID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, upstreamLicensePendingExists, tenantID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const upstreamLicenseReown = `-- name: UpstreamLicenseReown :exec

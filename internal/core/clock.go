@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
+	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/sql"
 )
@@ -117,9 +119,10 @@ type ClockAdvanceRunParams struct {
 // recomputed there, and the advance has succeeded. Every step
 // runs at its own instant (st.Now is the clock), so the state reached is the state a live
 // tenant reaches at the same instants with the same requests. The webhook deliveries due at
-// the clock get their endpoints' jobs. It returns the advance with this run's counts added;
-// an advance that has succeeded is returned as it is. The caller runs it again while it is
-// running, each run in its own transaction.
+// the clock get their endpoints' jobs, and, as the advance ends, the checks of the tenant's
+// imported licences due at its clock get theirs (revocationChecks). It returns the advance
+// with this run's counts added; an advance that has succeeded is returned as it is. The
+// caller runs it again while it is running, each run in its own transaction.
 func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunParams) (sql.ClockAdvance, error) {
 	advance, err := queries.ClockAdvanceLock(ctx, tx, sql.ClockAdvanceLockParams{TenantID: p.TenantID, ID: p.ID})
 	if err != nil {
@@ -161,6 +164,9 @@ func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunP
 		}
 	}
 	if err := run.webhooks(ctx, tx); err != nil {
+		return sql.ClockAdvance{}, err
+	}
+	if err := run.revocationChecks(ctx, tx, done); err != nil {
 		return sql.ClockAdvance{}, err
 	}
 	advance, err = run.record(ctx, tx, done)
@@ -278,6 +284,27 @@ func (r *clockRun) webhooks(ctx context.Context, tx pgx.Tx) error {
 		return err
 	}
 	return WebhookDeliverEnqueue(ctx, tx, r.st, WebhookDeliverEnqueueParams{TenantID: r.TenantID, EndpointIDs: endpoints})
+}
+
+// revocationChecks enqueues, in the advance's final run (done), the checks of the tenant's
+// imported licences that fall due at the clock it reached (revocation.check_tenant): they
+// ask the tenant's upstream store over HTTP, so they run after this transaction, at the
+// clock. A tenant with no imported licence left to check gets none.
+func (r *clockRun) revocationChecks(ctx context.Context, tx pgx.Tx, done bool) error {
+	if !done {
+		return nil
+	}
+	pending, err := queries.UpstreamLicensePendingExists(ctx, tx, r.TenantID)
+	if err != nil {
+		return fmt.Errorf("imported licences to check: %w", err)
+	}
+	if !pending {
+		return nil
+	}
+	if _, err := r.st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.RevocationCheckTenant{TenantID: r.TenantID, AdvanceID: r.ID}}}); err != nil {
+		return fmt.Errorf("enqueue the revocation checks of clock advance %s: %w", r.ID, err)
+	}
+	return nil
 }
 
 // record adds the run's counts to the advance and ends it when done.

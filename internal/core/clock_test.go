@@ -287,3 +287,49 @@ func TestClockAdvanceInvariants(t *testing.T) {
 		})
 	})
 }
+
+// TestClockAdvanceEnqueuesRevocationChecks: an advance of a sandbox tenant with imported
+// licences enqueues its revocation checks once, in its final run, however many runs it takes;
+// a sandbox without imported licences gets none.
+func TestClockAdvanceEnqueuesRevocationChecks(t *testing.T) {
+	t.Parallel()
+	db := core.DB(testdb.Tx(t))
+	checks := func(s sandbox) []string {
+		rows, err := db.Query(t.Context(), "SELECT args->>'advance_id' FROM river_job WHERE kind = 'revocation.check_tenant' AND args->>'tenant_id' = $1",
+			s.tenant.ID.String())
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return ids
+	}
+	imported := newSandbox(t, db)
+	store := factory.UpstreamStore(t, db, imported.tenant.ID, "http://127.0.0.1:1", "k")
+	factory.UpstreamImport(t, db, store, factory.UpstreamRow("L1", "u1", factory.Now.Add(-time.Hour)))
+	plain := newSandbox(t, db)
+	for _, s := range []sandbox{imported, plain} {
+		for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			s.subscribe(t, email, s.monthly, 0)
+		}
+	}
+
+	var advance sql.ClockAdvance
+	require.NoError(t, imported.run(t, func(tx pgx.Tx, st core.Step) (err error) {
+		if advance, err = core.ClockAdvanceStart(t.Context(), tx, st, core.ClockAdvanceParams{TenantID: imported.tenant.ID, To: factory.Now.AddDate(0, 3, 0)}); err != nil {
+			return err
+		}
+		advance, err = core.ClockAdvanceRun(t.Context(), tx, st, core.ClockAdvanceRunParams{TenantID: imported.tenant.ID, ID: advance.ID, Batch: 2})
+		return err
+	}))
+	require.Equal(t, sql.ClockAdvanceStatusRunning, advance.Status)
+	require.Empty(t, checks(imported), "not before the advance ends")
+	for advance.Status == sql.ClockAdvanceStatusRunning {
+		require.NoError(t, imported.run(t, func(tx pgx.Tx, st core.Step) (err error) {
+			advance, err = core.ClockAdvanceRun(t.Context(), tx, st, core.ClockAdvanceRunParams{TenantID: imported.tenant.ID, ID: advance.ID, Batch: 2})
+			return err
+		}))
+	}
+	require.Greater(t, advance.RenewalsStarted, int32(2), "the advance took several runs")
+	require.Equal(t, []string{advance.ID.String()}, checks(imported))
+	plain.advance(t, factory.Now.AddDate(0, 3, 0), 2)
+	require.Empty(t, checks(plain))
+}
