@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/bench/internal/benchdb"
 	"github.com/tessera/tessera/bench/internal/benchsql"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
@@ -29,7 +30,32 @@ type measurement struct {
 	// elapsed is the runs' wall time (the plans taken between two runs are not in it);
 	// slowest is the longest run.
 	elapsed, slowest time.Duration
-	plans            plans
+	// queries are the queries that took the most time, the plans' included.
+	queries []benchdb.QueryTime
+	// months are the runs by the month of the sandbox clock they ended in.
+	months []month
+	plans  plans
+}
+
+// month is the runs that ended with the sandbox clock in one calendar month.
+type month struct {
+	month                    time.Time
+	runs, instants, renewals int
+	elapsed                  time.Duration
+}
+
+// add counts a run that took took and ended with advance.
+func (m *measurement) add(advance sql.ClockAdvance, took time.Duration) {
+	at := time.Date(advance.ClockAt.Year(), advance.ClockAt.Month(), 1, 0, 0, 0, 0, time.UTC)
+	if len(m.months) == 0 || !m.months[len(m.months)-1].month.Equal(at) {
+		m.months = append(m.months, month{month: at})
+	}
+	last := &m.months[len(m.months)-1]
+	last.runs++
+	last.elapsed += took
+	last.instants += int(advance.Instants - m.advance.Instants)
+	last.renewals += int(advance.RenewalsStarted - m.advance.RenewalsStarted)
+	m.runs, m.elapsed, m.slowest, m.advance = m.runs+1, m.elapsed+took, max(m.slowest, took), advance
 }
 
 // advance advances the sandbox clock to to as the clock.advance job does: it starts the
@@ -47,15 +73,15 @@ func (b book) advance(ctx context.Context, batch int, to time.Time) (measurement
 	planAt := start.AddDate(0, 0, planDay)
 	for m.advance.Status == sql.ClockAdvanceStatusRunning {
 		began := clock.System{}.Now()
+		var advance sql.ClockAdvance
 		err := pg.InTx(ctx, b.db, func(tx pgx.Tx) (err error) {
-			m.advance, err = core.ClockAdvanceRun(ctx, tx, b.st, core.ClockAdvanceRunParams{TenantID: b.tenant, ID: m.advance.ID, Batch: batch, Quotes: b.quotes})
+			advance, err = core.ClockAdvanceRun(ctx, tx, b.st, core.ClockAdvanceRunParams{TenantID: b.tenant, ID: m.advance.ID, Batch: batch, Quotes: b.quotes})
 			return err
 		})
 		if err != nil {
 			return m, fmt.Errorf("run %d of the advance: %w", m.runs+1, err)
 		}
-		took := time.Since(began)
-		m.runs, m.elapsed, m.slowest = m.runs+1, m.elapsed+took, max(m.slowest, took)
+		m.add(advance, time.Since(began))
 		if m.plans.lines == nil && !m.advance.ClockAt.Before(planAt) {
 			if m.plans, err = b.explain(ctx, m.advance.ClockAt, batch); err != nil {
 				return m, err
@@ -150,6 +176,17 @@ func (m measurement) print(ctx context.Context, pool *pgxpool.Pool, tenant uuid.
 		a.RenewalsPaid, a.SubscriptionsLapsed, float64(a.SubscriptionsLapsed)/seconds, a.PayinsPaid, a.PayinsFailed, float64(settled)/seconds,
 		a.InvoicesExpired, a.LicensesExpired)
 	fmt.Printf("Renewals failed: %d. After the advance: subscriptions %s; PayIns %s.\n\n", a.RenewalsFailed, statuses, payins)
+	fmt.Print("The queries that took the most time (round trips as the client sees them, the plans' EXPLAIN included):\n\n| query | calls | total | mean |\n| --- | --- | --- | --- |\n")
+	for _, q := range m.queries {
+		fmt.Printf("| %s | %d | %s | %s |\n", q.Query, q.Calls, q.Total.Round(time.Millisecond), (q.Total / time.Duration(q.Calls)).Round(time.Microsecond))
+	}
+	fmt.Println()
+	fmt.Print("By the month of the sandbox clock a run ended in:\n\n| month | runs | wall time | instants | instants/s | renewals started | renewals/s |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, mo := range m.months {
+		fmt.Printf("| %s | %d | %s | %d | %.0f | %d | %.0f |\n", mo.month.Format("2006-01"), mo.runs, mo.elapsed.Round(time.Millisecond),
+			mo.instants, float64(mo.instants)/mo.elapsed.Seconds(), mo.renewals, float64(mo.renewals)/mo.elapsed.Seconds())
+	}
+	fmt.Println()
 	p := m.plans
 	fmt.Printf("### Plans of an instant's queries at %s (%d past_due subscriptions, %d PENDING PayIns)\n\n", p.at.Format(time.RFC3339), p.pastDue, p.openInvoices)
 	for i, name := range p.queries {

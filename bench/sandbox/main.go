@@ -87,7 +87,8 @@ func run(ctx context.Context, o options) error {
 // sandbox generates the sandbox tenant's book, advances its clock by a year and prints what
 // it measured.
 func sandbox(ctx context.Context, o options) (err error) {
-	db, err := benchdb.Create(ctx, o.dbName)
+	var times benchdb.QueryTimes
+	db, err := benchdb.Create(ctx, o.dbName, times.Trace)
 	if err != nil {
 		return err
 	}
@@ -98,10 +99,12 @@ func sandbox(ctx context.Context, o options) (err error) {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "generated %d sandbox subscriptions in %s\n", o.subscriptions, time.Since(began).Round(time.Second))
+	times.Reset()
 	m, err := b.advance(ctx, o.batch, start.AddDate(1, 0, 0))
 	if err != nil {
 		return err
 	}
+	m.queries = times.Top(12)
 	return m.print(ctx, db.Pool, b.tenant)
 }
 

@@ -25,8 +25,8 @@ type Database struct {
 }
 
 // Create creates database name on DATABASE_URL's server (dropping it first when it exists),
-// migrates it with internal/migrate.Up and opens a pool on it.
-func Create(ctx context.Context, name string) (*Database, error) {
+// migrates it with internal/migrate.Up and opens a pool on it, configured by configure.
+func Create(ctx context.Context, name string, configure ...func(*pgxpool.Config)) (*Database, error) {
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
 		return nil, errors.New("DATABASE_URL is not set")
@@ -36,13 +36,13 @@ func Create(ctx context.Context, name string) (*Database, error) {
 		return nil, err
 	}
 	db := &Database{admin: admin, name: name}
-	if err := db.create(ctx, base); err != nil {
+	if err := db.create(ctx, base, configure); err != nil {
 		return nil, errors.Join(err, db.Close(ctx, false))
 	}
 	return db, nil
 }
 
-func (d *Database) create(ctx context.Context, base string) error {
+func (d *Database) create(ctx context.Context, base string, configure []func(*pgxpool.Config)) error {
 	if _, err := d.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+d.name+" WITH (FORCE)"); err != nil {
 		return err
 	}
@@ -54,7 +54,14 @@ func (d *Database) create(ctx context.Context, base string) error {
 		return err
 	}
 	u.Path = "/" + d.name
-	if d.Pool, err = pgxpool.New(ctx, u.String()); err != nil {
+	config, err := pgxpool.ParseConfig(u.String())
+	if err != nil {
+		return err
+	}
+	for _, c := range configure {
+		c(config)
+	}
+	if d.Pool, err = pgxpool.NewWithConfig(ctx, config); err != nil {
 		return err
 	}
 	if err := migrate.Up(ctx, d.Pool, slog.New(slog.DiscardHandler)); err != nil {
