@@ -7,7 +7,7 @@
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 1000000
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 10000 -throughput-workers 20
 //
-// With -throughput-workers it measures renewals per second instead (bench/internal/liverenewals).
+// With -throughput-workers it measures renewals per second instead (bench/liverenewals).
 //
 // It creates the database named by -db on DATABASE_URL's server (dropping it first), migrates
 // it with internal/migrate.Up, and drops it at the end unless -keep is given.
@@ -28,7 +28,7 @@ import (
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
 	"github.com/tessera/tessera/bench/internal/benchsql"
-	"github.com/tessera/tessera/bench/internal/liverenewals"
+	"github.com/tessera/tessera/bench/liverenewals"
 	"github.com/tessera/tessera/internal/clock"
 )
 

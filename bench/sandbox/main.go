@@ -8,7 +8,7 @@
 // second, the advance's counts, and EXPLAIN (ANALYZE, BUFFERS) of the queries an instant
 // runs, taken half-way (outside the timed runs, each in a transaction rolled back). In the
 // same run it measures a live tenant's renewals per second on Tessera's workers against a
-// fake BTCPay, as bench/renewals -throughput-workers does (bench/internal/liverenewals).
+// fake BTCPay, as bench/renewals -throughput-workers does (bench/liverenewals).
 //
 //	DATABASE_URL=... go run ./bench/sandbox -subscriptions 10000
 //
@@ -33,7 +33,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
-	"github.com/tessera/tessera/bench/internal/liverenewals"
+	"github.com/tessera/tessera/bench/liverenewals"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/payment"

@@ -1,6 +1,7 @@
 // Package liverenewals generates a live tenant's subscription book and measures its renewals
 // per second on Tessera's workers: bench/renewals measures with it, and bench/sandbox compares
-// a sandbox's clock advance with it in the same run.
+// a sandbox's clock advance with it in the same run. It runs Tessera's workers, so it imports
+// jobs, which no package under an internal/ directory may (depguard): hence not bench/internal.
 package liverenewals
 
 import (
