@@ -358,7 +358,7 @@ func (s *sandboxRevocation) advance(t *testing.T, b *revocationBundle, to time.T
 	st := factory.Step()
 	st.Now = *tenant.ClockAt
 	require.NoError(t, pg.InTx(b.ctx, b.tx, func(tx pgx.Tx) error {
-		advance, err := core.ClockAdvanceStart(b.ctx, tx, st, core.ClockAdvanceParams{TenantID: s.tenant.ID, To: to})
+		advance, err := core.ClockAdvanceStart(b.ctx, tx, st, core.ClockAdvanceParams{TenantID: s.tenant.ID, To: &to})
 		if err != nil {
 			return err
 		}

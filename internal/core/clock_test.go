@@ -314,7 +314,7 @@ func TestClockAdvanceEnqueuesRevocationChecks(t *testing.T) {
 
 	var advance sql.ClockAdvance
 	require.NoError(t, imported.run(t, func(tx pgx.Tx, st core.Step) (err error) {
-		if advance, err = core.ClockAdvanceStart(t.Context(), tx, st, core.ClockAdvanceParams{TenantID: imported.tenant.ID, To: factory.Now.AddDate(0, 3, 0)}); err != nil {
+		if advance, err = core.ClockAdvanceStart(t.Context(), tx, st, core.ClockAdvanceParams{TenantID: imported.tenant.ID, By: "3mo"}); err != nil {
 			return err
 		}
 		advance, err = core.ClockAdvanceRun(t.Context(), tx, st, core.ClockAdvanceRunParams{TenantID: imported.tenant.ID, ID: advance.ID, Batch: 2})
