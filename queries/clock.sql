@@ -60,32 +60,39 @@ RETURNING *;
 UPDATE tenants SET clock_at = sqlc.arg(clock_at)::timestamptz
 WHERE id = sqlc.arg(id)::uuid AND clock_at IS NOT NULL;
 
--- name: ClockNextDue :one
--- ClockNextDue is the first instant anything of tenant @tenant_id falls due (due_at), as the
--- live sweeps decide it; due is false when nothing ever will without a request:
---   - a renewal: next_renewal_at of an active or past_due subscription below the failure
---     cap (SubscriptionListDueForTenant);
---   - a sandbox invoice's expiry, for a PENDING PayIn (PayInListExpiredForTenant);
---   - a lapse: the first instant a past_due subscription is past both its period's end and
+-- name: ClockNextDue :many
+-- ClockNextDue is, for each kind of thing that falls due for tenant @tenant_id, the first
+-- instant one does, as the live sweeps decide it (no row: none ever will without a request):
+--   - renewal: next_renewal_at of an active or past_due subscription below the failure cap
+--     (SubscriptionListDueForTenant; subscriptions_tenant_due_idx);
+--   - invoice_expiry: a sandbox invoice's expiry, for a PENDING PayIn
+--     (PayInListExpiredForTenant; payin_invoices_sandbox_open_idx);
+--   - lapse: the first instant a past_due subscription is past both its period's end and
 --     its licence's expiry (SubscriptionLapseDueForTenant lapses it when expiry < now, so a
---     microsecond after);
---   - a licence's expiry (LicenseExpireDueForTenant).
--- Each is one probe of a tenant-leading index (migration 00027), the lapse one scan of the
--- tenant's past_due subscriptions.
-WITH next AS (SELECT least(
-    (SELECT min(s.next_renewal_at) FROM subscriptions s
-     WHERE s.tenant_id = sqlc.arg(tenant_id)::uuid AND s.status IN ('active', 'past_due') AND s.consecutive_failures < 5),
-    (SELECT min(i.expires_at) FROM payin_invoices i
-     JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id AND p.state = 'PENDING'
-     WHERE i.tenant_id = sqlc.arg(tenant_id)::uuid AND i.provider = 'sandbox'
-       AND i.settled_at IS NULL AND i.cancelled_at IS NULL AND i.invalidated_at IS NULL),
-    (SELECT min(greatest(s.current_period_end, tessera_license_expiry(s.current_period_end, p.grace_period_days) + interval '1 microsecond'))
-     FROM subscriptions s JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
-     WHERE s.tenant_id = sqlc.arg(tenant_id)::uuid AND s.status = 'past_due'),
-    (SELECT min(l.expires_at) FROM licenses l
-     WHERE l.tenant_id = sqlc.arg(tenant_id)::uuid AND l.status = 'active' AND l.expires_at IS NOT NULL)
-) AS at)
-SELECT (next.at IS NOT NULL)::boolean AS due, coalesce(next.at, 'epoch')::timestamptz AS due_at FROM next;
+--     microsecond after): per policy, its grace days after the policy's earliest unpaid
+--     period end, a monotonic rule, so one probe of subscriptions_tenant_policy_past_due_idx
+--     per policy of the tenant;
+--   - license_expiry: a licence's expiry (LicenseExpireDueForTenant; licenses_tenant_expiry_idx).
+SELECT due.kind::text AS kind, due.at::timestamptz AS due_at
+FROM (
+    SELECT 'renewal' AS kind, (SELECT min(s.next_renewal_at) FROM subscriptions s
+        WHERE s.tenant_id = sqlc.arg(tenant_id)::uuid AND s.status IN ('active', 'past_due') AND s.consecutive_failures < 5) AS at
+    UNION ALL
+    SELECT 'invoice_expiry', (SELECT min(i.expires_at) FROM payin_invoices i
+        JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id AND p.state = 'PENDING'
+        WHERE i.tenant_id = sqlc.arg(tenant_id)::uuid AND i.provider = 'sandbox'
+          AND i.settled_at IS NULL AND i.cancelled_at IS NULL AND i.invalidated_at IS NULL)
+    UNION ALL
+    SELECT 'lapse', (SELECT min(greatest(unpaid.period_end, tessera_license_expiry(unpaid.period_end, p.grace_period_days) + interval '1 microsecond'))
+        FROM policies p
+        CROSS JOIN LATERAL (SELECT min(s.current_period_end) AS period_end FROM subscriptions s
+                            WHERE s.tenant_id = p.tenant_id AND s.policy_id = p.id AND s.status = 'past_due') unpaid
+        WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid)
+    UNION ALL
+    SELECT 'license_expiry', (SELECT min(l.expires_at) FROM licenses l
+        WHERE l.tenant_id = sqlc.arg(tenant_id)::uuid AND l.status = 'active' AND l.expires_at IS NOT NULL)
+) due
+WHERE due.at IS NOT NULL;
 
 -- name: SubscriptionListDueForTenant :many
 -- SubscriptionListDueForTenant is SubscriptionListDueAllTenants for one sandbox tenant's
@@ -104,7 +111,7 @@ LIMIT sqlc.arg(batch)::int;
 -- name: SubscriptionLapseDueForTenant :many
 -- SubscriptionLapseDueForTenant is SubscriptionLapseDueAllTenants for one sandbox tenant's
 -- advance: up to @batch past_due subscriptions of @tenant_id unpaid beyond their licence's
--- expiry at @now become lapsed (subscriptions_tenant_past_due_idx).
+-- expiry at @now become lapsed (subscriptions_tenant_policy_past_due_idx).
 UPDATE subscriptions s
 SET status = 'lapsed', status_changed_at = sqlc.arg(now)::timestamptz, updated_at = sqlc.arg(now)::timestamptz
 FROM (SELECT ps.tenant_id, ps.id FROM subscriptions ps

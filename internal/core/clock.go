@@ -135,26 +135,25 @@ func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunP
 	run.st.Now, run.st.Outcomes = advance.ClockAt, run.outcomes
 	done := false
 	for handled := 0; handled < p.Batch; {
-		due, err := queries.ClockNextDue(ctx, tx, p.TenantID)
+		next, err := queries.ClockNextDue(ctx, tx, p.TenantID)
 		if err != nil {
 			return sql.ClockAdvance{}, fmt.Errorf("what falls due next: %w", err)
 		}
-		if !due.Due || due.DueAt.After(advance.ToAt) {
+		at, kinds := dueAt(next, run.clock)
+		if len(kinds) == 0 || at.After(advance.ToAt) {
 			done = true
 			break
 		}
-		if due.DueAt.After(run.clock) {
-			if err := run.move(ctx, tx, due.DueAt); err != nil {
-				return sql.ClockAdvance{}, err
-			}
+		if at.After(run.clock) {
+			run.move(at)
 			run.instants++
 		}
-		n, err := run.due(ctx, tx, p.Batch-handled)
+		n, err := run.due(ctx, tx, p.Batch-handled, kinds)
 		if err != nil {
 			return sql.ClockAdvance{}, err
 		}
 		if n == 0 {
-			return sql.ClockAdvance{}, fmt.Errorf("clock advance %s: something falls due at %s and nothing could be done", p.ID, run.clock.Format(time.RFC3339Nano))
+			return sql.ClockAdvance{}, fmt.Errorf("clock advance %s: %v fall due at %s and nothing could be done", p.ID, kinds, run.clock.Format(time.RFC3339Nano))
 		}
 		handled += n
 	}
@@ -162,6 +161,9 @@ func ClockAdvanceRun(ctx context.Context, tx pgx.Tx, st Step, p ClockAdvanceRunP
 		if err := run.finish(ctx, tx, advance.ToAt); err != nil {
 			return sql.ClockAdvance{}, err
 		}
+	}
+	if err := queries.TenantClockMove(ctx, tx, sql.TenantClockMoveParams{ID: p.TenantID, ClockAt: run.clock}); err != nil {
+		return sql.ClockAdvance{}, fmt.Errorf("move the clock to %s: %w", run.clock.Format(time.RFC3339Nano), err)
 	}
 	if err := run.webhooks(ctx, tx); err != nil {
 		return sql.ClockAdvance{}, err
@@ -188,13 +190,34 @@ type clockRun struct {
 	licenses int
 }
 
-// move moves the tenant's clock to at, where the run's next steps happen.
-func (r *clockRun) move(ctx context.Context, tx pgx.Tx, at time.Time) error {
-	if err := queries.TenantClockMove(ctx, tx, sql.TenantClockMoveParams{ID: r.TenantID, ClockAt: at}); err != nil {
-		return fmt.Errorf("move the clock to %s: %w", at.Format(time.RFC3339Nano), err)
-	}
+// move moves the run's clock to at, where its next steps happen; the run writes the tenant's
+// clock once, where it ends (nothing the steps do reads it: they run at st.Now).
+func (r *clockRun) move(at time.Time) {
 	r.clock, r.st.Now = at, at
-	return nil
+}
+
+// dueAt is the instant the run does things at next — the earliest of next's, or the clock if
+// that has passed — and the kinds of ClockNextDue due then.
+func dueAt(next []sql.ClockNextDueRow, clock time.Time) (time.Time, map[string]bool) {
+	if len(next) == 0 {
+		return clock, nil
+	}
+	at := next[0].DueAt
+	for _, d := range next[1:] {
+		if d.DueAt.Before(at) {
+			at = d.DueAt
+		}
+	}
+	if at.Before(clock) {
+		at = clock
+	}
+	kinds := map[string]bool{}
+	for _, d := range next {
+		if !d.DueAt.After(at) {
+			kinds[d.Kind] = true
+		}
+	}
+	return at, kinds
 }
 
 // finish ends an advance: the clock moves to its end, and the tenant's referral rewards are
@@ -202,41 +225,56 @@ func (r *clockRun) move(ctx context.Context, tx pgx.Tx, at time.Time) error {
 // would: cooldowns, IP windows and licence expiries ended on the way.
 func (r *clockRun) finish(ctx context.Context, tx pgx.Tx, end time.Time) error {
 	if end.After(r.clock) {
-		if err := r.move(ctx, tx, end); err != nil {
-			return err
-		}
+		r.move(end)
 	}
 	_, err := ReferralRecomputeEnqueue(ctx, tx, r.st, ReferralRecomputeEnqueueParams{TenantID: r.TenantID})
 	return err
 }
 
-// due does up to limit things that fall due at the clock, in the order ClockAdvanceRun
-// gives, and returns how many it did.
-func (r *clockRun) due(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
-	n, err := r.expireInvoices(ctx, tx, limit)
-	if err != nil || n >= limit {
-		return n, err
+// clockKinds are what ClockNextDue finds due, by kind, in the order an instant does them.
+var clockKinds = []struct {
+	kind string
+	do   func(r *clockRun, ctx context.Context, tx pgx.Tx, limit int) (int, error)
+}{
+	{"invoice_expiry", (*clockRun).expireInvoices},
+	{"renewal", (*clockRun).renew},
+	{"lapse", (*clockRun).lapse},
+	{"license_expiry", (*clockRun).expireLicenses},
+}
+
+// due does up to limit things of kinds that fall due at the clock, in clockKinds' order, and
+// returns how many it did.
+func (r *clockRun) due(ctx context.Context, tx pgx.Tx, limit int, kinds map[string]bool) (int, error) {
+	n := 0
+	for _, k := range clockKinds {
+		if !kinds[k.kind] || n >= limit {
+			continue
+		}
+		did, err := k.do(r, ctx, tx, limit-n)
+		if n += did; err != nil {
+			return n, err
+		}
 	}
-	renewed, err := r.renew(ctx, tx, limit-n)
-	if n += renewed; err != nil || n >= limit {
-		return n, err
-	}
-	lapsed, err := queries.SubscriptionLapseDueForTenant(ctx, tx, sql.SubscriptionLapseDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit - n)})
+	return n, nil
+}
+
+// lapse lapses the subscriptions unpaid beyond their licence's expiry at the clock.
+func (r *clockRun) lapse(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
+	lapsed, err := queries.SubscriptionLapseDueForTenant(ctx, tx, sql.SubscriptionLapseDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit)})
 	if err != nil {
-		return n, fmt.Errorf("lapse subscriptions: %w", err)
+		return 0, fmt.Errorf("lapse subscriptions: %w", err)
 	}
-	if n += len(lapsed); n >= limit {
-		return n, subscriptionsLapsed(ctx, tx, r.st, lapsed)
-	}
-	if err := subscriptionsLapsed(ctx, tx, r.st, lapsed); err != nil {
-		return n, err
-	}
-	expired, err := queries.LicenseExpireDueForTenant(ctx, tx, sql.LicenseExpireDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit - n)})
+	return len(lapsed), subscriptionsLapsed(ctx, tx, r.st, lapsed)
+}
+
+// expireLicenses expires the licences whose expiry has passed at the clock.
+func (r *clockRun) expireLicenses(ctx context.Context, tx pgx.Tx, limit int) (int, error) {
+	expired, err := queries.LicenseExpireDueForTenant(ctx, tx, sql.LicenseExpireDueForTenantParams{TenantID: r.TenantID, Now: r.clock, Batch: int32(limit)})
 	if err != nil {
-		return n, fmt.Errorf("expire licences: %w", err)
+		return 0, fmt.Errorf("expire licences: %w", err)
 	}
 	r.licenses += len(expired)
-	return n + len(expired), licensesExpired(ctx, tx, r.st, expired)
+	return len(expired), licensesExpired(ctx, tx, r.st, expired)
 }
 
 // expireInvoices fails the PENDING PayIns whose sandbox invoice expired unpaid at the clock.
