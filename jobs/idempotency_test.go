@@ -195,10 +195,16 @@ func TestIdempotencyExpireSweepWorker(t *testing.T) {
 		b.storeKey(t, b.tenantA, "live", now.Add(time.Microsecond))
 		b.storeKey(t, b.tenantB, "expired", now.Add(-time.Second))
 		b.storeKey(t, b.tenantB, "live", now.Add(time.Hour))
+		// A sandbox whose clock stands a day back keeps its key until its own time expires it.
+		sandbox := factory.SandboxTenant(t, b.tx, now.Add(-24*time.Hour))
+		b.storeKey(t, sandbox, "sandbox", now.Add(-time.Hour))
 
 		res := b.work(t)
 
 		require.Equal(t, []string{"a/live", "b/live"}, b.keys(t))
+		var kept int
+		require.NoError(t, b.tx.QueryRow(context.Background(), "SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", sandbox.ID).Scan(&kept))
+		require.Equal(t, 1, kept, "a sandbox's key expires by its clock")
 		require.Equal(t, []jobState{{ID: res.Job.ID, State: rivertype.JobStateCompleted}}, b.sweepJobs(t),
 			"a sweep that did not fill its batch enqueues no follow-up")
 	})

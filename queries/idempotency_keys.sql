@@ -22,11 +22,14 @@ WHERE idempotency_keys.expires_at <= EXCLUDED.created_at;
 
 -- name: IdempotencyKeyDeleteExpired :execrows
 -- IdempotencyKeyDeleteExpired deletes up to a batch of expired keys across all tenants
--- (the idempotency.expire_sweep job). Served by idempotency_keys_expires_at_idx.
+-- (the idempotency.expire_sweep job). Served by idempotency_keys_expires_at_idx. A sandbox
+-- tenant's keys expire by its own clock: one whose clock stands in the past keeps them for
+-- the TTL of its time (tenants primary key).
 DELETE FROM idempotency_keys
 WHERE ctid = ANY (ARRAY(
-    SELECT ctid FROM idempotency_keys
-    WHERE expires_at <= @now::timestamptz
+    SELECT ctid FROM idempotency_keys k
+    WHERE k.expires_at <= @now::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = k.tenant_id AND k.expires_at > t.clock_at)
     ORDER BY expires_at
     LIMIT @batch::int
     FOR UPDATE SKIP LOCKED));

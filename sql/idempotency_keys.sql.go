@@ -15,8 +15,9 @@ import (
 const idempotencyKeyDeleteExpired = `-- name: IdempotencyKeyDeleteExpired :execrows
 DELETE FROM idempotency_keys
 WHERE ctid = ANY (ARRAY(
-    SELECT ctid FROM idempotency_keys
-    WHERE expires_at <= $1::timestamptz
+    SELECT ctid FROM idempotency_keys k
+    WHERE k.expires_at <= $1::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = k.tenant_id AND k.expires_at > t.clock_at)
     ORDER BY expires_at
     LIMIT $2::int
     FOR UPDATE SKIP LOCKED))
@@ -28,7 +29,9 @@ type IdempotencyKeyDeleteExpiredParams struct {
 }
 
 // IdempotencyKeyDeleteExpired deletes up to a batch of expired keys across all tenants
-// (the idempotency.expire_sweep job). Served by idempotency_keys_expires_at_idx.
+// (the idempotency.expire_sweep job). Served by idempotency_keys_expires_at_idx. A sandbox
+// tenant's keys expire by its own clock: one whose clock stands in the past keeps them for
+// the TTL of its time (tenants primary key).
 func (q *Queries) IdempotencyKeyDeleteExpired(ctx context.Context, db DBTX, arg IdempotencyKeyDeleteExpiredParams) (int64, error) {
 	result, err := db.Exec(ctx, idempotencyKeyDeleteExpired, arg.Now, arg.Batch)
 	if err != nil {
