@@ -1,4 +1,4 @@
-// Command sandbox measures a sandbox tenant's reset and clone (POST /v1/admin/sandbox/reset
+// Command sandboxdata measures a sandbox tenant's reset and clone (POST /v1/admin/sandbox/reset
 // and /clone, core.SandboxReset and core.SandboxClone): it fills a sandbox tenant with
 // -customers customers, each with a licence issued through core.LicenseIssue (so with its
 // audit entry and license.issued event), clones it, then resets the source, each in one
@@ -13,20 +13,17 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"log/slog"
-	"net/url"
-	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/bench/internal/benchdb"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/internal/upstream"
@@ -43,7 +40,7 @@ type options struct {
 func main() {
 	var o options
 	flag.IntVar(&o.customers, "customers", 10_000, "customers of the sandbox, each with one licence")
-	flag.StringVar(&o.dbName, "db", "tessera_bench_sandbox", "database to create on DATABASE_URL's server")
+	flag.StringVar(&o.dbName, "db", "tessera_bench_sandboxdata", "database to create on DATABASE_URL's server")
 	flag.BoolVar(&o.keep, "keep", false, "keep the database at the end")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -52,42 +49,12 @@ func main() {
 }
 
 func run(ctx context.Context, o options) (err error) {
-	base := os.Getenv("DATABASE_URL")
-	if base == "" {
-		return fmt.Errorf("DATABASE_URL is not set")
-	}
-	admin, err := pgx.Connect(ctx, base)
+	db, err := benchdb.Create(ctx, o.dbName)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = admin.Close(ctx) }() // an admin connection: its statements' errors are what count
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+o.dbName+" WITH (FORCE)"); err != nil {
-		return err
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+o.dbName); err != nil {
-		return err
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return err
-	}
-	u.Path = "/" + o.dbName
-	pool, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		pool.Close()
-		if !o.keep {
-			if _, dropErr := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+o.dbName+" WITH (FORCE)"); dropErr != nil && err == nil {
-				err = dropErr
-			}
-		}
-	}()
-	if err := migrate.Up(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
-		return err
-	}
-	return measure(ctx, core.DB(pool), o)
+	defer func() { err = errors.Join(err, db.Close(ctx, o.keep)) }()
+	return measure(ctx, core.DB(db.Pool), o)
 }
 
 // measure fills the sandbox, then clones and resets it, printing what each did.
