@@ -116,9 +116,9 @@ type ClockAdvanceRunParams struct {
 // at the sandbox checkout at once, or failed and backed off), unpaid subscriptions lapse,
 // licences expire — and goes on to the next instant, until nothing falls due before the
 // advance's end: then the clock stands at its end, the tenant's referral rewards are
-// recomputed there, and the advance has succeeded. Every step
-// runs at its own instant (st.Now is the clock), so the state reached is the state a live
-// tenant reaches at the same instants with the same requests. The webhook deliveries due at
+// recomputed there, and the advance has succeeded. Every step runs at its own instant
+// (st.Now is the clock), so the state reached is the state a live tenant reaches at the
+// same instants with the same requests. The webhook deliveries due at
 // the clock get their endpoints' jobs, and, as the advance ends, the checks of the tenant's
 // imported licences due at its clock get theirs (revocationChecks). It returns the advance
 // with this run's counts added; an advance that has succeeded is returned as it is. The
