@@ -290,3 +290,40 @@ func TestSandboxInvoice(t *testing.T) {
 	requireCode(t, b.request(t, http.MethodGet, "/v1/sandbox/invoices/sbx_nope", "", "Authorization", ""), http.StatusNotFound, "not_found")
 	requireCode(t, b.request(t, http.MethodPost, "/v1/sandbox/invoices/sbx_nope/pay", "", "Authorization", ""), http.StatusNotFound, "not_found")
 }
+
+// TestSandboxInvoicePayConcurrent: of payments of one sandbox invoice sent at once, one
+// settles the PayIn and the others are refused as closed; the PayIn is paid once.
+func TestSandboxInvoicePayConcurrent(t *testing.T) {
+	t.Parallel()
+	b, srv := setupServer(t)
+	b.tenant = factory.SandboxTenant(t, b.db, sandboxClock)
+	factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
+	factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(sql.CurrencySAT, 1000))
+	res := b.send(t, srv, http.MethodPost, "/v1/purchase", fmt.Sprintf(`{"tenant":%q,"policy":"pro","customer_email":"buyer@example.com","assets":[]}`, b.tenant.Slug), "Authorization", "")
+	require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+	p := decode[payin](t, res)
+
+	const n = 4
+	answers := make(chan response, n)
+	for range n {
+		go func() {
+			answers <- b.send(t, srv, http.MethodPost, p.Invoice.CheckoutURL+"/pay", "", "Authorization", "")
+		}()
+	}
+	paid := 0
+	for range n {
+		res := <-answers
+		if res.status == http.StatusOK {
+			paid++
+			continue
+		}
+		requireCode(t, res, http.StatusConflict, "sandbox_invoice_closed")
+	}
+	require.Equal(t, 1, paid)
+	var payouts int
+	require.NoError(t, b.db.QueryRow(t.Context(), "SELECT count(*) FROM payouts WHERE tenant_id = $1", b.tenant.ID).Scan(&payouts))
+	require.Equal(t, 1, payouts, "the tenant's revenue, once")
+	violations, err := sql.New().PayInInvariantViolations(t.Context(), b.db, b.tenant.ID)
+	require.NoError(t, err)
+	require.Empty(t, violations)
+}

@@ -14,11 +14,16 @@ WHERE t.id = sqlc.arg(tenant_id)::uuid AND t.clock_at IS NOT NULL
 RETURNING *;
 
 -- name: SandboxInvoiceFind :one
--- SandboxInvoiceFind reads a sandbox invoice by its id, with its PayIn's state and its
--- tenant's clock (payin_invoices_provider_key). The invoice id is the buyer's capability,
--- as a provider's checkout link is.
-SELECT sqlc.embed(i), p.state AS payin_state, t.clock_at
+-- SandboxInvoiceFind reads a sandbox invoice by its id, with its tenant's clock and its
+-- status at that clock, in BTCPay's words: Settled once paid; Invalid when it was made
+-- unpayable before it expired (its PayIn failed); Expired once the clock reached its expiry;
+-- else New, which takes payments (payin_invoices_provider_key). The invoice id is the
+-- buyer's capability, as a provider's checkout link is.
+SELECT sqlc.embed(i), t.clock_at,
+       (CASE WHEN i.settled_at IS NOT NULL THEN 'Settled'
+             WHEN i.invalidated_at < i.expires_at THEN 'Invalid'
+             WHEN i.expires_at <= t.clock_at THEN 'Expired'
+             ELSE 'New' END)::text AS status
 FROM payin_invoices i
-JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
 JOIN tenants t ON t.id = i.tenant_id
 WHERE i.provider = 'sandbox' AND i.provider_invoice_id = sqlc.arg(id)::text;

@@ -13,22 +13,27 @@ import (
 )
 
 const sandboxInvoiceFind = `-- name: SandboxInvoiceFind :one
-SELECT i.tenant_id, i.payin_id, i.provider, i.provider_invoice_id, i.checkout_url, i.amount_sats, i.paid_sats, i.expires_at, i.created_at, i.settled_at, i.cancelled_at, i.invalidated_at, p.state AS payin_state, t.clock_at
+SELECT i.tenant_id, i.payin_id, i.provider, i.provider_invoice_id, i.checkout_url, i.amount_sats, i.paid_sats, i.expires_at, i.created_at, i.settled_at, i.cancelled_at, i.invalidated_at, t.clock_at,
+       (CASE WHEN i.settled_at IS NOT NULL THEN 'Settled'
+             WHEN i.invalidated_at < i.expires_at THEN 'Invalid'
+             WHEN i.expires_at <= t.clock_at THEN 'Expired'
+             ELSE 'New' END)::text AS status
 FROM payin_invoices i
-JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
 JOIN tenants t ON t.id = i.tenant_id
 WHERE i.provider = 'sandbox' AND i.provider_invoice_id = $1::text
 `
 
 type SandboxInvoiceFindRow struct {
 	PayInInvoice PayInInvoice
-	PayInState   PayInState
 	ClockAt      *time.Time
+	Status       string
 }
 
-// SandboxInvoiceFind reads a sandbox invoice by its id, with its PayIn's state and its
-// tenant's clock (payin_invoices_provider_key). The invoice id is the buyer's capability,
-// as a provider's checkout link is.
+// SandboxInvoiceFind reads a sandbox invoice by its id, with its tenant's clock and its
+// status at that clock, in BTCPay's words: Settled once paid; Invalid when it was made
+// unpayable before it expired (its PayIn failed); Expired once the clock reached its expiry;
+// else New, which takes payments (payin_invoices_provider_key). The invoice id is the
+// buyer's capability, as a provider's checkout link is.
 func (q *Queries) SandboxInvoiceFind(ctx context.Context, db DBTX, id string) (SandboxInvoiceFindRow, error) {
 	row := db.QueryRow(ctx, sandboxInvoiceFind, id)
 	var i SandboxInvoiceFindRow
@@ -45,8 +50,8 @@ func (q *Queries) SandboxInvoiceFind(ctx context.Context, db DBTX, id string) (S
 		&i.PayInInvoice.SettledAt,
 		&i.PayInInvoice.CancelledAt,
 		&i.PayInInvoice.InvalidatedAt,
-		&i.PayInState,
 		&i.ClockAt,
+		&i.Status,
 	)
 	return i, err
 }

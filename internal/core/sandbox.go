@@ -38,31 +38,14 @@ type SandboxInvoice struct {
 	Status payment.InvoiceStatus
 }
 
-// SandboxInvoiceGet reads sandbox invoice id, with its status at its tenant's clock. An
-// unknown id is ErrNotFound.
+// SandboxInvoiceGet reads sandbox invoice id, with its status at its tenant's clock
+// (SandboxInvoiceFind decides it). An unknown id is ErrNotFound.
 func SandboxInvoiceGet(ctx context.Context, db sql.DBTX, id string) (SandboxInvoice, error) {
 	row, err := queries.SandboxInvoiceFind(ctx, db, id)
 	if err != nil {
 		return SandboxInvoice{}, fmt.Errorf("sandbox invoice %s: %w", id, err)
 	}
-	return SandboxInvoice{Invoice: row.PayInInvoice, Status: sandboxInvoiceStatus(row)}, nil
-}
-
-// sandboxInvoiceStatus is what BTCPay would call a sandbox invoice at its tenant's clock:
-// Settled once paid, Invalid when it was made unpayable before it expired (its PayIn failed),
-// Expired once the clock reached its expiry, else New.
-func sandboxInvoiceStatus(row sql.SandboxInvoiceFindRow) payment.InvoiceStatus {
-	i := row.PayInInvoice
-	switch {
-	case i.SettledAt != nil:
-		return payment.InvoiceSettled
-	case i.InvalidatedAt != nil && i.ExpiresAt != nil && i.InvalidatedAt.Before(*i.ExpiresAt):
-		return payment.InvoiceInvalid
-	case i.ExpiresAt != nil && row.ClockAt != nil && !row.ClockAt.Before(*i.ExpiresAt):
-		return payment.InvoiceExpired
-	default:
-		return payment.InvoiceNew
-	}
+	return SandboxInvoice{Invoice: row.PayInInvoice, Status: payment.InvoiceStatus(row.Status)}, nil
 }
 
 // SandboxInvoicePayParams pays sandbox invoice ID with Sats (zero: its amount).
