@@ -14,9 +14,18 @@ import (
 // ResultsEnv is the environment variable naming the file results are appended to.
 const ResultsEnv = "TESSERA_BENCH_RESULTS"
 
-// Result is one measured number: Name says what was measured ("payins settled/s"), Unit its
-// unit ("/s", "ms", "s", "KiB"), and Limit, when set, the key of the pgbench limit measured in
-// the same run it is a fraction of ("tpcb", "validate-sql").
+// The limits the table's ratios are taken against: results named so are measured by pgbench in
+// the same run, on the same Postgres cluster.
+const (
+	// TPCB is pgbench's built-in TPC-B-like transaction at 16 clients, in transactions/s.
+	TPCB = "pgbench TPC-B, 16 clients"
+	// ValidateSQL is pgbench running LicenseValidate's own SQL at 32 clients, in transactions/s.
+	ValidateSQL = "pgbench LicenseValidate SQL, 32 clients"
+)
+
+// Result is one measured number: Name says what was measured ("PayIns settled"), Unit its
+// unit ("/s", "ms", "s", "KiB"), and Limit, when set, the Name of the result it is a fraction
+// of (TPCB, ValidateSQL).
 type Result struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
