@@ -54,6 +54,7 @@ func (r *runner) program(ctx context.Context, b benchmark, args, env []string, s
 	switch {
 	case sampled != nil:
 		st.Memory = sampled.stop("tessera serve")
+		st.Memory.StartedKiB = s.startKiB
 	case cmd.ProcessState != nil:
 		if usage, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			st.Memory = &memory{Process: "bench/" + b.Dir + " itself", PeakKiB: usage.Maxrss}

@@ -45,12 +45,13 @@ type step struct {
 }
 
 // memory is the resident set size of the process that ran Tessera's code during a step:
-// `tessera serve` sampled every 200 ms (peak and at the end), or the benchmark program itself
-// (its peak, from the kernel's rusage; EndKiB 0).
+// `tessera serve` sampled every 200 ms (peak and at the end, and when it had started), or the
+// benchmark program itself (its peak, from the kernel's rusage; EndKiB and StartedKiB 0).
 type memory struct {
-	Process string `json:"process"`
-	PeakKiB int64  `json:"peak_kib"`
-	EndKiB  int64  `json:"end_kib,omitempty"`
+	Process    string `json:"process"`
+	PeakKiB    int64  `json:"peak_kib"`
+	EndKiB     int64  `json:"end_kib,omitempty"`
+	StartedKiB int64  `json:"started_kib,omitempty"`
 }
 
 // render returns the Markdown make bench puts between the README's markers.
@@ -60,7 +61,7 @@ func render(r record) string {
 	w("## Latest `make bench`\n\n")
 	size := "full sizes"
 	if r.Quick {
-		size = "quick sizes (a smoke run: the goals at 1M are not comparable)"
+		size = "quick sizes, a smoke run: the goals stated at 1M do not apply"
 	}
 	w("Run %s at commit %s, %s, %s; took %s; load average %s at the start, %s at the end (other work on the machine lowers every number). Command: `%s` (%s).\n\n",
 		r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Commit, r.Machine, r.Postgres, r.Elapsed.Round(time.Second), r.Load[0], r.Load[1], r.Command, size)
@@ -190,6 +191,9 @@ func (m *memory) String() string {
 	s := fmt.Sprintf("%s: peak %s", m.Process, mib(m.PeakKiB))
 	if m.EndKiB > 0 {
 		s += ", at the end " + mib(m.EndKiB)
+	}
+	if m.StartedKiB > 0 {
+		s += " (" + mib(m.StartedKiB) + " when started)"
 	}
 	return s
 }

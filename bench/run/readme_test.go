@@ -24,7 +24,7 @@ func TestRender(t *testing.T) {
 	require.Contains(t, got, "Run 2026-12-01 21:00 UTC at commit abc1234, 2 CPUs (Test CPU), 23.5 GiB of memory, PostgreSQL 15.18; took 25m0s; load average 1.50 at the start, 2.25 at the end")
 	require.Contains(t, got, "| pgbench TPC-B, 16 clients | 4,000/s (pgbench -c16 -j2 -T30 -M prepared (scale 16), before the benchmarks)<br>4,800/s (pgbench -c16 -j2 -T30 -M prepared (scale 16), after the benchmarks) | 4,800/s |\n")
 	require.Contains(t, got, "| pgbench LicenseValidate SQL, 32 clients | 20,000/s (bench/validate) | 20,000/s |\n")
-	require.Contains(t, got, "| `bench/payins -n 2000 -c 16` | PayIns settled | 1,200/s | pgbench TPC-B, 16 clients: 4,800/s | 25.0% | ≥ 25% of the limit: **met** | tessera serve: peak 100.0 MiB, at the end 80.0 MiB |\n")
+	require.Contains(t, got, "| `bench/payins -n 2000 -c 16` | PayIns settled | 1,200/s | pgbench TPC-B, 16 clients: 4,800/s | 25.0% | ≥ 25% of the limit: **met** | tessera serve: peak 100.0 MiB, at the end 80.0 MiB (40.0 MiB when started) |\n")
 	require.Contains(t, got, "|  | webhook p99 | 12.3 ms |  |  |  |  |\n")
 	require.Contains(t, got, "| `bench/validate` | validation, 32 connections | 10,000/s | pgbench LicenseValidate SQL, 32 clients: 20,000/s | 50.0% | ≥ 60% of the limit: not met | tessera serve: peak 64.0 MiB, at the end 58.6 MiB |\n")
 	require.Contains(t, got, "|  | validation p99, 8 connections, idle | 4.20 ms |  |  | < 5.00 ms: **met** |  |\n")
