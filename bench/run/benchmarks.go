@@ -3,8 +3,9 @@ package main
 import "github.com/tessera/tessera/bench/internal/report"
 
 // benchmark is one program make bench runs: bench/<Dir> with Full's flags (-quick: Quick's).
-// Serve benchmarks run against the `tessera serve` make bench starts, and get -api, -fake and
-// -key appended, with DATABASE_URL naming serve's database; the others get DATABASE_URL naming
+// Serve benchmarks run against the `tessera serve` make bench starts, with DATABASE_URL naming
+// serve's database, and {api}, {fake} and {key} in their flags replaced by serve's URL, the
+// fake BTCPay's URL and an admin key of the demo tenant; the others get DATABASE_URL naming
 // the cluster and create their own database on it.
 type benchmark struct {
 	Dir         string
@@ -42,11 +43,11 @@ var benchmarks = []benchmark{
 		Full:  []string{"-variant", "hanging", "-a-endpoints", "20", "-queued", "100000", "-events", "150"},
 		Quick: []string{"-variant", "hanging", "-a-endpoints", "20", "-queued", "5000", "-events", "20"}},
 	{Dir: "payins", Serve: true,
-		Full:  []string{"-n", "2000", "-c", "16"},
-		Quick: []string{"-n", "200", "-c", "16"}},
+		Full:  []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-n", "2000", "-c", "16"},
+		Quick: []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-n", "200", "-c", "16"}},
 	{Dir: "validate", Serve: true,
-		Full:  []string{},
-		Quick: []string{}},
+		Full:  []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}"},
+		Quick: []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}"}},
 }
 
 // pgbenchTPCB is how the TPC-B limit is measured: pgbench -i at this scale into its own

@@ -47,6 +47,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -190,15 +191,16 @@ func (r *runner) all(ctx context.Context, selected []benchmark) (record, error) 
 	}
 	rec.Machine, rec.Load[0] = machine(), loadAverage()
 
-	var present []benchmark
+	missing := map[string]bool{}
 	packages := []string{"./cmd/tessera"}
 	for _, b := range selected {
 		if _, err := os.Stat(filepath.Join("bench", b.Dir, "main.go")); err != nil {
-			rec.Steps = append(rec.Steps, step{Command: b.command(r.quick), Err: "not run: bench/" + b.Dir + " is not in this tree"})
+			missing[b.Dir] = true
 			continue
 		}
-		present = append(present, b)
-		packages = append(packages, "./bench/"+b.Dir)
+		if !slices.Contains(packages, "./bench/"+b.Dir) {
+			packages = append(packages, "./bench/"+b.Dir)
+		}
 	}
 	log.Printf("building %s into %s", strings.Join(packages, " "), r.bin)
 	if out, err := exec.CommandContext(ctx, "go", append([]string{"build", "-o", r.bin + "/"}, packages...)...).CombinedOutput(); err != nil {
@@ -213,23 +215,37 @@ func (r *runner) all(ctx context.Context, selected []benchmark) (record, error) 
 	rec.Steps = append(rec.Steps, r.tpcb(ctx, tpcb, "before the benchmarks"))
 	env := []string{"DATABASE_URL=" + r.base}
 	var againstServe []benchmark
-	for _, b := range present {
-		if b.Serve {
+	for _, b := range selected {
+		switch {
+		case b.Serve:
 			againstServe = append(againstServe, b)
-			continue
+		case missing[b.Dir]:
+			rec.Steps = append(rec.Steps, b.skipped(r.quick))
+		default:
+			rec.Steps = append(rec.Steps, r.program(ctx, b, b.args(r.quick), env, nil))
 		}
-		rec.Steps = append(rec.Steps, r.program(ctx, b, b.args(r.quick), env, nil))
 	}
-	if len(againstServe) > 0 {
-		rec.Steps = append(rec.Steps, r.againstServe(ctx, againstServe)...)
-	}
+	rec.Steps = append(rec.Steps, r.againstServe(ctx, againstServe, missing)...)
 	rec.Steps = append(rec.Steps, r.tpcb(ctx, tpcb, "after the benchmarks"))
 	rec.Load[1], rec.Elapsed = loadAverage(), time.Since(rec.Started)
 	return rec, ctx.Err()
 }
 
-// againstServe starts Tessera and runs the benchmarks against it, sampling serve's memory.
-func (r *runner) againstServe(ctx context.Context, selected []benchmark) []step {
+// skipped is the step of a benchmark of the table that the tree lacks.
+func (b benchmark) skipped(quick bool) step {
+	return step{Command: b.command(quick), Skipped: "bench/" + b.Dir + " is not in this tree"}
+}
+
+// againstServe starts Tessera and runs the benchmarks against it, sampling serve's memory;
+// it starts nothing when every one is missing.
+func (r *runner) againstServe(ctx context.Context, selected []benchmark, missing map[string]bool) []step {
+	if !slices.ContainsFunc(selected, func(b benchmark) bool { return !missing[b.Dir] }) {
+		var steps []step
+		for _, b := range selected {
+			steps = append(steps, b.skipped(r.quick))
+		}
+		return steps
+	}
 	s, err := r.startServe(ctx)
 	if err != nil {
 		return []step{{Command: "tessera serve (for " + selected[0].command(r.quick) + ")", Err: err.Error()}}
@@ -238,7 +254,14 @@ func (r *runner) againstServe(ctx context.Context, selected []benchmark) []step 
 	log.Printf("tessera serve on http://%s (fake BTCPay http://%s, database %s): %s resident", s.api, s.fake, serveDatabase, mib(s.startKiB))
 	var steps []step
 	for _, b := range selected {
-		args := append(b.args(r.quick), "-api", "http://"+s.api, "-fake", "http://"+s.fake, "-key", s.key)
+		if missing[b.Dir] {
+			steps = append(steps, b.skipped(r.quick))
+			continue
+		}
+		args := b.args(r.quick)
+		for i, arg := range args {
+			args[i] = strings.NewReplacer("{api}", "http://"+s.api, "{fake}", "http://"+s.fake, "{key}", s.key).Replace(arg)
+		}
 		steps = append(steps, r.program(ctx, b, args, []string{"DATABASE_URL=" + s.databaseURL}, s))
 	}
 	return steps

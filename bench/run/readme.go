@@ -34,7 +34,8 @@ type record struct {
 }
 
 // step is one program run: its command line, what it reported, the memory of the process
-// that ran Tessera's code, its wall time, its stdout (Markdown) and, when it failed, why.
+// that ran Tessera's code, its wall time, its stdout (Markdown) and, when it failed or did not
+// run, why.
 type step struct {
 	Command string          `json:"command"`
 	Results []report.Result `json:"results"`
@@ -42,6 +43,7 @@ type step struct {
 	Elapsed time.Duration   `json:"elapsed"`
 	Output  string          `json:"output,omitempty"`
 	Err     string          `json:"error,omitempty"`
+	Skipped string          `json:"skipped,omitempty"`
 }
 
 // memory is the resident set size of the process that ran Tessera's code during a step:
@@ -126,6 +128,8 @@ func render(r record) string {
 		switch {
 		case s.Err != "":
 			row("**failed**: "+cell(s.Err), "", "", "", "")
+		case s.Skipped != "":
+			row("not run: "+cell(s.Skipped), "", "", "", "")
 		case rows == 0 && !slices.ContainsFunc(s.Results, func(res report.Result) bool { return slices.Contains(limits, res.Name) }):
 			row("(reported no result)", "", "", "", "")
 		}

@@ -10,8 +10,8 @@ import (
 )
 
 // TestRender renders testdata/run.json, a run's record, and checks the table: the limit is
-// the best pgbench run, ratios are taken against it, goals are judged, a failed step and a
-// step without results are shown, missing goals are listed, and each output is collapsed.
+// the best pgbench run, ratios are taken against it, goals are judged, a failed step, a step
+// not run and a step without results are shown, missing goals are listed, and each output is collapsed.
 func TestRender(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("testdata/run.json")
@@ -30,6 +30,7 @@ func TestRender(t *testing.T) {
 	require.Contains(t, got, "|  | validation p99, 8 connections, idle | 4.20 ms |  |  | < 5.00 ms: **met** |  |\n")
 	require.Contains(t, got, "|  | validation p99, 8 connections, loaded | 9.10 ms |  |  | ≤ 2× validation p99, 8 connections, idle: not met |  |\n")
 	require.Contains(t, got, "| `bench/webhooks -variant dead` | **failed**: exit status 1: none of B's 150 events \\| arrived |  |  |  |  |  |\n")
+	require.Contains(t, got, "| `bench/sandbox` | not run: bench/sandbox is not in this tree |  |  |  |  |  |\n")
 	require.Contains(t, got, "| `bench/sandboxdata -customers 10000` | (reported no result) |  |  |  |  | bench/sandboxdata itself: peak 50.0 MiB |\n")
 	require.Contains(t, got, "Goals whose result this run did not produce: `referral full recompute, 1M customers`, `renewals completed`, `revocation pick median, 1M licences`.\n")
 	require.Contains(t, got, "<details><summary><code>bench/payins -n 2000 -c 16</code> (20s)</summary>\n\n#### EXPLAIN of the settle\n\n```\nIndex Scan using payins_pkey\n```\n\n</details>\n")

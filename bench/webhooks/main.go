@@ -374,7 +374,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	}
 	fmt.Printf("| %s | %d | %d | %d of %d | %s | %s | %s | %d in %s |\n", o.variant, o.queued, o.aEndpoints, len(latencies), o.events,
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond), attemptsAfter-attemptsBefore, window.Round(time.Second))
-	name := fmt.Sprintf("webhooks: tenant B's delivery %%s behind A's %d deliveries to %d %s endpoints", o.queued, o.aEndpoints, o.variant)
+	name := fmt.Sprintf("webhooks: tenant B's delivery %%s behind A's %d deliveries (%s endpoints: %d)", o.queued, o.variant, o.aEndpoints)
 	if err := errors.Join(
 		report.Add(report.Result{Name: fmt.Sprintf(name, "p50"), Value: float64(pct(0.5)) / float64(time.Millisecond), Unit: "ms"}),
 		report.Add(report.Result{Name: fmt.Sprintf(name, "p99"), Value: float64(pct(0.99)) / float64(time.Millisecond), Unit: "ms"}),
