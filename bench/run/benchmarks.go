@@ -46,8 +46,8 @@ var benchmarks = []benchmark{
 		Full:  []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-n", "2000", "-c", "16"},
 		Quick: []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-n", "200", "-c", "16"}},
 	{Dir: "validate", Serve: true,
-		Full:  []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}"},
-		Quick: []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}"}},
+		Full:  []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-d", "20s", "-load", "-payins", "1000"},
+		Quick: []string{"-api", "{api}", "-fake", "{fake}", "-key", "{key}", "-d", "5s", "-load", "-payins", "200"}},
 }
 
 // pgbenchTPCB is how the TPC-B limit is measured: pgbench -i at this scale into its own
@@ -67,13 +67,13 @@ type goal struct {
 // goals are the goals by the name of the result they apply to. The table shows a
 // goal next to its result, and lists those whose result the run did not produce.
 var goals = map[string]goal{
-	"PayIns settled":                        {MinRatio: 0.25},
-	"renewals completed":                    {MinRatio: 0.25},
-	"validation, 32 connections":            {MinRatio: 0.60},
-	"validation p99, 8 connections, idle":   {Below: 5},
-	"validation p99, 8 connections, loaded": {AtMost: 2, Of: "validation p99, 8 connections, idle"},
-	"revocation pick median, 1M licences":   {Below: 10},
-	"referral full recompute, 1M customers": {Below: 3},
+	"PayIns settled":                             {MinRatio: 0.25},
+	"renewals completed":                         {MinRatio: 0.25},
+	"validations, 32 connections":                {MinRatio: 0.60},
+	"validation p99, 8 connections":              {Below: 5},
+	"validation p99, 8 connections, payment run": {AtMost: 2, Of: "validation p99, 8 connections"},
+	"revocation pick median, 1M licences":        {Below: 10},
+	"referral full recompute, 1M customers":      {Below: 3},
 }
 
 // limits are the results measured by pgbench that ratios are taken against.
