@@ -24,6 +24,13 @@ import (
 	"github.com/tessera/tessera/internal/clock"
 )
 
+// A benchmark still running after this long is stopped (SIGTERM) and marked failed, so that
+// one that hangs does not hold the whole run.
+const (
+	benchmarkTimeout      = 30 * time.Minute
+	quickBenchmarkTimeout = 10 * time.Minute
+)
+
 // program runs benchmark b with args and env and returns its step: its results, stdout and
 // memory (serve's when s is set, else the program's own peak).
 func (r *runner) program(ctx context.Context, b benchmark, args, env []string, s *server) step {
@@ -36,6 +43,12 @@ func (r *runner) program(ctx context.Context, b benchmark, args, env []string, s
 	log.Printf("%s", st.Command)
 	var stdout bytes.Buffer
 	stderr := &tail{w: os.Stderr}
+	limit := benchmarkTimeout
+	if r.quick {
+		limit = quickBenchmarkTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(r.bin, b.Dir), args...)
 	cmd.Env = append(append(os.Environ(), env...), report.ResultsEnv+"="+results)
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
@@ -61,6 +74,9 @@ func (r *runner) program(ctx context.Context, b benchmark, args, env []string, s
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("stopped after %s: %w", limit, ctx.Err())
+		}
 		st.Err = fmt.Sprintf("%v: %s", err, stderr.last())
 	}
 	if st.Results, err = readResults(results); err != nil {
