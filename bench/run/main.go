@@ -194,9 +194,11 @@ func (r *runner) all(ctx context.Context, selected []benchmark) (record, error) 
 	missing := map[string]bool{}
 	packages := []string{"./cmd/tessera"}
 	for _, b := range selected {
-		if _, err := os.Stat(filepath.Join("bench", b.Dir, "main.go")); err != nil {
+		if _, err := os.Stat(filepath.Join("bench", b.Dir, "main.go")); errors.Is(err, os.ErrNotExist) {
 			missing[b.Dir] = true
 			continue
+		} else if err != nil {
+			return rec, err
 		}
 		if !slices.Contains(packages, "./bench/"+b.Dir) {
 			packages = append(packages, "./bench/"+b.Dir)
@@ -411,7 +413,7 @@ func machine() string {
 // loadAverage is the one-minute load average.
 func loadAverage() string {
 	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
+	if err != nil { //lint:swallow a machine without /proc/loadavg has its load reported as unknown
 		return "unknown"
 	}
 	return strings.Fields(string(raw))[0]

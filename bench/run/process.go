@@ -207,7 +207,7 @@ type server struct {
 func (r *runner) startServe(ctx context.Context) (s *server, err error) {
 	s = &server{runner: r}
 	defer func() {
-		if err != nil {
+		if err != nil { //lint:swallow the error is returned; here only what was started is stopped
 			s.stop(ctx)
 		}
 	}()
