@@ -32,7 +32,7 @@ func TestRender(t *testing.T) {
 	require.Contains(t, got, "| `bench/webhooks -variant dead` | **failed**: exit status 1: none of B's 150 events \\| arrived |  |  |  |  |  |\n")
 	require.Contains(t, got, "| `bench/sandbox` | not run: bench/sandbox is not in this tree |  |  |  |  |  |\n")
 	require.Contains(t, got, "| `bench/sandboxdata -customers 10000` | (reported no result) |  |  |  |  | bench/sandboxdata itself: peak 50.0 MiB |\n")
-	require.Contains(t, got, "Goals whose result this run did not produce: `referral full recompute, 1M customers`, `renewals completed`, `revocation pick median, 1M licences`.\n")
+	require.Contains(t, got, "Goals whose result this run did not produce: `Revocation worker's pick (all tenants, limit 1) at 1000000 licences, median`, `referral full recompute at 1M customers, first run`, `referral full recompute at 1M customers, nothing changed`, `renewals`.\n")
 	require.Contains(t, got, "<details><summary><code>bench/payins -n 2000 -c 16</code> (20s)</summary>\n\n#### EXPLAIN of the settle\n\n```\nIndex Scan using payins_pkey\n```\n\n</details>\n")
 	require.NotContains(t, got, "<code>bench/validate</code>", "a step without output gets no <details>")
 }
