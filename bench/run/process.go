@@ -27,7 +27,7 @@ import (
 // A benchmark still running after this long is stopped (SIGTERM) and marked failed, so that
 // one that hangs does not hold the whole run.
 const (
-	benchmarkTimeout      = 30 * time.Minute
+	benchmarkTimeout      = 45 * time.Minute
 	quickBenchmarkTimeout = 10 * time.Minute
 )
 
