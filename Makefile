@@ -21,6 +21,8 @@ CHROMIUM := /usr/bin/chromium
 # packages (Debian's npm brings Node.js).
 JQ := /usr/bin/jq
 NPM := /usr/bin/npm
+# WRK is Debian's HTTP load generator, which the validation benchmark drives (make bench).
+WRK := /usr/bin/wrk
 # TENANT and NAME are make key's tenant and key name.
 TENANT ?= demo
 NAME ?= me
@@ -33,7 +35,7 @@ database = $${DATABASE_URL:-$$(internal/devdb/devdb.sh start)}
 # development key kept in .tessera/secret-key.
 secret = $${TESSERA_SECRET_KEY:-$$(internal/devdb/devdb.sh secret)}
 
-.PHONY: run test examples key check generate build db db-stop lint-openapi vendor-docs-viewer
+.PHONY: run test examples bench key check generate build db db-stop lint-openapi vendor-docs-viewer
 
 ## build: compile ./tessera
 build:
@@ -69,6 +71,12 @@ test: $(CHROMIUM) $(JQ) $(NPM)
 ##           stop everything (make test runs the same test)
 examples: $(JQ) $(NPM)
 	url="$(database)"; DATABASE_URL="$$url" go test -count=1 -v -run '^TestExamples$$' ./examples/
+
+## bench: every benchmark in bench/ and the pgbench limits in one run on the embedded database
+##        (bench/run: about 30 minutes on 2 cores; BENCH_QUICK=1 for small sizes, about 5), and
+##        the table of ratios with each benchmark's EXPLAINs written into bench/README.md
+bench: $(WRK)
+	url="$(database)"; DATABASE_URL="$$url" go run ./bench/run $$([ "$${BENCH_QUICK:-}" = 1 ] && echo -quick || true)
 
 ## key: create another admin API key of TENANT (demo) named NAME (me) on make run's database
 key: build
@@ -134,3 +142,5 @@ $(JQ):
 	$(call apt_install,jq)
 $(NPM):
 	$(call apt_install,npm)
+$(WRK):
+	$(call apt_install,wrk)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
@@ -193,6 +195,18 @@ func (m measurement) print(ctx context.Context, pool *pgxpool.Pool, tenant uuid.
 		fmt.Printf("#### %s\n\n```\n%s\n```\n\n", name, p.lines[i])
 	}
 	return nil
+}
+
+// report records the advance's wall time, renewals started and PayIns settled per second for
+// make bench.
+func (m measurement) report(subscriptions int) error {
+	seconds := m.elapsed.Seconds()
+	name := fmt.Sprintf("sandbox year advance, %d subscriptions", subscriptions)
+	return errors.Join(
+		report.Add(report.Result{Name: name + ": wall time", Value: seconds, Unit: "s"}),
+		report.Add(report.Result{Name: name + ": renewals started", Value: float64(m.advance.RenewalsStarted) / seconds, Unit: "/s", Limit: report.TPCB}),
+		report.Add(report.Result{Name: name + ": PayIns settled", Value: float64(m.advance.PayinsPaid+m.advance.PayinsFailed) / seconds, Unit: "/s", Limit: report.TPCB}),
+	)
 }
 
 // countBy returns query's (label, count) rows for tenant as "label count, ...".

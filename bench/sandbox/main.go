@@ -8,7 +8,9 @@
 // second, the advance's counts, and EXPLAIN (ANALYZE, BUFFERS) of the queries an instant
 // runs, taken half-way (outside the timed runs, each in a transaction rolled back). In the
 // same run it measures a live tenant's renewals per second on Tessera's workers against a
-// fake BTCPay, as bench/renewals -throughput-workers does (bench/liverenewals).
+// fake BTCPay, as bench/renewals -throughput-workers does (bench/liverenewals). The advance's
+// wall time and rates, and the live renewals per second, also go to make bench's table
+// (bench/internal/report; the rates as fractions of pgbench's TPC-B).
 //
 //	DATABASE_URL=... go run ./bench/sandbox -subscriptions 10000
 //
@@ -33,6 +35,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/bench/liverenewals"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
@@ -105,7 +108,10 @@ func sandbox(ctx context.Context, o options) (err error) {
 		return err
 	}
 	m.queries = times.Top(12)
-	return m.print(ctx, db.Pool, b.tenant)
+	if err := m.print(ctx, db.Pool, b.tenant); err != nil {
+		return err
+	}
+	return m.report(o.subscriptions)
 }
 
 // live measures the live tenant's renewals per second and prints them.
@@ -124,7 +130,8 @@ func live(ctx context.Context, o options) (err error) {
 	}
 	fmt.Printf("### Live tenant, same run\n\n%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d River workers in %s: **%.0f renewals/s**\n",
 		r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
-	return nil
+	return report.Add(report.Result{Name: fmt.Sprintf("sandbox bench, live tenant: renewals completed (%d, %d workers)", r.Renewals, r.Workers),
+		Value: r.PerSecond(), Unit: "/s", Limit: report.TPCB})
 }
 
 // book is the generated sandbox tenant and what its advance needs.

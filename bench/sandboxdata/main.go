@@ -2,7 +2,8 @@
 // and /clone, core.SandboxReset and core.SandboxClone): it fills a sandbox tenant with
 // -customers customers, each with a licence issued through core.LicenseIssue (so with its
 // audit entry and license.issued event), clones it, then resets the source, each in one
-// transaction as the API runs it, and prints the rows each copied or deleted and its wall time.
+// transaction as the API runs it, and prints the rows each copied or deleted and its wall time
+// (the wall times also go to make bench's table, bench/internal/report).
 //
 //	DATABASE_URL=... go run ./bench/sandboxdata -customers 10000
 //
@@ -22,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
@@ -112,7 +114,9 @@ func measure(ctx context.Context, db pg.DB, o options) error {
 	if err != nil {
 		return fmt.Errorf("clone: %w", err)
 	}
-	report("clone", clone.Copied, clock.System{}.Now().Sub(start))
+	if err := record("clone", o.customers, clone.Copied, clock.System{}.Now().Sub(start)); err != nil {
+		return err
+	}
 
 	start = clock.System{}.Now()
 	var reset core.SandboxResetResult
@@ -123,15 +127,16 @@ func measure(ctx context.Context, db pg.DB, o options) error {
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
-	report("reset", reset.Deleted, clock.System{}.Now().Sub(start))
-	return nil
+	return record("reset", o.customers, reset.Deleted, clock.System{}.Now().Sub(start))
 }
 
-// report prints an operation's rows per table, in all, its wall time and its rows per second.
-func report(what string, rows map[string]int64, took time.Duration) {
+// record prints an operation's rows per table, in all, its wall time and its rows per second,
+// and reports its wall time for make bench.
+func record(what string, customers int, rows map[string]int64, took time.Duration) error {
 	var total int64
 	for _, n := range rows {
 		total += n
 	}
 	fmt.Printf("%s: %d rows %v in %s (%.0f rows/s)\n", what, total, rows, took.Round(time.Millisecond), float64(total)/took.Seconds())
+	return report.Add(report.Result{Name: fmt.Sprintf("sandbox %s, %d customers with a licence each", what, customers), Value: took.Seconds(), Unit: "s"})
 }

@@ -12,6 +12,9 @@
 // answer: every attempt waits for -timeout), slow (answer 200 after -slow). B emits one
 // event every -interval, -events times, each in its own transaction through core.Emit.
 //
+// It prints a Markdown table row and EXPLAIN (ANALYZE, BUFFERS) of the hot queries; B's p50
+// and p99 also go to make bench's table (bench/internal/report).
+//
 // It creates the database named by -db on DATABASE_URL's server (dropping it first), migrates
 // it with internal/migrate.Up, and drops it at the end unless -keep is given.
 package main
@@ -43,6 +46,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
@@ -366,10 +370,17 @@ func measure(ctx context.Context, pool *pgxpool.Pool, o options) error {
 		return fmt.Errorf("none of B's %d events arrived within two minutes", o.events)
 	}
 	pct := func(p float64) time.Duration {
-		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Round(time.Millisecond)
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
 	}
 	fmt.Printf("| %s | %d | %d | %d of %d | %s | %s | %s | %d in %s |\n", o.variant, o.queued, o.aEndpoints, len(latencies), o.events,
-		pct(0.5), pct(0.99), latencies[len(latencies)-1].Round(time.Millisecond), attemptsAfter-attemptsBefore, window.Round(time.Second))
+		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond), attemptsAfter-attemptsBefore, window.Round(time.Second))
+	name := fmt.Sprintf("webhooks: tenant B's delivery %%s behind A's %d deliveries (%s endpoints: %d)", o.queued, o.variant, o.aEndpoints)
+	if err := errors.Join(
+		report.Add(report.Result{Name: fmt.Sprintf(name, "p50"), Value: float64(pct(0.5)) / float64(time.Millisecond), Unit: "ms"}),
+		report.Add(report.Result{Name: fmt.Sprintf(name, "p99"), Value: float64(pct(0.99)) / float64(time.Millisecond), Unit: "ms"}),
+	); err != nil {
+		return err
+	}
 	if err := client.StopAndCancel(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
