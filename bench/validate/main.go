@@ -100,6 +100,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	log.Printf("the bench licence (for wrk by hand, TESSERA_BENCH_KEY): %s", licenceKey)
 	script, err := pgbenchScript(query, licenceKey)
 	if err != nil {
 		return err
