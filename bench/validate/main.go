@@ -24,7 +24,8 @@
 //	              progress: -payins purchases, settled on the fake BTCPay at -fake as
 //	              bench/payins does (their invoices and settlements are Tessera's jobs)
 //	-fake URL     the fake BTCPay's address, for -load (default http://127.0.0.1:8081)
-//	-payins N     PayIns settled during the -load run (default 1000)
+//	-payins N     PayIns settled during the -load run (default 2000; it says when they
+//	              were all paid before wrk ended)
 //	-tenant SLUG  the tenant's slug, for -load's purchases (default demo)
 package main
 
@@ -75,7 +76,7 @@ func main() {
 	flag.IntVar(&o.threads, "threads", 2, "wrk's threads and pgbench's -j")
 	flag.BoolVar(&o.load, "load", false, "also measure at 8 connections while a payment run is in progress")
 	flag.StringVar(&o.fake, "fake", "http://127.0.0.1:8081", "the fake BTCPay's address (-load)")
-	flag.IntVar(&o.payins, "payins", 1000, "PayIns settled during the -load run")
+	flag.IntVar(&o.payins, "payins", 2000, "PayIns settled during the -load run")
 	flag.StringVar(&o.tenant, "tenant", "demo", "the tenant's slug (-load)")
 	flag.Parse()
 	if o.key == "" {
@@ -411,7 +412,7 @@ func runLoaded(ctx context.Context, o options, c *client, licenceKey string) (wr
 		return wrkResult{}, 0, 0, err
 	}
 	if elapsed < o.duration {
-		return wrkResult{}, 0, 0, fmt.Errorf("the %d PayIns settled in %s, before wrk's %s ended: raise -payins", o.payins, elapsed, o.duration)
+		log.Printf("the %d PayIns settled in %s, before wrk's %s ended: raise -payins to load the whole run", o.payins, elapsed.Round(time.Millisecond), o.duration)
 	}
 	return loaded, o.payins, elapsed, nil
 }
