@@ -34,6 +34,7 @@ import (
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
 )
@@ -92,7 +93,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	u.Path = "/" + cfg.dbName
-	pcfg, err := pgxpool.ParseConfig(u.String())
+	pcfg, err := pg.PoolConfig(u.String())
 	if err != nil {
 		return err
 	}

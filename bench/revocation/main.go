@@ -68,7 +68,7 @@ func run(ctx context.Context, licenses, owners, runs int, dbName string, reuse b
 		return err
 	}
 	u.Path = "/" + dbName
-	pool, err := pgxpool.New(ctx, u.String())
+	pool, err := pg.NewPool(ctx, u.String())
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	u.Path = "/" + o.dbName
-	pc, err := pgxpool.ParseConfig(u.String())
+	pc, err := pg.PoolConfig(u.String())
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/btcpay"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
 )
@@ -33,6 +34,10 @@ type Config struct {
 	// MetricsAddr is where worker serves /metrics and /healthz (serve keeps them on Addr).
 	// Default :9091.
 	MetricsAddr string `env:"TESSERA_METRICS_ADDR" envDefault:":9091"`
+	// PprofAddr, when set, is a loopback address (127.0.0.1:6060) where serve and worker
+	// serve Go's runtime profiles (net/http/pprof under /debug/pprof/). Empty: off, the
+	// default; any other host is refused, as the profiles show the process's internals.
+	PprofAddr string `env:"TESSERA_PPROF_ADDR"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"TESSERA_LOG_LEVEL" envDefault:"info"`
 	// LogFormat is text or json. Default text.
@@ -147,6 +152,9 @@ func loadConfig() (Config, error) {
 	if cfg.WebhookTimeout <= 0 {
 		problems = append(problems, errors.New("TESSERA_WEBHOOK_TIMEOUT must be positive"))
 	}
+	if cfg.PprofAddr != "" && !loopback(cfg.PprofAddr) {
+		problems = append(problems, fmt.Errorf("TESSERA_PPROF_ADDR must be a loopback address (127.0.0.1:6060), not %q", cfg.PprofAddr))
+	}
 	if cfg.DBMaxConns < 2 {
 		problems = append(problems, fmt.Errorf("TESSERA_DB_MAX_CONNS must be at least 2, not %d", cfg.DBMaxConns))
 	}
@@ -256,7 +264,7 @@ func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL is not set (make run and make test set it to the embedded database)")
 	}
-	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	pc, err := pg.PoolConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}

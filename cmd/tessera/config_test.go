@@ -1,6 +1,10 @@
 package main
 
 import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -105,4 +109,48 @@ func TestConfigOperator(t *testing.T) {
 			require.Equal(t, tt.wantUser, cfg.OperatorUser)
 		})
 	}
+}
+
+func TestConfigPprofAddr(t *testing.T) {
+	for _, tt := range []struct {
+		addr, wantErr string
+	}{
+		{addr: ""},
+		{addr: "127.0.0.1:6060"},
+		{addr: "[::1]:6060"},
+		{addr: "localhost:6060"},
+		{addr: ":6060", wantErr: `TESSERA_PPROF_ADDR must be a loopback address (127.0.0.1:6060), not ":6060"`},
+		{addr: "0.0.0.0:6060", wantErr: "TESSERA_PPROF_ADDR must be a loopback address"},
+		{addr: "10.0.0.1:6060", wantErr: "TESSERA_PPROF_ADDR must be a loopback address"},
+		{addr: "127.0.0.1", wantErr: "TESSERA_PPROF_ADDR must be a loopback address"},
+	} {
+		t.Run(tt.addr, func(t *testing.T) {
+			t.Setenv("TESSERA_PPROF_ADDR", tt.addr)
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.addr, cfg.PprofAddr)
+		})
+	}
+}
+
+// With TESSERA_PPROF_ADDR set, a process serves its runtime profiles there until stopped.
+func TestServePprof(t *testing.T) {
+	t.Parallel()
+	addr, stop, err := servePprof(Config{PprofAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "goroutine profile:")
+
+	stop()
+	_, err = net.Dial("tcp", addr)
+	require.Error(t, err, "stopped")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 )
 
 // childEnv, when set, makes the test binary run the tessera command line it holds (arguments
@@ -62,7 +63,7 @@ func useDatabase(t *testing.T, databaseURL string) {
 // connect returns a pool on databaseURL, closed when the test ends.
 func connect(t *testing.T, databaseURL string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), databaseURL)
+	pool, err := pg.NewPool(context.Background(), databaseURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool

@@ -88,6 +88,11 @@ const (
 func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	defer func() { _ = ln.Close() }() // for when run fails before serving; after Shutdown, closing again fails harmlessly
 	log := cfg.logger()
+	_, stopPprof, err := servePprof(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	pool, err := cfg.pool(ctx)
 	if err != nil {
 		return err

@@ -6,11 +6,11 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 )
 
@@ -26,7 +26,7 @@ func TestDBUnavailable(t *testing.T) {
 		require.NoError(t, err)
 		addr := listener.Addr().String()
 		require.NoError(t, listener.Close())
-		pool, err := pgxpool.New(ctx, "postgres://tessera@"+addr+"/tessera?connect_timeout=5")
+		pool, err := pg.NewPool(ctx, "postgres://tessera@"+addr+"/tessera?connect_timeout=5")
 		require.NoError(t, err)
 		defer pool.Close()
 		_, err = pool.Exec(ctx, "SELECT 1")

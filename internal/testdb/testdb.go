@@ -27,6 +27,7 @@ import (
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/migrations"
 )
 
@@ -84,7 +85,7 @@ func initialise() (err error) {
 			return fmt.Errorf("create shared database: %w", err)
 		}
 	}
-	cfg, err := pgxpool.ParseConfig(withDatabase(state.baseURL, shared))
+	cfg, err := pg.PoolConfig(withDatabase(state.baseURL, shared))
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func buildTemplate(ctx context.Context, admin *pgx.Conn) error {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+building); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, withDatabase(state.baseURL, building))
+	pool, err := pg.NewPool(ctx, withDatabase(state.baseURL, building))
 	if err != nil {
 		return err
 	}
@@ -171,7 +172,7 @@ func Clone(tb testing.TB) (*pgxpool.Pool, string) {
 	tb.Helper()
 	setup(tb)
 	dbURL := create(tb, "TEMPLATE "+state.template)
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	pool, err := pg.NewPool(context.Background(), dbURL)
 	if err != nil {
 		tb.Fatalf("testdb: connect to clone: %v", err)
 	}

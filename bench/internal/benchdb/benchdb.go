@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 )
 
 // Database is a benchmark's database and a pool on it.
@@ -54,7 +55,7 @@ func (d *Database) create(ctx context.Context, base string, configure []func(*pg
 		return err
 	}
 	u.Path = "/" + d.name
-	config, err := pgxpool.ParseConfig(u.String())
+	config, err := pg.PoolConfig(u.String())
 	if err != nil {
 		return err
 	}
