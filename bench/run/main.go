@@ -111,6 +111,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if ctx.Err() != nil {
+		log.Printf("interrupted: writing what was measured")
+	}
 	raw, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
@@ -173,7 +176,8 @@ func (r *runner) selected(only string) ([]benchmark, error) {
 	return picked, nil
 }
 
-// all builds, runs the limits and the benchmarks, and returns the run's record.
+// all builds, runs the limits and the benchmarks, and returns the run's record; when ctx is
+// canceled (Ctrl-C), the steps still to run fail at once and the record says so.
 func (r *runner) all(ctx context.Context, selected []benchmark) (record, error) {
 	rec := record{Started: clock.System{}.Now(), Quick: r.quick, Command: "make bench"}
 	if r.quick {
@@ -230,7 +234,7 @@ func (r *runner) all(ctx context.Context, selected []benchmark) (record, error) 
 	rec.Steps = append(rec.Steps, r.againstServe(ctx, againstServe, missing)...)
 	rec.Steps = append(rec.Steps, r.tpcb(ctx, tpcb, "after the benchmarks"))
 	rec.Load[1], rec.Elapsed = loadAverage(), time.Since(rec.Started)
-	return rec, ctx.Err()
+	return rec, nil
 }
 
 // skipped is the step of a benchmark of the table that the tree lacks.

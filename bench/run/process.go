@@ -74,10 +74,10 @@ func (r *runner) program(ctx context.Context, b benchmark, args, env []string, s
 		}
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("stopped after %s: %w", limit, ctx.Err())
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("stopped after %s: %w", limit, err)
 		}
-		st.Err = fmt.Sprintf("%v: %s", err, stderr.last())
+		st.Err = strings.TrimSuffix(fmt.Sprintf("%v: %s", err, stderr.last()), ": ")
 	}
 	if st.Results, err = readResults(results); err != nil {
 		st.Err = strings.TrimPrefix(st.Err+"; "+err.Error(), "; ")
