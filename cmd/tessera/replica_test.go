@@ -40,16 +40,28 @@ func TestServeReadReplica(t *testing.T) {
 	pair.CatchUp(t)
 	usable := func(s *server, want float64) {
 		t.Helper()
-		require.Eventually(t, func() bool { return s.metric(t, "tessera_read_replica_usable") == want }, waitFor, 10*time.Millisecond,
-			"tessera_read_replica_usable never became %v", want)
+		await(t, "tessera_read_replica_usable to become "+strconv.FormatFloat(want, 'g', -1, 64), func() bool {
+			return s.metric(t, "tessera_read_replica_usable") == want
+		})
+	}
+
+	// onReplica waits until a validation of key (of a VALID licence) on s is answered by the
+	// replica.
+	onReplica := func(s *server, key string) {
+		t.Helper()
+		await(t, "a validation answered by the replica", func() bool {
+			before := s.metric(t, `tessera_reads_total{route="replica"}`)
+			return s.validate(t, key) == "VALID" && s.metric(t, `tessera_reads_total{route="replica"}`) > before
+		})
 	}
 
 	t.Run("ValidatedOnReplica", func(t *testing.T) {
-		usable(fresh, 1)
 		usable(stale, 1)
-		require.Equal(t, "VALID", fresh.validate(t, revoked.Key))
-		require.Equal(t, 1.0, fresh.metric(t, `tessera_reads_total{route="replica"}`))
-		require.Equal(t, 0.0, fresh.metric(t, `tessera_reads_total{route="primary"}`))
+		require.Equal(t, "VALID", stale.validate(t, revoked.Key))
+		require.Equal(t, 1.0, stale.metric(t, `tessera_reads_total{route="replica"}`))
+		require.Equal(t, 0.0, stale.metric(t, `tessera_reads_total{route="primary"}`))
+		// fresh's 400 ms bound holds only while checks come in time: a loaded machine may delay one.
+		onReplica(fresh, revoked.Key)
 	})
 
 	t.Run("IssuedLicenceValidAtOnce", func(t *testing.T) {
@@ -100,11 +112,17 @@ func TestServeReadReplica(t *testing.T) {
 
 	t.Run("ReplicaBack", func(t *testing.T) {
 		pair.Start(t)
-		usable(fresh, 1)
-		before := fresh.metric(t, `tessera_reads_total{route="replica"}`)
-		require.Equal(t, "VALID", fresh.validate(t, issued.Key))
-		require.Equal(t, before+1, fresh.metric(t, `tessera_reads_total{route="replica"}`))
+		onReplica(fresh, issued.Key)
 	})
+}
+
+// await polls cond, in the test's goroutine (cond may fail the test), until it holds; it fails
+// the test after waitFor.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(10 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "waited %s for %s", waitFor, what)
+	}
 }
 
 // validate validates key on s and returns the verdict's code; any answer but 200 fails the

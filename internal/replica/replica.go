@@ -201,7 +201,9 @@ func (r *Router) Run(ctx context.Context) {
 // check measures the replica's lag (see the package comment) and records what it found.
 func (r *Router) check(ctx context.Context) {
 	run := ctx
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Interval) // a replica that hangs is unreachable
+	// A check that takes longer than the bound could not find the replica within it: a
+	// replica (or primary) that hangs that long is unreachable.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.MaxLag)
 	defer cancel()
 	at := r.cfg.Clock.Now() // before the read: what was committed by then lies before flushed
 	flushed, err := r.queries.ReplicationFlushedLSN(ctx, r.cfg.Primary)

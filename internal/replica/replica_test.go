@@ -83,12 +83,26 @@ type reading struct {
 // read reads through r whether it ran on the standby and how many marks it saw.
 func (r router) read(t *testing.T) reading {
 	t.Helper()
+	got, err := r.tryRead()
+	require.NoError(t, err)
+	return got
+}
+
+// tryRead is read, returning its error.
+func (r router) tryRead() (reading, error) {
 	var got reading
 	err := r.Read(context.Background(), func(db sql.DBTX) (bool, error) {
 		return true, db.QueryRow(context.Background(), "SELECT pg_is_in_recovery(), (SELECT count(*) FROM marks)").Scan(&got.standby, &got.marks)
 	})
-	require.NoError(t, err)
-	return got
+	return got, err
+}
+
+// reads reports whether a read through r sees want.
+func (r router) reads(want reading) func() bool {
+	return func() bool {
+		got, err := r.tryRead()
+		return err == nil && got == want
+	}
 }
 
 func connect(t *testing.T, url string) *pgxpool.Pool {
@@ -100,8 +114,8 @@ func connect(t *testing.T, url string) *pgxpool.Pool {
 }
 
 // TestRouter runs reads through two routers on one primary and its replica as the replica
-// lags and dies: fast checks every 50 ms with a 400 ms bound; slow checks every 20 s with a
-// minute's bound, so its replica stays in use between checks whatever happens to it.
+// lags and dies: fast checks every 50 ms with a 400 ms bound; slow checks every 5 minutes with
+// a 10-minute bound, so its replica stays in use between checks whatever happens to it.
 func TestRouter(t *testing.T) {
 	t.Parallel()
 	pair := testdb.Replicated(t)
@@ -112,19 +126,20 @@ func TestRouter(t *testing.T) {
 	pair.CatchUp(t)
 	const maxLag = 400 * time.Millisecond
 	fast := startRouter(t, primary, replicaPool, maxLag, 50*time.Millisecond)
-	slow := startRouter(t, primary, replicaPool, time.Minute, 20*time.Second)
+	slow := startRouter(t, primary, replicaPool, 10*time.Minute, 5*time.Minute)
 	usable := func(r router) {
 		t.Helper()
 		require.Eventually(t, r.Usable, waitFor, 10*time.Millisecond, "the replica never became usable")
 	}
 
 	t.Run("ReadsOnReplica", func(t *testing.T) {
-		usable(fast)
 		usable(slow)
-		require.Equal(t, reading{standby: true}, fast.read(t))
-		require.Equal(t, 1.0, fast.metric(t, "tessera_read_replica_usable", ""))
+		require.Equal(t, reading{standby: true}, slow.read(t))
+		require.Equal(t, 1.0, slow.metric(t, "tessera_reads_total", "replica"))
+		// fast's 400 ms bound holds only while checks come in time: a loaded machine may delay one.
+		require.Eventually(t, fast.reads(reading{standby: true}), waitFor, 10*time.Millisecond)
+		require.Positive(t, fast.metric(t, "tessera_reads_total", "replica"))
 		require.Less(t, fast.metric(t, "tessera_read_replica_lag_seconds", ""), maxLag.Seconds())
-		require.Equal(t, 1.0, fast.metric(t, "tessera_reads_total", "replica"))
 		require.Contains(t, fast.logs.String(), "read replica usable")
 	})
 
@@ -134,7 +149,7 @@ func TestRouter(t *testing.T) {
 			err   error
 		}{{final: false}, {final: true, err: core.ErrNotFound}} {
 			var standby []bool
-			err := fast.Read(ctx, func(db sql.DBTX) (bool, error) {
+			err := slow.Read(ctx, func(db sql.DBTX) (bool, error) {
 				var s bool
 				require.NoError(t, db.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&s))
 				standby = append(standby, s)
@@ -146,8 +161,8 @@ func TestRouter(t *testing.T) {
 			require.ErrorIs(t, err, answer.err)
 			require.Equal(t, []bool{true, false}, standby, "read on the replica, then confirmed on the primary")
 		}
-		require.Equal(t, 2.0, fast.metric(t, "tessera_reads_total", "confirmed"))
-		require.True(t, fast.Usable(), "an answer to confirm is no failure of the replica")
+		require.Equal(t, 2.0, slow.metric(t, "tessera_reads_total", "confirmed"))
+		require.True(t, slow.Usable(), "an answer to confirm is no failure of the replica")
 	})
 
 	t.Run("LagBeyondBoundReadsPrimary", func(t *testing.T) {
@@ -170,12 +185,11 @@ func TestRouter(t *testing.T) {
 		require.Greater(t, fast.metric(t, "tessera_read_replica_lag_seconds", ""), maxLag.Seconds())
 		require.Positive(t, fast.metric(t, "tessera_reads_total", "primary"))
 		require.Contains(t, fast.logs.String(), "the replica lags")
-		// Within its minute's bound, slow still reads the paused replica: up to its bound stale.
+		// Within its 10 minutes' bound, slow still reads the paused replica: up to its bound stale.
 		require.Equal(t, reading{standby: true, marks: 0}, slow.read(t))
 
 		pair.ResumeReplay(t)
-		usable(fast)
-		require.Equal(t, reading{standby: true, marks: 1}, fast.read(t))
+		require.Eventually(t, fast.reads(reading{standby: true, marks: 1}), waitFor, 10*time.Millisecond)
 	})
 
 	t.Run("KilledReplicaReadsPrimary", func(t *testing.T) {
@@ -197,9 +211,7 @@ func TestRouter(t *testing.T) {
 
 	t.Run("RestartedReplicaReadAgain", func(t *testing.T) {
 		pair.Start(t)
-		usable(fast)
-		require.Equal(t, reading{standby: true, marks: 1}, fast.read(t))
-		require.Equal(t, 1.0, fast.metric(t, "tessera_read_replica_usable", ""))
+		require.Eventually(t, fast.reads(reading{standby: true, marks: 1}), waitFor, 10*time.Millisecond)
 	})
 }
 
