@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/sql"
@@ -19,6 +20,8 @@ import (
 // (TESSERA_READ_DATABASE_URL) and validates licences on them over loopback HTTP while the
 // replica lags and dies: fresh has a 400 ms bound, stale a minute's, so a client of stale sees
 // what a replica within its bound may answer.
+//
+//nolint:paralleltest,tparallel // the subtests run in order on one replica, which they pause and kill
 func TestServeReadReplica(t *testing.T) {
 	t.Parallel()
 	pair := testdb.Replicated(t)
@@ -76,12 +79,12 @@ func TestServeReadReplica(t *testing.T) {
 		res, err := fresh.post("/v1/admin/licenses/"+revoked.ID.String()+"/revoke", "")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.status, res.body)
-		committed := time.Now()
+		committed := (clock.System{}).Now()
 		// Within its minute's bound, stale answers from the paused replica: still VALID.
 		require.Equal(t, "VALID", stale.validate(t, revoked.Key))
 		// fresh answers REVOKED to every validation sent more than its bound after the revocation.
-		for time.Since(committed) < 3*maxLag {
-			sent := time.Now()
+		for (clock.System{}).Now().Sub(committed) < 3*maxLag {
+			sent := (clock.System{}).Now()
 			code := fresh.validate(t, revoked.Key)
 			if sent.Sub(committed) > maxLag {
 				require.Equal(t, "REVOKED", code, "validated %s after the revocation", sent.Sub(committed))
@@ -100,7 +103,7 @@ func TestServeReadReplica(t *testing.T) {
 	t.Run("ReplicaKilled", func(t *testing.T) {
 		pair.Kill(t)
 		// Every validation answers 200 from the primary, on both servers, as they find out.
-		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for deadline := (clock.System{}).Now().Add(2 * time.Second); (clock.System{}).Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			for _, s := range []*server{fresh, stale} {
 				require.Equal(t, "REVOKED", s.validate(t, revoked.Key))
 				require.Equal(t, "VALID", s.validate(t, issued.Key))
@@ -120,8 +123,8 @@ func TestServeReadReplica(t *testing.T) {
 // the test after waitFor.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(10 * time.Millisecond) {
-		require.True(t, time.Now().Before(deadline), "waited %s for %s", waitFor, what)
+	for deadline := (clock.System{}).Now().Add(waitFor); !cond(); time.Sleep(10 * time.Millisecond) {
+		require.True(t, (clock.System{}).Now().Before(deadline), "waited %s for %s", waitFor, what)
 	}
 }
 

@@ -79,6 +79,8 @@ type Router struct {
 	usableGauge prometheus.Gauge
 	lagGauge    prometheus.Gauge
 	reads       *prometheus.CounterVec
+	// The series of reads, one per route, resolved once: Read runs on every validation.
+	onReplica, onPrimary, afterFailure, confirmed prometheus.Counter
 }
 
 // sample is the primary's flushed WAL position lsn, read at at.
@@ -125,9 +127,9 @@ func New(cfg Config) (*Router, error) {
 		}, []string{"route"}),
 	}
 	r.lagGauge.Set(math.Inf(1))
-	for _, route := range []string{routeReplica, routePrimary, routeFailed, routeConfirmed} {
-		r.reads.WithLabelValues(route) // reported from the start, at 0
-	}
+	// Resolved here, every route is reported from the start, at 0.
+	r.onReplica, r.onPrimary = r.reads.WithLabelValues(routeReplica), r.reads.WithLabelValues(routePrimary)
+	r.afterFailure, r.confirmed = r.reads.WithLabelValues(routeFailed), r.reads.WithLabelValues(routeConfirmed)
 	for _, c := range []prometheus.Collector{r.usableGauge, r.lagGauge, r.reads} {
 		if err := cfg.Metrics.Register(c); err != nil {
 			return nil, fmt.Errorf("register read replica metrics: %w", err)
@@ -143,26 +145,26 @@ func New(cfg Config) (*Router, error) {
 // stands either way. Read returns fn's error of the run whose answer stands.
 func (r *Router) Read(ctx context.Context, fn func(db sql.DBTX) (final bool, err error)) error {
 	if !r.Usable() {
-		r.reads.WithLabelValues(routePrimary).Inc()
+		r.onPrimary.Inc()
 		_, err := fn(r.primary)
 		return err
 	}
 	final, err := fn(r.replica)
 	switch {
 	case err == nil && final:
-		r.reads.WithLabelValues(routeReplica).Inc()
+		r.onReplica.Inc()
 		return nil
 	case err == nil:
-		r.reads.WithLabelValues(routeConfirmed).Inc()
+		r.confirmed.Inc()
 	case ctx.Err() != nil:
 		return err // the request has ended: nothing to answer
 	case core.DBUnavailable(err):
 		r.failed(ctx, err)
-		r.reads.WithLabelValues(routeFailed).Inc()
+		r.afterFailure.Inc()
 	case errors.Is(err, core.ErrNotFound):
-		r.reads.WithLabelValues(routeConfirmed).Inc()
-	default:
-		r.reads.WithLabelValues(routeFailed).Inc()
+		r.confirmed.Inc()
+	default: // a query cancelled by a recovery conflict, say: the replica is not down
+		r.afterFailure.Inc()
 	}
 	_, err = fn(r.primary)
 	return err

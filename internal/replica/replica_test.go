@@ -116,6 +116,8 @@ func connect(t *testing.T, url string) *pgxpool.Pool {
 // TestRouter runs reads through two routers on one primary and its replica as the replica
 // lags and dies: fast checks every 50 ms with a 400 ms bound; slow checks every 5 minutes with
 // a 10-minute bound, so its replica stays in use between checks whatever happens to it.
+//
+//nolint:paralleltest,tparallel // the subtests run in order on one replica, which they pause and kill
 func TestRouter(t *testing.T) {
 	t.Parallel()
 	pair := testdb.Replicated(t)
@@ -170,10 +172,10 @@ func TestRouter(t *testing.T) {
 		pair.PauseReplay(t)
 		_, err := primary.Exec(ctx, "INSERT INTO marks VALUES (1)")
 		require.NoError(t, err)
-		committed := time.Now()
+		committed := (clock.System{}).Now()
 		// Every read that starts more than maxLag after the commit sees it.
-		for time.Since(committed) < 3*maxLag {
-			started := time.Now()
+		for (clock.System{}).Now().Sub(committed) < 3*maxLag {
+			started := (clock.System{}).Now()
 			got := fast.read(t)
 			if started.Sub(committed) > maxLag {
 				require.Equal(t, reading{standby: false, marks: 1}, got, "read %s after the commit", started.Sub(committed))

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/sql"
 )
@@ -36,7 +37,9 @@ type Pair struct {
 // databases and replay their WAL.
 func Replicated(tb testing.TB) *Pair {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "tessera-replica-") // short: the sockets live in it
+	// Not tb.TempDir: its parent directory is its owner's alone, and as root the clusters run
+	// as the postgres user, which must reach this one; short, too, for the sockets in it.
+	dir, err := os.MkdirTemp("", "tessera-replica-") //nolint:usetesting // see above
 	if err != nil {
 		tb.Fatalf("testdb: %v", err)
 	}
@@ -107,12 +110,12 @@ func (p *Pair) CatchUp(tb testing.TB) {
 	if err != nil {
 		tb.Fatalf("testdb: the primary's WAL position: %v", err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := (clock.System{}).Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		replayed, err := replayedLSN(ctx, queries, p.ReplicaURL)
 		if err == nil && replayed >= flushed {
 			return
 		}
-		if time.Now().After(deadline) {
+		if (clock.System{}).Now().After(deadline) {
 			tb.Fatalf("testdb: the replica has not caught up with the primary in a minute (replayed %d of %d: %v)", replayed, flushed, err)
 		}
 	}
