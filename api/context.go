@@ -20,6 +20,7 @@ const (
 	txKey
 	outcomesKey
 	tenantKey
+	readKey
 )
 
 // requestInfo is what the HTTP layer knows about a request: its id, the client's address,
@@ -99,10 +100,28 @@ func outcomes(ctx context.Context) *core.Outcomes {
 }
 
 // conn returns what a handler runs its queries on: the request's transaction for writes
-// (opened by the transact middleware), the server's pool for reads.
+// (opened by the transact middleware), the database read chooses inside read, the server's
+// pool for other reads.
 func (s *Server) conn(ctx context.Context) sql.DBTX {
 	if tx, ok := ctx.Value(txKey).(pgx.Tx); ok {
 		return tx
 	}
+	if db, ok := ctx.Value(readKey).(sql.DBTX); ok {
+		return db
+	}
 	return s.cfg.DB
+}
+
+// read runs fn, the queries of an operation that may read a replica, with s.conn returning
+// the database Config.Reads chooses: the replica while it is within its staleness bound,
+// else the primary. fn says whether its answer is final (Reader); one that is not is read
+// again on the primary. Without Config.Reads, or inside a transaction, fn runs on s.conn.
+func (s *Server) read(ctx context.Context, fn func(ctx context.Context) (final bool, err error)) error {
+	if s.cfg.Reads == nil || tx(ctx) != nil {
+		_, err := fn(ctx)
+		return err
+	}
+	return s.cfg.Reads.Read(ctx, func(db sql.DBTX) (bool, error) {
+		return fn(context.WithValue(ctx, readKey, db))
+	})
 }

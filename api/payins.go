@@ -323,18 +323,27 @@ var payInGetOperation = huma.Operation{
 	Method:      http.MethodGet,
 	Path:        "/v1/payins/{id}",
 	Summary:     "Poll a PayIn",
-	Description: "The PayIn id is the buyer's handle on the payment: poll until PENDING for the checkout URL, then until PAID for the licence key.",
+	Description: "The PayIn id is the buyer's handle on the payment: poll until PENDING for the checkout URL, then until PAID for the licence key. A server with a read replica may answer from it, up to its staleness bound (TESSERA_READ_MAX_LAG, default 1 s) behind; a PayIn it does not have yet is read on the primary.",
 	Tags:        payInTags,
 	Errors:      []int{http.StatusNotFound},
 }
 
-// payInGet reads a PayIn by its id alone, the buyer's capability.
+// payInGet reads a PayIn by its id alone, the buyer's capability. It may read a replica
+// (s.read): a PayIn the replica does not have yet is read again on the primary.
 func (s *Server) payInGet(ctx context.Context, in *PayInIDInput) (*PayInOutput, error) {
-	payin, err := s.queries.PayInGetAnyTenant(ctx, s.conn(ctx), in.ID)
+	var view PayIn
+	err := s.read(ctx, func(ctx context.Context) (bool, error) {
+		payin, err := s.queries.PayInGetAnyTenant(ctx, s.conn(ctx), in.ID)
+		if err != nil {
+			return false, err
+		}
+		view, err = s.payInView(ctx, payin)
+		return true, err
+	})
 	if err != nil {
 		return nil, problem(ctx, err)
 	}
-	return s.payInOutput(ctx, payin)
+	return &PayInOutput{Body: view}, nil
 }
 
 var payInCancelOperation = huma.Operation{

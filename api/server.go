@@ -76,12 +76,26 @@ type Config struct {
 	// ValidatePerClient limits validations per client address. Default 50 per second,
 	// bursts of 100.
 	ValidatePerClient RateLimit
+	// Reads runs the read-only operations that may read a streaming replica — licence
+	// validation, PayIn polling (payin-get) and tenants' public keys — on one, within its
+	// staleness bound (replica.Router, which serve builds from TESSERA_READ_DATABASE_URL).
+	// Everything else reads DB: admin reads, so that a client reads its own writes at once,
+	// and every write. Optional: without it, every operation reads DB.
+	Reads Reader
 	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
 	// River UI under /riverui/ so). Requests to them get a request id, a log line and
 	// metrics like operations, and nothing else: they authenticate their own requests, and
 	// they are not in the OpenAPI document. Their reads (GET, HEAD) are logged at debug
 	// level, their writes at info. Optional.
 	Mounts map[string]http.Handler
+}
+
+// Reader runs read-only queries on a read replica, or on the primary when the replica is not
+// usable (replica.Router). fn runs the queries on db and says whether its answer is final; an
+// answer that is not, and a failure on the replica, is read again on the primary, whose
+// answer stands.
+type Reader interface {
+	Read(ctx context.Context, fn func(db sql.DBTX) (final bool, err error)) error
 }
 
 // RateLimit is a token bucket: PerSecond on average, up to Burst at once.

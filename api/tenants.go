@@ -63,9 +63,16 @@ var tenantPublicKeyOperation = huma.Operation{
 	Errors:      []int{http.StatusNotFound},
 }
 
-// tenantPublicKey reads the public key of the tenant the slug names; no API key needed.
+// tenantPublicKey reads the public key of the tenant the slug names; no API key needed. It
+// may read a replica (s.read): a tenant the replica does not have yet is read again on the
+// primary.
 func (s *Server) tenantPublicKey(ctx context.Context, in *PublicKeyInput) (*PublicKeyOutput, error) {
-	key, err := s.queries.SigningKeyGetPublicBySlug(ctx, s.conn(ctx), in.Slug)
+	var key sql.SigningKeyGetPublicBySlugRow
+	err := s.read(ctx, func(ctx context.Context) (bool, error) {
+		var err error
+		key, err = s.queries.SigningKeyGetPublicBySlug(ctx, s.conn(ctx), in.Slug)
+		return true, err
+	})
 	if err != nil {
 		return nil, problem(ctx, err)
 	}

@@ -73,7 +73,8 @@ const validateDescription = "Needs no API key: the licence key is the credential
 	"(see the enum); garbage, forged and unknown keys are all NOT_FOUND. A licence that a cancelled subscription left perpetual " +
 	"is VALID for builds released up to its subscription_expiration_date (with its message) and BUILD_NOT_COVERED after. " +
 	"A lapsed subscription's licence is EXPIRED. Rate-limited per licence key and per client address: over the limit the " +
-	"answer is 429 with Retry-After (seconds)."
+	"answer is 429 with Retry-After (seconds). A server with a read replica may answer VALID from it: a revocation, suspension " +
+	"or expiry then takes effect within its staleness bound (TESSERA_READ_MAX_LAG, default 1 s); every other verdict is the primary's."
 
 func (s *Server) registerValidation() {
 	huma.Register(s.api, licenseValidateOperation, s.licenseValidate)
@@ -91,14 +92,22 @@ var licenseValidateOperation = huma.Operation{
 }
 
 // licenseValidate answers whether a licence key is valid, and why not, within the rate
-// limits (validateAllowed).
+// limits (validateAllowed). It may read a replica (s.read): only a VALID verdict is answered
+// from it, and any other verdict is read again on the primary, so a stale replica can delay a
+// licence becoming invalid by at most its lag bound, and never makes a licence issued or
+// changed a moment ago look invalid.
 func (s *Server) licenseValidate(ctx context.Context, in *ValidateInput) (*ValidateOutput, error) {
 	now := s.cfg.Clock.Now() // rate limits run on real time; the licence's tenant's clock decides validity
 	if err := s.validateAllowed(ctx, in.Body.Key, now); err != nil {
 		return nil, err
 	}
 	out := &ValidateOutput{}
-	row, err := s.validate(ctx, in, now)
+	var row sql.LicenseValidateRow
+	err := s.read(ctx, func(ctx context.Context) (bool, error) { // only VALID stands on a replica
+		var err error
+		row, err = s.validate(ctx, in, now)
+		return err == nil && row.Code == "VALID", err
+	})
 	switch {
 	case errors.Is(err, core.ErrNotFound):
 		out.Body.Code = "NOT_FOUND"

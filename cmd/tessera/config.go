@@ -14,6 +14,7 @@ import (
 
 	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/replica"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/jobs"
 )
@@ -24,6 +25,15 @@ type Config struct {
 	// DatabaseURL is the Postgres connection string. Required by every command but openapi;
 	// make run and make test point it at the embedded default database.
 	DatabaseURL string `env:"DATABASE_URL"`
+	// ReadDatabaseURL is a streaming replica (hot standby) of DatabaseURL that serve sends
+	// its read-only operations to while it lags by at most ReadMaxLag: licence validation,
+	// PayIn polling and tenants' public keys (the README's "Read replica"). Default none:
+	// everything reads DatabaseURL.
+	ReadDatabaseURL string `env:"TESSERA_READ_DATABASE_URL"`
+	// ReadMaxLag is the read replica's staleness bound: reads go to it only while it holds
+	// every transaction committed on the primary more than ReadMaxLag ago. It must be above
+	// the lag check's interval (250ms). Default 1s.
+	ReadMaxLag time.Duration `env:"TESSERA_READ_MAX_LAG" envDefault:"1s"`
 	// SecretKey is the base64 of 32 random bytes that seals tenants' signing keys and webhook
 	// secrets at rest (`openssl rand -base64 32`). Required by commands that create tenants
 	// or sign; make run keeps one in .tessera/secret-key. Losing it makes sealed secrets
@@ -178,6 +188,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.RescueStuckJobsAfter < 0 {
 		problems = append(problems, errors.New("TESSERA_RESCUE_STUCK_JOBS_AFTER must be positive"))
+	}
+	if cfg.ReadMaxLag <= replica.DefaultInterval {
+		problems = append(problems, fmt.Errorf("TESSERA_READ_MAX_LAG must be above %s, the lag check's interval, not %s", replica.DefaultInterval, cfg.ReadMaxLag))
 	}
 	problems = append(problems, cfg.operatorProblems()...)
 	problems = append(problems, cfg.revocationProblems()...)

@@ -154,3 +154,29 @@ func TestServePprof(t *testing.T) {
 	_, err = net.Dial("tcp", addr)
 	require.Error(t, err, "stopped")
 }
+
+func TestConfigReadReplica(t *testing.T) {
+	for _, tt := range []struct {
+		name, wantErr string
+		env           map[string]string
+		wantMaxLag    time.Duration
+	}{
+		{name: "Default", wantMaxLag: time.Second},
+		{name: "Set", env: map[string]string{"TESSERA_READ_DATABASE_URL": "postgres://replica/tessera", "TESSERA_READ_MAX_LAG": "5s"}, wantMaxLag: 5 * time.Second},
+		{name: "BoundNotAboveTheCheckInterval", env: map[string]string{"TESSERA_READ_MAX_LAG": "250ms"}, wantErr: "TESSERA_READ_MAX_LAG must be above 250ms, the lag check's interval, not 250ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.wantMaxLag, cfg.ReadMaxLag)
+			require.Equal(t, tt.env["TESSERA_READ_DATABASE_URL"], cfg.ReadDatabaseURL)
+		})
+	}
+}

@@ -137,6 +137,12 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
 		}
 		sv.mounts = mounts
+		reads, stopReads, err := startReads(ctx, cfg, sv)
+		if err != nil {
+			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
+		}
+		defer stopReads()
+		sv.reads = reads
 		handler, err = newHandler(cfg, sv)
 		if err != nil {
 			return errors.Join(err, stopRiver(client, cfg.ShutdownTimeout))
@@ -234,6 +240,7 @@ type services struct {
 	rates    payment.RateSource
 	obs      *observability
 	mounts   map[string]http.Handler // River UI, when it is on
+	reads    api.Reader              // the read replica's router, when there is one
 }
 
 // newHandler builds the API's handler, serving the process's metrics.
@@ -255,6 +262,7 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		ValidatePerKey:      api.RateLimit{PerSecond: cfg.ValidatePerKey, Burst: cfg.ValidateKeyBurst},
 		ValidatePerClient:   api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
 		Mounts:              sv.mounts,
+		Reads:               sv.reads,
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {

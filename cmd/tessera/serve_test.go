@@ -33,11 +33,17 @@ type server struct {
 	err    error              // what run returned, once exited is closed
 }
 
-// startServer starts run and waits until it answers /healthz, with serveConfig changed by
-// configure. The test's cleanup stops it.
+// startServer starts run on a database of its own (testdb.Clone) and waits until it answers
+// /healthz, with serveConfig changed by configure. The test's cleanup stops it.
 func startServer(t *testing.T, configure ...func(*Config)) *server {
 	t.Helper()
 	pool, databaseURL := testdb.Clone(t)
+	return startServerOn(t, pool, databaseURL, configure...)
+}
+
+// startServerOn is startServer on the migrated database at databaseURL, which pool reaches.
+func startServerOn(t *testing.T, pool *pgxpool.Pool, databaseURL string, configure ...func(*Config)) *server {
+	t.Helper()
 	tenant := factory.Tenant(t, pool)
 	_, key := factory.APIKey(t, pool, tenant.ID)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -8,6 +8,8 @@
 #   internal/devdb/devdb.sh operator-password
 #                                   print the development TESSERA_OPERATOR_PASSWORD (River UI's
 #                                   sign-in), creating it once
+#   internal/devdb/devdb.sh bindir  print the directory of the Postgres server binaries, installing
+#                                   them first when missing (replica.sh uses it)
 #
 # The cluster listens only on a Unix socket inside the directory (no TCP port to collide
 # with) and trusts local connections. It trades durability for speed (the README's "The
@@ -77,13 +79,17 @@ if [ -z "$bindir" ]; then
 fi
 
 case "${1:-start}" in
+bindir)
+	echo "$bindir"
+	exit 0
+	;;
 stop)
 	[ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" -m fast stop >&2
 	exit 0
 	;;
 start) ;;
 *)
-	log "usage: $0 start|stop|secret|operator-password"
+	log "usage: $0 start|stop|bindir|secret|operator-password"
 	exit 2
 	;;
 esac

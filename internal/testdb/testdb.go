@@ -217,8 +217,14 @@ func create(tb testing.TB, options string) string {
 // admin runs one statement on DATABASE_URL's database.
 func admin(tb testing.TB, statement string) {
 	tb.Helper()
+	adminAt(tb, state.baseURL, statement)
+}
+
+// adminAt runs one statement on the database at url.
+func adminAt(tb testing.TB, url, statement string) {
+	tb.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, state.baseURL)
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		tb.Fatalf("testdb: connect: %v", err)
 	}
