@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/migrate"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -57,7 +57,7 @@ func Replicated(tb testing.TB) *Pair {
 	adminAt(tb, urls[0], "CREATE DATABASE tessera")
 	p.PrimaryURL, p.ReplicaURL = withDatabase(urls[0], "tessera"), withDatabase(urls[1], "tessera")
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, p.PrimaryURL)
+	pool, err := pg.NewPool(ctx, p.PrimaryURL)
 	if err != nil {
 		tb.Fatalf("testdb: %v", err)
 	}
