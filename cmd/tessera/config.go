@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/btcpay"
@@ -68,6 +69,13 @@ type Config struct {
 	RescueStuckJobsAfter time.Duration `env:"TESSERA_RESCUE_STUCK_JOBS_AFTER"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
+	// DBPooler is what DATABASE_URL reaches: none (Postgres itself, or a pooler in session
+	// mode), or transaction, a pooler that hands each transaction any of its server
+	// connections (PgBouncer's pool_mode = transaction). Behind transaction pooling, queries
+	// use unnamed statements (pgx's cache_describe mode, see queryExecMode), River polls for jobs
+	// instead of listening (PollOnly), and migrate refuses to run: its session advisory locks
+	// need a direct connection. Default none.
+	DBPooler string `env:"TESSERA_DB_POOLER" envDefault:"none"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
 	// letting running jobs finish before they are cancelled. Default 30s.
 	ShutdownTimeout time.Duration `env:"TESSERA_SHUTDOWN_TIMEOUT" envDefault:"30s"`
@@ -146,6 +154,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.WebhookTimeout <= 0 {
 		problems = append(problems, errors.New("TESSERA_WEBHOOK_TIMEOUT must be positive"))
+	}
+	if cfg.DBPooler != poolerNone && cfg.DBPooler != poolerTransaction {
+		problems = append(problems, fmt.Errorf("TESSERA_DB_POOLER must be %s or %s, not %q", poolerNone, poolerTransaction, cfg.DBPooler))
 	}
 	if cfg.DBMaxConns < 2 {
 		problems = append(problems, fmt.Errorf("TESSERA_DB_MAX_CONNS must be at least 2, not %d", cfg.DBMaxConns))
@@ -251,6 +262,42 @@ func (cfg Config) payments() (*btcpay.Client, error) {
 	return client, nil
 }
 
+// The values of TESSERA_DB_POOLER.
+const (
+	poolerNone        = "none"
+	poolerTransaction = "transaction"
+)
+
+// transactionPooled reports whether DATABASE_URL reaches Postgres through a transaction pooler.
+func (cfg Config) transactionPooled() bool {
+	return cfg.DBPooler == poolerTransaction
+}
+
+// queryExecMode is how the pool runs queries, from DATABASE_URL's default_query_exec_mode
+// (pgx's cache_statement when absent) and DBPooler.
+//
+// Behind a transaction pooler, consecutive transactions of one client connection run on
+// different server connections, so the named prepared statements of cache_statement (pgx's
+// default) are missing on one server and collide on another ("prepared statement ... does not
+// exist / already exists"), and describe_exec's second round trip may reach a server that
+// never saw its statement. cache_describe sends each query as an unnamed statement, parsed,
+// bound and executed in one round trip, with the parameter and result types it described
+// once per connection: Tessera's arguments keep their binary encodings (uuid, jsonb as
+// []byte, arrays, enums). exec and simple_protocol guess types from Go values and send
+// []byte as bytea, which Tessera's jsonb parameters refuse, so they are refused here.
+func (cfg Config) queryExecMode(mode pgx.QueryExecMode) (pgx.QueryExecMode, error) {
+	switch mode {
+	case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+		return 0, fmt.Errorf("DATABASE_URL's default_query_exec_mode=%s sends jsonb parameters as bytea, which Tessera's queries refuse: leave it out, or use cache_describe (TESSERA_DB_POOLER=transaction does)",
+			strings.ReplaceAll(mode.String(), " ", "_"))
+	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec:
+		if cfg.transactionPooled() {
+			return pgx.QueryExecModeCacheDescribe, nil
+		}
+	}
+	return mode, nil
+}
+
 // pool connects to DatabaseURL.
 func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	if cfg.DatabaseURL == "" {
@@ -261,6 +308,9 @@ func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	pc.MaxConns = cfg.DBMaxConns
+	if pc.ConnConfig.DefaultQueryExecMode, err = cfg.queryExecMode(pc.ConnConfig.DefaultQueryExecMode); err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)
