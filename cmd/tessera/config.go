@@ -298,8 +298,9 @@ func (cfg Config) queryExecMode(mode pgx.QueryExecMode) (pgx.QueryExecMode, erro
 	return mode, nil
 }
 
-// pool connects to DatabaseURL.
-func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
+// poolConfig is the connection pool's configuration: DatabaseURL's, with DBMaxConns and the
+// query exec mode DBPooler needs.
+func (cfg Config) poolConfig() (*pgxpool.Config, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL is not set (make run and make test set it to the embedded database)")
 	}
@@ -309,6 +310,15 @@ func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pc.MaxConns = cfg.DBMaxConns
 	if pc.ConnConfig.DefaultQueryExecMode, err = cfg.queryExecMode(pc.ConnConfig.DefaultQueryExecMode); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+// pool connects to DatabaseURL.
+func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	pc, err := cfg.poolConfig()
+	if err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)

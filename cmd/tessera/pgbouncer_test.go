@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tessera/tessera/internal/factory"
@@ -178,6 +180,27 @@ func TestPgBouncer(t *testing.T) {
 	for _, p := range []*process{serveA, serveB, worker} {
 		p.stop(t)
 	}
+
+	// No process listened: River's notifier would have left its LISTEN on a server
+	// connection, which PgBouncer hands to any client's next transaction. pgbouncerPool
+	// transactions at once hold every server connection.
+	cfg, err := pgxpool.ParseConfig(proxyURL)
+	require.NoError(t, err)
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	cfg.MaxConns = pgbouncerPool
+	proxy, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	defer proxy.Close()
+	listening := 0
+	for range pgbouncerPool {
+		tx, err := proxy.Begin(t.Context())
+		require.NoError(t, err)
+		defer tx.Rollback(t.Context()) //nolint:errcheck // read only
+		var channels int
+		require.NoError(t, tx.QueryRow(t.Context(), "SELECT count(*) FROM pg_listening_channels()").Scan(&channels))
+		listening += channels
+	}
+	require.Zero(t, listening, "channels listened to on PgBouncer's server connections")
 }
 
 // validate validates key on the serve process at base and says why it was not valid.
