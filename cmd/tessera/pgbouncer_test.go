@@ -29,8 +29,9 @@ import (
 // Tessera processes, with up to TESSERA_DB_MAX_CONNS client connections each, share.
 const pgbouncerPool = 3
 
-// The PgBouncer test's validation load: goroutines per serve process, requests each.
-const pgbouncerClients, pgbouncerRequests = 8, 10
+// The PgBouncer test's load: validating goroutines per serve process and requests each, and
+// referral snapshots read at the same time.
+const pgbouncerClients, pgbouncerRequests, pgbouncerSnapshots = 8, 10, 4
 
 // TestPgBouncer runs Tessera spread out behind PgBouncer in transaction mode, as the README's
 // "Behind PgBouncer" says: two serve processes and a worker process, all with
@@ -134,7 +135,7 @@ func TestPgBouncer(t *testing.T) {
 	licenseKey := payInState(id)["license_key"].(string)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2*pgbouncerClients*pgbouncerRequests)
+	errs := make(chan error, 2*pgbouncerClients*pgbouncerRequests+pgbouncerSnapshots)
 	for _, base := range []string{a, b} {
 		for range pgbouncerClients {
 			wg.Go(func() {
@@ -144,7 +145,7 @@ func TestPgBouncer(t *testing.T) {
 			})
 		}
 	}
-	for range 4 {
+	for range pgbouncerSnapshots {
 		wg.Go(func() {
 			status, snapshot := call(http.MethodGet, b+"/v1/admin/customers/"+customer.ID.String()+"/referrals", adminKey, nil)
 			if status != http.StatusOK {
