@@ -279,8 +279,9 @@ func (cfg Config) transactionPooled() bool {
 // Behind a transaction pooler, consecutive transactions of one client connection run on
 // different server connections, so the named prepared statements of cache_statement (pgx's
 // default) are missing on one server and collide on another ("prepared statement ... does not
-// exist / already exists"), and describe_exec's second round trip may reach a server that
-// never saw its statement. cache_describe sends each query as an unnamed statement, parsed,
+// exist / already exists"), and describe_exec's second round trip may bind another
+// client's unnamed statement on another server ("bind message supplies 4 parameters, but
+// prepared statement "" requires 7"). cache_describe sends each query as an unnamed statement, parsed,
 // bound and executed in one round trip, with the parameter and result types it described
 // once per connection: Tessera's arguments keep their binary encodings (uuid, jsonb as
 // []byte, arrays, enums). exec and simple_protocol guess types from Go values and send

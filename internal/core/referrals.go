@@ -118,10 +118,9 @@ func valueOr[T any](p *T, def T) T {
 // CustomPlans runs every query on db with a plan made for that call's arguments (pgx's
 // cache-describe mode: an unnamed statement, parsed, planned for its arguments and executed
 // in one round trip, so that it also runs through a transaction pooler outside a
-// transaction). Queries whose best plan
-// depends on their arguments use it, like ReferralRecompute, whose optional referrer filter
-// needs an index lookup for one referrer and a scan for all: a cached generic plan would
-// serve one of the two badly.
+// transaction). Queries whose best plan depends on their arguments use it, like
+// ReferralRecompute, whose optional referrer filter needs an index lookup for one referrer
+// and a scan for all: a cached generic plan would serve one of the two badly.
 type CustomPlans struct {
 	DB sql.DBTX
 }
