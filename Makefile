@@ -23,6 +23,8 @@ JQ := /usr/bin/jq
 NPM := /usr/bin/npm
 # WRK is Debian's HTTP load generator, which the validation benchmark drives (make bench).
 WRK := /usr/bin/wrk
+# PGBOUNCER is Debian's PgBouncer: TestPgBouncer runs Tessera through it in transaction mode.
+PGBOUNCER := /usr/sbin/pgbouncer
 # TENANT and NAME are make key's tenant and key name.
 TENANT ?= demo
 NAME ?= me
@@ -61,8 +63,8 @@ run: build
 	./tessera migrate && ./tessera bootstrap --key-file .tessera/admin-key && ./tessera serve
 
 ## test: the whole suite with the race detector, on a real Postgres, examples/ included (installs
-##       Chromium, jq and npm first). The first run compiles everything: about ten minutes on 2 cores.
-test: $(CHROMIUM) $(JQ) $(NPM)
+##       Chromium, jq, npm and PgBouncer first). The first run compiles everything: about ten minutes on 2 cores.
+test: $(CHROMIUM) $(JQ) $(NPM) $(PGBOUNCER)
 	@echo "make test: go test -race ./... (the first run compiles everything with the race detector, about ten minutes on 2 cores; then a line per package)"
 	url="$(database)"; DATABASE_URL="$$url" go test -race -count=1 ./...
 
@@ -144,3 +146,5 @@ $(NPM):
 	$(call apt_install,npm)
 $(WRK):
 	$(call apt_install,wrk)
+$(PGBOUNCER):
+	$(call apt_install,pgbouncer)

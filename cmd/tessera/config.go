@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/internal/btcpay"
@@ -83,6 +84,13 @@ type Config struct {
 	RescueStuckJobsAfter time.Duration `env:"TESSERA_RESCUE_STUCK_JOBS_AFTER"`
 	// DBMaxConns is the size of the connection pool. Default 20.
 	DBMaxConns int32 `env:"TESSERA_DB_MAX_CONNS" envDefault:"20"`
+	// DBPooler is what DATABASE_URL reaches: none (Postgres itself, or a pooler in session
+	// mode), or transaction, a pooler that hands each transaction any of its server
+	// connections (PgBouncer's pool_mode = transaction). Behind transaction pooling, queries
+	// use unnamed statements (pgx's cache_describe mode, see queryExecMode), River polls for jobs
+	// instead of listening (PollOnly), and migrate refuses to run: its session advisory locks
+	// need a direct connection. Default none.
+	DBPooler string `env:"TESSERA_DB_POOLER" envDefault:"none"`
 	// ShutdownTimeout bounds each stage of a graceful shutdown: draining HTTP requests, then
 	// letting running jobs finish before they are cancelled. Default 30s.
 	ShutdownTimeout time.Duration `env:"TESSERA_SHUTDOWN_TIMEOUT" envDefault:"30s"`
@@ -164,6 +172,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.PprofAddr != "" && !loopback(cfg.PprofAddr) {
 		problems = append(problems, fmt.Errorf("TESSERA_PPROF_ADDR must be a loopback address (127.0.0.1:6060), not %q", cfg.PprofAddr))
+	}
+	if cfg.DBPooler != poolerNone && cfg.DBPooler != poolerTransaction {
+		problems = append(problems, fmt.Errorf("TESSERA_DB_POOLER must be %s or %s, not %q", poolerNone, poolerTransaction, cfg.DBPooler))
 	}
 	if cfg.DBMaxConns < 2 {
 		problems = append(problems, fmt.Errorf("TESSERA_DB_MAX_CONNS must be at least 2, not %d", cfg.DBMaxConns))
@@ -272,16 +283,73 @@ func (cfg Config) payments() (*btcpay.Client, error) {
 	return client, nil
 }
 
-// pool connects to DatabaseURL.
-func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
+// The values of TESSERA_DB_POOLER.
+const (
+	poolerNone        = "none"
+	poolerTransaction = "transaction"
+)
+
+// transactionPooled reports whether DATABASE_URL reaches Postgres through a transaction pooler.
+func (cfg Config) transactionPooled() bool {
+	return cfg.DBPooler == poolerTransaction
+}
+
+// queryExecMode is how the pool runs queries, from DATABASE_URL's default_query_exec_mode
+// (pgx's cache_statement when absent) and DBPooler.
+//
+// Behind a transaction pooler, consecutive transactions of one client connection run on
+// different server connections, so the named prepared statements of cache_statement (pgx's
+// default) are missing on one server and collide on another ("prepared statement ... does not
+// exist / already exists"), and describe_exec's second round trip may bind another
+// client's unnamed statement on another server ("bind message supplies 4 parameters, but
+// prepared statement "" requires 7"). cache_describe sends each query as an unnamed statement, parsed,
+// bound and executed in one round trip, with the parameter and result types it described
+// once per connection: Tessera's arguments keep their binary encodings (uuid, jsonb as
+// []byte, arrays, enums). exec and simple_protocol guess types from Go values and send
+// []byte as bytea, which Tessera's jsonb parameters refuse, so they are refused here.
+func (cfg Config) queryExecMode(mode pgx.QueryExecMode) (pgx.QueryExecMode, error) {
+	switch mode {
+	case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+		return 0, fmt.Errorf("DATABASE_URL's default_query_exec_mode=%s sends jsonb parameters as bytea, which Tessera's queries refuse: leave it out, or use cache_describe (TESSERA_DB_POOLER=transaction does)",
+			strings.ReplaceAll(mode.String(), " ", "_"))
+	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec:
+		if cfg.transactionPooled() {
+			return pgx.QueryExecModeCacheDescribe, nil
+		}
+	}
+	return mode, nil
+}
+
+// poolConfig is the connection pool's configuration: DatabaseURL's, with DBMaxConns and the
+// query exec mode DBPooler needs.
+func (cfg Config) poolConfig() (*pgxpool.Config, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL is not set (make run and make test set it to the embedded database)")
 	}
-	pc, err := pg.PoolConfig(cfg.DatabaseURL)
+	return cfg.poolConfigOf("DATABASE_URL", cfg.DatabaseURL)
+}
+
+// poolConfigOf is the configuration of a pool connecting to url (named by its variable, for
+// errors), with DBMaxConns and the query exec mode DBPooler needs: the primary's pool and the
+// read replica's are configured alike.
+func (cfg Config) poolConfigOf(variable, url string) (*pgxpool.Config, error) {
+	pc, err := pg.PoolConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("parse %s: %w", variable, err)
 	}
 	pc.MaxConns = cfg.DBMaxConns
+	if pc.ConnConfig.DefaultQueryExecMode, err = cfg.queryExecMode(pc.ConnConfig.DefaultQueryExecMode); err != nil {
+		return nil, err
+	}
+	return pc, nil
+}
+
+// pool connects to DatabaseURL.
+func (cfg Config) pool(ctx context.Context) (*pgxpool.Pool, error) {
+	pc, err := cfg.poolConfig()
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the database: %w", err)

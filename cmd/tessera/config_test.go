@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -177,6 +179,42 @@ func TestConfigReadReplica(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tt.wantMaxLag, cfg.ReadMaxLag)
 			require.Equal(t, tt.env["TESSERA_READ_DATABASE_URL"], cfg.ReadDatabaseURL)
+		})
+	}
+}
+
+func TestConfigDBPooler(t *testing.T) {
+	const url = "postgres://tessera@127.0.0.1:6432/tessera"
+	for _, tt := range []struct {
+		name, pooler, url, wantErr string
+		want                       pgx.QueryExecMode
+	}{
+		{name: "DefaultKeepsPgxDefault", url: url, want: pgx.QueryExecModeCacheStatement},
+		{name: "NoneKeepsTheURLMode", pooler: "none", url: url + "?default_query_exec_mode=describe_exec", want: pgx.QueryExecModeDescribeExec},
+		{name: "TransactionDescribesOnce", pooler: "transaction", url: url, want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionReplacesNamedStatements", pooler: "transaction", url: url + "?default_query_exec_mode=cache_statement", want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionReplacesTwoRoundTrips", pooler: "transaction", url: url + "?default_query_exec_mode=describe_exec", want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionKeepsCacheDescribe", pooler: "transaction", url: url + "?default_query_exec_mode=cache_describe", want: pgx.QueryExecModeCacheDescribe},
+		{name: "ExecRefused", pooler: "transaction", url: url + "?default_query_exec_mode=exec", wantErr: "default_query_exec_mode=exec sends jsonb parameters as bytea"},
+		{name: "SimpleProtocolRefused", url: url + "?default_query_exec_mode=simple_protocol", wantErr: "default_query_exec_mode=simple_protocol sends jsonb parameters as bytea"},
+		{name: "UnknownPooler", pooler: "pgbouncer", url: url, wantErr: `TESSERA_DB_POOLER must be none or transaction, not "pgbouncer"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("DATABASE_URL", tt.url)
+			if tt.pooler != "" {
+				t.Setenv("TESSERA_DB_POOLER", tt.pooler)
+			}
+			cfg, err := loadConfig()
+			var pc *pgxpool.Config
+			if err == nil {
+				pc, err = cfg.poolConfig()
+			}
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, pc.ConnConfig.DefaultQueryExecMode)
 		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/api"
-	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/replica"
 )
 
@@ -20,11 +19,10 @@ func startReads(ctx context.Context, cfg Config, sv services) (reads api.Reader,
 	if cfg.ReadDatabaseURL == "" {
 		return nil, func() {}, nil
 	}
-	pc, err := pg.PoolConfig(cfg.ReadDatabaseURL)
+	pc, err := cfg.poolConfigOf("TESSERA_READ_DATABASE_URL", cfg.ReadDatabaseURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse TESSERA_READ_DATABASE_URL: %w", err)
+		return nil, nil, err
 	}
-	pc.MaxConns = cfg.DBMaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("TESSERA_READ_DATABASE_URL: %w", err)

@@ -196,6 +196,9 @@ func startJobs(ctx context.Context, cfg Config, sv services, rescueAfter time.Du
 		// A job still running after this is taken for orphaned and retried: minutes, not
 		// River's default hour, yet never before its own timeout has passed.
 		RescueStuckJobsAfter: rescueAfter,
+		// LISTEN needs a session of its own, which a transaction pooler does not keep: there
+		// River polls for new jobs (every FetchPollInterval, 1 s) and for the leader.
+		PollOnly: cfg.transactionPooled(),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create river client: %w", err)

@@ -116,25 +116,26 @@ func valueOr[T any](p *T, def T) T {
 }
 
 // CustomPlans runs every query on db with a plan made for that call's arguments (pgx's
-// describe-exec mode: an unnamed statement, planned at bind time). Queries whose best plan
-// depends on their arguments use it, like ReferralRecompute, whose optional referrer filter
-// needs an index lookup for one referrer and a scan for all: a cached generic plan would
-// serve one of the two badly.
+// cache-describe mode: an unnamed statement, parsed, planned for its arguments and executed
+// in one round trip, so that it also runs through a transaction pooler outside a
+// transaction). Queries whose best plan depends on their arguments use it, like
+// ReferralRecompute, whose optional referrer filter needs an index lookup for one referrer
+// and a scan for all: a cached generic plan would serve one of the two badly.
 type CustomPlans struct {
 	DB sql.DBTX
 }
 
 // Exec runs a statement with a custom plan.
 func (c CustomPlans) Exec(ctx context.Context, query string, args ...any) (pgconn.CommandTag, error) {
-	return c.DB.Exec(ctx, query, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
+	return c.DB.Exec(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 // Query runs a query with a custom plan.
 func (c CustomPlans) Query(ctx context.Context, query string, args ...any) (pgx.Rows, error) {
-	return c.DB.Query(ctx, query, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
+	return c.DB.Query(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
 
 // QueryRow runs a one-row query with a custom plan.
 func (c CustomPlans) QueryRow(ctx context.Context, query string, args ...any) pgx.Row {
-	return c.DB.QueryRow(ctx, query, append([]any{pgx.QueryExecModeDescribeExec}, args...)...)
+	return c.DB.QueryRow(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
 }
