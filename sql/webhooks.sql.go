@@ -37,6 +37,74 @@ func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParam
 	return err
 }
 
+const eventCreateAudited = `-- name: EventCreateAudited :many
+WITH audit AS (
+    INSERT INTO audit_log (tenant_id, id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, request_id)
+    VALUES ($1::uuid, $3::uuid, $4::timestamptz, $5::text, $6::text, $7::text,
+            $8::text, $9::text, $10::jsonb, $11::text)
+), event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES ($1::uuid, $12::uuid, $2::text, $13::jsonb, $4::timestamptz)
+)
+SELECT id FROM webhook_endpoints
+WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
+ORDER BY id
+`
+
+type EventCreateAuditedParams struct {
+	TenantID    uuid.UUID
+	Type        string
+	AuditID     uuid.UUID
+	Now         time.Time
+	ActorType   string
+	ActorID     string
+	Action      string
+	SubjectType string
+	SubjectID   string
+	Details     []byte
+	RequestID   *string
+	EventID     uuid.UUID
+	Data        []byte
+}
+
+// EventCreateAudited records one state change in one statement (core.Record): its audit log
+// entry and its event in the outbox, in the transaction of the change, and returns the ids of
+// the tenant's enabled endpoints subscribed to the event's type (webhook_endpoints_enabled_idx),
+// for which the caller creates deliveries (WebhookDeliveryCreateMany).
+func (q *Queries) EventCreateAudited(ctx context.Context, db DBTX, arg EventCreateAuditedParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, eventCreateAudited,
+		arg.TenantID,
+		arg.Type,
+		arg.AuditID,
+		arg.Now,
+		arg.ActorType,
+		arg.ActorID,
+		arg.Action,
+		arg.SubjectType,
+		arg.SubjectID,
+		arg.Details,
+		arg.RequestID,
+		arg.EventID,
+		arg.Data,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const eventPurge = `-- name: EventPurge :one
 WITH doomed AS (
     SELECT e.tenant_id, e.id FROM events e
