@@ -223,7 +223,14 @@ func hasTenantID(args river.JobArgs) bool {
 var queries = sql.New()
 
 // complete marks job completed in tx, so the completion commits with the job's effects.
+// River's completion query (JobSetStateIfRunningMany, a CTE over a dozen arrays) gets a custom
+// plan at every call, about 1.3 ms of planning for 0.1 ms of execution, as its generic plan is
+// estimated for ten rows rather than one; the generic plan is the same index scan, so the
+// transaction, whose last statement it is, forces it (JobCompletePlanGeneric).
 func complete[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) error {
+	if err := queries.JobCompletePlanGeneric(ctx, tx); err != nil {
+		return fmt.Errorf("complete job %d: %w", job.ID, err)
+	}
 	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 		return fmt.Errorf("complete job %d: %w", job.ID, err)
 	}
