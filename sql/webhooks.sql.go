@@ -12,29 +12,52 @@ import (
 	"github.com/google/uuid"
 )
 
-const eventCreate = `-- name: EventCreate :exec
-INSERT INTO events (tenant_id, id, type, data, occurred_at)
-VALUES ($1::uuid, $2::uuid, $3::text, $4::jsonb, $5::timestamptz)
+const eventCreate = `-- name: EventCreate :many
+WITH event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES ($1::uuid, $3::uuid, $2::text, $4::jsonb, $5::timestamptz)
+)
+SELECT id FROM webhook_endpoints
+WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
+ORDER BY id
 `
 
 type EventCreateParams struct {
 	TenantID uuid.UUID
-	ID       uuid.UUID
 	Type     string
+	ID       uuid.UUID
 	Data     []byte
 	Now      time.Time
 }
 
-// EventCreate appends an event to the outbox, in the transaction of the change it reports.
-func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParams) error {
-	_, err := db.Exec(ctx, eventCreate,
+// EventCreate appends an event to the outbox, in the transaction of the change it reports,
+// and returns the ids of the tenant's enabled endpoints subscribed to its type
+// (webhook_endpoints_enabled_idx), for which the caller creates deliveries
+// (WebhookDeliveryCreateMany): one statement (core.Emit).
+func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, eventCreate,
 		arg.TenantID,
-		arg.ID,
 		arg.Type,
+		arg.ID,
 		arg.Data,
 		arg.Now,
 	)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const eventCreateAudited = `-- name: EventCreateAudited :many
@@ -67,10 +90,8 @@ type EventCreateAuditedParams struct {
 	Data        []byte
 }
 
-// EventCreateAudited records one state change in one statement (core.Record): its audit log
-// entry and its event in the outbox, in the transaction of the change, and returns the ids of
-// the tenant's enabled endpoints subscribed to the event's type (webhook_endpoints_enabled_idx),
-// for which the caller creates deliveries (WebhookDeliveryCreateMany).
+// EventCreateAudited is EventCreate with the audit log entry of the change the event reports
+// (AuditLogAppend), in the same statement (core.Record).
 func (q *Queries) EventCreateAudited(ctx context.Context, db DBTX, arg EventCreateAuditedParams) ([]uuid.UUID, error) {
 	rows, err := db.Query(ctx, eventCreateAudited,
 		arg.TenantID,
@@ -745,39 +766,6 @@ func (q *Queries) WebhookEndpointList(ctx context.Context, db DBTX, arg WebhookE
 			return nil, err
 		}
 		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookEndpointListSubscribed = `-- name: WebhookEndpointListSubscribed :many
-SELECT id FROM webhook_endpoints
-WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
-ORDER BY id
-`
-
-type WebhookEndpointListSubscribedParams struct {
-	TenantID uuid.UUID
-	Type     string
-}
-
-// WebhookEndpointListSubscribed returns the ids of a tenant's enabled endpoints subscribed
-// to an event type (webhook_endpoints_enabled_idx).
-func (q *Queries) WebhookEndpointListSubscribed(ctx context.Context, db DBTX, arg WebhookEndpointListSubscribedParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, webhookEndpointListSubscribed, arg.TenantID, arg.Type)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -72,18 +72,16 @@ type Event struct {
 // enabled endpoint of the tenant subscribed to its type, and enqueues those
 // endpoints' webhook.deliver jobs (unique per endpoint), all in tx: the event exists and will
 // be delivered if and only if the change that caused it commits. A type that is not one of
-// EventTypes is an error (a programming mistake: no endpoint could subscribe to it).
+// EventTypes is an error (a programming mistake: no endpoint could subscribe to it). The event
+// and the lookup of its endpoints are one statement (EventCreate).
 func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
 	event, err := newEvent(e)
 	if err != nil {
 		return err
 	}
-	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: event.TenantID, ID: event.ID, Type: event.Type, Data: event.Data, Now: st.Now}); err != nil {
-		return fmt.Errorf("record event %s: %w", event.Type, err)
-	}
-	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: event.TenantID, Type: event.Type})
+	endpoints, err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: event.TenantID, ID: event.ID, Type: event.Type, Data: event.Data, Now: st.Now})
 	if err != nil {
-		return fmt.Errorf("endpoints subscribed to %s: %w", event.Type, err)
+		return fmt.Errorf("record event %s: %w", event.Type, err)
 	}
 	return deliver(ctx, tx, st, event, endpoints)
 }
