@@ -61,4 +61,4 @@ FOR UPDATE;
 -- JobCompletePlanGeneric makes the rest of the transaction run prepared statements on their
 -- generic plans (plan_cache_mode, local to the transaction): run just before
 -- river.JobCompleteTx, whose query Postgres would otherwise plan anew at every call.
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
+SET LOCAL plan_cache_mode = force_generic_plan;

@@ -13,7 +13,7 @@ import (
 )
 
 const jobCompletePlanGeneric = `-- name: JobCompletePlanGeneric :exec
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true)
+SET LOCAL plan_cache_mode = force_generic_plan
 `
 
 // JobCompletePlanGeneric makes the rest of the transaction run prepared statements on their
