@@ -15,6 +15,7 @@
 # already acknowledged) when Postgres crashes; fsync=off and full_page_writes=off let an
 # operating-system crash keep some commits and not others, or corrupt the cluster. It is for
 # development and tests, never for data you keep: production runs Postgres' defaults.
+# It loads pg_stat_statements, with which the benchmarks count the statements of a path.
 # Postgres refuses to run as root, so as root it runs as the `postgres` user. Missing Postgres
 # binaries are installed from Debian's `postgresql` package.
 set -euo pipefail
@@ -108,7 +109,8 @@ if [ ! -f "$data/PG_VERSION" ]; then
 	as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 
-# Durability off (see the header); more connections and memory for the parallel tests.
+# Durability off (see the header); more connections and memory for the parallel tests;
+# pg_stat_statements for the benchmarks (bench/README.md).
 if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 	as_owner mkdir -p "$sock"
 	as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start \
