@@ -234,3 +234,21 @@ func TestPayInReconcileSweepWorker(t *testing.T) {
 	require.NoError(t, json.Unmarshal(settles[0].EncodedArgs, &args))
 	require.Equal(t, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: "stale-" + tenant.ID.String()}, args, "only the PayIn pending for over 10 minutes")
 }
+
+// TestCompletePlansGeneric: a job completes with the rest of its transaction on generic plans
+// (complete), so that River's completion query is not planned anew at every call.
+func TestCompletePlansGeneric(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx, _, w, payin, _ := setupCreateInvoice(t)
+	planCacheMode := func() string {
+		var mode string
+		require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('plan_cache_mode')").Scan(&mode))
+		return mode
+	}
+	require.Equal(t, "auto", planCacheMode())
+	res, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	require.Equal(t, "force_generic_plan", planCacheMode(), "the job's transaction, local to it")
+}

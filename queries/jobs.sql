@@ -56,3 +56,9 @@ FROM river_job
 WHERE id = @id::bigint
   AND (sqlc.narg(tenant_id)::uuid IS NULL OR metadata ->> 'tenant_id' = CAST(sqlc.narg(tenant_id)::uuid AS text))
 FOR UPDATE;
+
+-- name: JobCompletePlanGeneric :exec
+-- JobCompletePlanGeneric makes the rest of the transaction run prepared statements on their
+-- generic plans (plan_cache_mode, local to the transaction): run just before
+-- river.JobCompleteTx, whose query Postgres would otherwise plan anew at every call.
+SET LOCAL plan_cache_mode = force_generic_plan;

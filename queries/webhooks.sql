@@ -1,11 +1,27 @@
--- name: EventCreate :exec
--- EventCreate appends an event to the outbox, in the transaction of the change it reports.
-INSERT INTO events (tenant_id, id, type, data, occurred_at)
-VALUES (@tenant_id::uuid, @id::uuid, @type::text, @data::jsonb, @now::timestamptz);
+-- name: EventCreate :many
+-- EventCreate appends an event to the outbox, in the transaction of the change it reports,
+-- and returns the ids of the tenant's enabled endpoints subscribed to its type
+-- (webhook_endpoints_enabled_idx), for which the caller creates deliveries
+-- (WebhookDeliveryCreateMany): one statement (core.Emit).
+WITH event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES (@tenant_id::uuid, @id::uuid, @type::text, @data::jsonb, @now::timestamptz)
+)
+SELECT id FROM webhook_endpoints
+WHERE tenant_id = @tenant_id::uuid AND enabled AND event_types @> ARRAY[@type::text]
+ORDER BY id;
 
--- name: WebhookEndpointListSubscribed :many
--- WebhookEndpointListSubscribed returns the ids of a tenant's enabled endpoints subscribed
--- to an event type (webhook_endpoints_enabled_idx).
+-- name: EventCreateAudited :many
+-- EventCreateAudited is EventCreate with the audit log entry of the change the event reports
+-- (AuditLogAppend), in the same statement (core.Record).
+WITH audit AS (
+    INSERT INTO audit_log (tenant_id, id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, request_id)
+    VALUES (@tenant_id::uuid, @audit_id::uuid, @now::timestamptz, @actor_type::text, @actor_id::text, @action::text,
+            @subject_type::text, @subject_id::text, @details::jsonb, sqlc.narg(request_id)::text)
+), event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES (@tenant_id::uuid, @event_id::uuid, @type::text, @data::jsonb, @now::timestamptz)
+)
 SELECT id FROM webhook_endpoints
 WHERE tenant_id = @tenant_id::uuid AND enabled AND event_types @> ARRAY[@type::text]
 ORDER BY id;

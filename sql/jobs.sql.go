@@ -12,6 +12,18 @@ import (
 	"github.com/google/uuid"
 )
 
+const jobCompletePlanGeneric = `-- name: JobCompletePlanGeneric :exec
+SET LOCAL plan_cache_mode = force_generic_plan
+`
+
+// JobCompletePlanGeneric makes the rest of the transaction run prepared statements on their
+// generic plans (plan_cache_mode, local to the transaction): run just before
+// river.JobCompleteTx, whose query Postgres would otherwise plan anew at every call.
+func (q *Queries) JobCompletePlanGeneric(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, jobCompletePlanGeneric)
+	return err
+}
+
 const jobGet = `-- name: JobGet :one
 SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at, scheduled_at, priority, args,
        errors, kind, metadata, queue, tags

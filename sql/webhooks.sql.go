@@ -12,29 +12,118 @@ import (
 	"github.com/google/uuid"
 )
 
-const eventCreate = `-- name: EventCreate :exec
-INSERT INTO events (tenant_id, id, type, data, occurred_at)
-VALUES ($1::uuid, $2::uuid, $3::text, $4::jsonb, $5::timestamptz)
+const eventCreate = `-- name: EventCreate :many
+WITH event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES ($1::uuid, $3::uuid, $2::text, $4::jsonb, $5::timestamptz)
+)
+SELECT id FROM webhook_endpoints
+WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
+ORDER BY id
 `
 
 type EventCreateParams struct {
 	TenantID uuid.UUID
-	ID       uuid.UUID
 	Type     string
+	ID       uuid.UUID
 	Data     []byte
 	Now      time.Time
 }
 
-// EventCreate appends an event to the outbox, in the transaction of the change it reports.
-func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParams) error {
-	_, err := db.Exec(ctx, eventCreate,
+// EventCreate appends an event to the outbox, in the transaction of the change it reports,
+// and returns the ids of the tenant's enabled endpoints subscribed to its type
+// (webhook_endpoints_enabled_idx), for which the caller creates deliveries
+// (WebhookDeliveryCreateMany): one statement (core.Emit).
+func (q *Queries) EventCreate(ctx context.Context, db DBTX, arg EventCreateParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, eventCreate,
 		arg.TenantID,
-		arg.ID,
 		arg.Type,
+		arg.ID,
 		arg.Data,
 		arg.Now,
 	)
-	return err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const eventCreateAudited = `-- name: EventCreateAudited :many
+WITH audit AS (
+    INSERT INTO audit_log (tenant_id, id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, request_id)
+    VALUES ($1::uuid, $3::uuid, $4::timestamptz, $5::text, $6::text, $7::text,
+            $8::text, $9::text, $10::jsonb, $11::text)
+), event AS (
+    INSERT INTO events (tenant_id, id, type, data, occurred_at)
+    VALUES ($1::uuid, $12::uuid, $2::text, $13::jsonb, $4::timestamptz)
+)
+SELECT id FROM webhook_endpoints
+WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
+ORDER BY id
+`
+
+type EventCreateAuditedParams struct {
+	TenantID    uuid.UUID
+	Type        string
+	AuditID     uuid.UUID
+	Now         time.Time
+	ActorType   string
+	ActorID     string
+	Action      string
+	SubjectType string
+	SubjectID   string
+	Details     []byte
+	RequestID   *string
+	EventID     uuid.UUID
+	Data        []byte
+}
+
+// EventCreateAudited is EventCreate with the audit log entry of the change the event reports
+// (AuditLogAppend), in the same statement (core.Record).
+func (q *Queries) EventCreateAudited(ctx context.Context, db DBTX, arg EventCreateAuditedParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, eventCreateAudited,
+		arg.TenantID,
+		arg.Type,
+		arg.AuditID,
+		arg.Now,
+		arg.ActorType,
+		arg.ActorID,
+		arg.Action,
+		arg.SubjectType,
+		arg.SubjectID,
+		arg.Details,
+		arg.RequestID,
+		arg.EventID,
+		arg.Data,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const eventPurge = `-- name: EventPurge :one
@@ -677,39 +766,6 @@ func (q *Queries) WebhookEndpointList(ctx context.Context, db DBTX, arg WebhookE
 			return nil, err
 		}
 		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const webhookEndpointListSubscribed = `-- name: WebhookEndpointListSubscribed :many
-SELECT id FROM webhook_endpoints
-WHERE tenant_id = $1::uuid AND enabled AND event_types @> ARRAY[$2::text]
-ORDER BY id
-`
-
-type WebhookEndpointListSubscribedParams struct {
-	TenantID uuid.UUID
-	Type     string
-}
-
-// WebhookEndpointListSubscribed returns the ids of a tenant's enabled endpoints subscribed
-// to an event type (webhook_endpoints_enabled_idx).
-func (q *Queries) WebhookEndpointListSubscribed(ctx context.Context, db DBTX, arg WebhookEndpointListSubscribedParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, webhookEndpointListSubscribed, arg.TenantID, arg.Type)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -111,6 +111,16 @@ func Generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, n int) err
 
 func ptr[T any](v T) *T { return &v }
 
+// The settings Throughput runs Tessera's workers and pool with: TESSERA_FETCH_COOLDOWN's and
+// TESSERA_DB_MAX_CONNS's defaults (cmd/tessera/config.go).
+const (
+	FetchCooldown = 5 * time.Millisecond
+	MaxConns      = 20
+)
+
+// Pool configures a pool as `tessera serve` sizes its own: pass it to benchdb.Create.
+func Pool(config *pgxpool.Config) { config.MaxConns = MaxConns }
+
 // Result is what Throughput measured.
 type Result struct {
 	// Renewals is how many renewals were started and invoiced.
@@ -130,16 +140,17 @@ func (r Result) PerSecond() float64 { return float64(r.Renewals) / r.Elapsed.Sec
 // River client, workers goroutines) against a fake BTCPay on loopback: one renewal sweep
 // enqueues the renewals (chaining sweeps while batches are full), each renewal creates its
 // PayIn, and each PayIn's invoice is created at the fake BTCPay. It reports renewals per
-// second until every subscription's cycle is open and its invoice created.
+// second until every subscription's cycle is open and its invoice created. The statements it
+// runs to set up and to wait carry a "-- bench" comment, which benchdb.Statements leaves out.
 func Throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers int) (Result, error) {
-	_, err := pool.Exec(ctx, `UPDATE subscriptions SET status = 'active', cancelled_at = NULL, consecutive_failures = 0,
+	_, err := pool.Exec(ctx, `UPDATE subscriptions SET status = 'active', cancelled_at = NULL, consecutive_failures = 0, -- bench
 		current_period_start = $1::timestamptz - make_interval(0, 0, 0, 30, 0, 0, 1), current_period_end = $1::timestamptz - make_interval(0, 0, 0, 0, 0, 0, 1),
 		next_renewal_at = $1::timestamptz - make_interval(0, 0, 0, 0, 0, 0, 1)`, now)
 	if err != nil {
 		return Result{}, err
 	}
 	var n int
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM subscriptions").Scan(&n); err != nil {
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM subscriptions -- bench").Scan(&n); err != nil {
 		return Result{}, err
 	}
 	fake, err := fakebtcpay.New(fakebtcpay.Config{StoreID: "bench", APIKey: "bench", WebhookSecret: "bench", Rates: map[string]string{"USD": "50000.00"}})
@@ -167,7 +178,7 @@ func Throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	}
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger: log, Workers: ws, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
-		FetchCooldown: 10 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond,
+		FetchCooldown: FetchCooldown, FetchPollInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		return Result{}, err
@@ -182,7 +193,7 @@ func Throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	}
 	for {
 		var invoiced int
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM payins WHERE type = 'subscription_renewal' AND state = 'PENDING'").Scan(&invoiced); err != nil {
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM payins WHERE type = 'subscription_renewal' AND state = 'PENDING' -- bench").Scan(&invoiced); err != nil {
 			return Result{}, err
 		}
 		if invoiced == n {

@@ -4,11 +4,25 @@
 // the fake BTCPay — which sends BTCPay's signed webhook to Tessera — and times until every
 // PayIn is PAID (webhook recorded, settle job re-confirming with BTCPay, licence issued).
 // See bench/README.md.
+//
+//	go run ./bench/payins -key tsk_... -n 1000 -c 16
+//
+// Flags: -api and -fake are Tessera's and the fake BTCPay's addresses (make run's :8080 and
+// :8081), -key an admin key of the tenant (or $TESSERA_KEY), -tenant its slug (demo), -n the
+// PayIns to settle (500), -c the concurrent clients (16). With -database (default
+// $DATABASE_URL, Tessera's database) it waits for PAID in the database rather than over HTTP
+// and, when the server loads pg_stat_statements (the embedded database does), counts the SQL
+// statements the settle phase ran per settled PayIn and prints them by statement.
+//
+// It records "PayIns settled" (/s, a fraction of pgbench TPC-B) and, when counted, "statements
+// per settled PayIn" with bench/internal/report.
 package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +33,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/bench/internal/benchdb"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 )
 
@@ -29,6 +47,7 @@ func main() {
 	tenant := flag.String("tenant", "demo", "the tenant's slug")
 	n := flag.Int("n", 500, "PayIns to settle")
 	c := flag.Int("c", 16, "concurrent clients")
+	database := flag.String("database", os.Getenv("DATABASE_URL"), "Tessera's database, to wait for PAID in and count statements with pg_stat_statements (or $DATABASE_URL; empty: wait over HTTP, count nothing)")
 	flag.Parse()
 	if *key == "" {
 		log.Fatal("an admin key is needed: -key or $TESSERA_KEY (make run prints one)")
@@ -54,6 +73,23 @@ func main() {
 		invoices[i] = b.await(ids[i], "PENDING")["invoice"].(map[string]any)["invoice_id"].(string)
 	})
 
+	ctx := context.Background()
+	var db *pgx.Conn
+	var statements *benchdb.Statements
+	if *database != "" {
+		var err error
+		if db, err = pgx.Connect(ctx, *database); err != nil {
+			log.Fatal(err)
+		}
+		defer func() { _ = db.Close(ctx) }()
+		statements, err = benchdb.StatementsStart(ctx, db)
+		if errors.Is(err, benchdb.ErrNoStatements) {
+			fmt.Fprintln(os.Stderr, "statements not counted:", err)
+		} else if err != nil {
+			log.Fatal(err)
+		}
+	}
+
 	start := clock.System{}.Now()
 	webhook := make([]time.Duration, *n)
 	parallel(*n, *c, func(i int) {
@@ -62,13 +98,52 @@ func main() {
 		webhook[i] = time.Since(t)
 	})
 	acknowledged := time.Since(start)
-	parallel(*n, *c, func(i int) { b.await(ids[i], "PAID") })
+	if db != nil {
+		awaitPaid(ctx, db, ids)
+	} else {
+		parallel(*n, *c, func(i int) { b.await(ids[i], "PAID") })
+	}
 	elapsed := time.Since(start)
 
 	slices.Sort(webhook)
 	fmt.Printf("%d PayIns settled end to end in %s: %.1f PayIns/s (webhooks acknowledged in %s: %.1f/s; settle+webhook p50 %s, p99 %s)\n",
 		*n, elapsed.Round(time.Millisecond), float64(*n)/elapsed.Seconds(), acknowledged.Round(time.Millisecond),
 		float64(*n)/acknowledged.Seconds(), webhook[len(webhook)/2].Round(time.Microsecond), webhook[len(webhook)*99/100].Round(time.Microsecond))
+	must(report.Add(report.Result{Name: "PayIns settled", Value: float64(*n) / elapsed.Seconds(), Unit: "/s", Limit: report.TPCB}))
+	if statements != nil {
+		totals, err := statements.Count(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println()
+		totals.Print(os.Stdout, *n, "settled PayIn")
+		must(report.Add(report.Result{Name: "statements per settled PayIn", Value: float64(totals.Calls) / float64(*n), Unit: "statements"}))
+	}
+}
+
+// must exits on err.
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// awaitPaid polls the database until every PayIn of ids is PAID.
+func awaitPaid(ctx context.Context, db *pgx.Conn, ids []string) {
+	deadline := clock.System{}.Now().Add(2 * time.Minute)
+	for {
+		var paid int
+		if err := db.QueryRow(ctx, "SELECT count(*) FROM payins WHERE id = ANY($1::uuid[]) AND state = 'PAID' -- bench", ids).Scan(&paid); err != nil {
+			log.Fatal(err)
+		}
+		if paid == len(ids) {
+			return
+		}
+		if (clock.System{}).Now().After(deadline) {
+			log.Fatalf("%d of %d PayIns PAID after 2 minutes", paid, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type bench struct {

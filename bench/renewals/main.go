@@ -7,7 +7,11 @@
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 1000000
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 10000 -throughput-workers 20
 //
-// With -throughput-workers it measures renewals per second instead (bench/liverenewals).
+// With -throughput-workers it measures renewals per second instead (bench/liverenewals), on a
+// pool of 20 connections (TESSERA_DB_MAX_CONNS's default), and — when the server loads
+// pg_stat_statements (the embedded database does) — counts the SQL statements per renewal and
+// prints them by statement; it records "renewals" (/s, a fraction of pgbench TPC-B) and
+// "statements per renewal" with bench/internal/report.
 //
 // It creates the database named by -db on DATABASE_URL's server (dropping it first), migrates
 // it with internal/migrate.Up, and drops it at the end unless -keep is given.
@@ -28,6 +32,7 @@ import (
 
 	"github.com/tessera/tessera/bench/internal/benchdb"
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/bench/liverenewals"
 	"github.com/tessera/tessera/internal/clock"
 )
@@ -45,7 +50,7 @@ func main() {
 }
 
 func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool, workers int) (err error) {
-	db, err := benchdb.Create(ctx, dbName)
+	db, err := benchdb.Create(ctx, dbName, liverenewals.Pool)
 	if err != nil {
 		return err
 	}
@@ -57,16 +62,44 @@ func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool,
 	}
 	fmt.Fprintf(os.Stderr, "generated %d subscriptions in %s\n", subscriptions, time.Since(start).Round(time.Second))
 	if workers > 0 {
-		r, err := liverenewals.Throughput(ctx, db.Pool, now, workers)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
-			r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
-		fmt.Fprintf(os.Stderr, "fake BTCPay answered %d requests\n", r.ProviderRequests)
-		return nil
+		return throughput(ctx, db.Pool, now, workers)
 	}
 	return measure(ctx, db.Pool, now, runs)
+}
+
+// throughput measures renewals per second and, when it can, the statements per renewal.
+func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers int) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	statements, err := benchdb.StatementsStart(ctx, conn.Conn())
+	if errors.Is(err, benchdb.ErrNoStatements) {
+		fmt.Fprintln(os.Stderr, "statements not counted:", err)
+	} else if err != nil {
+		return err
+	}
+	r, err := liverenewals.Throughput(ctx, pool, now, workers)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
+		r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
+	fmt.Fprintf(os.Stderr, "fake BTCPay answered %d requests\n", r.ProviderRequests)
+	if err := report.Add(report.Result{Name: "renewals", Value: r.PerSecond(), Unit: "/s", Limit: report.TPCB}); err != nil {
+		return err
+	}
+	if statements == nil {
+		return nil
+	}
+	totals, err := statements.Count(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	totals.Print(os.Stdout, r.Renewals, "renewal")
+	return report.Add(report.Result{Name: "statements per renewal", Value: float64(totals.Calls) / float64(r.Renewals), Unit: "statements"})
 }
 
 func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) error {

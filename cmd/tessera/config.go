@@ -12,6 +12,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/tessera/tessera/internal/btcpay"
 	"github.com/tessera/tessera/internal/pg"
@@ -55,6 +56,11 @@ type Config struct {
 	LogFormat string `env:"TESSERA_LOG_FORMAT" envDefault:"text"`
 	// Workers is how many River jobs one process works at once. Default 10.
 	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
+	// FetchCooldown is the least time between two fetches of available jobs by one queue of
+	// one process (River's FetchCooldown): a queue starts at most Workers jobs per cooldown,
+	// so River's 100ms default caps 10 workers at 100 jobs/s. Each fetch is one query, run
+	// only while jobs are being inserted or finished. Default 5ms.
+	FetchCooldown time.Duration `env:"TESSERA_FETCH_COOLDOWN" envDefault:"5ms"`
 	// WebhookWorkers is how many webhook endpoints one process sends to at once (one
 	// webhook.deliver job per endpoint), on their own queue so that slow endpoints never hold
 	// up other jobs. Keep it above WebhookMaxEndpoints: one tenant's hanging endpoints then
@@ -160,6 +166,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.Workers < 1 {
 		problems = append(problems, fmt.Errorf("TESSERA_WORKERS must be at least 1, not %d", cfg.Workers))
+	}
+	if cfg.FetchCooldown < river.FetchCooldownMin || cfg.FetchCooldown > time.Second {
+		problems = append(problems, fmt.Errorf("TESSERA_FETCH_COOLDOWN must be between %s and 1s, not %s", river.FetchCooldownMin, cfg.FetchCooldown))
 	}
 	if cfg.WebhookWorkers < 1 {
 		problems = append(problems, fmt.Errorf("TESSERA_WEBHOOK_WORKERS must be at least 1, not %d", cfg.WebhookWorkers))

@@ -218,3 +218,28 @@ func TestConfigDBPooler(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigFetchCooldown(t *testing.T) {
+	for _, tt := range []struct {
+		name, value, wantErr string
+		want                 time.Duration
+	}{
+		{name: "Default", want: 5 * time.Millisecond},
+		{name: "Set", value: "50ms", want: 50 * time.Millisecond},
+		{name: "TooShort", value: "100us", wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 100µs"},
+		{name: "TooLong", value: "2s", wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 2s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.value != "" {
+				t.Setenv("TESSERA_FETCH_COOLDOWN", tt.value)
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.FetchCooldown)
+		})
+	}
+}

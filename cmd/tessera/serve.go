@@ -191,6 +191,9 @@ func startJobs(ctx context.Context, cfg Config, sv services, rescueAfter time.Du
 		Middleware:   []rivertype.Middleware{obs.jobs},
 		PeriodicJobs: periodic,
 		Logger:       sv.log,
+		// Fetch as soon as jobs are inserted or workers free up, not River's 100ms later: a
+		// job's work takes milliseconds, so the cooldown would otherwise bound throughput.
+		FetchCooldown: cfg.FetchCooldown,
 		// Every worker sets its own Timeout; this is River's fallback for any that would not.
 		JobTimeout: cfg.JobTimeout,
 		// A job still running after this is taken for orphaned and retried: minutes, not

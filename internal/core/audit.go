@@ -50,33 +50,33 @@ type Change struct {
 // Audit appends c to its tenant's audit log in tx, at st.Now and by st.Actor, so the entry
 // commits with the change or not at all.
 func Audit(ctx context.Context, tx sql.DBTX, st Step, c Change) error {
+	entry, err := c.auditEntry(st)
+	if err != nil {
+		return err
+	}
+	if err := queries.AuditLogAppend(ctx, tx, entry); err != nil {
+		return fmt.Errorf("append audit log %s: %w", c.Action, err)
+	}
+	return nil
+}
+
+// auditEntry is the audit log entry of c, at st.Now and by st.Actor, with a new id.
+func (c Change) auditEntry(st Step) (sql.AuditLogAppendParams, error) {
 	details, actor := []byte("{}"), st.Actor
 	if kept := c.details(); kept != nil {
 		var err error
 		if details, err = json.Marshal(kept); err != nil {
-			return fmt.Errorf("encode audit details of %s: %w", c.Action, err)
+			return sql.AuditLogAppendParams{}, fmt.Errorf("encode audit details of %s: %w", c.Action, err)
 		}
 	}
 	var requestID *string
 	if actor.RequestID != "" {
 		requestID = &actor.RequestID
 	}
-	err := queries.AuditLogAppend(ctx, tx, sql.AuditLogAppendParams{
-		TenantID:    c.TenantID,
-		ID:          NewID(),
-		Now:         st.Now,
-		ActorType:   actor.Type,
-		ActorID:     actor.ID,
-		Action:      c.Action,
-		SubjectType: c.SubjectType,
-		SubjectID:   c.SubjectID,
-		Details:     details,
-		RequestID:   requestID,
-	})
-	if err != nil {
-		return fmt.Errorf("append audit log %s: %w", c.Action, err)
-	}
-	return nil
+	return sql.AuditLogAppendParams{
+		TenantID: c.TenantID, ID: NewID(), Now: st.Now, ActorType: actor.Type, ActorID: actor.ID,
+		Action: c.Action, SubjectType: c.SubjectType, SubjectID: c.SubjectID, Details: details, RequestID: requestID,
+	}, nil
 }
 
 // details is what the audit log keeps of c: its Details, or else its Event.
@@ -90,10 +90,25 @@ func (c Change) details() any {
 	return nil
 }
 
-// Record audits c and emits its Event: the two things every state change does.
+// Record audits c and emits its Event: the two things every state change does. The audit
+// entry, the event and the lookup of the endpoints subscribed to it are one statement
+// (EventCreateAudited); the deliveries follow as Emit makes them.
 func Record(ctx context.Context, tx pgx.Tx, st Step, c Change) error {
-	if err := Audit(ctx, tx, st, c); err != nil {
+	entry, err := c.auditEntry(st)
+	if err != nil {
 		return err
 	}
-	return Emit(ctx, tx, st, Event{TenantID: c.TenantID, Data: c.Event})
+	event, err := newEvent(Event{TenantID: c.TenantID, Data: c.Event})
+	if err != nil {
+		return err
+	}
+	endpoints, err := queries.EventCreateAudited(ctx, tx, sql.EventCreateAuditedParams{
+		TenantID: c.TenantID, AuditID: entry.ID, Now: st.Now, ActorType: entry.ActorType, ActorID: entry.ActorID,
+		Action: entry.Action, SubjectType: entry.SubjectType, SubjectID: entry.SubjectID, Details: entry.Details,
+		RequestID: entry.RequestID, EventID: event.ID, Type: event.Type, Data: event.Data,
+	})
+	if err != nil {
+		return fmt.Errorf("record %s with event %s: %w", c.Action, event.Type, err)
+	}
+	return deliver(ctx, tx, st, event, endpoints)
 }

@@ -72,36 +72,59 @@ type Event struct {
 // enabled endpoint of the tenant subscribed to its type, and enqueues those
 // endpoints' webhook.deliver jobs (unique per endpoint), all in tx: the event exists and will
 // be delivered if and only if the change that caused it commits. A type that is not one of
-// EventTypes is an error (a programming mistake: no endpoint could subscribe to it).
+// EventTypes is an error (a programming mistake: no endpoint could subscribe to it). The event
+// and the lookup of its endpoints are one statement (EventCreate).
 func Emit(ctx context.Context, tx pgx.Tx, st Step, e Event) error {
-	tenantID, now, eventType := e.TenantID, st.Now, e.Data.EventType()
+	event, err := newEvent(e)
+	if err != nil {
+		return err
+	}
+	endpoints, err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: event.TenantID, ID: event.ID, Type: event.Type, Data: event.Data, Now: st.Now})
+	if err != nil {
+		return fmt.Errorf("record event %s: %w", event.Type, err)
+	}
+	return deliver(ctx, tx, st, event, endpoints)
+}
+
+// outboxEvent is an event as the outbox records it: a new id, its type and its encoded data.
+type outboxEvent struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+	Type     string
+	Data     []byte
+}
+
+// newEvent encodes e for the outbox; a type that is not one of EventTypes is an error.
+func newEvent(e Event) (outboxEvent, error) {
+	eventType := e.Data.EventType()
 	if !IsEventType(eventType) {
-		return fmt.Errorf("emit event: unknown event type %q: add it to core.EventCatalog", eventType)
+		return outboxEvent{}, fmt.Errorf("emit event: unknown event type %q: add it to core.EventCatalog", eventType)
 	}
 	data, err := json.Marshal(e.Data)
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", eventType, err)
+		return outboxEvent{}, fmt.Errorf("encode event %s: %w", eventType, err)
 	}
-	eventID := NewID()
-	if err := queries.EventCreate(ctx, tx, sql.EventCreateParams{TenantID: tenantID, ID: eventID, Type: eventType, Data: data, Now: now}); err != nil {
-		return fmt.Errorf("record event %s: %w", eventType, err)
-	}
-	endpoints, err := queries.WebhookEndpointListSubscribed(ctx, tx, sql.WebhookEndpointListSubscribedParams{TenantID: tenantID, Type: eventType})
-	if err != nil || len(endpoints) == 0 {
-		return err
+	return outboxEvent{TenantID: e.TenantID, ID: NewID(), Type: eventType, Data: data}, nil
+}
+
+// deliver creates one pending delivery of event, due at st.Now, per endpoint of endpoints
+// (those subscribed to it) and enqueues their webhook.deliver jobs, in tx.
+func deliver(ctx context.Context, tx pgx.Tx, st Step, event outboxEvent, endpoints []uuid.UUID) error {
+	if len(endpoints) == 0 {
+		return nil
 	}
 	ids := make([]uuid.UUID, len(endpoints))
 	for i := range endpoints {
 		ids[i] = NewID()
 	}
-	err = queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
-		TenantID: tenantID, EventID: eventID, IDs: ids, EndpointIDs: endpoints, Now: now,
+	err := queries.WebhookDeliveryCreateMany(ctx, tx, sql.WebhookDeliveryCreateManyParams{
+		TenantID: event.TenantID, EventID: event.ID, IDs: ids, EndpointIDs: endpoints, Now: st.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("create deliveries of %s: %w", eventType, err)
+		return fmt.Errorf("create deliveries of %s: %w", event.Type, err)
 	}
-	if err := WebhookDeliverEnqueue(ctx, tx, st, WebhookDeliverEnqueueParams{TenantID: tenantID, EndpointIDs: endpoints}); err != nil {
-		return fmt.Errorf("deliver %s: %w", eventType, err)
+	if err := WebhookDeliverEnqueue(ctx, tx, st, WebhookDeliverEnqueueParams{TenantID: event.TenantID, EndpointIDs: endpoints}); err != nil {
+		return fmt.Errorf("deliver %s: %w", event.Type, err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@
 # already acknowledged) when Postgres crashes; fsync=off and full_page_writes=off let an
 # operating-system crash keep some commits and not others, or corrupt the cluster. It is for
 # development and tests, never for data you keep: production runs Postgres' defaults.
+# It loads pg_stat_statements, with which the benchmarks count the statements of a path.
 # Postgres refuses to run as root, so as root it runs as the `postgres` user. Missing Postgres
 # binaries are installed from Debian's `postgresql` package.
 set -euo pipefail
@@ -114,11 +115,12 @@ if [ ! -f "$data/PG_VERSION" ]; then
 	as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 fi
 
-# Durability off (see the header); more connections and memory for the parallel tests.
+# Durability off (see the header); more connections and memory for the parallel tests;
+# pg_stat_statements for the benchmarks (bench/README.md).
 if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 	as_owner mkdir -p "$sock"
 	as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start \
-		-o "-c listen_addresses='' -k $sock -p $port -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB" >/dev/null
+		-o "-c listen_addresses='' -k $sock -p $port -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=256MB -c shared_preload_libraries=pg_stat_statements" >/dev/null
 fi
 
 if ! as_owner "$bindir/psql" -h "$sock" -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$dbname'" | grep -q 1; then
