@@ -229,7 +229,7 @@ func load(t testing.TB, tx pgx.Tx, w refWorld, s refSettings) loaded {
 	return l
 }
 
-// sqlSnapshots computes every referrer's snapshot with ReferralRecompute without writing,
+// sqlSnapshots computes every referrer's snapshot with ReferralCompute without writing,
 // by customer index; referrers without referrals are absent.
 func sqlSnapshots(t testing.TB, tx pgx.Tx, l loaded, now time.Time) map[int]refSnapshot {
 	t.Helper()
