@@ -200,8 +200,8 @@ var customerReferralsGetOperation = huma.Operation{
 	Method:      http.MethodGet,
 	Path:        "/v1/admin/customers/{id}/referrals",
 	Summary:     "Read a customer's referral snapshot",
-	Description: "Computed live by the same SQL as the recompute (ReferralRecompute), without storing it. " +
-		"stored_bonus_units is what licences use until the next recompute.",
+	Description: "Computed live by the same SQL as the recompute (ReferralCompute), without storing it. " +
+		"stored_bonus_units is what licences use: each change recomputes its referrer in its own transaction, and the hourly full recompute stores what time alone changed (cooldowns, the IP window).",
 	Tags:   referralTags,
 	Errors: []int{http.StatusNotFound},
 }
@@ -213,8 +213,8 @@ func (s *Server) customerReferralsGet(ctx context.Context, in *CustomerIDInput) 
 		return nil, problem(ctx, err)
 	}
 	now := s.now(ctx)
-	rows, err := s.queries.ReferralRecompute(ctx, core.CustomPlans{DB: s.conn(ctx)}, sql.ReferralRecomputeParams{
-		TenantID: tenantID(ctx), ReferrerID: &in.ID, Now: now,
+	rows, err := s.queries.ReferralCompute(ctx, core.CustomPlans{DB: s.conn(ctx)}, sql.ReferralComputeParams{
+		TenantID: tenantID(ctx), ReferrerIds: []uuid.UUID{in.ID}, Now: now,
 	})
 	if err != nil {
 		return nil, problem(ctx, fmt.Errorf("compute referrals of customer %s: %w", in.ID, err))

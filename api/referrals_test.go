@@ -15,21 +15,42 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// recomputeJobs counts the referral.recompute jobs enqueued for the bundle's tenant and
-// referrer (nil: the full recompute).
-func recomputeJobs(t *testing.T, b *bundle, referrer *uuid.UUID) int {
+// recomputeJobs counts the full referral.recompute jobs enqueued for the bundle's tenant.
+func recomputeJobs(t *testing.T, b *bundle) int {
 	t.Helper()
 	var n int
-	query := "SELECT count(*) FROM river_job WHERE kind = 'referral.recompute' AND args->>'tenant_id' = $1 AND "
-	args := []any{b.tenant.ID.String()}
-	if referrer == nil {
-		query += "NOT args ? 'referrer_id'"
-	} else {
-		query += "args->>'referrer_id' = $2"
-		args = append(args, referrer.String())
-	}
-	require.NoError(t, b.db.QueryRow(context.Background(), query, args...).Scan(&n))
+	err := b.db.QueryRow(context.Background(),
+		"SELECT count(*) FROM river_job WHERE kind = 'referral.recompute' AND args->>'tenant_id' = $1 AND NOT args ? 'referrer_id'",
+		b.tenant.ID.String()).Scan(&n)
+	require.NoError(t, err)
 	return n
+}
+
+// rewardStored reports whether the bundle's tenant has a stored reward for referrer: a
+// recompute of a referrer with referrals stores one.
+func rewardStored(t *testing.T, b *bundle, referrer uuid.UUID) bool {
+	t.Helper()
+	var stored bool
+	err := b.db.QueryRow(context.Background(), "SELECT EXISTS (SELECT FROM referral_rewards WHERE tenant_id = $1 AND customer_id = $2)",
+		b.tenant.ID, referrer).Scan(&stored)
+	require.NoError(t, err)
+	return stored
+}
+
+// rewardsStored counts the bundle's tenant's stored rewards.
+func rewardsStored(t *testing.T, b *bundle) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM referral_rewards WHERE tenant_id = $1", b.tenant.ID).Scan(&n))
+	return n
+}
+
+// forgetRewards deletes the bundle's tenant's stored rewards, so that rewardStored shows
+// whether the next change recomputed a referrer.
+func forgetRewards(t *testing.T, b *bundle) {
+	t.Helper()
+	_, err := b.db.Exec(context.Background(), "DELETE FROM referral_rewards WHERE tenant_id = $1", b.tenant.ID)
+	require.NoError(t, err)
 }
 
 // referrals gives the bundle's tenant a referrer with n referrals that qualify once the
@@ -68,7 +89,7 @@ func TestReferralSettings(t *testing.T) {
 			s.UpdatedAt = nil
 			return s
 		}())
-		require.Equal(t, 1, recomputeJobs(t, b, nil), "a change enqueues a full recompute")
+		require.Equal(t, 1, recomputeJobs(t, b), "a change enqueues a full recompute")
 		var audited int
 		require.NoError(t, b.db.QueryRow(context.Background(), "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'referral_settings.update'", b.tenant.ID).Scan(&audited))
 		require.Equal(t, 1, audited)
@@ -83,7 +104,7 @@ func TestReferralSettings(t *testing.T) {
 		} {
 			requireProblem(t, b.request(t, http.MethodPatch, "/v1/admin/referrals/settings", body), http.StatusUnprocessableEntity)
 		}
-		require.Equal(t, 0, recomputeJobs(t, b, nil))
+		require.Equal(t, 0, recomputeJobs(t, b))
 	})
 }
 
@@ -97,8 +118,9 @@ func TestCustomerReferrals(t *testing.T) {
 		path := "/v1/admin/customers/" + referrer.ID.String() + "/referrals"
 
 		got := decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, path, ""))
+		stored := factory.Now // each subscription's creation recomputed the referrer's reward
 		require.Equal(t, api.ReferralSnapshot{
-			CustomerID: referrer.ID, ReferredTotal: 3, DisqualifiedCooldown: 3, CooldownDays: 7, ComputedAt: factory.Now,
+			CustomerID: referrer.ID, ReferredTotal: 3, DisqualifiedCooldown: 3, CooldownDays: 7, ComputedAt: factory.Now, StoredComputedAt: &stored,
 		}, got, "the subscriptions are younger than the cooldown")
 
 		b.clock.Advance(8 * day)
@@ -106,8 +128,8 @@ func TestCustomerReferrals(t *testing.T) {
 		badge := "verified_referrer"
 		require.Equal(t, api.ReferralSnapshot{
 			CustomerID: referrer.ID, ReferredTotal: 3, QualifiedTotal: 3, CooldownDays: 7, BonusUnits: 5, Badge: &badge,
-			ComputedAt: factory.Now.Add(8 * day),
-		}, got, "live, not stored yet")
+			ComputedAt: factory.Now.Add(8 * day), StoredComputedAt: &stored,
+		}, got, "live; time alone changed it, so it is stored by the next full recompute")
 
 		other := factory.Customer(t, b.db, b.tenant.ID)
 		got = decode[api.ReferralSnapshot](t, b.request(t, http.MethodGet, "/v1/admin/customers/"+other.ID.String()+"/referrals", ""))
@@ -165,12 +187,12 @@ func TestReferralRecomputeEndpoint(t *testing.T) {
 	require.True(t, decode[struct{ Enqueued bool }](t, r).Enqueued)
 	r = b.request(t, http.MethodPost, "/v1/admin/referrals/recompute", "")
 	require.Equal(t, http.StatusAccepted, r.status)
-	require.Equal(t, 1, recomputeJobs(t, b, nil), "unique while one is waiting")
+	require.Equal(t, 1, recomputeJobs(t, b), "unique while one is waiting")
 }
 
-// TestReferralRecomputeEnqueued checks that the changes that can move a referrer's count
-// enqueue a recompute of that referrer in their transaction, and others do not.
-func TestReferralRecomputeEnqueued(t *testing.T) {
+// TestReferralMaintained checks that the changes that can move a referrer's count recompute
+// that referrer's reward in their transaction, and others do not.
+func TestReferralMaintained(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	referrer := factory.Customer(t, b.db, b.tenant.ID)
@@ -178,38 +200,40 @@ func TestReferralRecomputeEnqueued(t *testing.T) {
 	r := b.request(t, http.MethodPost, "/v1/admin/customers", fmt.Sprintf(`{"email": "r@example.com", "referred_by": %q}`, referrer.ID))
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
 	referral := decode[api.Customer](t, r)
-	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "a new referral")
+	reward, err := sql.New().ReferralRewardGet(context.Background(), b.db, sql.ReferralRewardGetParams{TenantID: b.tenant.ID, CustomerID: referrer.ID})
+	require.NoError(t, err, "a new referral")
+	require.Equal(t, int32(1), reward.ReferredTotal)
+	require.True(t, factory.Now.Equal(reward.ComputedAt), "computed at %s", reward.ComputedAt)
 
-	_, err := b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
-	require.NoError(t, err)
+	forgetRewards(t, b)
 	r = b.request(t, http.MethodPatch, "/v1/admin/customers/"+referral.ID.String(), `{"email": "r2@example.com"}`)
 	require.Equal(t, http.StatusOK, r.status)
-	require.Equal(t, 0, recomputeJobs(t, b, &referrer.ID), "an email change moves no count")
+	require.False(t, rewardStored(t, b, referrer.ID), "an email change moves no count")
 	r = b.request(t, http.MethodPatch, "/v1/admin/customers/"+referral.ID.String(), `{"is_verified": true}`)
 	require.Equal(t, http.StatusOK, r.status)
-	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "verified")
+	require.True(t, rewardStored(t, b, referrer.ID), "verified")
 
-	_, err = b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
-	require.NoError(t, err)
+	forgetRewards(t, b)
 	policy := factory.Policy(t, b.db, b.tenant.ID, factory.PolicyRecurring(30), factory.PolicyQualifiesForReferrals())
 	sub, _ := factory.Subscription(t, b.db, b.tenant.ID, policy.ID, referral.ID)
-	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "subscribed")
+	require.True(t, rewardStored(t, b, referrer.ID), "subscribed")
 
-	_, err = b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
-	require.NoError(t, err)
+	forgetRewards(t, b)
 	r = b.request(t, http.MethodPost, "/v1/admin/subscriptions/"+sub.ID.String()+"/cancel", "")
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-	require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "cancelled")
+	require.True(t, rewardStored(t, b, referrer.ID), "cancelled")
 
+	forgetRewards(t, b)
 	factory.Subscription(t, b.db, b.tenant.ID, policy.ID, referrer.ID)
-	require.Equal(t, 0, recomputeJobs(t, b, nil), "the referrer has no referrer")
+	require.Zero(t, rewardsStored(t, b), "the referrer has no referrer")
+	require.Zero(t, allRecomputeJobs(t, b), "maintenance enqueues no job")
 }
 
-// TestReferralRecomputeEnqueuedByEvents checks that recording an event enqueues, in its
-// transaction, a recompute of each referrer whose count it may move — the referrer of a
+// TestReferralMaintainedByEvents checks that recording an event recomputes, in its
+// transaction, the reward of each referrer whose count it may move — the referrer of a
 // customer registering with an IP hash, and a referrer using an IP hash inside the IP window
 // — and of nobody else.
-func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
+func TestReferralMaintainedByEvents(t *testing.T) {
 	t.Parallel()
 	inWindow := factory.Now.Add(-29 * day).Format(time.RFC3339)
 	outsideWindow := factory.Now.Add(-31 * day).Format(time.RFC3339)
@@ -217,15 +241,15 @@ func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
 		name       string
 		byReferral bool   // the event is the referral's (else the referrer's)
 		body       string // the event
-		want       int    // recomputes of the referrer enqueued
+		want       bool   // whether the referrer's reward is recomputed
 	}{
-		{name: "ReferralRegisters", byReferral: true, body: `{"type": "registered", "ip_hash": "h1"}`, want: 1},
-		{name: "ReferralRegistersWithoutIPHash", byReferral: true, body: `{"type": "registered"}`, want: 0},
-		{name: "ReferralLogsIn", byReferral: true, body: `{"type": "login", "ip_hash": "h1"}`, want: 0},
-		{name: "ReferrerLogsIn", body: `{"type": "login", "ip_hash": "h1"}`, want: 1},
-		{name: "ReferrerLogsInInsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + inWindow + `"}`, want: 1},
-		{name: "ReferrerLogsInOutsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + outsideWindow + `"}`, want: 0},
-		{name: "ReferrerLogsInWithoutIPHash", body: `{"type": "login"}`, want: 0},
+		{name: "ReferralRegisters", byReferral: true, body: `{"type": "registered", "ip_hash": "h1"}`, want: true},
+		{name: "ReferralRegistersWithoutIPHash", byReferral: true, body: `{"type": "registered"}`},
+		{name: "ReferralLogsIn", byReferral: true, body: `{"type": "login", "ip_hash": "h1"}`},
+		{name: "ReferrerLogsIn", body: `{"type": "login", "ip_hash": "h1"}`, want: true},
+		{name: "ReferrerLogsInInsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + inWindow + `"}`, want: true},
+		{name: "ReferrerLogsInOutsideWindow", body: `{"type": "login", "ip_hash": "h1", "occurred_at": "` + outsideWindow + `"}`},
+		{name: "ReferrerLogsInWithoutIPHash", body: `{"type": "login"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -238,8 +262,8 @@ func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
 			}
 			r := b.request(t, http.MethodPost, "/v1/admin/customers/"+who.String()+"/events", tc.body)
 			require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
-			require.Equal(t, tc.want, recomputeJobs(t, b, &referrer.ID))
-			require.Equal(t, tc.want, allRecomputeJobs(t, b), "no other recompute")
+			require.Equal(t, tc.want, rewardStored(t, b, referrer.ID))
+			require.Equal(t, map[bool]int{true: 1}[tc.want], rewardsStored(t, b), "no other recompute")
 		})
 	}
 
@@ -249,7 +273,7 @@ func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
 		c := factory.Customer(t, b.db, b.tenant.ID)
 		r := b.request(t, http.MethodPost, "/v1/admin/customers/"+c.ID.String()+"/events", `{"type": "registered", "ip_hash": "h1"}`)
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
-		require.Zero(t, allRecomputeJobs(t, b))
+		require.Zero(t, rewardsStored(t, b))
 	})
 
 	t.Run("Batch", func(t *testing.T) {
@@ -265,8 +289,8 @@ func TestReferralRecomputeEnqueuedByEvents(t *testing.T) {
 			{"customer_id": %q, "type": "login"},
 			{"customer_id": %q, "type": "login", "ip_hash": "h3"}]}`, referral.ID, referrer.ID, other.ID, otherReferral.ID))
 		require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
-		require.Equal(t, 1, recomputeJobs(t, b, &referrer.ID), "two events of one referrer: one recompute")
-		require.Equal(t, 1, allRecomputeJobs(t, b), "nothing moves other's count")
+		require.True(t, rewardStored(t, b, referrer.ID), "two events of one referrer")
+		require.Equal(t, 1, rewardsStored(t, b), "nothing moves other's count")
 	})
 }
 
@@ -290,7 +314,7 @@ func TestReferralRecomputeEnqueuedByPolicy(t *testing.T) {
 	} {
 		r := b.request(t, http.MethodPatch, path, step.body)
 		require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
-		require.Equal(t, step.want, recomputeJobs(t, b, nil), step.body)
+		require.Equal(t, step.want, recomputeJobs(t, b), step.body)
 		require.Equal(t, step.want, allRecomputeJobs(t, b), step.body)
 		_, err := b.db.Exec(context.Background(), "DELETE FROM river_job WHERE kind = 'referral.recompute'")
 		require.NoError(t, err)

@@ -229,11 +229,11 @@ func load(t testing.TB, tx pgx.Tx, w refWorld, s refSettings) loaded {
 	return l
 }
 
-// sqlSnapshots computes every referrer's snapshot with ReferralRecompute without writing,
+// sqlSnapshots computes every referrer's snapshot with ReferralCompute without writing,
 // by customer index; referrers without referrals are absent.
 func sqlSnapshots(t testing.TB, tx pgx.Tx, l loaded, now time.Time) map[int]refSnapshot {
 	t.Helper()
-	rows, err := queries.ReferralRecompute(context.Background(), core.CustomPlans{DB: tx}, sql.ReferralRecomputeParams{TenantID: l.tenant.ID, Now: now})
+	rows, err := queries.ReferralCompute(context.Background(), core.CustomPlans{DB: tx}, sql.ReferralComputeParams{TenantID: l.tenant.ID, Now: now})
 	require.NoError(t, err)
 	index := map[uuid.UUID]int{}
 	for i, id := range l.ids {
@@ -249,7 +249,7 @@ func sqlSnapshots(t testing.TB, tx pgx.Tx, l loaded, now time.Time) map[int]refS
 	return out
 }
 
-func snapshotOf(r sql.ReferralRecomputeRow) refSnapshot {
+func snapshotOf(r sql.ReferralComputeRow) refSnapshot {
 	s := refSnapshot{
 		ReferredTotal: int(*r.ReferredTotal), Qualified: int(*r.QualifiedTotal), Cooldown: int(*r.DisqualifiedCooldown),
 		MissingIP: int(*r.DisqualifiedMissingIP), SharedIP: int(*r.DisqualifiedSharedIP), DuplicateIP: int(*r.DisqualifiedDuplicateIP),

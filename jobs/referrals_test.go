@@ -248,7 +248,7 @@ func TestReferralRecomputeMatchesSeed(t *testing.T) {
 		require.Equal(rt, want, storedSnapshots(t, tx, l), "stored rewards")
 		again, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 		require.NoError(rt, err)
-		require.Equal(rt, ReferralRecomputeResult{Processed: len(want)}, again, "a second recompute changes nothing")
+		require.Equal(rt, core.ReferralRecomputeResult{Processed: len(want)}, again, "a second recompute changes nothing")
 	})
 }
 
@@ -287,7 +287,7 @@ func TestReferralRecomputeWorker(t *testing.T) {
 	st := core.Step{Now: clk.Now(), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
 	again, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})
 	require.NoError(t, err)
-	require.Equal(t, ReferralRecomputeResult{Processed: 2}, again)
+	require.Equal(t, core.ReferralRecomputeResult{Processed: 2}, again)
 
 	// A week later the fourth referral is out of its cooldown: the single recompute of the
 	// referrer stores it (counts change, the reward does not: no event).

@@ -17,10 +17,11 @@ SET batch_size = excluded.batch_size, bonus_per_batch = excluded.bonus_per_batch
     require_ip_hash = excluded.require_ip_hash, updated_at = excluded.updated_at
 RETURNING *;
 
--- name: ReferralRecompute :many
--- ReferralRecompute decides every referral of a tenant's referrers (SPEC 6), or of one
--- referrer when referrer_id is given, in one set-based statement, and with write stores the
--- results: it writes only the referral_rewards rows whose values changed.
+-- name: ReferralCompute :many
+-- ReferralCompute decides every referral of a tenant's referrers (SPEC 6), or of the
+-- referrers referrer_ids names, in one set-based, read-only statement (so that Postgres may
+-- run it with parallel workers), next to each referrer's stored reward. ReferralRecompute
+-- (internal/core) stores what it returns with ReferralRewardsStore.
 --
 -- A referral (a customer whose referred_by is the referrer) is a candidate when the customer
 -- is active and verified and has a subscription that is active or past_due, on a policy
@@ -41,26 +42,24 @@ RETURNING *;
 -- elite_badge_at qualified, verified_referrer from verified_badge_at.
 --
 -- The referrers in scope are those with referrals and those with a stored reward. The result
--- has at least one row: processed (referrers in scope) and updated (rows written) on each,
--- and the referrer columns of: every referrer in scope without write (the live snapshot); or,
--- with write, each written referrer whose bonus or badge changed (previous_* are the stored
--- values it replaced). Other columns are NULL on the one row of an empty result.
+-- has at least one row: processed (referrers in scope) on each, and the referrer columns of
+-- every referrer in scope, or with changed_only of those whose computed values differ from
+-- their stored reward or that have none; previous_* and stored_computed_at are the stored
+-- reward's (stored_computed_at NULL: none). Other columns are NULL on the one row of an empty result.
 --
--- Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row),
--- rewarded and written is read once, so Postgres inlines it and estimates its joins from
--- the tables' statistics.
--- candidates is one grouping of the eligible referrals joined to their live subscriptions
--- and registered events; shares joins the candidates to the events in the IP window on the
--- referrer and the IP hash (a hash join); duplicates come from counting each referrer's
--- passed candidates per IP hash; referred totals are an index-only scan of
--- customers_referred_by_idx. Only rows that differ from the stored ones reach the
--- upsert, so a recompute that changes nothing writes nothing. The recompute job runs it with
--- JIT off and a larger work_mem (ReferralRecomputeSession).
+-- Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row) and
+-- rewarded is read once, so Postgres inlines it and estimates its joins from the tables'
+-- statistics. candidates is one grouping of the eligible referrals joined to their live
+-- subscriptions and registered events; shares joins the candidates to the events in the IP
+-- window on the referrer and the IP hash (a hash join); duplicates come from counting each
+-- referrer's passed candidates per IP hash; referred totals are an index-only scan of
+-- customers_referred_by_idx. ReferralRecompute runs it with JIT off and a larger work_mem
+-- (ReferralRecomputeSession).
 --
--- Served by customers_referred_by_idx (referred totals; the referrals of one referrer) or a
+-- Served by customers_referred_by_idx (referred totals; the referrals of given referrers) or a
 -- scan of the tenant's customers (all), subscriptions_customer_idx, the licences and
 -- policies primary keys, customer_events_customer_idx for registered events and the
--- referrer's IP hashes (one referrer) or a scan of customer_events (all), and the
+-- referrers' IP hashes (given referrers) or a scan of customer_events (all), and the
 -- referral_rewards primary key.
 WITH settings AS (
     SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
@@ -77,7 +76,7 @@ WITH settings AS (
     JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
     LEFT JOIN customer_events e ON e.tenant_id = c.tenant_id AND e.customer_id = c.id AND e.type = 'registered' AND e.ip_hash IS NOT NULL
     WHERE c.tenant_id = @tenant_id::uuid AND c.referred_by IS NOT NULL AND c.is_active AND c.is_verified
-      AND (sqlc.narg(referrer_id)::uuid IS NULL OR c.referred_by = sqlc.narg(referrer_id)::uuid)
+      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR c.referred_by = ANY(sqlc.narg(referrer_ids)::uuid[]))
       AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
       AND (l.expires_at IS NULL OR l.expires_at >= sqlc.arg(now)::timestamptz)
     GROUP BY c.tenant_id, c.id
@@ -114,7 +113,7 @@ WITH settings AS (
     SELECT c.referred_by AS referrer_id, count(*) AS referred_total
     FROM customers c
     WHERE c.tenant_id = @tenant_id::uuid AND c.referred_by IS NOT NULL
-      AND (sqlc.narg(referrer_id)::uuid IS NULL OR c.referred_by = sqlc.narg(referrer_id)::uuid)
+      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR c.referred_by = ANY(sqlc.narg(referrer_ids)::uuid[]))
     GROUP BY c.referred_by
 ), computed AS (
     SELECT r.referrer_id, r.referred_total::int AS referred_total,
@@ -128,7 +127,7 @@ WITH settings AS (
 ), stored AS (
     SELECT rw.* FROM referral_rewards rw
     WHERE rw.tenant_id = @tenant_id::uuid
-      AND (sqlc.narg(referrer_id)::uuid IS NULL OR rw.customer_id = sqlc.narg(referrer_id)::uuid)
+      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR rw.customer_id = ANY(sqlc.narg(referrer_ids)::uuid[]))
 ), scoped AS (
     SELECT coalesce(c.referrer_id, sr.customer_id) AS referrer_id,
            coalesce(c.referred_total, 0) AS referred_total,
@@ -146,7 +145,7 @@ WITH settings AS (
            sr.computed_at AS stored_computed_at
     FROM computed c
     FULL JOIN stored sr ON sr.customer_id = c.referrer_id
-), rewarded AS (
+), rewarded AS MATERIALIZED (
     SELECT sc.*,
            LEAST((sc.qualified_total / st.batch_size)::bigint * st.bonus_per_batch, 1000000)::int AS bonus_units,
            (CASE
@@ -154,45 +153,68 @@ WITH settings AS (
                WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
            END)::referral_badge AS badge
     FROM scoped sc CROSS JOIN settings st
-), written AS (
-    INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
-                                        disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
-                                        bonus_units, badge, computed_at)
-    SELECT @tenant_id::uuid, rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown,
-           rd.disqualified_missing_ip, rd.disqualified_shared_ip, rd.disqualified_duplicate_ip,
-           rd.bonus_units, rd.badge, sqlc.arg(now)::timestamptz
-    FROM rewarded rd
-    WHERE @write::bool
-      AND (NOT rd.was_stored
-           OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
-               rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
-              IS DISTINCT FROM
-              (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
-               rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge))
-    ORDER BY rd.referrer_id
-    ON CONFLICT (tenant_id, customer_id) DO UPDATE
-    SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
-        disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
-        disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
-        bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
-    WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
-           rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
-          IS DISTINCT FROM
-          (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
-           excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge)
-    RETURNING rw.customer_id
-), totals AS (
-    SELECT (SELECT count(*) FROM rewarded)::int AS processed, (SELECT count(*) FROM written)::int AS updated
 )
-SELECT t.processed, t.updated,
+SELECT t.processed,
        rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
        rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
        rd.previous_bonus_units, rd.previous_badge, rd.stored_computed_at
-FROM totals t
-LEFT JOIN rewarded rd ON NOT @write::bool
-    OR (rd.referrer_id IN (SELECT w.customer_id FROM written w)
-        AND (coalesce(rd.previous_bonus_units, 0), rd.previous_badge) IS DISTINCT FROM (rd.bonus_units, rd.badge))
+FROM (SELECT count(*)::int AS processed FROM rewarded) t
+LEFT JOIN rewarded rd ON NOT @changed_only::bool OR NOT rd.was_stored
+    OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
+        rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
+       IS DISTINCT FROM
+       (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
+        rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge)
 ORDER BY rd.referrer_id;
+
+-- name: ReferralRewardsStore :execrows
+-- ReferralRewardsStore stores referrers' computed rewards (ReferralCompute's rows, element i
+-- of each array one referrer, all the same length: the unnests of one select list advance
+-- together; an empty badge is none) at @now, writing only the rows whose
+-- values differ from the stored ones (the referral_rewards primary key); it returns how many
+-- it wrote. The caller holds the referrers' locks (ReferralRewardsLock), so the stored rows
+-- are those ReferralCompute read.
+INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+                                    disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
+                                    bonus_units, badge, computed_at)
+SELECT @tenant_id::uuid, u.customer_id, u.referred_total, u.qualified_total, u.cooldown, u.missing_ip, u.shared_ip,
+       u.duplicate_ip, u.bonus_units, nullif(u.badge, '')::referral_badge, @now::timestamptz
+FROM (SELECT unnest(@customer_ids::uuid[]) AS customer_id, unnest(@referred_totals::int[]) AS referred_total,
+             unnest(@qualified_totals::int[]) AS qualified_total, unnest(@cooldowns::int[]) AS cooldown,
+             unnest(@missing_ips::int[]) AS missing_ip, unnest(@shared_ips::int[]) AS shared_ip,
+             unnest(@duplicate_ips::int[]) AS duplicate_ip, unnest(@bonus_units::int[]) AS bonus_units,
+             unnest(@badges::text[]) AS badge) AS u
+ORDER BY u.customer_id
+ON CONFLICT (tenant_id, customer_id) DO UPDATE
+SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
+    disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
+    disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
+    bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
+WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
+       rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
+      IS DISTINCT FROM
+      (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
+       excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge);
+
+-- name: ReferralRewardsLock :exec
+-- ReferralRewardsLock serialises, until the transaction ends, the recomputes of a tenant's
+-- rewards (advisory locks, taken in one order so that two recomputes cannot deadlock on
+-- them): with referrer_ids NULL, the tenant's lock in exclusive mode (a full recompute);
+-- otherwise the tenant's lock shared, then each referrer's lock in uuid order. A recompute
+-- holding them computes from every change committed before it and stores before any later
+-- recompute of the same referrers computes, so maintenance in the transactions of
+-- concurrent changes never stores a count that misses one of them.
+SELECT count(*) FROM (
+    SELECT CASE WHEN k.exclusive THEN pg_advisory_xact_lock(k.key) ELSE pg_advisory_xact_lock_shared(k.key) END
+    FROM (
+        SELECT 0 AS ord, sqlc.narg(referrer_ids)::uuid[] IS NULL AS exclusive, NULL::uuid AS referrer_id,
+               hashtextextended('referral-rewards:' || CAST(@tenant_id::uuid AS text), 0) AS key
+        UNION ALL
+        SELECT 1, true, r.id, hashtextextended('referral-rewards:' || CAST(@tenant_id::uuid AS text) || '/' || CAST(r.id AS text), 0)
+        FROM unnest(sqlc.narg(referrer_ids)::uuid[]) AS r (id)
+        ORDER BY 1, 3
+    ) k
+) locked;
 
 -- name: ReferralRewardGet :one
 -- ReferralRewardGet reads a referrer's stored reward (primary key); no row means none.
@@ -217,10 +239,14 @@ LIMIT @row_limit::int;
 -- recompute enqueues one recompute per tenant.
 SELECT id FROM tenants ORDER BY id;
 
--- name: ReferralReferrerOf :one
--- ReferralReferrerOf returns who referred a customer (primary key), NULL when nobody: a
--- change to the customer may move that referrer's count.
-SELECT referred_by FROM customers WHERE tenant_id = @tenant_id::uuid AND id = @customer_id::uuid;
+-- name: ReferralReferrersOf :many
+-- ReferralReferrersOf returns, once each, who referred the customers customer_ids (primary
+-- key), leaving out those nobody referred: a change to a customer may move its referrer's
+-- count.
+SELECT DISTINCT c.referred_by::uuid AS referrer_id
+FROM customers c
+WHERE c.tenant_id = @tenant_id::uuid AND c.id = ANY(@customer_ids::uuid[]) AND c.referred_by IS NOT NULL
+ORDER BY 1;
 
 -- name: ReferralReferrersMovedByEvents :many
 -- ReferralReferrersMovedByEvents lists, once each, the referrers whose count the tenant's
@@ -248,6 +274,6 @@ ORDER BY moved.referrer_id;
 
 -- name: ReferralRecomputeSession :exec
 -- ReferralRecomputeSession sets, until the end of the transaction, what the full
--- ReferralRecompute needs at a million customers: JIT off (compiling its large plan costs
+-- ReferralCompute needs at a million customers: JIT off (compiling its large plan costs
 -- seconds, more than it saves) and a work_mem in which its hashes and sorts stay in memory.
 SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true);

@@ -12,6 +12,221 @@ import (
 	"github.com/google/uuid"
 )
 
+const referralCompute = `-- name: ReferralCompute :many
+WITH settings AS (
+    SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
+           $2::timestamptz - make_interval(0, 0, 0, st.cooldown_days) AS cooldown_cutoff,
+           st.cooldown_days > 0 AS cooldown_on,
+           $2::timestamptz - make_interval(0, 0, 0, st.ip_window_days) AS ip_window_start
+    FROM referral_settings_effective st
+    WHERE st.tenant_id = $3::uuid
+), candidates AS (
+    SELECT c.id, c.referred_by AS referrer_id, c.created_at, min(s.created_at) AS started_at, max(e.ip_hash COLLATE "C") AS ip_hash
+    FROM customers c
+    JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
+    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
+    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
+    LEFT JOIN customer_events e ON e.tenant_id = c.tenant_id AND e.customer_id = c.id AND e.type = 'registered' AND e.ip_hash IS NOT NULL
+    WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL AND c.is_active AND c.is_verified
+      AND ($4::uuid[] IS NULL OR c.referred_by = ANY($4::uuid[]))
+      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
+      AND (l.expires_at IS NULL OR l.expires_at >= $2::timestamptz)
+    GROUP BY c.tenant_id, c.id
+), shares AS (
+    SELECT cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at, count(e.customer_id) > 0 AS shared
+    FROM candidates cd
+    LEFT JOIN customer_events e ON e.tenant_id = $3::uuid AND e.customer_id = cd.referrer_id
+         AND e.ip_hash COLLATE "C" = cd.ip_hash
+         AND e.occurred_at >= (SELECT ws.ip_window_start FROM settings ws) AND e.occurred_at <= $2::timestamptz
+    GROUP BY cd.id, cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at
+), checked AS (
+    SELECT sh.referrer_id, sh.ip_hash,
+           CASE
+               WHEN st.cooldown_on AND (sh.created_at > st.cooldown_cutoff OR sh.started_at > st.cooldown_cutoff) THEN 'cooldown'
+               WHEN st.require_ip_hash AND sh.ip_hash IS NULL THEN 'missing_ip'
+               WHEN sh.shared THEN 'shared_ip'
+               ELSE 'passed'
+           END AS status
+    FROM shares sh CROSS JOIN settings st
+), by_ip AS (
+    SELECT ch.referrer_id, ch.status, ch.ip_hash, count(*)::int AS n
+    FROM checked ch
+    GROUP BY ch.referrer_id, ch.status, ch.ip_hash
+), outcomes AS (
+    SELECT b.referrer_id,
+           sum(CASE WHEN b.ip_hash IS NULL THEN b.n ELSE 1 END) FILTER (WHERE b.status = 'passed') AS qualified,
+           sum(b.n) FILTER (WHERE b.status = 'cooldown') AS cooldown,
+           sum(b.n) FILTER (WHERE b.status = 'missing_ip') AS missing_ip,
+           sum(b.n) FILTER (WHERE b.status = 'shared_ip') AS shared_ip,
+           sum(b.n - 1) FILTER (WHERE b.status = 'passed' AND b.ip_hash IS NOT NULL) AS duplicate_ip
+    FROM by_ip b
+    GROUP BY b.referrer_id
+), referred AS (
+    SELECT c.referred_by AS referrer_id, count(*) AS referred_total
+    FROM customers c
+    WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL
+      AND ($4::uuid[] IS NULL OR c.referred_by = ANY($4::uuid[]))
+    GROUP BY c.referred_by
+), computed AS (
+    SELECT r.referrer_id, r.referred_total::int AS referred_total,
+           coalesce(o.qualified, 0)::int AS qualified_total,
+           coalesce(o.cooldown, 0)::int AS disqualified_cooldown,
+           coalesce(o.missing_ip, 0)::int AS disqualified_missing_ip,
+           coalesce(o.shared_ip, 0)::int AS disqualified_shared_ip,
+           coalesce(o.duplicate_ip, 0)::int AS disqualified_duplicate_ip
+    FROM referred r
+    LEFT JOIN outcomes o ON o.referrer_id = r.referrer_id
+), stored AS (
+    SELECT rw.tenant_id, rw.customer_id, rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip, rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge, rw.computed_at FROM referral_rewards rw
+    WHERE rw.tenant_id = $3::uuid
+      AND ($4::uuid[] IS NULL OR rw.customer_id = ANY($4::uuid[]))
+), scoped AS (
+    SELECT coalesce(c.referrer_id, sr.customer_id) AS referrer_id,
+           coalesce(c.referred_total, 0) AS referred_total,
+           coalesce(c.qualified_total, 0) AS qualified_total,
+           coalesce(c.disqualified_cooldown, 0) AS disqualified_cooldown,
+           coalesce(c.disqualified_missing_ip, 0) AS disqualified_missing_ip,
+           coalesce(c.disqualified_shared_ip, 0) AS disqualified_shared_ip,
+           coalesce(c.disqualified_duplicate_ip, 0) AS disqualified_duplicate_ip,
+           sr.customer_id IS NOT NULL AS was_stored,
+           sr.referred_total AS stored_referred_total, sr.qualified_total AS stored_qualified_total,
+           sr.disqualified_cooldown AS stored_cooldown, sr.disqualified_missing_ip AS stored_missing_ip,
+           sr.disqualified_shared_ip AS stored_shared_ip, sr.disqualified_duplicate_ip AS stored_duplicate_ip,
+           sr.bonus_units AS previous_bonus_units,
+           sr.badge AS previous_badge,
+           sr.computed_at AS stored_computed_at
+    FROM computed c
+    FULL JOIN stored sr ON sr.customer_id = c.referrer_id
+), rewarded AS MATERIALIZED (
+    SELECT sc.referrer_id, sc.referred_total, sc.qualified_total, sc.disqualified_cooldown, sc.disqualified_missing_ip, sc.disqualified_shared_ip, sc.disqualified_duplicate_ip, sc.was_stored, sc.stored_referred_total, sc.stored_qualified_total, sc.stored_cooldown, sc.stored_missing_ip, sc.stored_shared_ip, sc.stored_duplicate_ip, sc.previous_bonus_units, sc.previous_badge, sc.stored_computed_at,
+           LEAST((sc.qualified_total / st.batch_size)::bigint * st.bonus_per_batch, 1000000)::int AS bonus_units,
+           (CASE
+               WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
+               WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
+           END)::referral_badge AS badge
+    FROM scoped sc CROSS JOIN settings st
+)
+SELECT t.processed,
+       rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
+       rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
+       rd.previous_bonus_units, rd.previous_badge, rd.stored_computed_at
+FROM (SELECT count(*)::int AS processed FROM rewarded) t
+LEFT JOIN rewarded rd ON NOT $1::bool OR NOT rd.was_stored
+    OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
+        rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
+       IS DISTINCT FROM
+       (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
+        rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge)
+ORDER BY rd.referrer_id
+`
+
+type ReferralComputeParams struct {
+	ChangedOnly bool
+	Now         time.Time
+	TenantID    uuid.UUID
+	ReferrerIds []uuid.UUID
+}
+
+type ReferralComputeRow struct {
+	Processed               int32
+	ReferrerID              *uuid.UUID
+	ReferredTotal           *int32
+	QualifiedTotal          *int32
+	DisqualifiedCooldown    *int32
+	DisqualifiedMissingIP   *int32
+	DisqualifiedSharedIP    *int32
+	DisqualifiedDuplicateIP *int32
+	BonusUnits              *int32
+	Badge                   *ReferralBadge
+	PreviousBonusUnits      *int32
+	PreviousBadge           *ReferralBadge
+	StoredComputedAt        *time.Time
+}
+
+// ReferralCompute decides every referral of a tenant's referrers (SPEC 6), or of the
+// referrers referrer_ids names, in one set-based, read-only statement (so that Postgres may
+// run it with parallel workers), next to each referrer's stored reward. ReferralRecompute
+// (internal/core) stores what it returns with ReferralRewardsStore.
+//
+// A referral (a customer whose referred_by is the referrer) is a candidate when the customer
+// is active and verified and has a subscription that is active or past_due, on a policy
+// that qualifies_for_referrals, not expired (its licence's expires_at NULL or >= @now). A
+// customer is one candidate however many such subscriptions they have; the earliest-started
+// one is used. Each candidate then gets the first reason that applies, in this order:
+//
+//	cooldown:     cooldown_days > 0 and the account or that subscription was created after
+//	              @now - cooldown_days;
+//	missing_ip:   require_ip_hash and the customer has no IP hash: the greatest (bytewise)
+//	              non-null ip_hash of its `registered` events;
+//	shared_ip:    the IP hash equals one the referrer used in any event with occurred_at in
+//	              [@now - ip_window_days, @now];
+//	duplicate_ip: among the referrer's candidates left, others have the same IP hash: one of
+//	              them counts, the others are duplicates;
+//
+// and qualifies otherwise. Counts never depend on row order. bonus_units is
+// (qualified / batch_size) * bonus_per_batch, at most 1,000,000 (so that max_machines, at most
+// as much, plus the bonus fits an integer; computed in bigint so it cannot overflow); the badge is elite_referrer from
+// elite_badge_at qualified, verified_referrer from verified_badge_at.
+//
+// The referrers in scope are those with referrals and those with a stored reward. The result
+// has at least one row: processed (referrers in scope) on each, and the referrer columns of
+// every referrer in scope, or with changed_only of those whose computed values differ from
+// their stored reward or that have none; previous_* and stored_computed_at are the stored
+// reward's (stored_computed_at NULL: none). Other columns are NULL on the one row of an empty result.
+//
+// Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row) and
+// rewarded is read once, so Postgres inlines it and estimates its joins from the tables'
+// statistics. candidates is one grouping of the eligible referrals joined to their live
+// subscriptions and registered events; shares joins the candidates to the events in the IP
+// window on the referrer and the IP hash (a hash join); duplicates come from counting each
+// referrer's passed candidates per IP hash; referred totals are an index-only scan of
+// customers_referred_by_idx. ReferralRecompute runs it with JIT off and a larger work_mem
+// (ReferralRecomputeSession).
+//
+// Served by customers_referred_by_idx (referred totals; the referrals of given referrers) or a
+// scan of the tenant's customers (all), subscriptions_customer_idx, the licences and
+// policies primary keys, customer_events_customer_idx for registered events and the
+// referrers' IP hashes (given referrers) or a scan of customer_events (all), and the
+// referral_rewards primary key.
+func (q *Queries) ReferralCompute(ctx context.Context, db DBTX, arg ReferralComputeParams) ([]ReferralComputeRow, error) {
+	rows, err := db.Query(ctx, referralCompute,
+		arg.ChangedOnly,
+		arg.Now,
+		arg.TenantID,
+		arg.ReferrerIds,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ReferralComputeRow{}
+	for rows.Next() {
+		var i ReferralComputeRow
+		if err := rows.Scan(
+			&i.Processed,
+			&i.ReferrerID,
+			&i.ReferredTotal,
+			&i.QualifiedTotal,
+			&i.DisqualifiedCooldown,
+			&i.DisqualifiedMissingIP,
+			&i.DisqualifiedSharedIP,
+			&i.DisqualifiedDuplicateIP,
+			&i.BonusUnits,
+			&i.Badge,
+			&i.PreviousBonusUnits,
+			&i.PreviousBadge,
+			&i.StoredComputedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const referralLeaderboard = `-- name: ReferralLeaderboard :many
 SELECT rw.tenant_id, rw.customer_id, rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip, rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge, rw.computed_at, c.email
 FROM referral_rewards rw
@@ -81,278 +296,16 @@ func (q *Queries) ReferralLeaderboard(ctx context.Context, db DBTX, arg Referral
 	return items, nil
 }
 
-const referralRecompute = `-- name: ReferralRecompute :many
-WITH settings AS (
-    SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
-           $2::timestamptz - make_interval(0, 0, 0, st.cooldown_days) AS cooldown_cutoff,
-           st.cooldown_days > 0 AS cooldown_on,
-           $2::timestamptz - make_interval(0, 0, 0, st.ip_window_days) AS ip_window_start
-    FROM referral_settings_effective st
-    WHERE st.tenant_id = $3::uuid
-), candidates AS (
-    SELECT c.id, c.referred_by AS referrer_id, c.created_at, min(s.created_at) AS started_at, max(e.ip_hash COLLATE "C") AS ip_hash
-    FROM customers c
-    JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
-    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
-    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
-    LEFT JOIN customer_events e ON e.tenant_id = c.tenant_id AND e.customer_id = c.id AND e.type = 'registered' AND e.ip_hash IS NOT NULL
-    WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL AND c.is_active AND c.is_verified
-      AND ($4::uuid IS NULL OR c.referred_by = $4::uuid)
-      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
-      AND (l.expires_at IS NULL OR l.expires_at >= $2::timestamptz)
-    GROUP BY c.tenant_id, c.id
-), shares AS (
-    SELECT cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at, count(e.customer_id) > 0 AS shared
-    FROM candidates cd
-    LEFT JOIN customer_events e ON e.tenant_id = $3::uuid AND e.customer_id = cd.referrer_id
-         AND e.ip_hash COLLATE "C" = cd.ip_hash
-         AND e.occurred_at >= (SELECT ws.ip_window_start FROM settings ws) AND e.occurred_at <= $2::timestamptz
-    GROUP BY cd.id, cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at
-), checked AS (
-    SELECT sh.referrer_id, sh.ip_hash,
-           CASE
-               WHEN st.cooldown_on AND (sh.created_at > st.cooldown_cutoff OR sh.started_at > st.cooldown_cutoff) THEN 'cooldown'
-               WHEN st.require_ip_hash AND sh.ip_hash IS NULL THEN 'missing_ip'
-               WHEN sh.shared THEN 'shared_ip'
-               ELSE 'passed'
-           END AS status
-    FROM shares sh CROSS JOIN settings st
-), by_ip AS (
-    SELECT ch.referrer_id, ch.status, ch.ip_hash, count(*)::int AS n
-    FROM checked ch
-    GROUP BY ch.referrer_id, ch.status, ch.ip_hash
-), outcomes AS (
-    SELECT b.referrer_id,
-           sum(CASE WHEN b.ip_hash IS NULL THEN b.n ELSE 1 END) FILTER (WHERE b.status = 'passed') AS qualified,
-           sum(b.n) FILTER (WHERE b.status = 'cooldown') AS cooldown,
-           sum(b.n) FILTER (WHERE b.status = 'missing_ip') AS missing_ip,
-           sum(b.n) FILTER (WHERE b.status = 'shared_ip') AS shared_ip,
-           sum(b.n - 1) FILTER (WHERE b.status = 'passed' AND b.ip_hash IS NOT NULL) AS duplicate_ip
-    FROM by_ip b
-    GROUP BY b.referrer_id
-), referred AS (
-    SELECT c.referred_by AS referrer_id, count(*) AS referred_total
-    FROM customers c
-    WHERE c.tenant_id = $3::uuid AND c.referred_by IS NOT NULL
-      AND ($4::uuid IS NULL OR c.referred_by = $4::uuid)
-    GROUP BY c.referred_by
-), computed AS (
-    SELECT r.referrer_id, r.referred_total::int AS referred_total,
-           coalesce(o.qualified, 0)::int AS qualified_total,
-           coalesce(o.cooldown, 0)::int AS disqualified_cooldown,
-           coalesce(o.missing_ip, 0)::int AS disqualified_missing_ip,
-           coalesce(o.shared_ip, 0)::int AS disqualified_shared_ip,
-           coalesce(o.duplicate_ip, 0)::int AS disqualified_duplicate_ip
-    FROM referred r
-    LEFT JOIN outcomes o ON o.referrer_id = r.referrer_id
-), stored AS (
-    SELECT rw.tenant_id, rw.customer_id, rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip, rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge, rw.computed_at FROM referral_rewards rw
-    WHERE rw.tenant_id = $3::uuid
-      AND ($4::uuid IS NULL OR rw.customer_id = $4::uuid)
-), scoped AS (
-    SELECT coalesce(c.referrer_id, sr.customer_id) AS referrer_id,
-           coalesce(c.referred_total, 0) AS referred_total,
-           coalesce(c.qualified_total, 0) AS qualified_total,
-           coalesce(c.disqualified_cooldown, 0) AS disqualified_cooldown,
-           coalesce(c.disqualified_missing_ip, 0) AS disqualified_missing_ip,
-           coalesce(c.disqualified_shared_ip, 0) AS disqualified_shared_ip,
-           coalesce(c.disqualified_duplicate_ip, 0) AS disqualified_duplicate_ip,
-           sr.customer_id IS NOT NULL AS was_stored,
-           sr.referred_total AS stored_referred_total, sr.qualified_total AS stored_qualified_total,
-           sr.disqualified_cooldown AS stored_cooldown, sr.disqualified_missing_ip AS stored_missing_ip,
-           sr.disqualified_shared_ip AS stored_shared_ip, sr.disqualified_duplicate_ip AS stored_duplicate_ip,
-           sr.bonus_units AS previous_bonus_units,
-           sr.badge AS previous_badge,
-           sr.computed_at AS stored_computed_at
-    FROM computed c
-    FULL JOIN stored sr ON sr.customer_id = c.referrer_id
-), rewarded AS (
-    SELECT sc.referrer_id, sc.referred_total, sc.qualified_total, sc.disqualified_cooldown, sc.disqualified_missing_ip, sc.disqualified_shared_ip, sc.disqualified_duplicate_ip, sc.was_stored, sc.stored_referred_total, sc.stored_qualified_total, sc.stored_cooldown, sc.stored_missing_ip, sc.stored_shared_ip, sc.stored_duplicate_ip, sc.previous_bonus_units, sc.previous_badge, sc.stored_computed_at,
-           LEAST((sc.qualified_total / st.batch_size)::bigint * st.bonus_per_batch, 1000000)::int AS bonus_units,
-           (CASE
-               WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
-               WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
-           END)::referral_badge AS badge
-    FROM scoped sc CROSS JOIN settings st
-), written AS (
-    INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
-                                        disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
-                                        bonus_units, badge, computed_at)
-    SELECT $3::uuid, rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown,
-           rd.disqualified_missing_ip, rd.disqualified_shared_ip, rd.disqualified_duplicate_ip,
-           rd.bonus_units, rd.badge, $2::timestamptz
-    FROM rewarded rd
-    WHERE $1::bool
-      AND (NOT rd.was_stored
-           OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
-               rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
-              IS DISTINCT FROM
-              (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
-               rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge))
-    ORDER BY rd.referrer_id
-    ON CONFLICT (tenant_id, customer_id) DO UPDATE
-    SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
-        disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
-        disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
-        bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
-    WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
-           rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
-          IS DISTINCT FROM
-          (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
-           excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge)
-    RETURNING rw.customer_id
-), totals AS (
-    SELECT (SELECT count(*) FROM rewarded)::int AS processed, (SELECT count(*) FROM written)::int AS updated
-)
-SELECT t.processed, t.updated,
-       rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
-       rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
-       rd.previous_bonus_units, rd.previous_badge, rd.stored_computed_at
-FROM totals t
-LEFT JOIN rewarded rd ON NOT $1::bool
-    OR (rd.referrer_id IN (SELECT w.customer_id FROM written w)
-        AND (coalesce(rd.previous_bonus_units, 0), rd.previous_badge) IS DISTINCT FROM (rd.bonus_units, rd.badge))
-ORDER BY rd.referrer_id
-`
-
-type ReferralRecomputeParams struct {
-	Write      bool
-	Now        time.Time
-	TenantID   uuid.UUID
-	ReferrerID *uuid.UUID
-}
-
-type ReferralRecomputeRow struct {
-	Processed               int32
-	Updated                 int32
-	ReferrerID              *uuid.UUID
-	ReferredTotal           *int32
-	QualifiedTotal          *int32
-	DisqualifiedCooldown    *int32
-	DisqualifiedMissingIP   *int32
-	DisqualifiedSharedIP    *int32
-	DisqualifiedDuplicateIP *int32
-	BonusUnits              *int32
-	Badge                   *ReferralBadge
-	PreviousBonusUnits      *int32
-	PreviousBadge           *ReferralBadge
-	StoredComputedAt        *time.Time
-}
-
-// ReferralRecompute decides every referral of a tenant's referrers (SPEC 6), or of one
-// referrer when referrer_id is given, in one set-based statement, and with write stores the
-// results: it writes only the referral_rewards rows whose values changed.
-//
-// A referral (a customer whose referred_by is the referrer) is a candidate when the customer
-// is active and verified and has a subscription that is active or past_due, on a policy
-// that qualifies_for_referrals, not expired (its licence's expires_at NULL or >= @now). A
-// customer is one candidate however many such subscriptions they have; the earliest-started
-// one is used. Each candidate then gets the first reason that applies, in this order:
-//
-//	cooldown:     cooldown_days > 0 and the account or that subscription was created after
-//	              @now - cooldown_days;
-//	missing_ip:   require_ip_hash and the customer has no IP hash: the greatest (bytewise)
-//	              non-null ip_hash of its `registered` events;
-//	shared_ip:    the IP hash equals one the referrer used in any event with occurred_at in
-//	              [@now - ip_window_days, @now];
-//	duplicate_ip: among the referrer's candidates left, others have the same IP hash: one of
-//	              them counts, the others are duplicates;
-//
-// and qualifies otherwise. Counts never depend on row order. bonus_units is
-// (qualified / batch_size) * bonus_per_batch, at most 1,000,000 (so that max_machines, at most
-// as much, plus the bonus fits an integer; computed in bigint so it cannot overflow); the badge is elite_referrer from
-// elite_badge_at qualified, verified_referrer from verified_badge_at.
-//
-// The referrers in scope are those with referrals and those with a stored reward. The result
-// has at least one row: processed (referrers in scope) and updated (rows written) on each,
-// and the referrer columns of: every referrer in scope without write (the live snapshot); or,
-// with write, each written referrer whose bonus or badge changed (previous_* are the stored
-// values it replaced). Other columns are NULL on the one row of an empty result.
-//
-// Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row),
-// rewarded and written is read once, so Postgres inlines it and estimates its joins from
-// the tables' statistics.
-// candidates is one grouping of the eligible referrals joined to their live subscriptions
-// and registered events; shares joins the candidates to the events in the IP window on the
-// referrer and the IP hash (a hash join); duplicates come from counting each referrer's
-// passed candidates per IP hash; referred totals are an index-only scan of
-// customers_referred_by_idx. Only rows that differ from the stored ones reach the
-// upsert, so a recompute that changes nothing writes nothing. The recompute job runs it with
-// JIT off and a larger work_mem (ReferralRecomputeSession).
-//
-// Served by customers_referred_by_idx (referred totals; the referrals of one referrer) or a
-// scan of the tenant's customers (all), subscriptions_customer_idx, the licences and
-// policies primary keys, customer_events_customer_idx for registered events and the
-// referrer's IP hashes (one referrer) or a scan of customer_events (all), and the
-// referral_rewards primary key.
-func (q *Queries) ReferralRecompute(ctx context.Context, db DBTX, arg ReferralRecomputeParams) ([]ReferralRecomputeRow, error) {
-	rows, err := db.Query(ctx, referralRecompute,
-		arg.Write,
-		arg.Now,
-		arg.TenantID,
-		arg.ReferrerID,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []ReferralRecomputeRow{}
-	for rows.Next() {
-		var i ReferralRecomputeRow
-		if err := rows.Scan(
-			&i.Processed,
-			&i.Updated,
-			&i.ReferrerID,
-			&i.ReferredTotal,
-			&i.QualifiedTotal,
-			&i.DisqualifiedCooldown,
-			&i.DisqualifiedMissingIP,
-			&i.DisqualifiedSharedIP,
-			&i.DisqualifiedDuplicateIP,
-			&i.BonusUnits,
-			&i.Badge,
-			&i.PreviousBonusUnits,
-			&i.PreviousBadge,
-			&i.StoredComputedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const referralRecomputeSession = `-- name: ReferralRecomputeSession :exec
 SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)
 `
 
 // ReferralRecomputeSession sets, until the end of the transaction, what the full
-// ReferralRecompute needs at a million customers: JIT off (compiling its large plan costs
+// ReferralCompute needs at a million customers: JIT off (compiling its large plan costs
 // seconds, more than it saves) and a work_mem in which its hashes and sorts stay in memory.
 func (q *Queries) ReferralRecomputeSession(ctx context.Context, db DBTX) error {
 	_, err := db.Exec(ctx, referralRecomputeSession)
 	return err
-}
-
-const referralReferrerOf = `-- name: ReferralReferrerOf :one
-SELECT referred_by FROM customers WHERE tenant_id = $1::uuid AND id = $2::uuid
-`
-
-type ReferralReferrerOfParams struct {
-	TenantID   uuid.UUID
-	CustomerID uuid.UUID
-}
-
-// ReferralReferrerOf returns who referred a customer (primary key), NULL when nobody: a
-// change to the customer may move that referrer's count.
-func (q *Queries) ReferralReferrerOf(ctx context.Context, db DBTX, arg ReferralReferrerOfParams) (*uuid.UUID, error) {
-	row := db.QueryRow(ctx, referralReferrerOf, arg.TenantID, arg.CustomerID)
-	var referred_by *uuid.UUID
-	err := row.Scan(&referred_by)
-	return referred_by, err
 }
 
 const referralReferrersMovedByEvents = `-- name: ReferralReferrersMovedByEvents :many
@@ -406,6 +359,41 @@ func (q *Queries) ReferralReferrersMovedByEvents(ctx context.Context, db DBTX, a
 	return items, nil
 }
 
+const referralReferrersOf = `-- name: ReferralReferrersOf :many
+SELECT DISTINCT c.referred_by::uuid AS referrer_id
+FROM customers c
+WHERE c.tenant_id = $1::uuid AND c.id = ANY($2::uuid[]) AND c.referred_by IS NOT NULL
+ORDER BY 1
+`
+
+type ReferralReferrersOfParams struct {
+	TenantID    uuid.UUID
+	CustomerIDs []uuid.UUID
+}
+
+// ReferralReferrersOf returns, once each, who referred the customers customer_ids (primary
+// key), leaving out those nobody referred: a change to a customer may move its referrer's
+// count.
+func (q *Queries) ReferralReferrersOf(ctx context.Context, db DBTX, arg ReferralReferrersOfParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, referralReferrersOf, arg.TenantID, arg.CustomerIDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var referrer_id uuid.UUID
+		if err := rows.Scan(&referrer_id); err != nil {
+			return nil, err
+		}
+		items = append(items, referrer_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const referralRewardGet = `-- name: ReferralRewardGet :one
 SELECT tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown, disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, badge, computed_at FROM referral_rewards WHERE tenant_id = $1::uuid AND customer_id = $2::uuid
 `
@@ -433,6 +421,101 @@ func (q *Queries) ReferralRewardGet(ctx context.Context, db DBTX, arg ReferralRe
 		&i.ComputedAt,
 	)
 	return i, err
+}
+
+const referralRewardsLock = `-- name: ReferralRewardsLock :exec
+SELECT count(*) FROM (
+    SELECT CASE WHEN k.exclusive THEN pg_advisory_xact_lock(k.key) ELSE pg_advisory_xact_lock_shared(k.key) END
+    FROM (
+        SELECT 0 AS ord, $1::uuid[] IS NULL AS exclusive, NULL::uuid AS referrer_id,
+               hashtextextended('referral-rewards:' || CAST($2::uuid AS text), 0) AS key
+        UNION ALL
+        SELECT 1, true, r.id, hashtextextended('referral-rewards:' || CAST($2::uuid AS text) || '/' || CAST(r.id AS text), 0)
+        FROM unnest($1::uuid[]) AS r (id)
+        ORDER BY 1, 3
+    ) k
+) locked
+`
+
+type ReferralRewardsLockParams struct {
+	ReferrerIds []uuid.UUID
+	TenantID    uuid.UUID
+}
+
+// ReferralRewardsLock serialises, until the transaction ends, the recomputes of a tenant's
+// rewards (advisory locks, taken in one order so that two recomputes cannot deadlock on
+// them): with referrer_ids NULL, the tenant's lock in exclusive mode (a full recompute);
+// otherwise the tenant's lock shared, then each referrer's lock in uuid order. A recompute
+// holding them computes from every change committed before it and stores before any later
+// recompute of the same referrers computes, so maintenance in the transactions of
+// concurrent changes never stores a count that misses one of them.
+func (q *Queries) ReferralRewardsLock(ctx context.Context, db DBTX, arg ReferralRewardsLockParams) error {
+	_, err := db.Exec(ctx, referralRewardsLock, arg.ReferrerIds, arg.TenantID)
+	return err
+}
+
+const referralRewardsStore = `-- name: ReferralRewardsStore :execrows
+INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+                                    disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
+                                    bonus_units, badge, computed_at)
+SELECT $1::uuid, u.customer_id, u.referred_total, u.qualified_total, u.cooldown, u.missing_ip, u.shared_ip,
+       u.duplicate_ip, u.bonus_units, nullif(u.badge, '')::referral_badge, $2::timestamptz
+FROM (SELECT unnest($3::uuid[]) AS customer_id, unnest($4::int[]) AS referred_total,
+             unnest($5::int[]) AS qualified_total, unnest($6::int[]) AS cooldown,
+             unnest($7::int[]) AS missing_ip, unnest($8::int[]) AS shared_ip,
+             unnest($9::int[]) AS duplicate_ip, unnest($10::int[]) AS bonus_units,
+             unnest($11::text[]) AS badge) AS u
+ORDER BY u.customer_id
+ON CONFLICT (tenant_id, customer_id) DO UPDATE
+SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
+    disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
+    disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
+    bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
+WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
+       rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
+      IS DISTINCT FROM
+      (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
+       excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge)
+`
+
+type ReferralRewardsStoreParams struct {
+	TenantID        uuid.UUID
+	Now             time.Time
+	CustomerIDs     []uuid.UUID
+	ReferredTotals  []int32
+	QualifiedTotals []int32
+	Cooldowns       []int32
+	MissingIps      []int32
+	SharedIps       []int32
+	DuplicateIps    []int32
+	BonusUnits      []int32
+	Badges          []string
+}
+
+// ReferralRewardsStore stores referrers' computed rewards (ReferralCompute's rows, element i
+// of each array one referrer, all the same length: the unnests of one select list advance
+// together; an empty badge is none) at @now, writing only the rows whose
+// values differ from the stored ones (the referral_rewards primary key); it returns how many
+// it wrote. The caller holds the referrers' locks (ReferralRewardsLock), so the stored rows
+// are those ReferralCompute read.
+func (q *Queries) ReferralRewardsStore(ctx context.Context, db DBTX, arg ReferralRewardsStoreParams) (int64, error) {
+	result, err := db.Exec(ctx, referralRewardsStore,
+		arg.TenantID,
+		arg.Now,
+		arg.CustomerIDs,
+		arg.ReferredTotals,
+		arg.QualifiedTotals,
+		arg.Cooldowns,
+		arg.MissingIps,
+		arg.SharedIps,
+		arg.DuplicateIps,
+		arg.BonusUnits,
+		arg.Badges,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const referralSettingsGet = `-- name: ReferralSettingsGet :one

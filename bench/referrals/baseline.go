@@ -18,7 +18,7 @@ import (
 // each referrer, separate queries — count the referrals, read the referrer's IP hashes in
 // the window, read the candidate referrals joined to their subscriptions and registration
 // IP, decide each in a loop, then read the stored reward and write it when it changed.
-// Decisions follow SPEC 6 as ReferralRecompute does (a customer counts once, by their
+// Decisions follow SPEC 6 as ReferralCompute does (a customer counts once, by their
 // earliest-started qualifying subscription), so the answers can be compared.
 
 const (
@@ -227,9 +227,9 @@ func baseline(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int
 	return res, nil
 }
 
-// compare counts the sampled referrers whose loop answer differs from ReferralRecompute's
+// compare counts the sampled referrers whose loop answer differs from ReferralCompute's
 // live snapshot.
-func compare(rows []sql.ReferralRecomputeRow, loop map[uuid.UUID]snapshot) int {
+func compare(rows []sql.ReferralComputeRow, loop map[uuid.UUID]snapshot) int {
 	set := map[uuid.UUID]snapshot{}
 	for _, r := range rows {
 		if r.ReferrerID == nil {

@@ -1,12 +1,21 @@
 // Command referrals generates a large referral history (customers, referrals, subscriptions,
 // licences, registered and login events with realistic IP reuse) and measures the referral
-// recompute: the set-based ReferralRecompute query for all referrers (a first run writing
-// every reward, a second run writing nothing), next to a baseline that does what the seed
-// service does — for each referrer, its separate queries in a loop — timed on a sample of
-// referrers and extrapolated to all of them. It prints Markdown with the medians, the
-// counts, the speed-up and EXPLAIN (ANALYZE, BUFFERS) of the recompute.
+// recompute: the full recompute of all referrers as the referral.recompute job runs it
+// (core.ReferralRecompute) — a first run writing every reward and a second run writing
+// nothing —, the per-event maintenance (one referrer recomputed in the transaction of a change
+// to one of its referrals), and, with -sample, a baseline that does what the seed service does
+// — for each referrer, its separate queries in a loop — timed on a sample of referrers and
+// extrapolated to all of them. It prints Markdown with the medians, the counts and EXPLAIN
+// (ANALYZE, BUFFERS) of the full recompute's ReferralCompute, and records the medians with
+// bench/internal/report (TESSERA_BENCH_RESULTS): the full recompute's first and second run in
+// s, the per-event maintenance in ms.
 //
 //	DATABASE_URL=... go run ./bench/referrals -customers 1000000 -referrers 200000
+//
+// Flags: -customers and -referrers size the data; -runs timed runs of each full recompute
+// (after one warm-up); -events the referrals the per-event maintenance is timed on; -sample
+// and -literal-sample the referrers of the two seed loops (0 skips each); -db the database;
+// -keep and -reuse (below).
 //
 // Run it from the repository's root. It creates (dropping first) the database named by -db
 // on DATABASE_URL's server, migrates it, and drops it at the end unless -keep (or -reuse,
@@ -30,12 +39,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
-	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/pg"
-	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -44,6 +52,7 @@ type config struct {
 	customers, referrers  int
 	runs                  int
 	sample, literalSample int
+	events                int
 	dbName                string
 	keep, reuse           bool
 }
@@ -53,7 +62,8 @@ func main() {
 	flag.IntVar(&cfg.customers, "customers", 1_000_000, "customers")
 	flag.IntVar(&cfg.referrers, "referrers", 200_000, "customers who referred at least one other")
 	flag.IntVar(&cfg.runs, "runs", 5, "timed runs of each recompute (after one warm-up)")
-	flag.IntVar(&cfg.sample, "sample", 2000, "referrers the per-referrer baseline loop runs on")
+	flag.IntVar(&cfg.events, "events", 200, "referrals the per-event maintenance is timed on")
+	flag.IntVar(&cfg.sample, "sample", 2000, "referrers the per-referrer baseline loop runs on; 0 skips it")
 	flag.IntVar(&cfg.literalSample, "literal-sample", 20, "referrers the literal seed query (registration IPs of every customer) runs on; 0 skips it")
 	flag.StringVar(&cfg.dbName, "db", "tessera_bench_referrals", "database to create on DATABASE_URL's server")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the database at the end")
@@ -138,55 +148,44 @@ func adminExec(ctx context.Context, base string, stmts ...string) error {
 	return nil
 }
 
-// recomputeResult is one ReferralRecompute call.
+// recomputeResult is one full recompute.
 type recomputeResult struct {
-	processed, updated, rewardsChanged int
-	took                               time.Duration
-	rows                               []sql.ReferralRecomputeRow
+	core.ReferralRecomputeResult
+	took time.Duration
 }
 
-// recompute runs ReferralRecompute for all referrers of the tenant in a transaction it
-// commits or rolls back: as the recompute job runs it (jobs.ReferralRecomputeRows: the
-// session settings of ReferralRecomputeSession, a custom plan), or with defaults, only the
-// custom plan on the server's settings.
-func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, write, commit, defaults bool) (recomputeResult, error) {
+// step is the bench's core.Step: its clock and a CLI actor.
+var step = core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
+
+// recompute runs a full recompute of the tenant as the referral.recompute job does
+// (core.ReferralRecompute: the tenant's lock, ReferralCompute with the session of
+// ReferralRecomputeSession, ReferralRewardsStore of the changed rewards, an audit row and a
+// referral.reward_changed event per bonus or badge change) in a transaction it commits or
+// rolls back.
+func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, commit bool) (recomputeResult, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return recomputeResult{}, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
-	params := sql.ReferralRecomputeParams{TenantID: tenantID, Now: now, Write: write}
 	start := clock.System{}.Now()
-	var rows []sql.ReferralRecomputeRow
-	if defaults {
-		rows, err = sql.New().ReferralRecompute(ctx, core.CustomPlans{DB: tx}, params)
-	} else {
-		rows, err = jobs.ReferralRecomputeRows(ctx, tx, params)
-	}
+	res, err := core.ReferralRecompute(ctx, tx, step, core.ReferralRecomputeParams{TenantID: tenantID})
 	took := time.Since(start)
 	if err != nil {
 		return recomputeResult{}, fmt.Errorf("recompute: %w", err)
-	}
-	res := recomputeResult{took: took, rows: rows}
-	for _, r := range rows {
-		res.processed, res.updated = int(r.Processed), int(r.Updated)
-		if r.ReferrerID != nil {
-			res.rewardsChanged++
-		}
 	}
 	if commit {
 		if err := tx.Commit(ctx); err != nil {
 			return recomputeResult{}, err
 		}
 	}
-	return res, nil
+	return recomputeResult{ReferralRecomputeResult: res, took: took}, nil
 }
 
-// timed runs the recompute runs+1 times (the first warms the cache) and returns the
+// timed runs the full recompute runs+1 times (the first warms the cache) and returns the
 // durations sorted and the last result. With fresh, each run starts from no stored rewards
-// (TRUNCATE, then the run commits); otherwise each run is rolled back. defaults runs it on
-// the server's settings instead of the job's (see recompute).
-func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int, fresh, defaults bool) ([]time.Duration, recomputeResult, error) {
+// (TRUNCATE, then the run commits); otherwise each run is rolled back.
+func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int, fresh bool) ([]time.Duration, recomputeResult, error) {
 	var times []time.Duration
 	var last recomputeResult
 	for i := range runs + 1 {
@@ -195,11 +194,11 @@ func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int
 				return nil, last, err
 			}
 		}
-		res, err := recompute(ctx, pool, tenantID, true, fresh, defaults)
+		res, err := recompute(ctx, pool, tenantID, fresh)
 		if err != nil {
 			return nil, last, err
 		}
-		fmt.Fprintf(os.Stderr, "  run %d: %s processed %d updated %d\n", i, res.took.Round(time.Millisecond), res.processed, res.updated)
+		fmt.Fprintf(os.Stderr, "  run %d: %s processed %d updated %d\n", i, res.took.Round(time.Millisecond), res.Processed, res.Updated)
 		if i > 0 {
 			times = append(times, res.took)
 		}
@@ -209,22 +208,23 @@ func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int
 	return times, last, nil
 }
 
+// snapshots computes every referrer's snapshot now without storing (ReferralCompute, all
+// rows), in a transaction rolled back.
+func snapshots(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) ([]sql.ReferralComputeRow, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only use
+	return core.ReferralComputeRows(ctx, tx, sql.ReferralComputeParams{TenantID: tenantID, Now: now})
+}
+
 func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg config) error {
 	if err := describeData(ctx, pool, tenantID); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "set-based recompute, first run (from no stored rewards)")
-	firstTimes, first, err := timed(ctx, pool, tenantID, cfg.runs, true, false)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "set-based recompute, first run, on the server's settings")
-	defaultsTimes, _, err := timed(ctx, pool, tenantID, cfg.runs, true, true)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "the recompute job's transaction, first run")
-	job, err := jobRun(ctx, pool, tenantID)
+	fmt.Fprintln(os.Stderr, "full recompute, first run (from no stored rewards)")
+	firstTimes, first, err := timed(ctx, pool, tenantID, cfg.runs, true)
 	if err != nil {
 		return err
 	}
@@ -236,18 +236,20 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "baseline loop on %d referrers\n", cfg.sample)
-	loop, err := baseline(ctx, pool, tenantID, cfg.sample, false)
-	if err != nil {
-		return err
+	var loop baselineResult
+	if cfg.sample > 0 {
+		fmt.Fprintf(os.Stderr, "baseline loop on %d referrers\n", cfg.sample)
+		if loop, err = baseline(ctx, pool, tenantID, cfg.sample, false); err != nil {
+			return err
+		}
 	}
 
 	// Store the rewards for real, then measure the run that finds nothing to change.
-	if _, err := recompute(ctx, pool, tenantID, true, true, false); err != nil {
+	if _, err := recompute(ctx, pool, tenantID, true); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "set-based recompute, second run (nothing to write)")
-	secondTimes, second, err := timed(ctx, pool, tenantID, cfg.runs, false, false)
+	fmt.Fprintln(os.Stderr, "full recompute, second run (nothing to write)")
+	secondTimes, second, err := timed(ctx, pool, tenantID, cfg.runs, false)
 	if err != nil {
 		return err
 	}
@@ -255,15 +257,19 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 	if err != nil {
 		return err
 	}
-
-	// The loop's answers must be the query's: compare them with the live snapshot.
-	snap, err := recompute(ctx, pool, tenantID, false, false, false)
+	fmt.Fprintf(os.Stderr, "per-event maintenance, %d events\n", cfg.events)
+	events, err := maintenance(ctx, pool, tenantID, cfg.events)
 	if err != nil {
 		return err
 	}
-	mismatches := compare(snap.rows, loop.snapshots)
+
+	// The loop's answers must be the query's: compare them with the live snapshot.
+	snap, err := snapshots(ctx, pool, tenantID)
+	if err != nil {
+		return err
+	}
 	var outcomes snapshot
-	for _, r := range snap.rows {
+	for _, r := range snap {
 		if r.ReferrerID != nil {
 			outcomes.referred += *r.ReferredTotal
 			outcomes.qualified += *r.QualifiedTotal
@@ -289,29 +295,50 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		return fmt.Sprintf("median %s over %d runs (min %s, max %s)", med(t).Round(time.Millisecond), len(t),
 			t[0].Round(time.Millisecond), t[len(t)-1].Round(time.Millisecond))
 	}
-	perReferrer := loop.took / time.Duration(loop.referrers)
-	extrapolated := perReferrer * time.Duration(first.processed)
-	fmt.Printf("### Set-based recompute (ReferralRecompute, all referrers)\n\n")
-	fmt.Printf("- first run (no stored rewards): processed %d, updated %d, rewards changed %d; %s\n",
-		first.processed, first.updated, first.rewardsChanged, span(firstTimes))
-	fmt.Printf("- first run on the server's settings (no ReferralRecomputeSession: JIT on, default work_mem): %s\n", span(defaultsTimes))
-	fmt.Printf("- first run through the job's function (jobs.ReferralRecompute: the query, then an audit row and a referral.reward_changed event for each of the %d bonus or badge changes), one run: %s\n",
-		job.RewardsChanged, job.took.Round(time.Millisecond))
-	fmt.Printf("- second run (nothing changed): processed %d, updated %d; %s\n\n", second.processed, second.updated, span(secondTimes))
-	fmt.Printf("### Per-referrer loop (the seed's queries)\n\n")
-	fmt.Printf("- sample of %d referrers (random, fixed): %s, %d queries, %s per referrer; wrote %d rewards\n",
-		loop.referrers, loop.took.Round(time.Millisecond), loop.queries, perReferrer.Round(time.Microsecond), loop.updated)
-	fmt.Printf("- extrapolated to all %d referrers: %s\n", first.processed, extrapolated.Round(time.Second))
-	fmt.Printf("- its answers for the sample equal ReferralRecompute's: %d mismatches\n", mismatches)
-	fmt.Printf("- speed-up of the set-based first run: %.0fx\n", float64(extrapolated)/float64(med(firstTimes)))
+	fmt.Printf("### Full recompute (core.ReferralRecompute, all referrers, as the referral.recompute job runs it)\n\n")
+	fmt.Printf("- first run (no stored rewards; an audit row and a referral.reward_changed event for each of the %d bonus or badge changes): processed %d, updated %d; %s\n",
+		first.RewardsChanged, first.Processed, first.Updated, span(firstTimes))
+	fmt.Printf("- second run (nothing changed): processed %d, updated %d; %s\n\n", second.Processed, second.Updated, span(secondTimes))
+	fmt.Printf("### Per-event maintenance (in the event's transaction)\n\n")
+	fmt.Printf("- %d events (a referred customer's verification flipped), each in a transaction rolled back: the referrer's recompute (core.ReferralRecompute of one referrer: locks, ReferralCompute, store, events) median %s (p90 %s, max %s); the whole CustomerUpdate with it median %s\n\n",
+		len(events.maintain), med(events.maintain).Round(10*time.Microsecond), events.maintain[len(events.maintain)*9/10].Round(10*time.Microsecond),
+		events.maintain[len(events.maintain)-1].Round(10*time.Microsecond), med(events.update).Round(10*time.Microsecond))
+	results := []report.Result{
+		{Name: "referral full recompute at " + size(cfg.customers) + " customers, first run", Value: med(firstTimes).Seconds(), Unit: "s"},
+		{Name: "referral full recompute at " + size(cfg.customers) + " customers, nothing changed", Value: med(secondTimes).Seconds(), Unit: "s"},
+		{Name: "referral per-event maintenance (one referrer), median", Value: float64(med(events.maintain).Microseconds()) / 1000, Unit: "ms"},
+	}
+	for _, r := range results {
+		if err := report.Add(r); err != nil {
+			return err
+		}
+	}
+	if loop.referrers > 0 {
+		perReferrer := loop.took / time.Duration(loop.referrers)
+		extrapolated := perReferrer * time.Duration(first.Processed)
+		fmt.Printf("### Per-referrer loop (the seed's queries)\n\n")
+		fmt.Printf("- sample of %d referrers (random, fixed): %s, %d queries, %s per referrer; wrote %d rewards\n",
+			loop.referrers, loop.took.Round(time.Millisecond), loop.queries, perReferrer.Round(time.Microsecond), loop.updated)
+		fmt.Printf("- extrapolated to all %d referrers: %s\n", first.Processed, extrapolated.Round(time.Second))
+		fmt.Printf("- its answers for the sample equal ReferralCompute's: %d mismatches\n", compare(snap, loop.snapshots))
+		fmt.Printf("- speed-up of the full recompute's first run: %.0fx\n", float64(extrapolated)/float64(med(firstTimes)))
+	}
 	if literal.referrers > 0 {
 		litPer := literal.took / time.Duration(literal.referrers)
-		fmt.Printf("- the seed's query as written (registration IPs of every customer aggregated at each referrer): %d referrers in %s, %s per referrer, extrapolated %s (%.0fx the set-based run)\n",
+		fmt.Printf("- the seed's query as written (registration IPs of every customer aggregated at each referrer): %d referrers in %s, %s per referrer, extrapolated %s (%.0fx the full recompute's first run)\n",
 			literal.referrers, literal.took.Round(time.Millisecond), litPer.Round(time.Millisecond),
-			(litPer * time.Duration(first.processed)).Round(time.Minute), float64(litPer*time.Duration(first.processed))/float64(med(firstTimes)))
+			(litPer * time.Duration(first.Processed)).Round(time.Minute), float64(litPer*time.Duration(first.Processed))/float64(med(firstTimes)))
 	}
-	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS), first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS), second run\n\n```\n%s```\n", firstPlan, secondPlan)
+	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralCompute, first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralCompute, second run\n\n```\n%s```\n", firstPlan, secondPlan)
 	return nil
+}
+
+// size is n as 100k or 1M.
+func size(n int) string {
+	if n >= 1_000_000 && n%1_000_000 == 0 {
+		return fmt.Sprintf("%dM", n/1_000_000)
+	}
+	return fmt.Sprintf("%dk", n/1000)
 }
 
 // describeData prints the dataset's shape.
@@ -372,36 +399,81 @@ func describeData(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) e
 	return hist.Err()
 }
 
-// jobResult is one run of the recompute job's function.
-type jobResult struct {
-	jobs.ReferralRecomputeResult
-	took time.Duration
+// maintenanceResult is the per-event maintenance's durations, sorted.
+type maintenanceResult struct {
+	maintain, update []time.Duration
 }
 
-// jobRun times jobs.ReferralRecompute for all referrers from no stored rewards (what a
-// referral.recompute job does in its transaction, less completing the job), rolled back.
-func jobRun(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (jobResult, error) {
-	tx, err := pool.Begin(ctx)
+// maintenance times, for n referred customers picked at random (fixed seed), the event path
+// of a change to one referral: each in its own transaction rolled back, the customer's
+// verification is flipped and its referrer recomputed (core.ReferralRecompute of one
+// referrer, what every change runs), and, separately, the whole core.CustomerUpdate that
+// does both with its audit row.
+func maintenance(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int) (maintenanceResult, error) {
+	var res maintenanceResult
+	rows, err := pool.Query(ctx, `
+		SELECT id, referred_by, is_verified FROM customers
+		WHERE tenant_id = $1 AND referred_by IS NOT NULL
+		ORDER BY hashtextextended(id::text, 7) LIMIT $2`, tenantID, n)
 	if err != nil {
-		return jobResult{}, err
+		return res, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // measured, never kept
-	if _, err := tx.Exec(ctx, "TRUNCATE referral_rewards"); err != nil {
-		return jobResult{}, err
+	type referral struct {
+		id, referrer uuid.UUID
+		verified     bool
 	}
-	st := core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
-	start := clock.System{}.Now()
-	res, err := jobs.ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: tenantID})
+	picked, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (referral, error) {
+		var c referral
+		return c, r.Scan(&c.id, &c.referrer, &c.verified)
+	})
 	if err != nil {
-		return jobResult{}, err
+		return res, err
 	}
-	return jobResult{ReferralRecomputeResult: res, took: time.Since(start)}, nil
+	once := func(f func(tx pgx.Tx) error) (time.Duration, error) {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // measured, never kept
+		start := clock.System{}.Now()
+		err = f(tx)
+		return time.Since(start), err
+	}
+	for _, c := range picked {
+		_, err = once(func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "UPDATE customers SET is_verified = $3 WHERE tenant_id = $1 AND id = $2", tenantID, c.id, !c.verified); err != nil {
+				return err
+			}
+			start := clock.System{}.Now()
+			_, err := core.ReferralRecompute(ctx, tx, step, core.ReferralRecomputeParams{TenantID: tenantID, ReferrerIDs: []uuid.UUID{c.referrer}})
+			res.maintain = append(res.maintain, time.Since(start))
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("maintain referrer %s: %w", c.referrer, err)
+		}
+		verified := !c.verified
+		took, err := once(func(tx pgx.Tx) error {
+			_, err := core.CustomerUpdate(ctx, tx, step, core.CustomerUpdateParams{TenantID: tenantID, ID: c.id, IsVerified: &verified})
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("update customer %s: %w", c.id, err)
+		}
+		res.update = append(res.update, took)
+	}
+	if len(res.maintain) == 0 {
+		return res, fmt.Errorf("no referred customers to measure maintenance on")
+	}
+	slices.Sort(res.maintain)
+	slices.Sort(res.update)
+	return res, nil
 }
 
-// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute with write, in a
-// transaction rolled back, with the job's session settings.
+// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's ReferralCompute (changed
+// rows only), in a transaction rolled back, with the job's session settings.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
-	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralRecompute")
+	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralCompute")
 	if err != nil {
 		return "", err
 	}
@@ -413,7 +485,7 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 	if err := sql.New().ReferralRecomputeSession(ctx, tx); err != nil {
 		return "", err
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, now, tenantID, (*uuid.UUID)(nil))
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, now, tenantID, []uuid.UUID(nil))
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}

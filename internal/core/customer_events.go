@@ -37,7 +37,7 @@ type CustomerEventCreateParams struct {
 }
 
 // CustomerEventCreate records one event of a customer, audits it (customer_event.create, on
-// the customer) and enqueues a recompute of every referrer the event may move
+// the customer) and recomputes the reward of every referrer the event may move
 // (referralRecomputeMovedByEvents). An unknown customer is ErrNotFound.
 func CustomerEventCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerEventCreateParams) (sql.CustomerEvent, error) {
 	event, err := queries.CustomerEventCreate(ctx, tx, sql.CustomerEventCreateParams{
@@ -65,7 +65,7 @@ type CustomerEventCreateBatchParams struct {
 }
 
 // CustomerEventCreateBatch records a batch of events all or nothing, audits it as one entry
-// (customer_event.create_batch, with the count) and enqueues a recompute of every referrer
+// (customer_event.create_batch, with the count) and recomputes the reward of every referrer
 // the events may move (referralRecomputeMovedByEvents). It returns how many it recorded.
 // When any event's customer is not the tenant's, nothing is recorded and the error is
 // FieldErrors naming each (events[i].customer_id).
@@ -122,7 +122,7 @@ type referralRecomputeMovedByEventsParams struct {
 	EventIDs []uuid.UUID
 }
 
-// referralRecomputeMovedByEvents enqueues, in tx, a recompute of each referrer whose count
+// referralRecomputeMovedByEvents recomputes, in tx (ReferralRecompute), the rewards of the referrers whose count
 // the just-recorded events may move (ReferralReferrersMovedByEvents decides which): a
 // referral's registered IP hash, or an IP hash a referrer used inside the IP window.
 func referralRecomputeMovedByEvents(ctx context.Context, tx pgx.Tx, st Step, p referralRecomputeMovedByEventsParams) error {
@@ -132,10 +132,6 @@ func referralRecomputeMovedByEvents(ctx context.Context, tx pgx.Tx, st Step, p r
 	if err != nil {
 		return fmt.Errorf("find referrers moved by %d customer events: %w", len(p.EventIDs), err)
 	}
-	for _, referrer := range referrers {
-		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID, ReferrerID: &referrer}); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = ReferralRecompute(ctx, tx, st, ReferralRecomputeParams{TenantID: p.TenantID, ReferrerIDs: nonNil(referrers)})
+	return err
 }

@@ -32,8 +32,8 @@ type CustomerCreateParams struct {
 }
 
 // CustomerCreate stores a new customer, audits it (customer.create; not when Details is
-// nil) and, when it was referred, enqueues a recompute of its referrer, whose referred total
-// moves. A taken email, external id or invite code is ErrDuplicate naming the constraint.
+// nil) and, when it was referred, recomputes its referrer's reward (ReferralRecompute), whose
+// referred total moves. A taken email, external id or invite code is ErrDuplicate naming the constraint.
 func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreateParams) (sql.Customer, error) {
 	if p.ReferredBy != nil {
 		if err := customerReferrerExists(ctx, tx, sql.CustomerGetParams{TenantID: p.TenantID, ID: *p.ReferredBy}); err != nil {
@@ -60,7 +60,7 @@ func CustomerCreate(ctx context.Context, tx pgx.Tx, st Step, p CustomerCreatePar
 		}
 	}
 	if customer.ReferredBy != nil { // a new referral: its referrer's referred total moves
-		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: customer.TenantID, ReferrerID: customer.ReferredBy}); err != nil {
+		if _, err := ReferralRecompute(ctx, tx, st, ReferralRecomputeParams{TenantID: customer.TenantID, ReferrerIDs: []uuid.UUID{*customer.ReferredBy}}); err != nil {
 			return sql.Customer{}, err
 		}
 	}
@@ -85,8 +85,8 @@ type CustomerUpdateParams struct {
 }
 
 // CustomerUpdate changes a customer, audits it (customer.update) and, when its activity,
-// verification or referrer changed and it has a referrer, enqueues a recompute of that
-// referrer. A new referrer is checked under CustomerReferralLock, taken before the
+// verification or referrer changed and it has a referrer, recomputes that referrer's reward
+// (ReferralRecompute). A new referrer is checked under CustomerReferralLock, taken before the
 // customer's row lock. An unknown customer is ErrNotFound.
 func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdateParams) (sql.Customer, error) {
 	if p.ReferredBy != nil {
@@ -119,7 +119,7 @@ func CustomerUpdate(ctx context.Context, tx pgx.Tx, st Step, p CustomerUpdatePar
 	}
 	// Activity, verification and a new referrer can move the referrer's count.
 	if customer.ReferredBy != nil && (customer.IsActive != current.IsActive || customer.IsVerified != current.IsVerified || current.ReferredBy == nil) {
-		if _, err := ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: customer.TenantID, ReferrerID: customer.ReferredBy}); err != nil {
+		if _, err := ReferralRecompute(ctx, tx, st, ReferralRecomputeParams{TenantID: customer.TenantID, ReferrerIDs: []uuid.UUID{*customer.ReferredBy}}); err != nil {
 			return sql.Customer{}, err
 		}
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -13,45 +14,156 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// ReferralRecomputeEnqueueParams names the referral rewards to recompute.
+// ReferralRecomputeEnqueueParams names the tenant whose referral rewards to recompute.
 type ReferralRecomputeEnqueueParams struct {
 	TenantID uuid.UUID
-	// ReferrerID is the one referrer whose reward to recompute; nil recomputes every
-	// referrer of the tenant.
-	ReferrerID *uuid.UUID
 }
 
-// ReferralRecomputeEnqueue enqueues, in tx, a recompute of a tenant's referral rewards (a
-// referral.recompute job, unique by its args while one is waiting or running:
-// jobargs.ReferralRecompute). It reports whether a job was enqueued: false when an
-// identical one already waits or runs (and will do the work).
+// ReferralRecomputeEnqueue enqueues, in tx, a full recompute of a tenant's referral rewards
+// (a referral.recompute job of all its referrers, unique by its args while one is waiting or
+// running: jobargs.ReferralRecompute), for changes that can move any referrer (settings, a
+// policy's qualifies_for_referrals, the clock). It reports whether a job was enqueued: false
+// when an identical one already waits or runs (and will do the work).
 func ReferralRecomputeEnqueue(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeEnqueueParams) (bool, error) {
-	res, err := st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: p.TenantID, ReferrerID: p.ReferrerID}}})
+	res, err := st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.ReferralRecompute{TenantID: p.TenantID}}})
 	if err != nil {
 		return false, fmt.Errorf("enqueue referral recompute: %w", err)
 	}
 	return len(res) == 1 && !res[0].UniqueSkippedAsDuplicate, nil
 }
 
-// ReferralRecomputeReferrerOfParams names the customer whose referrer to recompute.
-type ReferralRecomputeReferrerOfParams struct {
-	TenantID   uuid.UUID
-	CustomerID uuid.UUID
+// ReferralRecomputeParams names the referral rewards to recompute.
+type ReferralRecomputeParams struct {
+	TenantID uuid.UUID
+	// ReferrerIDs are the referrers whose rewards to recompute; nil recomputes every
+	// referrer of the tenant, and an empty slice none.
+	ReferrerIDs []uuid.UUID
 }
 
-// ReferralRecomputeReferrerOf enqueues, in tx, a recompute of the referrer of a customer if
-// it has one: the step calling it changed something that can move that referrer's count
-// (the customer's status, referrer or subscriptions).
-func ReferralRecomputeReferrerOf(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeReferrerOfParams) error {
-	referrer, err := queries.ReferralReferrerOf(ctx, tx, sql.ReferralReferrerOfParams{TenantID: p.TenantID, CustomerID: p.CustomerID})
+// ReferralRecomputeResult is what a referral recompute did.
+type ReferralRecomputeResult struct {
+	// Processed is how many referrers were computed: those with referrals or a stored reward.
+	Processed int
+	// Updated is how many stored rewards changed (any count, the bonus or the badge).
+	Updated int
+	// RewardsChanged is how many referrers' bonus or badge changed: one
+	// referral.reward_changed event each.
+	RewardsChanged int
+}
+
+// ReferralRecompute recomputes, in tx, the referral rewards p names — of given referrers
+// (the maintenance a change runs in its own transaction) or of all the tenant's referrers (the
+// full recompute, the periodic repair) — stores those whose values changed, and audits and
+// emits referral.reward_changed for each referrer whose bonus or badge changed. It first takes
+// the rewards' locks (ReferralRewardsLock: the referrers', or the tenant's exclusively for a
+// full recompute), so concurrent recomputes of a referrer store in the order they computed,
+// then decides with ReferralCompute (read-only, parallel for a full recompute) and writes
+// with ReferralRewardsStore.
+func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (ReferralRecomputeResult, error) {
+	if p.ReferrerIDs != nil && len(p.ReferrerIDs) == 0 {
+		return ReferralRecomputeResult{}, nil
+	}
+	if err := queries.ReferralRewardsLock(ctx, tx, sql.ReferralRewardsLockParams{TenantID: p.TenantID, ReferrerIds: p.ReferrerIDs}); err != nil {
+		return ReferralRecomputeResult{}, fmt.Errorf("lock referral rewards of tenant %s: %w", p.TenantID, err)
+	}
+	rows, err := ReferralComputeRows(ctx, tx, sql.ReferralComputeParams{TenantID: p.TenantID, ReferrerIds: p.ReferrerIDs, Now: st.Now, ChangedOnly: true})
 	if err != nil {
-		return fmt.Errorf("find referrer of customer %s: %w", p.CustomerID, err)
+		return ReferralRecomputeResult{}, fmt.Errorf("recompute referral rewards of tenant %s: %w", p.TenantID, err)
 	}
-	if referrer == nil {
-		return nil
+	res := ReferralRecomputeResult{Processed: int(rows[0].Processed)}
+	store := referralRewardsStoreParams(p.TenantID, st.Now, rows)
+	if len(store.CustomerIDs) == 0 {
+		return res, nil
 	}
-	_, err = ReferralRecomputeEnqueue(ctx, tx, st, ReferralRecomputeEnqueueParams{TenantID: p.TenantID, ReferrerID: referrer})
+	updated, err := queries.ReferralRewardsStore(ctx, tx, store)
+	if err != nil {
+		return ReferralRecomputeResult{}, fmt.Errorf("store %d referral rewards of tenant %s: %w", len(store.CustomerIDs), p.TenantID, err)
+	}
+	res.Updated = int(updated)
+	for _, r := range rows {
+		previousBonus := valueOr(r.PreviousBonusUnits, 0)
+		if previousBonus == *r.BonusUnits && badgeEqual(r.PreviousBadge, r.Badge) {
+			continue
+		}
+		res.RewardsChanged++
+		data := ReferralRewardChangedEvent{
+			CustomerID: *r.ReferrerID, QualifiedTotal: r.QualifiedTotal, BonusUnits: r.BonusUnits, Badge: r.Badge,
+			PreviousBonusUnits: previousBonus, PreviousBadge: r.PreviousBadge,
+		}
+		err := Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: r.ReferrerID.String(), Event: data})
+		if err != nil {
+			return ReferralRecomputeResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// ReferralComputeRows runs the ReferralCompute query in tx as ReferralRecompute does: a
+// full one (no referrer given) with the session settings of ReferralRecomputeSession (local
+// to tx), and each with a plan made for params (CustomPlans). bench/referrals measures it.
+func ReferralComputeRows(ctx context.Context, tx pgx.Tx, params sql.ReferralComputeParams) ([]sql.ReferralComputeRow, error) {
+	if params.ReferrerIds == nil {
+		if err := queries.ReferralRecomputeSession(ctx, tx); err != nil {
+			return nil, fmt.Errorf("set the referral recompute's session: %w", err)
+		}
+	}
+	return queries.ReferralCompute(ctx, CustomPlans{DB: tx}, params)
+}
+
+// referralRewardsStoreParams are ReferralRewardsStore's arrays for the referrers of rows
+// (ReferralCompute's; the one row without a referrer adds none).
+func referralRewardsStoreParams(tenantID uuid.UUID, now time.Time, rows []sql.ReferralComputeRow) sql.ReferralRewardsStoreParams {
+	p := sql.ReferralRewardsStoreParams{TenantID: tenantID, Now: now}
+	for _, r := range rows {
+		if r.ReferrerID == nil {
+			continue
+		}
+		p.CustomerIDs = append(p.CustomerIDs, *r.ReferrerID)
+		p.ReferredTotals = append(p.ReferredTotals, *r.ReferredTotal)
+		p.QualifiedTotals = append(p.QualifiedTotals, *r.QualifiedTotal)
+		p.Cooldowns = append(p.Cooldowns, *r.DisqualifiedCooldown)
+		p.MissingIps = append(p.MissingIps, *r.DisqualifiedMissingIP)
+		p.SharedIps = append(p.SharedIps, *r.DisqualifiedSharedIP)
+		p.DuplicateIps = append(p.DuplicateIps, *r.DisqualifiedDuplicateIP)
+		p.BonusUnits = append(p.BonusUnits, *r.BonusUnits)
+		badge := ""
+		if r.Badge != nil {
+			badge = string(*r.Badge)
+		}
+		p.Badges = append(p.Badges, badge)
+	}
+	return p
+}
+
+// badgeEqual reports whether two optional badges are the same.
+func badgeEqual(a, b *sql.ReferralBadge) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// ReferralRecomputeReferrersOfParams names customers whose referrers to recompute.
+type ReferralRecomputeReferrersOfParams struct {
+	TenantID    uuid.UUID
+	CustomerIDs []uuid.UUID
+}
+
+// ReferralRecomputeReferrersOf recomputes, in tx (ReferralRecompute), the rewards of the
+// referrers of customers, those that have one: the step calling it changed something that
+// can move those referrers' counts (the customers' status, referrer or subscriptions).
+func ReferralRecomputeReferrersOf(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeReferrersOfParams) error {
+	referrers, err := queries.ReferralReferrersOf(ctx, tx, sql.ReferralReferrersOfParams{TenantID: p.TenantID, CustomerIDs: p.CustomerIDs})
+	if err != nil {
+		return fmt.Errorf("find referrers of %d customers: %w", len(p.CustomerIDs), err)
+	}
+	_, err = ReferralRecompute(ctx, tx, st, ReferralRecomputeParams{TenantID: p.TenantID, ReferrerIDs: nonNil(referrers)})
 	return err
+}
+
+// nonNil is ids, or an empty slice when nil (so that it names no referrer rather than all).
+func nonNil(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
 }
 
 // ReferralSettingsUpdateParams changes TenantID's referral settings; nil fields keep their

@@ -322,8 +322,10 @@ func SubscriptionLapseSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) 
 }
 
 // subscriptionsLapsed records and emits subscription.lapse for each subscription that lapsed,
-// and recomputes the referral standing of its customer's referrer.
+// and recomputes the rewards of their customers' referrers, one ReferralRecompute per tenant.
 func subscriptionsLapsed(ctx context.Context, tx pgx.Tx, st Step, lapsed []sql.Subscription) error {
+	customers := map[uuid.UUID][]uuid.UUID{} // the lapsed subscriptions' customers by tenant
+	var tenants []uuid.UUID
 	for _, s := range lapsed {
 		license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: s.TenantID, ID: s.LicenseID})
 		if err != nil {
@@ -334,8 +336,14 @@ func subscriptionsLapsed(ctx context.Context, tx pgx.Tx, st Step, lapsed []sql.S
 			return err
 		}
 		st.Outcomes.renewal(RenewalLapsed)
-		// A lapsed subscription can disqualify the customer as a referral.
-		if err := ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: s.TenantID, CustomerID: s.CustomerID}); err != nil {
+		if _, ok := customers[s.TenantID]; !ok {
+			tenants = append(tenants, s.TenantID)
+		}
+		customers[s.TenantID] = append(customers[s.TenantID], s.CustomerID)
+	}
+	// A lapsed subscription can disqualify the customer as a referral.
+	for _, tenantID := range tenants {
+		if err := ReferralRecomputeReferrersOf(ctx, tx, st, ReferralRecomputeReferrersOfParams{TenantID: tenantID, CustomerIDs: customers[tenantID]}); err != nil {
 			return err
 		}
 	}
@@ -409,7 +417,7 @@ func subscriptionRenewed(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayI
 	}
 	st.Outcomes.renewal(RenewalPaid)
 	// A subscription active again can make the customer a qualified referral.
-	return ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: payin.TenantID, CustomerID: renewed.CustomerID})
+	return ReferralRecomputeReferrersOf(ctx, tx, st, ReferralRecomputeReferrersOfParams{TenantID: payin.TenantID, CustomerIDs: []uuid.UUID{renewed.CustomerID}})
 }
 
 // renewedSubscription is the subscription part of a SubscriptionRenewalPaid row.

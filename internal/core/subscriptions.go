@@ -50,7 +50,7 @@ func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionC
 		return sql.Subscription{}, sql.License{}, err
 	}
 	// A subscription can make the customer a qualified referral: recompute their referrer.
-	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: p.TenantID, CustomerID: p.CustomerID})
+	return sub, license, ReferralRecomputeReferrersOf(ctx, tx, st, ReferralRecomputeReferrersOfParams{TenantID: p.TenantID, CustomerIDs: []uuid.UUID{p.CustomerID}})
 }
 
 // SubscriptionCancelParams names subscription ID of TenantID.
@@ -88,5 +88,5 @@ func SubscriptionCancel(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionC
 		return sql.Subscription{}, sql.License{}, err
 	}
 	// A cancelled subscription can disqualify the customer as a referral: recompute their referrer.
-	return sub, license, ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: p.TenantID, CustomerID: sub.CustomerID})
+	return sub, license, ReferralRecomputeReferrersOf(ctx, tx, st, ReferralRecomputeReferrersOfParams{TenantID: p.TenantID, CustomerIDs: []uuid.UUID{sub.CustomerID}})
 }

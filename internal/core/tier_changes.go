@@ -295,7 +295,7 @@ func tierChangeApply(ctx context.Context, tx pgx.Tx, st Step, change sql.TierCha
 	if err != nil {
 		return sql.TierChange{}, sql.License{}, err
 	}
-	return change, license, ReferralRecomputeReferrerOf(ctx, tx, st, ReferralRecomputeReferrerOfParams{TenantID: change.TenantID, CustomerID: license.CustomerID})
+	return change, license, ReferralRecomputeReferrersOf(ctx, tx, st, ReferralRecomputeReferrersOfParams{TenantID: change.TenantID, CustomerIDs: []uuid.UUID{license.CustomerID}})
 }
 
 // tierUpgradePaid is the effect of a PAID tier_upgrade PayIn (PayInPaidEvent): the tenant's

@@ -37,7 +37,7 @@ func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
 	referrer := Customer(tb, db, tenantID, CustomerVerified())
 	customer := Customer(tb, db, tenantID, CustomerReferredBy(referrer.ID))
 	CustomerEvent(tb, db, tenantID, customer.ID, "purchase", "ip-hash", Now)
-	sub, license := Subscription(tb, db, tenantID, basic.ID, customer.ID, addon.ID)
+	sub, license := Subscription(tb, db, tenantID, basic.ID, customer.ID, addon.ID) // stores the referrer's reward
 	UpstreamImport(tb, db, UpstreamStore(tb, db, tenantID, "https://store.example.com", "store-key"),
 		UpstreamRow("JX-1", "owner-1", Now))
 	Job(tb, db, jobargs.ReferralRecompute{TenantID: tenantID, ReferrerID: &referrer.ID}, rivertype.JobStateAvailable)
@@ -75,10 +75,7 @@ func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
 			), cycle AS (
 				INSERT INTO subscription_cycles (tenant_id, subscription_id, cycle_number, payin_id, period_start, period_end, created_at)
 				VALUES ($1, $3, 99, $2, $4, $4 + interval '30 days', $4)
-			), reward AS (
-				INSERT INTO referral_rewards (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
-					disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, computed_at)
-				VALUES ($1, $5, 1, 1, 0, 0, 0, 0, 0, $4)
+
 			), stats AS (
 				INSERT INTO upstream_owner_stats (tenant_id, customer_id) SELECT tenant_id, customer_id FROM upstream_owners WHERE tenant_id = $1
 				ON CONFLICT DO NOTHING
@@ -91,7 +88,7 @@ func TenantData(tb testing.TB, db pg.DB, tenantID uuid.UUID) {
 			)
 			INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, response_status, response_body, created_at, expires_at)
 			VALUES ($1, 'admin', 'fixture', sha256('fixture'), 200, '{}', $4, $4 + interval '1 day')`,
-			tenantID, grant.ID, sub.ID, Now, referrer.ID)
+			tenantID, grant.ID, sub.ID, Now)
 		return err
 	})
 	if err != nil {
