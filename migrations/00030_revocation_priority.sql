@@ -52,13 +52,19 @@ $$;
 -- +goose StatementEnd
 
 -- revocation_score: the risk score at instant "at", the sum of revocation_terms in order.
+-- PL/pgSQL so that each call is an expression with a plan cached for the session (a SQL
+-- function holding the terms in a FROM could not be inlined, and would be planned again at
+-- every statement of the triggers below).
 -- +goose StatementBegin
 CREATE FUNCTION revocation_score(w revocation_weights, at timestamptz, s upstream_owner_stats,
                                  acquired_at timestamptz, stale_from timestamptz) RETURNS float8
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-SELECT t[1] + t[2] + t[3] + t[4] + t[5] + t[6]
-FROM (SELECT revocation_terms(w, at, s, acquired_at, stale_from) AS t) x
+DECLARE
+    t float8[] := revocation_terms(w, at, s, acquired_at, stale_from);
+BEGIN
+    RETURN t[1] + t[2] + t[3] + t[4] + t[5] + t[6];
+END
 $$;
 -- +goose StatementEnd
 

@@ -103,7 +103,7 @@ WITH pairs AS (
     SELECT revocation_score(w, $2::timestamptz, s, d.acquired_at, d.stale_from) AS score
     FROM pairs p
     CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
-                        ORDER BY due.priority_bound DESC LIMIT ($4::int + 63)) d
+                        ORDER BY due.priority_bound DESC LIMIT ($4::int + 15)) d
     CROSS JOIN revocation_weights w
     LEFT JOIN upstream_owner_stats s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
 ), threshold AS (
@@ -111,16 +111,28 @@ WITH pairs AS (
            - 1e-9 * (1 + abs(w.staleness * date_part('epoch', $2::timestamptz) / 3600))
            - w.staleness * date_part('epoch', $2::timestamptz) / 3600 AS bound
     FROM revocation_weights w
+), candidates AS (
+    -- The upper ends of the ranges change no row: they make the planner expect a narrow range
+    -- of each index (its default for a range with an end it cannot see), not a third of the
+    -- table.
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at, c.stale_from, c.priority_bound FROM pairs p
+    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.priority_bound >= (SELECT bound FROM threshold) AND due.priority_bound <= 'Infinity'::float8
+                          AND due.stale_from <= $2::timestamptz
+                        UNION ALL
+                        SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.stale_from > $2::timestamptz AND due.stale_from <= 'infinity'::timestamptz) c
 ), ranked AS (
-    SELECT d.tenant_id, d.license_id, d.store_id, d.customer_id, d.acquired_at, d.last_checked_at,
-           revocation_terms(w, $2::timestamptz, s, d.acquired_at, d.stale_from) AS terms,
-           revocation_score(w, $2::timestamptz, s, d.acquired_at, d.stale_from) AS score
-    FROM pairs p
-    JOIN due d ON d.tenant_id = p.tenant_id AND d.store_id = p.store_id
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at,
+           revocation_terms(w, $2::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS terms,
+           revocation_score(w, $2::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS score
+    FROM candidates c
     CROSS JOIN revocation_weights w
-    LEFT JOIN upstream_owner_stats s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
-    WHERE d.priority_bound >= (SELECT bound FROM threshold) OR d.stale_from > $2::timestamptz
-    ORDER BY score DESC, d.tenant_id, d.license_id
+    -- One probe of the aggregates' primary key per candidate (LIMIT keeps the planner from
+    -- hashing every owner's).
+    LEFT JOIN LATERAL (SELECT tenant_id, customer_id, revoked_count, last_revoked_at, revoked_seconds, unrevoked_count, unrevoked_start_sum FROM upstream_owner_stats s
+                       WHERE s.tenant_id = c.tenant_id AND s.customer_id = c.customer_id LIMIT 1) s ON true
+    ORDER BY score DESC, c.tenant_id, c.license_id
     LIMIT $4::int
 )
 SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,
@@ -178,7 +190,7 @@ type RevocationQueueRow struct {
 // Owner terms come from upstream_owner_stats (maintained by imports and checks).
 // Exact without scoring every eligible licence (branch and bound): each pending licence
 // keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once its
-// staleness has started. The query takes the @row_limit + 63 highest bounds of each enabled
+// staleness has started. The query takes the @row_limit + 15 highest bounds of each enabled
 // store (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those
 // scores is a threshold no licence with a lower bound can reach, so it then scores exactly
 // the licences whose bound reaches it (one range of the same index), plus any whose
