@@ -96,62 +96,96 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
 -- Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
 -- subscribed to license.upstream_revoked (the log channel); not checked within
 -- @min_interval_seconds; not held back by an error's backoff or an in-flight check.
--- The score is the sum of six terms, each weighted by configuration:
+-- The score is the sum of six terms, each weighted by revocation_weights (migration 00030,
+-- revocation_terms):
 --   term_revoked_count      +w * ln(1 + licences of the owner gone upstream)
 --   term_recent_revocation  +w / (1 + days since the owner's last revocation), 0 if none
 --   term_revoked_hours      +w * ln(1 + hours the owner held licences before they went)
 --   term_owner_hours        -w * ln(1 + hours of the owner's other unrevoked licences)
 --   term_license_age        -w * ln(1 + hours since this licence was acquired)
 --   term_staleness          +w * hours since this licence's last check (or its import)
--- Epochs are date_part (float8), not extract (numeric, several times slower per row).
--- Owner terms come from upstream_owner_stats (maintained by imports and checks), so the
--- query reads each pending licence once (upstream_licenses_pending_idx) and never
--- aggregates licences.
-WITH terms AS (
-    SELECT t.*,
-           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
-            + t.term_license_age + t.term_staleness)::float8 AS score
-    FROM (
-    SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
-           sqlc.arg(w_revoked_count)::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
-           CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
-                ELSE sqlc.arg(w_recent_revocation)::float8
-                     / (1 + greatest(0, date_part('epoch', sqlc.arg(now)::timestamptz - s.last_revoked_at)) / 86400)
-           END AS term_recent_revocation,
-           sqlc.arg(w_revoked_hours)::float8 * ln(1 + coalesce(s.revoked_seconds, 0)::float8 / 3600) AS term_revoked_hours,
-           -sqlc.arg(w_owner_hours)::float8 * ln(1 + greatest(0,
-               (coalesce(s.unrevoked_count, 0) * date_part('epoch', sqlc.arg(now)::timestamptz)
-                - coalesce(s.unrevoked_start_sum, 0)
-                - date_part('epoch', sqlc.arg(now)::timestamptz - ul.acquired_at)) / 3600)) AS term_owner_hours,
-           -sqlc.arg(w_license_age)::float8 * ln(1 + greatest(0, date_part('epoch', sqlc.arg(now)::timestamptz - ul.acquired_at)) / 3600) AS term_license_age,
-           sqlc.arg(w_staleness)::float8 * greatest(0, date_part('epoch', sqlc.arg(now)::timestamptz - coalesce(ul.last_checked_at, ul.imported_at))) / 3600 AS term_staleness
-    FROM upstream_licenses ul
-    JOIN upstream_stores st ON st.tenant_id = ul.tenant_id AND st.id = ul.store_id AND st.enabled
-    LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
-    WHERE ul.gone_at IS NULL
-      AND (sqlc.narg(tenant_id)::uuid IS NULL OR ul.tenant_id = sqlc.narg(tenant_id)::uuid)
+-- Owner terms come from upstream_owner_stats (maintained by imports and checks).
+-- Exact without scoring every eligible licence (branch and bound): each pending licence
+-- keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once its
+-- staleness has started. The query takes the @row_limit + 15 highest bounds of each enabled
+-- store (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those
+-- scores is a threshold no licence with a lower bound can reach, so it then scores exactly
+-- the licences whose bound reaches it (one range of the same index), plus any whose
+-- staleness starts after @now (upstream_licenses_stale_from_idx, normally none), and ranks
+-- those. The threshold is lowered by a billionth, so float rounding never drops a tie.
+WITH pairs AS (
+    SELECT st.tenant_id, st.id AS store_id
+    FROM upstream_stores st
+    WHERE st.enabled
+      AND (sqlc.narg(tenant_id)::uuid IS NULL OR st.tenant_id = sqlc.narg(tenant_id)::uuid)
       AND (sqlc.narg(tenant_id)::uuid IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = ul.tenant_id AND tt.clock_at IS NOT NULL))
+           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = st.tenant_id AND tt.clock_at IS NOT NULL))
+      AND st.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
+                           WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+), due AS NOT MATERIALIZED (
+    SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
+           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound
+    FROM upstream_licenses ul
+    WHERE ul.gone_at IS NULL
       AND (ul.last_checked_at IS NULL
            OR ul.last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8))
       AND (ul.retry_after IS NULL OR ul.retry_after <= sqlc.arg(now)::timestamptz)
-      AND ul.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
-                           WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
-    OFFSET 0 -- evaluate the terms once per licence, below the sort
-    ) t
+), probe AS (
+    SELECT revocation_score(w, sqlc.arg(now)::timestamptz, s, d.acquired_at, d.stale_from) AS score
+    FROM pairs p
+    CROSS JOIN LATERAL (SELECT * FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                        ORDER BY due.priority_bound DESC LIMIT (sqlc.arg(row_limit)::int + 15)) d
+    CROSS JOIN revocation_weights w
+    LEFT JOIN upstream_owner_stats s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
+), threshold AS (
+    SELECT coalesce((SELECT score FROM probe ORDER BY score DESC OFFSET (sqlc.arg(row_limit)::int - 1) LIMIT 1), '-Infinity'::float8)
+           - 1e-9 * (1 + abs(w.staleness * date_part('epoch', sqlc.arg(now)::timestamptz) / 3600))
+           - w.staleness * date_part('epoch', sqlc.arg(now)::timestamptz) / 3600 AS bound
+    FROM revocation_weights w
+), candidates AS (
+    -- The upper ends of the ranges change no row: they make the planner expect a narrow range
+    -- of each index (its default for a range with an end it cannot see), not a third of the
+    -- table.
+    SELECT c.* FROM pairs p
+    CROSS JOIN LATERAL (SELECT * FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.priority_bound >= (SELECT bound FROM threshold) AND due.priority_bound <= 'Infinity'::float8
+                          AND due.stale_from <= sqlc.arg(now)::timestamptz
+                        UNION ALL
+                        SELECT * FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.stale_from > sqlc.arg(now)::timestamptz AND due.stale_from <= 'infinity'::timestamptz) c
 ), ranked AS (
-    SELECT * FROM terms
-    ORDER BY score DESC, tenant_id, license_id
-    LIMIT @row_limit::int
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at,
+           revocation_terms(w, sqlc.arg(now)::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS terms,
+           revocation_score(w, sqlc.arg(now)::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS score
+    FROM candidates c
+    CROSS JOIN revocation_weights w
+    -- One probe of the aggregates' primary key per candidate (LIMIT keeps the planner from
+    -- hashing every owner's).
+    LEFT JOIN LATERAL (SELECT * FROM upstream_owner_stats s
+                       WHERE s.tenant_id = c.tenant_id AND s.customer_id = c.customer_id LIMIT 1) s ON true
+    ORDER BY score DESC, c.tenant_id, c.license_id
+    LIMIT sqlc.arg(row_limit)::int
 )
 SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,
        r.acquired_at, r.last_checked_at,
-       r.term_revoked_count::float8 AS term_revoked_count, r.term_recent_revocation::float8 AS term_recent_revocation,
-       r.term_revoked_hours::float8 AS term_revoked_hours, r.term_owner_hours::float8 AS term_owner_hours,
-       r.term_license_age::float8 AS term_license_age, r.term_staleness::float8 AS term_staleness, r.score::float8 AS score
+       r.terms[1]::float8 AS term_revoked_count, r.terms[2]::float8 AS term_recent_revocation,
+       r.terms[3]::float8 AS term_revoked_hours, r.terms[4]::float8 AS term_owner_hours,
+       r.terms[5]::float8 AS term_license_age, r.terms[6]::float8 AS term_staleness, r.score::float8 AS score
 FROM ranked r
 JOIN licenses l ON l.tenant_id = r.tenant_id AND l.id = r.license_id
 ORDER BY r.score DESC, r.tenant_id, r.license_id;
+
+-- name: RevocationWeightsSet :exec
+-- RevocationWeightsSet makes @weights the risk score's weights (revocation_weights), as a
+-- process starts with its configuration. Changed weights recompute every pending licence's
+-- bound (revocation_weights_bounds), one pass over them; unchanged ones write nothing.
+UPDATE revocation_weights
+SET revoked_count = @revoked_count::float8, recent_revocation = @recent_revocation::float8,
+    revoked_hours = @revoked_hours::float8, owner_hours = @owner_hours::float8,
+    license_age = @license_age::float8, staleness = @staleness::float8
+WHERE (revoked_count, recent_revocation, revoked_hours, owner_hours, license_age, staleness)
+      IS DISTINCT FROM (@revoked_count::float8, @recent_revocation::float8, @revoked_hours::float8,
+                        @owner_hours::float8, @license_age::float8, @staleness::float8);
 
 -- name: RevocationLimiterAcquire :execrows
 -- RevocationLimiterAcquire takes the global permit of one revocation.check firing: if

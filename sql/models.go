@@ -1073,6 +1073,16 @@ type RevocationLimiter struct {
 	NextAllowedAt time.Time
 }
 
+type RevocationWeight struct {
+	ID               bool
+	RevokedCount     float64
+	RecentRevocation float64
+	RevokedHours     float64
+	OwnerHours       float64
+	LicenseAge       float64
+	Staleness        float64
+}
+
 type RiverJob struct {
 	ID          int64
 	State       RiverJobState
@@ -1175,6 +1185,7 @@ type UpstreamLicense struct {
 	LastCheckedAt *time.Time
 	RetryAfter    *time.Time
 	CheckErrors   int32
+	PriorityBound float64
 }
 
 type UpstreamLicenseCheck struct {

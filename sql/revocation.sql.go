@@ -82,62 +82,72 @@ func (q *Queries) RevocationLimiterAcquire(ctx context.Context, db DBTX, arg Rev
 }
 
 const revocationQueue = `-- name: RevocationQueue :many
-WITH terms AS (
-    SELECT t.tenant_id, t.license_id, t.store_id, t.customer_id, t.acquired_at, t.last_checked_at, t.term_revoked_count, t.term_recent_revocation, t.term_revoked_hours, t.term_owner_hours, t.term_license_age, t.term_staleness,
-           (t.term_revoked_count + t.term_recent_revocation + t.term_revoked_hours + t.term_owner_hours
-            + t.term_license_age + t.term_staleness)::float8 AS score
-    FROM (
-    SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
-           $1::float8 * ln(1 + coalesce(s.revoked_count, 0)) AS term_revoked_count,
-           CASE WHEN s.last_revoked_at IS NULL THEN 0::float8
-                ELSE $2::float8
-                     / (1 + greatest(0, date_part('epoch', $3::timestamptz - s.last_revoked_at)) / 86400)
-           END AS term_recent_revocation,
-           $4::float8 * ln(1 + coalesce(s.revoked_seconds, 0)::float8 / 3600) AS term_revoked_hours,
-           -$5::float8 * ln(1 + greatest(0,
-               (coalesce(s.unrevoked_count, 0) * date_part('epoch', $3::timestamptz)
-                - coalesce(s.unrevoked_start_sum, 0)
-                - date_part('epoch', $3::timestamptz - ul.acquired_at)) / 3600)) AS term_owner_hours,
-           -$6::float8 * ln(1 + greatest(0, date_part('epoch', $3::timestamptz - ul.acquired_at)) / 3600) AS term_license_age,
-           $7::float8 * greatest(0, date_part('epoch', $3::timestamptz - coalesce(ul.last_checked_at, ul.imported_at))) / 3600 AS term_staleness
-    FROM upstream_licenses ul
-    JOIN upstream_stores st ON st.tenant_id = ul.tenant_id AND st.id = ul.store_id AND st.enabled
-    LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
-    WHERE ul.gone_at IS NULL
-      AND ($8::uuid IS NULL OR ul.tenant_id = $8::uuid)
-      AND ($8::uuid IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = ul.tenant_id AND tt.clock_at IS NOT NULL))
-      AND (ul.last_checked_at IS NULL
-           OR ul.last_checked_at <= $3::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $9::float8))
-      AND (ul.retry_after IS NULL OR ul.retry_after <= $3::timestamptz)
-      AND ul.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
+WITH pairs AS (
+    SELECT st.tenant_id, st.id AS store_id
+    FROM upstream_stores st
+    WHERE st.enabled
+      AND ($1::uuid IS NULL OR st.tenant_id = $1::uuid)
+      AND ($1::uuid IS NOT NULL
+           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = st.tenant_id AND tt.clock_at IS NOT NULL))
+      AND st.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
                            WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
-    OFFSET 0 -- evaluate the terms once per licence, below the sort
-    ) t
+), due AS NOT MATERIALIZED (
+    SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
+           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound
+    FROM upstream_licenses ul
+    WHERE ul.gone_at IS NULL
+      AND (ul.last_checked_at IS NULL
+           OR ul.last_checked_at <= $2::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $3::float8))
+      AND (ul.retry_after IS NULL OR ul.retry_after <= $2::timestamptz)
+), probe AS (
+    SELECT revocation_score(w, $2::timestamptz, s, d.acquired_at, d.stale_from) AS score
+    FROM pairs p
+    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                        ORDER BY due.priority_bound DESC LIMIT ($4::int + 15)) d
+    CROSS JOIN revocation_weights w
+    LEFT JOIN upstream_owner_stats s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
+), threshold AS (
+    SELECT coalesce((SELECT score FROM probe ORDER BY score DESC OFFSET ($4::int - 1) LIMIT 1), '-Infinity'::float8)
+           - 1e-9 * (1 + abs(w.staleness * date_part('epoch', $2::timestamptz) / 3600))
+           - w.staleness * date_part('epoch', $2::timestamptz) / 3600 AS bound
+    FROM revocation_weights w
+), candidates AS (
+    -- The upper ends of the ranges change no row: they make the planner expect a narrow range
+    -- of each index (its default for a range with an end it cannot see), not a third of the
+    -- table.
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at, c.stale_from, c.priority_bound FROM pairs p
+    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.priority_bound >= (SELECT bound FROM threshold) AND due.priority_bound <= 'Infinity'::float8
+                          AND due.stale_from <= $2::timestamptz
+                        UNION ALL
+                        SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.stale_from > $2::timestamptz AND due.stale_from <= 'infinity'::timestamptz) c
 ), ranked AS (
-    SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, term_revoked_count, term_recent_revocation, term_revoked_hours, term_owner_hours, term_license_age, term_staleness, score FROM terms
-    ORDER BY score DESC, tenant_id, license_id
-    LIMIT $10::int
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at,
+           revocation_terms(w, $2::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS terms,
+           revocation_score(w, $2::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS score
+    FROM candidates c
+    CROSS JOIN revocation_weights w
+    -- One probe of the aggregates' primary key per candidate (LIMIT keeps the planner from
+    -- hashing every owner's).
+    LEFT JOIN LATERAL (SELECT tenant_id, customer_id, revoked_count, last_revoked_at, revoked_seconds, unrevoked_count, unrevoked_start_sum FROM upstream_owner_stats s
+                       WHERE s.tenant_id = c.tenant_id AND s.customer_id = c.customer_id LIMIT 1) s ON true
+    ORDER BY score DESC, c.tenant_id, c.license_id
+    LIMIT $4::int
 )
 SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_id::text AS external_license_id,
        r.acquired_at, r.last_checked_at,
-       r.term_revoked_count::float8 AS term_revoked_count, r.term_recent_revocation::float8 AS term_recent_revocation,
-       r.term_revoked_hours::float8 AS term_revoked_hours, r.term_owner_hours::float8 AS term_owner_hours,
-       r.term_license_age::float8 AS term_license_age, r.term_staleness::float8 AS term_staleness, r.score::float8 AS score
+       r.terms[1]::float8 AS term_revoked_count, r.terms[2]::float8 AS term_recent_revocation,
+       r.terms[3]::float8 AS term_revoked_hours, r.terms[4]::float8 AS term_owner_hours,
+       r.terms[5]::float8 AS term_license_age, r.terms[6]::float8 AS term_staleness, r.score::float8 AS score
 FROM ranked r
 JOIN licenses l ON l.tenant_id = r.tenant_id AND l.id = r.license_id
 ORDER BY r.score DESC, r.tenant_id, r.license_id
 `
 
 type RevocationQueueParams struct {
-	WRevokedCount      float64
-	WRecentRevocation  float64
-	Now                time.Time
-	WRevokedHours      float64
-	WOwnerHours        float64
-	WLicenseAge        float64
-	WStaleness         float64
 	TenantID           *uuid.UUID
+	Now                time.Time
 	MinIntervalSeconds float64
 	RowLimit           int32
 }
@@ -167,7 +177,8 @@ type RevocationQueueRow struct {
 // Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
 // subscribed to license.upstream_revoked (the log channel); not checked within
 // @min_interval_seconds; not held back by an error's backoff or an in-flight check.
-// The score is the sum of six terms, each weighted by configuration:
+// The score is the sum of six terms, each weighted by revocation_weights (migration 00030,
+// revocation_terms):
 //
 //	term_revoked_count      +w * ln(1 + licences of the owner gone upstream)
 //	term_recent_revocation  +w / (1 + days since the owner's last revocation), 0 if none
@@ -176,20 +187,19 @@ type RevocationQueueRow struct {
 //	term_license_age        -w * ln(1 + hours since this licence was acquired)
 //	term_staleness          +w * hours since this licence's last check (or its import)
 //
-// Epochs are date_part (float8), not extract (numeric, several times slower per row).
-// Owner terms come from upstream_owner_stats (maintained by imports and checks), so the
-// query reads each pending licence once (upstream_licenses_pending_idx) and never
-// aggregates licences.
+// Owner terms come from upstream_owner_stats (maintained by imports and checks).
+// Exact without scoring every eligible licence (branch and bound): each pending licence
+// keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once its
+// staleness has started. The query takes the @row_limit + 15 highest bounds of each enabled
+// store (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those
+// scores is a threshold no licence with a lower bound can reach, so it then scores exactly
+// the licences whose bound reaches it (one range of the same index), plus any whose
+// staleness starts after @now (upstream_licenses_stale_from_idx, normally none), and ranks
+// those. The threshold is lowered by a billionth, so float rounding never drops a tie.
 func (q *Queries) RevocationQueue(ctx context.Context, db DBTX, arg RevocationQueueParams) ([]RevocationQueueRow, error) {
 	rows, err := db.Query(ctx, revocationQueue,
-		arg.WRevokedCount,
-		arg.WRecentRevocation,
-		arg.Now,
-		arg.WRevokedHours,
-		arg.WOwnerHours,
-		arg.WLicenseAge,
-		arg.WStaleness,
 		arg.TenantID,
+		arg.Now,
 		arg.MinIntervalSeconds,
 		arg.RowLimit,
 	)
@@ -224,6 +234,40 @@ func (q *Queries) RevocationQueue(ctx context.Context, db DBTX, arg RevocationQu
 		return nil, err
 	}
 	return items, nil
+}
+
+const revocationWeightsSet = `-- name: RevocationWeightsSet :exec
+UPDATE revocation_weights
+SET revoked_count = $1::float8, recent_revocation = $2::float8,
+    revoked_hours = $3::float8, owner_hours = $4::float8,
+    license_age = $5::float8, staleness = $6::float8
+WHERE (revoked_count, recent_revocation, revoked_hours, owner_hours, license_age, staleness)
+      IS DISTINCT FROM ($1::float8, $2::float8, $3::float8,
+                        $4::float8, $5::float8, $6::float8)
+`
+
+type RevocationWeightsSetParams struct {
+	RevokedCount     float64
+	RecentRevocation float64
+	RevokedHours     float64
+	OwnerHours       float64
+	LicenseAge       float64
+	Staleness        float64
+}
+
+// RevocationWeightsSet makes @weights the risk score's weights (revocation_weights), as a
+// process starts with its configuration. Changed weights recompute every pending licence's
+// bound (revocation_weights_bounds), one pass over them; unchanged ones write nothing.
+func (q *Queries) RevocationWeightsSet(ctx context.Context, db DBTX, arg RevocationWeightsSetParams) error {
+	_, err := db.Exec(ctx, revocationWeightsSet,
+		arg.RevokedCount,
+		arg.RecentRevocation,
+		arg.RevokedHours,
+		arg.OwnerHours,
+		arg.LicenseAge,
+		arg.Staleness,
+	)
+	return err
 }
 
 const upstreamActivationsImport = `-- name: UpstreamActivationsImport :execrows
@@ -595,7 +639,7 @@ const upstreamLicenseMarkGone = `-- name: UpstreamLicenseMarkGone :one
 UPDATE upstream_licenses
 SET gone_at = $1::timestamptz, last_checked_at = $1::timestamptz, retry_after = NULL
 WHERE tenant_id = $2::uuid AND license_id = $3::uuid AND gone_at IS NULL
-RETURNING tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, retry_after, check_errors
+RETURNING tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, retry_after, check_errors, priority_bound
 `
 
 type UpstreamLicenseMarkGoneParams struct {
@@ -620,6 +664,7 @@ func (q *Queries) UpstreamLicenseMarkGone(ctx context.Context, db DBTX, arg Upst
 		&i.LastCheckedAt,
 		&i.RetryAfter,
 		&i.CheckErrors,
+		&i.PriorityBound,
 	)
 	return i, err
 }

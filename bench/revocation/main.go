@@ -1,11 +1,25 @@
 // Command revocation generates a large imported-licence history and measures the revocation
-// pick: the RevocationQueue query on the maintained per-owner aggregates, next to the naive
-// query that aggregates every licence of every owner at each pick. It prints Markdown with
-// the median of several runs and EXPLAIN (ANALYZE, BUFFERS) of both.
+// pick: RevocationQueue, the branch and bound over the per-licence score bounds
+// (upstream_licenses.priority_bound). It prints Markdown with the median of the worker's pick
+// (limit 1, all tenants) and of the queue endpoint's read (limit 20, one tenant), EXPLAIN
+// (ANALYZE, BUFFERS) of the pick, and what the bounds' maintenance costs an import; with
+// TESSERA_BENCH_RESULTS set it records the medians (bench/internal/report).
 //
 //	DATABASE_URL=... go run ./bench/revocation -licenses 1000000 -owners 200000
 //
-// It creates (dropping first) the database named by -db on DATABASE_URL's server.
+// Flags:
+//
+//	-licenses N  imported licences to generate (default 1000000)
+//	-owners N    owners (customers) they belong to (default 200000)
+//	-runs N      timed picks of each kind, after one warm-up (default 21)
+//	-import N    licences imported through the real importer, with the bounds' triggers and
+//	             without them, to show their cost (default 2000; 0 skips)
+//	-db NAME     database to create on DATABASE_URL's server (default tessera_bench_revocation)
+//	-reuse       measure the existing database again without generating it
+//
+// It creates (dropping first) the database named by -db on DATABASE_URL's server and leaves it
+// for -reuse. Each timed pick is followed by recording a check of the picked licence (as the
+// loop does), so successive picks walk a changing queue.
 package main
 
 import (
@@ -17,13 +31,14 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/migrate"
@@ -36,16 +51,17 @@ import (
 func main() {
 	licenses := flag.Int("licenses", 1_000_000, "imported licences")
 	owners := flag.Int("owners", 200_000, "owners (customers)")
-	runs := flag.Int("runs", 7, "timed runs of each query")
+	runs := flag.Int("runs", 21, "timed picks of each kind")
+	imports := flag.Int("import", 2000, "licences imported with and without the bounds' triggers (0: skip)")
 	dbName := flag.String("db", "tessera_bench_revocation", "database to create on DATABASE_URL's server")
 	reuse := flag.Bool("reuse", false, "reuse the database if it exists (skip generation)")
 	flag.Parse()
-	if err := run(context.Background(), *licenses, *owners, *runs, *dbName, *reuse); err != nil {
+	if err := run(context.Background(), *licenses, *owners, *runs, *imports, *dbName, *reuse); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, licenses, owners, runs int, dbName string, reuse bool) error {
+func run(ctx context.Context, licenses, owners, runs, imports int, dbName string, reuse bool) error {
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
 		return fmt.Errorf("DATABASE_URL is not set")
@@ -74,38 +90,49 @@ func run(ctx context.Context, licenses, owners, runs int, dbName string, reuse b
 	}
 	defer pool.Close()
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	box, err := secrets.New(make([]byte, secrets.KeySize))
+	if err != nil {
+		return err
+	}
+	st := core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}, Box: box}
 	if !reuse {
 		if err := migrate.Up(ctx, pool, slog.New(slog.DiscardHandler)); err != nil {
 			return err
 		}
 		start := clock.System{}.Now()
-		if err := generate(ctx, pool, now, licenses, owners); err != nil {
+		if err := generate(ctx, pool, st, licenses, owners); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "generated %d licences of %d owners in %s\n", licenses, owners, time.Since(start).Round(time.Second))
 	}
-	return measure(ctx, pool, now, runs)
+	if err := measure(ctx, pool, now, runs); err != nil {
+		return err
+	}
+	if imports > 0 {
+		return measureImport(ctx, pool, st, imports)
+	}
+	return nil
 }
 
 // generate makes one tenant with a log channel and a store, owners, and licences acquired
-// over three years; one owner in ten is "risky" and loses a quarter of their licences
-// upstream, the others one in fifty. Check state is spread over the past day. The
-// aggregates are computed once from the licences, as imports and checks maintain them.
-func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, owners int) error {
-	box, err := secrets.New(make([]byte, secrets.KeySize))
-	if err != nil {
-		return err
-	}
-	actor := core.Actor{Type: core.ActorCLI, ID: "bench"}
+// over three years, each imported as it was acquired; one owner in ten is "risky" and loses a
+// quarter of their licences upstream, the others one in fifty. Half the pending licences were
+// checked within the past day. It writes set-based (INSERT ... SELECT generate_series, ids in
+// order) with triggers off (session_replication_role = replica, so DATABASE_URL's user must be
+// a superuser, as the development database's is): no foreign-key check per row, and the
+// aggregates computed from the licences and each pending licence's bound from them with the
+// triggers' own function (revocation_bound), the state the triggers leave after a change of
+// weights.
+func generate(ctx context.Context, pool *pgxpool.Pool, st core.Step, licenses, owners int) error {
+	now := st.Now
 	var tenant sql.Tenant
-	err = pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
-		tenant, err = core.TenantCreate(ctx, tx, core.Step{Now: now, Actor: actor, Box: box}, core.TenantCreateParams{Slug: "bench", Name: "Bench"})
+	err := pg.InTx(ctx, pool, func(tx pgx.Tx) (err error) {
+		tenant, err = core.TenantCreate(ctx, tx, st, core.TenantCreateParams{Slug: "bench", Name: "Bench"})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	st := core.Step{Now: now, Actor: actor, Box: box}
 	err = pg.InTx(ctx, pool, func(tx pgx.Tx) error {
 		_, _, err := core.WebhookEndpointCreate(ctx, tx, st, core.WebhookEndpointCreateParams{TenantID: tenant.ID,
 			MaxEndpoints: core.WebhookMaxEndpointsDefault, URL: "https://hooks.example.com/bench", EventTypes: []string{core.EventLicenseUpstreamRevoked}})
@@ -140,26 +167,35 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 		sql  string
 		args []any
 	}{
+		{`SET session_replication_role = replica`, nil},
 		{`INSERT INTO customers (tenant_id, id, email, invite_code, created_at, updated_at)
-		  SELECT $1, gen_random_uuid(), 'owner' || g || '@bench.invalid', 'INV' || g, $2, $2 FROM generate_series(1, $3) g`, []any{tid, now, owners}},
+		  SELECT $1, ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'owner' || g || '@bench.invalid', 'INV' || g, $2, $2 FROM generate_series(1, $3) g`, []any{tid, now, owners}},
 		{`CREATE TEMP TABLE owners AS SELECT id, row_number() OVER (ORDER BY id) AS n, random() < 0.1 AS risky FROM customers WHERE tenant_id = $1`, []any{tid}},
 		{`CREATE TEMP TABLE gen AS
-		  SELECT gen_random_uuid() AS id, o.id AS customer_id, o.risky, g,
-		         $1::timestamptz - make_interval(secs => random() * 3 * 365 * 86400) AS acquired_at
-		  FROM generate_series(1, $2) g JOIN owners o ON o.n = 1 + (hashint4(g)::bigint & 2147483647) % $3`, []any{now, licenses, owners}},
+		  SELECT id, customer_id, g, acquired_at, gone_at,
+		         CASE WHEN gone_at IS NOT NULL THEN gone_at WHEN random() < 0.5 THEN $1::timestamptz - make_interval(secs => random() * 86400) END AS last_checked_at
+		  FROM (SELECT ('00000000-0000-4000-9000-' || lpad(to_hex(g), 12, '0'))::uuid AS id, o.id AS customer_id, g, acquired_at,
+		               CASE WHEN random() < CASE WHEN o.risky THEN 0.25 ELSE 0.02 END
+		                    THEN acquired_at + ($1::timestamptz - acquired_at) * random() END AS gone_at
+		        FROM (SELECT g, $1::timestamptz - make_interval(secs => random() * 3 * 365 * 86400) AS acquired_at,
+		                     1 + (hashint4(g)::bigint & 2147483647) % $3 AS n
+		              FROM generate_series(1, $2) g) x
+		        JOIN owners o ON o.n = x.n) y`, []any{now, licenses, owners}},
 		{`INSERT INTO licenses (tenant_id, id, policy_id, customer_id, key, issued_at, origin, external_license_id, status_changed_at, updated_at)
 		  SELECT $1, id, $3, customer_id, 'bench-' || g, acquired_at, 'external', 'ext-' || g, $2, $2 FROM gen`, []any{tid, now, pid}},
-		{`INSERT INTO upstream_licenses (tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at)
-		  SELECT $1, id, $3, customer_id, acquired_at, acquired_at, gone_at,
-		         CASE WHEN gone_at IS NOT NULL THEN gone_at WHEN random() < 0.5 THEN $2::timestamptz - make_interval(secs => random() * 86400) END
-		  FROM (SELECT *, CASE WHEN random() < CASE WHEN risky THEN 0.25 ELSE 0.02 END
-		                       THEN acquired_at + ($2::timestamptz - acquired_at) * random() END AS gone_at FROM gen) x`, []any{tid, now, sid}},
 		{`INSERT INTO upstream_owner_stats (tenant_id, customer_id, revoked_count, last_revoked_at, revoked_seconds, unrevoked_count, unrevoked_start_sum)
 		  SELECT $1, customer_id, count(gone_at), max(gone_at),
 		         coalesce(sum(extract(epoch FROM gone_at - acquired_at)::bigint) FILTER (WHERE gone_at IS NOT NULL), 0),
 		         count(*) FILTER (WHERE gone_at IS NULL),
 		         coalesce(sum(extract(epoch FROM acquired_at)::bigint) FILTER (WHERE gone_at IS NULL), 0)
-		  FROM upstream_licenses WHERE tenant_id = $1 GROUP BY customer_id`, []any{tid}},
+		  FROM gen GROUP BY customer_id`, []any{tid}},
+		{`INSERT INTO upstream_licenses (tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, priority_bound)
+		  SELECT $1, g.id, $2, g.customer_id, g.acquired_at, g.acquired_at, g.gone_at, g.last_checked_at,
+		         revocation_bound(w, s, g.acquired_at, coalesce(g.last_checked_at, g.acquired_at))
+		  FROM gen g
+		  JOIN upstream_owner_stats s ON s.tenant_id = $1 AND s.customer_id = g.customer_id
+		  CROSS JOIN revocation_weights w`, []any{tid, sid}},
+		{`SET session_replication_role = DEFAULT`, nil},
 		{`ANALYZE`, nil},
 	}
 	conn, err := pool.Acquire(ctx)
@@ -168,80 +204,142 @@ func generate(ctx context.Context, pool *pgxpool.Pool, now time.Time, licenses, 
 	}
 	defer conn.Release()
 	for i, step := range steps {
+		start := clock.System{}.Now()
 		if _, err := conn.Exec(ctx, step.sql, step.args...); err != nil {
 			return fmt.Errorf("generate step %d: %w", i, err)
 		}
+		fmt.Fprintf(os.Stderr, "generate step %d: %s\n", i, time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
 
-// naiveQuery is RevocationQueue with the per-owner aggregates computed from every licence
-// at each pick instead of read from upstream_owner_stats.
-const naiveQuery = `
-WITH s AS (
-    SELECT tenant_id, customer_id, count(gone_at) AS revoked_count, max(gone_at) AS last_revoked_at,
-           coalesce(sum(extract(epoch FROM gone_at - acquired_at)::bigint) FILTER (WHERE gone_at IS NOT NULL), 0) AS revoked_seconds,
-           count(*) FILTER (WHERE gone_at IS NULL) AS unrevoked_count,
-           coalesce(sum(extract(epoch FROM acquired_at)::bigint) FILTER (WHERE gone_at IS NULL), 0) AS unrevoked_start_sum
-    FROM upstream_licenses GROUP BY tenant_id, customer_id
-)`
+// median returns the middle of times (sorting them).
+func median(times []time.Duration) time.Duration {
+	slices.Sort(times)
+	return times[len(times)/2]
+}
 
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// measure times the worker's pick (all tenants, limit 1) and the queue endpoint's read (one
+// tenant, limit 20), each followed by recording a check of its first licence, and prints
+// EXPLAIN (ANALYZE, BUFFERS) of the pick.
 func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) error {
-	maintained, err := benchsql.QueryText("sql/revocation.sql.go", "revocationQueue")
-	if err != nil {
-		return err
-	}
-	// The naive query: the same text, with the aggregates table replaced by the CTE.
-	naive := naiveQuery + strings.Replace(strings.Replace(maintained, "WITH terms AS (", ", terms AS (", 1),
-		"LEFT JOIN upstream_owner_stats s", "LEFT JOIN s", 1)
-	args := upstream.DefaultSchedule().QueueParams(now, nil, 1)
-	params := []any{args.WRevokedCount, args.WRecentRevocation, args.Now, args.WRevokedHours, args.WOwnerHours,
-		args.WLicenseAge, args.WStaleness, args.TenantID, args.MinIntervalSeconds, args.RowLimit}
 	var n int
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM upstream_licenses").Scan(&n); err != nil {
+	var tenantID uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT count(*), min(tenant_id::text)::uuid FROM upstream_licenses").Scan(&n, &tenantID); err != nil {
 		return err
 	}
-	fmt.Printf("Data: %d imported licences.\n\n", n)
-	for _, q := range []struct{ name, text string }{{"Maintained aggregates (RevocationQueue)", maintained}, {"Naive aggregate-everything", naive}} {
+	fmt.Printf("Data: %d imported licences.\n\n| read | median of %d (after one warm-up) | min | max |\n|---|---|---|---|\n", n, runs)
+	schedule := upstream.DefaultSchedule()
+	queries := sql.New()
+	for _, k := range []struct {
+		name   string
+		tenant *uuid.UUID
+		limit  int32
+	}{{"worker's pick (all tenants, limit 1)", nil, 1}, {"queue endpoint (one tenant, limit 20)", &tenantID, 20}} {
 		var times []time.Duration
-		var first string
 		for i := range runs + 1 {
 			start := clock.System{}.Now()
-			var id any
-			rows, err := pool.Query(ctx, q.text, params...)
+			rows, err := queries.RevocationQueue(ctx, pool, schedule.QueueParams(now, k.tenant, k.limit))
 			if err != nil {
-				return fmt.Errorf("%s: %w", q.name, err)
-			}
-			for rows.Next() {
-				vals, _ := rows.Values()
-				id = vals[1]
-			}
-			if err := rows.Err(); err != nil {
-				return err
+				return fmt.Errorf("%s: %w", k.name, err)
 			}
 			if i > 0 { // the first run warms the cache
 				times = append(times, time.Since(start))
 			}
-			first = fmt.Sprint(id)
-		}
-		slices.Sort(times)
-		fmt.Printf("### %s\n\nmedian %s over %d runs (min %s, max %s); picks licence %s\n\n```\n", q.name,
-			times[len(times)/2].Round(time.Millisecond), runs, times[0].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), first)
-		rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+q.text, params...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
+			if len(rows) == 0 {
+				return fmt.Errorf("%s: nothing eligible", k.name)
+			}
+			err = queries.UpstreamLicenseMarkExists(ctx, pool, sql.UpstreamLicenseMarkExistsParams{Now: now, TenantID: rows[0].TenantID, LicenseID: rows[0].LicenseID})
+			if err != nil {
 				return err
 			}
-			fmt.Println(line)
 		}
-		if err := rows.Err(); err != nil {
+		m := median(times)
+		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f ms |\n", k.name, ms(m), ms(times[0]), ms(times[len(times)-1]))
+		if err := report.Add(report.Result{Name: fmt.Sprintf("Revocation %s at %d licences, median", k.name, n), Value: ms(m), Unit: "ms"}); err != nil {
 			return err
 		}
-		fmt.Print("```\n\n")
 	}
+	text, err := benchsql.QueryText("sql/revocation.sql.go", "revocationQueue")
+	if err != nil {
+		return err
+	}
+	p := schedule.QueueParams(now, nil, 1)
+	rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, p.TenantID, p.Now, p.MinIntervalSeconds, p.RowLimit)
+	if err != nil {
+		return err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nEXPLAIN (ANALYZE, BUFFERS) of the worker's pick:\n\n```\n")
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	fmt.Print("```\n\n")
 	return nil
+}
+
+// measureImport imports n new licences through the real importer (upstream.Importer, one
+// transaction, rolled back) into the generated store, five per new owner, three times with
+// the bounds' triggers and three times without, alternating, and prints the median time per
+// licence of each: what keeping the bounds costs the write path.
+func measureImport(ctx context.Context, pool *pgxpool.Pool, st core.Step, n int) error {
+	var storeID, tenantID uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT tenant_id, id FROM upstream_stores LIMIT 1").Scan(&tenantID, &storeID); err != nil {
+		return err
+	}
+	importOnce := func(round int, triggers bool) (time.Duration, error) {
+		var took time.Duration
+		tx, err := core.DB(pool).Begin(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if !triggers {
+			for _, q := range []string{"ALTER TABLE upstream_licenses DISABLE TRIGGER upstream_licenses_bound",
+				"ALTER TABLE upstream_owner_stats DISABLE TRIGGER upstream_owner_stats_bounds"} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return 0, err
+				}
+			}
+		}
+		start := clock.System{}.Now()
+		im, err := upstream.NewImporter(ctx, tx, st, upstream.ImporterParams{TenantID: tenantID, StoreID: storeID})
+		if err != nil {
+			return 0, err
+		}
+		for i := range n {
+			r := upstream.Row{ExternalLicenseID: fmt.Sprintf("import-%d-%d", round, i), Owner: fmt.Sprintf("import-owner-%d", i/5),
+				AcquiredAt: st.Now.Add(-time.Duration(i%26280) * time.Hour)}
+			if err := im.Import(ctx, i, r); err != nil {
+				return 0, err
+			}
+		}
+		took = time.Since(start)
+		return took, nil
+	}
+	var with, without []time.Duration
+	for round := range 3 {
+		d, err := importOnce(round, true)
+		if err != nil {
+			return fmt.Errorf("import with triggers: %w", err)
+		}
+		with = append(with, d)
+		if d, err = importOnce(round, false); err != nil {
+			return fmt.Errorf("import without triggers: %w", err)
+		}
+		without = append(without, d)
+	}
+	mw, mo := median(with), median(without)
+	perW, perO := float64(mw.Microseconds())/float64(n), float64(mo.Microseconds())/float64(n)
+	fmt.Printf("Import of %d licences (five per new owner), median of 3, one transaction: %.0f µs per licence with the bounds' triggers, %.0f µs without (%+.0f%%).\n\n",
+		n, perW, perO, 100*(perW-perO)/perO)
+	if err := report.Add(report.Result{Name: "Revocation: import per licence, with the bounds' triggers", Value: perW / 1000, Unit: "ms"}); err != nil {
+		return err
+	}
+	return report.Add(report.Result{Name: "Revocation: import per licence, without the bounds' triggers", Value: perO / 1000, Unit: "ms"})
 }

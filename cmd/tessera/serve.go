@@ -25,6 +25,7 @@ import (
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/secrets"
+	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/jobs"
 )
 
@@ -104,6 +105,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	}
 	if pending {
 		return errors.New("the database has pending migrations: run tessera migrate first")
+	}
+	// The pick and the bounds it keeps score with the stored weights: store this process's.
+	if err := upstream.WeightsSet(ctx, pool, cfg.revocation().Schedule.Weights); err != nil {
+		return err
 	}
 
 	box, err := cfg.box()

@@ -356,13 +356,18 @@ func (im *Importer) create(ctx context.Context, r Row, customerID uuid.UUID, acq
 	} else if err != nil {
 		return uuid.Nil, fmt.Errorf("create licence %q: %w", r.ExternalLicenseID, err)
 	}
+	// The aggregates first: the check state's priority bound is computed from them as it is
+	// inserted (upstream_licenses_bound), so they must count the licence already.
+	if err := ownerStatsAdd(ctx, im.tx, ownerStatsDelta{TenantID: tenantID, CustomerID: customerID, Unrevoked: 1, StartSum: acquired.Unix()}); err != nil {
+		return uuid.Nil, err
+	}
 	err = queries.UpstreamLicenseCreate(ctx, im.tx, sql.UpstreamLicenseCreateParams{
 		TenantID: tenantID, LicenseID: id, StoreID: im.store.ID, CustomerID: customerID, AcquiredAt: acquired, Now: now,
 	})
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("start check state of %q: %w", r.ExternalLicenseID, err)
 	}
-	return id, ownerStatsAdd(ctx, im.tx, ownerStatsDelta{TenantID: tenantID, CustomerID: customerID, Unrevoked: 1, StartSum: acquired.Unix()})
+	return id, nil
 }
 
 // reown moves an unrevoked licence to another owner or acquisition time, moving its share

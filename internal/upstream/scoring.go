@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,7 +13,8 @@ import (
 
 // Weights are the weights of the risk score's terms (the RevocationQueue query says how
 // each term is computed). Every weight must be at least 0: the sign of each term is fixed by
-// SPEC 5, the weight only says how much it counts.
+// SPEC 5, the weight only says how much it counts. The score uses the weights stored in the
+// database (revocation_weights), which WeightsSet writes from the configuration.
 type Weights struct {
 	// RevokedCount weighs ln(1 + the owner's licences gone upstream). Default 10.
 	RevokedCount float64
@@ -68,12 +71,26 @@ func (s Schedule) OrDefault() Schedule {
 }
 
 // QueueParams returns the RevocationQueue parameters of s at now for tenantID (nil: all
-// tenants), up to limit rows.
+// tenants), up to limit rows. The weights are the stored ones (WeightsSet).
 func (s Schedule) QueueParams(now time.Time, tenantID *uuid.UUID, limit int32) sql.RevocationQueueParams {
-	w := s.Weights
-	return sql.RevocationQueueParams{
-		WRevokedCount: w.RevokedCount, WRecentRevocation: w.RecentRevocation, WRevokedHours: w.RevokedHours,
-		WOwnerHours: w.OwnerHours, WLicenseAge: w.LicenseAge, WStaleness: w.Staleness,
-		Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), RowLimit: limit,
+	return sql.RevocationQueueParams{Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), RowLimit: limit}
+}
+
+// WeightsSet stores w as the risk score's weights for every process, as a process starts
+// with its configuration: the pick and the bounds it keeps per licence (RevocationQueue)
+// both use the stored weights. Changed weights recompute the bound of every pending
+// licence in the same statement (one pass over them); unchanged ones write nothing. All
+// processes must be configured with the same weights: the last one started wins.
+func WeightsSet(ctx context.Context, db sql.DBTX, w Weights) error {
+	if err := w.Validate(); err != nil {
+		return err
 	}
+	err := queries.RevocationWeightsSet(ctx, db, sql.RevocationWeightsSetParams{
+		RevokedCount: w.RevokedCount, RecentRevocation: w.RecentRevocation, RevokedHours: w.RevokedHours,
+		OwnerHours: w.OwnerHours, LicenseAge: w.LicenseAge, Staleness: w.Staleness,
+	})
+	if err != nil {
+		return fmt.Errorf("store revocation weights: %w", err)
+	}
+	return nil
 }
