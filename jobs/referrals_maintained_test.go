@@ -97,11 +97,10 @@ func TestReferralMaintainedMatchesFullRecompute(t *testing.T) {
 				desc = fmt.Sprintf("subscription %+v", p)
 				_, _, err = core.SubscriptionCreate(ctx, change, st, p)
 			default:
-				var live []uuid.UUID
-				rows, err := change.Query(ctx, "SELECT id FROM subscriptions WHERE tenant_id = $1 AND status IN ('active', 'past_due') ORDER BY id", l.tenant.ID)
-				require.NoError(rt, err)
-				live, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-				require.NoError(rt, err)
+				rows, qerr := change.Query(ctx, "SELECT id FROM subscriptions WHERE tenant_id = $1 AND status IN ('active', 'past_due') ORDER BY id", l.tenant.ID)
+				require.NoError(rt, qerr)
+				live, qerr := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+				require.NoError(rt, qerr)
 				if len(live) == 0 {
 					require.NoError(rt, change.Rollback(ctx))
 					continue

@@ -42,7 +42,7 @@ func PgBouncer(tb testing.TB, dbURL string, poolSize int) string {
 		tb.Fatalf("testdb: pgbouncer: %v", err)
 	}
 	database := server.Database
-	dir, err := os.MkdirTemp("", "pgbouncer-")
+	dir, err := os.MkdirTemp("", "pgbouncer-") //nolint:usetesting // tb.TempDir's parent is private to root; the postgres user must reach this directory
 	if err != nil {
 		tb.Fatalf("testdb: pgbouncer: %v", err)
 	}
