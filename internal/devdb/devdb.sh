@@ -30,6 +30,8 @@ port=5432
 dbname=tessera
 
 log() { echo "devdb: $*" >&2; }
+# shellcheck source=internal/devdb/lib.sh
+. "$root/internal/devdb/lib.sh"
 
 # kept FILE MAKE: print the development secret kept in $dir/FILE, creating it once with the
 # command MAKE, readable by its owner only.
@@ -64,9 +66,6 @@ find_bindir() {
 	return 1
 }
 
-as_owner() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 bindir="$(find_bindir || true)"
 if [ -z "$bindir" ]; then
@@ -95,19 +94,7 @@ start) ;;
 	;;
 esac
 
-if [ "${#sock}" -gt 90 ]; then
-	log "socket directory $sock is too long for a Unix socket; set TESSERA_DEVDB_DIR to a shorter path"
-	exit 1
-fi
-
-mkdir -p "$dir"
-if [ "$(id -u)" = 0 ]; then
-	chown postgres: "$dir"
-	if ! runuser -u postgres -- test -x "$dir"; then
-		log "the postgres user cannot reach $dir; make its parent directories world-searchable (chmod o+x)"
-		exit 1
-	fi
-fi
+prepare_dir "$dir" "$sock" "set TESSERA_DEVDB_DIR to a shorter path"
 
 if [ ! -f "$data/PG_VERSION" ]; then
 	log "creating a Postgres cluster in $data"

@@ -21,6 +21,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 
 log() { echo "replica: $*" >&2; }
+# shellcheck source=internal/devdb/lib.sh
+. "$root/internal/devdb/lib.sh"
 
 if [ $# -ne 2 ]; then
 	log "usage: $0 start|kill|stop DIR"
@@ -34,10 +36,6 @@ primary_port=5432
 replica_port=5433
 
 bindir="$("$root/internal/devdb/devdb.sh" bindir)"
-
-as_owner() {
-	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 # running DATA: whether the cluster in DATA is running.
 running() { [ -f "$1/PG_VERSION" ] && as_owner "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
@@ -60,19 +58,7 @@ start) ;;
 	;;
 esac
 
-if [ "${#sock}" -gt 90 ]; then
-	log "socket directory $sock is too long for a Unix socket; use a shorter DIR"
-	exit 1
-fi
-
-mkdir -p "$dir"
-if [ "$(id -u)" = 0 ]; then
-	chown postgres: "$dir"
-	if ! runuser -u postgres -- test -x "$dir"; then
-		log "the postgres user cannot reach $dir; make its parent directories world-searchable (chmod o+x)"
-		exit 1
-	fi
-fi
+prepare_dir "$dir" "$sock" "use a shorter DIR"
 as_owner mkdir -p "$sock"
 
 # start_cluster DATA PORT: start the cluster in DATA on PORT unless it runs.
