@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/tessera/tessera/bench/internal/benchsql"
+	"github.com/tessera/tessera/bench/internal/pgbench"
 	"github.com/tessera/tessera/bench/internal/report"
 	"github.com/tessera/tessera/internal/clock"
 	"github.com/tessera/tessera/internal/licensekey"
@@ -274,29 +275,16 @@ func runPgbench(ctx context.Context, o options, databaseURL, script string, clie
 	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
 		return 0, err
 	}
-	out, err := exec.CommandContext(ctx, pgbench(), "-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(o.threads),
+	tps, out, err := pgbench.Run(ctx, "-n", "-M", "prepared", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(o.threads),
 		"-T", strconv.Itoa(int(o.duration.Seconds())), "-D", "fingerprint="+fingerprint, "-D", "entitlement="+entitlement,
-		"-f", file, databaseURL).CombinedOutput()
+		"-f", file, databaseURL)
 	if err != nil {
-		return 0, fmt.Errorf("pgbench: %w: %s", err, out)
+		return 0, err
 	}
-	m := regexp.MustCompile(`tps = ([0-9.]+)`).FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no tps in pgbench's output: %s", out)
-	}
-	failed := regexp.MustCompile(`number of failed transactions: ([1-9][0-9]*)`).FindSubmatch(out)
-	if failed != nil {
+	if failed := regexp.MustCompile(`number of failed transactions: ([1-9][0-9]*)`).FindStringSubmatch(out); failed != nil {
 		return 0, fmt.Errorf("pgbench: %s transactions failed: %s", failed[1], out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-// pgbench is the pgbench binary: Debian's wrapper, else PostgreSQL 15's.
-func pgbench() string {
-	if _, err := os.Stat("/usr/bin/pgbench"); err == nil {
-		return "/usr/bin/pgbench"
-	}
-	return "/usr/lib/postgresql/15/bin/pgbench"
+	return tps, nil
 }
 
 // wrkResult is what one wrk run measured.
