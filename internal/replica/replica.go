@@ -15,7 +15,9 @@
 // reads go to the primary, and return to the replica once a check finds it within the bound.
 // A read that fails on the replica (a connection refused or reset, a query cancelled by a
 // recovery conflict) runs once more on the primary, and the replica is not used again until
-// the next check has found it healthy.
+// the next check has found it healthy. So does a read the replica has not answered within
+// MaxLag of its start: a replica that hangs (stopped, partitioned, stuck on a lock) costs a
+// read at most the bound before the primary answers it, not the request's whole timeout.
 package replica
 
 import (
@@ -27,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -142,14 +146,17 @@ func New(cfg Config) (*Router, error) {
 // queries on db and says whether its answer is final: an answer that is not (one a stale
 // replica could give wrongly, such as a licence not found or not valid) is read again on the
 // primary, as is any failure on the replica other than ctx ending; the primary's answer
-// stands either way. Read returns fn's error of the run whose answer stands.
+// stands either way. Read returns fn's error of the run whose answer stands. On the replica,
+// fn's queries must end within MaxLag of the read's start: past it they are cancelled, the
+// replica is out of use until its next check, and the primary answers.
 func (r *Router) Read(ctx context.Context, fn func(db sql.DBTX) (final bool, err error)) error {
 	if !r.Usable() {
 		r.onPrimary.Inc()
 		_, err := fn(r.primary)
 		return err
 	}
-	final, err := fn(r.replica)
+	bounded := &boundedDB{db: r.replica, deadline: r.cfg.Clock.Now().Add(r.cfg.MaxLag)}
+	final, err := fn(bounded)
 	switch {
 	case err == nil && final:
 		r.onReplica.Inc()
@@ -158,7 +165,7 @@ func (r *Router) Read(ctx context.Context, fn func(db sql.DBTX) (final bool, err
 		r.confirmed.Inc()
 	case ctx.Err() != nil:
 		return err // the request has ended: nothing to answer
-	case core.DBUnavailable(err):
+	case bounded.expired.Load() || core.DBUnavailable(err):
 		r.failed(ctx, err)
 		r.afterFailure.Inc()
 	case errors.Is(err, core.ErrNotFound):
@@ -289,4 +296,76 @@ func (r *Router) notUsable(ctx context.Context, state int, reason string, lag fl
 		r.state = state
 		r.cfg.Log.WarnContext(ctx, "read replica not usable: read-only operations go to the primary", "reason", reason)
 	}
+}
+
+// boundedDB runs each query on db within deadline: the query's context is the caller's with
+// the deadline, kept until the query's rows are read. expired records that the deadline, not
+// the caller, ended a query.
+type boundedDB struct {
+	db       sql.DBTX
+	deadline time.Time
+	expired  atomic.Bool
+}
+
+// bound returns ctx with the deadline, and the function that releases it and records
+// whether the deadline ended it.
+func (b *boundedDB) bound(ctx context.Context) (context.Context, func()) {
+	bounded, cancel := context.WithDeadline(ctx, b.deadline)
+	return bounded, func() {
+		if errors.Is(bounded.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			b.expired.Store(true)
+		}
+		cancel()
+	}
+}
+
+func (b *boundedDB) Exec(ctx context.Context, statement string, args ...any) (pgconn.CommandTag, error) {
+	ctx, release := b.bound(ctx)
+	defer release()
+	return b.db.Exec(ctx, statement, args...)
+}
+
+func (b *boundedDB) Query(ctx context.Context, statement string, args ...any) (pgx.Rows, error) {
+	ctx, release := b.bound(ctx)
+	rows, err := b.db.Query(ctx, statement, args...)
+	if err != nil {
+		release()
+		return rows, err
+	}
+	return &boundedRows{Rows: rows, release: release}, nil
+}
+
+func (b *boundedDB) QueryRow(ctx context.Context, statement string, args ...any) pgx.Row {
+	ctx, release := b.bound(ctx)
+	return boundedRow{row: b.db.QueryRow(ctx, statement, args...), release: release}
+}
+
+// boundedRow releases its query's deadline once scanned.
+type boundedRow struct {
+	row     pgx.Row
+	release func()
+}
+
+func (r boundedRow) Scan(dest ...any) error {
+	defer r.release()
+	return r.row.Scan(dest...)
+}
+
+// boundedRows releases its query's deadline once read to the end or closed.
+type boundedRows struct {
+	pgx.Rows
+	release func()
+}
+
+func (r *boundedRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.release()
+	return false
+}
+
+func (r *boundedRows) Close() {
+	r.Rows.Close()
+	r.release()
 }

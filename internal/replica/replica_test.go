@@ -167,6 +167,31 @@ func TestRouter(t *testing.T) {
 		require.True(t, slow.Usable(), "an answer to confirm is no failure of the replica")
 	})
 
+	t.Run("HangingReadReadsPrimary", func(t *testing.T) {
+		usable(fast)
+		// The replica answers its checks but hangs on this read: the read is cancelled at the
+		// bound and the primary answers.
+		started := (clock.System{}).Now()
+		var standby []bool
+		require.NoError(t, fast.Read(ctx, func(db sql.DBTX) (bool, error) {
+			var s bool
+			if err := db.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&s); err != nil {
+				return false, err
+			}
+			standby = append(standby, s)
+			if !s {
+				return true, nil
+			}
+			_, err := db.Exec(ctx, "SELECT pg_sleep(60)")
+			return true, err
+		}))
+		require.Equal(t, []bool{true, false}, standby, "hung on the replica, answered by the primary")
+		require.Less(t, (clock.System{}).Now().Sub(started), waitFor, "the read waited for the hanging replica")
+		require.Equal(t, 1.0, fast.metric(t, "tessera_reads_total", "replica_failed"))
+		require.Contains(t, fast.logs.String(), "read replica failed a read")
+		require.Eventually(t, fast.reads(reading{standby: true}), waitFor, 10*time.Millisecond, "the next check puts the replica back in use")
+	})
+
 	t.Run("LagBeyondBoundReadsPrimary", func(t *testing.T) {
 		usable(fast)
 		pair.PauseReplay(t)
