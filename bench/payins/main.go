@@ -90,6 +90,8 @@ func main() {
 		}
 	}
 
+	cpuBefore, err := cpuTake(ctx, db, *api, *fake)
+	must(err)
 	start := clock.System{}.Now()
 	webhook := make([]time.Duration, *n)
 	parallel(*n, *c, func(i int) {
@@ -104,6 +106,8 @@ func main() {
 		parallel(*n, *c, func(i int) { b.await(ids[i], "PAID") })
 	}
 	elapsed := time.Since(start)
+	cpuAfter, err := cpuTake(ctx, db, *api, *fake)
+	must(err)
 
 	slices.Sort(webhook)
 	fmt.Printf("%d PayIns settled end to end in %s: %.1f PayIns/s (webhooks acknowledged in %s: %.1f/s; settle+webhook p50 %s, p99 %s)\n",
@@ -118,6 +122,11 @@ func main() {
 		fmt.Println()
 		totals.Print(os.Stdout, *n, "settled PayIn")
 		must(report.Add(report.Result{Name: "statements per settled PayIn", Value: float64(totals.Calls) / float64(*n), Unit: "statements"}))
+	}
+	fmt.Println()
+	cpu := cpuPrint(os.Stdout, cpuBefore, cpuAfter, *n, "settled PayIn")
+	for _, g := range []string{"tessera serve", "postgres backends", "total"} {
+		must(report.Add(report.Result{Name: "CPU per settled PayIn, " + g, Value: cpu[g] / float64(*n), Unit: "ms"}))
 	}
 }
 
