@@ -14,8 +14,14 @@
 // and, when the server loads pg_stat_statements (the embedded database does), counts the SQL
 // statements the settle phase ran per settled PayIn and prints them by statement.
 //
-// It records "PayIns settled" (/s, a fraction of pgbench TPC-B) and, when counted, "statements
-// per settled PayIn" with bench/internal/report.
+// It also prints the CPU milliseconds per settled PayIn of each process of the settle phase
+// (user + system time from /proc/<pid>/stat before and after): `tessera serve` and the fake
+// BTCPay (the processes listening on -api's and -fake's ports), the Postgres processes of
+// Tessera's cluster (from pg_stat_activity, with -database) and the bench itself.
+//
+// It records "PayIns settled" (/s, a fraction of pgbench TPC-B), when counted "statements per
+// settled PayIn", and "CPU per settled PayIn" of serve, of the Postgres backends and in all
+// (ms) with bench/internal/report.
 package main
 
 import (
