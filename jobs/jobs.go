@@ -255,15 +255,21 @@ func (cfg Config) step(ctx context.Context, job *rivertype.JobRow) core.Step {
 // reads the clock on db, the job's transaction where it has one. Every worker of a tenant's
 // job takes its step here.
 func (cfg Config) tenantStep(ctx context.Context, db sql.DBTX, job *rivertype.JobRow, tenantID uuid.UUID) (core.Step, error) {
-	st := cfg.step(ctx, job)
 	tenant, err := queries.TenantGet(ctx, db, tenantID)
 	if err != nil {
 		return core.Step{}, fmt.Errorf("read the clock of tenant %s: %w", tenantID, err)
 	}
-	if tenant.ClockAt != nil {
-		st.Now = *tenant.ClockAt
+	return cfg.tenantStepAt(ctx, job, tenant.ClockAt), nil
+}
+
+// tenantStepAt is tenantStep for a worker that read the tenant's clock (clockAt, nil for a
+// tenant without a sandbox clock) with its own rows, in the job's transaction.
+func (cfg Config) tenantStepAt(ctx context.Context, job *rivertype.JobRow, clockAt *time.Time) core.Step {
+	st := cfg.step(ctx, job)
+	if clockAt != nil {
+		st.Now = *clockAt
 	}
-	return st, nil
+	return st
 }
 
 // jobActor is the audit-log actor of a job: its kind and id.

@@ -171,8 +171,11 @@ func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[j
 // (which a double spend could undo) waits for its confirmation's webhook. The PayIn is locked while this is decided, so a
 // payment racing a cancel is either settled or credited, never dropped.
 //
-// An invoice the database does not know yet (a webhook faster than the commit of the
-// invoice's row) is an error, so River retries.
+// The provider is asked first, outside any transaction; then one transaction finds the
+// invoice's PayIn, locks it and reads its tenant's clock in one statement
+// (PayInLockByInvoice), settles or credits, and completes the job. An invoice the database
+// does not know yet (a webhook faster than the commit of the invoice's row) is an error, so
+// River retries.
 type PayInSettleWorker struct {
 	river.WorkerDefaults[jobargs.PayInSettle]
 	cfg Config
@@ -185,24 +188,18 @@ func (w *PayInSettleWorker) Timeout(*river.Job[jobargs.PayInSettle]) time.Durati
 
 // Work settles the invoice's PayIn, or credits a late payment.
 func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInSettle]) error {
-	invoice, err := queries.PayInInvoiceFind(ctx, w.cfg.DB, sql.PayInInvoiceFindParams{Provider: job.Args.Provider, ProviderInvoiceID: job.Args.InvoiceID})
-	if err != nil {
-		return fmt.Errorf("invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, err)
-	}
-	remote, err := w.cfg.Payments.GetInvoice(ctx, invoice.ProviderInvoiceID)
+	remote, err := w.cfg.Payments.GetInvoice(ctx, job.Args.InvoiceID)
 	gone := errors.Is(err, payment.ErrNotFound)
 	if err != nil && !gone {
-		return fmt.Errorf("re-confirm invoice %s: %w", invoice.ProviderInvoiceID, err)
+		return fmt.Errorf("re-confirm invoice %s: %w", job.Args.InvoiceID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		payin, err := queries.PayInLock(ctx, tx, sql.PayInLockParams{TenantID: invoice.TenantID, ID: invoice.PayInID})
+		row, err := queries.PayInLockByInvoice(ctx, tx, sql.PayInLockByInvoiceParams{Provider: job.Args.Provider, ProviderInvoiceID: job.Args.InvoiceID})
 		if err != nil {
-			return fmt.Errorf("lock payin %s: %w", invoice.PayInID, err)
+			return fmt.Errorf("lock the payin of invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, err)
 		}
-		st, err := w.cfg.tenantStep(ctx, tx, job.JobRow, invoice.TenantID)
-		if err != nil {
-			return err
-		}
+		payin, invoice := row.PayIn, row.PayInInvoice
+		st := w.cfg.tenantStepAt(ctx, job.JobRow, row.TenantClockAt)
 		switch {
 		case payin.State == sql.PayinStatePENDING:
 			if gone {

@@ -155,6 +155,35 @@ func TestPayInCreateInvoiceAtTheTenantsClock(t *testing.T) {
 	}
 }
 
+// TestPayInSettleWorkerLocksByInvoice: a settle finds the PayIn by the invoice the job names
+// and locks it in one statement (PayInLockByInvoice): an invoice the database does not know
+// is an error for River to retry, changing nothing; a known one paid at BTCPay is PAID at the
+// worker's clock, with its licence.
+func TestPayInSettleWorkerLocksByInvoice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx, payments, w, payin, worker := setupCreateInvoice(t)
+	_, err := w.Work(ctx, t, tx, jobargs.PayInCreateInvoice{TenantID: payin.TenantID, PayInID: payin.ID}, nil)
+	require.NoError(t, err)
+	invoice, err := sql.New().PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
+	require.NoError(t, err)
+	require.NoError(t, payments.Fake.Settle(invoice.ProviderInvoiceID, invoice.AmountSats))
+	worker.cfg.Clock.(*clock.Manual).Advance(time.Hour)
+	settle := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInSettleWorker{cfg: worker.cfg})
+
+	_, err = settle.Work(ctx, t, tx, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: "unknown-" + invoice.ProviderInvoiceID}, nil)
+	require.ErrorIs(t, err, core.ErrNotFound)
+
+	res, err := settle.Work(ctx, t, tx, jobargs.PayInSettle{Provider: "btcpay", InvoiceID: invoice.ProviderInvoiceID}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	paid, err := sql.New().PayInGet(ctx, tx, sql.PayInGetParams{TenantID: payin.TenantID, ID: payin.ID})
+	require.NoError(t, err)
+	require.Equal(t, sql.PayinStatePAID, paid.State)
+	require.NotNil(t, paid.LicenseID)
+	require.True(t, factory.Now.Add(time.Hour).Equal(paid.StateChangedAt), "PayIn PAID at %s", paid.StateChangedAt)
+}
+
 // TestPayInCreateInvoiceRetryReusesInvoice: a retry finds the invoice an earlier attempt
 // created at the provider but did not record (it crashed, or its commit failed) and records
 // that one instead of invoicing the PayIn twice; an expired one is not reused.

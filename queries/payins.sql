@@ -229,10 +229,19 @@ RETURNING *;
 -- PayInInvoiceGet reads a PayIn's invoice (primary key).
 SELECT * FROM payin_invoices WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid;
 
--- name: PayInInvoiceFind :one
--- PayInInvoiceFind finds the PayIn invoice a provider webhook names, across tenants: the
--- provider's invoice id is unique (payin_invoices_provider_key).
-SELECT * FROM payin_invoices WHERE provider = sqlc.arg(provider)::text AND provider_invoice_id = sqlc.arg(provider_invoice_id)::text;
+-- name: PayInLockByInvoice :one
+-- PayInLockByInvoice finds the PayIn of the invoice a provider names, across tenants (the
+-- provider's invoice id is unique: payin_invoices_provider_key), and locks the PayIn until
+-- the transaction ends, as PayInLock does; with it come the invoice and the tenant's clock
+-- (a sandbox tenant's time, else null), so a settle reads what it decides from in one
+-- statement. The invoice's columns a settle reads (ids, amount) never change. Served by
+-- payin_invoices_provider_key and the primary keys of payins and tenants.
+SELECT sqlc.embed(p), sqlc.embed(i), t.clock_at AS tenant_clock_at
+FROM payin_invoices i
+JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
+JOIN tenants t ON t.id = i.tenant_id
+WHERE i.provider = sqlc.arg(provider)::text AND i.provider_invoice_id = sqlc.arg(provider_invoice_id)::text
+FOR UPDATE OF p;
 
 -- name: PayInInvoiceClose :exec
 -- PayInInvoiceClose records how an invoice ended: what it received and when it settled, or

@@ -504,37 +504,6 @@ func (q *Queries) PayInInvoiceClose(ctx context.Context, db DBTX, arg PayInInvoi
 	return err
 }
 
-const payInInvoiceFind = `-- name: PayInInvoiceFind :one
-SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at, invalidated_at FROM payin_invoices WHERE provider = $1::text AND provider_invoice_id = $2::text
-`
-
-type PayInInvoiceFindParams struct {
-	Provider          string
-	ProviderInvoiceID string
-}
-
-// PayInInvoiceFind finds the PayIn invoice a provider webhook names, across tenants: the
-// provider's invoice id is unique (payin_invoices_provider_key).
-func (q *Queries) PayInInvoiceFind(ctx context.Context, db DBTX, arg PayInInvoiceFindParams) (PayInInvoice, error) {
-	row := db.QueryRow(ctx, payInInvoiceFind, arg.Provider, arg.ProviderInvoiceID)
-	var i PayInInvoice
-	err := row.Scan(
-		&i.TenantID,
-		&i.PayInID,
-		&i.Provider,
-		&i.ProviderInvoiceID,
-		&i.CheckoutURL,
-		&i.AmountSats,
-		&i.PaidSats,
-		&i.ExpiresAt,
-		&i.CreatedAt,
-		&i.SettledAt,
-		&i.CancelledAt,
-		&i.InvalidatedAt,
-	)
-	return i, err
-}
-
 const payInInvoiceGet = `-- name: PayInInvoiceGet :one
 SELECT tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, paid_sats, expires_at, created_at, settled_at, cancelled_at, invalidated_at FROM payin_invoices WHERE tenant_id = $1::uuid AND payin_id = $2::uuid
 `
@@ -863,6 +832,73 @@ func (q *Queries) PayInLock(ctx context.Context, db DBTX, arg PayInLockParams) (
 		&i.StateChangedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const payInLockByInvoice = `-- name: PayInLockByInvoice :one
+SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at, i.tenant_id, i.payin_id, i.provider, i.provider_invoice_id, i.checkout_url, i.amount_sats, i.paid_sats, i.expires_at, i.created_at, i.settled_at, i.cancelled_at, i.invalidated_at, t.clock_at AS tenant_clock_at
+FROM payin_invoices i
+JOIN payins p ON p.tenant_id = i.tenant_id AND p.id = i.payin_id
+JOIN tenants t ON t.id = i.tenant_id
+WHERE i.provider = $1::text AND i.provider_invoice_id = $2::text
+FOR UPDATE OF p
+`
+
+type PayInLockByInvoiceParams struct {
+	Provider          string
+	ProviderInvoiceID string
+}
+
+type PayInLockByInvoiceRow struct {
+	PayIn         PayIn
+	PayInInvoice  PayInInvoice
+	TenantClockAt *time.Time
+}
+
+// PayInLockByInvoice finds the PayIn of the invoice a provider names, across tenants (the
+// provider's invoice id is unique: payin_invoices_provider_key), and locks the PayIn until
+// the transaction ends, as PayInLock does; with it come the invoice and the tenant's clock
+// (a sandbox tenant's time, else null), so a settle reads what it decides from in one
+// statement. The invoice's columns a settle reads (ids, amount) never change. Served by
+// payin_invoices_provider_key and the primary keys of payins and tenants.
+func (q *Queries) PayInLockByInvoice(ctx context.Context, db DBTX, arg PayInLockByInvoiceParams) (PayInLockByInvoiceRow, error) {
+	row := db.QueryRow(ctx, payInLockByInvoice, arg.Provider, arg.ProviderInvoiceID)
+	var i PayInLockByInvoiceRow
+	err := row.Scan(
+		&i.PayIn.TenantID,
+		&i.PayIn.ID,
+		&i.PayIn.CustomerID,
+		&i.PayIn.Type,
+		&i.PayIn.State,
+		&i.PayIn.FailureReason,
+		&i.PayIn.PriceCurrency,
+		&i.PayIn.PriceValue,
+		&i.PayIn.RateMinorPerBTC,
+		&i.PayIn.RateSource,
+		&i.PayIn.CostSats,
+		&i.PayIn.PolicyID,
+		&i.PayIn.AddonIDs,
+		&i.PayIn.LicenseID,
+		&i.PayIn.GenesisID,
+		&i.PayIn.SuccessorID,
+		&i.PayIn.RetryCount,
+		&i.PayIn.StateChangedAt,
+		&i.PayIn.CreatedAt,
+		&i.PayIn.UpdatedAt,
+		&i.PayInInvoice.TenantID,
+		&i.PayInInvoice.PayInID,
+		&i.PayInInvoice.Provider,
+		&i.PayInInvoice.ProviderInvoiceID,
+		&i.PayInInvoice.CheckoutURL,
+		&i.PayInInvoice.AmountSats,
+		&i.PayInInvoice.PaidSats,
+		&i.PayInInvoice.ExpiresAt,
+		&i.PayInInvoice.CreatedAt,
+		&i.PayInInvoice.SettledAt,
+		&i.PayInInvoice.CancelledAt,
+		&i.PayInInvoice.InvalidatedAt,
+		&i.TenantClockAt,
 	)
 	return i, err
 }

@@ -14,8 +14,14 @@
 // and, when the server loads pg_stat_statements (the embedded database does), counts the SQL
 // statements the settle phase ran per settled PayIn and prints them by statement.
 //
-// It records "PayIns settled" (/s, a fraction of pgbench TPC-B) and, when counted, "statements
-// per settled PayIn" with bench/internal/report.
+// It also prints the CPU milliseconds per settled PayIn of each process of the settle phase
+// (user + system time from /proc/<pid>/stat before and after): `tessera serve` and the fake
+// BTCPay (the processes listening on -api's and -fake's ports), the Postgres processes of
+// Tessera's cluster (from pg_stat_activity, with -database) and the bench itself.
+//
+// It records "PayIns settled" (/s, a fraction of pgbench TPC-B), when counted "statements per
+// settled PayIn", and "CPU per settled PayIn" of serve, of the Postgres backends and in all
+// (ms) with bench/internal/report.
 package main
 
 import (
@@ -90,6 +96,8 @@ func main() {
 		}
 	}
 
+	cpuBefore, err := cpuTake(ctx, db, *api, *fake)
+	must(err)
 	start := clock.System{}.Now()
 	webhook := make([]time.Duration, *n)
 	parallel(*n, *c, func(i int) {
@@ -104,6 +112,8 @@ func main() {
 		parallel(*n, *c, func(i int) { b.await(ids[i], "PAID") })
 	}
 	elapsed := time.Since(start)
+	cpuAfter, err := cpuTake(ctx, db, *api, *fake)
+	must(err)
 
 	slices.Sort(webhook)
 	fmt.Printf("%d PayIns settled end to end in %s: %.1f PayIns/s (webhooks acknowledged in %s: %.1f/s; settle+webhook p50 %s, p99 %s)\n",
@@ -118,6 +128,11 @@ func main() {
 		fmt.Println()
 		totals.Print(os.Stdout, *n, "settled PayIn")
 		must(report.Add(report.Result{Name: "statements per settled PayIn", Value: float64(totals.Calls) / float64(*n), Unit: "statements"}))
+	}
+	fmt.Println()
+	cpu := cpuPrint(os.Stdout, cpuBefore, cpuAfter, *n, "settled PayIn")
+	for _, g := range []string{"tessera serve", "postgres backends", "total"} {
+		must(report.Add(report.Result{Name: "CPU per settled PayIn, " + g, Value: cpu[g] / float64(*n), Unit: "ms"}))
 	}
 }
 

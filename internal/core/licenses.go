@@ -59,8 +59,12 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 
 // applicableAddons returns p.IDs sorted and without duplicates after checking that each is
 // a live add-on of p.TenantID that applies to policy p.PolicyID; any other is ErrInvalid.
+// No add-ons need no query.
 func applicableAddons(ctx context.Context, db sql.DBTX, p sql.AddonListApplicableParams) ([]uuid.UUID, error) {
 	sorted := sortedIDs(p.IDs)
+	if len(sorted) == 0 {
+		return sorted, nil
+	}
 	p.IDs = sorted
 	applicable, err := queries.AddonListApplicable(ctx, db, p)
 	if err != nil {

@@ -46,30 +46,32 @@ func StatementsStart(ctx context.Context, conn *pgx.Conn) (*Statements, error) {
 }
 
 // StatementCount is one statement's calls and plans (plans are counted only with
-// pg_stat_statements.track_planning on).
+// pg_stat_statements.track_planning on) and the milliseconds Postgres spent executing it.
 type StatementCount struct {
 	Query        string
 	Calls, Plans int64
+	ExecMS       float64
 }
 
 // StatementTotals is what the database ran since StatementsStart: every statement's calls
 // and plans in all, and the statements by calls, most first.
 type StatementTotals struct {
 	Calls, Plans int64
+	ExecMS       float64
 	Top          []StatementCount
 }
 
 // Count reads what the database ran since StatementsStart, leaving out the counting's own
 // queries and the benchmark's (those whose text has a "-- bench" comment).
 func (s *Statements) Count(ctx context.Context) (StatementTotals, error) {
-	rows, err := s.conn.Query(ctx, `SELECT query, calls, plans FROM pg_stat_statements
+	rows, err := s.conn.Query(ctx, `SELECT query, calls, plans, total_exec_time FROM pg_stat_statements
 		WHERE dbid = $1 AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%-- bench%' ORDER BY calls DESC, query`, s.dbid)
 	if err != nil {
 		return StatementTotals{}, err
 	}
 	counts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StatementCount, error) {
 		var c StatementCount
-		err := row.Scan(&c.Query, &c.Calls, &c.Plans)
+		err := row.Scan(&c.Query, &c.Calls, &c.Plans, &c.ExecMS)
 		return c, err
 	})
 	if err != nil {
@@ -79,6 +81,7 @@ func (s *Statements) Count(ctx context.Context) (StatementTotals, error) {
 	for _, c := range counts {
 		t.Calls += c.Calls
 		t.Plans += c.Plans
+		t.ExecMS += c.ExecMS
 		c.Query = strings.Join(strings.Fields(c.Query), " ")
 		t.Top = append(t.Top, c)
 	}
@@ -86,16 +89,16 @@ func (s *Statements) Count(ctx context.Context) (StatementTotals, error) {
 }
 
 // Print writes the totals divided by per (the settled PayIns, the renewals) and the
-// statements by calls per unit, as a Markdown table.
+// statements by calls per unit, with their execution time per unit, as a Markdown table.
 func (t StatementTotals) Print(w io.Writer, per int, unit string) {
-	fmt.Fprintf(w, "%.1f statements per %s (%.1f plans), %d in all:\n\n| calls per %s | plans per %s | statement |\n| --- | --- | --- |\n",
-		float64(t.Calls)/float64(per), unit, float64(t.Plans)/float64(per), t.Calls, unit, unit)
+	fmt.Fprintf(w, "%.1f statements per %s (%.1f plans; %.2f ms executing), %d in all:\n\n| calls per %s | plans per %s | exec ms per %s | statement |\n| --- | --- | --- | --- |\n",
+		float64(t.Calls)/float64(per), unit, float64(t.Plans)/float64(per), t.ExecMS/float64(per), t.Calls, unit, unit, unit)
 	for _, c := range t.Top {
 		q := c.Query
 		if len(q) > 110 {
 			q = q[:110] + "…"
 		}
-		fmt.Fprintf(w, "| %.2f | %.2f | `%s` |\n", float64(c.Calls)/float64(per), float64(c.Plans)/float64(per), strings.ReplaceAll(q, "|", "\\|"))
+		fmt.Fprintf(w, "| %.2f | %.2f | %.3f | `%s` |\n", float64(c.Calls)/float64(per), float64(c.Plans)/float64(per), c.ExecMS/float64(per), strings.ReplaceAll(q, "|", "\\|"))
 	}
 	fmt.Fprintln(w)
 }
