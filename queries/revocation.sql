@@ -293,12 +293,27 @@ UPDATE upstream_licenses
 SET last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL, check_errors = 0
 WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL;
 
+-- name: UpstreamOwnerStatsLock :one
+-- UpstreamOwnerStatsLock locks the aggregates of the owner of a licence not known gone
+-- (primary keys) and returns the owner; no row means the licence is gone (or does not
+-- exist). Every transaction that changes both an owner's aggregates and their licences'
+-- check state locks the aggregates first: a change of the aggregates updates the bounds of
+-- the owner's licences (upstream_owner_stats_bounds), so the opposite order could deadlock
+-- with an import or a check of the same owner.
+SELECT s.customer_id
+FROM upstream_licenses ul
+JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+WHERE ul.tenant_id = @tenant_id::uuid AND ul.license_id = @license_id::uuid AND ul.gone_at IS NULL
+FOR NO KEY UPDATE OF s;
+
 -- name: UpstreamLicenseMarkGone :one
--- UpstreamLicenseMarkGone records that the store no longer knows the licence, once: no row
--- means it was already known gone (or does not exist), so the caller emits nothing.
+-- UpstreamLicenseMarkGone records that the store no longer knows the licence, once, if it
+-- still belongs to @customer_id (whose aggregates the caller locked, UpstreamOwnerStatsLock):
+-- no row means it was already known gone (or does not exist) or has just been re-owned.
 UPDATE upstream_licenses
 SET gone_at = sqlc.arg(now)::timestamptz, last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL
 WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+  AND customer_id = @customer_id::uuid
 RETURNING *;
 
 -- name: UpstreamLicenseMarkError :exec

@@ -698,19 +698,27 @@ const upstreamLicenseMarkGone = `-- name: UpstreamLicenseMarkGone :one
 UPDATE upstream_licenses
 SET gone_at = $1::timestamptz, last_checked_at = $1::timestamptz, retry_after = NULL
 WHERE tenant_id = $2::uuid AND license_id = $3::uuid AND gone_at IS NULL
+  AND customer_id = $4::uuid
 RETURNING tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, retry_after, check_errors, priority_bound, priority_anchor
 `
 
 type UpstreamLicenseMarkGoneParams struct {
-	Now       time.Time
-	TenantID  uuid.UUID
-	LicenseID uuid.UUID
+	Now        time.Time
+	TenantID   uuid.UUID
+	LicenseID  uuid.UUID
+	CustomerID uuid.UUID
 }
 
-// UpstreamLicenseMarkGone records that the store no longer knows the licence, once: no row
-// means it was already known gone (or does not exist), so the caller emits nothing.
+// UpstreamLicenseMarkGone records that the store no longer knows the licence, once, if it
+// still belongs to @customer_id (whose aggregates the caller locked, UpstreamOwnerStatsLock):
+// no row means it was already known gone (or does not exist) or has just been re-owned.
 func (q *Queries) UpstreamLicenseMarkGone(ctx context.Context, db DBTX, arg UpstreamLicenseMarkGoneParams) (UpstreamLicense, error) {
-	row := db.QueryRow(ctx, upstreamLicenseMarkGone, arg.Now, arg.TenantID, arg.LicenseID)
+	row := db.QueryRow(ctx, upstreamLicenseMarkGone,
+		arg.Now,
+		arg.TenantID,
+		arg.LicenseID,
+		arg.CustomerID,
+	)
 	var i UpstreamLicense
 	err := row.Scan(
 		&i.TenantID,
@@ -897,4 +905,30 @@ func (q *Queries) UpstreamOwnerStatsCreate(ctx context.Context, db DBTX, arg Ups
 		arg.UnrevokedStartSum,
 	)
 	return err
+}
+
+const upstreamOwnerStatsLock = `-- name: UpstreamOwnerStatsLock :one
+SELECT s.customer_id
+FROM upstream_licenses ul
+JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+WHERE ul.tenant_id = $1::uuid AND ul.license_id = $2::uuid AND ul.gone_at IS NULL
+FOR NO KEY UPDATE OF s
+`
+
+type UpstreamOwnerStatsLockParams struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+}
+
+// UpstreamOwnerStatsLock locks the aggregates of the owner of a licence not known gone
+// (primary keys) and returns the owner; no row means the licence is gone (or does not
+// exist). Every transaction that changes both an owner's aggregates and their licences'
+// check state locks the aggregates first: a change of the aggregates updates the bounds of
+// the owner's licences (upstream_owner_stats_bounds), so the opposite order could deadlock
+// with an import or a check of the same owner.
+func (q *Queries) UpstreamOwnerStatsLock(ctx context.Context, db DBTX, arg UpstreamOwnerStatsLockParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, upstreamOwnerStatsLock, arg.TenantID, arg.LicenseID)
+	var customer_id uuid.UUID
+	err := row.Scan(&customer_id)
+	return customer_id, err
 }
