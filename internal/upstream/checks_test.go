@@ -84,3 +84,31 @@ func TestRecordCheckGoneWaitsForImportOfSameOwner(t *testing.T) {
 	require.Equal(t, 1, revoked)
 	require.Equal(t, 2, unrevoked)
 }
+
+// TestWeightsSetRewritesBoundsOnlyWhenChanged: setting the weights already stored (as every
+// process start does) writes no licence; other weights recompute every pending bound.
+func TestWeightsSetRewritesBoundsOnlyWhenChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	tenant := factory.Tenant(t, tx)
+	store := factory.UpstreamStore(t, tx, tenant.ID, "https://store.example.com", "k")
+	im, err := upstream.NewImporter(ctx, tx, factory.Step(), upstream.ImporterParams{TenantID: tenant.ID, StoreID: store.ID})
+	require.NoError(t, err)
+	require.NoError(t, im.Import(ctx, 0, factory.UpstreamRow("l", "owner", factory.Now.Add(-time.Hour))))
+	require.NoError(t, upstream.WeightsSet(ctx, tx, upstream.DefaultWeights()))
+	version := func() (ctid string, bound float64) {
+		require.NoError(t, tx.QueryRow(ctx, "SELECT ctid::text, priority_bound FROM upstream_licenses WHERE tenant_id = $1", tenant.ID).Scan(&ctid, &bound))
+		return ctid, bound
+	}
+	ctid, bound := version()
+	require.NoError(t, upstream.WeightsSet(ctx, tx, upstream.DefaultWeights()))
+	again, same := version()
+	require.Equal(t, ctid, again, "unchanged weights write no licence")
+	require.Equal(t, bound, same)
+	w := upstream.DefaultWeights()
+	w.LicenseAge = 3
+	require.NoError(t, upstream.WeightsSet(ctx, tx, w))
+	_, changed := version()
+	require.Less(t, changed, bound, "a heavier licence-age term lowers the bound")
+}
