@@ -134,7 +134,7 @@ func (c revocationChecker) checkUpTo(ctx context.Context, job *rivertype.JobRow,
 func (c revocationChecker) claim(ctx context.Context, scope checkScope) (upstream.Target, bool, error) {
 	for range 5 { // another worker may lease the same pick first
 		now := scope.now(c.cfg.Clock)
-		rows, err := queries.RevocationQueue(ctx, c.cfg.DB, c.rc.Schedule.QueueParams(now, scope.tenantID, 1))
+		rows, err := c.rc.Schedule.Pick(ctx, c.cfg.DB, now, scope.tenantID, 1)
 		if err != nil {
 			return upstream.Target{}, false, fmt.Errorf("pick licence to check: %w", err)
 		}

@@ -93,8 +93,8 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
 -- its first row over all tenants (tenant_id NULL), live tenants only (a sandbox tenant's
 -- checks come due by its own clock; tenants primary key); a sandbox tenant's checks pick
 -- their tenant's first row at its clock; the queue endpoint lists a tenant's.
--- Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
--- subscribed to license.upstream_revoked (the log channel); not checked within
+-- Eligible: not known gone; its store enabled and its tenant in scope with a log channel
+-- (revocation_stores, migration 00034); not checked within
 -- @min_interval_seconds; not held back by an error's backoff or an in-flight check.
 -- The score is the sum of six terms, each weighted by revocation_weights (migration 00030,
 -- revocation_terms):
@@ -106,25 +106,22 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
 --   term_staleness          +w * hours since this licence's last check (or its import)
 -- Owner terms come from upstream_owner_stats (maintained by imports and checks).
 -- Exact without scoring every eligible licence (branch and bound): each pending licence
--- keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once its
--- staleness has started. The query takes the @row_limit + 15 highest bounds of each enabled
--- store (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those
--- scores is a threshold no licence with a lower bound can reach, so it then scores exactly
--- the licences whose bound reaches it (one range of the same index), plus any whose
--- staleness starts after @now (upstream_licenses_stale_from_idx, normally none), and ranks
--- those. The threshold is lowered by a billionth, so float rounding never drops a tie.
+-- keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once
+-- @now has reached the bound's priority_anchor (migration 00034, revocation_bound). The
+-- query takes the @row_limit + 15 highest bounds of each enabled store
+-- (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those scores
+-- is a threshold no licence with a lower bound can reach, so it then scores exactly the
+-- licences whose bound reaches it (one range of the same index), plus any anchored after
+-- @now (upstream_licenses_anchor_idx, normally none), and ranks those. The threshold is
+-- lowered by a billionth, so float rounding never drops a tie. How many it scores depends on
+-- how tight the bounds are: the check loop re-anchors those it had to score
+-- (RevocationBoundsTighten).
 WITH pairs AS (
-    SELECT st.tenant_id, st.id AS store_id
-    FROM upstream_stores st
-    WHERE st.enabled
-      AND (sqlc.narg(tenant_id)::uuid IS NULL OR st.tenant_id = sqlc.narg(tenant_id)::uuid)
-      AND (sqlc.narg(tenant_id)::uuid IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = st.tenant_id AND tt.clock_at IS NOT NULL))
-      AND st.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
-                           WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+    SELECT rs.tenant_id, rs.store_id FROM revocation_stores rs
+    WHERE (sqlc.narg(tenant_id)::uuid IS NULL AND rs.live) OR rs.tenant_id = sqlc.narg(tenant_id)::uuid
 ), due AS NOT MATERIALIZED (
     SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
-           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound
+           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound, ul.priority_anchor
     FROM upstream_licenses ul
     WHERE ul.gone_at IS NULL
       AND (ul.last_checked_at IS NULL
@@ -149,10 +146,10 @@ WITH pairs AS (
     SELECT c.* FROM pairs p
     CROSS JOIN LATERAL (SELECT * FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
                           AND due.priority_bound >= (SELECT bound FROM threshold) AND due.priority_bound <= 'Infinity'::float8
-                          AND due.stale_from <= sqlc.arg(now)::timestamptz
+                          AND due.priority_anchor <= sqlc.arg(now)::timestamptz
                         UNION ALL
                         SELECT * FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
-                          AND due.stale_from > sqlc.arg(now)::timestamptz AND due.stale_from <= 'infinity'::timestamptz) c
+                          AND due.priority_anchor > sqlc.arg(now)::timestamptz AND due.priority_anchor <= 'infinity'::timestamptz) c
 ), ranked AS (
     SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at,
            revocation_terms(w, sqlc.arg(now)::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS terms,
@@ -174,6 +171,47 @@ SELECT r.tenant_id, r.license_id, r.store_id, r.customer_id, l.external_license_
 FROM ranked r
 JOIN licenses l ON l.tenant_id = r.tenant_id AND l.id = r.license_id
 ORDER BY r.score DESC, r.tenant_id, r.license_id;
+
+-- name: RevocationBoundsTighten :execrows
+-- RevocationBoundsTighten re-anchors at @now the bounds a pick had to re-score: the eligible
+-- licences of the pick's scope (RevocationQueue's, revocation_stores) whose bound reaches
+-- @score, the score of the last row the pick read, and that are anchored before @now
+-- (upstream_licenses_priority_idx). A bound anchored at @now is
+-- tight then, so the next picks re-score only the licences whose bound can still beat the
+-- best, a count that no longer grows with the data set. It only tightens bounds (each still
+-- valid from its anchor on), so it skips what it cannot lock at once: a licence being
+-- checked or re-imported, an owner whose aggregates are changing (their triggers recompute
+-- the bounds), weights being set; it locks the aggregates and weights it computes from, so
+-- a change committed meanwhile is read, not overwritten.
+WITH w AS MATERIALIZED (
+    SELECT * FROM revocation_weights FOR SHARE SKIP LOCKED
+), fresh AS (
+    SELECT ul.tenant_id, ul.license_id,
+           revocation_bound(w::revocation_weights, s::upstream_owner_stats, ul.acquired_at,
+                            coalesce(ul.last_checked_at, ul.imported_at), sqlc.arg(now)::timestamptz) AS bound
+    FROM w
+    CROSS JOIN revocation_stores p
+    JOIN upstream_licenses ul ON ul.tenant_id = p.tenant_id AND ul.store_id = p.store_id
+    -- One probe of the aggregates' primary key per licence (LIMIT keeps the planner from
+    -- hashing every owner's).
+    CROSS JOIN LATERAL (SELECT * FROM upstream_owner_stats s
+                        WHERE s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+                        LIMIT 1 FOR SHARE SKIP LOCKED) s
+    WHERE ((sqlc.narg(tenant_id)::uuid IS NULL AND p.live) OR p.tenant_id = sqlc.narg(tenant_id)::uuid)
+      AND ul.gone_at IS NULL
+      AND (ul.last_checked_at IS NULL
+           OR ul.last_checked_at <= sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, 0, 0, 0, sqlc.arg(min_interval_seconds)::float8))
+      AND (ul.retry_after IS NULL OR ul.retry_after <= sqlc.arg(now)::timestamptz)
+      AND ul.priority_bound >= (SELECT sqlc.arg(score)::float8 - ww.staleness * date_part('epoch', sqlc.arg(now)::timestamptz) / 3600
+                                FROM w ww)
+      AND ul.priority_bound <= 'Infinity'::float8
+      AND ul.priority_anchor < sqlc.arg(now)::timestamptz
+    FOR NO KEY UPDATE OF ul SKIP LOCKED
+)
+UPDATE upstream_licenses ul
+SET priority_bound = fresh.bound, priority_anchor = sqlc.arg(now)::timestamptz
+FROM fresh
+WHERE ul.tenant_id = fresh.tenant_id AND ul.license_id = fresh.license_id;
 
 -- name: RevocationWeightsSet :exec
 -- RevocationWeightsSet makes @weights the risk score's weights (revocation_weights), as a
@@ -255,12 +293,27 @@ UPDATE upstream_licenses
 SET last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL, check_errors = 0
 WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL;
 
+-- name: UpstreamOwnerStatsLock :one
+-- UpstreamOwnerStatsLock locks the aggregates of the owner of a licence not known gone
+-- (primary keys) and returns the owner; no row means the licence is gone (or does not
+-- exist). Every transaction that changes both an owner's aggregates and their licences'
+-- check state locks the aggregates first: a change of the aggregates updates the bounds of
+-- the owner's licences (upstream_owner_stats_bounds), so the opposite order could deadlock
+-- with an import or a check of the same owner.
+SELECT s.customer_id
+FROM upstream_licenses ul
+JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+WHERE ul.tenant_id = @tenant_id::uuid AND ul.license_id = @license_id::uuid AND ul.gone_at IS NULL
+FOR NO KEY UPDATE OF s;
+
 -- name: UpstreamLicenseMarkGone :one
--- UpstreamLicenseMarkGone records that the store no longer knows the licence, once: no row
--- means it was already known gone (or does not exist), so the caller emits nothing.
+-- UpstreamLicenseMarkGone records that the store no longer knows the licence, once, if it
+-- still belongs to @customer_id (whose aggregates the caller locked, UpstreamOwnerStatsLock):
+-- no row means it was already known gone (or does not exist) or has just been re-owned.
 UPDATE upstream_licenses
 SET gone_at = sqlc.arg(now)::timestamptz, last_checked_at = sqlc.arg(now)::timestamptz, retry_after = NULL
 WHERE tenant_id = @tenant_id::uuid AND license_id = @license_id::uuid AND gone_at IS NULL
+  AND customer_id = @customer_id::uuid
 RETURNING *;
 
 -- name: UpstreamLicenseMarkError :exec

@@ -1073,6 +1073,12 @@ type RevocationLimiter struct {
 	NextAllowedAt time.Time
 }
 
+type RevocationStore struct {
+	TenantID uuid.UUID
+	StoreID  uuid.UUID
+	Live     interface{}
+}
+
 type RevocationWeight struct {
 	ID               bool
 	RevokedCount     float64
@@ -1175,17 +1181,18 @@ type TierChange struct {
 }
 
 type UpstreamLicense struct {
-	TenantID      uuid.UUID
-	LicenseID     uuid.UUID
-	StoreID       uuid.UUID
-	CustomerID    uuid.UUID
-	AcquiredAt    time.Time
-	ImportedAt    time.Time
-	GoneAt        *time.Time
-	LastCheckedAt *time.Time
-	RetryAfter    *time.Time
-	CheckErrors   int32
-	PriorityBound float64
+	TenantID       uuid.UUID
+	LicenseID      uuid.UUID
+	StoreID        uuid.UUID
+	CustomerID     uuid.UUID
+	AcquiredAt     time.Time
+	ImportedAt     time.Time
+	GoneAt         *time.Time
+	LastCheckedAt  *time.Time
+	RetryAfter     *time.Time
+	CheckErrors    int32
+	PriorityBound  float64
+	PriorityAnchor time.Time
 }
 
 type UpstreamLicenseCheck struct {

@@ -54,6 +54,68 @@ func (q *Queries) LicenseImportCreate(ctx context.Context, db DBTX, arg LicenseI
 	return id, err
 }
 
+const revocationBoundsTighten = `-- name: RevocationBoundsTighten :execrows
+WITH w AS MATERIALIZED (
+    SELECT id, revoked_count, recent_revocation, revoked_hours, owner_hours, license_age, staleness FROM revocation_weights FOR SHARE SKIP LOCKED
+), fresh AS (
+    SELECT ul.tenant_id, ul.license_id,
+           revocation_bound(w::revocation_weights, s::upstream_owner_stats, ul.acquired_at,
+                            coalesce(ul.last_checked_at, ul.imported_at), $1::timestamptz) AS bound
+    FROM w
+    CROSS JOIN revocation_stores p
+    JOIN upstream_licenses ul ON ul.tenant_id = p.tenant_id AND ul.store_id = p.store_id
+    -- One probe of the aggregates' primary key per licence (LIMIT keeps the planner from
+    -- hashing every owner's).
+    CROSS JOIN LATERAL (SELECT tenant_id, customer_id, revoked_count, last_revoked_at, revoked_seconds, unrevoked_count, unrevoked_start_sum FROM upstream_owner_stats s
+                        WHERE s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+                        LIMIT 1 FOR SHARE SKIP LOCKED) s
+    WHERE (($2::uuid IS NULL AND p.live) OR p.tenant_id = $2::uuid)
+      AND ul.gone_at IS NULL
+      AND (ul.last_checked_at IS NULL
+           OR ul.last_checked_at <= $1::timestamptz - make_interval(0, 0, 0, 0, 0, 0, $3::float8))
+      AND (ul.retry_after IS NULL OR ul.retry_after <= $1::timestamptz)
+      AND ul.priority_bound >= (SELECT $4::float8 - ww.staleness * date_part('epoch', $1::timestamptz) / 3600
+                                FROM w ww)
+      AND ul.priority_bound <= 'Infinity'::float8
+      AND ul.priority_anchor < $1::timestamptz
+    FOR NO KEY UPDATE OF ul SKIP LOCKED
+)
+UPDATE upstream_licenses ul
+SET priority_bound = fresh.bound, priority_anchor = $1::timestamptz
+FROM fresh
+WHERE ul.tenant_id = fresh.tenant_id AND ul.license_id = fresh.license_id
+`
+
+type RevocationBoundsTightenParams struct {
+	Now                time.Time
+	TenantID           *uuid.UUID
+	MinIntervalSeconds float64
+	Score              float64
+}
+
+// RevocationBoundsTighten re-anchors at @now the bounds a pick had to re-score: the eligible
+// licences of the pick's scope (RevocationQueue's, revocation_stores) whose bound reaches
+// @score, the score of the last row the pick read, and that are anchored before @now
+// (upstream_licenses_priority_idx). A bound anchored at @now is
+// tight then, so the next picks re-score only the licences whose bound can still beat the
+// best, a count that no longer grows with the data set. It only tightens bounds (each still
+// valid from its anchor on), so it skips what it cannot lock at once: a licence being
+// checked or re-imported, an owner whose aggregates are changing (their triggers recompute
+// the bounds), weights being set; it locks the aggregates and weights it computes from, so
+// a change committed meanwhile is read, not overwritten.
+func (q *Queries) RevocationBoundsTighten(ctx context.Context, db DBTX, arg RevocationBoundsTightenParams) (int64, error) {
+	result, err := db.Exec(ctx, revocationBoundsTighten,
+		arg.Now,
+		arg.TenantID,
+		arg.MinIntervalSeconds,
+		arg.Score,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const revocationLimiterAcquire = `-- name: RevocationLimiterAcquire :execrows
 UPDATE revocation_limiter
 SET next_allowed_at = date_bin(make_interval(0, 0, 0, 0, 0, 0, $1::float8), $2::timestamptz,
@@ -83,17 +145,11 @@ func (q *Queries) RevocationLimiterAcquire(ctx context.Context, db DBTX, arg Rev
 
 const revocationQueue = `-- name: RevocationQueue :many
 WITH pairs AS (
-    SELECT st.tenant_id, st.id AS store_id
-    FROM upstream_stores st
-    WHERE st.enabled
-      AND ($1::uuid IS NULL OR st.tenant_id = $1::uuid)
-      AND ($1::uuid IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM tenants tt WHERE tt.id = st.tenant_id AND tt.clock_at IS NOT NULL))
-      AND st.tenant_id IN (SELECT e.tenant_id FROM webhook_endpoints e
-                           WHERE e.enabled AND 'license.upstream_revoked' = ANY(e.event_types))
+    SELECT rs.tenant_id, rs.store_id FROM revocation_stores rs
+    WHERE ($1::uuid IS NULL AND rs.live) OR rs.tenant_id = $1::uuid
 ), due AS NOT MATERIALIZED (
     SELECT ul.tenant_id, ul.license_id, ul.store_id, ul.customer_id, ul.acquired_at, ul.last_checked_at,
-           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound
+           coalesce(ul.last_checked_at, ul.imported_at) AS stale_from, ul.priority_bound, ul.priority_anchor
     FROM upstream_licenses ul
     WHERE ul.gone_at IS NULL
       AND (ul.last_checked_at IS NULL
@@ -102,7 +158,7 @@ WITH pairs AS (
 ), probe AS (
     SELECT revocation_score(w, $2::timestamptz, s, d.acquired_at, d.stale_from) AS score
     FROM pairs p
-    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound, priority_anchor FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
                         ORDER BY due.priority_bound DESC LIMIT ($4::int + 15)) d
     CROSS JOIN revocation_weights w
     LEFT JOIN upstream_owner_stats s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
@@ -115,13 +171,13 @@ WITH pairs AS (
     -- The upper ends of the ranges change no row: they make the planner expect a narrow range
     -- of each index (its default for a range with an end it cannot see), not a third of the
     -- table.
-    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at, c.stale_from, c.priority_bound FROM pairs p
-    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+    SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at, c.stale_from, c.priority_bound, c.priority_anchor FROM pairs p
+    CROSS JOIN LATERAL (SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound, priority_anchor FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
                           AND due.priority_bound >= (SELECT bound FROM threshold) AND due.priority_bound <= 'Infinity'::float8
-                          AND due.stale_from <= $2::timestamptz
+                          AND due.priority_anchor <= $2::timestamptz
                         UNION ALL
-                        SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
-                          AND due.stale_from > $2::timestamptz AND due.stale_from <= 'infinity'::timestamptz) c
+                        SELECT tenant_id, license_id, store_id, customer_id, acquired_at, last_checked_at, stale_from, priority_bound, priority_anchor FROM due WHERE due.tenant_id = p.tenant_id AND due.store_id = p.store_id
+                          AND due.priority_anchor > $2::timestamptz AND due.priority_anchor <= 'infinity'::timestamptz) c
 ), ranked AS (
     SELECT c.tenant_id, c.license_id, c.store_id, c.customer_id, c.acquired_at, c.last_checked_at,
            revocation_terms(w, $2::timestamptz, s::upstream_owner_stats, c.acquired_at, c.stale_from) AS terms,
@@ -174,8 +230,8 @@ type RevocationQueueRow struct {
 // its first row over all tenants (tenant_id NULL), live tenants only (a sandbox tenant's
 // checks come due by its own clock; tenants primary key); a sandbox tenant's checks pick
 // their tenant's first row at its clock; the queue endpoint lists a tenant's.
-// Eligible: not known gone; its store enabled; its tenant has an enabled webhook endpoint
-// subscribed to license.upstream_revoked (the log channel); not checked within
+// Eligible: not known gone; its store enabled and its tenant in scope with a log channel
+// (revocation_stores, migration 00034); not checked within
 // @min_interval_seconds; not held back by an error's backoff or an in-flight check.
 // The score is the sum of six terms, each weighted by revocation_weights (migration 00030,
 // revocation_terms):
@@ -189,13 +245,16 @@ type RevocationQueueRow struct {
 //
 // Owner terms come from upstream_owner_stats (maintained by imports and checks).
 // Exact without scoring every eligible licence (branch and bound): each pending licence
-// keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once its
-// staleness has started. The query takes the @row_limit + 15 highest bounds of each enabled
-// store (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those
-// scores is a threshold no licence with a lower bound can reach, so it then scores exactly
-// the licences whose bound reaches it (one range of the same index), plus any whose
-// staleness starts after @now (upstream_licenses_stale_from_idx, normally none), and ranks
-// those. The threshold is lowered by a billionth, so float rounding never drops a tie.
+// keeps priority_bound, with bound + w_staleness * hours(@now) >= its score at @now once
+// @now has reached the bound's priority_anchor (migration 00034, revocation_bound). The
+// query takes the @row_limit + 15 highest bounds of each enabled store
+// (upstream_licenses_priority_idx) and scores them; the @row_limit-th best of those scores
+// is a threshold no licence with a lower bound can reach, so it then scores exactly the
+// licences whose bound reaches it (one range of the same index), plus any anchored after
+// @now (upstream_licenses_anchor_idx, normally none), and ranks those. The threshold is
+// lowered by a billionth, so float rounding never drops a tie. How many it scores depends on
+// how tight the bounds are: the check loop re-anchors those it had to score
+// (RevocationBoundsTighten).
 func (q *Queries) RevocationQueue(ctx context.Context, db DBTX, arg RevocationQueueParams) ([]RevocationQueueRow, error) {
 	rows, err := db.Query(ctx, revocationQueue,
 		arg.TenantID,
@@ -639,19 +698,27 @@ const upstreamLicenseMarkGone = `-- name: UpstreamLicenseMarkGone :one
 UPDATE upstream_licenses
 SET gone_at = $1::timestamptz, last_checked_at = $1::timestamptz, retry_after = NULL
 WHERE tenant_id = $2::uuid AND license_id = $3::uuid AND gone_at IS NULL
-RETURNING tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, retry_after, check_errors, priority_bound
+  AND customer_id = $4::uuid
+RETURNING tenant_id, license_id, store_id, customer_id, acquired_at, imported_at, gone_at, last_checked_at, retry_after, check_errors, priority_bound, priority_anchor
 `
 
 type UpstreamLicenseMarkGoneParams struct {
-	Now       time.Time
-	TenantID  uuid.UUID
-	LicenseID uuid.UUID
+	Now        time.Time
+	TenantID   uuid.UUID
+	LicenseID  uuid.UUID
+	CustomerID uuid.UUID
 }
 
-// UpstreamLicenseMarkGone records that the store no longer knows the licence, once: no row
-// means it was already known gone (or does not exist), so the caller emits nothing.
+// UpstreamLicenseMarkGone records that the store no longer knows the licence, once, if it
+// still belongs to @customer_id (whose aggregates the caller locked, UpstreamOwnerStatsLock):
+// no row means it was already known gone (or does not exist) or has just been re-owned.
 func (q *Queries) UpstreamLicenseMarkGone(ctx context.Context, db DBTX, arg UpstreamLicenseMarkGoneParams) (UpstreamLicense, error) {
-	row := db.QueryRow(ctx, upstreamLicenseMarkGone, arg.Now, arg.TenantID, arg.LicenseID)
+	row := db.QueryRow(ctx, upstreamLicenseMarkGone,
+		arg.Now,
+		arg.TenantID,
+		arg.LicenseID,
+		arg.CustomerID,
+	)
 	var i UpstreamLicense
 	err := row.Scan(
 		&i.TenantID,
@@ -665,6 +732,7 @@ func (q *Queries) UpstreamLicenseMarkGone(ctx context.Context, db DBTX, arg Upst
 		&i.RetryAfter,
 		&i.CheckErrors,
 		&i.PriorityBound,
+		&i.PriorityAnchor,
 	)
 	return i, err
 }
@@ -837,4 +905,30 @@ func (q *Queries) UpstreamOwnerStatsCreate(ctx context.Context, db DBTX, arg Ups
 		arg.UnrevokedStartSum,
 	)
 	return err
+}
+
+const upstreamOwnerStatsLock = `-- name: UpstreamOwnerStatsLock :one
+SELECT s.customer_id
+FROM upstream_licenses ul
+JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
+WHERE ul.tenant_id = $1::uuid AND ul.license_id = $2::uuid AND ul.gone_at IS NULL
+FOR NO KEY UPDATE OF s
+`
+
+type UpstreamOwnerStatsLockParams struct {
+	TenantID  uuid.UUID
+	LicenseID uuid.UUID
+}
+
+// UpstreamOwnerStatsLock locks the aggregates of the owner of a licence not known gone
+// (primary keys) and returns the owner; no row means the licence is gone (or does not
+// exist). Every transaction that changes both an owner's aggregates and their licences'
+// check state locks the aggregates first: a change of the aggregates updates the bounds of
+// the owner's licences (upstream_owner_stats_bounds), so the opposite order could deadlock
+// with an import or a check of the same owner.
+func (q *Queries) UpstreamOwnerStatsLock(ctx context.Context, db DBTX, arg UpstreamOwnerStatsLockParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, upstreamOwnerStatsLock, arg.TenantID, arg.LicenseID)
+	var customer_id uuid.UUID
+	err := row.Scan(&customer_id)
+	return customer_id, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/internal/core"
@@ -44,19 +45,11 @@ func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, p RecordCheckPara
 	if res.Err != "" {
 		errText = &res.Err
 	}
-	err := queries.UpstreamCheckCreate(ctx, tx, sql.UpstreamCheckCreateParams{
-		TenantID: target.TenantID, ID: core.NewID(), LicenseID: target.LicenseID, StoreID: target.StoreID, Now: st.Now,
-		Outcome: sql.UpstreamCheckOutcome(res.Outcome), UpstreamStatus: status, Error: errText,
-	})
-	if err != nil {
-		return fmt.Errorf("record check of licence %s: %w", target.LicenseID, err)
-	}
 	switch res.Outcome {
 	case OutcomeExists:
 		if err := queries.UpstreamLicenseMarkExists(ctx, tx, key); err != nil {
 			return fmt.Errorf("mark licence %s checked: %w", target.LicenseID, err)
 		}
-		return nil
 	case OutcomeError:
 		err := queries.UpstreamLicenseMarkError(ctx, tx, sql.UpstreamLicenseMarkErrorParams{
 			Now: st.Now, BackoffSeconds: p.Backoff.Seconds(), TenantID: target.TenantID, LicenseID: target.LicenseID,
@@ -64,19 +57,47 @@ func RecordCheck(ctx context.Context, tx pgx.Tx, st core.Step, p RecordCheckPara
 		if err != nil {
 			return fmt.Errorf("hold licence %s back after an error: %w", target.LicenseID, err)
 		}
-		return nil
 	case OutcomeGone:
-		return markGone(ctx, tx, st, target, res)
+		if err := markGone(ctx, tx, st, target, res); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("record check of licence %s: unknown outcome %q", target.LicenseID, res.Outcome)
 	}
-	return fmt.Errorf("record check of licence %s: unknown outcome %q", target.LicenseID, res.Outcome)
+	// Recorded last: its foreign key locks the licence's check state, which a gone licence's
+	// owner aggregates must be locked before (UpstreamOwnerStatsLock).
+	err := queries.UpstreamCheckCreate(ctx, tx, sql.UpstreamCheckCreateParams{
+		TenantID: target.TenantID, ID: core.NewID(), LicenseID: target.LicenseID, StoreID: target.StoreID, Now: st.Now,
+		Outcome: sql.UpstreamCheckOutcome(res.Outcome), UpstreamStatus: status, Error: errText,
+	})
+	if err != nil {
+		return fmt.Errorf("record check of licence %s: %w", target.LicenseID, err)
+	}
+	return nil
 }
 
+// markGone records that target is gone: its owner's aggregates are locked first
+// (UpstreamOwnerStatsLock), then the licence marked; a re-import that moved the licence to
+// another owner in between makes it lock the new owner's and try again.
 func markGone(ctx context.Context, tx pgx.Tx, st core.Step, target Target, res Result) error {
-	ul, err := queries.UpstreamLicenseMarkGone(ctx, tx, sql.UpstreamLicenseMarkGoneParams{Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID})
-	if errors.Is(err, core.ErrNotFound) {
-		return nil // already known gone: emitted then
-	} else if err != nil {
-		return fmt.Errorf("mark licence %s gone: %w", target.LicenseID, err)
+	var ul sql.UpstreamLicense
+	var err error
+	for {
+		var owner uuid.UUID
+		owner, err = queries.UpstreamOwnerStatsLock(ctx, tx, sql.UpstreamOwnerStatsLockParams{TenantID: target.TenantID, LicenseID: target.LicenseID})
+		if errors.Is(err, core.ErrNotFound) {
+			return nil // already known gone: emitted then
+		} else if err != nil {
+			return fmt.Errorf("lock the owner's aggregates of licence %s: %w", target.LicenseID, err)
+		}
+		ul, err = queries.UpstreamLicenseMarkGone(ctx, tx, sql.UpstreamLicenseMarkGoneParams{
+			Now: st.Now, TenantID: target.TenantID, LicenseID: target.LicenseID, CustomerID: owner,
+		})
+		if err == nil {
+			break
+		} else if !errors.Is(err, core.ErrNotFound) {
+			return fmt.Errorf("mark licence %s gone: %w", target.LicenseID, err)
+		}
 	}
 	held := max(0, int64(st.Now.Sub(ul.AcquiredAt)/time.Second))
 	now := st.Now

@@ -90,11 +90,12 @@ func fullScoringPick(t *testing.T, tx pgx.Tx, w upstream.Weights, p sql.Revocati
 // without a log channel), stores (some disabled), owners and licences imported in batches at
 // random times, re-imports that move licences to other owners, checks of every outcome at
 // random times and random weights, all through the real import and check paths (so the
-// stored bounds are kept by the triggers as in production); then, at a random instant (also
-// before some imports and checks), RevocationQueue returns exactly the rows, order and
-// scores of the full scoring, for one tenant and for all live tenants, at random limits.
-// It also checks the invariant the pick rests on: every due licence's bound reaches its
-// score.
+// stored bounds are kept by the triggers as in production), with the check loop's picks at
+// random instants in between (which re-anchor the bounds they re-scored); then, at a random
+// instant (also before some imports, checks and re-anchorings), RevocationQueue returns
+// exactly the rows, order and scores of the full scoring, for one tenant and for all live
+// tenants, at random limits. It also checks the invariant the pick rests on: every pending
+// licence's bound, from its anchor on, reaches its score.
 func TestRevocationQueueMatchesFullScoring(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -126,6 +127,19 @@ func TestRevocationQueueMatchesFullScoring(t *testing.T) {
 			stores[i] = factory.UpstreamStore(t, tx, tenant.ID, "https://store.example.com", "k",
 				func(p *upstream.StoreCreateParams) { p.Enabled = enabled })
 		}
+		schedule := upstream.Schedule{Weights: w, MinInterval: time.Duration(rapid.IntRange(1, 72).Draw(rt, "min_interval")) * time.Hour}
+		// pick is the check loop's pick at a random instant, for the tenant or for every live
+		// tenant, which re-anchors the bounds it re-scored at that instant: before, between
+		// and after the imports and checks, so bounds anchored later than the final instant
+		// and owners' aggregates changing after a re-anchoring are both covered.
+		pick := func(label string) {
+			if rapid.IntRange(0, 2).Draw(rt, label) == 0 {
+				return
+			}
+			scope := []*uuid.UUID{&tenant.ID, nil}[rapid.IntRange(0, 1).Draw(rt, label+"_scope")]
+			_, err := schedule.Pick(ctx, tx, hour(label+"_at", -1500, 2500), scope, int32(rapid.IntRange(1, 6).Draw(rt, label+"_limit")))
+			require.NoError(t, err)
+		}
 		owners := rapid.IntRange(1, 4).Draw(rt, "owners")
 		st := factory.Step()
 		imported := map[uuid.UUID][]string{} // external ids by store
@@ -145,6 +159,7 @@ func TestRevocationQueueMatchesFullScoring(t *testing.T) {
 				acquired := st.Now.Add(-time.Duration(rapid.IntRange(0, 30000).Draw(rt, fmt.Sprintf("batch%d_row%d_age", batch, i))) * time.Hour)
 				require.NoError(t, im.Import(ctx, i, factory.UpstreamRow(ext, owner, acquired)))
 			}
+			pick(fmt.Sprintf("batch%d_pick", batch))
 		}
 		rows, err := tx.Query(ctx, "SELECT license_id FROM upstream_licenses WHERE tenant_id = $1 ORDER BY license_id", tenant.ID)
 		require.NoError(t, err)
@@ -159,9 +174,9 @@ func TestRevocationQueueMatchesFullScoring(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, upstream.RecordCheck(ctx, tx, st, upstream.RecordCheckParams{Target: target,
 				Result: upstream.Result{Outcome: outcome, Status: 200}, Backoff: time.Duration(rapid.IntRange(0, 48).Draw(rt, fmt.Sprintf("check%d_backoff", i))) * time.Hour}))
+			pick(fmt.Sprintf("check%d_pick", i))
 		}
 
-		schedule := upstream.Schedule{Weights: w, MinInterval: time.Duration(rapid.IntRange(1, 72).Draw(rt, "min_interval")) * time.Hour}
 		now := hour("now", -500, 2000)
 		limit := int32(rapid.IntRange(1, 6).Draw(rt, "limit"))
 		for _, scope := range []*uuid.UUID{&tenant.ID, nil} {
@@ -180,7 +195,7 @@ func TestRevocationQueueMatchesFullScoring(t *testing.T) {
 		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM upstream_licenses ul
 			CROSS JOIN revocation_weights w
 			LEFT JOIN upstream_owner_stats s ON s.tenant_id = ul.tenant_id AND s.customer_id = ul.customer_id
-			WHERE ul.tenant_id = $1 AND ul.gone_at IS NULL AND coalesce(ul.last_checked_at, ul.imported_at) <= $2
+			WHERE ul.tenant_id = $1 AND ul.gone_at IS NULL AND ul.priority_anchor <= $2
 			  AND ul.priority_bound + w.staleness * date_part('epoch', $2::timestamptz) / 3600
 			      < revocation_score(w, $2, s, ul.acquired_at, coalesce(ul.last_checked_at, ul.imported_at)) - 1e-6`,
 			tenant.ID, now).Scan(&broken))

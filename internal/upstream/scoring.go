@@ -76,6 +76,31 @@ func (s Schedule) QueueParams(now time.Time, tenantID *uuid.UUID, limit int32) s
 	return sql.RevocationQueueParams{Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), RowLimit: limit}
 }
 
+// pickDepth is how deep into the queue Schedule.Pick keeps the bounds tight: the queue
+// endpoint's default page (api's revocationQueue), so that its read re-scores few licences
+// too.
+const pickDepth = 20
+
+// Pick returns the first limit rows of the revocation queue of tenantID (nil: every live
+// tenant) at now, as the check loop picks (RevocationQueue), and then re-anchors at now the
+// bounds that a read of the first max(limit, 20) rows had to re-score
+// (RevocationBoundsTighten), so the next picks, and the queue endpoint's reads, re-score few
+// licences however many are pending. The queue endpoint reads RevocationQueue alone: it
+// writes nothing.
+func (s Schedule) Pick(ctx context.Context, db sql.DBTX, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
+	rows, err := queries.RevocationQueue(ctx, db, s.QueueParams(now, tenantID, max(limit, pickDepth)))
+	if err != nil || len(rows) == 0 {
+		return rows, err
+	}
+	_, err = queries.RevocationBoundsTighten(ctx, db, sql.RevocationBoundsTightenParams{
+		Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), Score: rows[len(rows)-1].Score,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("re-anchor revocation bounds: %w", err)
+	}
+	return rows[:min(int(limit), len(rows))], nil
+}
+
 // WeightsSet stores w as the risk score's weights for every process, as a process starts
 // with its configuration: the pick and the bounds it keeps per licence (RevocationQueue)
 // both use the stored weights. Changed weights recompute the bound of every pending
