@@ -1,13 +1,14 @@
 -- name: SubscriptionListDueAllTenants :many
 -- SubscriptionListDueAllTenants is the subscription.renew_sweep's pick, across all tenants:
 -- up to @batch subscriptions that are active or past_due, due (next_renewal_at <= @now) and
--- below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with the number
--- of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
+-- below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with its price
+-- currency (to pick its quote) and the number of the cycle its renewal opens (the last
+-- cycle's + 1; 1 after the first period). Rows
 -- another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 -- partial index), and subscription_cycles' primary key for the cycle number.
 -- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
 -- (tenants primary key, probed per candidate row in index order).
-SELECT s.tenant_id, s.id,
+SELECT s.tenant_id, s.id, s.price_currency,
        (coalesce((SELECT max(c.cycle_number) FROM subscription_cycles c
                   WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id), 0) + 1)::int AS cycle_number
 FROM subscriptions s

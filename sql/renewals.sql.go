@@ -201,7 +201,7 @@ func (q *Queries) SubscriptionLapseDueAllTenants(ctx context.Context, db DBTX, a
 }
 
 const subscriptionListDueAllTenants = `-- name: SubscriptionListDueAllTenants :many
-SELECT s.tenant_id, s.id,
+SELECT s.tenant_id, s.id, s.price_currency,
        (coalesce((SELECT max(c.cycle_number) FROM subscription_cycles c
                   WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id), 0) + 1)::int AS cycle_number
 FROM subscriptions s
@@ -219,15 +219,17 @@ type SubscriptionListDueAllTenantsParams struct {
 }
 
 type SubscriptionListDueAllTenantsRow struct {
-	TenantID    uuid.UUID
-	ID          uuid.UUID
-	CycleNumber int32
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	PriceCurrency Currency
+	CycleNumber   int32
 }
 
 // SubscriptionListDueAllTenants is the subscription.renew_sweep's pick, across all tenants:
 // up to @batch subscriptions that are active or past_due, due (next_renewal_at <= @now) and
-// below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with the number
-// of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
+// below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with its price
+// currency (to pick its quote) and the number of the cycle its renewal opens (the last
+// cycle's + 1; 1 after the first period). Rows
 // another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 // partial index), and subscription_cycles' primary key for the cycle number.
 // Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
@@ -241,7 +243,12 @@ func (q *Queries) SubscriptionListDueAllTenants(ctx context.Context, db DBTX, ar
 	items := []SubscriptionListDueAllTenantsRow{}
 	for rows.Next() {
 		var i SubscriptionListDueAllTenantsRow
-		if err := rows.Scan(&i.TenantID, &i.ID, &i.CycleNumber); err != nil {
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.PriceCurrency,
+			&i.CycleNumber,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
