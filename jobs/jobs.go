@@ -255,15 +255,21 @@ func (cfg Config) step(ctx context.Context, job *rivertype.JobRow) core.Step {
 // reads the clock on db, the job's transaction where it has one. Every worker of a tenant's
 // job takes its step here.
 func (cfg Config) tenantStep(ctx context.Context, db sql.DBTX, job *rivertype.JobRow, tenantID uuid.UUID) (core.Step, error) {
-	st := cfg.step(ctx, job)
 	tenant, err := queries.TenantGet(ctx, db, tenantID)
 	if err != nil {
 		return core.Step{}, fmt.Errorf("read the clock of tenant %s: %w", tenantID, err)
 	}
-	if tenant.ClockAt != nil {
-		st.Now = *tenant.ClockAt
+	return cfg.stepAt(ctx, job, tenant.ClockAt), nil
+}
+
+// stepAt is step at a tenant's clock as read with the job's data (tenantStep): clockAt, a
+// sandbox tenant's clock, else (nil, a live tenant) cfg.Clock's.
+func (cfg Config) stepAt(ctx context.Context, job *rivertype.JobRow, clockAt *time.Time) core.Step {
+	st := cfg.step(ctx, job)
+	if clockAt != nil {
+		st.Now = *clockAt
 	}
-	return st, nil
+	return st
 }
 
 // jobActor is the audit-log actor of a job: its kind and id.

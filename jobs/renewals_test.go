@@ -414,20 +414,13 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		t.Parallel()
 		tx := testdb.Tx(t)
 		b := setupRenewals(t, tx)
-		b.cfg.Batches.SubscriptionRenew = 2 // the failing one, then the next runs
-		b.sweep = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &SubscriptionRenewSweepWorker{cfg: b.cfg})
 		subs := make([]sql.Subscription, 3)
 		for i := range subs {
 			subs[i], _ = b.subscription(t, sql.CurrencySAT, 1000)
 		}
 		bad := subs[1]
-		// The database refuses to open bad's cycle, as it would a row it finds invalid.
-		_, err := tx.Exec(ctx, fmt.Sprintf(`CREATE FUNCTION pg_temp.refuse_cycle() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN
-				IF NEW.subscription_id = '%s' THEN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF;
-				RETURN NEW;
-			END $$;
-			CREATE TRIGGER refuse_cycle BEFORE INSERT ON subscription_cycles FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_cycle()`, bad.ID))
+		// A bad row: a price no PayIn can hold in sats (bigint out of range).
+		_, err := tx.Exec(ctx, "UPDATE subscriptions SET price_currency = 'USD', price_value = 9000000000000000000 WHERE tenant_id = $1 AND id = $2", bad.TenantID, bad.ID)
 		require.NoError(t, err)
 		b.clock.Advance(30 * 24 * time.Hour)
 
@@ -445,7 +438,7 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		var cause string
 		require.NoError(t, tx.QueryRow(ctx, "SELECT details->>'error' FROM audit_log WHERE tenant_id = $1 AND action = 'subscription.renewal_fail' AND subject_id = $2",
 			b.tenant.ID, bad.ID.String()).Scan(&cause))
-		require.Contains(t, cause, "refused", "the operator sees why")
+		require.Contains(t, cause, "out of range", "the operator sees why")
 
 		for range 4 { // failing at every attempt, it reaches the cap: the stuck renewals' list
 			b.clock.Advance(12 * time.Hour)
@@ -455,7 +448,7 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, stuck, 1)
 		require.Equal(t, bad.ID, stuck[0].ID)
-		_, err = tx.Exec(ctx, "DROP TRIGGER refuse_cycle ON subscription_cycles")
+		_, err = tx.Exec(ctx, "UPDATE subscriptions SET price_value = 2500 WHERE tenant_id = $1 AND id = $2", bad.TenantID, bad.ID)
 		require.NoError(t, err)
 		_, err = sql.New().SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: b.tenant.ID, ID: bad.ID, Now: b.clock.Now()})
 		require.NoError(t, err)

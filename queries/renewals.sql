@@ -210,12 +210,14 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND subscription_id = sqlc.arg(subsc
 ORDER BY cycle_number;
 
 -- name: SubscriptionRenewalByPayIn :one
--- SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
--- cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
--- (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
-SELECT sqlc.embed(s), c.cycle_number, c.period_start, c.period_end
+-- SubscriptionRenewalByPayIn finds the subscription, its licence and the cycle a renewal
+-- PayIn pays: the cycle it opened, or that the first PayIn of its retry chain (@genesis_id)
+-- opened (subscription_cycles_payin_key; primary keys of subscriptions and licenses). No row
+-- means the PayIn opened no cycle.
+SELECT sqlc.embed(s), sqlc.embed(l), c.cycle_number, c.period_start, c.period_end
 FROM subscription_cycles c
 JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
 WHERE c.tenant_id = sqlc.arg(tenant_id)::uuid AND c.payin_id IN (sqlc.arg(payin_id)::uuid, sqlc.arg(genesis_id)::uuid)
 LIMIT 1;
 

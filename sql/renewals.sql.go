@@ -338,9 +338,10 @@ func (q *Queries) SubscriptionLockForRenewal(ctx context.Context, db DBTX, arg S
 }
 
 const subscriptionRenewalByPayIn = `-- name: SubscriptionRenewalByPayIn :one
-SELECT s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status, s.price_currency, s.price_value, s.period_days, s.current_period_start, s.current_period_end, s.next_renewal_at, s.consecutive_failures, s.last_renewal_attempt_at, s.created_at, s.cancelled_at, s.status_changed_at, s.updated_at, c.cycle_number, c.period_start, c.period_end
+SELECT s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status, s.price_currency, s.price_value, s.period_days, s.current_period_start, s.current_period_end, s.next_renewal_at, s.consecutive_failures, s.last_renewal_attempt_at, s.created_at, s.cancelled_at, s.status_changed_at, s.updated_at, l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_at, l.expires_at, l.subscription_expiration_date, l.message, l.entitlements, l.max_machines, l.origin, l.external_license_id, l.status_changed_at, l.updated_at, c.cycle_number, c.period_start, c.period_end
 FROM subscription_cycles c
 JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
 WHERE c.tenant_id = $1::uuid AND c.payin_id IN ($2::uuid, $3::uuid)
 LIMIT 1
 `
@@ -353,14 +354,16 @@ type SubscriptionRenewalByPayInParams struct {
 
 type SubscriptionRenewalByPayInRow struct {
 	Subscription Subscription
+	License      License
 	CycleNumber  int32
 	PeriodStart  time.Time
 	PeriodEnd    time.Time
 }
 
-// SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
-// cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
-// (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
+// SubscriptionRenewalByPayIn finds the subscription, its licence and the cycle a renewal
+// PayIn pays: the cycle it opened, or that the first PayIn of its retry chain (@genesis_id)
+// opened (subscription_cycles_payin_key; primary keys of subscriptions and licenses). No row
+// means the PayIn opened no cycle.
 func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg SubscriptionRenewalByPayInParams) (SubscriptionRenewalByPayInRow, error) {
 	row := db.QueryRow(ctx, subscriptionRenewalByPayIn, arg.TenantID, arg.PayInID, arg.GenesisID)
 	var i SubscriptionRenewalByPayInRow
@@ -383,6 +386,22 @@ func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg S
 		&i.Subscription.CancelledAt,
 		&i.Subscription.StatusChangedAt,
 		&i.Subscription.UpdatedAt,
+		&i.License.TenantID,
+		&i.License.ID,
+		&i.License.PolicyID,
+		&i.License.CustomerID,
+		&i.License.Key,
+		&i.License.Status,
+		&i.License.IssuedAt,
+		&i.License.ExpiresAt,
+		&i.License.SubscriptionExpirationDate,
+		&i.License.Message,
+		&i.License.Entitlements,
+		&i.License.MaxMachines,
+		&i.License.Origin,
+		&i.License.ExternalLicenseID,
+		&i.License.StatusChangedAt,
+		&i.License.UpdatedAt,
 		&i.CycleNumber,
 		&i.PeriodStart,
 		&i.PeriodEnd,

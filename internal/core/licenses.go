@@ -61,6 +61,9 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 // a live add-on of p.TenantID that applies to policy p.PolicyID; any other is ErrInvalid.
 func applicableAddons(ctx context.Context, db sql.DBTX, p sql.AddonListApplicableParams) ([]uuid.UUID, error) {
 	sorted := sortedIDs(p.IDs)
+	if len(sorted) == 0 { // none asked: nothing to check (a renewal's PayIn)
+		return sorted, nil
+	}
 	p.IDs = sorted
 	applicable, err := queries.AddonListApplicable(ctx, db, p)
 	if err != nil {

@@ -307,13 +307,9 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	if err != nil {
 		return fmt.Errorf("renewal of payin %s: %w", payin.ID, err)
 	}
-	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: r.Subscription.LicenseID})
-	if err != nil {
-		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, err)
-	}
 	return Emit(ctx, tx, st, Event{TenantID: payin.TenantID, Data: SubscriptionRenewalPendingEvent{
 		RenewalFields: renewalFieldsOf(renewalCycle{
-			Subscription: r.Subscription, License: license, CycleNumber: r.CycleNumber,
+			Subscription: r.Subscription, License: r.License, CycleNumber: r.CycleNumber,
 			PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, PayIn: payin,
 		}),
 		InvoiceSats: invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,

@@ -43,7 +43,7 @@ func TestLiveSweepsLeaveSandboxesAlone(t *testing.T) {
 
 	// Renewals.
 	{
-		_, err := core.SubscriptionRenewSweep(ctx, tx, st, core.SubscriptionRenewSweepParams{Batch: 1000})
+		_, err := core.SubscriptionRenewSweep(ctx, tx, st, core.SubscriptionRenewSweepParams{Batch: 1000, Quotes: core.RenewalQuotes(ctx, factory.Rates(t))})
 		require.NoError(t, err)
 		for name, f := range fixtures {
 			cycles, err := sql.New().SubscriptionCycles(ctx, tx, sql.SubscriptionCyclesParams{TenantID: f.sub.TenantID, SubscriptionID: f.sub.ID})
