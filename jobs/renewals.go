@@ -61,7 +61,9 @@ func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[
 	}
 }
 
-// SubscriptionRenewWorker renews one subscription for one cycle (core.SubscriptionRenew).
+// SubscriptionRenewWorker renews one subscription for one cycle (core.SubscriptionRenew): the
+// subscription.renew jobs that sweeps of earlier versions enqueued, one per renewal, before
+// the sweep renewed in batches itself (SubscriptionRenewSweepWorker).
 // A fiat price is quoted from Config.Rates first, outside any transaction; then creating
 // the PayIn and opening the cycle — or recording the failure to quote, with backoff — and
 // completing the job are one transaction. A job for a cycle that is not due (already
