@@ -11,7 +11,7 @@
 // pool of 20 connections (TESSERA_DB_MAX_CONNS's default), and — when the server loads
 // pg_stat_statements (the embedded database does) — counts the SQL statements per renewal and
 // prints them by statement; it records "renewals" (/s, a fraction of pgbench TPC-B) and
-// "statements per renewal" with bench/internal/report. It also prints the CPU time per renewal
+// "statements per renewal" with bench/internal/report. It also prints and records the CPU time per renewal
 // of this process (Tessera's workers, the River client and the fake BTCPay run in it) and of
 // the Postgres cluster (the postmaster and its children, from /proc, when the server runs on
 // this machine), which bound renewals per second on a machine's cores; -cpuprofile writes a
@@ -123,6 +123,17 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 		perRenewal(after.Process-before.Process), perRenewal(after.Postgres-before.Postgres), perRenewal(r.Elapsed))
 	if err := report.Add(report.Result{Name: "renewals", Value: r.PerSecond(), Unit: "/s", Limit: report.TPCB}); err != nil {
 		return err
+	}
+	for _, c := range []struct {
+		name string
+		cpu  time.Duration
+	}{{"CPU per renewal, Tessera's workers", after.Process - before.Process}, {"CPU per renewal, Postgres", after.Postgres - before.Postgres}} {
+		if c.name == "CPU per renewal, Postgres" && postmaster == 0 {
+			continue
+		}
+		if err := report.Add(report.Result{Name: c.name, Value: perRenewal(c.cpu), Unit: "ms"}); err != nil {
+			return err
+		}
 	}
 	if statements == nil {
 		return nil
