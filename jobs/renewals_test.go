@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,21 +128,6 @@ func (b *renewals) work(t *testing.T, tx pgx.Tx, s sql.Subscription, cycle int32
 	res, err := b.renew.Work(context.Background(), t, tx, jobargs.SubscriptionRenew{TenantID: s.TenantID, SubscriptionID: s.ID, CycleNumber: cycle}, nil)
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
-}
-
-// renewJobs returns the args of the subscription.renew jobs of the bundle's tenant waiting
-// to run (rivertest's own jobs are completed when Work returns).
-func (b *renewals) renewJobs(t *testing.T, db sql.DBTX) []jobargs.SubscriptionRenew {
-	t.Helper()
-	rows, err := db.Query(context.Background(), "SELECT args FROM river_job WHERE kind = 'subscription.renew' AND state <> 'completed' AND args->>'tenant_id' = $1 ORDER BY id", b.tenant.ID.String())
-	require.NoError(t, err)
-	encoded, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	require.NoError(t, err)
-	args := make([]jobargs.SubscriptionRenew, len(encoded))
-	for i, e := range encoded {
-		require.NoError(t, json.Unmarshal(e, &args[i]))
-	}
-	return args
 }
 
 // TestSubscriptionRenewWorker renews one subscription for one cycle.
