@@ -49,24 +49,17 @@ func (w *PayInCreateInvoiceWorker) NextRetry(job *river.Job[jobargs.PayInCreateI
 
 // Work creates the invoice, or fails the PayIn after the last attempt.
 func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice]) error {
-	payin, err := queries.PayInGet(ctx, w.cfg.DB, sql.PayInGetParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
+	row, err := queries.PayInForInvoice(ctx, w.cfg.DB, sql.PayInForInvoiceParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
 	if err != nil {
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, err)
 	}
-	step, err := w.cfg.tenantStep(ctx, w.cfg.DB, job.JobRow, job.Args.TenantID)
-	if err != nil {
-		return err
-	}
+	payin, invoiceSats, step := row.PayIn, row.InvoiceSats, w.cfg.tenantStepAt(ctx, job.JobRow, row.ClockAt)
 	switch payin.State {
 	case sql.PayinStateFAILED:
 		return w.abandoned(ctx, job, step, payin)
 	case sql.PayinStatePENDINGINVOICECREATION:
 	default:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
-	}
-	invoiceSats, err := queries.PayInInvoiceSats(ctx, w.cfg.DB, sql.PayInInvoiceSatsParams{TenantID: payin.TenantID, ID: payin.ID})
-	if err != nil {
-		return fmt.Errorf("amount to invoice of payin %s: %w", payin.ID, err)
 	}
 	invoice, createErr := w.invoice(ctx, job, payin, invoiceSats)
 	if createErr != nil && job.Attempt < job.MaxAttempts {

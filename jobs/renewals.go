@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -15,10 +16,16 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
-// SubscriptionRenewSweepWorker enqueues one subscription.renew per due subscription and
-// cycle (core.SubscriptionRenewSweep), a batch (Config.Batches.SubscriptionRenew) across
-// tenants, in one transaction with the job's completion; a full batch enqueues the next run
-// (see sweep).
+// SubscriptionRenewSweepWorker renews due subscriptions in batches: fiat prices are quoted
+// once per currency from Config.Rates (core.RenewalQuotes), outside any transaction; then up
+// to a batch (Config.Batches.SubscriptionRenew) of due subscriptions across tenants are
+// renewed — each cycle opened with its PayIn, or the failure to quote recorded with backoff —
+// with their payin.create_invoice jobs, in one transaction with the job's completion
+// (core.SubscriptionRenewSweep); a full batch enqueues the next run (see sweep). A renewal
+// that fails for a reason of its own subscription rolls the batch back: it is recorded as a
+// failed renewal of that subscription, backed off and audited with its error
+// (core.SubscriptionRenewFailed; at the failure cap it waits for an operator in the stuck
+// renewals' list), and the batch runs again without it.
 type SubscriptionRenewSweepWorker struct {
 	river.WorkerDefaults[jobargs.SubscriptionRenewSweep]
 	cfg Config
@@ -29,15 +36,34 @@ func (w *SubscriptionRenewSweepWorker) Timeout(*river.Job[jobargs.SubscriptionRe
 	return w.cfg.jobTimeout()
 }
 
-// Work enqueues the due renewals and completes the job.
+// Work renews the due subscriptions and completes the job.
 func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[jobargs.SubscriptionRenewSweep]) error {
-	batch := w.cfg.batches().SubscriptionRenew
-	return sweep(ctx, w.cfg, job, batch, func(tx pgx.Tx, st core.Step) (int, error) {
-		return core.SubscriptionRenewSweep(ctx, tx, st, batch)
-	})
+	p := core.SubscriptionRenewSweepParams{Batch: w.cfg.batches().SubscriptionRenew, Quotes: core.RenewalQuotes(ctx, w.cfg.Rates)}
+	recorded := map[uuid.UUID]bool{} // a failure recorded backs its subscription off: it is not picked again
+	for {
+		err := sweep(ctx, w.cfg, job, p.Batch, func(tx pgx.Tx, st core.Step) (int, error) {
+			return core.SubscriptionRenewSweep(ctx, tx, st, p)
+		})
+		var failed *core.RenewalError
+		if !errors.As(err, &failed) || recorded[failed.SubscriptionID] {
+			return err
+		}
+		recorded[failed.SubscriptionID] = true
+		w.cfg.Log.WarnContext(ctx, "renewal failed in a batch; recorded and backed off", "tenant", failed.TenantID,
+			"subscription", failed.SubscriptionID, "cycle", failed.CycleNumber, "error", failed.Err)
+		err = pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+			_, err := core.SubscriptionRenewFailed(ctx, tx, w.cfg.step(ctx, job.JobRow), failed)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
 }
 
-// SubscriptionRenewWorker renews one subscription for one cycle (core.SubscriptionRenew).
+// SubscriptionRenewWorker renews one subscription for one cycle (core.SubscriptionRenew): the
+// subscription.renew jobs that sweeps of earlier versions enqueued, one per renewal, before
+// the sweep renewed in batches itself (SubscriptionRenewSweepWorker).
 // A fiat price is quoted from Config.Rates first, outside any transaction; then creating
 // the PayIn and opening the cycle — or recording the failure to quote, with backoff — and
 // completing the job are one transaction. A job for a cycle that is not due (already

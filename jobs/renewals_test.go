@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,21 +128,6 @@ func (b *renewals) work(t *testing.T, tx pgx.Tx, s sql.Subscription, cycle int32
 	res, err := b.renew.Work(context.Background(), t, tx, jobargs.SubscriptionRenew{TenantID: s.TenantID, SubscriptionID: s.ID, CycleNumber: cycle}, nil)
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
-}
-
-// renewJobs returns the args of the subscription.renew jobs of the bundle's tenant waiting
-// to run (rivertest's own jobs are completed when Work returns).
-func (b *renewals) renewJobs(t *testing.T, db sql.DBTX) []jobargs.SubscriptionRenew {
-	t.Helper()
-	rows, err := db.Query(context.Background(), "SELECT args FROM river_job WHERE kind = 'subscription.renew' AND state <> 'completed' AND args->>'tenant_id' = $1 ORDER BY id", b.tenant.ID.String())
-	require.NoError(t, err)
-	encoded, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	require.NoError(t, err)
-	args := make([]jobargs.SubscriptionRenew, len(encoded))
-	for i, e := range encoded {
-		require.NoError(t, json.Unmarshal(e, &args[i]))
-	}
-	return args
 }
 
 // TestSubscriptionRenewWorker renews one subscription for one cycle.
@@ -319,44 +303,52 @@ func TestSubscriptionRenewWorker(t *testing.T) {
 	})
 }
 
-// TestSubscriptionRenewSweepWorker enqueues one renewal per due subscription and cycle.
+// TestSubscriptionRenewSweepWorker renews the due subscriptions in batches.
 func TestSubscriptionRenewSweepWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	// sweep runs the sweep's step with a client that enforces uniqueness (rivertest's does
-	// not).
+	// sweep runs the sweep worker once.
 	sweep := func(t *testing.T, b *renewals, tx pgx.Tx) {
 		t.Helper()
-		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
-			_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, factory.Jobs), Config{}.batches().SubscriptionRenew)
-			return err
-		}))
+		res, err := b.sweep.Work(ctx, t, tx, jobargs.SubscriptionRenewSweep{}, nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+	}
+	// invoiceJobs counts the payin.create_invoice jobs of the bundle's tenant.
+	invoiceJobs := func(t *testing.T, b *renewals, tx pgx.Tx) int {
+		t.Helper()
+		var n int
+		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'tenant_id' = $1", b.tenant.ID.String()).Scan(&n))
+		return n
 	}
 
-	t.Run("EnqueuesOneRenewalPerDueSubscription", func(t *testing.T) {
+	t.Run("RenewsEveryDueSubscriptionOnce", func(t *testing.T) {
 		t.Parallel()
 		tx := testdb.Tx(t)
 		b := setupRenewals(t, tx)
 		due, _ := b.subscription(t, sql.CurrencySAT, 1000)
-		notYet, _ := b.subscription(t, sql.CurrencySAT, 1000)
+		notYet, _ := b.subscription(t, sql.CurrencyUSD, 2500)
 		_, err := tx.Exec(ctx, "UPDATE subscriptions SET next_renewal_at = next_renewal_at + make_interval(0, 0, 0, 1) WHERE tenant_id = $1 AND id = $2", notYet.TenantID, notYet.ID)
 		require.NoError(t, err)
 		b.clock.Advance(30 * 24 * time.Hour)
 
 		sweep(t, b, tx)
-		require.Equal(t, []jobargs.SubscriptionRenew{{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 1}}, b.renewJobs(t, tx))
+		require.Len(t, b.cycles(t, due), 1)
+		require.Empty(t, b.cycles(t, notYet))
+		payins := b.payins(t)
+		require.Len(t, payins, 1)
+		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payins[0].State)
+		require.Equal(t, 1, invoiceJobs(t, b, tx), "its invoice is the payin.create_invoice job's")
 		sweep(t, b, tx)
-		require.Len(t, b.renewJobs(t, tx), 1, "the job for the cycle is unique while it waits")
+		require.Len(t, b.payins(t), 1, "a second sweep finds the cycle open")
 
-		b.work(t, tx, due, 1)
 		b.clock.Advance(30 * 24 * time.Hour)
 		sweep(t, b, tx)
-		require.ElementsMatch(t, []jobargs.SubscriptionRenew{
-			{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 1},
-			{TenantID: b.tenant.ID, SubscriptionID: due.ID, CycleNumber: 2},
-			{TenantID: b.tenant.ID, SubscriptionID: notYet.ID, CycleNumber: 1},
-		}, b.renewJobs(t, tx), "the next cycle of the renewed one, and the other now due")
+		require.Len(t, b.cycles(t, due), 2, "the next cycle of the renewed one")
+		require.Len(t, b.cycles(t, notYet), 1, "and the other, now due, quoted at the current rate")
+		require.Len(t, b.payins(t), 3)
+		require.Equal(t, 3, invoiceJobs(t, b, tx))
 	})
 
 	t.Run("NothingDueDoesNothing", func(t *testing.T) {
@@ -364,10 +356,8 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		tx := testdb.Tx(t)
 		b := setupRenewals(t, tx)
 		b.subscription(t, sql.CurrencySAT, 1000)
-		res, err := b.sweep.Work(ctx, t, tx, jobargs.SubscriptionRenewSweep{}, nil)
-		require.NoError(t, err)
-		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
-		require.Empty(t, b.renewJobs(t, tx))
+		sweep(t, b, tx)
+		require.Empty(t, b.payins(t))
 	})
 
 	t.Run("SkipsAtTheFailureCap", func(t *testing.T) {
@@ -379,29 +369,75 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		require.NoError(t, err)
 		b.clock.Advance(60 * 24 * time.Hour)
 		sweep(t, b, tx)
-		require.Empty(t, b.renewJobs(t, tx))
+		require.Empty(t, b.payins(t))
 	})
 
-	t.Run("FailedRenewalIsEnqueuedAgainWhenDue", func(t *testing.T) {
+	t.Run("FailedQuoteIsRenewedAgainWhenDue", func(t *testing.T) {
 		t.Parallel()
 		tx := testdb.Tx(t)
 		b := setupRenewals(t, tx)
 		sub, _ := b.subscription(t, sql.CurrencyUSD, 2500)
+		sat, _ := b.subscription(t, sql.CurrencySAT, 1000)
 		b.clock.Advance(30 * 24 * time.Hour)
 		b.rates.set(true)
 		sweep(t, b, tx)
-		b.work(t, tx, sub, 1)
-		_, err := tx.Exec(ctx, "UPDATE river_job SET state = 'completed', finalized_at = now() WHERE kind = 'subscription.renew' AND args->>'tenant_id' = $1", b.tenant.ID.String())
-		require.NoError(t, err)
+		got := b.get(t, sub)
+		require.Equal(t, int32(1), got.ConsecutiveFailures, "not quoted: recorded and backed off")
+		require.Equal(t, b.clock.Now().Add(5*time.Minute), got.NextRenewalAt.UTC())
+		require.Len(t, b.cycles(t, sat), 1, "a SAT price needs no rate: renewed in the same batch")
 		b.rates.set(false)
 		sweep(t, b, tx)
-		require.Empty(t, b.renewJobs(t, tx), "not due during the backoff")
+		require.Empty(t, b.cycles(t, sub), "not due during the backoff")
 		b.clock.Advance(5 * time.Minute)
 		sweep(t, b, tx)
-		require.Equal(t, []jobargs.SubscriptionRenew{{TenantID: b.tenant.ID, SubscriptionID: sub.ID, CycleNumber: 1}}, b.renewJobs(t, tx),
-			"due again after the backoff: the same cycle, a new job")
-		b.work(t, tx, sub, 1)
-		require.Len(t, b.payins(t), 1)
+		require.Len(t, b.cycles(t, sub), 1, "due again after the backoff: the same cycle")
+		require.Len(t, b.payins(t), 2)
+	})
+
+	t.Run("OneFailingSubscriptionDoesNotBlockTheBatch", func(t *testing.T) {
+		t.Parallel()
+		tx := testdb.Tx(t)
+		b := setupRenewals(t, tx)
+		subs := make([]sql.Subscription, 3)
+		for i := range subs {
+			subs[i], _ = b.subscription(t, sql.CurrencySAT, 1000)
+		}
+		bad := subs[1]
+		// A bad row: a price no PayIn can hold in sats (bigint out of range).
+		_, err := tx.Exec(ctx, "UPDATE subscriptions SET price_currency = 'USD', price_value = 9000000000000000000 WHERE tenant_id = $1 AND id = $2", bad.TenantID, bad.ID)
+		require.NoError(t, err)
+		b.clock.Advance(30 * 24 * time.Hour)
+
+		sweep(t, b, tx)
+		for _, s := range subs {
+			if s.ID == bad.ID {
+				continue
+			}
+			require.Len(t, b.cycles(t, s), 1, "the others are renewed")
+		}
+		require.Empty(t, b.cycles(t, bad))
+		got := b.get(t, bad)
+		require.Equal(t, int32(1), got.ConsecutiveFailures, "recorded as a failed renewal")
+		require.Equal(t, b.clock.Now().Add(5*time.Minute), got.NextRenewalAt.UTC(), "and backed off")
+		var cause string
+		require.NoError(t, tx.QueryRow(ctx, "SELECT details->>'error' FROM audit_log WHERE tenant_id = $1 AND action = 'subscription.renewal_fail' AND subject_id = $2",
+			b.tenant.ID, bad.ID.String()).Scan(&cause))
+		require.Contains(t, cause, "out of range", "the operator sees why")
+
+		for range 4 { // failing at every attempt, it reaches the cap: the stuck renewals' list
+			b.clock.Advance(12 * time.Hour)
+			sweep(t, b, tx)
+		}
+		stuck, err := sql.New().SubscriptionListStuck(ctx, tx, sql.SubscriptionListStuckParams{TenantID: b.tenant.ID, RowLimit: 10})
+		require.NoError(t, err)
+		require.Len(t, stuck, 1)
+		require.Equal(t, bad.ID, stuck[0].ID)
+		_, err = tx.Exec(ctx, "UPDATE subscriptions SET price_value = 2500 WHERE tenant_id = $1 AND id = $2", bad.TenantID, bad.ID)
+		require.NoError(t, err)
+		_, err = sql.New().SubscriptionRenewalReset(ctx, tx, sql.SubscriptionRenewalResetParams{TenantID: b.tenant.ID, ID: bad.ID, Now: b.clock.Now()})
+		require.NoError(t, err)
+		sweep(t, b, tx)
+		require.Len(t, b.cycles(t, bad), 1, "reset by an operator, it renews")
 	})
 }
 
@@ -410,8 +446,10 @@ func step(b *renewals, client *river.Client[pgx.Tx]) core.Step {
 	return core.Step{Now: b.clock.Now(), Actor: core.Actor{Type: core.ActorJob, ID: "test"}, Box: factory.Box, Jobs: client}
 }
 
-// TestSubscriptionRenewSweepRace runs sweeps and renewals of the same due subscriptions on
-// several connections at once: each cycle is renewed exactly once.
+// TestSubscriptionRenewSweepRace runs sweeps of the same due subscriptions on several
+// connections at once, in small batches, with single renewals of the same cycles
+// (subscription.renew jobs) among them: each cycle is renewed exactly once, with one PayIn
+// and one invoice job.
 func TestSubscriptionRenewSweepRace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -425,29 +463,30 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
 	require.NoError(t, err)
 
-	// Two sweeps at once, then every renewal twice at once (duplicates of one cycle).
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
-	for range 2 {
+	for range 4 {
+		wg.Go(func() {
+			for {
+				var n int
+				err := pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) (err error) {
+					n, err = core.SubscriptionRenewSweep(ctx, tx, step(b, client), core.SubscriptionRenewSweepParams{Batch: 3})
+					return err
+				})
+				if err != nil || n == 0 {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for _, s := range subs {
 		wg.Go(func() {
 			errs <- pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) error {
-				_, err := core.SubscriptionRenewSweep(ctx, tx, step(b, client), Config{}.batches().SubscriptionRenew)
+				_, err := core.SubscriptionRenew(ctx, tx, step(b, client), core.SubscriptionRenewParams{TenantID: s.TenantID, SubscriptionID: s.ID, CycleNumber: 1})
 				return err
 			})
 		})
-	}
-	wg.Wait()
-	jobs := b.renewJobs(t, pool)
-	require.Len(t, jobs, len(subs), "one job per subscription and cycle")
-	for range 2 {
-		for _, j := range jobs {
-			wg.Go(func() {
-				errs <- pg.InTx(ctx, core.DB(pool), func(tx pgx.Tx) error {
-					_, err := core.SubscriptionRenew(ctx, tx, step(b, client), core.SubscriptionRenewParams{TenantID: j.TenantID, SubscriptionID: j.SubscriptionID, CycleNumber: j.CycleNumber})
-					return err
-				})
-			})
-		}
 	}
 	wg.Wait()
 	close(errs)
@@ -458,6 +497,9 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	for _, s := range subs {
 		require.Len(t, b.cycles(t, s), 1)
 	}
+	var jobs int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'tenant_id' = $1", b.tenant.ID.String()).Scan(&jobs))
+	require.Equal(t, len(subs), jobs, "one invoice job per PayIn")
 }
 
 // TestSubscriptionLapseSweepWorker lapses past_due subscriptions unpaid for longer than their

@@ -24,8 +24,8 @@ type SweepBatches struct {
 	EventRetention int
 	// LicenseExpire is how many licences one license.expire_sweep expires. Default 1000.
 	LicenseExpire int
-	// SubscriptionRenew is how many due subscriptions one subscription.renew_sweep enqueues
-	// renewals of. Default 500.
+	// SubscriptionRenew is how many due subscriptions one subscription.renew_sweep renews,
+	// in one transaction. Default 500.
 	SubscriptionRenew int
 	// SubscriptionLapse is how many subscriptions one subscription.lapse_sweep lapses.
 	// Default 1000.

@@ -134,7 +134,7 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 					tx := testdb.Tx(t)
 					clk := clock.NewManual(factory.Now.Add(31 * day))
 					tt.arrange(t, tx, clk.Now())
-					tt.work(t, tx, Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Batches: everyBatch(c.batch)})
+					tt.work(t, tx, Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Rates: factory.Rates(t), Batches: everyBatch(c.batch)})
 					require.Equal(t, c.want, nextRuns(t, tx, tt.kind))
 				})
 			}
@@ -145,7 +145,7 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 		t.Parallel()
 		tx := testdb.Tx(t)
 		factory.Tenant(t, tx)
-		cfg := Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Batches: everyBatch(1)}
+		cfg := Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Rates: factory.Rates(t), Batches: everyBatch(1)}
 		workSweep(t, tx, &ReferralRecomputeSweepWorker{cfg: cfg}, jobargs.ReferralRecomputeSweep{})
 		require.Equal(t, 0, nextRuns(t, tx, jobargs.ReferralRecomputeSweep{}.Kind()), "a sweep of every tenant at once")
 	})

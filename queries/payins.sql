@@ -154,12 +154,17 @@ LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
 WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = ANY(sqlc.arg(ids)::uuid[]);
 
--- name: PayInInvoiceSats :one
--- PayInInvoiceSats returns what a PayIn's invoice must ask: its cost less what its
--- custodial parts paid (payin_custodial_parts primary key). No row means no such PayIn.
-SELECT (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
-                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats
+-- name: PayInForInvoice :one
+-- PayInForInvoice reads, in one round trip, what the payin.create_invoice job of a PayIn
+-- needs: the PayIn, what its invoice must ask (its cost less what its custodial parts paid)
+-- and its tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
+-- payin_custodial_parts. No row means no such PayIn.
+SELECT sqlc.embed(p),
+       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
+       t.clock_at
 FROM payins p
+JOIN tenants t ON t.id = p.tenant_id
 WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = sqlc.arg(id)::uuid;
 
 -- name: PayInTransitions :many

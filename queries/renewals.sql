@@ -1,13 +1,14 @@
 -- name: SubscriptionListDueAllTenants :many
 -- SubscriptionListDueAllTenants is the subscription.renew_sweep's pick, across all tenants:
 -- up to @batch subscriptions that are active or past_due, due (next_renewal_at <= @now) and
--- below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with the number
--- of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
+-- below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with its price
+-- currency (to pick its quote) and the number of the cycle its renewal opens (the last
+-- cycle's + 1; 1 after the first period). Rows
 -- another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 -- partial index), and subscription_cycles' primary key for the cycle number.
 -- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
 -- (tenants primary key, probed per candidate row in index order).
-SELECT s.tenant_id, s.id,
+SELECT s.tenant_id, s.id, s.price_currency,
        (coalesce((SELECT max(c.cycle_number) FROM subscription_cycles c
                   WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id), 0) + 1)::int AS cycle_number
 FROM subscriptions s
@@ -209,12 +210,14 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND subscription_id = sqlc.arg(subsc
 ORDER BY cycle_number;
 
 -- name: SubscriptionRenewalByPayIn :one
--- SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
--- cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
--- (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
-SELECT sqlc.embed(s), c.cycle_number, c.period_start, c.period_end
+-- SubscriptionRenewalByPayIn finds the subscription, its licence and the cycle a renewal
+-- PayIn pays: the cycle it opened, or that the first PayIn of its retry chain (@genesis_id)
+-- opened (subscription_cycles_payin_key; primary keys of subscriptions and licenses). No row
+-- means the PayIn opened no cycle.
+SELECT sqlc.embed(s), sqlc.embed(l), c.cycle_number, c.period_start, c.period_end
 FROM subscription_cycles c
 JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
 WHERE c.tenant_id = sqlc.arg(tenant_id)::uuid AND c.payin_id IN (sqlc.arg(payin_id)::uuid, sqlc.arg(genesis_id)::uuid)
 LIMIT 1;
 

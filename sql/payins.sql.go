@@ -248,6 +248,61 @@ func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsPar
 	return items, nil
 }
 
+const payInForInvoice = `-- name: PayInForInvoice :one
+SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at,
+       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
+       t.clock_at
+FROM payins p
+JOIN tenants t ON t.id = p.tenant_id
+WHERE p.tenant_id = $1::uuid AND p.id = $2::uuid
+`
+
+type PayInForInvoiceParams struct {
+	TenantID uuid.UUID
+	ID       uuid.UUID
+}
+
+type PayInForInvoiceRow struct {
+	PayIn       PayIn
+	InvoiceSats int64
+	ClockAt     *time.Time
+}
+
+// PayInForInvoice reads, in one round trip, what the payin.create_invoice job of a PayIn
+// needs: the PayIn, what its invoice must ask (its cost less what its custodial parts paid)
+// and its tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
+// payin_custodial_parts. No row means no such PayIn.
+func (q *Queries) PayInForInvoice(ctx context.Context, db DBTX, arg PayInForInvoiceParams) (PayInForInvoiceRow, error) {
+	row := db.QueryRow(ctx, payInForInvoice, arg.TenantID, arg.ID)
+	var i PayInForInvoiceRow
+	err := row.Scan(
+		&i.PayIn.TenantID,
+		&i.PayIn.ID,
+		&i.PayIn.CustomerID,
+		&i.PayIn.Type,
+		&i.PayIn.State,
+		&i.PayIn.FailureReason,
+		&i.PayIn.PriceCurrency,
+		&i.PayIn.PriceValue,
+		&i.PayIn.RateMinorPerBTC,
+		&i.PayIn.RateSource,
+		&i.PayIn.CostSats,
+		&i.PayIn.PolicyID,
+		&i.PayIn.AddonIDs,
+		&i.PayIn.LicenseID,
+		&i.PayIn.GenesisID,
+		&i.PayIn.SuccessorID,
+		&i.PayIn.RetryCount,
+		&i.PayIn.StateChangedAt,
+		&i.PayIn.CreatedAt,
+		&i.PayIn.UpdatedAt,
+		&i.InvoiceSats,
+		&i.ClockAt,
+	)
+	return i, err
+}
+
 const payInGet = `-- name: PayInGet :one
 SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins WHERE tenant_id = $1::uuid AND id = $2::uuid
 `
@@ -605,27 +660,6 @@ type PayInInvoiceMarkInvalidatedParams struct {
 func (q *Queries) PayInInvoiceMarkInvalidated(ctx context.Context, db DBTX, arg PayInInvoiceMarkInvalidatedParams) error {
 	_, err := db.Exec(ctx, payInInvoiceMarkInvalidated, arg.Now, arg.TenantID, arg.PayInID)
 	return err
-}
-
-const payInInvoiceSats = `-- name: PayInInvoiceSats :one
-SELECT (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
-                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats
-FROM payins p
-WHERE p.tenant_id = $1::uuid AND p.id = $2::uuid
-`
-
-type PayInInvoiceSatsParams struct {
-	TenantID uuid.UUID
-	ID       uuid.UUID
-}
-
-// PayInInvoiceSats returns what a PayIn's invoice must ask: its cost less what its
-// custodial parts paid (payin_custodial_parts primary key). No row means no such PayIn.
-func (q *Queries) PayInInvoiceSats(ctx context.Context, db DBTX, arg PayInInvoiceSatsParams) (int64, error) {
-	row := db.QueryRow(ctx, payInInvoiceSats, arg.TenantID, arg.ID)
-	var invoice_sats int64
-	err := row.Scan(&invoice_sats)
-	return invoice_sats, err
 }
 
 const payInList = `-- name: PayInList :many

@@ -201,7 +201,7 @@ func (q *Queries) SubscriptionLapseDueAllTenants(ctx context.Context, db DBTX, a
 }
 
 const subscriptionListDueAllTenants = `-- name: SubscriptionListDueAllTenants :many
-SELECT s.tenant_id, s.id,
+SELECT s.tenant_id, s.id, s.price_currency,
        (coalesce((SELECT max(c.cycle_number) FROM subscription_cycles c
                   WHERE c.tenant_id = s.tenant_id AND c.subscription_id = s.id), 0) + 1)::int AS cycle_number
 FROM subscriptions s
@@ -219,15 +219,17 @@ type SubscriptionListDueAllTenantsParams struct {
 }
 
 type SubscriptionListDueAllTenantsRow struct {
-	TenantID    uuid.UUID
-	ID          uuid.UUID
-	CycleNumber int32
+	TenantID      uuid.UUID
+	ID            uuid.UUID
+	PriceCurrency Currency
+	CycleNumber   int32
 }
 
 // SubscriptionListDueAllTenants is the subscription.renew_sweep's pick, across all tenants:
 // up to @batch subscriptions that are active or past_due, due (next_renewal_at <= @now) and
-// below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with the number
-// of the cycle its renewal opens (the last cycle's + 1; 1 after the first period). Rows
+// below the failure cap (5, core.RenewalMaxFailures), oldest due first, each with its price
+// currency (to pick its quote) and the number of the cycle its renewal opens (the last
+// cycle's + 1; 1 after the first period). Rows
 // another sweep holds are skipped. Served by subscriptions_due_idx (the predicate matches the
 // partial index), and subscription_cycles' primary key for the cycle number.
 // Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
@@ -241,7 +243,12 @@ func (q *Queries) SubscriptionListDueAllTenants(ctx context.Context, db DBTX, ar
 	items := []SubscriptionListDueAllTenantsRow{}
 	for rows.Next() {
 		var i SubscriptionListDueAllTenantsRow
-		if err := rows.Scan(&i.TenantID, &i.ID, &i.CycleNumber); err != nil {
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.PriceCurrency,
+			&i.CycleNumber,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -331,9 +338,10 @@ func (q *Queries) SubscriptionLockForRenewal(ctx context.Context, db DBTX, arg S
 }
 
 const subscriptionRenewalByPayIn = `-- name: SubscriptionRenewalByPayIn :one
-SELECT s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status, s.price_currency, s.price_value, s.period_days, s.current_period_start, s.current_period_end, s.next_renewal_at, s.consecutive_failures, s.last_renewal_attempt_at, s.created_at, s.cancelled_at, s.status_changed_at, s.updated_at, c.cycle_number, c.period_start, c.period_end
+SELECT s.tenant_id, s.id, s.customer_id, s.license_id, s.policy_id, s.status, s.price_currency, s.price_value, s.period_days, s.current_period_start, s.current_period_end, s.next_renewal_at, s.consecutive_failures, s.last_renewal_attempt_at, s.created_at, s.cancelled_at, s.status_changed_at, s.updated_at, l.tenant_id, l.id, l.policy_id, l.customer_id, l.key, l.status, l.issued_at, l.expires_at, l.subscription_expiration_date, l.message, l.entitlements, l.max_machines, l.origin, l.external_license_id, l.status_changed_at, l.updated_at, c.cycle_number, c.period_start, c.period_end
 FROM subscription_cycles c
 JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.id = c.subscription_id
+JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
 WHERE c.tenant_id = $1::uuid AND c.payin_id IN ($2::uuid, $3::uuid)
 LIMIT 1
 `
@@ -346,14 +354,16 @@ type SubscriptionRenewalByPayInParams struct {
 
 type SubscriptionRenewalByPayInRow struct {
 	Subscription Subscription
+	License      License
 	CycleNumber  int32
 	PeriodStart  time.Time
 	PeriodEnd    time.Time
 }
 
-// SubscriptionRenewalByPayIn finds the subscription and cycle a renewal PayIn pays: the
-// cycle it opened, or that the first PayIn of its retry chain (@genesis_id) opened
-// (subscription_cycles_payin_key). No row means the PayIn opened no cycle.
+// SubscriptionRenewalByPayIn finds the subscription, its licence and the cycle a renewal
+// PayIn pays: the cycle it opened, or that the first PayIn of its retry chain (@genesis_id)
+// opened (subscription_cycles_payin_key; primary keys of subscriptions and licenses). No row
+// means the PayIn opened no cycle.
 func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg SubscriptionRenewalByPayInParams) (SubscriptionRenewalByPayInRow, error) {
 	row := db.QueryRow(ctx, subscriptionRenewalByPayIn, arg.TenantID, arg.PayInID, arg.GenesisID)
 	var i SubscriptionRenewalByPayInRow
@@ -376,6 +386,22 @@ func (q *Queries) SubscriptionRenewalByPayIn(ctx context.Context, db DBTX, arg S
 		&i.Subscription.CancelledAt,
 		&i.Subscription.StatusChangedAt,
 		&i.Subscription.UpdatedAt,
+		&i.License.TenantID,
+		&i.License.ID,
+		&i.License.PolicyID,
+		&i.License.CustomerID,
+		&i.License.Key,
+		&i.License.Status,
+		&i.License.IssuedAt,
+		&i.License.ExpiresAt,
+		&i.License.SubscriptionExpirationDate,
+		&i.License.Message,
+		&i.License.Entitlements,
+		&i.License.MaxMachines,
+		&i.License.Origin,
+		&i.License.ExternalLicenseID,
+		&i.License.StatusChangedAt,
+		&i.License.UpdatedAt,
 		&i.CycleNumber,
 		&i.PeriodStart,
 		&i.PeriodEnd,

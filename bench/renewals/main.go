@@ -11,7 +11,11 @@
 // pool of 20 connections (TESSERA_DB_MAX_CONNS's default), and — when the server loads
 // pg_stat_statements (the embedded database does) — counts the SQL statements per renewal and
 // prints them by statement; it records "renewals" (/s, a fraction of pgbench TPC-B) and
-// "statements per renewal" with bench/internal/report.
+// "statements per renewal" with bench/internal/report. It also prints and records the CPU time per renewal
+// of this process (Tessera's workers, the River client and the fake BTCPay run in it) and of
+// the Postgres cluster (the postmaster and its children, from /proc, when the server runs on
+// this machine), which bound renewals per second on a machine's cores; -cpuprofile writes a
+// pprof CPU profile of this process during the measurement.
 //
 // It creates the database named by -db on DATABASE_URL's server (dropping it first), migrates
 // it with internal/migrate.Up, and drops it at the end unless -keep is given.
@@ -24,6 +28,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -43,13 +48,14 @@ func main() {
 	dbName := flag.String("db", "tessera_bench_renewals", "database to create on DATABASE_URL's server")
 	keep := flag.Bool("keep", false, "keep the database at the end")
 	workers := flag.Int("throughput-workers", 0, "instead of the queries: make every subscription due and measure renewals per second with this many River workers against a fake BTCPay")
+	cpuProfile := flag.String("cpuprofile", "", "with -throughput-workers: write a pprof CPU profile of this process during the measurement to this file")
 	flag.Parse()
-	if err := run(context.Background(), *subscriptions, *runs, *dbName, *keep, *workers); err != nil {
+	if err := run(context.Background(), *subscriptions, *runs, *dbName, *keep, *workers, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool, workers int) (err error) {
+func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool, workers int, cpuProfile string) (err error) {
 	db, err := benchdb.Create(ctx, dbName, liverenewals.Pool)
 	if err != nil {
 		return err
@@ -62,13 +68,13 @@ func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool,
 	}
 	fmt.Fprintf(os.Stderr, "generated %d subscriptions in %s\n", subscriptions, time.Since(start).Round(time.Second))
 	if workers > 0 {
-		return throughput(ctx, db.Pool, now, workers)
+		return throughput(ctx, db.Pool, now, workers, cpuProfile)
 	}
 	return measure(ctx, db.Pool, now, runs)
 }
 
 // throughput measures renewals per second and, when it can, the statements per renewal.
-func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers int) error {
+func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers int, cpuProfile string) (err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -80,15 +86,52 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	} else if err != nil {
 		return err
 	}
+	postmaster, err := postmasterPID(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, f.Close()) }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	before, err := cpuNow(postmaster)
+	if err != nil {
+		return err
+	}
 	r, err := liverenewals.Throughput(ctx, pool, now, workers)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return err
+	}
+	after, err := cpuNow(postmaster)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
 		r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
 	fmt.Fprintf(os.Stderr, "fake BTCPay answered %d requests\n", r.ProviderRequests)
+	perRenewal := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(r.Renewals) }
+	fmt.Printf("CPU per renewal: this process (workers, River, fake BTCPay) %.2f ms, Postgres %.2f ms (wall %.2f ms per renewal)\n",
+		perRenewal(after.Process-before.Process), perRenewal(after.Postgres-before.Postgres), perRenewal(r.Elapsed))
 	if err := report.Add(report.Result{Name: "renewals", Value: r.PerSecond(), Unit: "/s", Limit: report.TPCB}); err != nil {
 		return err
+	}
+	cpu := []report.Result{{Name: "CPU per renewal, Tessera's workers", Value: perRenewal(after.Process - before.Process), Unit: "ms"}}
+	if postmaster != 0 { // a server on another machine: its CPU is not counted
+		cpu = append(cpu, report.Result{Name: "CPU per renewal, Postgres", Value: perRenewal(after.Postgres - before.Postgres), Unit: "ms"})
+	}
+	for _, c := range cpu {
+		if err := report.Add(c); err != nil {
+			return err
+		}
 	}
 	if statements == nil {
 		return nil

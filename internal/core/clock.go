@@ -303,10 +303,7 @@ func (r *clockRun) renew(ctx context.Context, tx pgx.Tx, limit int) (int, error)
 		return 0, fmt.Errorf("due renewals: %w", err)
 	}
 	for _, d := range due {
-		quote, ok := r.Quotes[d.PriceCurrency]
-		if !ok && d.PriceCurrency != sql.CurrencySAT {
-			quote.Err = fmt.Errorf("no %s rate", d.PriceCurrency)
-		}
+		quote := quoteFor(r.Quotes, d.PriceCurrency)
 		if _, err := SubscriptionRenew(ctx, tx, r.st, SubscriptionRenewParams{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber, Quote: quote}); err != nil {
 			return 0, err
 		}

@@ -36,6 +36,11 @@ type PayInCreateParams struct {
 	Predecessor *sql.PayIn
 	// ID is the new PayIn's id; zero makes a new one.
 	ID uuid.UUID
+	// Invoices, when set, collects the payin.create_invoice job of the PayIn of a tenant the
+	// caller knows is live (not a sandbox: the tenant is not read again) for the caller to
+	// enqueue with others in this transaction (the renewal sweep's batch makes one insert);
+	// nil enqueues it at once, or opens a sandbox tenant's invoice.
+	Invoices *[]river.InsertManyParams
 }
 
 // PayInCreate creates a PayIn, converting its price to sats, and pays what it can from the
@@ -77,11 +82,14 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 	for i, a := range p.Assets {
 		assets[i] = string(a)
 	}
-	debit, err := queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
-		TenantID: p.TenantID, PayInID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
-	})
-	if err != nil {
-		return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", err)
+	debit := sql.PayInDebitCustodialRow{InvoiceSats: payin.CostSats} // no balances to pay from: all by invoice
+	if len(assets) > 0 {
+		debit, err = queries.PayInDebitCustodial(ctx, tx, sql.PayInDebitCustodialParams{
+			TenantID: p.TenantID, PayInID: payin.ID, CustomerID: p.CustomerID, Assets: assets, CostSats: payin.CostSats, Now: st.Now,
+		})
+		if err != nil {
+			return sql.PayIn{}, fmt.Errorf("debit custodial balances: %w", err)
+		}
 	}
 	if err := Audit(ctx, tx, st, Change{TenantID: p.TenantID,
 		Action: "payin.create", SubjectType: "payin", SubjectID: payin.ID.String(),
@@ -95,15 +103,21 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 	if err := queries.PayInLogCreated(ctx, tx, sql.PayInLogCreatedParams{TenantID: p.TenantID, PayInID: payin.ID, Now: st.Now}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("log payin: %w", err)
 	}
-	tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
-	if err != nil {
-		return sql.PayIn{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
+	if p.Invoices == nil { // a batch's tenants are live: a tenant's mode never changes (migration 00026)
+		tenant, err := queries.TenantGet(ctx, tx, p.TenantID)
+		if err != nil {
+			return sql.PayIn{}, fmt.Errorf("tenant %s: %w", p.TenantID, err)
+		}
+		if tenant.ClockAt != nil {
+			return sandboxInvoiceOpen(ctx, tx, st, payin, debit.InvoiceSats)
+		}
 	}
-	if tenant.ClockAt != nil {
-		return sandboxInvoiceOpen(ctx, tx, st, payin, debit.InvoiceSats)
+	job := river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: payin.ID}}
+	if p.Invoices != nil {
+		*p.Invoices = append(*p.Invoices, job)
+		return payin, nil
 	}
-	_, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: payin.ID}}})
-	if err != nil {
+	if _, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{job}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("enqueue invoice creation: %w", err)
 	}
 	return payin, nil

@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
-	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/sql"
 )
@@ -21,27 +21,104 @@ import (
 // literal 5.
 const RenewalMaxFailures = 5
 
-// SubscriptionRenewSweep enqueues, across all tenants, one subscription.renew job for each of
-// up to batch due subscriptions (SubscriptionListDueAllTenants), for the cycle
-// its renewal opens. The rows are locked until tx ends and other sweeps skip them; the jobs
-// are unique by tenant, subscription and cycle, so sweeps that overlap enqueue each cycle
-// once. It returns how many subscriptions were due.
-func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step, batch int) (int, error) {
-	due, err := queries.SubscriptionListDueAllTenants(ctx, tx, sql.SubscriptionListDueAllTenantsParams{Now: st.Now, Batch: int32(batch)})
+// SubscriptionRenewSweepParams is one run of the renewal sweep: up to Batch due
+// subscriptions, their fiat prices quoted by Quotes (RenewalQuotes, before the transaction).
+type SubscriptionRenewSweepParams struct {
+	Batch  int
+	Quotes map[sql.Currency]RenewalQuote
+}
+
+// SubscriptionRenewSweep renews, in tx, up to p.Batch due subscriptions across all tenants
+// (SubscriptionListDueAllTenants), each for the cycle its renewal opens, as SubscriptionRenew
+// does (a currency missing from p.Quotes has no rate: its renewals fail and back off). The
+// pick locks the rows until tx ends and other sweeps skip them, so overlapping sweeps renew
+// each cycle once. The payin.create_invoice jobs of the batch's PayIns are enqueued together,
+// in one insert. A renewal that fails for a reason of its own subscription (the database
+// refused it: a constraint, a bad row) is returned as a *RenewalError, and tx must be rolled
+// back: the caller records it (SubscriptionRenewFailed), which backs the subscription off, and
+// runs the sweep again without it. It returns how many subscriptions were due.
+func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewSweepParams) (int, error) {
+	due, err := queries.SubscriptionListDueAllTenants(ctx, tx, sql.SubscriptionListDueAllTenantsParams{Now: st.Now, Batch: int32(p.Batch)})
 	if err != nil {
 		return 0, fmt.Errorf("list due subscriptions: %w", err)
 	}
-	if len(due) == 0 {
-		return 0, nil
+	var invoices []river.InsertManyParams
+	for _, d := range due {
+		renewal := SubscriptionRenewParams{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber, Quote: quoteFor(p.Quotes, d.PriceCurrency)}
+		if _, err := subscriptionRenewLocked(ctx, tx, st, renewal, &invoices); err != nil {
+			if renewalOwnError(err) {
+				return 0, &RenewalError{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber, Err: err}
+			}
+			return 0, err
+		}
 	}
-	params := make([]river.InsertManyParams, len(due))
-	for i, d := range due {
-		params[i] = river.InsertManyParams{Args: jobargs.SubscriptionRenew{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber}}
-	}
-	if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
-		return 0, fmt.Errorf("enqueue renewals: %w", err)
+	if len(invoices) > 0 {
+		if _, err := st.Jobs.InsertManyTx(ctx, tx, invoices); err != nil {
+			return 0, fmt.Errorf("enqueue invoice creation: %w", err)
+		}
 	}
 	return len(due), nil
+}
+
+// quoteFor is the quote of a renewal priced in currency: none for SAT (charged verbatim),
+// else quotes' (RenewalQuotes); a fiat currency quotes lacks has no rate.
+func quoteFor(quotes map[sql.Currency]RenewalQuote, currency sql.Currency) RenewalQuote {
+	quote, ok := quotes[currency]
+	if !ok && currency != sql.CurrencySAT {
+		quote.Err = fmt.Errorf("no %s rate", currency)
+	}
+	return quote
+}
+
+// RenewalError is the renewal of one subscription of a sweep's batch that failed for a reason
+// of its own (renewalOwnError): SubscriptionRenewFailed records it.
+type RenewalError struct {
+	TenantID       uuid.UUID
+	SubscriptionID uuid.UUID
+	CycleNumber    int32
+	Err            error
+}
+
+// Error says which renewal failed and why.
+func (e *RenewalError) Error() string {
+	return fmt.Sprintf("renew subscription %s for cycle %d: %v", e.SubscriptionID, e.CycleNumber, e.Err)
+}
+
+// Unwrap is why the renewal failed.
+func (e *RenewalError) Unwrap() error { return e.Err }
+
+// renewalOwnError reports whether err, from renewing one subscription, is that subscription's
+// own: the database refused a statement for it (a constraint, an invalid value: a retry fails
+// the same way) or core refused it (ErrInvalid, ErrConflict, ErrNotFound). Errors of the
+// connection, of the transaction (serialization, deadlock), of resources, a cancelled
+// statement or context are not: the whole sweep is retried.
+func renewalOwnError(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "55", "57", "58", "XX":
+			return false
+		}
+		return true
+	}
+	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)
+}
+
+// SubscriptionRenewFailed records the renewal that failed in a sweep's batch (a
+// *RenewalError of SubscriptionRenewSweep), in tx, when its cycle is still the one due (under
+// the subscription's row lock): one more consecutive failure, backed off, audited as
+// subscription.renewal_fail with the error (renewalFailed), so the sweep goes on without it
+// and, at RenewalMaxFailures, it waits for an operator (the stuck renewals' list). A renewal
+// no longer due (another sweep renewed it, it was cancelled) is left alone: RenewalNotDue.
+func SubscriptionRenewFailed(ctx context.Context, tx pgx.Tx, st Step, failed *RenewalError) (RenewalOutcome, error) {
+	p := SubscriptionRenewParams{TenantID: failed.TenantID, SubscriptionID: failed.SubscriptionID, CycleNumber: failed.CycleNumber}
+	if due, err := subscriptionLockDue(ctx, tx, st, p); err != nil || !due.Due {
+		return RenewalNotDue, err
+	}
+	return renewalFailed(ctx, tx, st, renewalFailedParams{TenantID: p.TenantID, SubscriptionID: p.SubscriptionID, CycleNumber: p.CycleNumber, Cause: failed.Err})
 }
 
 // RenewalQuote is the price of a renewal at the current rate: Rate is nil for a SAT price
@@ -113,25 +190,45 @@ type SubscriptionRenewParams struct {
 //   - not quoted (p.Quote.Err): no PayIn; one more failure, backed off
 //     (SubscriptionRenewalFailed), audited as subscription.renewal_fail.
 func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams) (RenewalOutcome, error) {
+	sub, err := subscriptionLockDue(ctx, tx, st, p)
+	if err != nil || !sub.Due {
+		return RenewalNotDue, err
+	}
+	return subscriptionRenewDue(ctx, tx, st, p, sub, nil)
+}
+
+// subscriptionLockDue locks a subscription's row for its renewal (SubscriptionLockForRenewal)
+// and then reads whether cycle p.CycleNumber is the one due; an unknown subscription is not.
+func subscriptionLockDue(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams) (sql.SubscriptionRenewalGetRow, error) {
 	if _, err := queries.SubscriptionLockForRenewal(ctx, tx, sql.SubscriptionLockForRenewalParams{TenantID: p.TenantID, ID: p.SubscriptionID}); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return RenewalNotDue, nil
+			return sql.SubscriptionRenewalGetRow{}, nil
 		}
-		return "", fmt.Errorf("lock subscription %s: %w", p.SubscriptionID, err)
+		return sql.SubscriptionRenewalGetRow{}, fmt.Errorf("lock subscription %s: %w", p.SubscriptionID, err)
 	}
-	dueParams := sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now}
-	sub, err := SubscriptionRenewalDue(ctx, tx, dueParams)
-	if err != nil {
-		return "", err
+	return SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now})
+}
+
+// subscriptionRenewLocked is SubscriptionRenew of a subscription whose row tx has locked
+// already (the sweep's pick, FOR UPDATE); invoices collects the payin.create_invoice job of
+// its PayIn (renewalStart).
+func subscriptionRenewLocked(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, invoices *[]river.InsertManyParams) (RenewalOutcome, error) {
+	sub, err := SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now})
+	if err != nil || !sub.Due {
+		return RenewalNotDue, err
 	}
-	if !sub.Due {
-		return RenewalNotDue, nil
-	}
+	return subscriptionRenewDue(ctx, tx, st, p, sub, invoices)
+}
+
+// subscriptionRenewDue renews subscription sub, locked in tx and due for cycle p.CycleNumber
+// (see SubscriptionRenew); invoices: see renewalStart.
+func subscriptionRenewDue(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, sub sql.SubscriptionRenewalGetRow, invoices *[]river.InsertManyParams) (RenewalOutcome, error) {
 	quote := p.Quote
 	// A downgrade scheduled for this renewal applies first: the renewal charges its price.
 	if downgraded, err := tierDowngradeApplyDue(ctx, tx, st, sub); err != nil {
 		return "", err
 	} else if downgraded {
+		dueParams := sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now}
 		if sub, err = SubscriptionRenewalDue(ctx, tx, dueParams); err != nil {
 			return "", err
 		}
@@ -142,15 +239,17 @@ func SubscriptionRenew(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRe
 	if quote.Err != nil {
 		return renewalFailed(ctx, tx, st, renewalFailedParams{TenantID: p.TenantID, SubscriptionID: p.SubscriptionID, CycleNumber: p.CycleNumber, Cause: quote.Err})
 	}
-	return renewalStart(ctx, tx, st, renewalStartParams{Due: sub, CycleNumber: p.CycleNumber, Rate: quote.Rate})
+	return renewalStart(ctx, tx, st, renewalStartParams{Due: sub, CycleNumber: p.CycleNumber, Rate: quote.Rate, Invoices: invoices})
 }
 
 // renewalStartParams is the renewal of subscription Due for cycle CycleNumber, at Rate (nil
-// for a SAT price).
+// for a SAT price). Invoices, when set, collects the payin.create_invoice job of its PayIn
+// for the caller to enqueue with the batch's (PayInCreateParams.Invoices).
 type renewalStartParams struct {
 	Due         sql.SubscriptionRenewalGetRow
 	CycleNumber int32
 	Rate        *payment.Rate
+	Invoices    *[]river.InsertManyParams
 }
 
 // renewalStart opens the cycle of a quoted renewal with the PayIn paying it, and audits it
@@ -172,7 +271,7 @@ func renewalStart(ctx context.Context, tx pgx.Tx, st Step, p renewalStartParams)
 	}
 	payin, err := PayInCreate(ctx, tx, st, PayInCreateParams{TenantID: sub.TenantID,
 		ID: payinID, CustomerID: sub.CustomerID, Type: sql.PayinTypeSubscriptionRenewal, PriceCurrency: sub.PriceCurrency,
-		PriceValue: sub.PriceValue, Rate: p.Rate, PolicyID: &sub.PolicyID, Assets: assets,
+		PriceValue: sub.PriceValue, Rate: p.Rate, PolicyID: &sub.PolicyID, Assets: assets, Invoices: p.Invoices,
 	})
 	if err != nil {
 		return "", fmt.Errorf("renew subscription %s: %w", sub.ID, err)
@@ -208,13 +307,9 @@ func renewalPending(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn, in
 	if err != nil {
 		return fmt.Errorf("renewal of payin %s: %w", payin.ID, err)
 	}
-	license, err := queries.LicenseGet(ctx, tx, sql.LicenseGetParams{TenantID: payin.TenantID, ID: r.Subscription.LicenseID})
-	if err != nil {
-		return fmt.Errorf("licence of subscription %s: %w", r.Subscription.ID, err)
-	}
 	return Emit(ctx, tx, st, Event{TenantID: payin.TenantID, Data: SubscriptionRenewalPendingEvent{
 		RenewalFields: renewalFieldsOf(renewalCycle{
-			Subscription: r.Subscription, License: license, CycleNumber: r.CycleNumber,
+			Subscription: r.Subscription, License: r.License, CycleNumber: r.CycleNumber,
 			PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, PayIn: payin,
 		}),
 		InvoiceSats: invoice.AmountSats, CheckoutURL: invoice.CheckoutURL, InvoiceExpiresAt: invoice.ExpiresAt,

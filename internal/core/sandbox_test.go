@@ -43,13 +43,12 @@ func TestLiveSweepsLeaveSandboxesAlone(t *testing.T) {
 
 	// Renewals.
 	{
-		_, err := core.SubscriptionRenewSweep(ctx, tx, st, 1000)
+		_, err := core.SubscriptionRenewSweep(ctx, tx, st, core.SubscriptionRenewSweepParams{Batch: 1000, Quotes: core.RenewalQuotes(ctx, factory.Rates(t))})
 		require.NoError(t, err)
 		for name, f := range fixtures {
-			var jobs int
-			require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'subscription.renew' AND args->>'subscription_id' = $1",
-				f.sub.ID.String()).Scan(&jobs))
-			require.Equal(t, map[string]int{"live": 1, "sandbox": 0}[name], jobs, name)
+			cycles, err := sql.New().SubscriptionCycles(ctx, tx, sql.SubscriptionCyclesParams{TenantID: f.sub.TenantID, SubscriptionID: f.sub.ID})
+			require.NoError(t, err)
+			require.Len(t, cycles, map[string]int{"live": 1, "sandbox": 0}[name], name)
 		}
 	}
 

@@ -6,15 +6,18 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// SubscriptionRenewSweep enqueues a SubscriptionRenew for every due subscription (SPEC 4.1),
-// across tenants. It runs every minute; a sweep that fills its batch enqueues the next one.
+// SubscriptionRenewSweep renews every due subscription (SPEC 4.1), across tenants, a batch
+// per run in the run's transaction. It runs every minute; a sweep that fills its batch
+// enqueues the next one.
 type SubscriptionRenewSweep struct{}
 
 // Kind is the job kind River UI shows.
 func (SubscriptionRenewSweep) Kind() string { return "subscription.renew_sweep" }
 
 // SubscriptionRenew renews one subscription for one cycle: it quotes the price and creates
-// the cycle's subscription_renewal PayIn, or records a failure with backoff.
+// the cycle's subscription_renewal PayIn, or records a failure with backoff. The sweep renews
+// in batches itself; these jobs are those that sweeps of earlier versions enqueued, still
+// queued when a process of this version takes them.
 type SubscriptionRenew struct {
 	TenantID       uuid.UUID `json:"tenant_id"`
 	SubscriptionID uuid.UUID `json:"subscription_id"`
@@ -32,9 +35,8 @@ func (a SubscriptionRenew) Tenant() uuid.UUID { return a.TenantID }
 func (SubscriptionRenew) Hooks() []rivertype.Hook { return tenantHooks }
 
 // InsertOpts makes the job unique by args (one per subscription and cycle) while it is
-// waiting or running. Completed jobs do not count: after a failed renewal (completed, with
-// the failure recorded and backed off) the sweep enqueues the same cycle again when it is
-// due; a job for a cycle already opened finds it open and does nothing.
+// waiting or running. A job for a cycle already opened (by the sweep, or a duplicate) finds
+// it open and does nothing.
 func (SubscriptionRenew) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: uniqueWhileUnfinished()}
 }
