@@ -58,8 +58,9 @@ type Config struct {
 	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
 	// WorkersWhileValidating is how many of those jobs serve works at once while it is
 	// answering licence validations, which go first (internal/priority): a payment run or a
-	// renewal batch then slows down rather than the validations' latency going up. Webhook
-	// deliveries are not held back. TESSERA_WORKERS or more: no priority. Default 2.
+	// renewal batch then slows down rather than the validations' latency going up. A job held
+	// back starts anyway after a second; webhook deliveries are not held back.
+	// TESSERA_WORKERS or more: no priority. Default 2.
 	WorkersWhileValidating int `env:"TESSERA_WORKERS_WHILE_VALIDATING" envDefault:"2"`
 	// FetchCooldown is the least time between two fetches of available jobs by one queue of
 	// one process (River's FetchCooldown): a queue starts at most Workers jobs per cooldown,

@@ -126,7 +126,7 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 		rates: payment.NewCached(payments, clk, cfg.RateMaxAge)}
 	if what == servesAPI {
 		// Validations go first: while serve answers any, its jobs run a few at a time.
-		sv.priority = priority.New(cfg.WorkersWhileValidating, jobargs.QueueWebhooks)
+		sv.priority = priority.New(cfg.WorkersWhileValidating, jobWaitMax, jobargs.QueueWebhooks)
 	}
 	rescueAfter, err := cfg.rescueStuckJobsAfter()
 	if err != nil {
@@ -172,6 +172,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	}
 	return errors.Join(serveHTTP(ctx, cfg, ln, handler, log), stopRiver(client, cfg.ShutdownTimeout))
 }
+
+// jobWaitMax is how long serve holds a job back while it answers validations, at most: a
+// slow job in the few slots then delays the others by a second, not by its own duration.
+const jobWaitMax = time.Second
 
 // startJobs creates the process's River client on sv's pool, working every job kind and
 // enqueuing the periodic schedule, with the metrics of jobs and requests (observability)

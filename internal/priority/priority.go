@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -16,13 +17,16 @@ import (
 
 // Gate counts the requests in flight (Begin, End) and holds back River jobs (Work, a worker
 // middleware) while there are any: then at most busyJobs jobs run at once; with none in
-// flight, jobs run as River starts them. A job held back waits until a running job ends or
-// the last request does; a job already running is never interrupted. Jobs of the exempt
-// queues are never held back (nor counted). A nil *Gate holds nothing back. It is safe for
-// concurrent use.
+// flight, jobs run as River starts them. A job held back waits until a running job ends, the
+// last request does, or it has waited maxWait: then it starts anyway, so that slow jobs in the
+// few slots (an upstream check waiting on the network) never stall the others for longer,
+// and a job waiting costs a worker at most maxWait per job. A job already running is never
+// interrupted. Jobs of the exempt queues are never held back (nor counted). A nil *Gate
+// holds nothing back. It is safe for concurrent use.
 type Gate struct {
 	river.MiddlewareDefaults
 	busyJobs int
+	maxWait  time.Duration
 	exempt   []string
 
 	requests atomic.Int64 // requests in flight
@@ -34,9 +38,10 @@ type Gate struct {
 }
 
 // New returns a gate that lets busyJobs jobs (at least 1) run at once while requests are in
-// flight, and never holds back jobs of the exempt queues.
-func New(busyJobs int, exempt ...string) *Gate {
-	return &Gate{busyJobs: max(busyJobs, 1), exempt: exempt, wake: make(chan struct{})}
+// flight, holds a job back for at most maxWait, and never holds back jobs of the exempt
+// queues.
+func New(busyJobs int, maxWait time.Duration, exempt ...string) *Gate {
+	return &Gate{busyJobs: max(busyJobs, 1), maxWait: maxWait, exempt: exempt, wake: make(chan struct{})}
 }
 
 // Begin counts a request in flight; End must follow it.
@@ -72,10 +77,13 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(con
 
 // start waits until the job may start, and counts it running.
 func (g *Gate) start(ctx context.Context) error {
+	timeout := time.NewTimer(g.maxWait)
+	defer timeout.Stop()
+	waited := false
 	for {
 		g.mu.Lock()
 		g.waiting.Add(1)
-		if g.jobs < g.busyJobs || g.requests.Load() == 0 {
+		if g.jobs < g.busyJobs || g.requests.Load() == 0 || waited {
 			g.waiting.Add(-1)
 			g.jobs++
 			g.mu.Unlock()
@@ -86,6 +94,9 @@ func (g *Gate) start(ctx context.Context) error {
 		select {
 		case <-wake:
 			g.waiting.Add(-1)
+		case <-timeout.C:
+			g.waiting.Add(-1)
+			waited = true
 		case <-ctx.Done():
 			g.waiting.Add(-1)
 			return ctx.Err()

@@ -54,7 +54,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("NoRequestsNoLimit", func(t *testing.T) {
 		t.Parallel()
-		g := New(1)
+		g := New(1, time.Hour)
 		jobs := []*job{startJob(t.Context(), g, "default"), startJob(t.Context(), g, "default"), startJob(t.Context(), g, "default")}
 		for _, j := range jobs {
 			<-j.started
@@ -66,7 +66,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("RequestsHoldJobsBack", func(t *testing.T) {
 		t.Parallel()
-		g := New(2)
+		g := New(2, time.Hour)
 		g.Begin()
 		first, second := startJob(t.Context(), g, "default"), startJob(t.Context(), g, "default")
 		<-first.started
@@ -92,7 +92,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("ExemptQueue", func(t *testing.T) {
 		t.Parallel()
-		g := New(1, "webhooks")
+		g := New(1, time.Hour, "webhooks")
 		g.Begin()
 		defer g.End()
 		held := startJob(t.Context(), g, "default")
@@ -107,7 +107,7 @@ func TestGate(t *testing.T) {
 
 	t.Run("CancelledWhileWaiting", func(t *testing.T) {
 		t.Parallel()
-		g := New(1)
+		g := New(1, time.Hour)
 		g.Begin()
 		defer g.End()
 		running := startJob(t.Context(), g, "default")
@@ -120,6 +120,19 @@ func TestGate(t *testing.T) {
 		require.False(t, waiter.running())
 		require.Equal(t, int64(0), g.waiting.Load())
 		running.end(t)
+	})
+
+	t.Run("WaitedLongEnough", func(t *testing.T) {
+		t.Parallel()
+		g := New(1, time.Millisecond)
+		g.Begin()
+		defer g.End()
+		slow := startJob(t.Context(), g, "default")
+		<-slow.started
+		waited := startJob(t.Context(), g, "default")
+		<-waited.started // the slow job still runs and the request is still in flight
+		waited.end(t)
+		slow.end(t)
 	})
 
 	t.Run("Nil", func(t *testing.T) {
@@ -137,7 +150,7 @@ func TestGate(t *testing.T) {
 // the gate's counts end at zero.
 func TestGateConcurrent(t *testing.T) {
 	t.Parallel()
-	g := New(2)
+	g := New(2, time.Hour)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
