@@ -24,19 +24,30 @@ const (
 )
 
 // requestInfo is what the HTTP layer knows about a request: its id, the client's address,
-// its logger, and the operation Huma matched, filled in as the request goes down.
+// its logger, and the operation Huma matched, filled in as the request goes down. A request
+// is handled on one goroutine, which alone uses its requestInfo.
 type requestInfo struct {
 	id        string
 	client    string
-	log       *slog.Logger
+	base      *slog.Logger // the server's logger
+	log       *slog.Logger // base with the request id, made by logger when first needed
 	operation string
+}
+
+// logger is the request's logger: the server's, with the request id. It is made on first
+// use, as most requests log nothing (below the log level) and making it allocates.
+func (i *requestInfo) logger() *slog.Logger {
+	if i.log == nil {
+		i.log = i.base.With("request_id", i.id)
+	}
+	return i.log
 }
 
 func requestInfoFrom(ctx context.Context) *requestInfo {
 	if info, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
 		return info
 	}
-	return &requestInfo{log: slog.New(slog.DiscardHandler)}
+	return &requestInfo{base: slog.New(slog.DiscardHandler)}
 }
 
 // principal is the authenticated caller of an admin operation.

@@ -51,11 +51,11 @@ func problem(ctx context.Context, err error) huma.StatusError {
 	case errors.Is(err, context.Canceled):
 		return newProblem(CodeClientClosedRequest, "the client closed the request")
 	case core.DBUnavailable(err):
-		requestInfoFrom(ctx).log.WarnContext(ctx, "database unavailable", "error", err)
+		requestInfoFrom(ctx).logger().WarnContext(ctx, "database unavailable", "error", err)
 		return unavailable("the database is unreachable; retry later")
 	}
 	info := requestInfoFrom(ctx)
-	info.log.ErrorContext(ctx, "request failed", "error", err)
+	info.logger().ErrorContext(ctx, "request failed", "error", err)
 	return newProblem(CodeInternal, "internal error; quote request id "+info.id+" when reporting it")
 }
 
@@ -87,6 +87,6 @@ func (s *Server) writeError(ctx huma.Context, err huma.StatusError) {
 	ctx.SetHeader("Content-Type", "application/problem+json")
 	ctx.SetStatus(err.GetStatus())
 	if werr := s.api.Marshal(ctx.BodyWriter(), "application/json", err); werr != nil {
-		requestInfoFrom(ctx.Context()).log.WarnContext(ctx.Context(), "write problem", "error", werr)
+		requestInfoFrom(ctx.Context()).logger().WarnContext(ctx.Context(), "write problem", "error", werr)
 	}
 }

@@ -55,7 +55,7 @@ var readyzOperation = huma.Operation{
 func (s *Server) readyz(ctx context.Context, _ *struct{}) (*HealthOutput, error) {
 	if err := s.cfg.Ready(ctx); err != nil {
 		if core.DBUnavailable(err) {
-			requestInfoFrom(ctx).log.WarnContext(ctx, "not ready", "error", err)
+			requestInfoFrom(ctx).logger().WarnContext(ctx, "not ready", "error", err)
 			return nil, unavailable("not ready: the database is unreachable")
 		}
 		return nil, newProblem(CodeNotReady, "not ready: "+err.Error())

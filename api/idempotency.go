@@ -303,6 +303,6 @@ func (r *recorder) flush(ctx huma.Context, replayed bool) {
 	}
 	ctx.SetStatus(r.status)
 	if _, err := ctx.BodyWriter().Write(r.out.Bytes()); err != nil {
-		requestInfoFrom(ctx.Context()).log.WarnContext(ctx.Context(), "write response", "error", err)
+		requestInfoFrom(ctx.Context()).logger().WarnContext(ctx.Context(), "write response", "error", err)
 	}
 }

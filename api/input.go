@@ -70,7 +70,7 @@ func (s *Server) refuseText(ctx huma.Context, location, msg string) {
 // writeErr writes a problem from middleware through Huma, so that boundErrors bounds it.
 func (s *Server) writeErr(ctx huma.Context, status int, msg string, errs ...error) {
 	if err := huma.WriteErr(s.api, ctx, status, msg, errs...); err != nil {
-		requestInfoFrom(ctx.Context()).log.WarnContext(ctx.Context(), "write problem", "error", err)
+		requestInfoFrom(ctx.Context()).logger().WarnContext(ctx.Context(), "write problem", "error", err)
 	}
 }
 

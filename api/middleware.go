@@ -24,14 +24,13 @@ import (
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := clock.System{}.Now() // the request's own duration, not the domain clock
-		info := &requestInfo{id: r.Header.Get("X-Request-Id"), client: r.RemoteAddr}
+		info := &requestInfo{id: r.Header.Get("X-Request-Id"), client: r.RemoteAddr, base: s.cfg.Log}
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			info.client = host
 		}
 		if !printableASCII(info.id, 128) {
 			info.id = uuid.Must(uuid.NewV7()).String()
 		}
-		info.log = s.cfg.Log.With("request_id", info.id)
 		w.Header().Set("X-Request-Id", info.id)
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
@@ -39,15 +38,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		level := slog.LevelInfo
 		defer func() {
 			if p := recover(); p != nil {
-				info.log.ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
+				info.logger().ErrorContext(r.Context(), "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					writeProblem(sw, newProblem(CodeInternal, "internal error; quote request id "+info.id+" when reporting it"))
 				}
 			}
 			elapsed := time.Since(start)
 			s.metrics.observe(info.operation, sw.status, elapsed)
-			info.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-				"operation", info.operation, "status", sw.status, "duration", elapsed)
+			if info.base.Enabled(r.Context(), level) {
+				info.logger().Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+					"operation", info.operation, "status", sw.status, "duration", elapsed)
+			}
 		}()
 
 		_, pattern := s.mux.Handler(r)

@@ -279,7 +279,7 @@ func (s *Server) registerDocuments() {
 		s.mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 			body, err := rendered()
 			if err != nil {
-				requestInfoFrom(r.Context()).log.ErrorContext(r.Context(), "render the OpenAPI document", "path", path, "error", err)
+				requestInfoFrom(r.Context()).logger().ErrorContext(r.Context(), "render the OpenAPI document", "path", path, "error", err)
 				writeProblem(w, newProblem(CodeInternal, "the OpenAPI document could not be rendered"))
 				return
 			}

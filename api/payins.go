@@ -626,7 +626,7 @@ func (s *Server) rate(ctx context.Context, currency sql.Currency) (*payment.Rate
 	}
 	rate, err := s.cfg.Rates.Rate(ctx, string(currency))
 	if err != nil {
-		requestInfoFrom(ctx).log.WarnContext(ctx, "exchange rate unavailable", "currency", currency, "error", err)
+		requestInfoFrom(ctx).logger().WarnContext(ctx, "exchange rate unavailable", "currency", currency, "error", err)
 		return nil, newProblem(CodeRateUnavailable, "the exchange rate is unavailable; retry shortly")
 	}
 	return &rate, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/tessera/tessera/internal/metrics"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/internal/priority"
 	"github.com/tessera/tessera/internal/ratelimit"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/internal/upstream"
@@ -82,6 +83,9 @@ type Config struct {
 	// Everything else reads DB: admin reads, so that a client reads its own writes at once,
 	// and every write. Optional: without it, every operation reads DB.
 	Reads Reader
+	// Priority counts the validations in flight, while which the process's jobs are held
+	// back (serve's River middleware). Optional: without it, validations have no priority.
+	Priority *priority.Gate
 	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
 	// River UI under /riverui/ so). Requests to them get a request id, a log line and
 	// metrics like operations, and nothing else: they authenticate their own requests, and

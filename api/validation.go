@@ -92,11 +92,13 @@ var licenseValidateOperation = huma.Operation{
 }
 
 // licenseValidate answers whether a licence key is valid, and why not, within the rate
-// limits (validateAllowed). It may read a replica (s.read): only a VALID verdict is answered
+// limits (validateAllowed), ahead of the process's jobs (Config.Priority). It may read a replica (s.read): only a VALID verdict is answered
 // from it, and any other verdict is read again on the primary, so a stale replica can delay a
 // licence becoming invalid by at most its lag bound, and never makes a licence issued or
 // changed a moment ago look invalid.
 func (s *Server) licenseValidate(ctx context.Context, in *ValidateInput) (*ValidateOutput, error) {
+	s.cfg.Priority.Begin() // the process's jobs wait while validations are answered
+	defer s.cfg.Priority.End()
 	now := s.cfg.Clock.Now() // rate limits run on real time; the licence's tenant's clock decides validity
 	if err := s.validateAllowed(ctx, in.Body.Key, now); err != nil {
 		return nil, err

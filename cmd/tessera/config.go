@@ -56,6 +56,12 @@ type Config struct {
 	LogFormat string `env:"TESSERA_LOG_FORMAT" envDefault:"text"`
 	// Workers is how many River jobs one process works at once. Default 10.
 	Workers int `env:"TESSERA_WORKERS" envDefault:"10"`
+	// WorkersWhileValidating is how many of those jobs serve works at once while it is
+	// answering licence validations, which go first (internal/priority): a payment run or a
+	// renewal batch then slows down rather than the validations' latency going up. A job held
+	// back starts anyway after a second; webhook deliveries are not held back.
+	// TESSERA_WORKERS or more: no priority. Default 2.
+	WorkersWhileValidating int `env:"TESSERA_WORKERS_WHILE_VALIDATING" envDefault:"2"`
 	// FetchCooldown is the least time between two fetches of available jobs by one queue of
 	// one process (River's FetchCooldown): a queue starts at most Workers jobs per cooldown,
 	// so River's 100ms default caps 10 workers at 100 jobs/s. Each fetch is one query, run
@@ -166,6 +172,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.Workers < 1 {
 		problems = append(problems, fmt.Errorf("TESSERA_WORKERS must be at least 1, not %d", cfg.Workers))
+	}
+	if cfg.WorkersWhileValidating < 1 {
+		problems = append(problems, fmt.Errorf("TESSERA_WORKERS_WHILE_VALIDATING must be at least 1, not %d", cfg.WorkersWhileValidating))
 	}
 	if cfg.FetchCooldown < river.FetchCooldownMin || cfg.FetchCooldown > time.Second {
 		problems = append(problems, fmt.Errorf("TESSERA_FETCH_COOLDOWN must be between %s and 1s, not %s", river.FetchCooldownMin, cfg.FetchCooldown))

@@ -243,3 +243,27 @@ func TestConfigFetchCooldown(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigWorkersWhileValidating(t *testing.T) {
+	for _, tt := range []struct {
+		name, value, wantErr string
+		want                 int
+	}{
+		{name: "Default", want: 2},
+		{name: "Set", value: "10", want: 10},
+		{name: "Zero", value: "0", wantErr: "TESSERA_WORKERS_WHILE_VALIDATING must be at least 1, not 0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.value != "" {
+				t.Setenv("TESSERA_WORKERS_WHILE_VALIDATING", tt.value)
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.WorkersWhileValidating)
+		})
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/migrate"
 	"github.com/tessera/tessera/internal/payment"
+	"github.com/tessera/tessera/internal/priority"
 	"github.com/tessera/tessera/internal/secrets"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/jobs"
@@ -123,6 +124,10 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	sv := services{pool: pool, clock: clk, log: log, box: box, payments: payments,
 		// One cache of the provider's rates quotes purchases (API) and renewals (jobs).
 		rates: payment.NewCached(payments, clk, cfg.RateMaxAge)}
+	if what == servesAPI {
+		// Validations go first: while serve answers any, its jobs run a few at a time.
+		sv.priority = priority.New(cfg.WorkersWhileValidating, jobWaitMax, jobargs.QueueWebhooks)
+	}
 	rescueAfter, err := cfg.rescueStuckJobsAfter()
 	if err != nil {
 		return err
@@ -168,9 +173,13 @@ func run(ctx context.Context, cfg Config, ln net.Listener, what serves) error {
 	return errors.Join(serveHTTP(ctx, cfg, ln, handler, log), stopRiver(client, cfg.ShutdownTimeout))
 }
 
+// jobWaitMax is how long serve holds a job back while it answers validations, at most: a
+// slow job in the few slots then delays the others by a second, not by its own duration.
+const jobWaitMax = time.Second
+
 // startJobs creates the process's River client on sv's pool, working every job kind and
-// enqueuing the periodic schedule, with the metrics of jobs and requests (observability),
-// and starts it.
+// enqueuing the periodic schedule, with the metrics of jobs and requests (observability)
+// and, in serve, the validations' priority over jobs (sv.priority), and starts it.
 func startJobs(ctx context.Context, cfg Config, sv services, rescueAfter time.Duration) (*river.Client[pgx.Tx], *observability, error) {
 	jobsCfg := cfg.jobSettings()
 	jobsCfg.DB, jobsCfg.Clock, jobsCfg.Log, jobsCfg.Box, jobsCfg.Payments, jobsCfg.Rates = sv.pool, sv.clock, sv.log, sv.box, sv.payments, sv.rates
@@ -190,10 +199,15 @@ func startJobs(ctx context.Context, cfg Config, sv services, rescueAfter time.Du
 	if err != nil {
 		return nil, nil, err
 	}
+	var middleware []rivertype.Middleware // the first is the outermost
+	if sv.priority != nil {
+		middleware = append(middleware, sv.priority) // a job's metrics measure its work, not its wait
+	}
+	middleware = append(middleware, obs.jobs)
 	client, err := river.NewClient(riverpgxv5.New(sv.pool), &river.Config{
 		Queues:       queues,
 		Workers:      workers,
-		Middleware:   []rivertype.Middleware{obs.jobs},
+		Middleware:   middleware,
 		PeriodicJobs: periodic,
 		Logger:       sv.log,
 		// Fetch as soon as jobs are inserted or workers free up, not River's 100ms later: a
@@ -252,6 +266,7 @@ type services struct {
 	obs      *observability
 	mounts   map[string]http.Handler // River UI, when it is on
 	reads    api.Reader              // the read replica's router, when there is one
+	priority *priority.Gate          // validations before jobs (serve; nil in worker)
 }
 
 // newHandler builds the API's handler, serving the process's metrics.
@@ -274,6 +289,7 @@ func newHandler(cfg Config, sv services) (http.Handler, error) {
 		ValidatePerClient:   api.RateLimit{PerSecond: cfg.ValidatePerClient, Burst: cfg.ValidateClientBurst},
 		Mounts:              sv.mounts,
 		Reads:               sv.reads,
+		Priority:            sv.priority,
 		Ready: func(ctx context.Context) error {
 			pending, err := migrate.Pending(ctx, pool)
 			switch {

@@ -37,7 +37,26 @@ func NewPool(ctx context.Context, connString string) (*pgxpool.Pool, error) {
 // RegisterTypes registers on m the codec of google/uuid's UUID (and NullUUID), the type of
 // every id in sql/: it is sent and read as Postgres's 16 binary bytes. Without it pgx goes
 // through the UUID's driver.Valuer, formatting each parameter as text that Postgres parses,
-// and scans through sql.Scanner: a third of validation's CPU in Tessera's process.
+// and scans through sql.Scanner (binary → text → parse): a third of validation's CPU in
+// Tessera's process.
 func RegisterTypes(m *pgtype.Map) {
 	pgxuuid.Register(m)
+	m.RegisterType(&pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}})
+}
+
+// uuidCodec is pgx-google-uuid's codec, reading columns into google/uuid's UUID and
+// NullUUID directly. pgx tries a target's sql.Scanner before the map's scan wrappers, so
+// pgx-google-uuid's wrapper alone never reads them: this codec plans them first.
+type uuidCodec struct{ pgxuuid.UUIDCodec }
+
+// PlanScan reads into *uuid.UUID and *uuid.NullUUID as into pgx-google-uuid's types (their
+// pgtype.UUIDScanner), and into anything else as pgx does.
+func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
+	if wrap, next, ok := pgxuuid.TryWrapUUIDScanPlan(target); ok {
+		if plan := c.UUIDCodec.PlanScan(m, oid, format, next); plan != nil {
+			wrap.SetNext(plan)
+			return wrap
+		}
+	}
+	return c.UUIDCodec.PlanScan(m, oid, format, target)
 }
