@@ -57,7 +57,7 @@ CREATE FUNCTION referral_compute(compute_tenant uuid, compute_now timestamptz, c
                    disqualified_missing_ip int, disqualified_shared_ip int, disqualified_duplicate_ip int,
                    bonus_units int, badge referral_badge, was_stored boolean, previous_bonus_units int,
                    previous_badge referral_badge, stored_computed_at timestamptz, changed boolean, reward_changed boolean)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 WITH settings AS (
     SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
