@@ -155,6 +155,65 @@ FROM rewarded rd
 $$;
 -- +goose StatementEnd
 
+-- referral_recompute_store recomputes tenant store_tenant's referral rewards
+-- (referral_compute), of all its referrers (store_referrers NULL) or of those it names, and
+-- stores them at store_now, so that nothing proportional to the referrers leaves the
+-- database: it writes only the rewards whose values changed or that were not stored, and
+-- marks with announce, keeping the bonus and badge they replace (none stored: 0 and none),
+-- those whose bonus or badge changed. It returns processed (referrers in scope), updated
+-- (rewards written) and rewards_changed (rewards marked). The caller holds the referrers'
+-- locks (ReferralRewardsLock), so the stored rows are those referral_compute read.
+--
+-- A statement that writes never runs with parallel workers, but CREATE TABLE AS does: all
+-- referrers are first computed into a temporary table (CREATE TABLE AS, dropped before
+-- returning, or with the statement that failed), given referrers straight from
+-- referral_compute. The store is one dynamic
+-- statement, planned at each call for its arguments like referral_compute's own plan.
+-- +goose StatementBegin
+CREATE FUNCTION referral_recompute_store(store_tenant uuid, store_now timestamptz, store_referrers uuid[])
+    RETURNS TABLE (processed int, updated int, rewards_changed int)
+    LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    source text := 'SELECT * FROM referral_compute($1, $2, $3)';
+BEGIN
+    IF store_referrers IS NULL THEN
+        CREATE TEMP TABLE referral_computed ON COMMIT DROP AS
+            SELECT * FROM referral_compute(store_tenant, store_now, NULL);
+        source := 'SELECT * FROM pg_temp.referral_computed';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        WITH rewarded AS MATERIALIZED (%s), written AS (
+            INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
+                                                disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
+                                                bonus_units, badge, computed_at, announce, announce_previous_bonus, announce_previous_badge)
+            SELECT $1, rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown,
+                   rd.disqualified_missing_ip, rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
+                   $2, rd.reward_changed,
+                   CASE WHEN rd.reward_changed THEN coalesce(rd.previous_bonus_units, 0) END,
+                   CASE WHEN rd.reward_changed THEN rd.previous_badge END
+            FROM rewarded rd
+            WHERE rd.changed
+            ORDER BY rd.referrer_id
+            ON CONFLICT (tenant_id, customer_id) DO UPDATE
+            SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
+                disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
+                disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
+                bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at,
+                announce = excluded.announce, announce_previous_bonus = excluded.announce_previous_bonus,
+                announce_previous_badge = excluded.announce_previous_badge
+            RETURNING rw.announce
+        )
+        SELECT (SELECT count(*) FROM rewarded)::int, count(*)::int, (count(*) FILTER (WHERE w.announce))::int
+        FROM written w$q$, source)
+        USING store_tenant, store_now, store_referrers;
+    IF store_referrers IS NULL THEN
+        DROP TABLE pg_temp.referral_computed;
+    END IF;
+END
+$fn$;
+-- +goose StatementEnd
+
 -- A reward whose bonus or badge a recompute changed, waiting in the recompute's transaction
 -- to be announced (an audit entry and a referral.reward_changed event):
 -- ReferralRecomputeStore sets announce with the bonus and badge it replaced,
@@ -169,6 +228,7 @@ ALTER TABLE referral_rewards
 CREATE INDEX referral_rewards_announce_idx ON referral_rewards (tenant_id, customer_id) WHERE announce;
 
 -- +goose Down
+DROP FUNCTION referral_recompute_store(uuid, timestamptz, uuid[]);
 DROP INDEX referral_rewards_announce_idx;
 ALTER TABLE referral_rewards DROP COLUMN announce, DROP COLUMN announce_previous_bonus, DROP COLUMN announce_previous_badge;
 DROP FUNCTION referral_compute(uuid, timestamptz, uuid[]);

@@ -184,47 +184,17 @@ SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)
 `
 
 // ReferralRecomputeSession sets, until the end of the transaction, what the full
-// ReferralCompute needs at a million customers: JIT off (compiling its large plan costs
-// seconds, more than it saves) and a work_mem in which its hashes and sorts stay in memory.
+// computation (referral_compute of all referrers) needs at a million customers: JIT off
+// (compiling its large plan costs seconds, more than it saves) and a work_mem in which its
+// hashes and sorts stay in memory.
 func (q *Queries) ReferralRecomputeSession(ctx context.Context, db DBTX) error {
 	_, err := db.Exec(ctx, referralRecomputeSession)
 	return err
 }
 
 const referralRecomputeStore = `-- name: ReferralRecomputeStore :one
-WITH rewarded AS MATERIALIZED (
-    SELECT f.referrer_id::uuid AS referrer_id, f.referred_total::int AS referred_total, f.qualified_total::int AS qualified_total,
-           f.disqualified_cooldown::int AS disqualified_cooldown, f.disqualified_missing_ip::int AS disqualified_missing_ip,
-           f.disqualified_shared_ip::int AS disqualified_shared_ip, f.disqualified_duplicate_ip::int AS disqualified_duplicate_ip,
-           f.bonus_units::int AS bonus_units, f.badge::referral_badge AS badge, f.was_stored::boolean AS was_stored,
-           f.previous_bonus_units::int AS previous_bonus_units, f.previous_badge::referral_badge AS previous_badge,
-           f.stored_computed_at::timestamptz AS stored_computed_at, f.changed::boolean AS changed,
-           f.reward_changed::boolean AS reward_changed
-    FROM referral_compute($1::uuid, $2::timestamptz, $3::uuid[]) f
-), written AS (
-    INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
-                                        disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
-                                        bonus_units, badge, computed_at, announce, announce_previous_bonus, announce_previous_badge)
-    SELECT $1::uuid, rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown,
-           rd.disqualified_missing_ip, rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
-           $2::timestamptz, rd.reward_changed,
-           CASE WHEN rd.reward_changed THEN coalesce(rd.previous_bonus_units, 0) END,
-           CASE WHEN rd.reward_changed THEN rd.previous_badge END
-    FROM rewarded rd
-    WHERE rd.changed
-    ORDER BY rd.referrer_id
-    ON CONFLICT (tenant_id, customer_id) DO UPDATE
-    SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
-        disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
-        disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
-        bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at,
-        announce = excluded.announce, announce_previous_bonus = excluded.announce_previous_bonus,
-        announce_previous_badge = excluded.announce_previous_badge
-    RETURNING rw.announce
-)
-SELECT (SELECT count(*) FROM rewarded)::int AS processed, count(*)::int AS updated,
-       count(*) FILTER (WHERE w.announce)::int AS rewards_changed
-FROM written w
+SELECT r.processed::int AS processed, r.updated::int AS updated, r.rewards_changed::int AS rewards_changed
+FROM referral_recompute_store($1::uuid, $2::timestamptz, $3::uuid[]) r
 `
 
 type ReferralRecomputeStoreParams struct {
@@ -239,18 +209,13 @@ type ReferralRecomputeStoreRow struct {
 	RewardsChanged int32
 }
 
-// ReferralRecomputeStore recomputes a tenant's referral rewards (referral_compute, migration
-// 00033), of all its referrers or of those referrer_ids names, and stores them at @now in the
-// same statement, so that nothing proportional to the referrers leaves the database: it
-// writes only the rewards whose values changed or that were not stored (the referral_rewards
-// primary key), and marks with announce, keeping the bonus and badge they replace (none
-// stored: 0 and none), those whose bonus or badge changed, for ReferralRewardsAnnounce. It
-// returns processed (referrers in scope), updated (rewards written) and rewards_changed
-// (rewards marked). The caller holds the referrers' locks (ReferralRewardsLock), so the
-// stored rows are those referral_compute read.
-//
-// A statement that writes never runs with parallel workers: the whole recompute runs in
-// this backend (ReferralRecomputeSession sets its memory).
+// ReferralRecomputeStore recomputes a tenant's referral rewards, of all its referrers or of
+// those referrer_ids names, and stores them at @now inside the database
+// (referral_recompute_store, migration 00033: all referrers computed with parallel workers),
+// writing only the rewards whose values changed or that were not stored and marking, for
+// ReferralRewardsAnnounce, those whose bonus or badge changed. It returns processed
+// (referrers in scope), updated (rewards written) and rewards_changed (rewards marked). The
+// caller holds the referrers' locks (ReferralRewardsLock).
 func (q *Queries) ReferralRecomputeStore(ctx context.Context, db DBTX, arg ReferralRecomputeStoreParams) (ReferralRecomputeStoreRow, error) {
 	row := db.QueryRow(ctx, referralRecomputeStore, arg.TenantID, arg.Now, arg.ReferrerIds)
 	var i ReferralRecomputeStoreRow

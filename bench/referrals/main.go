@@ -6,7 +6,7 @@
 // to one of its referrals), and, with -sample, a baseline that does what the seed service does
 // — for each referrer, its separate queries in a loop — timed on a sample of referrers and
 // extrapolated to all of them. It prints Markdown with the medians, the counts and EXPLAIN
-// (ANALYZE, BUFFERS) of the full recompute's ReferralRecomputeStore, and records the medians with
+// (ANALYZE, BUFFERS) of the full recompute's computation (referral_compute), and records the medians with
 // bench/internal/report (TESSERA_BENCH_RESULTS): the full recompute's first and second run in
 // s, the per-event maintenance in ms.
 //
@@ -322,7 +322,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 			literal.referrers, literal.took.Round(time.Millisecond), litPer.Round(time.Millisecond),
 			(litPer * time.Duration(first.Processed)).Round(time.Minute), float64(litPer*time.Duration(first.Processed))/float64(med(firstTimes)))
 	}
-	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralRecomputeStore, first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralRecomputeStore, second run\n\n```\n%s```\n", firstPlan, secondPlan)
+	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS) the computation (ReferralCompute: referral_compute, as the store computes it), first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS) the computation (ReferralCompute: referral_compute, as the store computes it), second run\n\n```\n%s```\n", firstPlan, secondPlan)
 	return nil
 }
 
@@ -463,11 +463,12 @@ func maintenance(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n 
 	return res, nil
 }
 
-// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's ReferralRecomputeStore,
-// the statement that computes and stores, with the job's session settings, in a transaction
-// rolled back (so what it wrote is undone).
+// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's computation: the
+// read-only ReferralCompute (changed rows only) selects from referral_compute as
+// referral_recompute_store's CREATE TABLE AS does, with the job's session settings, in a
+// transaction rolled back.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
-	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralRecomputeStore")
+	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralCompute")
 	if err != nil {
 		return "", err
 	}
@@ -475,11 +476,11 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 	if err != nil {
 		return "", err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // measured, never kept
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only use
 	if err := sql.New().ReferralRecomputeSession(ctx, tx); err != nil {
 		return "", err
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, tenantID, now, []uuid.UUID(nil))
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, tenantID, now, []uuid.UUID(nil))
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}

@@ -60,9 +60,10 @@ const referralAnnouncePage = 500
 // emits referral.reward_changed for each referrer whose bonus or badge changed. It first takes
 // the rewards' locks (ReferralRewardsLock: the referrers', or the tenant's exclusively for a
 // full recompute), so concurrent recomputes of a referrer store in the order they computed,
-// then computes and stores in one statement (ReferralRecomputeStore, with the session of
-// ReferralRecomputeSession for a full one), and announces the changed rewards a page at a
-// time (ReferralRewardsAnnounce): what it holds never grows with the tenant's referrers.
+// then computes and stores inside the database (ReferralRecomputeStore: all referrers with
+// parallel workers, under the session of ReferralRecomputeSession), and announces the changed
+// rewards a page at a time (ReferralRewardsAnnounce): what it holds never grows with the
+// tenant's referrers.
 func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (ReferralRecomputeResult, error) {
 	if p.ReferrerIDs != nil && len(p.ReferrerIDs) == 0 {
 		return ReferralRecomputeResult{}, nil
