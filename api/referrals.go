@@ -200,7 +200,7 @@ var customerReferralsGetOperation = huma.Operation{
 	Method:      http.MethodGet,
 	Path:        "/v1/admin/customers/{id}/referrals",
 	Summary:     "Read a customer's referral snapshot",
-	Description: "Computed live by the same SQL as the recompute (ReferralCompute), without storing it. " +
+	Description: "Computed live by the same SQL as the recompute (referral_compute, through ReferralCompute), without storing it. " +
 		"stored_bonus_units is what licences use: each change recomputes its referrer in its own transaction, and the hourly full recompute stores what time alone changed (cooldowns, the IP window).",
 	Tags:   referralTags,
 	Errors: []int{http.StatusNotFound},

@@ -270,8 +270,10 @@ func TestReferralRecomputeWorker(t *testing.T) {
 	world.Customers = append(world.Customers, refCustomer{ReferredBy: w2, Active: true, Verified: false, CreatedAt: factory.Now.Add(-30 * day)})
 	l := load(t, tx, world.refWorld, defaultRefSettings)
 	events := func() int {
-		var n int
+		var n, marked int
 		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'referral.reward_changed'", l.tenant.ID).Scan(&n))
+		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM referral_rewards WHERE tenant_id = $1 AND announce", l.tenant.ID).Scan(&marked))
+		require.Zero(t, marked, "every changed reward was announced")
 		return n
 	}
 

@@ -19,182 +19,67 @@ RETURNING *;
 
 -- name: ReferralCompute :many
 -- ReferralCompute decides every referral of a tenant's referrers (SPEC 6), or of the
--- referrers referrer_ids names, in one set-based, read-only statement (so that Postgres may
--- run it with parallel workers), next to each referrer's stored reward. ReferralRecompute
--- (internal/core) stores what it returns with ReferralRewardsStore.
+-- referrers referrer_ids names, without storing anything: referral_compute (migration 00033,
+-- where the rules are written down), as ReferralRecomputeStore stores it. Read-only, so it
+-- also runs on a replica (the API's live snapshot of one referrer).
 --
--- A referral (a customer whose referred_by is the referrer) is a candidate when the customer
--- is active and verified and has a subscription that is active or past_due, on a policy
--- that qualifies_for_referrals, not expired (its licence's expires_at NULL or >= @now). A
--- customer is one candidate however many such subscriptions they have; the earliest-started
--- one is used. Each candidate then gets the first reason that applies, in this order:
---   cooldown:     cooldown_days > 0 and the account or that subscription was created after
---                 @now - cooldown_days;
---   missing_ip:   require_ip_hash and the customer has no IP hash: the greatest (bytewise)
---                 non-null ip_hash of its `registered` events;
---   shared_ip:    the IP hash equals one the referrer used in any event with occurred_at in
---                 [@now - ip_window_days, @now];
---   duplicate_ip: among the referrer's candidates left, others have the same IP hash: one of
---                 them counts, the others are duplicates;
--- and qualifies otherwise. Counts never depend on row order. bonus_units is
--- (qualified / batch_size) * bonus_per_batch, at most 1,000,000 (so that max_machines, at most
--- as much, plus the bonus fits an integer; computed in bigint so it cannot overflow); the badge is elite_referrer from
--- elite_badge_at qualified, verified_referrer from verified_badge_at.
---
--- The referrers in scope are those with referrals and those with a stored reward. The result
--- has at least one row: processed (referrers in scope) on each, and the referrer columns of
--- every referrer in scope, or with changed_only of those whose computed values differ from
--- their stored reward or that have none; previous_* and stored_computed_at are the stored
--- reward's (stored_computed_at NULL: none). Other columns are NULL on the one row of an empty result.
---
--- Shape (bench/README.md has the plan at 1M customers): each CTE but settings (one row) and
--- rewarded is read once, so Postgres inlines it and estimates its joins from the tables'
--- statistics. candidates is one grouping of the eligible referrals joined to their live
--- subscriptions and registered events; shares joins the candidates to the events in the IP
--- window on the referrer and the IP hash (a hash join); duplicates come from counting each
--- referrer's passed candidates per IP hash; referred totals are an index-only scan of
--- customers_referred_by_idx. ReferralRecompute runs it with JIT off and a larger work_mem
--- (ReferralRecomputeSession).
---
--- Served by customers_referred_by_idx (referred totals; the referrals of given referrers) or a
--- scan of the tenant's customers (all), subscriptions_customer_idx, the licences and
--- policies primary keys, customer_events_customer_idx for registered events and the
--- referrers' IP hashes (given referrers) or a scan of customer_events (all), and the
--- referral_rewards primary key.
-WITH settings AS (
-    SELECT st.batch_size, st.bonus_per_batch, st.verified_badge_at, st.elite_badge_at, st.require_ip_hash,
-           sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, st.cooldown_days) AS cooldown_cutoff,
-           st.cooldown_days > 0 AS cooldown_on,
-           sqlc.arg(now)::timestamptz - make_interval(0, 0, 0, st.ip_window_days) AS ip_window_start
-    FROM referral_settings_effective st
-    WHERE st.tenant_id = @tenant_id::uuid
-), candidates AS (
-    SELECT c.id, c.referred_by AS referrer_id, c.created_at, min(s.created_at) AS started_at, max(e.ip_hash COLLATE "C") AS ip_hash
-    FROM customers c
-    JOIN subscriptions s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id
-    JOIN policies p ON p.tenant_id = s.tenant_id AND p.id = s.policy_id
-    JOIN licenses l ON l.tenant_id = s.tenant_id AND l.id = s.license_id
-    LEFT JOIN customer_events e ON e.tenant_id = c.tenant_id AND e.customer_id = c.id AND e.type = 'registered' AND e.ip_hash IS NOT NULL
-    WHERE c.tenant_id = @tenant_id::uuid AND c.referred_by IS NOT NULL AND c.is_active AND c.is_verified
-      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR c.referred_by = ANY(sqlc.narg(referrer_ids)::uuid[]))
-      AND s.status IN ('active', 'past_due') AND p.qualifies_for_referrals
-      AND (l.expires_at IS NULL OR l.expires_at >= sqlc.arg(now)::timestamptz)
-    GROUP BY c.tenant_id, c.id
-), shares AS (
-    SELECT cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at, count(e.customer_id) > 0 AS shared
-    FROM candidates cd
-    LEFT JOIN customer_events e ON e.tenant_id = @tenant_id::uuid AND e.customer_id = cd.referrer_id
-         AND e.ip_hash COLLATE "C" = cd.ip_hash
-         AND e.occurred_at >= (SELECT ws.ip_window_start FROM settings ws) AND e.occurred_at <= sqlc.arg(now)::timestamptz
-    GROUP BY cd.id, cd.referrer_id, cd.ip_hash, cd.created_at, cd.started_at
-), checked AS (
-    SELECT sh.referrer_id, sh.ip_hash,
-           CASE
-               WHEN st.cooldown_on AND (sh.created_at > st.cooldown_cutoff OR sh.started_at > st.cooldown_cutoff) THEN 'cooldown'
-               WHEN st.require_ip_hash AND sh.ip_hash IS NULL THEN 'missing_ip'
-               WHEN sh.shared THEN 'shared_ip'
-               ELSE 'passed'
-           END AS status
-    FROM shares sh CROSS JOIN settings st
-), by_ip AS (
-    SELECT ch.referrer_id, ch.status, ch.ip_hash, count(*)::int AS n
-    FROM checked ch
-    GROUP BY ch.referrer_id, ch.status, ch.ip_hash
-), outcomes AS (
-    SELECT b.referrer_id,
-           sum(CASE WHEN b.ip_hash IS NULL THEN b.n ELSE 1 END) FILTER (WHERE b.status = 'passed') AS qualified,
-           sum(b.n) FILTER (WHERE b.status = 'cooldown') AS cooldown,
-           sum(b.n) FILTER (WHERE b.status = 'missing_ip') AS missing_ip,
-           sum(b.n) FILTER (WHERE b.status = 'shared_ip') AS shared_ip,
-           sum(b.n - 1) FILTER (WHERE b.status = 'passed' AND b.ip_hash IS NOT NULL) AS duplicate_ip
-    FROM by_ip b
-    GROUP BY b.referrer_id
-), referred AS (
-    SELECT c.referred_by AS referrer_id, count(*) AS referred_total
-    FROM customers c
-    WHERE c.tenant_id = @tenant_id::uuid AND c.referred_by IS NOT NULL
-      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR c.referred_by = ANY(sqlc.narg(referrer_ids)::uuid[]))
-    GROUP BY c.referred_by
-), computed AS (
-    SELECT r.referrer_id, r.referred_total::int AS referred_total,
-           coalesce(o.qualified, 0)::int AS qualified_total,
-           coalesce(o.cooldown, 0)::int AS disqualified_cooldown,
-           coalesce(o.missing_ip, 0)::int AS disqualified_missing_ip,
-           coalesce(o.shared_ip, 0)::int AS disqualified_shared_ip,
-           coalesce(o.duplicate_ip, 0)::int AS disqualified_duplicate_ip
-    FROM referred r
-    LEFT JOIN outcomes o ON o.referrer_id = r.referrer_id
-), stored AS (
-    SELECT rw.* FROM referral_rewards rw
-    WHERE rw.tenant_id = @tenant_id::uuid
-      AND (sqlc.narg(referrer_ids)::uuid[] IS NULL OR rw.customer_id = ANY(sqlc.narg(referrer_ids)::uuid[]))
-), scoped AS (
-    SELECT coalesce(c.referrer_id, sr.customer_id) AS referrer_id,
-           coalesce(c.referred_total, 0) AS referred_total,
-           coalesce(c.qualified_total, 0) AS qualified_total,
-           coalesce(c.disqualified_cooldown, 0) AS disqualified_cooldown,
-           coalesce(c.disqualified_missing_ip, 0) AS disqualified_missing_ip,
-           coalesce(c.disqualified_shared_ip, 0) AS disqualified_shared_ip,
-           coalesce(c.disqualified_duplicate_ip, 0) AS disqualified_duplicate_ip,
-           sr.customer_id IS NOT NULL AS was_stored,
-           sr.referred_total AS stored_referred_total, sr.qualified_total AS stored_qualified_total,
-           sr.disqualified_cooldown AS stored_cooldown, sr.disqualified_missing_ip AS stored_missing_ip,
-           sr.disqualified_shared_ip AS stored_shared_ip, sr.disqualified_duplicate_ip AS stored_duplicate_ip,
-           sr.bonus_units AS previous_bonus_units,
-           sr.badge AS previous_badge,
-           sr.computed_at AS stored_computed_at
-    FROM computed c
-    FULL JOIN stored sr ON sr.customer_id = c.referrer_id
-), rewarded AS MATERIALIZED (
-    SELECT sc.*,
-           LEAST((sc.qualified_total / st.batch_size)::bigint * st.bonus_per_batch, 1000000)::int AS bonus_units,
-           (CASE
-               WHEN sc.qualified_total >= st.elite_badge_at THEN 'elite_referrer'
-               WHEN sc.qualified_total >= st.verified_badge_at THEN 'verified_referrer'
-           END)::referral_badge AS badge
-    FROM scoped sc CROSS JOIN settings st
+-- The result has at least one row: processed (referrers in scope: those with referrals and
+-- those with a stored reward) on each, and the referrer columns of every referrer in scope,
+-- or with changed_only of those whose computed values differ from their stored reward or
+-- that have none; previous_* and stored_computed_at are the stored reward's
+-- (stored_computed_at NULL: none). Other columns are NULL on the one row of an empty result.
+WITH rewarded AS MATERIALIZED (
+    SELECT f.referrer_id::uuid AS referrer_id, f.referred_total::int AS referred_total, f.qualified_total::int AS qualified_total,
+           f.disqualified_cooldown::int AS disqualified_cooldown, f.disqualified_missing_ip::int AS disqualified_missing_ip,
+           f.disqualified_shared_ip::int AS disqualified_shared_ip, f.disqualified_duplicate_ip::int AS disqualified_duplicate_ip,
+           f.bonus_units::int AS bonus_units, f.badge::referral_badge AS badge, f.was_stored::boolean AS was_stored,
+           f.previous_bonus_units::int AS previous_bonus_units, f.previous_badge::referral_badge AS previous_badge,
+           f.stored_computed_at::timestamptz AS stored_computed_at, f.changed::boolean AS changed,
+           f.reward_changed::boolean AS reward_changed
+    FROM referral_compute(@tenant_id::uuid, sqlc.arg(now)::timestamptz, sqlc.narg(referrer_ids)::uuid[]) f
 )
 SELECT t.processed,
        rd.referrer_id, rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
        rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge,
        rd.previous_bonus_units, rd.previous_badge, rd.stored_computed_at
 FROM (SELECT count(*)::int AS processed FROM rewarded) t
-LEFT JOIN rewarded rd ON NOT @changed_only::bool OR NOT rd.was_stored
-    OR (rd.stored_referred_total, rd.stored_qualified_total, rd.stored_cooldown, rd.stored_missing_ip,
-        rd.stored_shared_ip, rd.stored_duplicate_ip, rd.previous_bonus_units, rd.previous_badge)
-       IS DISTINCT FROM
-       (rd.referred_total, rd.qualified_total, rd.disqualified_cooldown, rd.disqualified_missing_ip,
-        rd.disqualified_shared_ip, rd.disqualified_duplicate_ip, rd.bonus_units, rd.badge)
+LEFT JOIN rewarded rd ON NOT @changed_only::bool OR rd.changed
 ORDER BY rd.referrer_id;
 
--- name: ReferralRewardsStore :execrows
--- ReferralRewardsStore stores referrers' computed rewards (ReferralCompute's rows, element i
--- of each array one referrer, all the same length: the unnests of one select list advance
--- together; an empty badge is none) at @now, writing only the rows whose
--- values differ from the stored ones (the referral_rewards primary key); it returns how many
--- it wrote. The caller holds the referrers' locks (ReferralRewardsLock), so the stored rows
--- are those ReferralCompute read.
-INSERT INTO referral_rewards AS rw (tenant_id, customer_id, referred_total, qualified_total, disqualified_cooldown,
-                                    disqualified_missing_ip, disqualified_shared_ip, disqualified_duplicate_ip,
-                                    bonus_units, badge, computed_at)
-SELECT @tenant_id::uuid, u.customer_id, u.referred_total, u.qualified_total, u.cooldown, u.missing_ip, u.shared_ip,
-       u.duplicate_ip, u.bonus_units, nullif(u.badge, '')::referral_badge, @now::timestamptz
-FROM (SELECT unnest(@customer_ids::uuid[]) AS customer_id, unnest(@referred_totals::int[]) AS referred_total,
-             unnest(@qualified_totals::int[]) AS qualified_total, unnest(@cooldowns::int[]) AS cooldown,
-             unnest(@missing_ips::int[]) AS missing_ip, unnest(@shared_ips::int[]) AS shared_ip,
-             unnest(@duplicate_ips::int[]) AS duplicate_ip, unnest(@bonus_units::int[]) AS bonus_units,
-             unnest(@badges::text[]) AS badge) AS u
-ORDER BY u.customer_id
-ON CONFLICT (tenant_id, customer_id) DO UPDATE
-SET referred_total = excluded.referred_total, qualified_total = excluded.qualified_total,
-    disqualified_cooldown = excluded.disqualified_cooldown, disqualified_missing_ip = excluded.disqualified_missing_ip,
-    disqualified_shared_ip = excluded.disqualified_shared_ip, disqualified_duplicate_ip = excluded.disqualified_duplicate_ip,
-    bonus_units = excluded.bonus_units, badge = excluded.badge, computed_at = excluded.computed_at
-WHERE (rw.referred_total, rw.qualified_total, rw.disqualified_cooldown, rw.disqualified_missing_ip,
-       rw.disqualified_shared_ip, rw.disqualified_duplicate_ip, rw.bonus_units, rw.badge)
-      IS DISTINCT FROM
-      (excluded.referred_total, excluded.qualified_total, excluded.disqualified_cooldown, excluded.disqualified_missing_ip,
-       excluded.disqualified_shared_ip, excluded.disqualified_duplicate_ip, excluded.bonus_units, excluded.badge);
+-- name: ReferralRecomputeStore :one
+-- ReferralRecomputeStore recomputes a tenant's referral rewards, of all its referrers or of
+-- those referrer_ids names, and stores them at @now inside the database
+-- (referral_recompute_store, migration 00033: all referrers computed with parallel workers),
+-- writing only the rewards whose values changed or that were not stored and marking, for
+-- ReferralRewardsAnnounce, those whose bonus or badge changed. It returns processed
+-- (referrers in scope), updated (rewards written) and rewards_changed (rewards marked). The
+-- caller holds the referrers' locks (ReferralRewardsLock).
+SELECT r.processed::int AS processed, r.updated::int AS updated, r.rewards_changed::int AS rewards_changed
+FROM referral_recompute_store(@tenant_id::uuid, sqlc.arg(now)::timestamptz, sqlc.narg(referrer_ids)::uuid[]) r;
+
+-- name: ReferralRewardsAnnounce :many
+-- ReferralRewardsAnnounce hands out up to row_limit of a tenant's rewards marked by
+-- ReferralRecomputeStore (referral_rewards_announce_idx), the first by referrer, with the
+-- bonus and badge they replaced, and clears their mark: a recompute takes them page after
+-- page until none is left, in its own transaction.
+WITH picked AS (
+    SELECT a.customer_id, a.announce_previous_bonus, a.announce_previous_badge
+    FROM referral_rewards a
+    WHERE a.tenant_id = @tenant_id::uuid AND a.announce
+    ORDER BY a.customer_id
+    LIMIT @row_limit::int
+), cleared AS (
+    UPDATE referral_rewards rw
+    SET announce = false, announce_previous_bonus = NULL, announce_previous_badge = NULL
+    FROM picked p
+    WHERE rw.tenant_id = @tenant_id::uuid AND rw.customer_id = p.customer_id
+    RETURNING rw.customer_id, rw.qualified_total, rw.bonus_units, rw.badge
+)
+SELECT c.customer_id, c.qualified_total, c.bonus_units, c.badge,
+       p.announce_previous_bonus::int AS previous_bonus_units, p.announce_previous_badge AS previous_badge
+FROM cleared c
+JOIN picked p ON p.customer_id = c.customer_id
+ORDER BY c.customer_id;
 
 -- name: ReferralRewardsLock :exec
 -- ReferralRewardsLock serialises, until the transaction ends, the recomputes of a tenant's
@@ -274,6 +159,7 @@ ORDER BY moved.referrer_id;
 
 -- name: ReferralRecomputeSession :exec
 -- ReferralRecomputeSession sets, until the end of the transaction, what the full
--- ReferralCompute needs at a million customers: JIT off (compiling its large plan costs
--- seconds, more than it saves) and a work_mem in which its hashes and sorts stay in memory.
+-- computation (referral_compute of all referrers) needs at a million customers: JIT off
+-- (compiling its large plan costs seconds, more than it saves) and a work_mem in which its
+-- hashes and sorts stay in memory.
 SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true);

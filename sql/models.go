@@ -1042,6 +1042,9 @@ type ReferralReward struct {
 	BonusUnits              int32
 	Badge                   *ReferralBadge
 	ComputedAt              time.Time
+	Announce                bool
+	AnnouncePreviousBonus   *int32
+	AnnouncePreviousBadge   *ReferralBadge
 }
 
 type ReferralSetting struct {

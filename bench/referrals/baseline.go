@@ -227,26 +227,38 @@ func baseline(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n int
 	return res, nil
 }
 
-// compare counts the sampled referrers whose loop answer differs from ReferralCompute's
-// live snapshot.
-func compare(rows []sql.ReferralComputeRow, loop map[uuid.UUID]snapshot) int {
-	set := map[uuid.UUID]snapshot{}
-	for _, r := range rows {
-		if r.ReferrerID == nil {
-			continue
+// compare counts the sampled referrers whose loop answer differs from their stored reward,
+// which the full recompute stored and the one after it found current.
+func compare(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, loop map[uuid.UUID]snapshot) (int, error) {
+	ids := make([]uuid.UUID, 0, len(loop))
+	for id := range loop {
+		ids = append(ids, id)
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT customer_id, referred_total, qualified_total, disqualified_cooldown, disqualified_missing_ip,
+		       disqualified_shared_ip, disqualified_duplicate_ip, bonus_units, coalesce(badge::text, '')
+		FROM referral_rewards WHERE tenant_id = $1 AND customer_id = ANY($2)`, tenantID, ids)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	stored := map[uuid.UUID]snapshot{}
+	for rows.Next() {
+		var id uuid.UUID
+		var s snapshot
+		if err := rows.Scan(&id, &s.referred, &s.qualified, &s.cooldown, &s.missingIP, &s.sharedIP, &s.duplicateIP, &s.bonus, &s.badge); err != nil {
+			return 0, err
 		}
-		s := snapshot{referred: *r.ReferredTotal, qualified: *r.QualifiedTotal, cooldown: *r.DisqualifiedCooldown,
-			missingIP: *r.DisqualifiedMissingIP, sharedIP: *r.DisqualifiedSharedIP, duplicateIP: *r.DisqualifiedDuplicateIP, bonus: *r.BonusUnits}
-		if r.Badge != nil {
-			s.badge = string(*r.Badge)
-		}
-		set[*r.ReferrerID] = s
+		stored[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
 	}
 	mismatches := 0
 	for id, s := range loop {
-		if set[id] != s {
+		if stored[id] != s {
 			mismatches++
 		}
 	}
-	return mismatches
+	return mismatches, nil
 }

@@ -6,7 +6,7 @@
 // to one of its referrals), and, with -sample, a baseline that does what the seed service does
 // — for each referrer, its separate queries in a loop — timed on a sample of referrers and
 // extrapolated to all of them. It prints Markdown with the medians, the counts and EXPLAIN
-// (ANALYZE, BUFFERS) of the full recompute's ReferralCompute, and records the medians with
+// (ANALYZE, BUFFERS) of the full recompute's computation (referral_compute), and records the medians with
 // bench/internal/report (TESSERA_BENCH_RESULTS): the full recompute's first and second run in
 // s, the per-event maintenance in ms.
 //
@@ -158,8 +158,8 @@ type recomputeResult struct {
 var step = core.Step{Now: now, Actor: core.Actor{Type: core.ActorCLI, ID: "bench"}}
 
 // recompute runs a full recompute of the tenant as the referral.recompute job does
-// (core.ReferralRecompute: the tenant's lock, ReferralCompute with the session of
-// ReferralRecomputeSession, ReferralRewardsStore of the changed rewards, an audit row and a
+// (core.ReferralRecompute: the tenant's lock, ReferralRecomputeStore with the session of
+// ReferralRecomputeSession computing and storing the changed rewards, an audit row and a
 // referral.reward_changed event per bonus or badge change) in a transaction it commits or
 // rolls back.
 func recompute(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, commit bool) (recomputeResult, error) {
@@ -208,15 +208,16 @@ func timed(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, runs int
 	return times, last, nil
 }
 
-// snapshots computes every referrer's snapshot now without storing (ReferralCompute, all
-// rows), in a transaction rolled back.
-func snapshots(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) ([]sql.ReferralComputeRow, error) {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only use
-	return core.ReferralComputeRows(ctx, tx, sql.ReferralComputeParams{TenantID: tenantID, Now: now})
+// storedOutcomes sums the tenant's stored rewards: after a full recompute that committed, and
+// the one after it finding nothing to change, they are every referrer's snapshot now.
+func storedOutcomes(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (snapshot, error) {
+	var s snapshot
+	err := pool.QueryRow(ctx, `
+		SELECT coalesce(sum(referred_total), 0), coalesce(sum(qualified_total), 0), coalesce(sum(disqualified_cooldown), 0),
+		       coalesce(sum(disqualified_missing_ip), 0), coalesce(sum(disqualified_shared_ip), 0), coalesce(sum(disqualified_duplicate_ip), 0)
+		FROM referral_rewards WHERE tenant_id = $1`, tenantID).
+		Scan(&s.referred, &s.qualified, &s.cooldown, &s.missingIP, &s.sharedIP, &s.duplicateIP)
+	return s, err
 }
 
 func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg config) error {
@@ -263,21 +264,9 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		return err
 	}
 
-	// The loop's answers must be the query's: compare them with the live snapshot.
-	snap, err := snapshots(ctx, pool, tenantID)
+	outcomes, err := storedOutcomes(ctx, pool, tenantID)
 	if err != nil {
 		return err
-	}
-	var outcomes snapshot
-	for _, r := range snap {
-		if r.ReferrerID != nil {
-			outcomes.referred += *r.ReferredTotal
-			outcomes.qualified += *r.QualifiedTotal
-			outcomes.cooldown += *r.DisqualifiedCooldown
-			outcomes.missingIP += *r.DisqualifiedMissingIP
-			outcomes.sharedIP += *r.DisqualifiedSharedIP
-			outcomes.duplicateIP += *r.DisqualifiedDuplicateIP
-		}
 	}
 	fmt.Printf("Outcomes (all referrers): %d referrals, %d qualified; disqualified: cooldown %d, missing IP %d, shared IP %d, duplicate IP %d; the rest are not candidates (inactive, unverified or no live qualifying subscription).\n\n",
 		outcomes.referred, outcomes.qualified, outcomes.cooldown, outcomes.missingIP, outcomes.sharedIP, outcomes.duplicateIP)
@@ -300,7 +289,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		first.RewardsChanged, first.Processed, first.Updated, span(firstTimes))
 	fmt.Printf("- second run (nothing changed): processed %d, updated %d; %s\n\n", second.Processed, second.Updated, span(secondTimes))
 	fmt.Printf("### Per-event maintenance (in the event's transaction)\n\n")
-	fmt.Printf("- %d events (a referred customer's verification flipped), each in a transaction rolled back: the referrer's recompute (core.ReferralRecompute of one referrer: locks, ReferralCompute, store, events) median %s (p90 %s, max %s); the whole CustomerUpdate with it median %s\n\n",
+	fmt.Printf("- %d events (a referred customer's verification flipped), each in a transaction rolled back: the referrer's recompute (core.ReferralRecompute of one referrer: locks, ReferralRecomputeStore, events) median %s (p90 %s, max %s); the whole CustomerUpdate with it median %s\n\n",
 		len(events.maintain), med(events.maintain).Round(10*time.Microsecond), events.maintain[len(events.maintain)*9/10].Round(10*time.Microsecond),
 		events.maintain[len(events.maintain)-1].Round(10*time.Microsecond), med(events.update).Round(10*time.Microsecond))
 	results := []report.Result{
@@ -314,13 +303,17 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 		}
 	}
 	if loop.referrers > 0 {
+		mismatches, err := compare(ctx, pool, tenantID, loop.snapshots)
+		if err != nil {
+			return err
+		}
 		perReferrer := loop.took / time.Duration(loop.referrers)
 		extrapolated := perReferrer * time.Duration(first.Processed)
 		fmt.Printf("### Per-referrer loop (the seed's queries)\n\n")
 		fmt.Printf("- sample of %d referrers (random, fixed): %s, %d queries, %s per referrer; wrote %d rewards\n",
 			loop.referrers, loop.took.Round(time.Millisecond), loop.queries, perReferrer.Round(time.Microsecond), loop.updated)
 		fmt.Printf("- extrapolated to all %d referrers: %s\n", first.Processed, extrapolated.Round(time.Second))
-		fmt.Printf("- its answers for the sample equal ReferralCompute's: %d mismatches\n", compare(snap, loop.snapshots))
+		fmt.Printf("- its answers for the sample equal the stored rewards (ReferralRecomputeStore's): %d mismatches\n", mismatches)
 		fmt.Printf("- speed-up of the full recompute's first run: %.0fx\n", float64(extrapolated)/float64(med(firstTimes)))
 	}
 	if literal.referrers > 0 {
@@ -329,7 +322,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, cfg co
 			literal.referrers, literal.took.Round(time.Millisecond), litPer.Round(time.Millisecond),
 			(litPer * time.Duration(first.Processed)).Round(time.Minute), float64(litPer*time.Duration(first.Processed))/float64(med(firstTimes)))
 	}
-	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralCompute, first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS) ReferralCompute, second run\n\n```\n%s```\n", firstPlan, secondPlan)
+	fmt.Printf("\n#### EXPLAIN (ANALYZE, BUFFERS) the computation (ReferralCompute: referral_compute, as the store computes it), first run\n\n```\n%s```\n\n#### EXPLAIN (ANALYZE, BUFFERS) the computation (ReferralCompute: referral_compute, as the store computes it), second run\n\n```\n%s```\n", firstPlan, secondPlan)
 	return nil
 }
 
@@ -470,8 +463,10 @@ func maintenance(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n 
 	return res, nil
 }
 
-// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's ReferralCompute (changed
-// rows only), in a transaction rolled back, with the job's session settings.
+// explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's computation: the
+// read-only ReferralCompute (changed rows only) selects from referral_compute as
+// referral_recompute_store's CREATE TABLE AS does, with the job's session settings, in a
+// transaction rolled back.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
 	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralCompute")
 	if err != nil {
@@ -485,7 +480,7 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 	if err := sql.New().ReferralRecomputeSession(ctx, tx); err != nil {
 		return "", err
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, now, tenantID, []uuid.UUID(nil))
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, tenantID, now, []uuid.UUID(nil))
 	if err != nil {
 		return "", fmt.Errorf("explain: %w", err)
 	}

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -51,14 +50,20 @@ type ReferralRecomputeResult struct {
 	RewardsChanged int
 }
 
+// referralAnnouncePage is how many changed rewards ReferralRecompute announces per
+// ReferralRewardsAnnounce: what the process holds at once, however many changed.
+const referralAnnouncePage = 500
+
 // ReferralRecompute recomputes, in tx, the referral rewards p names — of given referrers
 // (the maintenance a change runs in its own transaction) or of all the tenant's referrers (the
 // full recompute, the periodic repair) — stores those whose values changed, and audits and
 // emits referral.reward_changed for each referrer whose bonus or badge changed. It first takes
 // the rewards' locks (ReferralRewardsLock: the referrers', or the tenant's exclusively for a
 // full recompute), so concurrent recomputes of a referrer store in the order they computed,
-// then decides with ReferralCompute (read-only, parallel for a full recompute) and writes
-// with ReferralRewardsStore.
+// then computes and stores inside the database (ReferralRecomputeStore: all referrers with
+// parallel workers, under the session of ReferralRecomputeSession), and announces the changed
+// rewards a page at a time (ReferralRewardsAnnounce): what it holds never grows with the
+// tenant's referrers.
 func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomputeParams) (ReferralRecomputeResult, error) {
 	if p.ReferrerIDs != nil && len(p.ReferrerIDs) == 0 {
 		return ReferralRecomputeResult{}, nil
@@ -66,78 +71,37 @@ func ReferralRecompute(ctx context.Context, tx pgx.Tx, st Step, p ReferralRecomp
 	if err := queries.ReferralRewardsLock(ctx, tx, sql.ReferralRewardsLockParams{TenantID: p.TenantID, ReferrerIds: p.ReferrerIDs}); err != nil {
 		return ReferralRecomputeResult{}, fmt.Errorf("lock referral rewards of tenant %s: %w", p.TenantID, err)
 	}
-	rows, err := ReferralComputeRows(ctx, tx, sql.ReferralComputeParams{TenantID: p.TenantID, ReferrerIds: p.ReferrerIDs, Now: st.Now, ChangedOnly: true})
+	if p.ReferrerIDs == nil {
+		if err := queries.ReferralRecomputeSession(ctx, tx); err != nil {
+			return ReferralRecomputeResult{}, fmt.Errorf("set the referral recompute's session: %w", err)
+		}
+	}
+	stored, err := queries.ReferralRecomputeStore(ctx, CustomPlans{DB: tx}, sql.ReferralRecomputeStoreParams{TenantID: p.TenantID, Now: st.Now, ReferrerIds: p.ReferrerIDs})
 	if err != nil {
 		return ReferralRecomputeResult{}, fmt.Errorf("recompute referral rewards of tenant %s: %w", p.TenantID, err)
 	}
-	res := ReferralRecomputeResult{Processed: int(rows[0].Processed)}
-	store := referralRewardsStoreParams(p.TenantID, st.Now, rows)
-	if len(store.CustomerIDs) == 0 {
-		return res, nil
-	}
-	updated, err := queries.ReferralRewardsStore(ctx, tx, store)
-	if err != nil {
-		return ReferralRecomputeResult{}, fmt.Errorf("store %d referral rewards of tenant %s: %w", len(store.CustomerIDs), p.TenantID, err)
-	}
-	res.Updated = int(updated)
-	for _, r := range rows {
-		previousBonus := valueOr(r.PreviousBonusUnits, 0)
-		if previousBonus == *r.BonusUnits && badgeEqual(r.PreviousBadge, r.Badge) {
-			continue
-		}
-		res.RewardsChanged++
-		data := ReferralRewardChangedEvent{
-			CustomerID: *r.ReferrerID, QualifiedTotal: r.QualifiedTotal, BonusUnits: r.BonusUnits, Badge: r.Badge,
-			PreviousBonusUnits: previousBonus, PreviousBadge: r.PreviousBadge,
-		}
-		err := Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: r.ReferrerID.String(), Event: data})
+	res := ReferralRecomputeResult{Processed: int(stored.Processed), Updated: int(stored.Updated), RewardsChanged: int(stored.RewardsChanged)}
+	for announced := 0; announced < res.RewardsChanged; {
+		page, err := queries.ReferralRewardsAnnounce(ctx, tx, sql.ReferralRewardsAnnounceParams{TenantID: p.TenantID, RowLimit: referralAnnouncePage})
 		if err != nil {
-			return ReferralRecomputeResult{}, err
+			return ReferralRecomputeResult{}, fmt.Errorf("announce changed referral rewards of tenant %s: %w", p.TenantID, err)
 		}
+		if len(page) == 0 {
+			return ReferralRecomputeResult{}, fmt.Errorf("announce changed referral rewards of tenant %s: %d of %d found", p.TenantID, announced, res.RewardsChanged)
+		}
+		for _, r := range page {
+			data := ReferralRewardChangedEvent{
+				CustomerID: r.CustomerID, QualifiedTotal: &r.QualifiedTotal, BonusUnits: &r.BonusUnits, Badge: r.Badge,
+				PreviousBonusUnits: r.PreviousBonusUnits, PreviousBadge: r.PreviousBadge,
+			}
+			err := Record(ctx, tx, st, Change{TenantID: p.TenantID, Action: "referral.reward_change", SubjectType: "customer", SubjectID: r.CustomerID.String(), Event: data})
+			if err != nil {
+				return ReferralRecomputeResult{}, err
+			}
+		}
+		announced += len(page)
 	}
 	return res, nil
-}
-
-// ReferralComputeRows runs the ReferralCompute query in tx as ReferralRecompute does: a
-// full one (no referrer given) with the session settings of ReferralRecomputeSession (local
-// to tx), and each with a plan made for params (CustomPlans). bench/referrals measures it.
-func ReferralComputeRows(ctx context.Context, tx pgx.Tx, params sql.ReferralComputeParams) ([]sql.ReferralComputeRow, error) {
-	if params.ReferrerIds == nil {
-		if err := queries.ReferralRecomputeSession(ctx, tx); err != nil {
-			return nil, fmt.Errorf("set the referral recompute's session: %w", err)
-		}
-	}
-	return queries.ReferralCompute(ctx, CustomPlans{DB: tx}, params)
-}
-
-// referralRewardsStoreParams are ReferralRewardsStore's arrays for the referrers of rows
-// (ReferralCompute's; the one row without a referrer adds none).
-func referralRewardsStoreParams(tenantID uuid.UUID, now time.Time, rows []sql.ReferralComputeRow) sql.ReferralRewardsStoreParams {
-	p := sql.ReferralRewardsStoreParams{TenantID: tenantID, Now: now}
-	for _, r := range rows {
-		if r.ReferrerID == nil {
-			continue
-		}
-		p.CustomerIDs = append(p.CustomerIDs, *r.ReferrerID)
-		p.ReferredTotals = append(p.ReferredTotals, *r.ReferredTotal)
-		p.QualifiedTotals = append(p.QualifiedTotals, *r.QualifiedTotal)
-		p.Cooldowns = append(p.Cooldowns, *r.DisqualifiedCooldown)
-		p.MissingIps = append(p.MissingIps, *r.DisqualifiedMissingIP)
-		p.SharedIps = append(p.SharedIps, *r.DisqualifiedSharedIP)
-		p.DuplicateIps = append(p.DuplicateIps, *r.DisqualifiedDuplicateIP)
-		p.BonusUnits = append(p.BonusUnits, *r.BonusUnits)
-		badge := ""
-		if r.Badge != nil {
-			badge = string(*r.Badge)
-		}
-		p.Badges = append(p.Badges, badge)
-	}
-	return p
-}
-
-// badgeEqual reports whether two optional badges are the same.
-func badgeEqual(a, b *sql.ReferralBadge) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // ReferralRecomputeReferrersOfParams names customers whose referrers to recompute.
