@@ -60,10 +60,9 @@ func TestWorkerServesMetrics(t *testing.T) {
 
 	wants := []string{
 		`tessera_jobs_total{kind="subscription.renew_sweep",outcome="completed"} 1`,
-		`tessera_jobs_total{kind="subscription.renew",outcome="completed"} 1`,
 		`tessera_renewals_total{outcome="started"} 1`,
 		`tessera_jobs_total{kind="payin.create_invoice",outcome="failed"}`,
-		`tessera_job_duration_seconds_bucket{kind="subscription.renew",le="0.001"}`,
+		`tessera_job_duration_seconds_bucket{kind="subscription.renew_sweep",le="0.001"}`,
 		`tessera_queue_jobs{queue="default",state="available"}`,
 		`tessera_queue_jobs{queue="webhooks",state="running"} 0`,
 		`go_goroutines`,
