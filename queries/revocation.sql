@@ -87,6 +87,13 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE
 SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
     unrevoked_start_sum = s.unrevoked_start_sum + excluded.unrevoked_start_sum;
 
+-- name: RevocationPickSession :exec
+-- RevocationPickSession turns JIT off until the end of the check loop's pick's transaction:
+-- from about 10M pending licences the pick's estimated cost crosses jit_above_cost, and
+-- compiling its plan took 60 ms of a 62 ms execution that needs 1.5 ms without it
+-- (bench/README.md).
+SELECT set_config('jit', 'off', true);
+
 -- name: RevocationQueue :many
 -- RevocationQueue decides which imported licences to check next (SPEC 5): the eligible ones,
 -- by risk score, highest first, ties broken by tenant and licence id. The check job picks

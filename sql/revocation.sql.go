@@ -143,6 +143,19 @@ func (q *Queries) RevocationLimiterAcquire(ctx context.Context, db DBTX, arg Rev
 	return result.RowsAffected(), nil
 }
 
+const revocationPickSession = `-- name: RevocationPickSession :exec
+SELECT set_config('jit', 'off', true)
+`
+
+// RevocationPickSession turns JIT off until the end of the check loop's pick's transaction:
+// from about 10M pending licences the pick's estimated cost crosses jit_above_cost, and
+// compiling its plan took 60 ms of a 62 ms execution that needs 1.5 ms without it
+// (bench/README.md).
+func (q *Queries) RevocationPickSession(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, revocationPickSession)
+	return err
+}
+
 const revocationQueue = `-- name: RevocationQueue :many
 WITH pairs AS (
     SELECT rs.tenant_id, rs.store_id FROM revocation_stores rs

@@ -196,3 +196,18 @@ func TestRevocationQueueStalenessOvertakes(t *testing.T) {
 		require.Less(t, round, 999, "the low-risk licence never overtook")
 	}
 }
+
+// TestPickTurnsJITOff: the check loop's pick runs with JIT off (RevocationPickSession): at
+// 10M pending licences compiling the pick's plan cost forty times its execution.
+func TestPickTurnsJITOff(t *testing.T) {
+	t.Parallel()
+	tx := testdb.Tx(t)
+	ctx := t.Context()
+	_, err := tx.Exec(ctx, "SET LOCAL jit = on")
+	require.NoError(t, err)
+	_, err = upstream.Schedule{Weights: upstream.DefaultWeights(), MinInterval: time.Hour}.Pick(ctx, tx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil, 1)
+	require.NoError(t, err)
+	var jit string
+	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('jit')").Scan(&jit))
+	require.Equal(t, "off", jit, "the pick's transaction (a savepoint of the test's) set JIT off")
+}

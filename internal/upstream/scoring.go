@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/sql"
 )
 
@@ -86,17 +88,29 @@ const pickDepth = 20
 // bounds that a read of the first max(limit, 20) rows had to re-score
 // (RevocationBoundsTighten), so the next picks, and the queue endpoint's reads, re-score few
 // licences however many are pending. The queue endpoint reads RevocationQueue alone: it
-// writes nothing.
-func (s Schedule) Pick(ctx context.Context, db sql.DBTX, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
-	rows, err := queries.RevocationQueue(ctx, db, s.QueueParams(now, tenantID, max(limit, pickDepth)))
-	if err != nil || len(rows) == 0 {
-		return rows, err
-	}
-	_, err = queries.RevocationBoundsTighten(ctx, db, sql.RevocationBoundsTightenParams{
-		Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), Score: rows[len(rows)-1].Score,
+// writes nothing. Both statements run in one transaction with JIT off
+// (RevocationPickSession).
+func (s Schedule) Pick(ctx context.Context, db pg.DB, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
+	var rows []sql.RevocationQueueRow
+	err := pg.InTx(ctx, db, func(tx pgx.Tx) error {
+		if err := queries.RevocationPickSession(ctx, tx); err != nil {
+			return fmt.Errorf("turn JIT off for the revocation pick: %w", err)
+		}
+		var err error
+		rows, err = queries.RevocationQueue(ctx, tx, s.QueueParams(now, tenantID, max(limit, pickDepth)))
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		_, err = queries.RevocationBoundsTighten(ctx, tx, sql.RevocationBoundsTightenParams{
+			Now: now, TenantID: tenantID, MinIntervalSeconds: s.MinInterval.Seconds(), Score: rows[len(rows)-1].Score,
+		})
+		if err != nil {
+			return fmt.Errorf("re-anchor revocation bounds: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("re-anchor revocation bounds: %w", err)
+		return nil, err
 	}
 	return rows[:min(int(limit), len(rows))], nil
 }
