@@ -96,16 +96,16 @@ var revocationQueueOperation = huma.Operation{
 }
 
 // revocationQueue reads the head of the tenant's revocation queue, scored as the check loop
-// scores it.
+// scores it (upstream.Schedule.Queue: JIT off, as for the pick).
 func (s *Server) revocationQueue(ctx context.Context, in *RevocationQueueInput) (*RevocationQueueOutput, error) {
 	limit := in.Limit
 	if limit <= 0 || limit > 200 {
 		limit = 20
 	}
 	tenant := tenantID(ctx)
-	rows, err := s.queries.RevocationQueue(ctx, s.conn(ctx), s.cfg.Revocation.OrDefault().QueueParams(s.now(ctx), &tenant, int32(limit)))
+	rows, err := s.cfg.Revocation.OrDefault().Queue(ctx, s.cfg.DB, s.now(ctx), &tenant, int32(limit))
 	if err != nil {
-		return nil, problem(ctx, fmt.Errorf("read revocation queue: %w", err))
+		return nil, problem(ctx, err)
 	}
 	out := &RevocationQueueOutput{}
 	out.Body.Items = make([]RevocationQueueItem, len(rows))

@@ -88,7 +88,8 @@ SET unrevoked_count     = s.unrevoked_count + excluded.unrevoked_count,
     unrevoked_start_sum = s.unrevoked_start_sum + excluded.unrevoked_start_sum;
 
 -- name: RevocationPickSession :exec
--- RevocationPickSession turns JIT off until the end of the check loop's pick's transaction:
+-- RevocationPickSession turns JIT off until the end of the transaction of the check loop's
+-- pick, or of the queue endpoint's read:
 -- from about 10M pending licences the pick's estimated cost crosses jit_above_cost, and
 -- compiling its plan took 60 ms of a 62 ms execution that needs 1.5 ms without it
 -- (bench/README.md).

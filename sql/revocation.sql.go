@@ -147,7 +147,8 @@ const revocationPickSession = `-- name: RevocationPickSession :exec
 SELECT set_config('jit', 'off', true)
 `
 
-// RevocationPickSession turns JIT off until the end of the check loop's pick's transaction:
+// RevocationPickSession turns JIT off until the end of the transaction of the check loop's
+// pick, or of the queue endpoint's read:
 // from about 10M pending licences the pick's estimated cost crosses jit_above_cost, and
 // compiling its plan took 60 ms of a 62 ms execution that needs 1.5 ms without it
 // (bench/README.md).

@@ -262,7 +262,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 			return schedule.Pick(ctx, pool, now, tenant, limit)
 		}},
 		{"queue endpoint (one tenant, limit 20)", &tenantID, 20, func(tenant *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
-			return queries.RevocationQueue(ctx, pool, schedule.QueueParams(now, tenant, limit))
+			return schedule.Queue(ctx, pool, now, tenant, limit)
 		}},
 	} {
 		var first time.Duration

@@ -12,6 +12,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
@@ -197,17 +198,26 @@ func TestRevocationQueueStalenessOvertakes(t *testing.T) {
 	}
 }
 
-// TestPickTurnsJITOff: the check loop's pick runs with JIT off (RevocationPickSession): at
-// 10M pending licences compiling the pick's plan cost forty times its execution.
+// TestPickTurnsJITOff: the check loop's pick and the queue endpoint's read run with JIT off
+// (RevocationPickSession): at 10M pending licences compiling the pick's plan cost forty
+// times its execution.
 func TestPickTurnsJITOff(t *testing.T) {
 	t.Parallel()
-	tx := testdb.Tx(t)
-	ctx := t.Context()
-	_, err := tx.Exec(ctx, "SET LOCAL jit = on")
-	require.NoError(t, err)
-	_, err = upstream.Schedule{Weights: upstream.DefaultWeights(), MinInterval: time.Hour}.Pick(ctx, tx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil, 1)
-	require.NoError(t, err)
-	var jit string
-	require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('jit')").Scan(&jit))
-	require.Equal(t, "off", jit, "the pick's transaction (a savepoint of the test's) set JIT off")
+	schedule := upstream.Schedule{Weights: upstream.DefaultWeights(), MinInterval: time.Hour}
+	for name, read := range map[string]func(ctx context.Context, db pg.DB, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error){
+		"Pick": schedule.Pick, "Queue": schedule.Queue,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tx := testdb.Tx(t)
+			ctx := t.Context()
+			_, err := tx.Exec(ctx, "SET LOCAL jit = on")
+			require.NoError(t, err)
+			_, err = read(ctx, tx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil, 1)
+			require.NoError(t, err)
+			var jit string
+			require.NoError(t, tx.QueryRow(ctx, "SELECT current_setting('jit')").Scan(&jit))
+			require.Equal(t, "off", jit, "the read's transaction (a savepoint of the test's) set JIT off")
+		})
+	}
 }

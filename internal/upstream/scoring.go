@@ -87,17 +87,13 @@ const pickDepth = 20
 // tenant) at now, as the check loop picks (RevocationQueue), and then re-anchors at now the
 // bounds that a read of the first max(limit, 20) rows had to re-score
 // (RevocationBoundsTighten), so the next picks, and the queue endpoint's reads, re-score few
-// licences however many are pending. The queue endpoint reads RevocationQueue alone: it
-// writes nothing. Both statements run in one transaction with JIT off
-// (RevocationPickSession).
+// licences however many are pending. Both statements run in one transaction with JIT off
+// (queue).
 func (s Schedule) Pick(ctx context.Context, db pg.DB, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
 	var rows []sql.RevocationQueueRow
 	err := pg.InTx(ctx, db, func(tx pgx.Tx) error {
-		if err := queries.RevocationPickSession(ctx, tx); err != nil {
-			return fmt.Errorf("turn JIT off for the revocation pick: %w", err)
-		}
 		var err error
-		rows, err = queries.RevocationQueue(ctx, tx, s.QueueParams(now, tenantID, max(limit, pickDepth)))
+		rows, err = s.queue(ctx, tx, now, tenantID, max(limit, pickDepth))
 		if err != nil || len(rows) == 0 {
 			return err
 		}
@@ -113,6 +109,33 @@ func (s Schedule) Pick(ctx context.Context, db pg.DB, now time.Time, tenantID *u
 		return nil, err
 	}
 	return rows[:min(int(limit), len(rows))], nil
+}
+
+// Queue returns the first limit rows of the revocation queue of tenantID at now, as Pick
+// would, and writes nothing: the queue endpoint's read. It runs in a transaction of its own
+// with JIT off (queue).
+func (s Schedule) Queue(ctx context.Context, db pg.DB, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
+	var rows []sql.RevocationQueueRow
+	err := pg.InTx(ctx, db, func(tx pgx.Tx) error {
+		var err error
+		rows, err = s.queue(ctx, tx, now, tenantID, limit)
+		return err
+	})
+	return rows, err
+}
+
+// queue reads RevocationQueue in tx with JIT off until tx ends (RevocationPickSession): from
+// about 10M pending licences the planner's estimate crosses jit_above_cost, and compiling
+// the plan cost forty times executing it.
+func (s Schedule) queue(ctx context.Context, tx pgx.Tx, now time.Time, tenantID *uuid.UUID, limit int32) ([]sql.RevocationQueueRow, error) {
+	if err := queries.RevocationPickSession(ctx, tx); err != nil {
+		return nil, fmt.Errorf("turn JIT off for the revocation queue: %w", err)
+	}
+	rows, err := queries.RevocationQueue(ctx, tx, s.QueueParams(now, tenantID, limit))
+	if err != nil {
+		return nil, fmt.Errorf("read the revocation queue: %w", err)
+	}
+	return rows, nil
 }
 
 // WeightsSet stores w as the risk score's weights for every process, as a process starts
