@@ -9,19 +9,47 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
 // The configuration tests set environment variables, so none of them is parallel.
 
+// configCase is one environment and what loadConfig makes of it: want, or an error that
+// contains wantErr.
+type configCase[T any] struct {
+	name    string
+	env     map[string]string
+	want    T
+	wantErr string
+}
+
+// testConfig runs each case as a subtest: it sets the case's environment, loads the
+// configuration, and requires the case's error, or got's value of the configuration.
+func testConfig[T any](t *testing.T, cases []configCase[T], got func(Config) (T, error)) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig()
+			var value T
+			if err == nil {
+				value, err = got(cfg)
+			}
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, value)
+		})
+	}
+}
+
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigRescueStuckJobsAfter(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		env     map[string]string
-		want    time.Duration
-		wantErr string
-	}{
+	testConfig(t, []configCase[time.Duration]{
 		// The longest default timeout is revocation.check's: 1 × (10 s + 5 s) + 1 m.
 		{name: "DefaultIsTheLongestTimeoutPlusAMargin", want: 2*time.Minute + 20*time.Second},
 		{name: "Set", env: map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "10m"}, want: 10 * time.Minute},
@@ -53,22 +81,7 @@ func TestConfigRescueStuckJobsAfter(t *testing.T) {
 		},
 		{name: "NegativeJobTimeout", env: map[string]string{"TESSERA_JOB_TIMEOUT": "-1s"}, wantErr: "TESSERA_JOB_TIMEOUT must be positive"},
 		{name: "NegativeBound", env: map[string]string{"TESSERA_RESCUE_STUCK_JOBS_AFTER": "-1s"}, wantErr: "TESSERA_RESCUE_STUCK_JOBS_AFTER must be positive"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			got, err := cfg.rescueStuckJobsAfter()
-			require.NoError(t, err)
-			require.Equal(t, tt.want, got)
-		})
-	}
+	}, Config.rescueStuckJobsAfter)
 }
 
 func TestConfigMetricsAddr(t *testing.T) {
@@ -87,36 +100,21 @@ func TestConfigMetricsAddr(t *testing.T) {
 	})
 }
 
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigOperator(t *testing.T) {
-	for _, tt := range []struct {
-		name, wantUser, wantErr string
-		env                     map[string]string
-	}{
-		{name: "DefaultUser", wantUser: "operator"},
-		{name: "EmptyUserIsTheDefault", env: map[string]string{"TESSERA_OPERATOR_USER": ""}, wantUser: "operator"},
-		{name: "User", env: map[string]string{"TESSERA_OPERATOR_USER": "ops", "TESSERA_OPERATOR_PASSWORD": "0123456789abcdef"}, wantUser: "ops"},
+	testConfig(t, []configCase[string]{
+		{name: "DefaultUser", want: "operator"},
+		{name: "EmptyUserIsTheDefault", env: map[string]string{"TESSERA_OPERATOR_USER": ""}, want: "operator"},
+		{name: "User", env: map[string]string{"TESSERA_OPERATOR_USER": "ops", "TESSERA_OPERATOR_PASSWORD": "0123456789abcdef"}, want: "ops"},
 		{name: "ShortPassword", env: map[string]string{"TESSERA_OPERATOR_PASSWORD": "0123456789abcde"}, wantErr: "TESSERA_OPERATOR_PASSWORD must be at least 16 characters"},
 		{name: "UserWithColon", env: map[string]string{"TESSERA_OPERATOR_USER": "a:b"}, wantErr: `TESSERA_OPERATOR_USER must not contain a colon or line break, not "a:b"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.wantUser, cfg.OperatorUser)
-		})
-	}
+	}, func(cfg Config) (string, error) { return cfg.OperatorUser, nil })
 }
 
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigPprofAddr(t *testing.T) {
-	for _, tt := range []struct {
-		addr, wantErr string
-	}{
+	var cases []configCase[string]
+	for _, tt := range []struct{ addr, wantErr string }{
 		{addr: ""},
 		{addr: "127.0.0.1:6060"},
 		{addr: "[::1]:6060"},
@@ -126,17 +124,9 @@ func TestConfigPprofAddr(t *testing.T) {
 		{addr: "10.0.0.1:6060", wantErr: "TESSERA_PPROF_ADDR must be a loopback address"},
 		{addr: "127.0.0.1", wantErr: "TESSERA_PPROF_ADDR must be a loopback address"},
 	} {
-		t.Run(tt.addr, func(t *testing.T) {
-			t.Setenv("TESSERA_PPROF_ADDR", tt.addr)
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.addr, cfg.PprofAddr)
-		})
+		cases = append(cases, configCase[string]{name: tt.addr, env: map[string]string{"TESSERA_PPROF_ADDR": tt.addr}, want: tt.addr, wantErr: tt.wantErr})
 	}
+	testConfig(t, cases, func(cfg Config) (string, error) { return cfg.PprofAddr, nil })
 }
 
 // With TESSERA_PPROF_ADDR set, a process serves its runtime profiles there until stopped.
@@ -157,113 +147,66 @@ func TestServePprof(t *testing.T) {
 	require.Error(t, err, "stopped")
 }
 
-func TestConfigReadReplica(t *testing.T) {
-	for _, tt := range []struct {
-		name, wantErr string
-		env           map[string]string
-		wantMaxLag    time.Duration
-	}{
-		{name: "Default", wantMaxLag: time.Second},
-		{name: "Set", env: map[string]string{"TESSERA_READ_DATABASE_URL": "postgres://replica/tessera", "TESSERA_READ_MAX_LAG": "5s"}, wantMaxLag: 5 * time.Second},
-		{name: "BoundNotAboveTheCheckInterval", env: map[string]string{"TESSERA_READ_MAX_LAG": "250ms"}, wantErr: "TESSERA_READ_MAX_LAG must be above 250ms, the lag check's interval, not 250ms"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.wantMaxLag, cfg.ReadMaxLag)
-			require.Equal(t, tt.env["TESSERA_READ_DATABASE_URL"], cfg.ReadDatabaseURL)
-		})
-	}
+// readReplica is what the configuration says of a read replica.
+type readReplica struct {
+	url    string
+	maxLag time.Duration
 }
 
+//nolint:paralleltest // sets the environment (testConfig)
+func TestConfigReadReplica(t *testing.T) {
+	testConfig(t, []configCase[readReplica]{
+		{name: "Default", want: readReplica{maxLag: time.Second}},
+		{
+			name: "Set", env: map[string]string{"TESSERA_READ_DATABASE_URL": "postgres://replica/tessera", "TESSERA_READ_MAX_LAG": "5s"},
+			want: readReplica{url: "postgres://replica/tessera", maxLag: 5 * time.Second},
+		},
+		{name: "BoundNotAboveTheCheckInterval", env: map[string]string{"TESSERA_READ_MAX_LAG": "250ms"}, wantErr: "TESSERA_READ_MAX_LAG must be above 250ms, the lag check's interval, not 250ms"},
+	}, func(cfg Config) (readReplica, error) {
+		return readReplica{url: cfg.ReadDatabaseURL, maxLag: cfg.ReadMaxLag}, nil
+	})
+}
+
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigDBPooler(t *testing.T) {
 	const url = "postgres://tessera@127.0.0.1:6432/tessera"
-	for _, tt := range []struct {
-		name, pooler, url, wantErr string
-		want                       pgx.QueryExecMode
-	}{
-		{name: "DefaultKeepsPgxDefault", url: url, want: pgx.QueryExecModeCacheStatement},
-		{name: "NoneKeepsTheURLMode", pooler: "none", url: url + "?default_query_exec_mode=describe_exec", want: pgx.QueryExecModeDescribeExec},
-		{name: "TransactionDescribesOnce", pooler: "transaction", url: url, want: pgx.QueryExecModeCacheDescribe},
-		{name: "TransactionReplacesNamedStatements", pooler: "transaction", url: url + "?default_query_exec_mode=cache_statement", want: pgx.QueryExecModeCacheDescribe},
-		{name: "TransactionReplacesTwoRoundTrips", pooler: "transaction", url: url + "?default_query_exec_mode=describe_exec", want: pgx.QueryExecModeCacheDescribe},
-		{name: "TransactionKeepsCacheDescribe", pooler: "transaction", url: url + "?default_query_exec_mode=cache_describe", want: pgx.QueryExecModeCacheDescribe},
-		{name: "ExecRefused", pooler: "transaction", url: url + "?default_query_exec_mode=exec", wantErr: "default_query_exec_mode=exec sends jsonb parameters as bytea"},
-		{name: "SimpleProtocolRefused", url: url + "?default_query_exec_mode=simple_protocol", wantErr: "default_query_exec_mode=simple_protocol sends jsonb parameters as bytea"},
-		{name: "UnknownPooler", pooler: "pgbouncer", url: url, wantErr: `TESSERA_DB_POOLER must be none or transaction, not "pgbouncer"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("DATABASE_URL", tt.url)
-			if tt.pooler != "" {
-				t.Setenv("TESSERA_DB_POOLER", tt.pooler)
-			}
-			cfg, err := loadConfig()
-			var pc *pgxpool.Config
-			if err == nil {
-				pc, err = cfg.poolConfig()
-			}
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.want, pc.ConnConfig.DefaultQueryExecMode)
-		})
+	env := func(pooler, url string) map[string]string {
+		return map[string]string{"TESSERA_DB_POOLER": pooler, "DATABASE_URL": url}
 	}
+	testConfig(t, []configCase[pgx.QueryExecMode]{
+		{name: "DefaultKeepsPgxDefault", env: env("", url), want: pgx.QueryExecModeCacheStatement},
+		{name: "NoneKeepsTheURLMode", env: env("none", url+"?default_query_exec_mode=describe_exec"), want: pgx.QueryExecModeDescribeExec},
+		{name: "TransactionDescribesOnce", env: env("transaction", url), want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionReplacesNamedStatements", env: env("transaction", url+"?default_query_exec_mode=cache_statement"), want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionReplacesTwoRoundTrips", env: env("transaction", url+"?default_query_exec_mode=describe_exec"), want: pgx.QueryExecModeCacheDescribe},
+		{name: "TransactionKeepsCacheDescribe", env: env("transaction", url+"?default_query_exec_mode=cache_describe"), want: pgx.QueryExecModeCacheDescribe},
+		{name: "ExecRefused", env: env("transaction", url+"?default_query_exec_mode=exec"), wantErr: "default_query_exec_mode=exec sends jsonb parameters as bytea"},
+		{name: "SimpleProtocolRefused", env: env("", url+"?default_query_exec_mode=simple_protocol"), wantErr: "default_query_exec_mode=simple_protocol sends jsonb parameters as bytea"},
+		{name: "UnknownPooler", env: env("pgbouncer", url), wantErr: `TESSERA_DB_POOLER must be none or transaction, not "pgbouncer"`},
+	}, func(cfg Config) (pgx.QueryExecMode, error) {
+		pc, err := cfg.poolConfig()
+		if err != nil {
+			return 0, err
+		}
+		return pc.ConnConfig.DefaultQueryExecMode, nil
+	})
 }
 
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigFetchCooldown(t *testing.T) {
-	for _, tt := range []struct {
-		name, value, wantErr string
-		want                 time.Duration
-	}{
+	testConfig(t, []configCase[time.Duration]{
 		{name: "Default", want: 5 * time.Millisecond},
-		{name: "Set", value: "50ms", want: 50 * time.Millisecond},
-		{name: "TooShort", value: "100us", wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 100µs"},
-		{name: "TooLong", value: "2s", wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 2s"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.value != "" {
-				t.Setenv("TESSERA_FETCH_COOLDOWN", tt.value)
-			}
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.want, cfg.FetchCooldown)
-		})
-	}
+		{name: "Set", env: map[string]string{"TESSERA_FETCH_COOLDOWN": "50ms"}, want: 50 * time.Millisecond},
+		{name: "TooShort", env: map[string]string{"TESSERA_FETCH_COOLDOWN": "100us"}, wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 100µs"},
+		{name: "TooLong", env: map[string]string{"TESSERA_FETCH_COOLDOWN": "2s"}, wantErr: "TESSERA_FETCH_COOLDOWN must be between 1ms and 1s, not 2s"},
+	}, func(cfg Config) (time.Duration, error) { return cfg.FetchCooldown, nil })
 }
 
+//nolint:paralleltest // sets the environment (testConfig)
 func TestConfigWorkersWhileValidating(t *testing.T) {
-	for _, tt := range []struct {
-		name, value, wantErr string
-		want                 int
-	}{
+	testConfig(t, []configCase[int]{
 		{name: "Default", want: 2},
-		{name: "Set", value: "10", want: 10},
-		{name: "Zero", value: "0", wantErr: "TESSERA_WORKERS_WHILE_VALIDATING must be at least 1, not 0"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.value != "" {
-				t.Setenv("TESSERA_WORKERS_WHILE_VALIDATING", tt.value)
-			}
-			cfg, err := loadConfig()
-			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.want, cfg.WorkersWhileValidating)
-		})
-	}
+		{name: "Set", env: map[string]string{"TESSERA_WORKERS_WHILE_VALIDATING": "10"}, want: 10},
+		{name: "Zero", env: map[string]string{"TESSERA_WORKERS_WHILE_VALIDATING": "0"}, wantErr: "TESSERA_WORKERS_WHILE_VALIDATING must be at least 1, not 0"},
+	}, func(cfg Config) (int, error) { return cfg.WorkersWhileValidating, nil })
 }
