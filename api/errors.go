@@ -19,7 +19,8 @@ const retryAfterUnavailable = 2
 // of the first of Problems whose Err they are and carry their message to the client, and so
 // do database refusals of invalid input, which the data boundary (core.DB) translated into
 // core.ErrInvalid before they got here; a database that cannot be reached
-// (core.DBUnavailable) is a 503 with Retry-After; anything else is logged with the request
+// (core.DBUnavailable), or that aborted the request's transaction to break a deadlock with a
+// concurrent one (core.DBConflict), is a 503 with Retry-After; anything else is logged with the request
 // id and answered with a plain 500, never the error's text. It is the one place errors
 // become HTTP statuses.
 func problem(ctx context.Context, err error) huma.StatusError {
@@ -53,6 +54,9 @@ func problem(ctx context.Context, err error) huma.StatusError {
 	case core.DBUnavailable(err):
 		requestInfoFrom(ctx).logger().WarnContext(ctx, "database unavailable", "error", err)
 		return unavailable("the database is unreachable; retry later")
+	case core.DBConflict(err):
+		requestInfoFrom(ctx).logger().WarnContext(ctx, "transaction aborted by a conflict with a concurrent one", "error", err)
+		return unavailable("the database aborted this request to break a deadlock with a concurrent one; nothing was written; retry")
 	}
 	info := requestInfoFrom(ctx)
 	info.logger().ErrorContext(ctx, "request failed", "error", err)

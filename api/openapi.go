@@ -178,9 +178,9 @@ func describeOperation(op *huma.Operation, method string, errorSchema *huma.Sche
 		addError(http.StatusBadRequest, "Bad Request: "+joinOr(badRequest)+".")
 	}
 	if noDB, _ := op.Metadata[metadataNoDatabase].(bool); !noDB {
-		retry := "The database is unreachable (a restart, an outage): retry after Retry-After seconds."
+		retry := "The database is unreachable (a restart, an outage), or aborted the request to break a deadlock with a concurrent one: retry after Retry-After seconds."
 		if idempotent {
-			retry = "The database is unreachable (a restart, an outage): retry after Retry-After seconds, with the same Idempotency-Key."
+			retry = "The database is unreachable (a restart, an outage), or aborted the request to break a deadlock with a concurrent one: retry after Retry-After seconds, with the same Idempotency-Key."
 		}
 		addError(http.StatusServiceUnavailable, retry)
 	}

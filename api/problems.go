@@ -136,7 +136,7 @@ func Problems() []ProblemType {
 		{CodeInternal, 500, "Internal Server Error", "An unexpected error; the detail gives the request id to quote.", nil, true},
 		{CodeRateUnavailable, 503, "Exchange rate unavailable", "The exchange rate of the price's currency is unavailable; retry shortly.", nil, false},
 		{CodeNotReady, 503, "Not ready", "The server cannot serve (readiness check).", nil, false},
-		{CodeUnavailable, 503, "Service Unavailable", "The database is unreachable; retry after Retry-After seconds, a write with the same Idempotency-Key.", nil, true},
+		{CodeUnavailable, 503, "Service Unavailable", "The database is unreachable, or aborted the request to break a deadlock with a concurrent one (nothing was written); retry after Retry-After seconds, a write with the same Idempotency-Key.", nil, true},
 		{CodeError, 0, "Error", "An error of a status no other code covers.", nil, false},
 	}
 }

@@ -204,7 +204,8 @@ func (s *Server) register() {
 	config.Info.Description = "Licensing and subscription backend. Admin operations take a tenant's API key " +
 		"as `Authorization: Bearer <key>`; writes accept an `Idempotency-Key` header (an admin key's are its tenant's; " +
 		"a buyer write's are scoped by the tenant it names). Errors are RFC 9457 problem+json. " +
-		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage): " +
+		"Any operation answers 503 with `Retry-After` while the database is unreachable (a restart, an outage), " +
+		"or when the database aborted it to break a deadlock with a concurrent request (nothing was written): " +
 		"retry it, a write with the same `Idempotency-Key`."
 	config.OpenAPIPath = ""  // registerDocuments serves the documents
 	config.DocsPath = ""     // registerDocs serves /docs from the binary

@@ -11,7 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/pg"
 	"github.com/tessera/tessera/internal/upstream"
 	"github.com/tessera/tessera/sql"
 )
@@ -211,4 +213,46 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 	id, err := uuid.Parse(s)
 	require.NoError(t, err)
 	return id
+}
+
+// TestImportDeadlockIsRetryable: an import re-owning a licence locks the licence and then its
+// old owner's aggregates; the revocation check recording it gone locks them the other way
+// round. When Postgres breaks that deadlock by aborting the import, the import answers 503
+// with Retry-After (nothing was written), not 500, and its retry succeeds.
+func TestImportDeadlockIsRetryable(t *testing.T) {
+	t.Parallel()
+	b, srv := setupServer(t)
+	ctx := context.Background()
+	store := b.createStore(t)
+	imports := "/v1/admin/upstream-stores/" + store.ID + "/imports"
+	res := b.send(t, srv, http.MethodPost, imports, `[{"external_license_id":"L1","owner":"u1","acquired_at":"2025-06-01T10:00:00Z"}]`)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	var licenseID, ownerID uuid.UUID
+	require.NoError(t, b.db.QueryRow(ctx, "SELECT license_id, customer_id FROM upstream_licenses WHERE tenant_id = $1", b.tenant.ID).Scan(&licenseID, &ownerID))
+
+	// The check's order: the owner's aggregates, then the licence.
+	check, err := b.db.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, pg.Rollback(ctx, check)) }()
+	_, err = check.Exec(ctx, "SELECT 1 FROM upstream_owner_stats WHERE tenant_id = $1 AND customer_id = $2 FOR NO KEY UPDATE", b.tenant.ID, ownerID)
+	require.NoError(t, err)
+	reown := `[{"external_license_id":"L1","owner":"u2","acquired_at":"2025-06-01T10:00:00Z"}]`
+	answer := make(chan response, 1)
+	go func() { answer <- b.send(t, srv, http.MethodPost, imports, reown) }()
+	require.Eventually(t, func() bool { // the import holds the licence and waits for the aggregates
+		var waiting bool
+		require.NoError(t, b.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%upstream_owner_stats%')").Scan(&waiting))
+		return waiting
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = check.Exec(ctx, "UPDATE upstream_licenses SET gone_at = $3 WHERE tenant_id = $1 AND license_id = $2", b.tenant.ID, licenseID, factory.Now)
+	require.NoError(t, err, "Postgres aborted the import, which waited first")
+
+	res = <-answer
+	p := requireCode(t, res, http.StatusServiceUnavailable, api.CodeUnavailable)
+	require.Contains(t, p.Detail, "deadlock")
+	require.Equal(t, "2", res.header.Get("Retry-After"))
+	require.NoError(t, pg.Rollback(ctx, check))
+	res = b.send(t, srv, http.MethodPost, imports, reown)
+	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	require.Equal(t, importResult{Updated: 1}, decode[importResult](t, res))
 }

@@ -156,6 +156,15 @@ func DBUnavailable(err error) bool {
 		(errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 }
 
+// DBConflict reports whether the database aborted the transaction to resolve its conflict
+// with a concurrent one: a deadlock (40P01, Postgres aborts one of the transactions that
+// wait for each other) or a serialization failure (40001). Nothing of the transaction was
+// written, and it may succeed when run again.
+func DBConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
 // dbError is a translated database error: it reads as the domain problem, without the
 // driver's text, and is both its kind (errors.Is) and its cause (errors.As).
 type dbError struct {
