@@ -253,8 +253,9 @@ func TestReferralRecomputeMatchesSeed(t *testing.T) {
 }
 
 // TestReferralRecomputeWorker runs referral.recompute jobs: a full one stores rewards,
-// emits referral.reward_changed for bonus and badge changes only, and a second run updates
-// nothing; a single-referrer one follows a change of that referrer's referrals.
+// emits referral.reward_changed for bonus and badge changes only, leaves the transaction's
+// planner settings as they were, and a second run updates nothing; a single-referrer one
+// follows a change of that referrer's referrals.
 func TestReferralRecomputeWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -285,6 +286,9 @@ func TestReferralRecomputeWorker(t *testing.T) {
 		w2: {ReferredTotal: 1},
 	}, storedSnapshots(t, tx, l))
 	require.Equal(t, 1, events(), "only the referrer whose bonus and badge changed")
+	var nestloop string
+	require.NoError(t, tx.QueryRow(ctx, "SHOW enable_nestloop").Scan(&nestloop))
+	require.Equal(t, "on", nestloop, "the store turns nested loops off for its computation only")
 
 	st := core.Step{Now: clk.Now(), Actor: factory.Actor, Box: factory.Box, Jobs: factory.Jobs}
 	again, err := ReferralRecompute(ctx, tx, st, jobargs.ReferralRecompute{TenantID: l.tenant.ID})

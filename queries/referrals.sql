@@ -49,7 +49,8 @@ ORDER BY rd.referrer_id;
 -- name: ReferralRecomputeStore :one
 -- ReferralRecomputeStore recomputes a tenant's referral rewards, of all its referrers or of
 -- those referrer_ids names, and stores them at @now inside the database
--- (referral_recompute_store, migration 00033: all referrers computed with parallel workers),
+-- (referral_recompute_store, migrations 00033 and 00039: all referrers computed with parallel
+-- workers, planned with nested loops off for that computation only),
 -- writing only the rewards whose values changed or that were not stored and marking, for
 -- ReferralRewardsAnnounce, those whose bonus or badge changed. It returns processed
 -- (referrers in scope), updated (rewards written) and rewards_changed (rewards marked). The

@@ -465,8 +465,8 @@ func maintenance(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID, n 
 
 // explain returns EXPLAIN (ANALYZE, BUFFERS) of the full recompute's computation: the
 // read-only ReferralCompute (changed rows only) selects from referral_compute as
-// referral_recompute_store's CREATE TABLE AS does, with the job's session settings, in a
-// transaction rolled back.
+// referral_recompute_store's CREATE TABLE AS does, with the job's session settings and the
+// store's nested loops off, in a transaction rolled back.
 func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (string, error) {
 	text, err := benchsql.QueryText("sql/referrals.sql.go", "referralCompute")
 	if err != nil {
@@ -478,6 +478,10 @@ func explain(ctx context.Context, pool *pgxpool.Pool, tenantID uuid.UUID) (strin
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only use
 	if err := sql.New().ReferralRecomputeSession(ctx, tx); err != nil {
+		return "", err
+	}
+	// referral_recompute_store plans its CREATE TABLE AS with nested loops off (migration 00039).
+	if _, err := tx.Exec(ctx, "SELECT set_config('enable_nestloop', 'off', true)"); err != nil {
 		return "", err
 	}
 	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+text, pgx.QueryExecModeDescribeExec, true, tenantID, now, []uuid.UUID(nil))
