@@ -125,7 +125,7 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
+	fmt.Printf("%d renewals (sweep, payin.create_invoices at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
 		r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
 	fmt.Fprintf(os.Stderr, "fake BTCPay answered %d requests\n", r.ProviderRequests)
 	perRenewal := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(r.Renewals) }
