@@ -164,6 +164,7 @@ func register(cfg Config) (*registry, error) {
 	add(r, &WebhookDeliverSweepWorker{cfg: cfg})
 	add(r, &LicenseExpireSweepWorker{cfg: cfg})
 	add(r, &PayInCreateInvoiceWorker{cfg: cfg})
+	add(r, &PayInCreateInvoicesWorker{cfg: cfg})
 	add(r, &PayInSettleWorker{cfg: cfg})
 	add(r, &PayInInvalidateInvoiceWorker{cfg: cfg})
 	add(r, &PayInReconcileSweepWorker{cfg: cfg})

@@ -95,6 +95,17 @@ func outcomesFrom(ctx context.Context) *core.Outcomes {
 	return o
 }
 
+// outcomesMark remembers the attempt's outcomes so far (outcomesFrom); the restore it returns
+// drops those added since, by a transaction that then rolled back.
+func outcomesMark(ctx context.Context) (restore func()) {
+	o := outcomesFrom(ctx)
+	if o == nil {
+		return func() {}
+	}
+	kept := *o
+	return func() { *o = kept }
+}
+
 // Work runs the attempt and observes it. A panic is observed as a failure and goes on up to
 // River, which records it.
 func (m *Metrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,8 +26,9 @@ var payInCreateInvoiceRetries = []time.Duration{
 
 // PayInCreateInvoiceWorker creates the provider invoice for the rest of a PayIn. The call to
 // the provider happens outside any transaction; recording the invoice, moving the PayIn to
-// PENDING and completing the job are one transaction, and a retry reuses an invoice an
-// earlier attempt created but did not record (invoice). When the provider keeps failing, the
+// PENDING and completing the job are one transaction, and a retry — or a job enqueued with
+// Retry, taking over from a batch or a lost job — reuses an invoice an earlier attempt
+// created but did not record (createInvoice). When the provider keeps failing, the
 // last attempt fails the PayIn with INVOICE_CREATION_FAILED and refunds its custodial parts.
 // A PayIn that failed meanwhile (the buyer cancelled) keeps no payable invoice: one the
 // provider created for it anyway — by this attempt or a lost earlier one — is recorded on
@@ -61,7 +63,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 	default:
 		return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return complete(ctx, tx, job) })
 	}
-	invoice, createErr := w.invoice(ctx, job, payin, invoiceSats)
+	invoice, createErr := createInvoice(ctx, w.cfg, job.Attempt > 1 || job.Args.Retry, payin, invoiceSats)
 	if createErr != nil && job.Attempt < job.MaxAttempts {
 		return fmt.Errorf("create invoice for payin %s: %w", payin.ID, createErr)
 	}
@@ -72,7 +74,7 @@ func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[joba
 		}
 		switch {
 		case payin.State == sql.PayinStateFAILED && createErr == nil: // the buyer cancelled while BTCPay invoiced
-			err = w.recordAbandoned(ctx, tx, step, payin, invoice)
+			err = recordAbandoned(ctx, w.cfg, tx, step, payin, invoice)
 		case payin.State != sql.PayinStatePENDINGINVOICECREATION:
 		case createErr != nil:
 			w.cfg.Log.WarnContext(ctx, "invoice creation failed for good", "payin", payin.ID, "error", createErr)
@@ -104,7 +106,7 @@ func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
 		if err == nil {
-			if err := w.recordAbandoned(ctx, tx, step, payin, found); err != nil {
+			if err := recordAbandoned(ctx, w.cfg, tx, step, payin, found); err != nil {
 				return err
 			}
 		}
@@ -114,7 +116,7 @@ func (w *PayInCreateInvoiceWorker) abandoned(ctx context.Context, job *river.Job
 
 // recordAbandoned records invoice on FAILED payin and enqueues its invalidation, unless the
 // PayIn has its invoice recorded already.
-func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
+func recordAbandoned(ctx context.Context, cfg Config, tx pgx.Tx, step core.Step, payin sql.PayIn, invoice payment.Invoice) error {
 	_, err := queries.PayInInvoiceGet(ctx, tx, sql.PayInInvoiceGetParams{TenantID: payin.TenantID, PayInID: payin.ID})
 	switch {
 	case err == nil:
@@ -122,31 +124,167 @@ func (w *PayInCreateInvoiceWorker) recordAbandoned(ctx context.Context, tx pgx.T
 	case !errors.Is(err, core.ErrNotFound):
 		return fmt.Errorf("invoice of payin %s: %w", payin.ID, err)
 	}
-	w.cfg.Log.InfoContext(ctx, "invoice of a failed payin recorded for invalidation", "payin", payin.ID, "invoice", invoice.ID)
-	return core.PayInInvoiceAbandoned(ctx, tx, step, core.PayInInvoiceParams{PayIn: payin, Provider: w.cfg.Payments.Name(), Invoice: invoice})
+	cfg.Log.InfoContext(ctx, "invoice of a failed payin recorded for invalidation", "payin", payin.ID, "invoice", invoice.ID)
+	return core.PayInInvoiceAbandoned(ctx, tx, step, core.PayInInvoiceParams{PayIn: payin, Provider: cfg.Payments.Name(), Invoice: invoice})
 }
 
-// invoice creates the provider invoice for invoiceSats of payin — or, on a retry, reuses
-// the one an earlier attempt created but could not record (a crash or a failed commit after
-// the provider answered), found by the PayIn's id as its order id: one payable invoice per
-// PayIn. A found invoice that expired, was invalidated or is for another amount is not
-// reused.
-func (w *PayInCreateInvoiceWorker) invoice(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice], payin sql.PayIn, invoiceSats int64) (payment.Invoice, error) {
-	if job.Attempt > 1 {
-		found, err := w.cfg.Payments.FindInvoice(ctx, payin.ID.String())
+// createInvoice creates the provider invoice for invoiceSats of payin — or, with find (a
+// retry, or a job that took over from one that may have reached the provider), reuses the
+// one an earlier attempt created but could not record (a crash or a failed commit after the
+// provider answered), found by the PayIn's id as its order id: one payable invoice per PayIn.
+// A found invoice that expired, was invalidated or is for another amount is not reused.
+func createInvoice(ctx context.Context, cfg Config, find bool, payin sql.PayIn, invoiceSats int64) (payment.Invoice, error) {
+	if find {
+		found, err := cfg.Payments.FindInvoice(ctx, payin.ID.String())
 		switch {
 		case err != nil && !errors.Is(err, payment.ErrNotFound):
 			return payment.Invoice{}, fmt.Errorf("find an earlier invoice for payin %s: %w", payin.ID, err)
 		case err == nil && found.AmountSats == invoiceSats &&
 			slices.Contains([]payment.InvoiceStatus{payment.InvoiceNew, payment.InvoiceProcessing, payment.InvoiceSettled}, found.Status):
-			w.cfg.Log.InfoContext(ctx, "reusing the invoice an earlier attempt created", "payin", payin.ID, "invoice", found.ID)
+			cfg.Log.InfoContext(ctx, "reusing the invoice an earlier attempt created", "payin", payin.ID, "invoice", found.ID)
 			return found, nil
 		}
 	}
-	return w.cfg.Payments.CreateInvoice(ctx, payment.InvoiceRequest{
+	return cfg.Payments.CreateInvoice(ctx, payment.InvoiceRequest{
 		OrderID: payin.ID.String(), AmountSats: invoiceSats,
 		Metadata: map[string]string{"tenantId": payin.TenantID.String(), "payinType": string(payin.Type)},
 	})
+}
+
+// invoiceConcurrency is how many provider calls a payin.create_invoices job makes at once.
+const invoiceConcurrency = 8
+
+// PayInCreateInvoicesWorker creates the provider invoices of a batch of PayIns (the renewal
+// sweep's), as PayInCreateInvoiceWorker does one's, with one job and one transaction for the
+// batch. It reads the batch's PayIns in one statement; invoices each one still
+// PENDING_INVOICE_CREATION at the provider — outside any transaction, invoiceConcurrency at
+// a time, for at most half the job's timeout, and on a retry reusing an invoice an earlier
+// attempt created but did not record (createInvoice); then, in one transaction with the
+// job's completion, it locks the invoiced PayIns (PayInLockMany), records each invoice
+// (PENDING; on a PayIn that failed meanwhile, recorded and invalidated) and hands each PayIn
+// it could not invoice — the provider failed for it, it was not reached in time, or it
+// failed before its invoice existed — over to its own payin.create_invoice job, with Retry
+// (that job looks for an invoice first, retries with backoff and fails the PayIn after its
+// last attempt). When that transaction fails, a second one hands every PayIn still waiting
+// over to its own job: one PayIn the database refuses does not hold back the others.
+type PayInCreateInvoicesWorker struct {
+	river.WorkerDefaults[jobargs.PayInCreateInvoices]
+	cfg Config
+}
+
+// Timeout bounds one attempt: Config.JobTimeout.
+func (w *PayInCreateInvoicesWorker) Timeout(*river.Job[jobargs.PayInCreateInvoices]) time.Duration {
+	return w.cfg.jobTimeout()
+}
+
+// Work invoices the batch's PayIns, hands over those it could not, and completes the job.
+func (w *PayInCreateInvoicesWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoices]) error {
+	var batch sql.PayInForInvoiceManyParams
+	for _, r := range job.Args.PayIns {
+		batch.TenantIds = append(batch.TenantIds, r.TenantID)
+		batch.IDs = append(batch.IDs, r.PayInID)
+	}
+	rows, err := queries.PayInForInvoiceMany(ctx, w.cfg.DB, batch)
+	if err != nil {
+		return fmt.Errorf("payins of the batch: %w", err)
+	}
+	var waiting []sql.PayInForInvoiceManyRow
+	var handOver []jobargs.PayInRef // each to its own payin.create_invoice job
+	for _, row := range rows {
+		switch row.PayIn.State {
+		case sql.PayinStatePENDINGINVOICECREATION:
+			waiting = append(waiting, row)
+		case sql.PayinStateFAILED: // its own job finds and invalidates an invoice a lost attempt created
+			handOver = append(handOver, jobargs.PayInRef{TenantID: row.PayIn.TenantID, PayInID: row.PayIn.ID})
+		}
+	}
+	invoices, createErrs := w.createInvoices(ctx, job.Attempt > 1, waiting)
+	restore := outcomesMark(ctx)
+	err = pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
+		var created sql.PayInLockManyParams
+		var locked []sql.PayIn
+		byPayIn := map[jobargs.PayInRef]int{}
+		more := slices.Clone(handOver)
+		for i, row := range waiting {
+			ref := jobargs.PayInRef{TenantID: row.PayIn.TenantID, PayInID: row.PayIn.ID}
+			if createErrs[i] != nil {
+				w.cfg.Log.WarnContext(ctx, "invoice creation failed in a batch; the payin's own job retries it", "payin", row.PayIn.ID, "error", createErrs[i])
+				more = append(more, ref)
+				continue
+			}
+			byPayIn[ref] = i
+			created.TenantIds = append(created.TenantIds, ref.TenantID)
+			created.IDs = append(created.IDs, ref.PayInID)
+		}
+		if len(created.IDs) > 0 {
+			var err error
+			if locked, err = queries.PayInLockMany(ctx, tx, created); err != nil {
+				return fmt.Errorf("lock the payins of the batch: %w", err)
+			}
+		}
+		for _, payin := range locked {
+			i := byPayIn[jobargs.PayInRef{TenantID: payin.TenantID, PayInID: payin.ID}]
+			step := w.cfg.tenantStepAt(ctx, job.JobRow, waiting[i].ClockAt)
+			switch payin.State {
+			case sql.PayinStateFAILED: // the buyer cancelled while BTCPay invoiced
+				err = recordAbandoned(ctx, w.cfg, tx, step, payin, invoices[i])
+			case sql.PayinStatePENDINGINVOICECREATION:
+				_, _, err = core.PayInInvoiceCreated(ctx, tx, step, core.PayInInvoiceParams{PayIn: payin, Provider: w.cfg.Payments.Name(), Invoice: invoices[i]})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return handOverInvoices(ctx, tx, job, more)
+	})
+	if err == nil {
+		return nil
+	}
+	restore()
+	w.cfg.Log.WarnContext(ctx, "recording a batch of invoices failed; each payin's own job takes over", "payins", len(waiting), "error", err)
+	for _, row := range waiting {
+		handOver = append(handOver, jobargs.PayInRef{TenantID: row.PayIn.TenantID, PayInID: row.PayIn.ID})
+	}
+	if handErr := pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error { return handOverInvoices(ctx, tx, job, handOver) }); handErr != nil {
+		return errors.Join(err, handErr)
+	}
+	return nil
+}
+
+// createInvoices creates (or, with find, reuses: createInvoice) the invoice of each PayIn of
+// waiting at the provider, invoiceConcurrency at a time, and returns each one's invoice or
+// error, in waiting's order. Calls not made within half the job's timeout fail, leaving the
+// other half to record the batch.
+func (w *PayInCreateInvoicesWorker) createInvoices(ctx context.Context, find bool, waiting []sql.PayInForInvoiceManyRow) ([]payment.Invoice, []error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.jobTimeout()/2)
+	defer cancel()
+	invoices, errs := make([]payment.Invoice, len(waiting)), make([]error, len(waiting))
+	calls := make(chan struct{}, invoiceConcurrency)
+	var wg sync.WaitGroup
+	for i, row := range waiting {
+		wg.Go(func() {
+			calls <- struct{}{}
+			defer func() { <-calls }()
+			invoices[i], errs[i] = createInvoice(ctx, w.cfg, find, row.PayIn, row.InvoiceSats)
+		})
+	}
+	wg.Wait()
+	return invoices, errs
+}
+
+// handOverInvoices enqueues, in tx, a payin.create_invoice job with Retry for each PayIn of
+// payins (unique by PayIn: one it has already is kept), and completes job.
+func handOverInvoices(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.PayInCreateInvoices], payins []jobargs.PayInRef) error {
+	if len(payins) > 0 {
+		params := make([]river.InsertManyParams, 0, len(payins))
+		for _, p := range payins {
+			params = append(params, river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: p.PayInID, Retry: true}})
+		}
+		if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertManyTx(ctx, tx, params); err != nil {
+			return fmt.Errorf("hand payins over to their own invoice jobs: %w", err)
+		}
+	}
+	return complete(ctx, tx, job)
 }
 
 // PayInSettleWorker re-confirms an invoice with its provider and settles its PayIn by what
@@ -277,10 +415,11 @@ const (
 // noContinuation): the next period's run heals what is left.
 //   - a PayIn left PENDING longer than payInReconcileAfter gets a payin.settle: the provider
 //     is asked again in case its webhook never came (settles of open invoices change nothing);
-//   - a PayIn left PENDING_INVOICE_CREATION that long with no live payin.create_invoice job
-//     (lost to a crash, deleted in River UI, discarded) gets the job again — unless an operator
-//     cancelled it, which fails the PayIn with SYSTEM_CANCELLED and refunds its custodial
-//     parts;
+//   - a PayIn left PENDING_INVOICE_CREATION that long with no live job creating its invoice
+//     (payin.create_invoice, or a payin.create_invoices batch naming it: lost to a crash,
+//     deleted in River UI, discarded) gets a payin.create_invoice job, with Retry, since the
+//     lost job may have reached the provider — unless an operator cancelled it, which fails
+//     the PayIn with SYSTEM_CANCELLED and refunds its custodial parts;
 //   - a PayIn FAILED that long (within payInInvalidateWithin) whose invoice is not invalidated
 //     and has no live payin.invalidate_invoice job gets that job again.
 type PayInReconcileSweepWorker struct {
@@ -313,7 +452,7 @@ func (w *PayInReconcileSweepWorker) Work(ctx context.Context, job *river.Job[job
 		for _, o := range orphans {
 			if !o.Cancelled {
 				w.cfg.Log.WarnContext(ctx, "payin lost its invoice creation job; enqueued again", "payin", o.ID)
-				params = append(params, river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: o.TenantID, PayInID: o.ID}})
+				params = append(params, river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: o.TenantID, PayInID: o.ID, Retry: true}})
 				continue
 			}
 			w.cfg.Log.WarnContext(ctx, "payin's invoice creation was cancelled in River; failing it", "payin", o.ID)

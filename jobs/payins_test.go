@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -235,9 +236,11 @@ func TestPayInReconcileSweepWorker(t *testing.T) {
 	customer := factory.Customer(t, tx, tenant.ID)
 	policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
 	pending := func(invoiceID string) {
+		var batched []jobargs.PayInRef // as the renewal sweep does: no job of its own
 		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
 			payin, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
 				TenantID: tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100, PolicyID: &policy.ID,
+				Invoices: &batched,
 			})
 			if err != nil {
 				return err
@@ -280,4 +283,256 @@ func TestCompletePlansGeneric(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 	require.Equal(t, "force_generic_plan", planCacheMode(), "the job's transaction, local to it")
+}
+
+// createInvoicesBatch is a batch of PayIns waiting for their invoice — n of one tenant and
+// one of another — and the payin.create_invoices worker and the single payin.create_invoice
+// worker on the fake BTCPay, in a rolled-back transaction.
+type createInvoicesBatch struct {
+	tx       pgx.Tx
+	payments factory.Payments
+	batch    *rivertest.Worker[jobargs.PayInCreateInvoices, pgx.Tx]
+	single   *rivertest.Worker[jobargs.PayInCreateInvoice, pgx.Tx]
+	payins   []sql.PayIn
+}
+
+// setupCreateInvoices makes a createInvoicesBatch of n+1 PayIns.
+func setupCreateInvoices(t *testing.T, n int) *createInvoicesBatch {
+	t.Helper()
+	ctx := context.Background()
+	tx := testdb.Tx(t)
+	payments := factory.FakeBTCPay(t, "")
+	cfg := Config{DB: tx, Clock: clock.NewManual(factory.Now), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: payments.Client}
+	b := &createInvoicesBatch{tx: tx, payments: payments,
+		batch:  rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoicesWorker{cfg: cfg}),
+		single: rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInCreateInvoiceWorker{cfg: cfg}),
+	}
+	for i := range n + 1 {
+		tenant := factory.Tenant(t, tx)
+		if i > 0 {
+			tenant = sql.Tenant{ID: b.payins[0].TenantID}
+		}
+		customer := factory.Customer(t, tx, tenant.ID)
+		policy := factory.Policy(t, tx, tenant.ID, factory.PolicyPrice(sql.CurrencySAT, 100))
+		var batched []jobargs.PayInRef // as the renewal sweep does: no job of its own
+		require.NoError(t, pg.InTx(ctx, tx, func(tx pgx.Tx) error {
+			payin, err := core.PayInCreate(ctx, tx, factory.Step(), core.PayInCreateParams{
+				TenantID: tenant.ID, CustomerID: customer.ID, Type: sql.PayinTypeLicensePurchase, PriceCurrency: sql.CurrencySAT, PriceValue: 100, PolicyID: &policy.ID,
+				Invoices: &batched,
+			})
+			b.payins = append(b.payins, payin)
+			return err
+		}))
+	}
+	return b
+}
+
+// args are the batch's job args.
+func (b *createInvoicesBatch) args() jobargs.PayInCreateInvoices {
+	var args jobargs.PayInCreateInvoices
+	for _, p := range b.payins {
+		args.PayIns = append(args.PayIns, jobargs.PayInRef{TenantID: p.TenantID, PayInID: p.ID})
+	}
+	return args
+}
+
+// state is PayIn i's state now, and its recorded invoice's provider id ("" without one).
+func (b *createInvoicesBatch) state(t *testing.T, i int) (sql.PayInState, string) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := sql.New().PayInGet(ctx, b.tx, sql.PayInGetParams{TenantID: b.payins[i].TenantID, ID: b.payins[i].ID})
+	require.NoError(t, err)
+	invoice, err := sql.New().PayInInvoiceGet(ctx, b.tx, sql.PayInInvoiceGetParams{TenantID: p.TenantID, PayInID: p.ID})
+	if err != nil {
+		require.ErrorIs(t, err, core.ErrNotFound)
+	}
+	return p.State, invoice.ProviderInvoiceID
+}
+
+// handedOver returns the payin.create_invoice jobs the batch enqueued, by PayIn.
+func (b *createInvoicesBatch) handedOver(t *testing.T) map[uuid.UUID]*rivertype.JobRow {
+	t.Helper()
+	rows, err := b.tx.Query(context.Background(), "SELECT id FROM river_job WHERE kind = 'payin.create_invoice' ORDER BY id")
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	jobs := map[uuid.UUID]*rivertype.JobRow{}
+	for _, id := range ids {
+		job, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+		require.NoError(t, err)
+		row, err := job.JobGetTx(context.Background(), b.tx, id)
+		require.NoError(t, err)
+		var args jobargs.PayInCreateInvoice
+		require.NoError(t, json.Unmarshal(row.EncodedArgs, &args))
+		require.True(t, args.Retry, "the PayIn's own job looks for an invoice the batch created first")
+		jobs[args.PayInID] = row
+	}
+	return jobs
+}
+
+// TestPayInCreateInvoicesWorker invoices a batch of PayIns across tenants in one job: each
+// once, with one provider call, in one transaction; a PayIn it cannot invoice or record is
+// handed over to its own payin.create_invoice job without holding back the others, and a
+// retry after a crash between the provider's answer and the record reuses the invoices it
+// created.
+func TestPayInCreateInvoicesWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("InvoicesTheBatch", func(t *testing.T) {
+		t.Parallel()
+		b := setupCreateInvoices(t, 3)
+		res, err := b.batch.Work(ctx, t, b.tx, b.args(), nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		for i := range b.payins {
+			state, invoice := b.state(t, i)
+			require.Equal(t, sql.PayinStatePENDING, state)
+			require.NotEmpty(t, invoice)
+		}
+		require.Len(t, b.payments.Fake.Invoices(), 4)
+		require.Equal(t, 4, b.payments.Fake.Requests(), "one provider call per PayIn")
+		require.Empty(t, b.handedOver(t))
+
+		res, err = b.batch.Work(ctx, t, b.tx, b.args(), nil)
+		require.NoError(t, err, "a duplicated batch finds its PayIns invoiced")
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Len(t, b.payments.Fake.Invoices(), 4)
+	})
+
+	t.Run("ProviderFailureHandsOneOver", func(t *testing.T) {
+		t.Parallel()
+		b := setupCreateInvoices(t, 3)
+		b.payments.Fake.FailNext(1)
+		res, err := b.batch.Work(ctx, t, b.tx, b.args(), nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State, "the others are not held back")
+		jobs := b.handedOver(t)
+		require.Len(t, jobs, 1)
+		for i, p := range b.payins {
+			state, _ := b.state(t, i)
+			if jobs[p.ID] != nil {
+				require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, state)
+				continue
+			}
+			require.Equal(t, sql.PayinStatePENDING, state)
+		}
+		for id, job := range jobs {
+			res, err := b.single.WorkJob(ctx, t, b.tx, job)
+			require.NoError(t, err)
+			require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+			_, err = sql.New().PayInInvoiceGet(ctx, b.tx, sql.PayInInvoiceGetParams{TenantID: b.payins[0].TenantID, PayInID: id})
+			require.NoError(t, err, "its own job invoices it")
+		}
+		require.Len(t, b.payments.Fake.Invoices(), 4)
+	})
+
+	t.Run("RecordRefusedHandsAllOver", func(t *testing.T) {
+		t.Parallel()
+		b := setupCreateInvoices(t, 2)
+		bad := b.payins[1] // an invoice row already there: recording its invoice violates the primary key
+		_, err := b.tx.Exec(ctx, `INSERT INTO payin_invoices (tenant_id, payin_id, provider, provider_invoice_id, checkout_url, amount_sats, created_at)
+			VALUES ($1, $2, 'btcpay', 'stray', 'https://example.invalid', 100, $3)`, bad.TenantID, bad.ID, factory.Now)
+		require.NoError(t, err)
+		res, err := b.batch.Work(ctx, t, b.tx, b.args(), nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		created := b.payments.Fake.Invoices()
+		require.Len(t, created, 3, "every PayIn invoiced at the provider, none recorded")
+		jobs := b.handedOver(t)
+		require.Len(t, jobs, 3, "each PayIn handed over to its own job")
+		for i, p := range b.payins {
+			state, _ := b.state(t, i)
+			require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, state)
+			res, err := b.single.WorkJob(ctx, t, b.tx, jobs[p.ID])
+			if p.ID == bad.ID {
+				require.Error(t, err, "the refused PayIn retries on its own")
+				continue
+			}
+			require.NoError(t, err)
+			require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+			state, invoice := b.state(t, i)
+			require.Equal(t, sql.PayinStatePENDING, state)
+			require.Contains(t, []string{created[0].ID, created[1].ID, created[2].ID}, invoice, "the invoice the batch created, found")
+		}
+		require.Len(t, b.payments.Fake.Invoices(), 3, "no second invoice for any PayIn")
+	})
+
+	t.Run("RetryAfterACrashReusesInvoices", func(t *testing.T) {
+		t.Parallel()
+		b := setupCreateInvoices(t, 2)
+		// The first attempt reached the provider for PayIn 0, then its process died.
+		orphan, err := b.payments.Client.CreateInvoice(ctx, payment.InvoiceRequest{OrderID: b.payins[0].ID.String(), AmountSats: 100})
+		require.NoError(t, err)
+		client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+		require.NoError(t, err)
+		inserted, err := client.InsertTx(ctx, b.tx, b.args(), nil)
+		require.NoError(t, err)
+		rescued := *inserted.Job
+		rescued.Attempt = 1 // rescued: the next run is attempt 2
+
+		res, err := b.batch.WorkJob(ctx, t, b.tx, &rescued)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		state, invoice := b.state(t, 0)
+		require.Equal(t, sql.PayinStatePENDING, state)
+		require.Equal(t, orphan.ID, invoice, "the earlier attempt's invoice is recorded")
+		require.Len(t, b.payments.Fake.Invoices(), 3, "no second invoice")
+	})
+
+	t.Run("FailedPayInIsHandedOver", func(t *testing.T) {
+		t.Parallel()
+		b := setupCreateInvoices(t, 1)
+		cancelled := b.payins[1]
+		require.NoError(t, pg.InTx(ctx, b.tx, func(tx pgx.Tx) error {
+			_, err := core.PayInFail(ctx, tx, factory.Step(), core.PayInFailParams{TenantID: cancelled.TenantID, ID: cancelled.ID, Move: core.PayInMoveCancel})
+			return err
+		}))
+		res, err := b.batch.Work(ctx, t, b.tx, b.args(), nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.Len(t, b.payments.Fake.Invoices(), 1, "no invoice for the cancelled PayIn")
+		jobs := b.handedOver(t)
+		require.Len(t, jobs, 1, "its own job looks for an invoice a lost attempt created, to invalidate it")
+		require.NotNil(t, jobs[cancelled.ID])
+	})
+}
+
+// TestPayInReconcileSweepBatchedInvoices: the reconcile sweep counts a payin.create_invoices
+// batch naming a PayIn as the PayIn's live invoice job; once the batch is gone it enqueues the
+// PayIn's own job (with Retry: the batch may have reached the provider), and a batch an
+// operator cancelled fails its PayIns with SYSTEM_CANCELLED.
+func TestPayInReconcileSweepBatchedInvoices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupCreateInvoices(t, 1)
+	cfg := Config{DB: b.tx, Clock: clock.NewManual(factory.Now.Add(payInReconcileAfter)), Log: slog.New(slog.DiscardHandler), Box: factory.Box, Payments: b.payments.Client}
+	reconcile := rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInReconcileSweepWorker{cfg: cfg})
+	client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+	require.NoError(t, err)
+	inserted, err := client.InsertTx(ctx, b.tx, b.args(), nil)
+	require.NoError(t, err)
+
+	_, err = reconcile.Work(ctx, t, b.tx, jobargs.PayInReconcileSweep{}, nil)
+	require.NoError(t, err)
+	require.Empty(t, b.handedOver(t), "the live batch creates their invoices")
+
+	_, err = b.tx.Exec(ctx, "UPDATE river_job SET state = 'cancelled', finalized_at = $2 WHERE id = $1", inserted.Job.ID, factory.Now)
+	require.NoError(t, err)
+	_, err = reconcile.Work(ctx, t, b.tx, jobargs.PayInReconcileSweep{}, nil)
+	require.NoError(t, err)
+	for i := range b.payins {
+		state, _ := b.state(t, i)
+		require.Equal(t, sql.PayinStateFAILED, state, "an operator cancelled their invoicing")
+	}
+
+	b = setupCreateInvoices(t, 1)
+	reconcile = rivertest.NewWorker(t, riverpgxv5.New(nil), &river.Config{}, &PayInReconcileSweepWorker{cfg: Config{DB: b.tx, Clock: cfg.Clock, Log: cfg.Log, Box: factory.Box, Payments: b.payments.Client}})
+	inserted, err = client.InsertTx(ctx, b.tx, b.args(), nil)
+	require.NoError(t, err)
+	_, err = client.JobDeleteTx(ctx, b.tx, inserted.Job.ID)
+	require.NoError(t, err)
+	_, err = reconcile.Work(ctx, t, b.tx, jobargs.PayInReconcileSweep{}, nil)
+	require.NoError(t, err)
+	require.Len(t, b.handedOver(t), 2, "a deleted batch's PayIns get their own jobs, looking for an invoice first")
 }

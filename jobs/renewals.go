@@ -16,12 +16,18 @@ import (
 	"github.com/tessera/tessera/sql"
 )
 
+// renewSweepsAtOnce is how many subscription.renew_sweep runs share the due renewals at once
+// while full batches are due (sweepAtOnce): a run is one serial transaction, round trip after
+// round trip, so one at a time leaves the machine's cores idle.
+const renewSweepsAtOnce = 4
+
 // SubscriptionRenewSweepWorker renews due subscriptions in batches: fiat prices are quoted
 // once per currency from Config.Rates (core.RenewalQuotes), outside any transaction; then up
 // to a batch (Config.Batches.SubscriptionRenew) of due subscriptions across tenants are
 // renewed — each cycle opened with its PayIn, or the failure to quote recorded with backoff —
 // with their payin.create_invoice jobs, in one transaction with the job's completion
-// (core.SubscriptionRenewSweep); a full batch enqueues the next run (see sweep). A renewal
+// (core.SubscriptionRenewSweep); a full batch enqueues the next runs, up to renewSweepsAtOnce
+// running at once, each picking rows the others do not hold (sweepAtOnce). A renewal
 // that fails for a reason of its own subscription rolls the batch back: it is recorded as a
 // failed renewal of that subscription, backed off and audited with its error
 // (core.SubscriptionRenewFailed; at the failure cap it waits for an operator in the stuck
@@ -41,7 +47,7 @@ func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[
 	p := core.SubscriptionRenewSweepParams{Batch: w.cfg.batches().SubscriptionRenew, Quotes: core.RenewalQuotes(ctx, w.cfg.Rates)}
 	recorded := map[uuid.UUID]bool{} // a failure recorded backs its subscription off: it is not picked again
 	for {
-		err := sweep(ctx, w.cfg, job, p.Batch, func(tx pgx.Tx, st core.Step) (int, error) {
+		err := sweepAtOnce(ctx, w.cfg, job, p.Batch, renewSweepsAtOnce, func(tx pgx.Tx, st core.Step) (int, error) {
 			return core.SubscriptionRenewSweep(ctx, tx, st, p)
 		})
 		var failed *core.RenewalError

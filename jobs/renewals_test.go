@@ -315,11 +315,11 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
 	}
-	// invoiceJobs counts the payin.create_invoice jobs of the bundle's tenant.
-	invoiceJobs := func(t *testing.T, b *renewals, tx pgx.Tx) int {
+	// batches counts the payin.create_invoices jobs.
+	batches := func(t *testing.T, tx pgx.Tx) int {
 		t.Helper()
 		var n int
-		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'tenant_id' = $1", b.tenant.ID.String()).Scan(&n))
+		require.NoError(t, tx.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoices'").Scan(&n))
 		return n
 	}
 
@@ -339,7 +339,8 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		payins := b.payins(t)
 		require.Len(t, payins, 1)
 		require.Equal(t, sql.PayinStatePENDINGINVOICECREATION, payins[0].State)
-		require.Equal(t, 1, invoiceJobs(t, b, tx), "its invoice is the payin.create_invoice job's")
+		require.Equal(t, []uuid.UUID{payins[0].ID}, invoiceJobPayIns(t, tx, b.tenant.ID), "its invoice is the batch's payin.create_invoices job's")
+		require.Equal(t, 1, batches(t, tx))
 		sweep(t, b, tx)
 		require.Len(t, b.payins(t), 1, "a second sweep finds the cycle open")
 
@@ -348,7 +349,8 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		require.Len(t, b.cycles(t, due), 2, "the next cycle of the renewed one")
 		require.Len(t, b.cycles(t, notYet), 1, "and the other, now due, quoted at the current rate")
 		require.Len(t, b.payins(t), 3)
-		require.Equal(t, 3, invoiceJobs(t, b, tx))
+		require.Len(t, invoiceJobPayIns(t, tx, b.tenant.ID), 3)
+		require.Equal(t, 2, batches(t, tx), "one job per batch")
 	})
 
 	t.Run("NothingDueDoesNothing", func(t *testing.T) {
@@ -497,9 +499,24 @@ func TestSubscriptionRenewSweepRace(t *testing.T) {
 	for _, s := range subs {
 		require.Len(t, b.cycles(t, s), 1)
 	}
-	var jobs int
-	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'tenant_id' = $1", b.tenant.ID.String()).Scan(&jobs))
-	require.Equal(t, len(subs), jobs, "one invoice job per PayIn")
+	var payins []uuid.UUID
+	for _, p := range b.payins(t) {
+		payins = append(payins, p.ID)
+	}
+	require.ElementsMatch(t, payins, invoiceJobPayIns(t, pool, b.tenant.ID), "one invoice job per PayIn: its own or its batch's")
+}
+
+// invoiceJobPayIns lists the PayIns of tenantID named by invoice jobs, once per job naming
+// them: payin.create_invoice jobs and payin.create_invoices batches.
+func invoiceJobPayIns(t *testing.T, db sql.DBTX, tenantID uuid.UUID) []uuid.UUID {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT (args->>'payin_id')::uuid FROM river_job WHERE kind = 'payin.create_invoice' AND args->>'tenant_id' = $1
+		UNION ALL
+		SELECT (p->>'payin_id')::uuid FROM river_job j, jsonb_array_elements(j.args->'payins') p WHERE j.kind = 'payin.create_invoices' AND p->>'tenant_id' = $1`, tenantID.String())
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	require.NoError(t, err)
+	return ids
 }
 
 // TestSubscriptionLapseSweepWorker lapses past_due subscriptions unpaid for longer than their

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tessera/tessera/internal/core"
 	"github.com/tessera/tessera/internal/pg"
+	"github.com/tessera/tessera/sql"
 )
 
 // SweepBatches is how many rows one run of each batched sweep handles: the @batch of its
@@ -93,6 +94,15 @@ const noContinuation = 0
 // A new sweep copies LicenseExpireSweepWorker (licenses.go): its args in internal/jobargs,
 // its batch a field of SweepBatches, its worker added in register, its line in schedule.
 func sweep[T river.JobArgs](ctx context.Context, cfg Config, job *river.Job[T], batch int, work func(tx pgx.Tx, st core.Step) (int, error)) error {
+	return sweepAtOnce(ctx, cfg, job, batch, 1, work)
+}
+
+// sweepAtOnce is sweep for a sweep whose runs may run atOnce at a time (its pick skips the
+// rows another run holds): a run that fills its batch enqueues as many next runs as bring
+// the runs of its kind running or waiting to run (JobCountRunnable) up to atOnce, and at
+// least one, so that while full batches are due atOnce runs share them, and the work never
+// stops before a run finds less than a batch.
+func sweepAtOnce[T river.JobArgs](ctx context.Context, cfg Config, job *river.Job[T], batch, atOnce int, work func(tx pgx.Tx, st core.Step) (int, error)) error {
 	return pg.InTx(ctx, cfg.DB, func(tx pgx.Tx) error {
 		st := cfg.step(ctx, job.JobRow)
 		n, err := work(tx, st)
@@ -100,7 +110,19 @@ func sweep[T river.JobArgs](ctx context.Context, cfg Config, job *river.Job[T], 
 			return err
 		}
 		if batch != noContinuation && n >= batch {
-			if _, err := st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: job.Args}}); err != nil {
+			next := 1
+			if atOnce > 1 {
+				others, err := queries.JobCountRunnable(ctx, tx, sql.JobCountRunnableParams{Kind: job.Kind, ID: job.ID})
+				if err != nil {
+					return fmt.Errorf("count the runs of %s: %w", job.Kind, err)
+				}
+				next = max(1, atOnce-int(others))
+			}
+			params := make([]river.InsertManyParams, next)
+			for i := range params {
+				params[i] = river.InsertManyParams{Args: job.Args}
+			}
+			if _, err := st.Jobs.InsertManyTx(ctx, tx, params); err != nil {
 				return fmt.Errorf("enqueue the next %s: %w", job.Kind, err)
 			}
 		}

@@ -45,8 +45,9 @@ func everyBatch(n int) SweepBatches {
 }
 
 // TestSweepContinuesWhenFull runs every batched sweep on one due row: with a batch of one the
-// batch was full, so the sweep enqueues its next run in its transaction; with a batch of two
-// it was not, so no next run is enqueued.
+// batch was full, so the sweep enqueues its next run in its transaction (the renewal sweep,
+// which runs renewSweepsAtOnce at a time, that many); with a batch of two it was not, so no
+// next run is enqueued.
 func TestSweepContinuesWhenFull(t *testing.T) {
 	t.Parallel()
 
@@ -57,6 +58,8 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 		// work runs one job of the sweep with cfg.
 		work func(t *testing.T, tx pgx.Tx, cfg Config)
 		kind string
+		// atOnce is how many next runs a full batch enqueues when none waits; zero is one.
+		atOnce int
 	}{
 		{
 			name: "IdempotencyExpireSweep",
@@ -104,7 +107,8 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 			work: func(t *testing.T, tx pgx.Tx, cfg Config) {
 				workSweep(t, tx, &SubscriptionRenewSweepWorker{cfg: cfg}, jobargs.SubscriptionRenewSweep{})
 			},
-			kind: jobargs.SubscriptionRenewSweep{}.Kind(),
+			kind:   jobargs.SubscriptionRenewSweep{}.Kind(),
+			atOnce: renewSweepsAtOnce,
 		},
 		{
 			name: "SubscriptionLapseSweep",
@@ -126,7 +130,7 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 				batch int
 				want  int
 			}{
-				{name: "Full", batch: 1, want: 1},
+				{name: "Full", batch: 1, want: max(1, tt.atOnce)},
 				{name: "NotFull", batch: 2, want: 0},
 			} {
 				t.Run(c.name, func(t *testing.T) {
@@ -140,6 +144,34 @@ func TestSweepContinuesWhenFull(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("RenewSweepsTopUpToAtOnce", func(t *testing.T) {
+		t.Parallel()
+		kind := jobargs.SubscriptionRenewSweep{}.Kind()
+		for _, c := range []struct {
+			name             string
+			waiting, enqueue int
+		}{
+			{name: "SomeWaiting", waiting: renewSweepsAtOnce - 2, enqueue: 2},
+			{name: "AsManyWaiting", waiting: renewSweepsAtOnce, enqueue: 1}, // at least one: the others may find their picks held
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				tx := testdb.Tx(t)
+				clk := clock.NewManual(factory.Now.Add(31 * day))
+				dueSubscription(t, tx)
+				client, err := river.NewClient(riverpgxv5.New(nil), &river.Config{})
+				require.NoError(t, err)
+				for range c.waiting {
+					_, err := client.InsertTx(context.Background(), tx, jobargs.SubscriptionRenewSweep{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{}})
+					require.NoError(t, err)
+				}
+				cfg := Config{DB: tx, Clock: clk, Log: slog.New(slog.DiscardHandler), Box: factory.Box, Rates: factory.Rates(t), Batches: everyBatch(1)}
+				workSweep(t, tx, &SubscriptionRenewSweepWorker{cfg: cfg}, jobargs.SubscriptionRenewSweep{})
+				require.Equal(t, c.waiting+c.enqueue, nextRuns(t, tx, kind))
+			})
+		}
+	})
 
 	t.Run("UnbatchedNeverContinues", func(t *testing.T) {
 		t.Parallel()

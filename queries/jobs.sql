@@ -62,3 +62,11 @@ FOR UPDATE;
 -- generic plans (plan_cache_mode, local to the transaction): run just before
 -- river.JobCompleteTx, whose query Postgres would otherwise plan anew at every call.
 SET LOCAL plan_cache_mode = force_generic_plan;
+
+-- name: JobCountRunnable :one
+-- JobCountRunnable counts the jobs of @kind other than job @id that are running or waiting to
+-- run now (available): a sweep that runs several at once decides from it how many next runs
+-- to enqueue. Served by River's river_job_kind index (the finished jobs River keeps of a kind
+-- are a day's).
+SELECT count(*)::int FROM river_job
+WHERE kind = @kind::text AND state IN ('available', 'running') AND id <> @id::bigint;

@@ -167,6 +167,29 @@ FROM payins p
 JOIN tenants t ON t.id = p.tenant_id
 WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = sqlc.arg(id)::uuid;
 
+-- name: PayInForInvoiceMany :many
+-- PayInForInvoiceMany is PayInForInvoice for a batch of PayIns across tenants (the
+-- payin.create_invoices job reads its batch in one round trip): each named PayIn that exists,
+-- with what its invoice must ask and its tenant's clock. Primary keys of payins, tenants and
+-- payin_custodial_parts.
+SELECT sqlc.embed(p),
+       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
+       t.clock_at
+FROM (SELECT unnest(sqlc.arg(tenant_ids)::uuid[]) AS tenant_id, unnest(sqlc.arg(ids)::uuid[]) AS id) AS r
+JOIN payins p ON p.tenant_id = r.tenant_id AND p.id = r.id
+JOIN tenants t ON t.id = p.tenant_id;
+
+-- name: PayInLockMany :many
+-- PayInLockMany is PayInLock for a batch of PayIns across tenants (the payin.create_invoices
+-- job records its invoices under these locks): the named PayIns that exist, locked until the
+-- transaction ends, in primary-key order, so batches sharing PayIns lock without deadlocking
+-- (primary key).
+SELECT p.* FROM payins p
+WHERE (p.tenant_id, p.id) IN (SELECT unnest(sqlc.arg(tenant_ids)::uuid[]), unnest(sqlc.arg(ids)::uuid[]))
+ORDER BY p.tenant_id, p.id
+FOR UPDATE OF p;
+
 -- name: PayInTransitions :many
 -- PayInTransitions lists a PayIn's state changes in order.
 SELECT * FROM payin_transitions WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::uuid ORDER BY seq;
@@ -288,24 +311,29 @@ WHERE tenant_id = sqlc.arg(tenant_id)::uuid AND payin_id = sqlc.arg(payin_id)::u
 
 -- name: PayInListOrphanedAllTenants :many
 -- PayInListOrphanedAllTenants returns, across all tenants, PayIns waiting in
--- PENDING_INVOICE_CREATION since before @before with no live payin.create_invoice job
--- (available, pending, retryable, running or scheduled): their job was lost (a crash after
--- River marked it completed, a delete in River UI) or cancelled by an operator, which
--- cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
+-- PENDING_INVOICE_CREATION since before @before with no live job creating their invoice — a
+-- payin.create_invoice job of theirs, or a payin.create_invoices batch naming them (available,
+-- pending, retryable, running or scheduled): their job was lost (a crash after River marked it
+-- completed, a delete in River UI) or cancelled by an operator, which cancelled says. The
+-- payin.reconcile_sweep re-enqueues the first and fails the second.
 -- Oldest first, locked, skipping PayIns another transaction holds (a job recording their
 -- invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
 -- Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
 -- (tenants primary key, probed per candidate row in index order).
 SELECT p.tenant_id, p.id,
        EXISTS (SELECT 1 FROM river_job j
-               WHERE j.kind = 'payin.create_invoice' AND j.state = 'cancelled'
-                 AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
+               WHERE j.state = 'cancelled'
+                 AND (j.kind = 'payin.create_invoice' AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)
+                      OR j.kind = 'payin.create_invoices'
+                         AND j.args @> jsonb_build_object('payins', jsonb_build_array(jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)))))::boolean AS cancelled
 FROM payins p
 WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= sqlc.arg(before)::timestamptz
   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
-                  WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
-                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+                  WHERE j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND (j.kind = 'payin.create_invoice' AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)
+                         OR j.kind = 'payin.create_invoices'
+                            AND j.args @> jsonb_build_object('payins', jsonb_build_array(jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)))))
 ORDER BY p.state_changed_at
 LIMIT sqlc.arg(batch)::int
 FOR UPDATE OF p SKIP LOCKED;

@@ -25,12 +25,17 @@ FOR UPDATE OF s SKIP LOCKED;
 -- past_due, its renewal is due at @now, it is below the failure cap, and @cycle_number is
 -- the next cycle (a job for a cycle already opened, or a stale one, is not due). The renewal
 -- reads it again after SubscriptionLockForRenewal, so that it decides on the latest state.
--- Primary keys of subscriptions and customers, and subscription_cycles' primary key.
+-- change_scheduled says a tier change of its licence waits for this renewal (TierChangeOpen
+-- would find it): the renewal applies it first. Primary keys of subscriptions and customers,
+-- subscription_cycles' primary key, and tier_changes_scheduled_key.
 SELECT s.tenant_id, s.id, s.customer_id, s.policy_id, s.license_id, s.price_currency, s.price_value,
        c.auto_pay,
        (s.status IN ('active', 'past_due') AND s.consecutive_failures < 5
         AND s.next_renewal_at <= sqlc.arg(now)::timestamptz
-        AND coalesce(last.cycle_number, 0) + 1 = sqlc.arg(cycle_number)::int)::boolean AS due
+        AND coalesce(last.cycle_number, 0) + 1 = sqlc.arg(cycle_number)::int)::boolean AS due,
+       EXISTS (SELECT 1 FROM tier_changes tc
+               WHERE tc.tenant_id = s.tenant_id AND tc.license_id = s.license_id
+                 AND tc.status = 'scheduled' AND tc.kind IN ('upgrade', 'downgrade'))::boolean AS change_scheduled
 FROM subscriptions s
 JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
 LEFT JOIN LATERAL (

@@ -24,6 +24,27 @@ func (q *Queries) JobCompletePlanGeneric(ctx context.Context, db DBTX) error {
 	return err
 }
 
+const jobCountRunnable = `-- name: JobCountRunnable :one
+SELECT count(*)::int FROM river_job
+WHERE kind = $1::text AND state IN ('available', 'running') AND id <> $2::bigint
+`
+
+type JobCountRunnableParams struct {
+	Kind string
+	ID   int64
+}
+
+// JobCountRunnable counts the jobs of @kind other than job @id that are running or waiting to
+// run now (available): a sweep that runs several at once decides from it how many next runs
+// to enqueue. Served by River's river_job_kind index (the finished jobs River keeps of a kind
+// are a day's).
+func (q *Queries) JobCountRunnable(ctx context.Context, db DBTX, arg JobCountRunnableParams) (int32, error) {
+	row := db.QueryRow(ctx, jobCountRunnable, arg.Kind, arg.ID)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const jobGet = `-- name: JobGet :one
 SELECT id, state, attempt, max_attempts, attempted_at, created_at, finalized_at, scheduled_at, priority, args,
        errors, kind, metadata, queue, tags

@@ -303,6 +303,74 @@ func (q *Queries) PayInForInvoice(ctx context.Context, db DBTX, arg PayInForInvo
 	return i, err
 }
 
+const payInForInvoiceMany = `-- name: PayInForInvoiceMany :many
+SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at,
+       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
+                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
+       t.clock_at
+FROM (SELECT unnest($1::uuid[]) AS tenant_id, unnest($2::uuid[]) AS id) AS r
+JOIN payins p ON p.tenant_id = r.tenant_id AND p.id = r.id
+JOIN tenants t ON t.id = p.tenant_id
+`
+
+type PayInForInvoiceManyParams struct {
+	TenantIds []uuid.UUID
+	IDs       []uuid.UUID
+}
+
+type PayInForInvoiceManyRow struct {
+	PayIn       PayIn
+	InvoiceSats int64
+	ClockAt     *time.Time
+}
+
+// PayInForInvoiceMany is PayInForInvoice for a batch of PayIns across tenants (the
+// payin.create_invoices job reads its batch in one round trip): each named PayIn that exists,
+// with what its invoice must ask and its tenant's clock. Primary keys of payins, tenants and
+// payin_custodial_parts.
+func (q *Queries) PayInForInvoiceMany(ctx context.Context, db DBTX, arg PayInForInvoiceManyParams) ([]PayInForInvoiceManyRow, error) {
+	rows, err := db.Query(ctx, payInForInvoiceMany, arg.TenantIds, arg.IDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayInForInvoiceManyRow{}
+	for rows.Next() {
+		var i PayInForInvoiceManyRow
+		if err := rows.Scan(
+			&i.PayIn.TenantID,
+			&i.PayIn.ID,
+			&i.PayIn.CustomerID,
+			&i.PayIn.Type,
+			&i.PayIn.State,
+			&i.PayIn.FailureReason,
+			&i.PayIn.PriceCurrency,
+			&i.PayIn.PriceValue,
+			&i.PayIn.RateMinorPerBTC,
+			&i.PayIn.RateSource,
+			&i.PayIn.CostSats,
+			&i.PayIn.PolicyID,
+			&i.PayIn.AddonIDs,
+			&i.PayIn.LicenseID,
+			&i.PayIn.GenesisID,
+			&i.PayIn.SuccessorID,
+			&i.PayIn.RetryCount,
+			&i.PayIn.StateChangedAt,
+			&i.PayIn.CreatedAt,
+			&i.PayIn.UpdatedAt,
+			&i.InvoiceSats,
+			&i.ClockAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const payInGet = `-- name: PayInGet :one
 SELECT tenant_id, id, customer_id, type, state, failure_reason, price_currency, price_value, rate_minor_per_btc, rate_source, cost_sats, policy_id, addon_ids, license_id, genesis_id, successor_id, retry_count, state_changed_at, created_at, updated_at FROM payins WHERE tenant_id = $1::uuid AND id = $2::uuid
 `
@@ -732,14 +800,18 @@ func (q *Queries) PayInList(ctx context.Context, db DBTX, arg PayInListParams) (
 const payInListOrphanedAllTenants = `-- name: PayInListOrphanedAllTenants :many
 SELECT p.tenant_id, p.id,
        EXISTS (SELECT 1 FROM river_job j
-               WHERE j.kind = 'payin.create_invoice' AND j.state = 'cancelled'
-                 AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))::boolean AS cancelled
+               WHERE j.state = 'cancelled'
+                 AND (j.kind = 'payin.create_invoice' AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)
+                      OR j.kind = 'payin.create_invoices'
+                         AND j.args @> jsonb_build_object('payins', jsonb_build_array(jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)))))::boolean AS cancelled
 FROM payins p
 WHERE p.state = 'PENDING_INVOICE_CREATION' AND p.state_changed_at <= $1::timestamptz
   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = p.tenant_id AND t.clock_at IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM river_job j
-                  WHERE j.kind = 'payin.create_invoice' AND j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
-                    AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id))
+                  WHERE j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+                    AND (j.kind = 'payin.create_invoice' AND j.args @> jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)
+                         OR j.kind = 'payin.create_invoices'
+                            AND j.args @> jsonb_build_object('payins', jsonb_build_array(jsonb_build_object('tenant_id', p.tenant_id, 'payin_id', p.id)))))
 ORDER BY p.state_changed_at
 LIMIT $2::int
 FOR UPDATE OF p SKIP LOCKED
@@ -757,10 +829,11 @@ type PayInListOrphanedAllTenantsRow struct {
 }
 
 // PayInListOrphanedAllTenants returns, across all tenants, PayIns waiting in
-// PENDING_INVOICE_CREATION since before @before with no live payin.create_invoice job
-// (available, pending, retryable, running or scheduled): their job was lost (a crash after
-// River marked it completed, a delete in River UI) or cancelled by an operator, which
-// cancelled says. The payin.reconcile_sweep re-enqueues the first and fails the second.
+// PENDING_INVOICE_CREATION since before @before with no live job creating their invoice — a
+// payin.create_invoice job of theirs, or a payin.create_invoices batch naming them (available,
+// pending, retryable, running or scheduled): their job was lost (a crash after River marked it
+// completed, a delete in River UI) or cancelled by an operator, which cancelled says. The
+// payin.reconcile_sweep re-enqueues the first and fails the second.
 // Oldest first, locked, skipping PayIns another transaction holds (a job recording their
 // invoice). Served by payins_invoice_creation_idx and River's river_job_args_index.
 // Live tenants only: a sandbox tenant's (clock_at set) run by its own clock, not this sweep's
@@ -935,6 +1008,63 @@ func (q *Queries) PayInLockByInvoice(ctx context.Context, db DBTX, arg PayInLock
 		&i.TenantClockAt,
 	)
 	return i, err
+}
+
+const payInLockMany = `-- name: PayInLockMany :many
+SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at FROM payins p
+WHERE (p.tenant_id, p.id) IN (SELECT unnest($1::uuid[]), unnest($2::uuid[]))
+ORDER BY p.tenant_id, p.id
+FOR UPDATE OF p
+`
+
+type PayInLockManyParams struct {
+	TenantIds []uuid.UUID
+	IDs       []uuid.UUID
+}
+
+// PayInLockMany is PayInLock for a batch of PayIns across tenants (the payin.create_invoices
+// job records its invoices under these locks): the named PayIns that exist, locked until the
+// transaction ends, in primary-key order, so batches sharing PayIns lock without deadlocking
+// (primary key).
+func (q *Queries) PayInLockMany(ctx context.Context, db DBTX, arg PayInLockManyParams) ([]PayIn, error) {
+	rows, err := db.Query(ctx, payInLockMany, arg.TenantIds, arg.IDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PayIn{}
+	for rows.Next() {
+		var i PayIn
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ID,
+			&i.CustomerID,
+			&i.Type,
+			&i.State,
+			&i.FailureReason,
+			&i.PriceCurrency,
+			&i.PriceValue,
+			&i.RateMinorPerBTC,
+			&i.RateSource,
+			&i.CostSats,
+			&i.PolicyID,
+			&i.AddonIDs,
+			&i.LicenseID,
+			&i.GenesisID,
+			&i.SuccessorID,
+			&i.RetryCount,
+			&i.StateChangedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const payInLogCreated = `-- name: PayInLogCreated :exec

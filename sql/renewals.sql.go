@@ -469,7 +469,10 @@ SELECT s.tenant_id, s.id, s.customer_id, s.policy_id, s.license_id, s.price_curr
        c.auto_pay,
        (s.status IN ('active', 'past_due') AND s.consecutive_failures < 5
         AND s.next_renewal_at <= $1::timestamptz
-        AND coalesce(last.cycle_number, 0) + 1 = $2::int)::boolean AS due
+        AND coalesce(last.cycle_number, 0) + 1 = $2::int)::boolean AS due,
+       EXISTS (SELECT 1 FROM tier_changes tc
+               WHERE tc.tenant_id = s.tenant_id AND tc.license_id = s.license_id
+                 AND tc.status = 'scheduled' AND tc.kind IN ('upgrade', 'downgrade'))::boolean AS change_scheduled
 FROM subscriptions s
 JOIN customers c ON c.tenant_id = s.tenant_id AND c.id = s.customer_id
 LEFT JOIN LATERAL (
@@ -487,15 +490,16 @@ type SubscriptionRenewalGetParams struct {
 }
 
 type SubscriptionRenewalGetRow struct {
-	TenantID      uuid.UUID
-	ID            uuid.UUID
-	CustomerID    uuid.UUID
-	PolicyID      uuid.UUID
-	LicenseID     uuid.UUID
-	PriceCurrency Currency
-	PriceValue    int64
-	AutoPay       bool
-	Due           bool
+	TenantID        uuid.UUID
+	ID              uuid.UUID
+	CustomerID      uuid.UUID
+	PolicyID        uuid.UUID
+	LicenseID       uuid.UUID
+	PriceCurrency   Currency
+	PriceValue      int64
+	AutoPay         bool
+	Due             bool
+	ChangeScheduled bool
 }
 
 // SubscriptionRenewalGet reads what a renewal of a subscription needs, and decides whether
@@ -503,7 +507,9 @@ type SubscriptionRenewalGetRow struct {
 // past_due, its renewal is due at @now, it is below the failure cap, and @cycle_number is
 // the next cycle (a job for a cycle already opened, or a stale one, is not due). The renewal
 // reads it again after SubscriptionLockForRenewal, so that it decides on the latest state.
-// Primary keys of subscriptions and customers, and subscription_cycles' primary key.
+// change_scheduled says a tier change of its licence waits for this renewal (TierChangeOpen
+// would find it): the renewal applies it first. Primary keys of subscriptions and customers,
+// subscription_cycles' primary key, and tier_changes_scheduled_key.
 func (q *Queries) SubscriptionRenewalGet(ctx context.Context, db DBTX, arg SubscriptionRenewalGetParams) (SubscriptionRenewalGetRow, error) {
 	row := db.QueryRow(ctx, subscriptionRenewalGet,
 		arg.Now,
@@ -522,6 +528,7 @@ func (q *Queries) SubscriptionRenewalGet(ctx context.Context, db DBTX, arg Subsc
 		&i.PriceValue,
 		&i.AutoPay,
 		&i.Due,
+		&i.ChangeScheduled,
 	)
 	return i, err
 }

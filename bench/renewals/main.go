@@ -1,7 +1,8 @@
 // Command renewals generates a large subscription book and measures the renewal sweeps'
 // selections: SubscriptionListDueAllTenants (the subscription.renew_sweep's pick of due
 // subscriptions) and SubscriptionLapseDueAllTenants (the lapse sweep). It prints Markdown
-// with the median of several runs and EXPLAIN (ANALYZE, BUFFERS) of each; every run is in a
+// with the median of several runs and EXPLAIN (ANALYZE, BUFFERS) of each, and records each
+// median with bench/internal/report ("... at N subscriptions, median", ms); every run is in a
 // transaction rolled back, so the data does not change between runs.
 //
 //	DATABASE_URL=... go run ./bench/renewals -subscriptions 1000000
@@ -70,7 +71,16 @@ func run(ctx context.Context, subscriptions, runs int, dbName string, keep bool,
 	if workers > 0 {
 		return throughput(ctx, db.Pool, now, workers, cpuProfile)
 	}
-	return measure(ctx, db.Pool, now, runs)
+	results, err := measure(ctx, db.Pool, now, runs, "sql/renewals.sql.go")
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if err := report.Add(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // throughput measures renewals per second and, when it can, the statements per renewal.
@@ -115,7 +125,7 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%d renewals (sweep, subscription.renew, payin.create_invoice at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
+	fmt.Printf("%d renewals (sweep, payin.create_invoices at the fake BTCPay) with %d workers in %s: %.0f renewals/s\n",
 		r.Renewals, r.Workers, r.Elapsed.Round(time.Millisecond), r.PerSecond())
 	fmt.Fprintf(os.Stderr, "fake BTCPay answered %d requests\n", r.ProviderRequests)
 	perRenewal := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(r.Renewals) }
@@ -145,20 +155,23 @@ func throughput(ctx context.Context, pool *pgxpool.Pool, now time.Time, workers 
 	return report.Add(report.Result{Name: "statements per renewal", Value: float64(totals.Calls) / float64(r.Renewals), Unit: "statements"})
 }
 
-func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) error {
+// measure times the sweeps' selections, as generated in queries (sql/renewals.sql.go from the
+// repository's root), prints their medians and plans, and returns the medians to record.
+func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int, queries string) ([]report.Result, error) {
 	var total, due int
 	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status IN ('active', 'past_due') AND consecutive_failures < 5 AND next_renewal_at <= $1)
 		FROM subscriptions`, now).Scan(&total, &due); err != nil {
-		return err
+		return nil, err
 	}
+	var results []report.Result
 	fmt.Printf("Data: %d subscriptions, %d due at now.\n\n", total, due)
 	for _, q := range []struct{ name, constant string }{
 		{"SubscriptionListDueAllTenants (batch 500)", "subscriptionListDueAllTenants"},
 		{"SubscriptionLapseDueAllTenants (batch 1000)", "subscriptionLapseDueAllTenants"},
 	} {
-		text, err := benchsql.QueryText("sql/renewals.sql.go", q.constant)
+		text, err := benchsql.QueryText(queries, q.constant)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		batch := 500
 		if q.constant == "subscriptionLapseDueAllTenants" {
@@ -180,7 +193,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 				return count, rows.Err()
 			})
 			if err != nil {
-				return fmt.Errorf("%s: %w", q.name, err)
+				return nil, fmt.Errorf("%s: %w", q.name, err)
 			}
 			if i > 0 { // the first run warms the cache
 				times = append(times, time.Since(start))
@@ -188,6 +201,8 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 			rowsSeen = n
 		}
 		slices.Sort(times)
+		results = append(results, report.Result{Name: fmt.Sprintf("%s at %d subscriptions, median", q.name, total),
+			Value: float64(times[len(times)/2].Microseconds()) / 1000, Unit: "ms"})
 		fmt.Printf("### %s\n\nmedian %s over %d runs (min %s, max %s), %d rows, each run in a transaction rolled back\n\n```\n", q.name,
 			times[len(times)/2].Round(time.Microsecond), runs, times[0].Round(time.Microsecond), times[len(times)-1].Round(time.Microsecond), rowsSeen)
 		_, err = inRolledBackTx(ctx, pool, func(tx pgx.Tx) (int, error) {
@@ -205,11 +220,11 @@ func measure(ctx context.Context, pool *pgxpool.Pool, now time.Time, runs int) e
 			return 0, rows.Err()
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Print("```\n\n")
 	}
-	return nil
+	return results, nil
 }
 
 // inRolledBackTx runs fn in a transaction that is always rolled back.

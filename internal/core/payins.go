@@ -36,11 +36,12 @@ type PayInCreateParams struct {
 	Predecessor *sql.PayIn
 	// ID is the new PayIn's id; zero makes a new one.
 	ID uuid.UUID
-	// Invoices, when set, collects the payin.create_invoice job of the PayIn of a tenant the
-	// caller knows is live (not a sandbox: the tenant is not read again) for the caller to
-	// enqueue with others in this transaction (the renewal sweep's batch makes one insert);
-	// nil enqueues it at once, or opens a sandbox tenant's invoice.
-	Invoices *[]river.InsertManyParams
+	// Invoices, when set, collects the PayIn to invoice, of a tenant the caller knows is live
+	// (not a sandbox: the tenant is not read again), instead of its payin.create_invoice job:
+	// the caller enqueues its invoicing with others' in this transaction (the renewal sweep's
+	// batch enqueues one payin.create_invoices job); nil enqueues the PayIn's
+	// payin.create_invoice job at once, or opens a sandbox tenant's invoice.
+	Invoices *[]jobargs.PayInRef
 }
 
 // PayInCreate creates a PayIn, converting its price to sats, and pays what it can from the
@@ -112,11 +113,11 @@ func PayInCreate(ctx context.Context, tx pgx.Tx, st Step, p PayInCreateParams) (
 			return sandboxInvoiceOpen(ctx, tx, st, payin, debit.InvoiceSats)
 		}
 	}
-	job := river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: payin.ID}}
 	if p.Invoices != nil {
-		*p.Invoices = append(*p.Invoices, job)
+		*p.Invoices = append(*p.Invoices, jobargs.PayInRef{TenantID: p.TenantID, PayInID: payin.ID})
 		return payin, nil
 	}
+	job := river.InsertManyParams{Args: jobargs.PayInCreateInvoice{TenantID: p.TenantID, PayInID: payin.ID}}
 	if _, err = st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{job}); err != nil {
 		return sql.PayIn{}, fmt.Errorf("enqueue invoice creation: %w", err)
 	}

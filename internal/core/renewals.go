@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 
+	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/payment"
 	"github.com/tessera/tessera/sql"
 )
@@ -32,8 +33,8 @@ type SubscriptionRenewSweepParams struct {
 // (SubscriptionListDueAllTenants), each for the cycle its renewal opens, as SubscriptionRenew
 // does (a currency missing from p.Quotes has no rate: its renewals fail and back off). The
 // pick locks the rows until tx ends and other sweeps skip them, so overlapping sweeps renew
-// each cycle once. The payin.create_invoice jobs of the batch's PayIns are enqueued together,
-// in one insert. A renewal that fails for a reason of its own subscription (the database
+// each cycle once. The batch's PayIns are invoiced by one payin.create_invoices job, enqueued
+// in tx. A renewal that fails for a reason of its own subscription (the database
 // refused it: a constraint, a bad row) is returned as a *RenewalError, and tx must be rolled
 // back: the caller records it (SubscriptionRenewFailed), which backs the subscription off, and
 // runs the sweep again without it. It returns how many subscriptions were due.
@@ -42,7 +43,7 @@ func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step, p Subscript
 	if err != nil {
 		return 0, fmt.Errorf("list due subscriptions: %w", err)
 	}
-	var invoices []river.InsertManyParams
+	var invoices []jobargs.PayInRef
 	for _, d := range due {
 		renewal := SubscriptionRenewParams{TenantID: d.TenantID, SubscriptionID: d.ID, CycleNumber: d.CycleNumber, Quote: quoteFor(p.Quotes, d.PriceCurrency)}
 		if _, err := subscriptionRenewLocked(ctx, tx, st, renewal, &invoices); err != nil {
@@ -53,7 +54,7 @@ func SubscriptionRenewSweep(ctx context.Context, tx pgx.Tx, st Step, p Subscript
 		}
 	}
 	if len(invoices) > 0 {
-		if _, err := st.Jobs.InsertManyTx(ctx, tx, invoices); err != nil {
+		if _, err := st.Jobs.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: jobargs.PayInCreateInvoices{PayIns: invoices}}}); err != nil {
 			return 0, fmt.Errorf("enqueue invoice creation: %w", err)
 		}
 	}
@@ -210,9 +211,9 @@ func subscriptionLockDue(ctx context.Context, tx pgx.Tx, st Step, p Subscription
 }
 
 // subscriptionRenewLocked is SubscriptionRenew of a subscription whose row tx has locked
-// already (the sweep's pick, FOR UPDATE); invoices collects the payin.create_invoice job of
-// its PayIn (renewalStart).
-func subscriptionRenewLocked(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, invoices *[]river.InsertManyParams) (RenewalOutcome, error) {
+// already (the sweep's pick, FOR UPDATE); invoices collects its PayIn to invoice
+// (renewalStart).
+func subscriptionRenewLocked(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, invoices *[]jobargs.PayInRef) (RenewalOutcome, error) {
 	sub, err := SubscriptionRenewalDue(ctx, tx, sql.SubscriptionRenewalGetParams{TenantID: p.TenantID, ID: p.SubscriptionID, CycleNumber: p.CycleNumber, Now: st.Now})
 	if err != nil || !sub.Due {
 		return RenewalNotDue, err
@@ -222,7 +223,7 @@ func subscriptionRenewLocked(ctx context.Context, tx pgx.Tx, st Step, p Subscrip
 
 // subscriptionRenewDue renews subscription sub, locked in tx and due for cycle p.CycleNumber
 // (see SubscriptionRenew); invoices: see renewalStart.
-func subscriptionRenewDue(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, sub sql.SubscriptionRenewalGetRow, invoices *[]river.InsertManyParams) (RenewalOutcome, error) {
+func subscriptionRenewDue(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionRenewParams, sub sql.SubscriptionRenewalGetRow, invoices *[]jobargs.PayInRef) (RenewalOutcome, error) {
 	quote := p.Quote
 	// A downgrade scheduled for this renewal applies first: the renewal charges its price.
 	if downgraded, err := tierDowngradeApplyDue(ctx, tx, st, sub); err != nil {
@@ -243,13 +244,13 @@ func subscriptionRenewDue(ctx context.Context, tx pgx.Tx, st Step, p Subscriptio
 }
 
 // renewalStartParams is the renewal of subscription Due for cycle CycleNumber, at Rate (nil
-// for a SAT price). Invoices, when set, collects the payin.create_invoice job of its PayIn
-// for the caller to enqueue with the batch's (PayInCreateParams.Invoices).
+// for a SAT price). Invoices, when set, collects its PayIn to invoice, for the caller to
+// enqueue with the batch's (PayInCreateParams.Invoices).
 type renewalStartParams struct {
 	Due         sql.SubscriptionRenewalGetRow
 	CycleNumber int32
 	Rate        *payment.Rate
-	Invoices    *[]river.InsertManyParams
+	Invoices    *[]jobargs.PayInRef
 }
 
 // renewalStart opens the cycle of a quoted renewal with the PayIn paying it, and audits it

@@ -314,8 +314,12 @@ func tierUpgradePaid(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) e
 
 // tierDowngradeApplyDue applies the downgrade scheduled for the licence of a subscription
 // due for renewal, if any, as its renewal starts (SubscriptionRenew): the renewal then
-// charges the new price. It reports whether one was applied.
+// charges the new price. It looks for one only when due says one was scheduled
+// (SubscriptionRenewalGet's change_scheduled). It reports whether one was applied.
 func tierDowngradeApplyDue(ctx context.Context, tx pgx.Tx, st Step, due sql.SubscriptionRenewalGetRow) (bool, error) {
+	if !due.ChangeScheduled { // none when due was read: one scheduled since applies at the next renewal
+		return false, nil
+	}
 	change, err := queries.TierChangeOpen(ctx, tx, sql.TierChangeOpenParams{TenantID: due.TenantID, LicenseID: due.LicenseID, Status: sql.TierChangeStatusScheduled})
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

@@ -12,10 +12,14 @@ import (
 const PayInCreateInvoiceMaxAttempts = 8
 
 // PayInCreateInvoice creates the provider invoice for the rest of a PayIn that custodial
-// balances did not cover.
+// balances did not cover. Retry says an earlier job may have created the invoice without
+// recording it (a payin.create_invoices batch handing the PayIn over, a lost job enqueued
+// again): the worker looks for it at the provider before creating one, as on a retry. The
+// job is unique by the PayIn alone.
 type PayInCreateInvoice struct {
-	TenantID uuid.UUID `json:"tenant_id"`
-	PayInID  uuid.UUID `json:"payin_id"`
+	TenantID uuid.UUID `json:"tenant_id" river:"unique"`
+	PayInID  uuid.UUID `json:"payin_id" river:"unique"`
+	Retry    bool      `json:"retry,omitempty"`
 }
 
 // Kind is the job kind River UI shows.
@@ -31,6 +35,27 @@ func (PayInCreateInvoice) Hooks() []rivertype.Hook { return tenantHooks }
 // that the reconcile sweep can enqueue again the job of a PayIn whose job was lost.
 func (PayInCreateInvoice) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: PayInCreateInvoiceMaxAttempts, UniqueOpts: uniqueWhileUnfinished()}
+}
+
+// PayInRef names PayIn PayInID of tenant TenantID.
+type PayInRef struct {
+	TenantID uuid.UUID `json:"tenant_id"`
+	PayInID  uuid.UUID `json:"payin_id"`
+}
+
+// PayInCreateInvoices creates the provider invoices of a batch of PayIns, across tenants
+// (the renewal sweep's batch enqueues one): the PayIns it could not invoice and record
+// itself it hands over to a payin.create_invoice job each (with Retry).
+type PayInCreateInvoices struct {
+	PayIns []PayInRef `json:"payins"`
+}
+
+// Kind is the job kind River UI shows.
+func (PayInCreateInvoices) Kind() string { return "payin.create_invoices" }
+
+// InsertOpts gives a batch the attempt budget of one PayIn's invoice creation.
+func (PayInCreateInvoices) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: PayInCreateInvoiceMaxAttempts}
 }
 
 // PayInSettle re-confirms a provider invoice with its provider and settles or fails its
