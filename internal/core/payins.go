@@ -325,7 +325,8 @@ func payoutRevenue(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) err
 }
 
 // payInIssueLicense issues what a licence purchase bought: a subscription with its licence
-// for a recurring policy, a licence otherwise.
+// for a recurring policy, a licence otherwise, recorded on the PayIn by the statement that
+// issues it.
 func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn) error {
 	if payin.PolicyID == nil {
 		return fmt.Errorf("%w: licence purchase without a policy", ErrInvalid)
@@ -336,15 +337,19 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 	}
 	var license sql.License
 	if policy.IsRecurring {
-		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIDs})
+		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{
+			TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIDs, PayInID: &payin.ID,
+		})
 	} else {
-		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIDs})
+		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{
+			TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIDs, PayInID: &payin.ID,
+		})
 	}
 	if err != nil {
 		return err
 	}
 	payin.LicenseID = &license.ID
-	return queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: payin.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now})
+	return nil
 }
 
 // PayInFailParams says which PayIn fails, by which move, and what its invoice received.
