@@ -86,7 +86,7 @@ func (s *Server) providerWebhookBTCPay(ctx context.Context, in *ProviderWebhookI
 	if settling {
 		settle.Remote, settle.Gone, inline = s.confirmInvoice(ctx, event.InvoiceID)
 	}
-	record := func(tx pgx.Tx, st core.Step) (bool, error) {
+	recordAndSettle := func(tx pgx.Tx, st core.Step) (bool, error) {
 		recorded, err := s.queries.ProviderWebhookRecord(ctx, tx, sql.ProviderWebhookRecordParams{
 			Provider: settle.Provider, DeliveryID: delivery, Type: event.Type, InvoiceID: event.InvoiceID, Now: st.Now,
 		})
@@ -107,11 +107,11 @@ func (s *Server) providerWebhookBTCPay(ctx context.Context, in *ProviderWebhookI
 		}})
 		return true, err
 	}
-	recorded, err := s.webhookTx(ctx, record)
+	recorded, err := s.webhookTx(ctx, recordAndSettle)
 	if err != nil && inline {
 		requestInfoFrom(ctx).logger().WarnContext(ctx, "settling a webhook's invoice failed; leaving it to a payin.settle job", "invoice", event.InvoiceID, "error", err)
 		inline = false
-		recorded, err = s.webhookTx(ctx, record)
+		recorded, err = s.webhookTx(ctx, recordAndSettle)
 	}
 	if err != nil {
 		return nil, problem(ctx, err)
