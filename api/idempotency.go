@@ -31,6 +31,19 @@ const (
 // (validation): it runs without a transaction or idempotency.
 const metadataReadOnly = "readOnly"
 
+// metadataOwnTransactions marks a write that opens its own transactions (the provider
+// webhook, which asks the provider before it writes): transact leaves it alone, as a
+// read-only operation.
+const metadataOwnTransactions = "ownTransactions"
+
+// transacted reports whether transact opens the transaction of op's requests: op is not
+// read-only and does not open its own.
+func transacted(op *huma.Operation) bool {
+	readOnly, _ := op.Metadata[metadataReadOnly].(bool)
+	own, _ := op.Metadata[metadataOwnTransactions].(bool)
+	return !readOnly && !own
+}
+
 var (
 	errInFlight        = errors.New("in flight")
 	errRequestMismatch = errors.New("request mismatch")
@@ -42,7 +55,8 @@ type replayError struct{ stored sql.IdempotencyKey }
 
 func (replayError) Error() string { return "replay" }
 
-// transact makes every write (POST, PUT, PATCH, DELETE) one transaction: it opens it, hands
+// transact makes every write (POST, PUT, PATCH, DELETE; not those that open their own,
+// metadataOwnTransactions) one transaction: it opens it, hands
 // it to the handler through the context, buffers the response, and commits only when the
 // handler succeeded — so a client never sees a success that did not commit. A write that
 // carries an Idempotency-Key is also idempotent, within its scope (idempotencyScopeOf): an
@@ -58,7 +72,7 @@ func (replayError) Error() string { return "replay" }
 // expire after Config.IdempotencyTTL (the idempotency.expire_sweep job
 // deletes them).
 func (s *Server) transact(ctx huma.Context, next func(huma.Context)) {
-	if readOnly, _ := ctx.Operation().Metadata[metadataReadOnly].(bool); readOnly {
+	if !transacted(ctx.Operation()) {
 		next(ctx)
 		return
 	}

@@ -215,9 +215,9 @@ func paginated(op *huma.Operation) bool {
 }
 
 // isWrite reports whether transact runs op in a transaction: a POST, PUT, PATCH or DELETE
-// not marked read-only.
+// not marked read-only or as opening its own transactions (transacted).
 func isWrite(op *huma.Operation, method string) bool {
-	if readOnly, _ := op.Metadata[metadataReadOnly].(bool); readOnly {
+	if !transacted(op) {
 		return false
 	}
 	switch method {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
+	"github.com/tessera/tessera/internal/jobargs"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
@@ -143,6 +144,14 @@ func (s *shop) awaitSettles(t *testing.T, invoiceID string) {
 			AND state NOT IN ('completed', 'cancelled', 'discarded') AND (kind <> 'payin.settle' OR args->>'invoice_id' = $1)`, invoiceID).Scan(&n))
 		return n == 0
 	}, 20*time.Second, 20*time.Millisecond)
+}
+
+// settleJobs counts the payin.settle jobs of the invoice, in any state.
+func (s *shop) settleJobs(t *testing.T, invoiceID string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE kind = 'payin.settle' AND args->>'invoice_id' = $1", invoiceID).Scan(&n))
+	return n
 }
 
 // awaitLateCredit waits for the one late_payment_credit payout of a PayIn and checks it
@@ -366,8 +375,8 @@ func TestPurchaseOutcomes(t *testing.T) {
 			payins[i] = s.await(t, s.purchase(t, `"credits"`).ID, "PENDING")
 			require.NoError(t, s.payments.Fake.Settle(payins[i].Invoice.InvoiceID, 70))
 		}
-		// Each buyer pays and cancels at once: the cancel races the webhook (even PayIns) or
-		// the settle job the webhook enqueued (odd ones), on their own connections.
+		// Each buyer pays and cancels at once: the cancel races the webhook's settle (even
+		// PayIns) or follows it (odd ones), on their own connections.
 		var wg sync.WaitGroup
 		for i, p := range payins {
 			body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, "InvoiceSettled")
@@ -544,6 +553,111 @@ func TestProviderWebhook(t *testing.T) {
 		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
 		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
 		s.await(t, p.ID, "PAID")
+		s.requireInvariants(t)
+	})
+
+	t.Run("SettledInline", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		res := s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		require.JSONEq(t, `{"received":true,"duplicate":false}`, string(res.body))
+		// Paid when the webhook is answered, by the webhook's own transaction: no job.
+		p = decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "", "Authorization", ""))
+		require.Equal(t, "PAID", p.State)
+		require.NotEmpty(t, p.LicenseKey)
+		require.Zero(t, s.settleJobs(t, p.Invoice.InvoiceID))
+		var actor string
+		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT actor_type || '/' || actor_id FROM audit_log WHERE tenant_id = $1 AND action = 'payin.paid' AND subject_id = $2",
+			s.tenant.ID, p.ID).Scan(&actor))
+		require.Equal(t, "provider/btcpay", actor)
+		s.requireInvariants(t)
+	})
+
+	t.Run("ProviderDownLeavesItToTheJob", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		s.payments.Fake.FailNext(1) // the webhook's re-confirmation gets a 503
+		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+		require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID), "the delivery was recorded with its job")
+		p = s.await(t, p.ID, "PAID") // the job asks BTCPay again
+		require.NotEmpty(t, p.LicenseKey)
+		s.requireInvariants(t)
+	})
+
+	t.Run("DatabaseConflictLeavesItToTheJob", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		ctx := context.Background()
+		pool := s.db.(*pgxpool.Pool)
+		_, err := pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = ''200ms''', current_database()); END $$`)
+		require.NoError(t, err)
+		pool.Reset() // new connections take the setting
+
+		// The PayIn is locked by a long transaction: the webhook's settle gives up waiting for
+		// the lock, and the delivery is recorded with its job in a second transaction.
+		holder, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = holder.Rollback(context.Background()) }) // on failure too; a second rollback is a no-op
+		_, err = holder.Exec(ctx, "SELECT 1 FROM payins WHERE tenant_id = $1 AND id = $2 FOR UPDATE", s.tenant.ID, p.ID)
+		require.NoError(t, err)
+		res := s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled")
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		require.JSONEq(t, `{"received":true,"duplicate":false}`, string(res.body))
+		require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID))
+		require.NoError(t, holder.Rollback(ctx))
+		s.await(t, p.ID, "PAID")
+		s.requireInvariants(t)
+	})
+
+	t.Run("ConcurrentDeliveriesAndSettles", func(t *testing.T) {
+		t.Parallel()
+		s := setupShop(t, 100, sql.CurrencySAT)
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		// Distinct deliveries about one invoice, each recorded and settled on its own
+		// connection, while a payin.settle job (as the reconcile sweep enqueues) settles it too.
+		var bodies [][]byte
+		var sigs []string
+		for i := range 8 {
+			body, header, err := s.payments.Fake.SignedWebhook(p.Invoice.InvoiceID, []string{"InvoiceSettled", "InvoicePaymentSettled"}[i%2])
+			require.NoError(t, err)
+			bodies, sigs = append(bodies, body), append(sigs, header.Get("BTCPay-Sig"))
+		}
+		inserter, err := river.NewClient(riverpgxv5.New(s.db.(*pgxpool.Pool)), &river.Config{})
+		require.NoError(t, err)
+		responses := make([]response, len(bodies))
+		var wg sync.WaitGroup
+		for i := range bodies {
+			wg.Go(func() {
+				responses[i] = s.send(t, s.srv, http.MethodPost, "/v1/providers/btcpay/webhook", string(bodies[i]), "Authorization", "", "BTCPay-Sig", sigs[i])
+			})
+		}
+		wg.Go(func() {
+			_, err := inserter.InsertMany(context.Background(), []river.InsertManyParams{{Args: jobargs.PayInSettle{Provider: "btcpay", InvoiceID: p.Invoice.InvoiceID}}})
+			require.NoError(t, err)
+		})
+		wg.Wait()
+		for _, res := range responses {
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			require.JSONEq(t, `{"received":true,"duplicate":false}`, string(res.body))
+		}
+		s.awaitSettles(t, p.Invoice.InvoiceID)
+		require.Equal(t, "PAID", decode[payin](t, s.send(t, s.srv, http.MethodGet, "/v1/payins/"+p.ID, "")).State)
+		ctx := context.Background()
+		var licences, payouts, paid int
+		require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM licenses WHERE tenant_id = $1", s.tenant.ID).Scan(&licences))
+		require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM payouts WHERE tenant_id = $1", s.tenant.ID).Scan(&payouts))
+		require.NoError(t, s.db.QueryRow(ctx, "SELECT count(*) FROM events WHERE tenant_id = $1 AND type = 'payin.paid'", s.tenant.ID).Scan(&paid))
+		require.Equal(t, 1, licences)
+		require.Equal(t, 1, payouts, "the revenue, and no late credit")
+		require.Equal(t, 1, paid)
 		s.requireInvariants(t)
 	})
 

@@ -48,6 +48,9 @@ type Config struct {
 	Box *secrets.Box
 	// Payments verifies the payment provider's webhooks. Required.
 	Payments payment.Provider
+	// ProviderConfirmTimeout bounds how long a provider webhook waits for the provider to
+	// re-confirm its invoice before it leaves the settle to a payin.settle job. Default 3s.
+	ProviderConfirmTimeout time.Duration
 	// Rates converts fiat prices to sats at purchase time. Required.
 	Rates payment.RateSource
 	// Log receives request logs. Required.
@@ -154,6 +157,12 @@ func New(cfg Config) (*Server, error) {
 	cfg.DB = core.DB(cfg.DB)
 	if cfg.IdempotencyTTL == 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.ProviderConfirmTimeout == 0 {
+		cfg.ProviderConfirmTimeout = 3 * time.Second
+	}
+	if cfg.ProviderConfirmTimeout < 0 {
+		return nil, errors.New("api: Config.ProviderConfirmTimeout must be positive")
 	}
 	if cfg.WebhookMaxEndpoints == 0 {
 		cfg.WebhookMaxEndpoints = core.WebhookMaxEndpointsDefault

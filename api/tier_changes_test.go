@@ -333,8 +333,8 @@ func TestTierUpgrade(t *testing.T) {
 	s.requireInvariants(t)
 
 	// A redelivery is a no-op. The second delivery (a new delivery id) is recorded in the
-	// inbox; its payin.settle job runs, or is the first one's within the job's uniqueness
-	// period. Once no settle job is left to run, nothing may have changed.
+	// inbox and settles again, in its request (or by a payin.settle job, had it been left to
+	// one). Once no settle job is left to run, nothing may have changed.
 	require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
 	var deliveries int
 	require.NoError(t, s.db.QueryRow(context.Background(), "SELECT count(*) FROM provider_webhook_deliveries WHERE invoice_id = $1",

@@ -288,7 +288,10 @@ func handOverInvoices(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.Pay
 }
 
 // PayInSettleWorker re-confirms an invoice with its provider and settles its PayIn by what
-// the provider says, whatever the webhook claimed. For a PENDING PayIn:
+// the provider says, whatever the webhook claimed: core.PayInSettleInvoice, the decision the
+// webhook makes inline when it can. The webhook leaves it to this job when its own settle
+// could not be done (the provider unreachable, the invoice's row not committed yet, ...); the
+// reconcile sweep and the invalidation of an invoice enqueue it too. For a PENDING PayIn:
 //   - settled with at least the amount: PAID, with the surplus paid back as credits;
 //   - settled with less: FAILED with AMOUNT_MISMATCH, custodial parts refunded and the sats
 //     received credited (underpayment_refund);
@@ -302,11 +305,10 @@ func handOverInvoices(ctx context.Context, tx pgx.Tx, job *river.Job[jobargs.Pay
 // (which a double spend could undo) waits for its confirmation's webhook. The PayIn is locked while this is decided, so a
 // payment racing a cancel is either settled or credited, never dropped.
 //
-// The provider is asked first, outside any transaction; then one transaction finds the
-// invoice's PayIn, locks it and reads its tenant's clock in one statement
-// (PayInLockByInvoice), settles or credits, and completes the job. An invoice the database
-// does not know yet (a webhook faster than the commit of the invoice's row) is an error, so
-// River retries.
+// The provider is asked first, outside any transaction; then one transaction locks the
+// invoice's PayIn, settles or credits, and completes the job. An invoice the database does
+// not know yet (a webhook faster than the commit of the invoice's row) is an error, so River
+// retries.
 type PayInSettleWorker struct {
 	river.WorkerDefaults[jobargs.PayInSettle]
 	cfg Config
@@ -325,23 +327,14 @@ func (w *PayInSettleWorker) Work(ctx context.Context, job *river.Job[jobargs.Pay
 		return fmt.Errorf("re-confirm invoice %s: %w", job.Args.InvoiceID, err)
 	}
 	return pg.InTx(ctx, w.cfg.DB, func(tx pgx.Tx) error {
-		row, err := queries.PayInLockByInvoice(ctx, tx, sql.PayInLockByInvoiceParams{Provider: job.Args.Provider, ProviderInvoiceID: job.Args.InvoiceID})
-		if err != nil {
-			return fmt.Errorf("lock the payin of invoice %s/%s: %w", job.Args.Provider, job.Args.InvoiceID, err)
-		}
-		payin, invoice := row.PayIn, row.PayInInvoice
-		st := w.cfg.tenantStepAt(ctx, job.JobRow, row.TenantClockAt)
-		switch {
-		case payin.State == sql.PayinStatePENDING:
-			if gone {
-				w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", invoice.ProviderInvoiceID)
-			}
-			err = core.PayInSettle(ctx, tx, st, core.PayInSettleParams{PayIn: payin, Invoice: invoice, Remote: remote, Gone: gone})
-		case !gone:
-			_, err = core.PayInLatePaymentCredit(ctx, tx, st, core.PayInLatePaymentCreditParams{PayIn: payin, PaidSats: remote.ConfirmedSats})
-		}
+		payin, err := core.PayInSettleInvoice(ctx, tx, w.cfg.step(ctx, job.JobRow), core.PayInSettleInvoiceParams{
+			Provider: job.Args.Provider, InvoiceID: job.Args.InvoiceID, Remote: remote, Gone: gone,
+		})
 		if err != nil {
 			return err
+		}
+		if gone && payin.State == sql.PayinStatePENDING {
+			w.cfg.Log.WarnContext(ctx, "the provider no longer knows the invoice of a pending payin", "payin", payin.ID, "invoice", job.Args.InvoiceID)
 		}
 		return complete(ctx, tx, job)
 	})

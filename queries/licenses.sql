@@ -18,7 +18,10 @@ ORDER BY a.id;
 --     the add-ons (SPEC 2.4: its expiry is lifted from the start); otherwise, for a recurring
 --     policy, the end of its first period (@now plus period_days) plus the grace days
 --     (tessera_license_expiry); otherwise none (a perpetual purchase).
+-- With @payin_id, the licence purchase it fulfils, the same statement records the licence on
+-- that PayIn (payins.license_id; its primary key), one round trip instead of two.
 -- No row means the policy (live) or the customer does not exist for the tenant.
+WITH issued AS (
 INSERT INTO licenses (tenant_id, id, policy_id, customer_id, key, status, issued_at, expires_at,
                       entitlements, max_machines, status_changed_at, updated_at)
 SELECT p.tenant_id, @id::uuid AS id, p.id AS policy_id, c.id AS customer_id, @key::text AS key,
@@ -42,7 +45,13 @@ SELECT p.tenant_id, @id::uuid AS id, p.id AS policy_id, c.id AS customer_id, @ke
 FROM policies p
 JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = @customer_id::uuid
 WHERE p.tenant_id = @tenant_id::uuid AND p.id = @policy_id::uuid AND p.archived_at IS NULL
-RETURNING *;
+RETURNING *
+), fulfilled AS (
+    UPDATE payins SET license_id = issued.id, updated_at = sqlc.arg(now)::timestamptz
+    FROM issued
+    WHERE payins.tenant_id = issued.tenant_id AND payins.id = sqlc.narg(payin_id)::uuid
+)
+SELECT * FROM issued;
 
 -- name: LicenseAddonsAttach :exec
 -- LicenseAddonsAttach records the add-ons a licence was issued with.

@@ -238,6 +238,7 @@ func (q *Queries) LicenseGetForUpdate(ctx context.Context, db DBTX, arg LicenseG
 }
 
 const licenseIssue = `-- name: LicenseIssue :one
+WITH issued AS (
 INSERT INTO licenses (tenant_id, id, policy_id, customer_id, key, status, issued_at, expires_at,
                       entitlements, max_machines, status_changed_at, updated_at)
 SELECT p.tenant_id, $1::uuid AS id, p.id AS policy_id, c.id AS customer_id, $2::text AS key,
@@ -262,6 +263,12 @@ FROM policies p
 JOIN customers c ON c.tenant_id = p.tenant_id AND c.id = $6::uuid
 WHERE p.tenant_id = $7::uuid AND p.id = $8::uuid AND p.archived_at IS NULL
 RETURNING tenant_id, id, policy_id, customer_id, key, status, issued_at, expires_at, subscription_expiration_date, message, entitlements, max_machines, origin, external_license_id, status_changed_at, updated_at
+), fulfilled AS (
+    UPDATE payins SET license_id = issued.id, updated_at = $3::timestamptz
+    FROM issued
+    WHERE payins.tenant_id = issued.tenant_id AND payins.id = $9::uuid
+)
+SELECT tenant_id, id, policy_id, customer_id, key, status, issued_at, expires_at, subscription_expiration_date, message, entitlements, max_machines, origin, external_license_id, status_changed_at, updated_at FROM issued
 `
 
 type LicenseIssueParams struct {
@@ -273,6 +280,26 @@ type LicenseIssueParams struct {
 	CustomerID uuid.UUID
 	TenantID   uuid.UUID
 	PolicyID   uuid.UUID
+	PayInID    *uuid.UUID
+}
+
+type LicenseIssueRow struct {
+	TenantID                   uuid.UUID
+	ID                         uuid.UUID
+	PolicyID                   uuid.UUID
+	CustomerID                 uuid.UUID
+	Key                        string
+	Status                     LicenseStatus
+	IssuedAt                   time.Time
+	ExpiresAt                  *time.Time
+	SubscriptionExpirationDate *time.Time
+	Message                    *string
+	Entitlements               []string
+	MaxMachines                *int32
+	Origin                     LicenseOrigin
+	ExternalLicenseID          *string
+	StatusChangedAt            time.Time
+	UpdatedAt                  time.Time
 }
 
 // LicenseIssue issues a licence of a live policy to a customer of the same tenant, with the
@@ -284,8 +311,10 @@ type LicenseIssueParams struct {
 //     policy, the end of its first period (@now plus period_days) plus the grace days
 //     (tessera_license_expiry); otherwise none (a perpetual purchase).
 //
+// With @payin_id, the licence purchase it fulfils, the same statement records the licence on
+// that PayIn (payins.license_id; its primary key), one round trip instead of two.
 // No row means the policy (live) or the customer does not exist for the tenant.
-func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssueParams) (License, error) {
+func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssueParams) (LicenseIssueRow, error) {
 	row := db.QueryRow(ctx, licenseIssue,
 		arg.ID,
 		arg.Key,
@@ -295,8 +324,9 @@ func (q *Queries) LicenseIssue(ctx context.Context, db DBTX, arg LicenseIssuePar
 		arg.CustomerID,
 		arg.TenantID,
 		arg.PolicyID,
+		arg.PayInID,
 	)
-	var i License
+	var i LicenseIssueRow
 	err := row.Scan(
 		&i.TenantID,
 		&i.ID,

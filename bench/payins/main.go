@@ -2,7 +2,8 @@
 // the webhook path: against a running `make run` (Tessera on :8080 with the fake BTCPay on
 // :8081), it creates purchases, waits for their invoices, then marks every invoice paid on
 // the fake BTCPay — which sends BTCPay's signed webhook to Tessera — and times until every
-// PayIn is PAID (webhook recorded, settle job re-confirming with BTCPay, licence issued).
+// PayIn is PAID (the webhook re-confirming the invoice with BTCPay, recording the delivery and
+// settling it in its transaction, licence issued; a payin.settle job only where that fails).
 // See bench/README.md.
 //
 //	go run ./bench/payins -key tsk_... -n 1000 -c 16

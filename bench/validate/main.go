@@ -343,7 +343,7 @@ func parseWrk(out []byte) (wrkResult, error) {
 }
 
 // runLoaded creates o.payins purchases and waits for their invoices, then settles them all
-// on the fake BTCPay at 16 at a time (bench/payins' path: webhook, settle job, licence)
+// on the fake BTCPay at 16 at a time (bench/payins' path: webhook, settle, licence)
 // while wrk runs at 8 connections, and waits for them to be paid. It returns wrk's
 // measurement and how many PayIns were paid how fast.
 func runLoaded(ctx context.Context, o options, c *client, licenceKey string) (wrkResult, int, time.Duration, error) {

@@ -25,6 +25,9 @@ type LicenseIssueParams struct {
 	AddonIDs []uuid.UUID
 	// ExpiresAt overrides the computed expiry (see the LicenseIssue query).
 	ExpiresAt *time.Time
+	// PayInID, when set, is the licence purchase the licence fulfils: the licence is recorded
+	// on it (payins.license_id) by the statement that issues it.
+	PayInID *uuid.UUID
 }
 
 // LicenseIssue issues a licence with its signed key, records its add-ons, audits it and
@@ -40,15 +43,16 @@ func LicenseIssue(ctx context.Context, tx pgx.Tx, st Step, p LicenseIssueParams)
 		return sql.License{}, err
 	}
 	id := NewID()
-	license, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
+	row, err := queries.LicenseIssue(ctx, tx, sql.LicenseIssueParams{
 		TenantID: p.TenantID, ID: id, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIDs: addonIDs,
-		Key: signer.Sign(id), ExpiresAt: p.ExpiresAt, Now: st.Now,
+		Key: signer.Sign(id), ExpiresAt: p.ExpiresAt, PayInID: p.PayInID, Now: st.Now,
 	})
 	if errors.Is(err, ErrNotFound) {
 		return sql.License{}, fmt.Errorf("%w: policy %s (live) or customer %s not found", ErrInvalid, p.PolicyID, p.CustomerID)
 	} else if err != nil {
 		return sql.License{}, fmt.Errorf("issue licence: %w", err)
 	}
+	license := sql.License(row) // the licences row the statement returns, through its CTE
 	if len(addonIDs) > 0 {
 		if err := queries.LicenseAddonsAttach(ctx, tx, sql.LicenseAddonsAttachParams{TenantID: p.TenantID, LicenseID: id, AddonIDs: addonIDs}); err != nil {
 			return sql.License{}, fmt.Errorf("attach add-ons: %w", err)

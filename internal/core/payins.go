@@ -326,7 +326,8 @@ func payoutRevenue(ctx context.Context, tx pgx.Tx, st Step, payin sql.PayIn) err
 }
 
 // payInIssueLicense issues what a licence purchase bought: a subscription with its licence
-// for a recurring policy, a licence otherwise.
+// for a recurring policy, a licence otherwise, recorded on the PayIn by the statement that
+// issues it.
 func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn) error {
 	if payin.PolicyID == nil {
 		return fmt.Errorf("%w: licence purchase without a policy", ErrInvalid)
@@ -337,15 +338,19 @@ func payInIssueLicense(ctx context.Context, tx pgx.Tx, st Step, payin *sql.PayIn
 	}
 	var license sql.License
 	if policy.IsRecurring {
-		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIDs})
+		_, license, err = SubscriptionCreate(ctx, tx, st, SubscriptionCreateParams{
+			TenantID: payin.TenantID, CustomerID: payin.CustomerID, PolicyID: policy.ID, AddonIDs: payin.AddonIDs, PayInID: &payin.ID,
+		})
 	} else {
-		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIDs})
+		license, err = LicenseIssue(ctx, tx, st, LicenseIssueParams{
+			TenantID: payin.TenantID, PolicyID: policy.ID, CustomerID: payin.CustomerID, AddonIDs: payin.AddonIDs, PayInID: &payin.ID,
+		})
 	}
 	if err != nil {
 		return err
 	}
 	payin.LicenseID = &license.ID
-	return queries.PayInSetLicense(ctx, tx, sql.PayInSetLicenseParams{TenantID: payin.TenantID, ID: payin.ID, LicenseID: license.ID, Now: st.Now})
+	return nil
 }
 
 // PayInFailParams says which PayIn fails, by which move, and what its invoice received.
@@ -481,6 +486,47 @@ func PayInSettle(ctx context.Context, tx pgx.Tx, st Step, p PayInSettleParams) e
 	}
 	_, err := PayInFail(ctx, tx, st, fail)
 	return err
+}
+
+// PayInSettleInvoiceParams is what a provider says of one of its invoices: Remote as it
+// reads it, or Gone when it no longer knows it.
+type PayInSettleInvoiceParams struct {
+	Provider  string
+	InvoiceID string
+	Remote    payment.Invoice
+	Gone      bool
+}
+
+// PayInSettleInvoice decides what the provider's word on an invoice means for its PayIn — the
+// one decision of both the webhook (which settles inline) and the payin.settle job. It finds
+// the invoice's PayIn, locks it and reads its tenant's clock in one statement
+// (PayInLockByInvoice), then:
+//   - a PENDING PayIn is settled by PayInSettle (paid, failed, or left open);
+//   - a PayIn that can no longer use money (FAILED or PAID) gets what the invoice's confirmed
+//     payments received beyond what was accounted for credited to the payer
+//     (PayInLatePaymentCredit, exactly once); an unconfirmed payment waits for its
+//     confirmation, and an invoice the provider no longer knows changes nothing.
+//
+// The step runs at the tenant's sandbox clock where it has one, else at st.Now. It returns
+// the PayIn as it was locked, before the move. An invoice the database does not know (yet: a
+// webhook faster than the commit of the invoice's row) is ErrNotFound, with nothing done: the
+// caller leaves it to a retry.
+func PayInSettleInvoice(ctx context.Context, tx pgx.Tx, st Step, p PayInSettleInvoiceParams) (sql.PayIn, error) {
+	row, err := queries.PayInLockByInvoice(ctx, tx, sql.PayInLockByInvoiceParams{Provider: p.Provider, ProviderInvoiceID: p.InvoiceID})
+	if err != nil {
+		return sql.PayIn{}, fmt.Errorf("lock the payin of invoice %s/%s: %w", p.Provider, p.InvoiceID, err)
+	}
+	payin, invoice := row.PayIn, row.PayInInvoice
+	if row.TenantClockAt != nil {
+		st.Now = *row.TenantClockAt
+	}
+	switch {
+	case payin.State == sql.PayinStatePENDING:
+		err = PayInSettle(ctx, tx, st, PayInSettleParams{PayIn: payin, Invoice: invoice, Remote: p.Remote, Gone: p.Gone})
+	case !p.Gone:
+		_, err = PayInLatePaymentCredit(ctx, tx, st, PayInLatePaymentCreditParams{PayIn: payin, PaidSats: p.Remote.ConfirmedSats})
+	}
+	return payin, err
 }
 
 // payInInvoiceClose records how a PayIn's invoice ended: paid sats in all, settled or not.

@@ -20,6 +20,9 @@ type SubscriptionCreateParams struct {
 	PolicyID uuid.UUID
 	// AddonIDs must each apply to the policy (see LicenseIssue).
 	AddonIDs []uuid.UUID
+	// PayInID, when set, is the licence purchase the subscription's licence fulfils
+	// (LicenseIssueParams.PayInID).
+	PayInID *uuid.UUID
 }
 
 // SubscriptionCreate starts a customer's subscription to a recurring policy with add-ons:
@@ -28,7 +31,7 @@ type SubscriptionCreateParams struct {
 // subscription.created and license.issued. A policy that is not live and recurring is
 // ErrInvalid.
 func SubscriptionCreate(ctx context.Context, tx pgx.Tx, st Step, p SubscriptionCreateParams) (sql.Subscription, sql.License, error) {
-	license, err := LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: p.TenantID, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIDs: p.AddonIDs})
+	license, err := LicenseIssue(ctx, tx, st, LicenseIssueParams{TenantID: p.TenantID, PolicyID: p.PolicyID, CustomerID: p.CustomerID, AddonIDs: p.AddonIDs, PayInID: p.PayInID})
 	if err != nil {
 		return sql.Subscription{}, sql.License{}, err
 	}

@@ -60,7 +60,9 @@ func (PayInCreateInvoices) InsertOpts() river.InsertOpts {
 
 // PayInSettle re-confirms a provider invoice with its provider and settles or fails its
 // PayIn by what the provider says, or credits money that reached it after its PayIn failed
-// or was paid. Webhooks, the invalidation of an invoice and the reconcile sweep enqueue it.
+// or was paid. A webhook whose own settle could not be done (the provider unreachable, the
+// invoice's row not committed yet, ...), the invalidation of an invoice and the reconcile
+// sweep enqueue it.
 // It names the invoice as the provider does, because a webhook can arrive before the
 // invoice's row is committed: the job then retries until it is.
 type PayInSettle struct {
