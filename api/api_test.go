@@ -48,10 +48,10 @@ func setup(t *testing.T) *bundle {
 
 // setupServer returns a bundle on its own database, served on loopback, for tests that
 // send concurrent requests.
-func setupServer(t *testing.T) (*bundle, *httptest.Server) {
+func setupServer(t *testing.T, configure ...func(*api.Config)) (*bundle, *httptest.Server) {
 	t.Helper()
 	pool, _ := testdb.Clone(t)
-	b := newBundle(t, pool)
+	b := newBundle(t, pool, configure...)
 	srv := httptest.NewServer(b.handler)
 	t.Cleanup(srv.Close)
 	return b, srv

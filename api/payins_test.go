@@ -19,6 +19,7 @@ import (
 	"github.com/tessera/tessera/api"
 	"github.com/tessera/tessera/internal/factory"
 	"github.com/tessera/tessera/internal/jobargs"
+	"github.com/tessera/tessera/internal/priority"
 	"github.com/tessera/tessera/internal/testdb"
 	"github.com/tessera/tessera/jobs"
 	"github.com/tessera/tessera/sql"
@@ -54,9 +55,9 @@ type shop struct {
 	policy   sql.Policy
 }
 
-func setupShop(t *testing.T, price int64, currency sql.Currency) *shop {
+func setupShop(t *testing.T, price int64, currency sql.Currency, configure ...func(*api.Config)) *shop {
 	t.Helper()
-	b, srv := setupServer(t)
+	b, srv := setupServer(t, configure...)
 	s := &shop{bundle: b, srv: srv}
 	s.customer = factory.Customer(t, b.db, b.tenant.ID, factory.CustomerEmail("buyer@example.com"))
 	s.policy = factory.Policy(t, b.db, b.tenant.ID, factory.PolicySlug("pro"), factory.PolicyPrice(currency, price),
@@ -573,6 +574,21 @@ func TestProviderWebhook(t *testing.T) {
 		require.NoError(t, s.db.QueryRow(context.Background(), "SELECT actor_type || '/' || actor_id FROM audit_log WHERE tenant_id = $1 AND action = 'payin.paid' AND subject_id = $2",
 			s.tenant.ID, p.ID).Scan(&actor))
 		require.Equal(t, "provider/btcpay", actor)
+		s.requireInvariants(t)
+	})
+
+	t.Run("ValidationsInFlightLeaveItToTheJob", func(t *testing.T) {
+		t.Parallel()
+		gate := priority.New(2, time.Second)
+		s := setupShop(t, 100, sql.CurrencySAT, func(cfg *api.Config) { cfg.Priority = gate })
+		p := s.await(t, s.purchase(t, "").ID, "PENDING")
+		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+		gate.Begin() // a validation is being answered: the webhook leaves the settle to the gated job
+		defer gate.End()
+		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+		require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID), "the delivery was recorded with its job")
+		p = s.await(t, p.ID, "PAID")
+		require.NotEmpty(t, p.LicenseKey)
 		s.requireInvariants(t)
 	})
 

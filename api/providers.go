@@ -51,7 +51,8 @@ var providerWebhookBTCPayOperation = huma.Operation{
 		"BTCPay says, not by what the webhook claims — and, in the transaction that records the delivery, settles " +
 		"the invoice's PayIn (paid, failed, or left open) or credits money that reached the invoice of a failed or " +
 		"paid PayIn to the payer. When that cannot be done at once (BTCPay unreachable, slow or failing, the " +
-		"invoice not committed yet, a conflict in the database) the same transaction enqueues a payin.settle job " +
+		"invoice not committed yet, a conflict in the database), or should not be (the server is answering licence " +
+		"validations, which go first), the same transaction enqueues a payin.settle job " +
 		"instead, which does it with retries: every recorded delivery is settled or has its job. A delivery " +
 		"recorded before answers duplicate: true and does nothing.",
 	Tags:     payInTags,
@@ -83,7 +84,8 @@ func (s *Server) providerWebhookBTCPay(ctx context.Context, in *ProviderWebhookI
 	settling := settlingWebhooks[event.Type] && event.InvoiceID != ""
 	settle := core.PayInSettleInvoiceParams{Provider: s.cfg.Payments.Name(), InvoiceID: event.InvoiceID}
 	inline := false
-	if settling {
+	if settling && !s.cfg.Priority.Busy() { // while validations are answered, the gated job settles
+
 		settle.Remote, settle.Gone, inline = s.confirmInvoice(ctx, event.InvoiceID)
 	}
 	recordAndSettle := func(tx pgx.Tx, st core.Step) (bool, error) {

@@ -87,7 +87,8 @@ type Config struct {
 	// and every write. Optional: without it, every operation reads DB.
 	Reads Reader
 	// Priority counts the validations in flight, while which the process's jobs are held
-	// back (serve's River middleware). Optional: without it, validations have no priority.
+	// back (serve's River middleware) and provider webhooks leave their settle to the
+	// payin.settle job. Optional: without it, validations have no priority.
 	Priority *priority.Gate
 	// Mounts are other handlers served beside the operations, by mux pattern (serve mounts
 	// River UI under /riverui/ so). Requests to them get a request id, a log line and

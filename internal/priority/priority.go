@@ -63,6 +63,12 @@ func (g *Gate) End() {
 	}
 }
 
+// Busy reports whether requests are in flight: work a request could do at once or leave to
+// a job (the provider webhook's settle) is better left to the job, which the gate holds back.
+func (g *Gate) Busy() bool {
+	return g != nil && g.requests.Load() > 0
+}
+
 // Work runs the job when the gate lets it start (River's worker middleware).
 func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	if g == nil || slices.Contains(g.exempt, job.Queue) {
