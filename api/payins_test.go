@@ -577,33 +577,33 @@ func TestProviderWebhook(t *testing.T) {
 		s.requireInvariants(t)
 	})
 
-	t.Run("ValidationsInFlightLeaveItToTheJob", func(t *testing.T) {
-		t.Parallel()
-		gate := priority.New(2, time.Second)
-		s := setupShop(t, 100, sql.CurrencySAT, func(cfg *api.Config) { cfg.Priority = gate })
-		p := s.await(t, s.purchase(t, "").ID, "PENDING")
-		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
-		gate.Begin() // a validation is being answered: the webhook leaves the settle to the gated job
-		defer gate.End()
-		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
-		require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID), "the delivery was recorded with its job")
-		p = s.await(t, p.ID, "PAID")
-		require.NotEmpty(t, p.LicenseKey)
-		s.requireInvariants(t)
-	})
-
-	t.Run("ProviderDownLeavesItToTheJob", func(t *testing.T) {
-		t.Parallel()
-		s := setupShop(t, 100, sql.CurrencySAT)
-		p := s.await(t, s.purchase(t, "").ID, "PENDING")
-		require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
-		s.payments.Fake.FailNext(1) // the webhook's re-confirmation gets a 503
-		require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
-		require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID), "the delivery was recorded with its job")
-		p = s.await(t, p.ID, "PAID") // the job asks BTCPay again
-		require.NotEmpty(t, p.LicenseKey)
-		s.requireInvariants(t)
-	})
+	// The webhook leaves the settle to its payin.settle job when BTCPay cannot re-confirm the
+	// invoice, and while serve is answering licence validations, which go first.
+	gate := priority.New(2, time.Second)
+	gate.Begin() // a validation being answered, for as long as the test runs
+	t.Cleanup(gate.End)
+	for name, tc := range map[string]struct {
+		configure []func(*api.Config)
+		before    func(s *shop)
+	}{
+		"ProviderDownLeavesItToTheJob":       {before: func(s *shop) { s.payments.Fake.FailNext(1) }}, // the re-confirmation gets a 503
+		"ValidationsInFlightLeaveItToTheJob": {configure: []func(*api.Config){func(cfg *api.Config) { cfg.Priority = gate }}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := setupShop(t, 100, sql.CurrencySAT, tc.configure...)
+			p := s.await(t, s.purchase(t, "").ID, "PENDING")
+			require.NoError(t, s.payments.Fake.Settle(p.Invoice.InvoiceID, 100))
+			if tc.before != nil {
+				tc.before(s)
+			}
+			require.Equal(t, http.StatusOK, s.webhook(t, p.Invoice.InvoiceID, "InvoiceSettled").status)
+			require.Equal(t, 1, s.settleJobs(t, p.Invoice.InvoiceID), "the delivery was recorded with its job")
+			p = s.await(t, p.ID, "PAID") // the job asks BTCPay again
+			require.NotEmpty(t, p.LicenseKey)
+			s.requireInvariants(t)
+		})
+	}
 
 	t.Run("DatabaseConflictLeavesItToTheJob", func(t *testing.T) {
 		t.Parallel()
