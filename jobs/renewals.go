@@ -47,6 +47,7 @@ func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[
 	p := core.SubscriptionRenewSweepParams{Batch: w.cfg.batches().SubscriptionRenew, Quotes: core.RenewalQuotes(ctx, w.cfg.Rates)}
 	recorded := map[uuid.UUID]bool{} // a failure recorded backs its subscription off: it is not picked again
 	for {
+		restore := outcomesMark(ctx)
 		err := sweepAtOnce(ctx, w.cfg, job, p.Batch, renewSweepsAtOnce, func(tx pgx.Tx, st core.Step) (int, error) {
 			return core.SubscriptionRenewSweep(ctx, tx, st, p)
 		})
@@ -54,6 +55,7 @@ func (w *SubscriptionRenewSweepWorker) Work(ctx context.Context, job *river.Job[
 		if !errors.As(err, &failed) || recorded[failed.SubscriptionID] {
 			return err
 		}
+		restore() // the batch rolled back: its renewals are not counted
 		recorded[failed.SubscriptionID] = true
 		w.cfg.Log.WarnContext(ctx, "renewal failed in a batch; recorded and backed off", "tenant", failed.TenantID,
 			"subscription", failed.SubscriptionID, "cycle", failed.CycleNumber, "error", failed.Err)

@@ -410,7 +410,12 @@ func TestSubscriptionRenewSweepWorker(t *testing.T) {
 		require.NoError(t, err)
 		b.clock.Advance(30 * 24 * time.Hour)
 
-		sweep(t, b, tx)
+		outcomes := &core.Outcomes{} // as the metrics middleware hands them to the attempt
+		res, err := b.sweep.Work(context.WithValue(ctx, outcomesKey{}, outcomes), t, tx, jobargs.SubscriptionRenewSweep{}, nil)
+		require.NoError(t, err)
+		require.Equal(t, rivertype.JobStateCompleted, res.Job.State)
+		require.ElementsMatch(t, []core.RenewalOutcome{core.RenewalStarted, core.RenewalStarted, core.RenewalFailed}, outcomes.Renewals,
+			"the rolled-back batch's renewals are not counted")
 		for _, s := range subs {
 			if s.ID == bad.ID {
 				continue
