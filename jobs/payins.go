@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -51,10 +52,16 @@ func (w *PayInCreateInvoiceWorker) NextRetry(job *river.Job[jobargs.PayInCreateI
 
 // Work creates the invoice, or fails the PayIn after the last attempt.
 func (w *PayInCreateInvoiceWorker) Work(ctx context.Context, job *river.Job[jobargs.PayInCreateInvoice]) error {
-	row, err := queries.PayInForInvoice(ctx, w.cfg.DB, sql.PayInForInvoiceParams{TenantID: job.Args.TenantID, ID: job.Args.PayInID})
+	rows, err := queries.PayInForInvoiceMany(ctx, w.cfg.DB, sql.PayInForInvoiceManyParams{
+		TenantIds: []uuid.UUID{job.Args.TenantID}, IDs: []uuid.UUID{job.Args.PayInID},
+	})
+	if err == nil && len(rows) == 0 {
+		err = core.ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("payin %s: %w", job.Args.PayInID, err)
 	}
+	row := rows[0]
 	payin, invoiceSats, step := row.PayIn, row.InvoiceSats, w.cfg.tenantStepAt(ctx, job.JobRow, row.ClockAt)
 	switch payin.State {
 	case sql.PayinStateFAILED:

@@ -154,23 +154,11 @@ LEFT JOIN payin_invoices i ON i.tenant_id = p.tenant_id AND i.payin_id = p.id
 LEFT JOIN licenses l ON l.tenant_id = p.tenant_id AND l.id = p.license_id
 WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = ANY(sqlc.arg(ids)::uuid[]);
 
--- name: PayInForInvoice :one
--- PayInForInvoice reads, in one round trip, what the payin.create_invoice job of a PayIn
--- needs: the PayIn, what its invoice must ask (its cost less what its custodial parts paid)
--- and its tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
--- payin_custodial_parts. No row means no such PayIn.
-SELECT sqlc.embed(p),
-       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
-                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
-       t.clock_at
-FROM payins p
-JOIN tenants t ON t.id = p.tenant_id
-WHERE p.tenant_id = sqlc.arg(tenant_id)::uuid AND p.id = sqlc.arg(id)::uuid;
-
 -- name: PayInForInvoiceMany :many
--- PayInForInvoiceMany is PayInForInvoice for a batch of PayIns across tenants (the
--- payin.create_invoices job reads its batch in one round trip): each named PayIn that exists,
--- with what its invoice must ask and its tenant's clock. Primary keys of payins, tenants and
+-- PayInForInvoiceMany reads, in one round trip, what the invoice jobs need of PayIns across
+-- tenants (payin.create_invoice's one, payin.create_invoices' batch): each named PayIn that
+-- exists, what its invoice must ask (its cost less what its custodial parts paid) and its
+-- tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
 -- payin_custodial_parts.
 SELECT sqlc.embed(p),
        (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c

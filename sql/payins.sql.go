@@ -248,61 +248,6 @@ func (q *Queries) PayInDetails(ctx context.Context, db DBTX, arg PayInDetailsPar
 	return items, nil
 }
 
-const payInForInvoice = `-- name: PayInForInvoice :one
-SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at,
-       (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
-                                WHERE c.tenant_id = p.tenant_id AND c.payin_id = p.id), 0))::bigint AS invoice_sats,
-       t.clock_at
-FROM payins p
-JOIN tenants t ON t.id = p.tenant_id
-WHERE p.tenant_id = $1::uuid AND p.id = $2::uuid
-`
-
-type PayInForInvoiceParams struct {
-	TenantID uuid.UUID
-	ID       uuid.UUID
-}
-
-type PayInForInvoiceRow struct {
-	PayIn       PayIn
-	InvoiceSats int64
-	ClockAt     *time.Time
-}
-
-// PayInForInvoice reads, in one round trip, what the payin.create_invoice job of a PayIn
-// needs: the PayIn, what its invoice must ask (its cost less what its custodial parts paid)
-// and its tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
-// payin_custodial_parts. No row means no such PayIn.
-func (q *Queries) PayInForInvoice(ctx context.Context, db DBTX, arg PayInForInvoiceParams) (PayInForInvoiceRow, error) {
-	row := db.QueryRow(ctx, payInForInvoice, arg.TenantID, arg.ID)
-	var i PayInForInvoiceRow
-	err := row.Scan(
-		&i.PayIn.TenantID,
-		&i.PayIn.ID,
-		&i.PayIn.CustomerID,
-		&i.PayIn.Type,
-		&i.PayIn.State,
-		&i.PayIn.FailureReason,
-		&i.PayIn.PriceCurrency,
-		&i.PayIn.PriceValue,
-		&i.PayIn.RateMinorPerBTC,
-		&i.PayIn.RateSource,
-		&i.PayIn.CostSats,
-		&i.PayIn.PolicyID,
-		&i.PayIn.AddonIDs,
-		&i.PayIn.LicenseID,
-		&i.PayIn.GenesisID,
-		&i.PayIn.SuccessorID,
-		&i.PayIn.RetryCount,
-		&i.PayIn.StateChangedAt,
-		&i.PayIn.CreatedAt,
-		&i.PayIn.UpdatedAt,
-		&i.InvoiceSats,
-		&i.ClockAt,
-	)
-	return i, err
-}
-
 const payInForInvoiceMany = `-- name: PayInForInvoiceMany :many
 SELECT p.tenant_id, p.id, p.customer_id, p.type, p.state, p.failure_reason, p.price_currency, p.price_value, p.rate_minor_per_btc, p.rate_source, p.cost_sats, p.policy_id, p.addon_ids, p.license_id, p.genesis_id, p.successor_id, p.retry_count, p.state_changed_at, p.created_at, p.updated_at,
        (p.cost_sats - coalesce((SELECT sum(c.amount) FROM payin_custodial_parts c
@@ -324,9 +269,10 @@ type PayInForInvoiceManyRow struct {
 	ClockAt     *time.Time
 }
 
-// PayInForInvoiceMany is PayInForInvoice for a batch of PayIns across tenants (the
-// payin.create_invoices job reads its batch in one round trip): each named PayIn that exists,
-// with what its invoice must ask and its tenant's clock. Primary keys of payins, tenants and
+// PayInForInvoiceMany reads, in one round trip, what the invoice jobs need of PayIns across
+// tenants (payin.create_invoice's one, payin.create_invoices' batch): each named PayIn that
+// exists, what its invoice must ask (its cost less what its custodial parts paid) and its
+// tenant's clock (NULL: a live tenant). Primary keys of payins, tenants and
 // payin_custodial_parts.
 func (q *Queries) PayInForInvoiceMany(ctx context.Context, db DBTX, arg PayInForInvoiceManyParams) ([]PayInForInvoiceManyRow, error) {
 	rows, err := db.Query(ctx, payInForInvoiceMany, arg.TenantIds, arg.IDs)
